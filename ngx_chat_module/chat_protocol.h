@@ -1,0 +1,74 @@
+/*
+ * chat_protocol.h: the command bus contract between the edge (nginx module)
+ * and the backend worker pool.  Both sides include this one header so a
+ * field name can only be spelled one way.  It has no nginx dependency.
+ *
+ * Commands: the edge XADDs one entry to a command stream.  Every entry is a
+ * flat list of field/value pairs:
+ *
+ *   v     protocol version, "1"
+ *   key   idempotency key, unique per logical command ("u<uid>:<client key>"
+ *         when the client sent Idempotency-Key, else "g<gateway>:<req>")
+ *   op    operation name, e.g. "auth.register"
+ *   uid   verified user id from the token, decimal; "0" when anonymous
+ *   role  "user", "admin", or "" when anonymous
+ *   gw    the reply stream key of the gateway that wants the answer
+ *   req   the gateway's request id, decimal, echoed in the reply
+ *   ts    milliseconds since the epoch when the edge queued the command
+ *   body  the JSON request body (already checked well-formed by the edge)
+ *
+ * Replies: a worker XADDs to the stream named by "gw" an entry with
+ *
+ *   req     the request id from the command
+ *   status  HTTP status code, decimal
+ *   body    JSON response body; errors are {"error":{"code","message"}}
+ *
+ * and refreshes the reply stream's TTL, so streams of gateways that died go
+ * away by themselves.
+ *
+ * Worker liveness: every worker HSETs CHAT_WORKERS_KEY field <consumer> to
+ * "<unix_ms>:<pg>" once a second, <pg> being 1 when its PostgreSQL
+ * connection works, 0 otherwise.  The edge's health endpoint reads it.
+ */
+
+#ifndef CHAT_PROTOCOL_H
+#define CHAT_PROTOCOL_H
+
+#define CHAT_PROTOCOL_VERSION   "1"
+
+/* command streams are CHAT_CMD_STREAM_PREFIX "<shard>" CHAT_CMD_STREAM_SUFFIX,
+ * shards 0 .. shards-1; the hash tag keeps each shard in one cluster slot */
+#define CHAT_CMD_STREAM_PREFIX  "chat:cmd:{"
+#define CHAT_CMD_STREAM_SUFFIX  "}"
+#define CHAT_CMD_GROUP          "workers"
+
+/* reply streams are CHAT_GW_STREAM_PREFIX "<gateway id>" "}" */
+#define CHAT_GW_STREAM_PREFIX   "chat:gw:{"
+#define CHAT_GW_STREAM_TTL_SEC  300
+#define CHAT_GW_STREAM_MAXLEN   "10000"
+
+#define CHAT_DLQ_STREAM         "chat:dlq"
+#define CHAT_WORKERS_KEY        "chat:workers"
+
+/* a worker whose heartbeat is older than this counts as dead */
+#define CHAT_WORKER_STALE_MS    10000
+
+/* command entry fields */
+#define CHAT_F_VERSION  "v"
+#define CHAT_F_KEY      "key"
+#define CHAT_F_OP       "op"
+#define CHAT_F_UID      "uid"
+#define CHAT_F_ROLE     "role"
+#define CHAT_F_GW       "gw"
+#define CHAT_F_REQ      "req"
+#define CHAT_F_TS       "ts"
+#define CHAT_F_BODY     "body"
+
+/* reply entry fields (CHAT_F_REQ and CHAT_F_BODY are shared) */
+#define CHAT_F_STATUS   "status"
+
+/* size limits both sides enforce */
+#define CHAT_MAX_KEY_LEN    200
+#define CHAT_MAX_OP_LEN     64
+
+#endif /* CHAT_PROTOCOL_H */

@@ -1,0 +1,440 @@
+/*
+ * chat_token.c: HS256 JSON Web Tokens (RFC 7519 with RFC 7515 compact
+ * serialisation), reduced to the one shape this project issues:
+ *
+ *   base64url({"alg":"HS256","typ":"JWT"}) "." base64url(claims) "." MAC
+ *
+ * The backend signs after a login; the edge verifies on every request.
+ * Verification never trusts the header to choose an algorithm: the header
+ * must say HS256 and the MAC is always HMAC-SHA256 with our secret, so "none",
+ * HS512 and RS256 tokens are refused before any MAC is computed.  Base64url
+ * is strict (no padding, no foreign characters, no non-zero trailing bits),
+ * so each token has exactly one spelling.  MACs are compared in constant time.
+ *
+ * What it does not do: key rotation, "nbf", audiences, revocation.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "chat_token.h"
+
+
+#define CHAT_TOKEN_MAC_LEN  32
+
+static const char chat_b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+
+/* Returns the encoded length (no NUL written), or -1 if out is too small. */
+static int
+chat_b64url_encode(const unsigned char *in, size_t len, char *out,
+    size_t out_size)
+{
+    size_t    i, n;
+    uint32_t  v;
+
+    n = 0;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        if (n + 4 > out_size) {
+            return -1;
+        }
+        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8 | in[i + 2];
+        out[n++] = chat_b64url_alphabet[(v >> 18) & 63];
+        out[n++] = chat_b64url_alphabet[(v >> 12) & 63];
+        out[n++] = chat_b64url_alphabet[(v >> 6) & 63];
+        out[n++] = chat_b64url_alphabet[v & 63];
+    }
+
+    if (len - i == 1) {
+        if (n + 2 > out_size) {
+            return -1;
+        }
+        v = (uint32_t) in[i] << 16;
+        out[n++] = chat_b64url_alphabet[(v >> 18) & 63];
+        out[n++] = chat_b64url_alphabet[(v >> 12) & 63];
+
+    } else if (len - i == 2) {
+        if (n + 3 > out_size) {
+            return -1;
+        }
+        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8;
+        out[n++] = chat_b64url_alphabet[(v >> 18) & 63];
+        out[n++] = chat_b64url_alphabet[(v >> 12) & 63];
+        out[n++] = chat_b64url_alphabet[(v >> 6) & 63];
+    }
+
+    return (int) n;
+}
+
+
+static int
+chat_b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '-') {
+        return 62;
+    }
+    if (c == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+
+/*
+ * Strict decoding: refuses '=', characters outside the URL-safe alphabet,
+ * a length that leaves 6 dangling bits, and non-zero bits in the last
+ * character (which would make two spellings of the same bytes).
+ * Returns the decoded length or -1.
+ */
+static int
+chat_b64url_decode(const char *in, size_t len, unsigned char *out,
+    size_t out_size)
+{
+    size_t    i, n, rem;
+    uint32_t  v;
+    int       d, k;
+
+    rem = len % 4;
+    if (rem == 1) {
+        return -1;
+    }
+
+    if (len / 4 * 3 + (rem ? rem - 1 : 0) > out_size) {
+        return -1;
+    }
+
+    n = 0;
+    v = 0;
+    k = 0;
+
+    for (i = 0; i < len; i++) {
+        d = chat_b64url_value((unsigned char) in[i]);
+        if (d < 0) {
+            return -1;
+        }
+
+        v = v << 6 | (uint32_t) d;
+
+        if (++k == 4) {
+            out[n++] = (unsigned char) (v >> 16);
+            out[n++] = (unsigned char) (v >> 8);
+            out[n++] = (unsigned char) v;
+            v = 0;
+            k = 0;
+        }
+    }
+
+    if (k == 2) {
+        if (v & 0x0f) {
+            return -1;
+        }
+        out[n++] = (unsigned char) (v >> 4);
+
+    } else if (k == 3) {
+        if (v & 0x03) {
+            return -1;
+        }
+        out[n++] = (unsigned char) (v >> 10);
+        out[n++] = (unsigned char) (v >> 2);
+    }
+
+    return (int) n;
+}
+
+
+static int
+chat_token_mac(const unsigned char *secret, size_t secret_len,
+    const char *data, size_t len, unsigned char *mac)
+{
+    unsigned int  mac_len;
+
+    mac_len = 0;
+
+    if (HMAC(EVP_sha256(), secret, (int) secret_len,
+             (const unsigned char *) data, len, mac, &mac_len) == NULL
+        || mac_len != CHAT_TOKEN_MAC_LEN)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+chat_token_sign(const unsigned char *secret, size_t secret_len,
+    int64_t uid, const char *role, int64_t iat, int64_t exp,
+    char *out, size_t out_size)
+{
+    int            n, len;
+    char           payload[256];
+    unsigned char  mac[CHAT_TOKEN_MAC_LEN];
+    static const char  header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+
+    if (secret_len < CHAT_TOKEN_MIN_SECRET_LEN || uid <= 0 || exp <= iat
+        || role == NULL
+        || (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0))
+    {
+        return -1;
+    }
+
+    n = snprintf(payload, sizeof(payload),
+                 "{\"sub\":\"%lld\",\"role\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
+                 (long long) uid, role, (long long) iat, (long long) exp);
+    if (n < 0 || (size_t) n >= sizeof(payload)) {
+        return -1;
+    }
+
+    len = chat_b64url_encode((const unsigned char *) header,
+                             sizeof(header) - 1, out, out_size);
+    if (len < 0 || (size_t) len + 1 >= out_size) {
+        return -1;
+    }
+    out[len++] = '.';
+
+    n = chat_b64url_encode((const unsigned char *) payload, (size_t) n,
+                           out + len, out_size - len);
+    if (n < 0) {
+        return -1;
+    }
+    len += n;
+
+    if (chat_token_mac(secret, secret_len, out, (size_t) len, mac) != 0
+        || (size_t) len + 1 >= out_size)
+    {
+        return -1;
+    }
+    out[len++] = '.';
+
+    n = chat_b64url_encode(mac, sizeof(mac), out + len, out_size - len);
+    if (n < 0 || (size_t) (len + n) >= out_size) {
+        return -1;
+    }
+    len += n;
+    out[len] = '\0';
+
+    return len;
+}
+
+
+/* Parses a JSON object from a decoded part; the caller deletes it. */
+static cJSON *
+chat_token_json_part(const char *part, size_t len)
+{
+    int            n;
+    unsigned char  buf[CHAT_TOKEN_MAX_LEN];
+
+    n = chat_b64url_decode(part, len, buf, sizeof(buf));
+    if (n <= 0) {
+        return NULL;
+    }
+
+    return cJSON_ParseWithLength((const char *) buf, (size_t) n);
+}
+
+
+/* A JSON number that is an exact integer within the 53-bit safe range. */
+static int
+chat_token_json_int(const cJSON *item, int64_t *value)
+{
+    double  d;
+
+    if (!cJSON_IsNumber(item)) {
+        return -1;
+    }
+
+    d = item->valuedouble;
+    if (d != d || d < -9007199254740991.0 || d > 9007199254740991.0
+        || d != (double) (int64_t) d)
+    {
+        return -1;
+    }
+
+    *value = (int64_t) d;
+    return 0;
+}
+
+
+static chat_token_status_t
+chat_token_check_header(const char *part, size_t len)
+{
+    cJSON               *header, *alg, *typ;
+    chat_token_status_t  rc;
+
+    header = chat_token_json_part(part, len);
+    if (header == NULL || !cJSON_IsObject(header)) {
+        cJSON_Delete(header);
+        return CHAT_TOKEN_MALFORMED;
+    }
+
+    alg = cJSON_GetObjectItemCaseSensitive(header, "alg");
+    typ = cJSON_GetObjectItemCaseSensitive(header, "typ");
+
+    rc = CHAT_TOKEN_OK;
+
+    if (!cJSON_IsString(alg) || strcmp(alg->valuestring, "HS256") != 0) {
+        rc = CHAT_TOKEN_BAD_ALG;
+
+    } else if (typ != NULL
+               && (!cJSON_IsString(typ)
+                   || strcmp(typ->valuestring, "JWT") != 0))
+    {
+        rc = CHAT_TOKEN_MALFORMED;
+    }
+
+    cJSON_Delete(header);
+    return rc;
+}
+
+
+static chat_token_status_t
+chat_token_check_claims(const char *part, size_t len, int64_t now,
+    chat_token_claims_t *claims)
+{
+    char                *end;
+    cJSON               *payload, *exp, *iat, *sub, *role;
+    long long            uid;
+    chat_token_status_t  rc;
+
+    payload = chat_token_json_part(part, len);
+    if (payload == NULL || !cJSON_IsObject(payload)) {
+        cJSON_Delete(payload);
+        return CHAT_TOKEN_MALFORMED;
+    }
+
+    exp = cJSON_GetObjectItemCaseSensitive(payload, "exp");
+    iat = cJSON_GetObjectItemCaseSensitive(payload, "iat");
+    sub = cJSON_GetObjectItemCaseSensitive(payload, "sub");
+    role = cJSON_GetObjectItemCaseSensitive(payload, "role");
+
+    rc = CHAT_TOKEN_BAD_CLAIMS;
+    claims->iat = 0;
+
+    if (chat_token_json_int(exp, &claims->exp) != 0) {
+        goto done;
+    }
+
+    if (iat != NULL && chat_token_json_int(iat, &claims->iat) != 0) {
+        goto done;
+    }
+
+    if (!cJSON_IsString(sub) || sub->valuestring[0] < '1'
+        || sub->valuestring[0] > '9' || strlen(sub->valuestring) > 18)
+    {
+        goto done;
+    }
+
+    uid = strtoll(sub->valuestring, &end, 10);
+    if (*end != '\0' || uid <= 0) {
+        goto done;
+    }
+    claims->uid = uid;
+
+    if (!cJSON_IsString(role)
+        || (strcmp(role->valuestring, "user") != 0
+            && strcmp(role->valuestring, "admin") != 0))
+    {
+        goto done;
+    }
+    strcpy(claims->role, role->valuestring);
+
+    rc = (claims->exp <= now) ? CHAT_TOKEN_EXPIRED : CHAT_TOKEN_OK;
+
+done:
+
+    cJSON_Delete(payload);
+    return rc;
+}
+
+
+chat_token_status_t
+chat_token_verify(const unsigned char *secret, size_t secret_len,
+    const char *token, size_t len, int64_t now, chat_token_claims_t *claims)
+{
+    int                  n;
+    const char          *dot1, *dot2, *end;
+    unsigned char        mac[CHAT_TOKEN_MAC_LEN], given[CHAT_TOKEN_MAC_LEN + 3];
+    chat_token_status_t  rc;
+    chat_token_claims_t  parsed;
+
+    if (len == 0 || len > CHAT_TOKEN_MAX_LEN) {
+        return CHAT_TOKEN_MALFORMED;
+    }
+
+    end = token + len;
+    dot1 = memchr(token, '.', len);
+    if (dot1 == NULL) {
+        return CHAT_TOKEN_MALFORMED;
+    }
+
+    dot2 = memchr(dot1 + 1, '.', (size_t) (end - dot1 - 1));
+    if (dot2 == NULL || memchr(dot2 + 1, '.', (size_t) (end - dot2 - 1))) {
+        return CHAT_TOKEN_MALFORMED;
+    }
+
+    rc = chat_token_check_header(token, (size_t) (dot1 - token));
+    if (rc != CHAT_TOKEN_OK) {
+        return rc;
+    }
+
+    n = chat_b64url_decode(dot2 + 1, (size_t) (end - dot2 - 1), given,
+                           sizeof(given));
+    if (n != CHAT_TOKEN_MAC_LEN) {
+        return n < 0 ? CHAT_TOKEN_MALFORMED : CHAT_TOKEN_BAD_SIGNATURE;
+    }
+
+    if (secret_len < CHAT_TOKEN_MIN_SECRET_LEN
+        || chat_token_mac(secret, secret_len, token,
+                          (size_t) (dot2 - token), mac) != 0
+        || CRYPTO_memcmp(mac, given, CHAT_TOKEN_MAC_LEN) != 0)
+    {
+        return CHAT_TOKEN_BAD_SIGNATURE;
+    }
+
+    /* claims are looked at only once the MAC says we wrote them */
+    rc = chat_token_check_claims(dot1 + 1, (size_t) (dot2 - dot1 - 1), now,
+                                 &parsed);
+    if (rc == CHAT_TOKEN_OK) {
+        *claims = parsed;
+    }
+
+    return rc;
+}
+
+
+const char *
+chat_token_status_text(chat_token_status_t status)
+{
+    switch (status) {
+    case CHAT_TOKEN_OK:
+        return "valid";
+    case CHAT_TOKEN_MALFORMED:
+        return "malformed token";
+    case CHAT_TOKEN_BAD_ALG:
+        return "token algorithm is not HS256";
+    case CHAT_TOKEN_BAD_SIGNATURE:
+        return "bad token signature";
+    case CHAT_TOKEN_EXPIRED:
+        return "token expired";
+    case CHAT_TOKEN_BAD_CLAIMS:
+        return "token claims missing or invalid";
+    }
+    return "unknown token error";
+}

@@ -1,0 +1,56 @@
+/*
+ * chat_token.h: HS256 JSON Web Tokens, signed by the backend and verified
+ * by the edge.  Plain C over OpenSSL and cJSON, no nginx types, so the
+ * backend and the unit tests compile the same file.
+ *
+ * Verification is deliberately narrow: the header must name HS256 (nothing
+ * else is accepted, "none" included), every part must be strict unpadded
+ * base64url, the MAC is compared in constant time, and the payload must
+ * carry a numeric "exp" in the future, a "sub" that is a positive decimal
+ * user id and a "role" of "user" or "admin".
+ */
+
+#ifndef CHAT_TOKEN_H
+#define CHAT_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHAT_TOKEN_MAX_LEN  1024
+#define CHAT_TOKEN_MIN_SECRET_LEN  32
+
+typedef enum {
+    CHAT_TOKEN_OK = 0,
+    CHAT_TOKEN_MALFORMED,       /* not three strict base64url parts, bad JSON */
+    CHAT_TOKEN_BAD_ALG,         /* header alg is not exactly HS256 */
+    CHAT_TOKEN_BAD_SIGNATURE,   /* MAC mismatch */
+    CHAT_TOKEN_EXPIRED,         /* exp <= now */
+    CHAT_TOKEN_BAD_CLAIMS       /* exp, sub or role missing or invalid */
+} chat_token_status_t;
+
+typedef struct {
+    int64_t  uid;
+    char     role[8];           /* "user" or "admin", NUL-terminated */
+    int64_t  iat;
+    int64_t  exp;
+} chat_token_claims_t;
+
+/*
+ * Writes a NUL-terminated token into out.  Returns its length, or -1 when
+ * out is too small or the arguments are invalid.
+ */
+int chat_token_sign(const unsigned char *secret, size_t secret_len,
+    int64_t uid, const char *role, int64_t iat, int64_t exp,
+    char *out, size_t out_size);
+
+/*
+ * Checks token (len bytes, need not be NUL-terminated) at time now (seconds
+ * since the epoch).  claims is filled only on CHAT_TOKEN_OK.
+ */
+chat_token_status_t chat_token_verify(const unsigned char *secret,
+    size_t secret_len, const char *token, size_t len, int64_t now,
+    chat_token_claims_t *claims);
+
+const char *chat_token_status_text(chat_token_status_t status);
+
+#endif /* CHAT_TOKEN_H */

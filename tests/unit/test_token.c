@@ -1,0 +1,348 @@
+/*
+ * test_token.c: the HS256 verifier refuses everything but a well-formed,
+ * unexpired token that we signed.  Forged tokens are built by hand here
+ * (header and payload JSON, then base64url and HMAC with OpenSSL directly)
+ * so the tests do not lean on the signer they are checking.
+ */
+
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "chat_token.h"
+#include "unit.h"
+
+static const unsigned char secret[] = "0123456789abcdef0123456789abcdef-test";
+#define SECRET_LEN (sizeof(secret) - 1)
+#define NOW 1800000000LL
+
+
+/* plain base64url with optional '=' padding, independent of chat_token.c */
+static size_t
+b64url(const unsigned char *in, size_t len, char *out, int pad)
+{
+    size_t  n;
+    int     i;
+
+    n = (size_t) EVP_EncodeBlock((unsigned char *) out, in, (int) len);
+    for (i = 0; (size_t) i < n; i++) {
+        if (out[i] == '+') {
+            out[i] = '-';
+        } else if (out[i] == '/') {
+            out[i] = '_';
+        }
+    }
+    if (!pad) {
+        while (n > 0 && out[n - 1] == '=') {
+            n--;
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+
+/* header.payload.mac with HMAC-SHA256 over the first two parts */
+static void
+forge(const char *header, const char *payload, int pad, char *out)
+{
+    size_t         n;
+    unsigned int   mac_len;
+    unsigned char  mac[32];
+
+    n = b64url((const unsigned char *) header, strlen(header), out, pad);
+    out[n++] = '.';
+    n += b64url((const unsigned char *) payload, strlen(payload), out + n,
+                pad);
+    HMAC(EVP_sha256(), secret, (int) SECRET_LEN, (unsigned char *) out, n,
+         mac, &mac_len);
+    out[n++] = '.';
+    b64url(mac, mac_len, out + n, pad);
+}
+
+
+static chat_token_status_t
+verify(const char *token, chat_token_claims_t *claims)
+{
+    return chat_token_verify(secret, SECRET_LEN, token, strlen(token), NOW,
+                             claims);
+}
+
+
+#define HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+#define GOOD_CLAIMS "{\"sub\":\"42\",\"role\":\"admin\",\"iat\":1,\"exp\":1900000000}"
+
+
+static void
+test_signed_token_verifies(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    CHECK(chat_token_sign(secret, SECRET_LEN, 7, "user", NOW, NOW + 60,
+                          token, sizeof(token)) > 0);
+    CHECK(verify(token, &c) == CHAT_TOKEN_OK);
+    CHECK(c.uid == 7);
+    CHECK(strcmp(c.role, "user") == 0);
+    CHECK(c.exp == NOW + 60);
+}
+
+
+static void
+test_forged_good_token_verifies(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    forge(HS256, GOOD_CLAIMS, 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_OK);
+    CHECK(c.uid == 42);
+    CHECK(strcmp(c.role, "admin") == 0);
+}
+
+
+static void
+test_alg_none_refused(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN], *dot;
+    chat_token_claims_t  c;
+
+    forge("{\"alg\":\"none\",\"typ\":\"JWT\"}", GOOD_CLAIMS, 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_ALG);
+
+    /* the classic form: empty signature part */
+    dot = strrchr(token, '.');
+    dot[1] = '\0';
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_ALG);
+}
+
+
+static void
+test_other_algs_refused(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    forge("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", GOOD_CLAIMS, 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_ALG);
+
+    forge("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", GOOD_CLAIMS, 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_ALG);
+
+    forge("{\"alg\":\"hs256\"}", GOOD_CLAIMS, 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_ALG);
+
+    forge("{\"typ\":\"JWT\"}", GOOD_CLAIMS, 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_ALG);
+}
+
+
+static void
+test_every_flipped_mac_bit_refused(void)
+{
+    int                  bit, bad;
+    char                 token[CHAT_TOKEN_MAX_LEN], copy[CHAT_TOKEN_MAX_LEN];
+    char                *mac;
+    size_t               i, n;
+    chat_token_claims_t  c;
+    unsigned char        raw[64];
+    static const char    alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    forge(HS256, GOOD_CLAIMS, 0, token);
+    mac = strrchr(token, '.') + 1;
+    n = strlen(mac);
+
+    /* flip each of the 256 MAC bits by re-encoding the flipped bytes */
+    bad = 0;
+    for (bit = 0; bit < 256; bit++) {
+        for (i = 0; i < n; i++) {
+            raw[i] = (unsigned char) (strchr(alphabet, mac[i]) - alphabet);
+        }
+        raw[bit / 6] ^= (unsigned char) (0x20 >> (bit % 6));
+        strcpy(copy, token);
+        for (i = 0; i < n; i++) {
+            copy[mac - token + i] = alphabet[raw[i]];
+        }
+        if (verify(copy, &c) == CHAT_TOKEN_OK) {
+            bad++;
+        }
+    }
+    CHECK(bad == 0);
+}
+
+
+static void
+test_payload_tamper_refused(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN], other[CHAT_TOKEN_MAX_LEN];
+    char                 spliced[2 * CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    forge(HS256, GOOD_CLAIMS, 0, token);
+    forge(HS256, "{\"sub\":\"1\",\"role\":\"admin\",\"exp\":1900000000}", 0,
+          other);
+
+    /* header+payload of one token with the MAC of another */
+    strcpy(spliced, other);
+    strcpy(strrchr(spliced, '.'), strrchr(token, '.'));
+    CHECK(verify(spliced, &c) == CHAT_TOKEN_BAD_SIGNATURE);
+
+    /* right token, wrong secret */
+    CHECK(chat_token_verify((const unsigned char *)
+                            "another-secret-of-32-bytes-or-more!!", 36,
+                            token, strlen(token), NOW, &c)
+          == CHAT_TOKEN_BAD_SIGNATURE);
+}
+
+
+static void
+test_padding_variants_refused(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN], copy[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    /* padded base64url everywhere, MAC computed over the padded text */
+    forge(HS256, GOOD_CLAIMS, 1, token);
+    CHECK(strchr(token, '=') != NULL);
+    CHECK(verify(token, &c) == CHAT_TOKEN_MALFORMED);
+
+    /* a valid token with "=" appended to the MAC */
+    forge(HS256, GOOD_CLAIMS, 0, token);
+    strcpy(copy, token);
+    strcat(copy, "=");
+    CHECK(verify(copy, &c) != CHAT_TOKEN_OK);
+
+    /* standard base64 characters instead of URL-safe ones */
+    strcpy(copy, token);
+    copy[strlen(copy) - 2] = '+';
+    CHECK(verify(copy, &c) != CHAT_TOKEN_OK);
+
+    /* non-canonical trailing bits: last MAC char 43 chars -> 2 spare bits */
+    strcpy(copy, token);
+    copy[strlen(copy) - 1] |= 0;
+    {
+        char  *last = copy + strlen(copy) - 1;
+        static const char alphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        int    v = (int) (strchr(alphabet, *last) - alphabet);
+
+        *last = alphabet[v ^ 1];
+    }
+    CHECK(verify(copy, &c) != CHAT_TOKEN_OK);
+
+    /* whitespace and stray separators */
+    strcpy(copy, " ");
+    strcat(copy, token);
+    CHECK(verify(copy, &c) == CHAT_TOKEN_MALFORMED);
+    strcpy(copy, token);
+    strcat(copy, ".");
+    CHECK(verify(copy, &c) == CHAT_TOKEN_MALFORMED);
+}
+
+
+static void
+test_expiry(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1799999999}", 0,
+          token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
+
+    /* exp == now is already expired */
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1800000000}", 0,
+          token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
+
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1800000001}", 0,
+          token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_OK);
+}
+
+
+static void
+test_missing_or_bad_claims(void)
+{
+    size_t               i;
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+    static const char   *bad[] = {
+        "{\"sub\":\"42\",\"role\":\"user\"}",                        /* no exp */
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":\"1900000000\"}", /* string */
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000.5}",
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":null}",
+        "{\"role\":\"user\",\"exp\":1900000000}",                   /* no sub */
+        "{\"sub\":42,\"role\":\"user\",\"exp\":1900000000}",
+        "{\"sub\":\"0\",\"role\":\"user\",\"exp\":1900000000}",
+        "{\"sub\":\"-3\",\"role\":\"user\",\"exp\":1900000000}",
+        "{\"sub\":\"12x\",\"role\":\"user\",\"exp\":1900000000}",
+        "{\"sub\":\"42\",\"exp\":1900000000}",                      /* no role */
+        "{\"sub\":\"42\",\"role\":\"root\",\"exp\":1900000000}",
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        forge(HS256, bad[i], 0, token);
+        if (verify(token, &c) != CHAT_TOKEN_BAD_CLAIMS) {
+            fprintf(stderr, "  accepted or misjudged: %s\n", bad[i]);
+            CHECK(0);
+        }
+    }
+
+    forge(HS256, "[1,2]", 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_MALFORMED);
+    forge(HS256, "{not json", 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_MALFORMED);
+}
+
+
+static void
+test_garbage_refused(void)
+{
+    chat_token_claims_t  c;
+    char                 big[CHAT_TOKEN_MAX_LEN + 10];
+
+    CHECK(verify("", &c) == CHAT_TOKEN_MALFORMED);
+    CHECK(verify("abc", &c) == CHAT_TOKEN_MALFORMED);
+    CHECK(verify("a.b", &c) == CHAT_TOKEN_MALFORMED);
+    CHECK(verify("..", &c) == CHAT_TOKEN_MALFORMED);
+    CHECK(verify("a.b.c.d", &c) == CHAT_TOKEN_MALFORMED);
+
+    memset(big, 'A', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK(verify(big, &c) == CHAT_TOKEN_MALFORMED);
+}
+
+
+static void
+test_short_secret_refused(void)
+{
+    char  token[CHAT_TOKEN_MAX_LEN];
+
+    CHECK(chat_token_sign((const unsigned char *) "short", 5, 1, "user", 1, 2,
+                          token, sizeof(token)) == -1);
+    CHECK(chat_token_sign(secret, SECRET_LEN, 1, "root", 1, 2, token,
+                          sizeof(token)) == -1);
+    CHECK(chat_token_sign(secret, SECRET_LEN, 1, "user", 1, 2, token, 20)
+          == -1);
+}
+
+
+int
+main(void)
+{
+    UNIT_RUN(test_signed_token_verifies);
+    UNIT_RUN(test_forged_good_token_verifies);
+    UNIT_RUN(test_alg_none_refused);
+    UNIT_RUN(test_other_algs_refused);
+    UNIT_RUN(test_every_flipped_mac_bit_refused);
+    UNIT_RUN(test_payload_tamper_refused);
+    UNIT_RUN(test_padding_variants_refused);
+    UNIT_RUN(test_expiry);
+    UNIT_RUN(test_missing_or_bad_claims);
+    UNIT_RUN(test_garbage_refused);
+    UNIT_RUN(test_short_secret_refused);
+    return UNIT_SUMMARY();
+}
