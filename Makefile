@@ -1,0 +1,61 @@
+# Chat and bookstore backend inside nginx.
+#
+#   make            build the nginx module (.so) and the backend worker pool
+#   make run        the whole local stack in the foreground, Ctrl-C stops it
+#   make start      the same stack in the background;  make stop  stops it
+#   make test       install, build, and run every test on a separate stack
+#   make clean      remove build output (keeps .run/ data; see clean-data)
+#
+# Warnings are errors everywhere (nginx builds with -Werror; so do we).
+
+SHELL        := /bin/bash
+ROOT         := $(CURDIR)
+BUILD        := $(ROOT)/build
+NGINX_BUILD  := $(BUILD)/nginx
+MODULE_SO    := $(NGINX_BUILD)/objs/ngx_chat_module.so
+BACKEND_BIN  := backend/chat-backend
+MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
+
+.PHONY: all module backend deps run start stop test test-unit \
+        test-integration clean clean-data
+
+all: module backend
+
+deps:
+	@conf/deps.sh
+
+module: $(MODULE_SO)
+
+$(NGINX_BUILD)/objs/Makefile: config
+	conf/build-module.sh $(NGINX_BUILD)
+
+$(MODULE_SO): $(NGINX_BUILD)/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules
+
+backend:
+	$(MAKE) -C backend
+
+run: deps all
+	@conf/stack.sh run
+
+start: deps all
+	@conf/stack.sh start
+
+stop:
+	@conf/stack.sh stop
+
+test: deps all
+	@tests/run.sh
+
+test-unit: all
+	@tests/run.sh unit
+
+test-integration: deps all
+	@tests/run.sh integration
+
+clean:
+	rm -rf $(BUILD) tests/unit/bin
+	$(MAKE) -C backend clean
+
+clean-data: stop
+	rm -rf .run

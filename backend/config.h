@@ -1,0 +1,30 @@
+/*
+ * config.h: the settings every part of the backend reads.  main.c fills
+ * one chat_config_t from flags and environment before anything starts;
+ * after that it is read-only, and each forked worker has its own copy.
+ */
+
+#ifndef CHAT_CONFIG_H
+#define CHAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHAT_MAX_SHARDS  1024
+
+typedef struct {
+    int             workers;            /* worker processes */
+    char            redis_host[256];
+    int             redis_port;
+    const char     *pg;                 /* libpq conninfo */
+    unsigned char  *token_secret;       /* HS256 key, malloc'd */
+    size_t          token_secret_len;
+    int64_t         token_ttl;          /* seconds */
+    int             shards;             /* command streams */
+    int             max_deliveries;     /* beyond this: dead letter */
+    int             claim_idle_ms;      /* pending this long: reclaim */
+    int             batch;              /* XREADGROUP / XAUTOCLAIM COUNT */
+    const char     *pidfile;            /* NULL: none */
+} chat_config_t;
+
+#endif /* CHAT_CONFIG_H */

@@ -1,0 +1,78 @@
+/*
+ * db.h: the worker's PostgreSQL connection and the transaction every
+ * command runs in.  See db.c.
+ */
+
+#ifndef CHAT_DB_H
+#define CHAT_DB_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "envelope.h"
+
+typedef struct {
+    PGconn      *conn;          /* NULL while disconnected */
+    const char  *conninfo;      /* borrowed, outlives the struct */
+    const char  *app_name;      /* shown in pg_stat_activity */
+    char         sqlstate[6];   /* of the last failed statement, or "" */
+    int64_t      last_ok_ms;    /* monotonic time of the last round trip */
+    int64_t      backoff_ms;    /* current reconnect delay */
+    int64_t      next_try_ms;   /* monotonic time of the next attempt */
+} chat_db_t;
+
+/* A reply ready to publish: status and a malloc'd JSON body. */
+typedef struct {
+    int    status;
+    char  *body;
+} chat_reply_t;
+
+void chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name);
+
+/* One connection attempt.  Returns 0, or -1 with the reason logged. */
+int chat_db_connect(chat_db_t *db);
+
+/*
+ * Reconnects when the connection is down and the backoff delay (100 ms
+ * doubling to 5 s, with jitter) has passed.  Returns 0 when connected
+ * (already or now), -1 otherwise.  Never sleeps.
+ */
+int chat_db_reconnect(chat_db_t *db);
+
+/* 1 when the connection is believed usable. */
+int chat_db_ok(const chat_db_t *db);
+
+/* Round trip "SELECT 1"; returns 0 or -1 (and the connection is marked
+ * down if it is broken). */
+int chat_db_ping(chat_db_t *db);
+
+void chat_db_close(chat_db_t *db);
+
+/*
+ * Runs sql with parameters passed separately (PQexecParams, text results).
+ * formats may be NULL (all text).  Returns the result when its status is
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK (the caller PQclear()s it); else
+ * logs the error with its SQLSTATE, remembers the SQLSTATE in
+ * db->sqlstate, clears the result and returns NULL.  A broken connection
+ * is closed, so chat_db_ok() turns false.
+ */
+PGresult *chat_db_query(chat_db_t *db, const char *sql, int nparams,
+    const char *const *values, const int *lengths, const int *formats);
+
+/* chat_db_query for a statement without parameters or rows; 0 or -1. */
+int chat_db_exec(chat_db_t *db, const char *sql);
+
+/*
+ * Executes one parsed command: idempotency log, operation, commit.  On 0
+ * reply holds the answer to publish (the caller frees reply->body with
+ * free()).  Returns -1 on an infrastructure failure: everything was
+ * rolled back, nothing is to be published, and the command must stay
+ * pending to be tried again (chat_db_ok() tells whether the connection
+ * is gone).
+ */
+int chat_db_run_command(chat_db_t *db, const chat_config_t *cfg,
+    const chat_cmd_t *cmd, chat_reply_t *reply);
+
+#endif /* CHAT_DB_H */

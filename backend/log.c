@@ -1,0 +1,158 @@
+/*
+ * log.c: the backend's log lines and clocks.
+ *
+ * Every record is one line on stderr:
+ *
+ *   2026-11-23T10:00:00.123Z [error] worker 1234: postgres: connection refused
+ *
+ * UTC timestamp with milliseconds, level, process role and pid, message.
+ * The supervisor and all workers share one stderr (the terminal, a log file,
+ * or journald), so each line is formatted into a buffer first and written
+ * with one write(2): a pipe or file never shows half a line from one process
+ * glued to half a line from another.
+ *
+ * What it does not do: rotation, syslog, structured output.  Whoever runs
+ * the pool redirects stderr where it wants it.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+
+#define CHAT_LOG_LINE_MAX  2048
+
+static const char        *chat_log_role = "backend";
+static chat_log_level_t   chat_log_level = CHAT_LOG_INFO;
+
+static const char *chat_log_names[] = { "debug", "info", "warn", "error" };
+
+
+void
+chat_log_set_role(const char *role)
+{
+    chat_log_role = role;
+}
+
+
+void
+chat_log_set_level(chat_log_level_t level)
+{
+    chat_log_level = level;
+}
+
+
+int
+chat_log_parse_level(const char *name)
+{
+    int  i;
+
+    for (i = 0; i < 4; i++) {
+        if (strcmp(name, chat_log_names[i]) == 0) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+chat_log_enabled(chat_log_level_t level)
+{
+    return level >= chat_log_level;
+}
+
+
+void
+chat_log(chat_log_level_t level, const char *fmt, ...)
+{
+    int              n, m, saved_errno;
+    char             line[CHAT_LOG_LINE_MAX];
+    va_list          ap;
+    struct tm        tm;
+    struct timespec  ts;
+
+    if (level < chat_log_level) {
+        return;
+    }
+
+    saved_errno = errno;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+
+    n = snprintf(line, sizeof(line),
+                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] %s %ld: ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                 chat_log_names[level], chat_log_role, (long) getpid());
+
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    va_end(ap);
+
+    if (m < 0) {
+        m = 0;
+    }
+
+    n += m;
+    if (n > (int) sizeof(line) - 2) {
+        /* truncated: mark it and keep room for the newline */
+        n = sizeof(line) - 2;
+        memcpy(line + n - 3, "...", 3);
+    }
+
+    line[n++] = '\n';
+
+    /* a short write to stderr is not worth retrying */
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* nothing sensible left to do */
+    }
+
+    errno = saved_errno;
+}
+
+
+int64_t
+chat_time_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+int64_t
+chat_mono_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+void
+chat_sleep_ms(int64_t ms)
+{
+    struct timespec  ts;
+
+    if (ms <= 0) {
+        return;
+    }
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
+
+    /* EINTR ends the sleep on purpose: a SIGTERM must be seen promptly */
+    nanosleep(&ts, NULL);
+}

@@ -1,0 +1,3 @@
+password.o: password.c log.h password.h
+log.h:
+password.h:

@@ -1,0 +1,2 @@
+validate.o: validate.c validate.h
+validate.h:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Configures a private copy of Debian's nginx source tree (from nginx-dev) with
+# the flags Debian's own nginx was built with plus our module, so the .so
+# loads into the stock /usr/sbin/nginx.  Usage: build-module.sh <build dir>
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$1
+src=${NGINX_SRC:-/usr/share/nginx/src}
+
+[ -f "$src/conf_flags" ] || { echo "build-module: $src/conf_flags missing: install nginx-dev" >&2; exit 1; }
+
+rm -rf "$build"
+mkdir -p "$(dirname "$build")"
+cp -a "$src" "$build"
+
+# conf_flags defines the bash array NGX_CONF_FLAGS
+# shellcheck disable=SC1091
+. "$src/conf_flags"
+
+cd "$build"
+./configure "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$root" > configure.log 2>&1 \
+    || { tail -30 configure.log >&2; echo "build-module: configure failed, see $build/configure.log" >&2; exit 1; }

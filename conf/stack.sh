@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# The local stack: Redis, PostgreSQL, the backend worker pool and nginx with
+# our module, all on 127.0.0.1, all data under .run/<stack>/ (git-ignored).
+#
+#   conf/stack.sh start | stop | run | status | env
+#
+# STACK=dev (make run/start) or STACK=test (make test) picks the directory and
+# the default ports, so tests never touch the demo data:
+#   dev:  PORT=8080   REDIS_PORT=6390   PG_PORT=5440
+#   test: PORT=18080  REDIS_PORT=16390  PG_PORT=15440
+# Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT may be set.
+# PostgreSQL refuses to run as root; as root it runs as the postgres user.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STACK=${STACK:-dev}
+case "$STACK" in
+    dev)  dport=8080;  dredis=6390;  dpg=5440 ;;
+    test) dport=18080; dredis=16390; dpg=15440 ;;
+    *)    echo "stack: STACK must be dev or test" >&2; exit 2 ;;
+esac
+PORT=${PORT:-$dport}
+REDIS_PORT=${REDIS_PORT:-$dredis}
+PG_PORT=${PG_PORT:-$dpg}
+WORKERS=${WORKERS:-2}
+COMMAND_TIMEOUT=${COMMAND_TIMEOUT:-10s}
+RUN=$ROOT/.run/$STACK
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+MODULE_SO=$ROOT/build/nginx/objs/ngx_chat_module.so
+BACKEND=$ROOT/backend/chat-backend
+
+log() { printf 'stack[%s]: %s\n' "$STACK" "$*"; }
+die() { printf 'stack[%s]: error: %s\n' "$STACK" "$*" >&2; exit 1; }
+
+# as_pg <command...>: run as the postgres user when we are root
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_conninfo() {
+    echo "host=127.0.0.1 port=$PG_PORT dbname=chat user=chat password=$(cat "$RUN/pg/password")"
+}
+
+# wait_for <seconds> <what> <command...>
+wait_for() {
+    local secs=$1 what=$2 i
+    shift 2
+    for ((i = 0; i < secs * 10; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    die "$what did not come up within ${secs}s"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_redis() {
+    mkdir -p "$RUN/redis"
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+        pid_alive "$RUN/redis/redis.pid" || die "port $REDIS_PORT is taken by another Redis"
+        return
+    fi
+    sed -e "s|@RUN@|$RUN|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+        "$ROOT/conf/redis.conf.in" > "$RUN/redis/redis.conf"
+    redis-server "$RUN/redis/redis.conf" || die "redis-server failed, see $RUN/redis/redis.log"
+    wait_for 10 "Redis" redis-cli -p "$REDIS_PORT" ping
+    log "redis on 127.0.0.1:$REDIS_PORT (AOF on)"
+}
+
+start_postgres() {
+    local pg=$RUN/pg
+    mkdir -p "$pg"
+    [ -n "$PG_BIN" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
+
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$pg"
+        runuser -u postgres -- test -w "$pg" \
+            || die "the postgres user cannot write $pg: a parent directory is closed to it (chmod o+x the parents or clone elsewhere)"
+    fi
+
+    if [ ! -f "$pg/data/PG_VERSION" ]; then
+        [ -f "$pg/password" ] || openssl rand -hex 16 > "$pg/password"
+        chmod 600 "$pg/password"
+        as_pg cp /dev/null "$pg/pwfile" 2>/dev/null || true
+        cp "$pg/password" "$pg/pwfile.tmp"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$pg/pwfile.tmp"
+        as_pg "$PG_BIN/initdb" -D "$pg/data" -U chat --pwfile="$pg/pwfile.tmp" \
+            --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+            > "$pg/initdb.log" 2>&1 || die "initdb failed, see $pg/initdb.log"
+        rm -f "$pg/pwfile.tmp" "$pg/pwfile"
+    fi
+
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$pg/data" status >/dev/null 2>&1; then
+        mkdir -p "$pg/socket"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$pg/socket"
+        as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -w -t 30 \
+            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $pg/socket" start >/dev/null \
+            || die "PostgreSQL failed to start, see $pg/postgres.log"
+    fi
+
+    wait_for 30 "PostgreSQL" as_pg "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
+
+    if ! as_pg psql -h "$pg/socket" -p "$PG_PORT" -U chat -d postgres -tAc \
+            "SELECT 1 FROM pg_database WHERE datname = 'chat'" | grep -q 1; then
+        as_pg psql -h "$pg/socket" -p "$PG_PORT" -U chat -d postgres -qc "CREATE DATABASE chat" \
+            || die "could not create database chat"
+    fi
+    log "postgres on 127.0.0.1:$PG_PORT"
+}
+
+start_backend() {
+    mkdir -p "$RUN/backend"
+    pid_alive "$RUN/backend/backend.pid" && return
+    [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
+    CHAT_PG=$(pg_conninfo) setsid "$BACKEND" \
+        --workers "$WORKERS" \
+        --redis "127.0.0.1:$REDIS_PORT" \
+        --token-secret-file "$RUN/token_secret" \
+        --claim-idle-ms "${CLAIM_IDLE_MS:-5000}" \
+        --pidfile "$RUN/backend/backend.pid" \
+        >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
+    wait_for 10 "the backend" test -s "$RUN/backend/backend.pid"
+    log "backend: $WORKERS workers (log: $RUN/backend/backend.log)"
+}
+
+start_nginx() {
+    local n=$RUN/nginx user_line=""
+    mkdir -p "$n/tmp"
+    pid_alive "$n/nginx.pid" && return
+    [ -f "$MODULE_SO" ] || die "$MODULE_SO is not built: run make"
+    # workers must read web/ wherever the clone lives; this is a dev stack
+    [ "$(id -u)" -eq 0 ] && user_line="user root;"
+    sed -e "s|@RUN@|$RUN|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" \
+        -e "s|@REDIS_PORT@|$REDIS_PORT|g" -e "s|@MODULE_SO@|$MODULE_SO|g" \
+        -e "s|@COMMAND_TIMEOUT@|$COMMAND_TIMEOUT|g" -e "s|@USER_LINE@|$user_line|g" \
+        "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
+    nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
+        || die "nginx rejected $n/nginx.conf"
+    nginx -p "$n" -c "$n/nginx.conf" || die "nginx failed to start, see $n/error.log"
+    log "nginx on 127.0.0.1:$PORT (log: $n/error.log)"
+}
+
+healthy() { curl -fsS "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; }
+
+add_demo_users() {
+    local conn
+    conn=$(pg_conninfo)
+    CHAT_PG=$conn "$BACKEND" user-add --email admin@example.com --password admin-demo-pass \
+        --name "Demo Admin" --admin >/dev/null
+    CHAT_PG=$conn "$BACKEND" user-add --email alice@example.com --password alice-demo-pass \
+        --name "Alice" >/dev/null
+    CHAT_PG=$conn "$BACKEND" user-add --email bob@example.com --password bob-demo-pass \
+        --name "Bob" >/dev/null
+}
+
+cmd_start() {
+    mkdir -p "$RUN"
+    [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
+    start_redis
+    start_postgres
+    "$ROOT/sql/migrate.sh" "$(pg_conninfo)" | sed "s/^/stack[$STACK]: /"
+    start_backend
+    start_nginx
+    wait_for 30 "the health check" healthy
+    [ "$STACK" = dev ] && add_demo_users
+    log "up: http://127.0.0.1:$PORT"
+}
+
+stop_pidfile() {  # stop_pidfile <file> <name> <signal>
+    local f=$1 name=$2 sig=$3 pid i
+    pid_alive "$f" || return 0
+    pid=$(cat "$f")
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || { log "$name stopped"; return 0; }
+        sleep 0.1
+    done
+    log "$name did not stop in 15s, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_stop() {
+    stop_pidfile "$RUN/nginx/nginx.pid" nginx QUIT
+    stop_pidfile "$RUN/backend/backend.pid" backend TERM
+    if pid_alive "$RUN/redis/redis.pid"; then
+        redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+        stop_pidfile "$RUN/redis/redis.pid" redis TERM
+    fi
+    if [ -f "$RUN/pg/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1 \
+            && log "postgres stopped" || true
+    fi
+}
+
+cmd_status() {
+    for p in nginx/nginx.pid backend/backend.pid redis/redis.pid; do
+        pid_alive "$RUN/$p" && echo "$p: running ($(cat "$RUN/$p"))" || echo "$p: stopped"
+    done
+    healthy && echo "health: ok" || echo "health: not ok"
+}
+
+# what the tests need to find the stack
+cmd_env() {
+    cat <<ENV
+CHAT_BASE_URL=http://127.0.0.1:$PORT
+CHAT_RUN_DIR=$RUN
+CHAT_REDIS_PORT=$REDIS_PORT
+CHAT_PG_CONNINFO=$(pg_conninfo)
+ENV
+}
+
+cmd_run() {
+    trap 'echo; cmd_stop; exit 0' INT TERM
+    cmd_start
+    cat <<MSG
+
+  Open http://127.0.0.1:$PORT
+
+  Demo accounts (email / password):
+    admin@example.com / admin-demo-pass   (admin)
+    alice@example.com / alice-demo-pass
+    bob@example.com   / bob-demo-pass
+
+  Logs: $RUN/{nginx/error.log,backend/backend.log}
+  Press Ctrl-C to stop everything.
+MSG
+    while :; do sleep 1; done
+}
+
+case "${1:-}" in
+    start)  cmd_start ;;
+    stop)   cmd_stop ;;
+    run)    cmd_run ;;
+    status) cmd_status ;;
+    env)    cmd_env ;;
+    *)      echo "usage: $0 start|stop|run|status|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,566 @@
+/*
+ * ngx_chat_bus.c: the edge's end of the Redis Streams command bus.
+ *
+ * Each nginx worker process is one gateway.  At start it makes up an
+ * identity (host, pid, random) and opens two Redis connections:
+ *   - "commands": XADDs commands to the sharded command streams and serves
+ *     edge-local reads such as the health check;
+ *   - "replies": loops on XREAD BLOCK over this gateway's own reply stream.
+ * Two connections because a blocking XREAD holds its connection until it
+ * returns, and commands must not wait behind it.
+ *
+ * A request that sends a command is parked in a red-black tree keyed by a
+ * per-worker request id, with an nginx timer that answers 504 when the
+ * worker pool is too slow.  The reply entry carries the id back; the
+ * request is looked up, unparked and answered with the worker's status and
+ * body.  A reply for a request that is gone (timed out, client left) finds
+ * nothing and is dropped.  Parked entries live in the request's pool and
+ * unpark themselves from a pool cleanup, so no path can leave a dangling
+ * pointer in the tree.
+ *
+ * The reply reader keeps the last stream id it has seen, so after a Redis
+ * restart (AOF on) it resumes exactly where it stopped.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "chat_envelope.h"
+#include "chat_protocol.h"
+#include "ngx_chat_bus.h"
+
+
+#define NGX_CHAT_REPLY_BLOCK_MS   "5000"
+#define NGX_CHAT_REPLY_BLOCK      5000
+#define NGX_CHAT_REPLY_COUNT      "256"
+#define NGX_CHAT_STREAM_ID_LEN    48
+
+
+typedef struct {
+    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_redis_t       commands;
+    ngx_chat_redis_t       replies;
+
+    ngx_str_t              gateway;       /* "<host>:<pid>:<random>" */
+    ngx_str_t              reply_stream;  /* "chat:gw:{<gateway>}" */
+    char                   last_id[NGX_CHAT_STREAM_ID_LEN];
+    ngx_event_t            reread;        /* retry after an XREAD error */
+
+    uint64_t               next_id;
+    ngx_rbtree_t           parked;
+    ngx_rbtree_node_t      sentinel;
+
+    char                 **stream_names;  /* one per shard */
+    char                   maxlen[NGX_INT_T_LEN + 1];
+} ngx_chat_bus_t;
+
+
+static ngx_chat_bus_t  *ngx_chat_bus;
+
+
+static void ngx_chat_bus_read_replies(ngx_chat_redis_t *rc);
+static void ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_chat_bus_deliver(redisReply *entry);
+static void ngx_chat_bus_reread(ngx_event_t *ev);
+static void ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_chat_bus_timeout(ngx_event_t *ev);
+static void ngx_chat_bus_unpark_cleanup(void *data);
+
+
+ngx_int_t
+ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
+{
+    u_char          *p;
+    ngx_uint_t       i;
+    ngx_chat_bus_t  *bus;
+
+    bus = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_bus_t));
+    if (bus == NULL) {
+        return NGX_ERROR;
+    }
+
+    bus->cmcf = cmcf;
+    bus->next_id = 1;
+    ngx_rbtree_init(&bus->parked, &bus->sentinel, ngx_rbtree_insert_value);
+
+    /* the gateway id must be unique across hosts, pids and restarts */
+    p = ngx_pnalloc(cycle->pool, cycle->hostname.len + 2 * NGX_INT_T_LEN + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    bus->gateway.data = p;
+    bus->gateway.len = ngx_sprintf(p, "%V:%P:%08xD", &cycle->hostname, ngx_pid,
+                                   (uint32_t) ngx_random()) - p;
+
+    p = ngx_pnalloc(cycle->pool, sizeof(CHAT_GW_STREAM_PREFIX) + bus->gateway.len
+                                 + 2);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    bus->reply_stream.data = p;
+    bus->reply_stream.len = ngx_sprintf(p, CHAT_GW_STREAM_PREFIX "%V}%Z",
+                                        &bus->gateway) - p - 1;
+
+    /* a new gateway's stream is empty or absent: read it from the start */
+    ngx_cpystrn((u_char *) bus->last_id, (u_char *) "0-0",
+                sizeof(bus->last_id));
+
+    bus->stream_names = ngx_pcalloc(cycle->pool,
+                                    cmcf->stream_shards * sizeof(char *));
+    if (bus->stream_names == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < cmcf->stream_shards; i++) {
+        p = ngx_pnalloc(cycle->pool, sizeof(CHAT_CMD_STREAM_PREFIX)
+                                     + NGX_INT_T_LEN + 2);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_sprintf(p, CHAT_CMD_STREAM_PREFIX "%ui" CHAT_CMD_STREAM_SUFFIX "%Z",
+                    i);
+        bus->stream_names[i] = (char *) p;
+    }
+
+    ngx_sprintf((u_char *) bus->maxlen, "%ui%Z", cmcf->stream_maxlen);
+
+    bus->reread.handler = ngx_chat_bus_reread;
+    bus->reread.log = cycle->log;
+    bus->reread.cancelable = 1;
+
+    bus->commands.name = "commands";
+    bus->commands.host = cmcf->redis_host;
+    bus->commands.port = cmcf->redis_port;
+    bus->commands.connect_timeout = cmcf->redis_connect_timeout;
+    bus->commands.stall_timeout = cmcf->redis_timeout;
+    bus->commands.idle_ping = cmcf->redis_timeout;
+    bus->commands.log = cycle->log;
+
+    bus->replies.name = "replies";
+    bus->replies.host = cmcf->redis_host;
+    bus->replies.port = cmcf->redis_port;
+    bus->replies.connect_timeout = cmcf->redis_connect_timeout;
+    bus->replies.stall_timeout = NGX_CHAT_REPLY_BLOCK + cmcf->redis_timeout;
+    bus->replies.log = cycle->log;
+    bus->replies.on_connect = ngx_chat_bus_read_replies;
+
+    ngx_chat_bus = bus;
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "chat gateway %V started, replies on \"%V\"",
+                  &bus->gateway, &bus->reply_stream);
+
+    ngx_chat_redis_start(&bus->commands);
+    ngx_chat_redis_start(&bus->replies);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_bus_exit_process(void)
+{
+    if (ngx_chat_bus == NULL) {
+        return;
+    }
+
+    if (ngx_chat_bus->reread.timer_set) {
+        ngx_del_timer(&ngx_chat_bus->reread);
+    }
+
+    ngx_chat_redis_stop(&ngx_chat_bus->replies);
+    ngx_chat_redis_stop(&ngx_chat_bus->commands);
+    ngx_chat_bus = NULL;
+}
+
+
+ngx_chat_redis_t *
+ngx_chat_bus_redis(void)
+{
+    return ngx_chat_bus ? &ngx_chat_bus->commands : NULL;
+}
+
+
+/* parking */
+
+ngx_chat_pending_t *
+ngx_chat_bus_park(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_chat_pending_t  *p;
+
+    if (ngx_chat_bus == NULL) {
+        return NULL;
+    }
+
+    p = ngx_pcalloc(r->pool, sizeof(ngx_chat_pending_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    p->r = r;
+    p->node.key = (ngx_rbtree_key_t) ngx_chat_bus->next_id++;
+    ngx_rbtree_insert(&ngx_chat_bus->parked, &p->node);
+    p->parked = 1;
+
+    cln->handler = ngx_chat_bus_unpark_cleanup;
+    cln->data = p;
+
+    p->timer.handler = ngx_chat_bus_timeout;
+    p->timer.data = p;
+    p->timer.log = r->connection->log;
+    ngx_add_timer(&p->timer, ngx_chat_bus->cmcf->command_timeout);
+
+    /* notice a client that gives up while we wait */
+    r->read_event_handler = ngx_http_test_reading;
+
+    return p;
+}
+
+
+ngx_chat_pending_t *
+ngx_chat_bus_unpark(uint64_t id)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+    ngx_chat_pending_t *p;
+
+    if (ngx_chat_bus == NULL) {
+        return NULL;
+    }
+
+    node = ngx_chat_bus->parked.root;
+    sentinel = ngx_chat_bus->parked.sentinel;
+
+    while (node != sentinel) {
+        if ((ngx_rbtree_key_t) id < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if ((ngx_rbtree_key_t) id > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        p = (ngx_chat_pending_t *) node;
+        ngx_rbtree_delete(&ngx_chat_bus->parked, node);
+        p->parked = 0;
+
+        if (p->timer.timer_set) {
+            ngx_del_timer(&p->timer);
+        }
+
+        return p;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_bus_unpark_cleanup(void *data)
+{
+    ngx_chat_pending_t  *p = data;
+
+    if (p->parked && ngx_chat_bus != NULL) {
+        ngx_rbtree_delete(&ngx_chat_bus->parked, &p->node);
+        p->parked = 0;
+    }
+
+    if (p->timer.timer_set) {
+        ngx_del_timer(&p->timer);
+    }
+}
+
+
+static void
+ngx_chat_bus_timeout(ngx_event_t *ev)
+{
+    ngx_chat_pending_t  *p = ev->data;
+
+    if (ngx_chat_bus_unpark(p->node.key) == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, p->r->connection->log, 0,
+                  "chat: no reply to request %uL within %M ms",
+                  (uint64_t) p->node.key, ngx_chat_bus->cmcf->command_timeout);
+
+    ngx_chat_finalize_error(p->r, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
+                            "the backend did not answer in time");
+}
+
+
+/* sending */
+
+ngx_int_t
+ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
+    ngx_chat_caller_t *caller, ngx_str_t *client_key, ngx_str_t *body)
+{
+    int                       argc;
+    u_char                    key[CHAT_MAX_KEY_LEN + 1], *last;
+    size_t                    argvlen[CHAT_ENVELOPE_ARGC];
+    unsigned                  shard;
+    ngx_time_t               *tp;
+    const char               *argv[CHAT_ENVELOPE_ARGC];
+    ngx_chat_bus_t           *bus;
+    chat_envelope_t           env;
+    ngx_chat_pending_t       *p;
+    chat_envelope_numbers_t   numbers;
+
+    bus = ngx_chat_bus;
+
+    if (bus == NULL || !bus->commands.connected) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    p = ngx_chat_bus_park(r);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * A client's own Idempotency-Key is scoped to its user so users cannot
+     * collide; without one, every request is its own command.
+     */
+    if (client_key != NULL && client_key->len && caller->uid > 0) {
+        last = ngx_snprintf(key, CHAT_MAX_KEY_LEN, "u%L:%V", caller->uid,
+                            client_key);
+    } else {
+        last = ngx_snprintf(key, CHAT_MAX_KEY_LEN, "g%V:%uL", &bus->gateway,
+                            (uint64_t) p->node.key);
+    }
+
+    tp = ngx_timeofday();
+
+    env.key.data = (const char *) key;
+    env.key.len = last - key;
+    env.op.data = op;
+    env.op.len = ngx_strlen(op);
+    env.role.data = (const char *) caller->role.data;
+    env.role.len = caller->role.len;
+    env.gw.data = (const char *) bus->reply_stream.data;
+    env.gw.len = bus->reply_stream.len;
+    env.body.data = (const char *) body->data;
+    env.body.len = body->len;
+    env.uid = caller->uid;
+    env.req = (uint64_t) p->node.key;
+    env.ts = (int64_t) tp->sec * 1000 + tp->msec;
+
+    shard = chat_envelope_shard(env.key.data, env.key.len,
+                                (unsigned) bus->cmcf->stream_shards);
+
+    argc = chat_envelope_argv(&env, bus->stream_names[shard], bus->maxlen,
+                              &numbers, argv, argvlen);
+    if (argc < 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "chat: invalid command envelope for op \"%s\"", op);
+        (void) ngx_chat_bus_unpark(p->node.key);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_chat_redis_command(&bus->commands, ngx_chat_bus_command_sent,
+                               (void *) (uintptr_t) p->node.key, argc, argv,
+                               argvlen)
+        != NGX_OK)
+    {
+        (void) ngx_chat_bus_unpark(p->node.key);
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "chat: request %uL op \"%s\" to shard %ud",
+                   (uint64_t) p->node.key, op, shard);
+
+    return NGX_DONE;
+}
+
+
+/* The XADD's own answer: only failures matter, success waits for the reply. */
+static void
+ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply          *rr = reply;
+    ngx_chat_pending_t  *p;
+
+    if (rr != NULL && rr->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    p = ngx_chat_bus_unpark((uint64_t) (uintptr_t) privdata);
+    if (p == NULL) {
+        return;
+    }
+
+    if (rr == NULL) {
+        ngx_chat_finalize_error(p->r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "unavailable", "redis connection lost");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, p->r->connection->log, 0,
+                  "chat: XADD refused: %*s", (size_t) rr->len, rr->str);
+
+    ngx_chat_finalize_error(p->r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                            "the command bus refused the command");
+}
+
+
+/* receiving */
+
+static void
+ngx_chat_bus_read_replies(ngx_chat_redis_t *rc)
+{
+    ngx_chat_bus_t  *bus = ngx_chat_bus;
+    const char      *argv[8];
+    size_t           argvlen[8];
+
+    if (bus == NULL || bus->reread.timer_set) {
+        return;
+    }
+
+    argv[0] = "XREAD";
+    argv[1] = "COUNT";
+    argv[2] = NGX_CHAT_REPLY_COUNT;
+    argv[3] = "BLOCK";
+    argv[4] = NGX_CHAT_REPLY_BLOCK_MS;
+    argv[5] = "STREAMS";
+    argv[6] = (const char *) bus->reply_stream.data;
+    argv[7] = bus->last_id;
+
+    argvlen[0] = 5;
+    argvlen[1] = 5;
+    argvlen[2] = sizeof(NGX_CHAT_REPLY_COUNT) - 1;
+    argvlen[3] = 5;
+    argvlen[4] = sizeof(NGX_CHAT_REPLY_BLOCK_MS) - 1;
+    argvlen[5] = 7;
+    argvlen[6] = bus->reply_stream.len;
+    argvlen[7] = ngx_strlen(bus->last_id);
+
+    (void) ngx_chat_redis_command(rc, ngx_chat_bus_replies_arrived, NULL, 8,
+                                  argv, argvlen);
+}
+
+
+static void
+ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    size_t           i;
+    redisReply      *rr = reply, *entries, *entry;
+    ngx_chat_bus_t  *bus = ngx_chat_bus;
+
+    if (rr == NULL || bus == NULL) {
+        /* connection gone: on_connect restarts the loop */
+        return;
+    }
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, bus->replies.log, 0,
+                      "chat: XREAD on \"%V\" failed: %*s",
+                      &bus->reply_stream, (size_t) rr->len, rr->str);
+        ngx_add_timer(&bus->reread, 1000);
+        return;
+    }
+
+    /* [[stream, [[id, [field, value, ...]], ...]]] or nil on timeout */
+    if (rr->type == REDIS_REPLY_ARRAY && rr->elements == 1
+        && rr->element[0]->type == REDIS_REPLY_ARRAY
+        && rr->element[0]->elements == 2
+        && rr->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+    {
+        entries = rr->element[0]->element[1];
+
+        for (i = 0; i < entries->elements; i++) {
+            entry = entries->element[i];
+
+            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
+                || entry->element[0]->type != REDIS_REPLY_STRING
+                || entry->element[0]->len >= NGX_CHAT_STREAM_ID_LEN)
+            {
+                continue;
+            }
+
+            ngx_memcpy(bus->last_id, entry->element[0]->str,
+                       entry->element[0]->len);
+            bus->last_id[entry->element[0]->len] = '\0';
+
+            ngx_chat_bus_deliver(entry->element[1]);
+        }
+    }
+
+    ngx_chat_bus_read_replies(&bus->replies);
+}
+
+
+static void
+ngx_chat_bus_reread(ngx_event_t *ev)
+{
+    if (ngx_chat_bus && ngx_chat_bus->replies.connected) {
+        ngx_chat_bus_read_replies(&ngx_chat_bus->replies);
+    }
+}
+
+
+/* One reply entry: req, status, body. */
+static void
+ngx_chat_bus_deliver(redisReply *fields)
+{
+    size_t               i;
+    ngx_int_t            req, status;
+    redisReply          *name, *value, *body;
+    ngx_chat_pending_t  *p;
+
+    if (fields->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    req = NGX_ERROR;
+    status = NGX_ERROR;
+    body = NULL;
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        name = fields->element[i];
+        value = fields->element[i + 1];
+
+        if (name->type != REDIS_REPLY_STRING
+            || value->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        if (ngx_strcmp(name->str, CHAT_F_REQ) == 0) {
+            req = ngx_atoi((u_char *) value->str, value->len);
+
+        } else if (ngx_strcmp(name->str, CHAT_F_STATUS) == 0) {
+            status = ngx_atoi((u_char *) value->str, value->len);
+
+        } else if (ngx_strcmp(name->str, CHAT_F_BODY) == 0) {
+            body = value;
+        }
+    }
+
+    if (req == NGX_ERROR || status < 200 || status > 599 || body == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_bus->replies.log, 0,
+                      "chat: malformed reply entry on \"%V\"",
+                      &ngx_chat_bus->reply_stream);
+        return;
+    }
+
+    p = ngx_chat_bus_unpark((uint64_t) req);
+    if (p == NULL) {
+        /* answered already, timed out, or the client left */
+        return;
+    }
+
+    ngx_chat_finalize_json(p->r, (ngx_uint_t) status, (u_char *) body->str,
+                           body->len);
+}

@@ -1,0 +1,174 @@
+/*
+ * ngx_chat_http.c: the one JSON response writer and the one error builder
+ * of the module, and the reader that hands a request body over as one
+ * contiguous string.  Every answer the module gives goes through here, so
+ * every answer has the same headers and every error the same shape:
+ *   {"error": {"code": "<machine code>", "message": "<human text>"}}
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <cjson/cJSON.h>
+
+#include "ngx_chat_module.h"
+
+
+static ngx_str_t  ngx_chat_json_type = ngx_string("application/json");
+
+
+/* Sends status and body (copied, so the caller may free it). */
+ngx_int_t
+ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
+    size_t len)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = ngx_chat_json_type;
+    r->headers_out.content_type_len = ngx_chat_json_type.len;
+    r->headers_out.content_length_n = len;
+
+    /* API answers are per user and per moment: never cache them */
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len ? len : 1);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->pos, body, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_chat_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    char       *text;
+    cJSON      *root, *error;
+    ngx_int_t   rc;
+
+    root = cJSON_CreateObject();
+    error = cJSON_AddObjectToObject(root, "error");
+
+    if (error == NULL
+        || cJSON_AddStringToObject(error, "code", code) == NULL
+        || cJSON_AddStringToObject(error, "message", message) == NULL
+        || (text = cJSON_PrintUnformatted(root)) == NULL)
+    {
+        cJSON_Delete(root);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cJSON_Delete(root);
+
+    rc = ngx_chat_send_json(r, status, (u_char *) text, ngx_strlen(text));
+    cJSON_free(text);
+
+    return rc;
+}
+
+
+/* For answers given after the handler returned NGX_DONE. */
+void
+ngx_chat_finalize_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
+    size_t len)
+{
+    ngx_http_finalize_request(r, ngx_chat_send_json(r, status, body, len));
+}
+
+
+void
+ngx_chat_finalize_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_http_finalize_request(r, ngx_chat_send_error(r, status, code,
+                                                     message));
+}
+
+
+/*
+ * The request body as one NUL-terminated string in the request pool,
+ * whether nginx kept it in memory buffers or spilled it to a temp file.
+ * Returns NGX_OK, NGX_DECLINED when it exceeds chat_max_body_size, or
+ * NGX_ERROR.
+ */
+ngx_int_t
+ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                *p;
+    off_t                  len;
+    ssize_t                n;
+    ngx_buf_t             *b;
+    ngx_chain_t           *cl;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        body->data = (u_char *) "";
+        return NGX_OK;
+    }
+
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > (off_t) cmcf->max_body_size) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    *p = '\0';
+    body->len = p - body->data;
+
+    return NGX_OK;
+}

@@ -1,0 +1,394 @@
+/*
+ * ngx_chat_module.c: the chat and bookstore edge: directives,
+ * configuration and the worker process life cycle.
+ *
+ * `chat_api` makes a location answer the JSON API (ngx_chat_api.c); the
+ * other directives say where Redis is, how long to wait, how big bodies may
+ * be and which secret verifies tokens.  Each worker process becomes one
+ * gateway on the command bus at start (ngx_chat_bus.c) and leaves it at
+ * exit.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat_bus.h"
+#include "ngx_chat_module.h"
+
+
+static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_chat_shards_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+static ngx_conf_num_bounds_t  ngx_chat_maxlen_bounds = {
+    ngx_conf_check_num_bounds, 1000, 100000000
+};
+
+
+static ngx_command_t  ngx_chat_commands[] = {
+
+    { ngx_string("chat_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_connect_timeout),
+      NULL },
+
+    { ngx_string("chat_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("chat_command_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, command_timeout),
+      NULL },
+
+    { ngx_string("chat_stream_shards"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, stream_shards),
+      &ngx_chat_shards_bounds },
+
+    { ngx_string("chat_stream_maxlen"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, stream_maxlen),
+      &ngx_chat_maxlen_bounds },
+
+    { ngx_string("chat_max_body_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_body_size),
+      NULL },
+
+    { ngx_string("chat_token_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, token_secret),
+      NULL },
+
+    { ngx_string("chat_token_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_token_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_chat_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_chat_create_main_conf,             /* create main configuration */
+    ngx_chat_init_main_conf,               /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_chat_create_loc_conf,              /* create location configuration */
+    ngx_chat_merge_loc_conf                /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_chat_module = {
+    NGX_MODULE_V1,
+    &ngx_chat_module_ctx,                  /* module context */
+    ngx_chat_commands,                     /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_chat_init_process,                 /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_chat_exit_process,                 /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_chat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->redis_host = { 0, NULL };
+     *     cmcf->token_secret = { 0, NULL };
+     *     cmcf->used = 0;
+     */
+
+    cmcf->redis_port = 0;
+    cmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->command_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->stream_shards = NGX_CONF_UNSET_UINT;
+    cmcf->stream_maxlen = NGX_CONF_UNSET_UINT;
+    cmcf->max_body_size = NGX_CONF_UNSET_SIZE;
+
+    return cmcf;
+}
+
+
+static char *
+ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    if (cmcf->redis_host.data == NULL) {
+        ngx_str_set(&cmcf->redis_host, "127.0.0.1");
+        cmcf->redis_port = 6379;
+    }
+
+    ngx_conf_init_msec_value(cmcf->redis_connect_timeout, 2000);
+    ngx_conf_init_msec_value(cmcf->redis_timeout, 5000);
+    ngx_conf_init_msec_value(cmcf->command_timeout, 10000);
+    ngx_conf_init_uint_value(cmcf->stream_shards, 4);
+    ngx_conf_init_uint_value(cmcf->stream_maxlen, 100000);
+    ngx_conf_init_size_value(cmcf->max_body_size, 64 * 1024);
+
+    if (cmcf->used && cmcf->token_secret.len < CHAT_TOKEN_MIN_SECRET_LEN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_api needs \"chat_token_secret\" or "
+                           "\"chat_token_secret_file\" of at least %d bytes",
+                           CHAT_TOKEN_MIN_SECRET_LEN);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_chat_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    clcf->api = NGX_CONF_UNSET;
+
+    return clcf;
+}
+
+
+static char *
+ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_chat_loc_conf_t  *prev = parent;
+    ngx_chat_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->api, prev->api, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t       *clcf = conf;
+    ngx_chat_main_conf_t      *cmcf;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    if (clcf->api != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    clcf->api = 1;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    hclcf->handler = ngx_chat_api_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_redis host:port */
+static char *
+ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    u_char     *host;
+    ngx_str_t  *value;
+    ngx_url_t   u;
+
+    if (cmcf->redis_host.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = value[1];
+    u.default_port = 6379;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chat_redis \"%V\"%s%s",
+                           &value[1], u.err ? ": " : "",
+                           u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    /* hiredis wants a C string */
+    host = ngx_pnalloc(cf->pool, u.host.len + 1);
+    if (host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    ngx_cpystrn(host, u.host.data, u.host.len + 1);
+
+    cmcf->redis_host.data = host;
+    cmcf->redis_host.len = u.host.len;
+    cmcf->redis_port = u.port;
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_token_secret_file path: the secret is the file, less a final newline */
+static char *
+ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    u_char           *buf;
+    ssize_t           n;
+    ngx_str_t        *value, path;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    if (cmcf->token_secret.data) {
+        return "is duplicate (or \"chat_token_secret\" is set too)";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = path;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &path);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 4096)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_token_secret_file \"%V\" is unreadable or "
+                           "larger than 4096 bytes", &path);
+        ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    if (buf == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, (size_t) ngx_file_size(&fi), 0);
+    ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    cmcf->token_secret.data = buf;
+    cmcf->token_secret.len = (size_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_init_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+    if (cmcf == NULL || !cmcf->used) {
+        return NGX_OK;
+    }
+
+    return ngx_chat_bus_init_process(cycle, cmcf);
+}
+
+
+static void
+ngx_chat_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_bus_exit_process();
+}

@@ -1,0 +1,62 @@
+/*
+ * ngx_chat_module.h: what the module's files share: configuration
+ * structures and the entry points each file offers the others.
+ */
+
+#ifndef NGX_CHAT_MODULE_H
+#define NGX_CHAT_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "chat_token.h"
+
+
+typedef struct {
+    ngx_str_t     redis_host;           /* NUL-terminated */
+    in_port_t     redis_port;
+    ngx_msec_t    redis_connect_timeout;
+    ngx_msec_t    redis_timeout;
+    ngx_msec_t    command_timeout;
+    ngx_uint_t    stream_shards;
+    ngx_uint_t    stream_maxlen;
+    size_t        max_body_size;
+    ngx_str_t     token_secret;
+    ngx_flag_t    used;                 /* some location has chat_api */
+} ngx_chat_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t    api;
+} ngx_chat_loc_conf_t;
+
+
+/* the verified caller of a request; uid 0 means anonymous */
+typedef struct {
+    int64_t       uid;
+    ngx_str_t     role;
+} ngx_chat_caller_t;
+
+
+extern ngx_module_t  ngx_chat_module;
+
+
+/* ngx_chat_api.c: the /api/ content handler */
+ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
+
+/* ngx_chat_health.c: GET /api/v1/health */
+ngx_int_t ngx_chat_health_handler(ngx_http_request_t *r);
+
+/* ngx_chat_http.c: responses and request bodies */
+ngx_int_t ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len);
+ngx_int_t ngx_chat_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+void ngx_chat_finalize_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len);
+void ngx_chat_finalize_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+ngx_int_t ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body);
+
+#endif /* NGX_CHAT_MODULE_H */

@@ -1,0 +1,482 @@
+/*
+ * ngx_chat_redis.c: hiredis' async API on nginx's event loop.
+ *
+ * The adapter has the shape of hiredis' own adapters (adapters/libev.h and
+ * friends): the hiredis socket is wrapped in an ngx_connection_t, and the
+ * five hooks (addRead, delRead, addWrite, delWrite, cleanup) add and remove
+ * nginx events on it.  Events are registered level-triggered rather than
+ * with nginx's usual edge-triggered epoll flag: hiredis reads at most one
+ * buffer per call, and a level-triggered read event simply fires again
+ * while bytes remain, so nothing can be stranded in the socket.
+ *
+ * On top of the adapter sits the connection's life cycle:
+ *   - connect is non-blocking and bounded by an nginx timer;
+ *   - a lost or failed connection is retried with exponential backoff and
+ *     full jitter (100 ms doubling to 5 s), so a fleet of workers does not
+ *     stampede a Redis that just came back;
+ *   - a watchdog drops the connection when a reply is overdue (a hung or
+ *     unreachable server sends no FIN), and pings an idle connection so a
+ *     dead peer is noticed before the next user request needs it.
+ * hiredis 0.14 has no timer hook of its own, hence the nginx timers.
+ *
+ * A worker never blocks here: every call returns at once.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_chat_redis.h"
+
+
+#define NGX_CHAT_REDIS_BACKOFF_MIN  100
+#define NGX_CHAT_REDIS_BACKOFF_MAX  5000
+#define NGX_CHAT_REDIS_WATCHDOG     1000
+
+
+static void ngx_chat_redis_connect(ngx_chat_redis_t *rc);
+static void ngx_chat_redis_schedule_retry(ngx_chat_redis_t *rc);
+static void ngx_chat_redis_drop(ngx_chat_redis_t *rc, const char *why);
+
+static void ngx_chat_redis_add_read(void *privdata);
+static void ngx_chat_redis_del_read(void *privdata);
+static void ngx_chat_redis_add_write(void *privdata);
+static void ngx_chat_redis_del_write(void *privdata);
+static void ngx_chat_redis_cleanup(void *privdata);
+
+static void ngx_chat_redis_read_handler(ngx_event_t *ev);
+static void ngx_chat_redis_write_handler(ngx_event_t *ev);
+static void ngx_chat_redis_connected(const redisAsyncContext *ac, int status);
+static void ngx_chat_redis_disconnected(const redisAsyncContext *ac,
+    int status);
+static void ngx_chat_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_chat_redis_retry(ngx_event_t *ev);
+static void ngx_chat_redis_watchdog(ngx_event_t *ev);
+static void ngx_chat_redis_pong(redisAsyncContext *ac, void *reply,
+    void *privdata);
+
+
+void
+ngx_chat_redis_start(ngx_chat_redis_t *rc)
+{
+    rc->connect_timer.handler = ngx_chat_redis_connect_timeout;
+    rc->connect_timer.data = rc;
+    rc->connect_timer.log = rc->log;
+    rc->connect_timer.cancelable = 1;
+
+    rc->retry_timer.handler = ngx_chat_redis_retry;
+    rc->retry_timer.data = rc;
+    rc->retry_timer.log = rc->log;
+    rc->retry_timer.cancelable = 1;
+
+    rc->watchdog.handler = ngx_chat_redis_watchdog;
+    rc->watchdog.data = rc;
+    rc->watchdog.log = rc->log;
+    rc->watchdog.cancelable = 1;
+
+    rc->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+    rc->stopping = 0;
+
+    ngx_chat_redis_connect(rc);
+    ngx_add_timer(&rc->watchdog, NGX_CHAT_REDIS_WATCHDOG);
+}
+
+
+void
+ngx_chat_redis_stop(ngx_chat_redis_t *rc)
+{
+    rc->stopping = 1;
+
+    if (rc->retry_timer.timer_set) {
+        ngx_del_timer(&rc->retry_timer);
+    }
+
+    if (rc->watchdog.timer_set) {
+        ngx_del_timer(&rc->watchdog);
+    }
+
+    if (rc->ac) {
+        ngx_chat_redis_drop(rc, NULL);
+    }
+}
+
+
+ngx_int_t
+ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
+    void *privdata, int argc, const char **argv, const size_t *argvlen)
+{
+    if (rc->ac == NULL || !rc->connected) {
+        return NGX_ERROR;
+    }
+
+    if (rc->ac->replies.head == NULL) {
+        /* the stall clock starts with the first outstanding command */
+        rc->last_read = ngx_current_msec;
+    }
+
+    if (redisAsyncCommandArgv(rc->ac, fn, privdata, argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                      "chat redis %s: command refused: %s", rc->name,
+                      rc->ac->errstr ? rc->ac->errstr : "unknown error");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_connect(ngx_chat_redis_t *rc)
+{
+    ngx_connection_t   *c;
+    redisAsyncContext  *ac;
+
+    ac = redisAsyncConnect((const char *) rc->host.data, rc->port);
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                      "chat redis %s: out of memory", rc->name);
+        ngx_chat_redis_schedule_retry(rc);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                      "chat redis %s: connect to %V:%d failed: %s",
+                      rc->name, &rc->host, (int) rc->port, ac->errstr);
+        redisAsyncFree(ac);
+        ngx_chat_redis_schedule_retry(rc);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rc->log);
+    if (c == NULL) {
+        /* ngx_get_connection() has logged "worker_connections are not enough" */
+        redisAsyncFree(ac);
+        ngx_chat_redis_schedule_retry(rc);
+        return;
+    }
+
+    c->data = rc;
+    c->read->handler = ngx_chat_redis_read_handler;
+    c->write->handler = ngx_chat_redis_write_handler;
+    c->read->log = rc->log;
+    c->write->log = rc->log;
+
+    rc->ac = ac;
+    rc->conn = c;
+    rc->connected = 0;
+    ac->data = rc;
+
+    ac->ev.data = rc;
+    ac->ev.addRead = ngx_chat_redis_add_read;
+    ac->ev.delRead = ngx_chat_redis_del_read;
+    ac->ev.addWrite = ngx_chat_redis_add_write;
+    ac->ev.delWrite = ngx_chat_redis_del_write;
+    ac->ev.cleanup = ngx_chat_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_chat_redis_connected);
+    redisAsyncSetDisconnectCallback(ac, ngx_chat_redis_disconnected);
+
+    /* hiredis learns that connect(2) finished from the first write event */
+    ngx_chat_redis_add_write(rc);
+
+    ngx_add_timer(&rc->connect_timer, rc->connect_timeout);
+}
+
+
+static void
+ngx_chat_redis_schedule_retry(ngx_chat_redis_t *rc)
+{
+    ngx_msec_t  delay;
+
+    if (rc->stopping || rc->retry_timer.timer_set) {
+        return;
+    }
+
+    /* full jitter: anywhere in [backoff/2, backoff] */
+    delay = rc->backoff / 2 + (ngx_msec_t) ngx_random() % (rc->backoff / 2 + 1);
+
+    rc->backoff *= 2;
+    if (rc->backoff > NGX_CHAT_REDIS_BACKOFF_MAX) {
+        rc->backoff = NGX_CHAT_REDIS_BACKOFF_MAX;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rc->log, 0,
+                   "chat redis %s: reconnect in %M ms", rc->name, delay);
+
+    ngx_add_timer(&rc->retry_timer, delay);
+}
+
+
+/*
+ * Frees the hiredis context: outstanding callbacks run with a NULL reply,
+ * the cleanup hook releases the nginx connection, and a reconnect is
+ * scheduled unless we are stopping.
+ */
+static void
+ngx_chat_redis_drop(ngx_chat_redis_t *rc, const char *why)
+{
+    redisAsyncContext  *ac;
+
+    ac = rc->ac;
+    if (ac == NULL) {
+        return;
+    }
+
+    if (why) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                      "chat redis %s: %s, dropping connection to %V:%d",
+                      rc->name, why, &rc->host, (int) rc->port);
+    }
+
+    /* not connected yet: hiredis will not call the disconnect callback */
+    if (!rc->connected) {
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+        ngx_chat_redis_schedule_retry(rc);
+        return;
+    }
+
+    redisAsyncFree(ac);       /* runs ngx_chat_redis_disconnected() */
+}
+
+
+/* hiredis' event hooks */
+
+static void
+ngx_chat_redis_add_read(void *privdata)
+{
+    ngx_chat_redis_t  *rc = privdata;
+
+    if (rc->conn && !rc->conn->read->active) {
+        /* flags 0: level-triggered, see the file comment */
+        if (ngx_add_event(rc->conn->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, rc->log, 0,
+                          "chat redis %s: adding read event failed",
+                          rc->name);
+        }
+    }
+}
+
+
+static void
+ngx_chat_redis_del_read(void *privdata)
+{
+    ngx_chat_redis_t  *rc = privdata;
+
+    if (rc->conn && rc->conn->read->active) {
+        ngx_del_event(rc->conn->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_chat_redis_add_write(void *privdata)
+{
+    ngx_chat_redis_t  *rc = privdata;
+
+    if (rc->conn && !rc->conn->write->active) {
+        if (ngx_add_event(rc->conn->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, rc->log, 0,
+                          "chat redis %s: adding write event failed",
+                          rc->name);
+        }
+    }
+}
+
+
+static void
+ngx_chat_redis_del_write(void *privdata)
+{
+    ngx_chat_redis_t  *rc = privdata;
+
+    if (rc->conn && rc->conn->write->active) {
+        ngx_del_event(rc->conn->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* Called by hiredis just before it closes the socket. */
+static void
+ngx_chat_redis_cleanup(void *privdata)
+{
+    ngx_chat_redis_t  *rc = privdata;
+    ngx_connection_t  *c;
+
+    c = rc->conn;
+    if (c == NULL) {
+        return;
+    }
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    if (rc->connect_timer.timer_set) {
+        ngx_del_timer(&rc->connect_timer);
+    }
+
+    /* hiredis owns the descriptor and closes it itself */
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+
+    rc->conn = NULL;
+}
+
+
+/* nginx event handlers */
+
+static void
+ngx_chat_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+    ngx_chat_redis_t  *rc = c->data;
+
+    rc->last_read = ngx_current_msec;
+
+    /* may free the context and the connection: touch neither after this */
+    redisAsyncHandleRead(rc->ac);
+}
+
+
+static void
+ngx_chat_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+    ngx_chat_redis_t  *rc = c->data;
+
+    redisAsyncHandleWrite(rc->ac);
+}
+
+
+static void
+ngx_chat_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_chat_redis_t  *rc = ac->data;
+
+    if (rc->connect_timer.timer_set) {
+        ngx_del_timer(&rc->connect_timer);
+    }
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                      "chat redis %s: connect to %V:%d failed: %s",
+                      rc->name, &rc->host, (int) rc->port,
+                      ac->errstr ? ac->errstr : "unknown error");
+
+        /* hiredis frees the context after this callback returns */
+        rc->ac = NULL;
+        ngx_chat_redis_schedule_retry(rc);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, rc->log, 0,
+                  "chat redis %s: connected to %V:%d",
+                  rc->name, &rc->host, (int) rc->port);
+
+    rc->connected = 1;
+    rc->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+    rc->last_read = ngx_current_msec;
+
+    if (rc->on_connect) {
+        rc->on_connect(rc);
+    }
+}
+
+
+static void
+ngx_chat_redis_disconnected(const redisAsyncContext *ac, int status)
+{
+    ngx_chat_redis_t  *rc = ac->data;
+
+    if (status != REDIS_OK && !rc->stopping) {
+        ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                      "chat redis %s: connection to %V:%d lost: %s",
+                      rc->name, &rc->host, (int) rc->port,
+                      ac->errstr ? ac->errstr : "closed");
+    }
+
+    rc->ac = NULL;
+    rc->connected = 0;
+
+    if (rc->on_disconnect) {
+        rc->on_disconnect(rc);
+    }
+
+    ngx_chat_redis_schedule_retry(rc);
+}
+
+
+/* timers */
+
+static void
+ngx_chat_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_chat_redis_drop(ev->data, "connect timed out");
+}
+
+
+static void
+ngx_chat_redis_retry(ngx_event_t *ev)
+{
+    ngx_chat_redis_t  *rc = ev->data;
+
+    if (!rc->stopping && rc->ac == NULL) {
+        ngx_chat_redis_connect(rc);
+    }
+}
+
+
+static void
+ngx_chat_redis_watchdog(ngx_event_t *ev)
+{
+    ngx_chat_redis_t  *rc = ev->data;
+    ngx_msec_t         quiet;
+    static const char *ping[] = { "PING" };
+    static size_t      ping_len[] = { 4 };
+
+    if (rc->stopping || ngx_exiting) {
+        return;
+    }
+
+    ngx_add_timer(&rc->watchdog, NGX_CHAT_REDIS_WATCHDOG);
+
+    if (rc->ac == NULL || !rc->connected) {
+        return;
+    }
+
+    quiet = ngx_current_msec - rc->last_read;
+
+    if (rc->ac->replies.head != NULL) {
+        if (quiet > rc->stall_timeout) {
+            ngx_chat_redis_drop(rc, "reply overdue");
+        }
+        return;
+    }
+
+    if (rc->idle_ping && quiet > rc->idle_ping) {
+        (void) ngx_chat_redis_command(rc, ngx_chat_redis_pong, NULL, 1, ping,
+                                      ping_len);
+    }
+}
+
+
+static void
+ngx_chat_redis_pong(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    /* nothing to do: any bytes read already reset the stall clock */
+}

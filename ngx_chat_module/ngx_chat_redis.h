@@ -1,0 +1,62 @@
+/*
+ * ngx_chat_redis.h: one self-healing hiredis async connection living on an
+ * nginx worker's event loop.
+ */
+
+#ifndef NGX_CHAT_REDIS_H
+#define NGX_CHAT_REDIS_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+typedef struct ngx_chat_redis_s  ngx_chat_redis_t;
+
+typedef void (*ngx_chat_redis_event_pt)(ngx_chat_redis_t *rc);
+
+struct ngx_chat_redis_s {
+    redisAsyncContext        *ac;           /* NULL while not connected */
+    ngx_connection_t         *conn;         /* wraps ac's socket */
+
+    const char               *name;         /* for logs: "commands", ... */
+    ngx_str_t                 host;         /* NUL-terminated */
+    in_port_t                 port;
+    ngx_msec_t                connect_timeout;
+    ngx_msec_t                stall_timeout;  /* reply overdue: reconnect */
+    ngx_msec_t                idle_ping;      /* 0: never ping */
+
+    ngx_event_t               connect_timer;
+    ngx_event_t               retry_timer;
+    ngx_event_t               watchdog;
+    ngx_msec_t                backoff;
+    ngx_msec_t                last_read;
+
+    ngx_log_t                *log;
+    void                     *data;
+
+    ngx_chat_redis_event_pt   on_connect;     /* ready for commands */
+    ngx_chat_redis_event_pt   on_disconnect;  /* may be NULL */
+
+    unsigned                  connected:1;
+    unsigned                  stopping:1;
+};
+
+
+/* Starts connecting; the connection then keeps itself up until stopped. */
+void ngx_chat_redis_start(ngx_chat_redis_t *rc);
+
+/* Drops the connection for good (worker exit); pending callbacks get NULL. */
+void ngx_chat_redis_stop(ngx_chat_redis_t *rc);
+
+/*
+ * Queues a command.  Returns NGX_ERROR when not connected or hiredis
+ * refused it; then fn is never called.  Otherwise fn is called exactly
+ * once, with a NULL reply if the connection drops first.
+ */
+ngx_int_t ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
+    void *privdata, int argc, const char **argv, const size_t *argvlen);
+
+#endif /* NGX_CHAT_REDIS_H */

@@ -1,0 +1,124 @@
+/*
+ * test_backend_validate.c: backend/validate.c, the input rules of the
+ * auth operations: UTF-8, e-mail normalisation, display names, password
+ * lengths.
+ */
+
+#include <string.h>
+
+#include "unit.h"
+#include "validate.h"
+
+
+static char  out[512];
+
+
+#define EMAIL(s)  chat_email_normalize(s, strlen(s), out, sizeof(out))
+#define NAME(s)   chat_display_name_normalize(s, strlen(s), out, sizeof(out))
+
+
+static void
+test_utf8(void)
+{
+    CHECK(chat_utf8_valid("", 0));
+    CHECK(chat_utf8_valid("plain", 5));
+    CHECK(chat_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+    CHECK(!chat_utf8_valid("\xc3", 1));                 /* truncated */
+    CHECK(!chat_utf8_valid("\xc0\xaf", 2));             /* overlong */
+    CHECK(!chat_utf8_valid("\xe0\x80\xaf", 3));         /* overlong */
+    CHECK(!chat_utf8_valid("\xed\xa0\x80", 3));         /* surrogate */
+    CHECK(!chat_utf8_valid("\xf4\x90\x80\x80", 4));     /* > U+10FFFF */
+    CHECK(!chat_utf8_valid("\x80", 1));                 /* lone continuation */
+    CHECK(!chat_utf8_valid("\xff", 1));
+}
+
+
+static void
+test_email_good(void)
+{
+    CHECK(EMAIL("alice@example.com") == NULL);
+    CHECK(strcmp(out, "alice@example.com") == 0);
+
+    CHECK(EMAIL("  Alice.Smith@Example.COM\n") == NULL);
+    CHECK(strcmp(out, "alice.smith@example.com") == 0);
+
+    CHECK(EMAIL("a@b") == NULL);
+}
+
+
+static void
+test_email_bad(void)
+{
+    char  long_email[300];
+
+    CHECK(EMAIL("") != NULL);
+    CHECK(EMAIL("   ") != NULL);
+    CHECK(EMAIL("alice") != NULL);
+    CHECK(EMAIL("@example.com") != NULL);
+    CHECK(EMAIL("alice@") != NULL);
+    CHECK(EMAIL("a@b@c") != NULL);
+    CHECK(EMAIL("al ice@example.com") != NULL);
+    CHECK(EMAIL("alice@exa\tmple.com") != NULL);
+    CHECK(EMAIL("alice@\xc3\x28.com") != NULL);
+
+    memset(long_email, 'a', sizeof(long_email));
+    memcpy(long_email + 250, "@b.cd", 6);               /* 255 bytes */
+    CHECK(EMAIL(long_email) != NULL);
+    CHECK(EMAIL(long_email + 1) == NULL);               /* 254 bytes */
+}
+
+
+static void
+test_display_name(void)
+{
+    char  name[500];
+    int   i;
+
+    CHECK(NAME("  Alice  ") == NULL);
+    CHECK(strcmp(out, "Alice") == 0);
+
+    CHECK(NAME("Zo\xc3\xab \xf0\x9f\x98\x80") == NULL);
+
+    CHECK(NAME("") != NULL);
+    CHECK(NAME(" \t ") != NULL);
+    CHECK(NAME("bad\xc3") != NULL);
+    CHECK(NAME("new\nline") != NULL);
+    CHECK(NAME("c1 \xc2\x85 control") != NULL);
+
+    /* 100 characters of 2 bytes each pass, 101 do not */
+    for (i = 0; i < 100; i++) {
+        memcpy(name + 2 * i, "\xc3\xa9", 2);
+    }
+    name[200] = '\0';
+    CHECK(NAME(name) == NULL);
+
+    memcpy(name + 200, "x", 2);
+    CHECK(NAME(name) != NULL);
+}
+
+
+static void
+test_password_length(void)
+{
+    char  pw[1100];
+
+    memset(pw, 'p', sizeof(pw));
+
+    CHECK(chat_password_check(pw, 7) != NULL);
+    CHECK(chat_password_check(pw, 8) == NULL);
+    CHECK(chat_password_check(pw, 1024) == NULL);
+    CHECK(chat_password_check(pw, 1025) != NULL);
+}
+
+
+int
+main(void)
+{
+    UNIT_RUN(test_utf8);
+    UNIT_RUN(test_email_good);
+    UNIT_RUN(test_email_bad);
+    UNIT_RUN(test_display_name);
+    UNIT_RUN(test_password_length);
+
+    return UNIT_SUMMARY();
+}
