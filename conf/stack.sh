@@ -85,7 +85,6 @@ start_postgres() {
     if [ ! -f "$pg/data/PG_VERSION" ]; then
         [ -f "$pg/password" ] || openssl rand -hex 16 > "$pg/password"
         chmod 600 "$pg/password"
-        as_pg cp /dev/null "$pg/pwfile" 2>/dev/null || true
         cp "$pg/password" "$pg/pwfile.tmp"
         [ "$(id -u)" -eq 0 ] && chown postgres: "$pg/pwfile.tmp"
         as_pg "$PG_BIN/initdb" -D "$pg/data" -U chat --pwfile="$pg/pwfile.tmp" \

@@ -1,3 +1,0 @@
-password.o: password.c log.h password.h
-log.h:
-password.h:

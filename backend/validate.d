@@ -1,2 +1,0 @@
-validate.o: validate.c validate.h
-validate.h:
