@@ -207,7 +207,8 @@ ngx_chat_bus_park(ngx_http_request_t *r)
     }
 
     p->r = r;
-    p->node.key = (ngx_rbtree_key_t) ngx_chat_bus->next_id++;
+    p->id = ngx_chat_bus->next_id++;
+    p->node.key = (ngx_rbtree_key_t) p->id;
     ngx_rbtree_insert(&ngx_chat_bus->parked, &p->node);
     p->parked = 1;
 
@@ -286,13 +287,13 @@ ngx_chat_bus_timeout(ngx_event_t *ev)
 {
     ngx_chat_pending_t  *p = ev->data;
 
-    if (ngx_chat_bus_unpark(p->node.key) == NULL) {
+    if (ngx_chat_bus_unpark(p->id) == NULL) {
         return;
     }
 
     ngx_log_error(NGX_LOG_WARN, p->r->connection->log, 0,
                   "chat: no reply to request %uL within %M ms",
-                  (uint64_t) p->node.key, ngx_chat_bus->cmcf->command_timeout);
+                  p->id, ngx_chat_bus->cmcf->command_timeout);
 
     ngx_chat_finalize_error(p->r, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
                             "the backend did not answer in time");
@@ -336,7 +337,7 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
                             client_key);
     } else {
         last = ngx_snprintf(key, CHAT_MAX_KEY_LEN, "g%V:%uL", &bus->gateway,
-                            (uint64_t) p->node.key);
+                            p->id);
     }
 
     tp = ngx_timeofday();
@@ -352,7 +353,7 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
     env.body.data = (const char *) body->data;
     env.body.len = body->len;
     env.uid = caller->uid;
-    env.req = (uint64_t) p->node.key;
+    env.req = p->id;
     env.ts = (int64_t) tp->sec * 1000 + tp->msec;
 
     shard = chat_envelope_shard(env.key.data, env.key.len,
@@ -363,22 +364,22 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
     if (argc < 0) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "chat: invalid command envelope for op \"%s\"", op);
-        (void) ngx_chat_bus_unpark(p->node.key);
+        (void) ngx_chat_bus_unpark(p->id);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_chat_redis_command(&bus->commands, ngx_chat_bus_command_sent,
-                               (void *) (uintptr_t) p->node.key, argc, argv,
+                               (void *) (uintptr_t) p->id, argc, argv,
                                argvlen)
         != NGX_OK)
     {
-        (void) ngx_chat_bus_unpark(p->node.key);
+        (void) ngx_chat_bus_unpark(p->id);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "chat: request %uL op \"%s\" to shard %ud",
-                   (uint64_t) p->node.key, op, shard);
+                   p->id, op, shard);
 
     return NGX_DONE;
 }

@@ -18,7 +18,8 @@
 typedef struct ngx_chat_pending_s  ngx_chat_pending_t;
 
 struct ngx_chat_pending_s {
-    ngx_rbtree_node_t     node;         /* key: request id */
+    ngx_rbtree_node_t     node;         /* key: id; zeroed when unparked */
+    uint64_t              id;           /* the request id sent to Redis */
     ngx_http_request_t   *r;
     ngx_event_t           timer;
     unsigned              parked:1;

@@ -44,11 +44,11 @@ ngx_chat_health_handler(ngx_http_request_t *r)
     }
 
     if (ngx_chat_redis_command(rc, ngx_chat_health_heartbeats,
-                               (void *) (uintptr_t) p->node.key, 2, argv,
+                               (void *) (uintptr_t) p->id, 2, argv,
                                argvlen)
         != NGX_OK)
     {
-        (void) ngx_chat_bus_unpark(p->node.key);
+        (void) ngx_chat_bus_unpark(p->id);
         return ngx_chat_health_send(r, 0, 0, 0);
     }
 
@@ -112,7 +112,7 @@ static ngx_int_t
 ngx_chat_health_send(ngx_http_request_t *r, ngx_uint_t redis_ok,
     ngx_uint_t workers, ngx_uint_t pg_ok)
 {
-    u_char      buf[256], *last, *down;
+    u_char      buf[256], *last, *down, *down_last;
     ngx_uint_t  healthy;
 
     healthy = redis_ok && workers && pg_ok;
@@ -125,8 +125,8 @@ ngx_chat_health_send(ngx_http_request_t *r, ngx_uint_t redis_ok,
                        workers);
 
     if (!healthy) {
-        down = last;
         last = ngx_sprintf(last, ",\"down\":[");
+        down = last;
         if (!redis_ok) {
             last = ngx_sprintf(last, "\"redis\",");
         }
@@ -139,10 +139,12 @@ ngx_chat_health_send(ngx_http_request_t *r, ngx_uint_t redis_ok,
         if (last[-1] == ',') {
             last--;
         }
+        down_last = last;
         last = ngx_sprintf(last, "]");
 
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "chat health: %*s down", (size_t) (last - down), down);
+                      "chat health: down: %*s", (size_t) (down_last - down),
+                      down);
     }
 
     last = ngx_sprintf(last, "}");
