@@ -1,0 +1,119 @@
+// The command bus seen from Redis: envelopes written by hand, the way a
+// redelivery or a crashed consumer would leave them, and what the worker
+// pool does with them.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { redis, sql, uniqueEmail, waitFor } from './lib.mjs';
+
+const SHARD = 'chat:cmd:{0}';
+
+function envelope({ key, op = 'auth.register', body, gw, req }) {
+  return ['v', '1', 'key', key, 'op', op, 'uid', '0', 'role', '', 'gw', gw, 'req',
+    String(req), 'ts', String(Date.now()), 'body', JSON.stringify(body)];
+}
+
+// reply entries on a gateway stream: [{req, status, body}]
+async function replies(gw) {
+  const lines = (await redis('XRANGE', gw, '-', '+')).split('\n').filter((l) => l !== '');
+  const out = [];
+  let cur = null;
+  for (let i = 0; i < lines.length; i++) {
+    if (/^\d+-\d+$/.test(lines[i])) {
+      cur = { id: lines[i] };
+      out.push(cur);
+    } else if (cur) {
+      cur[lines[i]] = lines[i + 1];
+      i++;
+    }
+  }
+  return out.map((e) => ({ ...e, status: Number(e.status), body: JSON.parse(e.body) }));
+}
+
+const newGateway = () => `chat:gw:{itest-${randomBytes(4).toString('hex')}}`;
+
+test('a redelivered command returns the stored result and changes nothing', async () => {
+  const gw = newGateway();
+  const key = `itest:${randomBytes(8).toString('hex')}`;
+  const email = uniqueEmail('redeliver');
+  const body = { email, password: 'redelivered pw', display_name: 'Twice' };
+
+  await redis('XADD', SHARD, '*', ...envelope({ key, body, gw, req: 1 }));
+  await waitFor('first reply', async () => (await replies(gw)).length === 1);
+  await redis('XADD', SHARD, '*', ...envelope({ key, body, gw, req: 2 }));
+  const [first, second] = await waitFor('second reply', async () => {
+    const r = await replies(gw);
+    return r.length === 2 && r;
+  });
+
+  assert.equal(first.status, 201);
+  assert.equal(second.status, 201);
+  assert.equal(second.req, '2');
+  assert.deepEqual(second.body.user, first.body.user);
+  assert.ok(second.body.token, 'a replayed register still hands out a token');
+  assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '1');
+  assert.equal(await sql("SELECT count(*) FROM command_log WHERE key = :'p1'", key), '1');
+  // the stored reply never holds a token
+  assert.ok(!(await sql("SELECT reply FROM command_log WHERE key = :'p1'", key)).includes('token'));
+});
+
+test('the same idempotency key with a different body is 409', async () => {
+  const gw = newGateway();
+  const key = `itest:${randomBytes(8).toString('hex')}`;
+  const email = uniqueEmail('reuse');
+  await redis('XADD', SHARD, '*', ...envelope({ key, gw, req: 1,
+    body: { email, password: 'first body pw', display_name: 'One' } }));
+  await waitFor('first reply', async () => (await replies(gw)).length === 1);
+  await redis('XADD', SHARD, '*', ...envelope({ key, gw, req: 2,
+    body: { email: uniqueEmail('other'), password: 'second body pw', display_name: 'Two' } }));
+  const r = await waitFor('second reply', async () => {
+    const all = await replies(gw);
+    return all.length === 2 && all[1];
+  });
+  assert.equal(r.status, 409);
+  assert.equal(r.body.error.code, 'idempotency_key_reused');
+});
+
+test('a command delivered too many times goes to the dead-letter stream with an error reply', async () => {
+  const gw = newGateway();
+  const key = `itest:${randomBytes(8).toString('hex')}`;
+  const email = uniqueEmail('poison');
+  const fields = envelope({ key, gw, req: 7, body: { email, password: 'poison pw 123', display_name: 'P' } });
+
+  // A ghost consumer takes the entry in the same transaction that adds it,
+  // so no live worker sees it first; then it looks delivered 10 times and
+  // long idle, like a command that crashed worker after worker.
+  const quoted = fields.map((f) => (f === '' ? '""' : `'${f.replace(/'/g, "\\'")}'`));
+  const { spawnSync } = await import('node:child_process');
+  const script = ['MULTI', `XADD ${SHARD} * ${quoted.join(' ')}`,
+    `XREADGROUP GROUP workers itest-ghost COUNT 1 STREAMS ${SHARD} >`, 'EXEC'].join('\n');
+  const out = spawnSync('redis-cli', ['-p', process.env.CHAT_REDIS_PORT ?? '16390', '--raw'],
+    { input: script + '\n', encoding: 'utf8' });
+  const id = out.stdout.match(/\d+-\d+/)[0];
+  const owner = (await redis('XPENDING', SHARD, 'workers', id, id, '1')).split('\n')[1];
+  assert.equal(owner, 'itest-ghost', 'the ghost holds the entry');
+  await redis('XCLAIM', SHARD, 'workers', 'itest-ghost', '0', id, 'IDLE', '600000', 'RETRYCOUNT', '10');
+
+  const r = await waitFor('the dead-letter reply', async () => (await replies(gw))[0], { timeout: 30000 });
+  assert.equal(r.req, '7');
+  assert.equal(r.status, 500);
+  assert.equal(r.body.error.code, 'dead_lettered');
+
+  const dlq = await redis('XRANGE', 'chat:dlq', '-', '+');
+  assert.ok(dlq.includes(id), 'the dead-letter entry names the original id');
+  assert.ok(dlq.includes(key));
+  assert.equal(await redis('XPENDING', SHARD, 'workers', id, id, '1'), '', 'no longer pending');
+  assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '0');
+  await redis('XGROUP', 'DELCONSUMER', SHARD, 'workers', 'itest-ghost');
+});
+
+test('a malformed envelope is dead-lettered at once, not retried', async () => {
+  const gw = newGateway();
+  const id = await redis('XADD', SHARD, '*', 'v', '999', 'key', 'itest:bad', 'op', 'auth.login',
+    'gw', gw, 'req', '3', 'body', '{}');
+  const r = await waitFor('the error reply', async () => (await replies(gw))[0]);
+  assert.equal(r.req, '3');
+  assert.ok(r.status >= 400, `status ${r.status}`);
+  await waitFor('the dead-letter entry', async () => (await redis('XRANGE', 'chat:dlq', '-', '+')).includes(id));
+});

@@ -1,0 +1,102 @@
+// Helpers shared by the integration tests: HTTP calls to the edge, and
+// direct looks at Redis and PostgreSQL through their own command-line
+// clients, so a test can check what really got stored.  The stack is found
+// through the environment that `conf/stack.sh env` prints.
+
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+
+const run = promisify(execFile);
+
+export const BASE = process.env.CHAT_BASE_URL ?? 'http://127.0.0.1:18080';
+export const RUN_DIR = process.env.CHAT_RUN_DIR ?? '.run/test';
+export const REDIS_PORT = process.env.CHAT_REDIS_PORT ?? '16390';
+export const PG = process.env.CHAT_PG_CONNINFO ?? '';
+
+// api('POST', '/api/v1/auth/login', {email, password}, {token, headers, raw})
+export async function api(method, path, body, opts = {}) {
+  const headers = { ...(opts.headers ?? {}) };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let payload;
+  if (opts.raw !== undefined) payload = opts.raw;
+  else if (body !== undefined) payload = JSON.stringify(body);
+  if (payload !== undefined && !headers['content-type']) {
+    headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(BASE + path, { method, headers, body: payload });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* left null: the test decides */ }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+export async function redis(...args) {
+  const { stdout } = await run('redis-cli', ['-p', REDIS_PORT, '--raw', ...args]);
+  return stdout.replace(/\n$/, '');
+}
+
+// sql("SELECT ... WHERE email = :'p1'", email): one value, or rows of
+// '|'-separated columns.  Parameters travel as psql variables, quoted by
+// psql itself; the query goes on stdin because -c does not interpolate.
+export function sql(query, ...params) {
+  const vars = params.flatMap((p, i) => ['-v', `p${i + 1}=${p}`]);
+  return new Promise((resolve, reject) => {
+    const child = spawn('psql', [PG, '-XtAq', '-v', 'ON_ERROR_STOP=1', ...vars, '-f', '-']);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`psql: ${err}`))));
+    child.stdin.end(query);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(what, fn, { timeout = 20000, every = 100 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(every);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last})`);
+}
+
+export function uniqueEmail(tag = 'user') {
+  return `${tag}-${Date.now()}-${randomBytes(4).toString('hex')}@example.com`;
+}
+
+export async function registerUser(tag) {
+  const email = uniqueEmail(tag);
+  const password = 'correct horse battery';
+  const r = await api('POST', '/api/v1/auth/register', { email, password, display_name: tag });
+  if (r.status !== 201) throw new Error(`register ${email}: ${r.status} ${r.text}`);
+  return { email, password, ...r.json };
+}
+
+export function pidOf(file) {
+  return Number(readFileSync(`${RUN_DIR}/${file}`, 'utf8').trim());
+}
+
+// the worker processes: children of the backend supervisor
+export async function workerPids() {
+  try {
+    const { stdout } = await run('pgrep', ['-P', String(pidOf('backend/backend.pid'))]);
+    return stdout.trim().split('\n').filter(Boolean).map(Number).sort();
+  } catch {
+    return [];
+  }
+}
+
+export function tokenSecret() {
+  return readFileSync(`${RUN_DIR}/token_secret`, 'utf8').trim();
+}

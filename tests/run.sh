@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make test: the unit tests, then the integration suite against a fresh test
+# stack (STACK=test: its own ports and data directory, wiped each run).
+#
+#   tests/run.sh [all|unit|integration]
+#
+# Every suite prints its own summary ("N passed, N failed" for the C unit
+# tests, node's "# pass / # fail" for the integration suite); the last line
+# is the total.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-all}
+failed_suites=()
+cd "$ROOT"
+
+run_unit() {
+    local bin=tests/unit/bin t
+    mkdir -p "$bin"
+    for t in token envelope; do
+        gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
+            -fno-omit-frame-pointer -Ingx_chat_module -Itests/unit \
+            "tests/unit/test_$t.c" "ngx_chat_module/chat_$t.c" \
+            -lcjson -lcrypto -o "$bin/test_$t" || { failed_suites+=("build test_$t"); continue; }
+        echo "== unit: $t"
+        "$bin/test_$t" || failed_suites+=("unit $t")
+    done
+    echo "== unit: backend"
+    make -s -C backend test-unit || failed_suites+=("unit backend")
+}
+
+run_integration() {
+    export STACK=test
+    # short reclaim and long command timeouts: a killed worker's commands are
+    # reclaimed and answered well before the edge would give up on them
+    export CLAIM_IDLE_MS=1500 COMMAND_TIMEOUT=30s WORKERS=2
+    conf/stack.sh stop >/dev/null 2>&1 || true
+    rm -rf .run/test
+    trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT
+    if ! conf/stack.sh start; then
+        failed_suites+=("stack start")
+        tail -20 .run/test/backend/backend.log .run/test/nginx/error.log 2>/dev/null
+        return
+    fi
+    set -a
+    eval "$(conf/stack.sh env)"
+    set +a
+    echo "== integration"
+    node --test --test-concurrency=1 tests/integration/ \
+        || failed_suites+=("integration")
+    conf/stack.sh stop
+    trap - EXIT
+}
+
+case "$what" in
+    unit)        run_unit ;;
+    integration) run_integration ;;
+    all)         run_unit; run_integration ;;
+    *)           echo "usage: $0 [all|unit|integration]" >&2; exit 2 ;;
+esac
+
+if [ ${#failed_suites[@]} -gt 0 ]; then
+    echo "tests: FAILED: ${failed_suites[*]}"
+    exit 1
+fi
+echo "tests: all suites passed"
