@@ -204,12 +204,10 @@ cmd_status() {
 
 # what the tests need to find the stack
 cmd_env() {
-    cat <<ENV
-CHAT_BASE_URL=http://127.0.0.1:$PORT
-CHAT_RUN_DIR=$RUN
-CHAT_REDIS_PORT=$REDIS_PORT
-CHAT_PG_CONNINFO=$(pg_conninfo)
-ENV
+    printf 'CHAT_BASE_URL=%q\n' "http://127.0.0.1:$PORT"
+    printf 'CHAT_RUN_DIR=%q\n' "$RUN"
+    printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
+    printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
 }
 
 cmd_run() {
