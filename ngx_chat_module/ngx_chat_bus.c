@@ -319,7 +319,7 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
 
     bus = ngx_chat_bus;
 
-    if (bus == NULL || !bus->commands.connected) {
+    if (bus == NULL || !ngx_chat_redis_usable(&bus->commands)) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 

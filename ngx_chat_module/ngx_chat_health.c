@@ -34,7 +34,7 @@ ngx_chat_health_handler(ngx_http_request_t *r)
 
     rc = ngx_chat_bus_redis();
 
-    if (rc == NULL || !rc->connected) {
+    if (rc == NULL || !ngx_chat_redis_usable(rc)) {
         return ngx_chat_health_send(r, 0, 0, 0);
     }
 

@@ -82,6 +82,13 @@ ngx_chat_redis_start(ngx_chat_redis_t *rc)
 }
 
 
+ngx_int_t
+ngx_chat_redis_usable(ngx_chat_redis_t *rc)
+{
+    return rc->ac != NULL;
+}
+
+
 void
 ngx_chat_redis_stop(ngx_chat_redis_t *rc)
 {
@@ -105,7 +112,12 @@ ngx_int_t
 ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
     void *privdata, int argc, const char **argv, const size_t *argvlen)
 {
-    if (rc->ac == NULL || !rc->connected) {
+    /*
+     * While connect(2) is in progress hiredis buffers the command and sends
+     * it once connected; if the connect fails, fn gets NULL.  So a worker
+     * that has just started (or reconnects) queues instead of refusing.
+     */
+    if (rc->ac == NULL) {
         return NGX_ERROR;
     }
 

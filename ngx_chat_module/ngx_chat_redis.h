@@ -52,7 +52,13 @@ void ngx_chat_redis_start(ngx_chat_redis_t *rc);
 void ngx_chat_redis_stop(ngx_chat_redis_t *rc);
 
 /*
- * Queues a command.  Returns NGX_ERROR when not connected or hiredis
+ * True while connected or connecting: commands can be queued.  False
+ * between a lost connection and the next attempt.
+ */
+ngx_int_t ngx_chat_redis_usable(ngx_chat_redis_t *rc);
+
+/*
+ * Queues a command.  Returns NGX_ERROR when there is no connection or hiredis
  * refused it; then fn is never called.  Otherwise fn is called exactly
  * once, with a NULL reply if the connection drops first.
  */

@@ -89,3 +89,38 @@ test('Redis killed and restarted: the edge and the workers reconnect by themselv
   const login = await api('POST', '/api/v1/auth/login', { email, password: 'after the restart' });
   assert.equal(login.status, 200, login.text);
 });
+
+test('a hung Redis (SIGSTOP) is dropped by the watchdog: 503, not a wait for the command timeout', async () => {
+  const pid = Number(execFileSync('cat', [`${RUN_DIR}/redis/redis.pid`]).toString().trim());
+  process.kill(pid, 'SIGSTOP');
+  let health;
+  try {
+    // without the watchdog this would sit until chat_command_timeout (30s
+    // in the test stack) and answer 504
+    health = await api('GET', '/api/v1/health');
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  assert.equal(health.status, 503, health.text);
+  assert.equal(health.json.redis, 'down');
+
+  await waitFor('health back to ok', async () => (await api('GET', '/api/v1/health')).status === 200,
+    { timeout: 30000, every: 250 });
+});
+
+test('nginx reload with commands in flight: every request is answered', async () => {
+  const emails = Array.from({ length: 8 }, () => uniqueEmail('reload'));
+  const inflight = emails.map((email) => api('POST', '/api/v1/auth/register',
+    { email, password: 'through a reload', display_name: 'R' }));
+  await sleep(50);
+  execFileSync('nginx', ['-p', `${RUN_DIR}/nginx`, '-c', `${RUN_DIR}/nginx/nginx.conf`, '-s', 'reload']);
+
+  const results = await Promise.all(inflight);
+  for (const r of results) assert.equal(r.status, 201, r.text);
+
+  // the new generation of workers serves too
+  await waitFor('a login through the new workers', async () =>
+    (await api('POST', '/api/v1/auth/login', { email: emails[0], password: 'through a reload' })).status === 200);
+  assert.equal(await sql(`SELECT count(*) FROM users WHERE email IN (${emails.map((e) => `'${e}'`).join(',')})`),
+    String(emails.length));
+});
