@@ -159,7 +159,8 @@ chat_cmd_parse(chat_cmd_t *cmd, const chat_field_t *fields, size_t n)
         }
 
         if (slot[j] != NULL) {
-            return chat_cmd_fail(cmd, "repeated field", chat_cmd_field_names[j]);
+            return chat_cmd_fail(cmd, "repeated field",
+                                 chat_cmd_field_names[j]);
         }
 
         if (memchr(fields[i].value, '\0', fields[i].value_len) != NULL) {

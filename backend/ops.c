@@ -41,6 +41,13 @@ static const chat_op_t  chat_op_unknown_entry = {
 };
 
 
+int
+chat_ops_init(void)
+{
+    return chat_op_auth_init();
+}
+
+
 const chat_op_t *
 chat_op_find(const char *name, size_t len)
 {

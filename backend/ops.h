@@ -53,6 +53,10 @@ typedef struct {
     unsigned             flags;
 } chat_op_t;
 
+/* Prepares what operations need once per process (e.g. the dummy hash
+ * of auth.login).  0, or -1 (logged; the ops then prepare lazily). */
+int chat_ops_init(void);
+
 /* The entry for name (len bytes).  Never NULL: an unknown name gets a
  * logged entry whose handler answers 404 unknown_operation. */
 const chat_op_t *chat_op_find(const char *name, size_t len);
@@ -82,6 +86,7 @@ int chat_op_require_user(chat_op_ctx_t *ctx);
 char *chat_error_body(const char *code, const char *message);
 
 /* the auth operations, op_auth.c */
+int chat_op_auth_init(void);
 int chat_op_auth_register(chat_op_ctx_t *ctx);
 int chat_op_auth_login(chat_op_ctx_t *ctx);
 int chat_op_user_me(chat_op_ctx_t *ctx);

@@ -1,0 +1,119 @@
+/*
+ * bus.h: the worker's side of the Redis Streams command bus.  See bus.c,
+ * bus_reply.c and bus_liveness.c.
+ */
+
+#ifndef CHAT_BUS_H
+#define CHAT_BUS_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+
+typedef struct {
+    redisContext         *ctx;          /* NULL while disconnected */
+    const chat_config_t  *cfg;
+    const char           *consumer;     /* "<hostname>:<pid>", borrowed */
+    char                **streams;      /* cfg->shards command stream keys */
+    char                (*cursors)[64]; /* XAUTOCLAIM cursor per shard */
+    const char          **read_argv;    /* prebuilt XREADGROUP */
+    size_t               *read_argvlen;
+    int                   read_argc;
+    char                  read_count[16];
+    char                  read_block[16];
+    int64_t               backoff_ms;
+} chat_bus_t;
+
+/* Builds the stream names and the XREADGROUP argv.  0, or -1 without
+ * memory.  Does not connect. */
+int chat_bus_init(chat_bus_t *bus, const chat_config_t *cfg,
+    const char *consumer);
+
+void chat_bus_free(chat_bus_t *bus);
+
+/*
+ * Connects, retrying with backoff (100 ms doubling to 5 s, with jitter)
+ * until it succeeds or *stop becomes non-zero, then creates the consumer
+ * group on every shard.  Returns 0 when connected, -1 when stopped.
+ */
+int chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop);
+
+/* 1 while the connection is up.  Any call below that loses the
+ * connection frees it and returns failure; the caller reconnects. */
+int chat_bus_ok(const chat_bus_t *bus);
+
+/* XGROUP CREATE <stream> workers 0 MKSTREAM on every shard (BUSYGROUP is
+ * success).  0 or -1. */
+int chat_bus_ensure_groups(chat_bus_t *bus);
+
+/*
+ * XREADGROUP of up to count new entries per shard, blocking up to
+ * block_ms.
+ * Returns the reply (caller freeReplyObject()s): an array of
+ * [stream, [[id, [field, value, ...]], ...]] or a nil reply on timeout.
+ * NULL on failure (logged; a lost group is recreated).
+ */
+redisReply *chat_bus_read(chat_bus_t *bus, int count, int block_ms);
+
+/*
+ * XAUTOCLAIM of up to count entries of shard idle longer than
+ * claim-idle-ms, from the shard's saved cursor (which is advanced).
+ * Returns the reply (caller frees): [cursor, [[id, fields], ...], ...];
+ * NULL on failure.
+ */
+redisReply *chat_bus_autoclaim(chat_bus_t *bus, int shard, int count);
+
+/* The delivery count of a pending entry; 0 when it is no longer pending,
+ * -1 on failure. */
+long long chat_bus_deliveries(chat_bus_t *bus, int shard, const char *id);
+
+/* XCLAIM <ids> to ourselves with JUSTID: resets their idle time so no
+ * other worker reclaims entries we still hold.  0 or -1. */
+int chat_bus_refresh(chat_bus_t *bus, int shard, const char **ids,
+    size_t n);
+
+/*
+ * Publishes a reply: XACK of (shard, id) when id is not NULL, then
+ * XADD <gw> MAXLEN ~ 10000 * req <req> status <status> body <body> and
+ * EXPIRE <gw> 300, pipelined in one round trip.  0, or -1 if any failed.
+ */
+int chat_bus_finish(chat_bus_t *bus, int shard, const char *id,
+    const char *gw, size_t gw_len, const char *req, size_t req_len,
+    int status, const char *body);
+
+int chat_bus_ack(chat_bus_t *bus, int shard, const char *id);
+
+/*
+ * XADD chat:dlq * <the entry's own fields> stream <key> orig_id <id>
+ * deliveries <n> reason <reason>.  fields is the entry's field array as
+ * hiredis returned it (may be NULL).  0 or -1.
+ */
+int chat_bus_dead_letter(chat_bus_t *bus, int shard, const char *id,
+    const redisReply *fields, long long deliveries, const char *reason);
+
+/* HSET chat:workers <consumer> "<unix_ms>:<pg_ok>".  0 or -1. */
+int chat_bus_heartbeat(chat_bus_t *bus, int pg_ok);
+
+/* Housekeeping: HDEL heartbeats older than 60 s, and XGROUP DELCONSUMER
+ * consumers with nothing pending that are idle and have no fresh
+ * heartbeat.  Failures are logged and otherwise ignored. */
+void chat_bus_prune(chat_bus_t *bus);
+
+
+/* For bus*.c only. */
+
+/* Logs the context's error and frees it; the bus is then disconnected. */
+void chat_bus_lost(chat_bus_t *bus);
+
+/* redisCommandArgv on the bus; NULL when the connection is gone (it is
+ * then freed).  argvlen may be NULL for C strings. */
+redisReply *chat_bus_command(chat_bus_t *bus, int argc, const char **argv,
+    const size_t *argvlen);
+
+/* 0 when r is a reply and not an error reply (which is logged). */
+int chat_bus_check(redisReply *r, const char *what);
+
+#endif /* CHAT_BUS_H */

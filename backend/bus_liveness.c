@@ -1,0 +1,199 @@
+/*
+ * bus_liveness.c: worker heartbeats and the group's housekeeping.
+ *
+ * Every worker HSETs chat:workers <consumer> "<unix_ms>:<pg>" about once a
+ * second; the edge's health endpoint reads the hash (a heartbeat older
+ * than CHAT_WORKER_STALE_MS counts as a dead worker).  A worker that stops
+ * cleanly HDELs its own field; fields of workers that died are HDELed by
+ * any worker once they are older than 60 s.
+ *
+ * Consumers of dead workers stay in the consumer group forever unless
+ * removed, and XINFO CONSUMERS keeps growing.  A consumer is removed
+ * (XGROUP DELCONSUMER) only when all of these hold: nothing pending (a
+ * deleted consumer's pending entries would be dropped from the group and
+ * never redelivered), idle for at least 60 s, not ourselves, and no
+ * heartbeat in the last 60 s.  A live worker heartbeats before every read,
+ * so it is never a candidate.
+ *
+ * What it does not do: judge health (the edge does) or restart anything
+ * (the supervisor does).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "chat_protocol.h"
+#include "log.h"
+
+
+#define CHAT_BUS_HEARTBEAT_TTL    60000     /* ms */
+#define CHAT_BUS_CONSUMER_IDLE    60000     /* ms */
+
+int
+chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
+{
+    int          rc;
+    char         value[32];
+    redisReply  *r;
+
+    if (bus->ctx == NULL) {
+        return -1;
+    }
+
+    snprintf(value, sizeof(value), "%lld:%d", (long long) chat_time_ms(),
+             pg_ok ? 1 : 0);
+
+    r = redisCommand(bus->ctx, "HSET %s %s %s", CHAT_WORKERS_KEY,
+                     bus->consumer, value);
+    if (r == NULL) {
+        chat_bus_lost(bus);
+        return -1;
+    }
+
+    rc = chat_bus_check(r, "HSET " CHAT_WORKERS_KEY);
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+/* The heartbeat time of consumer in an HGETALL reply, or 0. */
+static long long
+chat_bus_heartbeat_of(const redisReply *all, const char *consumer)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < all->elements; i += 2) {
+        if (strcmp(all->element[i]->str, consumer) == 0) {
+            return strtoll(all->element[i + 1]->str, NULL, 10);
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
+    long long now)
+{
+    size_t        i, k;
+    long long     pending, idle;
+    const char   *name;
+    redisReply   *r, *c, *d;
+
+    r = redisCommand(bus->ctx, "XINFO CONSUMERS %s %s", bus->streams[shard],
+                     CHAT_CMD_GROUP);
+    if (r == NULL) {
+        chat_bus_lost(bus);
+        return;
+    }
+
+    if (chat_bus_check(r, "XINFO CONSUMERS") != 0
+        || r->type != REDIS_REPLY_ARRAY)
+    {
+        freeReplyObject(r);
+        return;
+    }
+
+    for (i = 0; i < r->elements && bus->ctx != NULL; i++) {
+        c = r->element[i];
+        name = NULL;
+        pending = -1;
+        idle = -1;
+
+        for (k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements;
+             k += 2)
+        {
+            if (c->element[k]->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+            if (strcmp(c->element[k]->str, "name") == 0) {
+                name = c->element[k + 1]->str;
+            } else if (strcmp(c->element[k]->str, "pending") == 0) {
+                pending = c->element[k + 1]->integer;
+            } else if (strcmp(c->element[k]->str, "idle") == 0) {
+                idle = c->element[k + 1]->integer;
+            }
+        }
+
+        /* only consumers that hold nothing: deleting one drops its
+         * pending entries from the group for good */
+        if (name == NULL || pending != 0 || idle < CHAT_BUS_CONSUMER_IDLE
+            || strcmp(name, bus->consumer) == 0
+            || now - chat_bus_heartbeat_of(all, name)
+               < CHAT_BUS_HEARTBEAT_TTL)
+        {
+            continue;
+        }
+
+        d = redisCommand(bus->ctx, "XGROUP DELCONSUMER %s %s %s",
+                         bus->streams[shard], CHAT_CMD_GROUP, name);
+        if (d == NULL) {
+            chat_bus_lost(bus);
+            break;
+        }
+
+        if (chat_bus_check(d, "XGROUP DELCONSUMER") == 0) {
+            chat_log_info("removed idle consumer %s from %s", name,
+                          bus->streams[shard]);
+        }
+
+        freeReplyObject(d);
+    }
+
+    freeReplyObject(r);
+}
+
+
+void
+chat_bus_prune(chat_bus_t *bus)
+{
+    int          shard;
+    size_t       i;
+    long long    now;
+    redisReply  *all, *d;
+
+    if (bus->ctx == NULL) {
+        return;
+    }
+
+    all = redisCommand(bus->ctx, "HGETALL %s", CHAT_WORKERS_KEY);
+    if (all == NULL) {
+        chat_bus_lost(bus);
+        return;
+    }
+
+    if (chat_bus_check(all, "HGETALL") != 0 || all->type != REDIS_REPLY_ARRAY)
+    {
+        freeReplyObject(all);
+        return;
+    }
+
+    now = chat_time_ms();
+
+    for (i = 0; i + 1 < all->elements && bus->ctx != NULL; i += 2) {
+        if (now - strtoll(all->element[i + 1]->str, NULL, 10)
+            < CHAT_BUS_HEARTBEAT_TTL)
+        {
+            continue;
+        }
+
+        d = redisCommand(bus->ctx, "HDEL %s %s", CHAT_WORKERS_KEY,
+                         all->element[i]->str);
+        if (d == NULL) {
+            chat_bus_lost(bus);
+            break;
+        }
+
+        freeReplyObject(d);
+    }
+
+    for (shard = 0; shard < bus->cfg->shards && bus->ctx != NULL; shard++) {
+        chat_bus_prune_consumers(bus, shard, all, now);
+    }
+
+    freeReplyObject(all);
+}

@@ -1,0 +1,181 @@
+/*
+ * bus_reply.c: how an entry leaves the command bus.
+ *
+ *   - answered: chat_bus_finish pipelines XACK of the command, the XADD of
+ *     the reply to the gateway's stream (trimmed to about 10000 entries)
+ *     and an EXPIRE of that stream (so streams of gateways that died go
+ *     away), in one round trip;
+ *   - dead-lettered: chat_bus_dead_letter copies the entry, with where it
+ *     came from, how often it was delivered and why it was set aside, to
+ *     chat:dlq for a human to look at; the worker then answers and acks it
+ *     as above (or only acks it when the entry has no usable reply
+ *     address).
+ *
+ * The order is the worker's promise: these run only after the command's
+ * transaction committed (or after deciding it never will), so a reply
+ * never announces something that could still be rolled back.  If the
+ * connection drops in between, the entry stays pending, is reclaimed, and
+ * the replay from command_log answers it.
+ *
+ * What it does not do: trim chat:dlq (poison commands are rare, and each
+ * one is evidence), or retry; a failure is reported to the caller.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "chat_protocol.h"
+#include "log.h"
+
+int
+chat_bus_finish(chat_bus_t *bus, int shard, const char *id, const char *gw,
+    size_t gw_len, const char *req, size_t req_len, int status,
+    const char *body)
+{
+    int          i, n, rc;
+    char         st[16];
+    void        *reply;
+    redisReply  *r;
+
+    if (bus->ctx == NULL) {
+        return -1;
+    }
+
+    snprintf(st, sizeof(st), "%d", status);
+    n = 0;
+
+    if (id != NULL) {
+        if (redisAppendCommand(bus->ctx, "XACK %s %s %s",
+                               bus->streams[shard], CHAT_CMD_GROUP, id)
+            != REDIS_OK)
+        {
+            goto lost;
+        }
+        n++;
+    }
+
+    if (redisAppendCommand(bus->ctx,
+            "XADD %b MAXLEN ~ %s * " CHAT_F_REQ " %b " CHAT_F_STATUS " %s "
+            CHAT_F_BODY " %s",
+            gw, gw_len, CHAT_GW_STREAM_MAXLEN, req, req_len, st, body)
+        != REDIS_OK
+        || redisAppendCommand(bus->ctx, "EXPIRE %b %d", gw, gw_len,
+                              CHAT_GW_STREAM_TTL_SEC) != REDIS_OK)
+    {
+        goto lost;
+    }
+
+    n += 2;
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+            goto lost;
+        }
+
+        r = reply;
+        if (chat_bus_check(r, i == 0 && id ? "XACK" : "reply XADD/EXPIRE")
+            != 0)
+        {
+            rc = -1;
+        }
+
+        freeReplyObject(r);
+    }
+
+    return rc;
+
+lost:
+
+    chat_bus_lost(bus);
+    return -1;
+}
+
+
+int
+chat_bus_ack(chat_bus_t *bus, int shard, const char *id)
+{
+    int          rc;
+    const char  *argv[4];
+    redisReply  *r;
+
+    argv[0] = "XACK";
+    argv[1] = bus->streams[shard];
+    argv[2] = CHAT_CMD_GROUP;
+    argv[3] = id;
+
+    r = chat_bus_command(bus, 4, argv, NULL);
+    rc = chat_bus_check(r, "XACK");
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+int
+chat_bus_dead_letter(chat_bus_t *bus, int shard, const char *id,
+    const redisReply *fields, long long deliveries, const char *reason)
+{
+    int           rc, argc;
+    char          count[24];
+    size_t        i, nf, *argvlen;
+    const char  **argv;
+    redisReply   *r;
+
+    nf = 0;
+    if (fields != NULL && fields->type == REDIS_REPLY_ARRAY) {
+        nf = fields->elements & ~(size_t) 1;   /* whole pairs only */
+    }
+
+    argv = malloc((nf + 11) * sizeof(char *));
+    argvlen = malloc((nf + 11) * sizeof(size_t));
+    if (argv == NULL || argvlen == NULL) {
+        free(argv);
+        free(argvlen);
+        return -1;
+    }
+
+    snprintf(count, sizeof(count), "%lld", deliveries);
+
+    argc = 0;
+    argv[argc++] = "XADD";
+    argv[argc++] = CHAT_DLQ_STREAM;
+    argv[argc++] = "*";
+
+    for (i = 0; i < (size_t) argc; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+
+    for (i = 0; i < nf; i++) {
+        if (fields->element[i]->type == REDIS_REPLY_STRING) {
+            argv[argc] = fields->element[i]->str;
+            argvlen[argc++] = fields->element[i]->len;
+        } else {
+            argv[argc] = "";        /* keep pairs aligned */
+            argvlen[argc++] = 0;
+        }
+    }
+
+#define CHAT_BUS_ARG(s)  (argv[argc] = (s), argvlen[argc] = strlen(s), argc++)
+    CHAT_BUS_ARG("stream");
+    CHAT_BUS_ARG(bus->streams[shard]);
+    CHAT_BUS_ARG("orig_id");
+    CHAT_BUS_ARG(id);
+    CHAT_BUS_ARG("deliveries");
+    CHAT_BUS_ARG(count);
+    CHAT_BUS_ARG("reason");
+    CHAT_BUS_ARG(reason);
+#undef CHAT_BUS_ARG
+
+    r = chat_bus_command(bus, argc, argv, argvlen);
+    rc = chat_bus_check(r, "XADD " CHAT_DLQ_STREAM);
+
+    freeReplyObject(r);
+    free(argv);
+    free(argvlen);
+
+    return rc;
+}
+

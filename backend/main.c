@@ -1,0 +1,395 @@
+/*
+ * main.c: chat-backend's entry point: configuration and subcommands.
+ *
+ *   chat-backend [flags]                  run the worker pool (supervisor
+ *                                         in the foreground, N workers)
+ *   chat-backend user-add --email E --password P --name N [--admin]
+ *                                         create a user directly in the db
+ *
+ * Every setting has a flag and an environment variable; the flag wins,
+ * then the variable, then the default (the table in usage() and in
+ * backend/README.md).  Every value is checked before anything starts: a
+ * bad one is named with what was expected, and the process exits 2.  The
+ * token secret is required to run the pool (it signs the tokens that
+ * auth.register and auth.login return) and must be at least 32 bytes.
+ *
+ * What it does not do: read a configuration file, or daemonise.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_token.h"
+#include "config.h"
+#include "log.h"
+#include "supervisor.h"
+#include "user_add.h"
+
+
+#define CHAT_SECRET_FILE_MAX  4096
+
+static int  chat_log_level_set;     /* --log-level or CHAT_LOG_LEVEL seen */
+
+enum {
+    OPT_WORKERS = 256, OPT_REDIS, OPT_PG, OPT_SECRET_FILE, OPT_TTL,
+    OPT_SHARDS, OPT_MAX_DELIVERIES, OPT_CLAIM_IDLE, OPT_BATCH,
+    OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD, OPT_NAME,
+    OPT_ADMIN, OPT_HELP
+};
+
+/* the settings come first, in the order of the enum above: main() maps
+ * an option back to its name by that position */
+static const struct option  chat_options[] = {
+    { "workers",           required_argument, NULL, OPT_WORKERS },
+    { "redis",             required_argument, NULL, OPT_REDIS },
+    { "pg",                required_argument, NULL, OPT_PG },
+    { "token-secret-file", required_argument, NULL, OPT_SECRET_FILE },
+    { "token-ttl",         required_argument, NULL, OPT_TTL },
+    { "shards",            required_argument, NULL, OPT_SHARDS },
+    { "max-deliveries",    required_argument, NULL, OPT_MAX_DELIVERIES },
+    { "claim-idle-ms",     required_argument, NULL, OPT_CLAIM_IDLE },
+    { "batch",             required_argument, NULL, OPT_BATCH },
+    { "log-level",         required_argument, NULL, OPT_LOG_LEVEL },
+    { "pidfile",           required_argument, NULL, OPT_PIDFILE },
+    { "email",             required_argument, NULL, OPT_EMAIL },
+    { "password",          required_argument, NULL, OPT_PASSWORD },
+    { "name",              required_argument, NULL, OPT_NAME },
+    { "admin",             no_argument,       NULL, OPT_ADMIN },
+    { "help",              no_argument,       NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 }
+};
+
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+"usage: chat-backend [flags]            run the worker pool\n"
+"       chat-backend [flags] user-add --email E --password P --name N "
+"[--admin]\n"
+"\n"
+"flags (environment variable, default):\n"
+"  --workers N               CHAT_WORKERS            2\n"
+"  --redis HOST:PORT         CHAT_REDIS              127.0.0.1:6379\n"
+"  --pg CONNINFO             CHAT_PG                 dbname=chat\n"
+"  --token-secret-file PATH  CHAT_TOKEN_SECRET_FILE  (none)\n"
+"                            or the secret itself in CHAT_TOKEN_SECRET;\n"
+"                            at least 32 bytes, required to run the pool\n"
+"  --token-ttl SECONDS       CHAT_TOKEN_TTL          86400\n"
+"  --shards N                CHAT_SHARDS             4 (= the edge's "
+"chat_stream_shards)\n"
+"  --max-deliveries N        CHAT_MAX_DELIVERIES     5\n"
+"  --claim-idle-ms MS        CHAT_CLAIM_IDLE_MS      5000\n"
+"  --batch N                 CHAT_BATCH              16\n"
+"  --log-level LEVEL         CHAT_LOG_LEVEL          info "
+"(debug|info|warn|error)\n"
+"  --pidfile PATH            (none)\n"
+"  --help\n");
+}
+
+
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+
+/* Reports a configuration error and exits 2. */
+static void
+die(const char *fmt, ...)
+{
+    va_list  ap;
+
+    fprintf(stderr, "chat-backend: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+
+    exit(2);
+}
+
+
+/* An integer in [min, max] from value, named what in the error. */
+static long
+parse_int(const char *what, const char *value, long min, long max)
+{
+    long   v;
+    char  *end;
+
+    errno = 0;
+    v = strtol(value, &end, 10);
+
+    if (errno != 0 || end == value || *end != '\0' || v < min || v > max) {
+        die("%s: expected an integer from %ld to %ld, got \"%s\"", what,
+            min, max, value);
+    }
+
+    return v;
+}
+
+
+static void
+parse_redis(chat_config_t *cfg, const char *what, const char *value)
+{
+    const char  *colon;
+    size_t       hlen;
+
+    colon = strrchr(value, ':');
+    hlen = colon ? (size_t) (colon - value) : 0;
+
+    if (colon == NULL || hlen == 0 || hlen >= sizeof(cfg->redis_host)) {
+        die("%s: expected HOST:PORT, got \"%s\"", what, value);
+    }
+
+    memcpy(cfg->redis_host, value, hlen);
+    cfg->redis_host[hlen] = '\0';
+    cfg->redis_port = (int) parse_int(what, colon + 1, 1, 65535);
+}
+
+
+static void
+read_secret_file(chat_config_t *cfg, const char *what, const char *path)
+{
+    FILE    *f;
+    size_t   n;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        die("%s: cannot open \"%s\"", what, path);
+    }
+
+    free(cfg->token_secret);
+    cfg->token_secret = malloc(CHAT_SECRET_FILE_MAX + 1);
+    if (cfg->token_secret == NULL) {
+        die("%s: out of memory", what);
+    }
+
+    n = fread(cfg->token_secret, 1, CHAT_SECRET_FILE_MAX + 1, f);
+    fclose(f);
+
+    if (n > CHAT_SECRET_FILE_MAX) {
+        die("%s: \"%s\" is larger than 4096 bytes", what, path);
+    }
+
+    if (n > 0 && cfg->token_secret[n - 1] == '\n') {
+        n--;
+        if (n > 0 && cfg->token_secret[n - 1] == '\r') {
+            n--;
+        }
+    }
+
+    cfg->token_secret_len = n;
+}
+
+
+/* Applies one setting; what names its source for error messages. */
+static void
+apply(chat_config_t *cfg, int opt, const char *what, const char *value)
+{
+    int  level;
+
+    switch (opt) {
+
+    case OPT_WORKERS:
+        cfg->workers = (int) parse_int(what, value, 1, 256);
+        break;
+
+    case OPT_REDIS:
+        parse_redis(cfg, what, value);
+        break;
+
+    case OPT_PG:
+        if (value[0] == '\0') {
+            die("%s: empty conninfo", what);
+        }
+        cfg->pg = value;
+        break;
+
+    case OPT_SECRET_FILE:
+        read_secret_file(cfg, what, value);
+        break;
+
+    case OPT_TTL:
+        cfg->token_ttl = parse_int(what, value, 60, 365L * 86400);
+        break;
+
+    case OPT_SHARDS:
+        cfg->shards = (int) parse_int(what, value, 1, CHAT_MAX_SHARDS);
+        break;
+
+    case OPT_MAX_DELIVERIES:
+        cfg->max_deliveries = (int) parse_int(what, value, 1, 1000);
+        break;
+
+    case OPT_CLAIM_IDLE:
+        cfg->claim_idle_ms = (int) parse_int(what, value, 100, 3600000);
+        break;
+
+    case OPT_BATCH:
+        cfg->batch = (int) parse_int(what, value, 1, 1000);
+        break;
+
+    case OPT_LOG_LEVEL:
+        level = chat_log_parse_level(value);
+        if (level < 0) {
+            die("%s: expected debug, info, warn or error, got \"%s\"", what,
+                value);
+        }
+        chat_log_set_level((chat_log_level_t) level);
+        chat_log_level_set = 1;
+        break;
+
+    case OPT_PIDFILE:
+        cfg->pidfile = value;
+        break;
+    }
+}
+
+
+static void
+apply_env(chat_config_t *cfg)
+{
+    size_t       i;
+    const char  *v;
+
+    static const struct { int opt; const char *name; }  env[] = {
+        { OPT_WORKERS, "CHAT_WORKERS" },
+        { OPT_REDIS, "CHAT_REDIS" },
+        { OPT_PG, "CHAT_PG" },
+        { OPT_TTL, "CHAT_TOKEN_TTL" },
+        { OPT_SHARDS, "CHAT_SHARDS" },
+        { OPT_MAX_DELIVERIES, "CHAT_MAX_DELIVERIES" },
+        { OPT_CLAIM_IDLE, "CHAT_CLAIM_IDLE_MS" },
+        { OPT_BATCH, "CHAT_BATCH" },
+        { OPT_LOG_LEVEL, "CHAT_LOG_LEVEL" },
+    };
+
+    for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
+        v = getenv(env[i].name);
+        if (v != NULL && v[0] != '\0') {
+            apply(cfg, env[i].opt, env[i].name, v);
+        }
+    }
+
+    /* the secret: a file named in the environment wins over the value */
+    v = getenv("CHAT_TOKEN_SECRET_FILE");
+    if (v != NULL && v[0] != '\0') {
+        read_secret_file(cfg, "CHAT_TOKEN_SECRET_FILE", v);
+
+    } else {
+        v = getenv("CHAT_TOKEN_SECRET");
+        if (v != NULL && v[0] != '\0') {
+            cfg->token_secret_len = strlen(v);
+            cfg->token_secret = (unsigned char *) strdup(v);
+            if (cfg->token_secret == NULL) {
+                die("CHAT_TOKEN_SECRET: out of memory");
+            }
+        }
+    }
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int             opt, admin, rc;
+    char            what[64];
+    const char     *email, *password, *name, *sub;
+    chat_config_t   cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.workers = 2;
+    strcpy(cfg.redis_host, "127.0.0.1");
+    cfg.redis_port = 6379;
+    cfg.pg = "dbname=chat";
+    cfg.token_ttl = 86400;
+    cfg.shards = 4;
+    cfg.max_deliveries = 5;
+    cfg.claim_idle_ms = 5000;
+    cfg.batch = 16;
+
+    apply_env(&cfg);
+
+    email = password = name = NULL;
+    admin = 0;
+
+    while ((opt = getopt_long(argc, argv, "h", chat_options, NULL)) != -1) {
+        switch (opt) {
+
+        case 'h':
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+
+        case OPT_EMAIL:
+            email = optarg;
+            break;
+
+        case OPT_PASSWORD:
+            password = optarg;
+            break;
+
+        case OPT_NAME:
+            name = optarg;
+            break;
+
+        case OPT_ADMIN:
+            admin = 1;
+            break;
+
+        case '?':
+            fprintf(stderr, "see chat-backend --help\n");
+            return 2;
+
+        default:
+            snprintf(what, sizeof(what), "--%s",
+                     chat_options[opt - OPT_WORKERS].name);
+            apply(&cfg, opt, what, optarg);
+            break;
+        }
+    }
+
+    sub = optind < argc ? argv[optind] : NULL;
+
+    if (sub != NULL && strcmp(sub, "user-add") == 0 && optind + 1 == argc) {
+        if (email == NULL || password == NULL || name == NULL) {
+            die("user-add needs --email, --password and --name");
+        }
+
+        chat_log_set_role("user-add");
+        if (!chat_log_level_set) {
+            chat_log_set_level(CHAT_LOG_WARN);  /* a tool: quiet */
+        }
+
+        rc = chat_user_add(&cfg, email, password, name, admin);
+        free(cfg.token_secret);
+        return rc;
+    }
+
+    if (sub != NULL) {
+        die("unknown command or extra argument \"%s\"", argv[optind]);
+    }
+
+    if (email != NULL || password != NULL || name != NULL || admin) {
+        die("--email, --password, --name and --admin belong to user-add");
+    }
+
+    if (cfg.token_secret == NULL) {
+        die("no token secret: set --token-secret-file, "
+            "CHAT_TOKEN_SECRET_FILE or CHAT_TOKEN_SECRET");
+    }
+
+    if (cfg.token_secret_len < CHAT_TOKEN_MIN_SECRET_LEN) {
+        die("the token secret is %zu bytes; it must be at least %d",
+            cfg.token_secret_len, CHAT_TOKEN_MIN_SECRET_LEN);
+    }
+
+    rc = chat_supervisor_run(&cfg);
+
+    free(cfg.token_secret);
+
+    return rc;
+}

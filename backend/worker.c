@@ -1,0 +1,624 @@
+/*
+ * worker.c: the loop of one worker process.
+ *
+ * A worker owns one Redis connection (bus.c) and one PostgreSQL connection
+ * (db.c) and repeats:
+ *
+ *   XREADGROUP (a few entries per shard, blocking 1 s)
+ *   for each entry:
+ *       parse the envelope (envelope.c)
+ *       BEGIN, idempotency check, op, COMMIT   (db.c, ops.c)
+ *       XACK, XADD the reply, EXPIRE            (one pipelined round trip)
+ *
+ * so a command is acknowledged, and its client answered, only after its
+ * effects are committed.  A read takes up to --batch entries per shard
+ * while entries are cheap, but fewer as they get expensive (a moving
+ * average of the cost per entry, aiming at about 250 ms per read): a
+ * burst of registrations at ~0.4 s of scrypt each is spread over all
+ * workers instead of queueing behind one.
+ *
+ * Between entries, and at least once a loop, it does what is due: a
+ * heartbeat every second (HSET chat:workers, with whether PostgreSQL
+ * works), a reclaim pass every claim-idle/2, housekeeping every 30 s.
+ *
+ * Reclaim.  Entries delivered to a worker that died, or that failed here
+ * on an infrastructure error, stay pending.  Each pass XAUTOCLAIMs those
+ * idle for claim-idle-ms on every shard and processes them like new ones,
+ * except that an entry already delivered more than max-deliveries times
+ * is a poison command: it goes to chat:dlq with the reason, its client
+ * gets 500 dead_lettered, and it is acked.  A malformed entry goes the
+ * same way at once, since no retry can fix it.  An entry of a long batch
+ * that is still waiting its turn is re-claimed by this worker (XCLAIM
+ * JUSTID, which does not count as a delivery) before it looks abandoned,
+ * so slowness alone never burns delivery counts.
+ *
+ * Failures.  If a command fails in PostgreSQL, its entry is left pending;
+ * if the connection itself is gone, so is the rest of the batch, and
+ * while it is down the worker reads
+ * nothing new and reclaims nothing, only heartbeats "pg 0" and reconnects
+ * with backoff, so an outage does not push healthy commands into the
+ * dead-letter stream.  If Redis fails, it reconnects with backoff and
+ * jitter; work committed but not yet acked is replayed from command_log
+ * after the entry is reclaimed.
+ *
+ * Stopping.  SIGTERM or SIGINT sets a flag; the worker finishes the entry
+ * in hand, removes its heartbeat and exits 0.  Unprocessed entries of the
+ * batch stay pending for others to reclaim.  If the supervisor dies, the
+ * kernel sends the worker SIGTERM (PR_SET_PDEATHSIG).
+ *
+ * What it does not do: choose operations (ops.c), run SQL (db.c), or know
+ * the Redis command syntax (bus.c).
+ */
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "chat_protocol.h"
+#include "db.h"
+#include "envelope.h"
+#include "log.h"
+#include "ops.h"
+#include "worker.h"
+
+
+#define CHAT_WORKER_HEARTBEAT_MS  1000
+#define CHAT_WORKER_PRUNE_MS      30000
+#define CHAT_WORKER_BLOCK_MS      1000
+
+/* a read should not take more than about this long to work off, so slow
+ * commands (scrypt) are left for idle workers instead of queueing here */
+#define CHAT_WORKER_BATCH_BUDGET_MS  250
+
+typedef struct {
+    int          shard;
+    redisReply  *entry;         /* [id, fields], borrowed from a reply */
+} chat_item_t;
+
+typedef struct {
+    const chat_config_t  *cfg;
+    chat_bus_t            bus;
+    chat_db_t             db;
+    char                  consumer[300];
+    double                entry_ms;     /* moving average cost of an entry */
+    int64_t               next_heartbeat;
+    int64_t               next_claim;
+    int64_t               next_prune;
+} chat_worker_t;
+
+static volatile sig_atomic_t  chat_worker_stop;
+
+
+static void
+chat_worker_on_signal(int signo)
+{
+    (void) signo;
+    chat_worker_stop = 1;
+}
+
+
+/* ------------------------------------------------------------------------
+ * One entry
+ * --------------------------------------------------------------------- */
+
+/*
+ * Sends an entry to chat:dlq, answers its client with status/code if the
+ * envelope says where, and acks it.  Returns 0, or -1 when Redis failed
+ * (the entry then stays pending and comes back).
+ */
+static int
+chat_worker_dead_letter(chat_worker_t *w, int shard, const char *id,
+    const redisReply *fields, const chat_cmd_t *cmd, long long deliveries,
+    const char *reason, const char *code, const char *message)
+{
+    int    rc;
+    char  *body;
+
+    if (chat_bus_dead_letter(&w->bus, shard, id, fields, deliveries, reason)
+        != 0)
+    {
+        return -1;
+    }
+
+    chat_log_error("dead-lettered %s %s (op %.*s, key %.*s, "
+                   "%lld deliveries): %s",
+                   w->bus.streams[shard], id,
+                   cmd->op_len ? (int) cmd->op_len : 1,
+                   cmd->op_len ? cmd->op : "-",
+                   cmd->key_len ? (int) cmd->key_len : 1,
+                   cmd->key_len ? cmd->key : "-", deliveries, reason);
+
+    if (!cmd->gw_ok || !cmd->req_ok) {
+        return chat_bus_ack(&w->bus, shard, id);
+    }
+
+    body = chat_error_body(code, message);
+    if (body == NULL) {
+        return -1;
+    }
+
+    rc = chat_bus_finish(&w->bus, shard, id, cmd->gw, cmd->gw_len, cmd->req,
+                         cmd->req_len, 500, body);
+    free(body);
+
+    return rc;
+}
+
+
+/*
+ * Processes one entry.  Returns 0 when the entry is finished (answered
+ * and acked, or dead-lettered), 1 when it was left pending to be retried,
+ * -1 when Redis failed.
+ */
+static int
+chat_worker_handle(chat_worker_t *w, int shard, redisReply *entry,
+    int reclaimed)
+{
+    int                rc;
+    char               reason[200];
+    size_t             i, n;
+    long long          deliveries;
+    const char        *id;
+    redisReply        *fields;
+    chat_cmd_t         cmd;
+    chat_reply_t       reply;
+    chat_field_t       f[CHAT_CMD_MAX_FIELDS];
+
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2
+        || entry->element[0]->type != REDIS_REPLY_STRING)
+    {
+        chat_log_error("%s: entry without an id, skipped",
+                       w->bus.streams[shard]);
+        return 0;
+    }
+
+    id = entry->element[0]->str;
+    fields = entry->element[1];
+
+    if (fields->type == REDIS_REPLY_NIL) {
+        /* pending, but deleted from the stream: nothing left to do */
+        chat_log_warn("%s %s: entry was deleted, acking",
+                      w->bus.streams[shard], id);
+        return chat_bus_ack(&w->bus, shard, id) == 0 ? 0 : -1;
+    }
+
+    deliveries = 1;
+
+    if (reclaimed) {
+        deliveries = chat_bus_deliveries(&w->bus, shard, id);
+        if (deliveries < 0) {
+            return -1;
+        }
+        if (deliveries == 0) {
+            return 0;           /* acked by someone meanwhile */
+        }
+    }
+
+    n = fields->type == REDIS_REPLY_ARRAY ? fields->elements / 2 : 0;
+
+    for (i = 0; i < 2 * n && n <= CHAT_CMD_MAX_FIELDS; i++) {
+        if (fields->element[i]->type != REDIS_REPLY_STRING) {
+            n = CHAT_CMD_MAX_FIELDS + 1;
+        }
+    }
+
+    if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2 != 0
+        || n > CHAT_CMD_MAX_FIELDS)
+    {
+        memset(&cmd, 0, sizeof(cmd));
+        snprintf(cmd.error, sizeof(cmd.error), "not a list of at most %d "
+                 "string field/value pairs", CHAT_CMD_MAX_FIELDS);
+        rc = -1;
+
+    } else {
+        for (i = 0; i < n; i++) {
+            f[i].name = fields->element[2 * i]->str;
+            f[i].name_len = fields->element[2 * i]->len;
+            f[i].value = fields->element[2 * i + 1]->str;
+            f[i].value_len = fields->element[2 * i + 1]->len;
+        }
+
+        rc = chat_cmd_parse(&cmd, f, n);
+    }
+
+    if (rc != 0) {
+        snprintf(reason, sizeof(reason), "malformed: %s", cmd.error);
+        rc = chat_worker_dead_letter(w, shard, id, fields, &cmd, deliveries,
+                 reason, "malformed_command",
+                 "the command could not be read; it was set aside");
+        return rc == 0 ? 0 : -1;
+    }
+
+    if (deliveries > w->cfg->max_deliveries) {
+        snprintf(reason, sizeof(reason), "delivered %lld times without "
+                 "completing", deliveries);
+        rc = chat_worker_dead_letter(w, shard, id, fields, &cmd, deliveries,
+                 reason, "dead_lettered",
+                 "the command failed repeatedly; it was set aside");
+        return rc == 0 ? 0 : -1;
+    }
+
+    if (chat_db_run_command(&w->db, w->cfg, &cmd, &reply) != 0) {
+        chat_log_warn("%s %s (op %s, key %s): left pending, delivery %lld",
+                      w->bus.streams[shard], id, cmd.op, cmd.key,
+                      deliveries);
+        return 1;
+    }
+
+    rc = chat_bus_finish(&w->bus, shard, id, cmd.gw, cmd.gw_len, cmd.req,
+                         cmd.req_len, reply.status, reply.body);
+    free(reply.body);
+
+    return rc == 0 ? 0 : -1;
+}
+
+
+/* ------------------------------------------------------------------------
+ * Batches
+ * --------------------------------------------------------------------- */
+
+static void chat_worker_tick(chat_worker_t *w, int with_claim);
+
+
+/* Re-claims items[from..n) to ourselves so none of them looks idle. */
+static void
+chat_worker_refresh(chat_worker_t *w, chat_item_t *items, size_t from,
+    size_t n)
+{
+    int           shard;
+    size_t        i, k;
+    const char  **ids;
+
+    ids = malloc((n - from) * sizeof(char *));
+    if (ids == NULL) {
+        return;
+    }
+
+    for (shard = 0; shard < w->cfg->shards; shard++) {
+        k = 0;
+        for (i = from; i < n; i++) {
+            if (items[i].shard == shard
+                && items[i].entry->type == REDIS_REPLY_ARRAY
+                && items[i].entry->elements >= 1
+                && items[i].entry->element[0]->type == REDIS_REPLY_STRING)
+            {
+                ids[k++] = items[i].entry->element[0]->str;
+            }
+        }
+
+        if (chat_bus_refresh(&w->bus, shard, ids, k) != 0) {
+            break;
+        }
+    }
+
+    free(ids);
+}
+
+
+static void
+chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
+    int reclaimed)
+{
+    size_t   i;
+    int64_t  held_since, start;
+
+    held_since = chat_mono_ms();
+
+    for (i = 0; i < n; i++) {
+        if (chat_worker_stop || !chat_db_ok(&w->db) || !chat_bus_ok(&w->bus))
+        {
+            break;
+        }
+
+        if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
+            chat_worker_refresh(w, items, i, n);
+            held_since = chat_mono_ms();
+        }
+
+        start = chat_mono_ms();
+
+        if (chat_worker_handle(w, items[i].shard, items[i].entry, reclaimed)
+            < 0)
+        {
+            break;
+        }
+
+        w->entry_ms = 0.8 * w->entry_ms + 0.2 * (chat_mono_ms() - start);
+
+        chat_worker_tick(w, 0);
+    }
+}
+
+
+static int
+chat_worker_shard_of(chat_worker_t *w, const redisReply *name)
+{
+    int  i;
+
+    for (i = 0; i < w->cfg->shards; i++) {
+        if (strcmp(w->bus.streams[i], name->str) == 0) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+/*
+ * How many entries per shard to take at once: --batch while entries are
+ * cheap, fewer as they get expensive, at least one.
+ */
+static int
+chat_worker_batch(const chat_worker_t *w)
+{
+    double  n;
+
+    n = CHAT_WORKER_BATCH_BUDGET_MS / (w->entry_ms > 1.0 ? w->entry_ms : 1.0);
+
+    if (n < 1.0) {
+        return 1;
+    }
+
+    return n < w->cfg->batch ? (int) n : w->cfg->batch;
+}
+
+
+/* Flattens an XREADGROUP reply into items and processes them. */
+static void
+chat_worker_process_read(chat_worker_t *w, redisReply *r)
+{
+    int           shard;
+    size_t        i, j, n;
+    redisReply   *s;
+    chat_item_t  *items;
+
+    n = 0;
+    for (i = 0; i < r->elements; i++) {
+        s = r->element[i];
+        if (s->type == REDIS_REPLY_ARRAY && s->elements == 2
+            && s->element[1]->type == REDIS_REPLY_ARRAY)
+        {
+            n += s->element[1]->elements;
+        }
+    }
+
+    items = n ? malloc(n * sizeof(chat_item_t)) : NULL;
+    if (items == NULL) {
+        return;
+    }
+
+    n = 0;
+    for (i = 0; i < r->elements; i++) {
+        s = r->element[i];
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2
+            || s->element[0]->type != REDIS_REPLY_STRING
+            || s->element[1]->type != REDIS_REPLY_ARRAY
+            || (shard = chat_worker_shard_of(w, s->element[0])) < 0)
+        {
+            continue;
+        }
+
+        for (j = 0; j < s->element[1]->elements; j++) {
+            items[n].shard = shard;
+            items[n].entry = s->element[1]->element[j];
+            n++;
+        }
+    }
+
+    chat_worker_process(w, items, n, 0);
+    free(items);
+}
+
+
+/* One XAUTOCLAIM page per shard; claimed entries are processed at once. */
+static void
+chat_worker_reclaim(chat_worker_t *w)
+{
+    int           shard;
+    size_t        i, n;
+    redisReply   *r, *entries;
+    chat_item_t  *items;
+
+    for (shard = 0; shard < w->cfg->shards; shard++) {
+        if (chat_worker_stop || !chat_db_ok(&w->db) || !chat_bus_ok(&w->bus))
+        {
+            return;
+        }
+
+        r = chat_bus_autoclaim(&w->bus, shard, chat_worker_batch(w));
+        if (r == NULL) {
+            continue;
+        }
+
+        entries = r->element[1];
+        n = entries->elements;
+
+        if (n > 0) {
+            chat_log_info("%s: reclaimed %zu idle entries",
+                          w->bus.streams[shard], n);
+
+            items = malloc(n * sizeof(chat_item_t));
+            if (items != NULL) {
+                for (i = 0; i < n; i++) {
+                    items[i].shard = shard;
+                    items[i].entry = entries->element[i];
+                }
+
+                chat_worker_process(w, items, n, 1);
+                free(items);
+            }
+        }
+
+        freeReplyObject(r);
+    }
+}
+
+
+/* ------------------------------------------------------------------------
+ * The loop
+ * --------------------------------------------------------------------- */
+
+/* Heartbeat, reclaim and housekeeping, each when due. */
+static void
+chat_worker_tick(chat_worker_t *w, int with_claim)
+{
+    int64_t  now;
+
+    now = chat_mono_ms();
+
+    if (now >= w->next_heartbeat) {
+        w->next_heartbeat = now + CHAT_WORKER_HEARTBEAT_MS;
+
+        /* an idle connection may have died unnoticed: ask */
+        if (chat_db_ok(&w->db)
+            && now - w->db.last_ok_ms >= CHAT_WORKER_HEARTBEAT_MS)
+        {
+            (void) chat_db_ping(&w->db);
+        }
+
+        (void) chat_bus_heartbeat(&w->bus, chat_db_ok(&w->db));
+    }
+
+    if (!with_claim) {
+        return;
+    }
+
+    if (now >= w->next_claim && chat_db_ok(&w->db)) {
+        /* set first: reclaiming processes entries, which ticks again */
+        w->next_claim = now + w->cfg->claim_idle_ms / 2;
+        chat_worker_reclaim(w);
+    }
+
+    if (now >= w->next_prune) {
+        w->next_prune = now + CHAT_WORKER_PRUNE_MS;
+        chat_bus_prune(&w->bus);
+    }
+}
+
+
+static void
+chat_worker_loop(chat_worker_t *w)
+{
+    int64_t      wait;
+    redisReply  *r;
+
+    while (!chat_worker_stop) {
+
+        if (!chat_bus_ok(&w->bus)
+            && chat_bus_connect(&w->bus, &chat_worker_stop) != 0)
+        {
+            break;
+        }
+
+        if (chat_db_reconnect(&w->db) != 0) {
+            /* no new work until PostgreSQL is back; keep saying so */
+            chat_worker_tick(w, 0);
+
+            wait = w->db.next_try_ms - chat_mono_ms();
+            chat_sleep_ms(wait < 200 ? wait : 200);
+            continue;
+        }
+
+        chat_worker_tick(w, 1);
+
+        if (chat_worker_stop || !chat_bus_ok(&w->bus) || !chat_db_ok(&w->db))
+        {
+            continue;
+        }
+
+        r = chat_bus_read(&w->bus, chat_worker_batch(w),
+                          CHAT_WORKER_BLOCK_MS);
+        if (r == NULL) {
+            if (chat_bus_ok(&w->bus)) {
+                chat_sleep_ms(100);     /* an error reply: do not spin */
+            }
+            continue;
+        }
+
+        if (r->type == REDIS_REPLY_ARRAY) {
+            chat_worker_process_read(w, r);
+        }
+
+        freeReplyObject(r);
+    }
+}
+
+
+int
+chat_worker_run(const chat_config_t *cfg, pid_t supervisor)
+{
+    int               rc;
+    char              host[256];
+    redisReply       *r;
+    chat_worker_t     w;
+    struct sigaction  sa;
+
+    chat_log_set_role("worker");
+
+    /* if the supervisor goes away, so do we */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = chat_worker_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    if (getppid() != supervisor) {
+        chat_worker_stop = 1;       /* it died before prctl() took effect */
+    }
+
+    srandom((unsigned) getpid() ^ (unsigned) time(NULL));
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = cfg;
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        strcpy(host, "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+
+    snprintf(w.consumer, sizeof(w.consumer), "%s:%ld", host,
+             (long) getpid());
+
+    chat_db_init(&w.db, cfg->pg, "chat-backend worker");
+
+    if (chat_bus_init(&w.bus, cfg, w.consumer) != 0) {
+        chat_log_error("out of memory");
+        return 1;
+    }
+
+    if (chat_ops_init() != 0) {
+        chat_log_warn("operation set-up failed; continuing");
+    }
+
+    chat_log_info("started as consumer %s on %d shards", w.consumer,
+                  cfg->shards);
+
+    chat_worker_loop(&w);
+
+    rc = 0;
+
+    /* leave the health view at once rather than after going stale */
+    if (chat_bus_ok(&w.bus)) {
+        r = redisCommand(w.bus.ctx, "HDEL %s %s", CHAT_WORKERS_KEY,
+                         w.consumer);
+        freeReplyObject(r);
+    }
+
+    chat_bus_free(&w.bus);
+    chat_db_close(&w.db);
+
+    chat_log_info("stopped");
+
+    return rc;
+}
