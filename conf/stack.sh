@@ -211,7 +211,9 @@ cmd_env() {
 }
 
 cmd_run() {
-    trap 'echo; cmd_stop; exit 0' INT TERM
+    # Ctrl-C may also have killed whatever reads our output (make run | tee):
+    # stopping must not die of SIGPIPE or of a failed echo halfway through
+    trap 'trap "" PIPE INT TERM; set +e; echo; cmd_stop; exit 0' INT TERM
     cmd_start
     cat <<MSG
 
