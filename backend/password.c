@@ -35,6 +35,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "chat_base64.h"
 #include "log.h"
 #include "password.h"
 
@@ -58,113 +59,6 @@
 #define CHAT_SCRYPT_MAXMEM    ((uint64_t) 1024 * 1024 * 1024)
 
 static EVP_KDF  *chat_scrypt_kdf;
-
-static const char chat_b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-
-/* ------------------------------------------------------------------------
- * Base64, standard alphabet, no padding
- * --------------------------------------------------------------------- */
-
-/* Returns the encoded length (NUL written after it), or -1 if too small. */
-static int
-chat_b64_encode(const unsigned char *in, size_t len, char *out,
-    size_t out_size)
-{
-    size_t    i, n;
-    uint32_t  v;
-
-    if ((len * 4 + 2) / 3 + 1 > out_size) {
-        return -1;
-    }
-
-    n = 0;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8 | in[i + 2];
-        out[n++] = chat_b64_alphabet[(v >> 18) & 63];
-        out[n++] = chat_b64_alphabet[(v >> 12) & 63];
-        out[n++] = chat_b64_alphabet[(v >> 6) & 63];
-        out[n++] = chat_b64_alphabet[v & 63];
-    }
-
-    if (len - i == 1) {
-        v = (uint32_t) in[i] << 16;
-        out[n++] = chat_b64_alphabet[(v >> 18) & 63];
-        out[n++] = chat_b64_alphabet[(v >> 12) & 63];
-
-    } else if (len - i == 2) {
-        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8;
-        out[n++] = chat_b64_alphabet[(v >> 18) & 63];
-        out[n++] = chat_b64_alphabet[(v >> 12) & 63];
-        out[n++] = chat_b64_alphabet[(v >> 6) & 63];
-    }
-
-    out[n] = '\0';
-    return (int) n;
-}
-
-
-static int
-chat_b64_value(char c)
-{
-    const char  *p;
-
-    if (c == '\0') {
-        return -1;
-    }
-
-    p = strchr(chat_b64_alphabet, c);
-
-    return p == NULL ? -1 : (int) (p - chat_b64_alphabet);
-}
-
-
-/*
- * Decodes len characters; returns the byte count, or -1 for a foreign
- * character, an impossible length, non-zero trailing bits, or an output
- * larger than out_size.
- */
-static int
-chat_b64_decode(const char *in, size_t len, unsigned char *out,
-    size_t out_size)
-{
-    int       d;
-    size_t    i, n, bits;
-    uint32_t  acc;
-
-    if (len % 4 == 1 || len * 3 / 4 > out_size) {
-        return -1;
-    }
-
-    acc = 0;
-    bits = 0;
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        d = chat_b64_value(in[i]);
-        if (d < 0) {
-            return -1;
-        }
-
-        acc = (acc << 6) | (uint32_t) d;
-        bits += 6;
-
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char) (acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-
-    if (acc != 0) {
-        return -1;              /* leftover bits must be zero */
-    }
-
-    return (int) n;
-}
-
 
 /* ------------------------------------------------------------------------
  * scrypt
@@ -295,7 +189,7 @@ chat_password_hash_params(const char *password, size_t len, unsigned ln,
         goto err;
     }
 
-    m = chat_b64_encode(salt, sizeof(salt), out + n, out_size - n);
+    m = chat_b64_encode(CHAT_B64_STD, salt, sizeof(salt), out + n, out_size - n);
     if (m < 0 || (size_t) (n + m + 1) >= out_size) {
         goto err;
     }
@@ -303,7 +197,7 @@ chat_password_hash_params(const char *password, size_t len, unsigned ln,
     n += m;
     out[n++] = '$';
 
-    if (chat_b64_encode(hash, sizeof(hash), out + n, out_size - n) < 0) {
+    if (chat_b64_encode(CHAT_B64_STD, hash, sizeof(hash), out + n, out_size - n) < 0) {
         goto err;
     }
 
@@ -389,8 +283,8 @@ chat_password_verify(const char *password, size_t len, const char *stored)
         goto err;
     }
 
-    salt_len = chat_b64_decode(s, dollar - s, salt, sizeof(salt));
-    hash_len = chat_b64_decode(dollar + 1, strlen(dollar + 1), want,
+    salt_len = chat_b64_decode(CHAT_B64_STD, s, dollar - s, salt, sizeof(salt));
+    hash_len = chat_b64_decode(CHAT_B64_STD, dollar + 1, strlen(dollar + 1), want,
                                sizeof(want));
 
     if (salt_len < CHAT_SCRYPT_SALT_MIN || hash_len < CHAT_SCRYPT_OUT_MIN) {

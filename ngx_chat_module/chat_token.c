@@ -23,141 +23,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "chat_base64.h"
 #include "chat_token.h"
 
 
 #define CHAT_TOKEN_MAC_LEN  32
-
-static const char chat_b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-
-/* Returns the encoded length (no NUL written), or -1 if out is too small. */
-static int
-chat_b64url_encode(const unsigned char *in, size_t len, char *out,
-    size_t out_size)
-{
-    size_t    i, n;
-    uint32_t  v;
-
-    n = 0;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        if (n + 4 > out_size) {
-            return -1;
-        }
-        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8 | in[i + 2];
-        out[n++] = chat_b64url_alphabet[(v >> 18) & 63];
-        out[n++] = chat_b64url_alphabet[(v >> 12) & 63];
-        out[n++] = chat_b64url_alphabet[(v >> 6) & 63];
-        out[n++] = chat_b64url_alphabet[v & 63];
-    }
-
-    if (len - i == 1) {
-        if (n + 2 > out_size) {
-            return -1;
-        }
-        v = (uint32_t) in[i] << 16;
-        out[n++] = chat_b64url_alphabet[(v >> 18) & 63];
-        out[n++] = chat_b64url_alphabet[(v >> 12) & 63];
-
-    } else if (len - i == 2) {
-        if (n + 3 > out_size) {
-            return -1;
-        }
-        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8;
-        out[n++] = chat_b64url_alphabet[(v >> 18) & 63];
-        out[n++] = chat_b64url_alphabet[(v >> 12) & 63];
-        out[n++] = chat_b64url_alphabet[(v >> 6) & 63];
-    }
-
-    return (int) n;
-}
-
-
-static int
-chat_b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '-') {
-        return 62;
-    }
-    if (c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-
-/*
- * Strict decoding: refuses '=', characters outside the URL-safe alphabet,
- * a length that leaves 6 dangling bits, and non-zero bits in the last
- * character (which would make two spellings of the same bytes).
- * Returns the decoded length or -1.
- */
-static int
-chat_b64url_decode(const char *in, size_t len, unsigned char *out,
-    size_t out_size)
-{
-    size_t    i, n, rem;
-    uint32_t  v;
-    int       d, k;
-
-    rem = len % 4;
-    if (rem == 1) {
-        return -1;
-    }
-
-    if (len / 4 * 3 + (rem ? rem - 1 : 0) > out_size) {
-        return -1;
-    }
-
-    n = 0;
-    v = 0;
-    k = 0;
-
-    for (i = 0; i < len; i++) {
-        d = chat_b64url_value((unsigned char) in[i]);
-        if (d < 0) {
-            return -1;
-        }
-
-        v = v << 6 | (uint32_t) d;
-
-        if (++k == 4) {
-            out[n++] = (unsigned char) (v >> 16);
-            out[n++] = (unsigned char) (v >> 8);
-            out[n++] = (unsigned char) v;
-            v = 0;
-            k = 0;
-        }
-    }
-
-    if (k == 2) {
-        if (v & 0x0f) {
-            return -1;
-        }
-        out[n++] = (unsigned char) (v >> 4);
-
-    } else if (k == 3) {
-        if (v & 0x03) {
-            return -1;
-        }
-        out[n++] = (unsigned char) (v >> 10);
-        out[n++] = (unsigned char) (v >> 2);
-    }
-
-    return (int) n;
-}
-
 
 static int
 chat_token_mac(const unsigned char *secret, size_t secret_len,
@@ -202,14 +72,14 @@ chat_token_sign(const unsigned char *secret, size_t secret_len,
         return -1;
     }
 
-    len = chat_b64url_encode((const unsigned char *) header,
+    len = chat_b64_encode(CHAT_B64_URL, (const unsigned char *) header,
                              sizeof(header) - 1, out, out_size);
     if (len < 0 || (size_t) len + 1 >= out_size) {
         return -1;
     }
     out[len++] = '.';
 
-    n = chat_b64url_encode((const unsigned char *) payload, (size_t) n,
+    n = chat_b64_encode(CHAT_B64_URL, (const unsigned char *) payload, (size_t) n,
                            out + len, out_size - len);
     if (n < 0) {
         return -1;
@@ -223,7 +93,7 @@ chat_token_sign(const unsigned char *secret, size_t secret_len,
     }
     out[len++] = '.';
 
-    n = chat_b64url_encode(mac, sizeof(mac), out + len, out_size - len);
+    n = chat_b64_encode(CHAT_B64_URL, mac, sizeof(mac), out + len, out_size - len);
     if (n < 0 || (size_t) (len + n) >= out_size) {
         return -1;
     }
@@ -241,7 +111,7 @@ chat_token_json_part(const char *part, size_t len)
     int            n;
     unsigned char  buf[CHAT_TOKEN_MAX_LEN];
 
-    n = chat_b64url_decode(part, len, buf, sizeof(buf));
+    n = chat_b64_decode(CHAT_B64_URL, part, len, buf, sizeof(buf));
     if (n <= 0) {
         return NULL;
     }
@@ -394,7 +264,7 @@ chat_token_verify(const unsigned char *secret, size_t secret_len,
         return rc;
     }
 
-    n = chat_b64url_decode(dot2 + 1, (size_t) (end - dot2 - 1), given,
+    n = chat_b64_decode(CHAT_B64_URL, dot2 + 1, (size_t) (end - dot2 - 1), given,
                            sizeof(given));
     if (n != CHAT_TOKEN_MAC_LEN) {
         return n < 0 ? CHAT_TOKEN_MALFORMED : CHAT_TOKEN_BAD_SIGNATURE;

@@ -20,7 +20,7 @@ run_unit() {
     for t in token envelope; do
         gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
             -fno-omit-frame-pointer -Ingx_chat_module -Itests/unit \
-            "tests/unit/test_$t.c" "ngx_chat_module/chat_$t.c" \
+            "tests/unit/test_$t.c" "ngx_chat_module/chat_$t.c" ngx_chat_module/chat_base64.c \
             -lcjson -lcrypto -o "$bin/test_$t" || { failed_suites+=("build test_$t"); continue; }
         echo "== unit: $t"
         "$bin/test_$t" || failed_suites+=("unit $t")
