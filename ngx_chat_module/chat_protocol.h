@@ -26,6 +26,27 @@
  * and refreshes the reply stream's TTL, so streams of gateways that died go
  * away by themselves.
  *
+ * Events: after a commit, a worker fans an event out ONCE PER GATEWAY (not
+ * once per recipient) by XADDing to that gateway's stream an entry with
+ *
+ *   ev      the event, a complete JSON text such as
+ *           {"type":"message","message":{...}}; the edge sends it verbatim
+ *           as one WebSocket text frame
+ *   uids    comma-separated decimal ids of the recipients that gateway
+ *           serves, e.g. "12,40,7"
+ *
+ * and no "req".  The gateway delivers ev to every local connection of
+ * every listed user (all their devices, the sender's included).
+ *
+ * Who is online where: the edge keeps, for every user with at least one
+ * live connection on that gateway, the hash CHAT_ONLINE_PREFIX "<uid>}"
+ * field <gateway reply stream key> = "<unix_ms>" refreshed every
+ * CHAT_ONLINE_REFRESH_MS, with the key's TTL CHAT_ONLINE_TTL_SEC, and HDELs
+ * its field when the user's last local connection closes.  A worker
+ * fanning out reads the members' hashes (pipelined HGETALL) and ignores, and
+ * may HDEL, fields older than CHAT_ONLINE_STALE_MS: they belong to a
+ * gateway that died without cleaning up.
+ *
  * Worker liveness: every worker HSETs CHAT_WORKERS_KEY field <consumer> to
  * "<unix_ms>:<pg>" once a second, <pg> being 1 when its PostgreSQL
  * connection works, 0 otherwise.  The edge's health endpoint reads it.
@@ -53,6 +74,12 @@
 /* a worker whose heartbeat is older than this counts as dead */
 #define CHAT_WORKER_STALE_MS    10000
 
+/* online registry: hash per user, field per gateway */
+#define CHAT_ONLINE_PREFIX      "chat:online:{"
+#define CHAT_ONLINE_TTL_SEC     90
+#define CHAT_ONLINE_REFRESH_MS  20000
+#define CHAT_ONLINE_STALE_MS    60000
+
 /* command entry fields */
 #define CHAT_F_VERSION  "v"
 #define CHAT_F_KEY      "key"
@@ -66,6 +93,10 @@
 
 /* reply entry fields (CHAT_F_REQ and CHAT_F_BODY are shared) */
 #define CHAT_F_STATUS   "status"
+
+/* event entry fields */
+#define CHAT_F_EVENT    "ev"
+#define CHAT_F_UIDS     "uids"
 
 /* size limits both sides enforce */
 #define CHAT_MAX_KEY_LEN    200
