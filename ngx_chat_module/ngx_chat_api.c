@@ -2,16 +2,19 @@
  * ngx_chat_api.c: the content handler of `chat_api` locations.
  *
  * A request walks four gates before anything reaches Redis:
- *   1. route: method and path must be in the route table (404/405);
+ *   1. route: method and path must be in the route table (404/405); a "*"
+ *      segment of a route matches a positive integer id;
  *   2. auth: routes that need a user verify the bearer token here, and the
  *      user id and role that travel inward come from the token only;
  *   3. size: bodies over chat_max_body_size get 413 before being read;
  *   4. shape: the body must be one JSON object with the route's required
- *      fields of the right types (400).
+ *      fields of the right types; query parameters must parse (400).
  * Then the route either answers locally (health) or becomes a command on
- * the bus (ngx_chat_bus.c), and the worker's reply is the answer.
+ * the bus.  The command body is the client's JSON object with the path ids
+ * and query parameters added as fields (path ids win over body fields), so
+ * a worker sees one flat object per operation whatever the transport.
  *
- * Business rules (is this email taken? is this password right?) are not
+ * Business rules (is this email taken? is the caller a member?) are not
  * here: they live in the workers, next to the data.
  */
 
@@ -26,6 +29,7 @@
 
 
 #define NGX_CHAT_IDEMPOTENCY_KEY_MAX  128
+#define NGX_CHAT_MAX_PATH_IDS         2
 
 
 typedef enum {
@@ -35,6 +39,7 @@ typedef enum {
 } ngx_chat_auth_e;
 
 
+/* a required body field, or an optional query parameter */
 typedef struct {
     const char   *name;
     int           type;             /* cJSON_String, cJSON_Number, ... */
@@ -43,11 +48,13 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t               method;
-    ngx_str_t                path;
+    const char              *path;   /* "*" segments match integer ids */
     ngx_chat_auth_e          auth;
     const char              *op;     /* bus operation, or NULL: local */
     ngx_int_t              (*local)(ngx_http_request_t *r);
-    const ngx_chat_field_t  *fields; /* required body fields, NULL-ended */
+    const char              *ids[NGX_CHAT_MAX_PATH_IDS];  /* names of "*" */
+    const ngx_chat_field_t  *fields; /* required body fields */
+    const ngx_chat_field_t  *query;  /* accepted query parameters */
 } ngx_chat_route_t;
 
 
@@ -62,18 +69,23 @@ typedef struct {
 typedef struct {
     const ngx_chat_route_t  *route;
     ngx_chat_caller_t        caller;
+    int64_t                  ids[NGX_CHAT_MAX_PATH_IDS];
 } ngx_chat_api_ctx_t;
 
 
+static const ngx_chat_route_t *ngx_chat_api_route(ngx_http_request_t *r,
+    int64_t *ids, ngx_uint_t *path_found);
 static ngx_int_t ngx_chat_api_authenticate(ngx_http_request_t *r,
     ngx_chat_auth_e auth, ngx_chat_caller_t *caller,
     ngx_chat_problem_t *problem);
 static void ngx_chat_api_body_read(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_api_dispatch(ngx_http_request_t *r,
-    ngx_chat_api_ctx_t *ctx, ngx_str_t *body);
-static ngx_int_t ngx_chat_api_check_body(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx, cJSON *json);
+static cJSON *ngx_chat_api_parse_body(ngx_http_request_t *r,
     const ngx_chat_route_t *route, ngx_str_t *body,
     ngx_chat_problem_t *problem);
+static ngx_int_t ngx_chat_api_add_params(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx, cJSON *json, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *key, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_refuse(ngx_http_request_t *r,
@@ -93,55 +105,96 @@ static const ngx_chat_field_t  ngx_chat_login_fields[] = {
     { NULL, 0 }
 };
 
+static const ngx_chat_field_t  ngx_chat_conv_create_fields[] = {
+    { "type", cJSON_String },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_member_add_fields[] = {
+    { "user_id", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_send_fields[] = {
+    { "client_msg_id", cJSON_String },
+    { "text", cJSON_String },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_read_fields[] = {
+    { "seq", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_history_query[] = {
+    { "before_seq", cJSON_Number },
+    { "after_seq", cJSON_Number },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
 
 static const ngx_chat_route_t  ngx_chat_routes[] = {
 
-    { NGX_HTTP_GET, ngx_string("/api/v1/health"), NGX_CHAT_AUTH_NONE,
-      NULL, ngx_chat_health_handler, NULL },
+    { NGX_HTTP_GET, "/api/v1/health", NGX_CHAT_AUTH_NONE,
+      NULL, ngx_chat_health_handler, { NULL }, NULL, NULL },
 
-    { NGX_HTTP_POST, ngx_string("/api/v1/auth/register"), NGX_CHAT_AUTH_NONE,
-      "auth.register", NULL, ngx_chat_register_fields },
+    { NGX_HTTP_POST, "/api/v1/auth/register", NGX_CHAT_AUTH_NONE,
+      "auth.register", NULL, { NULL }, ngx_chat_register_fields, NULL },
 
-    { NGX_HTTP_POST, ngx_string("/api/v1/auth/login"), NGX_CHAT_AUTH_NONE,
-      "auth.login", NULL, ngx_chat_login_fields },
+    { NGX_HTTP_POST, "/api/v1/auth/login", NGX_CHAT_AUTH_NONE,
+      "auth.login", NULL, { NULL }, ngx_chat_login_fields, NULL },
 
-    { NGX_HTTP_GET, ngx_string("/api/v1/users/me"), NGX_CHAT_AUTH_USER,
-      "user.me", NULL, NULL },
+    { NGX_HTTP_GET, "/api/v1/users/me", NGX_CHAT_AUTH_USER,
+      "user.me", NULL, { NULL }, NULL, NULL },
 
-    { 0, ngx_null_string, 0, NULL, NULL, NULL }
+    { NGX_HTTP_GET, "/api/v1/conversations", NGX_CHAT_AUTH_USER,
+      "conv.list", NULL, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/conversations", NGX_CHAT_AUTH_USER,
+      "conv.create", NULL, { NULL }, ngx_chat_conv_create_fields, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/conversations/*/members", NGX_CHAT_AUTH_USER,
+      "conv.member.add", NULL, { "conversation_id" },
+      ngx_chat_member_add_fields, NULL },
+
+    { NGX_HTTP_DELETE, "/api/v1/conversations/*/members/*",
+      NGX_CHAT_AUTH_USER, "conv.member.remove", NULL,
+      { "conversation_id", "user_id" }, NULL, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/conversations/*/messages", NGX_CHAT_AUTH_USER,
+      "msg.history", NULL, { "conversation_id" }, NULL,
+      ngx_chat_history_query },
+
+    { NGX_HTTP_POST, "/api/v1/conversations/*/messages", NGX_CHAT_AUTH_USER,
+      "msg.send", NULL, { "conversation_id" }, ngx_chat_send_fields, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/conversations/*/read", NGX_CHAT_AUTH_USER,
+      "conv.read", NULL, { "conversation_id" }, ngx_chat_read_fields, NULL },
+
+    { 0, NULL, 0, NULL, NULL, { NULL }, NULL, NULL }
 };
 
 
 ngx_int_t
 ngx_chat_api_handler(ngx_http_request_t *r)
 {
+    cJSON                   *json;
     ngx_int_t                rc;
-    ngx_str_t                empty = ngx_string("{}");
     ngx_uint_t               path_found;
     ngx_chat_api_ctx_t      *ctx;
     ngx_chat_problem_t       problem;
     ngx_chat_main_conf_t    *cmcf;
     const ngx_chat_route_t  *route;
 
-    path_found = 0;
-
-    for (route = ngx_chat_routes; route->path.len; route++) {
-        if (r->uri.len != route->path.len
-            || ngx_strncmp(r->uri.data, route->path.data, r->uri.len) != 0)
-        {
-            continue;
-        }
-
-        path_found = 1;
-
-        if (r->method == route->method
-            || (r->method == NGX_HTTP_HEAD && route->method == NGX_HTTP_GET))
-        {
-            break;
-        }
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (route->path.len == 0) {
+    route = ngx_chat_api_route(r, ctx->ids, &path_found);
+
+    if (route == NULL) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -154,11 +207,6 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 
         return ngx_chat_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                    "no such endpoint");
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_api_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->route = route;
@@ -185,7 +233,12 @@ ngx_chat_api_handler(ngx_http_request_t *r)
             return route->local(r);
         }
 
-        rc = ngx_chat_api_dispatch(r, ctx, &empty);
+        json = cJSON_CreateObject();
+        if (json == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_chat_api_dispatch(r, ctx, json);
         if (rc == NGX_DONE) {
             /* the bus answers later: keep the request alive until then */
             r->main->count++;
@@ -215,9 +268,70 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 }
 
 
+/* The route for r's method and path, with the "*" ids parsed into ids. */
+static const ngx_chat_route_t *
+ngx_chat_api_route(ngx_http_request_t *r, int64_t *ids,
+    ngx_uint_t *path_found)
+{
+    u_char                  *u, *end, *digits;
+    ngx_int_t                id;
+    ngx_uint_t               n;
+    const char              *pat;
+    const ngx_chat_route_t  *route;
+
+    *path_found = 0;
+
+    for (route = ngx_chat_routes; route->path; route++) {
+        u = r->uri.data;
+        end = r->uri.data + r->uri.len;
+        n = 0;
+
+        for (pat = route->path; *pat && u < end; pat++) {
+            if (*pat != '*') {
+                if (*u++ != (u_char) *pat) {
+                    break;
+                }
+                continue;
+            }
+
+            /* a positive decimal id without leading zeros */
+            digits = u;
+            while (u < end && *u >= '0' && *u <= '9') {
+                u++;
+            }
+
+            if (u == digits || *digits == '0' || u - digits > 18) {
+                break;
+            }
+
+            id = ngx_atoi(digits, u - digits);
+            if (id == NGX_ERROR || n == NGX_CHAT_MAX_PATH_IDS) {
+                break;
+            }
+            ids[n++] = id;
+        }
+
+        if (*pat != '\0' || u != end) {
+            continue;
+        }
+
+        *path_found = 1;
+
+        if (r->method == route->method
+            || (r->method == NGX_HTTP_HEAD && route->method == NGX_HTTP_GET))
+        {
+            return route;
+        }
+    }
+
+    return NULL;
+}
+
+
 static void
 ngx_chat_api_body_read(ngx_http_request_t *r)
 {
+    cJSON               *json;
     ngx_int_t            rc;
     ngx_str_t            body;
     ngx_chat_api_ctx_t  *ctx;
@@ -238,12 +352,13 @@ ngx_chat_api_body_read(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_chat_api_check_body(r, ctx->route, &body, &problem) != NGX_OK) {
+    json = ngx_chat_api_parse_body(r, ctx->route, &body, &problem);
+    if (json == NULL) {
         ngx_http_finalize_request(r, ngx_chat_api_refuse(r, &problem));
         return;
     }
 
-    rc = ngx_chat_api_dispatch(r, ctx, &body);
+    rc = ngx_chat_api_dispatch(r, ctx, json);
     if (rc == NGX_DONE) {
         /* read_client_request_body's reference keeps the request alive */
         return;
@@ -253,27 +368,59 @@ ngx_chat_api_body_read(ngx_http_request_t *r)
 }
 
 
-/* Returns NGX_DONE when parked on the bus, else what to finalize with. */
+/*
+ * Adds the path ids and query parameters to json, sends it as the route's
+ * command and frees json.  Returns NGX_DONE when parked on the bus, else
+ * what to finalize with.
+ */
 static ngx_int_t
 ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
-    ngx_str_t *body)
+    cJSON *json)
 {
-    ngx_int_t           rc;
-    ngx_str_t           key;
-    ngx_chat_problem_t  problem;
+    char                *text;
+    ngx_int_t            rc;
+    ngx_str_t            key, body;
+    ngx_chat_pending_t  *p;
+    ngx_chat_problem_t   problem;
 
-    if (ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK) {
+    if (ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
+        || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK)
+    {
+        cJSON_Delete(json);
         return ngx_chat_api_refuse(r, &problem);
     }
 
-    rc = ngx_chat_bus_send(r, ctx->route->op, &ctx->caller, &key, body);
+    text = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
 
-    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        return ngx_chat_send_error(r, rc, "unavailable",
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.data = (u_char *) text;
+    body.len = ngx_strlen(text);
+
+    p = ngx_chat_http_pending(r);
+    if (p == NULL) {
+        cJSON_free(text);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_bus_send(p, r->connection->log, ctx->route->op,
+                           &ctx->caller, &key, &body);
+    cJSON_free(text);
+
+    if (rc == NGX_OK) {
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_chat_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable",
                                    "the command bus (redis) is unavailable");
     }
 
-    return rc;
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
@@ -294,6 +441,43 @@ ngx_chat_api_refuse(ngx_http_request_t *r, ngx_chat_problem_t *problem)
 
 
 /*
+ * Verifies a bearer token.  Returns NGX_OK with caller filled, or
+ * NGX_DECLINED with why set to a human reason, or NGX_ERROR.
+ */
+ngx_int_t
+ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_chat_caller_t *caller, const char **why)
+{
+    chat_token_status_t    status;
+    chat_token_claims_t    claims;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    status = chat_token_verify(cmcf->token_secret.data, cmcf->token_secret.len,
+                               (const char *) token->data, token->len,
+                               (int64_t) ngx_time(), &claims);
+
+    if (status != CHAT_TOKEN_OK) {
+        *why = chat_token_status_text(status);
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: token refused: %s", *why);
+        return NGX_DECLINED;
+    }
+
+    caller->uid = claims.uid;
+    caller->role.len = ngx_strlen(claims.role);
+    caller->role.data = ngx_pnalloc(r->pool, caller->role.len);
+    if (caller->role.data == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_memcpy(caller->role.data, claims.role, caller->role.len);
+
+    return NGX_OK;
+}
+
+
+/*
  * Checks "Authorization: Bearer <token>" when the route needs a user.
  * Returns NGX_OK with caller filled, or NGX_ERROR with problem filled.
  */
@@ -301,11 +485,10 @@ static ngx_int_t
 ngx_chat_api_authenticate(ngx_http_request_t *r, ngx_chat_auth_e auth,
     ngx_chat_caller_t *caller, ngx_chat_problem_t *problem)
 {
-    ngx_str_t              token;
-    ngx_table_elt_t       *h;
-    chat_token_status_t    status;
-    chat_token_claims_t    claims;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_int_t         rc;
+    ngx_str_t         token;
+    const char       *why;
+    ngx_table_elt_t  *h;
 
     caller->uid = 0;
     ngx_str_null(&caller->role);
@@ -326,48 +509,40 @@ ngx_chat_api_authenticate(ngx_http_request_t *r, ngx_chat_auth_e auth,
     token.data = h->value.data + 7;
     token.len = h->value.len - 7;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    rc = ngx_chat_authenticate_token(r, &token, caller, &why);
 
-    status = chat_token_verify(cmcf->token_secret.data, cmcf->token_secret.len,
-                               (const char *) token.data, token.len,
-                               (int64_t) ngx_time(), &claims);
-
-    if (status != CHAT_TOKEN_OK) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "chat: token refused: %s",
-                      chat_token_status_text(status));
-
+    if (rc == NGX_DECLINED) {
         return ngx_chat_problem(problem, NGX_HTTP_UNAUTHORIZED,
-                                "unauthorized",
-                                chat_token_status_text(status));
+                                "unauthorized", why);
     }
 
-    if (auth == NGX_CHAT_AUTH_ADMIN && ngx_strcmp(claims.role, "admin") != 0) {
-        return ngx_chat_problem(problem, NGX_HTTP_FORBIDDEN, "forbidden",
-                                "this needs the admin role");
-    }
-
-    caller->uid = claims.uid;
-    caller->role.len = ngx_strlen(claims.role);
-    caller->role.data = ngx_pnalloc(r->pool, caller->role.len);
-    if (caller->role.data == NULL) {
+    if (rc != NGX_OK) {
         return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                 NULL, NULL);
     }
-    ngx_memcpy(caller->role.data, claims.role, caller->role.len);
+
+    if (auth == NGX_CHAT_AUTH_ADMIN
+        && !(caller->role.len == 5
+             && ngx_strncmp(caller->role.data, "admin", 5) == 0))
+    {
+        return ngx_chat_problem(problem, NGX_HTTP_FORBIDDEN, "forbidden",
+                                "this needs the admin role");
+    }
 
     return NGX_OK;
 }
 
 
-/* One JSON object carrying the route's required fields with their types. */
-static ngx_int_t
-ngx_chat_api_check_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
+/*
+ * One JSON object carrying the route's required fields with their types.
+ * Returns the parsed object (the caller deletes it), or NULL with problem.
+ */
+static cJSON *
+ngx_chat_api_parse_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
     ngx_str_t *body, ngx_chat_problem_t *problem)
 {
     u_char                  *message;
     cJSON                   *json, *item;
-    ngx_int_t                rc;
     const ngx_chat_field_t  *f;
 
     /* length + 1: the NUL after the body proves there is no trailing junk */
@@ -376,11 +551,10 @@ ngx_chat_api_check_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
 
     if (json == NULL || !cJSON_IsObject(json)) {
         cJSON_Delete(json);
-        return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST, "invalid_json",
+        (void) ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST, "invalid_json",
                                 "the body must be one JSON object");
+        return NULL;
     }
-
-    rc = NGX_OK;
 
     for (f = route->fields; f && f->name; f++) {
         item = cJSON_GetObjectItemCaseSensitive(json, f->name);
@@ -389,24 +563,99 @@ ngx_chat_api_check_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
             continue;
         }
 
+        cJSON_Delete(json);
+
         message = ngx_pnalloc(r->pool, ngx_strlen(f->name) + 64);
         if (message == NULL) {
-            rc = ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                  NULL, NULL);
-            break;
+            (void) ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NULL, NULL);
+            return NULL;
         }
 
         ngx_sprintf(message, "\"%s\" is %s%Z", f->name,
                     item ? "of the wrong type" : "required");
 
-        rc = ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
-                              item ? "invalid_field" : "missing_field",
-                              (const char *) message);
-        break;
+        (void) ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                item ? "invalid_field" : "missing_field",
+                                (const char *) message);
+        return NULL;
     }
 
-    cJSON_Delete(json);
-    return rc;
+    return json;
+}
+
+
+/* Path ids and accepted query parameters become fields of the command. */
+static ngx_int_t
+ngx_chat_api_add_params(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
+    cJSON *json, ngx_chat_problem_t *problem)
+{
+    u_char                  *s;
+    ngx_int_t                n;
+    ngx_str_t                value;
+    ngx_uint_t               i;
+    const ngx_chat_field_t  *q;
+
+    for (i = 0; i < NGX_CHAT_MAX_PATH_IDS && ctx->route->ids[i]; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(json, ctx->route->ids[i]);
+
+        if (cJSON_AddNumberToObject(json, ctx->route->ids[i],
+                                    (double) ctx->ids[i])
+            == NULL)
+        {
+            return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NULL, NULL);
+        }
+    }
+
+    for (q = ctx->route->query; q && q->name; q++) {
+        if (ngx_http_arg(r, (u_char *) q->name, ngx_strlen(q->name), &value)
+            != NGX_OK)
+        {
+            continue;
+        }
+
+        cJSON_DeleteItemFromObjectCaseSensitive(json, q->name);
+
+        if (q->type == cJSON_Number) {
+            n = ngx_atoi(value.data, value.len);
+            if (n == NGX_ERROR || value.len > 18) {
+                return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                        "invalid_query",
+                                        "a query parameter is not a "
+                                        "non-negative integer");
+            }
+
+            if (cJSON_AddNumberToObject(json, q->name, (double) n) == NULL) {
+                return ngx_chat_problem(problem,
+                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        NULL, NULL);
+            }
+
+            continue;
+        }
+
+        /* strings arrive URL-encoded */
+        s = ngx_pnalloc(r->pool, value.len + 1);
+        if (s == NULL) {
+            return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NULL, NULL);
+        }
+
+        {
+            u_char  *dst = s, *src = value.data;
+
+            ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+            *dst = '\0';
+        }
+
+        if (cJSON_AddStringToObject(json, q->name, (char *) s) == NULL) {
+            return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NULL, NULL);
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -415,49 +664,27 @@ static ngx_int_t
 ngx_chat_api_idempotency_key(ngx_http_request_t *r, ngx_str_t *key,
     ngx_chat_problem_t *problem)
 {
-    ngx_uint_t        i, j;
-    ngx_list_part_t  *part;
+    ngx_uint_t        j;
     ngx_table_elt_t  *h;
 
     ngx_str_null(key);
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != sizeof("Idempotency-Key") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
-                               h[i].key.len) != 0)
-        {
-            continue;
-        }
-
-        if (h[i].value.len == 0
-            || h[i].value.len > NGX_CHAT_IDEMPOTENCY_KEY_MAX)
-        {
-            goto invalid;
-        }
-
-        for (j = 0; j < h[i].value.len; j++) {
-            if (h[i].value.data[j] <= 0x20 || h[i].value.data[j] >= 0x7f) {
-                goto invalid;
-            }
-        }
-
-        *key = h[i].value;
+    h = ngx_chat_http_header(r, "Idempotency-Key");
+    if (h == NULL) {
         return NGX_OK;
     }
 
+    if (h->value.len == 0 || h->value.len > NGX_CHAT_IDEMPOTENCY_KEY_MAX) {
+        goto invalid;
+    }
+
+    for (j = 0; j < h->value.len; j++) {
+        if (h->value.data[j] <= 0x20 || h->value.data[j] >= 0x7f) {
+            goto invalid;
+        }
+    }
+
+    *key = h->value;
     return NGX_OK;
 
 invalid:

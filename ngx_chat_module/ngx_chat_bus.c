@@ -67,7 +67,6 @@ static void ngx_chat_bus_reread(ngx_event_t *ev);
 static void ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_bus_timeout(ngx_event_t *ev);
-static void ngx_chat_bus_unpark_cleanup(void *data);
 
 
 ngx_int_t
@@ -184,46 +183,47 @@ ngx_chat_bus_redis(void)
 }
 
 
+ngx_str_t *
+ngx_chat_bus_reply_stream(void)
+{
+    return ngx_chat_bus ? &ngx_chat_bus->reply_stream : NULL;
+}
+
+
 /* parking */
 
-ngx_chat_pending_t *
-ngx_chat_bus_park(ngx_http_request_t *r)
+ngx_int_t
+ngx_chat_bus_park(ngx_chat_pending_t *p, ngx_log_t *log)
 {
-    ngx_pool_cleanup_t  *cln;
-    ngx_chat_pending_t  *p;
-
     if (ngx_chat_bus == NULL) {
-        return NULL;
+        return NGX_ERROR;
     }
 
-    p = ngx_pcalloc(r->pool, sizeof(ngx_chat_pending_t));
-    if (p == NULL) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    p->r = r;
     p->id = ngx_chat_bus->next_id++;
     p->node.key = (ngx_rbtree_key_t) p->id;
     ngx_rbtree_insert(&ngx_chat_bus->parked, &p->node);
     p->parked = 1;
 
-    cln->handler = ngx_chat_bus_unpark_cleanup;
-    cln->data = p;
-
     p->timer.handler = ngx_chat_bus_timeout;
     p->timer.data = p;
-    p->timer.log = r->connection->log;
+    p->timer.log = log;
     ngx_add_timer(&p->timer, ngx_chat_bus->cmcf->command_timeout);
 
-    /* notice a client that gives up while we wait */
-    r->read_event_handler = ngx_http_test_reading;
+    return NGX_OK;
+}
 
-    return p;
+
+void
+ngx_chat_bus_cancel(ngx_chat_pending_t *p)
+{
+    if (p->parked && ngx_chat_bus != NULL) {
+        ngx_rbtree_delete(&ngx_chat_bus->parked, &p->node);
+        p->parked = 0;
+    }
+
+    if (p->timer.timer_set) {
+        ngx_del_timer(&p->timer);
+    }
 }
 
 
@@ -252,13 +252,7 @@ ngx_chat_bus_unpark(uint64_t id)
         }
 
         p = (ngx_chat_pending_t *) node;
-        ngx_rbtree_delete(&ngx_chat_bus->parked, node);
-        p->parked = 0;
-
-        if (p->timer.timer_set) {
-            ngx_del_timer(&p->timer);
-        }
-
+        ngx_chat_bus_cancel(p);
         return p;
     }
 
@@ -267,18 +261,16 @@ ngx_chat_bus_unpark(uint64_t id)
 
 
 static void
-ngx_chat_bus_unpark_cleanup(void *data)
+ngx_chat_bus_answer_error(ngx_chat_pending_t *p, ngx_uint_t status,
+    const char *code, const char *message)
 {
-    ngx_chat_pending_t  *p = data;
+    u_char  buf[256], *last;
 
-    if (p->parked && ngx_chat_bus != NULL) {
-        ngx_rbtree_delete(&ngx_chat_bus->parked, &p->node);
-        p->parked = 0;
-    }
+    last = ngx_snprintf(buf, sizeof(buf),
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                        code, message);
 
-    if (p->timer.timer_set) {
-        ngx_del_timer(&p->timer);
-    }
+    p->answer(p, status, buf, last - buf);
 }
 
 
@@ -291,19 +283,19 @@ ngx_chat_bus_timeout(ngx_event_t *ev)
         return;
     }
 
-    ngx_log_error(NGX_LOG_WARN, p->r->connection->log, 0,
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                   "chat: no reply to request %uL within %M ms",
                   p->id, ngx_chat_bus->cmcf->command_timeout);
 
-    ngx_chat_finalize_error(p->r, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
-                            "the backend did not answer in time");
+    ngx_chat_bus_answer_error(p, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
+                              "the backend did not answer in time");
 }
 
 
 /* sending */
 
 ngx_int_t
-ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
+ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     ngx_chat_caller_t *caller, ngx_str_t *client_key, ngx_str_t *body)
 {
     int                       argc;
@@ -314,18 +306,16 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
     const char               *argv[CHAT_ENVELOPE_ARGC];
     ngx_chat_bus_t           *bus;
     chat_envelope_t           env;
-    ngx_chat_pending_t       *p;
     chat_envelope_numbers_t   numbers;
 
     bus = ngx_chat_bus;
 
     if (bus == NULL || !ngx_chat_redis_usable(&bus->commands)) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
+        return NGX_DECLINED;
     }
 
-    p = ngx_chat_bus_park(r);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_chat_bus_park(p, log) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     /*
@@ -362,10 +352,10 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
     argc = chat_envelope_argv(&env, bus->stream_names[shard], bus->maxlen,
                               &numbers, argv, argvlen);
     if (argc < 0) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "chat: invalid command envelope for op \"%s\"", op);
-        (void) ngx_chat_bus_unpark(p->id);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ngx_chat_bus_cancel(p);
+        return NGX_ERROR;
     }
 
     if (ngx_chat_redis_command(&bus->commands, ngx_chat_bus_command_sent,
@@ -373,15 +363,15 @@ ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
                                argvlen)
         != NGX_OK)
     {
-        (void) ngx_chat_bus_unpark(p->id);
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
+        ngx_chat_bus_cancel(p);
+        return NGX_DECLINED;
     }
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "chat: request %uL op \"%s\" to shard %ud",
-                   p->id, op, shard);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "chat: request %uL op \"%s\" to shard %ud", p->id, op,
+                   shard);
 
-    return NGX_DONE;
+    return NGX_OK;
 }
 
 
@@ -402,16 +392,16 @@ ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     if (rr == NULL) {
-        ngx_chat_finalize_error(p->r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "unavailable", "redis connection lost");
+        ngx_chat_bus_answer_error(p, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "redis connection lost");
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, p->r->connection->log, 0,
+    ngx_log_error(NGX_LOG_ERR, p->timer.log, 0,
                   "chat: XADD refused: %*s", (size_t) rr->len, rr->str);
 
-    ngx_chat_finalize_error(p->r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                            "the command bus refused the command");
+    ngx_chat_bus_answer_error(p, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                              "the command bus refused the command");
 }
 
 
@@ -562,6 +552,5 @@ ngx_chat_bus_deliver(redisReply *fields)
         return;
     }
 
-    ngx_chat_finalize_json(p->r, (ngx_uint_t) status, (u_char *) body->str,
-                           body->len);
+    p->answer(p, (ngx_uint_t) status, (u_char *) body->str, body->len);
 }

@@ -1,6 +1,6 @@
 /*
  * ngx_chat_bus.h: the edge's side of the command bus: send a command,
- * park the HTTP request, answer it when the worker's reply arrives.
+ * park whoever asked, answer them when the worker's reply arrives.
  */
 
 #ifndef NGX_CHAT_BUS_H
@@ -14,14 +14,26 @@
 #include "ngx_chat_redis.h"
 
 
-/* A request parked until Redis or a worker answers, or its timer fires. */
 typedef struct ngx_chat_pending_s  ngx_chat_pending_t;
 
+/*
+ * Called exactly once per parked entry, after it left the table: with the
+ * worker's status and JSON body, or with 504 when the timer fired first,
+ * or 503 when the Redis connection was lost.  The body is only valid
+ * during the call.
+ */
+typedef void (*ngx_chat_answer_pt)(ngx_chat_pending_t *p, ngx_uint_t status,
+    u_char *body, size_t len);
+
+
+/* A command waiting for its answer.  The owner allocates it and sets
+ * answer and data; the bus sets the rest. */
 struct ngx_chat_pending_s {
     ngx_rbtree_node_t     node;         /* key: id; zeroed when unparked */
     uint64_t              id;           /* the request id sent to Redis */
-    ngx_http_request_t   *r;
     ngx_event_t           timer;
+    ngx_chat_answer_pt    answer;
+    void                 *data;
     unsigned              parked:1;
 };
 
@@ -30,25 +42,34 @@ ngx_int_t ngx_chat_bus_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);
 void ngx_chat_bus_exit_process(void);
 
-/*
- * Puts op on a command stream for the caller and parks r.  Returns NGX_DONE
- * when the request is parked (it is answered and finalized later), or an
- * HTTP status after answering nothing: 503 if Redis is down, 500 on failure.
- */
-ngx_int_t ngx_chat_bus_send(ngx_http_request_t *r, const char *op,
-    ngx_chat_caller_t *caller, ngx_str_t *client_key, ngx_str_t *body);
-
-/* The command connection, for edge-local Redis reads (health). */
+/* The command connection, for edge-local Redis commands. */
 ngx_chat_redis_t *ngx_chat_bus_redis(void);
 
-/*
- * Parks r under a fresh request id with a timeout that answers 504.
- * The entry leaves the table when the request's pool goes away.
- */
-ngx_chat_pending_t *ngx_chat_bus_park(ngx_http_request_t *r);
+/* This gateway's reply stream key, where workers send replies and events. */
+ngx_str_t *ngx_chat_bus_reply_stream(void);
 
-/* Finds a parked request by the id that was handed to Redis, and unparks it;
- * NULL if it is gone (answered, timed out, or the client left). */
+/*
+ * Parks p under a fresh id with the command timeout; p->answer gets 504 if
+ * nothing else answers first.  Returns NGX_ERROR if the bus is not running.
+ */
+ngx_int_t ngx_chat_bus_park(ngx_chat_pending_t *p, ngx_log_t *log);
+
+/* Takes p out of the table without answering it (its owner is going away). */
+void ngx_chat_bus_cancel(ngx_chat_pending_t *p);
+
+/* Finds and unparks the entry with this id; NULL if it is gone. */
 ngx_chat_pending_t *ngx_chat_bus_unpark(uint64_t id);
+
+/*
+ * Parks p and puts op on a command stream for the caller.  Returns NGX_OK
+ * (p->answer will be called), NGX_DECLINED when Redis is unavailable, or
+ * NGX_ERROR; in both failure cases p is not parked and never answered.
+ */
+ngx_int_t ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log,
+    const char *op, ngx_chat_caller_t *caller, ngx_str_t *client_key,
+    ngx_str_t *body);
+
+/* ngx_chat_http.c: a pending entry that answers HTTP request r */
+ngx_chat_pending_t *ngx_chat_http_pending(ngx_http_request_t *r);
 
 #endif /* NGX_CHAT_BUS_H */

@@ -38,8 +38,8 @@ ngx_chat_health_handler(ngx_http_request_t *r)
         return ngx_chat_health_send(r, 0, 0, 0);
     }
 
-    p = ngx_chat_bus_park(r);
-    if (p == NULL) {
+    p = ngx_chat_http_pending(r);
+    if (p == NULL || ngx_chat_bus_park(p, r->connection->log) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -48,7 +48,7 @@ ngx_chat_health_handler(ngx_http_request_t *r)
                                argvlen)
         != NGX_OK)
     {
-        (void) ngx_chat_bus_unpark(p->id);
+        ngx_chat_bus_cancel(p);
         return ngx_chat_health_send(r, 0, 0, 0);
     }
 
@@ -75,8 +75,8 @@ ngx_chat_health_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     if (rr == NULL || rr->type != REDIS_REPLY_ARRAY) {
-        ngx_http_finalize_request(p->r,
-                                  ngx_chat_health_send(p->r, 0, 0, 0));
+        ngx_http_finalize_request(p->data, ngx_chat_health_send(p->data, 0, 0,
+                                                                0));
         return;
     }
 
@@ -102,8 +102,8 @@ ngx_chat_health_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
 
-    ngx_http_finalize_request(p->r,
-                              ngx_chat_health_send(p->r, 1, workers, pg_ok));
+    ngx_http_finalize_request(p->data, ngx_chat_health_send(p->data, 1,
+                                                            workers, pg_ok));
 }
 
 

@@ -12,7 +12,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "ngx_chat_bus.h"
 #include "ngx_chat_module.h"
+
+
+static void ngx_chat_http_answer(ngx_chat_pending_t *p, ngx_uint_t status,
+    u_char *body, size_t len);
+static void ngx_chat_http_unpark(void *data);
 
 
 static ngx_str_t  ngx_chat_json_type = ngx_string("application/json");
@@ -171,4 +177,86 @@ ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body)
     body->len = p - body->data;
 
     return NGX_OK;
+}
+
+
+/*
+ * A parked entry for r, living in r's pool: whatever ends the request also
+ * takes the entry out of the bus's table, so no answer can reach a request
+ * that is gone.  The answer finalizes r with the worker's status and body.
+ */
+ngx_chat_pending_t *
+ngx_chat_http_pending(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_chat_pending_t  *p;
+
+    p = ngx_pcalloc(r->pool, sizeof(ngx_chat_pending_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_chat_http_unpark;
+    cln->data = p;
+
+    p->answer = ngx_chat_http_answer;
+    p->data = r;
+
+    /* notice a client that gives up while we wait */
+    r->read_event_handler = ngx_http_test_reading;
+
+    return p;
+}
+
+
+static void
+ngx_chat_http_answer(ngx_chat_pending_t *p, ngx_uint_t status, u_char *body,
+    size_t len)
+{
+    ngx_chat_finalize_json(p->data, status, body, len);
+}
+
+
+static void
+ngx_chat_http_unpark(void *data)
+{
+    ngx_chat_bus_cancel(data);
+}
+
+
+/* The first request header called name (case-insensitive), or NULL. */
+ngx_table_elt_t *
+ngx_chat_http_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
 }

@@ -58,5 +58,11 @@ void ngx_chat_finalize_json(ngx_http_request_t *r, ngx_uint_t status,
 void ngx_chat_finalize_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 ngx_int_t ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body);
+ngx_table_elt_t *ngx_chat_http_header(ngx_http_request_t *r,
+    const char *name);
+
+/* ngx_chat_api.c: the caller behind a bearer token (also used by /ws) */
+ngx_int_t ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_chat_caller_t *caller, const char **why);
 
 #endif /* NGX_CHAT_MODULE_H */
