@@ -5,10 +5,12 @@
 #   conf/stack.sh start | stop | run | status | env
 #
 # STACK=dev (make run/start) or STACK=test (make test) picks the directory and
-# the default ports, so tests never touch the demo data:
+# the default ports, so tests never touch the demo data (any other name is a
+# side stack that needs its ports given):
 #   dev:  PORT=8080   REDIS_PORT=6390   PG_PORT=5440
 #   test: PORT=18080  REDIS_PORT=16390  PG_PORT=15440
-# Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT may be set.
+# Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT, CLAIM_IDLE_MS,
+# WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT may be set.
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -17,13 +19,19 @@ STACK=${STACK:-dev}
 case "$STACK" in
     dev)  dport=8080;  dredis=6390;  dpg=5440 ;;
     test) dport=18080; dredis=16390; dpg=15440 ;;
-    *)    echo "stack: STACK must be dev or test" >&2; exit 2 ;;
+    *[!a-z0-9_-]*|"") echo "stack: STACK must be a plain name" >&2; exit 2 ;;
+    *)    # any other name: a side stack, ports must be given
+          [ -n "${PORT:-}" ] && [ -n "${REDIS_PORT:-}" ] && [ -n "${PG_PORT:-}" ] \
+              || { echo "stack: STACK=$STACK needs PORT, REDIS_PORT and PG_PORT" >&2; exit 2; } ;;
 esac
 PORT=${PORT:-$dport}
 REDIS_PORT=${REDIS_PORT:-$dredis}
 PG_PORT=${PG_PORT:-$dpg}
 WORKERS=${WORKERS:-2}
 COMMAND_TIMEOUT=${COMMAND_TIMEOUT:-10s}
+WS_MAX_MESSAGE=${WS_MAX_MESSAGE:-1m}
+WS_PING_INTERVAL=${WS_PING_INTERVAL:-30s}
+WS_PONG_TIMEOUT=${WS_PONG_TIMEOUT:-10s}
 RUN=$ROOT/.run/$STACK
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 MODULE_SO=$ROOT/build/nginx/objs/ngx_chat_module.so
@@ -136,6 +144,8 @@ start_nginx() {
     sed -e "s|@RUN@|$RUN|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" \
         -e "s|@REDIS_PORT@|$REDIS_PORT|g" -e "s|@MODULE_SO@|$MODULE_SO|g" \
         -e "s|@COMMAND_TIMEOUT@|$COMMAND_TIMEOUT|g" -e "s|@USER_LINE@|$user_line|g" \
+        -e "s|@WS_MAX_MESSAGE@|$WS_MAX_MESSAGE|g" -e "s|@WS_PING_INTERVAL@|$WS_PING_INTERVAL|g" \
+        -e "s|@WS_PONG_TIMEOUT@|$WS_PONG_TIMEOUT|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"

@@ -29,6 +29,7 @@
 #include "chat_envelope.h"
 #include "chat_protocol.h"
 #include "ngx_chat_bus.h"
+#include "ngx_chat_registry.h"
 
 
 #define NGX_CHAT_REPLY_BLOCK_MS   "5000"
@@ -59,6 +60,7 @@ typedef struct {
 static ngx_chat_bus_t  *ngx_chat_bus;
 
 
+static void ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_read_replies(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
     void *privdata);
@@ -137,6 +139,7 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     bus->commands.stall_timeout = cmcf->redis_timeout;
     bus->commands.idle_ping = cmcf->redis_timeout;
     bus->commands.log = cycle->log;
+    bus->commands.on_connect = ngx_chat_bus_commands_ready;
 
     bus->replies.name = "replies";
     bus->replies.host = cmcf->redis_host;
@@ -405,6 +408,14 @@ ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* A (re)connected Redis may have lost the online registry: refill it. */
+static void
+ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc)
+{
+    ngx_chat_registry_announce_all();
+}
+
+
 /* receiving */
 
 static void
@@ -501,13 +512,13 @@ ngx_chat_bus_reread(ngx_event_t *ev)
 }
 
 
-/* One reply entry: req, status, body. */
+/* One entry: a reply (req, status, body) or an event (ev, uids). */
 static void
 ngx_chat_bus_deliver(redisReply *fields)
 {
     size_t               i;
     ngx_int_t            req, status;
-    redisReply          *name, *value, *body;
+    redisReply          *name, *value, *body, *event, *uids;
     ngx_chat_pending_t  *p;
 
     if (fields->type != REDIS_REPLY_ARRAY) {
@@ -517,6 +528,8 @@ ngx_chat_bus_deliver(redisReply *fields)
     req = NGX_ERROR;
     status = NGX_ERROR;
     body = NULL;
+    event = NULL;
+    uids = NULL;
 
     for (i = 0; i + 1 < fields->elements; i += 2) {
         name = fields->element[i];
@@ -536,7 +549,19 @@ ngx_chat_bus_deliver(redisReply *fields)
 
         } else if (ngx_strcmp(name->str, CHAT_F_BODY) == 0) {
             body = value;
+
+        } else if (ngx_strcmp(name->str, CHAT_F_EVENT) == 0) {
+            event = value;
+
+        } else if (ngx_strcmp(name->str, CHAT_F_UIDS) == 0) {
+            uids = value;
         }
+    }
+
+    if (event != NULL && uids != NULL) {
+        ngx_chat_registry_deliver((u_char *) uids->str, uids->len,
+                                  (u_char *) event->str, event->len);
+        return;
     }
 
     if (req == NGX_ERROR || status < 200 || status > 599 || body == NULL) {

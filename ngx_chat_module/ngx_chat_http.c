@@ -35,6 +35,10 @@ ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     ngx_table_elt_t  *h;
 
     r->headers_out.status = status;
+    if (status == 426) {
+        /* nginx has no reason phrase of its own for this one */
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+    }
     r->headers_out.content_type = ngx_chat_json_type;
     r->headers_out.content_type_len = ngx_chat_json_type.len;
     r->headers_out.content_length_n = len;

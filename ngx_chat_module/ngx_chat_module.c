@@ -15,6 +15,7 @@
 
 #include "ngx_chat_bus.h"
 #include "ngx_chat_module.h"
+#include "ngx_chat_registry.h"
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
@@ -23,6 +24,8 @@ static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -46,6 +49,48 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_chat_api,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("chat_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_websocket,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_ws_allowed_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_origins),
+      NULL },
+
+    { ngx_string("chat_ws_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_max_message),
+      NULL },
+
+    { ngx_string("chat_ws_max_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_max_queue),
+      NULL },
+
+    { ngx_string("chat_ws_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_ping_interval),
+      NULL },
+
+    { ngx_string("chat_ws_pong_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_pong_timeout),
       NULL },
 
     { ngx_string("chat_redis"),
@@ -171,6 +216,11 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->stream_shards = NGX_CONF_UNSET_UINT;
     cmcf->stream_maxlen = NGX_CONF_UNSET_UINT;
     cmcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    cmcf->ws_origins = NGX_CONF_UNSET_PTR;
+    cmcf->ws_max_message = NGX_CONF_UNSET_SIZE;
+    cmcf->ws_max_queue = NGX_CONF_UNSET_SIZE;
+    cmcf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->ws_pong_timeout = NGX_CONF_UNSET_MSEC;
 
     return cmcf;
 }
@@ -192,6 +242,23 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->stream_shards, 4);
     ngx_conf_init_uint_value(cmcf->stream_maxlen, 100000);
     ngx_conf_init_size_value(cmcf->max_body_size, 64 * 1024);
+    ngx_conf_init_ptr_value(cmcf->ws_origins, NULL);
+    ngx_conf_init_size_value(cmcf->ws_max_message, 1024 * 1024);
+    ngx_conf_init_size_value(cmcf->ws_max_queue, 1024 * 1024);
+    ngx_conf_init_msec_value(cmcf->ws_ping_interval, 30000);
+    ngx_conf_init_msec_value(cmcf->ws_pong_timeout, 10000);
+
+    if (cmcf->ws_max_message > 64 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_ws_max_message must be at most 64m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->ws_max_queue < 64 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_ws_max_queue must be at least 64k");
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->used && cmcf->token_secret.len < CHAT_TOKEN_MIN_SECRET_LEN) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -248,6 +315,25 @@ ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     hclcf->handler = ngx_chat_api_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t      *cmcf;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (hclcf->handler) {
+        return "is duplicate or clashes with another handler";
+    }
+    hclcf->handler = ngx_chat_ws_handler;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
     cmcf->used = 1;
@@ -383,6 +469,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    if (ngx_chat_registry_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_chat_bus_init_process(cycle, cmcf);
 }
 
@@ -391,4 +481,5 @@ static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
     ngx_chat_bus_exit_process();
+    ngx_chat_registry_exit_process();
 }

@@ -23,6 +23,11 @@ typedef struct {
     ngx_uint_t    stream_maxlen;
     size_t        max_body_size;
     ngx_str_t     token_secret;
+    ngx_array_t  *ws_origins;           /* of ngx_str_t; NULL: any */
+    size_t        ws_max_message;
+    size_t        ws_max_queue;
+    ngx_msec_t    ws_ping_interval;
+    ngx_msec_t    ws_pong_timeout;
     ngx_flag_t    used;                 /* some location has chat_api */
 } ngx_chat_main_conf_t;
 
@@ -44,6 +49,9 @@ extern ngx_module_t  ngx_chat_module;
 
 /* ngx_chat_api.c: the /api/ content handler */
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
+
+/* ngx_chat_ws.c: the chat_websocket content handler (GET /ws) */
+ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
 
 /* ngx_chat_health.c: GET /api/v1/health */
 ngx_int_t ngx_chat_health_handler(ngx_http_request_t *r);

@@ -1,0 +1,300 @@
+/*
+ * ngx_chat_registry.c: the map from user id to this worker's live clients
+ * (WebSocket connections now, long-poll sessions later), and this worker's
+ * entries in Redis' online registry (chat_protocol.h).
+ *
+ * Workers fan an event out once per gateway with the list of recipients
+ * that gateway serves; the registry turns that list into connections.  A
+ * user is one red-black tree node holding a queue of clients; the node
+ * lives from the user's first local client to the last.
+ *
+ * Redis learns who is here from three moments: a user's first client
+ * (HSET + EXPIRE), a timer that refreshes every local user well within the
+ * TTL, and the user's last client leaving (HDEL).  If this worker dies
+ * without the HDEL, its field goes stale and workers ignore it; if Redis
+ * restarts and loses the hash, the next refresh (or the reconnect, which
+ * re-announces everyone at once) puts it back.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "chat_protocol.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_registry.h"
+
+
+typedef struct {
+    ngx_rbtree_node_t   node;           /* key: user id */
+    ngx_queue_t         clients;
+} ngx_chat_user_t;
+
+
+typedef struct {
+    ngx_rbtree_t        users;
+    ngx_rbtree_node_t   sentinel;
+    ngx_event_t         refresh;
+    ngx_uint_t          nclients;
+    ngx_log_t          *log;
+} ngx_chat_registry_t;
+
+
+static ngx_chat_registry_t  *ngx_chat_registry;
+
+
+static ngx_chat_user_t *ngx_chat_registry_find(int64_t uid);
+static void ngx_chat_registry_announce(int64_t uid, ngx_uint_t online);
+static void ngx_chat_registry_refresh(ngx_event_t *ev);
+
+
+ngx_int_t
+ngx_chat_registry_init_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_registry_t  *reg;
+
+    reg = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_registry_t));
+    if (reg == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_rbtree_init(&reg->users, &reg->sentinel, ngx_rbtree_insert_value);
+    reg->log = cycle->log;
+
+    reg->refresh.handler = ngx_chat_registry_refresh;
+    reg->refresh.log = cycle->log;
+    reg->refresh.cancelable = 1;
+    ngx_add_timer(&reg->refresh, CHAT_ONLINE_REFRESH_MS);
+
+    ngx_chat_registry = reg;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_registry_exit_process(void)
+{
+    if (ngx_chat_registry && ngx_chat_registry->refresh.timer_set) {
+        ngx_del_timer(&ngx_chat_registry->refresh);
+    }
+
+    ngx_chat_registry = NULL;
+}
+
+
+ngx_int_t
+ngx_chat_registry_add(ngx_chat_client_t *client)
+{
+    ngx_chat_user_t  *user;
+
+    if (ngx_chat_registry == NULL) {
+        return NGX_ERROR;
+    }
+
+    user = ngx_chat_registry_find(client->uid);
+
+    if (user == NULL) {
+        user = ngx_alloc(sizeof(ngx_chat_user_t), ngx_chat_registry->log);
+        if (user == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(user, sizeof(ngx_chat_user_t));
+        user->node.key = (ngx_rbtree_key_t) client->uid;
+        ngx_queue_init(&user->clients);
+        ngx_rbtree_insert(&ngx_chat_registry->users, &user->node);
+
+        ngx_chat_registry_announce(client->uid, 1);
+    }
+
+    ngx_queue_insert_tail(&user->clients, &client->queue);
+    ngx_chat_registry->nclients++;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_registry_remove(ngx_chat_client_t *client)
+{
+    ngx_chat_user_t  *user;
+
+    if (ngx_chat_registry == NULL || client->queue.next == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&client->queue);
+    client->queue.next = NULL;
+    ngx_chat_registry->nclients--;
+
+    user = ngx_chat_registry_find(client->uid);
+    if (user == NULL || !ngx_queue_empty(&user->clients)) {
+        return;
+    }
+
+    ngx_rbtree_delete(&ngx_chat_registry->users, &user->node);
+    ngx_free(user);
+
+    ngx_chat_registry_announce(client->uid, 0);
+}
+
+
+void
+ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
+    size_t len)
+{
+    u_char             *p, *end, *comma;
+    ngx_int_t           uid;
+    ngx_queue_t        *q;
+    ngx_chat_user_t    *user;
+    ngx_chat_client_t  *client;
+
+    end = uids + uids_len;
+
+    for (p = uids; p < end; p = comma + 1) {
+        comma = ngx_strlchr(p, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        uid = ngx_atoi(p, comma - p);
+        if (uid <= 0) {
+            continue;
+        }
+
+        user = ngx_chat_registry_find(uid);
+        if (user == NULL) {
+            /* left since the worker looked: the client resyncs later */
+            continue;
+        }
+
+        for (q = ngx_queue_head(&user->clients);
+             q != ngx_queue_sentinel(&user->clients);
+             q = ngx_queue_next(q))
+        {
+            client = ngx_queue_data(q, ngx_chat_client_t, queue);
+            client->deliver(client, event, len);
+        }
+    }
+}
+
+
+void
+ngx_chat_registry_announce_all(void)
+{
+    ngx_rbtree_node_t  *node, *root, *sentinel;
+
+    if (ngx_chat_registry == NULL) {
+        return;
+    }
+
+    root = ngx_chat_registry->users.root;
+    sentinel = ngx_chat_registry->users.sentinel;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&ngx_chat_registry->users, node))
+    {
+        ngx_chat_registry_announce((int64_t) node->key, 1);
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_registry_clients(void)
+{
+    return ngx_chat_registry ? ngx_chat_registry->nclients : 0;
+}
+
+
+static ngx_chat_user_t *
+ngx_chat_registry_find(int64_t uid)
+{
+    ngx_rbtree_key_t    key;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    key = (ngx_rbtree_key_t) uid;
+    node = ngx_chat_registry->users.root;
+    sentinel = ngx_chat_registry->users.sentinel;
+
+    while (node != sentinel) {
+        if (key < node->key) {
+            node = node->left;
+
+        } else if (key > node->key) {
+            node = node->right;
+
+        } else {
+            return (ngx_chat_user_t *) node;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* HSET + EXPIRE, or HDEL, of this gateway's field in the user's hash. */
+static void
+ngx_chat_registry_announce(int64_t uid, ngx_uint_t online)
+{
+    u_char             key[64], now[NGX_INT64_LEN], *klast, *nlast;
+    ngx_str_t         *gw;
+    ngx_time_t        *tp;
+    const char        *argv[4];
+    size_t             argvlen[4];
+    ngx_chat_redis_t  *rc;
+
+    rc = ngx_chat_bus_redis();
+    gw = ngx_chat_bus_reply_stream();
+
+    if (rc == NULL || gw == NULL || !ngx_chat_redis_usable(rc)) {
+        /* the reconnect re-announces everyone */
+        return;
+    }
+
+    klast = ngx_snprintf(key, sizeof(key), CHAT_ONLINE_PREFIX "%L}", uid);
+
+    argv[1] = (const char *) key;
+    argvlen[1] = klast - key;
+    argv[2] = (const char *) gw->data;
+    argvlen[2] = gw->len;
+
+    if (!online) {
+        argv[0] = "HDEL";
+        argvlen[0] = 4;
+        (void) ngx_chat_redis_command(rc, NULL, NULL, 3, argv, argvlen);
+        return;
+    }
+
+    tp = ngx_timeofday();
+    nlast = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec);
+
+    argv[0] = "HSET";
+    argvlen[0] = 4;
+    argv[3] = (const char *) now;
+    argvlen[3] = nlast - now;
+    (void) ngx_chat_redis_command(rc, NULL, NULL, 4, argv, argvlen);
+
+    argv[0] = "EXPIRE";
+    argvlen[0] = 6;
+    argv[2] = CHAT_ONLINE_TTL_STR;
+    argvlen[2] = sizeof(CHAT_ONLINE_TTL_STR) - 1;
+    (void) ngx_chat_redis_command(rc, NULL, NULL, 3, argv, argvlen);
+}
+
+
+static void
+ngx_chat_registry_refresh(ngx_event_t *ev)
+{
+    if (ngx_exiting) {
+        return;
+    }
+
+    ngx_chat_registry_announce_all();
+    ngx_add_timer(ev, CHAT_ONLINE_REFRESH_MS);
+}

@@ -1,0 +1,51 @@
+/*
+ * ngx_chat_registry.h: who is connected to this nginx worker, per user.
+ */
+
+#ifndef NGX_CHAT_REGISTRY_H
+#define NGX_CHAT_REGISTRY_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+typedef struct ngx_chat_client_s  ngx_chat_client_t;
+
+/*
+ * Hands one event (a complete JSON text) to a client.  It must not remove
+ * any client from the registry synchronously: a client that has to go
+ * (its queue overflowed, say) schedules its own close.
+ */
+typedef void (*ngx_chat_deliver_pt)(ngx_chat_client_t *client, u_char *event,
+    size_t len);
+
+
+/* One live endpoint of a user: a WebSocket, later a long-poll session. */
+struct ngx_chat_client_s {
+    ngx_queue_t           queue;        /* in its user's list */
+    int64_t               uid;
+    ngx_chat_deliver_pt   deliver;
+    void                 *data;
+};
+
+
+ngx_int_t ngx_chat_registry_init_process(ngx_cycle_t *cycle);
+void ngx_chat_registry_exit_process(void);
+
+/* The first client of a user announces the user online in Redis. */
+ngx_int_t ngx_chat_registry_add(ngx_chat_client_t *client);
+
+/* The last client of a user leaving withdraws the announcement. */
+void ngx_chat_registry_remove(ngx_chat_client_t *client);
+
+/* Delivers event to every local client of every user in the csv list. */
+void ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
+    size_t len);
+
+/* Re-announces every local user (after Redis came back, say). */
+void ngx_chat_registry_announce_all(void);
+
+/* Number of users and clients on this worker, for logs and metrics. */
+ngx_uint_t ngx_chat_registry_clients(void);
+
+#endif /* NGX_CHAT_REGISTRY_H */

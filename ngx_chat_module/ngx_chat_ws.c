@@ -1,0 +1,1208 @@
+/*
+ * ngx_chat_ws.c: WebSocket connections (RFC 6455) on an nginx worker.
+ *
+ * The handshake is an ordinary content handler: it checks the request
+ * (GET, HTTP/1.1, Upgrade, Connection, version 13, a 16-byte key, the
+ * Origin allowlist, a valid token) and answers 101.  From then on the
+ * connection's read and write events come here, and the HTTP request only
+ * carries the pool and the access log line.
+ *
+ * Reading: bytes go through chat_ws_parse() (chat_ws.c), which does the
+ * framing rules, UTF-8 checks and size cap; text messages are reassembled
+ * in a buffer that never outgrows chat_ws_max_message and is freed after
+ * each message.  The read buffer itself is one per worker: the parser
+ * keeps its own state between reads, so nothing per connection needs it.
+ *
+ * Writing: frames wait in a per-connection queue bounded by
+ * chat_ws_max_queue bytes.  A reader too slow to keep it under the bound is
+ * closed with 1008, so a slow client can never grow the worker's memory.
+ *
+ * Liveness: a ping every chat_ws_ping_interval; no pong within
+ * chat_ws_pong_timeout and the connection is dropped.
+ *
+ * Commands (send, read, sync) become bus commands exactly like their HTTP
+ * twins; the answer comes back as an ack, a sync or an error frame.
+ * Events from workers reach the connection through the registry.
+ *
+ * Closing is always deferred to a posted event, never done in the middle
+ * of a registry walk or a parser loop, and the request's pool cleanup is
+ * the one place that releases everything.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/sha.h>
+
+#include "chat_ws.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_module.h"
+#include "ngx_chat_registry.h"
+
+
+#define NGX_CHAT_WS_READ_BUF        16384
+#define NGX_CHAT_WS_MAX_INFLIGHT    256
+#define NGX_CHAT_WS_CLOSE_TIMEOUT   5000
+#define NGX_CHAT_WS_GUID            "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+typedef enum {
+    NGX_CHAT_WS_CMD_SEND = 0,
+    NGX_CHAT_WS_CMD_READ,
+    NGX_CHAT_WS_CMD_SYNC
+} ngx_chat_ws_cmd_e;
+
+
+typedef struct ngx_chat_ws_s  ngx_chat_ws_t;
+
+
+/* one frame waiting to be written; header and payload in one piece */
+typedef struct {
+    ngx_queue_t           queue;
+    size_t                len;
+    size_t                sent;
+    u_char                data[1];
+} ngx_chat_ws_out_t;
+
+
+/* a command waiting for its answer from the bus */
+typedef struct {
+    ngx_chat_pending_t    pending;
+    ngx_queue_t           queue;
+    ngx_chat_ws_t        *ws;
+    ngx_chat_ws_cmd_e     kind;
+    cJSON                *ref;          /* echoed in error frames */
+} ngx_chat_ws_cmd_t;
+
+
+struct ngx_chat_ws_s {
+    ngx_http_request_t   *request;
+    ngx_connection_t     *connection;
+    ngx_chat_client_t     client;
+    ngx_chat_caller_t     caller;
+    chat_ws_parser_t      parser;
+
+    u_char               *msg;          /* reassembly, NULL between messages */
+    size_t                msg_len;
+    size_t                msg_cap;
+
+    ngx_queue_t           out;
+    size_t                out_bytes;
+    ngx_queue_t           commands;
+    ngx_uint_t            ncommands;
+
+    ngx_event_t           ping;
+    ngx_event_t           closer;       /* posted: close from a safe place */
+    ngx_event_t           close_timer;  /* give up on flushing the close */
+
+    unsigned              awaiting_pong:1;
+    unsigned              closing:1;    /* close frame queued, then drop */
+    unsigned              drop:1;       /* close the socket, send nothing */
+    unsigned              finished:1;
+};
+
+
+static ngx_int_t ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
+    ngx_chat_caller_t *caller, ngx_int_t *refused);
+static ngx_int_t ngx_chat_ws_header_has(ngx_table_elt_t *h, const char *token);
+static ngx_int_t ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
+    ngx_chat_caller_t *caller);
+static void ngx_chat_ws_cleanup(void *data);
+
+static void ngx_chat_ws_read(ngx_event_t *rev);
+static void ngx_chat_ws_write(ngx_event_t *wev);
+static ngx_int_t ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf,
+    size_t len);
+static void ngx_chat_ws_message(ngx_chat_ws_t *ws, u_char *text, size_t len);
+static void ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json,
+    ngx_chat_ws_cmd_e kind, const char *op, u_char *text, size_t len);
+static void ngx_chat_ws_answer(ngx_chat_pending_t *p, ngx_uint_t status,
+    u_char *body, size_t len);
+static void ngx_chat_ws_deliver(ngx_chat_client_t *client, u_char *event,
+    size_t len);
+
+static void ngx_chat_ws_send(ngx_chat_ws_t *ws, chat_ws_opcode_t opcode,
+    u_char *data, size_t len);
+static void ngx_chat_ws_send_json(ngx_chat_ws_t *ws, cJSON *json);
+static void ngx_chat_ws_send_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, cJSON *ref);
+static ngx_int_t ngx_chat_ws_flush(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_close(ngx_chat_ws_t *ws, unsigned code,
+    const char *reason);
+static void ngx_chat_ws_drop(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_closer(ngx_event_t *ev);
+static void ngx_chat_ws_ping(ngx_event_t *ev);
+
+
+static u_char  ngx_chat_ws_read_buf[NGX_CHAT_WS_READ_BUF];
+
+
+/* handshake */
+
+ngx_int_t
+ngx_chat_ws_handler(ngx_http_request_t *r)
+{
+    u_char             accept[32];
+    ngx_int_t          rc;
+    ngx_chat_caller_t  caller;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_chat_ws_check(r, accept, &caller, &rc) != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_chat_ws_start(r, accept, &caller);
+}
+
+
+/*
+ * Returns NGX_OK with the Sec-WebSocket-Accept value and the caller, or
+ * NGX_DECLINED with *refused set to what the handler returns once the
+ * refusal has been sent.
+ */
+#define ngx_chat_ws_refuse(status, code, message)                           \
+    (*refused = ngx_chat_send_error(r, status, code, message), NGX_DECLINED)
+
+static ngx_int_t
+ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
+    ngx_chat_caller_t *caller, ngx_int_t *refused)
+{
+    u_char                 raw[20 + 64], digest[SHA_DIGEST_LENGTH];
+    u_char                 decoded[32];
+    ngx_int_t              rc;
+    ngx_str_t              key, token, out, src, dst;
+    ngx_uint_t             i;
+    const char            *why;
+    ngx_table_elt_t       *h, *origin;
+    ngx_chat_main_conf_t  *cmcf;
+    ngx_str_t             *allowed;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    if (r->method != NGX_HTTP_GET) {
+        return ngx_chat_ws_refuse(NGX_HTTP_NOT_ALLOWED,
+                                   "method_not_allowed",
+                                   "a WebSocket handshake is a GET");
+    }
+
+    if (r->http_version < NGX_HTTP_VERSION_11
+        || !ngx_chat_ws_header_has(ngx_chat_http_header(r, "Upgrade"),
+                                   "websocket")
+        || !ngx_chat_ws_header_has(ngx_chat_http_header(r, "Connection"),
+                                   "upgrade"))
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            *refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DECLINED;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Upgrade");
+        ngx_str_set(&h->value, "websocket");
+
+        return ngx_chat_ws_refuse(426, "upgrade_required",
+                                   "this endpoint speaks WebSocket only "
+                                   "(HTTP/1.1 Upgrade: websocket)");
+    }
+
+    h = ngx_chat_http_header(r, "Sec-WebSocket-Version");
+    if (h == NULL || h->value.len != 2
+        || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            *refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DECLINED;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Version");
+        ngx_str_set(&h->value, "13");
+
+        return ngx_chat_ws_refuse(426, "unsupported_version",
+                                   "Sec-WebSocket-Version must be 13");
+    }
+
+    /* the key: base64 of exactly 16 bytes, so exactly 24 characters */
+    h = ngx_chat_http_header(r, "Sec-WebSocket-Key");
+    key.len = 0;
+    if (h != NULL) {
+        key = h->value;
+        while (key.len && key.data[key.len - 1] == ' ') {
+            key.len--;
+        }
+    }
+
+    src = key;
+    dst.data = decoded;
+    if (key.len != 24 || ngx_decode_base64(&dst, &src) != NGX_OK
+        || dst.len != 16)
+    {
+        return ngx_chat_ws_refuse(NGX_HTTP_BAD_REQUEST, "invalid_key",
+                                   "Sec-WebSocket-Key must be the base64 "
+                                   "of 16 bytes");
+    }
+
+    /* browsers always send Origin; other clients may leave it out */
+    origin = ngx_chat_http_header(r, "Origin");
+    if (origin != NULL && cmcf->ws_origins != NULL) {
+        allowed = cmcf->ws_origins->elts;
+
+        for (i = 0; i < cmcf->ws_origins->nelts; i++) {
+            if (allowed[i].len == origin->value.len
+                && ngx_strncasecmp(allowed[i].data, origin->value.data,
+                                   allowed[i].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == cmcf->ws_origins->nelts) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "chat ws: origin \"%V\" not allowed",
+                          &origin->value);
+            return ngx_chat_ws_refuse(NGX_HTTP_FORBIDDEN,
+                                       "origin_not_allowed",
+                                       "this Origin may not connect");
+        }
+    }
+
+    /* the token: Authorization header, or ?access_token= for browsers */
+    h = r->headers_in.authorization;
+    if (h != NULL && h->value.len > 7
+        && ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) == 0)
+    {
+        token.data = h->value.data + 7;
+        token.len = h->value.len - 7;
+
+    } else if (ngx_http_arg(r, (u_char *) "access_token", 12, &token)
+               != NGX_OK)
+    {
+        return ngx_chat_ws_refuse(NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                   "a token is required (Authorization: "
+                                   "Bearer, or ?access_token=)");
+    }
+
+    rc = ngx_chat_authenticate_token(r, &token, caller, &why);
+    if (rc == NGX_DECLINED) {
+        return ngx_chat_ws_refuse(NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                   why);
+    }
+    if (rc != NGX_OK) {
+        *refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
+    }
+
+    /* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) */
+    ngx_memcpy(raw, key.data, key.len);
+    ngx_memcpy(raw + key.len, NGX_CHAT_WS_GUID, sizeof(NGX_CHAT_WS_GUID) - 1);
+    SHA1(raw, key.len + sizeof(NGX_CHAT_WS_GUID) - 1, digest);
+
+    src.data = digest;
+    src.len = sizeof(digest);
+    out.data = accept;
+    ngx_encode_base64(&out, &src);
+    accept[out.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/* Whether a comma-separated header value lists token (any case). */
+static ngx_int_t
+ngx_chat_ws_header_has(ngx_table_elt_t *h, const char *token)
+{
+    u_char  *p, *end, *start;
+    size_t   len;
+
+    if (h == NULL) {
+        return 0;
+    }
+
+    len = ngx_strlen(token);
+    p = h->value.data;
+    end = p + h->value.len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+
+        if ((size_t) (p - start) == len
+            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
+    ngx_chat_caller_t *caller)
+{
+    size_t                 len;
+    ngx_int_t              rc;
+    ngx_chat_ws_t         *ws;
+    ngx_table_elt_t       *h;
+    ngx_connection_t      *c;
+    chat_ws_config_t       conf;
+    ngx_pool_cleanup_t    *cln;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    c = r->connection;
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->request = r;
+    ws->connection = c;
+    ws->caller = *caller;
+    ngx_queue_init(&ws->out);
+    ngx_queue_init(&ws->commands);
+
+    conf.max_message = cmcf->ws_max_message;
+    chat_ws_parser_init(&ws->parser, &conf);
+
+    ws->ping.handler = ngx_chat_ws_ping;
+    ws->ping.data = ws;
+    ws->ping.log = c->log;
+    ws->ping.cancelable = 1;
+
+    ws->closer.handler = ngx_chat_ws_closer;
+    ws->closer.data = ws;
+    ws->closer.log = c->log;
+
+    ws->close_timer.handler = ngx_chat_ws_closer;
+    ws->close_timer.data = ws;
+    ws->close_timer.log = c->log;
+    ws->close_timer.cancelable = 1;
+
+    ws->client.uid = caller->uid;
+    ws->client.deliver = ngx_chat_ws_deliver;
+    ws->client.data = ws;
+
+    cln->handler = ngx_chat_ws_cleanup;
+    cln->data = ws;
+
+    ngx_http_set_ctx(r, ws, ngx_chat_module);
+
+    /* 101 Switching Protocols */
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->headers_out.content_length_n = -1;
+    r->header_only = 1;
+    r->keepalive = 0;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Upgrade");
+    ngx_str_set(&h->value, "websocket");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
+    h->value.data = accept;
+    h->value.len = ngx_strlen(accept);
+    h->value.data = ngx_pstrdup(r->pool, &h->value);
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    /* the connection is ours now */
+    r->main->count++;
+    c->log->action = "in a WebSocket";
+    c->read->handler = ngx_chat_ws_read;
+    c->write->handler = ngx_chat_ws_write;
+
+    /* graceful shutdown (nginx -s reload/quit) closes us with 1001 */
+    c->idle = 1;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (ngx_chat_registry_add(&ws->client) != NGX_OK) {
+        ngx_chat_ws_drop(ws);
+        return NGX_DONE;
+    }
+
+    ngx_add_timer(&ws->ping, cmcf->ws_ping_interval);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "chat ws: user %L connected", caller->uid);
+
+    /* frames the client sent right behind its handshake */
+    len = r->header_in->last - r->header_in->pos;
+    if (len) {
+        if (ngx_chat_ws_consume(ws, r->header_in->pos, len) != NGX_OK) {
+            return NGX_DONE;
+        }
+        r->header_in->pos = r->header_in->last;
+    }
+
+    (void) ngx_chat_ws_flush(ws);
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_chat_ws_drop(ws);
+    }
+
+    return NGX_DONE;
+}
+
+
+/* The one place that releases a connection's resources. */
+static void
+ngx_chat_ws_cleanup(void *data)
+{
+    ngx_chat_ws_t      *ws = data;
+    ngx_queue_t        *q;
+    ngx_chat_ws_cmd_t  *cmd;
+    ngx_chat_ws_out_t  *o;
+
+    ws->finished = 1;
+
+    ngx_chat_registry_remove(&ws->client);
+
+    while (!ngx_queue_empty(&ws->commands)) {
+        q = ngx_queue_head(&ws->commands);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_chat_ws_cmd_t, queue);
+        ngx_chat_bus_cancel(&cmd->pending);
+        cJSON_Delete(cmd->ref);
+        ngx_free(cmd);
+    }
+
+    while (!ngx_queue_empty(&ws->out)) {
+        q = ngx_queue_head(&ws->out);
+        ngx_queue_remove(q);
+        o = ngx_queue_data(q, ngx_chat_ws_out_t, queue);
+        ngx_free(o);
+    }
+
+    if (ws->msg) {
+        ngx_free(ws->msg);
+        ws->msg = NULL;
+    }
+
+    if (ws->ping.timer_set) {
+        ngx_del_timer(&ws->ping);
+    }
+
+    if (ws->close_timer.timer_set) {
+        ngx_del_timer(&ws->close_timer);
+    }
+
+    if (ws->closer.posted) {
+        ngx_delete_posted_event(&ws->closer);
+    }
+}
+
+
+/* reading */
+
+static void
+ngx_chat_ws_read(ngx_event_t *rev)
+{
+    ssize_t            n;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
+
+    c = rev->data;
+    ws = ngx_http_get_module_ctx((ngx_http_request_t *) c->data,
+                                 ngx_chat_module);
+
+    if (c->close) {
+        /* nginx is shutting down gracefully */
+        ngx_chat_ws_close(ws, 1001, "server shutting down");
+        return;
+    }
+
+    if (ws->closing || ws->drop) {
+        return;
+    }
+
+    for ( ;; ) {
+        n = c->recv(c, ngx_chat_ws_read_buf, NGX_CHAT_WS_READ_BUF);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            /* the client went away without a close frame */
+            ngx_chat_ws_drop(ws);
+            return;
+        }
+
+        if (ngx_chat_ws_consume(ws, ngx_chat_ws_read_buf, (size_t) n)
+            != NGX_OK)
+        {
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_chat_ws_drop(ws);
+    }
+}
+
+
+/* Feeds bytes to the parser; NGX_ERROR when the connection is closing. */
+static ngx_int_t
+ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf, size_t len)
+{
+    u_char                *p;
+    size_t                 used, cap;
+    chat_ws_event_t        ev;
+    ngx_chat_main_conf_t  *cmcf;
+
+    while (len > 0 && !ws->closing && !ws->drop) {
+        used = chat_ws_parse(&ws->parser, buf, len, &ev);
+        buf += used;
+        len -= used;
+
+        switch (ev.type) {
+
+        case CHAT_WS_EV_NONE:
+            break;
+
+        case CHAT_WS_EV_DATA:
+            if (ev.opcode == CHAT_WS_OP_BINARY) {
+                ngx_chat_ws_close(ws, 1003, "binary messages not accepted");
+                return NGX_ERROR;
+            }
+
+            if (ev.first && ev.fin) {
+                /* the common case: one frame, no copy */
+                ngx_chat_ws_message(ws, ev.data, ev.len);
+                break;
+            }
+
+            if (ws->msg_len + ev.len > ws->msg_cap) {
+                /* grows by doubling; the parser keeps it under the cap */
+                cmcf = ngx_http_get_module_main_conf(ws->request,
+                                                     ngx_chat_module);
+                cap = ws->msg_cap ? ws->msg_cap : 4096;
+                while (cap < ws->msg_len + ev.len) {
+                    cap *= 2;
+                }
+                if (cap > cmcf->ws_max_message) {
+                    cap = cmcf->ws_max_message;
+                }
+
+                p = ngx_alloc(cap, ws->connection->log);
+                if (p == NULL) {
+                    ngx_chat_ws_close(ws, 1011, "out of memory");
+                    return NGX_ERROR;
+                }
+                if (ws->msg) {
+                    ngx_memcpy(p, ws->msg, ws->msg_len);
+                    ngx_free(ws->msg);
+                }
+                ws->msg = p;
+                ws->msg_cap = cap;
+            }
+
+            ngx_memcpy(ws->msg + ws->msg_len, ev.data, ev.len);
+            ws->msg_len += ev.len;
+
+            if (ev.fin) {
+                ngx_chat_ws_message(ws, ws->msg, ws->msg_len);
+                ngx_free(ws->msg);
+                ws->msg = NULL;
+                ws->msg_len = 0;
+                ws->msg_cap = 0;
+            }
+            break;
+
+        case CHAT_WS_EV_PING:
+            ngx_chat_ws_send(ws, CHAT_WS_OP_PONG, ev.data, ev.len);
+            break;
+
+        case CHAT_WS_EV_PONG:
+            if (ws->awaiting_pong) {
+                ws->awaiting_pong = 0;
+                cmcf = ngx_http_get_module_main_conf(ws->request,
+                                                     ngx_chat_module);
+                if (ws->ping.timer_set) {
+                    ngx_del_timer(&ws->ping);
+                }
+                ngx_add_timer(&ws->ping, cmcf->ws_ping_interval);
+            }
+            break;
+
+        case CHAT_WS_EV_CLOSE:
+            /* echo the code (none if none came) and close */
+            ngx_chat_ws_close(ws, ev.code, NULL);
+            return NGX_ERROR;
+
+        case CHAT_WS_EV_ERROR:
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                          "chat ws: closing with %ui: %s",
+                          (ngx_uint_t) ev.code, ev.reason);
+            ngx_chat_ws_close(ws, ev.code, ev.reason);
+            return NGX_ERROR;
+        }
+    }
+
+    (void) ngx_chat_ws_flush(ws);
+
+    return (ws->closing || ws->drop) ? NGX_ERROR : NGX_OK;
+}
+
+
+/* One complete text message from the client: a JSON command. */
+static void
+ngx_chat_ws_message(ngx_chat_ws_t *ws, u_char *text, size_t len)
+{
+    cJSON        *json, *type, *ref;
+    const char   *t;
+
+    json = cJSON_ParseWithLength((const char *) text, len);
+
+    if (json == NULL || !cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        ngx_chat_ws_send_error(ws, "invalid_json",
+                               "each message must be one JSON object", NULL);
+        return;
+    }
+
+    type = cJSON_GetObjectItemCaseSensitive(json, "type");
+    ref = cJSON_GetObjectItemCaseSensitive(json, "ref");
+
+    if (!cJSON_IsString(type)) {
+        ngx_chat_ws_send_error(ws, "invalid_message",
+                               "\"type\" (a string) is required", ref);
+        cJSON_Delete(json);
+        return;
+    }
+
+    t = type->valuestring;
+
+    if (ngx_strcmp(t, "ping") == 0) {
+        ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, (u_char *) "{\"type\":\"pong\"}",
+                         sizeof("{\"type\":\"pong\"}") - 1);
+
+    } else if (ngx_strcmp(t, "send") == 0) {
+        ngx_chat_ws_command(ws, json, NGX_CHAT_WS_CMD_SEND, "msg.send", text,
+                            len);
+
+    } else if (ngx_strcmp(t, "read") == 0) {
+        ngx_chat_ws_command(ws, json, NGX_CHAT_WS_CMD_READ, "conv.read", text,
+                            len);
+
+    } else if (ngx_strcmp(t, "sync") == 0) {
+        ngx_chat_ws_command(ws, json, NGX_CHAT_WS_CMD_SYNC, "sync", text,
+                            len);
+
+    } else if (ngx_strcmp(t, "typing") == 0) {
+        ngx_chat_ws_send_error(ws, "not_supported",
+                               "typing indicators are not built yet", ref);
+
+    } else {
+        ngx_chat_ws_send_error(ws, "unknown_type",
+                               "type must be send, read, sync, typing or "
+                               "ping", ref);
+    }
+
+    cJSON_Delete(json);
+}
+
+
+static void
+ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json, ngx_chat_ws_cmd_e kind,
+    const char *op, u_char *text, size_t len)
+{
+    cJSON              *ref, *cid;
+    ngx_int_t           rc;
+    ngx_str_t           body;
+    const char         *missing;
+    ngx_chat_ws_cmd_t  *cmd;
+
+    ref = cJSON_GetObjectItemCaseSensitive(json, "ref");
+    cid = cJSON_GetObjectItemCaseSensitive(json, "conversation_id");
+    missing = NULL;
+
+    switch (kind) {
+
+    case NGX_CHAT_WS_CMD_SEND:
+        if (ref == NULL) {
+            ref = cJSON_GetObjectItemCaseSensitive(json, "client_msg_id");
+        }
+        if (!cJSON_IsNumber(cid)) {
+            missing = "\"conversation_id\" (a number) is required";
+        } else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+                       json, "client_msg_id")))
+        {
+            missing = "\"client_msg_id\" (a string) is required";
+        } else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+                       json, "text")))
+        {
+            missing = "\"text\" (a string) is required";
+        }
+        break;
+
+    case NGX_CHAT_WS_CMD_READ:
+        if (!cJSON_IsNumber(cid)
+            || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(json, "seq")))
+        {
+            missing = "\"conversation_id\" and \"seq\" (numbers) are required";
+        }
+        break;
+
+    case NGX_CHAT_WS_CMD_SYNC:
+        if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(json,
+                                                             "cursors")))
+        {
+            missing = "\"cursors\" (an object) is required";
+        }
+        break;
+    }
+
+    if (missing) {
+        ngx_chat_ws_send_error(ws, "invalid_field", missing, ref);
+        return;
+    }
+
+    if (ws->ncommands >= NGX_CHAT_WS_MAX_INFLIGHT) {
+        ngx_chat_ws_send_error(ws, "rate_limited",
+                               "too many commands in flight", ref);
+        return;
+    }
+
+    cmd = ngx_alloc(sizeof(ngx_chat_ws_cmd_t), ws->connection->log);
+    if (cmd == NULL) {
+        ngx_chat_ws_send_error(ws, "internal", "out of memory", ref);
+        return;
+    }
+
+    ngx_memzero(cmd, sizeof(ngx_chat_ws_cmd_t));
+    cmd->ws = ws;
+    cmd->kind = kind;
+    cmd->ref = ref ? cJSON_Duplicate(ref, 1) : NULL;
+    cmd->pending.answer = ngx_chat_ws_answer;
+    cmd->pending.data = cmd;
+
+    /* the client's object is the command body: workers read their fields */
+    body.data = text;
+    body.len = len;
+
+    rc = ngx_chat_bus_send(&cmd->pending, ws->connection->log, op,
+                           &ws->caller, NULL, &body);
+
+    if (rc != NGX_OK) {
+        ngx_chat_ws_send_error(ws, "unavailable",
+                               "the command bus (redis) is unavailable",
+                               cmd->ref);
+        cJSON_Delete(cmd->ref);
+        ngx_free(cmd);
+        return;
+    }
+
+    ngx_queue_insert_tail(&ws->commands, &cmd->queue);
+    ws->ncommands++;
+}
+
+
+/* A worker's answer to a command this connection sent. */
+static void
+ngx_chat_ws_answer(ngx_chat_pending_t *p, ngx_uint_t status, u_char *body,
+    size_t len)
+{
+    cJSON              *reply, *frame, *message, *error, *item;
+    ngx_chat_ws_t      *ws;
+    ngx_chat_ws_cmd_t  *cmd;
+    static const char  *ack_fields[] = {
+        "client_msg_id", "conversation_id", "seq", "created_at", NULL
+    };
+    const char        **f;
+
+    cmd = p->data;
+    ws = cmd->ws;
+
+    ngx_queue_remove(&cmd->queue);
+    ws->ncommands--;
+
+    reply = cJSON_ParseWithLength((const char *) body, len);
+
+    if (status >= 300 || reply == NULL) {
+        error = cJSON_GetObjectItemCaseSensitive(reply, "error");
+        ngx_chat_ws_send_error(ws,
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(error,
+                                                                  "code"))
+                ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                                           error, "code"))
+                : "internal",
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(error,
+                                                                  "message"))
+                ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                                           error, "message"))
+                : "the backend gave no usable answer",
+            cmd->ref);
+        goto done;
+    }
+
+    frame = NULL;
+
+    switch (cmd->kind) {
+
+    case NGX_CHAT_WS_CMD_SEND:
+        /* ack {client_msg_id, conversation_id, seq, created_at} */
+        message = cJSON_GetObjectItemCaseSensitive(reply, "message");
+        frame = cJSON_CreateObject();
+        cJSON_AddStringToObject(frame, "type", "ack");
+        for (f = ack_fields; *f; f++) {
+            item = cJSON_GetObjectItemCaseSensitive(message, *f);
+            if (item) {
+                cJSON_AddItemToObject(frame, *f, cJSON_Duplicate(item, 1));
+            }
+        }
+        break;
+
+    case NGX_CHAT_WS_CMD_READ:
+    case NGX_CHAT_WS_CMD_SYNC:
+        /* the worker's object, with its type in front */
+        frame = cJSON_CreateObject();
+        cJSON_AddStringToObject(frame, "type",
+                                cmd->kind == NGX_CHAT_WS_CMD_SYNC ? "sync"
+                                                                  : "read");
+        while (reply->child) {
+            item = cJSON_DetachItemViaPointer(reply, reply->child);
+            if (ngx_strcmp(item->string, "type") == 0) {
+                cJSON_Delete(item);
+                continue;
+            }
+            cJSON_AddItemToObject(frame, item->string, item);
+        }
+        break;
+    }
+
+    if (frame && cmd->ref) {
+        cJSON_AddItemToObject(frame, "ref", cJSON_Duplicate(cmd->ref, 1));
+    }
+
+    if (frame) {
+        ngx_chat_ws_send_json(ws, frame);
+        cJSON_Delete(frame);
+    }
+
+done:
+
+    cJSON_Delete(reply);
+    cJSON_Delete(cmd->ref);
+    ngx_free(cmd);
+
+    (void) ngx_chat_ws_flush(ws);
+}
+
+
+/* An event from the registry: must not close synchronously. */
+static void
+ngx_chat_ws_deliver(ngx_chat_client_t *client, u_char *event, size_t len)
+{
+    ngx_chat_ws_t  *ws = client->data;
+
+    ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, event, len);
+    (void) ngx_chat_ws_flush(ws);
+}
+
+
+/* writing */
+
+static void
+ngx_chat_ws_write(ngx_event_t *wev)
+{
+    ngx_connection_t  *c = wev->data;
+    ngx_chat_ws_t     *ws;
+
+    ws = ngx_http_get_module_ctx((ngx_http_request_t *) c->data,
+                                 ngx_chat_module);
+
+    (void) ngx_chat_ws_flush(ws);
+}
+
+
+/* Queues one frame.  Past chat_ws_max_queue the client is too slow: 1008. */
+static void
+ngx_chat_ws_send(ngx_chat_ws_t *ws, chat_ws_opcode_t opcode, u_char *data,
+    size_t len)
+{
+    size_t                 hlen;
+    u_char                 header[CHAT_WS_MAX_SERVER_HEADER];
+    ngx_chat_ws_out_t     *o;
+    ngx_chat_main_conf_t  *cmcf;
+
+    if (ws->closing || ws->drop) {
+        return;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(ws->request, ngx_chat_module);
+
+    hlen = chat_ws_frame_header(header, opcode, len);
+
+    if (ws->out_bytes + hlen + len > cmcf->ws_max_queue
+        && opcode != CHAT_WS_OP_CLOSE)
+    {
+        ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
+                      "chat ws: user %L reads too slowly, %uz bytes queued",
+                      ws->caller.uid, ws->out_bytes);
+        ngx_chat_ws_close(ws, 1008, "too slow: outgoing queue full");
+        return;
+    }
+
+    o = ngx_alloc(sizeof(ngx_chat_ws_out_t) + hlen + len, ws->connection->log);
+    if (o == NULL) {
+        ngx_chat_ws_drop(ws);
+        return;
+    }
+
+    o->len = hlen + len;
+    o->sent = 0;
+    ngx_memcpy(o->data, header, hlen);
+    ngx_memcpy(o->data + hlen, data, len);
+
+    ngx_queue_insert_tail(&ws->out, &o->queue);
+    ws->out_bytes += o->len;
+}
+
+
+static void
+ngx_chat_ws_send_json(ngx_chat_ws_t *ws, cJSON *json)
+{
+    char  *text;
+
+    text = cJSON_PrintUnformatted(json);
+    if (text == NULL) {
+        return;
+    }
+
+    ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, (u_char *) text, ngx_strlen(text));
+    cJSON_free(text);
+}
+
+
+/* {"type":"error","code","message","ref"} */
+static void
+ngx_chat_ws_send_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, cJSON *ref)
+{
+    cJSON  *frame;
+
+    frame = cJSON_CreateObject();
+    if (frame == NULL) {
+        return;
+    }
+
+    cJSON_AddStringToObject(frame, "type", "error");
+    cJSON_AddStringToObject(frame, "code", code);
+    cJSON_AddStringToObject(frame, "message", message);
+    if (ref) {
+        cJSON_AddItemToObject(frame, "ref", cJSON_Duplicate(ref, 1));
+    }
+
+    ngx_chat_ws_send_json(ws, frame);
+    cJSON_Delete(frame);
+}
+
+
+/*
+ * Writes what is queued.  Returns NGX_OK when all is out, NGX_AGAIN when
+ * the socket is full (the write event continues), NGX_ERROR when the
+ * connection is gone (its close is scheduled).
+ */
+static ngx_int_t
+ngx_chat_ws_flush(ngx_chat_ws_t *ws)
+{
+    ssize_t              n;
+    ngx_int_t            rc;
+    ngx_queue_t         *q;
+    ngx_connection_t    *c;
+    ngx_chat_ws_out_t   *o;
+    ngx_http_request_t  *r;
+
+    if (ws->finished || ws->drop) {
+        return NGX_ERROR;
+    }
+
+    r = ws->request;
+    c = ws->connection;
+
+    /* the 101 header may still sit in nginx's own output chain */
+    if (r->out || c->buffered) {
+        rc = ngx_http_output_filter(r, NULL);
+        if (rc == NGX_ERROR) {
+            ngx_chat_ws_drop(ws);
+            return NGX_ERROR;
+        }
+        if (r->out || c->buffered) {
+            goto again;
+        }
+    }
+
+    while (!ngx_queue_empty(&ws->out)) {
+        q = ngx_queue_head(&ws->out);
+        o = ngx_queue_data(q, ngx_chat_ws_out_t, queue);
+
+        n = c->send(c, o->data + o->sent, o->len - o->sent);
+
+        if (n == NGX_ERROR) {
+            ngx_chat_ws_drop(ws);
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN || n == 0) {
+            goto again;
+        }
+
+        o->sent += n;
+
+        if (o->sent == o->len) {
+            ngx_queue_remove(q);
+            ws->out_bytes -= o->len;
+            ngx_free(o);
+        }
+    }
+
+    if (ws->closing) {
+        /* our close frame is out: the server closes the TCP connection */
+        ws->drop = 1;
+        ngx_post_event(&ws->closer, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+
+again:
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        ngx_chat_ws_drop(ws);
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* closing */
+
+/*
+ * Queues a close frame (code 0: an empty one) ahead of nothing else, and
+ * closes the socket once it is written or after NGX_CHAT_WS_CLOSE_TIMEOUT.
+ */
+static void
+ngx_chat_ws_close(ngx_chat_ws_t *ws, unsigned code, const char *reason)
+{
+    size_t   len;
+    u_char   payload[CHAT_WS_MAX_CONTROL];
+
+    if (ws->closing || ws->drop || ws->finished) {
+        return;
+    }
+
+    len = chat_ws_close_payload(payload, code, reason,
+                                reason ? ngx_strlen(reason) : 0);
+
+    ngx_chat_ws_send(ws, CHAT_WS_OP_CLOSE, payload, len);
+    ws->closing = 1;
+
+    if (ws->ping.timer_set) {
+        ngx_del_timer(&ws->ping);
+    }
+
+    ngx_add_timer(&ws->close_timer, NGX_CHAT_WS_CLOSE_TIMEOUT);
+
+    (void) ngx_chat_ws_flush(ws);
+}
+
+
+/* Closes the socket without a close frame, from a safe place. */
+static void
+ngx_chat_ws_drop(ngx_chat_ws_t *ws)
+{
+    if (ws->finished) {
+        return;
+    }
+
+    ws->drop = 1;
+
+    if (!ws->closer.posted) {
+        ngx_post_event(&ws->closer, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_chat_ws_closer(ngx_event_t *ev)
+{
+    ngx_chat_ws_t  *ws = ev->data;
+
+    if (ws->finished) {
+        return;
+    }
+
+    ws->finished = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "chat ws: user %L disconnected", ws->caller.uid);
+
+    ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+}
+
+
+static void
+ngx_chat_ws_ping(ngx_event_t *ev)
+{
+    ngx_chat_ws_t         *ws = ev->data;
+    ngx_chat_main_conf_t  *cmcf;
+
+    if (ws->awaiting_pong) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                      "chat ws: no pong in time, dropping user %L",
+                      ws->caller.uid);
+        ngx_chat_ws_drop(ws);
+        return;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(ws->request, ngx_chat_module);
+
+    ngx_chat_ws_send(ws, CHAT_WS_OP_PING, NULL, 0);
+    ws->awaiting_pong = 1;
+    ngx_add_timer(&ws->ping, cmcf->ws_pong_timeout);
+
+    (void) ngx_chat_ws_flush(ws);
+}
