@@ -77,6 +77,7 @@
 /* online registry: hash per user, field per gateway */
 #define CHAT_ONLINE_PREFIX      "chat:online:{"
 #define CHAT_ONLINE_TTL_SEC     90
+#define CHAT_ONLINE_TTL_STR     "90"
 #define CHAT_ONLINE_REFRESH_MS  20000
 #define CHAT_ONLINE_STALE_MS    60000
 
