@@ -27,8 +27,7 @@ chat_is_ascii_space(unsigned char c)
 }
 
 
-/* Narrows [*s, *s + *len) to drop leading and trailing ASCII white space. */
-static void
+void
 chat_trim(const char **s, size_t *len)
 {
     while (*len > 0 && chat_is_ascii_space((unsigned char) (*s)[0])) {
@@ -42,12 +41,7 @@ chat_trim(const char **s, size_t *len)
 }
 
 
-/*
- * Decodes one UTF-8 sequence at s (avail bytes available).  Returns its
- * length and stores the code point, or returns 0 if the sequence is not
- * well-formed.
- */
-static size_t
+size_t
 chat_utf8_next(const unsigned char *s, size_t avail, unsigned *cp)
 {
     size_t    n, i;

@@ -19,6 +19,16 @@
  * here; callers that need C strings reject them themselves. */
 int chat_utf8_valid(const char *s, size_t len);
 
+/* Decodes one UTF-8 sequence at s (avail > 0 bytes available).  Returns
+ * its length and stores the code point, or returns 0 if the sequence is
+ * not well-formed. */
+size_t chat_utf8_next(const unsigned char *s, size_t avail,
+    unsigned *cp);
+
+/* Narrows [*s, *s + *len) to drop leading and trailing ASCII white
+ * space. */
+void chat_trim(const char **s, size_t *len);
+
 /*
  * The checks below return NULL when the value is acceptable and has been
  * written, NUL-terminated, into out; otherwise a static sentence saying

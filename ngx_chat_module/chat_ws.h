@@ -110,6 +110,7 @@ typedef struct {
     unsigned char   mask_pos;
     unsigned char   ctl_len;
     unsigned char   hdr[CHAT_WS_MAX_HEADER];
+    unsigned char   mask[4];
     chat_utf8_t     utf8;
     unsigned char   ctl[CHAT_WS_MAX_CONTROL];
 } chat_ws_parser_t;

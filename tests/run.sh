@@ -34,6 +34,9 @@ run_integration() {
     # short reclaim and long command timeouts: a killed worker's commands are
     # reclaimed and answered well before the edge would give up on them
     export CLAIM_IDLE_MS=1500 COMMAND_TIMEOUT=30s WORKERS=2
+    # a raised message cap (the 16 MiB message test) and fast pings (the
+    # missing-pong test) without slowing anything else down
+    export WS_MAX_MESSAGE=20m WS_PING_INTERVAL=2s WS_PONG_TIMEOUT=2s
     conf/stack.sh stop >/dev/null 2>&1 || true
     rm -rf .run/test
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT
