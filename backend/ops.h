@@ -7,23 +7,35 @@
 #define CHAT_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
 #include "config.h"
 #include "db.h"
 #include "envelope.h"
+#include "event.h"
 
 /* The op changes rows: it runs under the idempotency log (command_log),
  * and a replay of its key gets the stored reply.  Ops without the flag
  * only read and simply run again. */
 #define CHAT_OP_LOGGED  0x1
 
+/* The op is expensive (scrypt): it runs in a transaction of its own, never
+ * in a worker's batch, so it holds no locks of other commands while it
+ * works.  See command.c. */
+#define CHAT_OP_ALONE   0x2
+
 typedef struct {
     const chat_config_t  *cfg;
     chat_db_t            *db;
     const chat_cmd_t     *cmd;
-    const cJSON          *body;     /* request body: always a JSON object */
+    const cJSON          *body;     /* request body, a JSON object; NULL
+                                       when it was refused (body_invalid
+                                       says why) */
+    const char           *body_invalid;
+    chat_events_t        *events;   /* where chat_op_event adds; NULL: none
+                                       wanted */
     int                   status;   /* out: HTTP status */
     cJSON                *reply;    /* out: reply body, owned by the caller */
 } chat_op_ctx_t;
@@ -62,10 +74,16 @@ int chat_ops_init(void);
 const chat_op_t *chat_op_find(const char *name, size_t len);
 
 /*
- * Parses ctx->cmd's body (an empty body counts as {}), then runs the
- * handler.  A body that is not a JSON object is answered 400 invalid_json
- * without calling the handler.  Same return contract as a handler; on 0
- * ctx->reply is never NULL.
+ * Parses cmd's body: returns a JSON object (an empty body counts as {}),
+ * or NULL with *why set when the body is refused (not a JSON object, or
+ * a string with \u0000 in it), or NULL with *why NULL when memory ran out.
+ */
+cJSON *chat_op_parse_body(const chat_cmd_t *cmd, const char **why);
+
+/*
+ * Runs the handler on ctx->body.  A refused body (ctx->body NULL) is
+ * answered 400 invalid_json without calling the handler.  Same return
+ * contract as a handler; on 0 ctx->reply is never NULL.
  */
 int chat_op_run(const chat_op_t *op, chat_op_ctx_t *ctx);
 
@@ -85,6 +103,34 @@ int chat_op_require_user(chat_op_ctx_t *ctx);
 /* {"error":{"code":...,"message":...}} as a malloc'd string, or NULL. */
 char *chat_error_body(const char *code, const char *message);
 
+/* 400 invalid_field with message why; returns like chat_op_error. */
+int chat_op_invalid(chat_op_ctx_t *ctx, const char *why);
+
+/* 404 not_found "no such conversation": what a caller who is not a
+ * member hears about a conversation, whether or not it exists. */
+int chat_op_no_conversation(chat_op_ctx_t *ctx);
+
+/*
+ * ctx->body[name] as an integer in [min, 2^53 - 1].  Returns 1 with *out
+ * set.  Returns 0 when the field is absent and not required (ctx->reply
+ * stays NULL), or after setting a 400 invalid_field reply (absent but
+ * required, or not such an integer).  -1 when memory ran out.
+ */
+int chat_op_integer(chat_op_ctx_t *ctx, const char *name, int64_t min,
+    int required, int64_t *out);
+
+/* ctx->body[name] as a string, or NULL after setting a 400 invalid_field
+ * reply (or when memory ran out: ctx->reply NULL). */
+const char *chat_op_string(chat_op_ctx_t *ctx, const char *name);
+
+/* Queues event for the users in uids, to be fanned out after the commit
+ * (dropped if the command fails or answers 4xx).  0, or -1. */
+int chat_op_event(chat_op_ctx_t *ctx, const cJSON *event,
+    const int64_t *uids, size_t n);
+
+/* Decimal text of v in buf (at least 24 bytes), for a query parameter. */
+const char *chat_i64(char *buf, int64_t v);
+
 /* the auth operations, op_auth.c */
 int chat_op_auth_init(void);
 int chat_op_auth_register(chat_op_ctx_t *ctx);
@@ -92,5 +138,19 @@ int chat_op_auth_login(chat_op_ctx_t *ctx);
 int chat_op_user_me(chat_op_ctx_t *ctx);
 int chat_op_auth_present(const chat_config_t *cfg, int status,
     const char *stored, chat_reply_t *out);
+
+/* conversations, op_conv.c */
+int chat_op_conv_create(chat_op_ctx_t *ctx);
+int chat_op_conv_list(chat_op_ctx_t *ctx);
+int chat_op_conv_member_add(chat_op_ctx_t *ctx);
+int chat_op_conv_member_remove(chat_op_ctx_t *ctx);
+
+/* messages and read markers, op_msg.c */
+int chat_op_msg_send(chat_op_ctx_t *ctx);
+int chat_op_msg_history(chat_op_ctx_t *ctx);
+int chat_op_conv_read(chat_op_ctx_t *ctx);
+
+/* catching up after being away, op_sync.c */
+int chat_op_sync(chat_op_ctx_t *ctx);
 
 #endif /* CHAT_OPS_H */

@@ -10,7 +10,8 @@
 #   dev:  PORT=8080   REDIS_PORT=6390   PG_PORT=5440
 #   test: PORT=18080  REDIS_PORT=16390  PG_PORT=15440
 # Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT, CLAIM_IDLE_MS,
-# WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT may be set.
+# WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT, NGINX_WORKERS,
+# NGINX_CONNECTIONS may be set.
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -32,6 +33,11 @@ COMMAND_TIMEOUT=${COMMAND_TIMEOUT:-10s}
 WS_MAX_MESSAGE=${WS_MAX_MESSAGE:-1m}
 WS_PING_INTERVAL=${WS_PING_INTERVAL:-30s}
 WS_PONG_TIMEOUT=${WS_PONG_TIMEOUT:-10s}
+NGINX_WORKERS=${NGINX_WORKERS:-2}
+NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
+# each worker holds its connections plus a few files; 20000 is this
+# machine's hard limit per process
+NGINX_NOFILE=$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))
 RUN=$ROOT/.run/$STACK
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 MODULE_SO=$ROOT/build/nginx/objs/ngx_chat_module.so
@@ -145,7 +151,8 @@ start_nginx() {
         -e "s|@REDIS_PORT@|$REDIS_PORT|g" -e "s|@MODULE_SO@|$MODULE_SO|g" \
         -e "s|@COMMAND_TIMEOUT@|$COMMAND_TIMEOUT|g" -e "s|@USER_LINE@|$user_line|g" \
         -e "s|@WS_MAX_MESSAGE@|$WS_MAX_MESSAGE|g" -e "s|@WS_PING_INTERVAL@|$WS_PING_INTERVAL|g" \
-        -e "s|@WS_PONG_TIMEOUT@|$WS_PONG_TIMEOUT|g" \
+        -e "s|@WS_PONG_TIMEOUT@|$WS_PONG_TIMEOUT|g" -e "s|@NGINX_WORKERS@|$NGINX_WORKERS|g" \
+        -e "s|@NGINX_CONNECTIONS@|$NGINX_CONNECTIONS|g" -e "s|@NGINX_NOFILE@|$NGINX_NOFILE|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
