@@ -4,6 +4,7 @@
 #   make run        the whole local stack in the foreground, Ctrl-C stops it
 #   make start      the same stack in the background;  make stop  stops it
 #   make test       install, build, and run every test on a separate stack
+#   make fuzz       fuzz the WebSocket frame parser for 5 minutes
 #   make clean      remove build output (keeps .run/ data; see clean-data)
 #
 # Warnings are errors everywhere (nginx builds with -Werror; so do we).
@@ -17,7 +18,7 @@ BACKEND_BIN  := backend/chat-backend
 MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
-        test-integration clean clean-data
+        test-integration fuzz clean clean-data
 
 all: module backend
 
@@ -52,6 +53,10 @@ test-unit: all
 
 test-integration: deps all
 	@tests/run.sh integration
+
+# the WebSocket frame parser under libFuzzer (SECONDS=300 by default)
+fuzz:
+	$(MAKE) -C tests/fuzz run SECONDS=$${SECONDS:-300}
 
 clean:
 	rm -rf $(BUILD) tests/unit/bin

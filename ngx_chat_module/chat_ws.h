@@ -19,7 +19,8 @@
  * needs more.  Payload bytes are unmasked in place in the caller's buffer;
  * bytes beyond the returned count are never touched.  The events are the
  * same however the input is cut, except that a data frame's payload may
- * come as more, smaller DATA chunks.
+ * come as more, smaller DATA chunks, and so a message that ends in an
+ * ERROR may have had some of its chunks reported first: drop them.
  */
 
 #ifndef CHAT_WS_H
@@ -33,7 +34,6 @@
 #define CHAT_WS_MAX_CONTROL         125
 #define CHAT_WS_MAX_HEADER          14      /* what a client may send */
 #define CHAT_WS_MAX_SERVER_HEADER   10      /* unmasked */
-#define CHAT_WS_DEFAULT_MAX_MESSAGE (1024 * 1024)
 
 /* close codes the parser asks the caller to send */
 #define CHAT_WS_CLOSE_NORMAL        1000
@@ -90,7 +90,7 @@ typedef struct {
 } chat_ws_event_t;
 
 typedef struct {
-    uint64_t  max_message;      /* bytes; 0 means the 1 MiB default */
+    uint64_t  max_message;      /* bytes per message, taken literally */
 } chat_ws_config_t;
 
 /* Opaque in spirit: fixed size, owned by the caller, read by nobody else. */
@@ -115,6 +115,13 @@ typedef struct {
     unsigned char   ctl[CHAT_WS_MAX_CONTROL];
 } chat_ws_parser_t;
 
+/*
+ * Readies p for a new connection; conf is copied.  A message is refused
+ * (1009) once its frame headers add up to more than conf->max_message
+ * bytes, before any of that payload arrives, so the DATA chunks of one
+ * message never add up to more: a buffer of max_message bytes holds any
+ * message.  The limit is taken literally: 0 lets only empty messages in.
+ */
 void chat_ws_parser_init(chat_ws_parser_t *p, const chat_ws_config_t *conf);
 
 /*
@@ -139,16 +146,17 @@ size_t chat_ws_frame_header(unsigned char out[CHAT_WS_MAX_SERVER_HEADER],
 
 /*
  * Writes a close frame payload into out: nothing when code is 0, else the
- * code in network order and the reason, cut to the 123 bytes that fit at
- * a UTF-8 character boundary.  Returns the payload length (0..125).
+ * code in network order and the reason (UTF-8, may be NULL), cut to the
+ * 123 bytes that fit at a character boundary, so a valid reason stays
+ * valid.  Returns the payload length (0..125).
  */
 size_t chat_ws_close_payload(unsigned char out[CHAT_WS_MAX_CONTROL],
     unsigned code, const char *reason, size_t reason_len);
 
 /*
  * 1 when a peer may send code in a close frame: 1000-1003, 1007-1014 and
- * 3000-4999.  1004-1006 and 1015 are reserved for local use, the rest of
- * 1000-2999 is unassigned, 5000 and up do not exist.
+ * 3000-4999.  1004 is reserved, 1005, 1006 and 1015 must never be sent,
+ * the rest of 1000-2999 is unassigned, 5000 and up do not exist.
  */
 int chat_ws_close_code_valid(unsigned code);
 

@@ -14,19 +14,31 @@ what=${1:-all}
 failed_suites=()
 cd "$ROOT"
 
-run_unit() {
-    local bin=tests/unit/bin t
+# unit_test <name> <sources...>: build tests/unit/test_<name>.c with the
+# sources under ASan/UBSan, run it
+unit_test() {
+    local name=$1 bin=tests/unit/bin
+    shift
     mkdir -p "$bin"
-    for t in token envelope; do
-        gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
-            -fno-omit-frame-pointer -Ingx_chat_module -Itests/unit \
-            "tests/unit/test_$t.c" "ngx_chat_module/chat_$t.c" ngx_chat_module/chat_base64.c \
-            -lcjson -lcrypto -o "$bin/test_$t" || { failed_suites+=("build test_$t"); continue; }
-        echo "== unit: $t"
-        "$bin/test_$t" || failed_suites+=("unit $t")
-    done
+    gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
+        -fno-omit-frame-pointer -Ingx_chat_module -Itests/unit \
+        "tests/unit/test_$name.c" "$@" -lcjson -lcrypto -o "$bin/test_$name" \
+        || { failed_suites+=("build test_$name"); return; }
+    echo "== unit: $name"
+    "$bin/test_$name" || failed_suites+=("unit $name")
+}
+
+run_unit() {
+    local m=ngx_chat_module
+    unit_test token $m/chat_token.c $m/chat_base64.c
+    unit_test envelope $m/chat_envelope.c
+    unit_test utf8 $m/chat_utf8.c
+    unit_test ws $m/chat_ws.c $m/chat_utf8.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
+    # the WebSocket frame parser under libFuzzer, ~20 s (make fuzz: longer)
+    echo "== fuzz: ws frame parser (smoke)"
+    make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
 }
 
 run_integration() {
