@@ -84,6 +84,22 @@ int chat_bus_finish(chat_bus_t *bus, int shard, const char *id,
     const char *gw, size_t gw_len, const char *req, size_t req_len,
     int status, const char *body);
 
+/* One reply of chat_bus_finish_many, all strings borrowed. */
+typedef struct {
+    int          shard;
+    const char  *id;            /* the entry to XACK, or NULL */
+    const char  *gw;
+    size_t       gw_len;
+    const char  *req;
+    size_t       req_len;
+    int          status;
+    const char  *body;
+} chat_answer_t;
+
+/* chat_bus_finish for n replies, all pipelined in one round trip.  0, or
+ * -1 if any failed. */
+int chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n);
+
 int chat_bus_ack(chat_bus_t *bus, int shard, const char *id);
 
 /*

@@ -4,7 +4,8 @@
  *   - answered: chat_bus_finish pipelines XACK of the command, the XADD of
  *     the reply to the gateway's stream (trimmed to about 10000 entries)
  *     and an EXPIRE of that stream (so streams of gateways that died go
- *     away), in one round trip;
+ *     away), in one round trip; chat_bus_finish_many does the same for a
+ *     whole committed batch, still one round trip;
  *   - dead-lettered: chat_bus_dead_letter copies the entry, with where it
  *     came from, how often it was delivered and why it was set aside, to
  *     chat:dlq for a human to look at; the worker then answers and acks it
@@ -30,55 +31,59 @@
 #include "log.h"
 
 int
-chat_bus_finish(chat_bus_t *bus, int shard, const char *id, const char *gw,
-    size_t gw_len, const char *req, size_t req_len, int status,
-    const char *body)
+chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
 {
-    int          i, n, rc;
+    int          rc;
     char         st[16];
     void        *reply;
+    size_t       i, k, sent;
     redisReply  *r;
 
     if (bus->ctx == NULL) {
         return -1;
     }
 
-    snprintf(st, sizeof(st), "%d", status);
-    n = 0;
+    sent = 0;
 
-    if (id != NULL) {
-        if (redisAppendCommand(bus->ctx, "XACK %s %s %s",
-                               bus->streams[shard], CHAT_CMD_GROUP, id)
-            != REDIS_OK)
+    for (i = 0; i < n; i++) {
+        snprintf(st, sizeof(st), "%d", a[i].status);
+
+        if (a[i].id != NULL) {
+            if (redisAppendCommand(bus->ctx, "XACK %s %s %s",
+                                   bus->streams[a[i].shard], CHAT_CMD_GROUP,
+                                   a[i].id)
+                != REDIS_OK)
+            {
+                goto lost;
+            }
+            sent++;
+        }
+
+        if (redisAppendCommand(bus->ctx,
+                "XADD %b MAXLEN ~ %s * " CHAT_F_REQ " %b " CHAT_F_STATUS
+                " %s " CHAT_F_BODY " %s",
+                a[i].gw, a[i].gw_len, CHAT_GW_STREAM_MAXLEN, a[i].req,
+                a[i].req_len, st, a[i].body)
+            != REDIS_OK
+            || redisAppendCommand(bus->ctx, "EXPIRE %b %d", a[i].gw,
+                                  a[i].gw_len, CHAT_GW_STREAM_TTL_SEC)
+               != REDIS_OK)
         {
             goto lost;
         }
-        n++;
+
+        sent += 2;
     }
 
-    if (redisAppendCommand(bus->ctx,
-            "XADD %b MAXLEN ~ %s * " CHAT_F_REQ " %b " CHAT_F_STATUS " %s "
-            CHAT_F_BODY " %s",
-            gw, gw_len, CHAT_GW_STREAM_MAXLEN, req, req_len, st, body)
-        != REDIS_OK
-        || redisAppendCommand(bus->ctx, "EXPIRE %b %d", gw, gw_len,
-                              CHAT_GW_STREAM_TTL_SEC) != REDIS_OK)
-    {
-        goto lost;
-    }
-
-    n += 2;
     rc = 0;
 
-    for (i = 0; i < n; i++) {
+    for (k = 0; k < sent; k++) {
         if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
             goto lost;
         }
 
         r = reply;
-        if (chat_bus_check(r, i == 0 && id ? "XACK" : "reply XADD/EXPIRE")
-            != 0)
-        {
+        if (chat_bus_check(r, "XACK / reply XADD / EXPIRE") != 0) {
             rc = -1;
         }
 
@@ -91,6 +96,26 @@ lost:
 
     chat_bus_lost(bus);
     return -1;
+}
+
+
+int
+chat_bus_finish(chat_bus_t *bus, int shard, const char *id, const char *gw,
+    size_t gw_len, const char *req, size_t req_len, int status,
+    const char *body)
+{
+    chat_answer_t  a;
+
+    a.shard = shard;
+    a.id = id;
+    a.gw = gw;
+    a.gw_len = gw_len;
+    a.req = req;
+    a.req_len = req_len;
+    a.status = status;
+    a.body = body;
+
+    return chat_bus_finish_many(bus, &a, 1);
 }
 
 

@@ -24,6 +24,7 @@ typedef struct {
     int             max_deliveries;     /* beyond this: dead letter */
     int             claim_idle_ms;      /* pending this long: reclaim */
     int             batch;              /* XREADGROUP / XAUTOCLAIM COUNT */
+    int             commit_batch;       /* most commands per transaction */
     const char     *pidfile;            /* NULL: none */
 } chat_config_t;
 

@@ -1,6 +1,6 @@
 /*
- * db.h: the worker's PostgreSQL connection and the transaction every
- * command runs in.  See db.c.
+ * db.h: the worker's PostgreSQL connection and how statements are run on
+ * it.  See db.c; the transactions of commands are in command.c.
  */
 
 #ifndef CHAT_DB_H
@@ -13,14 +13,22 @@
 #include "config.h"
 #include "envelope.h"
 
+#define CHAT_DB_PREPARED_MAX  32
+
 typedef struct {
     PGconn      *conn;          /* NULL while disconnected */
     const char  *conninfo;      /* borrowed, outlives the struct */
     const char  *app_name;      /* shown in pg_stat_activity */
     char         sqlstate[6];   /* of the last failed statement, or "" */
+    const char  *expected;      /* a SQLSTATE the caller handles: its
+                                   failure is logged at debug only */
     int64_t      last_ok_ms;    /* monotonic time of the last round trip */
     int64_t      backoff_ms;    /* current reconnect delay */
     int64_t      next_try_ms;   /* monotonic time of the next attempt */
+
+    /* statements prepared on this connection, by their text's address */
+    const char  *prepared[CHAT_DB_PREPARED_MAX];
+    int          nprepared;
 } chat_db_t;
 
 /* A reply ready to publish: status and a malloc'd JSON body. */
@@ -61,18 +69,25 @@ void chat_db_close(chat_db_t *db);
 PGresult *chat_db_query(chat_db_t *db, const char *sql, int nparams,
     const char *const *values, const int *lengths, const int *formats);
 
-/* chat_db_query for a statement without parameters or rows; 0 or -1. */
-int chat_db_exec(chat_db_t *db, const char *sql);
+/*
+ * chat_db_query for a hot statement whose text is a string constant:
+ * prepared once per connection (by the text's address) and executed with
+ * PQexecPrepared after that, so it is not parsed and planned each time.
+ * Same result contract.
+ */
+PGresult *chat_db_query_prepared(chat_db_t *db, const char *sql,
+    int nparams, const char *const *values, const int *lengths,
+    const int *formats);
 
 /*
- * Executes one parsed command: idempotency log, operation, commit.  On 0
- * reply holds the answer to publish (the caller frees reply->body with
- * free()).  Returns -1 on an infrastructure failure: everything was
- * rolled back, nothing is to be published, and the command must stay
- * pending to be tried again (chat_db_ok() tells whether the connection
- * is gone).
+ * Runs sql, fixed text without parameters or rows (PQexec: it may be
+ * several statements separated by ";", one round trip).  0, or -1 with
+ * the failure handled as in chat_db_query.
  */
-int chat_db_run_command(chat_db_t *db, const chat_config_t *cfg,
-    const chat_cmd_t *cmd, chat_reply_t *reply);
+int chat_db_exec(chat_db_t *db, const char *sql);
+
+/* 1 when the last failure (db->sqlstate) is a serialisation failure or a
+ * deadlock: the transaction is worth running again at once. */
+int chat_db_retryable(const chat_db_t *db);
 
 #endif /* CHAT_DB_H */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "chat_token.h"
+#include "command.h"
 #include "config.h"
 #include "log.h"
 #include "supervisor.h"
@@ -37,7 +38,7 @@ static int  chat_log_level_set;     /* --log-level or CHAT_LOG_LEVEL seen */
 enum {
     OPT_WORKERS = 256, OPT_REDIS, OPT_PG, OPT_SECRET_FILE, OPT_TTL,
     OPT_SHARDS, OPT_MAX_DELIVERIES, OPT_CLAIM_IDLE, OPT_BATCH,
-    OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD, OPT_NAME,
+    OPT_COMMIT_BATCH, OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD, OPT_NAME,
     OPT_ADMIN, OPT_HELP
 };
 
@@ -53,6 +54,7 @@ static const struct option  chat_options[] = {
     { "max-deliveries",    required_argument, NULL, OPT_MAX_DELIVERIES },
     { "claim-idle-ms",     required_argument, NULL, OPT_CLAIM_IDLE },
     { "batch",             required_argument, NULL, OPT_BATCH },
+    { "commit-batch",      required_argument, NULL, OPT_COMMIT_BATCH },
     { "log-level",         required_argument, NULL, OPT_LOG_LEVEL },
     { "pidfile",           required_argument, NULL, OPT_PIDFILE },
     { "email",             required_argument, NULL, OPT_EMAIL },
@@ -85,6 +87,8 @@ usage(FILE *out)
 "  --max-deliveries N        CHAT_MAX_DELIVERIES     5\n"
 "  --claim-idle-ms MS        CHAT_CLAIM_IDLE_MS      5000\n"
 "  --batch N                 CHAT_BATCH              16\n"
+"  --commit-batch N          CHAT_COMMIT_BATCH       64 (commands per "
+"transaction, 1-64)\n"
 "  --log-level LEVEL         CHAT_LOG_LEVEL          info "
 "(debug|info|warn|error)\n"
 "  --pidfile PATH            (none)\n"
@@ -232,6 +236,11 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         cfg->batch = (int) parse_int(what, value, 1, 1000);
         break;
 
+    case OPT_COMMIT_BATCH:
+        cfg->commit_batch = (int) parse_int(what, value, 1,
+                                            CHAT_COMMIT_BATCH_MAX);
+        break;
+
     case OPT_LOG_LEVEL:
         level = chat_log_parse_level(value);
         if (level < 0) {
@@ -264,6 +273,7 @@ apply_env(chat_config_t *cfg)
         { OPT_MAX_DELIVERIES, "CHAT_MAX_DELIVERIES" },
         { OPT_CLAIM_IDLE, "CHAT_CLAIM_IDLE_MS" },
         { OPT_BATCH, "CHAT_BATCH" },
+        { OPT_COMMIT_BATCH, "CHAT_COMMIT_BATCH" },
         { OPT_LOG_LEVEL, "CHAT_LOG_LEVEL" },
     };
 
@@ -310,6 +320,7 @@ main(int argc, char **argv)
     cfg.max_deliveries = 5;
     cfg.claim_idle_ms = 5000;
     cfg.batch = 16;
+    cfg.commit_batch = CHAT_COMMIT_BATCH_MAX;
 
     apply_env(&cfg);
 

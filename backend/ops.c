@@ -19,9 +19,11 @@
  * Redis.  Handlers never see the bus.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_input.h"
 #include "log.h"
 #include "ops.h"
 
@@ -30,9 +32,20 @@ static int chat_op_unknown(chat_op_ctx_t *ctx);
 
 static const chat_op_t  chat_ops[] = {
     { "auth.register", chat_op_auth_register, chat_op_auth_present,
-      CHAT_OP_LOGGED },
-    { "auth.login", chat_op_auth_login, chat_op_auth_present, 0 },
+      CHAT_OP_LOGGED | CHAT_OP_ALONE },
+    { "auth.login", chat_op_auth_login, chat_op_auth_present,
+      CHAT_OP_ALONE },
     { "user.me", chat_op_user_me, NULL, 0 },
+
+    { "conv.create", chat_op_conv_create, NULL, CHAT_OP_LOGGED },
+    { "conv.list", chat_op_conv_list, NULL, 0 },
+    { "conv.member.add", chat_op_conv_member_add, NULL, CHAT_OP_LOGGED },
+    { "conv.member.remove", chat_op_conv_member_remove, NULL,
+      CHAT_OP_LOGGED },
+    { "conv.read", chat_op_conv_read, NULL, CHAT_OP_LOGGED },
+    { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED },
+    { "msg.history", chat_op_msg_history, NULL, 0 },
+    { "sync", chat_op_sync, NULL, 0 },
 };
 
 /* stored like any business error, so a replay answers the same */
@@ -73,34 +86,49 @@ chat_op_unknown(chat_op_ctx_t *ctx)
 }
 
 
+cJSON *
+chat_op_parse_body(const chat_cmd_t *cmd, const char **why)
+{
+    cJSON  *body;
+
+    *why = NULL;
+
+    if (cmd->body_len == 0) {
+        return cJSON_CreateObject();
+    }
+
+    if (chat_json_has_nul_escape(cmd->body, cmd->body_len)) {
+        *why = "strings in the request body must not contain \\u0000";
+        return NULL;
+    }
+
+    body = cJSON_ParseWithLength(cmd->body, cmd->body_len);
+
+    if (body == NULL || !cJSON_IsObject(body)) {
+        cJSON_Delete(body);
+        *why = "the request body must be a JSON object";
+        return NULL;
+    }
+
+    return body;
+}
+
+
 int
 chat_op_run(const chat_op_t *op, chat_op_ctx_t *ctx)
 {
-    int     rc;
-    cJSON  *body;
+    int  rc;
 
     ctx->status = 0;
     ctx->reply = NULL;
 
-    if (ctx->cmd->body_len == 0) {
-        body = cJSON_CreateObject();
-        if (body == NULL) {
-            return -1;
-        }
-
-    } else {
-        body = cJSON_ParseWithLength(ctx->cmd->body, ctx->cmd->body_len);
-        if (body == NULL || !cJSON_IsObject(body)) {
-            cJSON_Delete(body);
-            return chat_op_error(ctx, 400, "invalid_json",
-                                 "the request body must be a JSON object");
-        }
+    if (ctx->body == NULL) {
+        return chat_op_error(ctx, 400, "invalid_json",
+                             ctx->body_invalid ? ctx->body_invalid
+                             : "the request body must be a JSON object");
     }
 
-    ctx->body = body;
     rc = op->handler(ctx);
-    ctx->body = NULL;
-    cJSON_Delete(body);
 
     if (rc != 0) {
         cJSON_Delete(ctx->reply);
@@ -197,4 +225,86 @@ chat_error_body(const char *code, const char *message)
     cJSON_Delete(root);
 
     return s;
+}
+
+
+int
+chat_op_invalid(chat_op_ctx_t *ctx, const char *why)
+{
+    return chat_op_error(ctx, 400, "invalid_field", why);
+}
+
+
+int
+chat_op_no_conversation(chat_op_ctx_t *ctx)
+{
+    return chat_op_error(ctx, 404, "not_found", "no such conversation");
+}
+
+
+int
+chat_op_integer(chat_op_ctx_t *ctx, const char *name, int64_t min,
+    int required, int64_t *out)
+{
+    char          msg[96];
+    const cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(ctx->body, name);
+
+    if (item == NULL || cJSON_IsNull(item)) {
+        if (!required) {
+            return 0;
+        }
+
+        snprintf(msg, sizeof(msg), "%s is required", name);
+        return chat_op_invalid(ctx, msg) == 0 ? 0 : -1;
+    }
+
+    if (chat_json_integer(item, min, CHAT_INT_MAX, out) == 0) {
+        return 1;
+    }
+
+    snprintf(msg, sizeof(msg), "%s must be an integer >= %lld", name,
+             (long long) min);
+
+    return chat_op_invalid(ctx, msg) == 0 ? 0 : -1;
+}
+
+
+const char *
+chat_op_string(chat_op_ctx_t *ctx, const char *name)
+{
+    char          msg[96];
+    const cJSON  *item;
+
+    item = cJSON_GetObjectItemCaseSensitive(ctx->body, name);
+
+    if (cJSON_IsString(item) && item->valuestring != NULL) {
+        return item->valuestring;
+    }
+
+    snprintf(msg, sizeof(msg), "%s is required and must be a string", name);
+    (void) chat_op_invalid(ctx, msg);
+
+    return NULL;
+}
+
+
+int
+chat_op_event(chat_op_ctx_t *ctx, const cJSON *event, const int64_t *uids,
+    size_t n)
+{
+    if (ctx->events == NULL || n == 0) {
+        return 0;
+    }
+
+    return chat_events_add(ctx->events, event, uids, n);
+}
+
+
+const char *
+chat_i64(char *buf, int64_t v)
+{
+    snprintf(buf, 24, "%lld", (long long) v);
+    return buf;
 }

@@ -5,17 +5,22 @@
  * (db.c) and repeats:
  *
  *   XREADGROUP (a few entries per shard, blocking 1 s)
- *   for each entry:
- *       parse the envelope (envelope.c)
- *       BEGIN, idempotency check, op, COMMIT   (db.c, ops.c)
- *       XACK, XADD the reply, EXPIRE            (one pipelined round trip)
+ *   parse every entry (envelope.c)
+ *   run the cheap commands together, --commit-batch to a transaction:
+ *       lookup in command_log, BEGIN, a savepoint and the op for each,
+ *       log INSERT, COMMIT                          (command.c, ops.c)
+ *   XACK, XADD the reply, EXPIRE for all of them     (one round trip)
+ *   fan their events out to the gateways             (fanout.c)
  *
  * so a command is acknowledged, and its client answered, only after its
- * effects are committed.  A read takes up to --batch entries per shard
- * while entries are cheap, but fewer as they get expensive (a moving
- * average of the cost per entry, aiming at about 250 ms per read): a
- * burst of registrations at ~0.4 s of scrypt each is spread over all
- * workers instead of queueing behind one.
+ * effects are committed, and many commands share one commit.  Expensive
+ * commands (CHAT_OP_ALONE: scrypt) run by themselves in their place
+ * among the others, so they never hold a batch's locks while they hash.
+ * A read takes up to --batch entries per shard while entries are cheap,
+ * but fewer as they get expensive (a moving average of the cost per
+ * entry, aiming at about 250 ms per read): a burst of registrations at
+ * ~0.4 s of scrypt each is spread over all workers instead of queueing
+ * behind one.
  *
  * Between entries, and at least once a loop, it does what is due: a
  * heartbeat every second (HSET chat:workers, with whether PostgreSQL
@@ -32,22 +37,23 @@
  * JUSTID, which does not count as a delivery) before it looks abandoned,
  * so slowness alone never burns delivery counts.
  *
- * Failures.  If a command fails in PostgreSQL, its entry is left pending;
- * if the connection itself is gone, so is the rest of the batch, and
- * while it is down the worker reads
+ * Failures.  If a command fails in PostgreSQL, its entry is left pending
+ * (command.c retries a failed batch one command at a time first, so only
+ * the failing command's entry stays); if the connection itself is gone,
+ * so is the rest of the read, and while it is down the worker reads
  * nothing new and reclaims nothing, only heartbeats "pg 0" and reconnects
  * with backoff, so an outage does not push healthy commands into the
  * dead-letter stream.  If Redis fails, it reconnects with backoff and
  * jitter; work committed but not yet acked is replayed from command_log
  * after the entry is reclaimed.
  *
- * Stopping.  SIGTERM or SIGINT sets a flag; the worker finishes the entry
- * in hand, removes its heartbeat and exits 0.  Unprocessed entries of the
- * batch stay pending for others to reclaim.  If the supervisor dies, the
+ * Stopping.  SIGTERM or SIGINT sets a flag; the worker finishes the
+ * transaction in hand, removes its heartbeat and exits 0.  Unprocessed
+ * entries of the read stay pending for others to reclaim.  If the supervisor dies, the
  * kernel sends the worker SIGTERM (PR_SET_PDEATHSIG).
  *
- * What it does not do: choose operations (ops.c), run SQL (db.c), or know
- * the Redis command syntax (bus.c).
+ * What it does not do: choose operations (ops.c), run SQL (db.c,
+ * command.c), or know the Redis command syntax (bus.c, fanout.c).
  */
 
 #include <signal.h>
@@ -60,8 +66,10 @@
 
 #include "bus.h"
 #include "chat_protocol.h"
+#include "command.h"
 #include "db.h"
 #include "envelope.h"
+#include "fanout.h"
 #include "log.h"
 #include "ops.h"
 #include "worker.h"
@@ -151,13 +159,14 @@ chat_worker_dead_letter(chat_worker_t *w, int shard, const char *id,
 
 
 /*
- * Processes one entry.  Returns 0 when the entry is finished (answered
- * and acked, or dead-lettered), 1 when it was left pending to be retried,
- * -1 when Redis failed.
+ * Reads one entry into cmd.  Returns 1 when it is a command to run, 0
+ * when the entry is finished already (deleted, acked by someone else,
+ * malformed or delivered too often: dead-lettered and answered), -1 when
+ * Redis failed.  cmd points into entry, which must outlive it.
  */
 static int
-chat_worker_handle(chat_worker_t *w, int shard, redisReply *entry,
-    int reclaimed)
+chat_worker_prepare(chat_worker_t *w, int shard, redisReply *entry,
+    int reclaimed, chat_cmd_t *cmd)
 {
     int                rc;
     char               reason[200];
@@ -165,8 +174,6 @@ chat_worker_handle(chat_worker_t *w, int shard, redisReply *entry,
     long long          deliveries;
     const char        *id;
     redisReply        *fields;
-    chat_cmd_t         cmd;
-    chat_reply_t       reply;
     chat_field_t       f[CHAT_CMD_MAX_FIELDS];
 
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2
@@ -210,8 +217,8 @@ chat_worker_handle(chat_worker_t *w, int shard, redisReply *entry,
     if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2 != 0
         || n > CHAT_CMD_MAX_FIELDS)
     {
-        memset(&cmd, 0, sizeof(cmd));
-        snprintf(cmd.error, sizeof(cmd.error), "not a list of at most %d "
+        memset(cmd, 0, sizeof(*cmd));
+        snprintf(cmd->error, sizeof(cmd->error), "not a list of at most %d "
                  "string field/value pairs", CHAT_CMD_MAX_FIELDS);
         rc = -1;
 
@@ -223,12 +230,12 @@ chat_worker_handle(chat_worker_t *w, int shard, redisReply *entry,
             f[i].value_len = fields->element[2 * i + 1]->len;
         }
 
-        rc = chat_cmd_parse(&cmd, f, n);
+        rc = chat_cmd_parse(cmd, f, n);
     }
 
     if (rc != 0) {
-        snprintf(reason, sizeof(reason), "malformed: %s", cmd.error);
-        rc = chat_worker_dead_letter(w, shard, id, fields, &cmd, deliveries,
+        snprintf(reason, sizeof(reason), "malformed: %s", cmd->error);
+        rc = chat_worker_dead_letter(w, shard, id, fields, cmd, deliveries,
                  reason, "malformed_command",
                  "the command could not be read; it was set aside");
         return rc == 0 ? 0 : -1;
@@ -237,24 +244,13 @@ chat_worker_handle(chat_worker_t *w, int shard, redisReply *entry,
     if (deliveries > w->cfg->max_deliveries) {
         snprintf(reason, sizeof(reason), "delivered %lld times without "
                  "completing", deliveries);
-        rc = chat_worker_dead_letter(w, shard, id, fields, &cmd, deliveries,
+        rc = chat_worker_dead_letter(w, shard, id, fields, cmd, deliveries,
                  reason, "dead_lettered",
                  "the command failed repeatedly; it was set aside");
         return rc == 0 ? 0 : -1;
     }
 
-    if (chat_db_run_command(&w->db, w->cfg, &cmd, &reply) != 0) {
-        chat_log_warn("%s %s (op %s, key %s): left pending, delivery %lld",
-                      w->bus.streams[shard], id, cmd.op, cmd.key,
-                      deliveries);
-        return 1;
-    }
-
-    rc = chat_bus_finish(&w->bus, shard, id, cmd.gw, cmd.gw_len, cmd.req,
-                         cmd.req_len, reply.status, reply.body);
-    free(reply.body);
-
-    return rc == 0 ? 0 : -1;
+    return 1;
 }
 
 
@@ -300,14 +296,114 @@ chat_worker_refresh(chat_worker_t *w, chat_item_t *items, size_t from,
 }
 
 
+/*
+ * Runs jobs[0..n) (chat_jobs_run: one transaction when it can), then
+ * answers and acks the finished ones in one round trip, then fans out
+ * their events.  Returns 0, or -1 when Redis failed.
+ */
+static int
+chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
+{
+    int              rc;
+    size_t           i, k, ne;
+    int64_t          start;
+    double           per;
+    chat_job_t      *job;
+    chat_answer_t   *answers;
+    chat_events_t  **events;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    start = chat_mono_ms();
+
+    chat_jobs_run(&w->db, w->cfg, jobs, n);
+
+    answers = malloc(n * sizeof(chat_answer_t));
+    events = malloc(n * sizeof(chat_events_t *));
+    if (answers == NULL || events == NULL) {
+        free(answers);
+        free(events);
+        return 0;               /* all stay pending, replayed later */
+    }
+
+    k = 0;
+    ne = 0;
+
+    for (i = 0; i < n; i++) {
+        job = jobs[i];
+
+        if (!job->done) {
+            chat_log_warn("%s %s (op %s, key %s): left pending",
+                          w->bus.streams[job->shard], job->id, job->cmd->op,
+                          job->cmd->key);
+            continue;
+        }
+
+        answers[k].shard = job->shard;
+        answers[k].id = job->id;
+        answers[k].gw = job->cmd->gw;
+        answers[k].gw_len = job->cmd->gw_len;
+        answers[k].req = job->cmd->req;
+        answers[k].req_len = job->cmd->req_len;
+        answers[k].status = job->reply.status;
+        answers[k].body = job->reply.body;
+        k++;
+
+        if (job->events.n > 0) {
+            events[ne++] = &job->events;
+        }
+    }
+
+    rc = k > 0 ? chat_bus_finish_many(&w->bus, answers, k) : 0;
+
+    /* committed facts: told even if a reply failed (it will be replayed) */
+    if (ne > 0 && chat_bus_ok(&w->bus)) {
+        (void) chat_fanout(&w->bus, events, ne);
+    }
+
+    free(answers);
+    free(events);
+
+    per = (double) (chat_mono_ms() - start) / (double) n;
+    for (i = 0; i < n; i++) {
+        w->entry_ms = 0.8 * w->entry_ms + 0.2 * per;
+    }
+
+    chat_worker_tick(w, 0);
+
+    return rc == 0 && chat_bus_ok(&w->bus) ? 0 : -1;
+}
+
+
+/*
+ * Processes the entries of one read (or reclaim): cheap commands are
+ * gathered and run --commit-batch at a time in one transaction each;
+ * expensive ones (CHAT_OP_ALONE) run by themselves, in their place.
+ */
 static void
 chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
     int reclaimed)
 {
-    size_t   i;
-    int64_t  held_since, start;
+    int           rc, alone;
+    size_t        i, k, from, max;
+    int64_t       held_since;
+    chat_cmd_t   *cmds;
+    chat_job_t   *jobs, **batch, *job;
 
+    cmds = malloc(n * sizeof(chat_cmd_t));
+    jobs = calloc(n, sizeof(chat_job_t));
+    batch = malloc(n * sizeof(chat_job_t *));
+
+    if (cmds == NULL || jobs == NULL || batch == NULL) {
+        goto done;
+    }
+
+    max = (size_t) w->cfg->commit_batch;
     held_since = chat_mono_ms();
+    from = 0;
+    k = 0;
 
     for (i = 0; i < n; i++) {
         if (chat_worker_stop || !chat_db_ok(&w->db) || !chat_bus_ok(&w->bus))
@@ -315,23 +411,73 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
             break;
         }
 
-        if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
-            chat_worker_refresh(w, items, i, n);
-            held_since = chat_mono_ms();
-        }
-
-        start = chat_mono_ms();
-
-        if (chat_worker_handle(w, items[i].shard, items[i].entry, reclaimed)
-            < 0)
-        {
+        rc = chat_worker_prepare(w, items[i].shard, items[i].entry,
+                                 reclaimed, &cmds[i]);
+        if (rc < 0) {
             break;
         }
 
-        w->entry_ms = 0.8 * w->entry_ms + 0.2 * (chat_mono_ms() - start);
+        if (rc == 0) {
+            if (k == 0) {
+                from = i + 1;
+            }
+            continue;
+        }
 
-        chat_worker_tick(w, 0);
+        job = &jobs[i];
+
+        if (chat_job_init(job, &cmds[i], items[i].shard,
+                          items[i].entry->element[0]->str, i) != 0)
+        {
+            chat_log_error("out of memory; entry %s left pending",
+                           items[i].entry->element[0]->str);
+            continue;
+        }
+
+        alone = chat_job_alone(job);
+
+        if (!alone) {
+            batch[k++] = job;
+            if (k < max) {
+                continue;
+            }
+        }
+
+        if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
+            chat_worker_refresh(w, items, from, n);
+            held_since = chat_mono_ms();
+        }
+
+        /* the gathered cheap ones first: they came before */
+        rc = chat_worker_flush(w, batch, k);
+        k = 0;
+
+        if (rc == 0 && alone) {
+            rc = chat_worker_flush(w, &job, 1);
+        }
+
+        if (rc != 0) {
+            break;
+        }
+
+        from = i + 1;
     }
+
+    /* what is gathered runs unless we stopped early: then it stays
+     * pending, not started, for another worker */
+    if (k > 0 && i == n) {
+        (void) chat_worker_flush(w, batch, k);
+    }
+
+done:
+
+    for (i = 0; jobs != NULL && i < n; i++) {
+        chat_job_free(&jobs[i]);
+    }
+
+    free(cmds);
+    free(jobs);
+    free(batch);
 }
 
 

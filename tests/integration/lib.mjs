@@ -5,7 +5,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 const run = promisify(execFile);
@@ -99,4 +99,41 @@ export async function workerPids() {
 
 export function tokenSecret() {
   return readFileSync(`${RUN_DIR}/token_secret`, 'utf8').trim();
+}
+
+// A log file of the stack (relative to RUN_DIR) read from where it ended
+// when the tail was made: tail.read() -> the text written since.
+export function logTail(file) {
+  const path = `${RUN_DIR}/${file}`;
+  const size = () => { try { return statSync(path).size; } catch { return 0; } };
+  const start = size();
+  return {
+    read() {
+      const end = size();
+      if (end <= start) return '';
+      const fd = openSync(path, 'r');
+      try {
+        const buf = Buffer.alloc(end - start);
+        readSync(fd, buf, 0, buf.length, start);
+        return buf.toString();
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+// registers n users, at most `parallel` at a time (each costs a scrypt on
+// a worker, so more in flight than workers only queues them)
+export async function registerUsers(tag, n, parallel = 8) {
+  const users = new Array(n);
+  let next = 0;
+  const lane = async () => {
+    while (next < n) {
+      const i = next++;
+      users[i] = await registerUser(`${tag}${i}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, n) }, lane));
+  return users;
 }

@@ -177,8 +177,47 @@ export class WsClient {
     });
   }
 
-  message(pred, what) {
-    return this.waitFor(() => this.messages.find(pred), what);
+  message(pred, what, timeout) {
+    return this.waitFor(() => this.messages.find(pred), what, timeout);
+  }
+
+  // the first frame from the server matching pred (control frames too)
+  frameWhere(pred, what = 'a frame', timeout = 15000) {
+    return this.waitFor(() => this.frames.find(pred), what, timeout);
+  }
+
+  // all JSON messages matching pred once there are at least n of them
+  messagesWhere(pred, n, what = `${n} messages`, timeout = 15000) {
+    return this.waitFor(() => {
+      const found = this.messages.filter(pred);
+      return found.length >= n ? found : null;
+    }, what, timeout);
+  }
+
+  // sends obj and resolves with the first later message for which
+  // pred(message, obj) holds (an ack, an error with its ref, a sync...)
+  request(obj, pred, what = `the answer to ${obj.type}`, timeout = 15000) {
+    const from = this.messages.length;
+    this.sendJson(obj);
+    return this.waitFor(() => this.messages.slice(from).find((m) => pred(m, obj)), what, timeout);
+  }
+
+  // writes buf to the socket in pieces of the given sizes (cycled), each
+  // one handed to the kernel on its own (no Nagle, one write at a time)
+  async writeInPieces(buf, sizes) {
+    this.sock.setNoDelay(true);
+    let off = 0;
+    let i = 0;
+    while (off < buf.length) {
+      const n = Math.min(sizes[i++ % sizes.length], buf.length - off);
+      const piece = buf.subarray(off, off + n);
+      off += n;
+      await new Promise((resolve, reject) => {
+        if (this.sock.destroyed) { reject(new Error('socket closed while writing')); return; }
+        this.sock.write(piece, (err) => (err ? reject(err) : resolve()));
+      });
+    }
+    return i;
   }
 
   // the close frame's code (undefined for an empty close) once the server closed
