@@ -38,8 +38,8 @@ static int  chat_log_level_set;     /* --log-level or CHAT_LOG_LEVEL seen */
 enum {
     OPT_WORKERS = 256, OPT_REDIS, OPT_PG, OPT_SECRET_FILE, OPT_TTL,
     OPT_SHARDS, OPT_MAX_DELIVERIES, OPT_CLAIM_IDLE, OPT_BATCH,
-    OPT_COMMIT_BATCH, OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD, OPT_NAME,
-    OPT_ADMIN, OPT_HELP
+    OPT_COMMIT_BATCH, OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD,
+    OPT_NAME, OPT_ADMIN, OPT_HELP
 };
 
 /* the settings come first, in the order of the enum above: main() maps

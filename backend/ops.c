@@ -3,20 +3,26 @@
  *
  * An operation is a name on the bus ("auth.register"), a handler that does
  * the work inside the worker's transaction, an optional present hook that
- * shapes the stored reply into the one sent, and flags.  Adding an
- * operation is one line in chat_ops[] plus its handler in an op_<area>.c.
+ * shapes the stored reply into the one sent, and flags: CHAT_OP_LOGGED
+ * (it writes: it runs under the idempotency log) and CHAT_OP_ALONE (it is
+ * expensive: it gets a transaction of its own instead of sharing a
+ * batch's).  Adding an operation is one line in chat_ops[] plus its
+ * handler in an op_<area>.c.
  *
  * How it works: the worker looks the name up with chat_op_find (a linear
  * scan; the table is short and the scan is nothing next to a round trip to
- * PostgreSQL), db.c opens the transaction and the idempotency log entry,
- * and chat_op_run parses the JSON body and calls the handler.  Handlers
- * build replies with cJSON and report business errors through
- * chat_op_error so every error has the one shape of API.md:
- * {"error":{"code","message"}}.
+ * PostgreSQL), command.c parses the body once (chat_op_parse_body), opens
+ * the transaction, the savepoint and the idempotency log entry, and
+ * chat_op_run calls the handler.  Handlers build replies with cJSON,
+ * report business errors through chat_op_error so every error has the one
+ * shape of API.md ({"error":{"code","message"}}), read fields through
+ * chat_op_integer / chat_op_string (400 invalid_field naming the field),
+ * and queue what others must hear through chat_op_event.
  *
  * What it does not do: authorise by role (handlers check what they need,
  * with the uid and role the edge took from a verified token), or touch
- * Redis.  Handlers never see the bus.
+ * Redis.  Handlers never see the bus; their events are fanned out by the
+ * worker after the commit.
  */
 
 #include <stdio.h>

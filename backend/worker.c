@@ -49,11 +49,12 @@
  *
  * Stopping.  SIGTERM or SIGINT sets a flag; the worker finishes the
  * transaction in hand, removes its heartbeat and exits 0.  Unprocessed
- * entries of the read stay pending for others to reclaim.  If the supervisor dies, the
- * kernel sends the worker SIGTERM (PR_SET_PDEATHSIG).
+ * entries of the read stay pending for others to reclaim.  If the
+ * supervisor dies, the kernel sends the worker SIGTERM (PR_SET_PDEATHSIG).
  *
- * What it does not do: choose operations (ops.c), run SQL (db.c,
- * command.c), or know the Redis command syntax (bus.c, fanout.c).
+ * What it does not do: parse or dead-letter entries (intake.c), choose
+ * operations (ops.c), run SQL (db.c, command.c), or know the Redis
+ * command syntax (bus.c, fanout.c).
  */
 
 #include <signal.h>
@@ -70,6 +71,7 @@
 #include "db.h"
 #include "envelope.h"
 #include "fanout.h"
+#include "intake.h"
 #include "log.h"
 #include "ops.h"
 #include "worker.h"
@@ -107,150 +109,6 @@ chat_worker_on_signal(int signo)
 {
     (void) signo;
     chat_worker_stop = 1;
-}
-
-
-/* ------------------------------------------------------------------------
- * One entry
- * --------------------------------------------------------------------- */
-
-/*
- * Sends an entry to chat:dlq, answers its client with status/code if the
- * envelope says where, and acks it.  Returns 0, or -1 when Redis failed
- * (the entry then stays pending and comes back).
- */
-static int
-chat_worker_dead_letter(chat_worker_t *w, int shard, const char *id,
-    const redisReply *fields, const chat_cmd_t *cmd, long long deliveries,
-    const char *reason, const char *code, const char *message)
-{
-    int    rc;
-    char  *body;
-
-    if (chat_bus_dead_letter(&w->bus, shard, id, fields, deliveries, reason)
-        != 0)
-    {
-        return -1;
-    }
-
-    chat_log_error("dead-lettered %s %s (op %.*s, key %.*s, "
-                   "%lld deliveries): %s",
-                   w->bus.streams[shard], id,
-                   cmd->op_len ? (int) cmd->op_len : 1,
-                   cmd->op_len ? cmd->op : "-",
-                   cmd->key_len ? (int) cmd->key_len : 1,
-                   cmd->key_len ? cmd->key : "-", deliveries, reason);
-
-    if (!cmd->gw_ok || !cmd->req_ok) {
-        return chat_bus_ack(&w->bus, shard, id);
-    }
-
-    body = chat_error_body(code, message);
-    if (body == NULL) {
-        return -1;
-    }
-
-    rc = chat_bus_finish(&w->bus, shard, id, cmd->gw, cmd->gw_len, cmd->req,
-                         cmd->req_len, 500, body);
-    free(body);
-
-    return rc;
-}
-
-
-/*
- * Reads one entry into cmd.  Returns 1 when it is a command to run, 0
- * when the entry is finished already (deleted, acked by someone else,
- * malformed or delivered too often: dead-lettered and answered), -1 when
- * Redis failed.  cmd points into entry, which must outlive it.
- */
-static int
-chat_worker_prepare(chat_worker_t *w, int shard, redisReply *entry,
-    int reclaimed, chat_cmd_t *cmd)
-{
-    int                rc;
-    char               reason[200];
-    size_t             i, n;
-    long long          deliveries;
-    const char        *id;
-    redisReply        *fields;
-    chat_field_t       f[CHAT_CMD_MAX_FIELDS];
-
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2
-        || entry->element[0]->type != REDIS_REPLY_STRING)
-    {
-        chat_log_error("%s: entry without an id, skipped",
-                       w->bus.streams[shard]);
-        return 0;
-    }
-
-    id = entry->element[0]->str;
-    fields = entry->element[1];
-
-    if (fields->type == REDIS_REPLY_NIL) {
-        /* pending, but deleted from the stream: nothing left to do */
-        chat_log_warn("%s %s: entry was deleted, acking",
-                      w->bus.streams[shard], id);
-        return chat_bus_ack(&w->bus, shard, id) == 0 ? 0 : -1;
-    }
-
-    deliveries = 1;
-
-    if (reclaimed) {
-        deliveries = chat_bus_deliveries(&w->bus, shard, id);
-        if (deliveries < 0) {
-            return -1;
-        }
-        if (deliveries == 0) {
-            return 0;           /* acked by someone meanwhile */
-        }
-    }
-
-    n = fields->type == REDIS_REPLY_ARRAY ? fields->elements / 2 : 0;
-
-    for (i = 0; i < 2 * n && n <= CHAT_CMD_MAX_FIELDS; i++) {
-        if (fields->element[i]->type != REDIS_REPLY_STRING) {
-            n = CHAT_CMD_MAX_FIELDS + 1;
-        }
-    }
-
-    if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2 != 0
-        || n > CHAT_CMD_MAX_FIELDS)
-    {
-        memset(cmd, 0, sizeof(*cmd));
-        snprintf(cmd->error, sizeof(cmd->error), "not a list of at most %d "
-                 "string field/value pairs", CHAT_CMD_MAX_FIELDS);
-        rc = -1;
-
-    } else {
-        for (i = 0; i < n; i++) {
-            f[i].name = fields->element[2 * i]->str;
-            f[i].name_len = fields->element[2 * i]->len;
-            f[i].value = fields->element[2 * i + 1]->str;
-            f[i].value_len = fields->element[2 * i + 1]->len;
-        }
-
-        rc = chat_cmd_parse(cmd, f, n);
-    }
-
-    if (rc != 0) {
-        snprintf(reason, sizeof(reason), "malformed: %s", cmd->error);
-        rc = chat_worker_dead_letter(w, shard, id, fields, cmd, deliveries,
-                 reason, "malformed_command",
-                 "the command could not be read; it was set aside");
-        return rc == 0 ? 0 : -1;
-    }
-
-    if (deliveries > w->cfg->max_deliveries) {
-        snprintf(reason, sizeof(reason), "delivered %lld times without "
-                 "completing", deliveries);
-        rc = chat_worker_dead_letter(w, shard, id, fields, cmd, deliveries,
-                 reason, "dead_lettered",
-                 "the command failed repeatedly; it was set aside");
-        return rc == 0 ? 0 : -1;
-    }
-
-    return 1;
 }
 
 
@@ -411,8 +269,8 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
             break;
         }
 
-        rc = chat_worker_prepare(w, items[i].shard, items[i].entry,
-                                 reclaimed, &cmds[i]);
+        rc = chat_intake(&w->bus, w->cfg, items[i].shard, items[i].entry,
+                         reclaimed, &cmds[i]);
         if (rc < 0) {
             break;
         }
@@ -466,6 +324,10 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
     /* what is gathered runs unless we stopped early: then it stays
      * pending, not started, for another worker */
     if (k > 0 && i == n) {
+        if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
+            chat_worker_refresh(w, items, from, n);
+        }
+
         (void) chat_worker_flush(w, batch, k);
     }
 

@@ -1,0 +1,448 @@
+/*
+ * command.c: the transactions commands run in, several commands to one
+ * commit, each at most once in effect.
+ *
+ * A commit costs a WAL flush, which is most of what a small command
+ * costs.  So a worker hands over all the cheap commands of one read
+ * (up to --commit-batch, at most 64) and they share a transaction:
+ *
+ *   SELECT key, status, reply, hash FROM command_log WHERE key IN (...)
+ *     a key found: the command already happened; its stored reply is the
+ *     answer (or 409 idempotency_key_reused when the hash of op "\n" body
+ *     differs) and it does not run again
+ *   BEGIN; SAVEPOINT op
+ *   <handler 1>
+ *   RELEASE SAVEPOINT op; SAVEPOINT op       one round trip
+ *   <handler 2>                              4xx: ROLLBACK TO SAVEPOINT op
+ *   ...                                      first, so a business error
+ *   INSERT INTO command_log (key, op, user_id, request_hash, status, reply)
+ *       VALUES (...), (...) ON CONFLICT (key) DO NOTHING RETURNING key
+ *   COMMIT
+ *
+ * and only then are the replies sent and the entries acked (worker.c).
+ * A business error (4xx) rolls back only its own savepoint; its reply is
+ * logged all the same, so a replay answers the same.  An infrastructure
+ * error (a failed statement, a lost connection) rolls back the whole
+ * transaction and nothing of it is answered.
+ *
+ * Why this is still "at most once".  The log row of a command commits
+ * with its effects or not at all.  The lookup runs first, outside the
+ * transaction; a command that finishes elsewhere after the lookup (the
+ * same key redelivered to two workers, or retried by a client while the
+ * first attempt was still running) is caught by the final INSERT: its ON
+ * CONFLICT waits for the other transaction and, if that committed, skips
+ * the row.  A row missing from RETURNING means our run of that command
+ * must not count: the whole transaction is rolled back and run again,
+ * and the lookup then finds the other's reply.  Two jobs of one batch
+ * with the same key run once; the later one is answered like a replay.
+ *
+ * Order and deadlocks.  The jobs of a batch run sorted by the
+ * conversation they name (the body's conversation_id; 0 for the rest),
+ * keeping their order within a conversation.  Every lock a chat command
+ * takes belongs to its conversation, so two batches always lock
+ * conversations in ascending order and cannot deadlock on them.  The
+ * jobs of one batch are concurrent (none has been answered), so any
+ * order is one a client could have seen.
+ *
+ * Failures.  A serialisation failure or deadlock, or a key conflict as
+ * above, reruns the transaction at once, up to three times.  When a
+ * batch still fails with the connection alive, its jobs are run again
+ * one per transaction, so one poisonous command does not drag the others
+ * of its batch through the retries into the dead-letter stream: only its
+ * own entry stays pending.
+ *
+ * Limits.  At most 64 jobs per transaction: each savepoint that writes
+ * takes a subtransaction id, and a transaction with more than 64 of them
+ * overflows PostgreSQL's per-backend cache and slows every other
+ * session's snapshots.  Expensive ops (CHAT_OP_ALONE: scrypt) are not
+ * batched by the worker, so they never hold others' locks while they
+ * hash.  An op that only reads, run alone, runs without a transaction
+ * block and logs nothing (its replies, such as tokens, are not stored).
+ *
+ * The idempotency log's three statements (lookup, same-key jobs, the
+ * final INSERT) are in command_log.c.
+ *
+ * What it does not do: choose which entries to batch (worker.c), talk to
+ * Redis, or prune command_log.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "command.h"
+#include "conv_input.h"
+#include "log.h"
+
+
+#define CHAT_COMMAND_ATTEMPTS  3
+
+
+/* ------------------------------------------------------------------------
+ * Jobs
+ * --------------------------------------------------------------------- */
+
+/* SHA-256 of op "\n" body: what "the same command" means for a key */
+static int
+chat_job_hash(chat_job_t *job)
+{
+    int          ok;
+    unsigned     len;
+    EVP_MD_CTX  *ctx;
+
+    ctx = EVP_MD_CTX_new();
+
+    ok = ctx != NULL
+         && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
+         && EVP_DigestUpdate(ctx, job->cmd->op, job->cmd->op_len) == 1
+         && EVP_DigestUpdate(ctx, "\n", 1) == 1
+         && EVP_DigestUpdate(ctx, job->cmd->body, job->cmd->body_len) == 1
+         && EVP_DigestFinal_ex(ctx, job->hash, &len) == 1;
+
+    EVP_MD_CTX_free(ctx);
+
+    return ok ? 0 : -1;
+}
+
+
+int
+chat_job_init(chat_job_t *job, const chat_cmd_t *cmd, int shard,
+    const char *id, size_t order)
+{
+    int64_t  cid;
+
+    memset(job, 0, sizeof(*job));
+    job->cmd = cmd;
+    job->shard = shard;
+    job->id = id;
+    job->order = order;
+    job->op = chat_op_find(cmd->op, cmd->op_len);
+
+    job->body = chat_op_parse_body(cmd, &job->body_invalid);
+    if (job->body == NULL && job->body_invalid == NULL) {
+        return -1;
+    }
+
+    if (chat_json_integer(cJSON_GetObjectItemCaseSensitive(job->body,
+                                                           "conversation_id"),
+                          1, CHAT_INT_MAX, &cid) == 0)
+    {
+        job->lock_key = cid;
+    }
+
+    if ((job->op->flags & CHAT_OP_LOGGED) && chat_job_hash(job) != 0) {
+        chat_log_error("sha256 failed");
+        cJSON_Delete(job->body);
+        job->body = NULL;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Forgets one attempt's results. */
+static void
+chat_job_reset(chat_job_t *job)
+{
+    free(job->stored);
+    free(job->reply.body);
+    chat_events_clear(&job->events);
+
+    job->stored = NULL;
+    job->reply.body = NULL;
+    job->reply.status = 0;
+    job->status = 0;
+    job->done = 0;
+    job->resolved = 0;
+    job->ran = 0;
+    job->raw = 0;
+    job->same_key = NULL;
+}
+
+
+void
+chat_job_free(chat_job_t *job)
+{
+    chat_job_reset(job);
+    cJSON_Delete(job->body);
+    job->body = NULL;
+}
+
+
+int
+chat_job_alone(const chat_job_t *job)
+{
+    return (job->op->flags & CHAT_OP_ALONE) != 0;
+}
+
+
+int
+chat_job_logged(const chat_job_t *job)
+{
+    return (job->op->flags & CHAT_OP_LOGGED) != 0;
+}
+
+
+/* Runs the handler; on 0 the job is resolved with status and stored. */
+static int
+chat_job_handle(chat_db_t *db, const chat_config_t *cfg, chat_job_t *job)
+{
+    chat_op_ctx_t  ctx;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.cfg = cfg;
+    ctx.db = db;
+    ctx.cmd = job->cmd;
+    ctx.body = job->body;
+    ctx.body_invalid = job->body_invalid;
+    ctx.events = &job->events;
+
+    if (chat_op_run(job->op, &ctx) != 0) {
+        chat_events_clear(&job->events);
+        return -1;
+    }
+
+    if (ctx.status >= 400) {
+        chat_events_clear(&job->events);
+    }
+
+    job->stored = cJSON_PrintUnformatted(ctx.reply);
+    cJSON_Delete(ctx.reply);
+
+    if (job->stored == NULL) {
+        return -1;
+    }
+
+    job->status = ctx.status;
+    job->resolved = 1;
+    job->ran = 1;
+
+    return 0;
+}
+
+
+/* Turns a resolved job's stored reply into the one sent; sets done. */
+static int
+chat_job_present(const chat_config_t *cfg, chat_job_t *job)
+{
+    if (job->raw) {
+        job->reply.status = job->status;
+        job->reply.body = strdup(job->stored);
+        if (job->reply.body == NULL) {
+            return -1;
+        }
+
+    } else if (chat_op_present(job->op, cfg, job->status, job->stored,
+                               &job->reply) != 0)
+    {
+        return -1;
+    }
+
+    job->done = 1;
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------------
+ * Transactions
+ * --------------------------------------------------------------------- */
+
+/*
+ * One attempt at jobs[0..n) in one transaction.  0 when committed (every
+ * job resolved), CHAT_JOB_CONFLICT or -1 after rolling back.
+ */
+static int
+chat_jobs_tx(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
+    size_t n)
+{
+    int          rc, dirty;
+    char         sqlstate[6];
+    size_t       i;
+    const char  *sp;
+
+    chat_jobs_mark_same_key(jobs, n);
+
+    if (chat_jobs_lookup(db, jobs, n) != 0) {
+        return -1;
+    }
+
+    if (chat_db_exec(db, "BEGIN") != 0) {
+        return -1;
+    }
+
+    rc = -1;
+    sp = NULL;
+    dirty = 0;
+
+    for (i = 0; i < n; i++) {
+        if (jobs[i]->resolved || jobs[i]->same_key != NULL) {
+            continue;
+        }
+
+        if (sp == NULL) {
+            sp = "SAVEPOINT op";
+        } else if (dirty) {
+            sp = "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op; "
+                 "SAVEPOINT op";
+        } else {
+            sp = "RELEASE SAVEPOINT op; SAVEPOINT op";
+        }
+
+        if (chat_db_exec(db, sp) != 0
+            || chat_job_handle(db, cfg, jobs[i]) != 0)
+        {
+            goto err;
+        }
+
+        dirty = jobs[i]->status >= 400;
+    }
+
+    if (dirty && chat_db_exec(db, "ROLLBACK TO SAVEPOINT op") != 0) {
+        goto err;
+    }
+
+    if (chat_jobs_resolve_same_key(jobs, n) != 0) {
+        goto err;
+    }
+
+    rc = chat_jobs_log(db, jobs, n);
+    if (rc != 0) {
+        goto err;
+    }
+
+    rc = -1;
+
+    if (chat_db_exec(db, "COMMIT") != 0) {
+        goto err;
+    }
+
+    return 0;
+
+err:
+
+    if (chat_db_ok(db)) {
+        /* keep the SQLSTATE of the failure, not of the ROLLBACK */
+        memcpy(sqlstate, db->sqlstate, sizeof(sqlstate));
+        (void) chat_db_exec(db, "ROLLBACK");
+        memcpy(db->sqlstate, sqlstate, sizeof(sqlstate));
+    }
+
+    return rc;
+}
+
+
+static int
+chat_job_cmp(const void *a, const void *b)
+{
+    const chat_job_t  *x = *(chat_job_t *const *) a;
+    const chat_job_t  *y = *(chat_job_t *const *) b;
+
+    if (x->lock_key != y->lock_key) {
+        return x->lock_key < y->lock_key ? -1 : 1;
+    }
+
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+
+static void
+chat_jobs_log_done(chat_job_t **jobs, size_t n, int64_t start)
+{
+    size_t  i;
+
+    if (!chat_log_enabled(CHAT_LOG_DEBUG)) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (jobs[i]->done) {
+            chat_log_debug("op %s key %s uid %lld: %d (%zu in %lld ms)",
+                           jobs[i]->cmd->op, jobs[i]->cmd->key,
+                           (long long) jobs[i]->cmd->uid,
+                           jobs[i]->reply.status, n,
+                           (long long) (chat_mono_ms() - start));
+        }
+    }
+}
+
+
+void
+chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
+    size_t n)
+{
+    int      rc, attempt;
+    size_t   i;
+    int64_t  start;
+
+    if (n == 0) {
+        return;
+    }
+
+    start = chat_mono_ms();
+
+    if (n == 1 && !chat_job_logged(jobs[0])) {
+        /* a read alone: no transaction block, nothing stored */
+        if (chat_job_handle(db, cfg, jobs[0]) != 0
+            || chat_job_present(cfg, jobs[0]) != 0)
+        {
+            chat_job_reset(jobs[0]);
+        }
+
+        chat_jobs_log_done(jobs, n, start);
+        return;
+    }
+
+    qsort(jobs, n, sizeof(chat_job_t *), chat_job_cmp);
+
+    rc = -1;
+
+    for (attempt = 1; attempt <= CHAT_COMMAND_ATTEMPTS; attempt++) {
+        rc = chat_jobs_tx(db, cfg, jobs, n);
+        if (rc == 0) {
+            break;
+        }
+
+        for (i = 0; i < n; i++) {
+            chat_job_reset(jobs[i]);
+        }
+
+        if (!chat_db_ok(db)
+            || (rc != CHAT_JOB_CONFLICT && !chat_db_retryable(db)))
+        {
+            break;
+        }
+
+        chat_log_warn("%zu command(s) from key %s: transaction conflict "
+                      "[%s], attempt %d", n, jobs[0]->cmd->key,
+                      rc == CHAT_JOB_CONFLICT ? "key" : db->sqlstate,
+                      attempt);
+    }
+
+    if (rc == 0) {
+        for (i = 0; i < n; i++) {
+            if (chat_job_present(cfg, jobs[i]) != 0) {
+                chat_log_error("key %s: committed, but its reply could not "
+                               "be made; it will be replayed",
+                               jobs[i]->cmd->key);
+                chat_job_reset(jobs[i]);
+            }
+        }
+
+        chat_jobs_log_done(jobs, n, start);
+        return;
+    }
+
+    if (n == 1 || !chat_db_ok(db)) {
+        return;
+    }
+
+    chat_log_warn("a batch of %zu commands failed; running them one at a "
+                  "time", n);
+
+    for (i = 0; i < n && chat_db_ok(db); i++) {
+        chat_jobs_run(db, cfg, &jobs[i], 1);
+    }
+}

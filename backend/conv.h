@@ -1,0 +1,75 @@
+/*
+ * conv.h: the conversation and message objects of the API, as PostgreSQL
+ * hands them to the chat operations.  See conv.c.
+ */
+
+#ifndef CHAT_CONV_H
+#define CHAT_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "db.h"
+
+/* "created_at" as RFC 3339 UTC with milliseconds, whatever the session's
+ * time zone */
+#define CHAT_SQL_TIME(col)                                                  \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* the message columns, in the order chat_msg_json reads them */
+#define CHAT_MSG_COLUMNS(m)                                                 \
+    m ".conversation_id, " m ".seq, " m ".sender_id, " m ".client_msg_id, " \
+    m ".text, " CHAT_SQL_TIME(m ".created_at")
+
+#define CHAT_MSG_NCOLS  6
+
+/*
+ * The message object {conversation_id, seq, sender_id, client_msg_id,
+ * text, created_at} from the CHAT_MSG_NCOLS columns of res's row starting
+ * at col.  NULL if memory ran out.
+ */
+cJSON *chat_msg_json(const PGresult *res, int row, int col);
+
+/*
+ * One conversation seen by uid: zero or one row (none when it does not
+ * exist; the caller has already checked that uid may see it).  uid may
+ * be a former member, then the object has no "unread".  NULL on failure.
+ */
+PGresult *chat_conv_get(chat_db_t *db, int64_t uid, int64_t cid);
+
+/*
+ * uid's conversations, newest activity first: all of them when only is
+ * NULL, else those whose ids are in only[0..n) (n may be 0: none).
+ * NULL on failure.
+ */
+PGresult *chat_conv_of_user(chat_db_t *db, int64_t uid, const int64_t *only,
+    size_t n);
+
+/*
+ * The conversation object {id, type, title, members, admins, last_seq,
+ * unread, last_message, created_at} of a row of the two results above.
+ * unread is left out when the row's user is not a member.  NULL if
+ * memory ran out.
+ */
+cJSON *chat_conv_json(const PGresult *res, int row);
+
+/* {"conversations":[...]} of every row of res, as chat_conv_json makes
+ * them.  NULL if memory ran out. */
+cJSON *chat_conv_list_json(const PGresult *res);
+
+/*
+ * The member ids of a row above into a malloc'd array (*ids; free it) and
+ * their count, or -1 (memory, or a list that does not parse).
+ */
+long chat_conv_members(const PGresult *res, int row, int64_t **ids);
+
+/*
+ * "{1,2,3}", a PostgreSQL bigint[] literal of v[0..n), malloc'd; NULL if
+ * memory ran out.
+ */
+char *chat_sql_int_array(const int64_t *v, size_t n);
+
+#endif /* CHAT_CONV_H */

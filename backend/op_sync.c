@@ -1,0 +1,341 @@
+/*
+ * op_sync.c: catching a client up after it was away.
+ *
+ *   sync  {cursors: {"<conversation_id>": last_seq_seen, ...}, limit?}
+ *         -> 200 {conversations: [...], messages: [...],
+ *                 cursors: {"<conversation_id>": seq, ...}, has_more}
+ *
+ * A client keeps, per conversation, the highest seq it has.  It sends
+ * them all; it gets back
+ *
+ *   - conversations: the full object of every conversation of the caller
+ *     that is not among the cursors (new to this client: created, or
+ *     joined, while it was away), newest activity first;
+ *   - messages: what it missed, seq > cursor (> 0 for a new
+ *     conversation), ordered by conversation id then seq, at most limit
+ *     (default 500, at most 1000) in all;
+ *   - cursors: for every conversation of the caller, the highest seq this
+ *     answer includes, else the cursor the client sent (0 for a new
+ *     conversation).  Sent back as they are, they page on: the client
+ *     calls sync again with them while has_more is true.
+ *
+ * Cursors of conversations the caller is not (or no longer) a member of
+ * are ignored, and never answered: nothing says whether they exist.
+ *
+ * Three reads, one consistent story.  The first read fixes the set of
+ * the caller's conversations and their cursors; the other two only look
+ * at that set (and re-check membership), so a conversation created
+ * between them is not half-reported (messages and a cursor but no
+ * object, after which the client would never be sent the object): it is
+ * simply left for the next sync.  Messages committed meanwhile may be
+ * included; the cursors then say so.
+ *
+ * What it does not do: presence, receipts or typing (not stored), or
+ * remove conversations the client has but the caller left (a client that
+ * sends a cursor for one gets nothing about it, and can drop it).
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv.h"
+#include "conv_input.h"
+#include "log.h"
+#include "ops.h"
+
+
+typedef struct {
+    size_t    n;
+    int64_t  *cid;          /* the caller's conversations, ascending */
+    int64_t  *after;        /* the client's cursor, 0 when new */
+    int64_t  *unseen;       /* those without a cursor */
+    size_t    n_unseen;
+} chat_sync_set_t;
+
+
+static void
+chat_sync_set_free(chat_sync_set_t *set)
+{
+    free(set->cid);
+    free(set->after);
+    free(set->unseen);
+}
+
+
+/* Reads the caller's conversations and joins the client's cursors in. */
+static int
+chat_sync_read_set(chat_op_ctx_t *ctx, const chat_cursor_t *cur, size_t n,
+    chat_sync_set_t *set)
+{
+    int          i, rows;
+    char         u[24];
+    size_t       k;
+    int64_t     *ids, *seqs;
+    PGresult    *res;
+    const char  *values[3];
+
+    memset(set, 0, sizeof(*set));
+
+    ids = malloc((n + 1) * sizeof(int64_t));
+    seqs = malloc((n + 1) * sizeof(int64_t));
+    if (ids == NULL || seqs == NULL) {
+        free(ids);
+        free(seqs);
+        return -1;
+    }
+
+    for (k = 0; k < n; k++) {
+        ids[k] = cur[k].conversation_id;
+        seqs[k] = cur[k].seq;
+    }
+
+    values[0] = chat_i64(u, ctx->cmd->uid);
+    values[1] = chat_sql_int_array(ids, n);
+    values[2] = chat_sql_int_array(seqs, n);
+    free(ids);
+    free(seqs);
+
+    res = NULL;
+    if (values[1] != NULL && values[2] != NULL) {
+        res = chat_db_query(ctx->db,
+            "SELECT me.conversation_id, cur.seq "
+            "FROM conversation_members me "
+            "LEFT JOIN unnest($2::bigint[], $3::bigint[]) AS cur(cid, seq) "
+            "       ON cur.cid = me.conversation_id "
+            "WHERE me.user_id = $1 "
+            "ORDER BY me.conversation_id",
+            3, values, NULL, NULL);
+    }
+
+    free((char *) values[1]);
+    free((char *) values[2]);
+
+    if (res == NULL) {
+        return -1;
+    }
+
+    rows = PQntuples(res);
+
+    set->cid = malloc((rows + 1) * sizeof(int64_t));
+    set->after = malloc((rows + 1) * sizeof(int64_t));
+    set->unseen = malloc((rows + 1) * sizeof(int64_t));
+
+    if (set->cid == NULL || set->after == NULL || set->unseen == NULL) {
+        PQclear(res);
+        chat_sync_set_free(set);
+        return -1;
+    }
+
+    for (i = 0; i < rows; i++) {
+        set->cid[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+
+        if (PQgetisnull(res, i, 1)) {
+            set->after[i] = 0;
+            set->unseen[set->n_unseen++] = set->cid[i];
+        } else {
+            set->after[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        }
+    }
+
+    set->n = (size_t) rows;
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* The messages after each cursor of set, at most limit + 1 rows. */
+static PGresult *
+chat_sync_messages(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
+    int64_t limit)
+{
+    char         u[24], lim[24];
+    PGresult    *res;
+    const char  *values[4];
+
+    values[0] = chat_i64(u, ctx->cmd->uid);
+    values[1] = chat_sql_int_array(set->cid, set->n);
+    values[2] = chat_sql_int_array(set->after, set->n);
+    values[3] = chat_i64(lim, limit + 1);
+
+    res = NULL;
+    if (values[1] != NULL && values[2] != NULL) {
+        res = chat_db_query(ctx->db,
+            "SELECT " CHAT_MSG_COLUMNS("m") " "
+            "FROM unnest($2::bigint[], $3::bigint[]) AS s(cid, after) "
+            "JOIN conversation_members me ON me.conversation_id = s.cid "
+            "                            AND me.user_id = $1 "
+            "JOIN conversations c ON c.id = s.cid AND c.last_seq > s.after "
+            "CROSS JOIN LATERAL ("
+            "  SELECT * FROM messages x "
+            "  WHERE x.conversation_id = s.cid AND x.seq > s.after "
+            "  ORDER BY x.seq LIMIT $4) AS m "
+            "ORDER BY m.conversation_id, m.seq "
+            "LIMIT $4",
+            4, values, NULL, NULL);
+    }
+
+    free((char *) values[1]);
+    free((char *) values[2]);
+
+    return res;
+}
+
+
+/* Builds the reply from the set, the unseen conversations and the
+ * messages (of which the first n are sent). */
+static int
+chat_sync_reply(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
+    const PGresult *convs, const PGresult *msgs, int n, int has_more)
+{
+    int       i;
+    char      key[24];
+    cJSON    *reply, *list, *item, *cursors;
+    size_t    k;
+    int64_t   cid, seq;
+
+    reply = chat_conv_list_json(convs);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    list = cJSON_AddArrayToObject(reply, "messages");
+    cursors = cJSON_AddObjectToObject(reply, "cursors");
+    if (list == NULL || cursors == NULL) {
+        goto err;
+    }
+
+    for (i = 0; i < n; i++) {
+        item = chat_msg_json(msgs, i, 0);
+        if (item == NULL) {
+            goto err;
+        }
+        cJSON_AddItemToArray(list, item);
+    }
+
+    /* set and messages are both in conversation order: one merge walk */
+    i = 0;
+
+    for (k = 0; k < set->n; k++) {
+        seq = set->after[k];
+
+        for ( ;; ) {
+            if (i >= n) {
+                break;
+            }
+            cid = strtoll(PQgetvalue(msgs, i, 0), NULL, 10);
+            if (cid > set->cid[k]) {
+                break;
+            }
+            if (cid == set->cid[k]) {
+                seq = strtoll(PQgetvalue(msgs, i, 1), NULL, 10);
+            }
+            i++;
+        }
+
+        if (cJSON_AddNumberToObject(cursors, chat_i64(key, set->cid[k]),
+                                    (double) seq) == NULL)
+        {
+            goto err;
+        }
+    }
+
+    if (cJSON_AddBoolToObject(reply, "has_more", has_more) == NULL) {
+        goto err;
+    }
+
+    ctx->reply = reply;
+    ctx->status = 200;
+
+    return 0;
+
+err:
+
+    cJSON_Delete(reply);
+    return -1;
+}
+
+
+int
+chat_op_sync(chat_op_ctx_t *ctx)
+{
+    int              rc, n;
+    size_t           ncur, room;
+    int64_t          limit;
+    PGresult        *convs, *msgs;
+    const char      *why;
+    const cJSON     *item;
+    chat_cursor_t   *cur;
+    chat_sync_set_t  set;
+
+    rc = chat_op_require_user(ctx);
+    if (rc != 1) {
+        return rc;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(ctx->body, "cursors");
+    if (cJSON_IsNull(item)) {
+        item = NULL;
+    }
+
+    room = cJSON_IsObject(item) ? (size_t) cJSON_GetArraySize(item) : 0;
+    if (room > CHAT_SYNC_MAX_CURSORS) {
+        return chat_op_invalid(ctx, "cursors has too many conversations "
+                                    "(at most 10000)");
+    }
+
+    if (chat_limit_parse(cJSON_GetObjectItemCaseSensitive(ctx->body,
+                                                           "limit"),
+                         CHAT_SYNC_LIMIT_DEFAULT, CHAT_SYNC_LIMIT_MAX,
+                         &limit) != 0)
+    {
+        return chat_op_invalid(ctx, "limit must be an integer >= 1 "
+                                    "(at most 1000 are returned)");
+    }
+
+    cur = malloc((room + 1) * sizeof(chat_cursor_t));
+    if (cur == NULL) {
+        return -1;
+    }
+
+    why = chat_cursors_parse(item, cur, room, &ncur);
+    if (why != NULL) {
+        free(cur);
+        return chat_op_invalid(ctx, why);
+    }
+
+    rc = chat_sync_read_set(ctx, cur, ncur, &set);
+    free(cur);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    convs = NULL;
+    msgs = NULL;
+    rc = -1;
+
+    convs = chat_conv_of_user(ctx->db, ctx->cmd->uid, set.unseen,
+                              set.n_unseen);
+    if (convs == NULL) {
+        goto done;
+    }
+
+    msgs = chat_sync_messages(ctx, &set, limit);
+    if (msgs == NULL) {
+        goto done;
+    }
+
+    n = PQntuples(msgs);
+
+    rc = chat_sync_reply(ctx, &set, convs, msgs, n > limit ? (int) limit : n,
+                         n > limit);
+
+done:
+
+    PQclear(convs);
+    PQclear(msgs);
+    chat_sync_set_free(&set);
+
+    return rc;
+}
