@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "chat_protocol.h"
+#include "chat_utf8.h"
 #include "envelope.h"
 #include "validate.h"
 
@@ -122,7 +123,7 @@ chat_cmd_key_valid(const char *key, size_t len)
         }
     }
 
-    return chat_utf8_valid(key, len);
+    return chat_utf8_valid((const unsigned char *) key, len);
 }
 
 

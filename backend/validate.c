@@ -16,6 +16,7 @@
 
 #include <string.h>
 
+#include "chat_utf8.h"
 #include "validate.h"
 
 
@@ -84,23 +85,6 @@ chat_utf8_next(const unsigned char *s, size_t avail, unsigned *cp)
 }
 
 
-int
-chat_utf8_valid(const char *s, size_t len)
-{
-    size_t    i, n;
-    unsigned  cp;
-
-    for (i = 0; i < len; i += n) {
-        n = chat_utf8_next((const unsigned char *) s + i, len - i, &cp);
-        if (n == 0) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 const char *
 chat_email_normalize(const char *in, size_t len, char *out, size_t out_size)
 {
@@ -121,7 +105,7 @@ chat_email_normalize(const char *in, size_t len, char *out, size_t out_size)
         return "email is too long";
     }
 
-    if (!chat_utf8_valid(in, len)) {
+    if (!chat_utf8_valid((const unsigned char *) in, len)) {
         return "email is not valid UTF-8";
     }
 

@@ -14,10 +14,6 @@
 #define CHAT_PASSWORD_MIN           8       /* bytes */
 #define CHAT_PASSWORD_MAX           1024    /* bytes */
 
-/* 1 when s[0..len) is well-formed UTF-8 (RFC 3629: shortest form only, no
- * surrogates, nothing above U+10FFFF), else 0.  NUL bytes count as valid
- * here; callers that need C strings reject them themselves. */
-int chat_utf8_valid(const char *s, size_t len);
 
 /* Decodes one UTF-8 sequence at s (avail > 0 bytes available).  Returns
  * its length and stores the code point, or returns 0 if the sequence is
