@@ -1169,7 +1169,8 @@ ngx_chat_ws_drop(ngx_chat_ws_t *ws)
 static void
 ngx_chat_ws_closer(ngx_event_t *ev)
 {
-    ngx_chat_ws_t  *ws = ev->data;
+    ngx_chat_ws_t     *ws = ev->data;
+    ngx_connection_t  *c;
 
     if (ws->finished) {
         return;
@@ -1180,7 +1181,16 @@ ngx_chat_ws_closer(ngx_event_t *ev)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
                    "chat ws: user %L disconnected", ws->caller.uid);
 
+    c = ws->connection;
+
     ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+
+    /*
+     * The connection's events are ours, not ngx_http_request_handler(), so
+     * nobody else runs the termination nginx just posted for the request:
+     * without this the socket would sit in CLOSE-WAIT forever.
+     */
+    ngx_http_run_posted_requests(c);
 }
 
 
