@@ -1,0 +1,49 @@
+// The life of a WebSocket connection as the operating system sees it:
+// closed connections give their socket back, and a reload moves clients to
+// the new workers with a 1001 instead of keeping old workers alive.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { registerUser, waitFor, RUN_DIR, BASE } from './lib.mjs';
+import { WsClient, frame, OP, closePayload } from './ws.mjs';
+
+const port = new URL(BASE).port;
+
+// server-side sockets on our port in a TCP state, e.g. 'close-wait'
+function socketsIn(state) {
+  const out = execFileSync('ss', ['-tanH', 'state', state, `( sport = :${port} )`]).toString();
+  return out.split('\n').filter(Boolean).length;
+}
+
+test('closed WebSockets release their sockets (no CLOSE-WAIT left behind)', async () => {
+  const u = await registerUser('lifecycle');
+  for (let i = 0; i < 20; i++) {
+    const ws = await WsClient.connect({ token: u.token });
+    if (i % 2) {
+      ws.send(frame(OP.CLOSE, closePayload(1000)));
+      assert.equal(await ws.closedWith(), 1000);
+    } else {
+      ws.close();  // the client just vanishes
+    }
+  }
+  await waitFor('the server to close its side of every connection', () => socketsIn('close-wait') === 0);
+});
+
+test('nginx reload closes WebSockets with 1001 so clients move to the new workers', async () => {
+  const u = await registerUser('reload-ws');
+  const ws = await WsClient.connect({ token: u.token });
+  execFileSync('nginx', ['-p', `${RUN_DIR}/nginx`, '-c', `${RUN_DIR}/nginx/nginx.conf`, '-s', 'reload']);
+  assert.equal(await ws.closedWith(20000), 1001);
+
+  const again = await waitFor('a new connection to the new workers', async () => {
+    try {
+      return await WsClient.connect({ token: u.token });
+    } catch {
+      return null;
+    }
+  });
+  again.sendJson({ type: 'ping' });
+  assert.deepEqual(await again.message((m) => m.type === 'pong', 'pong'), { type: 'pong' });
+  again.close();
+});
