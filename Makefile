@@ -5,6 +5,7 @@
 #   make start      the same stack in the background;  make stop  stops it
 #   make test       install, build, and run every test on a separate stack
 #   make fuzz       fuzz the WebSocket frame parser for 5 minutes
+#   make bench      figures: latency, memory per connection, commit rate
 #   make clean      remove build output (keeps .run/ data; see clean-data)
 #
 # Warnings are errors everywhere (nginx builds with -Werror; so do we).
@@ -18,7 +19,7 @@ BACKEND_BIN  := backend/chat-backend
 MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
-        test-integration fuzz clean clean-data
+        test-integration fuzz bench bench-quick clean clean-data
 
 all: module backend
 
@@ -54,6 +55,16 @@ test-unit: all
 test-integration: deps all
 	@tests/run.sh integration
 
+# the benchmark on its own side stack (ports 18484/16494/15494, nchan 18485);
+# about 5 minutes, figures printed beside same-run references
+# (tests/bench/README.md)
+bench: deps all
+	@tests/bench/bench.sh full
+
+# the same pipeline with small numbers, about 1.5 minutes
+bench-quick: deps all
+	@tests/bench/bench.sh quick
+
 # the WebSocket frame parser under libFuzzer (SECONDS=300 by default)
 fuzz:
 	$(MAKE) -C tests/fuzz run SECONDS=$${SECONDS:-300}
@@ -61,6 +72,7 @@ fuzz:
 clean:
 	rm -rf $(BUILD) tests/unit/bin
 	$(MAKE) -C backend clean
+	$(MAKE) -C tests/bench clean
 
 clean-data: stop
 	rm -rf .run

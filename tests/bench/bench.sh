@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# The benchmark: make bench (full) and make bench-quick (quick).
+#
+#   tests/bench/bench.sh [full|quick]
+#
+# Installs what it needs, builds chatload, brings up its own side stack
+# (STACK=bench, ports 18484/16494/15494, 4 nginx workers of 19,000
+# connections) and an nchan nginx beside it (18485), seeds users and 1:1
+# conversations straight into PostgreSQL, runs the three figures, prints
+# them, and tears everything down.  Figures are printed, never asserted;
+# each one is printed beside a reference measured in the same run.  See
+# tests/bench/README.md for what each line means.
+#
+# BENCH_CLIENTS, BENCH_RATES (comma-separated, at most 8), BENCH_IDLE1,
+# BENCH_IDLE2, WORKERS (backend processes) and BENCH_KEEP=1 (keep .run/bench)
+# change a run; the ports can be moved with BENCH_PORT, BENCH_REDIS_PORT,
+# BENCH_PG_PORT and BENCH_NCHAN_PORT.
+#
+# The run order is 3, 2, 1 (the commit burst wants a quiet bus, and the
+# overloaded steps of figure 1 leave a backlog behind them); the summary at
+# the end is in the order 1, 2, 3.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/tests/bench
+MODE=${1:-full}
+cd "$ROOT"
+
+export STACK=bench
+export PORT=${BENCH_PORT:-18484} REDIS_PORT=${BENCH_REDIS_PORT:-16494}
+export PG_PORT=${BENCH_PG_PORT:-15494}
+export NGINX_WORKERS=${NGINX_WORKERS:-4} NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-19000}
+export WS_PING_INTERVAL=${WS_PING_INTERVAL:-300s} WORKERS=${WORKERS:-2}
+NCHAN_PORT=${BENCH_NCHAN_PORT:-18485}
+RUN=$ROOT/.run/bench
+RES=$RUN/results
+LOAD=$HERE/bin/chatload
+PER_PROC=12500          # clients per chatload process (20,000 fds at most)
+
+case "$MODE" in
+    full)
+        CLIENTS=10000 RATES=100,1000,5000,20000 E2E_PROCS=2
+        WARMUP=2 MEASURE=10 DRAIN=3 MAX_DRAIN=15 FINAL_DRAIN=20
+        IDLE1=10000 IDLE2=50000 COMMIT_N=10000 PGBENCH_S=10 ;;
+    quick)
+        CLIENTS=1000 RATES=100,500,1000 E2E_PROCS=2
+        WARMUP=1 MEASURE=3 DRAIN=1 MAX_DRAIN=5 FINAL_DRAIN=5
+        IDLE1=1000 IDLE2=4000 COMMIT_N=1000 PGBENCH_S=3 ;;
+    *)  echo "usage: $0 [full|quick]" >&2; exit 2 ;;
+esac
+# for exploring: other client counts and rates (figures 1 and 2)
+CLIENTS=${BENCH_CLIENTS:-$CLIENTS} RATES=${BENCH_RATES:-$RATES}
+IDLE1=${BENCH_IDLE1:-$IDLE1} IDLE2=${BENCH_IDLE2:-$IDLE2}
+(( CLIENTS > E2E_PROCS * PER_PROC )) && E2E_PROCS=$(( (CLIENTS + PER_PROC - 1) / PER_PROC ))
+
+T0=$(date +%s)
+SRC_NEXT=2              # next source address 127.0.0.<n>
+GEN_PIDS=()
+FAILED=1
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+# out <figure> <line>: keep a result line for the summary, show it now on stderr
+out() { printf '%s\n' "$2" >> "$RES/summary.$1"; printf '%s\n' "$2" >&2; }
+
+# ----------------------------------------------------------------- set-up
+
+install_deps() {
+    local p missing=() sudo=""
+    for p in libnginx-mod-nchan postgresql-contrib redis-tools libhiredis-dev \
+             libcjson-dev libssl-dev build-essential curl procps; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    log "installing ${missing[*]}"
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq || log "apt-get update failed, trying the cached lists"
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # the package may have started Debian's own nginx; ours run on their own
+    $sudo systemctl stop nginx 2>/dev/null || $sudo service nginx stop 2>/dev/null || true
+}
+
+stop_clients() {
+    local p
+    for p in "${GEN_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${GEN_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    GEN_PIDS=()
+}
+
+# stop_nginx <pidfile>: fast shutdown (TERM), so open WebSockets never hold it up
+stop_nginx() {
+    local pid i
+    [ -f "$1" ] || return 0
+    pid=$(cat "$1")
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+teardown() {
+    set +e
+    stop_clients
+    stop_nginx "$RUN/nchan/nginx.pid"
+    stop_nginx "$RUN/nginx/nginx.pid"
+    conf/stack.sh stop >/dev/null 2>&1
+    if [ "$FAILED" = 0 ] && [ -z "${BENCH_KEEP:-}" ]; then
+        rm -rf "$RUN"
+    else
+        log "kept $RUN for a look (logs under nginx/, backend/, results/)"
+    fi
+}
+
+restart_chat_nginx() {
+    stop_nginx "$RUN/nginx/nginx.pid"
+    conf/stack.sh start > "$RES/stack-restart.log" 2>&1 \
+        || { cat "$RES/stack-restart.log" >&2; die "the chat stack did not come back"; }
+}
+
+start_nchan() {
+    local d=$RUN/nchan user_line=""
+    stop_nginx "$d/nginx.pid"
+    mkdir -p "$d/tmp"
+    [ "$(id -u)" -eq 0 ] && user_line="user root;"
+    sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$NCHAN_PORT|g" -e "s|@WORKERS@|$NGINX_WORKERS|g" \
+        -e "s|@CONNECTIONS@|$NGINX_CONNECTIONS|g" -e "s|@USER_LINE@|$user_line|g" \
+        -e "s|@NOFILE@|$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))|g" \
+        "$HERE/nchan.conf.in" > "$d/nginx.conf"
+    nginx -q -p "$d" -c "$d/nginx.conf" 2>"$d/start.log" \
+        || { cat "$d/start.log" >&2; die "nchan's nginx did not start"; }
+    sleep 0.3
+}
+
+# seed: one user registered through the API (its scrypt hash is copied to
+# every bench user: a bench-only shortcut, see README), then users and 1:1
+# conversations in one transaction straight in SQL
+seed() {
+    local users=$1 pairs=$2
+    curl -fsS -XPOST -H 'content-type: application/json' \
+        -d '{"email":"bench-seed@bench.invalid","password":"bench-password-1","display_name":"Bench seed"}' \
+        "http://127.0.0.1:$PORT/api/v1/auth/register" >/dev/null || die "could not register the seed user"
+    read -r UB CB < <(psql "$PG" -XtAq -v ON_ERROR_STOP=1 -v n="$users" -v p="$pairs" -F ' ' <<'SQL'
+BEGIN;
+INSERT INTO users (email, display_name, password_hash)
+SELECT 'bench' || g || '@bench.invalid', 'Bench ' || g,
+       (SELECT password_hash FROM users WHERE email = 'bench-seed@bench.invalid')
+  FROM generate_series(1, :n) g ORDER BY g;
+SELECT min(id) AS ub, max(id) - min(id) + 1 AS span FROM users
+ WHERE email LIKE 'bench%@bench.invalid' AND email <> 'bench-seed@bench.invalid' \gset
+INSERT INTO conversations (type, created_by, direct_low, direct_high)
+SELECT 'direct', :ub + 2 * k, :ub + 2 * k, :ub + 2 * k + 1
+  FROM generate_series(0, :p - 1) k ORDER BY k;
+SELECT min(id) AS cb, max(id) - min(id) + 1 AS cspan FROM conversations
+ WHERE direct_low >= :ub \gset
+INSERT INTO conversation_members (conversation_id, user_id)
+SELECT c.id, v.u FROM conversations c
+ CROSS JOIN LATERAL (VALUES (c.direct_low), (c.direct_high)) v(u)
+ WHERE c.direct_low >= :ub;
+COMMIT;
+SELECT :ub, :cb WHERE :span = :n AND :cspan = :p;
+SQL
+    )
+    [ -n "${CB:-}" ] || die "seeded ids are not contiguous (ran twice on one stack?)"
+    log "seeded $users users from id $UB and $pairs conversations from id $CB"
+}
+
+# ---------------------------------------------------------------- clients
+
+# launch <tag> <first> <n> <procs> <mode> <args...>: n clients over procs
+# chatload processes, each on its own source address
+launch() {
+    local tag=$1 first=$2 n=$3 procs=$4 mode=$5 per cnt p
+    shift 5
+    per=$(( n / procs / 2 * 2 ))
+    for ((p = 0; p < procs; p++)); do
+        cnt=$per
+        [ "$p" -eq $((procs - 1)) ] && cnt=$(( n - per * (procs - 1) ))
+        "$LOAD" "$mode" --first $((first + p * per)) --clients "$cnt" --proc "$p" \
+            --procs "$procs" --src "127.0.0.$SRC_NEXT" --out "$RES/$tag.$p.res" "$@" \
+            > "$RES/$tag.$p.out" 2> "$RES/$tag.$p.err" &
+        GEN_PIDS+=($!)
+        SRC_NEXT=$((SRC_NEXT + 1))
+    done
+}
+
+# wait_ready <tag> <procs> <seconds>: sets OPEN (and prints any failures)
+wait_ready() {
+    local tag=$1 procs=$2 secs=$3 p i n f
+    for ((i = 0; i < secs * 10; i++)); do
+        n=$(cat "$RES/$tag".*.out 2>/dev/null | grep -c '^ready' || true)
+        [ "$n" -ge "$procs" ] && break
+        sleep 0.1
+    done
+    OPEN=0
+    for ((p = 0; p < procs; p++)); do
+        f=$RES/$tag.$p.out
+        grep -q '^ready' "$f" 2>/dev/null || { cat "$RES/$tag.$p.err" >&2; die "$tag: client process $p never got ready"; }
+        OPEN=$(( OPEN + $(sed -n 's/^ready.* open=\([0-9]*\).*/\1/p' "$f") ))
+        grep -q 'failed=0 ' "$f" || log "$tag: $(cat "$f")"
+    done
+}
+
+procs_for() { echo $(( ($1 + PER_PROC - 1) / PER_PROC )); }
+
+# ------------------------------------------------------------- measuring
+
+# "<rss kB> <pss kB>" summed over an nginx master's workers
+nginx_mem() {
+    local rss=0 pss=0 w
+    for w in $(pgrep -P "$(cat "$1")"); do
+        rss=$(( rss + $(awk '/^VmRSS:/ {print $2}' "/proc/$w/status") ))
+        pss=$(( pss + $(awk '/^Pss:/ {print $2}' "/proc/$w/smaps_rollup") ))
+    done
+    echo "$rss $pss"
+}
+
+# idle_memory <system> <port> <pidfile> <label>
+idle_memory() {
+    local sys=$1 port=$2 pidfile=$3 label=$4 base m n first procs args open_total=0
+    args=(--system "$sys" --port "$port" --hold 300)
+    [ "$sys" = chat ] && args+=(--secret "$RUN/token_secret" --uid-base "$UB")
+    sleep 1
+    read -r -a base < <(nginx_mem "$pidfile")
+    first=0
+    for n in "$IDLE1" "$IDLE2"; do
+        procs=$(procs_for $((n - first)))
+        launch "idle-$sys-$n" "$first" $((n - first)) "$procs" idle "${args[@]}"
+        wait_ready "idle-$sys-$n" "$procs" 300
+        first=$n
+        open_total=$((open_total + OPEN))
+        sleep 2
+        read -r -a m < <(nginx_mem "$pidfile")
+        out 2 "$(printf '%-5s idle=%-6s open=%-6s workers_rss=%dMiB (+%dMiB) per_conn_rss=%dB per_conn_pss=%dB' \
+            "$label" "$n" "$open_total" $((m[0] / 1024)) $(((m[0] - base[0]) / 1024)) \
+            $(((m[0] - base[0]) * 1024 / open_total)) $(((m[1] - base[1]) * 1024 / open_total)))"
+    done
+    stop_clients
+}
+
+# e2e <system> <port> <label> [args]: the paced steps, one line per rate
+e2e() {
+    local sys=$1 port=$2 label=$3 tag=e2e-$1
+    shift 3
+    launch "$tag" 0 "$CLIENTS" "$E2E_PROCS" e2e --system "$sys" --port "$port" \
+        --rates "$RATES" --warmup "$WARMUP" --measure "$MEASURE" --drain "$DRAIN" \
+        --max-drain "$MAX_DRAIN" --final-drain "$FINAL_DRAIN" --hold 120 "$@"
+    wait_ready "$tag" "$E2E_PROCS" 180
+    [ "$OPEN" -lt "$CLIENTS" ] && log "$sys: only $OPEN of $CLIENTS clients connected"
+    kill -USR1 "${GEN_PIDS[@]}"
+    for p in "${GEN_PIDS[@]}"; do wait "$p" || true; done
+    GEN_PIDS=()
+    cat "$RES/$tag".*.err >&2
+    "$LOAD" merge "$(printf '%-5s clients=%s' "$label" "$OPEN")" "$RES/$tag".*.res \
+        > "$RES/$tag.lines"
+}
+
+# pgbench_rate <rows per transaction>: rows/s with WORKERS clients
+pgbench_rate() {
+    local rows=$1 f=$RES/pgbench-$1.sql tps
+    {
+        echo '\set c random(1, 5000)'
+        echo "INSERT INTO bench_scratch (conversation_id, sender_id, text)"
+        echo "SELECT :c, :c, 'lat:0:1:1000000000:1:' || repeat('x', 42) FROM generate_series(1, $rows);"
+    } > "$f"
+    tps=$(PGPASSWORD=$(cat "$RUN/pg/password") pgbench -h 127.0.0.1 -p "$PG_PORT" -U chat \
+              -n -f "$f" -c "$WORKERS" -j "$WORKERS" -T "$PGBENCH_S" chat 2>&1 \
+          | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    awk -v t="${tps:-0}" -v r="$rows" 'BEGIN { printf "%.0f", t * r }'
+}
+
+# ------------------------------------------------------------------ run
+
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+install_deps
+make -s -C "$HERE"
+if [ ! -x "$ROOT/backend/chat-backend" ] || [ ! -f "$ROOT/build/nginx/objs/ngx_chat_module.so" ]; then
+    die "build the stack first (make)"
+fi
+
+log "mode $MODE: fresh stack in $RUN"
+stop_nginx "$RUN/nchan/nginx.pid"
+conf/stack.sh stop >/dev/null 2>&1 || true
+rm -rf "$RUN"
+conf/stack.sh start >&2
+mkdir -p "$RES"
+eval "$(conf/stack.sh env)"
+PG=$CHAT_PG_CONNINFO
+
+seed $(( IDLE2 > CLIENTS ? IDLE2 : CLIENTS )) $(( CLIENTS / 2 ))
+
+# --- figure 3: commits per second on the worker pool, beside pgbench ---
+log "figure 3: $COMMIT_N msg.send straight onto the bus; pgbench"
+line=$("$LOAD" commit --redis-port "$REDIS_PORT" --count "$COMMIT_N" \
+        --pairs $((CLIENTS / 2)) --uid-base "$UB" --conv-base "$CB") || log "commit: $line"
+out 3 "$(printf 'worker pool (%s workers) %s' "$WORKERS" "$line")"
+psql "$PG" -Xqc "CREATE TABLE bench_scratch (id bigserial PRIMARY KEY,
+    conversation_id bigint NOT NULL, sender_id bigint NOT NULL, text text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+sync_commit=$(psql "$PG" -XtAc "SHOW synchronous_commit")
+out 3 "$(printf 'pgbench 1 row/transaction   (%s clients, synchronous_commit=%s) rate=%s rows/s' \
+    "$WORKERS" "$sync_commit" "$(pgbench_rate 1)")"
+out 3 "$(printf 'pgbench 16 rows/transaction (%s clients, synchronous_commit=%s) rate=%s rows/s' \
+    "$WORKERS" "$sync_commit" "$(pgbench_rate 16)")"
+psql "$PG" -Xqc "DROP TABLE bench_scratch"
+
+# --- figure 2: memory per idle WebSocket, beside nchan ---
+log "figure 2: idle connections ($IDLE1, then $IDLE2)"
+restart_chat_nginx
+idle_memory chat "$PORT" "$RUN/nginx/nginx.pid" chat
+start_nchan
+idle_memory nchan "$NCHAN_PORT" "$RUN/nchan/nginx.pid" nchan
+
+# --- figure 1: end-to-end latency at paced rates ---
+log "figure 1: Redis ping and stream hop"
+ping=$(redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv 2>/dev/null \
+       | awk -F'"' '/PING_MBULK/ { printf "p50=%.2fms p99=%.2fms max=%.2fms", $10, $14, $16 }')
+"$LOAD" hop --redis-port "$REDIS_PORT" --rates "$RATES" --warmup "$WARMUP" \
+    --measure "$MEASURE" --drain "$DRAIN" --out "$RES/hop.res"
+"$LOAD" merge "redis XADD->XREAD" "$RES/hop.res" > "$RES/hop.lines"
+
+log "figure 1: nchan, $CLIENTS clients"
+start_nchan
+e2e nchan "$NCHAN_PORT" nchan
+stop_nginx "$RUN/nchan/nginx.pid"
+
+log "figure 1: chat, $CLIENTS clients"
+restart_chat_nginx
+e2e chat "$PORT" chat --secret "$RUN/token_secret" --uid-base "$UB" --conv-base "$CB"
+backlog=0
+for ((s = 0; s < 4; s++)); do
+    lag=$(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:{$s}" 2>/dev/null \
+          | awk 'prev == "lag" { print; exit } { prev = $0 }')
+    [[ "$lag" =~ ^[0-9]+$ ]] && backlog=$((backlog + lag))
+done
+log "left on the bus after figure 1: $backlog commands no worker has read yet"
+
+mapfile -t chat_l < "$RES/e2e-chat.lines"
+mapfile -t nchan_l < "$RES/e2e-nchan.lines"
+mapfile -t hop_l < "$RES/hop.lines"
+for i in "${!chat_l[@]}"; do
+    out 1 "${chat_l[$i]}"
+    out 1 "${nchan_l[$i]:-nchan: no result}"
+    out 1 "${hop_l[$i]:-redis: no result}"
+done
+out 1 "redis PING round trip (redis-benchmark, 1 client) $ping"
+
+# ---------------------------------------------------------------- summary
+
+cat <<EOF
+
+== chat benchmark ($MODE), $(nproc) cores, $(( $(date +%s) - T0 ))s; figures, not assertions (tests/bench/README.md)
+
+1. End-to-end latency sender -> recipient, $CLIENTS clients in $((CLIENTS / 2)) 1:1 conversations
+   (each message reaches the 1 other member, plus the sender's own copy, on both systems).
+   chat = durable path (msg.send committed, ack, message event fanned out);
+   nchan = in-memory pubsub over WebSocket, same clients and frames;
+   redis = one XADD -> XREAD hop at the same rate.
+EOF
+sed 's/^/   /' "$RES/summary.1"
+cat <<EOF
+
+2. Memory per idle WebSocket in the nginx workers (sum of the $NGINX_WORKERS workers' RSS from /proc;
+   delta over the freshly started workers; PSS counts shared pages once)
+EOF
+sed 's/^/   /' "$RES/summary.2"
+cat <<EOF
+
+3. Messages committed per second on the worker pool, beside pgbench inserts on the same PostgreSQL
+EOF
+sed 's/^/   /' "$RES/summary.3"
+FAILED=0

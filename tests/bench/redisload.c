@@ -1,0 +1,397 @@
+/*
+ * redisload.c: the two modes that talk to Redis directly (hiredis, sync).
+ *
+ * hop: the plain Redis reference for the end-to-end latency.  One
+ * connection XADDs the same "lat:..." text the chat clients send, paced
+ * at the same rates and in the same steps (pipelined per 1 ms tick); a
+ * second connection, on its own thread, reads them back with XREAD BLOCK
+ * and times each entry.  That is one hop of the command bus, the floor
+ * under anything that goes edge -> Redis -> worker -> Redis -> edge.
+ *
+ * commit: the worker pool's throughput.  N msg.send commands, laid out by
+ * the edge's own chat_envelope_argv() and sharded by its
+ * chat_envelope_shard(), are XADDed in one pipelined burst onto the
+ * command streams, all answering to one reply stream of ours; the clock
+ * runs from the first XADD until the last reply has been read.  Messages
+ * go round-robin over the 1:1 conversations, so the per-conversation row
+ * lock is not what limits it.
+ */
+
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "chat_envelope.h"
+#include "chat_protocol.h"
+#include "chatload.h"
+
+
+#define HOP_STREAM  "bench:hop"
+
+
+typedef struct {
+    const cl_opts_t  *o;
+    redisContext     *rd;
+    cl_step_t        *steps;
+    uint64_t          measure[CL_MAX_STEPS];
+    uint64_t          send_end[CL_MAX_STEPS];
+    atomic_int        cur;
+    atomic_int        stop;
+    uint64_t          received;
+} hop_t;
+
+
+static redisContext *
+cl_redis(const cl_opts_t *o)
+{
+    redisContext  *c;
+
+    c = redisConnect(o->host, o->redis_port);
+    if (c == NULL || c->err) {
+        cl_die("redis %s:%d: %s", o->host, o->redis_port,
+               c ? c->errstr : "out of memory");
+    }
+
+    return c;
+}
+
+
+static void
+hop_entry(hop_t *h, const redisReply *fields, uint64_t now)
+{
+    int        step, m, cur;
+    int64_t    uid;
+    uint64_t   ts;
+    cl_step_t *s;
+
+    if (fields->type != REDIS_REPLY_ARRAY || fields->elements < 2
+        || fields->element[1]->type != REDIS_REPLY_STRING
+        || cl_text_parse(fields->element[1]->str, fields->element[1]->len,
+                         &step, &m, &ts, &uid) != 0
+        || step < 0 || step >= h->o->nrates)
+    {
+        return;
+    }
+
+    s = &h->steps[step];
+    h->received++;
+    if (m) {
+        s->delivered++;
+        hist_add(&s->lat, now > ts ? (now - ts) / 1000 : 0);
+    }
+
+    cur = atomic_load(&h->cur);
+    if (cur >= 0 && now >= h->measure[cur] && now < h->send_end[cur]) {
+        h->steps[cur].window_recv++;
+    }
+}
+
+
+static void *
+hop_reader(void *arg)
+{
+    char         last[64];
+    size_t       i;
+    hop_t       *h = arg;
+    uint64_t     now;
+    redisReply  *r, *entries, *e;
+
+    snprintf(last, sizeof(last), "0-0");
+
+    while (!atomic_load(&h->stop)) {
+        r = redisCommand(h->rd, "XREAD COUNT 5000 BLOCK 200 STREAMS %s %s",
+                         HOP_STREAM, last);
+        now = cl_now_ns();
+        if (r == NULL) {
+            cl_die("redis: %s", h->rd->errstr);
+        }
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+            && r->element[0]->elements == 2)
+        {
+            entries = r->element[0]->element[1];
+            for (i = 0; i < entries->elements; i++) {
+                e = entries->element[i];
+                if (e->elements != 2) {
+                    continue;
+                }
+                hop_entry(h, e->element[1], now);
+                snprintf(last, sizeof(last), "%s", e->element[0]->str);
+            }
+        }
+
+        freeReplyObject(r);
+    }
+
+    return NULL;
+}
+
+
+int
+cl_mode_hop(const cl_opts_t *o)
+{
+    int           k, m;
+    char          text[512];
+    FILE         *f;
+    hop_t         h;
+    double        rate;
+    uint64_t      t0, step_ns, now, due, n, sent_k, end;
+    pthread_t     reader;
+    redisReply   *r;
+    redisContext *pub;
+    struct timespec  tick = { 0, 1000000 };
+
+    memset(&h, 0, sizeof(h));
+    h.o = o;
+    atomic_init(&h.cur, -1);
+    atomic_init(&h.stop, 0);
+    h.steps = calloc(CL_MAX_STEPS, sizeof(cl_step_t));
+    if (h.steps == NULL) {
+        cl_die("out of memory");
+    }
+    for (k = 0; k < CL_MAX_STEPS; k++) {
+        hist_init(&h.steps[k].lat);
+        hist_init(&h.steps[k].ack);
+    }
+
+    pub = cl_redis(o);
+    h.rd = cl_redis(o);
+    freeReplyObject(redisCommand(pub, "DEL %s", HOP_STREAM));
+
+    t0 = cl_now_ns();
+    step_ns = (uint64_t) ((o->warmup_s + o->measure_s + o->drain_s) * 1e9);
+    for (k = 0; k < o->nrates; k++) {
+        h.measure[k] = t0 + (uint64_t) k * step_ns
+                       + (uint64_t) (o->warmup_s * 1e9);
+        h.send_end[k] = h.measure[k] + (uint64_t) (o->measure_s * 1e9);
+        h.steps[k].rate = o->rates[k];
+        h.steps[k].measure_s = o->measure_s;
+    }
+
+    if (pthread_create(&reader, NULL, hop_reader, &h) != 0) {
+        cl_die("cannot start the reader thread");
+    }
+
+    for (k = 0; k < o->nrates; k++) {
+        atomic_store(&h.cur, k);
+        rate = o->rates[k];
+        sent_k = 0;
+
+        for ( ;; ) {
+            now = cl_now_ns();
+            if (now > h.send_end[k]) {
+                now = h.send_end[k];
+            }
+            due = (uint64_t) (rate * (double) (now - (t0 + k * step_ns))
+                              / 1e9);
+            m = now >= h.measure[k];
+
+            for (n = 0; sent_k < due; sent_k++, n++) {
+                cl_text_make(text, sizeof(text), k, m, cl_now_ns(), 0,
+                             o->text_len);
+                redisAppendCommand(pub, "XADD %s MAXLEN ~ 100000 * t %s",
+                                   HOP_STREAM, text);
+                h.steps[k].sent++;
+                h.steps[k].sent_measured += (uint64_t) m;
+            }
+            while (n-- > 0) {
+                if (redisGetReply(pub, (void **) &r) != REDIS_OK) {
+                    cl_die("redis: %s", pub->errstr);
+                }
+                freeReplyObject(r);
+            }
+
+            if (now >= h.send_end[k]) {
+                break;
+            }
+            nanosleep(&tick, NULL);
+        }
+
+        end = h.send_end[k] + (uint64_t) (o->drain_s * 1e9);
+        while (cl_now_ns() < end) {
+            nanosleep(&tick, NULL);
+        }
+    }
+
+    atomic_store(&h.stop, 1);
+    pthread_join(reader, NULL);
+    freeReplyObject(redisCommand(pub, "DEL %s", HOP_STREAM));
+
+    f = fopen(o->out, "w");
+    if (f == NULL) {
+        cl_die("cannot write %s", o->out);
+    }
+    cl_steps_write(f, h.steps, o->nrates);
+    fclose(f);
+
+    redisFree(pub);
+    redisFree(h.rd);
+    free(h.steps);
+    return 0;
+}
+
+
+/* ---------------------------------------------------------------- commit */
+
+static const redisReply *
+cl_field(const redisReply *fields, const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        if (strcmp(fields->element[i]->str, name) == 0) {
+            return fields->element[i + 1];
+        }
+    }
+
+    return NULL;
+}
+
+
+int
+cl_mode_commit(const cl_opts_t *o)
+{
+    int              argc;
+    char             gw[64], key[64], body[512], text[256], stream[64],
+                     last[64], first_other[200];
+    size_t           i, k, pending, got, ok, other, argvlen[CHAT_ENVELOPE_ARGC];
+    int64_t          conv, uid;
+    uint64_t         t0, t_first, t_last, idle_since;
+    const char      *argv[CHAT_ENVELOPE_ARGC];
+    redisReply      *r, *entries, *e;
+    const redisReply  *status, *bodyf;
+    redisContext    *c;
+    chat_envelope_t  env;
+    struct timespec  wall;
+    chat_envelope_numbers_t  numbers;
+
+    if (o->pairs == 0 || o->count == 0) {
+        cl_die("commit needs --count and --pairs");
+    }
+
+    c = cl_redis(o);
+    snprintf(gw, sizeof(gw), CHAT_GW_STREAM_PREFIX "bench-%d}", (int) getpid());
+    freeReplyObject(redisCommand(c, "DEL %s", gw));
+
+    memset(&env, 0, sizeof(env));
+    env.op.data = "msg.send";
+    env.op.len = 8;
+    env.role.data = "user";
+    env.role.len = 4;
+    env.gw.data = gw;
+    env.gw.len = strlen(gw);
+
+    t0 = cl_now_ns();
+    pending = 0;
+
+    for (i = 0; i < o->count; i++) {
+        k = i % o->pairs;
+        conv = o->conv_base + (int64_t) k;
+        uid = o->uid_base + (int64_t) (2 * k + (i / o->pairs) % 2);
+
+        snprintf(key, sizeof(key), "gbench-%d:%zu", (int) getpid(), i);
+        cl_text_make(text, sizeof(text), 0, 1, cl_now_ns(), uid, o->text_len);
+        snprintf(body, sizeof(body),
+                 "{\"conversation_id\":%" PRId64 ",\"client_msg_id\":"
+                 "\"c%d.%zu\",\"text\":\"%s\"}", conv, (int) getpid(), i,
+                 text);
+        snprintf(stream, sizeof(stream), CHAT_CMD_STREAM_PREFIX "%u"
+                 CHAT_CMD_STREAM_SUFFIX,
+                 chat_envelope_shard(key, strlen(key), (unsigned) o->shards));
+
+        clock_gettime(CLOCK_REALTIME, &wall);
+        env.key.data = key;
+        env.key.len = strlen(key);
+        env.body.data = body;
+        env.body.len = strlen(body);
+        env.uid = uid;
+        env.req = i + 1;
+        env.ts = (int64_t) wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+
+        argc = chat_envelope_argv(&env, stream, "100000", &numbers, argv,
+                                  argvlen);
+        if (argc < 0) {
+            cl_die("the envelope was refused");
+        }
+        redisAppendCommandArgv(c, argc, argv, argvlen);
+
+        if (++pending == 1000 || i + 1 == o->count) {
+            while (pending > 0) {
+                if (redisGetReply(c, (void **) &r) != REDIS_OK
+                    || r->type == REDIS_REPLY_ERROR)
+                {
+                    cl_die("XADD failed: %s", r ? r->str : c->errstr);
+                }
+                freeReplyObject(r);
+                pending--;
+            }
+        }
+    }
+
+    snprintf(last, sizeof(last), "0-0");
+    got = ok = other = 0;
+    t_first = t_last = 0;
+    first_other[0] = '\0';
+    idle_since = cl_now_ns();
+
+    while (got < o->count
+           && cl_now_ns() - idle_since < (uint64_t) (o->hold_s * 1e9))
+    {
+        r = redisCommand(c, "XREAD COUNT 2000 BLOCK 500 STREAMS %s %s", gw,
+                         last);
+        if (r == NULL) {
+            cl_die("redis: %s", c->errstr);
+        }
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+            entries = r->element[0]->element[1];
+            t_last = cl_now_ns();
+            if (t_first == 0) {
+                t_first = t_last;
+            }
+            idle_since = t_last;
+
+            for (i = 0; i < entries->elements; i++) {
+                e = entries->element[i];
+                snprintf(last, sizeof(last), "%s", e->element[0]->str);
+                status = cl_field(e->element[1], CHAT_F_STATUS);
+                bodyf = cl_field(e->element[1], CHAT_F_BODY);
+                if (cl_field(e->element[1], CHAT_F_REQ) == NULL) {
+                    continue;   /* an event, not a reply */
+                }
+                got++;
+                if (status && strcmp(status->str, "201") == 0) {
+                    ok++;
+                } else {
+                    other++;
+                    if (first_other[0] == '\0') {
+                        snprintf(first_other, sizeof(first_other),
+                                 "%s %s", status ? status->str : "?",
+                                 bodyf ? bodyf->str : "");
+                    }
+                }
+            }
+        }
+
+        freeReplyObject(r);
+    }
+
+    freeReplyObject(redisCommand(c, "DEL %s", gw));
+    redisFree(c);
+
+    printf("commit msgs=%zu replies=%zu ok=%zu seconds=%.2f rate=%.0f/s"
+           " first_reply_ms=%.0f%s%s\n", o->count, got, ok,
+           t_last ? (double) (t_last - t0) / 1e9 : 0.0,
+           t_last ? (double) ok / ((double) (t_last - t0) / 1e9) : 0.0,
+           t_first ? (double) (t_first - t0) / 1e6 : 0.0,
+           other ? " first_other=" : "", first_other);
+
+    return got == o->count && other == 0 ? 0 : 1;
+}
