@@ -15,6 +15,13 @@
  * heartbeat in the last 60 s.  A live worker heartbeats before every read,
  * so it is never a candidate.
  *
+ * Consumed entries leave the command streams here too.  The edge's XADD
+ * caps a stream only loosely (a memory safety valve), so trimming is the
+ * workers' job, and only of what the group is done with: everything below
+ * the oldest pending entry, or below the last delivered one when nothing
+ * is pending (XTRIM MINID ~).  An entry no worker has read yet, or one a
+ * worker still holds, is never trimmed, however long the backlog.
+ *
  * What it does not do: judge health (the edge does) or restart anything
  * (the supervisor does).
  */
@@ -148,6 +155,95 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
 }
 
 
+/*
+ * XTRIM what the group has finished with on one shard.  XPENDING is asked
+ * before XINFO GROUPS: an entry delivered between the two answers is
+ * above the older threshold, so the race can only trim less.
+ */
+static void
+chat_bus_trim_consumed(chat_bus_t *bus, int shard)
+{
+    char         threshold[64];
+    size_t       i, j;
+    redisReply  *pending, *groups, *g, *t;
+
+    threshold[0] = '\0';
+
+    pending = redisCommand(bus->ctx, "XPENDING %s %s", bus->streams[shard],
+                           CHAT_CMD_GROUP);
+    if (pending == NULL) {
+        chat_bus_lost(bus);
+        return;
+    }
+
+    if (pending->type == REDIS_REPLY_ARRAY && pending->elements >= 2
+        && pending->element[0]->type == REDIS_REPLY_INTEGER
+        && pending->element[0]->integer > 0
+        && pending->element[1]->type == REDIS_REPLY_STRING)
+    {
+        snprintf(threshold, sizeof(threshold), "%s", pending->element[1]->str);
+    }
+
+    freeReplyObject(pending);
+
+    if (threshold[0] == '\0') {
+        groups = redisCommand(bus->ctx, "XINFO GROUPS %s",
+                              bus->streams[shard]);
+        if (groups == NULL) {
+            chat_bus_lost(bus);
+            return;
+        }
+
+        for (i = 0; groups->type == REDIS_REPLY_ARRAY && i < groups->elements;
+             i++)
+        {
+            g = groups->element[i];
+            if (g->type != REDIS_REPLY_ARRAY) {
+                continue;
+            }
+
+            /* name ... last-delivered-id ... as field/value pairs */
+            for (j = 0; j + 1 < g->elements; j += 2) {
+                if (g->element[j]->type == REDIS_REPLY_STRING
+                    && strcmp(g->element[j]->str, "name") == 0
+                    && strcmp(g->element[j + 1]->str, CHAT_CMD_GROUP) != 0)
+                {
+                    break;
+                }
+
+                if (g->element[j]->type == REDIS_REPLY_STRING
+                    && strcmp(g->element[j]->str, "last-delivered-id") == 0
+                    && g->element[j + 1]->type == REDIS_REPLY_STRING)
+                {
+                    snprintf(threshold, sizeof(threshold), "%s",
+                             g->element[j + 1]->str);
+                }
+            }
+        }
+
+        freeReplyObject(groups);
+    }
+
+    if (threshold[0] == '\0' || strcmp(threshold, "0-0") == 0) {
+        return;
+    }
+
+    t = redisCommand(bus->ctx, "XTRIM %s MINID ~ %s", bus->streams[shard],
+                     threshold);
+    if (t == NULL) {
+        chat_bus_lost(bus);
+        return;
+    }
+
+    if (t->type == REDIS_REPLY_INTEGER && t->integer > 0) {
+        chat_log_debug("%s: trimmed %lld consumed entries",
+                       bus->streams[shard], t->integer);
+    }
+
+    freeReplyObject(t);
+}
+
+
 void
 chat_bus_prune(chat_bus_t *bus)
 {
@@ -193,6 +289,10 @@ chat_bus_prune(chat_bus_t *bus)
 
     for (shard = 0; shard < bus->cfg->shards && bus->ctx != NULL; shard++) {
         chat_bus_prune_consumers(bus, shard, all, now);
+    }
+
+    for (shard = 0; shard < bus->cfg->shards && bus->ctx != NULL; shard++) {
+        chat_bus_trim_consumed(bus, shard);
     }
 
     freeReplyObject(all);

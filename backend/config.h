@@ -23,6 +23,7 @@ typedef struct {
     int             shards;             /* command streams */
     int             max_deliveries;     /* beyond this: dead letter */
     int             claim_idle_ms;      /* pending this long: reclaim */
+    int             expire_ms;          /* queued longer: answer, skip */
     int             batch;              /* XREADGROUP / XAUTOCLAIM COUNT */
     int             commit_batch;       /* most commands per transaction */
     const char     *pidfile;            /* NULL: none */

@@ -9,6 +9,11 @@
  *   - malformed: set aside at once;
  *   - delivered more than --max-deliveries times (it keeps failing, or
  *     keeps killing its worker): set aside too;
+ *   - queued longer than --expire-ms: answered 504 "expired" and acked
+ *     without running.  Its client was told "timeout" long ago and retries
+ *     with the same idempotency key or client_msg_id if it still wants it;
+ *     running it now would only spend an overloaded pool's time on work
+ *     nobody waits for.  Never acknowledged, so nothing promised is lost.
  *
  * "set aside" meaning copied to chat:dlq with where it came from, how
  * often it was delivered and why (bus_reply.c), logged at error, its
@@ -79,7 +84,7 @@ chat_intake(chat_bus_t *bus, const chat_config_t *cfg, int shard,
     redisReply *entry, int reclaimed, chat_cmd_t *cmd)
 {
     int                rc;
-    char               reason[200];
+    char               reason[200], *body;
     size_t             i, n;
     long long          deliveries;
     const char        *id;
@@ -148,6 +153,28 @@ chat_intake(chat_bus_t *bus, const chat_config_t *cfg, int shard,
         rc = chat_intake_dead_letter(bus, shard, id, fields, cmd, deliveries,
                  reason, "malformed_command",
                  "the command could not be read; it was set aside");
+        return rc == 0 ? 0 : -1;
+    }
+
+    if (cmd->ts > 0 && chat_time_ms() - cmd->ts > cfg->expire_ms) {
+        chat_log_warn("%s %s: op %.*s queued %lld ms, answered as expired",
+                      bus->streams[shard], id, (int) cmd->op_len, cmd->op,
+                      (long long) (chat_time_ms() - cmd->ts));
+
+        if (!cmd->gw_ok || !cmd->req_ok) {
+            return chat_bus_ack(bus, shard, id) == 0 ? 0 : -1;
+        }
+
+        body = chat_error_body("expired", "the command waited too long "
+                               "in the queue and was not run");
+        if (body == NULL) {
+            return -1;
+        }
+
+        rc = chat_bus_finish(bus, shard, id, cmd->gw, cmd->gw_len, cmd->req,
+                             cmd->req_len, 504, body);
+        free(body);
+
         return rc == 0 ? 0 : -1;
     }
 

@@ -37,7 +37,7 @@ static int  chat_log_level_set;     /* --log-level or CHAT_LOG_LEVEL seen */
 
 enum {
     OPT_WORKERS = 256, OPT_REDIS, OPT_PG, OPT_SECRET_FILE, OPT_TTL,
-    OPT_SHARDS, OPT_MAX_DELIVERIES, OPT_CLAIM_IDLE, OPT_BATCH,
+    OPT_SHARDS, OPT_MAX_DELIVERIES, OPT_CLAIM_IDLE, OPT_EXPIRE, OPT_BATCH,
     OPT_COMMIT_BATCH, OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD,
     OPT_NAME, OPT_ADMIN, OPT_HELP
 };
@@ -53,6 +53,7 @@ static const struct option  chat_options[] = {
     { "shards",            required_argument, NULL, OPT_SHARDS },
     { "max-deliveries",    required_argument, NULL, OPT_MAX_DELIVERIES },
     { "claim-idle-ms",     required_argument, NULL, OPT_CLAIM_IDLE },
+    { "expire-ms",         required_argument, NULL, OPT_EXPIRE },
     { "batch",             required_argument, NULL, OPT_BATCH },
     { "commit-batch",      required_argument, NULL, OPT_COMMIT_BATCH },
     { "log-level",         required_argument, NULL, OPT_LOG_LEVEL },
@@ -86,6 +87,9 @@ usage(FILE *out)
 "chat_stream_shards)\n"
 "  --max-deliveries N        CHAT_MAX_DELIVERIES     5\n"
 "  --claim-idle-ms MS        CHAT_CLAIM_IDLE_MS      5000\n"
+"  --expire-ms MS            CHAT_EXPIRE_MS          60000 (older commands "
+"are answered\n"
+"                            504 expired and not run)\n"
 "  --batch N                 CHAT_BATCH              16\n"
 "  --commit-batch N          CHAT_COMMIT_BATCH       64 (commands per "
 "transaction, 1-64)\n"
@@ -232,6 +236,10 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         cfg->claim_idle_ms = (int) parse_int(what, value, 100, 3600000);
         break;
 
+    case OPT_EXPIRE:
+        cfg->expire_ms = (int) parse_int(what, value, 1000, 86400000);
+        break;
+
     case OPT_BATCH:
         cfg->batch = (int) parse_int(what, value, 1, 1000);
         break;
@@ -272,6 +280,7 @@ apply_env(chat_config_t *cfg)
         { OPT_SHARDS, "CHAT_SHARDS" },
         { OPT_MAX_DELIVERIES, "CHAT_MAX_DELIVERIES" },
         { OPT_CLAIM_IDLE, "CHAT_CLAIM_IDLE_MS" },
+        { OPT_EXPIRE, "CHAT_EXPIRE_MS" },
         { OPT_BATCH, "CHAT_BATCH" },
         { OPT_COMMIT_BATCH, "CHAT_COMMIT_BATCH" },
         { OPT_LOG_LEVEL, "CHAT_LOG_LEVEL" },
@@ -319,6 +328,7 @@ main(int argc, char **argv)
     cfg.shards = 4;
     cfg.max_deliveries = 5;
     cfg.claim_idle_ms = 5000;
+    cfg.expire_ms = 60000;
     cfg.batch = 16;
     cfg.commit_batch = CHAT_COMMIT_BATCH_MAX;
 

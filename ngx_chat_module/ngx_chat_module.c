@@ -240,7 +240,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->redis_timeout, 5000);
     ngx_conf_init_msec_value(cmcf->command_timeout, 10000);
     ngx_conf_init_uint_value(cmcf->stream_shards, 4);
-    ngx_conf_init_uint_value(cmcf->stream_maxlen, 100000);
+    ngx_conf_init_uint_value(cmcf->stream_maxlen, 1000000);
     ngx_conf_init_size_value(cmcf->max_body_size, 64 * 1024);
     ngx_conf_init_ptr_value(cmcf->ws_origins, NULL);
     ngx_conf_init_size_value(cmcf->ws_max_message, 1024 * 1024);

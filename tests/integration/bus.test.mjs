@@ -117,3 +117,19 @@ test('a malformed envelope is dead-lettered at once, not retried', async () => {
   assert.ok(r.status >= 400, `status ${r.status}`);
   await waitFor('the dead-letter entry', async () => (await redis('XRANGE', 'chat:dlq', '-', '+')).includes(id));
 });
+
+test('a command that waited past the expiry is answered "expired" and not run', async () => {
+  const gw = newGateway();
+  const email = uniqueEmail('expired');
+  const fields = envelope({ key: `itest:${randomBytes(8).toString('hex')}`, gw, req: 9,
+    body: { email, password: 'too late to matter', display_name: 'Late' } });
+  // queued two minutes ago, as if the pool had been down or overloaded
+  fields[fields.indexOf('ts') + 1] = String(Date.now() - 120000);
+  await redis('XADD', SHARD, '*', ...fields);
+
+  const r = await waitFor('the expired reply', async () => (await replies(gw))[0]);
+  assert.equal(r.req, '9');
+  assert.equal(r.status, 504);
+  assert.equal(r.body.error.code, 'expired');
+  assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '0');
+});
