@@ -137,3 +137,18 @@ export async function registerUsers(tag, n, parallel = 8) {
   await Promise.all(Array.from({ length: Math.min(parallel, n) }, lane));
   return users;
 }
+
+// pending (read, not yet acknowledged) commands of the worker group per
+// consumer over every command stream: Map(consumer -> count)
+export async function pendingByWorker() {
+  const streams = (await redis('KEYS', 'chat:cmd:*')).split('\n').filter(Boolean);
+  const counts = new Map();
+  for (const s of streams) {
+    // summary form: total, lowest id, highest id, then consumer/count pairs
+    const lines = (await redis('XPENDING', s, 'workers')).split('\n');
+    for (let i = 3; i + 1 < lines.length; i += 2) {
+      counts.set(lines[i], (counts.get(lines[i]) ?? 0) + Number(lines[i + 1]));
+    }
+  }
+  return counts;
+}
