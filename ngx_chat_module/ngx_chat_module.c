@@ -26,6 +26,8 @@ static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -60,9 +62,9 @@ static ngx_command_t  ngx_chat_commands[] = {
 
     { ngx_string("chat_ws_allowed_origins"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot,
+      ngx_chat_ws_allowed_origins,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, ws_origins),
+      0,
       NULL },
 
     { ngx_string("chat_ws_max_message"),
@@ -337,6 +339,49 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
     cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * chat_ws_allowed_origins origin ...: every argument, in any number of
+ * directives (ngx_conf_set_str_array_slot would keep only the first).
+ */
+static char *
+ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    ngx_str_t   *value, *origin;
+    ngx_uint_t   i;
+
+    if (cmcf->ws_origins == NGX_CONF_UNSET_PTR) {
+        cmcf->ws_origins = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (cmcf->ws_origins == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strncasecmp(value[i].data, (u_char *) "http://", 7) != 0
+            && ngx_strncasecmp(value[i].data, (u_char *) "https://", 8) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "origin \"%V\" must start with http:// or "
+                               "https://", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        origin = ngx_array_push(cmcf->ws_origins);
+        if (origin == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *origin = value[i];
+    }
 
     return NGX_CONF_OK;
 }

@@ -691,10 +691,22 @@ ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf, size_t len)
 static void
 ngx_chat_ws_message(ngx_chat_ws_t *ws, u_char *text, size_t len)
 {
+    u_char       *p;
     cJSON        *json, *type, *ref;
-    const char   *t;
+    const char   *t, *end;
 
-    json = cJSON_ParseWithLength((const char *) text, len);
+    json = cJSON_ParseWithLengthOpts((const char *) text, len, &end, 0);
+
+    /* one object and nothing after it but white space */
+    if (json != NULL) {
+        for (p = (u_char *) end; p < text + len; p++) {
+            if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+                cJSON_Delete(json);
+                json = NULL;
+                break;
+            }
+        }
+    }
 
     if (json == NULL || !cJSON_IsObject(json)) {
         cJSON_Delete(json);
