@@ -495,8 +495,8 @@ test('a worker SIGKILLed mid-traffic: nothing acknowledged is lost, nothing is s
   const pumps = senders.map(async (ws, i) => {
     const inflight = new Set();
     let n = 0;
-    while (!stop && n < 2000) {
-      while (inflight.size < 40 && n < 2000) {
+    while (!stop && n < 4000) {
+      while (inflight.size < 40 && n < 4000) {
         const cmid = `k${i}-${n++}-${tag()}`;
         sent[i].push(cmid);
         const p = wsSend(ws, convs[i].id, cmid).catch((e) => ({ type: 'lost', message: e.message }))
@@ -517,15 +517,17 @@ test('a worker SIGKILLed mid-traffic: nothing acknowledged is lost, nothing is s
   for (let attempt = 0; attempt < 400 && !victim; attempt++) {
     const pid = before[attempt % before.length];
     process.kill(pid, 'SIGSTOP');
-    const pending = await pendingByWorker();
-    held = [...pending].find(([consumer]) => Number(consumer.split(':').at(-1)) === pid)?.[1] ?? 0;
-    if (held > 0) {
-      process.kill(pid, 'SIGKILL');
-      victim = pid;
-    } else {
-      process.kill(pid, 'SIGCONT');
-      await sleep(attempt % 7);
+    try {
+      const pending = await pendingByWorker();
+      held = [...pending].find(([consumer]) => Number(consumer.split(':').at(-1)) === pid)?.[1] ?? 0;
+      if (held > 0) {
+        process.kill(pid, 'SIGKILL');
+        victim = pid;
+      }
+    } finally {
+      if (!victim) process.kill(pid, 'SIGCONT');
     }
+    if (!victim) await sleep(attempt % 7);
   }
   assert.ok(victim, 'no worker was ever caught holding commands');
   await sleep(1000);

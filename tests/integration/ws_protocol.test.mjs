@@ -7,7 +7,7 @@
 // The stack runs with chat_ws_max_message 20m, chat_ws_ping_interval 2s
 // and chat_ws_pong_timeout 2s (conf/stack.sh, tests/run.sh).
 
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { api, BASE, registerUser, logTail, waitFor, sleep } from './lib.mjs';
@@ -22,7 +22,18 @@ before(async () => {
   user = await registerUser('wsproto');
 });
 
-const connect = (opts = {}) => WsClient.connect({ token: user.token, ...opts });
+// every connection a test opens is closed at the end, failed tests' too,
+// so nothing keeps the runner alive
+const opened = new Set();
+after(() => {
+  for (const ws of opened) ws.close();
+});
+
+async function connect(opts = {}) {
+  const ws = await WsClient.connect({ token: user.token, ...opts });
+  opened.add(ws);
+  return ws;
+}
 
 // a refused handshake: resolves with the error WsClient.connect threw
 async function refused(opts) {
@@ -69,7 +80,7 @@ test('handshake: 101 with the right Sec-WebSocket-Accept, and the socket speaks'
 });
 
 test('handshake: the token may come as ?access_token=', async () => {
-  const ws = await WsClient.connect({ query: `?access_token=${encodeURIComponent(user.token)}` });
+  const ws = await connect({ token: undefined, query: `?access_token=${encodeURIComponent(user.token)}` });
   await assertAlive(ws);
   ws.close();
 });
@@ -92,15 +103,30 @@ test('handshake: a bad token is 401, in the header or the query', async () => {
   }
 });
 
-test('handshake: an Origin outside the allowlist is 403; listed origins and no Origin pass', async () => {
+test('handshake: an Origin outside the allowlist is 403', async () => {
   for (const origin of ['http://evil.example', `http://127.0.0.1:${Number(port) + 1}`,
     `https://127.0.0.1:${port}`, 'null']) {
     const e = await refused({ token: user.token, origin });
     assert.equal(e.status, 403, `${origin}: ${e.head}`);
     assert.equal(e.body.error.code, 'origin_not_allowed');
   }
-  for (const origin of [`http://127.0.0.1:${port}`, `http://localhost:${port}`, undefined]) {
-    const ws = await connect({ origin });
+});
+
+test('handshake: no Origin (not a browser) is let through', async () => {
+  const ws = await connect({ origin: undefined });
+  await assertAlive(ws);
+  ws.close();
+});
+
+test('handshake: every origin of the allowlist is let through (127.0.0.1 and localhost)', async () => {
+  // the stack lists both on one chat_ws_allowed_origins line
+  for (const origin of [`http://127.0.0.1:${port}`, `http://localhost:${port}`, `HTTP://LOCALHOST:${port}`]) {
+    let ws;
+    try {
+      ws = await connect({ origin });
+    } catch (e) {
+      assert.fail(`${origin}: ${e.message} ${JSON.stringify(e.body)}`);
+    }
     await assertAlive(ws);
     ws.close();
   }
@@ -243,9 +269,8 @@ test('a fragmented message (3 fragments) with a ping in between: pong at once, t
   ws.send(frame(OP.TEXT, '{"ty', { fin: false }));
   ws.send(frame(OP.PING, 'between'));
   ws.send(frame(OP.CONT, 'pe":"pi', { fin: false }));
-  const pong = await ws.frameWhere((f) => f.opcode === OP.PONG && f.payload.toString() === 'between',
+  await ws.frameWhere((f) => f.opcode === OP.PONG && f.payload.toString() === 'between',
     'the pong between fragments');
-  assert.ok(pong);
   assert.equal(ws.messages.length, 0, 'no answer before the last fragment');
   ws.send(frame(OP.CONT, 'ng"}'));
   const answer = await ws.message((m) => m.type === 'pong', 'the pong message');
@@ -258,7 +283,7 @@ test('a fragmented message (3 fragments) with a ping in between: pong at once, t
   ws.close();
 });
 
-test('a ~200 KiB message in thousands of tiny TCP writes is reassembled byte for byte', async () => {
+test('a ~200 KiB message in thousands of tiny TCP writes is reassembled byte for byte', async (t) => {
   // multi-byte characters get cut across writes, the masking key across
   // every alignment; the ref comes back verbatim in the error frame
   const unit = 'abc é € 😀 ';
@@ -272,6 +297,7 @@ test('a ~200 KiB message in thousands of tiny TCP writes is reassembled byte for
   assert.equal(answer.code, 'unknown_type');
   assert.ok(answer.ref === ref, `ref echoed (${answer.ref?.length} vs ${ref.length} chars)`);
   assert.ok(writes > 2000, `${writes} writes in ${Date.now() - t0} ms`);
+  t.diagnostic(`${buf.length} bytes in ${writes} writes, ${Date.now() - t0} ms`);
   await assertAlive(ws);
   ws.close();
 });
@@ -279,7 +305,6 @@ test('a ~200 KiB message in thousands of tiny TCP writes is reassembled byte for
 test('a 16 MiB message under the raised 20m cap is answered', async () => {
   const ws = await connect();
   const text = JSON.stringify({ type: 'ping', pad: 'x'.repeat(16 * MiB) });
-  assert.ok(text.length > 16 * MiB && text.length < CAP);
   ws.send(frame(OP.TEXT, text));
   const pong = await ws.message((m) => m.type === 'pong', 'the pong to 16 MiB', 30000);
   assert.deepEqual(pong, { type: 'pong' });
@@ -311,15 +336,14 @@ test('a client that never answers pings is dropped', async () => {
   const ws = await connect();
   ws.autoPong = false;
   await ws.frameWhere((f) => f.opcode === OP.PING, 'a server ping', 15000);
-  // ping interval + pong timeout is 4 s; allow plenty
+  // ping interval + pong timeout is 4 s; allow plenty (times out if never)
   await ws.waitClosed(20000);
-  assert.equal(ws.closed, true);
 });
 
-test('a client that stops reading is closed (1008) and the server stays healthy', async () => {
+test('a client that stops reading is closed (1008) and the server stays healthy', async (t) => {
   const slow = await registerUser('wsslow');
   const log = logTail('nginx/error.log');
-  const ws = await WsClient.connect({ token: slow.token });
+  const ws = await connect({ token: slow.token });
   ws.sock.pause();
 
   // each message earns an error frame echoing its 64 KiB ref: ~40 MiB of
@@ -339,6 +363,7 @@ test('a client that stops reading is closed (1008) and the server stays healthy'
   await ws.waitClosed(20000);
   const answered = ws.messages.filter((m) => m.type === 'error').length;
   assert.ok(answered < N, `the connection was cut short (${answered} of ${N} answered)`);
+  t.diagnostic(`close code ${code}, ${answered} of ${N} answered, slow reader logged: ${seen}`);
   if (code !== undefined) assert.equal(code, 1008);
   else assert.ok(seen, 'no close frame, and the log does not name a slow reader');
 
@@ -346,7 +371,7 @@ test('a client that stops reading is closed (1008) and the server stays healthy'
   assert.doesNotMatch(log.read(), /exited on signal|worker process \d+ exited/);
   const health = await api('GET', '/api/v1/health');
   assert.equal(health.status, 200, health.text);
-  const again = await WsClient.connect({ token: slow.token });
+  const again = await connect({ token: slow.token });
   await assertAlive(again);
   again.close();
 });
