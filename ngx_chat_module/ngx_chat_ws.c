@@ -99,6 +99,7 @@ struct ngx_chat_ws_s {
 
     unsigned              awaiting_pong:1;
     unsigned              closing:1;    /* close frame queued, then drop */
+    unsigned              lingering:1;  /* close sent: drain input, then drop */
     unsigned              drop:1;       /* close the socket, send nothing */
     unsigned              finished:1;
 };
@@ -553,6 +554,24 @@ ngx_chat_ws_read(ngx_event_t *rev)
         return;
     }
 
+    if (ws->lingering) {
+        for ( ;; ) {
+            n = c->recv(c, ngx_chat_ws_read_buf, NGX_CHAT_WS_READ_BUF);
+
+            if (n == NGX_AGAIN) {
+                if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+                    ngx_chat_ws_drop(ws);
+                }
+                return;
+            }
+
+            if (n == 0 || n == NGX_ERROR) {
+                ngx_chat_ws_drop(ws);
+                return;
+            }
+        }
+    }
+
     if (ws->closing || ws->drop) {
         return;
     }
@@ -988,7 +1007,12 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, chat_ws_opcode_t opcode, u_char *data,
 
     hlen = chat_ws_frame_header(header, opcode, len);
 
-    if (ws->out_bytes + hlen + len > cmcf->ws_max_queue
+    /*
+     * The bound is on the backlog: a frame is always taken into an empty
+     * queue, so one large answer cannot close a client that keeps up.
+     */
+    if (ws->out_bytes > 0
+        && ws->out_bytes + hlen + len > cmcf->ws_max_queue
         && opcode != CHAT_WS_OP_CLOSE)
     {
         ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
@@ -1111,10 +1135,22 @@ ngx_chat_ws_flush(ngx_chat_ws_t *ws)
         }
     }
 
-    if (ws->closing) {
-        /* our close frame is out: the server closes the TCP connection */
-        ws->drop = 1;
-        ngx_post_event(&ws->closer, &ngx_posted_events);
+    if (ws->closing && !ws->lingering) {
+        /*
+         * Our close frame is out and the server closes TCP.  Closing with
+         * the client's bytes still unread would make the kernel answer with
+         * a reset that can destroy the close frame in flight, so stop
+         * writing, read and discard until the client closes too or the
+         * close timer runs out.
+         */
+        ws->lingering = 1;
+
+        if (shutdown(c->fd, SHUT_WR) == -1) {
+            ngx_chat_ws_drop(ws);
+            return NGX_OK;
+        }
+
+        ngx_post_event(c->read, &ngx_posted_events);
     }
 
     return NGX_OK;

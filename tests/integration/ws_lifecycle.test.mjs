@@ -47,3 +47,18 @@ test('nginx reload closes WebSockets with 1001 so clients move to the new worker
   assert.deepEqual(await again.message((m) => m.type === 'pong', 'pong'), { type: 'pong' });
   again.close();
 });
+
+test('one answer larger than the queue bound still reaches a client that keeps up', async () => {
+  const u = await registerUser('big-answer');
+  const ws = await WsClient.connect({ token: u.token });
+  const ref = 'r'.repeat(2 * 1024 * 1024);  // twice chat_ws_max_queue (1m)
+  ws.sendJson({ type: 'no-such-type', ref });
+  const err = await ws.message((m) => m.type === 'error', 'the error frame');
+  assert.equal(err.code, 'unknown_type');
+  assert.equal(err.ref.length, ref.length);
+
+  ws.sendJson({ type: 'ping' });
+  assert.deepEqual(await ws.message((m) => m.type === 'pong', 'pong'), { type: 'pong' });
+  assert.equal(ws.closed, false);
+  ws.close();
+});
