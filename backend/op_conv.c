@@ -363,6 +363,47 @@ chat_op_conv_list(chat_op_ctx_t *ctx)
  * Members
  * --------------------------------------------------------------------- */
 
+/* what chat_conv_member_role() finds */
+enum {
+    CHAT_CONV_NOT_MEMBER = 0,
+    CHAT_CONV_MEMBER,
+    CHAT_CONV_ADMIN
+};
+
+
+/* uid's role in conversation cid, one of the above, or -1 on failure. */
+static int
+chat_conv_member_role(chat_op_ctx_t *ctx, int64_t cid, int64_t uid)
+{
+    int          role;
+    char         c[24], u[24];
+    PGresult    *res;
+    const char  *values[2];
+
+    values[0] = chat_i64(c, cid);
+    values[1] = chat_i64(u, uid);
+
+    res = chat_db_query(ctx->db,
+        "SELECT role FROM conversation_members "
+        "WHERE conversation_id = $1 AND user_id = $2",
+        2, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    if (PQntuples(res) == 0) {
+        role = CHAT_CONV_NOT_MEMBER;
+
+    } else {
+        role = strcmp(PQgetvalue(res, 0, 0), "admin") == 0 ? CHAT_CONV_ADMIN
+                                                          : CHAT_CONV_MEMBER;
+    }
+
+    PQclear(res);
+    return role;
+}
+
+
 /*
  * Reads the body's conversation_id and user_id, locks the conversation
  * and, after the lock, reads the caller's role in it.  Returns 1 when the
@@ -374,8 +415,8 @@ static int
 chat_conv_lock_group(chat_op_ctx_t *ctx, int64_t *cid, int64_t *target,
     int *admin)
 {
-    int          rc, direct;
-    char         c[24], u[24];
+    int          rc, direct, role;
+    char         c[24];
     PGresult    *res;
     const char  *values[2];
 
@@ -391,7 +432,6 @@ chat_conv_lock_group(chat_op_ctx_t *ctx, int64_t *cid, int64_t *target,
     }
 
     values[0] = chat_i64(c, *cid);
-    values[1] = chat_i64(u, ctx->cmd->uid);
 
     res = chat_db_query(ctx->db,
         "SELECT type FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
@@ -408,21 +448,16 @@ chat_conv_lock_group(chat_op_ctx_t *ctx, int64_t *cid, int64_t *target,
     direct = strcmp(PQgetvalue(res, 0, 0), "direct") == 0;
     PQclear(res);
 
-    res = chat_db_query(ctx->db,
-        "SELECT role FROM conversation_members "
-        "WHERE conversation_id = $1 AND user_id = $2",
-        2, values, NULL, NULL);
-    if (res == NULL) {
+    role = chat_conv_member_role(ctx, *cid, ctx->cmd->uid);
+    if (role < 0) {
         return -1;
     }
 
-    if (PQntuples(res) == 0) {
-        PQclear(res);
+    if (role == CHAT_CONV_NOT_MEMBER) {
         return chat_op_no_conversation(ctx);
     }
 
-    *admin = strcmp(PQgetvalue(res, 0, 0), "admin") == 0;
-    PQclear(res);
+    *admin = (role == CHAT_CONV_ADMIN);
 
     if (direct) {
         return chat_op_invalid(ctx, "conversation_id: the members of a "
@@ -503,7 +538,7 @@ chat_op_conv_member_add(chat_op_ctx_t *ctx)
 int
 chat_op_conv_member_remove(chat_op_ctx_t *ctx)
 {
-    int          rc, admin, was_admin;
+    int          rc, admin, was_admin, role;
     char         c[24], u[24];
     cJSON       *ev;
     int64_t      cid, target;
@@ -515,26 +550,21 @@ chat_op_conv_member_remove(chat_op_ctx_t *ctx)
         return rc;
     }
 
-    values[0] = chat_i64(c, cid);
-    values[1] = chat_i64(u, target);
-
-    res = chat_db_query(ctx->db,
-        "SELECT role FROM conversation_members "
-        "WHERE conversation_id = $1 AND user_id = $2",
-        2, values, NULL, NULL);
-    if (res == NULL) {
+    role = chat_conv_member_role(ctx, cid, target);
+    if (role < 0) {
         return -1;
     }
 
-    if (PQntuples(res) == 0) {
-        PQclear(res);
+    if (role == CHAT_CONV_NOT_MEMBER) {
         return chat_op_error(ctx, 404, "not_found",
                              "the user is not a member of this "
                              "conversation");
     }
 
-    was_admin = strcmp(PQgetvalue(res, 0, 0), "admin") == 0;
-    PQclear(res);
+    was_admin = (role == CHAT_CONV_ADMIN);
+
+    values[0] = chat_i64(c, cid);
+    values[1] = chat_i64(u, target);
 
     if (target != ctx->cmd->uid && !admin) {
         return chat_op_error(ctx, 403, "forbidden",
