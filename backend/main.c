@@ -26,6 +26,7 @@
 #include "chat_token.h"
 #include "command.h"
 #include "config.h"
+#include "http_client.h"
 #include "log.h"
 #include "supervisor.h"
 #include "user_add.h"
@@ -406,6 +407,11 @@ main(int argc, char **argv)
     if (cfg.token_secret_len < CHAT_TOKEN_MIN_SECRET_LEN) {
         die("the token secret is %zu bytes; it must be at least %d",
             cfg.token_secret_len, CHAT_TOKEN_MIN_SECRET_LEN);
+    }
+
+    /* before any fork: every child inherits libcurl's global state */
+    if (chat_http_init() != 0) {
+        die("libcurl failed to initialise");
     }
 
     rc = chat_supervisor_run(&cfg);

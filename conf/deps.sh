@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     build-essential nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev
     libssl-dev redis-server redis-tools postgresql postgresql-client
+    libcurl4-openssl-dev postgresql-15-rum
     nodejs curl procps clang libclang-rt-14-dev
 )
 
