@@ -190,6 +190,37 @@ chat_bus_free(chat_bus_t *bus)
 }
 
 
+/*
+ * Warns when Redis keeps no append-only file.  Commands and replies only
+ * pass through Redis (PostgreSQL is the record), but without AOF a Redis
+ * restart forgets commands not yet consumed, and their senders then wait
+ * for answers that never come (they retry with the same key, so nothing is
+ * doubled, but the restart is not invisible).  A warning, not a refusal:
+ * some operators accept that on purpose.  A CONFIG command disabled by the
+ * operator (rename-command, ACL) only means we cannot tell.
+ */
+static void
+chat_bus_check_persistence(chat_bus_t *bus)
+{
+    redisReply  *r;
+
+    r = redisCommand(bus->ctx, "CONFIG GET appendonly");
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[1]->type != REDIS_REPLY_STRING)
+    {
+        chat_log_info("redis: could not read appendonly (CONFIG disabled?); "
+                      "cannot tell whether commands survive a restart");
+
+    } else if (strcmp(r->element[1]->str, "yes") != 0) {
+        chat_log_warn("redis: appendonly is off: commands not yet consumed "
+                      "are lost if Redis restarts (set appendonly yes)");
+    }
+
+    freeReplyObject(r);
+}
+
+
 int
 chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
 {
@@ -215,6 +246,7 @@ chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
                 chat_log_info("redis: connected to %s:%d, consumer %s",
                               bus->cfg->redis_host, bus->cfg->redis_port,
                               bus->consumer);
+                chat_bus_check_persistence(bus);
                 bus->backoff_ms = 0;
                 return 0;
             }

@@ -86,6 +86,48 @@ chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name)
 }
 
 
+/*
+ * Refuses a server that can lose or corrupt committed data in a crash:
+ * with fsync off a commit is acknowledged before it reaches the disk, and
+ * with full_page_writes off a torn page cannot be repaired.  Either breaks
+ * "nothing acknowledged is ever lost", and neither can be overridden per
+ * session, so we refuse to run rather than promise what we cannot keep.
+ * Returns 0 when safe, -1 (logged) when not or when the check failed.
+ */
+static int
+chat_db_durable(chat_db_t *db)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = chat_db_query(db, "SELECT current_setting('fsync'), "
+                            "current_setting('full_page_writes')",
+                        0, NULL, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    rc = 0;
+
+    if (strcmp(PQgetvalue(res, 0, 0), "on") != 0) {
+        chat_log_error("postgres: fsync is off: a crash can lose committed "
+                       "messages and orders; refusing to run (set fsync = on "
+                       "in postgresql.conf)");
+        rc = -1;
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 1), "on") != 0) {
+        chat_log_error("postgres: full_page_writes is off: a crash can "
+                       "corrupt committed data; refusing to run (set "
+                       "full_page_writes = on in postgresql.conf)");
+        rc = -1;
+    }
+
+    PQclear(res);
+    return rc;
+}
+
+
 int
 chat_db_connect(chat_db_t *db)
 {
@@ -114,11 +156,19 @@ chat_db_connect(chat_db_t *db)
 
     PQsetNoticeProcessor(db->conn, chat_db_notice, NULL);
 
+    if (chat_db_durable(db) != 0) {
+        chat_db_close(db);
+        return CHAT_DB_UNSAFE;
+    }
+
     /* a statement that hangs (a lock held elsewhere) is cut off, so the
      * worker always comes back to its loop and its heartbeat; prepared
-     * statements (only hot ones are) plan once, see above */
+     * statements (only hot ones are) plan once, see above; and a commit
+     * is only reported once it is on disk, whatever the server's default
+     * (an acknowledged message must survive a PostgreSQL crash) */
     if (chat_db_exec(db, "SET statement_timeout = '30s'; "
-                         "SET plan_cache_mode = force_generic_plan") != 0)
+                         "SET plan_cache_mode = force_generic_plan; "
+                         "SET synchronous_commit = on") != 0)
     {
         chat_db_close(db);
         return -1;
@@ -137,6 +187,7 @@ chat_db_connect(chat_db_t *db)
 int
 chat_db_reconnect(chat_db_t *db)
 {
+    int      rc;
     int64_t  now, jitter;
 
     if (chat_db_ok(db)) {
@@ -149,8 +200,9 @@ chat_db_reconnect(chat_db_t *db)
         return -1;
     }
 
-    if (chat_db_connect(db) == 0) {
-        return 0;
+    rc = chat_db_connect(db);
+    if (rc != -1) {
+        return rc;                      /* connected, or CHAT_DB_UNSAFE */
     }
 
     db->backoff_ms = db->backoff_ms ? db->backoff_ms * 2

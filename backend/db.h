@@ -39,13 +39,18 @@ typedef struct {
 
 void chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name);
 
-/* One connection attempt.  Returns 0, or -1 with the reason logged. */
+/* chat_db_connect's answer for a server that is up but unsafe to run on
+ * (fsync or full_page_writes off): not worth retrying, see db.c */
+#define CHAT_DB_UNSAFE  (-2)
+
+/* One connection attempt.  Returns 0, -1 with the reason logged, or
+ * CHAT_DB_UNSAFE. */
 int chat_db_connect(chat_db_t *db);
 
 /*
  * Reconnects when the connection is down and the backoff delay (100 ms
  * doubling to 5 s, with jitter) has passed.  Returns 0 when connected
- * (already or now), -1 otherwise.  Never sleeps.
+ * (already or now), CHAT_DB_UNSAFE, or -1 otherwise.  Never sleeps.
  */
 int chat_db_reconnect(chat_db_t *db);
 

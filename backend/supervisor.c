@@ -87,11 +87,12 @@ chat_supervisor_spawn(const chat_config_t *cfg, chat_slot_t *slot,
 }
 
 
-/* Reaps every ended worker and schedules its slot's restart. */
-static void
+/* Reaps every ended worker and schedules its slot's restart.  Returns 1
+ * when one refused to run on an unsafe PostgreSQL, else 0. */
+static int
 chat_supervisor_reap(chat_slot_t *slots, int n, int stopping)
 {
-    int      i, status;
+    int      i, status, unsafe = 0;
     pid_t    pid;
     int64_t  now, ran;
     char     how[64];
@@ -112,6 +113,12 @@ chat_supervisor_reap(chat_slot_t *slots, int n, int stopping)
         if (i == n) {
             chat_log_warn("unknown child %ld %s", (long) pid, how);
             continue;
+        }
+
+        if (WIFEXITED(status)
+            && WEXITSTATUS(status) == CHAT_WORKER_EXIT_UNSAFE)
+        {
+            unsafe = 1;
         }
 
         now = chat_mono_ms();
@@ -141,6 +148,8 @@ chat_supervisor_reap(chat_slot_t *slots, int n, int stopping)
                        (long) pid, how, (long long) ran,
                        (long long) slots[i].backoff);
     }
+
+    return unsafe;
 }
 
 
@@ -244,7 +253,7 @@ chat_supervisor_write_pidfile(const char *path)
 int
 chat_supervisor_run(const chat_config_t *cfg)
 {
-    int           i, n, signo;
+    int           i, n, signo, rc = 0;
     int64_t       now, wait;
     sigset_t      set;
     chat_slot_t  *slots;
@@ -301,7 +310,12 @@ chat_supervisor_run(const chat_config_t *cfg)
             break;
         }
 
-        chat_supervisor_reap(slots, n, 0);
+        if (chat_supervisor_reap(slots, n, 0)) {
+            chat_log_error("a worker refused to run on this PostgreSQL "
+                           "(see its message above); stopping the pool");
+            rc = 1;
+            break;
+        }
     }
 
     chat_supervisor_shutdown(slots, n, &set);
@@ -313,5 +327,5 @@ chat_supervisor_run(const chat_config_t *cfg)
 
     chat_log_info("stopped");
 
-    return 0;
+    return rc;
 }

@@ -99,6 +99,7 @@ typedef struct {
     int64_t               next_heartbeat;
     int64_t               next_claim;
     int64_t               next_prune;
+    int                   unsafe;       /* PostgreSQL refused, see db.c */
 } chat_worker_t;
 
 static volatile sig_atomic_t  chat_worker_stop;
@@ -513,6 +514,7 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
 static void
 chat_worker_loop(chat_worker_t *w)
 {
+    int          rc;
     int64_t      wait;
     redisReply  *r;
 
@@ -524,7 +526,14 @@ chat_worker_loop(chat_worker_t *w)
             break;
         }
 
-        if (chat_db_reconnect(&w->db) != 0) {
+        rc = chat_db_reconnect(&w->db);
+
+        if (rc == CHAT_DB_UNSAFE) {
+            w->unsafe = 1;              /* logged; retrying cannot help */
+            break;
+        }
+
+        if (rc != 0) {
             /* no new work until PostgreSQL is back; keep saying so */
             chat_worker_tick(w, 0);
 
@@ -614,7 +623,7 @@ chat_worker_run(const chat_config_t *cfg, pid_t supervisor)
 
     chat_worker_loop(&w);
 
-    rc = 0;
+    rc = w.unsafe ? CHAT_WORKER_EXIT_UNSAFE : 0;
 
     /* leave the health view at once rather than after going stale */
     if (chat_bus_ok(&w.bus)) {

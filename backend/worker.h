@@ -9,10 +9,14 @@
 
 #include "config.h"
 
+#define CHAT_WORKER_EXIT_UNSAFE  78      /* sysexits.h EX_CONFIG */
+
 /*
  * Runs a worker until SIGTERM or SIGINT (or the supervisor's death) and
  * returns the process exit status: 0 after a clean stop, 1 when it could
- * not start.  Called in a freshly forked child with all signals unblocked;
+ * not start, CHAT_WORKER_EXIT_UNSAFE when PostgreSQL is configured so that
+ * a crash could lose acknowledged commits (fsync or full_page_writes off):
+ * the supervisor then stops the pool instead of restarting it.  Called in a freshly forked child with all signals unblocked;
  * supervisor is the parent's pid, to notice a parent that is already gone.
  */
 int chat_worker_run(const chat_config_t *cfg, pid_t supervisor);
