@@ -179,7 +179,8 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
     chat_token_claims_t *claims)
 {
     char                *end;
-    cJSON               *payload, *exp, *iat, *sub, *role;
+    cJSON               *payload, *exp, *iat, *nbf, *sub, *role;
+    int64_t              not_before;
     long long            uid;
     chat_token_status_t  rc;
 
@@ -191,6 +192,7 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
 
     exp = cJSON_GetObjectItemCaseSensitive(payload, "exp");
     iat = cJSON_GetObjectItemCaseSensitive(payload, "iat");
+    nbf = cJSON_GetObjectItemCaseSensitive(payload, "nbf");
     sub = cJSON_GetObjectItemCaseSensitive(payload, "sub");
     role = cJSON_GetObjectItemCaseSensitive(payload, "role");
 
@@ -202,6 +204,13 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
     }
 
     if (iat != NULL && chat_token_json_int(iat, &claims->iat) != 0) {
+        goto done;
+    }
+
+    /* we never issue nbf, but a token that carries one is honoured: no
+     * leeway, the edge and the issuer share a clock source (NTP) */
+    not_before = 0;
+    if (nbf != NULL && chat_token_json_int(nbf, &not_before) != 0) {
         goto done;
     }
 
@@ -225,7 +234,13 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
     }
     strcpy(claims->role, role->valuestring);
 
-    rc = (claims->exp <= now) ? CHAT_TOKEN_EXPIRED : CHAT_TOKEN_OK;
+    if (claims->exp <= now) {
+        rc = CHAT_TOKEN_EXPIRED;
+    } else if (not_before > now) {
+        rc = CHAT_TOKEN_NOT_YET_VALID;
+    } else {
+        rc = CHAT_TOKEN_OK;
+    }
 
 done:
 
@@ -303,6 +318,8 @@ chat_token_status_text(chat_token_status_t status)
         return "bad token signature";
     case CHAT_TOKEN_EXPIRED:
         return "token expired";
+    case CHAT_TOKEN_NOT_YET_VALID:
+        return "token not valid yet (nbf)";
     case CHAT_TOKEN_BAD_CLAIMS:
         return "token claims missing or invalid";
     }

@@ -25,7 +25,8 @@ typedef enum {
     CHAT_TOKEN_BAD_ALG,         /* header alg is not exactly HS256 */
     CHAT_TOKEN_BAD_SIGNATURE,   /* MAC mismatch */
     CHAT_TOKEN_EXPIRED,         /* exp <= now */
-    CHAT_TOKEN_BAD_CLAIMS       /* exp, sub or role missing or invalid */
+    CHAT_TOKEN_BAD_CLAIMS,      /* exp, sub or role missing or invalid */
+    CHAT_TOKEN_NOT_YET_VALID    /* nbf > now */
 } chat_token_status_t;
 
 typedef struct {

@@ -466,6 +466,7 @@ ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
     }
 
     caller->uid = claims.uid;
+    caller->exp = claims.exp;
     caller->role.len = ngx_strlen(claims.role);
     caller->role.data = ngx_pnalloc(r->pool, caller->role.len);
     if (caller->role.data == NULL) {

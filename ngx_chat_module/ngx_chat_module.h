@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     int64_t       uid;
     ngx_str_t     role;
+    int64_t       exp;          /* the token's expiry, seconds since 1970 */
 } ngx_chat_caller_t;
 
 

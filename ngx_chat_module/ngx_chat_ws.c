@@ -61,6 +61,7 @@ static ngx_int_t ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf,
 static void ngx_chat_ws_drop(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_closer(ngx_event_t *ev);
 static void ngx_chat_ws_ping(ngx_event_t *ev);
+static void ngx_chat_ws_expired(ngx_event_t *ev);
 
 
 static u_char  ngx_chat_ws_read_buf[NGX_CHAT_WS_READ_BUF];
@@ -325,6 +326,11 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     ws->close_timer.log = c->log;
     ws->close_timer.cancelable = 1;
 
+    ws->expiry.handler = ngx_chat_ws_expired;
+    ws->expiry.data = ws;
+    ws->expiry.log = c->log;
+    ws->expiry.cancelable = 1;
+
     ws->client.uid = caller->uid;
     ws->client.deliver = ngx_chat_ws_deliver;
     ws->client.data = ws;
@@ -391,6 +397,11 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
 
     ngx_add_timer(&ws->ping, cmcf->ws_ping_interval);
 
+    /* the token was checked at the handshake; the session ends with it
+     * (a client reconnects with a fresh token) */
+    ngx_add_timer(&ws->expiry,
+                  (ngx_msec_t) (caller->exp - ngx_time()) * 1000);
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "chat ws: user %L connected", caller->uid);
 
@@ -445,6 +456,10 @@ ngx_chat_ws_cleanup(void *data)
 
     if (ws->close_timer.timer_set) {
         ngx_del_timer(&ws->close_timer);
+    }
+
+    if (ws->expiry.timer_set) {
+        ngx_del_timer(&ws->expiry);
     }
 
     if (ws->closer.posted) {
@@ -874,4 +889,17 @@ ngx_chat_ws_ping(ngx_event_t *ev)
     ngx_add_timer(&ws->ping, cmcf->ws_pong_timeout);
 
     (void) ngx_chat_ws_flush(ws);
+}
+
+
+static void
+ngx_chat_ws_expired(ngx_event_t *ev)
+{
+    ngx_chat_ws_t  *ws = ev->data;
+
+    ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                  "chat ws: token of user %L expired, closing",
+                  ws->caller.uid);
+
+    ngx_chat_ws_close(ws, 1008, "token expired");
 }

@@ -48,6 +48,7 @@ struct ngx_chat_ws_s {
     ngx_event_t           ping;
     ngx_event_t           closer;       /* posted: close from a safe place */
     ngx_event_t           close_timer;  /* give up on flushing the close */
+    ngx_event_t           expiry;       /* the token runs out: 1008 */
 
     unsigned              awaiting_pong:1;
     unsigned              closing:1;    /* close frame queued, then drop */

@@ -3,8 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { api, sql, uniqueEmail, registerUser, tokenSecret } from './lib.mjs';
+import { api, sql, uniqueEmail, registerUser, signToken } from './lib.mjs';
 
 const userCount = async (email) =>
   Number(await sql("SELECT count(*) FROM users WHERE lower(email) = lower(:'p1')", email));
@@ -148,13 +147,8 @@ test('authenticated call: valid token 200, missing or bad token 401', async () =
 
 test('an expired token signed with the real secret is refused', async () => {
   const u = await registerUser('exp');
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = b64({ alg: 'HS256', typ: 'JWT' });
   const now = Math.floor(Date.now() / 1000);
-  const sign = (claims) => {
-    const body = `${head}.${b64(claims)}`;
-    return `${body}.${createHmac('sha256', tokenSecret()).update(body).digest('base64url')}`;
-  };
+  const sign = signToken;
 
   let r = await api('GET', '/api/v1/users/me', undefined,
     { token: sign({ sub: String(u.user.id), role: 'user', iat: now - 100, exp: now + 100 }) });
@@ -168,6 +162,22 @@ test('an expired token signed with the real secret is refused', async () => {
   r = await api('GET', '/api/v1/users/me', undefined,
     { token: sign({ sub: String(u.user.id), role: 'user', iat: now }) });
   assert.equal(r.status, 401, r.text);
+
+  // not valid yet (nbf in the future), then valid once nbf has passed
+  r = await api('GET', '/api/v1/users/me', undefined,
+    { token: sign({ sub: String(u.user.id), role: 'user', nbf: now + 600, exp: now + 900 }) });
+  assert.equal(r.status, 401, r.text);
+  assert.match(r.json.error.message, /not valid yet/);
+  r = await api('GET', '/api/v1/users/me', undefined,
+    { token: sign({ sub: String(u.user.id), role: 'user', nbf: now - 5, exp: now + 900 }) });
+  assert.equal(r.status, 200, r.text);
+});
+
+test('an oversized token is refused with 401, not a crash or a 500', async () => {
+  const r = await api('GET', '/api/v1/users/me', undefined,
+    { token: signToken({ sub: '1', role: 'user', exp: 4102444800, pad: 'x'.repeat(3000) }) });
+  assert.equal(r.status, 401, r.text);
+  assert.equal(r.json.error.code, 'unauthorized');
 });
 
 test('unknown endpoints are 404, wrong methods 405, both JSON', async () => {

@@ -6,7 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 const run = promisify(execFile);
 
@@ -99,6 +99,14 @@ export async function workerPids() {
 
 export function tokenSecret() {
   return readFileSync(`${RUN_DIR}/token_secret`, 'utf8').trim();
+}
+
+// An HS256 token with these claims, signed with the stack's real secret
+// (header overrides the default {alg: HS256, typ: JWT}).
+export function signToken(claims, header = { alg: 'HS256', typ: 'JWT' }) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64(header)}.${b64(claims)}`;
+  return `${body}.${createHmac('sha256', tokenSecret()).update(body).digest('base64url')}`;
 }
 
 // A log file of the stack (relative to RUN_DIR) read from where it ended

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { registerUser, waitFor, RUN_DIR, BASE } from './lib.mjs';
+import { registerUser, signToken, waitFor, RUN_DIR, BASE } from './lib.mjs';
 import { WsClient, frame, OP, closePayload } from './ws.mjs';
 
 const port = new URL(BASE).port;
@@ -36,15 +36,21 @@ test('nginx reload closes WebSockets with 1001 so clients move to the new worker
   execFileSync('nginx', ['-p', `${RUN_DIR}/nginx`, '-c', `${RUN_DIR}/nginx/nginx.conf`, '-s', 'reload']);
   assert.equal(await ws.closedWith(20000), 1001);
 
+  // a connection accepted by an old worker in its last instant is closed
+  // with 1001 as well (a real client reconnects again): retry until a new
+  // worker answers
   const again = await waitFor('a new connection to the new workers', async () => {
+    let ws2;
     try {
-      return await WsClient.connect({ token: u.token });
+      ws2 = await WsClient.connect({ token: u.token });
+      ws2.sendJson({ type: 'ping' });
+      assert.deepEqual(await ws2.message((m) => m.type === 'pong', 'pong', 3000), { type: 'pong' });
+      return ws2;
     } catch {
+      ws2?.close();
       return null;
     }
   });
-  again.sendJson({ type: 'ping' });
-  assert.deepEqual(await again.message((m) => m.type === 'pong', 'pong'), { type: 'pong' });
   again.close();
 });
 
@@ -61,4 +67,24 @@ test('one answer larger than the queue bound still reaches a client that keeps u
   assert.deepEqual(await ws.message((m) => m.type === 'pong', 'pong'), { type: 'pong' });
   assert.equal(ws.closed, false);
   ws.close();
+});
+
+test('a token that expires during a WebSocket session closes it with 1008', async () => {
+  const u = await registerUser('ws-expiry');
+  const now = Math.floor(Date.now() / 1000);
+  const token = signToken({ sub: String(u.user.id), role: 'user', iat: now, exp: now + 3 });
+  const ws = await WsClient.connect({ token });
+  ws.sendJson({ type: 'ping' });
+  await ws.message((m) => m.type === 'pong', 'pong while the token is valid');
+  const code = await ws.closedWith(15000);
+  assert.equal(code, 1008);
+  const reason = ws.closeFrame.payload.subarray(2).toString();
+  assert.match(reason, /token expired/);
+
+  // a long-lived token's session is still up after the same time
+  const ok = await WsClient.connect({ token: u.token });
+  ok.sendJson({ type: 'ping' });
+  await ok.message((m) => m.type === 'pong', 'pong');
+  assert.equal(ok.closed, false);
+  ok.close();
 });

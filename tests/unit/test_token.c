@@ -264,6 +264,33 @@ test_expiry(void)
 
 
 static void
+test_not_before(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+
+    /* nbf one second in the future: refused; nbf == now: valid */
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000001,"
+                 "\"exp\":1900000000}", 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_NOT_YET_VALID);
+
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000000,"
+                 "\"exp\":1900000000}", 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_OK);
+
+    /* a malformed nbf is a bad claim, not something to skip */
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":\"soon\","
+                 "\"exp\":1900000000}", 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_BAD_CLAIMS);
+
+    /* expired wins over not-yet-valid: either way it is refused */
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000005,"
+                 "\"exp\":1700000000}", 0, token);
+    CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
+}
+
+
+static void
 test_missing_or_bad_claims(void)
 {
     size_t               i;
@@ -341,6 +368,7 @@ main(void)
     UNIT_RUN(test_payload_tamper_refused);
     UNIT_RUN(test_padding_variants_refused);
     UNIT_RUN(test_expiry);
+    UNIT_RUN(test_not_before);
     UNIT_RUN(test_missing_or_bad_claims);
     UNIT_RUN(test_garbage_refused);
     UNIT_RUN(test_short_secret_refused);
