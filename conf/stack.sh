@@ -11,7 +11,8 @@
 #   test: PORT=18080  REDIS_PORT=16390  PG_PORT=15440
 # Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT, CLAIM_IDLE_MS,
 # WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT, NGINX_WORKERS,
-# NGINX_CONNECTIONS may be set.
+# NGINX_CONNECTIONS, LOGIN_RATE, LOGIN_BURST, CHECKOUT_RATE, CHECKOUT_BURST
+# may be set.
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -35,6 +36,11 @@ WS_PING_INTERVAL=${WS_PING_INTERVAL:-30s}
 WS_PONG_TIMEOUT=${WS_PONG_TIMEOUT:-10s}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
+# nginx limit_req: logins per client address, checkouts per user
+LOGIN_RATE=${LOGIN_RATE:-5r/s}
+LOGIN_BURST=${LOGIN_BURST:-10}
+CHECKOUT_RATE=${CHECKOUT_RATE:-2r/s}
+CHECKOUT_BURST=${CHECKOUT_BURST:-5}
 # each worker holds its connections plus a few files; 20000 is this
 # machine's hard limit per process
 NGINX_NOFILE=$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))
@@ -153,6 +159,8 @@ start_nginx() {
         -e "s|@WS_MAX_MESSAGE@|$WS_MAX_MESSAGE|g" -e "s|@WS_PING_INTERVAL@|$WS_PING_INTERVAL|g" \
         -e "s|@WS_PONG_TIMEOUT@|$WS_PONG_TIMEOUT|g" -e "s|@NGINX_WORKERS@|$NGINX_WORKERS|g" \
         -e "s|@NGINX_CONNECTIONS@|$NGINX_CONNECTIONS|g" -e "s|@NGINX_NOFILE@|$NGINX_NOFILE|g" \
+        -e "s|@LOGIN_RATE@|$LOGIN_RATE|g" -e "s|@LOGIN_BURST@|$LOGIN_BURST|g" \
+        -e "s|@CHECKOUT_RATE@|$CHECKOUT_RATE|g" -e "s|@CHECKOUT_BURST@|$CHECKOUT_BURST|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"

@@ -440,6 +440,28 @@ ngx_chat_api_refuse(ngx_http_request_t *r, ngx_chat_problem_t *problem)
     ((p)->status = (s), (p)->code = (c), (p)->message = (m), NGX_ERROR)
 
 
+/* The token of "Authorization: Bearer <token>": NGX_OK, or NGX_DECLINED
+ * when there is none. */
+ngx_int_t
+ngx_chat_bearer_token(ngx_http_request_t *r, ngx_str_t *token)
+{
+    ngx_table_elt_t  *h;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL || h->value.len <= 7
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    token->data = h->value.data + 7;
+    token->len = h->value.len - 7;
+
+    return NGX_OK;
+}
+
+
 /*
  * Verifies a bearer token.  Returns NGX_OK with caller filled, or
  * NGX_DECLINED with why set to a human reason, or NGX_ERROR.
@@ -486,10 +508,9 @@ static ngx_int_t
 ngx_chat_api_authenticate(ngx_http_request_t *r, ngx_chat_auth_e auth,
     ngx_chat_caller_t *caller, ngx_chat_problem_t *problem)
 {
-    ngx_int_t         rc;
-    ngx_str_t         token;
-    const char       *why;
-    ngx_table_elt_t  *h;
+    ngx_int_t    rc;
+    ngx_str_t    token;
+    const char  *why;
 
     caller->uid = 0;
     ngx_str_null(&caller->role);
@@ -498,17 +519,10 @@ ngx_chat_api_authenticate(ngx_http_request_t *r, ngx_chat_auth_e auth,
         return NGX_OK;
     }
 
-    h = r->headers_in.authorization;
-
-    if (h == NULL || h->value.len <= 7
-        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
-    {
+    if (ngx_chat_bearer_token(r, &token) != NGX_OK) {
         return ngx_chat_problem(problem, NGX_HTTP_UNAUTHORIZED,
                                 "unauthorized", "a bearer token is required");
     }
-
-    token.data = h->value.data + 7;
-    token.len = h->value.len - 7;
 
     rc = ngx_chat_authenticate_token(r, &token, caller, &why);
 

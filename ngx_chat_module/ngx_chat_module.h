@@ -70,8 +70,13 @@ ngx_int_t ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_table_elt_t *ngx_chat_http_header(ngx_http_request_t *r,
     const char *name);
 
-/* ngx_chat_api.c: the caller behind a bearer token (also used by /ws) */
+/* ngx_chat_api.c: the caller behind a bearer token (also used by /ws and
+ * $chat_user_id) */
+ngx_int_t ngx_chat_bearer_token(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
     ngx_chat_caller_t *caller, const char **why);
+
+/* ngx_chat_variables.c: $chat_user_id */
+ngx_int_t ngx_chat_add_variables(ngx_conf_t *cf);
 
 #endif /* NGX_CHAT_MODULE_H */

@@ -201,15 +201,8 @@ ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
     }
 
     /* the token: Authorization header, or ?access_token= for browsers */
-    h = r->headers_in.authorization;
-    if (h != NULL && h->value.len > 7
-        && ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) == 0)
-    {
-        token.data = h->value.data + 7;
-        token.len = h->value.len - 7;
-
-    } else if (ngx_http_arg(r, (u_char *) "access_token", 12, &token)
-               != NGX_OK)
+    if (ngx_chat_bearer_token(r, &token) != NGX_OK
+        && ngx_http_arg(r, (u_char *) "access_token", 12, &token) != NGX_OK)
     {
         return ngx_chat_ws_refuse(NGX_HTTP_UNAUTHORIZED, "unauthorized",
                                    "a token is required (Authorization: "

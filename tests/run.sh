@@ -49,6 +49,9 @@ run_integration() {
     # a raised message cap (the 16 MiB message test) and fast pings (the
     # missing-pong test) without slowing anything else down
     export WS_MAX_MESSAGE=20m WS_PING_INTERVAL=2s WS_PONG_TIMEOUT=2s
+    # the rate limits ratelimit.test.mjs expects; the checkout burst leaves
+    # room for the concurrent retries of one key in the checkout tests
+    export LOGIN_RATE=5r/s LOGIN_BURST=10 CHECKOUT_RATE=2r/s CHECKOUT_BURST=40
     conf/stack.sh stop >/dev/null 2>&1 || true
     rm -rf .run/test
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT

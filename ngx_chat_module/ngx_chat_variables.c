@@ -1,0 +1,100 @@
+/*
+ * ngx_chat_variables.c: variables the module offers to nginx.conf.
+ *
+ * $chat_user_id is the user id of the request's verified bearer token, and
+ * empty without a valid one.  It exists so that operators can use nginx's
+ * own limit_req (a well-kept, shared-memory, per-key leaky bucket) per
+ * user rather than per address, e.g. for checkout bursts:
+ *
+ *     map $request_method $chat_checkout_key { POST $chat_user_id; default ""; }
+ *     limit_req_zone $chat_checkout_key zone=checkout:10m rate=2r/s;
+ *
+ * limit_req ignores empty keys, so requests without a valid token are not
+ * counted here (the API answers them 401 anyway).  The token is verified
+ * with the same code as the API's, once per request (nginx caches the
+ * value).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat_module.h"
+
+
+static ngx_int_t ngx_chat_variable_user_id(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_chat_variables[] = {
+
+    { ngx_string("chat_user_id"), NULL, ngx_chat_variable_user_id, 0, 0, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_chat_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_chat_variables; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_variable_user_id(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char                *p;
+    ngx_str_t              token;
+    const char            *why;
+    ngx_chat_caller_t      caller;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    if (cmcf->token_secret.len == 0
+        || ngx_chat_bearer_token(r, &token) != NGX_OK)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (ngx_chat_authenticate_token(r, &token, &caller, &why)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        v->not_found = 1;
+        return NGX_OK;
+
+    default:
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%L", caller.uid) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
