@@ -4,6 +4,7 @@
 #   make run        the whole local stack in the foreground, Ctrl-C stops it
 #   make start      the same stack in the background;  make stop  stops it
 #   make test       install, build, and run every test on a separate stack
+#   make test-faults  the long fault-injection run (each fault 5 times), ~6 min
 #   make fuzz       fuzz the WebSocket frame parser for 5 minutes
 #   make bench      figures: latency, memory per connection, commit rate
 #   make clean      remove build output (keeps .run/ data; see clean-data)
@@ -19,7 +20,7 @@ BACKEND_BIN  := backend/chat-backend
 MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
-        test-integration fuzz bench bench-quick clean clean-data
+        test-integration test-faults fuzz bench bench-quick clean clean-data
 
 all: module backend
 
@@ -54,6 +55,9 @@ test-unit: all
 
 test-integration: deps all
 	@tests/run.sh integration
+
+test-faults: deps all
+	@tests/run.sh faults
 
 # the benchmark on its own side stack (ports 18484/16494/15494, nchan 18485);
 # about 5 minutes, figures printed beside same-run references

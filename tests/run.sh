@@ -2,7 +2,7 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration]
+#   tests/run.sh [all|unit|integration|faults]
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -41,7 +41,8 @@ run_unit() {
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
 }
 
-run_integration() {
+# a fresh STACK=test (wiped), its environment exported for the tests
+start_test_stack() {
     export STACK=test
     # short reclaim and long command timeouts: a killed worker's commands are
     # reclaimed and answered well before the edge would give up on them
@@ -58,14 +59,31 @@ run_integration() {
     if ! conf/stack.sh start; then
         failed_suites+=("stack start")
         tail -20 .run/test/backend/backend.log .run/test/nginx/error.log 2>/dev/null
-        return
+        return 1
     fi
     set -a
     eval "$(conf/stack.sh env)"
     set +a
+}
+
+run_integration() {
+    start_test_stack || return
     echo "== integration"
     node --test --test-concurrency=1 tests/integration/ \
         || failed_suites+=("integration")
+    # last: it kills and restarts the stack's servers
+    echo "== faults (short: each fault once; make test-faults runs the long one)"
+    node tests/faults/chaos.mjs --rounds 1 || failed_suites+=("faults")
+    conf/stack.sh stop
+    trap - EXIT
+}
+
+# the long fault run on its own fresh stack: every fault FAULT_ROUNDS times
+# (default 5) under heavier traffic, then the books
+run_faults() {
+    start_test_stack || return
+    node tests/faults/chaos.mjs --rounds "${FAULT_ROUNDS:-5}" --users 16 \
+        --settle-ms 6000 || failed_suites+=("faults")
     conf/stack.sh stop
     trap - EXIT
 }
@@ -73,8 +91,9 @@ run_integration() {
 case "$what" in
     unit)        run_unit ;;
     integration) run_integration ;;
+    faults)      run_faults ;;
     all)         run_unit; run_integration ;;
-    *)           echo "usage: $0 [all|unit|integration]" >&2; exit 2 ;;
+    *)           echo "usage: $0 [all|unit|integration|faults]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then

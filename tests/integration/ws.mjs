@@ -43,6 +43,8 @@ export function closePayload(code, reason = '') {
 }
 
 export class WsClient {
+  // onMessage(msg) / onClose(): optional hooks for long-running clients,
+  // which also set keepMessages = false so that nothing piles up
   constructor(sock) {
     this.sock = sock;
     this.buf = Buffer.alloc(0);
@@ -52,7 +54,7 @@ export class WsClient {
     this.waiters = [];
     this.fragments = null;
     sock.on('data', (d) => this.#onData(d));
-    sock.on('close', () => { this.closed = true; this.#wake(); });
+    sock.on('close', () => { this.closed = true; this.#wake(); this.onClose?.(); });
     sock.on('error', () => {});
   }
 
@@ -141,7 +143,12 @@ export class WsClient {
       this.buf = this.buf.subarray(off + len);
       this.frames.push(f);
       if (f.opcode === OP.TEXT) {
-        try { this.messages.push(JSON.parse(f.payload.toString())); } catch { /* kept as a frame */ }
+        let msg;
+        try { msg = JSON.parse(f.payload.toString()); } catch { /* kept as a frame */ }
+        if (msg !== undefined) {
+          if (this.keepMessages !== false) this.messages.push(msg);
+          this.onMessage?.(msg);
+        }
       }
       if (f.opcode === OP.PING && this.autoPong !== false) this.send(frame(OP.PONG, f.payload));
       if (f.opcode === OP.CLOSE) this.closeFrame = f;
