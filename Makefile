@@ -5,6 +5,7 @@
 #   make start      the same stack in the background;  make stop  stops it
 #   make test       install, build, and run every test on a separate stack
 #   make test-faults  the long fault-injection run (each fault 5 times), ~6 min
+#   make test-asan  the integration tests against an ASan/UBSan module+backend
 #   make fuzz       fuzz the WebSocket frame parser for 5 minutes
 #   make bench      figures: latency, memory per connection, commit rate
 #   make clean      remove build output (keeps .run/ data; see clean-data)
@@ -20,7 +21,7 @@ BACKEND_BIN  := backend/chat-backend
 MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
-        test-integration test-faults fuzz bench bench-quick clean clean-data
+        test-integration test-faults test-asan asan fuzz bench bench-quick clean clean-data
 
 all: module backend
 
@@ -37,6 +38,22 @@ $(MODULE_SO): $(NGINX_BUILD)/objs/Makefile $(MODULE_SRCS)
 
 backend:
 	$(MAKE) -C backend
+
+# the same module and backend built with AddressSanitizer + UBSan, apart
+# from the normal build (build/asan/), for make test-asan
+ASAN_BUILD := $(BUILD)/asan
+ASAN_SO    := $(ASAN_BUILD)/nginx/objs/ngx_chat_module.so
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer
+
+asan: $(ASAN_SO)
+	$(MAKE) -C backend asan
+
+$(ASAN_BUILD)/nginx/objs/Makefile: config
+	conf/build-module.sh $(ASAN_BUILD)/nginx \
+	    --with-cc-opt="$(SAN_FLAGS)" --with-ld-opt="$(SAN_FLAGS)"
+
+$(ASAN_SO): $(ASAN_BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(ASAN_BUILD)/nginx -f objs/Makefile modules
 
 run: deps all
 	@conf/stack.sh run
@@ -58,6 +75,9 @@ test-integration: deps all
 
 test-faults: deps all
 	@tests/run.sh faults
+
+test-asan: deps all asan
+	@ASAN=1 tests/run.sh integration
 
 # the benchmark on its own side stack (ports 18484/16494/15494, nchan 18485);
 # about 5 minutes, figures printed beside same-run references

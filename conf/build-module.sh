@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Configures a private copy of Debian's nginx source tree (from nginx-dev) with
 # the flags Debian's own nginx was built with plus our module, so the .so
-# loads into the stock /usr/sbin/nginx.  Usage: build-module.sh <build dir>
+# loads into the stock /usr/sbin/nginx.
+#   build-module.sh <build dir> [extra configure flags, e.g. --with-cc-opt=...]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$1
+shift
 src=${NGINX_SRC:-/usr/share/nginx/src}
 
 [ -f "$src/conf_flags" ] || { echo "build-module: $src/conf_flags missing: install nginx-dev" >&2; exit 1; }
@@ -19,5 +21,5 @@ cp -a "$src" "$build"
 . "$src/conf_flags"
 
 cd "$build"
-./configure "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$root" > configure.log 2>&1 \
+./configure "${NGX_CONF_FLAGS[@]}" "$@" --add-dynamic-module="$root" > configure.log 2>&1 \
     || { tail -30 configure.log >&2; echo "build-module: configure failed, see $build/configure.log" >&2; exit 1; }

@@ -46,8 +46,9 @@ CHECKOUT_BURST=${CHECKOUT_BURST:-5}
 NGINX_NOFILE=$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))
 RUN=$ROOT/.run/$STACK
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-MODULE_SO=$ROOT/build/nginx/objs/ngx_chat_module.so
-BACKEND=$ROOT/backend/chat-backend
+# other builds (make test-asan) point these elsewhere
+MODULE_SO=${MODULE_SO:-$ROOT/build/nginx/objs/ngx_chat_module.so}
+BACKEND=${BACKEND_BIN:-$ROOT/backend/chat-backend}
 
 log() { printf 'stack[%s]: %s\n' "$STACK" "$*"; }
 die() { printf 'stack[%s]: error: %s\n' "$STACK" "$*" >&2; exit 1; }

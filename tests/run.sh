@@ -66,7 +66,41 @@ start_test_stack() {
     set +a
 }
 
+# ASAN=1: the stack runs the sanitizer builds (make asan).  The stock nginx
+# loads an instrumented module only with the ASan runtime preloaded, so a
+# wrapper named nginx goes first in PATH (the stack and the tests call
+# nginx by name).  Sanitizer reports go to files; any file is a failure.
+use_asan() {
+    local bin=$ROOT/build/asan/bin runtime
+    mkdir -p "$bin"
+    runtime="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+    printf '#!/bin/sh\nLD_PRELOAD="%s" exec /usr/sbin/nginx "$@"\n' "$runtime" > "$bin/nginx"
+    chmod +x "$bin/nginx"
+    export PATH=$bin:$PATH
+    export MODULE_SO=$ROOT/build/asan/nginx/objs/ngx_chat_module.so
+    export BACKEND_BIN=$ROOT/build/asan/backend/chat-backend
+    ASAN_REPORTS=$ROOT/build/asan/reports
+    rm -rf "$ASAN_REPORTS" && mkdir -p "$ASAN_REPORTS"
+    # nginx keeps its cycle's memory until exit by design, and workers leave
+    # with exit(): leak reports would be noise, so only memory errors count
+    export ASAN_OPTIONS="detect_leaks=0:log_path=$ASAN_REPORTS/asan:abort_on_error=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:log_path=$ASAN_REPORTS/ubsan"
+    echo "== sanitizer builds: reports go to $ASAN_REPORTS"
+}
+
+asan_verdict() {
+    local reports
+    reports=$(ls "$ASAN_REPORTS" 2>/dev/null)
+    if [ -n "$reports" ]; then
+        head -60 "$ASAN_REPORTS"/*
+        failed_suites+=("sanitizer reports: $(echo $reports)")
+    else
+        echo "== sanitizers: no reports"
+    fi
+}
+
 run_integration() {
+    [ "${ASAN:-0}" = 1 ] && use_asan
     start_test_stack || return
     echo "== integration"
     node --test --test-concurrency=1 tests/integration/ \
@@ -76,6 +110,7 @@ run_integration() {
     node tests/faults/chaos.mjs --rounds 1 || failed_suites+=("faults")
     conf/stack.sh stop
     trap - EXIT
+    [ "${ASAN:-0}" = 1 ] && asan_verdict
 }
 
 # the long fault run on its own fresh stack: every fault FAULT_ROUNDS times

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { api, redis, sql, uniqueEmail, waitFor, workerPids, RUN_DIR, sleep } from './lib.mjs';
+import { api, logTail, redis, sql, uniqueEmail, waitFor, workerPids, RUN_DIR, sleep } from './lib.mjs';
 
 // pending entries per consumer over all shards: Map(consumer -> count)
 async function pendingByConsumer() {
@@ -61,8 +61,31 @@ test('a worker killed with commands in flight: restarted, commands reclaimed and
   await waitFor('no pending commands', async () => (await pendingByConsumer()).size === 0);
 });
 
+// pids of the running nginx workers (children of the master)
+function nginxWorkerPids() {
+  const master = execFileSync('cat', [`${RUN_DIR}/nginx/nginx.pid`]).toString().trim();
+  return execFileSync('pgrep', ['-P', master]).toString().trim().split('\n').map(Number);
+}
+
+// health is answered by one nginx worker; every worker reconnects on its
+// own backoff, so wait until each one whose command connection went down
+// (in the log written since edgeLog was made) has said it is back, before
+// the next test counts on it
+async function everyEdgeWorkerReconnected(edgeLog) {
+  const workers = nginxWorkerPids();
+  await waitFor('every nginx worker reconnected to redis', async () => {
+    const lines = edgeLog.read().split('\n');
+    return workers.every((pid) => {
+      const mine = lines.filter((l) => l.includes(` ${pid}#`) && l.includes('chat redis commands:'));
+      const down = mine.findLastIndex((l) => /lost|dropping|failed/.test(l));
+      return down < 0 || mine.slice(down + 1).some((l) => / connected to /.test(l));
+    });
+  }, { timeout: 30000, every: 250 });
+}
+
 test('Redis killed and restarted: the edge and the workers reconnect by themselves', async () => {
   const conf = `${RUN_DIR}/redis/redis.conf`;
+  const edgeLog = logTail('nginx/error.log');
   const pid = Number(execFileSync('cat', [`${RUN_DIR}/redis/redis.pid`]).toString().trim());
   process.kill(pid, 'SIGKILL');
   await waitFor('redis to die', async () => {
@@ -81,6 +104,7 @@ test('Redis killed and restarted: the edge and the workers reconnect by themselv
 
   await waitFor('health back to ok', async () => (await api('GET', '/api/v1/health')).status === 200,
     { timeout: 30000, every: 250 });
+  await everyEdgeWorkerReconnected(edgeLog);
 
   const email = uniqueEmail('after-restart');
   const reg = await api('POST', '/api/v1/auth/register',
@@ -92,6 +116,7 @@ test('Redis killed and restarted: the edge and the workers reconnect by themselv
 
 test('a hung Redis (SIGSTOP) is dropped by the watchdog: 503, not a wait for the command timeout', async () => {
   const pid = Number(execFileSync('cat', [`${RUN_DIR}/redis/redis.pid`]).toString().trim());
+  const edgeLog = logTail('nginx/error.log');
   process.kill(pid, 'SIGSTOP');
   let health;
   try {
@@ -106,6 +131,7 @@ test('a hung Redis (SIGSTOP) is dropped by the watchdog: 503, not a wait for the
 
   await waitFor('health back to ok', async () => (await api('GET', '/api/v1/health')).status === 200,
     { timeout: 30000, every: 250 });
+  await everyEdgeWorkerReconnected(edgeLog);
 });
 
 test('nginx reload with commands in flight: every request is answered', async () => {
