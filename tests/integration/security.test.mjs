@@ -1,0 +1,120 @@
+// What a hostile client may try with a valid account: claim to be someone
+// else or an admin in the body, smuggle SQL through text fields, reach other
+// people's things by id.  Identity comes only from the verified token, text
+// is stored as given, and someone else's thing is 404 exactly like a thing
+// that does not exist.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { api, registerUsers, sql, uniqueEmail, signToken } from './lib.mjs';
+
+let alice;
+let bob;
+let mallory;
+
+before(async () => {
+  [alice, bob, mallory] = await registerUsers('sec', 3, 3);
+});
+
+const as = (who) => ({ token: who.token });
+
+// strings that break naively built SQL, JSON or logs
+const NASTY = [
+  "Robert'); DROP TABLE users;--",
+  "' OR '1'='1",
+  '"; SELECT pg_sleep(10); --',
+  '\\x27\\\\ backslashes \\ and % _ wildcards',
+  '$1 $$dollar$$ quoting',
+  'line\nbreak\ttab',
+  'unicode ✓ 表 🙂',
+];
+
+test('a role or user id in a body is ignored: identity comes from the token', async () => {
+  const email = uniqueEmail('sec-role');
+  const r = await api('POST', '/api/v1/auth/register',
+    { email, password: 'a good password', display_name: 'Eve', role: 'admin', id: 1, user_id: 1 });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.user.role, 'user');
+  assert.notEqual(r.json.user.id, 1);
+  assert.equal(await sql("SELECT role FROM users WHERE email = :'p1'", email), 'user');
+
+  // a message sent with someone else's sender_id is Mallory's
+  const conv = await api('POST', '/api/v1/conversations', { type: 'direct', user_id: alice.user.id }, as(mallory));
+  assert.ok([200, 201].includes(conv.status), conv.text);
+  const cid = conv.json.conversation.id;
+  const m = await api('POST', `/api/v1/conversations/${cid}/messages`,
+    { client_msg_id: 'sec-spoof-1', text: 'hi', sender_id: alice.user.id, user_id: alice.user.id }, as(mallory));
+  assert.equal(m.status, 201, m.text);
+  assert.equal(m.json.message.sender_id, mallory.user.id);
+
+  // a token that claims admin but is not signed with the secret is nothing
+  const fake = signToken({ sub: String(mallory.user.id), role: 'admin', exp: 4102444800 })
+    .replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+  const me = await api('GET', '/api/v1/users/me', undefined, { token: fake });
+  assert.equal(me.status, 401);
+});
+
+test('SQL and JSON metacharacters in every text field are stored and returned literally', async () => {
+  // names and titles refuse control characters (400); message text keeps them
+  const NAMES = NASTY.filter((s) => !/[\n\t]/.test(s));
+  const users = [];
+  for (const [i, name] of NAMES.entries()) {
+    const email = uniqueEmail(`sec-nasty${i}`);
+    const r = await api('POST', '/api/v1/auth/register', { email, password: 'a good password', display_name: name });
+    assert.equal(r.status, 201, `${name}: ${r.text}`);
+    assert.equal(r.json.user.display_name, name);
+    users.push(r.json);
+  }
+  for (const [i, name] of NAMES.entries()) {
+    assert.equal(await sql("SELECT display_name FROM users WHERE id = :'p1'", users[i].user.id), name);
+  }
+
+  for (const title of NAMES) {
+    const g = await api('POST', '/api/v1/conversations',
+      { type: 'group', title, member_ids: [bob.user.id] }, as(alice));
+    assert.equal(g.status, 201, `${title}: ${g.text}`);
+    assert.equal(g.json.conversation.title, title);
+    const cid = g.json.conversation.id;
+    for (const [k, text] of NASTY.entries()) {
+      const cmid = `sec-nasty-${cid}-${k}`;
+      const m = await api('POST', `/api/v1/conversations/${cid}/messages`, { client_msg_id: cmid, text }, as(alice));
+      assert.equal(m.status, 201, m.text);
+      assert.equal(m.json.message.text, text);
+    }
+    const h = await api('GET', `/api/v1/conversations/${cid}/messages`, undefined, as(bob));
+    assert.deepEqual(h.json.messages.map((m) => m.text), NASTY);
+  }
+  // and the tables are all still there
+  assert.ok(Number(await sql('SELECT count(*) FROM users')) > 0);
+});
+
+test("someone else's conversation is 404 on every endpoint that takes its id, and nothing changes", async () => {
+  const conv = (await api('POST', '/api/v1/conversations',
+    { type: 'group', title: 'private', member_ids: [bob.user.id] }, as(alice))).json.conversation;
+  const sent = await api('POST', `/api/v1/conversations/${conv.id}/messages`,
+    { client_msg_id: 'sec-private-1', text: 'secret' }, as(alice));
+  assert.equal(sent.status, 201);
+  const snapshot = async () => sql(`SELECT
+      (SELECT count(*) FROM messages WHERE conversation_id = ${conv.id}) || '/' ||
+      (SELECT string_agg(user_id || ':' || role || ':' || last_read_seq, ',' ORDER BY user_id)
+         FROM conversation_members WHERE conversation_id = ${conv.id})`);
+  const before = await snapshot();
+
+  const base = `/api/v1/conversations/${conv.id}`;
+  const tries = [
+    ['GET', `${base}/messages`],
+    ['POST', `${base}/messages`, { client_msg_id: 'sec-in', text: 'x' }],
+    ['POST', `${base}/read`, { seq: 1 }],
+    ['POST', `${base}/members`, { user_id: mallory.user.id }],
+    ['DELETE', `${base}/members/${bob.user.id}`],
+    ['DELETE', `${base}/members/${alice.user.id}`],
+  ];
+  for (const [method, path, body] of tries) {
+    const r = await api(method, path, body, as(mallory));
+    const missing = await api(method, path.replace(`/${conv.id}/`, '/987654321098/'), body, as(mallory));
+    assert.equal(r.status, 404, `${method} ${path}: ${r.text}`);
+    assert.deepEqual(r.json, missing.json, `${method} ${path} tells a stranger no more than a missing id`);
+    assert.doesNotMatch(r.text, /secret|private/);
+  }
+  assert.equal(await snapshot(), before);
+});
