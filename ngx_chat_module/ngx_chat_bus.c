@@ -29,6 +29,7 @@
 #include "chat_envelope.h"
 #include "chat_protocol.h"
 #include "ngx_chat_bus.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_registry.h"
 
 
@@ -286,6 +287,8 @@ ngx_chat_bus_timeout(ngx_event_t *ev)
         return;
     }
 
+    ngx_chat_metric_inc(bus_timeouts);
+
     ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                   "chat: no reply to request %uL within %M ms",
                   p->id, ngx_chat_bus->cmcf->command_timeout);
@@ -369,6 +372,8 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
         ngx_chat_bus_cancel(p);
         return NGX_DECLINED;
     }
+
+    ngx_chat_metric_inc(bus_sent);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                    "chat: request %uL op \"%s\" to shard %ud", p->id, op,
@@ -559,6 +564,7 @@ ngx_chat_bus_deliver(redisReply *fields)
     }
 
     if (event != NULL && uids != NULL) {
+        ngx_chat_metric_inc(bus_events);
         ngx_chat_registry_deliver((u_char *) uids->str, uids->len,
                                   (u_char *) event->str, event->len);
         return;
@@ -577,5 +583,6 @@ ngx_chat_bus_deliver(redisReply *fields)
         return;
     }
 
+    ngx_chat_metric_inc(bus_replies);
     p->answer(p, (ngx_uint_t) status, (u_char *) body->str, body->len);
 }

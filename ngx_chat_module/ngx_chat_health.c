@@ -15,6 +15,7 @@
 
 #include "chat_protocol.h"
 #include "ngx_chat_bus.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
 
 
@@ -58,15 +59,56 @@ ngx_chat_health_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The backend workers whose heartbeat in hgetall (the reply to HGETALL
+ * CHAT_WORKERS_KEY) is fresh; *pg_ok is 1 when one of them reports a
+ * working PostgreSQL connection.  Also used by /metrics.
+ */
+ngx_uint_t
+ngx_chat_health_live_workers(redisReply *hgetall, ngx_uint_t *pg_ok)
+{
+    char        *colon;
+    size_t       i;
+    int64_t      now, beat;
+    ngx_uint_t   workers;
+    ngx_time_t  *tp;
+    redisReply  *v;
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
+    workers = 0;
+    *pg_ok = 0;
+
+    if (hgetall == NULL || hgetall->type != REDIS_REPLY_ARRAY) {
+        return 0;
+    }
+
+    for (i = 1; i < hgetall->elements; i += 2) {
+        v = hgetall->element[i];
+        if (v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        beat = strtoll(v->str, &colon, 10);
+        if (*colon != ':' || now - beat > CHAT_WORKER_STALE_MS) {
+            continue;
+        }
+
+        workers++;
+        if (colon[1] == '1') {
+            *pg_ok = 1;
+        }
+    }
+
+    return workers;
+}
+
+
 static void
 ngx_chat_health_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    char                *colon;
-    size_t               i;
-    int64_t              now, beat;
     ngx_uint_t           workers, pg_ok;
-    ngx_time_t          *tp;
-    redisReply          *rr = reply, *v;
+    redisReply          *rr = reply;
     ngx_chat_pending_t  *p;
 
     p = ngx_chat_bus_unpark((uint64_t) (uintptr_t) privdata);
@@ -80,27 +122,7 @@ ngx_chat_health_heartbeats(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
 
-    tp = ngx_timeofday();
-    now = (int64_t) tp->sec * 1000 + tp->msec;
-    workers = 0;
-    pg_ok = 0;
-
-    for (i = 1; i < rr->elements; i += 2) {
-        v = rr->element[i];
-        if (v->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        beat = strtoll(v->str, &colon, 10);
-        if (*colon != ':' || now - beat > CHAT_WORKER_STALE_MS) {
-            continue;
-        }
-
-        workers++;
-        if (colon[1] == '1') {
-            pg_ok = 1;
-        }
-    }
+    workers = ngx_chat_health_live_workers(rr, &pg_ok);
 
     ngx_http_finalize_request(p->data, ngx_chat_health_send(p->data, 1,
                                                             workers, pg_ok));

@@ -29,6 +29,15 @@ ngx_int_t
 ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     size_t len)
 {
+    return ngx_chat_send_body(r, status, &ngx_chat_json_type, body, len);
+}
+
+
+/* The one response writer: status, type, no-store, the body. */
+ngx_int_t
+ngx_chat_send_body(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
+    u_char *body, size_t len)
+{
     ngx_int_t         rc;
     ngx_buf_t        *b;
     ngx_chain_t       out;
@@ -39,8 +48,8 @@ ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
         /* nginx has no reason phrase of its own for this one */
         ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
     }
-    r->headers_out.content_type = ngx_chat_json_type;
-    r->headers_out.content_type_len = ngx_chat_json_type.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
     r->headers_out.content_length_n = len;
 
     /* API answers are per user and per moment: never cache them */

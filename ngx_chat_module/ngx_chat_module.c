@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat_bus.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
 #include "ngx_chat_registry.h"
 
@@ -25,6 +26,8 @@ static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -56,6 +59,13 @@ static ngx_command_t  ngx_chat_commands[] = {
     { ngx_string("chat_websocket"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_websocket,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_metrics_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -164,7 +174,7 @@ static ngx_command_t  ngx_chat_commands[] = {
 
 static ngx_http_module_t  ngx_chat_module_ctx = {
     ngx_chat_add_variables,                /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_chat_metrics_init,                 /* postconfiguration */
 
     ngx_chat_create_main_conf,             /* create main configuration */
     ngx_chat_init_main_conf,               /* init main configuration */
@@ -236,6 +246,10 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     if (cmcf->redis_host.data == NULL) {
         ngx_str_set(&cmcf->redis_host, "127.0.0.1");
         cmcf->redis_port = 6379;
+    }
+
+    if (ngx_chat_metrics_zone(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     ngx_conf_init_msec_value(cmcf->redis_connect_timeout, 2000);
@@ -339,6 +353,21 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
     cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (hclcf->handler) {
+        return "is duplicate or clashes with another handler";
+    }
+    hclcf->handler = ngx_chat_metrics_handler;
 
     return NGX_CONF_OK;
 }
@@ -508,6 +537,8 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+    ngx_chat_metrics_init_process();
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
     if (cmcf == NULL || !cmcf->used) {

@@ -60,6 +60,8 @@ ngx_int_t ngx_chat_health_handler(ngx_http_request_t *r);
 /* ngx_chat_http.c: responses and request bodies */
 ngx_int_t ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len);
+ngx_int_t ngx_chat_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len);
 ngx_int_t ngx_chat_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 void ngx_chat_finalize_json(ngx_http_request_t *r, ngx_uint_t status,

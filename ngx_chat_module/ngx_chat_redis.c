@@ -26,6 +26,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_redis.h"
 
 
@@ -206,6 +207,9 @@ ngx_chat_redis_schedule_retry(ngx_chat_redis_t *rc)
     if (rc->stopping || rc->retry_timer.timer_set) {
         return;
     }
+
+    /* every failed or lost connection ends up here, once */
+    ngx_chat_metric_inc(redis_failures);
 
     /* full jitter: anywhere in [backoff/2, backoff] */
     delay = rc->backoff / 2 + (ngx_msec_t) ngx_random() % (rc->backoff / 2 + 1);
@@ -399,6 +403,8 @@ ngx_chat_redis_connected(const redisAsyncContext *ac, int status)
     ngx_log_error(NGX_LOG_NOTICE, rc->log, 0,
                   "chat redis %s: connected to %V:%d",
                   rc->name, &rc->host, (int) rc->port);
+
+    ngx_chat_metric_inc(redis_connects);
 
     rc->connected = 1;
     rc->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;

@@ -36,6 +36,7 @@
 
 #include "chat_ws.h"
 #include "ngx_chat_bus.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
 #include "ngx_chat_registry.h"
 #include "ngx_chat_ws.h"
@@ -331,6 +332,10 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     cln->handler = ngx_chat_ws_cleanup;
     cln->data = ws;
 
+    /* from here the cleanup runs exactly once: it takes the gauge back */
+    ngx_chat_metric_ws_open(1);
+    ngx_chat_metric_inc(ws_total);
+
     ngx_http_set_ctx(r, ws, ngx_chat_module);
 
     /* 101 Switching Protocols */
@@ -426,6 +431,8 @@ ngx_chat_ws_cleanup(void *data)
     ngx_chat_ws_out_t  *o;
 
     ws->finished = 1;
+
+    ngx_chat_metric_ws_open((ngx_atomic_int_t) -1);
 
     ngx_chat_registry_remove(&ws->client);
 
@@ -553,6 +560,10 @@ ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf, size_t len)
                 return NGX_ERROR;
             }
 
+            if (ev.fin) {
+                ngx_chat_metric_inc(ws_in);
+            }
+
             if (ev.first && ev.fin) {
                 /* the common case: one frame, no copy */
                 ngx_chat_ws_message(ws, ev.data, ev.len);
@@ -676,8 +687,13 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, chat_ws_opcode_t opcode, u_char *data,
         ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
                       "chat ws: user %L reads too slowly, %uz bytes queued",
                       ws->caller.uid, ws->out_bytes);
+        ngx_chat_metric_inc(ws_slow);
         ngx_chat_ws_close(ws, 1008, "too slow: outgoing queue full");
         return;
+    }
+
+    if (opcode == CHAT_WS_OP_TEXT) {
+        ngx_chat_metric_inc(ws_out);
     }
 
     o = ngx_alloc(sizeof(ngx_chat_ws_out_t) + hlen + len, ws->connection->log);

@@ -1,0 +1,395 @@
+/*
+ * ngx_chat_metrics.c: GET /metrics in the Prometheus text format.
+ *
+ * Counters live in one shared-memory zone ("chat_metrics", a few KB), so
+ * a scrape answered by any nginx worker reports the whole edge; they are
+ * plain atomic adds, cheap enough for every frame.  The zone is reused
+ * across `nginx -s reload`, so counters only ever grow, as Prometheus
+ * expects (a restart of nginx starts them from zero, which Prometheus
+ * handles as a counter reset).
+ *
+ * Besides the counters, a scrape asks Redis (one EVAL) for what only
+ * Redis knows: the length and pending count of each command stream, the
+ * dead-letter stream's length, and the backend workers' heartbeats.  When
+ * Redis is down the counters are still served, with chat_redis_up 0.
+ *
+ * HTTP answers are counted by status in a log-phase handler, for requests
+ * served by chat_api and chat_websocket locations only (not static files).
+ *
+ * Access: the directive only installs the handler; restricting it to
+ * configured addresses is nginx's own allow/deny, as for stub_status:
+ *
+ *     location = /metrics { allow 127.0.0.1; deny all; chat_metrics; }
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "chat_protocol.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_metrics.h"
+#include "ngx_chat_module.h"
+
+
+#define NGX_CHAT_METRICS_ZONE_SIZE  (8 * ngx_pagesize)
+#define NGX_CHAT_METRICS_MAX_SHARDS 64     /* per-shard series beyond: summed */
+
+ngx_chat_metrics_t  *ngx_chat_metrics;
+
+static ngx_str_t  ngx_chat_metrics_name = ngx_string("chat_metrics");
+static ngx_str_t  ngx_chat_metrics_type =
+    ngx_string("text/plain; version=0.0.4; charset=utf-8");
+
+static const ngx_uint_t  ngx_chat_http_statuses[] = { NGX_CHAT_HTTP_STATUSES };
+
+#define NGX_CHAT_NSTATUSES                                                  \
+    (sizeof(ngx_chat_http_statuses) / sizeof(ngx_chat_http_statuses[0]))
+
+/* KEYS: the command streams, the dead-letter stream, the heartbeats hash;
+ * ARGV[1]: the consumer group.  XPENDING fails (pcall) before the group
+ * exists: 0 pending then. */
+static const char  ngx_chat_metrics_script[] =
+    "local out = {} "
+    "local n = #KEYS - 2 "
+    "for i = 1, n do "
+    "  out[#out + 1] = redis.call('XLEN', KEYS[i]) "
+    "  local p = redis.pcall('XPENDING', KEYS[i], ARGV[1]) "
+    "  if type(p) == 'table' and type(p[1]) == 'number' then "
+    "    out[#out + 1] = p[1] else out[#out + 1] = 0 end "
+    "end "
+    "out[#out + 1] = redis.call('XLEN', KEYS[n + 1]) "
+    "out[#out + 1] = redis.call('HGETALL', KEYS[n + 2]) "
+    "return out";
+
+
+static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_chat_metrics_log(ngx_http_request_t *r);
+static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r,
+    redisReply *rr);
+
+
+/* From init_main_conf: the shared zone, whether or not /metrics is served
+ * (the counters cost nothing worth saving). */
+ngx_int_t
+ngx_chat_metrics_zone(ngx_conf_t *cf)
+{
+    ngx_shm_zone_t  *shm_zone;
+
+    shm_zone = ngx_shared_memory_add(cf, &ngx_chat_metrics_name,
+                                     NGX_CHAT_METRICS_ZONE_SIZE,
+                                     &ngx_chat_module);
+    if (shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    shm_zone->init = ngx_chat_metrics_init_zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t     *shpool;
+    ngx_chat_metrics_t  *m;
+
+    if (data) {
+        /* a reload: keep counting where the old cycle was */
+        shm_zone->data = data;
+        ngx_chat_metrics = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    m = ngx_slab_calloc(shpool, sizeof(ngx_chat_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    shm_zone->data = m;
+    ngx_chat_metrics = m;
+
+    return NGX_OK;
+}
+
+
+/* A new worker owns its slot's gauge (a dead predecessor's sessions are
+ * gone with it). */
+void
+ngx_chat_metrics_init_process(void)
+{
+    if (ngx_chat_metrics && ngx_process_slot >= 0
+        && ngx_process_slot < NGX_MAX_PROCESSES)
+    {
+        ngx_chat_metrics->ws_open[ngx_process_slot] = 0;
+    }
+}
+
+
+/* postconfiguration: count answers by status */
+ngx_int_t
+ngx_chat_metrics_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_chat_metrics_log;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_metrics_log(ngx_http_request_t *r)
+{
+    ngx_uint_t                 i, status;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (ngx_chat_metrics == NULL
+        || (clcf->handler != ngx_chat_api_handler
+            && clcf->handler != ngx_chat_ws_handler))
+    {
+        return NGX_OK;
+    }
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    for (i = 0; i < NGX_CHAT_NSTATUSES; i++) {
+        if (ngx_chat_http_statuses[i] == status) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_chat_metrics->http[i], 1);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_metrics_handler(ngx_http_request_t *r)
+{
+    size_t                 *argvlen;
+    ngx_int_t               rc;
+    ngx_uint_t              i, n, argc;
+    const char            **argv;
+    ngx_chat_redis_t       *rc_redis;
+    ngx_chat_pending_t     *p;
+    ngx_chat_main_conf_t   *cmcf;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc_redis = ngx_chat_bus_redis();
+
+    if (rc_redis == NULL || !ngx_chat_redis_usable(rc_redis)) {
+        return ngx_chat_metrics_send(r, NULL);
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    n = ngx_min(cmcf->stream_shards, NGX_CHAT_METRICS_MAX_SHARDS);
+
+    /* EVAL script numkeys shard... dlq workers group */
+    argc = 3 + n + 2 + 1;
+    argv = ngx_palloc(r->pool, argc * sizeof(char *));
+    argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
+    if (argv == NULL || argvlen == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[0] = "EVAL";
+    argv[1] = ngx_chat_metrics_script;
+    argv[2] = (char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (argv[2] == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    *ngx_sprintf((u_char *) argv[2], "%ui", n + 2) = '\0';
+
+    for (i = 0; i < n; i++) {
+        argv[3 + i] = (char *) ngx_pnalloc(r->pool, 32);
+        if (argv[3 + i] == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        *ngx_sprintf((u_char *) argv[3 + i], CHAT_CMD_STREAM_PREFIX "%ui"
+                     CHAT_CMD_STREAM_SUFFIX, i) = '\0';
+    }
+
+    argv[3 + n] = CHAT_DLQ_STREAM;
+    argv[4 + n] = CHAT_WORKERS_KEY;
+    argv[5 + n] = CHAT_CMD_GROUP;
+
+    for (i = 0; i < argc; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    p = ngx_chat_http_pending(r);
+    if (p == NULL || ngx_chat_bus_park(p, r->connection->log) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_chat_redis_command(rc_redis, ngx_chat_metrics_redis,
+                               (void *) (uintptr_t) p->id, argc, argv,
+                               argvlen)
+        != NGX_OK)
+    {
+        ngx_chat_bus_cancel(p);
+        return ngx_chat_metrics_send(r, NULL);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply          *rr = reply;
+    ngx_chat_pending_t  *p;
+
+    p = ngx_chat_bus_unpark((uint64_t) (uintptr_t) privdata);
+    if (p == NULL) {
+        return;
+    }
+
+    if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, ((ngx_http_request_t *) p->data)
+                      ->connection->log, 0, "chat metrics: redis: %s",
+                      rr->str);
+        rr = NULL;
+    }
+
+    ngx_http_finalize_request(p->data, ngx_chat_metrics_send(p->data, rr));
+}
+
+
+#define ngx_chat_metrics_family(b, name, type, help)                        \
+    ngx_sprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
+
+#define NGX_CHAT_METRIC_PRINT(f, name, type, help)                          \
+    last = ngx_chat_metrics_family(last, name, type, help);                 \
+    last = ngx_sprintf(last, "%s %A\n", name,                               \
+                       ngx_chat_metrics ? ngx_chat_metrics->f : 0);
+
+
+/* Renders everything; rr is the script's answer, or NULL without Redis. */
+static ngx_int_t
+ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
+{
+    u_char      *buf, *last;
+    size_t       size, i, n;
+    ngx_uint_t   ok, workers, pg_ok;
+    long long    pending;
+    ngx_atomic_int_t  open;
+    redisReply  *e;
+
+    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 2
+         && rr->elements % 2 == 0;
+    n = ok ? (rr->elements - 2) / 2 : 0;
+
+    size = 8192 + n * 256;
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    last = buf;
+
+    NGX_CHAT_METRICS(NGX_CHAT_METRIC_PRINT)
+
+    open = 0;
+    for (i = 0; ngx_chat_metrics && i < NGX_MAX_PROCESSES; i++) {
+        open += (ngx_atomic_int_t) ngx_chat_metrics->ws_open[i];
+    }
+    last = ngx_chat_metrics_family(last, "chat_ws_connections", "gauge",
+                                   "WebSocket sessions open now");
+    last = ngx_sprintf(last, "chat_ws_connections %A\n", open);
+
+    last = ngx_chat_metrics_family(last, "chat_http_responses_total",
+                                   "counter", "API and WebSocket handshake "
+                                   "answers by status");
+    for (i = 0; i <= NGX_CHAT_NSTATUSES; i++) {
+        if (i < NGX_CHAT_NSTATUSES) {
+            last = ngx_sprintf(last, "chat_http_responses_total{status=\"%ui\"}"
+                               " %A\n", ngx_chat_http_statuses[i],
+                               ngx_chat_metrics ? ngx_chat_metrics->http[i]
+                                                : 0);
+        } else {
+            last = ngx_sprintf(last, "chat_http_responses_total"
+                               "{status=\"other\"} %A\n",
+                               ngx_chat_metrics ? ngx_chat_metrics->http[i]
+                                                : 0);
+        }
+    }
+
+    last = ngx_chat_metrics_family(last, "chat_redis_up", "gauge",
+                                   "1 when this scrape could ask Redis");
+    last = ngx_sprintf(last, "chat_redis_up %ui\n", ok);
+
+    if (ok) {
+        last = ngx_chat_metrics_family(last, "chat_stream_length", "gauge",
+                                       "entries in a command stream "
+                                       "(consumed ones are trimmed later)");
+        for (i = 0; i < n; i++) {
+            e = rr->element[2 * i];
+            last = ngx_sprintf(last, "chat_stream_length{stream=\""
+                               CHAT_CMD_STREAM_PREFIX "%uz"
+                               CHAT_CMD_STREAM_SUFFIX "\"} %L\n", i,
+                               e->type == REDIS_REPLY_INTEGER
+                               ? (int64_t) e->integer : 0);
+        }
+
+        last = ngx_chat_metrics_family(last, "chat_stream_pending", "gauge",
+                                       "commands delivered to a worker and "
+                                       "not yet acknowledged");
+        for (i = 0; i < n; i++) {
+            e = rr->element[2 * i + 1];
+            pending = e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
+            last = ngx_sprintf(last, "chat_stream_pending{stream=\""
+                               CHAT_CMD_STREAM_PREFIX "%uz"
+                               CHAT_CMD_STREAM_SUFFIX "\"} %L\n", i,
+                               (int64_t) pending);
+        }
+
+        e = rr->element[2 * n];
+        last = ngx_chat_metrics_family(last, "chat_dead_letters", "gauge",
+                                       "entries in the dead-letter stream");
+        last = ngx_sprintf(last, "chat_dead_letters %L\n",
+                           e->type == REDIS_REPLY_INTEGER
+                           ? (int64_t) e->integer : 0);
+
+        workers = ngx_chat_health_live_workers(rr->element[2 * n + 1],
+                                               &pg_ok);
+        last = ngx_chat_metrics_family(last, "chat_backend_workers", "gauge",
+                                       "backend workers with a fresh "
+                                       "heartbeat");
+        last = ngx_sprintf(last, "chat_backend_workers %ui\n", workers);
+        last = ngx_chat_metrics_family(last, "chat_postgres_up", "gauge",
+                                       "1 when a live worker reports a "
+                                       "working PostgreSQL connection");
+        last = ngx_sprintf(last, "chat_postgres_up %ui\n", pg_ok);
+    }
+
+    return ngx_chat_send_body(r, NGX_HTTP_OK, &ngx_chat_metrics_type, buf,
+                              last - buf);
+}
