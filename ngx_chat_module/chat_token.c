@@ -246,7 +246,7 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
 
     if (claims->exp <= now) {
         rc = CHAT_TOKEN_EXPIRED;
-    } else if (not_before > now) {
+    } else if (nbf != NULL && not_before > now) {
         rc = CHAT_TOKEN_NOT_YET_VALID;
     } else {
         rc = CHAT_TOKEN_OK;
