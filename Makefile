@@ -4,7 +4,7 @@
 #   make run        the whole local stack in the foreground, Ctrl-C stops it
 #   make start      the same stack in the background;  make stop  stops it
 #   make test       install, build, and run every test on a separate stack
-#   make fuzz       fuzz the WebSocket frame parser for 5 minutes
+#   make fuzz       fuzz each harness (tests/fuzz) for 5 minutes
 #   make bench      figures: latency, memory per connection, commit rate
 #   make clean      remove build output (keeps .run/ data; see clean-data)
 #
@@ -65,7 +65,7 @@ bench: deps all
 bench-quick: deps all
 	@tests/bench/bench.sh quick
 
-# the WebSocket frame parser under libFuzzer (SECONDS=300 by default)
+# each libFuzzer harness in turn, SECONDS each (300 by default)
 fuzz:
 	$(MAKE) -C tests/fuzz run SECONDS=$${SECONDS:-300}
 
