@@ -11,7 +11,7 @@
  * is strict (no padding, no foreign characters, no non-zero trailing bits),
  * so each token has exactly one spelling.  MACs are compared in constant time.
  *
- * What it does not do: key rotation, "nbf", audiences, revocation.
+ * What it does not do: key rotation, audiences, revocation.
  */
 
 #include <stdio.h>

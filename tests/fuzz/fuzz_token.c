@@ -320,6 +320,25 @@ check_accepted(const char *token, size_t len,
 }
 
 
+/* hp "." base64url(HMAC(key, hp)) in a new buffer; *len its length */
+static char *
+resign(const unsigned char *key, size_t key_len, const char *hp,
+    size_t hp_len, size_t *len)
+{
+    char  *token;
+
+    token = malloc(hp_len + 64);
+    if (token == NULL) {
+        fail("out of memory");
+    }
+    memcpy(token, hp, hp_len);
+    token[hp_len] = '.';
+    *len = hp_len + 1 + ref_mac(key, key_len, hp, hp_len,
+                                token + hp_len + 1);
+    return token;
+}
+
+
 static void
 fuzz_resigned(const char *hp, size_t len)
 {
@@ -327,13 +346,7 @@ fuzz_resigned(const char *hp, size_t len)
     size_t                n;
     chat_token_claims_t   claims;
 
-    token = malloc(len + 64);
-    if (token == NULL) {
-        fail("out of memory");
-    }
-    memcpy(token, hp, len);
-    token[len] = '.';
-    n = len + 1 + ref_mac(secret, SECRET_LEN, hp, len, token + len + 1);
+    token = resign(secret, SECRET_LEN, hp, len, &n);
 
     if (verify(secret, SECRET_LEN, token, n, NOW, &claims) == CHAT_TOKEN_OK)
     {
@@ -345,6 +358,11 @@ fuzz_resigned(const char *hp, size_t len)
     {
         fail("accepted under another secret");
     }
+
+    free(token);
+
+    /* signed and verified with a secret one byte short of the minimum */
+    token = resign(secret, CHAT_TOKEN_MIN_SECRET_LEN - 1, hp, len, &n);
 
     if (verify(secret, CHAT_TOKEN_MIN_SECRET_LEN - 1, token, n, NOW, &claims)
         == CHAT_TOKEN_OK)
