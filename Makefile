@@ -65,9 +65,11 @@ bench: deps all
 bench-quick: deps all
 	@tests/bench/bench.sh quick
 
-# each libFuzzer harness in turn, SECONDS each (300 by default)
+# each libFuzzer harness in turn, SECONDS each (300 by default); a make
+# variable, not ${SECONDS:-300}: bash always sets SECONDS (0 at start), and
+# libFuzzer reads -max_total_time=0 as "no limit"
 fuzz:
-	$(MAKE) -C tests/fuzz run SECONDS=$${SECONDS:-300}
+	$(MAKE) -C tests/fuzz run SECONDS=$(or $(SECONDS),300)
 
 clean:
 	rm -rf $(BUILD) tests/unit/bin
