@@ -11,7 +11,7 @@
  * is strict (no padding, no foreign characters, no non-zero trailing bits),
  * so each token has exactly one spelling.  MACs are compared in constant time.
  *
- * What it does not do: key rotation, "nbf", audiences, revocation.
+ * What it does not do: key rotation, audiences, revocation.
  */
 
 #include <stdio.h>
@@ -28,6 +28,14 @@
 
 
 #define CHAT_TOKEN_MAC_LEN  32
+
+/*
+ * The largest values the verifier reads back: "sub" has at most 18 digits,
+ * and iat/exp travel as JSON numbers, exact in a double only up to 2^53 - 1.
+ * The signer refuses anything beyond, so every token it writes verifies.
+ */
+#define CHAT_TOKEN_MAX_UID       999999999999999999LL
+#define CHAT_TOKEN_MAX_SAFE_INT  9007199254740991LL
 
 static int
 chat_token_mac(const unsigned char *secret, size_t secret_len,
@@ -58,7 +66,9 @@ chat_token_sign(const unsigned char *secret, size_t secret_len,
     unsigned char  mac[CHAT_TOKEN_MAC_LEN];
     static const char  header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
-    if (secret_len < CHAT_TOKEN_MIN_SECRET_LEN || uid <= 0 || exp <= iat
+    if (secret_len < CHAT_TOKEN_MIN_SECRET_LEN || uid <= 0
+        || uid > CHAT_TOKEN_MAX_UID || exp <= iat
+        || iat < -CHAT_TOKEN_MAX_SAFE_INT || exp > CHAT_TOKEN_MAX_SAFE_INT
         || role == NULL
         || (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0))
     {
@@ -236,7 +246,7 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
 
     if (claims->exp <= now) {
         rc = CHAT_TOKEN_EXPIRED;
-    } else if (not_before > now) {
+    } else if (nbf != NULL && not_before > now) {
         rc = CHAT_TOKEN_NOT_YET_VALID;
     } else {
         rc = CHAT_TOKEN_OK;

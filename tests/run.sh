@@ -36,8 +36,8 @@ run_unit() {
     unit_test ws $m/chat_ws.c $m/chat_utf8.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
-    # the WebSocket frame parser under libFuzzer, ~20 s (make fuzz: longer)
-    echo "== fuzz: ws frame parser (smoke)"
+    # every libFuzzer harness briefly, ~40 s (make fuzz: longer)
+    echo "== fuzz: ws, utf8, token, envelope harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
 }
 

@@ -287,6 +287,13 @@ test_not_before(void)
     forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000005,"
                  "\"exp\":1700000000}", 0, token);
     CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
+
+    /* no nbf means no lower bound, not nbf 0 (found by fuzz_token: a time
+     * before the epoch was "not valid yet" for a token without nbf) */
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":10}", 0,
+          token);
+    CHECK(chat_token_verify(secret, SECRET_LEN, token, strlen(token), -1, &c)
+          == CHAT_TOKEN_OK);
 }
 
 
@@ -357,6 +364,36 @@ test_short_secret_refused(void)
 }
 
 
+/*
+ * Found by tests/fuzz/fuzz_token.c: the signer wrote tokens the verifier
+ * refuses (iat or exp beyond 2^53 - 1, a 19-digit uid).  It now refuses to
+ * sign them, and the largest values it does sign verify with their claims.
+ */
+static void
+test_sign_only_what_verifies(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN];
+    chat_token_claims_t  c;
+    const int64_t        safe = 9007199254740991LL;   /* 2^53 - 1 */
+    const int64_t        max_uid = 999999999999999999LL;
+
+    CHECK(chat_token_sign(secret, SECRET_LEN, max_uid + 1, "user", NOW,
+                          NOW + 60, token, sizeof(token)) == -1);
+    CHECK(chat_token_sign(secret, SECRET_LEN, 7, "user", -safe - 1, NOW + 60,
+                          token, sizeof(token)) == -1);
+    CHECK(chat_token_sign(secret, SECRET_LEN, 7, "user", NOW, safe + 1,
+                          token, sizeof(token)) == -1);
+
+    CHECK(chat_token_sign(secret, SECRET_LEN, max_uid, "admin", -safe, safe,
+                          token, sizeof(token)) > 0);
+    CHECK(verify(token, &c) == CHAT_TOKEN_OK);
+    CHECK(c.uid == max_uid);
+    CHECK(strcmp(c.role, "admin") == 0);
+    CHECK(c.iat == -safe);
+    CHECK(c.exp == safe);
+}
+
+
 int
 main(void)
 {
@@ -372,5 +409,6 @@ main(void)
     UNIT_RUN(test_missing_or_bad_claims);
     UNIT_RUN(test_garbage_refused);
     UNIT_RUN(test_short_secret_refused);
+    UNIT_RUN(test_sign_only_what_verifies);
     return UNIT_SUMMARY();
 }
