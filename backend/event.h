@@ -64,7 +64,8 @@ void chat_routes_free(chat_routes_t *routes);
 /*
  * Whether an online-registry field (chat_protocol.h) counts: its name is
  * a gateway reply stream key (CHAT_GW_STREAM_PREFIX ... "}", at most
- * CHAT_MAX_GW_LEN bytes) and its value, "<unix_ms>", is no older than
+ * CHAT_MAX_GW_LEN bytes) or a long-poll session's stream
+ * (CHAT_POLL_STREAM_PREFIX "<uid>}:<16 hex>"), and its value, "<unix_ms>", is no older than
  * CHAT_ONLINE_STALE_MS at now_ms.  A value from the future (clock skew)
  * counts as fresh.  1 or 0.
  */

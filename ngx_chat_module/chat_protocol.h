@@ -76,6 +76,9 @@
 
 /* online registry: hash per user, field per gateway */
 #define CHAT_ONLINE_PREFIX      "chat:online:{"
+
+/* a long-poll session's events: chat:poll:{<uid>:<sid>} (ngx_chat_poll.c) */
+#define CHAT_POLL_STREAM_PREFIX "chat:poll:{"
 #define CHAT_ONLINE_TTL_SEC     90
 #define CHAT_ONLINE_TTL_STR     "90"
 #define CHAT_ONLINE_REFRESH_MS  20000

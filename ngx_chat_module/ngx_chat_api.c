@@ -51,7 +51,8 @@ typedef struct {
     const char              *path;   /* "*" segments match integer ids */
     ngx_chat_auth_e          auth;
     const char              *op;     /* bus operation, or NULL: local */
-    ngx_int_t              (*local)(ngx_http_request_t *r);
+    ngx_int_t              (*local)(ngx_http_request_t *r,
+                                    ngx_chat_caller_t *caller);
     const char              *ids[NGX_CHAT_MAX_PATH_IDS];  /* names of "*" */
     const ngx_chat_field_t  *fields; /* required body fields */
     const ngx_chat_field_t  *query;  /* accepted query parameters */
@@ -172,6 +173,10 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
     { NGX_HTTP_POST, "/api/v1/conversations/*/read", NGX_CHAT_AUTH_USER,
       "conv.read", NULL, { "conversation_id" }, ngx_chat_read_fields, NULL },
 
+    /* the long-poll fallback: answered by the edge from Redis */
+    { NGX_HTTP_GET, "/api/v1/events", NGX_CHAT_AUTH_USER,
+      NULL, ngx_chat_poll_handler, { NULL }, NULL, NULL },
+
     { 0, NULL, 0, NULL, NULL, { NULL }, NULL, NULL }
 };
 
@@ -230,7 +235,7 @@ ngx_chat_api_handler(ngx_http_request_t *r)
         }
 
         if (route->local) {
-            return route->local(r);
+            return route->local(r, &ctx->caller);
         }
 
         json = cJSON_CreateObject();

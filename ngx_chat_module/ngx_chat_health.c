@@ -26,7 +26,7 @@ static void ngx_chat_health_heartbeats(redisAsyncContext *ac, void *reply,
 
 
 ngx_int_t
-ngx_chat_health_handler(ngx_http_request_t *r)
+ngx_chat_health_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
 {
     ngx_chat_redis_t    *rc;
     ngx_chat_pending_t  *p;

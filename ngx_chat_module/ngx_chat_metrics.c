@@ -128,6 +128,7 @@ ngx_chat_metrics_init_process(void)
         && ngx_process_slot < NGX_MAX_PROCESSES)
     {
         ngx_chat_metrics->ws_open[ngx_process_slot] = 0;
+        ngx_chat_metrics->poll_held[ngx_process_slot] = 0;
     }
 }
 
@@ -324,6 +325,14 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
     last = ngx_chat_metrics_family(last, "chat_ws_connections", "gauge",
                                    "WebSocket sessions open now");
     last = ngx_sprintf(last, "chat_ws_connections %A\n", open);
+
+    open = 0;
+    for (i = 0; ngx_chat_metrics && i < NGX_MAX_PROCESSES; i++) {
+        open += (ngx_atomic_int_t) ngx_chat_metrics->poll_held[i];
+    }
+    last = ngx_chat_metrics_family(last, "chat_poll_held", "gauge",
+                                   "long-poll requests held now");
+    last = ngx_sprintf(last, "chat_poll_held %A\n", open);
 
     last = ngx_chat_metrics_family(last, "chat_http_responses_total",
                                    "counter", "API and WebSocket handshake "

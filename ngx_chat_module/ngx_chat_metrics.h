@@ -34,7 +34,11 @@
     X(redis_connects, "chat_redis_connects_total", "counter",                \
       "successful connections to Redis (reconnects included)")               \
     X(redis_failures, "chat_redis_failures_total", "counter",                \
-      "failed or lost Redis connections")
+      "failed or lost Redis connections")                                     \
+    X(poll_requests, "chat_poll_requests_total", "counter",                  \
+      "long-poll requests")                                                   \
+    X(poll_sessions_total, "chat_poll_sessions_total", "counter",            \
+      "long-poll sessions taken up by a worker")
 
 #define NGX_CHAT_HTTP_STATUSES                                                \
     200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 429, 500, 502,     \
@@ -50,6 +54,7 @@ typedef struct {
      * worker killed with sessions open cannot take them back, but the
      * worker respawned into its slot starts it from zero */
     ngx_atomic_t  ws_open[NGX_MAX_PROCESSES];
+    ngx_atomic_t  poll_held[NGX_MAX_PROCESSES];     /* the same for polls */
 } ngx_chat_metrics_t;
 
 

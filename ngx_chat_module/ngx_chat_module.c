@@ -549,13 +549,18 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_chat_bus_init_process(cycle, cmcf);
+    if (ngx_chat_bus_init_process(cycle, cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_chat_poll_init_process(cycle, cmcf);
 }
 
 
 static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_chat_poll_exit_process();
     ngx_chat_bus_exit_process();
     ngx_chat_registry_exit_process();
 }

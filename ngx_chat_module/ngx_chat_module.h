@@ -55,7 +55,15 @@ ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
 
 /* ngx_chat_health.c: GET /api/v1/health */
-ngx_int_t ngx_chat_health_handler(ngx_http_request_t *r);
+ngx_int_t ngx_chat_health_handler(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller);
+
+/* ngx_chat_poll.c: GET /api/v1/events, the long-poll fallback */
+ngx_int_t ngx_chat_poll_handler(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller);
+ngx_int_t ngx_chat_poll_init_process(ngx_cycle_t *cycle,
+    ngx_chat_main_conf_t *cmcf);
+void ngx_chat_poll_exit_process(void);
 
 /* ngx_chat_http.c: responses and request bodies */
 ngx_int_t ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status,

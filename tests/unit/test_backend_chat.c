@@ -363,6 +363,18 @@ test_online_fresh(void)
     CHECK(!FRESH("chat:workers", "1000000", 1000000));
     CHECK(!FRESH("chat:gw:{a", "1000000", 1000000));
     CHECK(!FRESH("xchat:gw:{a}", "1000000", 1000000));
+
+    /* long-poll session streams */
+    CHECK(FRESH("chat:poll:{42}:0123456789abcdef", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{42}:0123456789abcdef", "1000000",
+                 1000001 + CHAT_ONLINE_STALE_MS));
+    CHECK(!FRESH("chat:poll:{}:0123456789abcdef", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{42}:0123456789abcde", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{42}:0123456789abcdef0", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{42}:0123456789ABCDEF", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{4x}:0123456789abcdef", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{42}0123456789abcdef", "1000000", 1000000));
+    CHECK(!FRESH("chat:poll:{42}:users", "1000000", 1000000));
 }
 
 
