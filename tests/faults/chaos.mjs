@@ -8,9 +8,10 @@
 // as the integration tests); faults that stop a server bring it back with
 // `conf/stack.sh start`, which starts only what is missing.
 //
-// Traffic: every user has two devices (WebSockets from their own loopback
-// addresses), all users share a few group conversations, and the first
-// device of each user keeps sending.  The devices behave like the real
+// Traffic: every user has two devices from their own loopback addresses, a
+// WebSocket one that keeps sending and a long-polling one (GET
+// /api/v1/events, as behind a proxy that blocks WebSockets); all users
+// share a few group conversations.  The devices behave like the real
 // client is required to: a send not acknowledged is resent with the same
 // client_msg_id after a reconnect or an error; a closed socket reconnects
 // with backoff and jitter and then syncs from its cursors; received
@@ -37,10 +38,11 @@
 //   duplicates    one client_msg_id stored twice                (must be 0)
 // The last line is "faults: N passed, N failed" (one check per book).
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { api, registerUsers, sql, sleep, waitFor, workerPids, RUN_DIR } from '../integration/lib.mjs';
+import { api, BASE, registerUsers, sql, sleep, waitFor, workerPids, RUN_DIR } from '../integration/lib.mjs';
 import { WsClient } from '../integration/ws.mjs';
 
 const { values: opt } = parseArgs({
@@ -65,9 +67,11 @@ const log = (...a) => console.log(`faults: ${new Date().toISOString().slice(11, 
 /* a device: the client behaviour the guarantees are stated against    */
 
 let nextAddress = 0;
-const stats = { sent: 0, resent: 0, acked: 0, redelivered: 0, reconnects: 0 };
+const stats = { sent: 0, resent: 0, acked: 0, redelivered: 0, reconnects: 0, polled: 0 };
 
-class Device {
+// what every device shows: messages by (conversation, seq), and per
+// conversation the end of the unbroken run from seq 1 (its cursor)
+class View {
   constructor(user, name) {
     this.user = user;
     this.name = name;
@@ -76,8 +80,120 @@ class Device {
     this.cursors = {};          // cid -> highest seq seen
     this.pending = new Map();   // cmid -> {cid, text}: sent, not acknowledged
     this.conflicts = 0;
-    this.ws = null;
     this.stopped = false;
+  }
+
+  show(m) {
+    let conv = this.view.get(m.conversation_id);
+    if (!conv) this.view.set(m.conversation_id, (conv = new Map()));
+    const had = conv.get(m.seq);
+    if (had === undefined) conv.set(m.seq, m.client_msg_id);
+    else if (had === m.client_msg_id) stats.redelivered++;
+    else this.conflicts++;
+    // the cursor is the end of the unbroken run from seq 1: a message past
+    // a hole (events missed while Redis or a worker was down) means the
+    // hole is fetched, which answers everything after the cursor
+    let cursor = this.cursors[m.conversation_id] ?? 0;
+    while (conv.has(cursor + 1)) cursor++;
+    this.cursors[m.conversation_id] = cursor;
+    if (m.seq > cursor + 1) this.gapSeen = true;
+  }
+}
+
+// a browser behind a proxy that blocks WebSockets: long-polls
+// GET /api/v1/events, catches up from history after a resync or a hole
+class PollDevice extends View {
+  constructor(user, name, convs) {
+    super(user, name);
+    this.convs = convs;
+    this.cursor = '';
+    this.running = false;
+    this.agent = new http.Agent({ keepAlive: true, localAddress: this.address });
+  }
+
+  get ws() { return this.running; }
+
+  async connect() {
+    if (this.running) return;
+    this.running = true;
+    this.#loop();
+  }
+
+  #get(path) {
+    const url = new URL(path, BASE);
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search,
+        agent: this.agent, headers: { authorization: `Bearer ${this.user.token}` } }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => {
+          try { resolve({ status: res.statusCode, json: JSON.parse(body) }); } catch (e) { reject(e); }
+        });
+      });
+      req.setTimeout(30000, () => req.destroy(new Error('poll timed out')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  async #loop() {
+    let backoff = 100;
+    while (!this.stopped) {
+      try {
+        if (!this.cursor) {
+          // a new session first, so nothing falls between it and the catch-up
+          const open = await this.#get('/api/v1/events');
+          if (open.status !== 200) throw new Error(`open: ${open.status}`);
+          this.cursor = open.json.cursor;
+          await this.catchUp();
+        }
+        const r = await this.#get(`/api/v1/events?cursor=${this.cursor}&timeout=5`);
+        if (r.status !== 200) throw new Error(`poll: ${r.status}`);
+        for (const e of r.json.events) {
+          if (e.type === 'message') { stats.polled++; this.show(e.message); }
+        }
+        this.cursor = r.json.cursor;
+        if (r.json.resync || this.gapSeen) {
+          this.gapSeen = false;
+          await this.catchUp();
+        }
+        backoff = 100;
+      } catch {
+        if (this.stopped) break;
+        stats.reconnects++;
+        await sleep(backoff / 2 + Math.random() * backoff);
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+    this.running = false;
+  }
+
+  // history after the cursor of every conversation, page by page
+  async catchUp() {
+    for (const cid of this.convs) {
+      let after = this.cursors[cid] ?? 0;
+      for (;;) {
+        const r = await api('GET', `/api/v1/conversations/${cid}/messages?after_seq=${after}&limit=100`,
+          undefined, { token: this.user.token });
+        if (r.status !== 200) throw new Error(`history: ${r.status}`);
+        for (const m of r.json.messages) this.show(m);
+        if (!r.json.has_more || r.json.messages.length === 0) break;
+        after = r.json.messages.at(-1).seq;
+      }
+    }
+  }
+
+  sync() { this.catchUp().catch(() => {}); }
+
+  drop() { this.agent.destroy(); this.agent = new http.Agent({ keepAlive: true, localAddress: this.address }); }
+
+  stop() { this.stopped = true; this.agent.destroy(); }
+}
+
+class Device extends View {
+  constructor(user, name) {
+    super(user, name);
+    this.ws = null;
     this.backoff = 100;
     this.syncing = false;
     this.seq = 0;
@@ -109,22 +225,6 @@ class Device {
   #later() {
     setTimeout(() => this.connect(), this.backoff / 2 + Math.random() * this.backoff);
     this.backoff = Math.min(this.backoff * 2, 2000);
-  }
-
-  show(m) {
-    let conv = this.view.get(m.conversation_id);
-    if (!conv) this.view.set(m.conversation_id, (conv = new Map()));
-    const had = conv.get(m.seq);
-    if (had === undefined) conv.set(m.seq, m.client_msg_id);
-    else if (had === m.client_msg_id) stats.redelivered++;
-    else this.conflicts++;
-    // the cursor is the end of the unbroken run from seq 1: a message past
-    // a hole (events missed while Redis or a worker was down) means the
-    // hole is fetched with sync, which answers everything after the cursor
-    let cursor = this.cursors[m.conversation_id] ?? 0;
-    while (conv.has(cursor + 1)) cursor++;
-    this.cursors[m.conversation_id] = cursor;
-    if (m.seq > cursor + 1) this.gapSeen = true;
   }
 
   #onMessage(m) {
@@ -254,7 +354,8 @@ async function main() {
     if (r.status !== 201) throw new Error(`group: ${r.status} ${r.text}`);
     convs.push(r.json.conversation.id);
   }
-  devices = users.flatMap((u) => [new Device(u, `${u.user.id}/a`), new Device(u, `${u.user.id}/b`)]);
+  // every user: a WebSocket device that sends, and a long-polling one
+  devices = users.flatMap((u) => [new Device(u, `${u.user.id}/a`), new PollDevice(u, `${u.user.id}/b`, convs)]);
   await Promise.all(devices.map((d) => d.connect()));
 
   // the slow consumer: connected, never reads again
@@ -329,7 +430,8 @@ async function main() {
   const books = { lost, unexpected, gaps, undelivered, conflicts, duplicates };
   log(`faults applied: ${applied.join(', ')}`);
   log(`sent ${stats.sent} (resent ${stats.resent}), acked ${stats.acked}, stored ${stored.length}, ` +
-      `redelivered-and-deduplicated ${stats.redelivered}, reconnects ${stats.reconnects}`);
+      `redelivered-and-deduplicated ${stats.redelivered}, reconnects ${stats.reconnects}, ` +
+      `delivered by long-poll ${stats.polled}`);
   let passed = 0;
   let failed = 0;
   for (const [k, v] of Object.entries(books)) {
