@@ -12,6 +12,9 @@
 # Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT, CLAIM_IDLE_MS,
 # WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT, NGINX_WORKERS,
 # NGINX_CONNECTIONS may be set.
+# Presence and notifications: PRESENCE_TTL_MS (45000), PRESENCE_GRACE_MS
+# (5000), TYPING_INTERVAL_MS (2000), RECEIPT_WINDOW_MS (1000), NOTIFY_WEBHOOK
+# (a URL; none: no notifier), NOTIFY_QUIET_MS (1000), NOTIFY_BACKOFF_MS (500).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -34,6 +37,15 @@ WS_MAX_MESSAGE=${WS_MAX_MESSAGE:-1m}
 WS_PING_INTERVAL=${WS_PING_INTERVAL:-30s}
 WS_PONG_TIMEOUT=${WS_PONG_TIMEOUT:-10s}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
+# presence, typing, receipts, notifications
+PRESENCE_TTL_MS=${PRESENCE_TTL_MS:-45000}
+PRESENCE_GRACE_MS=${PRESENCE_GRACE_MS:-5000}
+TYPING_INTERVAL_MS=${TYPING_INTERVAL_MS:-2000}
+export CHAT_PRESENCE_TTL_MS=$PRESENCE_TTL_MS
+export CHAT_RECEIPT_WINDOW_MS=${RECEIPT_WINDOW_MS:-1000}
+export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
+export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
+export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
 # each worker holds its connections plus a few files; 20000 is this
 # machine's hard limit per process
@@ -153,6 +165,8 @@ start_nginx() {
         -e "s|@WS_MAX_MESSAGE@|$WS_MAX_MESSAGE|g" -e "s|@WS_PING_INTERVAL@|$WS_PING_INTERVAL|g" \
         -e "s|@WS_PONG_TIMEOUT@|$WS_PONG_TIMEOUT|g" -e "s|@NGINX_WORKERS@|$NGINX_WORKERS|g" \
         -e "s|@NGINX_CONNECTIONS@|$NGINX_CONNECTIONS|g" -e "s|@NGINX_NOFILE@|$NGINX_NOFILE|g" \
+        -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
+        -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
@@ -225,6 +239,8 @@ cmd_env() {
     printf 'CHAT_RUN_DIR=%q\n' "$RUN"
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
+    printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
+    printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
 }
 
 cmd_run() {

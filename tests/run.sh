@@ -49,6 +49,12 @@ run_integration() {
     # a raised message cap (the 16 MiB message test) and fast pings (the
     # missing-pong test) without slowing anything else down
     export WS_MAX_MESSAGE=20m WS_PING_INTERVAL=2s WS_PONG_TIMEOUT=2s
+    # presence: a short TTL (the killed-nginx-worker test waits for it), a
+    # short grace and receipt window; notifications go to the webhook that
+    # tests/integration/notify.test.mjs serves on PORT + 3
+    export PRESENCE_TTL_MS=6000 PRESENCE_GRACE_MS=1000 RECEIPT_WINDOW_MS=500
+    export NOTIFY_WEBHOOK="http://127.0.0.1:$(( ${PORT:-18080} + 3 ))/notify"
+    export NOTIFY_QUIET_MS=1500 NOTIFY_BACKOFF_MS=300
     conf/stack.sh stop >/dev/null 2>&1 || true
     rm -rf .run/test
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT
