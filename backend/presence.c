@@ -74,6 +74,7 @@
 
 /* KEYS: due zset, on hash, changes stream; ARGV: ttl ms, limit */
 static const char  chat_presence_sweep_lua[] =
+    "redis.replicate_commands() "
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "local ttl = tonumber(ARGV[1]) "

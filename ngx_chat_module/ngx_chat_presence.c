@@ -54,6 +54,7 @@
 /* KEYS: online hash, due zset, on hash, changes stream;
  * ARGV: gateway stream, uid, ttl ms */
 static const char  ngx_chat_presence_up_lua[] =
+    "redis.replicate_commands() "
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "local nows = string.format('%d', now) "
@@ -70,6 +71,7 @@ static const char  ngx_chat_presence_up_lua[] =
 
 /* KEYS: as above; ARGV: gateway stream, uid, grace ms */
 static const char  ngx_chat_presence_down_lua[] =
+    "redis.replicate_commands() "
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "redis.call('HDEL', KEYS[1], ARGV[1]) "

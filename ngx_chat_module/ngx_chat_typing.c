@@ -48,6 +48,7 @@
 
 /* KEYS: members set, rate key; ARGV: uid, interval ms, fresh ms, event */
 static const char  ngx_chat_typing_lua[] =
+    "redis.replicate_commands() "
     "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end "
     "if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then "
     "  return -2 "

@@ -217,6 +217,55 @@ test('100 typing events in a second from Alice produce at most a handful of deli
   for (const ws of [aliceWs, bobWs]) closeDevice(ws);
 });
 
+test('typing follows group membership, and the membership cache is rebuilt when Redis loses it', async () => {
+  const g = await http('POST', '/api/v1/conversations',
+    { type: 'group', title: 'typists', member_ids: [uid(bob)] }, alice);
+  assert.equal(g.status, 201, g.text);
+  const cid = g.json.conversation.id;
+  const [aliceWs, bobWs, carolWs] = [await device(alice), await device(bob), await device(carol)];
+  await waitStatus(carol, carol, 'online');
+
+  const typeAndWait = async (interval) => {
+    // past the rate limit of the previous round
+    await waitFor('the typing key to expire', async () =>
+      (await redis('EXISTS', `chat:typing:{${cid}}:${uid(alice)}`)) === '0', { timeout: interval });
+    aliceWs.sendJson({ type: 'typing', conversation_id: cid });
+  };
+  const gotFrom = (ws, n) => ws.waitFor(() => typingOf(ws, alice).filter((m) => m.conversation_id === cid).length >= n,
+    `typing event ${n}`, 10000);
+  const countIn = (ws) => typingOf(ws, alice).filter((m) => m.conversation_id === cid).length;
+
+  await typeAndWait(15000);
+  await gotFrom(bobWs, 1);
+  assert.equal(countIn(carolWs), 0);
+
+  // Carol joins: the next typing reaches her
+  let r = await http('POST', `/api/v1/conversations/${cid}/members`, { user_id: uid(carol) }, alice);
+  assert.equal(r.status, 200, r.text);
+  await typeAndWait(15000);
+  await gotFrom(carolWs, 1);
+  await gotFrom(bobWs, 2);
+
+  // Bob leaves: he hears no more
+  r = await http('DELETE', `/api/v1/conversations/${cid}/members/${uid(bob)}`, undefined, alice);
+  assert.equal(r.status, 200, r.text);
+  await typeAndWait(15000);
+  await gotFrom(carolWs, 2);
+  await sleep(500);
+  assert.equal(countIn(bobWs), 2);
+
+  // Redis loses the cache: the presence process rebuilds it from PostgreSQL
+  const keys = (await redis('KEYS', 'chat:members:*')).split('\n').filter(Boolean);
+  await redis('DEL', ...keys);
+  await waitFor('the cache to be rebuilt', async () => (await redis('EXISTS', 'chat:members:ready')) === '1');
+  assert.deepEqual((await redis('SMEMBERS', `chat:members:{${cid}}`)).split('\n').map(Number).sort((a, b) => a - b),
+    [uid(alice), uid(carol)].sort((a, b) => a - b));
+  await typeAndWait(15000);
+  await gotFrom(carolWs, 3);
+
+  for (const ws of [aliceWs, bobWs, carolWs]) closeDevice(ws);
+});
+
 /* receipts and read markers */
 
 test('read markers never move backwards, two devices share unread, the sender gets receipts', async () => {
