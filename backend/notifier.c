@@ -5,10 +5,10 @@
  *
  * Jobs come from chat:notify (notify_queue.c: one per message and
  * offline recipient), read with XREADGROUP GROUP notifier notifier.  Jobs
- * of the same recipient and conversation gather into one batch, which is
- * sent once no job joined it for CHAT_NOTIFY_QUIET_MS, or
- * CHAT_NOTIFY_MAX_DELAY_MS after its first job at the latest: a burst of
- * 50 messages is one call.  Before sending, PostgreSQL is asked whether
+ * of the same recipient and conversation gather into one batch
+ * (notify_batch.c), which is sent once no job joined it for
+ * CHAT_NOTIFY_QUIET_MS, or CHAT_NOTIFY_MAX_DELAY_MS after its first job at
+ * the latest: a burst of 50 messages is one call.  Before sending, PostgreSQL is asked whether
  * the recipient is still a member, has muted the conversation, or has
  * meanwhile read past the batch on another device; then nothing is sent.
  * The call is
@@ -44,6 +44,7 @@
 #include "db.h"
 #include "http_client.h"
 #include "log.h"
+#include "notify_batch.h"
 #include "notify_queue.h"
 #include "roles.h"
 
@@ -53,47 +54,15 @@
 
 
 typedef struct {
-    int64_t     uid;
-    int64_t     cid;
-    int64_t     sender;
-    int64_t     first_seq;
-    int64_t     last_seq;
-    int         count;
-    char       *preview;
-    char      **ids;            /* stream entries to ack when done */
-    size_t      nids;
-    size_t      cap;
-    int64_t     first_ms;       /* monotonic */
-    int64_t     due_ms;
-    int         attempts;       /* calls made; > 0: closed to new jobs */
-} chat_batch_t;
-
-
-typedef struct {
     chat_bus_t      bus;
     chat_db_t       db;
     char            consumer[300];
-    chat_batch_t   *batches;
-    size_t          n;
-    size_t          cap;
+    chat_batches_t  batches;
     int             backlog;
 } chat_notifier_t;
 
 
 static volatile sig_atomic_t  chat_notifier_stop;
-
-
-static void
-chat_batch_free(chat_batch_t *b)
-{
-    size_t  i;
-
-    for (i = 0; i < b->nids; i++) {
-        free(b->ids[i]);
-    }
-    free(b->ids);
-    free(b->preview);
-}
 
 
 /* Removes batch i (its jobs acked when ack is set). */
@@ -103,7 +72,7 @@ chat_notifier_finish(chat_notifier_t *nt, size_t i, int ack)
     size_t        k;
     redisReply   *r;
     const char  **argv;
-    chat_batch_t *b = &nt->batches[i];
+    chat_batch_t *b = &nt->batches.items[i];
 
     if (ack && chat_bus_ok(&nt->bus)) {
         argv = malloc((b->nids + 3) * sizeof(char *));
@@ -121,8 +90,7 @@ chat_notifier_finish(chat_notifier_t *nt, size_t i, int ack)
         }
     }
 
-    chat_batch_free(b);
-    nt->batches[i] = nt->batches[--nt->n];
+    chat_batches_remove(&nt->batches, i);
 }
 
 
@@ -131,94 +99,43 @@ static void
 chat_notifier_add(chat_notifier_t *nt, const redisReply *entry, int64_t now)
 {
     size_t             i;
-    int64_t            uid, cid, seq, sender;
-    const char        *preview, *name, *value;
-    chat_batch_t      *b, *nb;
-    char             **ids;
+    const char        *name, *value;
     const redisReply  *f;
+    chat_notify_job_t  job;
 
     f = entry->element[1];
-    uid = cid = seq = sender = 0;
-    preview = "";
+    memset(&job, 0, sizeof(job));
+    job.id = entry->element[0]->str;
+    job.preview = "";
 
     for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
         name = f->element[i]->str;
         value = f->element[i + 1]->str;
 
         if (strcmp(name, "uid") == 0) {
-            uid = strtoll(value, NULL, 10);
+            job.uid = strtoll(value, NULL, 10);
         } else if (strcmp(name, "cid") == 0) {
-            cid = strtoll(value, NULL, 10);
+            job.cid = strtoll(value, NULL, 10);
         } else if (strcmp(name, "seq") == 0) {
-            seq = strtoll(value, NULL, 10);
+            job.seq = strtoll(value, NULL, 10);
         } else if (strcmp(name, "sender") == 0) {
-            sender = strtoll(value, NULL, 10);
+            job.sender = strtoll(value, NULL, 10);
         } else if (strcmp(name, "preview") == 0) {
-            preview = value;
+            job.preview = value;
         }
     }
 
-    b = NULL;
-    for (i = 0; i < nt->n; i++) {
-        if (nt->batches[i].uid == uid && nt->batches[i].cid == cid
-            && nt->batches[i].attempts == 0)
-        {
-            b = &nt->batches[i];
-            break;
-        }
-    }
-
-    if (b == NULL) {
-        if (nt->n == nt->cap) {
-            nb = realloc(nt->batches, (nt->cap ? nt->cap * 2 : 16)
-                                      * sizeof(chat_batch_t));
-            if (nb == NULL) {
-                chat_log_error("notifier: out of memory");
-                return;
-            }
-            nt->batches = nb;
-            nt->cap = nt->cap ? nt->cap * 2 : 16;
-        }
-
-        b = &nt->batches[nt->n++];
-        memset(b, 0, sizeof(chat_batch_t));
-        b->uid = uid;
-        b->cid = cid;
-        b->first_seq = seq;
-        b->first_ms = now;
-    }
-
-    if (b->nids == b->cap) {
-        ids = realloc(b->ids, (b->cap ? b->cap * 2 : 8) * sizeof(char *));
-        if (ids == NULL) {
-            chat_log_error("notifier: out of memory");
-            return;
-        }
-        b->ids = ids;
-        b->cap = b->cap ? b->cap * 2 : 8;
-    }
-
-    b->ids[b->nids] = strdup(entry->element[0]->str);
-    if (b->ids[b->nids] == NULL) {
+    if (job.uid <= 0 || job.cid <= 0 || job.seq <= 0) {
+        /* cannot be sent: left pending, it shows in XPENDING */
+        chat_log_error("notifier: malformed job %s", job.id);
         return;
     }
-    b->nids++;
-    b->count++;
 
-    if (seq < b->first_seq) {
-        b->first_seq = seq;
-    }
-
-    if (seq >= b->last_seq) {
-        b->last_seq = seq;
-        b->sender = sender;
-        free(b->preview);
-        b->preview = strdup(preview);
-    }
-
-    b->due_ms = now + chat_roles.notify_quiet_ms;
-    if (b->due_ms > b->first_ms + chat_roles.notify_max_delay_ms) {
-        b->due_ms = b->first_ms + chat_roles.notify_max_delay_ms;
+    if (chat_batches_add(&nt->batches, &job, now, chat_roles.notify_quiet_ms,
+                         chat_roles.notify_max_delay_ms) < 0)
+    {
+        chat_log_error("notifier: out of memory, job %s left pending",
+                       job.id);
     }
 }
 
@@ -340,13 +257,13 @@ chat_notifier_send_due(chat_notifier_t *nt)
 {
     int            rc;
     size_t         i;
-    int64_t        now, delay;
+    int64_t        now;
     chat_batch_t  *b;
 
     i = 0;
 
-    while (i < nt->n && !chat_notifier_stop) {
-        b = &nt->batches[i];
+    while (i < nt->batches.n && !chat_notifier_stop) {
+        b = &nt->batches.items[i];
         now = chat_mono_ms();
 
         if (b->due_ms > now) {
@@ -386,8 +303,9 @@ chat_notifier_send_due(chat_notifier_t *nt)
             continue;
         }
 
-        delay = (int64_t) chat_roles.notify_backoff_ms << (b->attempts - 1);
-        b->due_ms = chat_mono_ms() + (delay > 60000 ? 60000 : delay);
+        b->due_ms = chat_mono_ms()
+                    + chat_notify_backoff(chat_roles.notify_backoff_ms,
+                                          b->attempts, 60000);
         i++;
     }
 }
@@ -405,11 +323,10 @@ chat_notifier_read(chat_notifier_t *nt)
     const char  *argv[11];
 
     now = chat_mono_ms();
-    wait = CHAT_NOTIFY_BLOCK_MAX;
-    for (i = 0; i < nt->n; i++) {
-        if (nt->batches[i].due_ms - now < wait) {
-            wait = nt->batches[i].due_ms - now;
-        }
+    wait = chat_batches_next_due(&nt->batches, now + CHAT_NOTIFY_BLOCK_MAX)
+           - now;
+    if (wait > CHAT_NOTIFY_BLOCK_MAX) {
+        wait = CHAT_NOTIFY_BLOCK_MAX;
     }
 
     if (wait <= 0 && !nt->backlog) {
@@ -495,7 +412,6 @@ chat_notifier_group(chat_notifier_t *nt)
 int
 chat_notifier_run(const chat_config_t *cfg, pid_t supervisor)
 {
-    size_t           i;
     char             host[256];
     chat_notifier_t  nt;
 
@@ -536,9 +452,7 @@ chat_notifier_run(const chat_config_t *cfg, pid_t supervisor)
             }
 
             /* batches in memory are pending in the group too: rebuild */
-            for (i = nt.n; i > 0; i--) {
-                chat_notifier_finish(&nt, i - 1, 0);
-            }
+            chat_batches_free(&nt.batches);
             nt.backlog = 1;
         }
 
@@ -552,10 +466,7 @@ chat_notifier_run(const chat_config_t *cfg, pid_t supervisor)
         chat_notifier_send_due(&nt);
     }
 
-    for (i = nt.n; i > 0; i--) {
-        chat_notifier_finish(&nt, i - 1, 0);
-    }
-    free(nt.batches);
+    chat_batches_free(&nt.batches);
     chat_bus_free(&nt.bus);
     chat_db_close(&nt.db);
 

@@ -29,6 +29,7 @@
 
 #include "chat_protocol.h"
 #include "log.h"
+#include "notify_batch.h"
 #include "notify_queue.h"
 #include "roles.h"
 
@@ -59,26 +60,6 @@ chat_notify_online(const redisReply *r, int64_t now)
     }
 
     return 0;
-}
-
-
-/* The length of at most max bytes of s that ends on a character boundary. */
-static size_t
-chat_notify_preview_len(const char *s, size_t max)
-{
-    size_t  len;
-
-    len = strlen(s);
-    if (len <= max) {
-        return len;
-    }
-
-    len = max;
-    while (len > 0 && ((unsigned char) s[len] & 0xc0) == 0x80) {
-        len--;
-    }
-
-    return len;
 }
 
 
@@ -116,7 +97,7 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
     snprintf(cid, sizeof(cid), "%lld", (long long) c->valuedouble);
     snprintf(seq, sizeof(seq), "%lld", (long long) s->valuedouble);
     snprintf(sender, sizeof(sender), "%lld", (long long) from);
-    plen = chat_notify_preview_len(t->valuestring, CHAT_NOTIFY_PREVIEW);
+    plen = chat_utf8_prefix_len(t->valuestring, CHAT_NOTIFY_PREVIEW);
 
     online = calloc(e->n ? e->n : 1, sizeof(redisReply *));
     if (online == NULL) {
