@@ -325,8 +325,9 @@ done:
 static void
 ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref)
 {
-    cJSON   *cid;
-    double   v;
+    cJSON                 *cid;
+    double                 v;
+    ngx_chat_main_conf_t  *cmcf;
 
     cid = cJSON_GetObjectItemCaseSensitive(json, "conversation_id");
     v = cJSON_IsNumber(cid) ? cid->valuedouble : 0;
@@ -337,6 +338,22 @@ ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref)
                                "required", ref);
         return;
     }
+
+    /*
+     * Redis rate-limits per user and conversation; repeats from this very
+     * connection within half an interval are dropped before they cost a
+     * script, so a client sending on every keystroke is cheap.
+     */
+    cmcf = ngx_http_get_module_main_conf(ws->request, ngx_chat_module);
+
+    if (ws->typing_cid == (int64_t) v
+        && ngx_current_msec - ws->typing_at < cmcf->typing_interval / 2)
+    {
+        return;
+    }
+
+    ws->typing_cid = (int64_t) v;
+    ws->typing_at = ngx_current_msec;
 
     ngx_chat_typing(ws->caller.uid, (int64_t) v, ws->connection->log);
 }
