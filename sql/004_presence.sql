@@ -11,8 +11,11 @@
 --
 -- conversation_members.last_delivered_seq is how far the member's devices
 -- confirmed delivery (the `delivered` frame).  Like last_read_seq it only
--- moves forward, and reading implies delivery, so it is never below
--- last_read_seq once either moves.  muted: no offline notifications for
+-- moves forward, and reading implies delivery: a CHECK says so.  The
+-- statements that move markers keep it (conv.read and msg.send move both);
+-- a BEFORE INSERT trigger lifts a new member's delivery marker to the read
+-- marker they start with (conv.member.add starts them at last_seq), so the
+-- membership code needs no change.  muted: no offline notifications for
 -- this member in this conversation.
 --
 -- receipt_pending holds the group conversations whose markers moved and
@@ -33,6 +36,23 @@ ALTER TABLE conversation_members
 
 -- what was read was delivered
 UPDATE conversation_members SET last_delivered_seq = last_read_seq;
+
+ALTER TABLE conversation_members
+    ADD CONSTRAINT conversation_members_delivered_covers_read
+        CHECK (last_delivered_seq >= last_read_seq);
+
+CREATE FUNCTION conversation_members_delivered_from_read() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.last_delivered_seq := GREATEST(NEW.last_delivered_seq,
+                                       NEW.last_read_seq);
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER conversation_members_delivered_from_read
+    BEFORE INSERT ON conversation_members
+    FOR EACH ROW EXECUTE FUNCTION conversation_members_delivered_from_read();
 
 CREATE TABLE receipt_pending (
     conversation_id  bigint      PRIMARY KEY

@@ -239,9 +239,15 @@ test('typing follows group membership, and the membership cache is rebuilt when 
   await gotFrom(bobWs, 1);
   assert.equal(countIn(carolWs), 0);
 
-  // Carol joins: the next typing reaches her
-  let r = await http('POST', `/api/v1/conversations/${cid}/members`, { user_id: uid(carol) }, alice);
+  // Carol joins after a message: the next typing reaches her, and her
+  // markers start at the end (what was there is neither unread nor pending)
+  let r = await http('POST', `/api/v1/conversations/${cid}/messages`, { client_msg_id: 't1', text: 'before carol' }, alice);
+  assert.equal(r.status, 201, r.text);
+  r = await http('POST', `/api/v1/conversations/${cid}/members`, { user_id: uid(carol) }, alice);
   assert.equal(r.status, 200, r.text);
+  r = await http('GET', `/api/v1/conversations/${cid}/receipts`, undefined, carol);
+  assert.deepEqual(r.json.receipts.find((x) => x.user_id === uid(carol)),
+    { user_id: uid(carol), delivered_seq: 1, read_seq: 1 });
   await typeAndWait(15000);
   await gotFrom(carolWs, 1);
   await gotFrom(bobWs, 2);
