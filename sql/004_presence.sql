@@ -12,10 +12,11 @@
 -- conversation_members.last_delivered_seq is how far the member's devices
 -- confirmed delivery (the `delivered` frame).  Like last_read_seq it only
 -- moves forward, and reading implies delivery: a CHECK says so.  The
--- statements that move markers keep it (conv.read and msg.send move both);
--- a BEFORE INSERT trigger lifts a new member's delivery marker to the read
--- marker they start with (conv.member.add starts them at last_seq), so the
--- membership code needs no change.  muted: no offline notifications for
+-- statements of this project that move markers keep it (conv.read and
+-- msg.send move both), and a trigger on insert and on any change of
+-- last_read_seq lifts the delivery marker to the read marker, so a new
+-- member (conv.member.add starts them at last_seq) or any other statement
+-- that moves only the read marker keeps it too, and never fails on it.  muted: no offline notifications for
 -- this member in this conversation.
 --
 -- receipt_pending holds the group conversations whose markers moved and
@@ -51,7 +52,7 @@ END
 $$;
 
 CREATE TRIGGER conversation_members_delivered_from_read
-    BEFORE INSERT ON conversation_members
+    BEFORE INSERT OR UPDATE OF last_read_seq ON conversation_members
     FOR EACH ROW EXECUTE FUNCTION conversation_members_delivered_from_read();
 
 CREATE TABLE receipt_pending (
