@@ -37,6 +37,10 @@ WS_MAX_MESSAGE=${WS_MAX_MESSAGE:-1m}
 WS_PING_INTERVAL=${WS_PING_INTERVAL:-30s}
 WS_PONG_TIMEOUT=${WS_PONG_TIMEOUT:-10s}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
+NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
+# each worker holds its connections plus a few files; 20000 is this
+# machine's hard limit per process
+NGINX_NOFILE=$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))
 # presence, typing, receipts, notifications
 PRESENCE_TTL_MS=${PRESENCE_TTL_MS:-45000}
 PRESENCE_GRACE_MS=${PRESENCE_GRACE_MS:-5000}
@@ -46,10 +50,6 @@ export CHAT_RECEIPT_WINDOW_MS=${RECEIPT_WINDOW_MS:-1000}
 export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
 export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
-NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
-# each worker holds its connections plus a few files; 20000 is this
-# machine's hard limit per process
-NGINX_NOFILE=$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))
 RUN=$ROOT/.run/$STACK
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 MODULE_SO=$ROOT/build/nginx/objs/ngx_chat_module.so
