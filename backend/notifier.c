@@ -99,7 +99,8 @@ static void
 chat_notifier_add(chat_notifier_t *nt, const redisReply *entry, int64_t now)
 {
     size_t             i;
-    const char        *name, *value;
+    redisReply        *r;
+    const char        *name, *value, *argv[4];
     const redisReply  *f;
     chat_notify_job_t  job;
 
@@ -126,8 +127,16 @@ chat_notifier_add(chat_notifier_t *nt, const redisReply *entry, int64_t now)
     }
 
     if (job.uid <= 0 || job.cid <= 0 || job.seq <= 0) {
-        /* cannot be sent: left pending, it shows in XPENDING */
-        chat_log_error("notifier: malformed job %s", job.id);
+        /* cannot be sent, ever (or trimmed away while pending): drop it */
+        chat_log_error("notifier: malformed job %s, dropped", job.id);
+
+        argv[0] = "XACK";
+        argv[1] = CHAT_NOTIFY_STREAM;
+        argv[2] = CHAT_NOTIFY_GROUP;
+        argv[3] = job.id;
+        r = chat_bus_command(&nt->bus, 4, argv, NULL);
+        (void) chat_bus_check(r, "XACK " CHAT_NOTIFY_STREAM);
+        freeReplyObject(r);
         return;
     }
 

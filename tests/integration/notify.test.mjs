@@ -9,7 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { api, registerUsers, sleep } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import { api, registerUsers, sleep, waitFor, RUN_DIR } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 
 const WEBHOOK = new URL(process.env.CHAT_NOTIFY_WEBHOOK || 'http://127.0.0.1:18083/notify');
@@ -17,8 +18,9 @@ const QUIET_MS = 1500;          // NOTIFY_QUIET_MS of tests/run.sh
 
 const calls = [];               // {body, headers, status}
 const failFirst = new Set();    // conversation ids whose first call gets 500
+const failAll = new Set();      // conversation ids whose calls all get 500
 let server;
-let sender, offline1, offline2, offline3, online;
+let sender, offline1, offline2, offline3, offline4, online;
 const open = new Set();
 
 before(async () => {
@@ -33,6 +35,8 @@ before(async () => {
       else if (body && failFirst.has(body.conversation_id)) {
         failFirst.delete(body.conversation_id);
         status = 500;
+      } else if (body && failAll.has(body.conversation_id)) {
+        status = 500;
       }
       calls.push({ body, headers: req.headers, status });
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -43,7 +47,7 @@ before(async () => {
     server.once('error', reject);
     server.listen(Number(WEBHOOK.port), WEBHOOK.hostname, resolve);
   });
-  [sender, offline1, offline2, offline3, online] = await registerUsers('notify', 5, 5);
+  [sender, offline1, offline2, offline3, offline4, online] = await registerUsers('notify', 6, 6);
 });
 
 after(() => {
@@ -171,4 +175,33 @@ test('a muted conversation sends nothing; an online recipient is not notified', 
   assert.equal(call.body.last_seq, 6);
   ws.close();
   open.delete(ws);
+});
+
+// the pid of the running notifier process, from the backend's log
+function notifierPid() {
+  const log = readFileSync(`${RUN_DIR}/backend/backend.log`, 'utf8');
+  const all = [...log.matchAll(/notifier (\d+): started/g)];
+  return all.length ? Number(all.at(-1)[1]) : 0;
+}
+
+test('a notifier killed with a batch in hand: its successor sends the batch', async () => {
+  const cid = await direct(sender, offline4);
+  failAll.add(cid);
+  await burst(cid, 3, 'k');
+  const [failed] = await waitCalls(cid, offline4, 1);
+  assert.equal(failed.status, 500);
+
+  const pid = notifierPid();
+  assert.ok(pid > 0, 'no notifier in the log');
+  process.kill(pid, 'SIGKILL');
+  failAll.delete(cid);
+
+  // restarted by the supervisor, it re-reads its pending jobs first
+  await waitFor('a new notifier', () => notifierPid() !== pid, { timeout: 20000 });
+  const ok = await waitFor('the batch delivered', () =>
+    callsFor(cid, offline4).find((c) => c.status === 200), { timeout: 30000 });
+  assert.equal(ok.body.count, 3);
+  assert.equal(ok.body.last_seq, 3);
+  await sleep(QUIET_MS * 2);
+  assert.equal(callsFor(cid, offline4).filter((c) => c.status === 200).length, 1);
 });
