@@ -28,6 +28,7 @@
 #include "config.h"
 #include "http_client.h"
 #include "log.h"
+#include "roles.h"
 #include "supervisor.h"
 #include "user_add.h"
 
@@ -97,7 +98,15 @@ usage(FILE *out)
 "  --log-level LEVEL         CHAT_LOG_LEVEL          info "
 "(debug|info|warn|error)\n"
 "  --pidfile PATH            (none)\n"
-"  --help\n");
+"  --help\n"
+"\n"
+"presence and notifications (environment only, see backend/README.md):\n"
+"  CHAT_PRESENCE_TTL_MS 45000 (= the edge's chat_presence_ttl), "
+"CHAT_RECEIPT_WINDOW_MS 1000,\n"
+"  CHAT_NOTIFY_WEBHOOK (none: no notifier), CHAT_NOTIFY_QUIET_MS 1000,\n"
+"  CHAT_NOTIFY_MAX_DELAY_MS 10000, CHAT_NOTIFY_ATTEMPTS 5, "
+"CHAT_NOTIFY_BACKOFF_MS 500,\n"
+"  CHAT_NOTIFY_TIMEOUT_MS 5000\n");
 }
 
 
@@ -407,6 +416,11 @@ main(int argc, char **argv)
     if (cfg.token_secret_len < CHAT_TOKEN_MIN_SECRET_LEN) {
         die("the token secret is %zu bytes; it must be at least %d",
             cfg.token_secret_len, CHAT_TOKEN_MIN_SECRET_LEN);
+    }
+
+    /* presence and notifier settings (environment only, see roles.c) */
+    if (chat_roles_configure() != 0) {
+        exit(2);
     }
 
     /* before any fork: every child inherits libcurl's global state */

@@ -1,12 +1,11 @@
 /*
- * op_msg.c: sending messages, reading history, moving read markers.
+ * op_msg.c: sending messages and reading history (read markers and
+ * receipts are op_receipt.c's).
  *
  *   msg.send     {conversation_id, client_msg_id, text}    -> 201 | 200
  *                {"message": {...}}
  *   msg.history  {conversation_id, before_seq?, after_seq?, limit?}
  *                -> 200 {"messages": [...ascending seq], "has_more"}
- *   conv.read    {conversation_id, seq}
- *                -> 200 {"conversation_id", "last_read_seq"}
  *
  * Sending.  A conversation's messages have one order, given by seq, and
  * seqs have no gaps.  msg.send takes two statements:
@@ -32,10 +31,9 @@
  * forward, before_seq (or neither: the newest) pages back, and the answer
  * is always ascending.  One row more than asked for says has_more.
  *
- * Read markers only move forward and never past last_seq.
- *
- * What it does not do: edit or delete messages, receipts or typing events
- * (not on the bus yet), or check that a reader saw what it marks read.
+ * What it does not do: edit or delete messages, move read markers
+ * (op_receipt.c), or typing (never on the bus: the edge's
+ * ngx_chat_typing.c).
  */
 
 #include <stdlib.h>
@@ -168,7 +166,8 @@ chat_op_msg_send(chat_op_ctx_t *ctx)
         "  SELECT $1, last_seq, $2, $3, $4::text, clock_timestamp() FROM c "
         "  RETURNING *), "
         "rd AS ("
-        "  UPDATE conversation_members m SET last_read_seq = ins.seq "
+        "  UPDATE conversation_members m SET last_read_seq = ins.seq, "
+        "                                    last_delivered_seq = ins.seq "
         "  FROM ins WHERE m.conversation_id = $1 AND m.user_id = $2) "
         "SELECT EXISTS (SELECT 1 FROM me), r.kind, "
         CHAT_MSG_COLUMNS("r") ", "
@@ -356,66 +355,3 @@ done:
     return rc;
 }
 
-
-int
-chat_op_conv_read(chat_op_ctx_t *ctx)
-{
-    int          rc;
-    char         c[24], u[24], s[24];
-    cJSON       *reply;
-    int64_t      cid, seq;
-    PGresult    *res;
-    const char  *values[3];
-
-    rc = chat_op_require_user(ctx);
-    if (rc == 1) {
-        rc = chat_op_integer(ctx, "conversation_id", 1, 1, &cid);
-    }
-    if (rc == 1) {
-        rc = chat_op_integer(ctx, "seq", 0, 1, &seq);
-    }
-    if (rc != 1) {
-        return rc;
-    }
-
-    values[0] = chat_i64(c, cid);
-    values[1] = chat_i64(u, ctx->cmd->uid);
-    values[2] = chat_i64(s, seq);
-
-    res = chat_db_query_prepared(ctx->db,
-        "UPDATE conversation_members m "
-        "SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq)) "
-        "FROM conversations c "
-        "WHERE c.id = m.conversation_id "
-        "  AND m.conversation_id = $1 AND m.user_id = $2 "
-        "RETURNING m.last_read_seq",
-        3, values, NULL, NULL);
-    if (res == NULL) {
-        return -1;
-    }
-
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return chat_op_no_conversation(ctx);
-    }
-
-    reply = cJSON_CreateObject();
-
-    if (reply == NULL
-        || cJSON_AddNumberToObject(reply, "conversation_id", (double) cid)
-           == NULL
-        || cJSON_AddNumberToObject(reply, "last_read_seq",
-               strtod(PQgetvalue(res, 0, 0), NULL)) == NULL)
-    {
-        cJSON_Delete(reply);
-        PQclear(res);
-        return -1;
-    }
-
-    PQclear(res);
-
-    ctx->reply = reply;
-    ctx->status = 200;
-
-    return 0;
-}

@@ -52,6 +52,12 @@ static const chat_op_t  chat_ops[] = {
     { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED },
     { "msg.history", chat_op_msg_history, NULL, 0 },
     { "sync", chat_op_sync, NULL, 0 },
+
+    /* presence, receipts, mutes */
+    { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED },
+    { "conv.receipts", chat_op_conv_receipts, NULL, 0 },
+    { "conv.mute", chat_op_conv_mute, NULL, CHAT_OP_LOGGED },
+    { "presence.get", chat_op_presence_get, NULL, 0 },
 };
 
 /* stored like any business error, so a replay answers the same */

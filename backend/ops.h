@@ -145,12 +145,20 @@ int chat_op_conv_list(chat_op_ctx_t *ctx);
 int chat_op_conv_member_add(chat_op_ctx_t *ctx);
 int chat_op_conv_member_remove(chat_op_ctx_t *ctx);
 
-/* messages and read markers, op_msg.c */
+/* messages, op_msg.c; conv.read, op_receipt.c */
 int chat_op_msg_send(chat_op_ctx_t *ctx);
 int chat_op_msg_history(chat_op_ctx_t *ctx);
 int chat_op_conv_read(chat_op_ctx_t *ctx);
 
 /* catching up after being away, op_sync.c */
 int chat_op_sync(chat_op_ctx_t *ctx);
+
+/* markers and receipts, op_receipt.c (conv.read is here too) */
+int chat_op_conv_delivered(chat_op_ctx_t *ctx);
+int chat_op_conv_receipts(chat_op_ctx_t *ctx);
+
+/* presence and mutes, op_presence.c */
+int chat_op_presence_get(chat_op_ctx_t *ctx);
+int chat_op_conv_mute(chat_op_ctx_t *ctx);
 
 #endif /* CHAT_OPS_H */

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "roles.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -75,7 +76,10 @@ chat_supervisor_spawn(const chat_config_t *cfg, chat_slot_t *slot,
         /* the worker installs its own handlers; start from a clean mask */
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        _exit(chat_worker_run(cfg, self));
+        /* slots past the workers run the roles (roles.c) */
+        _exit(index < cfg->workers
+              ? chat_worker_run(cfg, self)
+              : chat_role_run(cfg, index - cfg->workers, self));
     }
 
     slot->pid = pid;
@@ -260,7 +264,7 @@ chat_supervisor_run(const chat_config_t *cfg)
 
     chat_log_set_role("supervisor");
 
-    n = cfg->workers;
+    n = cfg->workers + chat_roles_count();
 
     slots = calloc(n, sizeof(chat_slot_t));
     if (slots == NULL) {

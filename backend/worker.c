@@ -73,6 +73,8 @@
 #include "fanout.h"
 #include "intake.h"
 #include "log.h"
+#include "membership_cache.h"
+#include "notify_queue.h"
 #include "ops.h"
 #include "worker.h"
 
@@ -220,6 +222,10 @@ chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
     /* committed facts: told even if a reply failed (it will be replayed) */
     if (ne > 0 && chat_bus_ok(&w->bus)) {
         (void) chat_fanout(&w->bus, events, ne);
+
+        /* presence area: the typing cache and offline notifications */
+        chat_membership_cache_update(&w->bus, events, ne);
+        chat_notify_queue(&w->bus, events, ne);
     }
 
     free(answers);

@@ -13,6 +13,9 @@
 # WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT, NGINX_WORKERS,
 # NGINX_CONNECTIONS, LOGIN_RATE, LOGIN_BURST, CHECKOUT_RATE, CHECKOUT_BURST
 # may be set.
+# Presence and notifications: PRESENCE_TTL_MS (45000), PRESENCE_GRACE_MS
+# (5000), TYPING_INTERVAL_MS (2000), RECEIPT_WINDOW_MS (1000), NOTIFY_WEBHOOK
+# (a URL; none: no notifier), NOTIFY_QUIET_MS (1000), NOTIFY_BACKOFF_MS (500).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -44,6 +47,15 @@ CHECKOUT_BURST=${CHECKOUT_BURST:-5}
 # each worker holds its connections plus a few files; 20000 is this
 # machine's hard limit per process
 NGINX_NOFILE=$(( NGINX_CONNECTIONS + 100 < 20000 ? NGINX_CONNECTIONS + 100 : 20000 ))
+# presence, typing, receipts, notifications
+PRESENCE_TTL_MS=${PRESENCE_TTL_MS:-45000}
+PRESENCE_GRACE_MS=${PRESENCE_GRACE_MS:-5000}
+TYPING_INTERVAL_MS=${TYPING_INTERVAL_MS:-2000}
+export CHAT_PRESENCE_TTL_MS=$PRESENCE_TTL_MS
+export CHAT_RECEIPT_WINDOW_MS=${RECEIPT_WINDOW_MS:-1000}
+export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
+export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
+export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 # other builds (make test-asan) point these elsewhere
@@ -162,6 +174,8 @@ start_nginx() {
         -e "s|@NGINX_CONNECTIONS@|$NGINX_CONNECTIONS|g" -e "s|@NGINX_NOFILE@|$NGINX_NOFILE|g" \
         -e "s|@LOGIN_RATE@|$LOGIN_RATE|g" -e "s|@LOGIN_BURST@|$LOGIN_BURST|g" \
         -e "s|@CHECKOUT_RATE@|$CHECKOUT_RATE|g" -e "s|@CHECKOUT_BURST@|$CHECKOUT_BURST|g" \
+        -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
+        -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
@@ -234,6 +248,8 @@ cmd_env() {
     printf 'CHAT_RUN_DIR=%q\n' "$RUN"
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
+    printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
+    printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
 }
 
 cmd_run() {

@@ -40,12 +40,14 @@
  *
  * Who is online where: the edge keeps, for every user with at least one
  * live connection on that gateway, the hash CHAT_ONLINE_PREFIX "<uid>}"
- * field <gateway reply stream key> = "<unix_ms>" refreshed every
- * CHAT_ONLINE_REFRESH_MS, with the key's TTL CHAT_ONLINE_TTL_SEC, and HDELs
- * its field when the user's last local connection closes.  A worker
- * fanning out reads the members' hashes (pipelined HGETALL) and ignores, and
- * may HDEL, fields older than CHAT_ONLINE_STALE_MS: they belong to a
- * gateway that died without cleaning up.
+ * field <gateway reply stream key> = "<unix_ms>" (Redis' clock) refreshed
+ * every chat_presence_ttl / 3, with the key's TTL chat_presence_ttl, and
+ * HDELs its field when the user's last local connection closes (see
+ * ngx_chat_presence.c for the presence keys written alongside).  A worker
+ * fanning out reads the members' hashes (pipelined HGETALL) and ignores
+ * fields older than CHAT_ONLINE_STALE_MS: they belong to a gateway that
+ * died without cleaning up.  CHAT_ONLINE_REFRESH_MS is the refresh used
+ * before the configuration is known.
  *
  * Worker liveness: every worker HSETs CHAT_WORKERS_KEY field <consumer> to
  * "<unix_ms>:<pg>" once a second, <pg> being 1 when its PostgreSQL
@@ -76,6 +78,13 @@
 
 /* online registry: hash per user, field per gateway */
 #define CHAT_ONLINE_PREFIX      "chat:online:{"
+
+/* presence (ngx_chat_presence.c, ngx_chat_poll.c, backend/presence.c):
+ * users' due times for the offline sweeper, who is online (uid -> last
+ * seen ms), and the stream of online/offline transitions */
+#define CHAT_PRESENCE_DUE_KEY      "chat:presence:due"
+#define CHAT_PRESENCE_ON_KEY       "chat:presence:on"
+#define CHAT_PRESENCE_CHANGES_KEY  "chat:presence:changes"
 
 /* a long-poll session's events: chat:poll:{<uid>:<sid>} (ngx_chat_poll.c) */
 #define CHAT_POLL_STREAM_PREFIX "chat:poll:{"

@@ -176,6 +176,20 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
     /* the long-poll fallback: answered by the edge from Redis */
     { NGX_HTTP_GET, "/api/v1/events", NGX_CHAT_AUTH_USER,
       NULL, ngx_chat_poll_handler, { NULL }, NULL, NULL },
+    /* presence, receipts, mutes */
+
+    { NGX_HTTP_GET, "/api/v1/users/*/presence", NGX_CHAT_AUTH_USER,
+      "presence.get", NULL, { "user_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/conversations/*/delivered", NGX_CHAT_AUTH_USER,
+      "conv.delivered", NULL, { "conversation_id" }, ngx_chat_read_fields,
+      NULL },
+
+    { NGX_HTTP_GET, "/api/v1/conversations/*/receipts", NGX_CHAT_AUTH_USER,
+      "conv.receipts", NULL, { "conversation_id" }, NULL, NULL },
+
+    { NGX_HTTP_PUT, "/api/v1/conversations/*/mute", NGX_CHAT_AUTH_USER,
+      "conv.mute", NULL, { "conversation_id" }, NULL, NULL },
 
     { 0, NULL, 0, NULL, NULL, { NULL }, NULL, NULL }
 };

@@ -168,6 +168,29 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    /* presence and typing */
+
+    { ngx_string("chat_presence_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, presence_ttl),
+      NULL },
+
+    { ngx_string("chat_presence_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, presence_grace),
+      NULL },
+
+    { ngx_string("chat_typing_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, typing_interval),
+      NULL },
+
       ngx_null_command
 };
 
@@ -233,6 +256,9 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->ws_max_queue = NGX_CONF_UNSET_SIZE;
     cmcf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
     cmcf->ws_pong_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->presence_ttl = NGX_CONF_UNSET_MSEC;
+    cmcf->presence_grace = NGX_CONF_UNSET_MSEC;
+    cmcf->typing_interval = NGX_CONF_UNSET_MSEC;
 
     return cmcf;
 }
@@ -263,6 +289,21 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(cmcf->ws_max_queue, 1024 * 1024);
     ngx_conf_init_msec_value(cmcf->ws_ping_interval, 30000);
     ngx_conf_init_msec_value(cmcf->ws_pong_timeout, 10000);
+    ngx_conf_init_msec_value(cmcf->presence_ttl, 45000);
+    ngx_conf_init_msec_value(cmcf->presence_grace, 5000);
+    ngx_conf_init_msec_value(cmcf->typing_interval, 2000);
+
+    if (cmcf->presence_ttl < 3000 || cmcf->presence_ttl > 60000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_presence_ttl must be from 3s to 60s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->typing_interval < 100 || cmcf->typing_interval > 60000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_typing_interval must be from 100ms to 60s");
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->ws_max_message > 64 * 1024 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -543,6 +584,11 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
     if (cmcf == NULL || !cmcf->used) {
         return NGX_OK;
+    }
+
+    /* before the registry, whose refresh timer uses the presence TTL */
+    if (ngx_chat_presence_init_process(cycle, cmcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ngx_chat_registry_init_process(cycle) != NGX_OK) {

@@ -29,6 +29,11 @@ typedef struct {
     ngx_msec_t    ws_ping_interval;
     ngx_msec_t    ws_pong_timeout;
     ngx_flag_t    used;                 /* some location has chat_api */
+
+    /* presence and typing (ngx_chat_presence.c, ngx_chat_typing.c) */
+    ngx_msec_t    presence_ttl;
+    ngx_msec_t    presence_grace;
+    ngx_msec_t    typing_interval;
 } ngx_chat_main_conf_t;
 
 
@@ -88,5 +93,13 @@ ngx_int_t ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
 
 /* ngx_chat_variables.c: $chat_user_id */
 ngx_int_t ngx_chat_add_variables(ngx_conf_t *cf);
+/* ngx_chat_presence.c: this worker's users in Redis' presence registry */
+ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,
+    ngx_chat_main_conf_t *cmcf);
+void ngx_chat_presence_announce(int64_t uid, ngx_uint_t online);
+ngx_msec_t ngx_chat_presence_refresh_interval(void);
+
+/* ngx_chat_typing.c: one typing indicator from a user to a conversation */
+void ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log);
 
 #endif /* NGX_CHAT_MODULE_H */

@@ -36,9 +36,9 @@
  * A poll without a cursor opens a session and answers its first cursor
  * at once.
  *
- * Holds last at most NGX_CHAT_POLL_MAX_HOLD_MS whatever the timeout asks
- * (the API says "up to"): a held poll must come back before its online
- * field could look stale to the fan-out.  A client that leaves mid-poll is
+ * Holds last at most a third of chat_presence_ttl (and 25 s) whatever the
+ * timeout asks (the API says "up to"): a held poll must come back before
+ * its registration could lapse.  A client that leaves mid-poll is
  * noticed by nginx (ngx_http_test_reading) and its request freed; a
  * graceful shutdown (reload) answers held polls at once.
  */
@@ -103,27 +103,52 @@ typedef struct {
 static ngx_chat_poll_t  *ngx_chat_poll;
 
 
-/* KEYS: the stream, the online hash; ARGV: now ms, stream ttl s, online
- * ttl s.  Opens a session: a first entry (so the stream exists and has a
- * position) and the session's field in the online hash. */
+/*
+ * Both scripts register the session as the presence scripts of
+ * ngx_chat_presence.c register a gateway (the same keys, Redis' own
+ * clock): its field in the online hash, the user's due time for the
+ * offline sweeper, and an "online" change on a transition.  So a user who
+ * only polls is online while polling, and goes offline like anyone else.
+ *
+ * KEYS (both): the stream, the online hash, chat:presence:due,
+ * chat:presence:on, chat:presence:changes.
+ */
+#define NGX_CHAT_POLL_REGISTER_LUA                                          \
+    "redis.replicate_commands() "                                           \
+    "local t = redis.call('TIME') "                                         \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "\
+    "local nows = string.format('%d', now) "                                \
+    "local function register(uid, ttl) "                                    \
+    "  redis.call('HSET', KEYS[2], KEYS[1], nows) "                         \
+    "  redis.call('PEXPIRE', KEYS[2], ttl) "                                \
+    "  redis.call('ZADD', KEYS[3], 'GT', "                                  \
+    "             string.format('%d', now + tonumber(ttl)), uid) "          \
+    "  if redis.call('HEXISTS', KEYS[4], uid) == 0 then "                   \
+    "    redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', "        \
+    "               'uid', uid, 'status', 'online', 'ts', nows) "           \
+    "  end "                                                                \
+    "  redis.call('HSET', KEYS[4], uid, nows) "                             \
+    "end "
+
+/* ARGV: uid, presence ttl ms, stream ttl s.  Opens a session: a first
+ * entry (so the stream exists and has a position), and registers it. */
 static const char  ngx_chat_poll_open_script[] =
+    NGX_CHAT_POLL_REGISTER_LUA
     "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', "
     "                      '" CHAT_GW_STREAM_MAXLEN "', '*', 'm', '') "
-    "redis.call('EXPIRE', KEYS[1], ARGV[2]) "
-    "redis.call('HSET', KEYS[2], KEYS[1], ARGV[1]) "
-    "redis.call('EXPIRE', KEYS[2], ARGV[3]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "register(ARGV[1], ARGV[2]) "
     "return id";
 
-/* KEYS: the stream, the online hash; ARGV: cursor id, count, now ms,
- * lapse ms, stream ttl s, online ttl s.  Returns {"unknown"},
- * {"expired", last id}, or {"ok", last id, id, field, value, ...}. */
+/* ARGV: uid, presence ttl ms, stream ttl s, cursor id, count, lapse ms.
+ * Returns {"unknown"}, {"expired", new cursor id}, or {"ok", last id, id,
+ * field, value, ...}. */
 static const char  ngx_chat_poll_read_script[] =
+    NGX_CHAT_POLL_REGISTER_LUA
     "if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end "
     "local seen = tonumber(redis.call('HGET', KEYS[2], KEYS[1])) "
-    "local now = tonumber(ARGV[3]) "
-    "redis.call('HSET', KEYS[2], KEYS[1], ARGV[3]) "
-    "redis.call('EXPIRE', KEYS[2], ARGV[6]) "
-    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
+    "register(ARGV[1], ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
     "local info = redis.call('XINFO', 'STREAM', KEYS[1]) "
     "local last = '0-0' "
     "for i = 1, #info, 2 do "
@@ -141,15 +166,15 @@ static const char  ngx_chat_poll_read_script[] =
      * is there, nothing after it is gone; when it is gone and more came
      * after it, some of those may be gone too.  The client then gets a
      * fresh marker's id, an entry that exists, to go on from. */
-    "local here = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) "
-    "if seen == nil or now - seen > tonumber(ARGV[4]) "
-    "   or (#here == 0 and later(last, ARGV[1])) then "
+    "local here = redis.call('XRANGE', KEYS[1], ARGV[4], ARGV[4]) "
+    "if seen == nil or now - seen > tonumber(ARGV[6]) "
+    "   or (#here == 0 and later(last, ARGV[4])) then "
     "  return {'expired', redis.call('XADD', KEYS[1], 'MAXLEN', '~', "
     "                     '" CHAT_GW_STREAM_MAXLEN "', '*', 'm', '')} "
     "end "
     "local out = {'ok', last} "
-    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', "
-    "                               'COUNT', ARGV[2])) do "
+    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. ARGV[4], '+', "
+    "                               'COUNT', ARGV[5])) do "
     "  out[#out + 1] = e[1] "
     "  out[#out + 1] = e[2][1] "
     "  out[#out + 1] = e[2][2] "
@@ -195,9 +220,10 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
     int                   timeout;
     u_char                rnd[CHAT_POLL_SID_LEN / 2];
     ngx_int_t             rc;
-    ngx_str_t             arg;
-    chat_poll_rc_t        prc;
-    ngx_chat_poll_req_t  *pr;
+    ngx_str_t              arg;
+    chat_poll_rc_t         prc;
+    ngx_chat_poll_req_t   *pr;
+    ngx_chat_main_conf_t  *cmcf;
 
     if (ngx_http_arg(r, (u_char *) "timeout", 7, &arg) != NGX_OK) {
         arg.len = 0;
@@ -215,8 +241,13 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* a held poll must come back before its registration lapses (the
+     * offline sweeper would take it): a third of the presence TTL, as the
+     * WebSocket registry refreshes */
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
     pr->timeout = ngx_min((ngx_msec_t) timeout * 1000,
-                          NGX_CHAT_POLL_MAX_HOLD_MS);
+                          ngx_min(NGX_CHAT_POLL_MAX_HOLD_MS,
+                                  ngx_max(cmcf->presence_ttl / 3, 1000)));
 
     if (ngx_http_arg(r, (u_char *) "cursor", 6, &arg) != NGX_OK) {
         arg.len = 0;
@@ -336,12 +367,12 @@ static ngx_int_t
 ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
     const char *script, ngx_uint_t nargs, ngx_str_t *args)
 {
-    u_char             online[64], now[NGX_INT64_LEN], *p;
-    size_t             argvlen[12];
-    ngx_uint_t         i, n;
-    ngx_time_t        *tp;
-    const char        *argv[12];
-    ngx_chat_redis_t  *redis;
+    u_char                 online[64], uid[NGX_INT64_LEN], ttl[NGX_INT_T_LEN];
+    size_t                 argvlen[16];
+    ngx_uint_t             i, n;
+    const char            *argv[16];
+    ngx_chat_redis_t      *redis;
+    ngx_chat_main_conf_t  *cmcf;
 
     redis = ngx_chat_bus_redis();
 
@@ -354,38 +385,38 @@ ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
                                    "the event store (redis) is unavailable");
     }
 
+    cmcf = ngx_http_get_module_main_conf(pr->request, ngx_chat_module);
+
     n = 0;
     argv[n] = "EVAL";
     argvlen[n++] = 4;
     argv[n] = script;
     argvlen[n++] = ngx_strlen(script);
-    argv[n] = "2";
+    argv[n] = "5";
     argvlen[n++] = 1;
     argv[n] = (const char *) pr->key;
     argvlen[n++] = pr->key_len;
     argv[n] = (const char *) online;
     argvlen[n++] = ngx_sprintf(online, CHAT_ONLINE_PREFIX "%L}", pr->uid)
                    - online;
+    argv[n] = CHAT_PRESENCE_DUE_KEY;
+    argvlen[n++] = sizeof(CHAT_PRESENCE_DUE_KEY) - 1;
+    argv[n] = CHAT_PRESENCE_ON_KEY;
+    argvlen[n++] = sizeof(CHAT_PRESENCE_ON_KEY) - 1;
+    argv[n] = CHAT_PRESENCE_CHANGES_KEY;
+    argvlen[n++] = sizeof(CHAT_PRESENCE_CHANGES_KEY) - 1;
+
+    argv[n] = (const char *) uid;
+    argvlen[n++] = ngx_sprintf(uid, "%L", pr->uid) - uid;
+    argv[n] = (const char *) ttl;
+    argvlen[n++] = ngx_sprintf(ttl, "%M", cmcf->presence_ttl) - ttl;
+    argv[n] = NGX_CHAT_POLL_STREAM_TTL_STR;
+    argvlen[n++] = sizeof(NGX_CHAT_POLL_STREAM_TTL_STR) - 1;
 
     for (i = 0; i < nargs; i++) {
         argv[n] = (const char *) args[i].data;
         argvlen[n++] = args[i].len;
     }
-
-    tp = ngx_timeofday();
-    p = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec);
-    argv[n] = (const char *) now;
-    argvlen[n++] = p - now;
-
-    if (fn == ngx_chat_poll_got) {
-        argv[n] = NGX_CHAT_POLL_LAPSE_STR;
-        argvlen[n++] = sizeof(NGX_CHAT_POLL_LAPSE_STR) - 1;
-    }
-
-    argv[n] = NGX_CHAT_POLL_STREAM_TTL_STR;
-    argvlen[n++] = sizeof(NGX_CHAT_POLL_STREAM_TTL_STR) - 1;
-    argv[n] = CHAT_ONLINE_TTL_STR;
-    argvlen[n++] = sizeof(CHAT_ONLINE_TTL_STR) - 1;
 
     if (ngx_chat_redis_command(redis, fn, (void *) (uintptr_t) pr->pending.id,
                                (int) n, argv, argvlen)
@@ -434,17 +465,18 @@ static ngx_int_t
 ngx_chat_poll_read(ngx_chat_poll_req_t *pr)
 {
     u_char     id[CHAT_POLL_CURSOR_MAX];
-    ngx_str_t  args[2];
+    ngx_str_t  args[3];
 
     args[0].data = id;
     args[0].len = ngx_sprintf(id, "%uL-%uL", pr->cursor.ms, pr->cursor.seq)
                   - id;
     ngx_str_set(&args[1], NGX_CHAT_POLL_MAX_EVENTS);
+    ngx_str_set(&args[2], NGX_CHAT_POLL_LAPSE_STR);
 
     pr->reading = 1;
 
     return ngx_chat_poll_run(pr, ngx_chat_poll_got, ngx_chat_poll_read_script,
-                             2, args);
+                             3, args);
 }
 
 

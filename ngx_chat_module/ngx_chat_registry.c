@@ -8,12 +8,14 @@
  * user is one red-black tree node holding a queue of clients; the node
  * lives from the user's first local client to the last.
  *
- * Redis learns who is here from three moments: a user's first client
- * (HSET + EXPIRE), a timer that refreshes every local user well within the
- * TTL, and the user's last client leaving (HDEL).  If this worker dies
- * without the HDEL, its field goes stale and workers ignore it; if Redis
- * restarts and loses the hash, the next refresh (or the reconnect, which
- * re-announces everyone at once) puts it back.
+ * Redis learns who is here from three moments: a user's first client,
+ * a timer that refreshes every local user well within the TTL
+ * (chat_presence_ttl / 3), and the user's last client leaving.  What is
+ * written then, and how it becomes presence events, is
+ * ngx_chat_presence.c's.  If this worker dies without withdrawing, its
+ * field goes stale and the backend's presence sweeper declares the user
+ * offline; if Redis restarts and loses the hash, the next refresh (or the
+ * reconnect, which re-announces everyone at once) puts it back.
  */
 
 #include <ngx_config.h>
@@ -21,7 +23,7 @@
 #include <ngx_event.h>
 
 #include "chat_protocol.h"
-#include "ngx_chat_bus.h"
+#include "ngx_chat_module.h"
 #include "ngx_chat_registry.h"
 
 
@@ -64,7 +66,7 @@ ngx_chat_registry_init_process(ngx_cycle_t *cycle)
     reg->refresh.handler = ngx_chat_registry_refresh;
     reg->refresh.log = cycle->log;
     reg->refresh.cancelable = 1;
-    ngx_add_timer(&reg->refresh, CHAT_ONLINE_REFRESH_MS);
+    ngx_add_timer(&reg->refresh, ngx_chat_presence_refresh_interval());
 
     ngx_chat_registry = reg;
 
@@ -238,53 +240,11 @@ ngx_chat_registry_find(int64_t uid)
 }
 
 
-/* HSET + EXPIRE, or HDEL, of this gateway's field in the user's hash. */
+/* The user's presence in Redis: see ngx_chat_presence.c. */
 static void
 ngx_chat_registry_announce(int64_t uid, ngx_uint_t online)
 {
-    u_char             key[64], now[NGX_INT64_LEN], *klast, *nlast;
-    ngx_str_t         *gw;
-    ngx_time_t        *tp;
-    const char        *argv[4];
-    size_t             argvlen[4];
-    ngx_chat_redis_t  *rc;
-
-    rc = ngx_chat_bus_redis();
-    gw = ngx_chat_bus_reply_stream();
-
-    if (rc == NULL || gw == NULL || !ngx_chat_redis_usable(rc)) {
-        /* the reconnect re-announces everyone */
-        return;
-    }
-
-    klast = ngx_snprintf(key, sizeof(key), CHAT_ONLINE_PREFIX "%L}", uid);
-
-    argv[1] = (const char *) key;
-    argvlen[1] = klast - key;
-    argv[2] = (const char *) gw->data;
-    argvlen[2] = gw->len;
-
-    if (!online) {
-        argv[0] = "HDEL";
-        argvlen[0] = 4;
-        (void) ngx_chat_redis_command(rc, NULL, NULL, 3, argv, argvlen);
-        return;
-    }
-
-    tp = ngx_timeofday();
-    nlast = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec);
-
-    argv[0] = "HSET";
-    argvlen[0] = 4;
-    argv[3] = (const char *) now;
-    argvlen[3] = nlast - now;
-    (void) ngx_chat_redis_command(rc, NULL, NULL, 4, argv, argvlen);
-
-    argv[0] = "EXPIRE";
-    argvlen[0] = 6;
-    argv[2] = CHAT_ONLINE_TTL_STR;
-    argvlen[2] = sizeof(CHAT_ONLINE_TTL_STR) - 1;
-    (void) ngx_chat_redis_command(rc, NULL, NULL, 3, argv, argvlen);
+    ngx_chat_presence_announce(uid, online);
 }
 
 
@@ -296,5 +256,5 @@ ngx_chat_registry_refresh(ngx_event_t *ev)
     }
 
     ngx_chat_registry_announce_all();
-    ngx_add_timer(ev, CHAT_ONLINE_REFRESH_MS);
+    ngx_add_timer(ev, ngx_chat_presence_refresh_interval());
 }

@@ -50,6 +50,10 @@ struct ngx_chat_ws_s {
     ngx_event_t           close_timer;  /* give up on flushing the close */
     ngx_event_t           expiry;       /* the token runs out: 1008 */
 
+    /* typing: the last indicator sent to Redis, to drop repeats here */
+    int64_t               typing_cid;
+    ngx_msec_t            typing_at;
+
     unsigned              awaiting_pong:1;
     unsigned              closing:1;    /* close frame queued, then drop */
     unsigned              lingering:1;  /* close sent: drain input, then drop */

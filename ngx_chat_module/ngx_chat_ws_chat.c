@@ -1,10 +1,12 @@
 /*
  * ngx_chat_ws_chat.c: the chat protocol spoken over a WebSocket.
  *
- * Every client message is one JSON object with a "type".  send, read and
- * sync become bus commands exactly like their HTTP twins (ngx_chat_bus.c)
- * and their answers come back as ack, read, sync or error frames; ping is
- * answered here; events fanned out by workers arrive through the registry
+ * Every client message is one JSON object with a "type".  send, read,
+ * delivered and sync become bus commands exactly like their HTTP twins
+ * (ngx_chat_bus.c) and their answers come back as ack, read, delivered,
+ * sync or error frames; ping is answered here; typing goes straight to
+ * Redis (ngx_chat_typing.c) and is not answered; events fanned out by
+ * workers arrive through the registry
  * and go to the client as they are.  At most NGX_CHAT_WS_MAX_INFLIGHT
  * commands may wait per connection.
  *
@@ -27,7 +29,8 @@
 typedef enum {
     NGX_CHAT_WS_CMD_SEND = 0,
     NGX_CHAT_WS_CMD_READ,
-    NGX_CHAT_WS_CMD_SYNC
+    NGX_CHAT_WS_CMD_SYNC,
+    NGX_CHAT_WS_CMD_DELIVERED
 } ngx_chat_ws_cmd_e;
 
 
@@ -45,6 +48,7 @@ static void ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json,
     ngx_chat_ws_cmd_e kind, const char *op, u_char *text, size_t len);
 static void ngx_chat_ws_answer(ngx_chat_pending_t *p, ngx_uint_t status,
     u_char *body, size_t len);
+static void ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref);
 static void ngx_chat_ws_send_json(ngx_chat_ws_t *ws, cJSON *json);
 static void ngx_chat_ws_send_error(ngx_chat_ws_t *ws, const char *code,
     const char *message, cJSON *ref);
@@ -107,13 +111,16 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws, u_char *text, size_t len)
                             len);
 
     } else if (ngx_strcmp(t, "typing") == 0) {
-        ngx_chat_ws_send_error(ws, "not_supported",
-                               "typing indicators are not built yet", ref);
+        ngx_chat_ws_typing(ws, json, ref);
+
+    } else if (ngx_strcmp(t, "delivered") == 0) {
+        ngx_chat_ws_command(ws, json, NGX_CHAT_WS_CMD_DELIVERED,
+                            "conv.delivered", text, len);
 
     } else {
         ngx_chat_ws_send_error(ws, "unknown_type",
-                               "type must be send, read, sync, typing or "
-                               "ping", ref);
+                               "type must be send, read, delivered, sync, "
+                               "typing or ping", ref);
     }
 
     cJSON_Delete(json);
@@ -154,6 +161,7 @@ ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json, ngx_chat_ws_cmd_e kind,
         break;
 
     case NGX_CHAT_WS_CMD_READ:
+    case NGX_CHAT_WS_CMD_DELIVERED:
         if (!cJSON_IsNumber(cid)
             || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(json, "seq")))
         {
@@ -272,11 +280,13 @@ ngx_chat_ws_answer(ngx_chat_pending_t *p, ngx_uint_t status, u_char *body,
 
     case NGX_CHAT_WS_CMD_READ:
     case NGX_CHAT_WS_CMD_SYNC:
+    case NGX_CHAT_WS_CMD_DELIVERED:
         /* the worker's object, with its type in front */
         frame = cJSON_CreateObject();
         cJSON_AddStringToObject(frame, "type",
                                 cmd->kind == NGX_CHAT_WS_CMD_SYNC ? "sync"
-                                                                  : "read");
+                                : cmd->kind == NGX_CHAT_WS_CMD_READ ? "read"
+                                : "delivered");
         while (reply->child) {
             item = cJSON_DetachItemViaPointer(reply, reply->child);
             if (ngx_strcmp(item->string, "type") == 0) {
@@ -304,6 +314,48 @@ done:
     ngx_free(cmd);
 
     (void) ngx_chat_ws_flush(ws);
+}
+
+
+/*
+ * typing {conversation_id}: straight to Redis (ngx_chat_typing.c), never
+ * to the command bus.  Only the shape is checked here; membership and the
+ * rate limit are the script's.  No answer unless the frame is malformed.
+ */
+static void
+ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref)
+{
+    cJSON                 *cid;
+    double                 v;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cid = cJSON_GetObjectItemCaseSensitive(json, "conversation_id");
+    v = cJSON_IsNumber(cid) ? cid->valuedouble : 0;
+
+    if (v < 1 || v > 9007199254740991.0 || v != (double) (int64_t) v) {
+        ngx_chat_ws_send_error(ws, "invalid_field",
+                               "\"conversation_id\" (a positive integer) is "
+                               "required", ref);
+        return;
+    }
+
+    /*
+     * Redis rate-limits per user and conversation; repeats from this very
+     * connection within half an interval are dropped before they cost a
+     * script, so a client sending on every keystroke is cheap.
+     */
+    cmcf = ngx_http_get_module_main_conf(ws->request, ngx_chat_module);
+
+    if (ws->typing_cid == (int64_t) v
+        && ngx_current_msec - ws->typing_at < cmcf->typing_interval / 2)
+    {
+        return;
+    }
+
+    ws->typing_cid = (int64_t) v;
+    ws->typing_at = ngx_current_msec;
+
+    ngx_chat_typing(ws->caller.uid, (int64_t) v, ws->connection->log);
 }
 
 

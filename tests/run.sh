@@ -54,6 +54,12 @@ start_test_stack() {
     # the rate limits ratelimit.test.mjs expects; the checkout burst leaves
     # room for the concurrent retries of one key in the checkout tests
     export LOGIN_RATE=5r/s LOGIN_BURST=10 CHECKOUT_RATE=2r/s CHECKOUT_BURST=40
+    # presence: a short TTL (the killed-nginx-worker test waits for it), a
+    # short grace and receipt window; notifications go to the webhook that
+    # tests/integration/notify.test.mjs serves on PORT + 3
+    export PRESENCE_TTL_MS=6000 PRESENCE_GRACE_MS=1000 RECEIPT_WINDOW_MS=500
+    export NOTIFY_WEBHOOK="http://127.0.0.1:$(( ${PORT:-18080} + 3 ))/notify"
+    export NOTIFY_QUIET_MS=1500 NOTIFY_BACKOFF_MS=300
     conf/stack.sh stop >/dev/null 2>&1 || true
     rm -rf .run/test
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT
