@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { api, BASE, redis, registerUsers, waitFor, RUN_DIR } from './lib.mjs';
+import { WsClient } from './ws.mjs';
 
 let alice;
 let bob;
@@ -56,10 +57,19 @@ async function open(who) {
 }
 
 let sent = 0;
+// sends once; a kept-alive socket an old nginx worker closed (after a
+// reload) fails the request, so it is retried with the same client_msg_id,
+// which the server answers with the original message
 async function say(from, text = `poll message ${++sent}`) {
-  const r = await api('POST', `/api/v1/conversations/${conv.id}/messages`,
-    { client_msg_id: `poll-${Date.now()}-${sent}-${Math.random()}`, text }, { token: from.token });
-  assert.equal(r.status, 201, r.text);
+  const body = { client_msg_id: `poll-${Date.now()}-${sent}-${Math.random()}`, text };
+  const r = await waitFor('the message sent', async () => {
+    try {
+      return await api('POST', `/api/v1/conversations/${conv.id}/messages`, body, { token: from.token });
+    } catch {
+      return null;
+    }
+  });
+  assert.ok([200, 201].includes(r.status), r.text);
   return r.json.message;
 }
 
@@ -215,4 +225,25 @@ test('nginx reload answers held polls at once, and the session goes on', async (
     return messagesIn(got.json.events).length ? got : null;
   });
   assert.ok(messagesIn(next.json.events).some((x) => x.seq === m.seq));
+});
+
+test('a user who only long-polls is online while polling and goes offline after', async () => {
+  const [carol, dave] = await registerUsers('pollpresence', 2, 2);
+  const d = await api('POST', '/api/v1/conversations', { type: 'direct', user_id: dave.user.id }, { token: carol.token });
+  assert.ok([200, 201].includes(d.status), d.text);
+
+  // Dave watches over a WebSocket; Carol only polls
+  const daveWs = await WsClient.connect({ token: dave.token });
+  const seen = (status) => daveWs.messages.find((m) => m.type === 'presence'
+    && m.user_id === carol.user.id && m.status === status);
+  const cursor = await open(carol);
+  await daveWs.waitFor(() => seen('online'), 'Carol online', 20000);
+  const r = await api('GET', `/api/v1/users/${carol.user.id}/presence`, undefined, { token: dave.token });
+  assert.equal(r.json.status, 'online');
+
+  // a poll that is held keeps her online; then she stops polling
+  const held = await poll(carol, cursor, 2);
+  assert.equal(held.status, 200);
+  await daveWs.waitFor(() => seen('offline'), 'Carol offline once she stopped polling', 30000);
+  daveWs.close();
 });
