@@ -49,6 +49,10 @@ run_integration() {
     # a raised message cap (the 16 MiB message test) and fast pings (the
     # missing-pong test) without slowing anything else down
     export WS_MAX_MESSAGE=20m WS_PING_INTERVAL=2s WS_PONG_TIMEOUT=2s
+    # orders: a provider timeout, slow cards past it, a reservation TTL and
+    # a reconciler interval short enough for the tests to watch them work
+    export PAYMENT_TIMEOUT_MS=1000 PAYMENT_SLOW_MS=2500 \
+           RESERVATION_TTL_MS=4000 RECONCILE_INTERVAL_MS=500
     conf/stack.sh stop >/dev/null 2>&1 || true
     rm -rf .run/test
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT
