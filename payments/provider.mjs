@@ -363,7 +363,7 @@ const server = createServer((req, res) => {
 
 server.listen(PORT, HOST, () => {
   if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`);
-  log(`listening on ${HOST}:${PORT} (slow cards: ${SLOW_MS} ms; ledger ${LOG})`);
+  log(`listening on ${HOST}:${server.address().port} (slow cards: ${SLOW_MS} ms; ledger ${LOG})`);
 });
 
 const stop = () => {
