@@ -184,7 +184,7 @@ start_payments() {
     setsid node "$ROOT/payments/provider.mjs" --port "$PAYMENT_PORT" \
         --log "$p/ledger.jsonl" --slow-ms "$PAYMENT_SLOW_MS" \
         --pidfile "$p/provider.pid" >> "$p/provider.log" 2>&1 < /dev/null &
-    wait_for 10 "the payment provider" curl -fsS "http://127.0.0.1:$PAYMENT_PORT/health"
+    wait_for 15 "the payment provider" curl -fsS "http://127.0.0.1:$PAYMENT_PORT/health"
     log "payment provider on 127.0.0.1:$PAYMENT_PORT (log: $p/provider.log)"
 }
 

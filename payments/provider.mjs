@@ -361,6 +361,18 @@ const server = createServer((req, res) => {
   });
 });
 
+// the port may be held for a moment by an outgoing connection that the
+// kernel gave it as an ephemeral port: try again for a few seconds
+let listenTries = 0;
+server.on('error', (e) => {
+  if (e.code === 'EADDRINUSE' && ++listenTries < 40) {
+    setTimeout(() => server.listen(PORT, HOST), 250);
+    return;
+  }
+  log(`cannot listen on ${HOST}:${PORT}: ${e.message}`);
+  process.exit(1);
+});
+
 server.listen(PORT, HOST, () => {
   if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`);
   log(`listening on ${HOST}:${server.address().port} (slow cards: ${SLOW_MS} ms; ledger ${LOG})`);
