@@ -49,11 +49,13 @@
  * bare SHA-256: the body holds a card number, and a plain hash of one is
  * quickly brute-forced.  Only the last four digits are stored.
  *
- * What it does not do: reserve anything for a cart before checkout,
- * trust a price from the client (prices come from books, read in tx 1),
- * or split a line across warehouses when one warehouse of the shopper's
- * region can... it does split when it must: lines take what each
- * warehouse has, region first, then the others, by warehouse id.
+ * Warehouses: a line takes what each warehouse has, those of the
+ * shopper's region (shipping_address.region, else .country) first, then
+ * the others, each group by warehouse id; so it is split only when it
+ * must be.
+ *
+ * What it does not do: reserve anything for a cart before checkout, or
+ * trust a price from the client (prices come from books, read in tx 1).
  */
 
 #include <ctype.h>
@@ -793,7 +795,8 @@ chat_checkout_resume(chat_checkout_t *co)
 
     res = chat_db_query(co->ctx->db,
               "UPDATE payment_attempts SET claims = claims + 1,"
-              "       lease_until = now() + $2::int * interval '1 millisecond',"
+              "       lease_until = now()"
+              "                     + $2::int * interval '1 millisecond',"
               "       updated_at = now()"
               " WHERE order_id = $1 AND kind = 'charge'",
               2, values, NULL, NULL);
@@ -821,6 +824,36 @@ failed:
 }
 
 
+/*
+ * The provider charged, but the order was already settled: fine when it
+ * is paid (a concurrent retry got there first); anything else means money
+ * was taken for an order that is not paid, and a person must refund it.
+ */
+static void
+chat_checkout_charged_late(chat_checkout_t *co, const char *payment_id)
+{
+    char         id[24];
+    PGresult    *res;
+    const char  *values[1];
+
+    values[0] = chat_i64(id, co->order_id);
+
+    res = chat_db_query(co->ctx->db, "SELECT status FROM orders WHERE id = $1",
+                        1, values, NULL, NULL);
+    if (res == NULL) {
+        return;
+    }
+
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "paid") != 0) {
+        chat_log_error("order %lld is %s but the provider charged it (%s): "
+                       "refund it by hand", (long long) co->order_id,
+                       PQgetvalue(res, 0, 0), payment_id);
+    }
+
+    PQclear(res);
+}
+
+
 /* Calls the provider and settles what it says.  0, or -1. */
 static int
 chat_checkout_pay(chat_checkout_t *co)
@@ -839,6 +872,9 @@ chat_checkout_pay(chat_checkout_t *co)
     case CHAT_PAY_SUCCEEDED:
         rc = chat_order_settle(co->ctx->db, co->order_id, CHAT_SETTLE_PAID,
                                pay.id, NULL, -1, co->ctx->events);
+        if (rc == 0) {
+            chat_checkout_charged_late(co, pay.id);
+        }
         break;
 
     case CHAT_PAY_DECLINED:
