@@ -14,8 +14,8 @@
  *             ON CONFLICT (key) DO NOTHING      status NULL: "in flight"
  *         SELECT the cart; lock its stock rows, ORDER BY book_id,
  *             warehouse_id FOR UPDATE           one fixed order: no deadlock
- *         choose warehouses (the shopper's region first, a line may be
- *             split), reserve, ledger rows, the order (pending_payment,
+ *         choose warehouses (allocate.c: the shopper's region first, a
+ *             line may be split), reserve, ledger rows, the order (pending_payment,
  *             prices frozen), its lines and reservations, the payment
  *             attempt                           one statement
  *         COMMIT
@@ -67,6 +67,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "allocate.h"
 #include "card.h"
 #include "chat_utf8.h"
 #include "conv_input.h"
@@ -438,20 +439,27 @@ chat_array_add(char *buf, size_t *len, int64_t v)
 static int
 chat_checkout_reserve(chat_checkout_t *co)
 {
-    int           i, j, n, m, rows, rc, pass;
-    char          uid[24], ttl[24], lease[24], total[24], msg[200];
-    char         *books, *qtys, *prices, *rb, *rw, *rq;
-    size_t        lb, lq, lp, lrb, lrw, lrq;
-    int64_t       need, take, avail;
-    PGresult     *res, *st;
-    chat_line_t  *lines;
-    const char   *values[16];
-    chat_db_t    *db;
+    int                i, j, n, rows, rc;
+    long               short_line;
+    char               uid[24], ttl[24], lease[24], total[24], msg[200];
+    char              *books, *qtys, *prices, *rb, *rw, *rq;
+    size_t             lb, lq, lp, lrb, lrw, lrq, k, ntakes;
+    int64_t            avail;
+    PGresult          *res, *st;
+    chat_line_t       *lines;
+    chat_want_t       *wants;
+    chat_take_t       *takes;
+    chat_stock_row_t  *stock;
+    const char        *values[16];
+    chat_db_t         *db;
 
     db = co->ctx->db;
     res = NULL;
     st = NULL;
     lines = NULL;
+    wants = NULL;
+    takes = NULL;
+    stock = NULL;
     books = qtys = prices = rb = rw = rq = NULL;
     rc = -1;
 
@@ -545,10 +553,39 @@ chat_checkout_reserve(chat_checkout_t *co)
 
     rows = PQntuples(st);
 
+    stock = calloc((size_t) rows + 1, sizeof(chat_stock_row_t));
+    takes = calloc((size_t) rows + 1, sizeof(chat_take_t));
+    wants = calloc((size_t) n, sizeof(chat_want_t));
     rb = malloc((size_t) rows * 24 + 3);
     rw = malloc((size_t) rows * 24 + 3);
     rq = malloc((size_t) rows * 24 + 3);
-    if (rb == NULL || rw == NULL || rq == NULL) {
+    if (stock == NULL || takes == NULL || wants == NULL || rb == NULL
+        || rw == NULL || rq == NULL)
+    {
+        goto done;
+    }
+
+    for (j = 0; j < rows; j++) {
+        stock[j].book_id = strtoll(PQgetvalue(st, j, 0), NULL, 10);
+        stock[j].warehouse_id = strtoll(PQgetvalue(st, j, 1), NULL, 10);
+        stock[j].available = strtoll(PQgetvalue(st, j, 2), NULL, 10);
+        stock[j].in_region = strcmp(PQgetvalue(st, j, 3), "t") == 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        wants[i].book_id = lines[i].book_id;
+        wants[i].quantity = lines[i].quantity;
+    }
+
+    short_line = chat_allocate(wants, (size_t) n, stock, (size_t) rows,
+                               takes, &ntakes, &avail);
+
+    if (short_line >= 0) {
+        snprintf(msg, sizeof(msg), "not enough copies of book %lld "
+                 "(%lld wanted, %lld available)",
+                 (long long) lines[short_line].book_id,
+                 (long long) lines[short_line].quantity, (long long) avail);
+        rc = chat_checkout_refuse(co, 409, "out_of_stock", msg) == 0 ? 0 : -1;
         goto done;
     }
 
@@ -556,53 +593,11 @@ chat_checkout_reserve(chat_checkout_t *co)
     strcpy(rw, "{");
     strcpy(rq, "{");
     lrb = lrw = lrq = 1;
-    m = 0;
 
-    /* rows are sorted by book: each line's rows are one run */
-    for (i = 0; i < n; i++) {
-        need = lines[i].quantity;
-
-        while (m < rows
-               && strtoll(PQgetvalue(st, m, 0), NULL, 10) < lines[i].book_id)
-        {
-            m++;
-        }
-
-        /* pass 0: the shopper's region; pass 1: everywhere else */
-        for (pass = 0; pass < 2 && need > 0; pass++) {
-            for (j = m; j < rows && need > 0
-                 && strtoll(PQgetvalue(st, j, 0), NULL, 10)
-                    == lines[i].book_id; j++)
-            {
-                if ((strcmp(PQgetvalue(st, j, 3), "t") == 0) != (pass == 0))
-                {
-                    continue;
-                }
-
-                avail = strtoll(PQgetvalue(st, j, 2), NULL, 10);
-                take = avail < need ? avail : need;
-                if (take <= 0) {
-                    continue;
-                }
-
-                need -= take;
-                chat_array_add(rb, &lrb, lines[i].book_id);
-                chat_array_add(rw, &lrw,
-                               strtoll(PQgetvalue(st, j, 1), NULL, 10));
-                chat_array_add(rq, &lrq, take);
-            }
-        }
-
-        if (need > 0) {
-            snprintf(msg, sizeof(msg), "not enough copies of book %lld "
-                     "(%lld wanted, %lld available)",
-                     (long long) lines[i].book_id,
-                     (long long) lines[i].quantity,
-                     (long long) (lines[i].quantity - need));
-            rc = chat_checkout_refuse(co, 409, "out_of_stock", msg) == 0
-                 ? 0 : -1;
-            goto done;
-        }
+    for (k = 0; k < ntakes; k++) {
+        chat_array_add(rb, &lrb, takes[k].book_id);
+        chat_array_add(rw, &lrw, takes[k].warehouse_id);
+        chat_array_add(rq, &lrq, takes[k].quantity);
     }
 
     strcpy(rb + lrb, "}");
@@ -691,6 +686,9 @@ done:
     PQclear(res);
     PQclear(st);
     free(lines);
+    free(wants);
+    free(takes);
+    free(stock);
     free(books);
     free(qtys);
     free(prices);
