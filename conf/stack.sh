@@ -13,7 +13,7 @@
 # WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT, NGINX_WORKERS,
 # NGINX_CONNECTIONS may be set.
 # Orders: the payment provider stand-in (payments/) listens on PAYMENT_PORT
-# (dev 8090, test 18090, a side stack PORT+10); PAYMENT_SLOW_MS (its slow
+# (PORT + 10 unless set: dev 8090, test 18090); PAYMENT_SLOW_MS (its slow
 # test cards), PAYMENT_TIMEOUT_MS, RESERVATION_TTL_MS and
 # RECONCILE_INTERVAL_MS (the backend's) may be set.
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
@@ -22,8 +22,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=${STACK:-dev}
 case "$STACK" in
-    dev)  dport=8080;  dredis=6390;  dpg=5440;  dpay=8090 ;;
-    test) dport=18080; dredis=16390; dpg=15440; dpay=18090 ;;
+    dev)  dport=8080;  dredis=6390;  dpg=5440 ;;
+    test) dport=18080; dredis=16390; dpg=15440 ;;
     *[!a-z0-9_-]*|"") echo "stack: STACK must be a plain name" >&2; exit 2 ;;
     *)    # any other name: a side stack, ports must be given
           [ -n "${PORT:-}" ] && [ -n "${REDIS_PORT:-}" ] && [ -n "${PG_PORT:-}" ] \
@@ -33,7 +33,7 @@ PORT=${PORT:-$dport}
 REDIS_PORT=${REDIS_PORT:-$dredis}
 PG_PORT=${PG_PORT:-$dpg}
 # orders: the payment provider and the backend's payment settings
-PAYMENT_PORT=${PAYMENT_PORT:-${dpay:-$((PORT + 10))}}
+PAYMENT_PORT=${PAYMENT_PORT:-$((PORT + 10))}
 PAYMENT_SLOW_MS=${PAYMENT_SLOW_MS:-5000}
 PAYMENT_TIMEOUT_MS=${PAYMENT_TIMEOUT_MS:-3000}
 RESERVATION_TTL_MS=${RESERVATION_TTL_MS:-900000}
