@@ -15,6 +15,30 @@
 
 
 int
+chat_card_number_normalize(const char *in, char *out, size_t size)
+{
+    size_t  n;
+
+    n = 0;
+
+    for (; *in; in++) {
+        if (*in == ' ' || *in == '-') {
+            continue;
+        }
+
+        if (*in < '0' || *in > '9' || n + 1 >= size) {
+            return -1;
+        }
+
+        out[n++] = *in;
+    }
+
+    out[n] = '\0';
+    return 0;
+}
+
+
+int
 chat_card_luhn(const char *digits)
 {
     int     sum, d, alt;

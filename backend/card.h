@@ -7,7 +7,15 @@
 #ifndef CHAT_CARD_H
 #define CHAT_CARD_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/*
+ * Copies the digits of a card number as people type it ("4242 4242-4242
+ * 4242": spaces and hyphens dropped) into out (size bytes with the NUL).
+ * 0, or -1 when in has any other character or too many digits.
+ */
+int chat_card_number_normalize(const char *in, char *out, size_t size);
 
 /* 1 when digits (only '0'..'9', NUL-terminated) pass the Luhn check. */
 int chat_card_luhn(const char *digits);

@@ -94,6 +94,7 @@ typedef struct {
     const char     *key;
     char            hash[65];           /* hex HMAC of op "\n" body */
     chat_card_t     card;
+    char            number[20];         /* digits only; wiped at the end */
     char            last4[5];
     char           *address;            /* JSON text, malloc'd */
     char            region[65];         /* lowercased; "" none */
@@ -182,6 +183,33 @@ chat_checkout_address(chat_checkout_t *co)
 }
 
 
+/* A month or year as a JSON integer or a string of digits: 0, or -1. */
+static int
+chat_checkout_number(const cJSON *item, int64_t max, int64_t *out)
+{
+    char  *end;
+    long   v;
+
+    if (cJSON_IsString(item)) {
+        if (item->valuestring[0] < '0' || item->valuestring[0] > '9'
+            || strlen(item->valuestring) > 4)
+        {
+            return -1;
+        }
+
+        v = strtol(item->valuestring, &end, 10);
+        if (*end != '\0' || v > max) {
+            return -1;
+        }
+
+        *out = v;
+        return 0;
+    }
+
+    return chat_json_integer(item, 0, max, out);
+}
+
+
 /* 0 with co->card set, or 0 after a 400. */
 static int
 chat_checkout_card(chat_checkout_t *co)
@@ -196,30 +224,39 @@ chat_checkout_card(chat_checkout_t *co)
     cvc = cJSON_GetObjectItemCaseSensitive(p, "cvc");
 
     if (!cJSON_IsObject(p) || !cJSON_IsString(number) || !cJSON_IsString(cvc)
-        || chat_json_integer(cJSON_GetObjectItemCaseSensitive(p, "exp_month"),
-                             0, 100, &co->card.exp_month) != 0
-        || chat_json_integer(cJSON_GetObjectItemCaseSensitive(p, "exp_year"),
-                             0, 10000, &co->card.exp_year) != 0)
+        || chat_checkout_number(cJSON_GetObjectItemCaseSensitive(p,
+                                                                 "exp_month"),
+                                100, &co->card.exp_month) != 0
+        || chat_checkout_number(cJSON_GetObjectItemCaseSensitive(p,
+                                                                 "exp_year"),
+                                9999, &co->card.exp_year) != 0)
     {
         return chat_op_error(co->ctx, 400, "invalid_card",
                              "payment needs card_number and cvc (strings), "
                              "exp_month and exp_year (integers)");
     }
 
+    if (chat_card_number_normalize(number->valuestring, co->number,
+                                   sizeof(co->number)) != 0)
+    {
+        return chat_op_error(co->ctx, 400, "invalid_card",
+                             "payment.card_number must be 12 to 19 digits "
+                             "(spaces and hyphens allowed)");
+    }
+
     now = time(NULL);
     gmtime_r(&now, &tm);
 
-    why = chat_card_check(number->valuestring, co->card.exp_month,
+    why = chat_card_check(co->number, co->card.exp_month,
                           co->card.exp_year, cvc->valuestring,
                           tm.tm_year + 1900, tm.tm_mon + 1);
     if (why != NULL) {
         return chat_op_error(co->ctx, 400, "invalid_card", why);
     }
 
-    co->card.number = number->valuestring;
+    co->card.number = co->number;
     co->card.cvc = cvc->valuestring;
-    memcpy(co->last4, number->valuestring + strlen(number->valuestring) - 4,
-           4);
+    memcpy(co->last4, co->number + strlen(co->number) - 4, 4);
     co->last4[4] = '\0';
 
     return 0;
@@ -938,7 +975,7 @@ chat_op_order_checkout(chat_op_ctx_t *ctx)
 
     rc = chat_checkout_card(&co);
     if (rc != 0 || ctx->reply != NULL) {
-        return rc;
+        goto done;
     }
 
     rc = chat_checkout_address(&co);
@@ -984,6 +1021,7 @@ chat_op_order_checkout(chat_op_ctx_t *ctx)
 
 done:
 
+    explicit_bzero(co.number, sizeof(co.number));
     free(co.address);
     return rc;
 }

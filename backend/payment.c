@@ -176,7 +176,7 @@ chat_payment_charge(const chat_config_t *cfg, const char *key,
                          out);
 
     /* the card number was in there */
-    memset(body, 0, strlen(body));
+    explicit_bzero(body, strlen(body));
     cJSON_free(body);
 
     if (json == NULL) {

@@ -174,6 +174,20 @@ test('checkout: paid, prices computed by the server and frozen, stock reserved w
   assert.equal(await sql(`SELECT count(*) FROM orders WHERE orders::text LIKE '%4242424242424242%'`), '0');
 });
 
+test('checkout: a card number typed with spaces and an expiry sent as strings are accepted', async () => {
+  const [u] = await makeUsers('typed', 1);
+  const a = await stockedBook(2);
+  await putCart(u, a, 1);
+  const r = await api('POST', '/api/v1/orders', {
+    shipping_address: '1 Main St, Lisbon',
+    payment: { card_number: '4242 4242-4242 4242', exp_month: '12', exp_year: String(new Date().getUTCFullYear() + 1), cvc: '123' },
+  }, { token: u.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.order.status, 'paid');
+  assert.equal(r.json.order.payment.card_last4, '4242');
+  assert.equal(r.json.order.shipping_address, '1 Main St, Lisbon');
+});
+
 test('checkout: the shopper\'s region first, a line split across warehouses when it must', async () => {
   const [u] = await makeUsers('region', 1);
   const book = await makeBook('Split', 1000);

@@ -3,6 +3,8 @@
  * stock is reserved for it: Luhn, lengths, expiry, cvc.
  */
 
+#include <string.h>
+
 #include "card.h"
 #include "unit.h"
 
@@ -65,12 +67,32 @@ test_card_bad(void)
 }
 
 
+static void
+test_normalize(void)
+{
+    char  out[20];
+
+    CHECK(chat_card_number_normalize("4242 4242 4242 4242", out, sizeof(out))
+          == 0);
+    CHECK(strcmp(out, "4242424242424242") == 0);
+    CHECK(chat_card_number_normalize("4000-0000-0000-0002", out, sizeof(out))
+          == 0);
+    CHECK(strcmp(out, "4000000000000002") == 0);
+    CHECK(chat_card_number_normalize("4242x4242", out, sizeof(out)) == -1);
+    CHECK(chat_card_number_normalize("12345678901234567890", out, sizeof(out))
+          == -1);
+    CHECK(chat_card_number_normalize("", out, sizeof(out)) == 0);
+    CHECK(out[0] == '\0');
+}
+
+
 int
 main(void)
 {
     UNIT_RUN(test_luhn);
     UNIT_RUN(test_card_good);
     UNIT_RUN(test_card_bad);
+    UNIT_RUN(test_normalize);
 
     return UNIT_SUMMARY();
 }
