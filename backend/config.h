@@ -27,6 +27,12 @@ typedef struct {
     int             batch;              /* XREADGROUP / XAUTOCLAIM COUNT */
     int             commit_batch;       /* most commands per transaction */
     const char     *pidfile;            /* NULL: none */
+
+    /* orders and payments (op_order.c, reconcile.c) */
+    const char     *payment_url;        /* the provider's base URL */
+    int             payment_timeout_ms; /* one call to the provider */
+    int             reservation_ttl_ms; /* unpaid reservations lapse */
+    int             reconcile_interval_ms;  /* pending payments asked */
 } chat_config_t;
 
 #endif /* CHAT_CONFIG_H */

@@ -41,7 +41,10 @@ enum {
     OPT_WORKERS = 256, OPT_REDIS, OPT_PG, OPT_SECRET_FILE, OPT_TTL,
     OPT_SHARDS, OPT_MAX_DELIVERIES, OPT_CLAIM_IDLE, OPT_EXPIRE, OPT_BATCH,
     OPT_COMMIT_BATCH, OPT_LOG_LEVEL, OPT_PIDFILE, OPT_EMAIL, OPT_PASSWORD,
-    OPT_NAME, OPT_ADMIN, OPT_HELP
+    OPT_NAME, OPT_ADMIN, OPT_HELP,
+    /* orders and payments */
+    OPT_PAYMENT_URL, OPT_PAYMENT_TIMEOUT, OPT_RESERVATION_TTL,
+    OPT_RECONCILE_INTERVAL
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -65,6 +68,12 @@ static const struct option  chat_options[] = {
     { "name",              required_argument, NULL, OPT_NAME },
     { "admin",             no_argument,       NULL, OPT_ADMIN },
     { "help",              no_argument,       NULL, OPT_HELP },
+    /* orders and payments */
+    { "payment-url",       required_argument, NULL, OPT_PAYMENT_URL },
+    { "payment-timeout-ms", required_argument, NULL, OPT_PAYMENT_TIMEOUT },
+    { "reservation-ttl-ms", required_argument, NULL, OPT_RESERVATION_TTL },
+    { "reconcile-interval-ms", required_argument, NULL,
+      OPT_RECONCILE_INTERVAL },
     { NULL, 0, NULL, 0 }
 };
 
@@ -98,6 +107,13 @@ usage(FILE *out)
 "  --log-level LEVEL         CHAT_LOG_LEVEL          info "
 "(debug|info|warn|error)\n"
 "  --pidfile PATH            (none)\n"
+"  --payment-url URL         CHAT_PAYMENT_URL        http://127.0.0.1:8090\n"
+"  --payment-timeout-ms MS   CHAT_PAYMENT_TIMEOUT_MS 5000 (one provider "
+"call)\n"
+"  --reservation-ttl-ms MS   CHAT_RESERVATION_TTL_MS 900000 (unpaid "
+"reservations lapse)\n"
+"  --reconcile-interval-ms MS CHAT_RECONCILE_INTERVAL_MS 10000 (pending "
+"payments asked)\n"
 "  --help\n"
 "\n"
 "presence and notifications (environment only, see backend/README.md):\n"
@@ -272,6 +288,30 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
     case OPT_PIDFILE:
         cfg->pidfile = value;
         break;
+
+    case OPT_PAYMENT_URL:
+        if (strncmp(value, "http://", 7) != 0
+            && strncmp(value, "https://", 8) != 0)
+        {
+            die("%s: expected an http:// or https:// URL, got \"%s\"", what,
+                value);
+        }
+        cfg->payment_url = value;
+        break;
+
+    case OPT_PAYMENT_TIMEOUT:
+        cfg->payment_timeout_ms = (int) parse_int(what, value, 100, 600000);
+        break;
+
+    case OPT_RESERVATION_TTL:
+        cfg->reservation_ttl_ms = (int) parse_int(what, value, 1000,
+                                                  86400000);
+        break;
+
+    case OPT_RECONCILE_INTERVAL:
+        cfg->reconcile_interval_ms = (int) parse_int(what, value, 100,
+                                                     3600000);
+        break;
     }
 }
 
@@ -294,6 +334,10 @@ apply_env(chat_config_t *cfg)
         { OPT_BATCH, "CHAT_BATCH" },
         { OPT_COMMIT_BATCH, "CHAT_COMMIT_BATCH" },
         { OPT_LOG_LEVEL, "CHAT_LOG_LEVEL" },
+        { OPT_PAYMENT_URL, "CHAT_PAYMENT_URL" },
+        { OPT_PAYMENT_TIMEOUT, "CHAT_PAYMENT_TIMEOUT_MS" },
+        { OPT_RESERVATION_TTL, "CHAT_RESERVATION_TTL_MS" },
+        { OPT_RECONCILE_INTERVAL, "CHAT_RECONCILE_INTERVAL_MS" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -341,6 +385,10 @@ main(int argc, char **argv)
     cfg.expire_ms = 60000;
     cfg.batch = 16;
     cfg.commit_batch = CHAT_COMMIT_BATCH_MAX;
+    cfg.payment_url = "http://127.0.0.1:8090";
+    cfg.payment_timeout_ms = 5000;
+    cfg.reservation_ttl_ms = 900000;
+    cfg.reconcile_interval_ms = 10000;
 
     apply_env(&cfg);
 

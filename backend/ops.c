@@ -58,6 +58,19 @@ static const chat_op_t  chat_ops[] = {
     { "conv.receipts", chat_op_conv_receipts, NULL, 0 },
     { "conv.mute", chat_op_conv_mute, NULL, CHAT_OP_LOGGED },
     { "presence.get", chat_op_presence_get, NULL, 0 },
+    /* cart, checkout and orders (op_cart.c, op_checkout.c, op_order.c);
+     * the checkout and the refund wait on the payment provider, so they
+     * run alone and keep their own idempotency (see op_checkout.c) */
+    { "cart.get", chat_op_cart_get, NULL, 0 },
+    { "cart.item.put", chat_op_cart_item_put, NULL, CHAT_OP_LOGGED },
+    { "cart.item.delete", chat_op_cart_item_delete, NULL, CHAT_OP_LOGGED },
+    { "order.checkout", chat_op_order_checkout, NULL, CHAT_OP_ALONE },
+    { "order.list", chat_op_order_list, NULL, 0 },
+    { "order.get", chat_op_order_get, NULL, 0 },
+    { "admin.order.list", chat_op_admin_order_list, NULL, 0 },
+    { "admin.order.ship", chat_op_admin_order_ship, NULL, CHAT_OP_LOGGED },
+    { "admin.order.refund", chat_op_admin_order_refund, NULL,
+      CHAT_OP_ALONE },
 };
 
 /* stored like any business error, so a replay answers the same */

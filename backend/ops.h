@@ -160,5 +160,17 @@ int chat_op_conv_receipts(chat_op_ctx_t *ctx);
 /* presence and mutes, op_presence.c */
 int chat_op_presence_get(chat_op_ctx_t *ctx);
 int chat_op_conv_mute(chat_op_ctx_t *ctx);
+/* the cart, op_cart.c */
+int chat_op_cart_get(chat_op_ctx_t *ctx);
+int chat_op_cart_item_put(chat_op_ctx_t *ctx);
+int chat_op_cart_item_delete(chat_op_ctx_t *ctx);
+
+/* checkout, op_checkout.c; orders, op_order.c */
+int chat_op_order_checkout(chat_op_ctx_t *ctx);
+int chat_op_order_list(chat_op_ctx_t *ctx);
+int chat_op_order_get(chat_op_ctx_t *ctx);
+int chat_op_admin_order_list(chat_op_ctx_t *ctx);
+int chat_op_admin_order_ship(chat_op_ctx_t *ctx);
+int chat_op_admin_order_refund(chat_op_ctx_t *ctx);
 
 #endif /* CHAT_OPS_H */

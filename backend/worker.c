@@ -76,6 +76,7 @@
 #include "membership_cache.h"
 #include "notify_queue.h"
 #include "ops.h"
+#include "reconcile.h"
 #include "worker.h"
 
 
@@ -102,6 +103,7 @@ typedef struct {
     int64_t               next_claim;
     int64_t               next_prune;
     int                   unsafe;       /* PostgreSQL refused, see db.c */
+    int64_t               next_reconcile;   /* orders: reconcile.c */
 } chat_worker_t;
 
 static volatile sig_atomic_t  chat_worker_stop;
@@ -479,7 +481,27 @@ chat_worker_reclaim(chat_worker_t *w)
  * The loop
  * --------------------------------------------------------------------- */
 
-/* Heartbeat, reclaim and housekeeping, each when due. */
+/* Orders: settles payments left pending (reconcile.c), then tells the
+ * shoppers whose orders changed. */
+static void
+chat_worker_reconcile(chat_worker_t *w)
+{
+    chat_events_t   events, *lists[1];
+
+    memset(&events, 0, sizeof(events));
+
+    (void) chat_reconcile(&w->db, w->cfg, &events);
+
+    if (events.n > 0 && chat_bus_ok(&w->bus)) {
+        lists[0] = &events;
+        (void) chat_fanout(&w->bus, lists, 1);
+    }
+
+    chat_events_clear(&events);
+}
+
+
+/* Heartbeat, reclaim, reconcile and housekeeping, each when due. */
 static void
 chat_worker_tick(chat_worker_t *w, int with_claim)
 {
@@ -513,6 +535,11 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
     if (now >= w->next_prune) {
         w->next_prune = now + CHAT_WORKER_PRUNE_MS;
         chat_bus_prune(&w->bus);
+    }
+
+    if (now >= w->next_reconcile && chat_db_ok(&w->db)) {
+        w->next_reconcile = now + w->cfg->reconcile_interval_ms;
+        chat_worker_reconcile(w);
     }
 }
 

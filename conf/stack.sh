@@ -16,6 +16,10 @@
 # Presence and notifications: PRESENCE_TTL_MS (45000), PRESENCE_GRACE_MS
 # (5000), TYPING_INTERVAL_MS (2000), RECEIPT_WINDOW_MS (1000), NOTIFY_WEBHOOK
 # (a URL; none: no notifier), NOTIFY_QUIET_MS (1000), NOTIFY_BACKOFF_MS (500).
+# Orders: the payment provider stand-in (payments/) listens on PAYMENT_PORT
+# (PORT + 10 unless set: dev 8090, test 18090); PAYMENT_SLOW_MS (its slow
+# test cards), PAYMENT_TIMEOUT_MS, RESERVATION_TTL_MS and
+# RECONCILE_INTERVAL_MS (the backend's) may be set.
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -32,6 +36,12 @@ esac
 PORT=${PORT:-$dport}
 REDIS_PORT=${REDIS_PORT:-$dredis}
 PG_PORT=${PG_PORT:-$dpg}
+# orders: the payment provider and the backend's payment settings
+PAYMENT_PORT=${PAYMENT_PORT:-$((PORT + 10))}
+PAYMENT_SLOW_MS=${PAYMENT_SLOW_MS:-5000}
+PAYMENT_TIMEOUT_MS=${PAYMENT_TIMEOUT_MS:-3000}
+RESERVATION_TTL_MS=${RESERVATION_TTL_MS:-900000}
+RECONCILE_INTERVAL_MS=${RECONCILE_INTERVAL_MS:-10000}
 WORKERS=${WORKERS:-2}
 COMMAND_TIMEOUT=${COMMAND_TIMEOUT:-10s}
 WS_MAX_MESSAGE=${WS_MAX_MESSAGE:-1m}
@@ -153,6 +163,10 @@ start_backend() {
         --redis "127.0.0.1:$REDIS_PORT" \
         --token-secret-file "$RUN/token_secret" \
         --claim-idle-ms "${CLAIM_IDLE_MS:-5000}" \
+        --payment-url "http://127.0.0.1:$PAYMENT_PORT" \
+        --payment-timeout-ms "$PAYMENT_TIMEOUT_MS" \
+        --reservation-ttl-ms "$RESERVATION_TTL_MS" \
+        --reconcile-interval-ms "$RECONCILE_INTERVAL_MS" \
         --pidfile "$RUN/backend/backend.pid" \
         >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
     wait_for 10 "the backend" test -s "$RUN/backend/backend.pid"
@@ -183,6 +197,20 @@ start_nginx() {
     log "nginx on 127.0.0.1:$PORT (log: $n/error.log)"
 }
 
+# orders: the payment provider stand-in; its ledger survives restarts
+start_payments() {
+    local p=$RUN/payments
+    mkdir -p "$p"
+    pid_alive "$p/provider.pid" && return
+    curl -fsS "http://127.0.0.1:$PAYMENT_PORT/health" >/dev/null 2>&1 \
+        && die "port $PAYMENT_PORT is taken by another payment provider"
+    setsid node "$ROOT/payments/provider.mjs" --port "$PAYMENT_PORT" \
+        --log "$p/ledger.jsonl" --slow-ms "$PAYMENT_SLOW_MS" \
+        --pidfile "$p/provider.pid" >> "$p/provider.log" 2>&1 < /dev/null &
+    wait_for 15 "the payment provider" curl -fsS "http://127.0.0.1:$PAYMENT_PORT/health"
+    log "payment provider on 127.0.0.1:$PAYMENT_PORT (log: $p/provider.log)"
+}
+
 healthy() { curl -fsS "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; }
 
 add_demo_users() {
@@ -202,6 +230,7 @@ cmd_start() {
     start_redis
     start_postgres
     "$ROOT/sql/migrate.sh" "$(pg_conninfo)" | sed "s/^/stack[$STACK]: /"
+    start_payments
     start_backend
     start_nginx
     wait_for 30 "the health check" healthy
@@ -225,6 +254,7 @@ stop_pidfile() {  # stop_pidfile <file> <name> <signal>
 cmd_stop() {
     stop_pidfile "$RUN/nginx/nginx.pid" nginx QUIT
     stop_pidfile "$RUN/backend/backend.pid" backend TERM
+    stop_pidfile "$RUN/payments/provider.pid" "payment provider" TERM
     if pid_alive "$RUN/redis/redis.pid"; then
         redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
         stop_pidfile "$RUN/redis/redis.pid" redis TERM
@@ -236,7 +266,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    for p in nginx/nginx.pid backend/backend.pid redis/redis.pid; do
+    for p in nginx/nginx.pid backend/backend.pid redis/redis.pid payments/provider.pid; do
         pid_alive "$RUN/$p" && echo "$p: running ($(cat "$RUN/$p"))" || echo "$p: stopped"
     done
     healthy && echo "health: ok" || echo "health: not ok"
@@ -250,6 +280,7 @@ cmd_env() {
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
     printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
     printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
+    printf 'CHAT_PAYMENT_URL=%q\n' "http://127.0.0.1:$PAYMENT_PORT"
 }
 
 cmd_run() {
@@ -266,7 +297,8 @@ cmd_run() {
     alice@example.com / alice-demo-pass
     bob@example.com   / bob-demo-pass
 
-  Logs: $RUN/{nginx/error.log,backend/backend.log}
+  Payment provider (test cards: payments/README.md): http://127.0.0.1:$PAYMENT_PORT
+  Logs: $RUN/{nginx/error.log,backend/backend.log,payments/provider.log}
   Press Ctrl-C to stop everything.
 MSG
     while :; do sleep 1; done

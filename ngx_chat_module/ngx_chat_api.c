@@ -89,6 +89,8 @@ static ngx_int_t ngx_chat_api_add_params(ngx_http_request_t *r,
     ngx_chat_api_ctx_t *ctx, cJSON *json, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *key, ngx_chat_problem_t *problem);
+static ngx_int_t ngx_chat_api_key_required(const ngx_chat_route_t *route,
+    ngx_str_t *key, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_refuse(ngx_http_request_t *r,
     ngx_chat_problem_t *problem);
 
@@ -132,6 +134,38 @@ static const ngx_chat_field_t  ngx_chat_history_query[] = {
     { "after_seq", cJSON_Number },
     { "limit", cJSON_Number },
     { NULL, 0 }
+};
+
+/* cart, checkout and orders */
+
+static const ngx_chat_field_t  ngx_chat_cart_item_fields[] = {
+    { "quantity", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_checkout_fields[] = {
+    { "payment", cJSON_Object },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_orders_query[] = {
+    { "cursor", cJSON_Number },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_admin_orders_query[] = {
+    { "status", cJSON_String },
+    { "cursor", cJSON_Number },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
+/* ops that refuse to run without the client's Idempotency-Key (400): a
+ * retry without it could charge twice */
+static const char  *ngx_chat_key_required_ops[] = {
+    "order.checkout",
+    NULL
 };
 
 
@@ -190,6 +224,35 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_PUT, "/api/v1/conversations/*/mute", NGX_CHAT_AUTH_USER,
       "conv.mute", NULL, { "conversation_id" }, NULL, NULL },
+    /* cart, checkout and orders */
+
+    { NGX_HTTP_GET, "/api/v1/cart", NGX_CHAT_AUTH_USER,
+      "cart.get", NULL, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_PUT, "/api/v1/cart/items/*", NGX_CHAT_AUTH_USER,
+      "cart.item.put", NULL, { "book_id" }, ngx_chat_cart_item_fields, NULL },
+
+    { NGX_HTTP_DELETE, "/api/v1/cart/items/*", NGX_CHAT_AUTH_USER,
+      "cart.item.delete", NULL, { "book_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/orders", NGX_CHAT_AUTH_USER,
+      "order.checkout", NULL, { NULL }, ngx_chat_checkout_fields, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/orders", NGX_CHAT_AUTH_USER,
+      "order.list", NULL, { NULL }, NULL, ngx_chat_orders_query },
+
+    { NGX_HTTP_GET, "/api/v1/orders/*", NGX_CHAT_AUTH_USER,
+      "order.get", NULL, { "order_id" }, NULL, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/admin/orders", NGX_CHAT_AUTH_ADMIN,
+      "admin.order.list", NULL, { NULL }, NULL,
+      ngx_chat_admin_orders_query },
+
+    { NGX_HTTP_POST, "/api/v1/admin/orders/*/ship", NGX_CHAT_AUTH_ADMIN,
+      "admin.order.ship", NULL, { "order_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/orders/*/refund", NGX_CHAT_AUTH_ADMIN,
+      "admin.order.refund", NULL, { "order_id" }, NULL, NULL },
 
     { 0, NULL, 0, NULL, NULL, { NULL }, NULL, NULL }
 };
@@ -403,7 +466,8 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     ngx_chat_problem_t   problem;
 
     if (ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
-        || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK)
+        || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK
+        || ngx_chat_api_key_required(ctx->route, &key, &problem) != NGX_OK)
     {
         cJSON_Delete(json);
         return ngx_chat_api_refuse(r, &problem);
@@ -579,6 +643,16 @@ ngx_chat_api_parse_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
     cJSON                   *json, *item;
     const ngx_chat_field_t  *f;
 
+    /* a POST without a body, where nothing is required (ship, refund) */
+    if (body->len == 0 && route->fields == NULL) {
+        json = cJSON_CreateObject();
+        if (json == NULL) {
+            (void) ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NULL, NULL);
+        }
+        return json;
+    }
+
     /* length + 1: the NUL after the body proves there is no trailing junk */
     json = cJSON_ParseWithLengthOpts((const char *) body->data, body->len + 1,
                                      NULL, 1);
@@ -726,4 +800,29 @@ invalid:
     return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST, "invalid_header",
                             "Idempotency-Key must be 1 to 128 visible "
                             "ASCII characters");
+}
+
+
+/* 400 when the route's op needs the client's Idempotency-Key and the
+ * request has none. */
+static ngx_int_t
+ngx_chat_api_key_required(const ngx_chat_route_t *route, ngx_str_t *key,
+    ngx_chat_problem_t *problem)
+{
+    const char  **op;
+
+    if (key->len > 0) {
+        return NGX_OK;
+    }
+
+    for (op = ngx_chat_key_required_ops; *op; op++) {
+        if (ngx_strcmp(*op, route->op) == 0) {
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    "missing_idempotency_key",
+                                    "this request needs an Idempotency-Key "
+                                    "header");
+        }
+    }
+
+    return NGX_OK;
 }

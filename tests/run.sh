@@ -60,6 +60,10 @@ start_test_stack() {
     export PRESENCE_TTL_MS=6000 PRESENCE_GRACE_MS=1000 RECEIPT_WINDOW_MS=500
     export NOTIFY_WEBHOOK="http://127.0.0.1:$(( ${PORT:-18080} + 3 ))/notify"
     export NOTIFY_QUIET_MS=1500 NOTIFY_BACKOFF_MS=300
+    # orders: a provider timeout, slow cards past it, a reservation TTL and
+    # a reconciler interval short enough for the tests to watch them work
+    export PAYMENT_TIMEOUT_MS=1000 PAYMENT_SLOW_MS=2500 \
+           RESERVATION_TTL_MS=4000 RECONCILE_INTERVAL_MS=500
     conf/stack.sh stop >/dev/null 2>&1 || true
     rm -rf .run/test
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT

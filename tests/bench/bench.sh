@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark: make bench (full) and make bench-quick (quick).
 #
-#   tests/bench/bench.sh [full|quick]
+#   tests/bench/bench.sh [full|quick|checkout]
+#
+# checkout runs figure 4 alone (checkouts/s, p99 and the oversell count;
+# tests/bench/checkout.sh); full and quick run it too, first.
 #
 # Installs what it needs, builds chatload, brings up its own side stack
 # (STACK=bench, ports 18484/16494/15494, 4 nginx workers of 19,000
@@ -29,6 +32,7 @@ cd "$ROOT"
 export STACK=bench
 export PORT=${BENCH_PORT:-18484} REDIS_PORT=${BENCH_REDIS_PORT:-16494}
 export PG_PORT=${BENCH_PG_PORT:-15494}
+export PAYMENT_PORT=${BENCH_PAYMENT_PORT:-$((PORT + 10))}
 export NGINX_WORKERS=${NGINX_WORKERS:-4} NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-19000}
 export WS_PING_INTERVAL=${WS_PING_INTERVAL:-300s} WORKERS=${WORKERS:-2}
 NCHAN_PORT=${BENCH_NCHAN_PORT:-18485}
@@ -46,7 +50,10 @@ case "$MODE" in
         CLIENTS=1000 RATES=100,500,1000 E2E_PROCS=2
         WARMUP=1 MEASURE=3 DRAIN=1 MAX_DRAIN=5 FINAL_DRAIN=5
         IDLE1=1000 IDLE2=4000 COMMIT_N=1000 PGBENCH_S=3 ;;
-    *)  echo "usage: $0 [full|quick]" >&2; exit 2 ;;
+    checkout)
+        CLIENTS=2 RATES=100 E2E_PROCS=1 WARMUP=1 MEASURE=1 DRAIN=1 MAX_DRAIN=1
+        FINAL_DRAIN=1 IDLE1=1 IDLE2=1 COMMIT_N=1 PGBENCH_S=1 ;;
+    *)  echo "usage: $0 [full|quick|checkout]" >&2; exit 2 ;;
 esac
 # for exploring: other client counts and rates (figures 1 and 2)
 CLIENTS=${BENCH_CLIENTS:-$CLIENTS} RATES=${BENCH_RATES:-$RATES}
@@ -272,6 +279,16 @@ pgbench_rate() {
     awk -v t="${tps:-0}" -v r="$rows" 'BEGIN { printf "%.0f", t * r }'
 }
 
+# figure 4's lines, under their heading
+checkout_summary() {
+    cat <<EOF
+
+4. Checkouts: 200 concurrent shoppers, each PUT one book in the cart then POST /api/v1/orders
+   (reserve, pay at the provider stand-in, settle); rate = paid checkouts/s, latencies of the POST
+EOF
+    sed 's/^/   /' "$RES/summary.4"
+}
+
 # ------------------------------------------------------------------ run
 
 trap teardown EXIT
@@ -291,6 +308,24 @@ conf/stack.sh start >&2
 mkdir -p "$RES"
 eval "$(conf/stack.sh env)"
 PG=$CHAT_PG_CONNINFO
+
+# --- figure 4: checkouts per second, p99, oversell (checkout.sh) ---
+CHECKOUT_S=20
+[ "$MODE" = quick ] && CHECKOUT_S=5
+[ "$MODE" = checkout ] && CHECKOUT_S=${BENCH_CHECKOUT_SECONDS:-20}
+log "figure 4: checkouts, 200 shoppers, ${CHECKOUT_S}s per run"
+CHAT_PG_CONNINFO=$CHAT_PG_CONNINFO CHAT_BASE_URL=$CHAT_BASE_URL CHAT_RUN_DIR=$CHAT_RUN_DIR \
+    "$HERE/checkout.sh" "$CHECKOUT_S" "$RES/summary.4"
+
+if [ "$MODE" = checkout ]; then
+    cat <<EOF
+
+== checkout benchmark, $(nproc) cores, $(( $(date +%s) - T0 ))s; figures, not assertions (tests/bench/README.md)
+EOF
+    checkout_summary
+    FAILED=0
+    exit 0
+fi
 
 seed $(( IDLE2 > CLIENTS ? IDLE2 : CLIENTS )) $(( CLIENTS / 2 ))
 
@@ -374,4 +409,5 @@ cat <<EOF
 3. Messages committed per second on the worker pool, beside pgbench inserts on the same PostgreSQL
 EOF
 sed 's/^/   /' "$RES/summary.3"
+checkout_summary
 FAILED=0

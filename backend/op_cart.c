@@ -1,0 +1,178 @@
+/*
+ * op_cart.c: the shopper's cart: cart.get, cart.item.put,
+ * cart.item.delete.
+ *
+ * The cart is rows of cart_items (sql/005_orders.sql), one per book, so it
+ * is the same on every device and outlives sessions and tokens.  It
+ * holds quantities only: every read shows the current catalog price and
+ * flags lines the stock cannot cover any more (out_of_stock, with what
+ * is available over all warehouses), computed by cart_json() in one
+ * round trip.  Nothing is reserved by a cart: stock is reserved at
+ * checkout (op_order.c).
+ *
+ * Limits: 1..99 copies a line (0 is a DELETE), at most 100 lines.  A
+ * caller only ever reaches their own cart: the user id is the token's.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ops.h"
+
+
+#define CHAT_CART_MAX_QUANTITY  99
+#define CHAT_CART_MAX_LINES     100
+
+
+static const char  chat_sql_cart_json[] = "SELECT cart_json($1)::text";
+
+
+/* Answers 200 with the caller's cart. */
+static int
+chat_cart_reply(chat_op_ctx_t *ctx)
+{
+    char         uid[24];
+    PGresult    *res;
+    const char  *values[1];
+
+    values[0] = chat_i64(uid, ctx->cmd->uid);
+
+    res = chat_db_query_prepared(ctx->db, chat_sql_cart_json, 1, values,
+                                 NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    ctx->reply = cJSON_Parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (ctx->reply == NULL) {
+        return -1;
+    }
+
+    ctx->status = 200;
+    return 0;
+}
+
+
+int
+chat_op_cart_get(chat_op_ctx_t *ctx)
+{
+    int  rc;
+
+    rc = chat_op_require_user(ctx);
+    if (rc != 1) {
+        return rc;
+    }
+
+    return chat_cart_reply(ctx);
+}
+
+
+int
+chat_op_cart_item_put(chat_op_ctx_t *ctx)
+{
+    int          rc;
+    char         uid[24], bid[24], qty[24];
+    int64_t      book_id, quantity;
+    PGresult    *res;
+    const char  *values[3];
+
+    rc = chat_op_require_user(ctx);
+    if (rc != 1) {
+        return rc;
+    }
+
+    rc = chat_op_integer(ctx, "book_id", 1, 1, &book_id);
+    if (rc != 1) {
+        return rc;
+    }
+
+    rc = chat_op_integer(ctx, "quantity", 1, 1, &quantity);
+    if (rc != 1) {
+        return rc;
+    }
+
+    if (quantity > CHAT_CART_MAX_QUANTITY) {
+        return chat_op_invalid(ctx, "quantity must be 1 to 99");
+    }
+
+    values[0] = chat_i64(uid, ctx->cmd->uid);
+    values[1] = chat_i64(bid, book_id);
+    values[2] = chat_i64(qty, quantity);
+
+    /* the book must be for sale; the line count must stay in bounds */
+    res = chat_db_query(ctx->db,
+              "SELECT (SELECT deleted_at IS NULL FROM books WHERE id = $2),"
+              "       (SELECT count(*) FROM cart_items"
+              "         WHERE user_id = $1 AND book_id <> $2)",
+              2, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    if (PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        PQclear(res);
+        return chat_op_error(ctx, 404, "book_not_found", "no such book");
+    }
+
+    if (atoi(PQgetvalue(res, 0, 1)) >= CHAT_CART_MAX_LINES) {
+        PQclear(res);
+        return chat_op_error(ctx, 400, "cart_full",
+                             "a cart holds at most 100 different books");
+    }
+
+    PQclear(res);
+
+    res = chat_db_query(ctx->db,
+              "INSERT INTO cart_items (user_id, book_id, quantity)"
+              " VALUES ($1, $2, $3)"
+              " ON CONFLICT (user_id, book_id) DO UPDATE"
+              " SET quantity = EXCLUDED.quantity, updated_at = now()",
+              3, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+
+    return chat_cart_reply(ctx);
+}
+
+
+int
+chat_op_cart_item_delete(chat_op_ctx_t *ctx)
+{
+    int          rc;
+    char         uid[24], bid[24];
+    int64_t      book_id;
+    PGresult    *res;
+    const char  *values[2];
+
+    rc = chat_op_require_user(ctx);
+    if (rc != 1) {
+        return rc;
+    }
+
+    rc = chat_op_integer(ctx, "book_id", 1, 1, &book_id);
+    if (rc != 1) {
+        return rc;
+    }
+
+    values[0] = chat_i64(uid, ctx->cmd->uid);
+    values[1] = chat_i64(bid, book_id);
+
+    /* removing what is not there leaves the cart as it is: 200 */
+    res = chat_db_query(ctx->db,
+              "DELETE FROM cart_items WHERE user_id = $1 AND book_id = $2",
+              2, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+
+    return chat_cart_reply(ctx);
+}

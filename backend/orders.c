@@ -1,0 +1,438 @@
+/*
+ * orders.c: orders as the order operations (op_order.c) and the
+ * reconciler (reconcile.c) both change them.
+ *
+ * An order moves pending_payment -> paid | payment_failed | cancelled
+ * exactly once.  Who moves it does not matter (the checkout that made
+ * it, a retry of that checkout, the reconciler of another worker): each
+ * one locks the order row, looks at the status, and only a still
+ * pending order is settled, so the first one wins and the others find
+ * nothing to do.  The settlement also completes the checkout's
+ * command_log row with the final reply, so every later retry of the key
+ * gets exactly that answer.
+ *
+ * Stock.  A pending or paid order holds its copies in stock.reserved
+ * (order_reservations says which warehouse).  Failing, expiring and
+ * refunding before shipment give them back; shipping takes them off
+ * on_hand (op_order.c).  Every change to stock writes a stock_ledger row
+ * in the same transaction.  Stock rows are always locked in (book_id,
+ * warehouse_id) order, the order the checkout locks them in, so these
+ * transactions cannot deadlock with checkouts on stock.  An order row
+ * is locked before stock rows everywhere.
+ *
+ * What it does not do: talk to the provider (payment.c) or decide when
+ * an outcome is definite (the callers do).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ops.h"
+#include "orders.h"
+
+
+static const char  chat_sql_order_json[] =
+    "SELECT order_json(o)::text FROM orders o WHERE o.id = $1";
+
+
+cJSON *
+chat_order_json(chat_db_t *db, int64_t order_id, int *missing)
+{
+    char         id[24];
+    cJSON       *order;
+    PGresult    *res;
+    const char  *values[1];
+
+    *missing = 0;
+    values[0] = chat_i64(id, order_id);
+
+    res = chat_db_query_prepared(db, chat_sql_order_json, 1, values, NULL,
+                                 NULL);
+    if (res == NULL) {
+        return NULL;
+    }
+
+    if (PQntuples(res) == 0) {
+        *missing = 1;
+        PQclear(res);
+        return NULL;
+    }
+
+    order = cJSON_Parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (order == NULL) {
+        chat_log_error("order %lld: order_json is not JSON",
+                       (long long) order_id);
+    }
+
+    return order;
+}
+
+
+int
+chat_order_event(chat_events_t *events, const cJSON *order)
+{
+    int64_t       uid;
+    cJSON        *ev;
+    const cJSON  *user;
+    int           rc;
+
+    if (events == NULL) {
+        return 0;
+    }
+
+    user = cJSON_GetObjectItemCaseSensitive(order, "user_id");
+    if (!cJSON_IsNumber(user)) {
+        return -1;
+    }
+
+    uid = (int64_t) user->valuedouble;
+
+    ev = cJSON_CreateObject();
+    if (ev == NULL
+        || cJSON_AddStringToObject(ev, "type", "order") == NULL
+        || !cJSON_AddItemToObject(ev, "order", cJSON_Duplicate(order, 1)))
+    {
+        cJSON_Delete(ev);
+        return -1;
+    }
+
+    rc = chat_events_add(events, ev, &uid, 1);
+    cJSON_Delete(ev);
+
+    return rc;
+}
+
+
+/* Runs sql with the given text parameters; 0 or -1. */
+static int
+chat_order_exec(chat_db_t *db, const char *sql, int n,
+    const char *const *values)
+{
+    PGresult  *res;
+
+    res = chat_db_query(db, sql, n, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
+int
+chat_order_release(chat_db_t *db, int64_t order_id, int64_t actor,
+    const char *reason)
+{
+    char         id[24], who[24];
+    const char  *values[3];
+
+    values[0] = chat_i64(id, order_id);
+    values[1] = reason;
+    values[2] = actor > 0 ? chat_i64(who, actor) : NULL;
+
+    /* lock first, in the checkout's order: then change */
+    if (chat_order_exec(db,
+            "SELECT 1 FROM stock s JOIN order_reservations r"
+            " ON r.book_id = s.book_id AND r.warehouse_id = s.warehouse_id"
+            " WHERE r.order_id = $1 AND r.state = 'held'"
+            " ORDER BY s.book_id, s.warehouse_id FOR UPDATE OF s",
+            1, values) != 0)
+    {
+        return -1;
+    }
+
+    return chat_order_exec(db,
+        "WITH r AS ("
+        "  UPDATE order_reservations SET state = 'released'"
+        "   WHERE order_id = $1 AND state = 'held'"
+        "   RETURNING book_id, warehouse_id, quantity"
+        "), s AS ("
+        "  UPDATE stock SET reserved = stock.reserved - r.quantity,"
+        "         updated_at = now()"
+        "    FROM r WHERE stock.book_id = r.book_id"
+        "     AND stock.warehouse_id = r.warehouse_id"
+        ") "
+        "INSERT INTO stock_ledger (book_id, warehouse_id, delta_reserved,"
+        "    reason, actor_id, order_id)"
+        " SELECT book_id, warehouse_id, -quantity, $2, $3::bigint, $1"
+        "   FROM r",
+        3, values);
+}
+
+
+/* Completes the checkout's command_log row and queues the event. */
+static int
+chat_order_finish(chat_db_t *db, int64_t order_id, cJSON **order)
+{
+    int          missing;
+    char         id[24], *reply;
+    cJSON       *root;
+    const char  *values[2];
+
+    *order = chat_order_json(db, order_id, &missing);
+    if (*order == NULL) {
+        return -1;
+    }
+
+    root = cJSON_CreateObject();
+    if (root == NULL
+        || !cJSON_AddItemReferenceToObject(root, "order", *order))
+    {
+        cJSON_Delete(root);
+        goto failed;
+    }
+
+    reply = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (reply == NULL) {
+        goto failed;
+    }
+
+    values[0] = chat_i64(id, order_id);
+    values[1] = reply;
+
+    if (chat_order_exec(db,
+            "UPDATE command_log SET status = 201, reply = $2"
+            "  FROM orders o WHERE o.id = $1 AND command_log.key ="
+            "  o.checkout_key",
+            2, values) != 0)
+    {
+        cJSON_free(reply);
+        goto failed;
+    }
+
+    cJSON_free(reply);
+    return 0;
+
+failed:
+
+    cJSON_Delete(*order);
+    *order = NULL;
+    return -1;
+}
+
+
+int
+chat_order_settle(chat_db_t *db, int64_t order_id, chat_settle_e how,
+    const char *provider_id, const char *code, int claims,
+    chat_events_t *events)
+{
+    int          n;
+    char         id[24];
+    cJSON       *order;
+    PGresult    *res;
+    const char  *values[3];
+    int64_t      uid;
+
+    values[0] = chat_i64(id, order_id);
+    values[1] = provider_id;
+    values[2] = code;
+
+    if (chat_db_exec(db, "BEGIN") != 0) {
+        return -1;
+    }
+
+    res = chat_db_query(db,
+              "SELECT o.status, o.user_id, a.claims FROM orders o"
+              "  JOIN payment_attempts a ON a.order_id = o.id"
+              "   AND a.kind = 'charge'"
+              " WHERE o.id = $1 FOR UPDATE OF o, a",
+              1, values, NULL, NULL);
+    if (res == NULL) {
+        goto failed;
+    }
+
+    if (PQntuples(res) == 0
+        || strcmp(PQgetvalue(res, 0, 0), "pending_payment") != 0
+        || (claims >= 0 && atoi(PQgetvalue(res, 0, 2)) != claims))
+    {
+        PQclear(res);
+        (void) chat_db_exec(db, "ROLLBACK");
+        return 0;
+    }
+
+    uid = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+
+    switch (how) {
+
+    case CHAT_SETTLE_PAID:
+        n = chat_order_exec(db,
+                "WITH a AS ("
+                "  UPDATE payment_attempts SET status = 'succeeded',"
+                "         provider_id = $2, updated_at = now()"
+                "   WHERE order_id = $1 AND kind = 'charge'"
+                "), c AS ("
+                "  DELETE FROM cart_items c USING orders o, order_items i"
+                "   WHERE o.id = $1 AND i.order_id = o.id"
+                "     AND c.user_id = o.user_id AND c.book_id = i.book_id"
+                ") "
+                "UPDATE orders SET status = 'paid', payment_ref = $2,"
+                "       paid_at = now(), updated_at = now(),"
+                "       reserved_until = NULL"
+                " WHERE id = $1",
+                2, values);
+        break;
+
+    case CHAT_SETTLE_FAILED:
+        n = chat_order_release(db, order_id, uid,
+                               "payment declined: released");
+        if (n == 0) {
+            n = chat_order_exec(db,
+                    "WITH a AS ("
+                    "  UPDATE payment_attempts SET status = 'failed',"
+                    "         provider_id = $2, failure_code = $3,"
+                    "         updated_at = now()"
+                    "   WHERE order_id = $1 AND kind = 'charge'"
+                    ") "
+                    "UPDATE orders SET status = 'payment_failed',"
+                    "       payment_ref = $2, failure_code = $3,"
+                    "       updated_at = now(), reserved_until = NULL"
+                    " WHERE id = $1",
+                    3, values);
+        }
+        break;
+
+    default:  /* CHAT_SETTLE_EXPIRED */
+        n = chat_order_release(db, order_id, 0,
+                               "reservation expired: released");
+        if (n == 0) {
+            n = chat_order_exec(db,
+                    "WITH a AS ("
+                    "  UPDATE payment_attempts SET status = 'abandoned',"
+                    "         failure_code = 'expired', updated_at = now()"
+                    "   WHERE order_id = $1 AND kind = 'charge'"
+                    ") "
+                    "UPDATE orders SET status = 'cancelled',"
+                    "       failure_code = 'reservation_expired',"
+                    "       cancelled_at = now(), updated_at = now(),"
+                    "       reserved_until = NULL"
+                    " WHERE id = $1",
+                    1, values);
+        }
+        break;
+    }
+
+    if (n != 0 || chat_order_finish(db, order_id, &order) != 0) {
+        goto failed;
+    }
+
+    if (chat_db_exec(db, "COMMIT") != 0) {
+        cJSON_Delete(order);
+        return -1;
+    }
+
+    chat_log_info("order %lld (user %lld): %s", (long long) order_id,
+                  (long long) uid,
+                  how == CHAT_SETTLE_PAID ? "paid"
+                  : how == CHAT_SETTLE_FAILED ? "payment failed, released"
+                  : "reservation expired, cancelled and released");
+
+    if (chat_order_event(events, order) != 0) {
+        chat_log_error("order %lld: its event could not be queued",
+                       (long long) order_id);
+    }
+
+    cJSON_Delete(order);
+    return 1;
+
+failed:
+
+    if (chat_db_ok(db)) {
+        (void) chat_db_exec(db, "ROLLBACK");
+    }
+
+    return -1;
+}
+
+
+int
+chat_order_settle_refund(chat_db_t *db, int64_t order_id,
+    const char *refund_id, int64_t actor, chat_events_t *events)
+{
+    int          missing;
+    char         id[24];
+    cJSON       *order;
+    PGresult    *res;
+    const char  *values[2], *status;
+
+    values[0] = chat_i64(id, order_id);
+    values[1] = refund_id;
+
+    if (chat_db_exec(db, "BEGIN") != 0) {
+        return -1;
+    }
+
+    res = chat_db_query(db, "SELECT status FROM orders WHERE id = $1"
+                            " FOR UPDATE", 1, values, NULL, NULL);
+    if (res == NULL) {
+        goto failed;
+    }
+
+    status = PQntuples(res) ? PQgetvalue(res, 0, 0) : "";
+
+    if (strcmp(status, "paid") != 0 && strcmp(status, "shipped") != 0
+        && strcmp(status, "delivered") != 0)
+    {
+        PQclear(res);
+        (void) chat_db_exec(db, "ROLLBACK");
+        return 0;
+    }
+
+    /* copies not shipped go back to stock; shipped ones are the buyer's */
+    if (strcmp(status, "paid") == 0
+        && chat_order_release(db, order_id, actor, "refund: released") != 0)
+    {
+        PQclear(res);
+        goto failed;
+    }
+
+    PQclear(res);
+
+    if (chat_order_exec(db,
+            "WITH a AS ("
+            "  UPDATE payment_attempts SET status = 'succeeded',"
+            "         provider_id = $2, updated_at = now()"
+            "   WHERE order_id = $1 AND kind = 'refund'"
+            ") "
+            "UPDATE orders SET status = 'refunded', refunded_at = now(),"
+            "       updated_at = now() WHERE id = $1",
+            2, values) != 0)
+    {
+        goto failed;
+    }
+
+    order = chat_order_json(db, order_id, &missing);
+    if (order == NULL) {
+        goto failed;
+    }
+
+    if (chat_db_exec(db, "COMMIT") != 0) {
+        cJSON_Delete(order);
+        return -1;
+    }
+
+    chat_log_info("order %lld: refunded (%s)", (long long) order_id,
+                  refund_id);
+
+    if (chat_order_event(events, order) != 0) {
+        chat_log_error("order %lld: its event could not be queued",
+                       (long long) order_id);
+    }
+
+    cJSON_Delete(order);
+    return 1;
+
+failed:
+
+    if (chat_db_ok(db)) {
+        (void) chat_db_exec(db, "ROLLBACK");
+    }
+
+    return -1;
+}

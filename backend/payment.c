@@ -1,0 +1,347 @@
+/*
+ * payment.c: calls to the payment provider, over backend/http_client.c.
+ *
+ * The provider speaks HTTP in the shape of a card processor (see
+ * payments/README.md): POST /v1/payments creates and confirms a payment
+ * under an Idempotency-Key, GET /v1/payments?idempotency_key= and
+ * GET /v1/payments/{id} look one up, POST /v1/payments/{id}/refunds
+ * refunds it.  Every call has the deadline --payment-timeout-ms.
+ *
+ * The one rule here: an answer is only believed when it says something
+ * definite.  201 with status "succeeded" is a charge, 402 "declined" or a
+ * 400 (the provider refused the request and recorded nothing) is a
+ * refusal; a timeout, a refused connection, a 5xx or anything odd is
+ * CHAT_PAY_UNKNOWN: the caller must not guess, it keeps the payment
+ * pending and asks again later (reconcile.c).  Asking again is safe
+ * because the provider keys payments by our idempotency key.
+ *
+ * The card number goes into the request body and nowhere else: it is not
+ * logged, and the body is wiped before it is freed.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "http_client.h"
+#include "log.h"
+#include "payment.h"
+
+
+static void
+chat_pay_unknown(chat_pay_result_t *out, const char *fmt, const char *a,
+    long b)
+{
+    out->state = CHAT_PAY_UNKNOWN;
+    snprintf(out->error, sizeof(out->error), fmt, a, b);
+}
+
+
+/* Reads a payment object's status and id into out. */
+static void
+chat_pay_parse_payment(const cJSON *p, chat_pay_result_t *out)
+{
+    const cJSON  *status, *id, *code;
+
+    status = cJSON_GetObjectItemCaseSensitive(p, "status");
+    id = cJSON_GetObjectItemCaseSensitive(p, "id");
+    code = cJSON_GetObjectItemCaseSensitive(p, "decline_code");
+
+    if (!cJSON_IsString(status) || !cJSON_IsString(id)) {
+        chat_pay_unknown(out, "provider: a payment without status or id%s%ld",
+                         "", 0);
+        return;
+    }
+
+    snprintf(out->id, sizeof(out->id), "%s", id->valuestring);
+
+    if (cJSON_IsString(code)) {
+        snprintf(out->code, sizeof(out->code), "%s", code->valuestring);
+    }
+
+    if (strcmp(status->valuestring, "succeeded") == 0) {
+        out->state = CHAT_PAY_SUCCEEDED;
+
+    } else if (strcmp(status->valuestring, "declined") == 0) {
+        out->state = CHAT_PAY_DECLINED;
+        if (out->code[0] == '\0') {
+            strcpy(out->code, "declined");
+        }
+
+    } else if (strcmp(status->valuestring, "processing") == 0) {
+        out->state = CHAT_PAY_PROCESSING;
+
+    } else if (strcmp(status->valuestring, "refunded") == 0) {
+        out->state = CHAT_PAY_REFUNDED;
+
+    } else {
+        chat_pay_unknown(out, "provider: unknown payment status \"%s\"%ld",
+                         status->valuestring, 0);
+    }
+}
+
+
+/*
+ * One call.  Returns the parsed answer body (the caller deletes it) with
+ * *status set, or NULL with out set to UNKNOWN.
+ */
+static cJSON *
+chat_pay_call(const chat_config_t *cfg, const char *method, const char *path,
+    const char *key, char *body, long *status, chat_pay_result_t *out)
+{
+    char                   url[1024], header[400];
+    cJSON                 *json;
+    const char            *headers[2];
+    chat_http_result_t     rc;
+    chat_http_response_t   resp;
+
+    snprintf(url, sizeof(url), "%s%s", cfg->payment_url, path);
+
+    headers[0] = NULL;
+    headers[1] = NULL;
+
+    if (key != NULL) {
+        snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
+        headers[0] = header;
+    }
+
+    rc = chat_http_request(method, url, headers, body,
+                           cfg->payment_timeout_ms, &resp);
+
+    if (rc != CHAT_HTTP_OK) {
+        chat_pay_unknown(out, "provider: %s (%ld)", resp.error, (long) rc);
+        chat_log_warn("payment provider %s %s: %s: %s", method, path,
+                      chat_http_result_text(rc), resp.error);
+        chat_http_response_free(&resp);
+        return NULL;
+    }
+
+    *status = resp.status;
+    json = cJSON_ParseWithLength(resp.body, resp.body_len);
+    chat_http_response_free(&resp);
+
+    if (json == NULL) {
+        chat_pay_unknown(out, "provider: %s answered %ld without JSON", path,
+                         *status);
+        return NULL;
+    }
+
+    return json;
+}
+
+
+void
+chat_payment_charge(const chat_config_t *cfg, const char *key,
+    int64_t amount_cents, const char *currency, const chat_card_t *card,
+    int64_t order_id, chat_pay_result_t *out)
+{
+    long    status;
+    char   *body;
+    cJSON  *req, *c, *json, *err, *code;
+
+    memset(out, 0, sizeof(*out));
+
+    req = cJSON_CreateObject();
+    c = cJSON_AddObjectToObject(req, "card");
+
+    if (c == NULL
+        || cJSON_AddNumberToObject(req, "amount_cents",
+                                   (double) amount_cents) == NULL
+        || cJSON_AddStringToObject(req, "currency", currency) == NULL
+        || cJSON_AddNumberToObject(req, "order_id", (double) order_id) == NULL
+        || cJSON_AddStringToObject(c, "number", card->number) == NULL
+        || cJSON_AddNumberToObject(c, "exp_month",
+                                   (double) card->exp_month) == NULL
+        || cJSON_AddNumberToObject(c, "exp_year",
+                                   (double) card->exp_year) == NULL
+        || cJSON_AddStringToObject(c, "cvc", card->cvc) == NULL)
+    {
+        cJSON_Delete(req);
+        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
+        return;
+    }
+
+    body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+
+    if (body == NULL) {
+        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
+        return;
+    }
+
+    json = chat_pay_call(cfg, "POST", "/v1/payments", key, body, &status,
+                         out);
+
+    /* the card number was in there */
+    explicit_bzero(body, strlen(body));
+    cJSON_free(body);
+
+    if (json == NULL) {
+        return;
+    }
+
+    if (status == 201 || status == 200 || status == 402) {
+        chat_pay_parse_payment(json, out);
+
+        if (out->state != CHAT_PAY_SUCCEEDED
+            && out->state != CHAT_PAY_DECLINED)
+        {
+            chat_pay_unknown(out, "provider: a charge answered %s (%ld)",
+                             chat_pay_state_text(out->state), status);
+        }
+
+    } else if (status == 400) {
+        /* refused as a request: recorded nothing, charged nothing */
+        err = cJSON_GetObjectItemCaseSensitive(json, "error");
+        code = cJSON_GetObjectItemCaseSensitive(err, "code");
+        out->state = CHAT_PAY_DECLINED;
+        snprintf(out->code, sizeof(out->code), "%s",
+                 cJSON_IsString(code) ? code->valuestring : "invalid_request");
+
+    } else {
+        chat_pay_unknown(out, "provider: %s answered %ld", "a charge", status);
+    }
+
+    cJSON_Delete(json);
+}
+
+
+void
+chat_payment_lookup(const chat_config_t *cfg, const char *key,
+    chat_pay_result_t *out)
+{
+    long    status;
+    char   *esc, path[600];
+    cJSON  *json, *list;
+
+    memset(out, 0, sizeof(*out));
+
+    esc = curl_easy_escape(NULL, key, 0);
+    if (esc == NULL) {
+        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "/v1/payments?idempotency_key=%s", esc);
+    curl_free(esc);
+
+    json = chat_pay_call(cfg, "GET", path, NULL, NULL, &status, out);
+    if (json == NULL) {
+        return;
+    }
+
+    list = cJSON_GetObjectItemCaseSensitive(json, "payments");
+
+    if (status != 200 || !cJSON_IsArray(list)) {
+        chat_pay_unknown(out, "provider: a lookup answered %s%ld", "",
+                         status);
+
+    } else if (cJSON_GetArraySize(list) == 0) {
+        out->state = CHAT_PAY_NOT_FOUND;
+
+    } else {
+        chat_pay_parse_payment(cJSON_GetArrayItem(list, 0), out);
+    }
+
+    cJSON_Delete(json);
+}
+
+
+void
+chat_payment_get(const chat_config_t *cfg, const char *id,
+    chat_pay_result_t *out)
+{
+    long    status;
+    char   *esc, path[300];
+    cJSON  *json;
+
+    memset(out, 0, sizeof(*out));
+
+    esc = curl_easy_escape(NULL, id, 0);
+    if (esc == NULL) {
+        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "/v1/payments/%s", esc);
+    curl_free(esc);
+
+    json = chat_pay_call(cfg, "GET", path, NULL, NULL, &status, out);
+    if (json == NULL) {
+        return;
+    }
+
+    if (status == 200) {
+        chat_pay_parse_payment(json, out);
+    } else if (status == 404) {
+        out->state = CHAT_PAY_NOT_FOUND;
+    } else {
+        chat_pay_unknown(out, "provider: a payment lookup answered %s%ld", "",
+                         status);
+    }
+
+    cJSON_Delete(json);
+}
+
+
+void
+chat_payment_refund(const chat_config_t *cfg, const char *id,
+    const char *key, chat_pay_result_t *out)
+{
+    long          status;
+    char         *esc, path[300], body[] = "{}";
+    cJSON        *json, *rid, *err, *code;
+
+    memset(out, 0, sizeof(*out));
+
+    esc = curl_easy_escape(NULL, id, 0);
+    if (esc == NULL) {
+        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "/v1/payments/%s/refunds", esc);
+    curl_free(esc);
+
+    json = chat_pay_call(cfg, "POST", path, key, body, &status, out);
+    if (json == NULL) {
+        return;
+    }
+
+    rid = cJSON_GetObjectItemCaseSensitive(json, "id");
+
+    if ((status == 201 || status == 200) && cJSON_IsString(rid)) {
+        out->state = CHAT_PAY_REFUNDED;
+        snprintf(out->id, sizeof(out->id), "%s", rid->valuestring);
+
+    } else if (status == 404 || status == 409) {
+        err = cJSON_GetObjectItemCaseSensitive(json, "error");
+        code = cJSON_GetObjectItemCaseSensitive(err, "code");
+        out->state = CHAT_PAY_DECLINED;
+        snprintf(out->code, sizeof(out->code), "%s",
+                 cJSON_IsString(code) ? code->valuestring : "refused");
+
+    } else {
+        chat_pay_unknown(out, "provider: a refund answered %s%ld", "",
+                         status);
+    }
+
+    cJSON_Delete(json);
+}
+
+
+const char *
+chat_pay_state_text(chat_pay_state_t state)
+{
+    switch (state) {
+    case CHAT_PAY_SUCCEEDED:  return "succeeded";
+    case CHAT_PAY_DECLINED:   return "declined";
+    case CHAT_PAY_PROCESSING: return "processing";
+    case CHAT_PAY_REFUNDED:   return "refunded";
+    case CHAT_PAY_NOT_FOUND:  return "not found";
+    default:                  return "unknown";
+    }
+}

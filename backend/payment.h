@@ -1,0 +1,58 @@
+/*
+ * payment.h: the backend's client of the payment provider (payments/ in
+ * the repository is the local stand-in).  See payment.c.
+ */
+
+#ifndef CHAT_PAYMENT_H
+#define CHAT_PAYMENT_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+typedef enum {
+    CHAT_PAY_SUCCEEDED = 0,     /* charged */
+    CHAT_PAY_DECLINED,          /* refused for good: nothing charged */
+    CHAT_PAY_PROCESSING,        /* the provider is still deciding */
+    CHAT_PAY_REFUNDED,          /* charged, then refunded */
+    CHAT_PAY_NOT_FOUND,         /* the provider has no such payment */
+    CHAT_PAY_UNKNOWN            /* no usable answer (timeout, 5xx, ...) */
+} chat_pay_state_t;
+
+typedef struct {
+    chat_pay_state_t  state;
+    char              id[80];       /* the provider's payment/refund id */
+    char              code[64];     /* decline code, when declined */
+    char              error[320];   /* why, when unknown */
+} chat_pay_result_t;
+
+typedef struct {
+    const char  *number;
+    int64_t      exp_month;
+    int64_t      exp_year;
+    const char  *cvc;
+} chat_card_t;
+
+/* Creates and confirms a payment under key: SUCCEEDED, DECLINED or
+ * UNKNOWN (then only a lookup can tell what happened). */
+void chat_payment_charge(const chat_config_t *cfg, const char *key,
+    int64_t amount_cents, const char *currency, const chat_card_t *card,
+    int64_t order_id, chat_pay_result_t *out);
+
+/* The payment made under key: SUCCEEDED, DECLINED, PROCESSING, REFUNDED,
+ * NOT_FOUND or UNKNOWN. */
+void chat_payment_lookup(const chat_config_t *cfg, const char *key,
+    chat_pay_result_t *out);
+
+/* The payment with the provider's id, same states as the lookup. */
+void chat_payment_get(const chat_config_t *cfg, const char *id,
+    chat_pay_result_t *out);
+
+/* Refunds payment id in full under key: REFUNDED (out->id is the
+ * refund's), DECLINED (the provider refuses) or UNKNOWN. */
+void chat_payment_refund(const chat_config_t *cfg, const char *id,
+    const char *key, chat_pay_result_t *out);
+
+const char *chat_pay_state_text(chat_pay_state_t state);
+
+#endif /* CHAT_PAYMENT_H */

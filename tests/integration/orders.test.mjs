@@ -1,0 +1,509 @@
+// Cart, checkout, payments and orders against the real stack and the
+// payment provider stand-in (payments/).  Books, warehouses and stock are
+// inserted straight into PostgreSQL (the catalog endpoints are another
+// part's); shoppers are made in SQL with tokens signed here, so a hundred
+// concurrent buyers cost no scrypt.
+//
+// tests/run.sh runs the stack with PAYMENT_TIMEOUT_MS=1000 (slow cards
+// answer after 2500 ms), RESERVATION_TTL_MS=4000 and
+// RECONCILE_INTERVAL_MS=500, so timeouts, reconciliation and expiry all
+// happen within seconds.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { api, sql, waitFor, workerPids, pendingByWorker, redis } from './lib.mjs';
+import { WsClient } from './ws.mjs';
+import {
+  CARDS, ADDRESS, makeUsers, makeBook, makeWarehouse, setStock, stockOf, checkout,
+  putCart, newKey, provider, chargesFor, orderRow, payment, sign,
+} from './shop.mjs';
+
+let eu;
+let us;
+
+before(async () => {
+  eu = await makeWarehouse('eu');
+  us = await makeWarehouse('us');
+});
+
+// a book with copies in the eu warehouse
+async function stockedBook(copies, price = 1500, title = 'Stocked') {
+  const b = await makeBook(title, price);
+  await setStock(b, eu, copies);
+  return b;
+}
+
+async function getOrder(user, id) {
+  return api('GET', `/api/v1/orders/${id}`, undefined, { token: user.token });
+}
+
+async function settled(user, id) {
+  return waitFor(`order ${id} settled`, async () => {
+    const r = await getOrder(user, id);
+    return r.json.order.status !== 'pending_payment' && r.json.order;
+  }, { timeout: 30000, every: 200 });
+}
+
+// ------------------------------------------------------------------ cart
+
+test('cart: put, read at the current price, flag what went out of stock, delete', async () => {
+  const [u] = await makeUsers('cart', 1);
+  const a = await stockedBook(3, 1200, 'Cart A');
+  const b = await stockedBook(1, 800, 'Cart B');
+
+  let r = await putCart(u, a, 2);
+  assert.equal(r.status, 200, r.text);
+  r = await putCart(u, b, 1);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.total_cents, 2 * 1200 + 800);
+
+  // the same cart from another session (another token of the same user)
+  const now = Math.floor(Date.now() / 1000);
+  const otherSession = sign({ sub: String(u.id), role: 'user', iat: now - 5, exp: now + 600 });
+  r = await api('GET', '/api/v1/cart', undefined, { token: otherSession });
+  assert.deepEqual(r.json.items.map((i) => [i.book_id, i.quantity]), [[a, 2], [b, 1]]);
+
+  // the price shown is the catalog's now; a line stock cannot cover is flagged
+  await sql(`UPDATE books SET price_cents = 1000 WHERE id = :'p1'`, a);
+  await setStock(b, eu, 0);
+  r = await api('GET', '/api/v1/cart', undefined, { token: u.token });
+  const byId = Object.fromEntries(r.json.items.map((i) => [i.book_id, i]));
+  assert.equal(byId[a].price_cents, 1000);
+  assert.equal(byId[a].out_of_stock, false);
+  assert.equal(byId[b].out_of_stock, true);
+  assert.equal(byId[b].available, 0);
+  assert.equal(r.json.total_cents, 2 * 1000 + 800);
+
+  // quantity replaced, not added
+  r = await putCart(u, a, 5);
+  assert.equal(r.json.items.find((i) => i.book_id === a).quantity, 5);
+
+  r = await api('DELETE', `/api/v1/cart/items/${b}`, undefined, { token: u.token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.items.map((i) => i.book_id), [a]);
+});
+
+test('cart: bad quantities and unknown books are refused and change nothing', async () => {
+  const [u] = await makeUsers('cartbad', 1);
+  const a = await stockedBook(3);
+  for (const q of [0, 100, -1, 1.5]) {
+    const r = await putCart(u, a, q);
+    assert.equal(r.status, 400, `quantity ${q}: ${r.text}`);
+  }
+  let r = await api('PUT', `/api/v1/cart/items/${a}`, { quantity: '2' }, { token: u.token });
+  assert.equal(r.status, 400, r.text);
+  r = await putCart(u, 987654321, 1);
+  assert.equal(r.status, 404, r.text);
+  assert.equal(r.json.error.code, 'book_not_found');
+  r = await api('GET', '/api/v1/cart', undefined, { token: u.token });
+  assert.deepEqual(r.json, { items: [], total_cents: 0 });
+  r = await api('GET', '/api/v1/cart');
+  assert.equal(r.status, 401);
+});
+
+// ------------------------------------------------------------------ checkout basics
+
+test('checkout: Idempotency-Key required, card checked (Luhn), empty cart refused; nothing reserved', async () => {
+  const [u] = await makeUsers('basic', 1);
+  let r = await checkout(u, null);
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'missing_idempotency_key');
+
+  r = await checkout(u, newKey());
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'cart_empty');
+
+  const a = await stockedBook(2);
+  await putCart(u, a, 1);
+  r = await checkout(u, newKey(), '4242424242424241');
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'invalid_card');
+  r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: { ...payment(), exp_year: 2001 } },
+    { token: u.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 400, r.text);
+  r = await api('POST', '/api/v1/orders', { payment: payment() },
+    { token: u.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 400, r.text);
+  r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS },
+    { token: u.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 400, r.text);
+
+  assert.deepEqual(await stockOf(a, eu), { onHand: 2, reserved: 0 });
+  assert.equal(await sql(`SELECT count(*) FROM orders WHERE user_id = :'p1'`, u.id), '0');
+});
+
+test('checkout: paid, prices computed by the server and frozen, stock reserved with ledger rows, cart emptied, card never stored', async () => {
+  const [u] = await makeUsers('paid', 1);
+  const a = await stockedBook(5, 1999, 'Paid A');
+  const b = await stockedBook(5, 501, 'Paid B');
+  await putCart(u, a, 2);
+  await putCart(u, b, 1);
+
+  // prices and totals sent by the client are ignored
+  const r = await checkout(u, newKey(), CARDS.ok, { total_cents: 1, items: [{ book_id: a, quantity: 2, price_cents: 1 }] });
+  assert.equal(r.status, 201, r.text);
+  const o = r.json.order;
+  assert.equal(o.status, 'paid');
+  assert.equal(o.total_cents, 2 * 1999 + 501);
+  assert.deepEqual(o.items.map((i) => [i.book_id, i.quantity, i.price_cents]), [[a, 2, 1999], [b, 1, 501]]);
+  assert.equal(o.payment.card_last4, '4242');
+  assert.match(o.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+  assert.deepEqual(await stockOf(a, eu), { onHand: 5, reserved: 2 });
+  assert.deepEqual(await stockOf(b, eu), { onHand: 5, reserved: 1 });
+  const ledger = await sql(`SELECT book_id, delta_reserved, actor_id FROM stock_ledger WHERE order_id = :'p1' ORDER BY book_id`, o.id);
+  assert.equal(ledger, `${a}|2|${u.id}\n${b}|1|${u.id}`);
+
+  // the cart lines bought are gone
+  const cart = await api('GET', '/api/v1/cart', undefined, { token: u.token });
+  assert.deepEqual(cart.json.items, []);
+
+  // a later price change does not touch the order
+  await sql(`UPDATE books SET price_cents = 5 WHERE id = :'p1'`, a);
+  const again = await getOrder(u, o.id);
+  assert.equal(again.json.order.total_cents, 2 * 1999 + 501);
+
+  // one charge at the provider, for the total; no card number kept by us
+  const charges = await chargesFor(o.id);
+  assert.equal(charges.length, 1);
+  assert.equal(charges[0].amount_cents, o.total_cents);
+  assert.equal(charges[0].status, 'succeeded');
+  assert.equal(o.payment.provider_ref, charges[0].id);
+  assert.equal(await sql(`SELECT count(*) FROM command_log WHERE reply LIKE '%4242424242424242%'
+                          OR request_hash::text LIKE '%4242424242424242%'`), '0');
+  assert.equal(await sql(`SELECT count(*) FROM orders WHERE orders::text LIKE '%4242424242424242%'`), '0');
+});
+
+test('checkout: a card number typed with spaces and an expiry sent as strings are accepted', async () => {
+  const [u] = await makeUsers('typed', 1);
+  const a = await stockedBook(2);
+  await putCart(u, a, 1);
+  const r = await api('POST', '/api/v1/orders', {
+    shipping_address: '1 Main St, Lisbon',
+    payment: { card_number: '4242 4242-4242 4242', exp_month: '12', exp_year: String(new Date().getUTCFullYear() + 1), cvc: '123' },
+  }, { token: u.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.order.status, 'paid');
+  assert.equal(r.json.order.payment.card_last4, '4242');
+  assert.equal(r.json.order.shipping_address, '1 Main St, Lisbon');
+});
+
+test('checkout: the shopper\'s region first, a line split across warehouses when it must', async () => {
+  const [u] = await makeUsers('region', 1);
+  const book = await makeBook('Split', 1000);
+  await setStock(book, eu, 1);
+  await setStock(book, us, 5);
+  await putCart(u, book, 3);
+  let r = await checkout(u, newKey());
+  assert.equal(r.status, 201, r.text);
+  const rows = await sql(`SELECT warehouse_id, quantity FROM order_reservations WHERE order_id = :'p1' ORDER BY warehouse_id`, r.json.order.id);
+  assert.equal(rows, [`${eu}|1`, `${us}|2`].sort((x, y) => Number(x.split('|')[0]) - Number(y.split('|')[0])).join('\n'));
+
+  // a shopper in the us region is served from us even though eu has copies
+  const [v] = await makeUsers('region-us', 1);
+  const book2 = await makeBook('Regional', 1000);
+  await setStock(book2, eu, 5);
+  await setStock(book2, us, 5);
+  await putCart(v, book2, 2);
+  r = await api('POST', '/api/v1/orders', { shipping_address: { ...ADDRESS, region: 'US' }, payment: payment() },
+    { token: v.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(await sql(`SELECT warehouse_id || ':' || quantity FROM order_reservations WHERE order_id = :'p1'`, r.json.order.id), `${us}:2`);
+});
+
+// ------------------------------------------------------------------ concurrency
+
+test('100 concurrent buyers, 10 copies: exactly 10 orders, the rest 409 out_of_stock, stock never negative', async () => {
+  const buyers = await makeUsers('rush', 100);
+  const book = await stockedBook(10, 2500, 'Best Seller');
+  await Promise.all(buyers.map((u) => putCart(u, book, 1)));
+
+  const results = await Promise.all(buyers.map((u) => checkout(u, newKey('rush'))));
+  const paid = results.filter((r) => r.status === 201);
+  const refused = results.filter((r) => r.status === 409);
+  assert.equal(paid.length, 10, results.map((r) => r.status).join(','));
+  assert.equal(refused.length, 90);
+  for (const r of paid) assert.equal(r.json.order.status, 'paid');
+  for (const r of refused) assert.equal(r.json.error.code, 'out_of_stock');
+
+  // all 10 copies promised, none twice: reserved = on_hand, ledger agrees
+  assert.deepEqual(await stockOf(book, eu), { onHand: 10, reserved: 10 });
+  assert.equal(await sql(`SELECT sum(delta_reserved) FROM stock_ledger WHERE book_id = :'p1'`, book), '10');
+  assert.equal(await sql(`SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id
+                          WHERE i.book_id = :'p1' AND o.status = 'paid'`, book), '10');
+
+  // shipped, the shelf is empty: on hand 0, nothing negative anywhere
+  const [admin] = await makeUsers('rush-admin', 1, 'admin');
+  for (const r of paid) {
+    const s = await api('POST', `/api/v1/admin/orders/${r.json.order.id}/ship`, undefined, { token: admin.token });
+    assert.equal(s.status, 200, s.text);
+  }
+  assert.deepEqual(await stockOf(book, eu), { onHand: 0, reserved: 0 });
+  assert.equal(await sql(`SELECT count(*) FROM stock WHERE on_hand < 0 OR reserved < 0`), '0');
+});
+
+test('the same checkout retried 20 times at once with one key: one order, one charge, one answer', async () => {
+  const [u] = await makeUsers('retry', 1);
+  const book = await stockedBook(50, 700, 'Retried');
+  await putCart(u, book, 3);
+  const before = (await provider('GET', '/v1/stats')).json;
+
+  const key = newKey('same');
+  const results = await Promise.all(Array.from({ length: 20 }, () => checkout(u, key)));
+  for (const r of results) assert.equal(r.status, 201, r.text);
+  const ids = new Set(results.map((r) => r.json.order.id));
+  assert.equal(ids.size, 1);
+  const [id] = ids;
+  for (const r of results) assert.equal(r.json.order.status, 'paid');
+
+  assert.equal(await sql(`SELECT count(*) FROM orders WHERE user_id = :'p1'`, u.id), '1');
+  assert.deepEqual(await stockOf(book, eu), { onHand: 50, reserved: 3 });
+  assert.equal((await chargesFor(id)).length, 1);
+  const after = (await provider('GET', '/v1/stats')).json;
+  assert.equal(after.payments_created - before.payments_created, 1);
+
+  // later: the stored answer again; another body with the key: 409
+  const late = await checkout(u, key);
+  assert.equal(late.status, 201);
+  assert.deepEqual(late.json, results[0].json);
+  const other = await checkout(u, key, CARDS.declined);
+  assert.equal(other.status, 409, other.text);
+  assert.equal(other.json.error.code, 'idempotency_key_reused');
+  assert.equal((await chargesFor(id)).length, 1);
+});
+
+// ------------------------------------------------------------------ payment failures
+
+test('a declined card: payment_failed, the reservation released, the cart kept', async () => {
+  const [u] = await makeUsers('decline', 1);
+  const book = await stockedBook(4);
+  await putCart(u, book, 2);
+  for (const [card, code] of [[CARDS.declined, 'card_declined'], [CARDS.insufficient, 'insufficient_funds']]) {
+    const r = await checkout(u, newKey(), card);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.order.status, 'payment_failed');
+    assert.equal(r.json.order.payment.failure_code, code);
+    assert.deepEqual(await stockOf(book, eu), { onHand: 4, reserved: 0 });
+    assert.equal((await orderRow(r.json.order.id)).held, 0);
+    const ledger = await sql(`SELECT delta_reserved FROM stock_ledger WHERE order_id = :'p1' ORDER BY id`, r.json.order.id);
+    assert.equal(ledger, '2\n-2');
+  }
+  const cart = await api('GET', '/api/v1/cart', undefined, { token: u.token });
+  assert.equal(cart.json.items.length, 1);
+});
+
+test('a provider timeout leaves the order pending; the reconciler settles it from the provider\'s record, and the shopper hears', async () => {
+  const [u] = await makeUsers('slow', 1);
+  const ws = await WsClient.connect({ token: u.token });
+  try {
+    await waitFor('the shopper online', async () => (await redis('HLEN', `chat:online:{${u.id}}`)) !== '0');
+    const book = await stockedBook(3);
+    await putCart(u, book, 1);
+    const r = await checkout(u, newKey(), CARDS.slow);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.order.status, 'pending_payment');
+    assert.deepEqual(await stockOf(book, eu), { onHand: 3, reserved: 1 });
+
+    const o = await settled(u, r.json.order.id);
+    assert.equal(o.status, 'paid');
+    assert.equal((await chargesFor(o.id)).length, 1);
+    assert.deepEqual(await stockOf(book, eu), { onHand: 3, reserved: 1 });
+
+    const ev = await ws.message((m) => m.type === 'order' && m.order.id === o.id && m.order.status === 'paid', 'the order event');
+    assert.equal(ev.order.total_cents, o.total_cents);
+  } finally {
+    ws.close();
+  }
+});
+
+test('a slow decline and a 500: pending, then settled by the reconciler each the way the provider recorded', async () => {
+  const [u] = await makeUsers('recon', 1);
+  const book = await stockedBook(4);
+  await putCart(u, book, 1);
+
+  const slow = await checkout(u, newKey(), CARDS.slowDecline);
+  assert.equal(slow.status, 201, slow.text);
+  assert.equal(slow.json.order.status, 'pending_payment');
+  const err = await checkout(u, newKey(), CARDS.error500);
+  assert.equal(err.status, 201, err.text);
+  assert.equal(err.json.order.status, 'pending_payment');
+  assert.deepEqual(await stockOf(book, eu), { onHand: 4, reserved: 2 });
+
+  assert.equal((await settled(u, slow.json.order.id)).status, 'payment_failed');
+  // the processor charged before failing to answer: paid, not guessed failed
+  assert.equal((await settled(u, err.json.order.id)).status, 'paid');
+  assert.deepEqual(await stockOf(book, eu), { onHand: 4, reserved: 1 });
+});
+
+test('an abandoned reservation (the provider never saw the payment) returns to stock after its TTL', async () => {
+  const [u] = await makeUsers('abandon', 1);
+  const book = await stockedBook(2);
+  await putCart(u, book, 2);
+  const t0 = Date.now();
+  const key = newKey('drop');
+  const r = await checkout(u, key, CARDS.drop);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.order.status, 'pending_payment');
+  assert.deepEqual(await stockOf(book, eu), { onHand: 2, reserved: 2 });
+  assert.equal((await chargesFor(r.json.order.id)).length, 0);
+
+  const o = await settled(u, r.json.order.id);
+  assert.equal(o.status, 'cancelled');
+  assert.ok(Date.now() - t0 >= 4000 - 500, 'not before the TTL');
+  assert.deepEqual(await stockOf(book, eu), { onHand: 2, reserved: 0 });
+  assert.equal(await sql(`SELECT sum(delta_reserved) FROM stock_ledger WHERE order_id = :'p1'`, o.id), '0');
+
+  // a retry of the same checkout gets the settled answer, and charges nothing
+  const again = await checkout(u, key, CARDS.drop);
+  assert.equal(again.status, 201, again.text);
+  assert.equal(again.json.order.status, 'cancelled');
+  assert.equal((await chargesFor(o.id)).length, 0);
+});
+
+test('a worker killed between reserving and hearing from the provider: after recovery the order is settled and stock consistent', async () => {
+  const [u] = await makeUsers('killed', 1);
+  const book = await stockedBook(3);
+  await putCart(u, book, 1);
+  const before = await workerPids();
+  const key = newKey('kill');
+  const inflight = checkout(u, key, CARDS.slow);
+
+  // the order is reserved and its payment is at the provider: kill the
+  // worker holding the command
+  await waitFor('the reservation', async () => (await stockOf(book, eu)).reserved === 1, { every: 20 });
+  const victim = await waitFor('the worker holding the checkout', async () => {
+    for (const [consumer, n] of await pendingByWorker()) {
+      const pid = Number(consumer.split(':').at(-1));
+      if (n > 0 && before.includes(pid)) return pid;
+    }
+    return null;
+  }, { every: 20 });
+  process.kill(victim, 'SIGKILL');
+
+  // the command is reclaimed by another worker, which resumes the payment
+  const r = await inflight;
+  assert.equal(r.status, 201, r.text);
+  const id = r.json.order.id;
+  const o = await settled(u, id);
+  const charges = await chargesFor(id);
+  assert.ok(charges.length <= 1);
+  if (o.status === 'paid') {
+    assert.equal(charges[0].status, 'succeeded');
+    assert.deepEqual(await stockOf(book, eu), { onHand: 3, reserved: 1 });
+  } else {
+    assert.ok(['payment_failed', 'cancelled'].includes(o.status), o.status);
+    assert.ok(charges.length === 0 || charges[0].status === 'declined');
+    assert.deepEqual(await stockOf(book, eu), { onHand: 3, reserved: 0 });
+  }
+  assert.equal(await sql(`SELECT count(*) FROM orders WHERE user_id = :'p1'`, u.id), '1');
+  await waitFor('the worker pool back at full size', async () => (await workerPids()).length === before.length);
+});
+
+// ------------------------------------------------------------------ orders
+
+test('orders: the owner\'s history with a cursor; another user\'s order, or cart, is not theirs (404)', async () => {
+  const [a, b] = await makeUsers('owner', 2);
+  const book = await stockedBook(10);
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    await putCart(a, book, 1);
+    const r = await checkout(a, newKey());
+    assert.equal(r.status, 201, r.text);
+    ids.push(r.json.order.id);
+  }
+  let r = await api('GET', '/api/v1/orders?limit=2', undefined, { token: a.token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.orders.map((o) => o.id), [ids[2], ids[1]]);
+  r = await api('GET', `/api/v1/orders?limit=2&cursor=${r.json.next_cursor}`, undefined, { token: a.token });
+  assert.deepEqual(r.json.orders.map((o) => o.id), [ids[0]]);
+  assert.equal(r.json.next_cursor, null);
+
+  r = await getOrder(b, ids[0]);
+  assert.equal(r.status, 404, r.text);
+  assert.equal(r.json.error.code, 'not_found');
+  r = await getOrder(b, 99999999);
+  assert.equal(r.status, 404);
+  r = await api('GET', '/api/v1/orders', undefined, { token: b.token });
+  assert.deepEqual(r.json.orders, []);
+
+  // b's cart is b's own: a's lines never show, b's changes never touch a's
+  await putCart(a, book, 2);
+  r = await api('GET', '/api/v1/cart', undefined, { token: b.token });
+  assert.deepEqual(r.json.items, []);
+  await api('DELETE', `/api/v1/cart/items/${book}`, undefined, { token: b.token });
+  r = await api('GET', '/api/v1/cart', undefined, { token: a.token });
+  assert.equal(r.json.items[0].quantity, 2);
+});
+
+test('admin: list by status, ship, refund (stock back only when not shipped); non-admins 403; the shopper hears', async () => {
+  const [u] = await makeUsers('adm-shopper', 1);
+  const [admin] = await makeUsers('adm', 1, 'admin');
+  const book = await stockedBook(6);
+  const orderOf = async () => {
+    await putCart(u, book, 1);
+    const r = await checkout(u, newKey());
+    assert.equal(r.status, 201, r.text);
+    return r.json.order.id;
+  };
+  const shipped = await orderOf();
+  const notShipped = await orderOf();
+  assert.deepEqual(await stockOf(book, eu), { onHand: 6, reserved: 2 });
+
+  for (const [m, p] of [['GET', '/api/v1/admin/orders'], ['POST', `/api/v1/admin/orders/${shipped}/ship`],
+    ['POST', `/api/v1/admin/orders/${shipped}/refund`]]) {
+    const r = await api(m, p, undefined, { token: u.token });
+    assert.equal(r.status, 403, `${m} ${p}: ${r.text}`);
+  }
+  assert.equal((await orderRow(shipped)).status, 'paid');
+
+  let r = await api('GET', '/api/v1/admin/orders?status=paid&limit=100', undefined, { token: admin.token });
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.json.orders.every((o) => o.status === 'paid'));
+  assert.ok(r.json.orders.some((o) => o.id === shipped));
+  r = await api('GET', '/api/v1/admin/orders?status=bogus', undefined, { token: admin.token });
+  assert.equal(r.status, 400, r.text);
+
+  const ws = await WsClient.connect({ token: u.token });
+  try {
+    await waitFor('the shopper online', async () => (await redis('HLEN', `chat:online:{${u.id}}`)) !== '0');
+    r = await api('POST', `/api/v1/admin/orders/${shipped}/ship`, undefined, { token: admin.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.order.status, 'shipped');
+    await ws.message((m) => m.type === 'order' && m.order.id === shipped && m.order.status === 'shipped', 'the shipped event');
+  } finally {
+    ws.close();
+  }
+  assert.deepEqual(await stockOf(book, eu), { onHand: 5, reserved: 1 });
+  r = await api('POST', `/api/v1/admin/orders/${shipped}/ship`, undefined, { token: admin.token });
+  assert.equal(r.status, 409, r.text);
+
+  // refunding a shipped order: money back, the copy stays with the buyer
+  r = await api('POST', `/api/v1/admin/orders/${shipped}/refund`, undefined, { token: admin.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.status, 'refunded');
+  assert.deepEqual(await stockOf(book, eu), { onHand: 5, reserved: 1 });
+  // refunding one not shipped: the reserved copy goes back
+  r = await api('POST', `/api/v1/admin/orders/${notShipped}/refund`, undefined, { token: admin.token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await stockOf(book, eu), { onHand: 5, reserved: 0 });
+  // again: nothing more happens
+  r = await api('POST', `/api/v1/admin/orders/${notShipped}/refund`, undefined, { token: admin.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.status, 'refunded');
+  for (const id of [shipped, notShipped]) {
+    const charges = await chargesFor(id);
+    assert.equal(charges.length, 1);
+    assert.equal(charges[0].status, 'refunded');
+  }
+  assert.equal((await provider('GET', '/v1/stats')).json.refunds >= 2, true);
+
+  // a failed order cannot be shipped or refunded
+  await putCart(u, book, 1);
+  const failed = (await checkout(u, newKey(), CARDS.declined)).json.order.id;
+  r = await api('POST', `/api/v1/admin/orders/${failed}/ship`, undefined, { token: admin.token });
+  assert.equal(r.status, 409, r.text);
+  r = await api('POST', `/api/v1/admin/orders/${failed}/refund`, undefined, { token: admin.token });
+  assert.equal(r.status, 409, r.text);
+  r = await api('POST', '/api/v1/admin/orders/99999999/ship', undefined, { token: admin.token });
+  assert.equal(r.status, 404, r.text);
+});

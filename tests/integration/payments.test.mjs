@@ -1,0 +1,179 @@
+// The payment provider stand-in (payments/provider.mjs) on its own: the
+// card processor's contract the backend relies on.  Most cases talk to the
+// stack's provider; the restart case runs a private one on a spare port
+// with its own ledger file.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RUN_DIR, waitFor } from './lib.mjs';
+import { CARDS, provider, newKey, PAYMENT_URL } from './shop.mjs';
+
+const year = new Date().getUTCFullYear() + 3;
+
+function body(number, extra = {}) {
+  return { amount_cents: 4200, currency: 'USD', card: { number, exp_month: 6, exp_year: year, cvc: '321' }, order_id: 77, ...extra };
+}
+
+function pay(number, key = newKey('p'), extra = {}, base = '') {
+  return base
+    ? fetch(`${base}/v1/payments`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify(body(number, extra)),
+    }).then(async (r) => ({ status: r.status, json: await r.json() }))
+    : provider('POST', '/v1/payments', body(number, extra), { 'idempotency-key': key });
+}
+
+test('provider: a good card is charged; the record keeps the last four digits, never the number', async () => {
+  const key = newKey('good');
+  const r = await pay(CARDS.ok, key);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.status, 'succeeded');
+  assert.equal(r.json.last4, '4242');
+  assert.equal(r.json.amount_cents, 4200);
+  assert.equal(r.json.idempotency_key, key);
+  assert.ok(!JSON.stringify(r.json).includes(CARDS.ok));
+
+  const byId = await provider('GET', `/v1/payments/${r.json.id}`);
+  assert.deepEqual(byId.json, r.json);
+  const byKey = await provider('GET', `/v1/payments?idempotency_key=${encodeURIComponent(key)}`);
+  assert.deepEqual(byKey.json.payments, [r.json]);
+
+  const ledger = readFileSync(`${RUN_DIR}/payments/ledger.jsonl`, 'utf8');
+  assert.ok(ledger.includes(r.json.id));
+  assert.ok(!ledger.includes(CARDS.ok), 'a card number in the ledger');
+});
+
+test('provider: bad requests are refused and leave no record', async () => {
+  const before = (await provider('GET', '/v1/stats')).json.payments_created;
+  let r = await pay('4242424242424241');          // Luhn
+  assert.equal(r.status, 400, r.text);
+  r = await provider('POST', '/v1/payments', body(CARDS.ok));   // no key
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'idempotency_key_required');
+  r = await pay(CARDS.ok, newKey(), { amount_cents: 0 });
+  assert.equal(r.status, 400, r.text);
+  r = await pay(CARDS.ok, newKey(), { card: { number: CARDS.ok, exp_month: 13, exp_year: year, cvc: '1' } });
+  assert.equal(r.status, 400, r.text);
+  assert.equal((await provider('GET', '/v1/stats')).json.payments_created, before);
+  r = await provider('GET', '/v1/payments/pay_doesnotexist');
+  assert.equal(r.status, 404);
+});
+
+test('provider: declines with their codes; an expired card is declined', async () => {
+  let r = await pay(CARDS.declined);
+  assert.equal(r.status, 402, r.text);
+  assert.equal(r.json.status, 'declined');
+  assert.equal(r.json.decline_code, 'card_declined');
+  r = await pay(CARDS.insufficient);
+  assert.equal(r.status, 402);
+  assert.equal(r.json.decline_code, 'insufficient_funds');
+  r = await pay(CARDS.ok, newKey(), { card: { number: CARDS.ok, exp_month: 1, exp_year: 2020, cvc: '123' } });
+  assert.equal(r.status, 402);
+  assert.equal(r.json.decline_code, 'expired_card');
+});
+
+test('provider: one key is one payment: replays get the first answer, concurrent calls wait for it, another body is 409', async () => {
+  const key = newKey('idem');
+  const before = (await provider('GET', '/v1/stats')).json.payments_created;
+  // slow card: the later calls arrive while the first is processing
+  const all = await Promise.all(Array.from({ length: 5 }, () => pay(CARDS.slow, key)));
+  for (const r of all) {
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(r.json, all[0].json);
+  }
+  assert.equal((await provider('GET', '/v1/stats')).json.payments_created - before, 1);
+
+  const res = await fetch(`${PAYMENT_URL}/v1/payments`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key },
+    body: JSON.stringify(body(CARDS.slow)),
+  });
+  assert.equal(res.headers.get('idempotent-replayed'), 'true');
+  await res.text();
+
+  const other = await pay(CARDS.slow, key, { amount_cents: 1 });
+  assert.equal(other.status, 409, other.text);
+  assert.equal(other.json.error.code, 'idempotency_key_reused');
+});
+
+test('provider: the slow card is "processing" until it completes; the 500 card charged anyway; the dropped one left nothing', async () => {
+  const key = newKey('slow');
+  const slow = pay(CARDS.slow, key);
+  const seen = await waitFor('the slow payment recorded', async () => {
+    const r = await provider('GET', `/v1/payments?idempotency_key=${key}`);
+    return r.json.payments[0];
+  }, { every: 50 });
+  assert.equal(seen.status, 'processing');
+  assert.equal((await slow).json.status, 'succeeded');
+
+  const k500 = newKey('err');
+  const err = await pay(CARDS.error500, k500);
+  assert.equal(err.status, 500, err.text);
+  const after500 = await provider('GET', `/v1/payments?idempotency_key=${k500}`);
+  assert.equal(after500.json.payments[0].status, 'succeeded');
+
+  const kdrop = newKey('drop');
+  await assert.rejects(pay(CARDS.drop, kdrop));
+  const dropped = await provider('GET', `/v1/payments?idempotency_key=${kdrop}`);
+  assert.deepEqual(dropped.json.payments, []);
+});
+
+test('provider: refunds once per key; only a succeeded payment can be refunded', async () => {
+  const p = (await pay(CARDS.ok)).json;
+  const key = newKey('refund');
+  const r1 = await provider('POST', `/v1/payments/${p.id}/refunds`, {}, { 'idempotency-key': key });
+  assert.equal(r1.status, 201, r1.text);
+  assert.equal(r1.json.amount_cents, 4200);
+  const r2 = await provider('POST', `/v1/payments/${p.id}/refunds`, {}, { 'idempotency-key': key });
+  assert.deepEqual(r2.json, r1.json);
+  assert.equal((await provider('GET', `/v1/payments/${p.id}`)).json.status, 'refunded');
+  const r3 = await provider('POST', `/v1/payments/${p.id}/refunds`, {}, { 'idempotency-key': newKey() });
+  assert.equal(r3.status, 409, r3.text);
+
+  const d = (await pay(CARDS.declined)).json;
+  const r4 = await provider('POST', `/v1/payments/${d.id}/refunds`, {}, { 'idempotency-key': newKey() });
+  assert.equal(r4.status, 409, r4.text);
+});
+
+test('provider: a restart keeps every payment and stored answer (append-only ledger)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'provider-'));
+  const ledger = join(dir, 'ledger.jsonl');
+  const start = () => new Promise((resolve, reject) => {
+    const child = spawn('node', ['payments/provider.mjs', '--port', '0', '--log', ledger, '--slow-ms', '200']);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve({ child, base: `http://127.0.0.1:${m[1]}` });
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`provider exited ${code}: ${out}`)));
+  });
+  const stop = (child) => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); });
+
+  try {
+    let p = await start();
+    const key = newKey('restart');
+    const first = await pay(CARDS.ok, key, {}, p.base);
+    assert.equal(first.status, 201);
+    await stop(p.child);
+
+    p = await start();
+    try {
+      const got = await fetch(`${p.base}/v1/payments/${first.json.id}`).then((r) => r.json());
+      assert.deepEqual(got, first.json);
+      const again = await pay(CARDS.ok, key, {}, p.base);
+      assert.equal(again.status, 201);
+      assert.deepEqual(again.json, first.json);
+      const stats = await fetch(`${p.base}/v1/stats`).then((r) => r.json());
+      assert.equal(stats.payments_created, 1);
+    } finally {
+      await stop(p.child);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
