@@ -458,15 +458,14 @@ chat_admin_book_links(chat_op_ctx_t *ctx, const char *id)
             return -1;
         }
 
-        params[0] = id;
-        params[1] = ids;
+        params[0] = ids;
 
         /* the count of known ids among the distinct ones asked for */
         res = chat_db_query(ctx->db,
             "SELECT (SELECT count(*) FROM categories"
-            "        WHERE id = ANY($2::bigint[]))"
-            "     = (SELECT count(DISTINCT x) FROM unnest($2::bigint[]) x)",
-            2, params, NULL, NULL);
+            "        WHERE id = ANY($1::bigint[]))"
+            "     = (SELECT count(DISTINCT x) FROM unnest($1::bigint[]) x)",
+            1, params, NULL, NULL);
         if (res == NULL) {
             free(ids);
             return -1;
@@ -482,9 +481,20 @@ chat_admin_book_links(chat_op_ctx_t *ctx, const char *id)
                                  "exist") == 0 ? 0 : -1;
         }
 
+        params[0] = id;
+        params[1] = ids;
+
         res = chat_db_query(ctx->db,
-            "WITH d AS (DELETE FROM book_categories WHERE book_id = $1)"
-            " INSERT INTO book_categories (book_id, category_id)"
+            "DELETE FROM book_categories WHERE book_id = $1",
+            1, params, NULL, NULL);
+        if (res == NULL) {
+            free(ids);
+            return -1;
+        }
+        PQclear(res);
+
+        res = chat_db_query(ctx->db,
+            "INSERT INTO book_categories (book_id, category_id)"
             " SELECT DISTINCT $1::bigint, x FROM unnest($2::bigint[]) x",
             2, params, NULL, NULL);
         free(ids);

@@ -29,6 +29,21 @@ ngx_int_t
 ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     size_t len)
 {
+    /* API answers are per user and per moment: never cache them */
+    static ngx_str_t  no_store = ngx_string("no-store");
+
+    return ngx_chat_send_json_cached(r, status, body, len, &no_store, NULL);
+}
+
+
+/*
+ * ngx_chat_send_json with the caller's Cache-Control value and, when etag
+ * is not NULL, an ETag (the catalog's shared reads, ngx_chat_cache.c).
+ */
+ngx_int_t
+ngx_chat_send_json_cached(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len, ngx_str_t *cache_control, ngx_str_t *etag)
+{
     ngx_int_t         rc;
     ngx_buf_t        *b;
     ngx_chain_t       out;
@@ -43,14 +58,23 @@ ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     r->headers_out.content_type_len = ngx_chat_json_type.len;
     r->headers_out.content_length_n = len;
 
-    /* API answers are per user and per moment: never cache them */
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_ERROR;
     }
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
+    h->value = *cache_control;
+
+    if (etag != NULL) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "ETag");
+        h->value = *etag;
+    }
 
     rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {

@@ -179,6 +179,7 @@ CREATE INDEX books_newest_idx     ON books ((coalesce(published_on, date '0001-0
 CREATE INDEX books_popularity_idx ON books (popularity DESC, id DESC) WHERE deleted_at IS NULL;
 
 CREATE INDEX book_authors_book_idx ON book_authors (book_id, position);
+CREATE INDEX authors_name_idx ON authors (name);
 CREATE INDEX book_categories_book_idx ON book_categories (book_id);
 
 CREATE TABLE catalog_words (
@@ -199,27 +200,30 @@ $$;
 -- vocabulary.  Called in the writer's transaction, after its authors are
 -- linked.
 CREATE FUNCTION catalog_book_refresh(p_book bigint) RETURNS void
-LANGUAGE sql AS $$
-    WITH a AS (
-        SELECT coalesce(string_agg(au.name, ' ' ORDER BY ba.position), '') AS names
-          FROM book_authors ba JOIN authors au ON au.id = ba.author_id
-         WHERE ba.book_id = p_book
-    )
+LANGUAGE plpgsql AS $$
+DECLARE
+    names  text;
+BEGIN
+    SELECT coalesce(string_agg(au.name, ' ' ORDER BY ba.position), '')
+      INTO names
+      FROM book_authors ba JOIN authors au ON au.id = ba.author_id
+     WHERE ba.book_id = p_book;
+
     UPDATE books b
-       SET title_doc = setweight(to_tsvector('simple', b.title || ' ' || a.names), 'A'),
-           search_doc = setweight(to_tsvector('simple', b.title || ' ' || a.names), 'A')
+       SET title_doc = setweight(to_tsvector('simple', b.title || ' ' || names), 'A'),
+           search_doc = setweight(to_tsvector('simple', b.title || ' ' || names), 'A')
                      || setweight(to_tsvector('simple', coalesce(b.subtitle, '') || ' '
                                   || array_to_string(b.keywords, ' ')), 'B')
                      || setweight(to_tsvector('simple', b.description), 'C')
-      FROM a
      WHERE b.id = p_book;
 
     INSERT INTO catalog_words (word)
-    SELECT w FROM books b, a,
-           catalog_text_words(b.title || ' ' || a.names || ' '
+    SELECT w FROM books b,
+           catalog_text_words(b.title || ' ' || names || ' '
                               || array_to_string(b.keywords, ' ')) AS w
      WHERE b.id = p_book
     ON CONFLICT DO NOTHING;
+END
 $$;
 
 -- Turns what someone typed into a tsquery: every word must match; the last
