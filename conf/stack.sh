@@ -173,6 +173,13 @@ add_demo_users() {
         --name "Bob" >/dev/null
 }
 
+# the catalog (issue 4): demo books for make run, CATALOG_BOOKS of them
+# (default 2000); a re-run adds nothing (tests/bench/catalog_gen.sh)
+add_demo_catalog() {
+    "$ROOT/tests/bench/catalog_gen.sh" "$(pg_conninfo)" "${CATALOG_BOOKS:-2000}" \
+        | sed "s/^/stack[$STACK]: /"
+}
+
 cmd_start() {
     mkdir -p "$RUN"
     [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
@@ -183,6 +190,7 @@ cmd_start() {
     start_nginx
     wait_for 30 "the health check" healthy
     [ "$STACK" = dev ] && add_demo_users
+    [ "$STACK" = dev ] && add_demo_catalog
     log "up: http://127.0.0.1:$PORT"
 }
 
