@@ -294,6 +294,9 @@ PG=$CHAT_PG_CONNINFO
 
 seed $(( IDLE2 > CLIENTS ? IDLE2 : CLIENTS )) $(( CLIENTS / 2 ))
 
+# BENCH_CATALOG_ONLY=1: only figure 4 (the catalog); BENCH_CATALOG=0: without it
+if [ -z "${BENCH_CATALOG_ONLY:-}" ]; then
+
 # --- figure 3: commits per second on the worker pool, beside pgbench ---
 log "figure 3: $COMMIT_N msg.send straight onto the bus; pgbench"
 line=$("$LOAD" commit --redis-port "$REDIS_PORT" --count "$COMMIT_N" \
@@ -349,9 +352,16 @@ for i in "${!chat_l[@]}"; do
     out 1 "${hop_l[$i]:-redis: no result}"
 done
 out 1 "redis PING round trip (redis-benchmark, 1 client) $ping"
+fi
+
+# --- figure 4: the bookstore catalog (tests/bench/catalog.sh) ---
+if [ "${BENCH_CATALOG:-1}" = 1 ]; then
+    RES=$RES RUN=$RUN LOAD=$LOAD PG=$PG NCHAN_PORT=$NCHAN_PORT "$HERE/catalog.sh" "$MODE"
+fi
 
 # ---------------------------------------------------------------- summary
 
+if [ -z "${BENCH_CATALOG_ONLY:-}" ]; then
 cat <<EOF
 
 == chat benchmark ($MODE), $(nproc) cores, $(( $(date +%s) - T0 ))s; figures, not assertions (tests/bench/README.md)
@@ -374,4 +384,14 @@ cat <<EOF
 3. Messages committed per second on the worker pool, beside pgbench inserts on the same PostgreSQL
 EOF
 sed 's/^/   /' "$RES/summary.3"
+fi
+if [ -f "$RES/summary.4" ]; then
+cat <<EOF
+
+4. The bookstore catalog (tests/bench/catalog.sh): 200 concurrent keep-alive clients (chatload http);
+   search with the edge cache off (every query reaches PostgreSQL); details from the edge's Redis cache
+   beside a stock nginx serving a static file of the same size; details that miss the cache
+EOF
+sed 's/^/   /' "$RES/summary.4"
+fi
 FAILED=0
