@@ -74,22 +74,47 @@ static const chat_browse_sort_t  chat_browse_sorts[] = {
     " AND (NOT $5::boolean OR EXISTS (SELECT 1 FROM stock s"                \
     "  WHERE s.book_id = b.id AND s.on_hand > s.reserved))"
 
-static const char  chat_search_sql[] =
-    "SELECT x.tier, x.popularity, x.id, " CHAT_BOOK_SUMMARY_SQL "::text"
-    " FROM ((SELECT 2 AS tier, b.popularity, b.id FROM books b"
-    "   WHERE $6::boolean AND b.title_doc @@ $1::tsquery"
-    CHAT_SEARCH_FILTERS_SQL
-    "   AND ($7::int IS NULL OR (b.popularity, b.id) < ($7::int, $8::bigint))"
-    "   ORDER BY b.popularity DESC, b.id DESC LIMIT $9)"
-    "  UNION ALL"
-    "  (SELECT 1 AS tier, b.popularity, b.id FROM books b"
-    "   WHERE b.search_doc @@ $1::tsquery AND NOT b.title_doc @@ $1::tsquery"
-    CHAT_SEARCH_FILTERS_SQL
-    "   AND ($10::int IS NULL"
-    "        OR (b.popularity, b.id) < ($10::int, $11::bigint))"
-    "   ORDER BY b.popularity DESC, b.id DESC LIMIT $9)) x"
-    " JOIN books b ON b.id = x.id"
-    " ORDER BY x.tier DESC, x.popularity DESC, x.id DESC LIMIT $9";
+/*
+ * One tier of a search: $6 is the tier's document column test, so the
+ * statement text differs per tier (see chat_op_catalog_search).  $7/$8 is
+ * the cursor within the tier, $9 the row limit.
+ */
+#define CHAT_SEARCH_TIER_SQL(tier, match)                                   \
+    "SELECT " tier ", b.popularity, b.id, " CHAT_BOOK_SUMMARY_SQL "::text"  \
+    " FROM books b WHERE " match                                            \
+    CHAT_SEARCH_FILTERS_SQL                                                 \
+    " AND ($6::int IS NULL OR (b.popularity, b.id) < ($6::int, $7::bigint))"\
+    " ORDER BY b.popularity DESC, b.id DESC LIMIT $8"
+
+#define CHAT_SEARCH_TITLE_MATCH  "b.title_doc @@ $1::tsquery"
+#define CHAT_SEARCH_REST_MATCH                                              \
+    "b.search_doc @@ $1::tsquery AND NOT b.title_doc @@ $1::tsquery"
+
+/*
+ * The same tier over only the next CHAT_SEARCH_WALK books in popularity
+ * order from the cursor on: the planner has no choice but to walk the
+ * popularity index for them.
+ */
+#define CHAT_SEARCH_WALK  5000
+#define CHAT_SEARCH_WALK_SQL(tier, match)                                   \
+    "SELECT " tier ", b.popularity, b.id, " CHAT_BOOK_SUMMARY_SQL "::text"  \
+    " FROM (SELECT * FROM books b WHERE b.deleted_at IS NULL"               \
+    "  AND ($6::int IS NULL OR (b.popularity, b.id) < ($6::int, $7::bigint))"\
+    "  ORDER BY b.popularity DESC, b.id DESC LIMIT 5000) b"                 \
+    " WHERE " match CHAT_SEARCH_FILTERS_SQL                                 \
+    " ORDER BY b.popularity DESC, b.id DESC LIMIT $8"
+
+/* tier 2: every word in the title or an author's name */
+static const char  chat_search_title_sql[] =
+    CHAT_SEARCH_TIER_SQL("2", CHAT_SEARCH_TITLE_MATCH);
+static const char  chat_search_title_walk_sql[] =
+    CHAT_SEARCH_WALK_SQL("2", CHAT_SEARCH_TITLE_MATCH);
+
+/* tier 1: every word somewhere, but not all of them in title and authors */
+static const char  chat_search_rest_sql[] =
+    CHAT_SEARCH_TIER_SQL("1", CHAT_SEARCH_REST_MATCH);
+static const char  chat_search_rest_walk_sql[] =
+    CHAT_SEARCH_WALK_SQL("1", CHAT_SEARCH_REST_MATCH);
 
 static const char  chat_isbn_sql[] =
     "SELECT 0, b.popularity, b.id, " CHAT_BOOK_SUMMARY_SQL "::text"
@@ -173,37 +198,57 @@ chat_catalog_cursor(chat_op_ctx_t *ctx, const char *order,
 
 
 /*
- * Answers 200 {books: [...], next_cursor} from rows of (key columns...,
- * id, book json): the first limit rows are the page; one more means a
- * next page, whose cursor is made from the last row of the page by key.
+ * Answers 200 {books: [...], next_cursor} from the rows of res[0..nres)
+ * taken in that order, rows of (key columns..., id, book json): the first
+ * limit rows are the page; one more means a next page, whose cursor is
+ * made from the last row of the page by key.
  */
 static int
-chat_catalog_page(chat_op_ctx_t *ctx, PGresult *res, int64_t limit,
-    int json_col, const char *order,
+chat_catalog_page(chat_op_ctx_t *ctx, PGresult **res, int nres,
+    int64_t limit, int json_col, const char *order,
     void (*key)(PGresult *res, int row, char *buf, size_t size, int64_t *id))
 {
-    int      n;
-    char     kbuf[CHAT_CURSOR_KEY_MAX + 1];
-    char     cursor[CHAT_CURSOR_TEXT_MAX + 1];
-    cJSON   *reply, *books;
-    int64_t  id;
-
-    n = PQntuples(res);
+    int        i, n, take, last_row;
+    char       kbuf[CHAT_CURSOR_KEY_MAX + 1];
+    char       cursor[CHAT_CURSOR_TEXT_MAX + 1];
+    cJSON     *reply, *books;
+    int64_t    id, room;
+    PGresult  *last;
 
     reply = cJSON_CreateObject();
     books = cJSON_AddArrayToObject(reply, "books");
-
-    if (books == NULL
-        || chat_catalog_rows_json(res, json_col, n > limit ? (int) limit : n,
-                                  books)
-           != 0)
-    {
+    if (books == NULL) {
         cJSON_Delete(reply);
         return -1;
     }
 
-    if (n > limit) {
-        key(res, (int) limit - 1, kbuf, sizeof(kbuf), &id);
+    n = 0;
+    room = limit;
+    last = NULL;
+    last_row = 0;
+
+    for (i = 0; i < nres; i++) {
+        if (res[i] == NULL) {
+            continue;
+        }
+
+        n += PQntuples(res[i]);
+        take = PQntuples(res[i]) < room ? PQntuples(res[i]) : (int) room;
+
+        if (chat_catalog_rows_json(res[i], json_col, take, books) != 0) {
+            cJSON_Delete(reply);
+            return -1;
+        }
+
+        if (take > 0) {
+            last = res[i];
+            last_row = take - 1;
+        }
+        room -= take;
+    }
+
+    if (n > limit && last != NULL) {
+        key(last, last_row, kbuf, sizeof(kbuf), &id);
 
         if (chat_catalog_cursor_encode(order, kbuf, id, cursor,
                                        sizeof(cursor))
@@ -223,6 +268,76 @@ chat_catalog_page(chat_op_ctx_t *ctx, PGresult *res, int64_t limit,
     ctx->reply = reply;
 
     return 0;
+}
+
+
+/*
+ * The worker's session plans every statement generically
+ * (plan_cache_mode = force_generic_plan, see db.c), which suits the chat's
+ * hot statements but blinds the planner here: a generic plan cannot see
+ * that a search word is in a quarter of the books or in twenty, and that
+ * is exactly what decides between walking the popularity index and
+ * taking the GIN index.  So browse and search switch to custom plans for
+ * their statements and back.  (A rollback of the command's savepoint
+ * undoes the SET as well.)  0, or -1.
+ */
+static int
+chat_catalog_custom_plans(chat_op_ctx_t *ctx, int on)
+{
+    return chat_db_exec(ctx->db, on
+                        ? "SET plan_cache_mode = force_custom_plan"
+                        : "SET plan_cache_mode = force_generic_plan;"
+                          " RESET enable_seqscan; RESET enable_indexscan;"
+                          " RESET enable_bitmapscan");
+}
+
+
+/*
+ * One tier of a search, with its plan chosen from the data rather than
+ * from the planner's guess.  The choice is between walking the popularity
+ * index until a page of matches turned up (right for a word in thousands
+ * of books: a page costs a few hundred rows) and collecting every match
+ * from the GIN index and sorting them (right for a rare word).  The
+ * planner decides by its estimate of the word's frequency, which can be
+ * far off: for a word it has no statistics on, or for "in the text but
+ * not in the title" (it multiplies two frequencies as if they were
+ * independent), it may expect thousands of matches where there are none
+ * and walk the whole table for them, seconds at a million books.  So:
+ * walk the next CHAT_SEARCH_WALK books by popularity (bounded: a few
+ * milliseconds); if that gave a full page, it is the page.  Otherwise the
+ * words are rare (fewer than one book in ~250 matches), and the tier runs
+ * again with index walks forbidden, i.e. from the GIN index, over few
+ * matches.  The result (limit in params[7]), or NULL.
+ */
+static PGresult *
+chat_search_tier(chat_op_ctx_t *ctx, const char *walk_sql, const char *sql,
+    const char **params)
+{
+    PGresult  *res;
+
+    res = chat_db_query(ctx->db, walk_sql, 8, params, NULL, NULL);
+    if (res == NULL) {
+        return NULL;
+    }
+
+    if (PQntuples(res) >= atoi(params[7])) {
+        return res;
+    }
+
+    PQclear(res);
+
+    if (chat_db_exec(ctx->db, "SET enable_indexscan = off") != 0) {
+        return NULL;
+    }
+
+    res = chat_db_query(ctx->db, sql, 8, params, NULL, NULL);
+
+    if (chat_db_exec(ctx->db, "RESET enable_indexscan") != 0) {
+        PQclear(res);
+        return NULL;
+    }
+
+    return res;
 }
 
 
@@ -424,14 +539,21 @@ chat_op_catalog_browse(chat_op_ctx_t *ctx)
     params[3] = has_cursor ? chat_i64(cbuf, cursor.id) : NULL;
     params[4] = chat_i64(lbuf, limit + 1);
 
-    res = chat_db_query(ctx->db, sql, 5, params, NULL, NULL);
+    res = NULL;
+    if (chat_catalog_custom_plans(ctx, 1) == 0) {
+        res = chat_db_query(ctx->db, sql, 5, params, NULL, NULL);
+        if (chat_catalog_custom_plans(ctx, 0) != 0) {
+            PQclear(res);
+            res = NULL;
+        }
+    }
     free(subtree);
 
     if (res == NULL) {
         return -1;
     }
 
-    rc = chat_catalog_page(ctx, res, limit, 2, s->name, chat_browse_key);
+    rc = chat_catalog_page(ctx, &res, 1, limit, 2, s->name, chat_browse_key);
     PQclear(res);
 
     return rc;
@@ -495,12 +617,14 @@ chat_op_catalog_search(chat_op_ctx_t *ctx)
 {
     int                     rc, in_stock, has_cursor, tier;
     char                   *subtree, *tsq, *colon;
+    int64_t                 room;
+    PGresult               *tiers[2];
     char                    minb[24], maxb[24], lbuf[24], pbuf[24], ibuf[24];
     char                    isbn[CHAT_ISBN13_LEN + 1];
     size_t                  qlen;
     int64_t                 limit, min_price, max_price;
     PGresult               *res;
-    const char             *q, *params[11];
+    const char             *q, *params[8];
     chat_catalog_cursor_t   cursor;
 
     q = chat_op_string(ctx, "q");
@@ -586,7 +710,8 @@ chat_op_catalog_search(chat_op_ctx_t *ctx)
             return chat_catalog_empty_page(ctx);
         }
 
-        rc = chat_catalog_page(ctx, res, limit, 3, "search", chat_search_key);
+        rc = chat_catalog_page(ctx, &res, 1, limit, 3, "search",
+                               chat_search_key);
         PQclear(res);
         return rc;
     }
@@ -608,33 +733,76 @@ chat_op_catalog_search(chat_op_ctx_t *ctx)
         return chat_catalog_empty_page(ctx);
     }
 
+    /*
+     * The title tier first; the rest only when the title tier has no
+     * full page left.  Two statements, because as one (UNION ALL) the
+     * planner would plan both, and its estimate for "in the text but
+     * not in the title" multiplies two frequencies as if they were
+     * independent: for a word in a quarter of the titles it expects
+     * 190,000 rows where there are none, walks the popularity index
+     * for them and reads the whole table.  Each statement gets the real
+     * words as constants (not a prepared, generic plan), so the planner
+     * sees how common they are.
+     */
     params[0] = tsq;
-    params[5] = tier == 2 ? "true" : "false";
-    params[6] = NULL;
-    params[7] = NULL;
-    params[8] = chat_i64(lbuf, limit + 1);
-    params[9] = NULL;
-    params[10] = NULL;
+    params[7] = chat_i64(lbuf, limit + 1);
 
-    if (has_cursor) {
-        snprintf(pbuf, sizeof(pbuf), "%s", colon + 1);
-        chat_i64(ibuf, cursor.id);
-        params[tier == 2 ? 6 : 9] = pbuf;
-        params[tier == 2 ? 7 : 10] = ibuf;
+    tiers[0] = NULL;
+    tiers[1] = NULL;
+    rc = -1;
+
+    if (chat_catalog_custom_plans(ctx, 1) != 0) {
+        goto done;
     }
 
-    /* the planner must see the words: not a prepared (generic) plan */
-    res = chat_db_query(ctx->db, chat_search_sql, 11, params, NULL, NULL);
+    if (tier == 2) {
+        params[5] = has_cursor ? pbuf : NULL;
+        params[6] = has_cursor ? chat_i64(ibuf, cursor.id) : NULL;
+        if (has_cursor) {
+            snprintf(pbuf, sizeof(pbuf), "%s", colon + 1);
+        }
 
+        tiers[0] = chat_search_tier(ctx, chat_search_title_walk_sql,
+                                    chat_search_title_sql, params);
+        if (tiers[0] == NULL) {
+            goto done;
+        }
+
+        /* the rest tier starts from its beginning */
+        has_cursor = 0;
+    }
+
+    if (tiers[0] == NULL || PQntuples(tiers[0]) <= limit) {
+        room = limit + 1 - (tiers[0] ? PQntuples(tiers[0]) : 0);
+        params[7] = chat_i64(lbuf, room);
+
+        if (has_cursor) {
+            snprintf(pbuf, sizeof(pbuf), "%s", colon + 1);
+        }
+        params[5] = has_cursor ? pbuf : NULL;
+        params[6] = has_cursor ? chat_i64(ibuf, cursor.id) : NULL;
+
+        tiers[1] = chat_search_tier(ctx, chat_search_rest_walk_sql,
+                                    chat_search_rest_sql, params);
+        if (tiers[1] == NULL) {
+            goto done;
+        }
+    }
+
+    rc = chat_catalog_page(ctx, tiers, 2, limit, 3, "search",
+                           chat_search_key);
+
+done:
+
+    /* also after a failure: the session must not keep search's plans */
+    if (chat_catalog_custom_plans(ctx, 0) != 0) {
+        rc = -1;
+    }
+
+    PQclear(tiers[0]);
+    PQclear(tiers[1]);
     free(tsq);
     free(subtree);
-
-    if (res == NULL) {
-        return -1;
-    }
-
-    rc = chat_catalog_page(ctx, res, limit, 3, "search", chat_search_key);
-    PQclear(res);
 
     return rc;
 }
