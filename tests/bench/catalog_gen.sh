@@ -112,6 +112,7 @@ cat <<SQL
 INSERT INTO authors (name)
 SELECT pg_temp.author_name(k) FROM generate_series(0, $AUTHORS - 1) k
  WHERE NOT EXISTS (SELECT 1 FROM authors a WHERE a.name = pg_temp.author_name(k));
+ANALYZE authors;
 CREATE TEMP TABLE gen_authors AS
 SELECT k, (SELECT min(a.id) FROM authors a WHERE a.name = pg_temp.author_name(k)) AS id, pg_temp.author_name(k) AS name
   FROM generate_series(0, $AUTHORS - 1) k;
