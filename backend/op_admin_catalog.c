@@ -502,6 +502,16 @@ chat_admin_book_links(chat_op_ctx_t *ctx, const char *id)
             return -1;
         }
         PQclear(res);
+
+        /* the row's copy, for search's filter (sql/003_catalog.sql) */
+        res = chat_db_query(ctx->db,
+            "UPDATE books SET category_ids = ARRAY(SELECT category_id"
+            " FROM book_categories WHERE book_id = $1 ORDER BY 1)"
+            " WHERE id = $1", 1, params, NULL, NULL);
+        if (res == NULL) {
+            return -1;
+        }
+        PQclear(res);
     }
 
     item = cJSON_GetObjectItemCaseSensitive(ctx->body, "authors");

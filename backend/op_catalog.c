@@ -68,8 +68,7 @@ static const chat_browse_sort_t  chat_browse_sorts[] = {
 /* the filters search shares: $2 categories, $3/$4 price, $5 in stock */
 #define CHAT_SEARCH_FILTERS_SQL                                             \
     " AND b.deleted_at IS NULL"                                             \
-    " AND ($2::bigint[] IS NULL OR EXISTS (SELECT 1 FROM book_categories bc"\
-    "  WHERE bc.book_id = b.id AND bc.category_id = ANY($2::bigint[])))"    \
+    " AND ($2::bigint[] IS NULL OR b.category_ids && $2::bigint[])"         \
     " AND ($3::bigint IS NULL OR b.price_cents >= $3::bigint)"              \
     " AND ($4::bigint IS NULL OR b.price_cents <= $4::bigint)"              \
     " AND (NOT $5::boolean OR EXISTS (SELECT 1 FROM stock s"                \
@@ -85,7 +84,7 @@ static const chat_browse_sort_t  chat_browse_sorts[] = {
     " FROM books b WHERE " match                                            \
     CHAT_SEARCH_FILTERS_SQL                                                 \
     " AND ($6::int IS NULL OR (b.popularity, b.id) < ($6::int, $7::bigint))"\
-    " ORDER BY b.popularity DESC, b.id DESC LIMIT $8"
+    " ORDER BY b.popularity + 0 DESC, b.id DESC LIMIT $8"
 
 #define CHAT_SEARCH_TITLE_MATCH  "b.title_doc @@ $1::tsquery"
 #define CHAT_SEARCH_REST_MATCH                                              \
@@ -288,9 +287,7 @@ chat_catalog_custom_plans(chat_op_ctx_t *ctx, int on)
 {
     return chat_db_exec(ctx->db, on
                         ? "SET plan_cache_mode = force_custom_plan"
-                        : "SET plan_cache_mode = force_generic_plan;"
-                          " RESET enable_seqscan; RESET enable_indexscan;"
-                          " RESET enable_bitmapscan");
+                        : "SET plan_cache_mode = force_generic_plan");
 }
 
 
@@ -298,18 +295,20 @@ chat_catalog_custom_plans(chat_op_ctx_t *ctx, int on)
  * One tier of a search, with its plan chosen from the data rather than
  * from the planner's guess.  The choice is between walking the popularity
  * index until a page of matches turned up (right for a word in thousands
- * of books: a page costs a few hundred rows) and collecting every match
- * from the GIN index and sorting them (right for a rare word).  The
+ * of books: a page costs a few hundred rows) and starting from the GIN
+ * index or a filter (right for rare words or narrow filters).  The
  * planner decides by its estimate of the word's frequency, which can be
  * far off: for a word it has no statistics on, or for "in the text but
  * not in the title" (it multiplies two frequencies as if they were
  * independent), it may expect thousands of matches where there are none
  * and walk the whole table for them, seconds at a million books.  So:
  * walk the next CHAT_SEARCH_WALK books by popularity (bounded: a few
- * milliseconds); if that gave a full page, it is the page.  Otherwise the
- * words are rare (fewer than one book in ~250 matches), and the tier runs
- * again with index walks forbidden, i.e. from the GIN index, over few
- * matches.  The result (limit in params[7]), or NULL.
+ * milliseconds); if that gave a full page, it is the page.  Otherwise
+ * matches are rare among the popular books (fewer than one in ~250), and
+ * the tier runs again ordered by "popularity + 0", an order no index
+ * gives, so the planner cannot walk for it and picks between the GIN
+ * index and the filters (a category's books) by cost.  The result (limit
+ * in params[7]), or NULL.
  */
 static PGresult *
 chat_search_tier(chat_op_ctx_t *ctx, const char *walk_sql, const char *sql,
@@ -328,18 +327,7 @@ chat_search_tier(chat_op_ctx_t *ctx, const char *walk_sql, const char *sql,
 
     PQclear(res);
 
-    if (chat_db_exec(ctx->db, "SET enable_indexscan = off") != 0) {
-        return NULL;
-    }
-
-    res = chat_db_query(ctx->db, sql, 8, params, NULL, NULL);
-
-    if (chat_db_exec(ctx->db, "RESET enable_indexscan") != 0) {
-        PQclear(res);
-        return NULL;
-    }
-
-    return res;
+    return chat_db_query(ctx->db, sql, 8, params, NULL, NULL);
 }
 
 
@@ -527,8 +515,7 @@ chat_op_catalog_browse(chat_op_ctx_t *ctx)
     snprintf(sql, sizeof(sql),
         "SELECT b.id, (%s)::text, " CHAT_BOOK_SUMMARY_SQL "::text"
         " FROM books b WHERE b.deleted_at IS NULL"
-        " AND ($1::bigint[] IS NULL OR EXISTS (SELECT 1 FROM book_categories"
-        "  bc WHERE bc.book_id = b.id AND bc.category_id = ANY($1::bigint[])))"
+        " AND ($1::bigint[] IS NULL OR b.category_ids && $1::bigint[])"
         " AND ($2::bigint IS NULL OR EXISTS (SELECT 1 FROM book_authors ba"
         "  WHERE ba.book_id = b.id AND ba.author_id = $2::bigint))"
         " AND ($3::text IS NULL OR (%s, b.id) %s ($3::%s, $4::bigint))"

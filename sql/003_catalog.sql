@@ -165,7 +165,14 @@ ALTER TABLE books
               ELSE 0 END) STORED,
     ADD COLUMN popularity  int      NOT NULL DEFAULT 0,
     ADD COLUMN title_doc   tsvector NOT NULL DEFAULT ''::tsvector,
-    ADD COLUMN search_doc  tsvector NOT NULL DEFAULT ''::tsvector;
+    ADD COLUMN search_doc  tsvector NOT NULL DEFAULT ''::tsvector,
+    ADD COLUMN category_ids bigint[] NOT NULL DEFAULT '{}';
+
+-- category_ids repeats book_categories on the row (kept by the same
+-- writers, in the same transaction) so that "these words in this
+-- category" is one BitmapAnd of two GIN indexes: through book_categories
+-- it had to fetch every book of one side, 0.4-0.6 s at a million books.
+CREATE INDEX books_category_ids_idx ON books USING gin (category_ids);
 
 CREATE INDEX books_title_doc_idx  ON books USING gin (title_doc);
 CREATE INDEX books_search_doc_idx ON books USING gin (search_doc);

@@ -153,7 +153,8 @@ SELECT g.i, g.h1, g.h2, g.h3, g.h4, g.h5,
 CREATE TEMP TABLE gen_ins ON COMMIT DROP AS
 WITH ins AS (
     INSERT INTO books (isbn13, title, description, keywords, language, pages, published_on,
-                       publisher, format, price_cents, currency, popularity, title_doc, search_doc)
+                       publisher, format, price_cents, currency, popularity, title_doc, search_doc,
+                       category_ids)
     SELECT t.isbn13, t.title, t.description, t.keywords, 'en', 80 + (t.h1 % 900)::int,
            date '1950-01-01' + (t.h2 % 27000)::int,
            pg_temp.pick(w.publisher, t.h3), pg_temp.pick(w.format, t.h4),
@@ -162,7 +163,9 @@ WITH ins AS (
            setweight(to_tsvector('simple', t.title || ' ' || t.a1 || ' ' || coalesce(t.a2, '')), 'A'),
            setweight(to_tsvector('simple', t.title || ' ' || t.a1 || ' ' || coalesce(t.a2, '')), 'A')
            || setweight(to_tsvector('simple', array_to_string(t.keywords, ' ')), 'B')
-           || setweight(to_tsvector('simple', t.description), 'C')
+           || setweight(to_tsvector('simple', t.description), 'C'),
+           ARRAY(SELECT DISTINCT c.id FROM gen_cats c
+                  WHERE c.k = t.h3 % 48 OR (t.h4 % 10 = 0 AND c.k = t.h4 % 48) ORDER BY 1)
       FROM gen_t t CROSS JOIN w
     ON CONFLICT (isbn13) DO NOTHING
     RETURNING id, isbn13)
