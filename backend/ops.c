@@ -71,6 +71,28 @@ static const chat_op_t  chat_ops[] = {
     { "admin.order.ship", chat_op_admin_order_ship, NULL, CHAT_OP_LOGGED },
     { "admin.order.refund", chat_op_admin_order_refund, NULL,
       CHAT_OP_ALONE },
+    /* the catalog (issue 4) */
+    { "catalog.categories", chat_op_catalog_categories, NULL, 0 },
+    { "catalog.author", chat_op_catalog_author, NULL, 0 },
+    { "catalog.browse", chat_op_catalog_browse, NULL, 0 },
+    { "catalog.search", chat_op_catalog_search, NULL, 0 },
+    { "catalog.book", chat_op_catalog_book, NULL, 0 },
+    { "catalog.reviews", chat_op_catalog_reviews, NULL, 0 },
+    { "catalog.review.create", chat_op_catalog_review_create, NULL,
+      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
+    { "admin.book.create", chat_op_admin_book_create, NULL,
+      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
+    { "admin.book.update", chat_op_admin_book_update, NULL,
+      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
+    { "admin.book.delete", chat_op_admin_book_delete, NULL,
+      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
+    { "admin.warehouse.create", chat_op_admin_warehouse_create, NULL,
+      CHAT_OP_LOGGED },
+    { "admin.warehouse.list", chat_op_admin_warehouse_list, NULL, 0 },
+    { "admin.inventory.set", chat_op_admin_inventory_set, NULL,
+      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
+    { "admin.inventory.adjust", chat_op_admin_inventory_adjust, NULL,
+      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
 };
 
 /* stored like any business error, so a replay answers the same */

@@ -26,6 +26,10 @@
  * works.  See command.c. */
 #define CHAT_OP_ALONE   0x2
 
+/* The op writes the catalog: after its commit and before its reply the
+ * worker bumps the cache generations it touched (catalog_cache.c). */
+#define CHAT_OP_CATALOG 0x4
+
 typedef struct {
     const chat_config_t  *cfg;
     chat_db_t            *db;
@@ -172,5 +176,21 @@ int chat_op_order_get(chat_op_ctx_t *ctx);
 int chat_op_admin_order_list(chat_op_ctx_t *ctx);
 int chat_op_admin_order_ship(chat_op_ctx_t *ctx);
 int chat_op_admin_order_refund(chat_op_ctx_t *ctx);
+/* the catalog (issue 4): reads, op_catalog.c; reviews, op_review.c;
+ * admin writes, op_admin_catalog.c */
+int chat_op_catalog_categories(chat_op_ctx_t *ctx);
+int chat_op_catalog_author(chat_op_ctx_t *ctx);
+int chat_op_catalog_browse(chat_op_ctx_t *ctx);
+int chat_op_catalog_search(chat_op_ctx_t *ctx);
+int chat_op_catalog_book(chat_op_ctx_t *ctx);
+int chat_op_catalog_reviews(chat_op_ctx_t *ctx);
+int chat_op_catalog_review_create(chat_op_ctx_t *ctx);
+int chat_op_admin_book_create(chat_op_ctx_t *ctx);
+int chat_op_admin_book_update(chat_op_ctx_t *ctx);
+int chat_op_admin_book_delete(chat_op_ctx_t *ctx);
+int chat_op_admin_warehouse_create(chat_op_ctx_t *ctx);
+int chat_op_admin_warehouse_list(chat_op_ctx_t *ctx);
+int chat_op_admin_inventory_set(chat_op_ctx_t *ctx);
+int chat_op_admin_inventory_adjust(chat_op_ctx_t *ctx);
 
 #endif /* CHAT_OPS_H */

@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "catalog_cache.h"
 #include "chat_protocol.h"
 #include "command.h"
 #include "db.h"
@@ -182,6 +183,12 @@ chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
     start = chat_mono_ms();
 
     chat_jobs_run(&w->db, w->cfg, jobs, n);
+
+    /* catalog writes invalidate cached pages before anyone hears of them;
+     * if Redis failed, nothing is answered and the replays bump again */
+    if (chat_catalog_cache_bump(&w->bus, jobs, n) != 0) {
+        return -1;
+    }
 
     answers = malloc(n * sizeof(chat_answer_t));
     events = malloc(n * sizeof(chat_events_t *));

@@ -20,6 +20,8 @@
 # (PORT + 10 unless set: dev 8090, test 18090); PAYMENT_SLOW_MS (its slow
 # test cards), PAYMENT_TIMEOUT_MS, RESERVATION_TTL_MS and
 # RECONCILE_INTERVAL_MS (the backend's) may be set.
+# CHAT_CACHE (on|off, the catalog read
+# cache) and CATALOG_BOOKS (demo books of STACK=dev, default 2000).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -190,6 +192,7 @@ start_nginx() {
         -e "s|@CHECKOUT_RATE@|$CHECKOUT_RATE|g" -e "s|@CHECKOUT_BURST@|$CHECKOUT_BURST|g" \
         -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
         -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \
+        -e "s|@CHAT_CACHE@|${CHAT_CACHE:-on}|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
@@ -224,6 +227,13 @@ add_demo_users() {
         --name "Bob" >/dev/null
 }
 
+# the catalog (issue 4): demo books for make run, CATALOG_BOOKS of them
+# (default 2000); a re-run adds nothing (tests/bench/catalog_gen.sh)
+add_demo_catalog() {
+    "$ROOT/tests/bench/catalog_gen.sh" "$(pg_conninfo)" "${CATALOG_BOOKS:-2000}" \
+        | sed "s/^/stack[$STACK]: /"
+}
+
 cmd_start() {
     mkdir -p "$RUN"
     [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
@@ -235,6 +245,7 @@ cmd_start() {
     start_nginx
     wait_for 30 "the health check" healthy
     [ "$STACK" = dev ] && add_demo_users
+    [ "$STACK" = dev ] && add_demo_catalog
     log "up: http://127.0.0.1:$PORT"
 }
 

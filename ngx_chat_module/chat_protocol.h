@@ -115,4 +115,19 @@
 #define CHAT_MAX_KEY_LEN    200
 #define CHAT_MAX_OP_LEN     64
 
+/*
+ * catalog read cache (issue 4; ngx_chat_cache.c fills and serves it,
+ * backend/catalog_cache.c invalidates it).  A book's generation counter
+ * is "cat:{b<id>}:gen" and its cached detail page "cat:{b<id>}:v<gen>";
+ * list pages (search, browse, categories) share "cat:{lists}:gen" and
+ * live at "cat:{lists}:<hash>:v<gen>".  Writers INCR the counters after
+ * their commit and before their reply, so an entry filled from an older
+ * read is left under a generation nobody asks for any more.  The counters
+ * have no TTL (they must never be evicted: run Redis with a volatile-*
+ * maxmemory-policy); the entries have one.
+ */
+#define CHAT_CACHE_BOOK_PREFIX   "cat:{b"
+#define CHAT_CACHE_LISTS_GEN     "cat:{lists}:gen"
+#define CHAT_CACHE_LISTS_PREFIX  "cat:{lists}:"
+
 #endif /* CHAT_PROTOCOL_H */

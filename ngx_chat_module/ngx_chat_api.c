@@ -169,6 +169,58 @@ static const char  *ngx_chat_key_required_ops[] = {
 };
 
 
+/* the catalog (issue 4) */
+
+static const ngx_chat_field_t  ngx_chat_browse_query[] = {
+    { "category", cJSON_Number },
+    { "author", cJSON_Number },
+    { "sort", cJSON_String },
+    { "cursor", cJSON_String },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_search_query[] = {
+    { "q", cJSON_String },
+    { "category", cJSON_Number },
+    { "min_price", cJSON_Number },
+    { "max_price", cJSON_Number },
+    { "in_stock", cJSON_String },
+    { "cursor", cJSON_String },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_page_query[] = {
+    { "cursor", cJSON_String },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_review_fields[] = {
+    { "rating", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_warehouse_fields[] = {
+    { "code", cJSON_String },
+    { "name", cJSON_String },
+    { "region", cJSON_String },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_stock_set_fields[] = {
+    { "on_hand", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_stock_adjust_fields[] = {
+    { "delta", cJSON_Number },
+    { "reason", cJSON_String },
+    { NULL, 0 }
+};
+
+
 static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_GET, "/api/v1/health", NGX_CHAT_AUTH_NONE,
@@ -253,6 +305,54 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_POST, "/api/v1/admin/orders/*/refund", NGX_CHAT_AUTH_ADMIN,
       "admin.order.refund", NULL, { "order_id" }, NULL, NULL },
+    /* the catalog (issue 4): reads are cached by the edge, see
+     * ngx_chat_cache.c; admin routes need role admin (403) */
+
+    { NGX_HTTP_GET, "/api/v1/categories", NGX_CHAT_AUTH_NONE,
+      "catalog.categories", NULL, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/authors/*", NGX_CHAT_AUTH_NONE,
+      "catalog.author", NULL, { "author_id" }, NULL, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/books", NGX_CHAT_AUTH_NONE,
+      "catalog.browse", NULL, { NULL }, NULL, ngx_chat_browse_query },
+
+    { NGX_HTTP_GET, "/api/v1/books/search", NGX_CHAT_AUTH_NONE,
+      "catalog.search", NULL, { NULL }, NULL, ngx_chat_search_query },
+
+    { NGX_HTTP_GET, "/api/v1/books/*", NGX_CHAT_AUTH_NONE,
+      "catalog.book", NULL, { "book_id" }, NULL, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/books/*/reviews", NGX_CHAT_AUTH_NONE,
+      "catalog.reviews", NULL, { "book_id" }, NULL, ngx_chat_page_query },
+
+    { NGX_HTTP_POST, "/api/v1/books/*/reviews", NGX_CHAT_AUTH_USER,
+      "catalog.review.create", NULL, { "book_id" }, ngx_chat_review_fields,
+      NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/books", NGX_CHAT_AUTH_ADMIN,
+      "admin.book.create", NULL, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_PUT, "/api/v1/admin/books/*", NGX_CHAT_AUTH_ADMIN,
+      "admin.book.update", NULL, { "book_id" }, NULL, NULL },
+
+    { NGX_HTTP_DELETE, "/api/v1/admin/books/*", NGX_CHAT_AUTH_ADMIN,
+      "admin.book.delete", NULL, { "book_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/warehouses", NGX_CHAT_AUTH_ADMIN,
+      "admin.warehouse.create", NULL, { NULL }, ngx_chat_warehouse_fields,
+      NULL },
+
+    { NGX_HTTP_GET, "/api/v1/admin/warehouses", NGX_CHAT_AUTH_ADMIN,
+      "admin.warehouse.list", NULL, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_PUT, "/api/v1/admin/inventory/*/*", NGX_CHAT_AUTH_ADMIN,
+      "admin.inventory.set", NULL, { "book_id", "warehouse_id" },
+      ngx_chat_stock_set_fields, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/inventory/*/*/adjust",
+      NGX_CHAT_AUTH_ADMIN, "admin.inventory.adjust", NULL,
+      { "book_id", "warehouse_id" }, ngx_chat_stock_adjust_fields, NULL },
 
     { 0, NULL, 0, NULL, NULL, { NULL }, NULL, NULL }
 };
@@ -487,6 +587,16 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     if (p == NULL) {
         cJSON_free(text);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* shared catalog reads: from the edge's cache when fresh */
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_chat_cache_handle(r, p, ctx->route->op, &ctx->caller, &body,
+                                   ctx->ids[0]);
+        if (rc != NGX_DECLINED) {
+            cJSON_free(text);
+            return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+        }
     }
 
     rc = ngx_chat_bus_send(p, r->connection->log, ctx->route->op,

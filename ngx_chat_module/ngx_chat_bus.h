@@ -72,4 +72,14 @@ ngx_int_t ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log,
 /* ngx_chat_http.c: a pending entry that answers HTTP request r */
 ngx_chat_pending_t *ngx_chat_http_pending(ngx_http_request_t *r);
 
+/*
+ * ngx_chat_cache.c: answers a cacheable catalog read (op with body; id is
+ * the book id of the path, or 0) from Redis, or sends it on the bus with
+ * p and caches the worker's answer.  Returns NGX_DECLINED when op is not
+ * cacheable (nothing done), NGX_DONE when p is parked, or what to
+ * finalize r with.
+ */
+ngx_int_t ngx_chat_cache_handle(ngx_http_request_t *r, ngx_chat_pending_t *p,
+    const char *op, ngx_chat_caller_t *caller, ngx_str_t *body, int64_t id);
+
 #endif /* NGX_CHAT_BUS_H */

@@ -21,7 +21,15 @@ static void ngx_chat_http_answer(ngx_chat_pending_t *p, ngx_uint_t status,
 static void ngx_chat_http_unpark(void *data);
 
 
+static ngx_int_t ngx_chat_send_response(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, u_char *body, size_t len,
+    ngx_str_t *cache_control, ngx_str_t *etag);
+
+
 static ngx_str_t  ngx_chat_json_type = ngx_string("application/json");
+
+/* API answers are per user and per moment: never cache them */
+static ngx_str_t  ngx_chat_no_store = ngx_string("no-store");
 
 
 /* Sends status and body (copied, so the caller may free it). */
@@ -29,14 +37,39 @@ ngx_int_t
 ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     size_t len)
 {
-    return ngx_chat_send_body(r, status, &ngx_chat_json_type, body, len);
+    return ngx_chat_send_response(r, status, &ngx_chat_json_type, body, len,
+                                  &ngx_chat_no_store, NULL);
 }
 
 
-/* The one response writer: status, type, no-store, the body. */
+/* A body of another type (the Prometheus text of /metrics), not cached. */
 ngx_int_t
 ngx_chat_send_body(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
     u_char *body, size_t len)
+{
+    return ngx_chat_send_response(r, status, type, body, len,
+                                  &ngx_chat_no_store, NULL);
+}
+
+
+/*
+ * ngx_chat_send_json with the caller's Cache-Control value and, when etag
+ * is not NULL, an ETag (the catalog's shared reads, ngx_chat_cache.c).
+ */
+ngx_int_t
+ngx_chat_send_json_cached(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len, ngx_str_t *cache_control, ngx_str_t *etag)
+{
+    return ngx_chat_send_response(r, status, &ngx_chat_json_type, body, len,
+                                  cache_control, etag);
+}
+
+
+/* The one response writer: status, type, caching headers, the body. */
+static ngx_int_t
+ngx_chat_send_response(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len, ngx_str_t *cache_control,
+    ngx_str_t *etag)
 {
     ngx_int_t         rc;
     ngx_buf_t        *b;
@@ -52,14 +85,23 @@ ngx_chat_send_body(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
     r->headers_out.content_type_len = type->len;
     r->headers_out.content_length_n = len;
 
-    /* API answers are per user and per moment: never cache them */
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_ERROR;
     }
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
+    h->value = *cache_control;
+
+    if (etag != NULL) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "ETag");
+        h->value = *etag;
+    }
 
     rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {

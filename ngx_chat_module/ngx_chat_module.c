@@ -191,6 +191,29 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, typing_interval),
       NULL },
 
+    /* the catalog read cache (issue 4), ngx_chat_cache.c */
+
+    { ngx_string("chat_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, cache),
+      NULL },
+
+    { ngx_string("chat_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, cache_ttl),
+      NULL },
+
+    { ngx_string("chat_cache_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, cache_max_age),
+      NULL },
+
       ngx_null_command
 };
 
@@ -259,6 +282,9 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->presence_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->presence_grace = NGX_CONF_UNSET_MSEC;
     cmcf->typing_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->cache = NGX_CONF_UNSET;
+    cmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    cmcf->cache_max_age = NGX_CONF_UNSET;
 
     return cmcf;
 }
@@ -302,6 +328,16 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     if (cmcf->typing_interval < 100 || cmcf->typing_interval > 60000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "chat_typing_interval must be from 100ms to 60s");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_value(cmcf->cache, 1);
+    ngx_conf_init_msec_value(cmcf->cache_ttl, 60000);
+    ngx_conf_init_value(cmcf->cache_max_age, 0);
+
+    if (cmcf->cache_ttl < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_cache_ttl must be at least 1ms");
         return NGX_CONF_ERROR;
     }
 

@@ -34,6 +34,10 @@ typedef struct {
     ngx_msec_t    presence_ttl;
     ngx_msec_t    presence_grace;
     ngx_msec_t    typing_interval;
+    /* the catalog read cache (issue 4), ngx_chat_cache.c */
+    ngx_flag_t    cache;
+    ngx_msec_t    cache_ttl;
+    time_t        cache_max_age;
 } ngx_chat_main_conf_t;
 
 
@@ -84,6 +88,8 @@ void ngx_chat_finalize_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_table_elt_t *ngx_chat_http_header(ngx_http_request_t *r,
     const char *name);
+ngx_int_t ngx_chat_send_json_cached(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len, ngx_str_t *cache_control, ngx_str_t *etag);
 
 /* ngx_chat_api.c: the caller behind a bearer token (also used by /ws and
  * $chat_user_id) */

@@ -329,6 +329,9 @@ fi
 
 seed $(( IDLE2 > CLIENTS ? IDLE2 : CLIENTS )) $(( CLIENTS / 2 ))
 
+# BENCH_CATALOG_ONLY=1: only figure 5 (the catalog); BENCH_CATALOG=0: without it
+if [ -z "${BENCH_CATALOG_ONLY:-}" ]; then
+
 # --- figure 3: commits per second on the worker pool, beside pgbench ---
 log "figure 3: $COMMIT_N msg.send straight onto the bus; pgbench"
 line=$("$LOAD" commit --redis-port "$REDIS_PORT" --count "$COMMIT_N" \
@@ -384,9 +387,16 @@ for i in "${!chat_l[@]}"; do
     out 1 "${hop_l[$i]:-redis: no result}"
 done
 out 1 "redis PING round trip (redis-benchmark, 1 client) $ping"
+fi
+
+# --- figure 5: the bookstore catalog (tests/bench/catalog.sh) ---
+if [ "${BENCH_CATALOG:-1}" = 1 ]; then
+    RES=$RES RUN=$RUN LOAD=$LOAD PG=$PG NCHAN_PORT=$NCHAN_PORT "$HERE/catalog.sh" "$MODE"
+fi
 
 # ---------------------------------------------------------------- summary
 
+if [ -z "${BENCH_CATALOG_ONLY:-}" ]; then
 cat <<EOF
 
 == chat benchmark ($MODE), $(nproc) cores, $(( $(date +%s) - T0 ))s; figures, not assertions (tests/bench/README.md)
@@ -410,4 +420,14 @@ cat <<EOF
 EOF
 sed 's/^/   /' "$RES/summary.3"
 checkout_summary
+fi
+if [ -f "$RES/summary.5" ]; then
+cat <<EOF
+
+5. The bookstore catalog (tests/bench/catalog.sh): 200 concurrent keep-alive clients (chatload http);
+   search with the edge cache off (every query reaches PostgreSQL); details from the edge's Redis cache
+   beside a stock nginx serving a static file of the same size; details that miss the cache
+EOF
+sed 's/^/   /' "$RES/summary.5"
+fi
 FAILED=0

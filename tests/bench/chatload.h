@@ -198,6 +198,8 @@ int cl_mode_clients(const cl_opts_t *o, int paced);    /* idle or e2e */
 int cl_mode_hop(const cl_opts_t *o);
 int cl_mode_commit(const cl_opts_t *o);
 int cl_mode_merge(const char *label, int argc, char **argv);
+/* closed-loop GETs of the paths in a file (httpload.c, the catalog) */
+int cl_mode_http(const cl_opts_t *o, const char *paths, const char *label);
 
 /* message text shared by every system: lat:<step>:<m>:<ts_ns>:<uid>:xxxx */
 int cl_text_make(char *buf, size_t size, int step, int measured,

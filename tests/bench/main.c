@@ -16,6 +16,10 @@
  *   chatload commit --redis-port P --count N --pairs K --uid-base U
  *                   --conv-base C [--shards 4] [--hold S]
  *       N msg.send commands straight onto the bus, timed to the last reply
+ *   chatload http   --port P --paths FILE [--concurrency C] [--warmup S]
+ *                   [--measure S] [--label L]
+ *       closed-loop keep-alive GETs of the paths in FILE (httpload.c):
+ *       the catalog figures
  *   chatload merge  LABEL FILE...
  *       adds the result files of one run and prints one line per step
  *
@@ -74,7 +78,7 @@ cl_log(const char *fmt, ...)
 static void
 usage(void)
 {
-    fputs("usage: chatload idle|e2e|hop|commit [flags]\n"
+    fputs("usage: chatload idle|e2e|hop|commit|http [flags]\n"
           "       chatload merge LABEL FILE...\n"
           "see the comment at the top of tests/bench/main.c\n", stderr);
     exit(2);
@@ -118,7 +122,7 @@ int
 main(int argc, char **argv)
 {
     int            c, idx;
-    const char    *mode;
+    const char    *mode, *paths, *label;
     cl_opts_t      o;
     struct rlimit  rl;
 
@@ -135,7 +139,8 @@ main(int argc, char **argv)
         { "hold", 1, 0, 'h' }, { "text-len", 1, 0, 'L' },
         { "out", 1, 0, 'o' }, { "redis-port", 1, 0, 'R' },
         { "count", 1, 0, 'N' }, { "pairs", 1, 0, 'P' },
-        { "shards", 1, 0, 'X' }, { 0, 0, 0, 0 }
+        { "shards", 1, 0, 'X' }, { "paths", 1, 0, 'F' },
+        { "label", 1, 0, 'l' }, { 0, 0, 0, 0 }
     };
 
     if (argc < 2) {
@@ -165,6 +170,9 @@ main(int argc, char **argv)
     o.hold_s = 600;
     o.text_len = 64;
     o.shards = 4;
+
+    paths = NULL;
+    label = NULL;
 
     optind = 2;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
@@ -202,6 +210,8 @@ main(int argc, char **argv)
         case 'N': o.count = (size_t) num("count", optarg, 1); break;
         case 'P': o.pairs = (size_t) num("pairs", optarg, 1); break;
         case 'X': o.shards = (int) num("shards", optarg, 1); break;
+        case 'F': paths = optarg; break;
+        case 'l': label = optarg; break;
         default: usage();
         }
     }
@@ -236,6 +246,13 @@ main(int argc, char **argv)
             cl_die("e2e needs --rates and --out");
         }
         return cl_mode_clients(&o, strcmp(mode, "e2e") == 0);
+    }
+
+    if (strcmp(mode, "http") == 0) {
+        if (o.port == 0 || paths == NULL) {
+            cl_die("http needs --port and --paths");
+        }
+        return cl_mode_http(&o, paths, label);
     }
 
     if (strcmp(mode, "hop") == 0) {

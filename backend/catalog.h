@@ -1,0 +1,74 @@
+/*
+ * catalog.h: what the catalog operations share: the JSON shapes of a
+ * book (made by PostgreSQL, see catalog.c), page limits, stock status,
+ * the admin check.
+ */
+
+#ifndef CHAT_CATALOG_H
+#define CHAT_CATALOG_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "ops.h"
+
+#define CHAT_CATALOG_LIMIT_DEFAULT  20
+#define CHAT_CATALOG_LIMIT_MAX      100
+#define CHAT_CATALOG_REVIEWS_PAGE   10
+
+/*
+ * A list item, as a json expression over "books b": id, isbn13, title,
+ * subtitle, authors [{id, name}] in order, price_cents, currency, format,
+ * published_on, rating_avg, rating_count.
+ */
+#define CHAT_BOOK_SUMMARY_SQL                                               \
+    "json_build_object('id', b.id, 'isbn13', b.isbn13, 'title', b.title,"   \
+    " 'subtitle', b.subtitle, 'authors', coalesce((SELECT json_agg("        \
+    "json_build_object('id', au.id, 'name', au.name) ORDER BY ba.position," \
+    " au.id) FROM book_authors ba JOIN authors au ON au.id = ba.author_id"  \
+    " WHERE ba.book_id = b.id), '[]'::json), 'price_cents', b.price_cents," \
+    " 'currency', b.currency, 'format', b.format, 'published_on',"          \
+    " b.published_on, 'rating_avg', b.rating_avg::float8, 'rating_count',"  \
+    " b.rating_count)"
+
+/* 1 when the command comes from an admin; else sets 403 and returns 0
+ * (-1 if memory ran out).  The edge checked already: this is the second
+ * lock on the door. */
+int chat_catalog_require_admin(chat_op_ctx_t *ctx);
+
+/* The body's "limit" in 1..CHAT_CATALOG_LIMIT_MAX (default 20): 1 with
+ * *limit set, 0 after a 400, -1. */
+int chat_catalog_limit(chat_op_ctx_t *ctx, int64_t *limit);
+
+/* The optional string field name: NULL when absent (*bad 0), or NULL
+ * after a 400 (*bad 1; ctx->reply set, or NULL when memory ran out). */
+const char *chat_catalog_opt_string(chat_op_ctx_t *ctx, const char *name,
+    int *bad);
+
+/* Appends the JSON text in column col of the first max rows of res to
+ * array.  0, or -1 (bad JSON from the database, memory). */
+int chat_catalog_rows_json(PGresult *res, int col, int max, cJSON *array);
+
+/*
+ * The full book object of book id (a live one): the list item plus
+ * description, keywords, language, pages, publisher, categories,
+ * stock_status, the first page of reviews and reviews_next_cursor.
+ * Returns 1 with *out (the caller owns it), 0 when there is no such live
+ * book, -1 on failure.
+ */
+int chat_catalog_book_json(chat_op_ctx_t *ctx, int64_t id, cJSON **out);
+
+/* "in_stock", "low_stock" or "out_of_stock" for this many available
+ * copies; "low" is under CHAT_LOW_STOCK (environment, default 5). */
+const char *chat_catalog_stock_status(int64_t available);
+
+/* The reviews of a book after review id after (0: from the newest), up
+ * to limit, newest first, as {"reviews": [...], "next_cursor": ...}
+ * members added to obj.  0, or -1. */
+int chat_catalog_reviews_page(chat_op_ctx_t *ctx, int64_t book_id,
+    int64_t after, int64_t limit, cJSON *obj, const char *array_name,
+    const char *cursor_name);
+
+#endif /* CHAT_CATALOG_H */

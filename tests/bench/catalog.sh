@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Figure 5 of the benchmark: the bookstore catalog at a million books
+# (issue 4).  Called by bench.sh on its side stack, after the chat figures;
+# it inherits PORT, REDIS_PORT, PG, RUN, RES, LOAD, NCHAN_PORT,
+# NGINX_WORKERS and NGINX_CONNECTIONS from there.
+#
+#   tests/bench/catalog.sh full|quick
+#
+# full: 1,000,000 books; quick: 100,000.  Then, at 200 concurrent
+# keep-alive clients (chatload http):
+#   a. search, a mix of queries, with the edge cache OFF so every query
+#      reaches PostgreSQL: p50/p99; and the common word alone (one title in
+#      four has "history"), beside PostgreSQL ranking that word's matches
+#      with ts_rank over the GIN index (EXPLAIN ANALYZE, same data);
+#   b. book details served from the edge cache (1,000 hot books), beside a
+#      stock nginx serving a static file of the same size, same workers,
+#      same client: requests/s and latency;
+#   c. book details that miss the cache (each id asked once): p50/p99
+#      through the worker pool and PostgreSQL.
+# Prints lines into $RES/summary.5; figures, never assertions.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+MODE=${1:-full}
+C=200
+
+case "$MODE" in
+    full)  BOOKS=${BENCH_BOOKS:-1000000} WARM=2 MEAS=10 ;;
+    quick) BOOKS=${BENCH_BOOKS:-100000} WARM=1 MEAS=4 ;;
+    *)     echo "usage: $0 full|quick" >&2; exit 2 ;;
+esac
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+out() { printf '%s\n' "$1" >> "$RES/summary.5"; printf '%s\n' "$1" >&2; }
+q() { psql "$PG" -XtAq -v ON_ERROR_STOP=1 -c "$1"; }
+
+# chat nginx with the read cache on or off (the stack's own template)
+chat_nginx() {
+    local pid
+    if [ -f "$RUN/nginx/nginx.pid" ]; then
+        pid=$(cat "$RUN/nginx/nginx.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    CHAT_CACHE=$1 "$ROOT/conf/stack.sh" start > "$RES/catalog-stack.log" 2>&1 \
+        || { cat "$RES/catalog-stack.log" >&2; exit 1; }
+}
+
+http() {  # http <label> <paths file> [seconds]
+    "$LOAD" http --port "${PORT_OVERRIDE:-$PORT}" --paths "$2" --concurrency "$C" \
+        --warmup "$WARM" --measure "${3:-$MEAS}" --label "$1"
+}
+
+# --- data ---
+log "figure 5: $BOOKS books (tests/bench/catalog_gen.sh)"
+t=$(date +%s)
+"$HERE/catalog_gen.sh" "$PG" "$BOOKS" 50000 >&2
+gen_s=$(( $(date +%s) - t ))
+read -r lo hi < <(q "SELECT min(id), max(id) FROM books WHERE isbn13 LIKE '9798%'" | tr '|' ' ')
+total=$(q "SELECT count(*) FROM books")
+common=$(q "SELECT count(*) FROM books WHERE title_doc @@ to_tsquery('simple', 'history')")
+out "catalog: $total books (generated in ${gen_s}s), \"history\" in $common titles"
+
+# --- paths ---
+mapfile -t cats < <(q "SELECT id FROM categories WHERE slug LIKE 'gen-%-%' ORDER BY id LIMIT 12")
+mapfile -t isbns < <(q "SELECT isbn13 FROM books TABLESAMPLE SYSTEM (1) LIMIT 200")
+words=(garden river kingdom lighthouse cartographer orchid voyage harbor compass lantern)
+prefixes=(lighth cartog clockm orch harb lante)
+typos=(lighthuose cartographar orchad hrabor compas lanterm)
+surnames=(okafor lindqvist nakamura ferreira kowalski haddad)
+: > "$RES/search.paths"
+for ((k = 0; k < 2000; k++)); do
+    w=${words[k % 10]} w2=${words[(k / 10) % 10]}
+    case $(( k % 10 )) in
+        0|1) p="q=history" ;;
+        2)   p="q=history%20$w" ;;
+        3)   p="q=$w%20$w2" ;;
+        4)   p="q=${prefixes[k % 6]}" ;;
+        5)   p="q=${typos[k % 6]}" ;;
+        6)   p="q=${surnames[k % 6]}" ;;
+        7)   i=${isbns[k % ${#isbns[@]}]}; p="q=${i:0:3}-${i:3:1}-${i:4:5}-${i:9:3}-${i:12}" ;;
+        8)   p="q=$w&max_price=2000&in_stock=true" ;;
+        9)   p="q=$w&category=${cats[k % ${#cats[@]}]}" ;;
+    esac
+    echo "/api/v1/books/search?$p" >> "$RES/search.paths"
+done
+echo "/api/v1/books/search?q=history" > "$RES/common.paths"
+awk -v lo="$lo" 'BEGIN { for (i = 0; i < 1000; i++) print "/api/v1/books/" lo + i * 7 }' > "$RES/hot.paths"
+awk -v lo="$lo" -v hi="$hi" 'BEGIN { srand(7); for (i = 0; i < 200000; i++) print "/api/v1/books/" int(lo + 7001 + rand() * (hi - lo - 7001)) }' \
+    > "$RES/cold.paths"
+
+# --- a. search, every query to PostgreSQL ---
+log "figure 5a: search, cache off, $C clients"
+chat_nginx off
+http "search mix (cache off)" "$RES/search.paths" > "$RES/search.line"
+http "search \"history\" (cache off)" "$RES/common.paths" > "$RES/common.line"
+out "$(cat "$RES/search.line")"
+out "$(cat "$RES/common.line")"
+ours=$(q "EXPLAIN ANALYZE SELECT b.id FROM (SELECT * FROM books b WHERE b.deleted_at IS NULL
+          ORDER BY b.popularity DESC, b.id DESC LIMIT 5000) b
+          WHERE b.title_doc @@ 'history'::tsquery ORDER BY b.popularity DESC, b.id DESC LIMIT 21" \
+       | sed -n 's/.*Execution Time: //p')
+rank=$(q "EXPLAIN ANALYZE SELECT id FROM books WHERE search_doc @@ 'history'::tsquery
+          AND deleted_at IS NULL ORDER BY ts_rank(search_doc, 'history'::tsquery) DESC, id LIMIT 21" \
+       | sed -n 's/.*Execution Time: //p')
+out "one \"history\" page in PostgreSQL alone: title tier, popularity walk $ours; GIN + ts_rank over every match $rank"
+
+# --- b. details from the cache, beside a static file ---
+log "figure 5b: details from the cache, beside nginx serving a static file"
+chat_nginx on
+http warm "$RES/hot.paths" 2 > /dev/null
+size=$(curl -fsS "http://127.0.0.1:$PORT/api/v1/books/$lo" | wc -c)
+d=$RUN/static
+mkdir -p "$d/tmp" "$d/www"
+curl -fsS "http://127.0.0.1:$PORT/api/v1/books/$lo" > "$d/www/book.json"
+user_line=""
+[ "$(id -u)" -eq 0 ] && user_line="user root;"
+cat > "$d/nginx.conf" <<CONF
+$user_line
+worker_processes $NGINX_WORKERS;
+pid $d/nginx.pid;
+error_log $d/error.log notice;
+events { worker_connections $NGINX_CONNECTIONS; }
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NCHAN_PORT;
+        location / { root $d/www; default_type application/json; }
+    }
+}
+CONF
+nginx -q -p "$d" -c "$d/nginx.conf"
+sleep 0.3
+echo "/book.json" > "$RES/static.paths"
+out "$(http "details from the edge cache ($size bytes)" "$RES/hot.paths")"
+out "$(PORT_OVERRIDE=$NCHAN_PORT http "nginx static file ($size bytes)" "$RES/static.paths")"
+kill -TERM "$(cat "$d/nginx.pid")" 2>/dev/null || true
+
+# --- c. details that miss the cache ---
+log "figure 5c: details missing the cache"
+out "$(http "details, cache misses (worker + PostgreSQL)" "$RES/cold.paths")"
