@@ -118,3 +118,36 @@ test("someone else's conversation is 404 on every endpoint that takes its id, an
   }
   assert.equal(await snapshot(), before);
 });
+
+test('metacharacters in the catalog (book title, author, description, review, search) are literal', async () => {
+  // an admin: a registered user promoted in SQL who logs in again
+  const a = (await registerUsers('sec-admin', 1, 1))[0];
+  await sql("UPDATE users SET role = 'admin' WHERE id = :'p1'", a.user.id);
+  const admin = (await api('POST', '/api/v1/auth/login', { email: a.email, password: a.password })).json;
+  assert.equal(admin.user.role, 'admin');
+
+  const names = NASTY.filter((x) => !/[\n\t]/.test(x));
+  for (const [i, title] of names.entries()) {
+    const d = Array.from({ length: 9 }, () => Math.floor(Math.random() * 10));
+    const isbn = [9, 7, 8, ...d].join('')
+      + String((10 - ([9, 7, 8, ...d].reduce((s, x, k) => s + x * (k % 2 ? 3 : 1), 0) % 10)) % 10);
+    const r = await api('POST', '/api/v1/admin/books',
+      { isbn, title, authors: [names[(i + 1) % names.length]], description: NASTY.join(' | '), price_cents: 100 + i },
+      { token: admin.token });
+    assert.equal(r.status, 201, `${title}: ${r.text}`);
+    const book = r.json.book;
+    assert.equal(book.title, title);
+    assert.equal(book.description, NASTY.join(' | '));
+
+    const rv = await api('POST', `/api/v1/books/${book.id}/reviews`, { rating: 4, text: NASTY[i] }, as(alice));
+    assert.equal(rv.status, 201, rv.text);
+    const got = await api('GET', `/api/v1/books/${book.id}/reviews`, undefined, as(bob));
+    assert.equal(got.status, 200, got.text);
+    assert.ok(got.text.includes(JSON.stringify(NASTY[i]).slice(1, -1)), got.text);
+
+    // searching for it is a search, not an error
+    const s = await api('GET', `/api/v1/books/search?q=${encodeURIComponent(title)}`, undefined, as(bob));
+    assert.equal(s.status, 200, `${title}: ${s.text}`);
+  }
+  assert.ok(Number(await sql('SELECT count(*) FROM books')) >= names.length);
+});
