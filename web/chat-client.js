@@ -65,11 +65,14 @@ export class ChatClient extends EventTarget {
   // conversation_id, seq, created_at}.  Kept until acknowledged and sent
   // again with the same client_msg_id after every reconnect, so the server
   // stores it once.  Rejects only on a permanent error (not a member, ...).
+  // One send per conversation is in flight at a time: the server numbers
+  // concurrent sends in whatever order they commit, and a person's messages
+  // must keep the order they were written in.
   send(conversationId, text, clientMsgId = newId()) {
     return new Promise((resolve, reject) => {
       const item = { conversation_id: Number(conversationId), text, client_msg_id: clientMsgId, resolve, reject };
       this.outbox.set(clientMsgId, item);
-      this.transmit(item);
+      this.pump(item.conversation_id);
     });
   }
 
@@ -109,7 +112,22 @@ export class ChatClient extends EventTarget {
     if (!this.have.has(id) || this.have.get(id) < seq) this.have.set(id, seq);
   }
 
+  // pump(conversationId): sends the conversation's oldest unacknowledged
+  // message unless it already went out on this connection
+  pump(conversationId) {
+    for (const item of this.outbox.values()) {
+      if (item.conversation_id !== conversationId) continue;
+      if (item.generation !== this.generation) this.transmit(item);
+      return;
+    }
+  }
+
+  pumpAll() {
+    for (const id of new Set([...this.outbox.values()].map((i) => i.conversation_id))) this.pump(id);
+  }
+
   transmit(item) {
+    item.generation = this.generation;
     if (this.state === 'ws') {
       this.wsSend({ type: 'send', conversation_id: item.conversation_id, client_msg_id: item.client_msg_id, text: item.text });
     } else if (this.state === 'polling') {
@@ -139,6 +157,7 @@ export class ChatClient extends EventTarget {
     this.outbox.delete(ack.client_msg_id);
     item.resolve(ack);
     this.emit('ack', ack);
+    this.pump(item.conversation_id);
   }
 
   failed(clientMsgId, code, message) {
@@ -148,6 +167,7 @@ export class ChatClient extends EventTarget {
     const err = Object.assign(new Error(message), { code, client_msg_id: clientMsgId });
     item.reject(err);
     this.emit('error', { code, message, client_msg_id: clientMsgId, conversation_id: item.conversation_id });
+    this.pump(item.conversation_id);
   }
 
   // --- connecting ---------------------------------------------------------
@@ -199,7 +219,7 @@ export class ChatClient extends EventTarget {
       this.wsSend({ type: 'ping' });
     }, this.heartbeatMs);
     this.wsSync({});
-    for (const item of this.outbox.values()) this.transmit(item);
+    this.pumpAll();
   }
 
   wsClosed(ws) {
@@ -373,7 +393,7 @@ export class ChatClient extends EventTarget {
     if (gen !== this.generation) return;
     this.setState('polling');
     this.attempt = 0;
-    for (const item of this.outbox.values()) this.transmit(item);
+    this.pumpAll();
     this.scheduleWsProbe(gen);
     this.pollLoop(gen);
   }

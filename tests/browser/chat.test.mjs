@@ -25,6 +25,14 @@ async function direct(a, b) {
   return r.json.conversation;
 }
 
+// a conversation of its own for each test (a second direct one between the
+// same two people would be the first one again)
+async function group(a, b, title) {
+  const r = await api('POST', '/api/v1/conversations', { type: 'group', title, member_ids: [b.user.id] }, { token: a.token });
+  assert.equal(r.status, 201, r.text);
+  return r.json.conversation;
+}
+
 // does the server have typing (and with it receipts)?  A typing frame is
 // answered not_supported where it does not.
 async function serverHasTyping(conv) {
@@ -82,9 +90,9 @@ test('two windows chat in real time over WebSocket', async (t) => {
 });
 
 test('WebSocket refused: the page falls back to long-polling, nothing lost or doubled', async () => {
-  const conv = await direct(alice, bob);
+  const conv = await group(alice, bob, 'polling');
   // /no-websocket is a static path: nginx answers 404 and refuses the upgrade
-  const pa = await pageAs(browser, alice, `/chat.html?c=${conv.id}&ws=/no-websocket`);
+  const pa = await pageAs(browser, alice, `/chat.html?c=${conv.id}&ws=/no-websocket&ws_retry_ms=1500`);
   const pb = await pageAs(browser, bob, `/chat.html?c=${conv.id}&ws=/no-websocket`);
   await waitState(pa, 'polling');
   await waitState(pb, 'polling');
@@ -109,13 +117,28 @@ test('WebSocket refused: the page falls back to long-polling, nothing lost or do
   assertOnceInOrder(await shownTexts(pa), [...want, 'from outside']);
   assert.equal(await pa.$eval('#conn-state', (e) => e.textContent), 'polling');
   await screenshot(pa, 'chat-polling');
+
+  // WebSocket reachable again: the polling page goes back to it on its own
+  // (it retries every ~1.5 s here), and the conversation goes on unbroken
+  await pa.evaluate(() => { window.chatClient.wsUrl = location.origin.replace(/^http/, 'ws') + '/ws'; });
+  await waitState(pa, 'ws');
+  await say(pb, 'after the switch');
+  await say(pa, 'back on websocket');
+  await waitTexts(pa, ['after the switch', 'back on websocket']);
+  await waitTexts(pb, ['after the switch', 'back on websocket']);
+  const end = ['after the switch', 'back on websocket'];
+  for (const p of [pa, pb]) {
+    const got = await shownTexts(p);
+    for (const text of [...want, ...end]) assert.equal(got.filter((x) => x === text).length, 1, `${text} once in ${JSON.stringify(got)}`);
+  }
+  assertOnceInOrder(await shownTexts(pb), [...want, 'from outside', ...end]);
   assert.deepEqual([...pa.problems, ...pb.problems].filter((p) => !/no-websocket|WebSocket/.test(p)), []);
   await pa.browserContext().close();
   await pb.browserContext().close();
 });
 
 test('a window offline while 20 messages are sent shows all 20 once, in order', async () => {
-  const conv = await direct(alice, bob);
+  const conv = await group(alice, bob, 'offline');
   const pa = await pageAs(browser, alice, `/chat.html?c=${conv.id}`);
   const pb = await pageAs(browser, bob, `/chat.html?c=${conv.id}`);
   await waitState(pa, 'ws');
@@ -126,16 +149,26 @@ test('a window offline while 20 messages are sent shows all 20 once, in order', 
 
   await pb.setOfflineMode(true);
   await pb.waitForFunction(() => document.querySelector('#conn-state').textContent !== 'ws', { timeout: 30000 });
+  // typed as fast as the page takes them: the client keeps one send per
+  // conversation in flight, so they are stored in the order written
   const want = [];
   for (let i = 1; i <= 20; i++) {
     want.push(`while away ${i}`);
     await say(pa, `while away ${i}`);
   }
   await waitTexts(pa, want);
+  // what bob writes while offline waits in the outbox and goes out once
+  // the link is back (with the same client_msg_id, stored once)
+  await say(pb, 'written offline');
   await pb.setOfflineMode(false);
   await waitState(pb, 'ws', 60000);
   await waitTexts(pb, want, 60000);
+  await waitTexts(pa, ['written offline'], 60000);
   assertOnceInOrder(await shownTexts(pb), ['before the drop', ...want]);
+  assert.equal((await shownTexts(pa)).filter((x) => x === 'written offline').length, 1);
+  await pb.waitForFunction(() => !document.querySelector('#messages li[data-seq=""]'), {}, 'no message left pending');
+  const h = await api('GET', `/api/v1/conversations/${conv.id}/messages?limit=50`, undefined, { token: alice.token });
+  assert.deepEqual(h.json.messages.map((m) => m.text), ['before the drop', ...want, 'written offline']);
   await pa.browserContext().close();
   await pb.browserContext().close();
 });
