@@ -84,7 +84,9 @@ function titleOf(c) {
 }
 
 function renderList() {
-  const sorted = [...convs.values()].sort((a, b) => (b.last_message?.seq ? 1 : 0) - (a.last_message?.seq ? 1 : 0) || b.id - a.id);
+  // newest activity first
+  const at = (c) => Date.parse(c.last_message?.created_at ?? c.created_at ?? 0) || 0;
+  const sorted = [...convs.values()].sort((a, b) => at(b) - at(a) || b.id - a.id);
   $('#conversations').replaceChildren(...sorted.map((c) => {
     const isOnline = others(c).some((id) => online.get(id) === 'online');
     return el('li', { class: c.id === active?.id ? 'active' : null, dataset: { convId: c.id }, onclick: () => openConv(c.id) },

@@ -13,7 +13,7 @@ const POLL_TIMEOUT_S = 25;
 const HISTORY_PAGE = 100;
 const SYNC_PAGE = 500;
 // error codes after which the same send is tried again later
-const TRANSIENT = new Set(['rate_limited', 'unavailable', 'timeout', 'overloaded', 'internal']);
+const TRANSIENT = new Set(['rate_limited', 'unavailable', 'timeout', 'internal']);
 
 export class ChatClient extends EventTarget {
   // opts: token (required), base (http origin, default location.origin),
@@ -208,6 +208,9 @@ export class ChatClient extends EventTarget {
   }
 
   adoptWs(ws) {
+    // a new connection: poll callbacks of the old one stand down, and sends
+    // that were in flight over HTTP go out again on this one (same ids)
+    this.generation++;
     this.stopPolling();
     this.ws = ws;
     ws.onmessage = (e) => this.onFrame(e.data);

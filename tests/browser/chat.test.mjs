@@ -172,3 +172,28 @@ test('a window offline while 20 messages are sent shows all 20 once, in order', 
   await pa.browserContext().close();
   await pb.browserContext().close();
 });
+
+test('a message lost on the way is filled in from history when the next seq arrives', async () => {
+  const conv = await group(alice, bob, 'gap');
+  const pb = await pageAs(browser, bob, `/chat.html?c=${conv.id}`);
+  await waitState(pb, 'ws');
+  await pb.waitForSelector('#composer:not(.hidden)');
+  // the page drops the frame carrying one message, as a lost event would
+  await pb.evaluate(() => {
+    const c = window.chatClient;
+    const orig = c.onFrame.bind(c);
+    c.onFrame = (data) => {
+      if (JSON.parse(data).message?.text === 'lost in transit') { window.dropped = true; return; }
+      orig(data);
+    };
+  });
+  for (const text of ['lost in transit', 'after the loss']) {
+    const r = await api('POST', `/api/v1/conversations/${conv.id}/messages`,
+      { client_msg_id: `gap-${text.replace(/ /g, "-")}-${Date.now()}`, text }, { token: alice.token });
+    assert.equal(r.status, 201, r.text);
+  }
+  await waitTexts(pb, ['lost in transit', 'after the loss']);
+  assert.equal(await pb.evaluate(() => window.dropped), true, 'the frame was dropped');
+  assertOnceInOrder(await shownTexts(pb), ['lost in transit', 'after the loss']);
+  await pb.browserContext().close();
+});
