@@ -20,7 +20,9 @@ const guard = (what, fn) => async (e) => {
   try {
     await fn(e);
   } catch (err) {
-    showError(`${what}: ${describe(err)}`);
+    // a form's error replaces the line; the page's first loads add up
+    const before = e ? '' : $('#error').textContent;
+    showError([before, `${what}: ${describe(err)}`].filter(Boolean).join(' · '));
   }
 };
 

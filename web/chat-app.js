@@ -49,7 +49,14 @@ client.addEventListener('message', (e) => onMessage(e.detail));
 client.addEventListener('typing', (e) => { if (e.detail.conversation_id === active?.id) pane.typing(e.detail); });
 client.addEventListener('receipt', (e) => { if (e.detail.conversation_id === active?.id) pane.receipt(e.detail); });
 client.addEventListener('presence', (e) => { online.set(e.detail.user_id, e.detail.status); renderList(); });
-client.addEventListener('error', (e) => showError(`chat: ${e.detail.message ?? e.detail.code}`));
+client.addEventListener('error', (e) => {
+  if (e.detail.status === 401) {            // the token is no longer good: sign in again
+    sessionStorage.removeItem('token');
+    location.href = '/index.html?next=/chat.html';
+    return;
+  }
+  showError(`chat: ${e.detail.message ?? e.detail.code}`);
+});
 client.start();
 
 function onMessage(m) {

@@ -247,7 +247,7 @@ export class ChatClient extends EventTarget {
     this.later(() => this.connect(), this.backoff());
   }
 
-  // exponential backoff with full jitter: 0.5..1 x min(max, base * 2^attempt)
+  // exponential backoff with jitter: 0.5..1 x min(max, base * 2^attempt)
   backoff() {
     const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt++);
     return cap / 2 + Math.random() * cap / 2;
@@ -389,8 +389,10 @@ export class ChatClient extends EventTarget {
     this.pollAbort = new AbortController();
     try {
       await this.openPollSession(gen);
-    } catch {
-      if (gen === this.generation) this.reconnectLater();
+    } catch (err) {
+      if (gen !== this.generation) return;
+      if (err.status === 401) return this.unauthorized(err);
+      this.reconnectLater();
       return;
     }
     if (gen !== this.generation) return;
@@ -416,7 +418,7 @@ export class ChatClient extends EventTarget {
         r = await this.poll(this.pollCursor, POLL_TIMEOUT_S);
       } catch (err) {
         if (gen !== this.generation || this.state !== 'polling') return;   // switched to WebSocket
-        if (err.status === 401) return this.emit('error', err);
+        if (err.status === 401) return this.unauthorized(err);
         return this.reconnectLater();
       }
       if (gen !== this.generation) return;
@@ -483,6 +485,13 @@ export class ChatClient extends EventTarget {
         { status: res.status, code: json.error?.code });
     }
     return json;
+  }
+
+  // the token is refused (expired, revoked): retrying cannot help; the
+  // page signs in again and starts a new client
+  unauthorized(err) {
+    this.stop();
+    this.emit('error', { code: err.code ?? 'unauthorized', message: err.message, status: 401 });
   }
 
   setState(state) {

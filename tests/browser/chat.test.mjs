@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WsClient } from '../integration/ws.mjs';
+import { redis } from '../integration/lib.mjs';
 import { api, launch, pageAs, registerUsers, shownTexts, waitState, waitTexts, say, screenshot } from './lib.mjs';
 
 let browser;
@@ -197,3 +198,71 @@ test('a message lost on the way is filled in from history when the next seq arri
   assertOnceInOrder(await shownTexts(pb), ['lost in transit', 'after the loss']);
   await pb.browserContext().close();
 });
+
+// a polling page whose session loses events (trimmed: cursor_expired) or
+// disappears (unknown_session) resyncs from history: nothing missing
+test('long-poll resync (cursor_expired, unknown_session) catches up from history', async () => {
+  const conv = await group(alice, bob, 'resync');
+  const pb = await pageAs(browser, bob, `/chat.html?c=${conv.id}&ws=/no-websocket`);
+  await waitState(pb, 'polling');
+  await pb.waitForSelector('#composer:not(.hidden)');
+  // the test holds the page's next poll at a gate and records resyncs
+  await pb.evaluate(() => {
+    const c = window.chatClient;
+    const orig = c.poll.bind(c);
+    window.resyncs = [];
+    window.gate = null;
+    c.poll = async (cursor, timeout) => {
+      if (window.gate) { window.gated = cursor; await window.gate.promise; }
+      const r = await orig(cursor, timeout);
+      if (r.resync) window.resyncs.push(r.reason);
+      return r;
+    };
+  });
+  let n = 0;
+  const send = async () => {
+    const text = `resync ${++n}`;
+    const r = await api('POST', `/api/v1/conversations/${conv.id}/messages`,
+      { client_msg_id: `resync-${n}-${Date.now()}`, text }, { token: alice.token });
+    assert.equal(r.status, 201, r.text);
+    return text;
+  };
+  const shown = [];
+  for (const [reason, lose] of [
+    ['cursor_expired', (key) => redis('XTRIM', key, 'MAXLEN', '0')],
+    ['unknown_session', async (key) => {
+      await redis('DEL', key);
+      await redis('HDEL', `chat:online:{${bob.user.id}}`, key);
+    }],
+  ]) {
+    await pb.evaluate(() => {
+      let open;
+      window.gate = { promise: new Promise((r) => { open = r; }), open };
+      window.gated = null;
+    });
+    // a message answers the held poll; the next one waits at the gate
+    shown.push(await send());
+    await waitTexts(pb, [shown.at(-1)]);
+    const cursor = await pb.waitForFunction(() => window.gated).then((h) => h.jsonValue());
+    const lost = [await send(), await send()];
+    const key = `chat:poll:{${bob.user.id}}:${cursor.slice(0, 16)}`;
+    // the two events reached the session, and then are lost with it
+    await waitForLen(key, 2);
+    await lose(key);
+    await pb.evaluate(() => { const g = window.gate; window.gate = null; g.open(); });
+    await waitTexts(pb, lost);
+    shown.push(...lost);
+    assert.ok((await pb.evaluate(() => window.resyncs)).includes(reason), `a ${reason} resync`);
+    assertOnceInOrder(await shownTexts(pb), shown);
+  }
+  assert.equal(await pb.$eval('#conn-state', (e) => e.textContent), 'polling');
+  await pb.browserContext().close();
+});
+
+async function waitForLen(key, atLeast) {
+  for (let i = 0; i < 200; i++) {
+    if (Number(await redis('XLEN', key)) >= atLeast) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${key} never held ${atLeast} events`);
+}
