@@ -8,6 +8,9 @@ packages=(
     libssl-dev redis-server redis-tools postgresql postgresql-client
     libcurl4-openssl-dev postgresql-15-rum
     nodejs curl procps clang libclang-rt-14-dev
+    # the browser tests (tests/browser): headless Chromium (npm, for the
+    # pinned puppeteer-core, comes with the nodejs package)
+    chromium
 )
 
 missing=()

@@ -2,7 +2,7 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration|faults]
+#   tests/run.sh [all|unit|integration|faults|browser]
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -116,6 +116,7 @@ run_integration() {
     echo "== integration"
     node --test --test-concurrency=1 tests/integration/ \
         || failed_suites+=("integration")
+    run_browser_suite
     # last: it kills and restarts the stack's servers
     echo "== faults (short: each fault once; make test-faults runs the long one)"
     node tests/faults/chaos.mjs --rounds 1 || failed_suites+=("faults")
@@ -134,12 +135,39 @@ run_faults() {
     trap - EXIT
 }
 
+# browser: the web app in headless Chromium (tests/browser/README.md), on
+# the running test stack.  puppeteer-core comes pinned from
+# tests/browser/package-lock.json (npm ci, only when the lock changed).
+run_browser_suite() {
+    local dir=tests/browser
+    echo "== browser (headless Chromium)"
+    if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+        echo "browser: no Chromium at ${CHROMIUM:-/usr/bin/chromium} (make deps installs it)"
+        failed_suites+=("browser: no chromium")
+        return
+    fi
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock"; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error \
+            && cp package-lock.json node_modules/.installed-lock) \
+            || { failed_suites+=("browser: npm ci"); return; }
+    fi
+    node --test --test-concurrency=1 "$dir"/*.test.mjs || failed_suites+=("browser")
+}
+
+run_browser() {
+    start_test_stack || return
+    run_browser_suite
+    conf/stack.sh stop
+    trap - EXIT
+}
+
 case "$what" in
     unit)        run_unit ;;
     integration) run_integration ;;
     faults)      run_faults ;;
+    browser)     run_browser ;;
     all)         run_unit; run_integration ;;
-    *)           echo "usage: $0 [all|unit|integration|faults]" >&2; exit 2 ;;
+    *)           echo "usage: $0 [all|unit|integration|faults|browser]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then

@@ -1,0 +1,510 @@
+// chat-client.js: the browser's connection to the chat, in one dependency-free
+// ES module.  WebSocket first; long-polling (GET /api/v1/events, sends over
+// HTTP) when WebSocket cannot connect; back to WebSocket when it can.  Every
+// message is delivered once, in seq order per conversation, whatever the
+// connection did meanwhile.  See web/README.md for the events and an example.
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+const WS_OPEN_TIMEOUT_MS = 5000;
+const WS_RETRY_MS = 20000;          // while polling: how often to try WebSocket again
+const HEARTBEAT_MS = 10000;         // our ping; no pong within HEARTBEAT_MS/2 = dead link
+const POLL_TIMEOUT_S = 25;
+const HISTORY_PAGE = 100;
+const SYNC_PAGE = 500;
+// error codes after which the same send is tried again later
+const TRANSIENT = new Set(['rate_limited', 'unavailable', 'timeout', 'internal']);
+
+export class ChatClient extends EventTarget {
+  // opts: token (required), base (http origin, default location.origin),
+  // wsUrl (default <base>/ws; for tests: one that cannot connect),
+  // cursors ({conversation_id: seq already shown}), retryWsMs, heartbeatMs
+  constructor(opts) {
+    super();
+    this.token = opts.token;
+    this.base = opts.base ?? location.origin;
+    this.wsUrl = opts.wsUrl ?? this.base.replace(/^http/, 'ws') + '/ws';
+    this.retryWsMs = opts.retryWsMs ?? WS_RETRY_MS;
+    this.heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
+    this.state = 'offline';
+    this.supports = { typing: null };   // null: not known yet
+    this.have = new Map();      // conversation id -> contiguous highest seq delivered
+    this.held = new Map();      // conversation id -> Map(seq -> message) waiting for a gap
+    this.filling = new Set();   // conversations whose gap is being filled from history
+    this.outbox = new Map();    // client_msg_id -> {conversation_id, text, resolve, reject}
+    for (const [id, seq] of Object.entries(opts.cursors ?? {})) this.have.set(Number(id), Number(seq));
+    this.attempt = 0;
+    this.generation = 0;        // bumps on every (re)connect: stale callbacks check it
+    this.ws = null;
+    this.pollAbort = null;
+    this.timers = new Set();
+    this.refs = 0;
+    this.stopped = true;
+    this.onOnline = () => { this.attempt = 0; if (this.state === 'offline') this.connect(); };
+    this.onOffline = () => this.drop('the browser went offline');
+  }
+
+  start() {
+    this.stopped = false;
+    globalThis.addEventListener?.('online', this.onOnline);
+    globalThis.addEventListener?.('offline', this.onOffline);
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    globalThis.removeEventListener?.('online', this.onOnline);
+    globalThis.removeEventListener?.('offline', this.onOffline);
+    this.teardown();
+    this.setState('offline');
+  }
+
+  // --- sending -----------------------------------------------------------
+
+  // send(conversationId, text) -> Promise of the ack {client_msg_id,
+  // conversation_id, seq, created_at}.  Kept until acknowledged and sent
+  // again with the same client_msg_id after every reconnect, so the server
+  // stores it once.  Rejects only on a permanent error (not a member, ...).
+  // One send per conversation is in flight at a time: the server numbers
+  // concurrent sends in whatever order they commit, and a person's messages
+  // must keep the order they were written in.
+  send(conversationId, text, clientMsgId = newId()) {
+    return new Promise((resolve, reject) => {
+      const item = { conversation_id: Number(conversationId), text, client_msg_id: clientMsgId, resolve, reject };
+      this.outbox.set(clientMsgId, item);
+      this.pump(item.conversation_id);
+    });
+  }
+
+  // typing(conversationId): true when sent (WebSocket only; the HTTP API has
+  // no typing endpoint).  A server without typing answers not_supported,
+  // after which supports.typing is false and nothing more is sent.
+  typing(conversationId) {
+    if (this.supports.typing === false || this.state !== 'ws') return false;
+    this.wsSend({ type: 'typing', conversation_id: Number(conversationId), ref: `typing-${++this.refs}` });
+    return true;
+  }
+
+  // read(conversationId, seq): moves the read marker (WebSocket or HTTP)
+  read(conversationId, seq) {
+    const body = { conversation_id: Number(conversationId), seq };
+    if (this.state === 'ws') return this.wsSend({ type: 'read', ...body, ref: `read-${++this.refs}` });
+    this.http('POST', `/api/v1/conversations/${body.conversation_id}/read`, { seq }).catch(() => {});
+  }
+
+  // delivered(conversationId, seq): a delivery receipt, where the server has them
+  delivered(conversationId, seq) {
+    if (this.state === 'ws' && this.supports.typing === true) {
+      this.wsSend({ type: 'delivered', conversation_id: Number(conversationId), seq, ref: `delivered-${++this.refs}` });
+    }
+  }
+
+  // history(conversationId, {before_seq, after_seq, limit}) over HTTP
+  history(conversationId, query = {}) {
+    const q = new URLSearchParams(Object.entries(query).filter(([, v]) => v != null));
+    return this.http('GET', `/api/v1/conversations/${conversationId}/messages?${q}`);
+  }
+
+  // track(conversationId, seq): start following a conversation from seq
+  // (what the app already shows), e.g. one it just created
+  track(conversationId, seq = 0) {
+    const id = Number(conversationId);
+    if (!this.have.has(id) || this.have.get(id) < seq) this.have.set(id, seq);
+  }
+
+  // pump(conversationId): sends the conversation's oldest unacknowledged
+  // message unless it already went out on this connection
+  pump(conversationId) {
+    for (const item of this.outbox.values()) {
+      if (item.conversation_id !== conversationId) continue;
+      if (item.generation !== this.generation) this.transmit(item);
+      return;
+    }
+  }
+
+  pumpAll() {
+    for (const id of new Set([...this.outbox.values()].map((i) => i.conversation_id))) this.pump(id);
+  }
+
+  transmit(item) {
+    item.generation = this.generation;
+    if (this.state === 'ws') {
+      this.wsSend({ type: 'send', conversation_id: item.conversation_id, client_msg_id: item.client_msg_id, text: item.text });
+    } else if (this.state === 'polling') {
+      this.httpSend(item);
+    }
+    // else: it waits in the outbox for the next connection
+  }
+
+  async httpSend(item) {
+    const gen = this.generation;
+    try {
+      const r = await this.http('POST', `/api/v1/conversations/${item.conversation_id}/messages`,
+        { client_msg_id: item.client_msg_id, text: item.text });
+      this.acked({ client_msg_id: item.client_msg_id, conversation_id: item.conversation_id,
+        seq: r.message.seq, created_at: r.message.created_at });
+      this.ingest(r.message);
+    } catch (err) {
+      if (err.status && err.status < 500 && err.status !== 429) return this.failed(item.client_msg_id, err.code, err.message);
+      // network or server trouble: the next connection sends it again
+      if (gen === this.generation && this.state === 'polling') this.later(() => this.transmit(item), this.backoff());
+    }
+  }
+
+  acked(ack) {
+    const item = this.outbox.get(ack.client_msg_id);
+    if (!item) return;   // a duplicate ack of a resend
+    this.outbox.delete(ack.client_msg_id);
+    item.resolve(ack);
+    this.emit('ack', ack);
+    this.pump(item.conversation_id);
+  }
+
+  failed(clientMsgId, code, message) {
+    const item = this.outbox.get(clientMsgId);
+    if (!item) return;
+    this.outbox.delete(clientMsgId);
+    const err = Object.assign(new Error(message), { code, client_msg_id: clientMsgId });
+    item.reject(err);
+    this.emit('error', { code, message, client_msg_id: clientMsgId, conversation_id: item.conversation_id });
+    this.pump(item.conversation_id);
+  }
+
+  // --- connecting ---------------------------------------------------------
+
+  connect() {
+    if (this.stopped) return;
+    this.teardown();
+    const gen = ++this.generation;
+    this.setState('connecting');
+    this.openWs(gen, (ok) => {
+      if (gen !== this.generation) return;
+      if (!ok) this.startPolling(gen);
+    });
+  }
+
+  // openWs(gen, done): done(true) once open and adopted, done(false) when it
+  // fails before opening (blocked, refused upgrade, unreachable)
+  openWs(gen, done) {
+    let ws;
+    try {
+      ws = new WebSocket(`${this.wsUrl}?access_token=${encodeURIComponent(this.token)}`);
+    } catch {
+      return done(false);
+    }
+    let opened = false;
+    const timer = setTimeout(() => { if (!opened) { ws.close(); fail(); } }, WS_OPEN_TIMEOUT_MS);
+    let settled = false;
+    const fail = () => { if (!settled) { settled = true; clearTimeout(timer); done(false); } };
+    ws.onerror = () => { if (!opened) fail(); };
+    ws.onclose = () => { if (!opened) fail(); else this.wsClosed(ws); };
+    ws.onopen = () => {
+      if (settled || gen !== this.generation) { ws.close(); return; }
+      opened = true; settled = true;
+      clearTimeout(timer);
+      this.adoptWs(ws);
+      done(true);
+    };
+  }
+
+  adoptWs(ws) {
+    // a new connection: poll callbacks of the old one stand down, and sends
+    // that were in flight over HTTP go out again on this one (same ids)
+    this.generation++;
+    this.stopPolling();
+    this.ws = ws;
+    ws.onmessage = (e) => this.onFrame(e.data);
+    this.setState('ws');
+    this.attempt = 0;
+    this.lastPong = Date.now();
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastPong > this.heartbeatMs * 1.5) return this.drop('no pong');
+      this.wsSend({ type: 'ping' });
+    }, this.heartbeatMs);
+    this.wsSync({});
+    this.pumpAll();
+  }
+
+  wsClosed(ws) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    clearInterval(this.heartbeat);
+    this.reconnectLater();
+  }
+
+  // drop(why): the link is dead (offline, no pong): close and reconnect
+  drop() {
+    if (this.stopped) return;
+    this.teardown();
+    this.setState('offline');
+    this.reconnectLater();
+  }
+
+  reconnectLater() {
+    if (this.stopped) return;
+    this.generation++;
+    this.setState('offline');
+    this.later(() => this.connect(), this.backoff());
+  }
+
+  // exponential backoff with jitter: 0.5..1 x min(max, base * 2^attempt)
+  backoff() {
+    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt++);
+    return cap / 2 + Math.random() * cap / 2;
+  }
+
+  teardown() {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    clearInterval(this.heartbeat);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = ws.onmessage = ws.onerror = null;
+      try { ws.close(); } catch { /* already closed */ }
+    }
+    this.stopPolling();
+  }
+
+  later(fn, ms) {
+    const t = setTimeout(() => { this.timers.delete(t); fn(); }, ms);
+    this.timers.add(t);
+  }
+
+  // --- WebSocket frames ------------------------------------------------------
+
+  wsSend(obj) {
+    if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(obj));
+  }
+
+  wsSync(cursorsOverride) {
+    const cursors = {};
+    for (const [id, seq] of this.have) cursors[id] = seq;
+    Object.assign(cursors, cursorsOverride);
+    this.wsSend({ type: 'sync', cursors, limit: SYNC_PAGE, ref: `sync-${++this.refs}` });
+  }
+
+  onFrame(data) {
+    let f;
+    try { f = JSON.parse(data); } catch { return; }
+    switch (f.type) {
+    case 'pong': this.lastPong = Date.now(); break;
+    case 'ack': this.acked(f); break;
+    case 'message': this.ingest(f.message); break;
+    case 'sync': this.onSync(f); break;
+    case 'conversation': this.onConversation(f.conversation); break;
+    case 'typing': this.supports.typing = true; this.emit('typing', f); break;
+    case 'receipt': this.supports.typing = true; this.emit('receipt', f); break;
+    case 'presence': this.emit('presence', f); break;
+    case 'read': this.emit('read', f); break;
+    case 'error': this.onError(f); break;
+    default: break;
+    }
+    this.lastPong = Date.now();   // any frame shows the link is alive
+  }
+
+  onSync(f) {
+    for (const c of f.conversations ?? []) this.onConversation(c);
+    for (const m of f.messages ?? []) this.ingest(m);
+    // the answer's cursors page on; a conversation new to us starts at its cursor
+    if (f.has_more) this.wsSync(f.cursors);
+    this.emit('synced', {});
+  }
+
+  onConversation(c) {
+    if (!c) return;
+    if (!this.have.has(c.id)) this.have.set(c.id, 0);
+    this.emit('conversation', c);
+  }
+
+  onError(f) {
+    const ref = String(f.ref ?? '');
+    if (ref.startsWith('typing-') && f.code === 'not_supported') {
+      this.supports.typing = false;
+      this.emit('capability', { typing: false, receipts: false, message: f.message });
+      return;
+    }
+    if (ref.startsWith('typing-') || ref.startsWith('delivered-')) return;   // best effort
+    if (this.outbox.has(ref)) {
+      if (TRANSIENT.has(f.code)) {
+        const item = this.outbox.get(ref);
+        this.later(() => this.transmit(item), this.backoff());
+      } else {
+        this.failed(ref, f.code, f.message);
+      }
+      return;
+    }
+    this.emit('error', f);
+  }
+
+  // --- delivery: once, in seq order, gaps filled from history ---------------
+
+  ingest(m) {
+    if (!m || m.seq == null) return;
+    const id = Number(m.conversation_id);
+    const have = this.have.get(id) ?? 0;
+    if (!this.have.has(id)) this.have.set(id, 0);
+    if (m.seq <= have) return;                      // seen already
+    if (!this.held.has(id)) this.held.set(id, new Map());
+    this.held.get(id).set(m.seq, m);
+    this.drain(id);
+    if (this.held.get(id).size) this.fillGap(id);   // a seq jumped
+  }
+
+  drain(id) {
+    const held = this.held.get(id);
+    let have = this.have.get(id) ?? 0;
+    while (held.has(have + 1)) {
+      const m = held.get(++have);
+      held.delete(have);
+      this.have.set(id, have);
+      this.emit('message', m);
+    }
+  }
+
+  async fillGap(id) {
+    if (this.filling.has(id)) return;
+    this.filling.add(id);
+    if (!this.held.has(id)) this.held.set(id, new Map());
+    try {
+      for (;;) {
+        const r = await this.history(id, { after_seq: this.have.get(id) ?? 0, limit: HISTORY_PAGE });
+        for (const m of r.messages) this.held.get(id).set(m.seq, m);
+        this.drain(id);
+        if (!r.has_more || !r.messages.length) break;
+      }
+      // seqs have no gaps on the server; what is still held after a full
+      // read is newer than it (in flight), and arrives or is read next time
+    } catch {
+      // offline: the next connection's catch-up fills it
+    } finally {
+      this.filling.delete(id);
+    }
+  }
+
+  // --- long-polling -----------------------------------------------------------
+
+  async startPolling(gen) {
+    this.pollCursor = '';
+    this.pollAbort = new AbortController();
+    try {
+      await this.openPollSession(gen);
+    } catch (err) {
+      if (gen !== this.generation) return;
+      if (err.status === 401) return this.unauthorized(err);
+      this.reconnectLater();
+      return;
+    }
+    if (gen !== this.generation) return;
+    this.setState('polling');
+    this.attempt = 0;
+    this.pumpAll();
+    this.scheduleWsProbe(gen);
+    this.pollLoop(gen);
+  }
+
+  // a session first, so that events during the catch-up wait in it
+  async openPollSession(gen) {
+    const r = await this.poll('', 0);
+    if (gen !== this.generation) return;
+    this.pollCursor = r.cursor;
+    await this.catchUp();
+  }
+
+  async pollLoop(gen) {
+    while (gen === this.generation && this.state === 'polling') {
+      let r;
+      try {
+        r = await this.poll(this.pollCursor, POLL_TIMEOUT_S);
+      } catch (err) {
+        if (gen !== this.generation || this.state !== 'polling') return;   // switched to WebSocket
+        if (err.status === 401) return this.unauthorized(err);
+        return this.reconnectLater();
+      }
+      if (gen !== this.generation) return;
+      if (r.resync) {
+        try {
+          if (r.reason === 'cursor_expired') {
+            await this.catchUp();
+            this.pollCursor = r.cursor;
+          } else {                       // unknown_session: a new one, then catch up
+            await this.openPollSession(gen);
+          }
+        } catch {
+          if (gen === this.generation) this.reconnectLater();
+          return;
+        }
+        continue;
+      }
+      for (const ev of r.events) this.onFrame(JSON.stringify(ev));
+      this.pollCursor = r.cursor;
+    }
+  }
+
+  poll(cursor, timeout) {
+    const q = new URLSearchParams({ timeout: String(timeout) });
+    if (cursor) q.set('cursor', cursor);
+    return this.http('GET', `/api/v1/events?${q}`, undefined, this.pollAbort?.signal);
+  }
+
+  // what a WebSocket sync does, over HTTP: new conversations, then every
+  // known conversation's messages after its cursor
+  async catchUp() {
+    const { conversations } = await this.http('GET', '/api/v1/conversations');
+    for (const c of conversations) {
+      if (!this.have.has(c.id)) this.onConversation(c);
+      if ((this.have.get(c.id) ?? 0) < c.last_seq) await this.fillGap(c.id);
+    }
+    this.emit('synced', {});
+  }
+
+  scheduleWsProbe(gen) {
+    const wait = this.retryWsMs * (0.75 + Math.random() / 2);
+    this.later(() => {
+      if (gen !== this.generation || this.state !== 'polling') return;
+      this.openWs(gen, (ok) => { if (!ok && gen === this.generation) this.scheduleWsProbe(gen); });
+    }, wait);
+  }
+
+  stopPolling() {
+    this.pollAbort?.abort();
+    this.pollAbort = null;
+  }
+
+  // --- plumbing ----------------------------------------------------------------
+
+  async http(method, path, body, signal) {
+    const res = await fetch(this.base + path, {
+      method, signal,
+      headers: { authorization: `Bearer ${this.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const json = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      throw Object.assign(new Error(json.error?.message ?? `HTTP ${res.status}`),
+        { status: res.status, code: json.error?.code });
+    }
+    return json;
+  }
+
+  // the token is refused (expired, revoked): retrying cannot help; the
+  // page signs in again and starts a new client
+  unauthorized(err) {
+    this.stop();
+    this.emit('error', { code: err.code ?? 'unauthorized', message: err.message, status: 401 });
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.emit('state', { state });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+export function newId() {
+  return crypto.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
