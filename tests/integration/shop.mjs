@@ -4,8 +4,8 @@
 // inserted directly (the catalog endpoints belong to another part), and
 // the payment provider's own view of what it charged.
 
-import { createHmac, randomBytes } from 'node:crypto';
-import { api, sql, tokenSecret } from './lib.mjs';
+import { randomBytes } from 'node:crypto';
+import { api, signToken, sql } from './lib.mjs';
 
 export const PAYMENT_URL = process.env.CHAT_PAYMENT_URL ?? 'http://127.0.0.1:18090';
 
@@ -20,11 +20,7 @@ export const CARDS = {
   drop: '4000000000000408',
 };
 
-export function sign(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${body}.${createHmac('sha256', tokenSecret()).update(body).digest('base64url')}`;
-}
+export const sign = (claims) => signToken(claims);
 
 // n accounts of role, without passwords anyone could use: [{id, token}]
 export async function makeUsers(tag, n, role = 'user') {
