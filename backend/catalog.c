@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "chat_utf8.h"
 #include "catalog_cursor.h"
 #include "log.h"
 
@@ -270,4 +271,29 @@ chat_catalog_book_json(chat_op_ctx_t *ctx, int64_t id, cJSON **out)
 
     *out = book;
     return 1;
+}
+
+
+/* UTF-8 characters in s, or -1 when s is not valid UTF-8 or has a
+ * control character */
+long
+chat_catalog_text_chars(const char *s)
+{
+    long    n;
+    size_t  i, len;
+
+    len = strlen(s);
+    if (!chat_utf8_valid((const unsigned char *) s, len)) {
+        return -1;
+    }
+
+    n = 0;
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] < 0x20 && s[i] != '\n' && s[i] != '\t') {
+            return -1;
+        }
+        n += ((unsigned char) s[i] & 0xc0) != 0x80;
+    }
+
+    return n;
 }

@@ -71,4 +71,8 @@ int chat_catalog_reviews_page(chat_op_ctx_t *ctx, int64_t book_id,
     int64_t after, int64_t limit, cJSON *obj, const char *array_name,
     const char *cursor_name);
 
+/* UTF-8 characters in s, or -1 when s is not valid UTF-8 or has a control
+ * character other than newline and tab (names, titles, descriptions). */
+long chat_catalog_text_chars(const char *s);
+
 #endif /* CHAT_CATALOG_H */
