@@ -38,7 +38,7 @@ run_unit() {
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     # every libFuzzer harness briefly, ~40 s (make fuzz: longer)
-    echo "== fuzz: ws, utf8, token, envelope harnesses (smoke)"
+    echo "== fuzz: ws, utf8, token, envelope, poll harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
 }
 
