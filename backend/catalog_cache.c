@@ -27,6 +27,9 @@
  *   catalog.review.create          the book, lists (rating, reviews)
  *   admin.inventory.set, .adjust   the book and lists, only when the
  *                                  reply says stock_status_changed
+ *   order.checkout                 every book of the order (its stock
+ *                                  was reserved, so its stock_status may
+ *                                  have moved); not the lists
  *
  * Only 2xx replies touch anything: a refused write changed nothing.
  */
@@ -108,11 +111,58 @@ chat_catalog_cache_incr(chat_bus_t *bus, const char *key)
 }
 
 
+/* INCRs the generation of one book's cached pages. */
+static int
+chat_catalog_cache_book(chat_bus_t *bus, int64_t book)
+{
+    char  key[64];
+
+    snprintf(key, sizeof(key), CHAT_CACHE_BOOK_PREFIX "%lld}:gen",
+             (long long) book);
+
+    return chat_catalog_cache_incr(bus, key);
+}
+
+
+/*
+ * A checkout's reply {"order": {"items": [{"book_id", ...}]}}: every book
+ * in it.  The details page of a book being bought is rendered again after
+ * each purchase, which is what showing its stock truthfully costs; list
+ * pages are left to chat_cache_ttl (a purchase does not bump them, or a
+ * busy store would never have a cached search page).
+ */
+static int
+chat_catalog_cache_order(chat_bus_t *bus, const char *reply)
+{
+    int       rc;
+    cJSON    *r, *items, *item;
+    int64_t   id;
+
+    r = cJSON_Parse(reply);
+    items = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(r, "order"), "items");
+    rc = 0;
+
+    cJSON_ArrayForEach(item, items) {
+        if (chat_json_integer(cJSON_GetObjectItemCaseSensitive(item,
+                                                               "book_id"),
+                              1, CHAT_INT_MAX, &id) == 0
+            && chat_catalog_cache_book(bus, id) != 0)
+        {
+            rc = -1;
+            break;
+        }
+    }
+
+    cJSON_Delete(r);
+    return rc;
+}
+
+
 int
 chat_catalog_cache_bump(chat_bus_t *bus, chat_job_t **jobs, size_t n)
 {
     int          lists, any_lists;
-    char         key[64];
     size_t       i;
     int64_t      book;
     chat_job_t  *job;
@@ -128,19 +178,23 @@ chat_catalog_cache_bump(chat_bus_t *bus, chat_job_t **jobs, size_t n)
             continue;
         }
 
+        if (strcmp(job->op->name, "order.checkout") == 0) {
+            if (job->reply.status >= 200 && job->reply.status <= 299
+                && chat_catalog_cache_order(bus, job->reply.body) != 0)
+            {
+                return -1;
+            }
+            continue;
+        }
+
         chat_catalog_cache_touched(job->op->name, job->body,
                                    job->reply.status, job->reply.body,
                                    &book, &lists);
 
         any_lists |= lists;
 
-        if (book > 0) {
-            snprintf(key, sizeof(key), CHAT_CACHE_BOOK_PREFIX "%lld}:gen",
-                     (long long) book);
-
-            if (chat_catalog_cache_incr(bus, key) != 0) {
-                return -1;
-            }
+        if (book > 0 && chat_catalog_cache_book(bus, book) != 0) {
+            return -1;
         }
     }
 

@@ -213,6 +213,27 @@ test('checkout: the shopper\'s region first, a line split across warehouses when
 
 // ------------------------------------------------------------------ concurrency
 
+test('a purchase shows at once in the cached book page: the last copy sold is out_of_stock', async () => {
+  const [u] = await makeUsers('cache', 1);
+  const b = await stockedBook(1, 990, 'Last Copy');
+  const page = () => api('GET', `/api/v1/books/${b}`);
+  const first = await page();
+  assert.equal(first.status, 200, first.text);
+  assert.notEqual(first.json.book.stock_status, 'out_of_stock');
+  // served from the edge's cache now: the same ETag
+  const cached = await page();
+  assert.equal(cached.headers.get('etag'), first.headers.get('etag'));
+
+  assert.equal((await putCart(u, b, 1)).status, 200);
+  const r = await checkout(u, newKey());
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.order.status, 'paid');
+
+  const after = await page();
+  assert.equal(after.json.book.stock_status, 'out_of_stock');
+  assert.notEqual(after.headers.get('etag'), first.headers.get('etag'));
+});
+
 test('100 concurrent buyers, 10 copies: exactly 10 orders, the rest 409 out_of_stock, stock never negative', async () => {
   const buyers = await makeUsers('rush', 100);
   const book = await stockedBook(10, 2500, 'Best Seller');
