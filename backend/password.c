@@ -51,7 +51,6 @@
 #define CHAT_SCRYPT_P_MAX     16
 #define CHAT_SCRYPT_MEM_MAX   ((uint64_t) 512 * 1024 * 1024)
 #define CHAT_SCRYPT_SALT_MIN  8
-#define CHAT_SCRYPT_OUT_MIN   16
 #define CHAT_SCRYPT_BIN_MAX   64
 
 /* OpenSSL refuses to use more than maxmem; ours is above anything the
@@ -287,7 +286,11 @@ chat_password_verify(const char *password, size_t len, const char *stored)
     hash_len = chat_b64_decode(CHAT_B64_STD, dollar + 1, strlen(dollar + 1), want,
                                sizeof(want));
 
-    if (salt_len < CHAT_SCRYPT_SALT_MIN || hash_len < CHAT_SCRYPT_OUT_MIN) {
+    /* the hash must be exactly as long as we write them: scrypt's output
+     * of n bytes is the first n bytes of a longer one, so a truncated
+     * string (its shorter base64 can still be a strict spelling) would
+     * otherwise verify */
+    if (salt_len < CHAT_SCRYPT_SALT_MIN || hash_len != CHAT_SCRYPT_HASH_LEN) {
         goto err;
     }
 
