@@ -165,18 +165,10 @@ chat_ids_json(const char *csv)
 {
     long      i, n;
     cJSON    *arr, *num;
-    size_t    max;
     int64_t  *ids;
 
-    max = 1;
-    for (i = 0; csv[i] != '\0'; i++) {
-        max += csv[i] == ',';
-    }
-
-    ids = malloc(max * sizeof(int64_t));
+    n = chat_csv_ids_alloc(csv, &ids);
     arr = cJSON_CreateArray();
-
-    n = ids ? chat_csv_ids_parse(csv, ids, max) : -1;
 
     if (arr == NULL || n < 0) {
         goto err;
@@ -314,29 +306,8 @@ chat_conv_list_json(const PGresult *res)
 long
 chat_conv_members(const PGresult *res, int row, int64_t **ids)
 {
-    long         n;
-    size_t       i, max;
-    const char  *csv;
-
-    csv = PQgetvalue(res, row, CHAT_CONV_COL_MEMBERS);
-
-    max = 1;
-    for (i = 0; csv[i] != '\0'; i++) {
-        max += csv[i] == ',';
-    }
-
-    *ids = malloc(max * sizeof(int64_t));
-    if (*ids == NULL) {
-        return -1;
-    }
-
-    n = chat_csv_ids_parse(csv, *ids, max);
-    if (n < 0) {
-        free(*ids);
-        *ids = NULL;
-    }
-
-    return n;
+    return chat_csv_ids_alloc(PQgetvalue(res, row, CHAT_CONV_COL_MEMBERS),
+                              ids);
 }
 
 

@@ -360,3 +360,29 @@ chat_json_has_nul_escape(const char *json, size_t len)
 
     return 0;
 }
+
+
+long
+chat_csv_ids_alloc(const char *csv, int64_t **out)
+{
+    long    n;
+    size_t  i, max;
+
+    max = 1;
+    for (i = 0; csv[i] != '\0'; i++) {
+        max += csv[i] == ',';
+    }
+
+    *out = malloc(max * sizeof(int64_t));
+    if (*out == NULL) {
+        return -1;
+    }
+
+    n = chat_csv_ids_parse(csv, *out, max);
+    if (n < 0) {
+        free(*out);
+        *out = NULL;
+    }
+
+    return n;
+}

@@ -92,6 +92,13 @@ int chat_limit_parse(const cJSON *item, int64_t def, int64_t max,
 long chat_csv_ids_parse(const char *csv, int64_t *out, size_t max);
 
 /*
+ * chat_csv_ids_parse into a malloc'ed array just large enough (*out, the
+ * caller frees it).  Returns the count, or -1 (nothing to free) when
+ * memory ran out or csv is not a list of ids.
+ */
+long chat_csv_ids_alloc(const char *csv, int64_t **out);
+
+/*
  * 1 when a JSON text contains the escape \u0000 (in any case of the hex
  * digits) outside an escaped backslash: cJSON would silently cut that
  * string short at the NUL, and PostgreSQL refuses NUL in text.

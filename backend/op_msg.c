@@ -61,20 +61,12 @@ chat_msg_event(chat_op_ctx_t *ctx, const cJSON *msg, const char *csv)
     int       rc;
     long      n;
     cJSON    *ev, *copy;
-    size_t    i, max;
     int64_t  *ids;
 
-    max = 1;
-    for (i = 0; csv[i] != '\0'; i++) {
-        max += csv[i] == ',';
-    }
-
-    ids = malloc(max * sizeof(int64_t));
+    n = chat_csv_ids_alloc(csv, &ids);
     ev = cJSON_CreateObject();
     copy = cJSON_Duplicate(msg, 1);
     rc = -1;
-
-    n = ids ? chat_csv_ids_parse(csv, ids, max) : -1;
 
     if (n < 0 || ev == NULL || copy == NULL
         || cJSON_AddStringToObject(ev, "type", "message") == NULL)

@@ -73,19 +73,11 @@ chat_receipt_event(chat_op_ctx_t *ctx, int64_t cid, const char *kind,
     int       rc;
     long      n;
     cJSON    *ev;
-    size_t    i, max;
     int64_t  *ids;
 
-    max = 1;
-    for (i = 0; csv[i] != '\0'; i++) {
-        max += csv[i] == ',';
-    }
-
-    ids = malloc(max * sizeof(int64_t));
+    n = chat_csv_ids_alloc(csv, &ids);
     ev = cJSON_CreateObject();
     rc = -1;
-
-    n = ids ? chat_csv_ids_parse(csv, ids, max) : -1;
 
     if (n >= 0 && ev != NULL
         && cJSON_AddStringToObject(ev, "type", "receipt") != NULL

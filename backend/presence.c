@@ -196,7 +196,7 @@ chat_presence_apply(chat_presence_t *p, const redisReply *fields)
     long          n;
     char         *end;
     cJSON        *ev;
-    size_t        i, max;
+    size_t        i;
     int64_t      *ids, uid;
     PGresult     *res;
     const char   *status, *ts, *csv, *values[3];
@@ -255,15 +255,10 @@ chat_presence_apply(chat_presence_t *p, const redisReply *fields)
     }
 
     csv = PQgetvalue(res, 0, 1);
-    max = 1;
-    for (i = 0; csv[i] != '\0'; i++) {
-        max += csv[i] == ',';
-    }
 
     rc = -1;
-    ids = malloc(max * sizeof(int64_t));
+    n = chat_csv_ids_alloc(csv, &ids);
     ev = cJSON_CreateObject();
-    n = ids ? chat_csv_ids_parse(csv, ids, max) : -1;
 
     if (n > 0 && ev != NULL
         && cJSON_AddStringToObject(ev, "type", "presence") != NULL
@@ -389,22 +384,15 @@ chat_presence_receipt(chat_presence_t *p, const char *cid, const char *kind,
     int       rc;
     long      n;
     cJSON    *ev;
-    size_t    i, max;
     int64_t  *ids;
 
     if (csv[0] == '\0') {
         return 0;
     }
 
-    max = 1;
-    for (i = 0; csv[i] != '\0'; i++) {
-        max += csv[i] == ',';
-    }
-
     rc = -1;
-    ids = malloc(max * sizeof(int64_t));
+    n = chat_csv_ids_alloc(csv, &ids);
     ev = cJSON_CreateObject();
-    n = ids ? chat_csv_ids_parse(csv, ids, max) : -1;
 
     if (n > 0 && ev != NULL
         && cJSON_AddStringToObject(ev, "type", "receipt") != NULL

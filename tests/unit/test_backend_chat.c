@@ -261,6 +261,22 @@ test_csv_ids(void)
 }
 
 
+static void
+test_csv_ids_alloc(void)
+{
+    int64_t  *ids;
+
+    CHECK(chat_csv_ids_alloc("12,40,7,5,9", &ids) == 5);
+    CHECK(ids != NULL && ids[0] == 12 && ids[4] == 9);
+    free(ids);
+
+    CHECK(chat_csv_ids_alloc("", &ids) == 0);
+    free(ids);
+
+    CHECK(chat_csv_ids_alloc("1,,2", &ids) == -1 && ids == NULL);
+}
+
+
 #define NUL_ESC(s)  chat_json_has_nul_escape(s, strlen(s))
 
 static void
@@ -389,6 +405,7 @@ main(void)
     UNIT_RUN(test_cursors);
     UNIT_RUN(test_limit);
     UNIT_RUN(test_csv_ids);
+    UNIT_RUN(test_csv_ids_alloc);
     UNIT_RUN(test_nul_escape);
     UNIT_RUN(test_events);
     UNIT_RUN(test_routes);
