@@ -44,7 +44,9 @@ run_unit() {
 
 # a fresh STACK=test (wiped), its environment exported for the tests
 start_test_stack() {
-    export STACK=test
+    # TEST_STACK (with PORT, REDIS_PORT, PG_PORT) runs the suites on a side
+    # stack, so two checkouts can test at once
+    export STACK=${TEST_STACK:-test}
     # short reclaim and long command timeouts: a killed worker's commands are
     # reclaimed and answered well before the edge would give up on them
     export CLAIM_IDLE_MS=1500 COMMAND_TIMEOUT=30s WORKERS=2
@@ -65,11 +67,11 @@ start_test_stack() {
     export PAYMENT_TIMEOUT_MS=1000 PAYMENT_SLOW_MS=2500 \
            RESERVATION_TTL_MS=4000 RECONCILE_INTERVAL_MS=500
     conf/stack.sh stop >/dev/null 2>&1 || true
-    rm -rf .run/test
+    rm -rf ".run/$STACK"
     trap 'conf/stack.sh stop >/dev/null 2>&1' EXIT
     if ! conf/stack.sh start; then
         failed_suites+=("stack start")
-        tail -20 .run/test/backend/backend.log .run/test/nginx/error.log 2>/dev/null
+        tail -20 ".run/$STACK/backend/backend.log" ".run/$STACK/nginx/error.log" 2>/dev/null
         return 1
     fi
     set -a
