@@ -4,8 +4,9 @@
  *
  * A worker uses hiredis' blocking API: it has nothing else to do while it
  * waits, and a blocking XREADGROUP ... BLOCK 1000 gives the loop a beat of
- * about a second for heartbeats and signals.  All shard streams are read
- * with one XREADGROUP, as consumer "<hostname>:<pid>" of group "workers".
+ * about a second for heartbeats and signals.  All shard streams of the
+ * worker's lane (chat_lanes.h) are read with one XREADGROUP, as consumer
+ * "<hostname>:<pid>" of group "workers".
  *
  * Entries a worker read but never acked (it crashed, or PostgreSQL failed)
  * stay in the group's pending list.  chat_bus_autoclaim takes over those
@@ -34,6 +35,7 @@
 #include <sys/time.h>
 
 #include "bus.h"
+#include "chat_lanes.h"
 #include "chat_protocol.h"
 #include "log.h"
 
@@ -45,6 +47,8 @@
 #define CHAT_BUS_READ_FIXED       9
 #define CHAT_BUS_READ_COUNT_ARG   5
 #define CHAT_BUS_READ_BLOCK_ARG   7
+
+#define CHAT_BUS_STREAM_LEN       64
 
 
 /* ------------------------------------------------------------------------
@@ -123,10 +127,11 @@ chat_bus_init(chat_bus_t *bus, const chat_config_t *cfg,
     }
 
     for (i = 0; i < n; i++) {
-        if (asprintf(&bus->streams[i], CHAT_CMD_STREAM_PREFIX "%d"
-                     CHAT_CMD_STREAM_SUFFIX, i) < 0)
+        bus->streams[i] = malloc(CHAT_BUS_STREAM_LEN);
+        if (bus->streams[i] == NULL
+            || chat_lane_stream(bus->streams[i], CHAT_BUS_STREAM_LEN,
+                                cfg->lane, (unsigned) i) == 0)
         {
-            bus->streams[i] = NULL;
             goto err;
         }
 

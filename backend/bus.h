@@ -24,11 +24,13 @@ typedef struct {
     int                   read_argc;
     char                  read_count[16];
     char                  read_block[16];
+    char                  lane_limits[96];  /* published with heartbeats
+                                               by command workers, or "" */
     int64_t               backoff_ms;
 } chat_bus_t;
 
-/* Builds the stream names and the XREADGROUP argv.  0, or -1 without
- * memory.  Does not connect. */
+/* Builds the stream names of cfg->lane and the XREADGROUP argv.  0, or
+ * -1 without memory.  Does not connect. */
 int chat_bus_init(chat_bus_t *bus, const chat_config_t *cfg,
     const char *consumer);
 
@@ -110,7 +112,8 @@ int chat_bus_ack(chat_bus_t *bus, int shard, const char *id);
 int chat_bus_dead_letter(chat_bus_t *bus, int shard, const char *id,
     const redisReply *fields, long long deliveries, const char *reason);
 
-/* HSET chat:workers <consumer> "<unix_ms>:<pg_ok>".  0 or -1. */
+/* HSET chat:workers <consumer> "<unix_ms>:<pg_ok>", and HSET chat:lanes
+ * <lane> <lane_limits> when lane_limits is set.  0 or -1. */
 int chat_bus_heartbeat(chat_bus_t *bus, int pg_ok);
 
 /* Housekeeping: HDEL heartbeats older than 60 s, and XGROUP DELCONSUMER

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "bus.h"
+#include "chat_lanes.h"
 #include "chat_protocol.h"
 #include "log.h"
 
@@ -52,11 +53,40 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
     snprintf(value, sizeof(value), "%lld:%d", (long long) chat_time_ms(),
              pg_ok ? 1 : 0);
 
+    /* a command worker also tells the edge its lane's limits
+     * (chat_lanes.h), in the same round trip */
+    if (bus->lane_limits[0] != '\0') {
+        if (redisAppendCommand(bus->ctx, "HSET %s %s %s", CHAT_LANES_KEY,
+                               chat_lane_name(bus->cfg->lane),
+                               bus->lane_limits)
+            != REDIS_OK)
+        {
+            chat_bus_lost(bus);
+            return -1;
+        }
+    }
+
     r = redisCommand(bus->ctx, "HSET %s %s %s", CHAT_WORKERS_KEY,
                      bus->consumer, value);
     if (r == NULL) {
         chat_bus_lost(bus);
         return -1;
+    }
+
+    if (bus->lane_limits[0] != '\0') {
+        /* that was the lanes' reply; the heartbeat's comes next */
+        rc = chat_bus_check(r, "HSET " CHAT_LANES_KEY);
+        freeReplyObject(r);
+
+        if (redisGetReply(bus->ctx, (void **) &r) != REDIS_OK) {
+            chat_bus_lost(bus);
+            return -1;
+        }
+
+        if (rc != 0) {
+            freeReplyObject(r);
+            return -1;
+        }
     }
 
     rc = chat_bus_check(r, "HSET " CHAT_WORKERS_KEY);

@@ -17,10 +17,11 @@
  * row from the cache, with no lock and no race window; deleting entries
  * instead could be undone by a slow reader writing its old copy back.
  *
- * What a write touches is derived from its op, its body and its final
- * reply, not remembered from the handler, so a replay from command_log
- * (the reply was lost, the entry reclaimed) bumps the same counters
- * again before it answers.  Bumping twice costs one extra miss.
+ * What a write touches is derived from its body and its final reply by
+ * the op's touches hook (ops.h; the hooks are here, the ops name them in
+ * their area's table), not remembered from the handler, so a replay from
+ * command_log (the reply was lost, the entry reclaimed) bumps the same
+ * counters again before it answers.  Bumping twice costs one extra miss.
  *
  *   admin.book.create              lists
  *   admin.book.update, .delete     the book, lists
@@ -44,52 +45,114 @@
 #include "ops.h"
 
 
-void
-chat_catalog_cache_touched(const char *op, const cJSON *body, int status,
-    const char *reply, int64_t *book, int *lists)
+static int
+chat_catalog_ok(int status)
 {
-    cJSON    *r;
-    int64_t   id;
+    return status >= 200 && status <= 299;
+}
 
-    *book = 0;
-    *lists = 0;
 
-    if (status < 200 || status > 299) {
-        return;
+static void
+chat_catalog_touch_book(chat_touched_t *t, int64_t id)
+{
+    if (id > 0 && t->nbooks < CHAT_TOUCHED_BOOKS_MAX) {
+        t->books[t->nbooks++] = id;
     }
+}
+
+
+/* the body's book_id, or 0 */
+static int64_t
+chat_catalog_body_book(const cJSON *body)
+{
+    int64_t  id;
 
     if (chat_json_integer(cJSON_GetObjectItemCaseSensitive(body, "book_id"),
                           1, CHAT_INT_MAX, &id) != 0)
     {
-        id = 0;
+        return 0;
     }
 
-    if (strcmp(op, "admin.book.create") == 0) {
-        *lists = 1;
+    return id;
+}
+
+
+void
+chat_catalog_touches_lists(const cJSON *body, int status, const char *reply,
+    chat_touched_t *t)
+{
+    (void) body;
+    (void) reply;
+
+    if (chat_catalog_ok(status)) {
+        t->lists = 1;
+    }
+}
+
+
+void
+chat_catalog_touches_book(const cJSON *body, int status, const char *reply,
+    chat_touched_t *t)
+{
+    (void) reply;
+
+    if (chat_catalog_ok(status)) {
+        chat_catalog_touch_book(t, chat_catalog_body_book(body));
+        t->lists = 1;
+    }
+}
+
+
+void
+chat_catalog_touches_stock(const cJSON *body, int status, const char *reply,
+    chat_touched_t *t)
+{
+    cJSON  *r;
+
+    if (!chat_catalog_ok(status)) {
         return;
     }
 
-    if (strcmp(op, "admin.book.update") == 0
-        || strcmp(op, "admin.book.delete") == 0
-        || strcmp(op, "catalog.review.create") == 0)
+    r = cJSON_Parse(reply);
+
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r,
+                                                      "stock_status_changed")))
     {
-        *book = id;
-        *lists = 1;
+        chat_catalog_touch_book(t, chat_catalog_body_book(body));
+        t->lists = 1;
+    }
+
+    cJSON_Delete(r);
+}
+
+
+void
+chat_catalog_touches_order(const cJSON *body, int status, const char *reply,
+    chat_touched_t *t)
+{
+    cJSON    *r, *items, *item;
+    int64_t   id;
+
+    (void) body;
+
+    if (!chat_catalog_ok(status)) {
         return;
     }
 
-    if (strcmp(op, "admin.inventory.set") == 0
-        || strcmp(op, "admin.inventory.adjust") == 0)
-    {
-        r = cJSON_Parse(reply);
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r,
-                                                  "stock_status_changed")))
+    r = cJSON_Parse(reply);
+    items = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(r, "order"), "items");
+
+    cJSON_ArrayForEach(item, items) {
+        if (chat_json_integer(cJSON_GetObjectItemCaseSensitive(item,
+                                                               "book_id"),
+                              1, CHAT_INT_MAX, &id) == 0)
         {
-            *book = id;
-            *lists = 1;
+            chat_catalog_touch_book(t, id);
         }
-        cJSON_Delete(r);
     }
+
+    cJSON_Delete(r);
 }
 
 
@@ -111,90 +174,36 @@ chat_catalog_cache_incr(chat_bus_t *bus, const char *key)
 }
 
 
-/* INCRs the generation of one book's cached pages. */
-static int
-chat_catalog_cache_book(chat_bus_t *bus, int64_t book)
-{
-    char  key[64];
-
-    snprintf(key, sizeof(key), CHAT_CACHE_BOOK_PREFIX "%lld}:gen",
-             (long long) book);
-
-    return chat_catalog_cache_incr(bus, key);
-}
-
-
-/*
- * A checkout's reply {"order": {"items": [{"book_id", ...}]}}: every book
- * in it.  The details page of a book being bought is rendered again after
- * each purchase, which is what showing its stock truthfully costs; list
- * pages are left to chat_cache_ttl (a purchase does not bump them, or a
- * busy store would never have a cached search page).
- */
-static int
-chat_catalog_cache_order(chat_bus_t *bus, const char *reply)
-{
-    int       rc;
-    cJSON    *r, *items, *item;
-    int64_t   id;
-
-    r = cJSON_Parse(reply);
-    items = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(r, "order"), "items");
-    rc = 0;
-
-    cJSON_ArrayForEach(item, items) {
-        if (chat_json_integer(cJSON_GetObjectItemCaseSensitive(item,
-                                                               "book_id"),
-                              1, CHAT_INT_MAX, &id) == 0
-            && chat_catalog_cache_book(bus, id) != 0)
-        {
-            rc = -1;
-            break;
-        }
-    }
-
-    cJSON_Delete(r);
-    return rc;
-}
-
-
 int
 chat_catalog_cache_bump(chat_bus_t *bus, chat_job_t **jobs, size_t n)
 {
-    int          lists, any_lists;
-    size_t       i;
-    int64_t      book;
-    chat_job_t  *job;
+    int              any_lists;
+    char             key[64];
+    size_t           i, k;
+    chat_job_t      *job;
+    chat_touched_t   t;
 
     any_lists = 0;
 
     for (i = 0; i < n; i++) {
         job = jobs[i];
 
-        if (!job->done || !(job->op->flags & CHAT_OP_CATALOG)
-            || job->body == NULL)
-        {
+        if (!job->done || job->op->touches == NULL || job->body == NULL) {
             continue;
         }
 
-        if (strcmp(job->op->name, "order.checkout") == 0) {
-            if (job->reply.status >= 200 && job->reply.status <= 299
-                && chat_catalog_cache_order(bus, job->reply.body) != 0)
-            {
+        memset(&t, 0, sizeof(t));
+        job->op->touches(job->body, job->reply.status, job->reply.body, &t);
+
+        any_lists |= t.lists;
+
+        for (k = 0; k < t.nbooks; k++) {
+            snprintf(key, sizeof(key), CHAT_CACHE_BOOK_PREFIX "%lld}:gen",
+                     (long long) t.books[k]);
+
+            if (chat_catalog_cache_incr(bus, key) != 0) {
                 return -1;
             }
-            continue;
-        }
-
-        chat_catalog_cache_touched(job->op->name, job->body,
-                                   job->reply.status, job->reply.body,
-                                   &book, &lists);
-
-        any_lists |= lists;
-
-        if (book > 0 && chat_catalog_cache_book(bus, book) != 0) {
-            return -1;
         }
     }
 

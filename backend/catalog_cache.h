@@ -12,15 +12,21 @@
 #include "bus.h"
 #include "command.h"
 
-/* The generation keys a catalog write must bump, from its op, body and
- * final reply (so a replay bumps the same ones).  Writes *book (0: none)
- * and *lists (1: the list generation).  Pure. */
-void chat_catalog_cache_touched(const char *op, const cJSON *body,
-    int status, const char *reply, int64_t *book, int *lists);
+/* The touches hooks of the ops that change cached pages (ops.h): lists
+ * only; a book (the body's book_id) and lists; a book and lists when the
+ * reply says stock_status_changed; every book of the reply's order. */
+void chat_catalog_touches_lists(const cJSON *body, int status,
+    const char *reply, chat_touched_t *t);
+void chat_catalog_touches_book(const cJSON *body, int status,
+    const char *reply, chat_touched_t *t);
+void chat_catalog_touches_stock(const cJSON *body, int status,
+    const char *reply, chat_touched_t *t);
+void chat_catalog_touches_order(const cJSON *body, int status,
+    const char *reply, chat_touched_t *t);
 
 /*
- * INCRs the generations touched by the finished CHAT_OP_CATALOG jobs of
- * jobs[0..n).  Must run after their commit and before their replies are
+ * The catalog area's before_reply hook (area.h): INCRs the generations
+ * touched by the finished jobs of jobs[0..n) that have a touches hook.  Must run after their commit and before their replies are
  * sent.  0, or -1 when Redis failed (then no reply may be sent: the
  * entries stay pending and their replay bumps again).
  */

@@ -12,8 +12,24 @@
 
 #define CHAT_MAX_SHARDS  1024
 
+#include "chat_lanes.h"
+
+/* one lane's pool (lanes.c explains each) */
 typedef struct {
-    int             workers;            /* worker processes */
+    int             procs;
+    int             batch;
+    int             commit_batch;
+    int             concurrency;
+    int             timeout_ms;
+    int             queue;
+    int             retry_s;
+    int             nice;
+} chat_lane_conf_t;
+
+typedef struct {
+    int             workers;            /* worker processes, all lanes */
+    chat_lane_conf_t  lanes[CHAT_LANE_COUNT];
+    chat_lane_t     lane;               /* a worker's own lane (lanes.c) */
     char            redis_host[256];
     int             redis_port;
     const char     *pg;                 /* libpq conninfo */
@@ -24,8 +40,10 @@ typedef struct {
     int             max_deliveries;     /* beyond this: dead letter */
     int             claim_idle_ms;      /* pending this long: reclaim */
     int             expire_ms;          /* queued longer: answer, skip */
-    int             batch;              /* XREADGROUP / XAUTOCLAIM COUNT */
-    int             commit_batch;       /* most commands per transaction */
+    int             batch;              /* XREADGROUP / XAUTOCLAIM COUNT:
+                                           the worker's lane's */
+    int             commit_batch;       /* most commands per transaction:
+                                           the worker's lane's */
     const char     *pidfile;            /* NULL: none */
 
     /* orders and payments (op_order.c, reconcile.c) */

@@ -27,6 +27,7 @@
 #include "command.h"
 #include "config.h"
 #include "http_client.h"
+#include "lanes.h"
 #include "log.h"
 #include "roles.h"
 #include "supervisor.h"
@@ -44,7 +45,9 @@ enum {
     OPT_NAME, OPT_ADMIN, OPT_HELP,
     /* orders and payments */
     OPT_PAYMENT_URL, OPT_PAYMENT_TIMEOUT, OPT_RESERVATION_TTL,
-    OPT_RECONCILE_INTERVAL
+    OPT_RECONCILE_INTERVAL,
+    /* lanes */
+    OPT_LANE
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -74,6 +77,7 @@ static const struct option  chat_options[] = {
     { "reservation-ttl-ms", required_argument, NULL, OPT_RESERVATION_TTL },
     { "reconcile-interval-ms", required_argument, NULL,
       OPT_RECONCILE_INTERVAL },
+    { "lane",              required_argument, NULL, OPT_LANE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -87,7 +91,10 @@ usage(FILE *out)
 "[--admin]\n"
 "\n"
 "flags (environment variable, default):\n"
-"  --workers N               CHAT_WORKERS            2\n"
+"  --lane NAME:K=V,...       CHAT_LANES              see below (repeatable;\n"
+"                            CHAT_LANES takes several, separated by ';')\n"
+"  --workers N               CHAT_WORKERS            2 (procs of the chat "
+"and read lanes)\n"
 "  --redis HOST:PORT         CHAT_REDIS              127.0.0.1:6379\n"
 "  --pg CONNINFO             CHAT_PG                 dbname=chat\n"
 "  --token-secret-file PATH  CHAT_TOKEN_SECRET_FILE  (none)\n"
@@ -101,9 +108,10 @@ usage(FILE *out)
 "  --expire-ms MS            CHAT_EXPIRE_MS          60000 (older commands "
 "are answered\n"
 "                            504 expired and not run)\n"
-"  --batch N                 CHAT_BATCH              16\n"
-"  --commit-batch N          CHAT_COMMIT_BATCH       64 (commands per "
-"transaction, 1-64)\n"
+"  --batch N                 CHAT_BATCH              (batch of the chat and "
+"read lanes)\n"
+"  --commit-batch N          CHAT_COMMIT_BATCH       (commit of the chat and "
+"read lanes, 1-64)\n"
 "  --log-level LEVEL         CHAT_LOG_LEVEL          info "
 "(debug|info|warn|error)\n"
 "  --pidfile PATH            (none)\n"
@@ -115,6 +123,12 @@ usage(FILE *out)
 "  --reconcile-interval-ms MS CHAT_RECONCILE_INTERVAL_MS 10000 (pending "
 "payments asked)\n"
 "  --help\n"
+"\n"
+"lanes (chat, read, auth, orders, admin), each one pool of processes; keys\n"
+"(defaults in backend/lanes.c): procs, batch, commit (per transaction),\n"
+"concurrency (in flight per process), timeout (ms the edge waits), queue\n"
+"(waiting commands beyond which the edge answers 503), retry (Retry-After\n"
+"seconds), nice (0-19).  Example: --lane auth:procs=1,queue=32,nice=19\n"
 "\n"
 "presence and notifications (environment only, see backend/README.md):\n"
 "  CHAT_PRESENCE_TTL_MS 45000 (= the edge's chat_presence_ttl), "
@@ -223,12 +237,22 @@ read_secret_file(chat_config_t *cfg, const char *what, const char *path)
 static void
 apply(chat_config_t *cfg, int opt, const char *what, const char *value)
 {
-    int  level;
+    int          level;
+    const char  *why;
 
     switch (opt) {
 
     case OPT_WORKERS:
-        cfg->workers = (int) parse_int(what, value, 1, 256);
+        cfg->lanes[CHAT_LANE_CHAT].procs = (int) parse_int(what, value, 1,
+                                                           256);
+        cfg->lanes[CHAT_LANE_READ].procs = cfg->lanes[CHAT_LANE_CHAT].procs;
+        break;
+
+    case OPT_LANE:
+        why = chat_lanes_apply(cfg, value);
+        if (why != NULL) {
+            die("%s: %s", what, why);
+        }
         break;
 
     case OPT_REDIS:
@@ -267,12 +291,16 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         break;
 
     case OPT_BATCH:
-        cfg->batch = (int) parse_int(what, value, 1, 1000);
+        cfg->lanes[CHAT_LANE_CHAT].batch = (int) parse_int(what, value, 1,
+                                                           1000);
+        cfg->lanes[CHAT_LANE_READ].batch = cfg->lanes[CHAT_LANE_CHAT].batch;
         break;
 
     case OPT_COMMIT_BATCH:
-        cfg->commit_batch = (int) parse_int(what, value, 1,
-                                            CHAT_COMMIT_BATCH_MAX);
+        cfg->lanes[CHAT_LANE_CHAT].commit_batch =
+            (int) parse_int(what, value, 1, CHAT_COMMIT_BATCH_MAX);
+        cfg->lanes[CHAT_LANE_READ].commit_batch =
+            cfg->lanes[CHAT_LANE_CHAT].commit_batch;
         break;
 
     case OPT_LOG_LEVEL:
@@ -338,6 +366,7 @@ apply_env(chat_config_t *cfg)
         { OPT_PAYMENT_TIMEOUT, "CHAT_PAYMENT_TIMEOUT_MS" },
         { OPT_RESERVATION_TTL, "CHAT_RESERVATION_TTL_MS" },
         { OPT_RECONCILE_INTERVAL, "CHAT_RECONCILE_INTERVAL_MS" },
+        { OPT_LANE, "CHAT_LANES" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -374,7 +403,7 @@ main(int argc, char **argv)
     chat_config_t   cfg;
 
     memset(&cfg, 0, sizeof(cfg));
-    cfg.workers = 2;
+    chat_lanes_defaults(&cfg);
     strcpy(cfg.redis_host, "127.0.0.1");
     cfg.redis_port = 6379;
     cfg.pg = "dbname=chat";
@@ -383,8 +412,6 @@ main(int argc, char **argv)
     cfg.max_deliveries = 5;
     cfg.claim_idle_ms = 5000;
     cfg.expire_ms = 60000;
-    cfg.batch = 16;
-    cfg.commit_batch = CHAT_COMMIT_BATCH_MAX;
     cfg.payment_url = "http://127.0.0.1:8090";
     cfg.payment_timeout_ms = 5000;
     cfg.reservation_ttl_ms = 900000;
@@ -464,6 +491,11 @@ main(int argc, char **argv)
     if (cfg.token_secret_len < CHAT_TOKEN_MIN_SECRET_LEN) {
         die("the token secret is %zu bytes; it must be at least %d",
             cfg.token_secret_len, CHAT_TOKEN_MIN_SECRET_LEN);
+    }
+
+    cfg.workers = chat_lanes_processes(&cfg);
+    if (cfg.workers == 0) {
+        die("every lane has procs=0: nothing would run the commands");
     }
 
     /* presence and notifier settings (environment only, see roles.c) */

@@ -3,14 +3,16 @@
  *
  * An operation is a name on the bus ("auth.register"), a handler that does
  * the work inside the worker's transaction, an optional present hook that
- * shapes the stored reply into the one sent, and flags: CHAT_OP_LOGGED
- * (it writes: it runs under the idempotency log) and CHAT_OP_ALONE (it is
+ * shapes the stored reply into the one sent, flags: CHAT_OP_LOGGED (it
+ * writes: it runs under the idempotency log) and CHAT_OP_ALONE (it is
  * expensive: it gets a transaction of its own instead of sharing a
- * batch's).  Adding an operation is one line in chat_ops[] plus its
- * handler in an op_<area>.c.
+ * batch's), and an optional touches hook (what it changed of the edge's
+ * read cache).  Adding an operation is one line in its area's table
+ * (area_<name>.c, see area.h) plus its handler in an op_<area>.c, and its
+ * lane in ngx_chat_module/chat_lanes.c if it writes.
  *
  * How it works: the worker looks the name up with chat_op_find (a linear
- * scan; the table is short and the scan is nothing next to a round trip to
+ * scan over the areas' tables; they are short and the scan is nothing next to a round trip to
  * PostgreSQL), command.c parses the body once (chat_op_parse_body), opens
  * the transaction, the savepoint and the idempotency log entry, and
  * chat_op_run calls the handler.  Handlers build replies with cJSON,
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "area.h"
 #include "conv_input.h"
 #include "log.h"
 #include "ops.h"
@@ -36,89 +39,27 @@
 
 static int chat_op_unknown(chat_op_ctx_t *ctx);
 
-static const chat_op_t  chat_ops[] = {
-    { "auth.register", chat_op_auth_register, chat_op_auth_present,
-      CHAT_OP_LOGGED | CHAT_OP_ALONE },
-    { "auth.login", chat_op_auth_login, chat_op_auth_present,
-      CHAT_OP_ALONE },
-    { "user.me", chat_op_user_me, NULL, 0 },
-
-    { "conv.create", chat_op_conv_create, NULL, CHAT_OP_LOGGED },
-    { "conv.list", chat_op_conv_list, NULL, 0 },
-    { "conv.member.add", chat_op_conv_member_add, NULL, CHAT_OP_LOGGED },
-    { "conv.member.remove", chat_op_conv_member_remove, NULL,
-      CHAT_OP_LOGGED },
-    { "conv.read", chat_op_conv_read, NULL, CHAT_OP_LOGGED },
-    { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED },
-    { "msg.history", chat_op_msg_history, NULL, 0 },
-    { "sync", chat_op_sync, NULL, 0 },
-
-    /* presence, receipts, mutes */
-    { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED },
-    { "conv.receipts", chat_op_conv_receipts, NULL, 0 },
-    { "conv.mute", chat_op_conv_mute, NULL, CHAT_OP_LOGGED },
-    { "presence.get", chat_op_presence_get, NULL, 0 },
-    /* cart, checkout and orders (op_cart.c, op_checkout.c, op_order.c);
-     * the checkout and the refund wait on the payment provider, so they
-     * run alone and keep their own idempotency (see op_checkout.c) */
-    { "cart.get", chat_op_cart_get, NULL, 0 },
-    { "cart.item.put", chat_op_cart_item_put, NULL, CHAT_OP_LOGGED },
-    { "cart.item.delete", chat_op_cart_item_delete, NULL, CHAT_OP_LOGGED },
-    { "order.checkout", chat_op_order_checkout, NULL,
-      CHAT_OP_ALONE | CHAT_OP_CATALOG },
-    { "order.list", chat_op_order_list, NULL, 0 },
-    { "order.get", chat_op_order_get, NULL, 0 },
-    { "admin.order.list", chat_op_admin_order_list, NULL, 0 },
-    { "admin.order.ship", chat_op_admin_order_ship, NULL, CHAT_OP_LOGGED },
-    { "admin.order.refund", chat_op_admin_order_refund, NULL,
-      CHAT_OP_ALONE },
-    /* the catalog (issue 4) */
-    { "catalog.categories", chat_op_catalog_categories, NULL, 0 },
-    { "catalog.author", chat_op_catalog_author, NULL, 0 },
-    { "catalog.browse", chat_op_catalog_browse, NULL, 0 },
-    { "catalog.search", chat_op_catalog_search, NULL, 0 },
-    { "catalog.book", chat_op_catalog_book, NULL, 0 },
-    { "catalog.reviews", chat_op_catalog_reviews, NULL, 0 },
-    { "catalog.review.create", chat_op_catalog_review_create, NULL,
-      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
-    { "admin.book.create", chat_op_admin_book_create, NULL,
-      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
-    { "admin.book.update", chat_op_admin_book_update, NULL,
-      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
-    { "admin.book.delete", chat_op_admin_book_delete, NULL,
-      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
-    { "admin.warehouse.create", chat_op_admin_warehouse_create, NULL,
-      CHAT_OP_LOGGED },
-    { "admin.warehouse.list", chat_op_admin_warehouse_list, NULL, 0 },
-    { "admin.inventory.set", chat_op_admin_inventory_set, NULL,
-      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
-    { "admin.inventory.adjust", chat_op_admin_inventory_adjust, NULL,
-      CHAT_OP_LOGGED | CHAT_OP_CATALOG },
-};
-
 /* stored like any business error, so a replay answers the same */
 static const chat_op_t  chat_op_unknown_entry = {
-    "unknown", chat_op_unknown, NULL, CHAT_OP_LOGGED
+    "unknown", chat_op_unknown, NULL, CHAT_OP_LOGGED, NULL
 };
-
-
-int
-chat_ops_init(void)
-{
-    return chat_op_auth_init();
-}
 
 
 const chat_op_t *
 chat_op_find(const char *name, size_t len)
 {
-    size_t  i;
+    size_t              i, k;
+    const chat_area_t  *a;
 
-    for (i = 0; i < sizeof(chat_ops) / sizeof(chat_ops[0]); i++) {
-        if (strlen(chat_ops[i].name) == len
-            && memcmp(chat_ops[i].name, name, len) == 0)
-        {
-            return &chat_ops[i];
+    for (i = 0; chat_areas[i] != NULL; i++) {
+        a = chat_areas[i];
+
+        for (k = 0; k < a->nops; k++) {
+            if (strlen(a->ops[k].name) == len
+                && memcmp(a->ops[k].name, name, len) == 0)
+            {
+                return &a->ops[k];
+            }
         }
     }
 

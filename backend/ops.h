@@ -26,9 +26,24 @@
  * works.  See command.c. */
 #define CHAT_OP_ALONE   0x2
 
-/* The op writes the catalog: after its commit and before its reply the
- * worker bumps the cache generations it touched (catalog_cache.c). */
-#define CHAT_OP_CATALOG 0x4
+/*
+ * What a finished write changed of what the edge's read cache holds (the
+ * catalog's pages, ngx_chat_module/ngx_chat_cache.c): the books whose
+ * pages and whether the list pages.  An op with a touches hook fills one
+ * from its body, status and final reply, so a replay touches the same;
+ * the catalog area bumps the generations before anyone is answered
+ * (catalog_cache.c).
+ */
+#define CHAT_TOUCHED_BOOKS_MAX  128
+
+typedef struct {
+    int       lists;
+    size_t    nbooks;
+    int64_t   books[CHAT_TOUCHED_BOOKS_MAX];
+} chat_touched_t;
+
+typedef void (*chat_op_touches_pt)(const cJSON *body, int status,
+    const char *reply, chat_touched_t *t);
 
 typedef struct {
     const chat_config_t  *cfg;
@@ -67,14 +82,12 @@ typedef struct {
     chat_op_handler_pt   handler;
     chat_op_present_pt   present;   /* NULL: the stored reply as it is */
     unsigned             flags;
+    chat_op_touches_pt   touches;   /* NULL: touches no cached read */
 } chat_op_t;
 
-/* Prepares what operations need once per process (e.g. the dummy hash
- * of auth.login).  0, or -1 (logged; the ops then prepare lazily). */
-int chat_ops_init(void);
-
-/* The entry for name (len bytes).  Never NULL: an unknown name gets a
- * logged entry whose handler answers 404 unknown_operation. */
+/* The entry for name (len bytes), from the areas' tables (area.h).
+ * Never NULL: an unknown name gets a logged entry whose handler answers
+ * 404 unknown_operation. */
 const chat_op_t *chat_op_find(const char *name, size_t len);
 
 /*
@@ -176,8 +189,8 @@ int chat_op_order_get(chat_op_ctx_t *ctx);
 int chat_op_admin_order_list(chat_op_ctx_t *ctx);
 int chat_op_admin_order_ship(chat_op_ctx_t *ctx);
 int chat_op_admin_order_refund(chat_op_ctx_t *ctx);
-/* the catalog (issue 4): reads, op_catalog.c; reviews, op_review.c;
- * admin writes, op_admin_catalog.c */
+/* the catalog: reads, op_catalog.c; reviews, op_review.c; admin writes,
+ * op_admin_catalog.c */
 int chat_op_catalog_categories(chat_op_ctx_t *ctx);
 int chat_op_catalog_author(chat_op_ctx_t *ctx);
 int chat_op_catalog_browse(chat_op_ctx_t *ctx);

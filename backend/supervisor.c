@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lanes.h"
 #include "log.h"
 #include "roles.h"
 #include "supervisor.h"
@@ -78,7 +79,7 @@ chat_supervisor_spawn(const chat_config_t *cfg, chat_slot_t *slot,
         sigprocmask(SIG_SETMASK, &none, NULL);
         /* slots past the workers run the roles (roles.c) */
         _exit(index < cfg->workers
-              ? chat_worker_run(cfg, self)
+              ? chat_worker_run(cfg, chat_lanes_of_index(cfg, index), self)
               : chat_role_run(cfg, index - cfg->workers, self));
     }
 

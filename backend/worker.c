@@ -65,19 +65,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "area.h"
 #include "bus.h"
-#include "catalog_cache.h"
 #include "chat_protocol.h"
 #include "command.h"
 #include "db.h"
 #include "envelope.h"
 #include "fanout.h"
 #include "intake.h"
+#include "lanes.h"
 #include "log.h"
-#include "membership_cache.h"
-#include "notify_queue.h"
 #include "ops.h"
-#include "reconcile.h"
 #include "worker.h"
 
 
@@ -88,6 +86,9 @@
 /* a read should not take more than about this long to work off, so slow
  * commands (scrypt) are left for idle workers instead of queueing here */
 #define CHAT_WORKER_BATCH_BUDGET_MS  250
+
+/* the most periodic tasks all areas together may register */
+#define CHAT_WORKER_MAX_TASKS  16
 
 typedef struct {
     int          shard;
@@ -104,7 +105,7 @@ typedef struct {
     int64_t               next_claim;
     int64_t               next_prune;
     int                   unsafe;       /* PostgreSQL refused, see db.c */
-    int64_t               next_reconcile;   /* orders: reconcile.c */
+    int64_t               next_task[CHAT_WORKER_MAX_TASKS];
 } chat_worker_t;
 
 static volatile sig_atomic_t  chat_worker_stop;
@@ -184,9 +185,10 @@ chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
 
     chat_jobs_run(&w->db, w->cfg, jobs, n);
 
-    /* catalog writes invalidate cached pages before anyone hears of them;
-     * if Redis failed, nothing is answered and the replays bump again */
-    if (chat_catalog_cache_bump(&w->bus, jobs, n) != 0) {
+    /* what must hold before anyone hears "done" (the catalog's cache
+     * generations); if it failed, nothing is answered and the replays run
+     * it again */
+    if (chat_areas_before_reply(&w->bus, jobs, n) != 0) {
         return -1;
     }
 
@@ -231,10 +233,7 @@ chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
     /* committed facts: told even if a reply failed (it will be replayed) */
     if (ne > 0 && chat_bus_ok(&w->bus)) {
         (void) chat_fanout(&w->bus, events, ne);
-
-        /* presence area: the typing cache and offline notifications */
-        chat_membership_cache_update(&w->bus, events, ne);
-        chat_notify_queue(&w->bus, events, ne);
+        chat_areas_after_commit(&w->bus, events, ne);
     }
 
     free(answers);
@@ -488,23 +487,42 @@ chat_worker_reclaim(chat_worker_t *w)
  * The loop
  * --------------------------------------------------------------------- */
 
-/* Orders: settles payments left pending (reconcile.c), then tells the
- * shoppers whose orders changed. */
+/* The areas' periodic tasks of this worker's lane, each when due; the
+ * events a task adds are fanned out like a command's. */
 static void
-chat_worker_reconcile(chat_worker_t *w)
+chat_worker_tasks(chat_worker_t *w, int64_t now)
 {
-    chat_events_t   events, *lists[1];
+    size_t              i, k, t;
+    chat_events_t       events, *lists[1];
+    const chat_task_t  *task;
 
-    memset(&events, 0, sizeof(events));
+    t = 0;
 
-    (void) chat_reconcile(&w->db, w->cfg, &events);
+    for (i = 0; chat_areas[i] != NULL; i++) {
+        for (k = 0; k < chat_areas[i]->ntasks
+                    && t < CHAT_WORKER_MAX_TASKS; k++, t++)
+        {
+            task = &chat_areas[i]->tasks[k];
 
-    if (events.n > 0 && chat_bus_ok(&w->bus)) {
-        lists[0] = &events;
-        (void) chat_fanout(&w->bus, lists, 1);
+            if (task->lane != w->cfg->lane || now < w->next_task[t]
+                || !chat_db_ok(&w->db))
+            {
+                continue;
+            }
+
+            w->next_task[t] = now + task->interval_ms(w->cfg);
+
+            memset(&events, 0, sizeof(events));
+            task->run(&w->db, w->cfg, &events);
+
+            if (events.n > 0 && chat_bus_ok(&w->bus)) {
+                lists[0] = &events;
+                (void) chat_fanout(&w->bus, lists, 1);
+            }
+
+            chat_events_clear(&events);
+        }
     }
-
-    chat_events_clear(&events);
 }
 
 
@@ -544,10 +562,7 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
         chat_bus_prune(&w->bus);
     }
 
-    if (now >= w->next_reconcile && chat_db_ok(&w->db)) {
-        w->next_reconcile = now + w->cfg->reconcile_interval_ms;
-        chat_worker_reconcile(w);
-    }
+    chat_worker_tasks(w, now);
 }
 
 
@@ -608,15 +623,24 @@ chat_worker_loop(chat_worker_t *w)
 
 
 int
-chat_worker_run(const chat_config_t *cfg, pid_t supervisor)
+chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
+    pid_t supervisor)
 {
     int               rc;
+    chat_config_t     own;
+    const chat_config_t  *cfg;
+    chat_lane_limits_t    limits;
     char              host[256];
     redisReply       *r;
     chat_worker_t     w;
     struct sigaction  sa;
 
-    chat_log_set_role("worker");
+    /* this worker's copy: its lane's batch sizes and priority */
+    own = *pool_cfg;
+    chat_lanes_enter(&own, lane);
+    cfg = &own;
+
+    chat_log_set_role(chat_lane_name(lane));
 
     /* if the supervisor goes away, so do we */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -654,12 +678,18 @@ chat_worker_run(const chat_config_t *cfg, pid_t supervisor)
         return 1;
     }
 
-    if (chat_ops_init() != 0) {
-        chat_log_warn("operation set-up failed; continuing");
-    }
+    limits.queue = cfg->lanes[lane].queue;
+    limits.timeout_ms = cfg->lanes[lane].timeout_ms;
+    limits.retry_s = cfg->lanes[lane].retry_s;
+    (void) chat_lane_limits_format(w.bus.lane_limits,
+                                   sizeof(w.bus.lane_limits), &limits);
 
-    chat_log_info("started as consumer %s on %d shards", w.consumer,
-                  cfg->shards);
+    /* only the areas with work on this lane prepare (the auth lane's
+     * dummy scrypt, for instance, is no business of the chat lane) */
+    (void) chat_areas_init(lane);
+
+    chat_log_info("started as consumer %s on %d shards of lane %s",
+                  w.consumer, cfg->shards, chat_lane_name(lane));
 
     chat_worker_loop(&w);
 

@@ -19,6 +19,7 @@
  * the supervisor then stops the pool instead of restarting it.  Called in a freshly forked child with all signals unblocked;
  * supervisor is the parent's pid, to notice a parent that is already gone.
  */
-int chat_worker_run(const chat_config_t *cfg, pid_t supervisor);
+int chat_worker_run(const chat_config_t *cfg, chat_lane_t lane,
+    pid_t supervisor);
 
 #endif /* CHAT_WORKER_H */

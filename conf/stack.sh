@@ -11,8 +11,9 @@
 #   test: PORT=18080  REDIS_PORT=16390  PG_PORT=15440
 # Any of PORT, REDIS_PORT, PG_PORT, WORKERS, COMMAND_TIMEOUT, CLAIM_IDLE_MS,
 # WS_MAX_MESSAGE, WS_PING_INTERVAL, WS_PONG_TIMEOUT, NGINX_WORKERS,
-# NGINX_CONNECTIONS, LOGIN_RATE, LOGIN_BURST, CHECKOUT_RATE, CHECKOUT_BURST
-# may be set.
+# NGINX_CONNECTIONS, LOGIN_RATE, LOGIN_BURST, REGISTER_RATE, REGISTER_BURST,
+# CHECKOUT_RATE, CHECKOUT_BURST may be set, and LANES (the backend's
+# CHAT_LANES, e.g. "auth:procs=1;orders:concurrency=64").
 # Presence and notifications: PRESENCE_TTL_MS (45000), PRESENCE_GRACE_MS
 # (5000), TYPING_INTERVAL_MS (2000), RECEIPT_WINDOW_MS (1000), NOTIFY_WEBHOOK
 # (a URL; none: no notifier), NOTIFY_QUIET_MS (1000), NOTIFY_BACKOFF_MS (500).
@@ -54,6 +55,8 @@ NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
 # nginx limit_req: logins per client address, checkouts per user
 LOGIN_RATE=${LOGIN_RATE:-5r/s}
 LOGIN_BURST=${LOGIN_BURST:-10}
+REGISTER_RATE=${REGISTER_RATE:-2r/s}
+REGISTER_BURST=${REGISTER_BURST:-10}
 CHECKOUT_RATE=${CHECKOUT_RATE:-2r/s}
 CHECKOUT_BURST=${CHECKOUT_BURST:-5}
 # each worker holds its connections plus a few files; 20000 is this
@@ -160,7 +163,7 @@ start_backend() {
     mkdir -p "$RUN/backend"
     pid_alive "$RUN/backend/backend.pid" && return
     [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
-    CHAT_PG=$(pg_conninfo) setsid "$BACKEND" \
+    CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} setsid "$BACKEND" \
         --workers "$WORKERS" \
         --redis "127.0.0.1:$REDIS_PORT" \
         --token-secret-file "$RUN/token_secret" \
@@ -172,7 +175,7 @@ start_backend() {
         --pidfile "$RUN/backend/backend.pid" \
         >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
     wait_for 10 "the backend" test -s "$RUN/backend/backend.pid"
-    log "backend: $WORKERS workers (log: $RUN/backend/backend.log)"
+    log "backend: $WORKERS workers each on the chat and read lanes${LANES:+, lanes $LANES} (log: $RUN/backend/backend.log)"
 }
 
 start_nginx() {
@@ -189,6 +192,7 @@ start_nginx() {
         -e "s|@WS_PONG_TIMEOUT@|$WS_PONG_TIMEOUT|g" -e "s|@NGINX_WORKERS@|$NGINX_WORKERS|g" \
         -e "s|@NGINX_CONNECTIONS@|$NGINX_CONNECTIONS|g" -e "s|@NGINX_NOFILE@|$NGINX_NOFILE|g" \
         -e "s|@LOGIN_RATE@|$LOGIN_RATE|g" -e "s|@LOGIN_BURST@|$LOGIN_BURST|g" \
+        -e "s|@REGISTER_RATE@|$REGISTER_RATE|g" -e "s|@REGISTER_BURST@|$REGISTER_BURST|g" \
         -e "s|@CHECKOUT_RATE@|$CHECKOUT_RATE|g" -e "s|@CHECKOUT_BURST@|$CHECKOUT_BURST|g" \
         -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
         -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \

@@ -59,10 +59,10 @@
 
 #define CHAT_PROTOCOL_VERSION   "1"
 
-/* command streams are CHAT_CMD_STREAM_PREFIX "<shard>" CHAT_CMD_STREAM_SUFFIX,
- * shards 0 .. shards-1; the hash tag keeps each shard in one cluster slot */
-#define CHAT_CMD_STREAM_PREFIX  "chat:cmd:{"
-#define CHAT_CMD_STREAM_SUFFIX  "}"
+/* command streams are CHAT_CMD_STREAM_PREFIX "<lane>:{<shard>}", one set
+ * of shards 0 .. shards-1 per lane (chat_lanes.h); the hash tag keeps each
+ * stream in one cluster slot */
+#define CHAT_CMD_STREAM_PREFIX  "chat:cmd:"
 #define CHAT_CMD_GROUP          "workers"
 
 /* reply streams are CHAT_GW_STREAM_PREFIX "<gateway id>" "}" */

@@ -27,8 +27,10 @@
 #include <ngx_http.h>
 
 #include "chat_envelope.h"
+#include "chat_lanes.h"
 #include "chat_protocol.h"
 #include "ngx_chat_bus.h"
+#include "ngx_chat_lanes.h"
 #include "ngx_chat_metrics.h"
 #include "ngx_chat_registry.h"
 
@@ -53,7 +55,6 @@ typedef struct {
     ngx_rbtree_t           parked;
     ngx_rbtree_node_t      sentinel;
 
-    char                 **stream_names;  /* one per shard */
     char                   maxlen[NGX_INT_T_LEN + 1];
 } ngx_chat_bus_t;
 
@@ -70,13 +71,13 @@ static void ngx_chat_bus_reread(ngx_event_t *ev);
 static void ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_bus_timeout(ngx_event_t *ev);
+static void ngx_chat_bus_overloaded(ngx_event_t *ev);
 
 
 ngx_int_t
 ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 {
     u_char          *p;
-    ngx_uint_t       i;
     ngx_chat_bus_t  *bus;
 
     bus = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_bus_t));
@@ -109,23 +110,6 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     /* a new gateway's stream is empty or absent: read it from the start */
     ngx_cpystrn((u_char *) bus->last_id, (u_char *) "0-0",
                 sizeof(bus->last_id));
-
-    bus->stream_names = ngx_pcalloc(cycle->pool,
-                                    cmcf->stream_shards * sizeof(char *));
-    if (bus->stream_names == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < cmcf->stream_shards; i++) {
-        p = ngx_pnalloc(cycle->pool, sizeof(CHAT_CMD_STREAM_PREFIX)
-                                     + NGX_INT_T_LEN + 2);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-        ngx_sprintf(p, CHAT_CMD_STREAM_PREFIX "%ui" CHAT_CMD_STREAM_SUFFIX "%Z",
-                    i);
-        bus->stream_names[i] = (char *) p;
-    }
 
     ngx_sprintf((u_char *) bus->maxlen, "%ui%Z", cmcf->stream_maxlen);
 
@@ -211,6 +195,7 @@ ngx_chat_bus_park(ngx_chat_pending_t *p, ngx_log_t *log)
     p->timer.handler = ngx_chat_bus_timeout;
     p->timer.data = p;
     p->timer.log = log;
+    p->retry_after = 0;
     ngx_add_timer(&p->timer, ngx_chat_bus->cmcf->command_timeout);
 
     return NGX_OK;
@@ -290,11 +275,29 @@ ngx_chat_bus_timeout(ngx_event_t *ev)
     ngx_chat_metric_inc(bus_timeouts);
 
     ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                  "chat: no reply to request %uL within %M ms",
-                  p->id, ngx_chat_bus->cmcf->command_timeout);
+                  "chat: no reply to request %uL in time", p->id);
 
     ngx_chat_bus_answer_error(p, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
                               "the backend did not answer in time");
+}
+
+
+/* A lane at its bound: answered from a zero timer, so that p->answer is
+ * never called from inside ngx_chat_bus_send. */
+static void
+ngx_chat_bus_overloaded(ngx_event_t *ev)
+{
+    ngx_chat_pending_t  *p = ev->data;
+
+    if (ngx_chat_bus_unpark(p->id) == NULL) {
+        return;
+    }
+
+    ngx_chat_metric_inc(bus_overloaded);
+
+    ngx_chat_bus_answer_error(p, NGX_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                              "too much work of this kind is waiting; "
+                              "retry after the time in Retry-After");
 }
 
 
@@ -307,8 +310,12 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     int                       argc;
     u_char                    key[CHAT_MAX_KEY_LEN + 1], *last;
     size_t                    argvlen[CHAT_ENVELOPE_ARGC];
+    time_t                    retry_after;
     unsigned                  shard;
+    ngx_msec_t                timeout;
     ngx_time_t               *tp;
+    const char               *stream;
+    chat_lane_t               lane;
     const char               *argv[CHAT_ENVELOPE_ARGC];
     ngx_chat_bus_t           *bus;
     chat_envelope_t           env;
@@ -322,6 +329,23 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
 
     if (ngx_chat_bus_park(p, log) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    lane = chat_lane_of_op(op, ngx_strlen(op));
+    timeout = bus->cmcf->command_timeout;
+
+    if (ngx_chat_lanes_admit(lane, &timeout, &retry_after) == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "chat: lane \"%s\" is full, op \"%s\" refused",
+                      chat_lane_name(lane), op);
+        p->retry_after = retry_after;
+        p->timer.handler = ngx_chat_bus_overloaded;
+        ngx_add_timer(&p->timer, 0);
+        return NGX_OK;
+    }
+
+    if (timeout != bus->cmcf->command_timeout) {
+        ngx_add_timer(&p->timer, timeout);
     }
 
     /*
@@ -355,7 +379,13 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     shard = chat_envelope_shard(env.key.data, env.key.len,
                                 (unsigned) bus->cmcf->stream_shards);
 
-    argc = chat_envelope_argv(&env, bus->stream_names[shard], bus->maxlen,
+    stream = ngx_chat_lanes_stream(lane, shard);
+    if (stream == NULL) {
+        ngx_chat_bus_cancel(p);
+        return NGX_ERROR;
+    }
+
+    argc = chat_envelope_argv(&env, stream, bus->maxlen,
                               &numbers, argv, argvlen);
     if (argc < 0) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
@@ -376,8 +406,8 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     ngx_chat_metric_inc(bus_sent);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "chat: request %uL op \"%s\" to shard %ud", p->id, op,
-                   shard);
+                   "chat: request %uL op \"%s\" to \"%s\"", p->id, op,
+                   stream);
 
     return NGX_OK;
 }

@@ -19,7 +19,8 @@ typedef struct ngx_chat_pending_s  ngx_chat_pending_t;
 /*
  * Called exactly once per parked entry, after it left the table: with the
  * worker's status and JSON body, or with 504 when the timer fired first,
- * or 503 when the Redis connection was lost.  The body is only valid
+ * or 503 when the Redis connection was lost or the lane was full (then
+ * p->retry_after is set).  The body is only valid
  * during the call.
  */
 typedef void (*ngx_chat_answer_pt)(ngx_chat_pending_t *p, ngx_uint_t status,
@@ -34,6 +35,7 @@ struct ngx_chat_pending_s {
     ngx_event_t           timer;
     ngx_chat_answer_pt    answer;
     void                 *data;
+    time_t                retry_after;  /* seconds, with 503 overloaded */
     unsigned              parked:1;
 };
 
@@ -61,9 +63,11 @@ void ngx_chat_bus_cancel(ngx_chat_pending_t *p);
 ngx_chat_pending_t *ngx_chat_bus_unpark(uint64_t id);
 
 /*
- * Parks p and puts op on a command stream for the caller.  Returns NGX_OK
- * (p->answer will be called), NGX_DECLINED when Redis is unavailable, or
- * NGX_ERROR; in both failure cases p is not parked and never answered.
+ * Parks p and puts op on its lane's command stream (chat_lanes.h) for the
+ * caller.  Returns NGX_OK (p->answer will be called: also, at once with
+ * 503 overloaded and p->retry_after set, when the lane is full),
+ * NGX_DECLINED when Redis is unavailable, or NGX_ERROR; in both failure
+ * cases p is not parked and never answered.
  */
 ngx_int_t ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log,
     const char *op, ngx_chat_caller_t *caller, ngx_str_t *client_key,

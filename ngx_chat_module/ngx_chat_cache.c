@@ -323,6 +323,7 @@ ngx_chat_cache_answer(ngx_chat_pending_t *p, ngx_uint_t status, u_char *body,
     ngx_chat_cache_ctx_t  *cc = p->data;
 
     if (status != NGX_HTTP_OK) {
+        ngx_chat_http_retry_after(cc->r, p->retry_after);
         ngx_chat_finalize_json(cc->r, status, body, len);
         return;
     }

@@ -273,7 +273,33 @@ static void
 ngx_chat_http_answer(ngx_chat_pending_t *p, ngx_uint_t status, u_char *body,
     size_t len)
 {
+    ngx_chat_http_retry_after(p->data, p->retry_after);
     ngx_chat_finalize_json(p->data, status, body, len);
+}
+
+
+/* Adds "Retry-After: <seconds>" to the answer when seconds > 0 (a lane
+ * refused the command: the client should come back, not hammer). */
+void
+ngx_chat_http_retry_after(ngx_http_request_t *r, time_t seconds)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    if (seconds <= 0) {
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    h = ngx_list_push(&r->headers_out.headers);
+    if (p == NULL || h == NULL) {
+        return;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%T", seconds) - p;
 }
 
 

@@ -28,12 +28,13 @@
 
 #include "chat_protocol.h"
 #include "ngx_chat_bus.h"
+#include "ngx_chat_lanes.h"
 #include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
 
 
 #define NGX_CHAT_METRICS_ZONE_SIZE  (8 * ngx_pagesize)
-#define NGX_CHAT_METRICS_MAX_SHARDS 64     /* per-shard series beyond: summed */
+#define NGX_CHAT_METRICS_MAX_STREAMS 320   /* command streams reported */
 
 ngx_chat_metrics_t  *ngx_chat_metrics;
 
@@ -68,6 +69,7 @@ static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_chat_metrics_log(ngx_http_request_t *r);
 static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
+static const char *ngx_chat_metrics_stream(ngx_uint_t i);
 static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r,
     redisReply *rr);
 
@@ -209,7 +211,8 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
     }
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
-    n = ngx_min(cmcf->stream_shards, NGX_CHAT_METRICS_MAX_SHARDS);
+    n = ngx_min(CHAT_LANE_COUNT * cmcf->stream_shards,
+                NGX_CHAT_METRICS_MAX_STREAMS);
 
     /* EVAL script numkeys shard... dlq workers group */
     argc = 3 + n + 2 + 1;
@@ -228,12 +231,10 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
     *ngx_sprintf((u_char *) argv[2], "%ui", n + 2) = '\0';
 
     for (i = 0; i < n; i++) {
-        argv[3 + i] = (char *) ngx_pnalloc(r->pool, 32);
+        argv[3 + i] = ngx_chat_metrics_stream(i);
         if (argv[3 + i] == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        *ngx_sprintf((u_char *) argv[3 + i], CHAT_CMD_STREAM_PREFIX "%ui"
-                     CHAT_CMD_STREAM_SUFFIX, i) = '\0';
     }
 
     argv[3 + n] = CHAT_DLQ_STREAM;
@@ -260,6 +261,19 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
 
     r->main->count++;
     return NGX_DONE;
+}
+
+
+/* The i-th command stream: lane by lane, shard by shard. */
+static const char *
+ngx_chat_metrics_stream(ngx_uint_t i)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
+
+    return ngx_chat_lanes_stream(i / cmcf->stream_shards,
+                                 i % cmcf->stream_shards);
 }
 
 
@@ -361,9 +375,8 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
                                        "(consumed ones are trimmed later)");
         for (i = 0; i < n; i++) {
             e = rr->element[2 * i];
-            last = ngx_sprintf(last, "chat_stream_length{stream=\""
-                               CHAT_CMD_STREAM_PREFIX "%uz"
-                               CHAT_CMD_STREAM_SUFFIX "\"} %L\n", i,
+            last = ngx_sprintf(last, "chat_stream_length{stream=\"%s\"}"
+                               " %L\n", ngx_chat_metrics_stream(i),
                                e->type == REDIS_REPLY_INTEGER
                                ? (int64_t) e->integer : 0);
         }
@@ -374,9 +387,8 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
         for (i = 0; i < n; i++) {
             e = rr->element[2 * i + 1];
             pending = e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
-            last = ngx_sprintf(last, "chat_stream_pending{stream=\""
-                               CHAT_CMD_STREAM_PREFIX "%uz"
-                               CHAT_CMD_STREAM_SUFFIX "\"} %L\n", i,
+            last = ngx_sprintf(last, "chat_stream_pending{stream=\"%s\"}"
+                               " %L\n", ngx_chat_metrics_stream(i),
                                (int64_t) pending);
         }
 

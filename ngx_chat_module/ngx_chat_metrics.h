@@ -29,6 +29,8 @@
       "replies from workers matched to a waiting request")                    \
     X(bus_timeouts, "chat_bus_timeouts_total", "counter",                    \
       "commands answered 504 after chat_command_timeout")                     \
+    X(bus_overloaded, "chat_bus_overloaded_total", "counter",                \
+      "commands refused 503 overloaded: their lane was full")                 \
     X(bus_events, "chat_bus_events_total", "counter",                        \
       "events from workers received by this edge")                            \
     X(redis_connects, "chat_redis_connects_total", "counter",                \

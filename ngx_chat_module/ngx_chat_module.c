@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat_bus.h"
+#include "ngx_chat_lanes.h"
 #include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
 #include "ngx_chat_registry.h"
@@ -635,6 +636,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_chat_lanes_init_process(cycle, cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_chat_poll_init_process(cycle, cmcf);
 }
 
@@ -643,6 +648,7 @@ static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
     ngx_chat_poll_exit_process();
+    ngx_chat_lanes_exit_process();
     ngx_chat_bus_exit_process();
     ngx_chat_registry_exit_process();
 }

@@ -75,6 +75,7 @@ ngx_int_t ngx_chat_poll_init_process(ngx_cycle_t *cycle,
 void ngx_chat_poll_exit_process(void);
 
 /* ngx_chat_http.c: responses and request bodies */
+void ngx_chat_http_retry_after(ngx_http_request_t *r, time_t seconds);
 ngx_int_t ngx_chat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len);
 ngx_int_t ngx_chat_send_body(ngx_http_request_t *r, ngx_uint_t status,

@@ -32,6 +32,7 @@ run_unit() {
     local m=ngx_chat_module
     unit_test token $m/chat_token.c $m/chat_base64.c
     unit_test envelope $m/chat_envelope.c
+    unit_test lanes $m/chat_lanes.c
     unit_test utf8 $m/chat_utf8.c
     unit_test ws $m/chat_ws.c $m/chat_utf8.c
     unit_test poll $m/chat_poll.c
@@ -56,6 +57,9 @@ start_test_stack() {
     # the rate limits ratelimit.test.mjs expects; the checkout burst leaves
     # room for the concurrent retries of one key in the checkout tests
     export LOGIN_RATE=5r/s LOGIN_BURST=10 CHECKOUT_RATE=2r/s CHECKOUT_BURST=40
+    # sign-ups: loose enough for the suites' own users (registerUser waits
+    # out a 429), tight enough for ratelimit.test.mjs to see a burst refused
+    export REGISTER_RATE=20r/s REGISTER_BURST=40
     # presence: a short TTL (the killed-nginx-worker test waits for it), a
     # short grace and receipt window; notifications go to the webhook that
     # tests/integration/notify.test.mjs serves on PORT + 3

@@ -372,7 +372,7 @@ restart_chat_nginx
 e2e chat "$PORT" chat --secret "$RUN/token_secret" --uid-base "$UB" --conv-base "$CB"
 backlog=0
 for ((s = 0; s < 4; s++)); do
-    lag=$(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:{$s}" 2>/dev/null \
+    lag=$(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:chat:{$s}" 2>/dev/null \
           | awk 'prev == "lag" { print; exit } { prev = $0 }')
     [[ "$lag" =~ ^[0-9]+$ ]] && backlog=$((backlog + lag))
 done

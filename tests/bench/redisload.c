@@ -302,8 +302,8 @@ cl_mode_commit(const cl_opts_t *o)
                  "{\"conversation_id\":%" PRId64 ",\"client_msg_id\":"
                  "\"c%d.%zu\",\"text\":\"%s\"}", conv, (int) getpid(), i,
                  text);
-        snprintf(stream, sizeof(stream), CHAT_CMD_STREAM_PREFIX "%u"
-                 CHAT_CMD_STREAM_SUFFIX,
+        /* msg.send is on the chat lane (chat_lanes.h) */
+        snprintf(stream, sizeof(stream), CHAT_CMD_STREAM_PREFIX "chat:{%u}",
                  chat_envelope_shard(key, strlen(key), (unsigned) o->shards));
 
         clock_gettime(CLOCK_REALTIME, &wall);

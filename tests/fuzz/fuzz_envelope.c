@@ -43,7 +43,7 @@
 
 #define MAX_LINES  64
 
-#define STREAM  CHAT_CMD_STREAM_PREFIX "3" CHAT_CMD_STREAM_SUFFIX
+#define STREAM  CHAT_CMD_STREAM_PREFIX "chat:{3}"
 #define MAXLEN  "100000"
 
 enum {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { redis, sql, uniqueEmail, waitFor } from './lib.mjs';
 
-const SHARD = 'chat:cmd:{0}';
+const SHARD = 'chat:cmd:auth:{0}';  // auth.register is on the auth lane
 
 function envelope({ key, op = 'auth.register', body, gw, req }) {
   return ['v', '1', 'key', key, 'op', op, 'uid', '0', 'role', '', 'gw', gw, 'req',

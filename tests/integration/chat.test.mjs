@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { api, redis, sql, registerUsers, waitFor, workerPids, pendingByWorker, sleep } from './lib.mjs';
+import { api, redis, sql, registerUsers, waitFor, workerPids, pendingByWorker, lanePids, sleep } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 
 const POOL = 200;             // registered once; every test takes its own slice
@@ -508,17 +508,19 @@ test('a worker SIGKILLed mid-traffic: nothing acknowledged is lost, nothing is s
     await Promise.all(inflight);
   });
 
-  // kill a worker while it holds commands it has read but not answered:
-  // freeze one, look at its pending list, kill it if it holds any, else
-  // let it go and try again
+  // kill a chat-lane worker while it holds commands it has read but not
+  // answered: freeze one, look at its pending list, kill it if it holds
+  // any, else let it go and try again
   await waitFor('traffic', () => sent.every((s) => s.length > 40), { every: 5 });
+  const chatWorkers = await lanePids('chat');
+  assert.ok(chatWorkers.length >= 1, `chat lane workers: ${chatWorkers}`);
   let victim = null;
   let held = 0;
   for (let attempt = 0; attempt < 400 && !victim; attempt++) {
-    const pid = before[attempt % before.length];
+    const pid = chatWorkers[attempt % chatWorkers.length];
     process.kill(pid, 'SIGSTOP');
     try {
-      const pending = await pendingByWorker();
+      const pending = await pendingByWorker('chat');
       held = [...pending].find(([consumer]) => Number(consumer.split(':').at(-1)) === pid)?.[1] ?? 0;
       if (held > 0) {
         process.kill(pid, 'SIGKILL');

@@ -10,7 +10,7 @@ import { api, logTail, redis, sql, uniqueEmail, waitFor, workerPids, RUN_DIR, sl
 async function pendingByConsumer() {
   const counts = new Map();
   for (let s = 0; s < 4; s++) {
-    const lines = (await redis('XPENDING', `chat:cmd:{${s}}`, 'workers', '-', '+', '1000'))
+    const lines = (await redis('XPENDING', `chat:cmd:auth:{${s}}`, 'workers', '-', '+', '1000'))
       .split('\n').filter(Boolean);
     for (let i = 0; i + 3 < lines.length; i += 4) {
       counts.set(lines[i + 1], (counts.get(lines[i + 1]) ?? 0) + 1);

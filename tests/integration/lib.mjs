@@ -75,12 +75,21 @@ export function uniqueEmail(tag = 'user') {
   return `${tag}-${Date.now()}-${randomBytes(4).toString('hex')}@example.com`;
 }
 
+// Registers a user; like any well-behaved client it waits out a sign-up
+// rate limit (429) or a full auth lane (503 overloaded) as Retry-After says.
 export async function registerUser(tag) {
   const email = uniqueEmail(tag);
   const password = 'correct horse battery';
-  const r = await api('POST', '/api/v1/auth/register', { email, password, display_name: tag });
-  if (r.status !== 201) throw new Error(`register ${email}: ${r.status} ${r.text}`);
-  return { email, password, ...r.json };
+  for (let attempt = 0; ; attempt++) {
+    const r = await api('POST', '/api/v1/auth/register', { email, password, display_name: tag });
+    const busy = r.status === 429 || (r.status === 503 && r.json?.error?.code === 'overloaded');
+    if (busy && attempt < 20) {
+      await sleep(1000 * Number(r.headers.get('retry-after') ?? 1) * (0.5 + Math.random()));
+      continue;
+    }
+    if (r.status !== 201) throw new Error(`register ${email}: ${r.status} ${r.text}`);
+    return { email, password, ...r.json };
+  }
 }
 
 export function pidOf(file) {
@@ -95,6 +104,20 @@ export async function workerPids() {
   } catch {
     return [];
   }
+}
+
+// the live worker processes that read one lane's streams (its consumers)
+export async function lanePids(lane) {
+  const live = new Set(await workerPids());
+  const pids = new Set();
+  for (let s = 0; s < 4; s++) {
+    const lines = (await redis('XINFO', 'CONSUMERS', `chat:cmd:${lane}:{${s}}`, 'workers'))
+      .split('\n');
+    for (let i = 0; i + 1 < lines.length; i++) {
+      if (lines[i] === 'name') pids.add(Number(lines[i + 1].split(':').at(-1)));
+    }
+  }
+  return [...pids].filter((p) => live.has(p)).sort();
 }
 
 export function tokenSecret() {
@@ -147,9 +170,11 @@ export async function registerUsers(tag, n, parallel = 8) {
 }
 
 // pending (read, not yet acknowledged) commands of the worker group per
-// consumer over every command stream: Map(consumer -> count)
-export async function pendingByWorker() {
-  const streams = (await redis('KEYS', 'chat:cmd:*')).split('\n').filter(Boolean);
+// consumer over every command stream, or over one lane's (chat_lanes.h):
+// Map(consumer -> count)
+export async function pendingByWorker(lane) {
+  const streams = (await redis('KEYS', lane ? `chat:cmd:${lane}:*` : 'chat:cmd:*'))
+    .split('\n').filter(Boolean);
   const counts = new Map();
   for (const s of streams) {
     // summary form: total, lowest id, highest id, then consumer/count pairs

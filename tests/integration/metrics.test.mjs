@@ -44,7 +44,7 @@ test('metrics are Prometheus text with HELP and TYPE for every family', async ()
   assert.equal(value(r.body, 'chat_redis_up'), 1);
   assert.equal(value(r.body, 'chat_postgres_up'), 1);
   assert.ok(value(r.body, 'chat_backend_workers') >= 1);
-  assert.ok(value(r.body, 'chat_stream_length{stream="chat:cmd:{0}"}') >= 0);
+  assert.ok(value(r.body, 'chat_stream_length{stream="chat:cmd:chat:{0}"}') >= 0);
 });
 
 test('only the configured addresses may scrape', async () => {

@@ -393,7 +393,7 @@ test('a worker killed between reserving and hearing from the provider: after rec
   // worker holding the command
   await waitFor('the reservation', async () => (await stockOf(book, eu)).reserved === 1, { every: 20 });
   const victim = await waitFor('the worker holding the checkout', async () => {
-    for (const [consumer, n] of await pendingByWorker()) {
+    for (const [consumer, n] of await pendingByWorker('orders')) {
       const pid = Number(consumer.split(':').at(-1));
       if (n > 0 && before.includes(pid)) return pid;
     }

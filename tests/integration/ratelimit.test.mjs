@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, registerUser, sleep, waitFor } from './lib.mjs';
+import { api, registerUser, sleep, uniqueEmail, waitFor } from './lib.mjs';
 
 function assertRateLimited(r) {
   assert.equal(r.status, 429, r.text);
@@ -63,4 +63,21 @@ test('checkout bursts are limited per user, not per address', async () => {
   const anon = await Promise.all(Array.from({ length: 60 }, () => api('POST', '/api/v1/orders', {})));
   assert.equal(anon.filter((r) => r.status === 429).length, 0);
   assert.ok(anon.every((r) => r.status >= 400 && r.json?.error), 'refused with a JSON error');
+});
+
+test('a burst of sign-ups from one address gets 429 beyond the burst, then recovers', async () => {
+  // REGISTER_RATE=20r/s REGISTER_BURST=40 on the test stack; the bodies are
+  // refused by the backend (short password), so the burst costs no scrypt
+  const tries = Array.from({ length: 120 }, (_, i) =>
+    api('POST', '/api/v1/auth/register', { email: uniqueEmail(`burst${i}`), password: 'short', display_name: 'B' }));
+  const answers = await Promise.all(tries);
+  const limited = answers.filter((r) => r.status === 429);
+  const judged = answers.filter((r) => r.status === 400 || r.status === 503);
+  assert.equal(limited.length + judged.length, 120, answers.map((r) => r.status).join(','));
+  assert.ok(limited.length >= 40, `only ${limited.length} of 120 limited`);
+  assertRateLimited(limited[0]);
+
+  await sleep(2500);
+  const u = await registerUser('ratelimit-signup-after');
+  assert.ok(u.user.id > 0);
 });

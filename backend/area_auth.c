@@ -1,0 +1,25 @@
+/*
+ * area_auth.c: the auth area: accounts and tokens (op_auth.c).  Both
+ * operations that hash a password run alone (CHAT_OP_ALONE): scrypt takes
+ * ~0.4 s of a core, too long to hold a batch's locks.  They are on the
+ * auth lane (chat_lanes.c), whose processes run at a low priority, so a
+ * burst of sign-ups takes only the CPU the other lanes leave.
+ */
+
+#include "area.h"
+
+
+static const chat_op_t  chat_auth_ops[] = {
+    { "auth.register", chat_op_auth_register, chat_op_auth_present,
+      CHAT_OP_LOGGED | CHAT_OP_ALONE, NULL },
+    { "auth.login", chat_op_auth_login, chat_op_auth_present,
+      CHAT_OP_ALONE, NULL },
+    { "user.me", chat_op_user_me, NULL, 0, NULL },
+};
+
+
+const chat_area_t  chat_area_auth = {
+    "auth", CHAT_AREA_OPS(chat_auth_ops),
+    chat_op_auth_init,          /* the dummy hash of unknown logins */
+    NULL, NULL, NULL, 0
+};

@@ -1,0 +1,45 @@
+/*
+ * area_catalog.c: the catalog area: reads, reviews and the back office's
+ * books, warehouses and stock (op_catalog.c, op_review.c,
+ * op_admin_catalog.c, op_admin_stock.c).
+ *
+ * Writes name what they touched of the edge's read cache (their touches
+ * hook, catalog_cache.c); before anyone is answered the area bumps those
+ * generations for every finished job of the batch, whatever its area (a
+ * checkout touches its books), so no reader gets an old page after the
+ * writer's answer.
+ */
+
+#include "area.h"
+#include "catalog_cache.h"
+
+
+static const chat_op_t  chat_catalog_ops[] = {
+    { "catalog.categories", chat_op_catalog_categories, NULL, 0, NULL },
+    { "catalog.author", chat_op_catalog_author, NULL, 0, NULL },
+    { "catalog.browse", chat_op_catalog_browse, NULL, 0, NULL },
+    { "catalog.search", chat_op_catalog_search, NULL, 0, NULL },
+    { "catalog.book", chat_op_catalog_book, NULL, 0, NULL },
+    { "catalog.reviews", chat_op_catalog_reviews, NULL, 0, NULL },
+    { "catalog.review.create", chat_op_catalog_review_create, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_book },
+    { "admin.book.create", chat_op_admin_book_create, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_lists },
+    { "admin.book.update", chat_op_admin_book_update, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_book },
+    { "admin.book.delete", chat_op_admin_book_delete, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_book },
+    { "admin.warehouse.create", chat_op_admin_warehouse_create, NULL,
+      CHAT_OP_LOGGED, NULL },
+    { "admin.warehouse.list", chat_op_admin_warehouse_list, NULL, 0, NULL },
+    { "admin.inventory.set", chat_op_admin_inventory_set, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_stock },
+    { "admin.inventory.adjust", chat_op_admin_inventory_adjust, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_stock },
+};
+
+
+const chat_area_t  chat_area_catalog = {
+    "catalog", CHAT_AREA_OPS(chat_catalog_ops),
+    NULL, chat_catalog_cache_bump, NULL, NULL, 0
+};

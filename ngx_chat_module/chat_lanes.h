@@ -1,0 +1,71 @@
+/*
+ * chat_lanes.h: lanes, the kinds of work on the command bus, shared by the
+ * edge and the backend (compiled into both, like chat_envelope.c).
+ *
+ * A lane is a bulkhead.  Every operation belongs to one lane; the edge
+ * XADDs a command to its lane's streams, CHAT_CMD_STREAM_PREFIX "<lane>:{"
+ * "<shard>}", and the backend runs a separate pool of processes per lane,
+ * each reading only its own lane's streams.  Scrypt on the auth lane or a
+ * slow payment processor on the orders lane therefore never holds up a
+ * chat message: they queue in different streams for different processes.
+ *
+ * The backend is the one place a lane is configured (process count,
+ * batch, concurrency, timeout, queue bound, scheduling priority; see
+ * backend/lanes.c).  Every worker publishes its lane's limits in the hash
+ * CHAT_LANES_KEY, field <lane>, value "queue=<n> timeout=<ms> retry=<s>",
+ * with its heartbeat.  The edge reads the hash with the lanes' queue
+ * depths (pending + lag of the consumer group, ngx_chat_lanes.c) a few
+ * times a second and refuses a command at once with 503 overloaded and
+ * Retry-After when its lane is at its bound, instead of letting it wait
+ * for the full command timeout and answering 504.
+ *
+ * Plain C, no nginx or backend types; unit-tested (test_lanes.c).
+ */
+
+#ifndef CHAT_LANES_H
+#define CHAT_LANES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CHAT_LANE_CHAT = 0,     /* chat writes: messages, conversations, receipts */
+    CHAT_LANE_READ,         /* reads: history, sync, lists, catalog, search */
+    CHAT_LANE_AUTH,         /* sign-up and login: CPU-bound scrypt */
+    CHAT_LANE_ORDERS,       /* the shop's writes: cart, checkout (payments) */
+    CHAT_LANE_ADMIN,        /* back office: catalog, stock, orders */
+    CHAT_LANE_COUNT
+} chat_lane_t;
+
+#define CHAT_LANES_KEY  "chat:lanes"
+
+/* the limits a lane's pool publishes for the edge */
+typedef struct {
+    int64_t  queue;         /* commands waiting or running; 0: unbounded */
+    int64_t  timeout_ms;    /* how long the edge waits for an answer */
+    int64_t  retry_s;       /* Retry-After of an overloaded answer */
+} chat_lane_limits_t;
+
+/* "chat", "read", ...; NULL for a value out of range */
+const char *chat_lane_name(unsigned lane);
+
+/* the lane called name (len bytes), or -1 */
+int chat_lane_by_name(const char *name, size_t len);
+
+/* the lane of op (len bytes); an op the table does not know is a read */
+chat_lane_t chat_lane_of_op(const char *op, size_t len);
+
+/* Writes the lane's stream key for shard into buf ("chat:cmd:chat:{3}").
+ * Returns its length, or 0 when it does not fit or lane is invalid. */
+size_t chat_lane_stream(char *buf, size_t size, unsigned lane, unsigned shard);
+
+/* "queue=<n> timeout=<ms> retry=<s>" into buf; its length, or 0. */
+size_t chat_lane_limits_format(char *buf, size_t size,
+    const chat_lane_limits_t *limits);
+
+/* Parses what chat_lane_limits_format wrote (fields in any order, unknown
+ * ones skipped, missing ones 0).  0, or -1 when a value is not a number. */
+int chat_lane_limits_parse(const char *s, size_t len,
+    chat_lane_limits_t *limits);
+
+#endif /* CHAT_LANES_H */

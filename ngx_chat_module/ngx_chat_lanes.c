@@ -1,0 +1,321 @@
+/*
+ * ngx_chat_lanes.c: load shedding per lane at the edge.
+ *
+ * Each nginx worker asks Redis, a few times a second, how deep every
+ * lane's queue is (pending + lag of the workers' consumer group, summed
+ * over the lane's shards) and what limits the lane's pool published
+ * (chat_lanes.h: queue bound, timeout, Retry-After).  One EVAL on the
+ * commands connection does both.  Between two answers the worker adds the
+ * commands it sent itself, so a burst arriving within one interval is
+ * counted before Redis has seen it.
+ *
+ * A command whose lane is at its bound is not sent: the caller answers
+ * 503 overloaded with Retry-After at once (ngx_chat_bus.c).  That is the
+ * point of a bound: a queue that cannot drain within the command timeout
+ * only turns every request behind it into a late 504.
+ *
+ * What this cannot see: other edges' sends within the last interval (each
+ * edge counts its own), so a bound may be passed by up to one interval's
+ * worth of commands from the other edges.  A lane whose pool has not
+ * published limits (no worker of that lane has ever run) is not bounded:
+ * its commands wait for the timeout as before.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "chat_lanes.h"
+#include "chat_protocol.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_lanes.h"
+#include "ngx_chat_metrics.h"
+
+
+#define NGX_CHAT_LANES_POLL_MS      200
+#define NGX_CHAT_LANES_STREAM_LEN   64
+
+typedef struct {
+    chat_lane_limits_t  limits;
+    unsigned            known:1;        /* limits published */
+    int64_t             depth;          /* as Redis last told */
+    int64_t             sent;           /* sent by us since that poll */
+    int64_t             sent_at_ask;    /* sent when the poll was asked */
+} ngx_chat_lane_state_t;
+
+typedef struct {
+    ngx_chat_main_conf_t   *cmcf;
+    ngx_uint_t              shards;
+    char                  (*streams)[NGX_CHAT_LANES_STREAM_LEN];
+    ngx_chat_lane_state_t   lanes[CHAT_LANE_COUNT];
+    ngx_event_t             poll;
+    unsigned                asking:1;
+} ngx_chat_lanes_t;
+
+
+static ngx_chat_lanes_t  *ngx_chat_lanes;
+
+
+/* KEYS: every lane's streams, lane by lane, then CHAT_LANES_KEY.
+ * ARGV: the group, the shards per lane.  Returns each lane's depth, then
+ * the published limits (HGETALL).  A stream or group that does not exist
+ * yet counts 0; a lag Redis cannot tell (entries trimmed before they were
+ * read) counts 0, leaving only the pending ones. */
+static const char  ngx_chat_lanes_script[] =
+    "local shards = tonumber(ARGV[2]) "
+    "local out = {} "
+    "local k = 1 "
+    "for lane = 1, (#KEYS - 1) / shards do "
+    "  local depth = 0 "
+    "  for s = 1, shards do "
+    "    local groups = redis.pcall('XINFO', 'GROUPS', KEYS[k]) "
+    "    if type(groups) == 'table' and groups.err == nil then "
+    "      for _, g in ipairs(groups) do "
+    "        local f = {} "
+    "        for i = 1, #g, 2 do f[g[i]] = g[i + 1] end "
+    "        if f['name'] == ARGV[1] then "
+    "          depth = depth + (tonumber(f['pending']) or 0) "
+    "                        + (tonumber(f['lag']) or 0) "
+    "        end "
+    "      end "
+    "    end "
+    "    k = k + 1 "
+    "  end "
+    "  out[lane] = depth "
+    "end "
+    "out[#out + 1] = redis.call('HGETALL', KEYS[#KEYS]) "
+    "return out";
+
+
+static void ngx_chat_lanes_ask(ngx_event_t *ev);
+static void ngx_chat_lanes_told(redisAsyncContext *ac, void *reply,
+    void *privdata);
+
+
+ngx_int_t
+ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
+{
+    ngx_uint_t         lane, shard;
+    ngx_chat_lanes_t  *l;
+
+    l = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_lanes_t));
+    if (l == NULL) {
+        return NGX_ERROR;
+    }
+
+    l->cmcf = cmcf;
+    l->shards = cmcf->stream_shards;
+    l->streams = ngx_pcalloc(cycle->pool, CHAT_LANE_COUNT * l->shards
+                                          * NGX_CHAT_LANES_STREAM_LEN);
+    if (l->streams == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        for (shard = 0; shard < l->shards; shard++) {
+            if (chat_lane_stream(l->streams[lane * l->shards + shard],
+                                 NGX_CHAT_LANES_STREAM_LEN, lane, shard)
+                == 0)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    l->poll.handler = ngx_chat_lanes_ask;
+    l->poll.log = cycle->log;
+    l->poll.cancelable = 1;
+    ngx_add_timer(&l->poll, NGX_CHAT_LANES_POLL_MS);
+
+    ngx_chat_lanes = l;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_lanes_exit_process(void)
+{
+    if (ngx_chat_lanes && ngx_chat_lanes->poll.timer_set) {
+        ngx_del_timer(&ngx_chat_lanes->poll);
+    }
+
+    ngx_chat_lanes = NULL;
+}
+
+
+const char *
+ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard)
+{
+    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
+        || shard >= ngx_chat_lanes->shards)
+    {
+        return NULL;
+    }
+
+    return ngx_chat_lanes->streams[lane * ngx_chat_lanes->shards + shard];
+}
+
+
+ngx_int_t
+ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
+    time_t *retry_after)
+{
+    ngx_chat_lane_state_t  *s;
+
+    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT) {
+        return NGX_OK;
+    }
+
+    s = &ngx_chat_lanes->lanes[lane];
+
+    if (s->known && s->limits.queue > 0
+        && s->depth + s->sent >= s->limits.queue)
+    {
+        *retry_after = s->limits.retry_s > 0 ? (time_t) s->limits.retry_s : 1;
+        return NGX_BUSY;
+    }
+
+    if (s->known && s->limits.timeout_ms > 0) {
+        *timeout = (ngx_msec_t) s->limits.timeout_ms;
+    }
+
+    s->sent++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_lanes_ask(ngx_event_t *ev)
+{
+    size_t             *argvlen;
+    ngx_uint_t          i, n, argc, lane;
+    const char        **argv;
+    ngx_chat_lanes_t   *l = ngx_chat_lanes;
+    ngx_chat_redis_t   *rc;
+    static char         shards[NGX_INT_T_LEN + 1];
+    static char         nkeys[NGX_INT_T_LEN + 1];
+
+    if (l == NULL || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_add_timer(&l->poll, NGX_CHAT_LANES_POLL_MS);
+
+    rc = ngx_chat_bus_redis();
+
+    if (l->asking || rc == NULL || !rc->connected) {
+        return;
+    }
+
+    n = CHAT_LANE_COUNT * l->shards;
+    argc = 3 + n + 1 + 2;
+
+    argv = ngx_alloc(argc * sizeof(char *), ev->log);
+    argvlen = ngx_alloc(argc * sizeof(size_t), ev->log);
+    if (argv == NULL || argvlen == NULL) {
+        ngx_free(argv);
+        ngx_free(argvlen);
+        return;
+    }
+
+    *ngx_sprintf((u_char *) nkeys, "%ui", n + 1) = '\0';
+    *ngx_sprintf((u_char *) shards, "%ui", l->shards) = '\0';
+
+    argv[0] = "EVAL";
+    argv[1] = ngx_chat_lanes_script;
+    argv[2] = nkeys;
+    for (i = 0; i < n; i++) {
+        argv[3 + i] = l->streams[i];
+    }
+    argv[3 + n] = CHAT_LANES_KEY;
+    argv[4 + n] = CHAT_CMD_GROUP;
+    argv[5 + n] = shards;
+
+    for (i = 0; i < argc; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        l->lanes[lane].sent_at_ask = l->lanes[lane].sent;
+    }
+
+    /* hiredis copies the arguments */
+    if (ngx_chat_redis_command(rc, ngx_chat_lanes_told, NULL, (int) argc,
+                               argv, argvlen)
+        == NGX_OK)
+    {
+        l->asking = 1;
+    }
+
+    ngx_free(argv);
+    ngx_free(argvlen);
+}
+
+
+static void
+ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    size_t                  i;
+    ngx_int_t               lane;
+    redisReply             *rr = reply, *e, *h;
+    chat_lane_limits_t      limits;
+    ngx_chat_lanes_t       *l = ngx_chat_lanes;
+    ngx_chat_lane_state_t  *s;
+
+    if (l == NULL) {
+        return;
+    }
+
+    l->asking = 0;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY
+        || rr->elements != CHAT_LANE_COUNT + 1)
+    {
+        if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, l->poll.log, 0,
+                          "chat lanes: redis: %s", rr->str);
+        }
+        return;
+    }
+
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        e = rr->element[lane];
+        s = &l->lanes[lane];
+
+        if (e->type == REDIS_REPLY_INTEGER) {
+            s->depth = e->integer;
+            /* what we sent after asking was not counted yet */
+            s->sent -= s->sent_at_ask;
+            s->sent_at_ask = 0;
+        }
+    }
+
+    h = rr->element[CHAT_LANE_COUNT];
+    if (h->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    for (i = 0; i + 1 < h->elements; i += 2) {
+        if (h->element[i]->type != REDIS_REPLY_STRING
+            || h->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        lane = chat_lane_by_name(h->element[i]->str, h->element[i]->len);
+        if (lane < 0) {
+            continue;
+        }
+
+        if (chat_lane_limits_parse(h->element[i + 1]->str,
+                                   h->element[i + 1]->len, &limits)
+            != 0)
+        {
+            continue;
+        }
+
+        l->lanes[lane].limits = limits;
+        l->lanes[lane].known = 1;
+    }
+}

@@ -1,0 +1,32 @@
+/*
+ * ngx_chat_lanes.h: the edge's view of the lanes (chat_lanes.h): which
+ * stream a command goes to, how long to wait for it, and whether its lane
+ * can take it now.  See ngx_chat_lanes.c.
+ */
+
+#ifndef NGX_CHAT_LANES_H
+#define NGX_CHAT_LANES_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "chat_lanes.h"
+#include "ngx_chat_module.h"
+
+
+ngx_int_t ngx_chat_lanes_init_process(ngx_cycle_t *cycle,
+    ngx_chat_main_conf_t *cmcf);
+void ngx_chat_lanes_exit_process(void);
+
+/* The stream key of lane's shard, NUL-terminated; NULL before init. */
+const char *ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard);
+
+/*
+ * Whether lane takes one more command now.  NGX_OK, with *timeout set to
+ * how long to wait for its answer (counted as sent); or NGX_BUSY, with
+ * *retry_after set to the seconds to tell the client.
+ */
+ngx_int_t ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
+    time_t *retry_after);
+
+#endif /* NGX_CHAT_LANES_H */

@@ -1,0 +1,113 @@
+// Lanes (ngx_chat_module/chat_lanes.h): every kind of work has its own
+// streams and its own pool, and a lane that is full answers 503
+// overloaded with Retry-After at once instead of a 504 after the command
+// timeout, while the other lanes go on answering normally.
+//
+// The backlog is made by hand: auth.login envelopes for an unknown e-mail
+// (each costs a dummy scrypt, ~0.4 s) XADDed straight onto the auth lane's
+// streams, more than its queue bound (64 by default), answered to a
+// gateway stream nobody reads.  Afterwards the entries not yet taken are
+// deleted so the rest of the suite does not wait behind them.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { api, redis, registerUser, uniqueEmail, waitFor, BASE } from './lib.mjs';
+
+const SHARDS = 4;
+const BACKLOG = 120;
+
+async function fillAuthLane() {
+  const gw = `chat:gw:{itest-void-${randomBytes(4).toString('hex')}}`;
+  const ids = [];
+  for (let i = 0; i < BACKLOG; i++) {
+    const stream = `chat:cmd:auth:{${i % SHARDS}}`;
+    const id = await redis('XADD', stream, '*', 'v', '1',
+      'key', `itest:lanes:${randomBytes(8).toString('hex')}`, 'op', 'auth.login',
+      'uid', '0', 'role', '', 'gw', gw, 'req', String(i + 1), 'ts', String(Date.now()),
+      'body', JSON.stringify({ email: uniqueEmail('nobody'), password: 'whatever it is' }));
+    ids.push([stream, id]);
+  }
+  return ids;
+}
+
+async function drain(ids) {
+  for (const [stream, id] of ids) await redis('XDEL', stream, id);
+}
+
+async function overloadedTotal() {
+  const r = await fetch(`${BASE}/metrics`);
+  const m = (await r.text()).match(/^chat_bus_overloaded_total (\d+)$/m);
+  return Number(m?.[1] ?? 0);
+}
+
+test('a full lane answers 503 overloaded with Retry-After at once; the other lanes answer normally', async () => {
+  const [alice, bob] = [await registerUser('lanes-a'), await registerUser('lanes-b')];
+  const auth = { token: alice.token };
+  const conv = await api('POST', '/api/v1/conversations', { type: 'direct', user_id: bob.user.id }, auth);
+  assert.ok(conv.status === 201 || conv.status === 200, conv.text);
+  const before = await overloadedTotal();
+
+  const backlog = await fillAuthLane();
+  try {
+    // the edge learns the depth within its poll interval (200 ms)
+    const refused = await waitFor('the auth lane to refuse', async () => {
+      const r = await api('POST', '/api/v1/auth/login', { email: alice.email, password: alice.password });
+      return r.status === 503 ? r : null;
+    }, { every: 100, timeout: 5000 });
+
+    assert.equal(refused.json.error.code, 'overloaded');
+    assert.match(refused.headers.get('content-type'), /application\/json/);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1, `Retry-After: ${refused.headers.get('retry-after')}`);
+
+    // at once: well inside the auth lane's 30 s timeout, not a late 504
+    const t0 = Date.now();
+    const again = await api('POST', '/api/v1/auth/register',
+      { email: uniqueEmail('refused'), password: 'long enough pw', display_name: 'R' });
+    assert.equal(again.status, 503, again.text);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+
+    // the chat and read lanes are not touched by the auth backlog
+    const sent = await api('POST', `/api/v1/conversations/${conv.json.conversation.id}/messages`,
+      { client_msg_id: `lanes-${randomBytes(4).toString('hex')}`, text: 'still here' }, auth);
+    assert.equal(sent.status, 201, sent.text);
+    const list = await api('GET', '/api/v1/conversations', undefined, auth);
+    assert.equal(list.status, 200, list.text);
+    assert.ok(list.json.conversations.some((c) => c.id === conv.json.conversation.id));
+
+    assert.ok(await overloadedTotal() >= before + 2, 'chat_bus_overloaded_total counts the refusals');
+  } finally {
+    await drain(backlog);
+  }
+
+  // once the backlog is gone the lane takes commands again
+  const ok = await waitFor('a login after the backlog', async () => {
+    const r = await api('POST', '/api/v1/auth/login', { email: alice.email, password: alice.password });
+    return r.status === 200 ? r : null;
+  }, { every: 300, timeout: 20000 });
+  assert.equal(ok.json.user.id, alice.user.id);
+});
+
+test('each lane has its own streams, and its pool publishes its limits', async () => {
+  const lanes = (await redis('HGETALL', 'chat:lanes')).split('\n').filter(Boolean);
+  const limits = new Map();
+  for (let i = 0; i + 1 < lanes.length; i += 2) limits.set(lanes[i], lanes[i + 1]);
+  for (const lane of ['chat', 'read', 'auth', 'orders', 'admin']) {
+    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+$/, `lane ${lane}`);
+    assert.equal(await redis('EXISTS', `chat:cmd:${lane}:{0}`), '1', `stream of lane ${lane}`);
+  }
+
+  // a message goes to the chat lane's streams, a login to the auth lane's
+  const u = await registerUser('lanes-route');
+  const len = async (lane) => {
+    let n = 0;
+    for (let s = 0; s < SHARDS; s++) n += Number(await redis('XLEN', `chat:cmd:${lane}:{${s}}`));
+    return n;
+  };
+  const [chat0, read0] = [await len('chat'), await len('read')];
+  const r = await api('GET', '/api/v1/conversations', undefined, { token: u.token });
+  assert.equal(r.status, 200);
+  assert.equal(await len('chat'), chat0, 'a read does not touch the chat lane');
+  assert.ok(await len('read') > read0, 'a read goes to the read lane');
+});
+

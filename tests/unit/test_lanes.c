@@ -1,0 +1,98 @@
+/*
+ * test_lanes.c: the lanes contract (chat_lanes.c): every writing op has
+ * the lane it is sized for, reads default to the read lane, stream names
+ * and the limits the backend publishes round-trip.
+ */
+
+#include <string.h>
+
+#include "chat_lanes.h"
+#include "unit.h"
+
+#define LANE(op)  chat_lane_of_op(op, sizeof(op) - 1)
+
+
+static void
+test_ops(void)
+{
+    CHECK(LANE("msg.send") == CHAT_LANE_CHAT);
+    CHECK(LANE("conv.read") == CHAT_LANE_CHAT);
+    CHECK(LANE("conv.create") == CHAT_LANE_CHAT);
+    CHECK(LANE("auth.register") == CHAT_LANE_AUTH);
+    CHECK(LANE("auth.login") == CHAT_LANE_AUTH);
+    CHECK(LANE("order.checkout") == CHAT_LANE_ORDERS);
+    CHECK(LANE("cart.item.put") == CHAT_LANE_ORDERS);
+    CHECK(LANE("admin.order.refund") == CHAT_LANE_ADMIN);
+    CHECK(LANE("admin.book.create") == CHAT_LANE_ADMIN);
+
+    /* reads, and anything unknown */
+    CHECK(LANE("msg.history") == CHAT_LANE_READ);
+    CHECK(LANE("sync") == CHAT_LANE_READ);
+    CHECK(LANE("catalog.search") == CHAT_LANE_READ);
+    CHECK(LANE("cart.get") == CHAT_LANE_READ);
+    CHECK(LANE("no.such.op") == CHAT_LANE_READ);
+
+    /* a prefix of a name is not the name */
+    CHECK(chat_lane_of_op("msg.send", 7) == CHAT_LANE_READ);
+}
+
+
+static void
+test_names(void)
+{
+    int   i;
+    char  buf[64];
+
+    for (i = 0; i < CHAT_LANE_COUNT; i++) {
+        CHECK(chat_lane_by_name(chat_lane_name(i),
+                                strlen(chat_lane_name(i))) == i);
+    }
+    CHECK(chat_lane_name(CHAT_LANE_COUNT) == NULL);
+    CHECK(chat_lane_by_name("chatx", 5) == -1);
+    CHECK(chat_lane_by_name("cha", 3) == -1);
+
+    CHECK(chat_lane_stream(buf, sizeof(buf), CHAT_LANE_AUTH, 3)
+          == strlen("chat:cmd:auth:{3}"));
+    CHECK(strcmp(buf, "chat:cmd:auth:{3}") == 0);
+    CHECK(chat_lane_stream(buf, 8, CHAT_LANE_AUTH, 3) == 0);
+    CHECK(chat_lane_stream(buf, sizeof(buf), CHAT_LANE_COUNT, 0) == 0);
+}
+
+
+static void
+test_limits(void)
+{
+    char                 buf[96];
+    size_t               n;
+    chat_lane_limits_t   in = { 64, 30000, 2 }, out;
+
+    n = chat_lane_limits_format(buf, sizeof(buf), &in);
+    CHECK(n > 0 && strcmp(buf, "queue=64 timeout=30000 retry=2") == 0);
+    CHECK(chat_lane_limits_parse(buf, n, &out) == 0);
+    CHECK(out.queue == 64 && out.timeout_ms == 30000 && out.retry_s == 2);
+
+    /* any order, unknown fields skipped, missing ones 0 */
+    CHECK(chat_lane_limits_parse("retry=5 future=1 queue=7", 24, &out) == 0);
+    CHECK(out.queue == 7 && out.retry_s == 5 && out.timeout_ms == 0);
+    CHECK(chat_lane_limits_parse("", 0, &out) == 0);
+    CHECK(out.queue == 0);
+
+    /* not numbers */
+    CHECK(chat_lane_limits_parse("queue=x", 7, &out) == -1);
+    CHECK(chat_lane_limits_parse("queue=", 6, &out) == -1);
+    CHECK(chat_lane_limits_parse("queue=1a", 8, &out) == -1);
+    CHECK(chat_lane_limits_parse("queue", 5, &out) == -1);
+    CHECK(chat_lane_limits_parse("queue=99999999999999999999", 26, &out)
+          == -1);
+    CHECK(chat_lane_limits_parse("queue=-1", 8, &out) == -1);
+}
+
+
+int
+main(void)
+{
+    UNIT_RUN(test_ops);
+    UNIT_RUN(test_names);
+    UNIT_RUN(test_limits);
+    return UNIT_SUMMARY();
+}
