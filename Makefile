@@ -22,7 +22,7 @@ BACKEND_BIN  := backend/chat-backend
 MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
-        test-integration test-faults test-browser test-asan asan fuzz bench bench-quick clean clean-data
+        test-integration test-faults test-browser test-asan asan fuzz bench bench-quick bench-isolation clean clean-data
 
 all: module backend
 
@@ -93,6 +93,11 @@ bench: deps all
 # the same pipeline with small numbers, about 1.5 minutes
 bench-quick: deps all
 	@tests/bench/bench.sh quick
+
+# figure 6 alone: chat p99 alone, during a sign-up burst and during
+# checkouts against a 300 ms processor, as ratios (~1 minute)
+bench-isolation: deps all
+	@tests/bench/isolation.sh full
 
 # each libFuzzer harness in turn, SECONDS each (300 by default); a make
 # variable, not ${SECONDS:-300}: bash always sets SECONDS (0 at start), and

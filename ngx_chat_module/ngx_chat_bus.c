@@ -296,8 +296,8 @@ ngx_chat_bus_overloaded(ngx_event_t *ev)
     ngx_chat_metric_inc(bus_overloaded);
 
     ngx_chat_bus_answer_error(p, NGX_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                              "too much work of this kind is waiting; "
-                              "retry after the time in Retry-After");
+                              "busy right now; try again in a few "
+                              "seconds (Retry-After)");
 }
 
 

@@ -59,7 +59,11 @@ static ngx_chat_lanes_t  *ngx_chat_lanes;
  * ARGV: the group, the shards per lane.  Returns each lane's depth, then
  * the published limits (HGETALL).  A stream or group that does not exist
  * yet counts 0; a lag Redis cannot tell (entries trimmed before they were
- * read) counts 0, leaving only the pending ones. */
+ * read) counts 0, leaving only the pending ones.  A lag is never taken
+ * above the stream's length: after an XDEL of unread entries (an operator
+ * removing a poison command by hand) Redis keeps counting them as lag,
+ * and the length is an upper bound that workers' trimming keeps honest
+ * (they never trim an unread entry). */
 static const char  ngx_chat_lanes_script[] =
     "local shards = tonumber(ARGV[2]) "
     "local out = {} "
@@ -73,8 +77,10 @@ static const char  ngx_chat_lanes_script[] =
     "        local f = {} "
     "        for i = 1, #g, 2 do f[g[i]] = g[i + 1] end "
     "        if f['name'] == ARGV[1] then "
-    "          depth = depth + (tonumber(f['pending']) or 0) "
-    "                        + (tonumber(f['lag']) or 0) "
+    "          local lag = tonumber(f['lag']) or 0 "
+    "          local len = redis.call('XLEN', KEYS[k]) "
+    "          if lag > len then lag = len end "
+    "          depth = depth + (tonumber(f['pending']) or 0) + lag "
     "        end "
     "      end "
     "    end "
@@ -180,6 +186,25 @@ ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
     }
 
     s->sent++;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth, int64_t *queue)
+{
+    ngx_chat_lane_state_t  *s;
+
+    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
+        || !ngx_chat_lanes->lanes[lane].known)
+    {
+        return NGX_DECLINED;
+    }
+
+    s = &ngx_chat_lanes->lanes[lane];
+    *depth = s->depth + s->sent;
+    *queue = s->limits.queue;
 
     return NGX_OK;
 }

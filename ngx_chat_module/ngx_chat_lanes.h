@@ -29,4 +29,10 @@ const char *ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard);
 ngx_int_t ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
     time_t *retry_after);
 
+/* What this worker last knew of lane: its depth (as Redis told, plus our
+ * own sends since) and its queue bound (0: none known).  NGX_OK, or
+ * NGX_DECLINED before the first answer from Redis. */
+ngx_int_t ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth,
+    int64_t *queue);
+
 #endif /* NGX_CHAT_LANES_H */

@@ -70,6 +70,7 @@ static ngx_int_t ngx_chat_metrics_log(ngx_http_request_t *r);
 static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
 static const char *ngx_chat_metrics_stream(ngx_uint_t i);
+static u_char *ngx_chat_metrics_lanes(u_char *last);
 static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r,
     redisReply *rr);
 
@@ -308,6 +309,38 @@ ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply, void *privdata)
                        ngx_chat_metrics ? ngx_chat_metrics->f : 0);
 
 
+/* Each lane's depth and bound as the answering worker last saw them
+ * (ngx_chat_lanes.c): what the edge's admission decides on. */
+static u_char *
+ngx_chat_metrics_lanes(u_char *last)
+{
+    int64_t     depth, queue;
+    ngx_uint_t  lane;
+
+    last = ngx_chat_metrics_family(last, "chat_lane_depth", "gauge",
+                                   "commands waiting or running per lane, "
+                                   "as this edge's admission sees them");
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        if (ngx_chat_lanes_view(lane, &depth, &queue) == NGX_OK) {
+            last = ngx_sprintf(last, "chat_lane_depth{lane=\"%s\"} %L\n",
+                               chat_lane_name(lane), depth);
+        }
+    }
+
+    last = ngx_chat_metrics_family(last, "chat_lane_queue_limit", "gauge",
+                                   "the depth at which a lane's commands "
+                                   "are refused 503 overloaded (0: none)");
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        if (ngx_chat_lanes_view(lane, &depth, &queue) == NGX_OK) {
+            last = ngx_sprintf(last, "chat_lane_queue_limit{lane=\"%s\"} "
+                               "%L\n", chat_lane_name(lane), queue);
+        }
+    }
+
+    return last;
+}
+
+
 /* Renders everything; rr is the script's answer, or NULL without Redis. */
 static ngx_int_t
 ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
@@ -391,6 +424,8 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
                                " %L\n", ngx_chat_metrics_stream(i),
                                (int64_t) pending);
         }
+
+        last = ngx_chat_metrics_lanes(last);
 
         e = rr->element[2 * n];
         last = ngx_chat_metrics_family(last, "chat_dead_letters", "gauge",

@@ -13,7 +13,8 @@ const POLL_TIMEOUT_S = 25;
 const HISTORY_PAGE = 100;
 const SYNC_PAGE = 500;
 // error codes after which the same send is tried again later
-const TRANSIENT = new Set(['rate_limited', 'unavailable', 'timeout', 'internal']);
+// (overloaded: the send's lane was full; the edge said to come back later)
+const TRANSIENT = new Set(['rate_limited', 'overloaded', 'unavailable', 'timeout', 'internal']);
 
 export class ChatClient extends EventTarget {
   // opts: token (required), base (http origin, default location.origin),

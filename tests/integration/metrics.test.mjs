@@ -45,6 +45,12 @@ test('metrics are Prometheus text with HELP and TYPE for every family', async ()
   assert.equal(value(r.body, 'chat_postgres_up'), 1);
   assert.ok(value(r.body, 'chat_backend_workers') >= 1);
   assert.ok(value(r.body, 'chat_stream_length{stream="chat:cmd:chat:{0}"}') >= 0);
+  // the lanes' admission: every lane's depth and the bound its pool published
+  for (const lane of ['chat', 'read', 'auth', 'orders', 'admin']) {
+    assert.ok(value(r.body, `chat_lane_depth{lane="${lane}"}`) >= 0, lane);
+    assert.ok(value(r.body, `chat_lane_queue_limit{lane="${lane}"}`) > 0, lane);
+  }
+  assert.ok(value(r.body, 'chat_bus_overloaded_total') >= 0);
 });
 
 test('only the configured addresses may scrape', async () => {

@@ -1,0 +1,196 @@
+// tests/bench/isolation.mjs: figure 6 of the benchmark, isolation between
+// lanes.  Run by tests/bench/isolation.sh with a stack up (it needs the
+// stack's environment: CHAT_BASE_URL, CHAT_RUN_DIR, CHAT_PG_CONNINFO,
+// CHAT_PAYMENT_URL).
+//
+//   node tests/bench/isolation.mjs [--rate 500] [--seconds 10]
+//        [--signups 50] [--checkout-rate 200] [--slow-share 0.05]
+//
+// A steady chat load, `rate` messages/s from 25 senders to 25 recipients
+// over WebSocket (1:1 conversations), is measured from send to the
+// recipient's frame, three times for `seconds` each:
+//
+//   alone      nothing else runs
+//   signups    a burst of `signups` concurrent sign-ups (scrypt on the
+//              auth lane) starts with the window
+//   checkouts  checkouts at `checkout-rate`/s, open loop, a share
+//              `slow-share` of them with the processor's slow card,
+//              through the whole window
+//
+// and printed as p50/p99 with the ratio of each p99 to the one measured
+// alone in the same run (the target is <= 1.5).  Figures are printed, never
+// asserted.  One line per phase:
+//
+//   isolation <phase> sent=N received=N p50=..ms p99=..ms ratio=..  <what ran beside>
+
+import { randomBytes } from 'node:crypto';
+import { api, sql, sleep } from '../integration/lib.mjs';
+import { ADDRESS, CARDS, makeUsers, payment } from '../integration/shop.mjs';
+import { WsClient } from '../integration/ws.mjs';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const RATE = Number(args.rate ?? 500);
+const SECONDS = Number(args.seconds ?? 10);
+const SIGNUPS = Number(args.signups ?? 50);
+const CHECKOUT_RATE = Number(args['checkout-rate'] ?? 200);
+const SLOW_SHARE = Number(args['slow-share'] ?? 0.05);
+const PAIRS = 25;
+const TICK_MS = 10;
+
+const pct = (xs, p) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const ms = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+
+// --- the chat probe --------------------------------------------------------
+
+async function chatSetup() {
+  const users = await makeUsers('isolation', 2 * PAIRS);
+  const pairs = [];
+  for (let i = 0; i < PAIRS; i++) {
+    const [a, b] = [users[2 * i], users[2 * i + 1]];
+    const c = await api('POST', '/api/v1/conversations', { type: 'direct', user_id: b.id }, { token: a.token });
+    if (c.status !== 201 && c.status !== 200) throw new Error(`conversation: ${c.status} ${c.text}`);
+    const addr = (k) => `127.0.0.${2 + ((2 * i + k) % 250)}`;
+    const [sender, recipient] = await Promise.all([
+      WsClient.connect({ token: a.token, localAddress: addr(0) }),
+      WsClient.connect({ token: b.token, localAddress: addr(1) }),
+    ]);
+    sender.keepMessages = false;
+    recipient.keepMessages = false;
+    pairs.push({ conv: c.json.conversation.id, sender, recipient });
+  }
+  return pairs;
+}
+
+// sends RATE/s for SECONDS; resolves to the latencies (ms) of the messages
+// sent in the window that reached their recipient
+async function chatWindow(pairs, label) {
+  const sentAt = new Map();
+  const lat = [];
+  for (const p of pairs) {
+    p.recipient.onMessage = (m) => {
+      if (m.type !== 'message') return;
+      const t = sentAt.get(m.message.client_msg_id);
+      if (t !== undefined) lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    };
+  }
+  const tag = randomBytes(3).toString('hex');
+  let n = 0;
+  const perTick = (RATE * TICK_MS) / 1000;
+  let owed = 0;
+  const start = Date.now();
+  while (Date.now() - start < SECONDS * 1000) {
+    owed += perTick;
+    while (owed >= 1) {
+      const p = pairs[n % pairs.length];
+      const cmid = `iso-${label}-${tag}-${n++}`;
+      sentAt.set(cmid, process.hrtime.bigint());
+      p.sender.sendJson({ type: 'send', conversation_id: p.conv, client_msg_id: cmid, text: 'x' });
+      owed -= 1;
+    }
+    await sleep(TICK_MS);
+  }
+  await sleep(3000);      // the last ones arrive
+  return { sent: n, lat };
+}
+
+// --- what runs beside ------------------------------------------------------
+
+async function signupBurst() {
+  const count = new Map();
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: SIGNUPS }, async (_, i) => {
+    const r = await api('POST', '/api/v1/auth/register', {
+      email: `iso-${randomBytes(6).toString('hex')}-${i}@bench.invalid`,
+      password: 'a password for the bench', display_name: `Iso ${i}`,
+    });
+    count.set(r.status, (count.get(r.status) ?? 0) + 1);
+  }));
+  return `signups=${SIGNUPS} in ${((Date.now() - t0) / 1000).toFixed(1)}s answered ` +
+    [...count].map(([s, c]) => `${s}:${c}`).join(',');
+}
+
+async function shopSetup(shoppers) {
+  const users = await makeUsers('isoshop', shoppers);
+  const first = Number(await sql(`
+    WITH w AS (INSERT INTO warehouses (code, name, region)
+               VALUES ('iso-' || md5(random()::text), 'Isolation', 'eu') RETURNING id),
+         b AS (INSERT INTO books (isbn13, title, price_cents)
+               SELECT '9791' || lpad((floor(random() * 1e9))::bigint::text, 9, '0'), 'Isolation book ' || g, 900
+                 FROM generate_series(1, 1000) g
+               ON CONFLICT DO NOTHING RETURNING id),
+         s AS (INSERT INTO stock (book_id, warehouse_id, on_hand)
+               SELECT b.id, w.id, 1000000 FROM b, w RETURNING book_id)
+    SELECT min(book_id) FROM s`));
+  return { users, first };
+}
+
+async function checkoutLoad(shop, stopAt) {
+  const busy = new Set();
+  const count = new Map();
+  const lat = [];
+  const inflight = new Set();
+  let next = 0;
+  let owed = 0;
+  const perTick = (CHECKOUT_RATE * TICK_MS) / 1000;
+  while (Date.now() < stopAt) {
+    owed += perTick;
+    while (owed >= 1) {
+      owed -= 1;
+      const u = shop.users[next++ % shop.users.length];
+      if (busy.has(u.id)) { count.set('skipped', (count.get('skipped') ?? 0) + 1); continue; }
+      busy.add(u.id);
+      const card = Math.random() < SLOW_SHARE ? CARDS.slow : CARDS.ok;
+      const book = shop.first + Math.floor(Math.random() * 1000);
+      const p = (async () => {
+        const put = await api('PUT', `/api/v1/cart/items/${book}`, { quantity: 1 }, { token: u.token });
+        if (put.status !== 200) return `cart ${put.status}`;
+        const t0 = Date.now();
+        const r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: payment(card) },
+          { token: u.token, headers: { 'idempotency-key': `iso-${randomBytes(8).toString('hex')}` } });
+        if (card === CARDS.ok) lat.push(Date.now() - t0);
+        return r.status === 201 ? (r.json.order.status) : `${r.status}`;
+      })().catch((e) => `error ${e.code ?? e.message}`).then((what) => {
+        count.set(what, (count.get(what) ?? 0) + 1);
+        busy.delete(u.id);
+        inflight.delete(p);
+      });
+      inflight.add(p);
+    }
+    await sleep(TICK_MS);
+  }
+  await Promise.all(inflight);
+  return `checkouts offered=${CHECKOUT_RATE}/s answered ` +
+    [...count].map(([s, c]) => `${s}:${c}`).join(',') + ` checkout_p99=${ms(pct(lat, 99))}ms`;
+}
+
+// --- the run -----------------------------------------------------------------
+
+const pairs = await chatSetup();
+const shop = await shopSetup(Math.max(200, CHECKOUT_RATE * 4));
+await chatWindow(pairs, 'warm');        // connections and caches warm
+
+const line = (phase, w, alone, beside = '') => {
+  const p99 = pct(w.lat, 99);
+  const ratio = alone ? (p99 / alone).toFixed(2) : '1.00';
+  console.log(`isolation ${phase.padEnd(9)} rate=${RATE}/s sent=${w.sent} received=${w.lat.length} ` +
+    `p50=${ms(pct(w.lat, 50))}ms p99=${ms(p99)}ms ratio=${ratio} ${beside}`.trimEnd());
+  return p99;
+};
+
+const alone = line('alone', await chatWindow(pairs, 'alone'));
+
+const signups = signupBurst();
+const during = await chatWindow(pairs, 'signups');
+line('signups', during, alone, await signups);
+
+const shopping = checkoutLoad(shop, Date.now() + SECONDS * 1000);
+const duringShop = await chatWindow(pairs, 'checkouts');
+line('checkouts', duringShop, alone, await shopping);
+
+for (const p of pairs) { p.sender.close(); p.recipient.close(); }
+process.exit(0);
