@@ -125,7 +125,7 @@ usage(FILE *out)
 "  --help\n"
 "\n"
 "lanes (chat, read, auth, orders, admin), each one pool of processes; keys\n"
-"(defaults in backend/lanes.c): procs, batch, commit (per transaction),\n"
+"(defaults in backend/engine/lanes.c): procs, batch, commit (per transaction),\n"
 "concurrency (in flight per process), timeout (ms the edge waits), queue\n"
 "(waiting commands beyond which the edge answers 503), retry (Retry-After\n"
 "seconds), nice (0-19).  Example: --lane auth:procs=1,queue=32,nice=19\n"

@@ -11,7 +11,7 @@
  *
  * The backend is the one place a lane is configured (process count,
  * batch, concurrency, timeout, queue bound, scheduling priority; see
- * backend/lanes.c).  Every worker publishes its lane's limits in the hash
+ * backend/engine/lanes.c).  Every worker publishes its lane's limits in the hash
  * CHAT_LANES_KEY, field <lane>, value "queue=<n> timeout=<ms> retry=<s>",
  * with its heartbeat.  The edge reads the hash with the lanes' queue
  * depths (pending + lag of the consumer group, ngx_chat_lanes.c) a few

@@ -79,7 +79,7 @@
 /* online registry: hash per user, field per gateway */
 #define CHAT_ONLINE_PREFIX      "chat:online:{"
 
-/* presence (ngx_chat_presence.c, ngx_chat_poll.c, backend/presence.c):
+/* presence (ngx_chat_presence.c, ngx_chat_poll.c, backend/presence/presence.c):
  * users' due times for the offline sweeper, who is online (uid -> last
  * seen ms), and the stream of online/offline transitions */
 #define CHAT_PRESENCE_DUE_KEY      "chat:presence:due"
@@ -117,7 +117,7 @@
 
 /*
  * catalog read cache (issue 4; ngx_chat_cache.c fills and serves it,
- * backend/catalog_cache.c invalidates it).  A book's generation counter
+ * backend/catalog/catalog_cache.c invalidates it).  A book's generation counter
  * is "cat:{b<id>}:gen" and its cached detail page "cat:{b<id>}:v<gen>";
  * list pages (search, browse, categories) share "cat:{lists}:gen" and
  * live at "cat:{lists}:<hash>:v<gen>".  Writers INCR the counters after

@@ -16,7 +16,7 @@
  * Why generations and not deletes.  A hit is one EVAL that reads the
  * counter and the entry under it, atomically.  On a miss the edge keeps
  * the generation it read, sends the command, and stores the worker's
- * answer under THAT generation.  A writer (backend/catalog_cache.c) bumps
+ * answer under THAT generation.  A writer (backend/catalog/catalog_cache.c) bumps
  * the counter after its commit and before its reply.  So the generation a
  * reader saw was read before its worker's snapshot; if a write committed
  * in between, the counter has moved on and the entry is filed under a

@@ -20,7 +20,7 @@
  *
  * So "online" is published at once, and only on a transition (a refresh
  * publishes nothing).  "Offline" is never published here: the backend's
- * presence sweeper (backend/presence.c) looks at every user whose due
+ * presence sweeper (backend/presence/presence.c) looks at every user whose due
  * time has passed, and declares offline only those with no gateway field
  * refreshed within the TTL.  That one rule covers both a clean leave
  * (checked after chat_presence_grace, so a reconnect within the grace is

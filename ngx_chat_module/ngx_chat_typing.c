@@ -24,7 +24,7 @@
  *
  * chat:members:{cid} is a cache of conversation_members written by the
  * backend after each membership commit and rebuilt by its presence
- * process when Redis lost it (backend/membership_cache.c).  Typing is
+ * process when Redis lost it (backend/presence/membership_cache.c).  Typing is
  * fire and forget: the client gets no answer, and a frame for a
  * conversation the user is not in is dropped, which tells them nothing.
  *

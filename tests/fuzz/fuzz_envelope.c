@@ -1,7 +1,7 @@
 /*
  * fuzz_envelope.c: libFuzzer harness for the command envelope, both ends
  * of the bus: the edge's builder (ngx_chat_module/chat_envelope.c, the
- * XADD arguments) and the workers' parser (backend/envelope.c, pure code).
+ * XADD arguments) and the workers' parser (backend/engine/envelope.c, pure code).
  *
  * An input is lines "name=value" separated by '\n' (a line without '='
  * is a name with an empty value); values may hold any other byte, NUL

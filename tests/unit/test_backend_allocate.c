@@ -1,5 +1,5 @@
 /*
- * test_backend_allocate.c: backend/allocate.c, which warehouses a
+ * test_backend_allocate.c: backend/orders/allocate.c, which warehouses a
  * checkout's lines are served from.
  */
 

@@ -1,5 +1,5 @@
 /*
- * test_backend_card.c: backend/card.c, the checks a card gets before
+ * test_backend_card.c: backend/orders/card.c, the checks a card gets before
  * stock is reserved for it: Luhn, lengths, expiry, cvc.
  */
 

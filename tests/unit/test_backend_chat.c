@@ -1,8 +1,8 @@
 /*
  * test_backend_chat.c: the pure parts of the chat operations:
- * backend/conv_input.c (integers, client message ids, text, titles, id
+ * backend/chat/conv_input.c (integers, client message ids, text, titles, id
  * lists, sync cursors, limits, PostgreSQL's id lists, \u0000 in bodies)
- * and backend/event.c (events, per-gateway routes, online freshness).
+ * and backend/engine/event.c (events, per-gateway routes, online freshness).
  */
 
 #include <stdlib.h>

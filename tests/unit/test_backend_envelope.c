@@ -1,6 +1,6 @@
 /*
  * test_backend_envelope.c: the backend's parser of command-stream entries
- * (backend/envelope.c): a good entry, each missing field, bad versions,
+ * (backend/engine/envelope.c): a good entry, each missing field, bad versions,
  * oversized or ill-formed key/op, numbers that are not plain decimals,
  * role/uid mismatches, and the gw/req usability flags that let a broken
  * command still be answered.

@@ -1,6 +1,6 @@
 /*
- * test_backend_isbn.c: backend/isbn.c (ISBN-10/13 check digits and the
- * ISBN-13 normal form) and backend/catalog_cursor.c (keyset cursors).
+ * test_backend_isbn.c: backend/catalog/isbn.c (ISBN-10/13 check digits and the
+ * ISBN-13 normal form) and backend/catalog/catalog_cursor.c (keyset cursors).
  */
 
 #include <string.h>

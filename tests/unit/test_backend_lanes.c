@@ -1,5 +1,5 @@
 /*
- * test_backend_lanes.c: sizing the lanes' pools (backend/lanes.c): the
+ * test_backend_lanes.c: sizing the lanes' pools (backend/engine/lanes.c): the
  * defaults, "NAME:key=value,..." settings, and the errors an operator
  * sees for a wrong one.
  */

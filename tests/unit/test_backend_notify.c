@@ -1,6 +1,6 @@
 /*
  * test_backend_notify.c: the batching rule of offline notifications
- * (backend/notify_batch.c): one batch per recipient and conversation, due
+ * (backend/presence/notify_batch.c): one batch per recipient and conversation, due
  * after a quiet time but never later than a maximum delay, closed once
  * tried, newest preview kept; the retry backoff; previews cut on UTF-8
  * character boundaries.

@@ -1,5 +1,5 @@
 /*
- * test_backend_password.c: backend/password.c.  Round trips at the real
+ * test_backend_password.c: backend/auth/password.c.  Round trips at the real
  * parameters (N = 2^17: a few hundred ms each) and at cheap ones, wrong
  * passwords, every way a stored string can be damaged, and parameters or
  * algorithms the verifier must refuse.

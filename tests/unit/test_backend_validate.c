@@ -1,5 +1,5 @@
 /*
- * test_backend_validate.c: backend/validate.c, the input rules of the
+ * test_backend_validate.c: backend/auth/validate.c, the input rules of the
  * auth operations: e-mail normalisation, display names, password
  * lengths.
  */

@@ -1,5 +1,5 @@
 /*
- * payment.c: calls to the payment provider, over backend/http_client.c.
+ * payment.c: calls to the payment provider, over backend/engine/http_client.c.
  *
  * The provider speaks HTTP in the shape of a card processor (see
  * payments/README.md): POST /v1/payments creates and confirms a payment

@@ -18,7 +18,8 @@
  *                 the area's to log
  *   tasks         periodic work, each run by the workers of one lane
  *
- * The list of areas is areas.c; adding an area is one line there.
+ * The list of areas is areas.c; adding an area is a folder with its
+ * area_<name>.c and one line there.
  */
 
 #ifndef CHAT_AREA_H
@@ -60,9 +61,10 @@ typedef struct {
 /* areas.c: every area, NULL-terminated */
 extern const chat_area_t *const  chat_areas[];
 
-/* the areas themselves, one per folder's area file */
+/* the areas themselves: <area>/area_<area>.c */
 extern const chat_area_t  chat_area_auth;
 extern const chat_area_t  chat_area_chat;
+extern const chat_area_t  chat_area_presence;
 extern const chat_area_t  chat_area_catalog;
 extern const chat_area_t  chat_area_orders;
 

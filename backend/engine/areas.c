@@ -12,6 +12,7 @@
 const chat_area_t *const  chat_areas[] = {
     &chat_area_auth,
     &chat_area_chat,
+    &chat_area_presence,
     &chat_area_catalog,
     &chat_area_orders,
     NULL

@@ -1,0 +1,31 @@
+/*
+ * area_chat.c: the chat area: conversations, messages, sync, markers and
+ * receipts (op_conv.c, op_msg.c, op_sync.c, op_receipt.c).  Its writes are
+ * the chat lane's; what a committed message or membership change causes
+ * beyond the fan-out (the typing script's members sets, offline
+ * notifications) belongs to the presence area (area_presence.c).
+ */
+
+#include "area.h"
+
+
+static const chat_op_t  chat_chat_ops[] = {
+    { "conv.create", chat_op_conv_create, NULL, CHAT_OP_LOGGED, NULL },
+    { "conv.list", chat_op_conv_list, NULL, 0, NULL },
+    { "conv.member.add", chat_op_conv_member_add, NULL, CHAT_OP_LOGGED,
+      NULL },
+    { "conv.member.remove", chat_op_conv_member_remove, NULL,
+      CHAT_OP_LOGGED, NULL },
+    { "conv.read", chat_op_conv_read, NULL, CHAT_OP_LOGGED, NULL },
+    { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED, NULL },
+    { "msg.history", chat_op_msg_history, NULL, 0, NULL },
+    { "sync", chat_op_sync, NULL, 0, NULL },
+    { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED, NULL },
+    { "conv.receipts", chat_op_conv_receipts, NULL, 0, NULL },
+};
+
+
+const chat_area_t  chat_area_chat = {
+    "chat", CHAT_AREA_OPS(chat_chat_ops),
+    NULL, NULL, NULL, NULL, 0
+};
