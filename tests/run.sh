@@ -60,6 +60,9 @@ start_test_stack() {
     # sign-ups: loose enough for the suites' own users (registerUser waits
     # out a 429), tight enough for ratelimit.test.mjs to see a burst refused
     export REGISTER_RATE=20r/s REGISTER_BURST=40
+    # the auth lane waits as long as the rest of the test stack does (a
+    # busy machine slows scrypt at nice 10; a slow machine must not fail)
+    export LANES=${LANES:-auth:timeout=60000}
     # presence: a short TTL (the killed-nginx-worker test waits for it), a
     # short grace and receipt window; notifications go to the webhook that
     # tests/integration/notify.test.mjs serves on PORT + 3
