@@ -118,7 +118,7 @@ async function shopSetup(shoppers) {
   const users = await makeUsers('isoshop', shoppers);
   const first = Number(await sql(`
     WITH w AS (INSERT INTO warehouses (code, name, region)
-               VALUES ('iso-' || md5(random()::text), 'Isolation', 'eu') RETURNING id),
+               VALUES ('iso-' || left(md5(random()::text), 12), 'Isolation', 'eu') RETURNING id),
          b AS (INSERT INTO books (isbn13, title, price_cents)
                SELECT '9791' || lpad((floor(random() * 1e9))::bigint::text, 9, '0'), 'Isolation book ' || g, 900
                  FROM generate_series(1, 1000) g
