@@ -121,6 +121,13 @@ int chat_bus_heartbeat(chat_bus_t *bus, int pg_ok);
  * heartbeat.  Failures are logged and otherwise ignored. */
 void chat_bus_prune(chat_bus_t *bus);
 
+/* XTRIM MINID (exact) on every shard of the lane: what the group has
+ * finished with (below the oldest pending entry, or up to the last
+ * delivered one).  Run with every heartbeat, so a stream's length stays
+ * close to the commands waiting or running (the edge's bound leans on it,
+ * see ngx_chat_module/ngx_chat_lanes.c).  Failures are logged. */
+void chat_bus_trim(chat_bus_t *bus);
+
 
 /* For bus*.c only. */
 

@@ -19,8 +19,10 @@
  * caps a stream only loosely (a memory safety valve), so trimming is the
  * workers' job, and only of what the group is done with: everything below
  * the oldest pending entry, or below the last delivered one when nothing
- * is pending (XTRIM MINID ~).  An entry no worker has read yet, or one a
- * worker still holds, is never trimmed, however long the backlog.
+ * is pending (XTRIM MINID, exact, with every heartbeat: the edge's lane
+ * bound leans on the length, see chat_bus_trim).  An entry no worker has
+ * read yet, or one a worker still holds, is never trimmed, however long
+ * the backlog.
  *
  * What it does not do: judge health (the edge does) or restart anything
  * (the supervisor does).
@@ -258,7 +260,11 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
         return;
     }
 
-    t = redisCommand(bus->ctx, "XTRIM %s MINID ~ %s", bus->streams[shard],
+    /* exact, not "~": the edge bounds a lane by its depth, and a stream
+     * whose lag Redis overstates (an XDEL, an AOF rewrite before a crash)
+     * is capped by its length, which must then not carry a node's worth
+     * of finished entries */
+    t = redisCommand(bus->ctx, "XTRIM %s MINID %s", bus->streams[shard],
                      threshold);
     if (t == NULL) {
         chat_bus_lost(bus);
@@ -321,9 +327,16 @@ chat_bus_prune(chat_bus_t *bus)
         chat_bus_prune_consumers(bus, shard, all, now);
     }
 
+    freeReplyObject(all);
+}
+
+
+void
+chat_bus_trim(chat_bus_t *bus)
+{
+    int  shard;
+
     for (shard = 0; shard < bus->cfg->shards && bus->ctx != NULL; shard++) {
         chat_bus_trim_consumed(bus, shard);
     }
-
-    freeReplyObject(all);
 }

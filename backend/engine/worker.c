@@ -545,6 +545,7 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
         }
 
         (void) chat_bus_heartbeat(&w->bus, chat_db_ok(&w->db));
+        chat_bus_trim(&w->bus);
     }
 
     if (!with_claim) {
