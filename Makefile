@@ -5,6 +5,7 @@
 #   make start      the same stack in the background;  make stop  stops it
 #   make test       install, build, and run every test on a separate stack
 #   make test-faults  the long fault-injection run (each fault 5 times), ~6 min
+#   make test-soak  live delivery in bursts with reconnects, no faults, ~5 min
 #   make test-browser the web app in headless Chromium on its own stack, ~30 s
 #   make test-asan  the integration tests against an ASan/UBSan module+backend
 #   make fuzz       fuzz each harness (tests/fuzz) for 5 minutes
@@ -22,7 +23,7 @@ BACKEND_BIN  := backend/chat-backend
 MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
-        test-integration test-faults test-browser test-asan asan fuzz bench bench-quick bench-isolation clean clean-data
+        test-integration test-faults test-soak test-browser test-asan asan fuzz bench bench-quick bench-isolation clean clean-data
 
 all: module backend
 
@@ -76,6 +77,10 @@ test-integration: deps all
 
 test-faults: deps all
 	@tests/run.sh faults
+
+# SOAK_SECONDS (default 300) and SOAK_USERS (default 10) size it
+test-soak: deps all
+	@tests/run.sh soak
 
 # the browser suite alone (also part of make test) (tests/browser/README.md)
 test-browser: deps all

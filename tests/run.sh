@@ -2,7 +2,7 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration|faults|browser]
+#   tests/run.sh [all|unit|integration|faults|browser|soak]
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -125,6 +125,11 @@ run_integration() {
     echo "== integration"
     node --test --test-concurrency=1 tests/integration/ \
         || failed_suites+=("integration")
+    # live delivery in bursts with reconnects, nothing broken: every
+    # connected device gets every message live (make test-soak: minutes)
+    echo "== soak (short: ${SOAK_SHORT_SECONDS:-20} s; make test-soak runs the long one)"
+    node tests/soak/soak.mjs --seconds "${SOAK_SHORT_SECONDS:-20}" \
+        || failed_suites+=("soak")
     run_browser_suite
     # last: it kills and restarts the stack's servers
     echo "== faults (short: each fault once; make test-faults runs the long one)"
@@ -140,6 +145,16 @@ run_faults() {
     start_test_stack || return
     node tests/faults/chaos.mjs --rounds "${FAULT_ROUNDS:-5}" --users 16 \
         --settle-ms 6000 || failed_suites+=("faults")
+    conf/stack.sh stop
+    trap - EXIT
+}
+
+# the long soak on its own fresh stack: SOAK_SECONDS of bursts (default
+# 300), SOAK_USERS users (default 10), then the live-gap count
+run_soak() {
+    start_test_stack || return
+    node tests/soak/soak.mjs --seconds "${SOAK_SECONDS:-300}" \
+        --users "${SOAK_USERS:-10}" || failed_suites+=("soak")
     conf/stack.sh stop
     trap - EXIT
 }
@@ -175,8 +190,9 @@ case "$what" in
     integration) run_integration ;;
     faults)      run_faults ;;
     browser)     run_browser ;;
+    soak)        run_soak ;;
     all)         run_unit; run_integration ;;
-    *)           echo "usage: $0 [all|unit|integration|faults|browser]" >&2; exit 2 ;;
+    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then

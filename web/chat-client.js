@@ -12,6 +12,9 @@ const HEARTBEAT_MS = 10000;         // our ping; no pong within HEARTBEAT_MS/2 =
 const POLL_TIMEOUT_S = 25;
 const HISTORY_PAGE = 100;
 const SYNC_PAGE = 500;
+// how long a seq jump waits for the missing events before history is read
+// (neighbouring seqs arrive out of order by milliseconds, see gapSeen)
+const GAP_WAIT_MS = 1000;
 // error codes after which the same send is tried again later
 // (overloaded: the send's lane was full; the edge said to come back later)
 const TRANSIENT = new Set(['rate_limited', 'overloaded', 'unavailable', 'timeout', 'internal']);
@@ -32,6 +35,7 @@ export class ChatClient extends EventTarget {
     this.have = new Map();      // conversation id -> contiguous highest seq delivered
     this.held = new Map();      // conversation id -> Map(seq -> message) waiting for a gap
     this.filling = new Set();   // conversations whose gap is being filled from history
+    this.gapWaits = new Set();  // conversations whose gap waits GAP_WAIT_MS before a fill
     this.outbox = new Map();    // client_msg_id -> {conversation_id, text, resolve, reject}
     for (const [id, seq] of Object.entries(opts.cursors ?? {})) this.have.set(Number(id), Number(seq));
     this.attempt = 0;
@@ -257,6 +261,7 @@ export class ChatClient extends EventTarget {
   teardown() {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.gapWaits.clear();      // their timers are gone; the next catch-up fills
     clearInterval(this.heartbeat);
     if (this.ws) {
       const ws = this.ws;
@@ -343,13 +348,21 @@ export class ChatClient extends EventTarget {
   ingest(m) {
     if (!m || m.seq == null) return;
     const id = Number(m.conversation_id);
-    const have = this.have.get(id) ?? 0;
     if (!this.have.has(id)) this.have.set(id, 0);
-    if (m.seq <= have) return;                      // seen already
+    if (!this.hold(id, m)) return;                  // seen already
+    this.drain(id);
+    if (this.held.get(id).size) this.gapSeen(id);   // a seq jumped
+  }
+
+  // keeps m until it is next in line; false for one delivered already.
+  // Only here do messages enter held, so nothing at or below the cursor
+  // stays there (a stale entry would make every later message look like
+  // a jump, and start a history read each)
+  hold(id, m) {
+    if (m.seq <= (this.have.get(id) ?? 0)) return false;
     if (!this.held.has(id)) this.held.set(id, new Map());
     this.held.get(id).set(m.seq, m);
-    this.drain(id);
-    if (this.held.get(id).size) this.fillGap(id);   // a seq jumped
+    return true;
   }
 
   drain(id) {
@@ -363,6 +376,23 @@ export class ChatClient extends EventTarget {
     }
   }
 
+  // A seq jumped: the events before it are most likely on their way, not
+  // lost.  Workers fan messages out concurrently, so the events of two
+  // neighbouring seqs (two devices sending at once) arrive in either
+  // order, milliseconds apart.  Reading history at once would race them
+  // and win: the answer has the message whose event is still in flight,
+  // which is then shown from history and its event dropped as seen.  So
+  // the gap gets GAP_WAIT_MS to close by itself; only a gap still open
+  // then (an event really lost: a worker or Redis failed) is read.
+  gapSeen(id) {
+    if (this.gapWaits.has(id) || this.filling.has(id)) return;
+    this.gapWaits.add(id);
+    this.later(() => {
+      this.gapWaits.delete(id);
+      if (this.held.get(id)?.size) this.fillGap(id);
+    }, GAP_WAIT_MS);
+  }
+
   async fillGap(id) {
     if (this.filling.has(id)) return;
     this.filling.add(id);
@@ -370,17 +400,20 @@ export class ChatClient extends EventTarget {
     try {
       for (;;) {
         const r = await this.history(id, { after_seq: this.have.get(id) ?? 0, limit: HISTORY_PAGE });
-        for (const m of r.messages) this.held.get(id).set(m.seq, m);
+        // the answer may repeat what live events delivered meanwhile
+        for (const m of r.messages) this.hold(id, m);
         this.drain(id);
         if (!r.has_more || !r.messages.length) break;
       }
-      // seqs have no gaps on the server; what is still held after a full
-      // read is newer than it (in flight), and arrives or is read next time
     } catch {
       // offline: the next connection's catch-up fills it
+      return;
     } finally {
       this.filling.delete(id);
     }
+    // seqs have no gaps on the server; what is still held after a full
+    // read came in meanwhile, and gets its own wait
+    if (this.held.get(id).size) this.gapSeen(id);
   }
 
   // --- long-polling -----------------------------------------------------------

@@ -240,3 +240,42 @@ export class WsClient {
 
   close() { this.sock.destroy(); }
 }
+
+// The browser's WebSocket API, as much of it as web/chat-client.js uses
+// (readyState, onopen, onmessage, onclose, onerror, send, close), on
+// WsClient, so the real client library runs in node:
+//   globalThis.WebSocket = BrowserWebSocket;
+// node 20 has no WebSocket of its own without a flag.
+export class BrowserWebSocket {
+  constructor(target) {
+    const u = new URL(target);
+    this.readyState = 0;
+    WsClient.connect({ path: u.pathname + u.search }).then((ws) => {
+      this.ws = ws;
+      ws.keepMessages = false;
+      ws.onMessage = (m) => { if (this.readyState === 1) this.onmessage?.({ data: JSON.stringify(m) }); };
+      ws.onClose = () => this.#closed();
+      if (this.readyState !== 0) { ws.close(); return; }   // closed while connecting
+      this.readyState = 1;
+      this.onopen?.({});
+    }, () => {
+      this.onerror?.({});
+      this.#closed();
+    });
+  }
+
+  send(text) {
+    if (this.readyState === 1) this.ws.send(frame(OP.TEXT, text));
+  }
+
+  close() {
+    this.ws?.close();
+    this.#closed();
+  }
+
+  #closed() {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({});
+  }
+}
