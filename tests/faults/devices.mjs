@@ -4,9 +4,10 @@
 // once).
 
 import http from 'node:http';
-import { api, BASE, sleep } from '../integration/lib.mjs';
+import { BASE, sleep } from '../integration/lib.mjs';
 import { WsClient } from '../integration/ws.mjs';
-import { acked, runTag, sent, stats } from './common.mjs';
+import { call, isOverloaded, laneStats, retryDelayMs, untilAnswered } from './client.mjs';
+import { acked, log, runTag, sent, stats } from './common.mjs';
 
 let nextAddress = 0;
 
@@ -20,6 +21,7 @@ export class View {
     this.view = new Map();      // cid -> Map(seq -> client_msg_id)
     this.cursors = {};          // cid -> highest seq seen
     this.pending = new Map();   // cmid -> {cid, text}: sent, not acknowledged
+    this.seq = 0;
     this.conflicts = 0;
     this.stopped = false;
   }
@@ -41,14 +43,22 @@ export class View {
   }
 }
 
+// an answer that is not the one wanted, for the loop's catch to judge
+class Unwanted extends Error {
+  constructor(what, answer) { super(`${what}: ${answer.status}`); this.answer = answer; }
+}
+
 // a browser behind a proxy that blocks WebSockets: long-polls
-// GET /api/v1/events, catches up from history after a resync or a hole
+// GET /api/v1/events, catches up from history after a resync or a hole,
+// and sends over HTTP (POST .../messages), one message at a time, resent
+// with the same client_msg_id until answered
 export class PollDevice extends View {
   constructor(user, name, convs) {
     super(user, name);
     this.convs = convs;
     this.cursor = '';
     this.running = false;
+    this.sending = false;
     this.agent = new http.Agent({ keepAlive: true, localAddress: this.address });
   }
 
@@ -68,7 +78,7 @@ export class PollDevice extends View {
         let body = '';
         res.on('data', (d) => { body += d; });
         res.on('end', () => {
-          try { resolve({ status: res.statusCode, json: JSON.parse(body) }); } catch (e) { reject(e); }
+          try { resolve({ status: res.statusCode, headers: res.headers, json: JSON.parse(body) }); } catch (e) { reject(e); }
         });
       });
       req.setTimeout(30000, () => req.destroy(new Error('poll timed out')));
@@ -84,12 +94,12 @@ export class PollDevice extends View {
         if (!this.cursor) {
           // a new session first, so nothing falls between it and the catch-up
           const open = await this.#get('/api/v1/events');
-          if (open.status !== 200) throw new Error(`open: ${open.status}`);
+          if (open.status !== 200) throw new Unwanted('open', open);
           this.cursor = open.json.cursor;
           await this.catchUp();
         }
         const r = await this.#get(`/api/v1/events?cursor=${this.cursor}&timeout=5`);
-        if (r.status !== 200) throw new Error(`poll: ${r.status}`);
+        if (r.status !== 200) throw new Unwanted('poll', r);
         for (const e of r.json.events) {
           if (e.type === 'message') { stats.polled++; this.show(e.message); }
         }
@@ -99,9 +109,11 @@ export class PollDevice extends View {
           await this.catchUp();
         }
         backoff = 100;
-      } catch {
+      } catch (e) {
         if (this.stopped) break;
         stats.reconnects++;
+        // a full lane (the history read) says when to come back
+        if (isOverloaded(e.answer)) { laneStats.read.overloaded++; await sleep(retryDelayMs(e.answer)); continue; }
         await sleep(backoff / 2 + Math.random() * backoff);
         backoff = Math.min(backoff * 2, 2000);
       }
@@ -114,9 +126,8 @@ export class PollDevice extends View {
     for (const cid of this.convs) {
       let after = this.cursors[cid] ?? 0;
       for (;;) {
-        const r = await api('GET', `/api/v1/conversations/${cid}/messages?after_seq=${after}&limit=100`,
-          undefined, { token: this.user.token });
-        if (r.status !== 200) throw new Error(`history: ${r.status}`);
+        const r = await this.#get(`/api/v1/conversations/${cid}/messages?after_seq=${after}&limit=100`);
+        if (r.status !== 200) throw new Unwanted('history', r);
         for (const m of r.json.messages) this.show(m);
         if (!r.json.has_more || r.json.messages.length === 0) break;
         after = r.json.messages.at(-1).seq;
@@ -125,6 +136,32 @@ export class PollDevice extends View {
   }
 
   sync() { this.catchUp().catch(() => {}); }
+
+  sendNew(cid) {
+    if (this.sending || this.stopped) return;
+    const cmid = `chaos-${this.user.user.id}-${this.name.slice(-1)}${++this.seq}-${runTag}`;
+    const p = { cid, text: `${cmid} from ${this.name}`, tries: 0 };
+    sent.add(cmid);
+    stats.sent++;
+    this.pending.set(cmid, p);
+    this.sending = true;
+    this.#post(cmid, p).finally(() => { this.sending = false; });
+  }
+
+  async #post(cmid, p) {
+    const r = await untilAnswered('chat', () => {
+      if (p.tries++) stats.resent++;
+      return call('POST', `/api/v1/conversations/${p.cid}/messages`,
+        { body: { client_msg_id: cmid, text: p.text }, token: this.user.token, address: this.address });
+    }, (a) => a.status < 500 && a.status !== 429, { limitMs: 240000 });
+    if (r?.status === 200 || r?.status === 201) {
+      this.pending.delete(cmid);
+      acked.set(cmid, { cid: r.json.message.conversation_id, seq: r.json.message.seq });
+      stats.acked++;
+    } else if (r) {
+      log(`${this.name}: send ${cmid} refused: ${r.status} ${r.text}`);
+    }
+  }
 
   drop() { this.agent.destroy(); this.agent = new http.Agent({ keepAlive: true, localAddress: this.address }); }
 
@@ -137,7 +174,6 @@ export class Device extends View {
     this.ws = null;
     this.backoff = 100;
     this.syncing = false;
-    this.seq = 0;
   }
 
   async connect() {
@@ -178,9 +214,14 @@ export class Device extends View {
       acked.set(m.client_msg_id, { cid: m.conversation_id, seq: m.seq });
       stats.acked++;
     } else if (m.type === 'error' && this.pending.has(m.ref)) {
-      // unavailable, timeout, ...: the same id again a little later
+      // unavailable, timeout, overloaded...: the same id again a little
+      // later; a full lane (overloaded) after its Retry-After, which an
+      // error frame does not carry: the chat lane's, 1 s (backend/lanes.c)
       const p = this.pending.get(m.ref);
-      setTimeout(() => this.pending.has(m.ref) && this.#send(m.ref, p), 500);
+      if (m.code === 'overloaded') laneStats.chat.overloaded++;
+      else if (m.code === 'timeout') laneStats.chat.timeouts++;
+      const wait = m.code === 'overloaded' ? 1000 * (0.5 + Math.random()) : 500;
+      setTimeout(() => this.pending.has(m.ref) && this.#send(m.ref, p), wait);
     } else if (m.type === 'sync') {
       // the answer's own cursors are not taken: show() moves ours only
       // over messages we really have
