@@ -1,65 +1,75 @@
-// The fault-injection run: real chat traffic through the real stack while
-// things break, then the books are checked.
+// The fault-injection run: real traffic on every lane through the real
+// stack while things break, then the books are checked.
 //
 //   node tests/faults/chaos.mjs [--rounds N] [--settle-ms MS] [--users N]
-//                               [--faults worker,redis,postgres,reload,nginx-worker,storm]
+//        [--faults worker,lane-chat,lane-read,lane-auth,lane-orders,lane-admin,
+//                  slow-processor,redis,postgres,reload,nginx-worker,storm]
 //
 // The stack comes from the environment `conf/stack.sh env` prints (the same
 // as the integration tests); faults that stop a server bring it back with
 // `conf/stack.sh start`, which starts only what is missing.
 //
-// Traffic: every user has two devices from their own loopback addresses, a
-// WebSocket one that keeps sending and a long-polling one (GET
-// /api/v1/events, as behind a proxy that blocks WebSockets); all users
-// share a few group conversations.  The devices behave like the real
-// client is required to: a send not acknowledged is resent with the same
-// client_msg_id after a reconnect or an error; a closed socket reconnects
-// with backoff and jitter and then syncs from its cursors; received
-// messages are kept per (conversation, seq), so a redelivery is shown once.
-// One extra device stops reading altogether (a slow consumer) for the whole
-// run: it must not hold anyone else up.
+// Traffic (each client follows the contract: the same client_msg_id or
+// Idempotency-Key again until a definite answer, after Retry-After when
+// the answer is 503 overloaded or 429; client.mjs):
+//   chat (devices.mjs)  every user has two devices from their own loopback
+//     addresses, a WebSocket one that keeps sending and a long-polling one
+//     (GET /api/v1/events, as behind a proxy that blocks WebSockets) that
+//     sends over HTTP; all users share a few group conversations.  A closed
+//     socket reconnects with backoff and jitter and syncs from its cursors;
+//     messages are kept per (conversation, seq), so a redelivery shows once.
+//     One extra device never reads (a slow consumer): it must hold nobody up.
+//   shop (shoppers.mjs)  shoppers checking out one copy at a time with a mix
+//     of cards (good, declined, slower than the backend's processor timeout,
+//     500 after charging); an admin restocking a copy and shipping orders
+//   reads, logins, sign-ups (lanes.mjs)  light, so every lane has work
 //
-// Faults, one per round, in order, repeated for --rounds:
-//   worker        kill -9 a backend worker
-//   redis         kill -9 Redis (AOF on), start it again
-//   postgres      pg_ctl stop -m immediate, start it again
-//   reload        nginx -s reload
-//   nginx-worker  kill -9 an nginx worker (its clients reconnect)
-//   storm         every device drops at once and reconnects, plus 1,000
-//                 extra connections opened at once
+// Faults, one per step, in order, repeated for --rounds:
+//   worker          kill -9 a backend worker
+//   lane-<lane>     kill -9 every worker of one lane (chat, read, auth,
+//                   orders, admin) with a burst of its requests in flight;
+//                   a line when the lane is back (lanes.mjs)
+//   slow-processor  for one settle every checkout pays with a slow card: the
+//                   processor answers after the backend gave up on it
+//   redis           kill -9 Redis (AOF on), start it again
+//   postgres        pg_ctl stop -m immediate, start it again
+//   reload          nginx -s reload
+//   nginx-worker    kill -9 an nginx worker (its clients reconnect)
+//   storm           every device drops at once and reconnects, plus 1,000
+//                   extra connections opened at once
 //
-// The books, after sending stops and every device has synced:
-//   lost          acknowledged messages missing from PostgreSQL, or stored
-//                 under another seq than the one acknowledged   (must be 0)
-//   unexpected    messages in PostgreSQL nobody sent            (must be 0)
-//   gaps          holes in a conversation's seq                 (must be 0)
-//   undelivered   (device, message) pairs a device never showed (must be 0)
-//   conflicts     one seq shown with two different messages     (must be 0)
-//   duplicates    one client_msg_id stored twice                (must be 0)
-// and, from six shoppers checking out one copy at a time (a mix of good,
-// declined, slow and 500-answering cards; retries with the same key):
-//   oversold_or_stock_mismatch  books whose available stock plus copies
-//                 sold differs from the starting stock           (must be 0)
-//   double_charged   orders with two charges at the provider      (must be 0)
-//   charged_not_paid / paid_not_charged   the provider and the orders
-//                 disagree                                       (must be 0)
+// The books, after sending stops and every device has synced (all must
+// be 0; tests/faults/README.md says what each counts):
+//   chat   lost, unexpected, gaps, undelivered, conflicts, duplicates
+//   shop   oversold_or_stock_mismatch, double_charged, charged_not_paid,
+//          paid_not_charged, orders_lost, admin_mismatch
+//   auth   signups_lost, logins_refused
+//   lanes  lanes_not_recovered, chat_stalled_by_slow_processor
 // The last line is "faults: N passed, N failed" (one check per book).
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { api, registerUsers, sql, sleep, waitFor, workerPids, RUN_DIR } from '../integration/lib.mjs';
+import { api, sql, sleep, waitFor, workerPids, RUN_DIR } from '../integration/lib.mjs';
+import { makeUsers } from '../integration/shop.mjs';
 import { WsClient } from '../integration/ws.mjs';
+import { LANES, laneStats } from './client.mjs';
 import { acked, log, runTag, sent, stats } from './common.mjs';
 import { Device, PollDevice } from './devices.mjs';
-import { shopBooks, shopper, shopSetup, SHOP } from './shoppers.mjs';
+import {
+  authBooks, awaitLaneRecoveries, laneFault, laneFaultStats, logins, readers,
+} from './lanes.mjs';
+import { admin, shopBooks, shopper, shopSetup, SHOP } from './shoppers.mjs';
+
+const DEFAULT_FAULTS = ['worker', ...LANES.map((l) => `lane-${l}`), 'slow-processor',
+  'redis', 'postgres', 'reload', 'nginx-worker', 'storm'].join(',');
 
 const { values: opt } = parseArgs({
   options: {
     rounds: { type: 'string', default: '1' },
     'settle-ms': { type: 'string', default: '4000' },
     users: { type: 'string', default: '6' },
-    faults: { type: 'string', default: 'worker,redis,postgres,reload,nginx-worker,storm' },
+    faults: { type: 'string', default: DEFAULT_FAULTS },
     'send-every-ms': { type: 'string', default: '60' },
   },
 });
@@ -79,6 +89,8 @@ const stackStart = () => execFileSync(`${ROOT}/conf/stack.sh`, ['start'], { stdi
 const nginxWorkers = () => execFileSync('pgrep', ['-P', String(pidIn('nginx/nginx.pid'))])
   .toString().trim().split('\n').map(Number);
 
+// A fault returns what it did, or {what, settleMs, after}: traffic then
+// runs settleMs (default --settle-ms) before after() and the next fault.
 const faults = {
   async worker() {
     const [pid] = await workerPids();
@@ -121,7 +133,34 @@ const faults = {
     for (const r of opened) r.value.close();
     return `dropped every device at once and opened ${opened.length}/1000 extra connections`;
   },
+  // the payment processor answers slowly: for one settle period every
+  // checkout pays with a slow card (PAYMENT_SLOW_MS at the processor, past
+  // the backend's PAYMENT_TIMEOUT_MS), and chat must keep going meanwhile
+  async 'slow-processor'() {
+    SHOP.slowProcessor = true;
+    const t0 = Date.now();
+    const before = { acked: stats.acked, orders: laneStats.orders.answered, reads: laneStats.read.answered };
+    return {
+      what: 'the processor answers slowly: every checkout now pays with a slow card',
+      after() {
+        SHOP.slowProcessor = false;
+        const chat = stats.acked - before.acked;
+        log(`slow processor for ${((Date.now() - t0) / 1000).toFixed(1)} s: chat acknowledged ${chat} messages, ` +
+            `the orders lane answered ${laneStats.orders.answered - before.orders} requests, ` +
+            `the read lane ${laneStats.read.answered - before.reads}`);
+        if (chat === 0) { slowStalledChat++; log('slow processor: chat STALLED (no message acknowledged)'); }
+      },
+    };
+  },
 };
+let slowStalledChat = 0;
+for (const lane of LANES) {
+  // lanes.mjs: every worker of the lane SIGKILLed with its requests in
+  // flight; its recovery is followed in the background (a line when the
+  // lane is back) while the run goes on, so half a settle is enough
+  faults[`lane-${lane}`] = async () => ({ what: await laneFault(lane, laneCtx), settleMs: SETTLE_MS / 2 });
+}
+let laneCtx = null;
 
 /* ------------------------------------------------------------------ */
 /* the run                                                             */
@@ -133,7 +172,10 @@ async function main() {
   for (const f of FAULTS) if (!faults[f]) throw new Error(`unknown fault ${f}`);
   log(`${NUSERS} users x 2 devices, faults ${FAULTS.join(',')} x ${ROUNDS}, settle ${SETTLE_MS} ms`);
 
-  users = await registerUsers(`chaos-${runTag}-`, NUSERS, 4);
+  // made in SQL with signed tokens, like the shoppers: a sign-up is ~0.4 s
+  // of scrypt on a lane that runs at nice 19 (the auth traffic in lanes.mjs
+  // makes its own accounts through the API)
+  users = (await makeUsers(`chaos-${runTag}-`, NUSERS)).map((u) => ({ user: { id: u.id }, token: u.token }));
   const convs = [];
   for (let c = 0; c < 3; c++) {
     const r = await api('POST', '/api/v1/conversations',
@@ -147,36 +189,51 @@ async function main() {
   await Promise.all(devices.map((d) => d.connect()));
 
   await shopSetup();
+  const [probeShopper] = await makeUsers(`chaos-probe-${runTag}-`, 1);
+  laneCtx = { users, convs, probeShopper, chatWaiting: () => devices.reduce((n, d) => n + d.pending.size, 0) };
 
   // the slow consumer: connected, never reads again
   const slow = await WsClient.connect({ token: users[1].token, localAddress: '127.0.3.1' });
   slow.sock.pause();
 
-  const senders = devices.filter((d, i) => i % 2 === 0);
+  // WebSocket devices send every tick; the long-polling ones over HTTP,
+  // one message at a time, every fourth
+  const senders = devices.filter((d) => d instanceof Device);
+  const pollers = devices.filter((d) => d instanceof PollDevice);
   let sending = true;
+  const running = () => sending;
   const pump = (async () => {
-    while (sending) {
+    for (let tick = 0; sending; tick++) {
       for (const d of senders) d.sendNew(convs[Math.floor(Math.random() * convs.length)]);
+      if (tick % 4 === 0) for (const d of pollers) d.sendNew(convs[Math.floor(Math.random() * convs.length)]);
       await sleep(SEND_EVERY_MS);
     }
   })();
 
-  const shopping = SHOP.shoppers.map((u) => shopper(u, () => sending));
+  // the other lanes' traffic: shoppers (orders), the admin, readers, logins
+  // and sign-ups
+  const traffic = [
+    ...SHOP.shoppers.filter((u) => !SHOP.extra.includes(u)).map((u) => shopper(u, running)),
+    admin(running), readers(laneCtx, running), logins(running),
+  ];
 
   const applied = [];
   await sleep(SETTLE_MS);
   for (let round = 0; round < ROUNDS; round++) {
     for (const f of FAULTS) {
-      const what = await faults[f]();
+      let done = await faults[f]();
+      if (typeof done === 'string') done = { what: done };
       applied.push(f);
-      log(`round ${round + 1}: ${what}; acked so far ${stats.acked}`);
-      await sleep(SETTLE_MS);
+      log(`round ${round + 1}: ${done.what}; acked so far ${stats.acked}`);
+      await sleep(done.settleMs ?? SETTLE_MS);
+      done.after?.();
     }
   }
 
   sending = false;
   await pump;
-  await Promise.all(shopping);
+  await Promise.all(traffic);
+  await awaitLaneRecoveries();
   log(`sending stopped: ${stats.sent} sent, ${stats.acked} acked; waiting for the rest`);
   await waitFor('every send acknowledged', async () => devices.every((d) => d.pending.size === 0),
     { timeout: 120000, every: 250 }).catch(() => log('some sends never acknowledged (allowed; they are not counted as acked)'));
@@ -220,11 +277,22 @@ async function main() {
   }
   const conflicts = devices.reduce((n, d) => n + d.conflicts, 0);
 
-  const books = { lost, unexpected, gaps, undelivered, conflicts, duplicates, ...(await shopBooks()) };
+  const books = {
+    lost, unexpected, gaps, undelivered, conflicts, duplicates,
+    ...(await shopBooks()), ...(await authBooks()),
+    lanes_not_recovered: laneFaultStats.notRecovered,
+    chat_stalled_by_slow_processor: slowStalledChat,
+  };
   log(`faults applied: ${applied.join(', ')}`);
   log(`sent ${stats.sent} (resent ${stats.resent}), acked ${stats.acked}, stored ${stored.length}, ` +
       `redelivered-and-deduplicated ${stats.redelivered}, reconnects ${stats.reconnects}, ` +
       `delivered by long-poll ${stats.polled}`);
+  for (const lane of LANES) {
+    const l = laneStats[lane];
+    log(`lane ${lane} (HTTP${lane === 'chat' ? ' sends; WS errors in the last two' : ''}): ${l.requests} requests, ` +
+        `${l.answered} answered, ${l.retried} retries, ${l.unanswered} given up; ` +
+        `${l.overloaded} overloaded (503), ${l.timeouts} timeouts (504), ${l.dropped} without an answer`);
+  }
   let passed = 0;
   let failed = 0;
   for (const [k, v] of Object.entries(books)) {
