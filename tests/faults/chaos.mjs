@@ -31,7 +31,7 @@
 //                   a line when the lane is back (lanes.mjs)
 //   slow-processor  for one settle every checkout pays with a slow card: the
 //                   processor answers after the backend gave up on it
-//   redis           kill -9 Redis (AOF on), start it again
+//   redis           rewrite the AOF, kill -9 Redis, start it again
 //   postgres        pg_ctl stop -m immediate, start it again
 //   reload          nginx -s reload
 //   nginx-worker    kill -9 an nginx worker (its clients reconnect)
@@ -44,7 +44,8 @@
 //   shop   oversold_or_stock_mismatch, double_charged, charged_not_paid,
 //          paid_not_charged, orders_lost, admin_mismatch
 //   auth   signups_lost, logins_refused
-//   lanes  lanes_not_recovered, chat_stalled_by_slow_processor
+//   lanes  lanes_not_recovered, lane_depth_overstated,
+//          chat_stalled_by_slow_processor
 // The last line is "faults: N passed, N failed" (one check per book).
 
 import { execFileSync } from 'node:child_process';
@@ -56,8 +57,9 @@ import { WsClient } from '../integration/ws.mjs';
 import { LANES, laneStats } from './client.mjs';
 import { acked, log, runTag, sent, stats } from './common.mjs';
 import { Device, PollDevice } from './devices.mjs';
+import { rcmd } from './resp.mjs';
 import {
-  authBooks, awaitLaneRecoveries, laneFault, laneFaultStats, logins, readers,
+  authBooks, awaitLaneRecoveries, laneDepthBook, laneFault, laneFaultStats, logins, readers,
 } from './lanes.mjs';
 import { admin, shopBooks, shopper, shopSetup, SHOP } from './shoppers.mjs';
 
@@ -98,12 +100,24 @@ const faults = {
     return `killed backend worker ${pid}`;
   },
   async redis() {
+    // a crash as it comes in production, where Redis has rewritten its AOF
+    // (it does so by itself whenever the file doubles): a rewrite, a moment
+    // of traffic, then kill -9
+    const t0 = Date.now();
+    // (Redis may be rewriting on its own already: then that one)
+    await rcmd('BGREWRITEAOF').catch((e) => { if (!/already in progress/.test(e.message)) throw e; });
+    await waitFor('the AOF rewrite', async () => /aof_rewrite_in_progress:0\r?\naof_rewrite_scheduled:0/
+      .test(await rcmd('INFO', 'persistence')),
+      { timeout: 60000, every: 200 });
+    const rewrite = Date.now() - t0;
+    await sleep(1000);
     const pid = pidIn('redis/redis.pid');
     process.kill(pid, 'SIGKILL');
     await waitFor('redis to die', async () => !alive(pid));
     await sleep(1000);
     stackStart();
-    return `killed redis ${pid} and started it again`;
+    await laneDepthBook('after the restart').catch((e) => log(`lane depths after the restart: ${e.message}`));
+    return `rewrote the AOF (${(rewrite / 1000).toFixed(1)} s), killed redis ${pid} and started it again`;
   },
   async postgres() {
     const data = `${RUN_DIR}/pg/data`;
@@ -281,6 +295,7 @@ async function main() {
     lost, unexpected, gaps, undelivered, conflicts, duplicates,
     ...(await shopBooks()), ...(await authBooks()),
     lanes_not_recovered: laneFaultStats.notRecovered,
+    lane_depth_overstated: await laneDepthBook('at the end'),
     chat_stalled_by_slow_processor: slowStalledChat,
   };
   log(`faults applied: ${applied.join(', ')}`);

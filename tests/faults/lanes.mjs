@@ -22,6 +22,9 @@
 //   5. one line: what was killed, how much was in flight, how long until
 //      the lane answered again.  Anything that never happened (within two
 //      minutes) makes the lane fault count in the book lanes_not_recovered.
+//
+// Also here: the lanes' depth as the edge sees it (XINFO GROUPS pending +
+// lag) against what really waits, the book lane_depth_overstated.
 
 import { readFileSync } from 'node:fs';
 import { logTail, RUN_DIR, sleep, sql, waitFor } from '../integration/lib.mjs';
@@ -222,6 +225,21 @@ export async function laneDepths(lanes = LANES) {
     const [pending, lag, unread] = rows[i];
     return [lane, { pending, lag: lag < 0 ? null : lag, unread }];
   }));
+}
+
+// The edge refuses a lane (503 overloaded) on pending + lag; a lag above
+// what is really unread makes it refuse work it has room for.  Logged per
+// lane; the count of lanes whose reported depth is above the real one.
+export async function laneDepthBook(when) {
+  let overstated = 0;
+  for (const [lane, d] of await laneDepths()) {
+    if (d.lag !== null && d.lag > d.unread) {
+      overstated++;
+      log(`lane ${lane} ${when}: XINFO GROUPS says ${d.lag} entries wait unread (+ ${d.pending} pending), ` +
+          `${d.unread} really do: the edge counts ${d.lag - d.unread} commands that do not exist against its queue bound`);
+    }
+  }
+  return overstated;
 }
 
 // the entries of the lane held by the given workers (read, not acknowledged)
