@@ -5,10 +5,11 @@
  * Why it is not an ordinary logged op.  A logged op runs inside the
  * worker's transaction and its command_log row is written at the end.  A
  * checkout waits on the payment provider (up to --payment-timeout-ms),
- * and must not hold stock row locks, or a batch's, while it waits.  So
- * it is CHAT_OP_ALONE without CHAT_OP_LOGGED (the worker runs it outside
- * any transaction) and manages its own transactions and its own
- * idempotency, on the same command_log table:
+ * and must not hold stock row locks, or a batch's, while it waits, nor
+ * its worker.  So it is CHAT_OP_SUSPENDS without CHAT_OP_LOGGED (the
+ * worker runs it outside any transaction, and it may suspend), and
+ * manages its own transactions and its own idempotency, on the same
+ * command_log table:
  *
  *   tx 1  INSERT INTO command_log (key, op, user_id, request_hash)
  *             ON CONFLICT (key) DO NOTHING      status NULL: "in flight"
@@ -19,7 +20,10 @@
  *             prices frozen), its lines and reservations, the payment
  *             attempt                           one statement
  *         COMMIT
- *   call  POST /v1/payments, Idempotency-Key = the command's key
+ *   call  POST /v1/payments, Idempotency-Key = the command's key: the
+ *         handler returns chat_op_suspend() with the call, and the
+ *         worker serves other commands until the provider answers
+ *         (suspend.c); then the resume step, chat_checkout_paid:
  *   tx 2  chat_order_settle (orders.c): paid, or payment_failed and the
  *         stock released; command_log completed with the final reply
  *
@@ -44,6 +48,10 @@
  * pending_payment (not stored: a retry resumes), and the reconciler
  * (reconcile.c) asks the provider after the attempt's lease and settles
  * from its record.
+ *
+ * A worker killed while the call is out loses nothing: the entry is still
+ * pending, another worker reclaims it and finds the key in flight, and
+ * resumes as above.
  *
  * The request hash is an HMAC-SHA256 keyed with the token secret, not a
  * bare SHA-256: the body holds a card number, and a plain hash of one is
@@ -889,33 +897,30 @@ chat_checkout_charged_late(chat_checkout_t *co, const char *payment_id)
 }
 
 
-/* Calls the provider and settles what it says.  0, or -1. */
+/* Settles what the provider said about the charge, and answers.  0, or
+ * -1. */
 static int
-chat_checkout_pay(chat_checkout_t *co)
+chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
 {
-    int                rc;
-    char               id[24];
-    PGresult          *res;
-    const char        *values[2];
-    chat_pay_result_t  pay;
+    int           rc;
+    char          id[24];
+    PGresult     *res;
+    const char   *values[2];
 
-    chat_payment_charge(co->ctx->cfg, co->key, co->total, co->currency,
-                        &co->card, co->order_id, &pay);
-
-    switch (pay.state) {
+    switch (pay->state) {
 
     case CHAT_PAY_SUCCEEDED:
         rc = chat_order_settle(co->ctx->db, co->order_id, CHAT_SETTLE_PAID,
-                               pay.id, NULL, -1, co->ctx->events);
+                               pay->id, NULL, -1, co->ctx->events);
         if (rc == 0) {
-            chat_checkout_charged_late(co, pay.id);
+            chat_checkout_charged_late(co, pay->id);
         }
         break;
 
     case CHAT_PAY_DECLINED:
         rc = chat_order_settle(co->ctx->db, co->order_id,
                                CHAT_SETTLE_FAILED,
-                               pay.id[0] ? pay.id : NULL, pay.code, -1,
+                               pay->id[0] ? pay->id : NULL, pay->code, -1,
                                co->ctx->events);
         break;
 
@@ -923,10 +928,10 @@ chat_checkout_pay(chat_checkout_t *co)
         /* not known: leave it pending for the reconciler, say why */
         chat_log_warn("order %lld: payment outcome unknown (%s); left "
                       "pending for the reconciler", (long long) co->order_id,
-                      pay.error);
+                      pay->error);
 
         values[0] = chat_i64(id, co->order_id);
-        values[1] = pay.error;
+        values[1] = pay->error;
 
         res = chat_db_query(co->ctx->db,
                   "UPDATE payment_attempts SET last_error = $2,"
@@ -944,6 +949,70 @@ chat_checkout_pay(chat_checkout_t *co)
     }
 
     return chat_checkout_answer(co);
+}
+
+
+/* The resume step: the charge call has finished. */
+static int
+chat_checkout_paid(chat_op_ctx_t *ctx, chat_http_call_t *call)
+{
+    chat_checkout_t    *co = call->data;
+    chat_pay_result_t   pay;
+
+    /* the command was copied when it suspended: use this ctx's */
+    co->ctx = ctx;
+    co->key = ctx->cmd->key;
+
+    chat_payment_charge_result(call, &pay);
+
+    return chat_checkout_settle(co, &pay);
+}
+
+
+static void
+chat_checkout_free(void *data)
+{
+    chat_checkout_t  *co = data;
+
+    free(co->address);
+    free(co);
+}
+
+
+/*
+ * Makes the charge call and suspends on it: the worker answers once the
+ * provider has, through chat_checkout_paid.  0, or -1.
+ */
+static int
+chat_checkout_charge(chat_checkout_t *co)
+{
+    chat_checkout_t   *own;
+    chat_http_call_t  *call;
+
+    call = chat_payment_charge_call(co->ctx->cfg, co->key, co->total,
+                                    co->currency, &co->card, co->order_id);
+    if (call == NULL) {
+        return -1;
+    }
+
+    own = malloc(sizeof(chat_checkout_t));
+    if (own == NULL) {
+        chat_http_call_free(call);
+        return -1;
+    }
+
+    /* what settling needs; the card stays only in the request, which is
+     * wiped with the call */
+    *own = *co;
+    explicit_bzero(own->number, sizeof(own->number));
+    own->card.number = NULL;
+    own->card.cvc = NULL;
+    co->address = NULL;
+
+    call->data = own;
+    call->cleanup = chat_checkout_free;
+
+    return chat_op_suspend(co->ctx, call, chat_checkout_paid);
 }
 
 
@@ -1017,7 +1086,7 @@ chat_op_order_checkout(chat_op_ctx_t *ctx)
         goto done;              /* refused (answered) or failed */
     }
 
-    rc = chat_checkout_pay(&co);
+    rc = chat_checkout_charge(&co);
 
 done:
 
