@@ -13,7 +13,8 @@
  *
  *   tx 1  INSERT INTO command_log (key, op, user_id, request_hash)
  *             ON CONFLICT (key) DO NOTHING      status NULL: "in flight"
- *         SELECT the cart; lock its stock rows, ORDER BY book_id,
+ *         and the cart, in one statement (no rows: the key was not ours)
+ *         lock its stock rows, ORDER BY book_id,
  *             warehouse_id FOR UPDATE           one fixed order: no deadlock
  *         choose warehouses (allocate.c: the shopper's region first, a
  *             line may be split), reserve, ledger rows, the order (pending_payment,
@@ -109,6 +110,7 @@ typedef struct {
     int64_t         order_id;
     int64_t         total;
     char            currency[4];
+    PGresult       *cart;               /* tx 1's cart rows, claimed */
 } chat_checkout_t;
 
 typedef struct {
@@ -349,21 +351,31 @@ chat_checkout_claim(chat_checkout_t *co)
         return -1;
     }
 
-    res = chat_db_query(co->ctx->db,
-              "INSERT INTO command_log (key, op, user_id, request_hash)"
-              " VALUES ($1, $2, $3, decode($4, 'hex'))"
-              " ON CONFLICT (key) DO NOTHING RETURNING 1",
+    /* the claim and, when it is ours, the cart: one row with a NULL book
+     * for an empty cart, no row when the key was already there */
+    res = chat_db_query_prepared(co->ctx->db,
+              "WITH claim AS ("
+              "  INSERT INTO command_log (key, op, user_id, request_hash)"
+              "  VALUES ($1, $2, $3, decode($4, 'hex'))"
+              "  ON CONFLICT (key) DO NOTHING RETURNING user_id"
+              ") "
+              "SELECT c.book_id, c.quantity, b.price_cents, b.currency,"
+              "       b.deleted_at IS NULL, b.title"
+              "  FROM claim LEFT JOIN (cart_items c"
+              "       JOIN books b ON b.id = c.book_id)"
+              "    ON c.user_id = claim.user_id"
+              " ORDER BY c.book_id LIMIT 101",
               4, values, NULL, NULL);
     if (res == NULL) {
         goto failed;
     }
 
-    rc = PQntuples(res);
-    PQclear(res);
-
-    if (rc == 1) {
+    if (PQntuples(res) > 0) {
+        co->cart = res;
         return CHAT_CLAIM_NEW;
     }
+
+    PQclear(res);
 
     if (chat_db_exec(co->ctx->db, "ROLLBACK") != 0) {
         return -1;
@@ -477,9 +489,9 @@ chat_array_add(char *buf, size_t *len, int64_t v)
 
 
 /*
- * In the transaction chat_checkout_claim opened: reserves and records
- * everything, commits.  1 with co->order_id set, 0 after a refusal
- * (committed), -1 (rolled back).
+ * In the transaction chat_checkout_claim opened, with its cart rows:
+ * reserves and records everything, commits.  1 with co->order_id set, 0
+ * after a refusal (committed), -1 (rolled back).
  */
 static int
 chat_checkout_reserve(chat_checkout_t *co)
@@ -508,19 +520,13 @@ chat_checkout_reserve(chat_checkout_t *co)
     books = qtys = prices = rb = rw = rq = NULL;
     rc = -1;
 
-    values[0] = chat_i64(uid, co->ctx->cmd->uid);
-
-    res = chat_db_query(db,
-              "SELECT c.book_id, c.quantity, b.price_cents, b.currency,"
-              "       b.deleted_at IS NULL, b.title"
-              "  FROM cart_items c JOIN books b ON b.id = c.book_id"
-              " WHERE c.user_id = $1 ORDER BY c.book_id LIMIT 101",
-              1, values, NULL, NULL);
-    if (res == NULL) {
-        goto done;
-    }
+    res = co->cart;
+    co->cart = NULL;
 
     n = PQntuples(res);
+    if (n == 1 && PQgetisnull(res, 0, 0)) {
+        n = 0;                          /* claimed, but the cart is empty */
+    }
 
     if (n == 0) {
         rc = chat_checkout_refuse(co, 400, "cart_empty",
@@ -585,7 +591,7 @@ chat_checkout_reserve(chat_checkout_t *co)
     values[0] = books;
     values[1] = co->region;
 
-    st = chat_db_query(db,
+    st = chat_db_query_prepared(db,
              "SELECT s.book_id, s.warehouse_id, s.on_hand - s.reserved,"
              "       lower(w.region) = $2"
              "  FROM stock s JOIN warehouses w ON w.id = s.warehouse_id"
@@ -667,7 +673,7 @@ chat_checkout_reserve(chat_checkout_t *co)
                                  + CHAT_PAYMENT_LEASE_MARGIN_MS);
 
     PQclear(res);
-    res = chat_db_query(db,
+    res = chat_db_query_prepared(db,
               "WITH o AS ("
               "  INSERT INTO orders (user_id, status, checkout_key,"
               "      total_cents, currency, shipping_address, region,"
@@ -904,14 +910,17 @@ chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
 {
     int           rc;
     char          id[24];
+    cJSON        *order;
     PGresult     *res;
     const char   *values[2];
+
+    order = NULL;
 
     switch (pay->state) {
 
     case CHAT_PAY_SUCCEEDED:
         rc = chat_order_settle(co->ctx->db, co->order_id, CHAT_SETTLE_PAID,
-                               pay->id, NULL, -1, co->ctx->events);
+                               pay->id, NULL, -1, co->ctx->events, &order);
         if (rc == 0) {
             chat_checkout_charged_late(co, pay->id);
         }
@@ -921,7 +930,7 @@ chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
         rc = chat_order_settle(co->ctx->db, co->order_id,
                                CHAT_SETTLE_FAILED,
                                pay->id[0] ? pay->id : NULL, pay->code, -1,
-                               co->ctx->events);
+                               co->ctx->events, &order);
         break;
 
     default:
@@ -948,7 +957,21 @@ chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
         return -1;
     }
 
-    return chat_checkout_answer(co);
+    if (order == NULL) {
+        return chat_checkout_answer(co);    /* settled elsewhere, or not */
+    }
+
+    /* settled now: the reply it stored is {"order": order} */
+    co->ctx->reply = cJSON_CreateObject();
+    if (co->ctx->reply == NULL
+        || !cJSON_AddItemToObject(co->ctx->reply, "order", order))
+    {
+        cJSON_Delete(order);
+        return -1;
+    }
+
+    co->ctx->status = 201;
+    return 0;
 }
 
 
@@ -1092,5 +1115,6 @@ done:
 
     explicit_bzero(co.number, sizeof(co.number));
     free(co.address);
+    PQclear(co.cart);
     return rc;
 }
