@@ -350,8 +350,12 @@ chat_worker_drive(chat_worker_t *w, int wait_ms)
  * Runs a job that may wait on a call (CHAT_OP_SUSPENDS).  While the
  * lane's concurrency is taken it first waits for a waiting command to
  * finish, keeping items[from..n), this one and those after it in the
- * read, claimed meanwhile.  0, or -1 (Redis failed, or stopping: the job
- * is left pending, not started).
+ * read, claimed meanwhile.  Once it waits, the calls are moved on
+ * without waiting: a read full of checkouts is a lot of transactions,
+ * and answers that arrive meanwhile are taken in (and their commands
+ * answered) between them, not after the deadline they arrived within.
+ * 0, or -1 (Redis failed, or stopping: the job is left pending, not
+ * started).
  */
 static int
 chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
@@ -379,7 +383,7 @@ chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
     start = chat_mono_ms();
 
     if (chat_suspend_job(&w->susp, job)) {
-        return 0;               /* waiting; answered when resumed */
+        return chat_worker_drive(w, 0);     /* answered when resumed */
     }
 
     return chat_worker_answer(w, &job, 1, start);
