@@ -209,6 +209,12 @@ function send(res, status, body, headers = {}) {
   res.end(text);
 }
 
+// a lookup answers what was true when it arrived, an answer time later
+async function later(res, status, body) {
+  await processing();
+  send(res, status, body);
+}
+
 function error(res, status, code, message) {
   send(res, status, { error: { code, message } });
 }
@@ -399,18 +405,17 @@ async function route(req, res) {
   if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, stats);
   if (req.method === 'PUT' && path === '/v1/test/latency') return setLatency(req, res);
   if (path === '/v1/payments' && req.method === 'POST') return createPayment(req, res);
-  if (req.method === 'GET' && path.startsWith('/v1/payments')) await processing();
   if (path === '/v1/payments' && req.method === 'GET') {
     const key = url.searchParams.get('idempotency_key');
     const order = url.searchParams.get('order_id');
     let list = [...payments.values()];
     if (key !== null) list = list.filter((p) => p.idempotency_key === key);
     if (order !== null) list = list.filter((p) => String(p.order_id) === order);
-    return send(res, 200, { payments: list.map(publicPayment) });
+    return later(res, 200, { payments: list.map(publicPayment) });
   }
   if ((m = /^\/v1\/payments\/([a-z0-9_]+)$/.exec(path)) && req.method === 'GET') {
     const p = payments.get(m[1]);
-    return p ? send(res, 200, publicPayment(p)) : error(res, 404, 'not_found', 'no such payment');
+    return p ? later(res, 200, publicPayment(p)) : later(res, 404, { error: { code: 'not_found', message: 'no such payment' } });
   }
   if ((m = /^\/v1\/payments\/([a-z0-9_]+)\/refunds$/.exec(path)) && req.method === 'POST') {
     return refundPayment(req, res, m[1]);
