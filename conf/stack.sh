@@ -18,7 +18,10 @@
 # (5000), TYPING_INTERVAL_MS (2000), RECEIPT_WINDOW_MS (1000), NOTIFY_WEBHOOK
 # (a URL; none: no notifier), NOTIFY_QUIET_MS (1000), NOTIFY_BACKOFF_MS (500).
 # Orders: the payment provider stand-in (payments/) listens on PAYMENT_PORT
-# (PORT + 10 unless set: dev 8090, test 18090); PAYMENT_SLOW_MS (its slow
+# (PORT + 10 unless set: dev 8090, test 18090) and answers in
+# PAYMENT_LATENCY_MS give or take PAYMENT_JITTER_MS (dev 300 and 100, like a
+# real processor; other stacks 0 and 0), with a PAYMENT_TAIL_FRACTION (0) of
+# answers taking PAYMENT_TAIL_MS (2000) instead; PAYMENT_SLOW_MS (its slow
 # test cards), PAYMENT_TIMEOUT_MS, RESERVATION_TTL_MS and
 # RECONCILE_INTERVAL_MS (the backend's) may be set.
 # CHAT_CACHE (on|off, the catalog read
@@ -42,6 +45,13 @@ PG_PORT=${PG_PORT:-$dpg}
 # orders: the payment provider and the backend's payment settings
 PAYMENT_PORT=${PAYMENT_PORT:-$((PORT + 10))}
 PAYMENT_SLOW_MS=${PAYMENT_SLOW_MS:-5000}
+if [ "$STACK" = dev ]; then
+    PAYMENT_LATENCY_MS=${PAYMENT_LATENCY_MS:-300} PAYMENT_JITTER_MS=${PAYMENT_JITTER_MS:-100}
+else
+    PAYMENT_LATENCY_MS=${PAYMENT_LATENCY_MS:-0} PAYMENT_JITTER_MS=${PAYMENT_JITTER_MS:-0}
+fi
+PAYMENT_TAIL_FRACTION=${PAYMENT_TAIL_FRACTION:-0}
+PAYMENT_TAIL_MS=${PAYMENT_TAIL_MS:-2000}
 PAYMENT_TIMEOUT_MS=${PAYMENT_TIMEOUT_MS:-3000}
 RESERVATION_TTL_MS=${RESERVATION_TTL_MS:-900000}
 RECONCILE_INTERVAL_MS=${RECONCILE_INTERVAL_MS:-10000}
@@ -213,9 +223,11 @@ start_payments() {
         && die "port $PAYMENT_PORT is taken by another payment provider"
     setsid node "$ROOT/payments/provider.mjs" --port "$PAYMENT_PORT" \
         --log "$p/ledger.jsonl" --slow-ms "$PAYMENT_SLOW_MS" \
+        --latency-ms "$PAYMENT_LATENCY_MS" --jitter-ms "$PAYMENT_JITTER_MS" \
+        --tail-fraction "$PAYMENT_TAIL_FRACTION" --tail-ms "$PAYMENT_TAIL_MS" \
         --pidfile "$p/provider.pid" >> "$p/provider.log" 2>&1 < /dev/null &
     wait_for 15 "the payment provider" curl -fsS "http://127.0.0.1:$PAYMENT_PORT/health"
-    log "payment provider on 127.0.0.1:$PAYMENT_PORT (log: $p/provider.log)"
+    log "payment provider on 127.0.0.1:$PAYMENT_PORT, answers in ${PAYMENT_LATENCY_MS}±${PAYMENT_JITTER_MS} ms (log: $p/provider.log)"
 }
 
 healthy() { curl -fsS "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; }

@@ -4,7 +4,14 @@
 // decline, a timeout, a 500, a lost request) runs over a real socket.
 //
 //   node payments/provider.mjs --port 8090 --log DIR/ledger.jsonl
+//        [--latency-ms 0] [--jitter-ms 0] [--tail-fraction 0] [--tail-ms 2000]
 //        [--slow-ms 5000] [--pidfile FILE] [--host 127.0.0.1]
+//
+// Answer time: every answer (a charge, a replay, a lookup, a refund) is
+// delayed by --latency-ms give or take up to --jitter-ms (uniformly), as a
+// real processor takes 300 ms to 2 s; a --tail-fraction of them (chosen at
+// random) take --tail-ms instead, the slow issuers.  A charge is recorded
+// as processing first, so a lookup or a retry during its wait sees it.
 //
 // API (JSON bodies; errors are {"error":{"code","message"}}):
 //   POST /v1/payments                   create and confirm a payment;
@@ -17,7 +24,11 @@
 //                                       200 {payments: [...]}
 //   POST /v1/payments/{id}/refunds      refund in full; Idempotency-Key
 //        required; 201 refund | 409 not refundable
-//   GET  /v1/stats                      counters, for tests
+//   GET  /v1/stats                      counters, for tests (in_flight and
+//                                       max_in_flight: answers being delayed)
+//   PUT  /v1/test/latency               {latency_ms?, jitter_ms?, tail_fraction?,
+//                                       tail_ms?, reset_max?}: changes the answer
+//                                       time now (test equipment); 200 the settings
 //   GET  /health
 //
 // Idempotency: the first request with a key decides; a later one with the
@@ -44,13 +55,20 @@
 
 import { createServer } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, writeFileSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { openSync, writeSync, readFileSync, writeFileSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 const args = parseArgs(process.argv.slice(2));
 const HOST = args.host ?? '127.0.0.1';
 const PORT = Number(args.port ?? process.env.PAYMENT_PORT ?? 8090);
 const SLOW_MS = Number(args['slow-ms'] ?? process.env.PAYMENT_SLOW_MS ?? 5000);
+// the answer time, changeable at run time by PUT /v1/test/latency
+const timing = {
+  latency_ms: Number(args['latency-ms'] ?? process.env.PAYMENT_LATENCY_MS ?? 0),
+  jitter_ms: Number(args['jitter-ms'] ?? process.env.PAYMENT_JITTER_MS ?? 0),
+  tail_fraction: Number(args['tail-fraction'] ?? process.env.PAYMENT_TAIL_FRACTION ?? 0),
+  tail_ms: Number(args['tail-ms'] ?? process.env.PAYMENT_TAIL_MS ?? 2000),
+};
 const LOG = args.log ?? process.env.PAYMENT_LOG ?? '.run/payments/ledger.jsonl';
 const MAX_BODY = 16 * 1024;
 
@@ -66,7 +84,11 @@ const CARDS = {
 const payments = new Map();     // id -> payment
 const byKey = new Map();        // idempotency key -> {fingerprint, id?, response?, waiting?}
 const refunds = new Map();      // id -> refund
-const stats = { requests: 0, payments_created: 0, succeeded: 0, declined: 0, refunds: 0, replays: 0 };
+const stats = {
+  requests: 0, payments_created: 0, succeeded: 0, declined: 0, refunds: 0, replays: 0,
+  in_flight: 0, max_in_flight: 0,
+};
+let ledger = null;      // the --log file, open for appending
 
 function parseArgs(argv) {
   const out = {};
@@ -80,7 +102,8 @@ function parseArgs(argv) {
 }
 
 function usage(why) {
-  console.error(`provider: ${why}\nusage: provider.mjs --port N --log FILE [--slow-ms MS] [--pidfile FILE] [--host H]`);
+  console.error(`provider: ${why}\nusage: provider.mjs --port N --log FILE [--latency-ms MS] [--jitter-ms MS] `
+    + '[--tail-fraction F] [--tail-ms MS] [--slow-ms MS] [--pidfile FILE] [--host H]');
   process.exit(2);
 }
 
@@ -90,13 +113,17 @@ function log(msg) {
 
 // ------------------------------------------------------------------ record
 
+// one line per change, written before the answer goes out (the file is
+// kept open: at hundreds of charges a second, opening it per line costs)
 function append(rec) {
-  appendFileSync(LOG, JSON.stringify(rec) + '\n');
+  writeSync(ledger, JSON.stringify(rec) + '\n');
 }
 
 function load() {
   mkdirSync(dirname(LOG), { recursive: true });
-  if (!existsSync(LOG)) return;
+  const fresh = !existsSync(LOG);
+  ledger = openSync(LOG, 'a');
+  if (fresh) return;
   for (const line of readFileSync(LOG, 'utf8').split('\n')) {
     if (!line) continue;
     let rec;
@@ -125,6 +152,7 @@ function load() {
   stats.refunds = refunds.size;
   log(`loaded ${payments.size} payments, ${refunds.size} refunds from ${LOG}`);
 }
+
 
 function publicPayment(p) {
   const { planned, fingerprint, ...rest } = p;
@@ -181,6 +209,12 @@ function send(res, status, body, headers = {}) {
   res.end(text);
 }
 
+// a lookup answers what was true when it arrived, an answer time later
+async function later(res, status, body) {
+  await processing();
+  send(res, status, body);
+}
+
 function error(res, status, code, message) {
   send(res, status, { error: { code, message } });
 }
@@ -200,6 +234,25 @@ function readBody(req) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// how long this answer takes: the tail, or latency give or take jitter
+function answerTime() {
+  if (timing.tail_fraction > 0 && Math.random() < timing.tail_fraction) return timing.tail_ms;
+  return Math.max(0, timing.latency_ms + (2 * Math.random() - 1) * timing.jitter_ms);
+}
+
+// waits the answer time, counted as in flight meanwhile
+async function processing(extraMs = 0) {
+  const ms = answerTime() + extraMs;
+  if (ms <= 0) return;
+  stats.in_flight++;
+  if (stats.in_flight > stats.max_in_flight) stats.max_in_flight = stats.in_flight;
+  try {
+    await sleep(ms);
+  } finally {
+    stats.in_flight--;
+  }
+}
 
 function newId(prefix) {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
@@ -238,6 +291,7 @@ async function createPayment(req, res) {
   const seen = byKey.get(key);
   if (seen) {
     if (seen.fingerprint !== fingerprint) return error(res, 409, 'idempotency_key_reused', 'this key was used with a different request');
+    await processing();
     return replay(res, seen);
   }
 
@@ -273,7 +327,7 @@ async function createPayment(req, res) {
   append({ t: 'payment', payment: p });
   stats.payments_created++;
 
-  if (card.slow) await sleep(SLOW_MS);
+  await processing(card.slow ? SLOW_MS : 0);
 
   settle(p);
   if (p.status === 'succeeded') stats.succeeded++; else stats.declined++;
@@ -295,6 +349,7 @@ async function refundPayment(req, res, id) {
   let raw;
   try { raw = await readBody(req); } catch { return error(res, 413, 'too_large', 'body too large'); }
   const fingerprint = createHash('sha256').update(`${id}\n${raw}`).digest('hex');
+  await processing();
   const seen = byKey.get(key);
   if (seen) {
     if (seen.fingerprint !== fingerprint) return error(res, 409, 'idempotency_key_reused', 'this key was used with a different request');
@@ -323,6 +378,23 @@ async function refundPayment(req, res, id) {
   return send(res, 201, r);
 }
 
+// test equipment: the answer time changed while running, so a test can
+// make the stack's processor slow for a while and put it back
+async function setLatency(req, res) {
+  let b;
+  try { b = JSON.parse(await readBody(req) || '{}'); } catch { return error(res, 400, 'invalid_json', 'the body is not JSON'); }
+  for (const k of ['latency_ms', 'jitter_ms', 'tail_fraction', 'tail_ms']) {
+    if (b[k] === undefined) continue;
+    if (typeof b[k] !== 'number' || !(b[k] >= 0) || (k === 'tail_fraction' && b[k] > 1)) {
+      return error(res, 400, 'invalid_request', `${k} must be a number >= 0${k === 'tail_fraction' ? ' and <= 1' : ''}`);
+    }
+    timing[k] = b[k];
+  }
+  if (b.reset_max) stats.max_in_flight = stats.in_flight;
+  log(`answer time now ${JSON.stringify(timing)}`);
+  return send(res, 200, timing);
+}
+
 async function route(req, res) {
   stats.requests++;
   const url = new URL(req.url, 'http://provider');
@@ -331,6 +403,7 @@ async function route(req, res) {
 
   if (req.method === 'GET' && path === '/health') return send(res, 200, { status: 'ok' });
   if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, stats);
+  if (req.method === 'PUT' && path === '/v1/test/latency') return setLatency(req, res);
   if (path === '/v1/payments' && req.method === 'POST') return createPayment(req, res);
   if (path === '/v1/payments' && req.method === 'GET') {
     const key = url.searchParams.get('idempotency_key');
@@ -338,11 +411,11 @@ async function route(req, res) {
     let list = [...payments.values()];
     if (key !== null) list = list.filter((p) => p.idempotency_key === key);
     if (order !== null) list = list.filter((p) => String(p.order_id) === order);
-    return send(res, 200, { payments: list.map(publicPayment) });
+    return later(res, 200, { payments: list.map(publicPayment) });
   }
   if ((m = /^\/v1\/payments\/([a-z0-9_]+)$/.exec(path)) && req.method === 'GET') {
     const p = payments.get(m[1]);
-    return p ? send(res, 200, publicPayment(p)) : error(res, 404, 'not_found', 'no such payment');
+    return p ? later(res, 200, publicPayment(p)) : later(res, 404, { error: { code: 'not_found', message: 'no such payment' } });
   }
   if ((m = /^\/v1\/payments\/([a-z0-9_]+)\/refunds$/.exec(path)) && req.method === 'POST') {
     return refundPayment(req, res, m[1]);
@@ -375,7 +448,9 @@ server.on('error', (e) => {
 
 server.listen(PORT, HOST, () => {
   if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`);
-  log(`listening on ${HOST}:${server.address().port} (slow cards: ${SLOW_MS} ms; ledger ${LOG})`);
+  log(`listening on ${HOST}:${server.address().port} (answers in ${timing.latency_ms} ± ${timing.jitter_ms} ms`
+    + `${timing.tail_fraction ? `, ${timing.tail_fraction * 100}% in ${timing.tail_ms} ms` : ''}; `
+    + `slow cards: ${SLOW_MS} ms; ledger ${LOG})`);
 });
 
 const stop = () => {

@@ -36,6 +36,7 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "catalog_cache.h"
@@ -156,34 +157,86 @@ chat_catalog_touches_order(const cJSON *body, int status, const char *reply,
 }
 
 
+/* keys grown to cap entries; the old array is freed on failure */
+static char (*
+chat_catalog_keys_grow(char (*keys)[64], size_t cap))[64]
+{
+    char  (*p)[64];
+
+    p = realloc(keys, cap * sizeof(*keys));
+    if (p == NULL) {
+        free(keys);
+    }
+
+    return p;
+}
+
+
+/*
+ * INCR of every key in one pipelined round trip: a worker answering a
+ * few dozen checkouts at once bumps a generation for each of their books.
+ * 0, or -1 when any failed.
+ */
 static int
-chat_catalog_cache_incr(chat_bus_t *bus, const char *key)
+chat_catalog_cache_incr(chat_bus_t *bus, char (*keys)[64], size_t n)
 {
     int          rc;
-    const char  *argv[2];
+    size_t       i;
+    void        *reply;
     redisReply  *r;
 
-    argv[0] = "INCR";
-    argv[1] = key;
+    if (n == 0) {
+        return 0;
+    }
 
-    r = chat_bus_command(bus, 2, argv, NULL);
-    rc = chat_bus_check(r, "INCR (catalog cache generation)");
-    freeReplyObject(r);
+    if (bus->ctx == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (redisAppendCommand(bus->ctx, "INCR %s", keys[i]) != REDIS_OK) {
+            goto lost;
+        }
+    }
+
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+            goto lost;
+        }
+
+        r = reply;
+        if (chat_bus_check(r, "INCR (catalog cache generation)") != 0) {
+            rc = -1;
+        }
+
+        freeReplyObject(r);
+    }
 
     return rc;
+
+lost:
+
+    chat_bus_lost(bus);
+    return -1;
 }
 
 
 int
 chat_catalog_cache_bump(chat_bus_t *bus, chat_job_t **jobs, size_t n)
 {
-    int              any_lists;
-    char             key[64];
-    size_t           i, k;
+    int              any_lists, rc;
+    char           (*keys)[64];
+    size_t           i, k, nkeys, cap;
     chat_job_t      *job;
     chat_touched_t   t;
 
     any_lists = 0;
+    keys = NULL;
+    nkeys = 0;
+    cap = 0;
+    rc = 0;
 
     for (i = 0; i < n; i++) {
         job = jobs[i];
@@ -197,20 +250,34 @@ chat_catalog_cache_bump(chat_bus_t *bus, chat_job_t **jobs, size_t n)
 
         any_lists |= t.lists;
 
-        for (k = 0; k < t.nbooks; k++) {
-            snprintf(key, sizeof(key), CHAT_CACHE_BOOK_PREFIX "%lld}:gen",
-                     (long long) t.books[k]);
-
-            if (chat_catalog_cache_incr(bus, key) != 0) {
+        if (nkeys + t.nbooks + 1 > cap) {
+            cap = (nkeys + t.nbooks + 1) * 2;
+            keys = chat_catalog_keys_grow(keys, cap);
+            if (keys == NULL) {
                 return -1;
             }
         }
+
+        for (k = 0; k < t.nbooks; k++) {
+            snprintf(keys[nkeys++], sizeof(keys[0]),
+                     CHAT_CACHE_BOOK_PREFIX "%lld}:gen",
+                     (long long) t.books[k]);
+        }
     }
 
-    if (any_lists && chat_catalog_cache_incr(bus, CHAT_CACHE_LISTS_GEN) != 0)
-    {
-        return -1;
+    if (any_lists) {
+        if (nkeys + 1 > cap) {
+            keys = chat_catalog_keys_grow(keys, nkeys + 1);
+            if (keys == NULL) {
+                return -1;
+            }
+        }
+
+        snprintf(keys[nkeys++], sizeof(keys[0]), "%s", CHAT_CACHE_LISTS_GEN);
     }
 
-    return 0;
+    rc = chat_catalog_cache_incr(bus, keys, nkeys);
+
+    free(keys);
+    return rc;
 }

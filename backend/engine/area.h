@@ -16,7 +16,10 @@
  *   after_commit  after the answers: consequences of committed events
  *                 (membership cache, offline notifications); failures are
  *                 the area's to log
- *   tasks         periodic work, each run by the workers of one lane
+ *   tasks         periodic work, each run by the workers of one lane; a
+ *                 task that calls out starts its calls on the worker's
+ *                 loop (chat_suspend_task_call) instead of waiting on
+ *                 them, so it never holds the lane
  *
  * The list of areas is areas.c; adding an area is a folder with its
  * area_<name>.c and one line there.
@@ -33,14 +36,16 @@
 #include "db.h"
 #include "event.h"
 #include "ops.h"
+#include "suspend.h"
 
 typedef struct {
     const char   *name;
     chat_lane_t   lane;                 /* whose workers run it */
     int         (*interval_ms)(const chat_config_t *cfg);
-    /* outside any command; events it adds are fanned out afterwards */
+    /* outside any command; events it adds are fanned out afterwards;
+     * calls are the worker's, for calls that answer later */
     void        (*run)(chat_db_t *db, const chat_config_t *cfg,
-                       chat_events_t *events);
+                       chat_events_t *events, chat_suspend_t *calls);
 } chat_task_t;
 
 typedef struct {

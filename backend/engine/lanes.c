@@ -14,9 +14,15 @@
  *   procs        worker processes reading the lane's streams
  *   batch        entries taken per shard and read (XREADGROUP COUNT)
  *   commit       most commands per transaction (1..64, see command.c)
- *   concurrency  commands one process may have in flight while it waits
- *                on something outside (the payment processor); 1 for
- *                lanes whose work is all in PostgreSQL
+ *   concurrency  commands one process may have waiting on an outbound
+ *                call at once (CHAT_OP_SUSPENDS: the checkout and the
+ *                refund wait on the payment processor; suspend.c).  A
+ *                lane's throughput through the processor is at most
+ *                procs * concurrency / the processor's answer time: the
+ *                orders lane's 2 * 256 over 300 ms is ~1,700 checkouts/s,
+ *                more than PostgreSQL on two cores commits, so the
+ *                processor's latency is never the limit.  Lanes whose ops
+ *                never wait keep 1 (it is not used)
  *   timeout      ms the edge waits for an answer before 504
  *   queue        commands waiting or running beyond which the edge answers
  *                503 overloaded at once (0: no bound)
@@ -52,8 +58,8 @@ static const chat_lane_conf_t  chat_lane_defaults[CHAT_LANE_COUNT] = {
     [CHAT_LANE_CHAT]   = { 2, 64, 64, 1, 10000, 20000, 1, 0 },
     [CHAT_LANE_READ]   = { 2, 16, 64, 1, 10000, 2000, 1, 0 },
     [CHAT_LANE_AUTH]   = { 2, 1, 1, 1, 30000, 64, 2, 10 },
-    [CHAT_LANE_ORDERS] = { 2, 16, 64, 1, 30000, 2000, 1, 0 },
-    [CHAT_LANE_ADMIN]  = { 1, 16, 64, 1, 30000, 1000, 1, 5 },
+    [CHAT_LANE_ORDERS] = { 2, 16, 64, 256, 30000, 2000, 1, 0 },
+    [CHAT_LANE_ADMIN]  = { 1, 16, 64, 16, 30000, 1000, 1, 5 },
 };
 
 typedef struct {

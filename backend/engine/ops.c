@@ -6,8 +6,10 @@
  * shapes the stored reply into the one sent, flags: CHAT_OP_LOGGED (it
  * writes: it runs under the idempotency log) and CHAT_OP_ALONE (it is
  * expensive: it gets a transaction of its own instead of sharing a
- * batch's), and an optional touches hook (what it changed of the edge's
- * read cache).  Adding an operation is one line in its area's table
+ * batch's) and CHAT_OP_SUSPENDS (it waits on an outbound call: it may
+ * suspend with chat_op_suspend and be resumed when the call finished,
+ * while its worker serves other commands; suspend.c), and an optional
+ * touches hook (what it changed of the edge's read cache).  Adding an operation is one line in its area's table
  * (area_<name>.c, see area.h) plus its handler in an op_<area>.c, and its
  * lane in ngx_chat_module/chat_lanes.c if it writes.
  *
@@ -103,21 +105,26 @@ chat_op_parse_body(const chat_cmd_t *cmd, const char **why)
 }
 
 
-int
-chat_op_run(const chat_op_t *op, chat_op_ctx_t *ctx)
+/* What a handler or resume step left in ctx, checked: 0, or -1. */
+static int
+chat_op_outcome(const chat_op_t *op, chat_op_ctx_t *ctx, int rc)
 {
-    int  rc;
-
-    ctx->status = 0;
-    ctx->reply = NULL;
-
-    if (ctx->body == NULL) {
-        return chat_op_error(ctx, 400, "invalid_json",
-                             ctx->body_invalid ? ctx->body_invalid
-                             : "the request body must be a JSON object");
+    if (rc == 0 && ctx->wait != NULL && ctx->reply == NULL
+        && (op->flags & CHAT_OP_SUSPENDS))
+    {
+        return 0;                       /* suspended */
     }
 
-    rc = op->handler(ctx);
+    if (ctx->wait != NULL) {
+        if (rc == 0) {
+            chat_log_error("op %s: suspended with a reply, or without "
+                           "CHAT_OP_SUSPENDS", op->name);
+        }
+        chat_http_call_free(ctx->wait);
+        ctx->wait = NULL;
+        ctx->resume = NULL;
+        rc = -1;
+    }
 
     if (rc != 0) {
         cJSON_Delete(ctx->reply);
@@ -132,6 +139,52 @@ chat_op_run(const chat_op_t *op, chat_op_ctx_t *ctx)
         ctx->reply = NULL;
         return -1;
     }
+
+    return 0;
+}
+
+
+int
+chat_op_run(const chat_op_t *op, chat_op_ctx_t *ctx)
+{
+    ctx->status = 0;
+    ctx->reply = NULL;
+    ctx->wait = NULL;
+    ctx->resume = NULL;
+
+    if (ctx->body == NULL) {
+        return chat_op_error(ctx, 400, "invalid_json",
+                             ctx->body_invalid ? ctx->body_invalid
+                             : "the request body must be a JSON object");
+    }
+
+    return chat_op_outcome(op, ctx, op->handler(ctx));
+}
+
+
+int
+chat_op_resume(const chat_op_t *op, chat_op_ctx_t *ctx,
+    chat_op_resume_pt resume, chat_http_call_t *call)
+{
+    ctx->status = 0;
+    ctx->reply = NULL;
+    ctx->wait = NULL;
+    ctx->resume = NULL;
+
+    return chat_op_outcome(op, ctx, resume(ctx, call));
+}
+
+
+int
+chat_op_suspend(chat_op_ctx_t *ctx, chat_http_call_t *call,
+    chat_op_resume_pt resume)
+{
+    if (call == NULL) {
+        return -1;
+    }
+
+    ctx->wait = call;
+    ctx->resume = resume;
 
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "db.h"
 #include "envelope.h"
 #include "event.h"
+#include "http_client.h"
 
 /* The op changes rows: it runs under the idempotency log (command_log),
  * and a replay of its key gets the stored reply.  Ops without the flag
@@ -25,6 +26,18 @@
  * in a worker's batch, so it holds no locks of other commands while it
  * works.  See command.c. */
 #define CHAT_OP_ALONE   0x2
+
+/*
+ * The op waits on an outbound call (the payment provider) and must not
+ * hold its worker while it does: it runs outside any transaction (it
+ * commits its own) and may suspend with chat_op_suspend.  The worker
+ * then goes on with other commands, keeps the entry pending (its delivery
+ * stays with this worker) and, once the call has finished, runs the
+ * op's resume step, which answers like a handler (suspend.c).  Only the
+ * worker's engine runs such ops; they are never batched.  Up to the
+ * lane's concurrency of them wait per process.
+ */
+#define CHAT_OP_SUSPENDS  0x4
 
 /*
  * What a finished write changed of what the edge's read cache holds (the
@@ -45,7 +58,18 @@ typedef struct {
 typedef void (*chat_op_touches_pt)(const cJSON *body, int status,
     const char *reply, chat_touched_t *t);
 
-typedef struct {
+typedef struct chat_op_ctx_s  chat_op_ctx_t;
+
+/*
+ * The step of a suspended op that runs once its call has finished
+ * (call->result and call->resp say how): ctx is the same command's, with
+ * the same body, events and connection, and the op's own state is
+ * call->data.  Same return contract as a handler; it may suspend again.
+ * The engine frees the call afterwards (running call->cleanup on data).
+ */
+typedef int (*chat_op_resume_pt)(chat_op_ctx_t *ctx, chat_http_call_t *call);
+
+struct chat_op_ctx_s {
     const chat_config_t  *cfg;
     chat_db_t            *db;
     const chat_cmd_t     *cmd;
@@ -57,7 +81,11 @@ typedef struct {
                                        wanted */
     int                   status;   /* out: HTTP status */
     cJSON                *reply;    /* out: reply body, owned by the caller */
-} chat_op_ctx_t;
+    chat_http_call_t     *wait;     /* out: the call a suspended op waits
+                                       on (chat_op_suspend), owned by the
+                                       caller */
+    chat_op_resume_pt     resume;   /* out: what runs when it finished */
+};
 
 /*
  * A handler either answers, returning 0 with ctx->status and ctx->reply
@@ -65,7 +93,9 @@ typedef struct {
  * a logged op both are stored), or fails, returning -1 on an
  * infrastructure problem (a statement failed, memory ran out).  After a
  * 4xx the caller rolls back whatever the handler wrote; after -1 it rolls
- * back the whole transaction and the command is retried later.
+ * back the whole transaction and the command is retried later.  A
+ * CHAT_OP_SUSPENDS handler may instead return chat_op_suspend(): 0 with
+ * no reply and ctx->wait set.
  */
 typedef int (*chat_op_handler_pt)(chat_op_ctx_t *ctx);
 
@@ -103,6 +133,24 @@ cJSON *chat_op_parse_body(const chat_cmd_t *cmd, const char **why);
  * contract as a handler; on 0 ctx->reply is never NULL.
  */
 int chat_op_run(const chat_op_t *op, chat_op_ctx_t *ctx);
+
+/*
+ * Runs resume, the step of a suspended op whose call finished (see
+ * chat_op_resume_pt), on a fresh ctx (status, reply and wait cleared
+ * first).  Same return contract as chat_op_run.
+ */
+int chat_op_resume(const chat_op_t *op, chat_op_ctx_t *ctx,
+    chat_op_resume_pt resume, chat_http_call_t *call);
+
+/*
+ * For a CHAT_OP_SUSPENDS handler or resume step: "answer when call has
+ * finished, by running resume".  The caller starts the call and owns it
+ * from now on (state the op needs afterwards goes in call->data, freed by
+ * call->cleanup).  Returns 0, for "return chat_op_suspend(...)"; a NULL
+ * call (memory ran out) returns -1.
+ */
+int chat_op_suspend(chat_op_ctx_t *ctx, chat_http_call_t *call,
+    chat_op_resume_pt resume);
 
 /* Applies op->present (or copies stored) into out. */
 int chat_op_present(const chat_op_t *op, const chat_config_t *cfg,

@@ -22,9 +22,22 @@
  * ~0.4 s of scrypt each is spread over all workers instead of queueing
  * behind one.
  *
+ * Commands that wait on an outbound call (CHAT_OP_SUSPENDS: a checkout
+ * waiting on the payment processor) do not hold the worker: their
+ * handler commits its first part and suspends, and the worker keeps up to
+ * the lane's concurrency of them waiting at once (suspend.c) while it
+ * reads and runs others.  While any wait, the loop alternates between
+ * their calls (up to CHAT_WORKER_CALLS_WAIT_MS on the multi handle, less
+ * when commands are arriving) and a short read (BLOCK 1); a call that
+ * finishes has its resume step run and its command answered like any
+ * other (chat_worker_answer).  With the lane's concurrency taken it reads
+ * nothing new and only waits on the calls.
+ *
  * Between entries, and at least once a loop, it does what is due: a
  * heartbeat every second (HSET chat:workers, with whether PostgreSQL
- * works), a reclaim pass every claim-idle/2, housekeeping every 30 s.
+ * works), the re-claim of the waiting commands' entries every
+ * claim-idle/3, a reclaim pass every claim-idle/2, housekeeping every
+ * 30 s.
  *
  * Reclaim.  Entries delivered to a worker that died, or that failed here
  * on an infrastructure error, stay pending.  Each pass XAUTOCLAIMs those
@@ -48,9 +61,11 @@
  * after the entry is reclaimed.
  *
  * Stopping.  SIGTERM or SIGINT sets a flag; the worker finishes the
- * transaction in hand, removes its heartbeat and exits 0.  Unprocessed
- * entries of the read stay pending for others to reclaim.  If the
- * supervisor dies, the kernel sends the worker SIGTERM (PR_SET_PDEATHSIG).
+ * transaction in hand, gives its waiting commands up to
+ * CHAT_WORKER_DRAIN_MS to finish their calls and be answered, removes its
+ * heartbeat and exits 0.  Unprocessed entries of the read, and commands
+ * still waiting, stay pending for others to reclaim.  If the supervisor
+ * dies, the kernel sends the worker SIGTERM (PR_SET_PDEATHSIG).
  *
  * What it does not do: parse or dead-letter entries (intake.c), choose
  * operations (ops.c), run SQL (db.c, command.c), or know the Redis
@@ -76,12 +91,27 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "suspend.h"
 #include "worker.h"
 
 
 #define CHAT_WORKER_HEARTBEAT_MS  1000
 #define CHAT_WORKER_PRUNE_MS      30000
 #define CHAT_WORKER_BLOCK_MS      1000
+
+/* while commands wait on calls: the read blocks only this long, and the
+ * calls get up to CHAT_WORKER_CALLS_WAIT_MS (FULL_WAIT_MS when the lane's
+ * concurrency is taken and nothing is read) between reads */
+#define CHAT_WORKER_BLOCK_BUSY_MS    1
+#define CHAT_WORKER_CALLS_WAIT_MS    10
+#define CHAT_WORKER_FULL_WAIT_MS     100
+
+/* finished waits answered together (one reply round trip) */
+#define CHAT_WORKER_RESUME_MAX       64
+
+/* stopping: how long waiting commands get to finish (the supervisor
+ * kills a worker 10 s after SIGTERM) */
+#define CHAT_WORKER_DRAIN_MS         8000
 
 /* a read should not take more than about this long to work off, so slow
  * commands (scrypt) are left for idle workers instead of queueing here */
@@ -106,6 +136,9 @@ typedef struct {
     int64_t               next_prune;
     int                   unsafe;       /* PostgreSQL refused, see db.c */
     int64_t               next_task[CHAT_WORKER_MAX_TASKS];
+    chat_suspend_t        susp;         /* commands waiting on calls */
+    int                   concurrency;  /* the most of them at once */
+    int                   arriving;     /* the last read brought entries */
 } chat_worker_t;
 
 static volatile sig_atomic_t  chat_worker_stop;
@@ -162,28 +195,20 @@ chat_worker_refresh(chat_worker_t *w, chat_item_t *items, size_t from,
 
 
 /*
- * Runs jobs[0..n) (chat_jobs_run: one transaction when it can), then
- * answers and acks the finished ones in one round trip, then fans out
- * their events.  Returns 0, or -1 when Redis failed.
+ * Answers jobs[0..n), which have run (start: when they began): the areas'
+ * before_reply hooks, then the replies and acks of the finished ones in
+ * one round trip, then their events.  Returns 0, or -1 when Redis failed.
  */
 static int
-chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
+chat_worker_answer(chat_worker_t *w, chat_job_t **jobs, size_t n,
+    int64_t start)
 {
     int              rc;
     size_t           i, k, ne;
-    int64_t          start;
     double           per;
     chat_job_t      *job;
     chat_answer_t   *answers;
     chat_events_t  **events;
-
-    if (n == 0) {
-        return 0;
-    }
-
-    start = chat_mono_ms();
-
-    chat_jobs_run(&w->db, w->cfg, jobs, n);
 
     /* what must hold before anyone hears "done" (the catalog's cache
      * generations); if it failed, nothing is answered and the replays run
@@ -251,15 +276,148 @@ chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
 
 
 /*
+ * Runs jobs[0..n) (chat_jobs_run: one transaction when it can), then
+ * answers them.  Returns 0, or -1 when Redis failed.
+ */
+static int
+chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
+{
+    int64_t  start;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    start = chat_mono_ms();
+
+    chat_jobs_run(&w->db, w->cfg, jobs, n);
+
+    return chat_worker_answer(w, jobs, n, start);
+}
+
+
+/*
+ * Moves the calls of waiting commands and tasks on (first waiting up to
+ * wait_ms for one of them to have something to do), runs the next step
+ * of those that finished, and answers the finished commands like any
+ * others; a task's events are fanned out.  0, or -1 when Redis failed.
+ */
+static int
+chat_worker_drive(chat_worker_t *w, int wait_ms)
+{
+    int             rc;
+    size_t          n;
+    int64_t         start;
+    chat_job_t     *done[CHAT_WORKER_RESUME_MAX];
+    chat_events_t   events, *lists[1];
+
+    if (chat_suspend_jobs(&w->susp) == 0 && chat_suspend_calls(&w->susp) == 0)
+    {
+        return 0;
+    }
+
+    chat_suspend_wait(&w->susp, wait_ms);
+
+    rc = 0;
+    memset(&events, 0, sizeof(events));
+
+    do {
+        start = chat_mono_ms();
+        n = chat_suspend_resume(&w->susp, done, CHAT_WORKER_RESUME_MAX,
+                                &events);
+
+        if (n > 0) {
+            if (chat_worker_answer(w, done, n, start) != 0) {
+                rc = -1;
+            }
+            chat_suspend_release(&w->susp, done, n);
+        }
+
+    } while (n == CHAT_WORKER_RESUME_MAX);
+
+    if (events.n > 0 && chat_bus_ok(&w->bus)) {
+        lists[0] = &events;
+        (void) chat_fanout(&w->bus, lists, 1);
+    }
+
+    chat_events_clear(&events);
+
+    return rc;
+}
+
+
+/*
+ * Runs a job that may wait on a call (CHAT_OP_SUSPENDS).  While the
+ * lane's concurrency is taken it first waits for a waiting command to
+ * finish, keeping items[from..n), this one and those after it in the
+ * read, claimed meanwhile.  Once it waits, the calls are moved on
+ * without waiting: a read full of checkouts is a lot of transactions,
+ * and answers that arrive meanwhile are taken in (and their commands
+ * answered) between them, not after the deadline they arrived within.
+ * 0, or -1 (Redis failed, or stopping: the job is left pending, not
+ * started).
+ */
+static int
+chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
+    size_t from, size_t n, int64_t *held_since)
+{
+    int64_t  start;
+
+    while (chat_suspend_jobs(&w->susp) >= (size_t) w->concurrency) {
+        if (chat_worker_stop || !chat_db_ok(&w->db)
+            || !chat_bus_ok(&w->bus))
+        {
+            return -1;
+        }
+
+        if (chat_mono_ms() - *held_since >= w->cfg->claim_idle_ms / 3) {
+            chat_worker_refresh(w, items, from, n);
+            *held_since = chat_mono_ms();
+        }
+
+        if (chat_worker_drive(w, CHAT_WORKER_FULL_WAIT_MS) != 0) {
+            return -1;
+        }
+    }
+
+    start = chat_mono_ms();
+
+    if (chat_suspend_job(&w->susp, job)) {
+        return chat_worker_drive(w, 0);     /* answered when resumed */
+    }
+
+    return chat_worker_answer(w, &job, 1, start);
+}
+
+
+/* The id of an entry as XREADGROUP or XAUTOCLAIM returned it, or NULL. */
+static const char *
+chat_worker_entry_id(const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 1
+        || entry->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return NULL;
+    }
+
+    return entry->element[0]->str;
+}
+
+
+/*
  * Processes the entries of one read (or reclaim): cheap commands are
  * gathered and run --commit-batch at a time in one transaction each;
- * expensive ones (CHAT_OP_ALONE) run by themselves, in their place.
+ * expensive ones (CHAT_OP_ALONE) run by themselves, in their place, and
+ * so do those that may wait on a call (CHAT_OP_SUSPENDS), which start
+ * here and are answered later.  A reclaimed entry that is one of this
+ * worker's own waiting commands is left alone.
  */
 static void
 chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
     int reclaimed)
 {
-    int           rc, alone;
+    int           rc, alone, suspends;
+    const char   *id;
     size_t        i, k, from, max;
     int64_t       held_since;
     chat_cmd_t   *cmds;
@@ -282,6 +440,17 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
         if (chat_worker_stop || !chat_db_ok(&w->db) || !chat_bus_ok(&w->bus))
         {
             break;
+        }
+
+        id = chat_worker_entry_id(items[i].entry);
+
+        if (reclaimed && id != NULL
+            && chat_suspend_holds(&w->susp, items[i].shard, id))
+        {
+            if (k == 0) {
+                from = i + 1;
+            }
+            continue;
         }
 
         rc = chat_intake(&w->bus, w->cfg, items[i].shard, items[i].entry,
@@ -307,7 +476,8 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
             continue;
         }
 
-        alone = chat_job_alone(job);
+        suspends = (job->op->flags & CHAT_OP_SUSPENDS) != 0;
+        alone = suspends || chat_job_alone(job);
 
         if (!alone) {
             batch[k++] = job;
@@ -326,7 +496,9 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
         k = 0;
 
         if (rc == 0 && alone) {
-            rc = chat_worker_flush(w, &job, 1);
+            rc = suspends ? chat_worker_start(w, job, items, i, n,
+                                              &held_since)
+                          : chat_worker_flush(w, &job, 1);
         }
 
         if (rc != 0) {
@@ -389,6 +561,29 @@ chat_worker_batch(const chat_worker_t *w)
     }
 
     return n < w->cfg->batch ? (int) n : w->cfg->batch;
+}
+
+
+/*
+ * chat_worker_batch, but no more per shard than there is room for while
+ * commands wait on calls, so a read does not take entries that would
+ * only wait for room (chat_worker_start).
+ */
+static int
+chat_worker_count(const chat_worker_t *w)
+{
+    int     n;
+    size_t  waiting;
+
+    n = chat_worker_batch(w);
+    waiting = chat_suspend_jobs(&w->susp);
+
+    if (waiting > 0 && (size_t) w->concurrency < waiting + (size_t) n) {
+        n = (size_t) w->concurrency > waiting
+            ? (int) ((size_t) w->concurrency - waiting) : 1;
+    }
+
+    return n;
 }
 
 
@@ -513,7 +708,7 @@ chat_worker_tasks(chat_worker_t *w, int64_t now)
             w->next_task[t] = now + task->interval_ms(w->cfg);
 
             memset(&events, 0, sizeof(events));
-            task->run(&w->db, w->cfg, &events);
+            task->run(&w->db, w->cfg, &events, &w->susp);
 
             if (events.n > 0 && chat_bus_ok(&w->bus)) {
                 lists[0] = &events;
@@ -526,7 +721,8 @@ chat_worker_tasks(chat_worker_t *w, int64_t now)
 }
 
 
-/* Heartbeat, reclaim, reconcile and housekeeping, each when due. */
+/* Heartbeat, the waiting commands' entries re-claimed, reclaim, the
+ * areas' tasks and housekeeping, each when due. */
 static void
 chat_worker_tick(chat_worker_t *w, int with_claim)
 {
@@ -547,6 +743,9 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
         (void) chat_bus_heartbeat(&w->bus, chat_db_ok(&w->db));
         chat_bus_trim(&w->bus);
     }
+
+    /* waiting is not abandonment: keep their entries claimed */
+    chat_suspend_refresh(&w->susp, &w->bus);
 
     if (!with_claim) {
         return;
@@ -570,7 +769,7 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
 static void
 chat_worker_loop(chat_worker_t *w)
 {
-    int          rc;
+    int          rc, busy;
     int64_t      wait;
     redisReply  *r;
 
@@ -605,8 +804,29 @@ chat_worker_loop(chat_worker_t *w)
             continue;
         }
 
-        r = chat_bus_read(&w->bus, chat_worker_batch(w),
-                          CHAT_WORKER_BLOCK_MS);
+        busy = chat_suspend_jobs(&w->susp) + chat_suspend_calls(&w->susp) > 0;
+
+        if (busy) {
+            /* calls in flight: give them a moment (none while commands
+             * keep arriving), then read without waiting long */
+            if (chat_suspend_jobs(&w->susp) >= (size_t) w->concurrency) {
+                (void) chat_worker_drive(w, CHAT_WORKER_FULL_WAIT_MS);
+                continue;
+            }
+
+            (void) chat_worker_drive(w, w->arriving
+                                        ? 0 : CHAT_WORKER_CALLS_WAIT_MS);
+
+            if (!chat_bus_ok(&w->bus) || !chat_db_ok(&w->db)) {
+                continue;
+            }
+        }
+
+        r = chat_bus_read(&w->bus, chat_worker_count(w),
+                          busy ? CHAT_WORKER_BLOCK_BUSY_MS
+                               : CHAT_WORKER_BLOCK_MS);
+        w->arriving = 0;
+
         if (r == NULL) {
             if (chat_bus_ok(&w->bus)) {
                 chat_sleep_ms(100);     /* an error reply: do not spin */
@@ -615,11 +835,36 @@ chat_worker_loop(chat_worker_t *w)
         }
 
         if (r->type == REDIS_REPLY_ARRAY) {
+            w->arriving = 1;
             chat_worker_process_read(w, r);
         }
 
         freeReplyObject(r);
     }
+}
+
+
+/*
+ * Stopping: nothing new is read; the commands waiting on calls get until
+ * their calls finish, at most CHAT_WORKER_DRAIN_MS, to be answered.  What
+ * is still waiting then is given up, its entries pending for others.
+ */
+static void
+chat_worker_drain(chat_worker_t *w)
+{
+    int64_t  until;
+
+    until = chat_mono_ms() + CHAT_WORKER_DRAIN_MS;
+
+    while (chat_suspend_jobs(&w->susp) + chat_suspend_calls(&w->susp) > 0
+           && chat_mono_ms() < until && chat_db_ok(&w->db)
+           && chat_bus_ok(&w->bus))
+    {
+        chat_worker_tick(w, 0);
+        (void) chat_worker_drive(w, CHAT_WORKER_FULL_WAIT_MS);
+    }
+
+    chat_suspend_free(&w->susp);
 }
 
 
@@ -673,6 +918,8 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
              (long) getpid());
 
     chat_db_init(&w.db, cfg->pg, "chat-backend worker");
+    chat_suspend_init(&w.susp, cfg, &w.db);
+    w.concurrency = cfg->lanes[lane].concurrency;
 
     if (chat_bus_init(&w.bus, cfg, w.consumer) != 0) {
         chat_log_error("out of memory");
@@ -693,6 +940,7 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
                   w.consumer, cfg->shards, chat_lane_name(lane));
 
     chat_worker_loop(&w);
+    chat_worker_drain(&w);
 
     rc = w.unsafe ? CHAT_WORKER_EXIT_UNSAFE : 0;
 

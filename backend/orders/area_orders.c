@@ -5,8 +5,11 @@
  * not known (reconcile.c), a periodic task of the orders lane's workers.
  *
  * The checkout and the refund wait on the payment provider, so they run
- * alone and keep their own idempotency (op_checkout.c); a checkout
- * touches the cached pages of the books it bought (catalog_cache.c).
+ * alone, keep their own idempotency (op_checkout.c) and suspend while
+ * the provider answers (CHAT_OP_SUSPENDS: many wait per worker, up to the
+ * lane's concurrency); a checkout touches the cached pages of the books
+ * it bought (catalog_cache.c).  The reconciler's lookups run on the
+ * worker's loop too.
  */
 
 #include "area.h"
@@ -19,15 +22,15 @@ static const chat_op_t  chat_orders_ops[] = {
     { "cart.item.put", chat_op_cart_item_put, NULL, CHAT_OP_LOGGED, NULL },
     { "cart.item.delete", chat_op_cart_item_delete, NULL, CHAT_OP_LOGGED,
       NULL },
-    { "order.checkout", chat_op_order_checkout, NULL, CHAT_OP_ALONE,
-      chat_catalog_touches_order },
+    { "order.checkout", chat_op_order_checkout, NULL,
+      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, chat_catalog_touches_order },
     { "order.list", chat_op_order_list, NULL, 0, NULL },
     { "order.get", chat_op_order_get, NULL, 0, NULL },
     { "admin.order.list", chat_op_admin_order_list, NULL, 0, NULL },
     { "admin.order.ship", chat_op_admin_order_ship, NULL, CHAT_OP_LOGGED,
       NULL },
     { "admin.order.refund", chat_op_admin_order_refund, NULL,
-      CHAT_OP_ALONE, NULL },
+      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, NULL },
 };
 
 
@@ -40,9 +43,9 @@ chat_orders_reconcile_interval(const chat_config_t *cfg)
 
 static void
 chat_orders_reconcile(chat_db_t *db, const chat_config_t *cfg,
-    chat_events_t *events)
+    chat_events_t *events, chat_suspend_t *calls)
 {
-    (void) chat_reconcile(db, cfg, events);
+    (void) chat_reconcile(db, cfg, events, calls);
 }
 
 

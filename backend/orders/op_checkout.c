@@ -5,21 +5,26 @@
  * Why it is not an ordinary logged op.  A logged op runs inside the
  * worker's transaction and its command_log row is written at the end.  A
  * checkout waits on the payment provider (up to --payment-timeout-ms),
- * and must not hold stock row locks, or a batch's, while it waits.  So
- * it is CHAT_OP_ALONE without CHAT_OP_LOGGED (the worker runs it outside
- * any transaction) and manages its own transactions and its own
- * idempotency, on the same command_log table:
+ * and must not hold stock row locks, or a batch's, while it waits, nor
+ * its worker.  So it is CHAT_OP_SUSPENDS without CHAT_OP_LOGGED (the
+ * worker runs it outside any transaction, and it may suspend), and
+ * manages its own transactions and its own idempotency, on the same
+ * command_log table:
  *
  *   tx 1  INSERT INTO command_log (key, op, user_id, request_hash)
  *             ON CONFLICT (key) DO NOTHING      status NULL: "in flight"
- *         SELECT the cart; lock its stock rows, ORDER BY book_id,
+ *         and the cart, in one statement (no rows: the key was not ours)
+ *         lock its stock rows, ORDER BY book_id,
  *             warehouse_id FOR UPDATE           one fixed order: no deadlock
  *         choose warehouses (allocate.c: the shopper's region first, a
  *             line may be split), reserve, ledger rows, the order (pending_payment,
  *             prices frozen), its lines and reservations, the payment
  *             attempt                           one statement
  *         COMMIT
- *   call  POST /v1/payments, Idempotency-Key = the command's key
+ *   call  POST /v1/payments, Idempotency-Key = the command's key: the
+ *         handler returns chat_op_suspend() with the call, and the
+ *         worker serves other commands until the provider answers
+ *         (suspend.c); then the resume step, chat_checkout_paid:
  *   tx 2  chat_order_settle (orders.c): paid, or payment_failed and the
  *         stock released; command_log completed with the final reply
  *
@@ -44,6 +49,10 @@
  * pending_payment (not stored: a retry resumes), and the reconciler
  * (reconcile.c) asks the provider after the attempt's lease and settles
  * from its record.
+ *
+ * A worker killed while the call is out loses nothing: the entry is still
+ * pending, another worker reclaims it and finds the key in flight, and
+ * resumes as above.
  *
  * The request hash is an HMAC-SHA256 keyed with the token secret, not a
  * bare SHA-256: the body holds a card number, and a plain hash of one is
@@ -101,6 +110,7 @@ typedef struct {
     int64_t         order_id;
     int64_t         total;
     char            currency[4];
+    PGresult       *cart;               /* tx 1's cart rows, claimed */
 } chat_checkout_t;
 
 typedef struct {
@@ -341,21 +351,31 @@ chat_checkout_claim(chat_checkout_t *co)
         return -1;
     }
 
-    res = chat_db_query(co->ctx->db,
-              "INSERT INTO command_log (key, op, user_id, request_hash)"
-              " VALUES ($1, $2, $3, decode($4, 'hex'))"
-              " ON CONFLICT (key) DO NOTHING RETURNING 1",
+    /* the claim and, when it is ours, the cart: one row with a NULL book
+     * for an empty cart, no row when the key was already there */
+    res = chat_db_query_prepared(co->ctx->db,
+              "WITH claim AS ("
+              "  INSERT INTO command_log (key, op, user_id, request_hash)"
+              "  VALUES ($1, $2, $3, decode($4, 'hex'))"
+              "  ON CONFLICT (key) DO NOTHING RETURNING user_id"
+              ") "
+              "SELECT c.book_id, c.quantity, b.price_cents, b.currency,"
+              "       b.deleted_at IS NULL, b.title"
+              "  FROM claim LEFT JOIN (cart_items c"
+              "       JOIN books b ON b.id = c.book_id)"
+              "    ON c.user_id = claim.user_id"
+              " ORDER BY c.book_id LIMIT 101",
               4, values, NULL, NULL);
     if (res == NULL) {
         goto failed;
     }
 
-    rc = PQntuples(res);
-    PQclear(res);
-
-    if (rc == 1) {
+    if (PQntuples(res) > 0) {
+        co->cart = res;
         return CHAT_CLAIM_NEW;
     }
+
+    PQclear(res);
 
     if (chat_db_exec(co->ctx->db, "ROLLBACK") != 0) {
         return -1;
@@ -469,9 +489,9 @@ chat_array_add(char *buf, size_t *len, int64_t v)
 
 
 /*
- * In the transaction chat_checkout_claim opened: reserves and records
- * everything, commits.  1 with co->order_id set, 0 after a refusal
- * (committed), -1 (rolled back).
+ * In the transaction chat_checkout_claim opened, with its cart rows:
+ * reserves and records everything, commits.  1 with co->order_id set, 0
+ * after a refusal (committed), -1 (rolled back).
  */
 static int
 chat_checkout_reserve(chat_checkout_t *co)
@@ -500,19 +520,13 @@ chat_checkout_reserve(chat_checkout_t *co)
     books = qtys = prices = rb = rw = rq = NULL;
     rc = -1;
 
-    values[0] = chat_i64(uid, co->ctx->cmd->uid);
-
-    res = chat_db_query(db,
-              "SELECT c.book_id, c.quantity, b.price_cents, b.currency,"
-              "       b.deleted_at IS NULL, b.title"
-              "  FROM cart_items c JOIN books b ON b.id = c.book_id"
-              " WHERE c.user_id = $1 ORDER BY c.book_id LIMIT 101",
-              1, values, NULL, NULL);
-    if (res == NULL) {
-        goto done;
-    }
+    res = co->cart;
+    co->cart = NULL;
 
     n = PQntuples(res);
+    if (n == 1 && PQgetisnull(res, 0, 0)) {
+        n = 0;                          /* claimed, but the cart is empty */
+    }
 
     if (n == 0) {
         rc = chat_checkout_refuse(co, 400, "cart_empty",
@@ -577,7 +591,7 @@ chat_checkout_reserve(chat_checkout_t *co)
     values[0] = books;
     values[1] = co->region;
 
-    st = chat_db_query(db,
+    st = chat_db_query_prepared(db,
              "SELECT s.book_id, s.warehouse_id, s.on_hand - s.reserved,"
              "       lower(w.region) = $2"
              "  FROM stock s JOIN warehouses w ON w.id = s.warehouse_id"
@@ -659,7 +673,7 @@ chat_checkout_reserve(chat_checkout_t *co)
                                  + CHAT_PAYMENT_LEASE_MARGIN_MS);
 
     PQclear(res);
-    res = chat_db_query(db,
+    res = chat_db_query_prepared(db,
               "WITH o AS ("
               "  INSERT INTO orders (user_id, status, checkout_key,"
               "      total_cents, currency, shipping_address, region,"
@@ -889,44 +903,44 @@ chat_checkout_charged_late(chat_checkout_t *co, const char *payment_id)
 }
 
 
-/* Calls the provider and settles what it says.  0, or -1. */
+/* Settles what the provider said about the charge, and answers.  0, or
+ * -1. */
 static int
-chat_checkout_pay(chat_checkout_t *co)
+chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
 {
-    int                rc;
-    char               id[24];
-    PGresult          *res;
-    const char        *values[2];
-    chat_pay_result_t  pay;
+    int           rc;
+    char          id[24];
+    cJSON        *order;
+    PGresult     *res;
+    const char   *values[2];
 
-    chat_payment_charge(co->ctx->cfg, co->key, co->total, co->currency,
-                        &co->card, co->order_id, &pay);
+    order = NULL;
 
-    switch (pay.state) {
+    switch (pay->state) {
 
     case CHAT_PAY_SUCCEEDED:
         rc = chat_order_settle(co->ctx->db, co->order_id, CHAT_SETTLE_PAID,
-                               pay.id, NULL, -1, co->ctx->events);
+                               pay->id, NULL, -1, co->ctx->events, &order);
         if (rc == 0) {
-            chat_checkout_charged_late(co, pay.id);
+            chat_checkout_charged_late(co, pay->id);
         }
         break;
 
     case CHAT_PAY_DECLINED:
         rc = chat_order_settle(co->ctx->db, co->order_id,
                                CHAT_SETTLE_FAILED,
-                               pay.id[0] ? pay.id : NULL, pay.code, -1,
-                               co->ctx->events);
+                               pay->id[0] ? pay->id : NULL, pay->code, -1,
+                               co->ctx->events, &order);
         break;
 
     default:
         /* not known: leave it pending for the reconciler, say why */
         chat_log_warn("order %lld: payment outcome unknown (%s); left "
                       "pending for the reconciler", (long long) co->order_id,
-                      pay.error);
+                      pay->error);
 
         values[0] = chat_i64(id, co->order_id);
-        values[1] = pay.error;
+        values[1] = pay->error;
 
         res = chat_db_query(co->ctx->db,
                   "UPDATE payment_attempts SET last_error = $2,"
@@ -943,7 +957,85 @@ chat_checkout_pay(chat_checkout_t *co)
         return -1;
     }
 
-    return chat_checkout_answer(co);
+    if (order == NULL) {
+        return chat_checkout_answer(co);    /* settled elsewhere, or not */
+    }
+
+    /* settled now: the reply it stored is {"order": order} */
+    co->ctx->reply = cJSON_CreateObject();
+    if (co->ctx->reply == NULL
+        || !cJSON_AddItemToObject(co->ctx->reply, "order", order))
+    {
+        cJSON_Delete(order);
+        return -1;
+    }
+
+    co->ctx->status = 201;
+    return 0;
+}
+
+
+/* The resume step: the charge call has finished. */
+static int
+chat_checkout_paid(chat_op_ctx_t *ctx, chat_http_call_t *call)
+{
+    chat_checkout_t    *co = call->data;
+    chat_pay_result_t   pay;
+
+    /* the command was copied when it suspended: use this ctx's */
+    co->ctx = ctx;
+    co->key = ctx->cmd->key;
+
+    chat_payment_charge_result(call, &pay);
+
+    return chat_checkout_settle(co, &pay);
+}
+
+
+static void
+chat_checkout_free(void *data)
+{
+    chat_checkout_t  *co = data;
+
+    free(co->address);
+    free(co);
+}
+
+
+/*
+ * Makes the charge call and suspends on it: the worker answers once the
+ * provider has, through chat_checkout_paid.  0, or -1.
+ */
+static int
+chat_checkout_charge(chat_checkout_t *co)
+{
+    chat_checkout_t   *own;
+    chat_http_call_t  *call;
+
+    call = chat_payment_charge_call(co->ctx->cfg, co->key, co->total,
+                                    co->currency, &co->card, co->order_id);
+    if (call == NULL) {
+        return -1;
+    }
+
+    own = malloc(sizeof(chat_checkout_t));
+    if (own == NULL) {
+        chat_http_call_free(call);
+        return -1;
+    }
+
+    /* what settling needs; the card stays only in the request, which is
+     * wiped with the call */
+    *own = *co;
+    explicit_bzero(own->number, sizeof(own->number));
+    own->card.number = NULL;
+    own->card.cvc = NULL;
+    co->address = NULL;
+
+    call->data = own;
+    call->cleanup = chat_checkout_free;
+
+    return chat_op_suspend(co->ctx, call, chat_checkout_paid);
 }
 
 
@@ -1017,11 +1109,12 @@ chat_op_order_checkout(chat_op_ctx_t *ctx)
         goto done;              /* refused (answered) or failed */
     }
 
-    rc = chat_checkout_pay(&co);
+    rc = chat_checkout_charge(&co);
 
 done:
 
     explicit_bzero(co.number, sizeof(co.number));
     free(co.address);
+    PQclear(co.cart);
     return rc;
 }

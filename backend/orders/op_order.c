@@ -12,12 +12,13 @@
  * copies leave the warehouses: on_hand and reserved both go down by the
  * quantity, a ledger row each, the order becomes shipped.
  *
- * Refund (CHAT_OP_ALONE, not logged: it waits on the provider): the
+ * Refund (CHAT_OP_SUSPENDS, not logged: it waits on the provider): the
  * order's refund attempt is recorded (idempotency key "refund:<order>",
  * so however often it is retried the provider refunds once), the
- * provider is called outside any transaction, and on success the order
- * becomes refunded, its copies going back to stock when it had not
- * shipped (orders.c).  A refused refund is 409; an unknown outcome is
+ * provider is called outside any transaction (the op suspends on the
+ * call, so its worker serves other commands meanwhile), and on success
+ * the order becomes refunded, its copies going back to stock when it had
+ * not shipped (orders.c).  A refused refund is 409; an unknown outcome is
  * 202 with the order as it stands, and the reconciler finishes it.
  *
  * Every status change queues {"type":"order","order":{...}} for the
@@ -474,36 +475,20 @@ failed:
 }
 
 
-int
-chat_op_admin_order_refund(chat_op_ctx_t *ctx)
+/* The resume step of a refund: the provider's call has finished. */
+static int
+chat_refund_done(chat_op_ctx_t *ctx, chat_http_call_t *call)
 {
     int                rc;
-    char               id[24], key[48], msg[160], *ref;
+    char               id[24], msg[160];
     int64_t            order_id;
     PGresult          *res;
-    const char        *values[3];
+    const char        *values[2];
     chat_pay_result_t  pay;
 
-    rc = chat_op_require_admin(ctx);
-    if (rc != 1) {
-        return rc;
-    }
+    order_id = *(int64_t *) call->data;
 
-    rc = chat_op_integer(ctx, "order_id", 1, 1, &order_id);
-    if (rc != 1) {
-        return rc;
-    }
-
-    ref = NULL;
-    rc = chat_refund_begin(ctx, order_id, &ref);
-    if (rc != 1) {
-        return rc;
-    }
-
-    snprintf(key, sizeof(key), "refund:%lld", (long long) order_id);
-
-    chat_payment_refund(ctx->cfg, ref, key, &pay);
-    free(ref);
+    chat_payment_refund_result(call, &pay);
 
     values[0] = chat_i64(id, order_id);
 
@@ -548,4 +533,48 @@ chat_op_admin_order_refund(chat_op_ctx_t *ctx)
 
         return chat_order_reply(ctx, 202, order_id);
     }
+}
+
+
+int
+chat_op_admin_order_refund(chat_op_ctx_t *ctx)
+{
+    int                rc;
+    char               key[48], *ref;
+    int64_t            order_id, *data;
+    chat_http_call_t  *call;
+
+    rc = chat_op_require_admin(ctx);
+    if (rc != 1) {
+        return rc;
+    }
+
+    rc = chat_op_integer(ctx, "order_id", 1, 1, &order_id);
+    if (rc != 1) {
+        return rc;
+    }
+
+    ref = NULL;
+    rc = chat_refund_begin(ctx, order_id, &ref);
+    if (rc != 1) {
+        return rc;
+    }
+
+    snprintf(key, sizeof(key), "refund:%lld", (long long) order_id);
+
+    call = chat_payment_refund_call(ctx->cfg, ref, key);
+    free(ref);
+
+    data = malloc(sizeof(int64_t));
+    if (call == NULL || data == NULL) {
+        chat_http_call_free(call);
+        free(data);
+        return -1;
+    }
+
+    *data = order_id;
+    call->data = data;
+    call->cleanup = free;
+
+    return chat_op_suspend(ctx, call, chat_refund_done);
 }

@@ -7,6 +7,11 @@
  * GET /v1/payments/{id} look one up, POST /v1/payments/{id}/refunds
  * refunds it.  Every call has the deadline --payment-timeout-ms.
  *
+ * Each call is two functions: one makes the request (an http_client.c
+ * call object), the other reads the answer.  Between them the caller
+ * performs the call or, in a worker, starts it and serves other commands
+ * until it has finished (suspend.c); this file does not care which.
+ *
  * The one rule here: an answer is only believed when it says something
  * definite.  201 with status "succeeded" is a charge, 402 "declined" or a
  * 400 (the provider refused the request and recorded nothing) is a
@@ -84,19 +89,14 @@ chat_pay_parse_payment(const cJSON *p, chat_pay_result_t *out)
 }
 
 
-/*
- * One call.  Returns the parsed answer body (the caller deletes it) with
- * *status set, or NULL with out set to UNKNOWN.
- */
-static cJSON *
-chat_pay_call(const chat_config_t *cfg, const char *method, const char *path,
-    const char *key, char *body, long *status, chat_pay_result_t *out)
+/* A call of method to the provider's path, with key as Idempotency-Key
+ * when not NULL.  NULL when memory ran out. */
+static chat_http_call_t *
+chat_pay_request(const chat_config_t *cfg, const char *method,
+    const char *path, const char *key, const char *body)
 {
-    char                   url[1024], header[400];
-    cJSON                 *json;
-    const char            *headers[2];
-    chat_http_result_t     rc;
-    chat_http_response_t   resp;
+    char         url[1024], header[400];
+    const char  *headers[2];
 
     snprintf(url, sizeof(url), "%s%s", cfg->payment_url, path);
 
@@ -108,24 +108,42 @@ chat_pay_call(const chat_config_t *cfg, const char *method, const char *path,
         headers[0] = header;
     }
 
-    rc = chat_http_request(method, url, headers, body,
-                           cfg->payment_timeout_ms, &resp);
+    return chat_http_call_new(method, url, headers, body,
+                              cfg->payment_timeout_ms);
+}
 
-    if (rc != CHAT_HTTP_OK) {
-        chat_pay_unknown(out, "provider: %s (%ld)", resp.error, (long) rc);
-        chat_log_warn("payment provider %s %s: %s: %s", method, path,
-                      chat_http_result_text(rc), resp.error);
-        chat_http_response_free(&resp);
+
+/*
+ * The parsed answer body of a finished call (the caller deletes it) with
+ * *status set, or NULL with out set to UNKNOWN.  A NULL call (it could
+ * not be made) is unknown too.
+ */
+static cJSON *
+chat_pay_answer(const chat_http_call_t *call, long *status,
+    chat_pay_result_t *out)
+{
+    cJSON  *json;
+
+    if (call == NULL) {
+        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
         return NULL;
     }
 
-    *status = resp.status;
-    json = cJSON_ParseWithLength(resp.body, resp.body_len);
-    chat_http_response_free(&resp);
+    if (call->result != CHAT_HTTP_OK) {
+        chat_pay_unknown(out, "provider: %s (%ld)", call->resp.error,
+                         (long) call->result);
+        chat_log_warn("payment provider %s %s: %s: %s", call->method,
+                      call->url, chat_http_result_text(call->result),
+                      call->resp.error);
+        return NULL;
+    }
+
+    *status = call->resp.status;
+    json = cJSON_ParseWithLength(call->resp.body, call->resp.body_len);
 
     if (json == NULL) {
-        chat_pay_unknown(out, "provider: %s answered %ld without JSON", path,
-                         *status);
+        chat_pay_unknown(out, "provider: %s answered %ld without JSON",
+                         call->url, *status);
         return NULL;
     }
 
@@ -133,16 +151,14 @@ chat_pay_call(const chat_config_t *cfg, const char *method, const char *path,
 }
 
 
-void
-chat_payment_charge(const chat_config_t *cfg, const char *key,
+chat_http_call_t *
+chat_payment_charge_call(const chat_config_t *cfg, const char *key,
     int64_t amount_cents, const char *currency, const chat_card_t *card,
-    int64_t order_id, chat_pay_result_t *out)
+    int64_t order_id)
 {
-    long    status;
-    char   *body;
-    cJSON  *req, *c, *json, *err, *code;
-
-    memset(out, 0, sizeof(*out));
+    char              *body;
+    cJSON             *req, *c;
+    chat_http_call_t  *call;
 
     req = cJSON_CreateObject();
     c = cJSON_AddObjectToObject(req, "card");
@@ -160,25 +176,36 @@ chat_payment_charge(const chat_config_t *cfg, const char *key,
         || cJSON_AddStringToObject(c, "cvc", card->cvc) == NULL)
     {
         cJSON_Delete(req);
-        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
-        return;
+        return NULL;
     }
 
     body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
 
     if (body == NULL) {
-        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
-        return;
+        return NULL;
     }
 
-    json = chat_pay_call(cfg, "POST", "/v1/payments", key, body, &status,
-                         out);
+    call = chat_pay_request(cfg, "POST", "/v1/payments", key, body);
 
-    /* the card number was in there */
+    /* the card number was in there; the call's copy is wiped with it */
     explicit_bzero(body, strlen(body));
     cJSON_free(body);
 
+    return call;
+}
+
+
+void
+chat_payment_charge_result(const chat_http_call_t *call,
+    chat_pay_result_t *out)
+{
+    long    status;
+    cJSON  *json, *err, *code;
+
+    memset(out, 0, sizeof(*out));
+
+    json = chat_pay_answer(call, &status, out);
     if (json == NULL) {
         return;
     }
@@ -209,26 +236,45 @@ chat_payment_charge(const chat_config_t *cfg, const char *key,
 }
 
 
+/* A call of GET to fmt with arg escaped into it. */
+static chat_http_call_t *
+chat_pay_get_escaped(const chat_config_t *cfg, const char *fmt,
+    const char *arg)
+{
+    char              *esc, path[600];
+    chat_http_call_t  *call;
+
+    esc = curl_easy_escape(NULL, arg, 0);
+    if (esc == NULL) {
+        return NULL;
+    }
+
+    snprintf(path, sizeof(path), fmt, esc);
+    curl_free(esc);
+
+    call = chat_pay_request(cfg, "GET", path, NULL, NULL);
+
+    return call;
+}
+
+
+chat_http_call_t *
+chat_payment_lookup_call(const chat_config_t *cfg, const char *key)
+{
+    return chat_pay_get_escaped(cfg, "/v1/payments?idempotency_key=%s", key);
+}
+
+
 void
-chat_payment_lookup(const chat_config_t *cfg, const char *key,
+chat_payment_lookup_result(const chat_http_call_t *call,
     chat_pay_result_t *out)
 {
     long    status;
-    char   *esc, path[600];
     cJSON  *json, *list;
 
     memset(out, 0, sizeof(*out));
 
-    esc = curl_easy_escape(NULL, key, 0);
-    if (esc == NULL) {
-        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
-        return;
-    }
-
-    snprintf(path, sizeof(path), "/v1/payments?idempotency_key=%s", esc);
-    curl_free(esc);
-
-    json = chat_pay_call(cfg, "GET", path, NULL, NULL, &status, out);
+    json = chat_pay_answer(call, &status, out);
     if (json == NULL) {
         return;
     }
@@ -250,26 +296,22 @@ chat_payment_lookup(const chat_config_t *cfg, const char *key,
 }
 
 
+chat_http_call_t *
+chat_payment_get_call(const chat_config_t *cfg, const char *id)
+{
+    return chat_pay_get_escaped(cfg, "/v1/payments/%s", id);
+}
+
+
 void
-chat_payment_get(const chat_config_t *cfg, const char *id,
-    chat_pay_result_t *out)
+chat_payment_get_result(const chat_http_call_t *call, chat_pay_result_t *out)
 {
     long    status;
-    char   *esc, path[300];
     cJSON  *json;
 
     memset(out, 0, sizeof(*out));
 
-    esc = curl_easy_escape(NULL, id, 0);
-    if (esc == NULL) {
-        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
-        return;
-    }
-
-    snprintf(path, sizeof(path), "/v1/payments/%s", esc);
-    curl_free(esc);
-
-    json = chat_pay_call(cfg, "GET", path, NULL, NULL, &status, out);
+    json = chat_pay_answer(call, &status, out);
     if (json == NULL) {
         return;
     }
@@ -287,26 +329,34 @@ chat_payment_get(const chat_config_t *cfg, const char *id,
 }
 
 
-void
-chat_payment_refund(const chat_config_t *cfg, const char *id,
-    const char *key, chat_pay_result_t *out)
+chat_http_call_t *
+chat_payment_refund_call(const chat_config_t *cfg, const char *id,
+    const char *key)
 {
-    long          status;
-    char         *esc, path[300], body[] = "{}";
-    cJSON        *json, *rid, *err, *code;
-
-    memset(out, 0, sizeof(*out));
+    char  *esc, path[300];
 
     esc = curl_easy_escape(NULL, id, 0);
     if (esc == NULL) {
-        chat_pay_unknown(out, "out of memory%s%ld", "", 0);
-        return;
+        return NULL;
     }
 
     snprintf(path, sizeof(path), "/v1/payments/%s/refunds", esc);
     curl_free(esc);
 
-    json = chat_pay_call(cfg, "POST", path, key, body, &status, out);
+    return chat_pay_request(cfg, "POST", path, key, "{}");
+}
+
+
+void
+chat_payment_refund_result(const chat_http_call_t *call,
+    chat_pay_result_t *out)
+{
+    long    status;
+    cJSON  *json, *rid, *err, *code;
+
+    memset(out, 0, sizeof(*out));
+
+    json = chat_pay_answer(call, &status, out);
     if (json == NULL) {
         return;
     }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "http_client.h"
 
 typedef enum {
     CHAT_PAY_SUCCEEDED = 0,     /* charged */
@@ -33,25 +34,41 @@ typedef struct {
     const char  *cvc;
 } chat_card_t;
 
+/*
+ * Every call to the provider comes in two halves, so that a worker can
+ * have many of them in flight (suspend.c, http_multi.c): *_call makes the
+ * request, a chat_http_call_t with the deadline --payment-timeout-ms
+ * (NULL when memory ran out), which the caller starts or performs;
+ * *_result reads its outcome once it has finished.
+ */
+
 /* Creates and confirms a payment under key: SUCCEEDED, DECLINED or
  * UNKNOWN (then only a lookup can tell what happened). */
-void chat_payment_charge(const chat_config_t *cfg, const char *key,
-    int64_t amount_cents, const char *currency, const chat_card_t *card,
-    int64_t order_id, chat_pay_result_t *out);
+chat_http_call_t *chat_payment_charge_call(const chat_config_t *cfg,
+    const char *key, int64_t amount_cents, const char *currency,
+    const chat_card_t *card, int64_t order_id);
+void chat_payment_charge_result(const chat_http_call_t *call,
+    chat_pay_result_t *out);
 
 /* The payment made under key: SUCCEEDED, DECLINED, PROCESSING, REFUNDED,
  * NOT_FOUND or UNKNOWN. */
-void chat_payment_lookup(const chat_config_t *cfg, const char *key,
+chat_http_call_t *chat_payment_lookup_call(const chat_config_t *cfg,
+    const char *key);
+void chat_payment_lookup_result(const chat_http_call_t *call,
     chat_pay_result_t *out);
 
 /* The payment with the provider's id, same states as the lookup. */
-void chat_payment_get(const chat_config_t *cfg, const char *id,
+chat_http_call_t *chat_payment_get_call(const chat_config_t *cfg,
+    const char *id);
+void chat_payment_get_result(const chat_http_call_t *call,
     chat_pay_result_t *out);
 
 /* Refunds payment id in full under key: REFUNDED (out->id is the
  * refund's), DECLINED (the provider refuses) or UNKNOWN. */
-void chat_payment_refund(const chat_config_t *cfg, const char *id,
-    const char *key, chat_pay_result_t *out);
+chat_http_call_t *chat_payment_refund_call(const chat_config_t *cfg,
+    const char *id, const char *key);
+void chat_payment_refund_result(const chat_http_call_t *call,
+    chat_pay_result_t *out);
 
 const char *chat_pay_state_text(chat_pay_state_t state);
 

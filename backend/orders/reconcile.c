@@ -14,7 +14,9 @@
  *                   AND lease_until <= now() ... FOR UPDATE SKIP LOCKED)
  *   RETURNING ...                       several workers never ask twice
  *
- * then, outside any transaction, for each one:
+ * then, outside any transaction, starts a lookup for each one on the
+ * worker's loop (chat_suspend_task_call), so the lookups run side by side
+ * and the lane's commands go on meanwhile; as each answers:
  *
  *   charge: GET /v1/payments?idempotency_key=K
  *     succeeded (or refunded)  -> paid
@@ -36,6 +38,11 @@
  * (a client retry resuming the checkout takes a new claim under the
  * order's row lock before it calls the provider).
  *
+ * A pass starts only when the previous one's lookups have all answered
+ * (each within --payment-timeout-ms, inside the lease), and claims at
+ * most CHAT_RECONCILE_PAGE attempts, so a backlog after a processor
+ * outage drains a page per interval without flooding the processor.
+ *
  * What it does not do: charge (it has no card: numbers are never
  * stored), or retry a refund on its own.
  */
@@ -50,6 +57,18 @@
 #include "payment.h"
 #include "reconcile.h"
 
+
+#define CHAT_RECONCILE_PAGE  64
+
+/* one claimed attempt, carried by its lookup call */
+typedef struct {
+    char     attempt_id[24];
+    int64_t  order_id;
+    int      refund;
+    int      claims;
+    int      lapsed;            /* the order's reservation has lapsed */
+    char     key[256];
+} chat_reconcile_item_t;
 
 
 /* Closes a refund attempt the provider says never happened. */
@@ -75,19 +94,85 @@ chat_reconcile_refund_lost(chat_db_t *db, const char *attempt_id)
 }
 
 
+/* A lookup has answered: settles what the provider's record says. */
+static void
+chat_reconcile_done(chat_db_t *db, const chat_config_t *cfg,
+    chat_http_call_t *call, chat_events_t *events)
+{
+    int                     rc;
+    chat_pay_result_t       pay;
+    chat_reconcile_item_t  *it = call->data;
+
+    (void) cfg;
+    rc = 0;
+
+    if (it->refund) {
+        chat_payment_get_result(call, &pay);
+
+        if (pay.state == CHAT_PAY_REFUNDED) {
+            rc = chat_order_settle_refund(db, it->order_id, "reconciled", 0,
+                                          events);
+        } else if (pay.state == CHAT_PAY_SUCCEEDED) {
+            rc = chat_reconcile_refund_lost(db, it->attempt_id);
+        }
+
+    } else {
+        chat_payment_lookup_result(call, &pay);
+
+        switch (pay.state) {
+
+        case CHAT_PAY_SUCCEEDED:
+        case CHAT_PAY_REFUNDED:
+            rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_PAID,
+                                   pay.id, NULL, -1, events, NULL);
+            break;
+
+        case CHAT_PAY_DECLINED:
+            rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_FAILED,
+                                   pay.id, pay.code, -1, events, NULL);
+            break;
+
+        case CHAT_PAY_NOT_FOUND:
+            if (it->lapsed) {
+                rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_EXPIRED,
+                                       NULL, NULL, it->claims, events,
+                                       NULL);
+            }
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    /* a failure leaves the attempt pending: asked again after its lease */
+    chat_log_info("reconcile: order %lld %s (key %s): provider says %s%s",
+                  (long long) it->order_id, it->refund ? "refund" : "charge",
+                  it->key, chat_pay_state_text(pay.state),
+                  rc > 0 ? "; settled" : rc < 0 ? "; settling failed" : "");
+}
+
+
 int
 chat_reconcile(chat_db_t *db, const chat_config_t *cfg,
-    chat_events_t *events)
+    chat_events_t *events, chat_suspend_t *calls)
 {
-    int                i, n, rc, settled, claims;
-    char               lease[24];
-    int64_t            order_id, admin;
-    PGresult          *res;
-    const char        *values[1], *kind, *key, *ref, *lapsed;
-    chat_pay_result_t  pay;
+    int                     i, n, started;
+    char                    lease[24], page[24];
+    PGresult               *res;
+    const char             *values[2];
+    chat_http_call_t       *call;
+    chat_reconcile_item_t  *it;
+
+    (void) events;
+
+    if (chat_suspend_calls(calls) > 0) {
+        return 0;               /* the last pass is still asking */
+    }
 
     values[0] = chat_i64(lease, cfg->payment_timeout_ms
                                 + cfg->reconcile_interval_ms);
+    values[1] = chat_i64(page, CHAT_RECONCILE_PAGE);
 
     res = chat_db_query(db,
               "UPDATE payment_attempts a"
@@ -96,86 +181,55 @@ chat_reconcile(chat_db_t *db, const chat_config_t *cfg,
               " WHERE id IN (SELECT id FROM payment_attempts"
               "               WHERE status = 'pending'"
               "                 AND lease_until <= now()"
-              "               ORDER BY lease_until LIMIT 16"
+              "               ORDER BY lease_until LIMIT $2::int"
               "               FOR UPDATE SKIP LOCKED)"
               " RETURNING a.id, a.order_id, a.kind, a.idempotency_key,"
               "   a.claims,"
               "   (SELECT payment_ref FROM orders WHERE id = a.order_id),"
               "   (SELECT reserved_until <= now() FROM orders"
               "     WHERE id = a.order_id)",
-              1, values, NULL, NULL);
+              2, values, NULL, NULL);
     if (res == NULL) {
         return -1;
     }
 
     n = PQntuples(res);
-    settled = 0;
+    started = 0;
 
     for (i = 0; i < n; i++) {
-        order_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-        kind = PQgetvalue(res, i, 2);
-        key = PQgetvalue(res, i, 3);
-        claims = atoi(PQgetvalue(res, i, 4));
-        ref = PQgetvalue(res, i, 5);
-        lapsed = PQgetvalue(res, i, 6);
-        rc = 0;
-
-        if (strcmp(kind, "refund") == 0) {
-            if (PQgetisnull(res, i, 5)) {
-                continue;
-            }
-
-            chat_payment_get(cfg, ref, &pay);
-
-            if (pay.state == CHAT_PAY_REFUNDED) {
-                admin = 0;
-                rc = chat_order_settle_refund(db, order_id, "reconciled",
-                                              admin, events);
-            } else if (pay.state == CHAT_PAY_SUCCEEDED) {
-                rc = chat_reconcile_refund_lost(db, PQgetvalue(res, i, 0));
-            }
-
-        } else {
-            chat_payment_lookup(cfg, key, &pay);
-
-            switch (pay.state) {
-
-            case CHAT_PAY_SUCCEEDED:
-            case CHAT_PAY_REFUNDED:
-                rc = chat_order_settle(db, order_id, CHAT_SETTLE_PAID,
-                                       pay.id, NULL, -1, events);
-                break;
-
-            case CHAT_PAY_DECLINED:
-                rc = chat_order_settle(db, order_id, CHAT_SETTLE_FAILED,
-                                       pay.id, pay.code, -1, events);
-                break;
-
-            case CHAT_PAY_NOT_FOUND:
-                if (strcmp(lapsed, "t") == 0) {
-                    rc = chat_order_settle(db, order_id, CHAT_SETTLE_EXPIRED,
-                                           NULL, NULL, claims, events);
-                }
-                break;
-
-            default:
-                break;
-            }
+        it = calloc(1, sizeof(chat_reconcile_item_t));
+        if (it == NULL) {
+            break;              /* the rest are asked after their lease */
         }
 
-        chat_log_info("reconcile: order %lld %s (key %s): provider says %s"
-                      "%s", (long long) order_id, kind, key,
-                      chat_pay_state_text(pay.state),
-                      rc > 0 ? "; settled" : "");
+        snprintf(it->attempt_id, sizeof(it->attempt_id), "%s",
+                 PQgetvalue(res, i, 0));
+        it->order_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        it->refund = strcmp(PQgetvalue(res, i, 2), "refund") == 0;
+        snprintf(it->key, sizeof(it->key), "%s", PQgetvalue(res, i, 3));
+        it->claims = atoi(PQgetvalue(res, i, 4));
+        it->lapsed = strcmp(PQgetvalue(res, i, 6), "t") == 0;
 
-        if (rc < 0) {
-            PQclear(res);
-            return -1;
+        if (it->refund && PQgetisnull(res, i, 5)) {
+            free(it);
+            continue;
         }
 
-        settled += rc > 0;
+        call = it->refund ? chat_payment_get_call(cfg, PQgetvalue(res, i, 5))
+                          : chat_payment_lookup_call(cfg, it->key);
+        if (call == NULL) {
+            free(it);
+            break;
+        }
+
+        call->data = it;
+        call->cleanup = free;
+
+        if (chat_suspend_task_call(calls, call, chat_reconcile_done) == 0) {
+            started++;
+        }
     }
 
     PQclear(res);
-    return settled;
+    return started;
 }

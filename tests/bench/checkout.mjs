@@ -3,6 +3,7 @@
 //
 //   node tests/bench/checkout.mjs --base URL --secret FILE --uid-base N
 //        --shoppers 200 --books FIRST:COUNT --seconds S [--label TEXT]
+//   node tests/bench/checkout.mjs --audit LEDGER ORDERS
 //
 // Every shopper is one user (ids uid-base .. uid-base+shoppers-1, tokens
 // signed here with the stack's secret) running one loop for S seconds:
@@ -12,13 +13,68 @@
 // checkouts or cart writes in flight.  One result line is printed:
 //
 //   <label> shoppers=N books=K checkouts=C rate=R/s p50=..ms p99=..ms
-//           max=..ms out_of_stock=O errors=E
+//           max=..ms out_of_stock=O pending=P errors=E
 //
 // rate counts paid checkouts (201, status paid) per second of the run;
-// latencies are those of the POST /api/v1/orders calls that were paid.
+// latencies are those of the POST /api/v1/orders calls that were paid;
+// pending counts 201s still pending_payment (the processor's answer was
+// not known in time: the reconciler settles them later).
+//
+// --audit compares the payment provider's ledger (its JSON lines) with
+// ORDERS (lines "<order id> <status>" from PostgreSQL) and prints
+//
+//   double_charged=D charged_not_paid=C paid_not_charged=P charges=N paid=M
+//
+// double_charged: orders with more than one successful charge;
+// charged_not_paid: a successful charge for an order that is not paid (or
+// was refunded); paid_not_charged: a paid order without one.  All three
+// must be 0.
 
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+
+if (process.argv[2] === '--audit') {
+  audit(process.argv[3], process.argv[4]);
+  process.exit(0);
+}
+
+function audit(ledgerFile, ordersFile) {
+  const last = new Map();       // payment id -> its last record
+  for (const line of readFileSync(ledgerFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    let rec;
+    try { rec = JSON.parse(line); } catch { continue; }
+    if (rec.t === 'payment') last.set(rec.payment.id, rec.payment);
+  }
+  const charged = new Map();    // order id -> successful charges
+  let charges = 0;
+  for (const p of last.values()) {
+    if (p.status !== 'succeeded' && p.status !== 'refunded') continue;
+    charges++;
+    charged.set(String(p.order_id), (charged.get(String(p.order_id)) ?? 0) + 1);
+  }
+  const status = new Map();
+  for (const line of readFileSync(ordersFile, 'utf8').split('\n')) {
+    const [id, st] = line.trim().split(/\s+/);
+    if (id) status.set(id, st);
+  }
+  let double = 0;
+  let notPaid = 0;
+  let notCharged = 0;
+  let paid = 0;
+  for (const [id, n] of charged) {
+    if (n > 1) double++;
+    const st = status.get(id);
+    if (st !== 'paid' && st !== 'shipped' && st !== 'refunded') notPaid++;
+  }
+  for (const [id, st] of status) {
+    if (st !== 'paid') continue;
+    paid++;
+    if (!charged.has(id)) notCharged++;
+  }
+  console.log(`double_charged=${double} charged_not_paid=${notPaid} paid_not_charged=${notCharged} `
+    + `charges=${charges} paid=${paid}`);
+}
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -40,7 +96,7 @@ function token(uid) {
 }
 
 const lat = [];
-const counts = { paid: 0, out_of_stock: 0, errors: 0, other: new Map() };
+const counts = { paid: 0, pending: 0, out_of_stock: 0, errors: 0, other: new Map() };
 
 async function call(method, path, body, tok, headers = {}) {
   const res = await fetch(BASE + path, {
@@ -69,6 +125,8 @@ async function shopper(i, end) {
       if (r.status === 201 && r.text.includes('"status":"paid"')) {
         counts.paid++;
         lat.push(ms);
+      } else if (r.status === 201 && r.text.includes('"status":"pending_payment"')) {
+        counts.pending++;
       } else if (r.status === 409 && r.text.includes('out_of_stock')) {
         counts.out_of_stock++;
         // the book ran out: drop it from the cart so the next pick counts
@@ -96,4 +154,4 @@ const other = [...counts.other].map(([k, v]) => `${k}:${v}`).join(',');
 console.log(`${LABEL} shoppers=${SHOPPERS} books=${COUNT} checkouts=${counts.paid} `
   + `rate=${(counts.paid / elapsed).toFixed(0)}/s p50=${q(0.5)}ms p99=${q(0.99)}ms `
   + `max=${lat.length ? lat[lat.length - 1].toFixed(1) : 'n/a'}ms out_of_stock=${counts.out_of_stock} `
-  + `errors=${counts.errors}${other ? ` (${other})` : ''}`);
+  + `pending=${counts.pending} errors=${counts.errors}${other ? ` (${other})` : ''}`);

@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
 # tests/bench/checkout.sh: figure 4 of the benchmark, checkouts.  Called by
 # tests/bench/bench.sh with its side stack up (it needs the stack's env:
-# CHAT_BASE_URL, CHAT_PG_CONNINFO, CHAT_RUN_DIR).
+# CHAT_BASE_URL, CHAT_PG_CONNINFO, CHAT_RUN_DIR, and what bench.sh exports
+# for conf/stack.sh: STACK, PORT, REDIS_PORT, PG_PORT, PAYMENT_PORT).
 #
 #   tests/bench/checkout.sh <seconds per run> <result file>
 #
-# Seeds 200 shoppers, two warehouses (eu, us), 10,000 books with 1,000
-# copies in each warehouse, 5 best-sellers with 100,000 in each, and one
-# book with 100 copies, straight in SQL.  Then three runs of
-# tests/bench/checkout.mjs, 200 concurrent shoppers each (cart PUT, then
+# Seeds BENCH_SHOPPERS shoppers (default 400), two warehouses (eu, us),
+# 10,000 books with 1,000 copies in each warehouse, 5 best-sellers with
+# 100,000 in each, and one book with 100 copies, straight in SQL.  Then
+# runs of tests/bench/checkout.mjs, every shopper in a loop (cart PUT, then
 # POST /api/v1/orders with a card that succeeds):
 #   spread   every checkout picks one of the 10,000 books
 #   hot      every checkout picks one of the 5 best-sellers (hot rows)
-#   sell-out all 200 shoppers go for the book with 100 copies
+#   sell-out all shoppers go for the book with 100 copies (3 s)
+# with the payment provider answering at once (the reference: what this
+# machine does when nobody waits), then in BENCH_PAYMENT_LATENCY_MS give
+# or take BENCH_PAYMENT_JITTER_MS (default 300 and 100, a real
+# processor's answer time; set on the running provider through its test
+# endpoint).  Last, unless BENCH_CHECKOUT_BLOCKING=0, the spread run with
+# the processor's answer time again on a backend restarted with one
+# checkout in flight per process (orders:concurrency=1), the way a worker
+# that waits on each call behaves, then the backend is restarted as it was.
 # After each run the oversell count is computed from PostgreSQL: copies
 # held by orders beyond what a stock row has on hand, plus stock rows
 # whose reserved differs from the holds of orders or from the ledger
-# (both must be 0).  One line per run goes to the result file.
+# (both must be 0); at the end, the provider's ledger against the orders:
+# double charges, charges for orders not paid, paid orders not charged
+# (all must be 0).  One line per run goes to the result file.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 SECS=${1:-10}
 OUT=${2:-/dev/stdout}
 PG=$CHAT_PG_CONNINFO
-SHOPPERS=${BENCH_SHOPPERS:-200}
+SHOPPERS=${BENCH_SHOPPERS:-400}
+LATENCY=${BENCH_PAYMENT_LATENCY_MS:-300}
+JITTER=${BENCH_PAYMENT_JITTER_MS:-100}
+PAYMENT_URL=${CHAT_PAYMENT_URL:-http://127.0.0.1:${PAYMENT_PORT:-$((${PORT:-18484} + 10))}}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -67,17 +82,70 @@ SELECT 'oversell=' || coalesce(sum(greatest(0, coalesce(h.q, 0) - s.on_hand)), 0
 SQL
 }
 
-run() {  # run <label> <first:count> <seconds>
+# processor <latency ms> <jitter ms>: the provider's answer time, now
+processor() {
+    curl -fsS -X PUT "$PAYMENT_URL/v1/test/latency" \
+        -d "{\"latency_ms\":$1,\"jitter_ms\":$2}" >/dev/null
+}
+
+run() {  # run <label> <first:count> <seconds> [shoppers]
     local line
     psql "$PG" -Xqc "DELETE FROM cart_items"
     line=$(node "$HERE/checkout.mjs" --base "$CHAT_BASE_URL" --secret "$CHAT_RUN_DIR/token_secret" \
-        --uid-base "$UB" --shoppers "$SHOPPERS" --books "$2" --seconds "$3" --label "$1")
+        --uid-base "$UB" --shoppers "${4:-$SHOPPERS}" --books "$2" --seconds "$3" --label "$1")
     printf '%s %s\n' "$line" "$(oversell)" >> "$OUT"
     log "$line"
 }
 
-run "spread  " "$FB:10000" "$SECS"
-run "hot     " "$HB:5" "$SECS"
-run "sell-out" "$SB:1" 3
+# restart_backend <lanes>: the stack's backend again with CHAT_LANES=<lanes>
+restart_backend() {
+    local pidf=$CHAT_RUN_DIR/backend/backend.pid pid i
+    pid=$(cat "$pidf")
+    kill -TERM "$pid"
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    LANES=$1 "$ROOT/conf/stack.sh" start >/dev/null
+}
+
+# the pending ones settle by themselves (the reconciler); give them a moment
+settled() {
+    local i n
+    for ((i = 0; i < 30; i++)); do
+        n=$(psql "$PG" -XtAq -c "SELECT count(*) FROM orders WHERE status = 'pending_payment'")
+        [ "$n" = 0 ] && return 0
+        sleep 1
+    done
+    log "checkout: $n orders still pending_payment"
+}
+
+printf 'shoppers=%s; the processor answers at once (reference), then in %s ± %s ms\n' \
+    "$SHOPPERS" "$LATENCY" "$JITTER" >> "$OUT"
+
+processor 0 0
+run "spread   0 ms      " "$FB:10000" "$SECS"
+run "hot      0 ms      " "$HB:5" "$SECS"
+
+processor "$LATENCY" "$JITTER"
+run "spread   ${LATENCY} ms    " "$FB:10000" "$SECS"
+run "hot      ${LATENCY} ms    " "$HB:5" "$SECS"
+run "sell-out ${LATENCY} ms    " "$SB:1" 3
 sold=$(psql "$PG" -XtAq -c "SELECT coalesce(sum(r.quantity), 0) FROM order_reservations r WHERE r.book_id = $SB AND r.state = 'held'")
 printf 'sell-out: %s of 100 copies sold\n' "$sold" >> "$OUT"
+
+if [ "${BENCH_CHECKOUT_BLOCKING:-1}" != 0 ]; then
+    # a blocking worker: one checkout waiting per process; at most
+    # procs / latency checkouts/s, so a short run and few shoppers suffice
+    log "checkout: blocking reference (orders:concurrency=1)"
+    restart_backend "${LANES:+$LANES;}orders:concurrency=1"
+    run "spread   ${LATENCY} ms, 1 in flight per process (blocking)" "$FB:10000" \
+        "$(( SECS < 10 ? SECS : 10 ))" 50
+    restart_backend "${LANES:-}"
+fi
+
+processor 0 0
+settled
+psql "$PG" -XtAq -F ' ' -c "SELECT id, status FROM orders" > "$CHAT_RUN_DIR/bench-orders.txt"
+printf 'payments: %s\n' "$(node "$HERE/checkout.mjs" --audit "$CHAT_RUN_DIR/payments/ledger.jsonl" \
+    "$CHAT_RUN_DIR/bench-orders.txt")" >> "$OUT"

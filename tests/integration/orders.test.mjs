@@ -7,11 +7,12 @@
 // tests/run.sh runs the stack with PAYMENT_TIMEOUT_MS=1000 (slow cards
 // answer after 2500 ms), RESERVATION_TTL_MS=4000 and
 // RECONCILE_INTERVAL_MS=500, so timeouts, reconciliation and expiry all
-// happen within seconds.
+// happen within seconds.  The provider answers at once unless a test
+// slows it down for a while (PUT /v1/test/latency, withLatency below).
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, sql, waitFor, workerPids, pendingByWorker, redis } from './lib.mjs';
+import { api, sql, waitFor, workerPids, pendingByWorker, redis, lanePids } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 import {
   CARDS, ADDRESS, makeUsers, makeBook, makeWarehouse, setStock, stockOf, checkout,
@@ -35,6 +36,23 @@ async function stockedBook(copies, price = 1500, title = 'Stocked') {
 
 async function getOrder(user, id) {
   return api('GET', `/api/v1/orders/${id}`, undefined, { token: user.token });
+}
+
+// runs fn with the payment provider answering in ms (every answer: a
+// charge, a replay, a lookup), counting its calls in flight from zero;
+// puts it back to answering at once afterwards
+async function withLatency(ms, fn) {
+  const r = await provider('PUT', '/v1/test/latency', { latency_ms: ms, jitter_ms: 0, reset_max: true });
+  assert.equal(r.status, 200, r.text);
+  try {
+    return await fn();
+  } finally {
+    await provider('PUT', '/v1/test/latency', { latency_ms: 0, jitter_ms: 0 });
+  }
+}
+
+async function providerStats() {
+  return (await provider('GET', '/v1/stats')).json;
 }
 
 async function settled(user, id) {
@@ -418,6 +436,167 @@ test('a worker killed between reserving and hearing from the provider: after rec
   }
   assert.equal(await sql(`SELECT count(*) FROM orders WHERE user_id = :'p1'`, u.id), '1');
   await waitFor('the worker pool back at full size', async () => (await workerPids()).length === before.length);
+});
+
+// ------------------------------------------------------------------ waiting on the processor
+//
+// A checkout waits on the processor without holding its worker: each
+// orders-lane process has many payment calls out at once.  The proof is
+// the provider's own count of calls it was answering at the same time: a
+// pool whose workers each waited on one call could never have more out
+// than it has processes, however fast or slow this machine is.
+
+test('many checkouts wait on the processor side by side: a batch takes about one answer time, not one per checkout', async () => {
+  const N = 24;
+  const L = 400;
+  const procs = (await lanePids('orders')).length || 2;
+  const users = await makeUsers('side', N);
+  const book = await stockedBook(N, 1000, 'Waited For');
+  await Promise.all(users.map((u) => putCart(u, book, 1)));
+
+  const { results, took, stats } = await withLatency(L, async () => {
+    const t0 = Date.now();
+    const rs = await Promise.all(users.map((u) => checkout(u, newKey('side'))));
+    return { results: rs, took: Date.now() - t0, stats: await providerStats() };
+  });
+
+  for (const r of results) assert.equal(r.status, 201, r.text);
+  assert.ok(stats.max_in_flight > 2 * procs,
+    `the provider had at most ${stats.max_in_flight} calls at once from ${procs} processes`);
+  // one call at a time per process would need N / procs answer times in a row
+  assert.ok(took < (N * L) / procs,
+    `${N} checkouts took ${took} ms; one at a time per process: ${(N * L) / procs} ms or more`);
+
+  // each paid (an answer that came after the backend's 1 s deadline is
+  // settled by the reconciler instead): one order and one charge each
+  for (let i = 0; i < N; i++) {
+    const o = await settled(users[i], results[i].json.order.id);
+    assert.equal(o.status, 'paid');
+    assert.equal((await chargesFor(o.id)).length, 1);
+  }
+  assert.deepEqual(await stockOf(book, eu), { onHand: N, reserved: N });
+});
+
+test('a worker killed with several payments in flight: every order settled once, one charge per paid order, none twice', async () => {
+  const N = 10;
+  const users = await makeUsers('inflight', N);
+  const book = await stockedBook(2 * N, 900, 'Interrupted');
+  await Promise.all(users.map((u) => putCart(u, book, 1)));
+  const before = await workerPids();
+  const orderLane = new Set(await lanePids('orders'));
+  const created = (await providerStats()).payments_created;
+  const keys = users.map(() => newKey('inflight'));
+
+  const results = await withLatency(700, async () => {
+    const inflight = users.map((u, i) => checkout(u, keys[i]));
+
+    // payments are at the provider: kill the orders worker holding the most
+    await waitFor('calls in flight', async () => (await providerStats()).in_flight >= 3, { every: 20 });
+    let victim = 0;
+    let most = 0;
+    for (const [consumer, n] of await pendingByWorker('orders')) {
+      const pid = Number(consumer.split(':').at(-1));
+      if (orderLane.has(pid) && n > most) {
+        victim = pid;
+        most = n;
+      }
+    }
+    assert.ok(most >= 2, `the busiest orders worker held ${most} checkouts`);
+    process.kill(victim, 'SIGKILL');
+
+    // its checkouts are reclaimed and resumed with the same keys
+    return Promise.all(inflight);
+  });
+
+  for (const r of results) assert.equal(r.status, 201, r.text);
+  const ids = results.map((r) => r.json.order.id);
+  assert.equal(new Set(ids).size, N);
+  for (let i = 0; i < N; i++) {
+    assert.equal(await sql(`SELECT count(*) FROM orders WHERE user_id = :'p1'`, users[i].id), '1');
+    const o = await settled(users[i], ids[i]);
+    assert.equal(o.status, 'paid');
+    const charges = await chargesFor(o.id);
+    assert.equal(charges.length, 1, `order ${o.id}: ${charges.length} charges`);
+    assert.equal(charges[0].status, 'succeeded');
+    assert.equal(charges[0].idempotency_key, `u${users[i].id}:${keys[i]}`);
+  }
+  // one payment per key at the provider, however often it was asked
+  assert.equal((await providerStats()).payments_created - created, N);
+  assert.deepEqual(await stockOf(book, eu), { onHand: 2 * N, reserved: N });
+  assert.equal(await sql(`SELECT sum(delta_reserved) FROM stock_ledger WHERE book_id = :'p1'`, book), String(N));
+  await waitFor('the worker pool back at full size', async () => (await workerPids()).length === before.length);
+});
+
+test('a slow processor does not hold up the cart writes of the same lane', async () => {
+  const N = 30;
+  const L = 800;
+  const shoppers = await makeUsers('queue', N);
+  const [u] = await makeUsers('queue-cart', 1);
+  const book = await stockedBook(N, 700, 'Queued');
+  const other = await stockedBook(50, 300, 'Browsing');
+  await Promise.all(shoppers.map((s) => putCart(s, book, 1)));
+
+  const { results, worst } = await withLatency(L, async () => {
+    const waiting = Promise.all(shoppers.map((s) => checkout(s, newKey('queue'))));
+    const ids = shoppers.map((s) => s.id).join(',');
+    await waitFor('every checkout reserved and waiting on the processor', async () =>
+      await sql(`SELECT count(*) FROM orders WHERE user_id IN (${ids})`) === String(N)
+      && (await providerStats()).in_flight >= 5, { every: 20 });
+
+    // a worker that waited on each call would have 30 x 0.8 s / processes
+    // of checkouts ahead of these writes (twice the answer time allows
+    // for a loaded machine; waiting in line would be many times more)
+    let most = 0;
+    for (let q = 1; q <= 5; q++) {
+      const t0 = Date.now();
+      const r = await putCart(u, other, q);
+      most = Math.max(most, Date.now() - t0);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.items[0].quantity, q);
+    }
+    return { results: await waiting, worst: most };
+  });
+
+  assert.ok(worst < 2 * L, `a cart write took ${worst} ms while checkouts waited on an ${L} ms processor`);
+  for (const r of results) assert.equal(r.status, 201, r.text);
+  for (let i = 0; i < N; i++) assert.equal((await settled(shoppers[i], results[i].json.order.id)).status, 'paid');
+});
+
+test('the reconciler asks the processor about pending payments side by side, without holding up the lane', async () => {
+  const N = 6;
+  const L = 800;
+  const shoppers = await makeUsers('asked', N);
+  const [u] = await makeUsers('asked-cart', 1);
+  const book = await stockedBook(N, 500, 'Unknown Outcome');
+  const other = await stockedBook(50, 300, 'Meanwhile');
+  await Promise.all(shoppers.map((s) => putCart(s, book, 1)));
+
+  const { ids, worst, stats } = await withLatency(L, async () => {
+    // lost before the processor saw them: pending, looked up by the
+    // reconciler once their lease (1 s + 2 s) has passed, cancelled once
+    // their reservation (4 s) has lapsed
+    const rs = await Promise.all(shoppers.map((s) => checkout(s, newKey('asked'), CARDS.drop)));
+    for (const r of rs) assert.equal(r.json.order.status, 'pending_payment', r.text);
+
+    let most = 0;
+    const until = Date.now() + 6000;
+    for (let q = 1; Date.now() < until; q = (q % 9) + 1) {
+      const t0 = Date.now();
+      const r = await putCart(u, other, q);
+      most = Math.max(most, Date.now() - t0);
+      assert.equal(r.status, 200, r.text);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return { ids: rs.map((r) => r.json.order.id), worst: most, stats: await providerStats() };
+  });
+
+  // one lookup at a time per process would never have more out than processes
+  const procs = (await lanePids('orders')).length || 2;
+  assert.ok(stats.max_in_flight > procs, `at most ${stats.max_in_flight} lookups at once`);
+  // asking one after another, a pass would hold its worker N x 0.8 s
+  assert.ok(worst < 2 * L, `a cart write took ${worst} ms while the reconciler asked an ${L} ms processor`);
+  for (let i = 0; i < N; i++) assert.equal((await settled(shoppers[i], ids[i])).status, 'cancelled');
+  assert.deepEqual(await stockOf(book, eu), { onHand: N, reserved: 0 });
 });
 
 // ------------------------------------------------------------------ orders

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RUN_DIR, waitFor } from './lib.mjs';
+import { RUN_DIR, waitFor, sleep } from './lib.mjs';
 import { CARDS, provider, newKey, PAYMENT_URL } from './shop.mjs';
 
 const year = new Date().getUTCFullYear() + 3;
@@ -174,6 +174,67 @@ test('provider: a restart keeps every payment and stored answer (append-only led
       await stop(p.child);
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('provider: every answer takes --latency-ms give or take --jitter-ms, a charge is "processing" meanwhile, and calls being answered are counted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'provider-'));
+  const child = spawn('node', ['payments/provider.mjs', '--port', '0', '--log', join(dir, 'ledger.jsonl'),
+    '--latency-ms', '300', '--jitter-ms', '100']);
+  const stopped = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const base = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening on 127\.0\.0\.1:(\d+) \(answers in 300 ± 100 ms/.exec(out);
+        if (m) resolve(`http://127.0.0.1:${m[1]}`);
+      });
+      child.on('exit', (code) => reject(new Error(`provider exited ${code}: ${out}`)));
+    });
+    const timed = async (p) => { const t0 = Date.now(); const r = await p; return [r, Date.now() - t0]; };
+
+    // eight charges at once: each takes 200-400 ms, all together about one
+    const key = newKey('lat');
+    const charges = await Promise.all(Array.from({ length: 8 }, (_, i) => timed(pay(CARDS.ok, i ? newKey('lat') : key, {}, base))));
+    for (const [r, ms] of charges) {
+      assert.equal(r.status, 201);
+      assert.ok(ms >= 190, `a charge answered in ${ms} ms`);
+    }
+    let stats = await fetch(`${base}/v1/stats`).then((r) => r.json());
+    assert.equal(stats.max_in_flight, 8);
+    assert.equal(stats.in_flight, 0);
+
+    // a lookup and a replay take the answer time too; health and stats do not
+    const [look, lookMs] = await timed(fetch(`${base}/v1/payments?idempotency_key=${key}`).then((r) => r.json()));
+    assert.equal(look.payments.length, 1);
+    assert.ok(lookMs >= 190, `a lookup answered in ${lookMs} ms`);
+    const [, healthMs] = await timed(fetch(`${base}/health`).then((r) => r.json()));
+    assert.ok(healthMs < 150, `health answered in ${healthMs} ms`);
+
+    // changed at run time; a charge is recorded before its wait, so a
+    // retry during the wait is a replay of it, not a second payment
+    const set = (b) => fetch(`${base}/v1/test/latency`, { method: 'PUT', body: JSON.stringify(b) });
+    assert.equal((await set({ latency_ms: -1 })).status, 400);
+    assert.equal((await set({ tail_fraction: 2 })).status, 400);
+    const r = await set({ latency_ms: 600, jitter_ms: 0, reset_max: true });
+    assert.deepEqual(await r.json(), { latency_ms: 600, jitter_ms: 0, tail_fraction: 0, tail_ms: 2000 });
+    const created = stats.payments_created;
+    const slowKey = newKey('lat');
+    const [first, firstMs] = await timed((async () => {
+      const a = pay(CARDS.ok, slowKey, {}, base);
+      await sleep(150);
+      return Promise.all([a, pay(CARDS.ok, slowKey, {}, base)]);
+    })());
+    assert.ok(firstMs >= 590, `answered in ${firstMs} ms`);
+    assert.deepEqual(first[1].json, first[0].json);
+    stats = await fetch(`${base}/v1/stats`).then((x) => x.json());
+    assert.equal(stats.payments_created, created + 1);
+    assert.equal(stats.replays, 1);
+  } finally {
+    child.kill('SIGTERM');
+    await stopped;
     rmSync(dir, { recursive: true, force: true });
   }
 });
