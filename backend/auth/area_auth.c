@@ -11,10 +11,10 @@
 
 static const chat_op_t  chat_auth_ops[] = {
     { "auth.register", chat_op_auth_register, chat_op_auth_present,
-      CHAT_OP_LOGGED | CHAT_OP_ALONE, NULL },
+      CHAT_OP_LOGGED | CHAT_OP_ALONE, NULL, NULL },
     { "auth.login", chat_op_auth_login, chat_op_auth_present,
-      CHAT_OP_ALONE, NULL },
-    { "user.me", chat_op_user_me, NULL, 0, NULL },
+      CHAT_OP_ALONE, NULL, NULL },
+    { "user.me", chat_op_user_me, NULL, 0, NULL, NULL },
 };
 
 

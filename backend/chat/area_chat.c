@@ -10,18 +10,21 @@
 
 
 static const chat_op_t  chat_chat_ops[] = {
-    { "conv.create", chat_op_conv_create, NULL, CHAT_OP_LOGGED, NULL },
-    { "conv.list", chat_op_conv_list, NULL, 0, NULL },
+    { "conv.create", chat_op_conv_create, NULL, CHAT_OP_LOGGED, NULL, NULL },
+    { "conv.list", chat_op_conv_list, NULL, 0, NULL, NULL },
     { "conv.member.add", chat_op_conv_member_add, NULL, CHAT_OP_LOGGED,
-      NULL },
+      NULL, NULL },
     { "conv.member.remove", chat_op_conv_member_remove, NULL,
-      CHAT_OP_LOGGED, NULL },
-    { "conv.read", chat_op_conv_read, NULL, CHAT_OP_LOGGED, NULL },
-    { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED, NULL },
-    { "msg.history", chat_op_msg_history, NULL, 0, NULL },
-    { "sync", chat_op_sync, NULL, 0, NULL },
-    { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED, NULL },
-    { "conv.receipts", chat_op_conv_receipts, NULL, 0, NULL },
+      CHAT_OP_LOGGED, NULL, NULL },
+    { "conv.read", chat_op_conv_read, NULL, CHAT_OP_LOGGED, NULL, NULL },
+    /* a run of sends is one set-based statement (op_msg.c) */
+    { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED, NULL,
+      chat_op_msg_send_batch },
+    { "msg.history", chat_op_msg_history, NULL, 0, NULL, NULL },
+    { "sync", chat_op_sync, NULL, 0, NULL, NULL },
+    { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED, NULL,
+      NULL },
+    { "conv.receipts", chat_op_conv_receipts, NULL, 0, NULL, NULL },
 };
 
 

@@ -8,24 +8,33 @@
  *                -> 200 {"messages": [...ascending seq], "has_more"}
  *
  * Sending.  A conversation's messages have one order, given by seq, and
- * seqs have no gaps.  msg.send takes two statements:
+ * seqs have no gaps.  msg.send runs as a batch (chat_op_msg_send_batch,
+ * called by command.c with every msg.send of a transaction that comes
+ * one after the other; a lone one is a batch of one): after checking
+ * every command's fields, two statements in one round trip:
  *
- *   1. SELECT ... FROM conversations WHERE id = $1 FOR NO KEY UPDATE
- *      locks the conversation: senders to one conversation queue here.
+ *   1. SELECT ... FROM conversations WHERE id = ANY (...) ORDER BY id
+ *      FOR NO KEY UPDATE locks the batch's conversations in ascending
+ *      order: senders to one conversation queue here.
  *   2. In a fresh snapshot (so it sees whatever the previous holder of
- *      the lock committed): is the sender a member?  did this sender
- *      already send this client_msg_id?  If a member and not a duplicate,
- *      UPDATE conversations SET last_seq = last_seq + 1 ... RETURNING,
- *      INSERT the message with that seq, move the sender's read marker to
- *      it, and read the member list for the fan-out; all in one statement
- *      (data-modifying CTEs).
+ *      each lock committed), for every command: is the sender a member?
+ *      did this sender already send this client_msg_id?  The members'
+ *      commands that are not resends move their conversation's last_seq
+ *      by their count, store their messages with the seqs in between, in
+ *      the batch's order, and move each sender's read marker to their
+ *      last one; all in one statement (data-modifying CTEs), which
+ *      answers one row per command, in order, with the members of the
+ *      conversation for the fan-out.
  *
- * A resend (same conversation, sender and client_msg_id, under any
- * idempotency key) is answered 200 with the original message and changes
- * nothing, so it never burns a seq.  The unique (conversation_id,
- * sender_id, client_msg_id) backs this up.  The new message is fanned out
- * after the commit as {"type":"message","message":{...}} to every member,
- * the sender included (their other devices); a resend is not.
+ * A non-member's command writes nothing (404), so a batch needs no
+ * savepoints: business errors do not touch their batch-mates.  A resend
+ * (same conversation, sender and client_msg_id, under any idempotency
+ * key; or twice in one batch, where the second is the resend) is
+ * answered 200 with the original message and changes nothing, so it
+ * never burns a seq.  The unique (conversation_id, sender_id,
+ * client_msg_id) backs this up.  The new message is fanned out after
+ * the commit as {"type":"message","message":{...}} to every member, the
+ * sender included (their other devices); a resend is not.
  *
  * History is read from one partition's primary key: after_seq pages
  * forward, before_seq (or neither: the newest) pages back, and the answer
@@ -45,9 +54,94 @@
 #include "ops.h"
 
 
-/* columns of msg.send's second statement */
+/*
+ * msg.send for several commands in one statement.  $1..$4 are arrays with
+ * an element per command, in the order they run: conversation, sender,
+ * client_msg_id, text.  Every conversation named is already locked (by
+ * chat_msg_lock_sql, sent just before in the same round trip), so this
+ * statement's snapshot, taken after the lock was granted, sees whatever
+ * the lock's previous holder committed:
+ *
+ *   chk   each command: is the sender a member, and the seq of an earlier
+ *         message with the same (conversation, sender, client_msg_id)
+ *   news  the commands that store a message: members, no earlier
+ *         message, and the first of the batch with their key (a later
+ *         one is a resend of it); n numbers them within a conversation
+ *   c     last_seq of each conversation moves by its count of new ones
+ *   ins   the new messages, seq = the old last_seq + n: dense, in order
+ *   rd    each sender's read (and delivered) marker to their newest seq
+ *
+ * and one row per command, in order: its ordinal, member, 'new' or 'dup'
+ * (null for a non-member), the message (stored now or before), and for a
+ * new one the member list to fan the event out to.
+ */
+static const char  chat_msg_send_sql[] =
+    "WITH chk AS ("
+    "  SELECT t.i, t.cid, t.uid, t.cmid, t.body, "
+    "    EXISTS (SELECT 1 FROM conversation_members m "
+    "            WHERE m.conversation_id = t.cid AND m.user_id = t.uid) "
+    "      AS member, "
+    "    (SELECT d.seq FROM messages d "
+    "     WHERE d.conversation_id = t.cid AND d.sender_id = t.uid "
+    "       AND d.client_msg_id = t.cmid) AS dup_seq "
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) "
+    "       WITH ORDINALITY AS t (cid, uid, cmid, body, i)), "
+    "news AS ("
+    "  SELECT f.*, row_number() OVER (PARTITION BY f.cid ORDER BY f.i) AS n "
+    "  FROM (SELECT DISTINCT ON (cid, uid, cmid) * FROM chk "
+    "        WHERE member AND dup_seq IS NULL "
+    "        ORDER BY cid, uid, cmid, i) AS f), "
+    "c AS ("
+    "  UPDATE conversations c "
+    "  SET last_seq = c.last_seq + x.cnt, "
+    "      last_activity_at = clock_timestamp() "
+    "  FROM (SELECT cid, count(*) AS cnt FROM news GROUP BY cid) AS x "
+    "  WHERE c.id = x.cid "
+    "  RETURNING c.id, c.last_seq - x.cnt AS base), "
+    "ins AS ("
+    "  INSERT INTO messages (conversation_id, seq, sender_id, "
+    "                        client_msg_id, text, created_at) "
+    "  SELECT n.cid, c.base + n.n, n.uid, n.cmid, n.body, clock_timestamp() "
+    "  FROM news n JOIN c ON c.id = n.cid "
+    "  RETURNING *), "
+    "rd AS ("
+    "  UPDATE conversation_members m "
+    "  SET last_read_seq = x.seq, last_delivered_seq = x.seq "
+    "  FROM (SELECT conversation_id, sender_id, max(seq) AS seq "
+    "        FROM ins GROUP BY conversation_id, sender_id) AS x "
+    "  WHERE m.conversation_id = x.conversation_id "
+    "    AND m.user_id = x.sender_id) "
+    "SELECT k.i, k.member, "
+    "       CASE WHEN NOT k.member THEN NULL "
+    "            WHEN k.dup_seq IS NULL AND k.rn = 1 THEN 'new' "
+    "            ELSE 'dup' END, "
+    CHAT_MSG_COLUMNS("r") ", "
+    "       CASE WHEN k.member AND k.dup_seq IS NULL AND k.rn = 1 THEN "
+    "         (SELECT string_agg(user_id::text, ',') "
+    "          FROM conversation_members WHERE conversation_id = k.cid) END "
+    "FROM (SELECT chk.*, row_number() OVER (PARTITION BY cid, uid, cmid "
+    "                                       ORDER BY i) AS rn "
+    "      FROM chk) AS k "
+    "LEFT JOIN LATERAL ("
+    "  SELECT * FROM ins "
+    "  WHERE k.member AND k.dup_seq IS NULL AND ins.conversation_id = k.cid "
+    "    AND ins.sender_id = k.uid AND ins.client_msg_id = k.cmid "
+    "  UNION ALL "
+    "  SELECT * FROM messages d "
+    "  WHERE d.conversation_id = k.cid AND d.seq = k.dup_seq) AS r ON true "
+    "ORDER BY k.i";
+
+/* the conversations of a batch, locked in ascending order: senders to one
+ * conversation queue here, and two batches never wait for each other in
+ * a circle */
+static const char  chat_msg_lock_sql[] =
+    "SELECT id FROM conversations WHERE id = ANY ($1::bigint[]) "
+    "ORDER BY id FOR NO KEY UPDATE";
+
+/* columns of chat_msg_send_sql */
 enum {
-    CHAT_SEND_COL_MEMBER = 0,
+    CHAT_SEND_COL_ORD = 0,
+    CHAT_SEND_COL_MEMBER,
     CHAT_SEND_COL_KIND,
     CHAT_SEND_COL_MSG,
     CHAT_SEND_COL_MEMBERS = CHAT_SEND_COL_MSG + CHAT_MSG_NCOLS
@@ -87,127 +181,190 @@ done:
 }
 
 
-int
-chat_op_msg_send(chat_op_ctx_t *ctx)
+/*
+ * The input of one msg.send: 1 with *cid, *cmid and *text set; 0 after
+ * answering it 4xx (no user, a field missing or invalid); -1 if memory
+ * ran out.
+ */
+static int
+chat_msg_send_input(chat_op_ctx_t *ctx, int64_t *cid, const char **cmid,
+    const char **text)
 {
     int          rc;
-    char         c[24], u[24];
-    cJSON       *msg;
-    int64_t      cid;
-    PGresult    *res;
-    const char  *cmid, *text, *why, *values[4];
+    const char  *why;
 
     rc = chat_op_require_user(ctx);
     if (rc == 1) {
-        rc = chat_op_integer(ctx, "conversation_id", 1, 1, &cid);
+        rc = chat_op_integer(ctx, "conversation_id", 1, 1, cid);
     }
     if (rc != 1) {
         return rc;
     }
 
-    cmid = chat_op_string(ctx, "client_msg_id");
-    text = cmid ? chat_op_string(ctx, "text") : NULL;
-    if (text == NULL) {
+    *cmid = chat_op_string(ctx, "client_msg_id");
+    *text = *cmid ? chat_op_string(ctx, "text") : NULL;
+    if (*text == NULL) {
         return ctx->reply ? 0 : -1;
     }
 
-    why = chat_client_msg_id_check(cmid, strlen(cmid));
+    why = chat_client_msg_id_check(*cmid, strlen(*cmid));
     if (why == NULL) {
-        why = chat_text_check(text, strlen(text));
+        why = chat_text_check(*text, strlen(*text));
     }
     if (why != NULL) {
-        return chat_op_invalid(ctx, why);
+        return chat_op_invalid(ctx, why) == 0 ? 0 : -1;
     }
 
-    values[0] = chat_i64(c, cid);
-    values[1] = chat_i64(u, ctx->cmd->uid);
-    values[2] = cmid;
-    values[3] = text;
+    return 1;
+}
 
-    res = chat_db_query_prepared(ctx->db,
-        "SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
-        1, values, NULL, NULL);
-    if (res == NULL) {
-        return -1;
-    }
 
-    rc = PQntuples(res);
-    PQclear(res);
+/* Answers ctx from row r of chat_msg_send_sql's result. */
+static int
+chat_msg_send_answer(chat_op_ctx_t *ctx, const PGresult *res, int r)
+{
+    cJSON  *msg;
 
-    if (rc == 0) {
+    if (strcmp(PQgetvalue(res, r, CHAT_SEND_COL_MEMBER), "t") != 0) {
         return chat_op_no_conversation(ctx);
     }
 
-    res = chat_db_query_prepared(ctx->db,
-        "WITH me AS ("
-        "  SELECT 1 FROM conversation_members "
-        "  WHERE conversation_id = $1 AND user_id = $2), "
-        "dup AS ("
-        "  SELECT * FROM messages "
-        "  WHERE conversation_id = $1 AND sender_id = $2 "
-        "    AND client_msg_id = $3), "
-        "c AS ("
-        "  UPDATE conversations "
-        "  SET last_seq = last_seq + 1, last_activity_at = clock_timestamp() "
-        "  WHERE id = $1 AND EXISTS (SELECT 1 FROM me) "
-        "    AND NOT EXISTS (SELECT 1 FROM dup) "
-        "  RETURNING last_seq), "
-        "ins AS ("
-        "  INSERT INTO messages (conversation_id, seq, sender_id, "
-        "                        client_msg_id, text, created_at) "
-        "  SELECT $1, last_seq, $2, $3, $4::text, clock_timestamp() FROM c "
-        "  RETURNING *), "
-        "rd AS ("
-        "  UPDATE conversation_members m SET last_read_seq = ins.seq, "
-        "                                    last_delivered_seq = ins.seq "
-        "  FROM ins WHERE m.conversation_id = $1 AND m.user_id = $2) "
-        "SELECT EXISTS (SELECT 1 FROM me), r.kind, "
-        CHAT_MSG_COLUMNS("r") ", "
-        "       (SELECT string_agg(user_id::text, ',') "
-        "        FROM conversation_members WHERE conversation_id = $1) "
-        "FROM (SELECT 1) AS one "
-        "LEFT JOIN (SELECT 'new' AS kind, * FROM ins "
-        "           UNION ALL SELECT 'dup', * FROM dup) AS r ON true",
-        4, values, NULL, NULL);
-    if (res == NULL) {
-        return -1;
-    }
-
-    rc = -1;
-
-    if (PQntuples(res) != 1) {
-        chat_log_error("msg.send: %d rows from the insert", PQntuples(res));
-        goto done;
-    }
-
-    if (strcmp(PQgetvalue(res, 0, CHAT_SEND_COL_MEMBER), "t") != 0) {
-        rc = chat_op_no_conversation(ctx);
-        goto done;
-    }
-
-    msg = chat_msg_json(res, 0, CHAT_SEND_COL_MSG);
+    msg = chat_msg_json(res, r, CHAT_SEND_COL_MSG);
     ctx->reply = cJSON_CreateObject();
     if (msg == NULL || ctx->reply == NULL) {
         cJSON_Delete(msg);
-        goto done;
+        return -1;
     }
 
     cJSON_AddItemToObject(ctx->reply, "message", msg);
 
-    if (strcmp(PQgetvalue(res, 0, CHAT_SEND_COL_KIND), "dup") == 0) {
+    if (strcmp(PQgetvalue(res, r, CHAT_SEND_COL_KIND), "new") != 0) {
         ctx->status = 200;
+        return 0;
+    }
+
+    ctx->status = 201;
+    return chat_msg_event(ctx, msg,
+                          PQgetvalue(res, r, CHAT_SEND_COL_MEMBERS));
+}
+
+
+int
+chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
+{
+    int              rc, r, rows;
+    char            *arrays[4];
+    size_t           i, m, k, *idx;
+    int64_t         *cids, *uids;
+    const char     **cmids, **texts;
+    chat_db_stmt_t   st[2];
+
+    rc = -1;
+    memset(arrays, 0, sizeof(arrays));
+    memset(st, 0, sizeof(st));
+
+    idx = malloc(n * sizeof(size_t));
+    cids = malloc(n * sizeof(int64_t));
+    uids = malloc(n * sizeof(int64_t));
+    cmids = malloc(n * sizeof(char *));
+    texts = malloc(n * sizeof(char *));
+
+    if (idx == NULL || cids == NULL || uids == NULL || cmids == NULL
+        || texts == NULL)
+    {
+        goto done;
+    }
+
+    /* the invalid ones are answered here and go no further */
+    m = 0;
+
+    for (i = 0; i < n; i++) {
+        r = chat_msg_send_input(&ctxs[i], &cids[m], &cmids[m], &texts[m]);
+        if (r < 0) {
+            goto done;
+        }
+        if (r == 1) {
+            uids[m] = ctxs[i].cmd->uid;
+            idx[m++] = i;
+        }
+    }
+
+    if (m == 0) {
         rc = 0;
         goto done;
     }
 
-    ctx->status = 201;
-    rc = chat_msg_event(ctx, msg,
-                        PQgetvalue(res, 0, CHAT_SEND_COL_MEMBERS));
+    arrays[0] = chat_sql_int_array(cids, m);
+    arrays[1] = chat_sql_int_array(uids, m);
+    arrays[2] = chat_db_text_array(cmids, m);
+    arrays[3] = chat_db_text_array(texts, m);
+
+    if (arrays[0] == NULL || arrays[1] == NULL || arrays[2] == NULL
+        || arrays[3] == NULL)
+    {
+        goto done;
+    }
+
+    /* the lock, then the statement in a snapshot taken after it: one
+     * round trip for the whole batch */
+    st[0].sql = chat_msg_lock_sql;
+    st[0].prepared = 1;
+    st[0].nparams = 1;
+    st[0].values = (const char *const *) arrays;
+
+    st[1].sql = chat_msg_send_sql;
+    st[1].prepared = 1;
+    st[1].nparams = 4;
+    st[1].values = (const char *const *) arrays;
+
+    if (chat_db_pipeline(ctxs[0].db, st, 2) != 0) {
+        goto done;
+    }
+
+    rows = PQntuples(st[1].res);
+
+    if ((size_t) rows != m) {
+        chat_log_error("msg.send: %d rows for %zu messages", rows, m);
+        goto done;
+    }
+
+    for (r = 0; r < rows; r++) {
+        k = strtoul(PQgetvalue(st[1].res, r, CHAT_SEND_COL_ORD), NULL, 10);
+
+        if (k != (size_t) r + 1
+            || chat_msg_send_answer(&ctxs[idx[r]], st[1].res, r) != 0)
+        {
+            chat_log_error("msg.send: row %d of %zu could not be answered",
+                           r, m);
+            goto done;
+        }
+    }
+
+    rc = 0;
 
 done:
 
-    PQclear(res);
+    PQclear(st[0].res);
+    PQclear(st[1].res);
+
+    for (i = 0; i < 4; i++) {
+        free(arrays[i]);
+    }
+
+    free(idx);
+    free(cids);
+    free(uids);
+    free(cmids);
+    free(texts);
+
     return rc;
+}
+
+
+int
+chat_op_msg_send(chat_op_ctx_t *ctx)
+{
+    return chat_op_msg_send_batch(ctx, 1);
 }
 
 

@@ -1,11 +1,14 @@
 /*
  * bus_reply.c: how an entry leaves the command bus.
  *
- *   - answered: chat_bus_finish pipelines XACK of the command, the XADD of
- *     the reply to the gateway's stream (trimmed to about 10000 entries)
- *     and an EXPIRE of that stream (so streams of gateways that died go
- *     away), in one round trip; chat_bus_finish_many does the same for a
- *     whole committed batch, still one round trip;
+ *   - answered outside a batch (a dead letter, a malformed entry):
+ *     chat_bus_finish pipelines XACK of the command, the XADD of the
+ *     reply to the gateway's stream (trimmed to about 10000 entries) and
+ *     an EXPIRE of that stream (so streams of gateways that died go
+ *     away), in one round trip (chat_bus_finish_many: the same for
+ *     several).  The replies of a committed batch go with its events
+ *     instead, fewer commands in fewer round trips: chat_publish,
+ *     fanout.c;
  *   - dead-lettered: chat_bus_dead_letter copies the entry, with where it
  *     came from, how often it was delivered and why it was set aside, to
  *     chat:dlq for a human to look at; the worker then answers and acks it

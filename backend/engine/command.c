@@ -6,18 +6,20 @@
  * costs.  So a worker hands over all the cheap commands of one read
  * (up to --commit-batch, at most 64) and they share a transaction:
  *
- *   SELECT key, status, reply, hash FROM command_log WHERE key IN (...)
+ *   BEGIN; SELECT key, status, reply, hash FROM command_log
+ *          WHERE key = ANY (...)                       one round trip
  *     a key found: the command already happened; its stored reply is the
  *     answer (or 409 idempotency_key_reused when the hash of op "\n" body
  *     differs) and it does not run again
- *   BEGIN; SAVEPOINT op
+ *   SAVEPOINT op
  *   <handler 1>
- *   RELEASE SAVEPOINT op; SAVEPOINT op       one round trip
- *   <handler 2>                              4xx: ROLLBACK TO SAVEPOINT op
- *   ...                                      first, so a business error
+ *   RELEASE SAVEPOINT op; SAVEPOINT op                 one round trip
+ *   <handler 2>                 4xx: ROLLBACK TO SAVEPOINT op first, so a
+ *   ...                         business error changes nothing
+ *   <msg.send 3, 4, 5: one call of the op's batch handler>
+ *   ...
  *   INSERT INTO command_log (key, op, user_id, request_hash, status, reply)
- *       VALUES (...), (...) ON CONFLICT (key) DO NOTHING RETURNING key
- *   COMMIT
+ *       SELECT * FROM unnest(...); COMMIT              one round trip
  *
  * and only then are the replies sent and the entries acked (worker.c).
  * A business error (4xx) rolls back only its own savepoint; its reply is
@@ -25,24 +27,35 @@
  * error (a failed statement, a lost connection) rolls back the whole
  * transaction and nothing of it is answered.
  *
+ * Batch handlers.  An op may have one (chat_op_batch_pt, ops.h; its area's
+ * table names it): the jobs of that op that come one after the
+ * other in the batch's order run in one call, which takes a constant
+ * number of round trips however many there are (msg.send: one, op_msg.c),
+ * and no savepoints, because a batch handler writes nothing for a
+ * command it answers 4xx.  A batch of msg.send alone therefore costs
+ * three round trips and one WAL flush, whatever its size.
+ *
  * Why this is still "at most once".  The log row of a command commits
- * with its effects or not at all.  The lookup runs first, outside the
- * transaction; a command that finishes elsewhere after the lookup (the
- * same key redelivered to two workers, or retried by a client while the
- * first attempt was still running) is caught by the final INSERT: its ON
- * CONFLICT waits for the other transaction and, if that committed, skips
- * the row.  A row missing from RETURNING means our run of that command
- * must not count: the whole transaction is rolled back and run again,
- * and the lookup then finds the other's reply.  Two jobs of one batch
- * with the same key run once; the later one is answered like a replay.
+ * with its effects or not at all.  The lookup runs first; a command that
+ * finishes elsewhere after the lookup (the same key redelivered to two
+ * workers, or retried by a client while the first attempt was still
+ * running) is caught by the final INSERT: it waits for the other
+ * transaction and, if that committed, fails on the key (unique
+ * violation), so the COMMIT sent behind it never runs.  Our run of that
+ * command must not count: the whole transaction is rolled back and run
+ * again, and the lookup then finds the other's reply.  Two jobs of one
+ * batch with the same key run once; the later one is answered like a
+ * replay.
  *
  * Order and deadlocks.  The jobs of a batch run sorted by the
  * conversation they name (the body's conversation_id; 0 for the rest),
  * keeping their order within a conversation.  Every lock a chat command
  * takes belongs to its conversation, so two batches always lock
- * conversations in ascending order and cannot deadlock on them.  The
- * jobs of one batch are concurrent (none has been answered), so any
- * order is one a client could have seen.
+ * conversations in ascending order and cannot deadlock on them; a batch
+ * handler's run covers an ascending range of conversations between the
+ * jobs before and after it, and locks them in that order.  The jobs of
+ * one batch are concurrent (none has been answered), so any order is one
+ * a client could have seen.
  *
  * Failures.  A serialisation failure or deadlock, or a key conflict as
  * above, reruns the transaction at once, up to three times.  When a
@@ -59,8 +72,8 @@
  * hash.  An op that only reads, run alone, runs without a transaction
  * block and logs nothing (its replies, such as tokens, are not stored).
  *
- * The idempotency log's three statements (lookup, same-key jobs, the
- * final INSERT) are in command_log.c.
+ * The idempotency log's statements (begin and lookup, same-key jobs, log
+ * and commit) are in command_log.c.
  *
  * What it does not do: choose which entries to batch (worker.c), talk to
  * Redis, or prune command_log.
@@ -186,41 +199,118 @@ chat_job_logged(const chat_job_t *job)
 }
 
 
+static void
+chat_job_ctx(chat_op_ctx_t *ctx, chat_db_t *db, const chat_config_t *cfg,
+    chat_job_t *job)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->cfg = cfg;
+    ctx->db = db;
+    ctx->cmd = job->cmd;
+    ctx->body = job->body;
+    ctx->body_invalid = job->body_invalid;
+    ctx->events = &job->events;
+}
+
+
+/* Takes the answer of a handler that returned 0: the job is resolved
+ * with status and stored.  0, or -1 if memory ran out. */
+static int
+chat_job_store(chat_job_t *job, chat_op_ctx_t *ctx)
+{
+    if (ctx->status >= 400) {
+        chat_events_clear(&job->events);
+    }
+
+    job->stored = cJSON_PrintUnformatted(ctx->reply);
+    cJSON_Delete(ctx->reply);
+    ctx->reply = NULL;
+
+    if (job->stored == NULL) {
+        return -1;
+    }
+
+    job->status = ctx->status;
+    job->resolved = 1;
+    job->ran = 1;
+
+    return 0;
+}
+
+
 /* Runs the handler; on 0 the job is resolved with status and stored. */
 static int
 chat_job_handle(chat_db_t *db, const chat_config_t *cfg, chat_job_t *job)
 {
     chat_op_ctx_t  ctx;
 
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.cfg = cfg;
-    ctx.db = db;
-    ctx.cmd = job->cmd;
-    ctx.body = job->body;
-    ctx.body_invalid = job->body_invalid;
-    ctx.events = &job->events;
+    chat_job_ctx(&ctx, db, cfg, job);
 
     if (chat_op_run(job->op, &ctx) != 0) {
         chat_events_clear(&job->events);
         return -1;
     }
 
-    if (ctx.status >= 400) {
-        chat_events_clear(&job->events);
-    }
+    return chat_job_store(job, &ctx);
+}
 
-    job->stored = cJSON_PrintUnformatted(ctx.reply);
-    cJSON_Delete(ctx.reply);
 
-    if (job->stored == NULL) {
+/* ------------------------------------------------------------------------
+ * Batch handlers
+ * --------------------------------------------------------------------- */
+
+/* The batch handler of the job's op (its area's table names it), or
+ * NULL.  A refused body is answered by chat_op_run without running
+ * anything, one at a time. */
+static chat_op_batch_pt
+chat_job_batch(const chat_job_t *job)
+{
+    return job->body != NULL ? job->op->batch : NULL;
+}
+
+
+/* Runs jobs[0..n) through their op's batch handler; on 0 every one is
+ * resolved as by chat_job_handle. */
+static int
+chat_jobs_handle_batch(chat_db_t *db, const chat_config_t *cfg,
+    chat_op_batch_pt batch, chat_job_t **jobs, size_t n)
+{
+    int             rc;
+    size_t          i;
+    chat_op_ctx_t  *ctxs;
+
+    ctxs = malloc(n * sizeof(chat_op_ctx_t));
+    if (ctxs == NULL) {
         return -1;
     }
 
-    job->status = ctx.status;
-    job->resolved = 1;
-    job->ran = 1;
+    for (i = 0; i < n; i++) {
+        chat_job_ctx(&ctxs[i], db, cfg, jobs[i]);
+    }
 
-    return 0;
+    rc = batch(ctxs, n);
+
+    for (i = 0; i < n; i++) {
+        if (rc == 0
+            && (ctxs[i].reply == NULL || ctxs[i].status < 200
+                || ctxs[i].status > 599))
+        {
+            chat_log_error("op %s: batch handler left key %s without a "
+                           "reply (status %d)", jobs[i]->op->name,
+                           jobs[i]->cmd->key, ctxs[i].status);
+            rc = -1;
+        }
+
+        if (rc != 0 || chat_job_store(jobs[i], &ctxs[i]) != 0) {
+            rc = -1;
+            cJSON_Delete(ctxs[i].reply);
+            chat_events_clear(&jobs[i]->events);
+        }
+    }
+
+    free(ctxs);
+
+    return rc;
 }
 
 
@@ -250,6 +340,14 @@ chat_job_present(const chat_config_t *cfg, chat_job_t *job)
  * Transactions
  * --------------------------------------------------------------------- */
 
+/* where the savepoint of the job before stands */
+enum {
+    CHAT_SP_NONE = 0,       /* none open */
+    CHAT_SP_CLEAN,          /* open, its job succeeded: keep its work */
+    CHAT_SP_DIRTY           /* open, its job answered 4xx: undo its work */
+};
+
+
 /*
  * One attempt at jobs[0..n) in one transaction.  0 when committed (every
  * job resolved), CHAT_JOB_CONFLICT or -1 after rolling back.
@@ -258,49 +356,88 @@ static int
 chat_jobs_tx(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
     size_t n)
 {
-    int          rc, dirty;
-    char         sqlstate[6];
-    size_t       i;
-    const char  *sp;
+    int                rc, sp;
+    char               sqlstate[6];
+    size_t             i, m, next;
+    const char        *sql;
+    chat_job_t       **group;
+    chat_op_batch_pt   batch;
 
     chat_jobs_mark_same_key(jobs, n);
 
-    if (chat_jobs_lookup(db, jobs, n) != 0) {
-        return -1;
-    }
-
-    if (chat_db_exec(db, "BEGIN") != 0) {
+    group = malloc(n * sizeof(chat_job_t *));
+    if (group == NULL) {
         return -1;
     }
 
     rc = -1;
-    sp = NULL;
-    dirty = 0;
+    sp = CHAT_SP_NONE;
 
-    for (i = 0; i < n; i++) {
+    if (chat_jobs_begin(db, jobs, n) != 0) {
+        goto err;
+    }
+
+    for (i = 0; i < n; i = next) {
+        next = i + 1;
+
         if (jobs[i]->resolved || jobs[i]->same_key != NULL) {
             continue;
         }
 
-        if (sp == NULL) {
-            sp = "SAVEPOINT op";
-        } else if (dirty) {
-            sp = "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op; "
-                 "SAVEPOINT op";
-        } else {
-            sp = "RELEASE SAVEPOINT op; SAVEPOINT op";
+        batch = chat_job_batch(jobs[i]);
+
+        if (batch != NULL) {
+            /* this op's jobs from here on, up to the first of another op,
+             * run together; they need no savepoint (see ops.h), but the
+             * work of a job before that answered 4xx is undone first */
+            m = 0;
+            for (next = i; next < n; next++) {
+                if (jobs[next]->resolved || jobs[next]->same_key != NULL) {
+                    continue;
+                }
+                if (chat_job_batch(jobs[next]) != batch) {
+                    break;
+                }
+                group[m++] = jobs[next];
+            }
+
+            if (sp == CHAT_SP_DIRTY) {
+                if (chat_db_exec(db, "ROLLBACK TO SAVEPOINT op; "
+                                     "RELEASE SAVEPOINT op") != 0)
+                {
+                    goto err;
+                }
+                sp = CHAT_SP_NONE;
+            }
+
+            if (chat_jobs_handle_batch(db, cfg, batch, group, m) != 0) {
+                goto err;
+            }
+
+            continue;
         }
 
-        if (chat_db_exec(db, sp) != 0
+        if (sp == CHAT_SP_NONE) {
+            sql = "SAVEPOINT op";
+        } else if (sp == CHAT_SP_DIRTY) {
+            sql = "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op; "
+                  "SAVEPOINT op";
+        } else {
+            sql = "RELEASE SAVEPOINT op; SAVEPOINT op";
+        }
+
+        if (chat_db_exec(db, sql) != 0
             || chat_job_handle(db, cfg, jobs[i]) != 0)
         {
             goto err;
         }
 
-        dirty = jobs[i]->status >= 400;
+        sp = jobs[i]->status >= 400 ? CHAT_SP_DIRTY : CHAT_SP_CLEAN;
     }
 
-    if (dirty && chat_db_exec(db, "ROLLBACK TO SAVEPOINT op") != 0) {
+    if (sp == CHAT_SP_DIRTY && chat_db_exec(db, "ROLLBACK TO SAVEPOINT op")
+                               != 0)
+    {
         goto err;
     }
 
@@ -308,17 +445,12 @@ chat_jobs_tx(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
         goto err;
     }
 
-    rc = chat_jobs_log(db, jobs, n);
+    rc = chat_jobs_log_commit(db, jobs, n);
     if (rc != 0) {
         goto err;
     }
 
-    rc = -1;
-
-    if (chat_db_exec(db, "COMMIT") != 0) {
-        goto err;
-    }
-
+    free(group);
     return 0;
 
 err:
@@ -330,6 +462,7 @@ err:
         memcpy(db->sqlstate, sqlstate, sizeof(sqlstate));
     }
 
+    free(group);
     return rc;
 }
 

@@ -87,13 +87,16 @@ int chat_job_key_reused(chat_job_t *job);
 /* Points same_key of every logged job at an earlier job with its key. */
 void chat_jobs_mark_same_key(chat_job_t **jobs, size_t n);
 
-/* Resolves the jobs whose key command_log has (replay or 409).  0, -1. */
-int chat_jobs_lookup(chat_db_t *db, chat_job_t **jobs, size_t n);
+/* BEGIN, and the jobs whose key command_log has resolved (replay or
+ * 409), in one round trip.  0 with the transaction open, or -1. */
+int chat_jobs_begin(chat_db_t *db, chat_job_t **jobs, size_t n);
 
 /* Resolves each same_key job from its earlier job.  0, or -1. */
 int chat_jobs_resolve_same_key(chat_job_t **jobs, size_t n);
 
-/* Logs every job that ran, in one INSERT: 0, CHAT_JOB_CONFLICT, -1. */
-int chat_jobs_log(chat_db_t *db, chat_job_t **jobs, size_t n);
+/* Logs every job that ran, in one INSERT, and commits, in one round
+ * trip: 0, or CHAT_JOB_CONFLICT or -1 with the transaction to roll
+ * back. */
+int chat_jobs_log_commit(chat_db_t *db, chat_job_t **jobs, size_t n);
 
 #endif /* CHAT_COMMAND_H */

@@ -3,19 +3,23 @@
  * jobs uses it.  command.c says when each step runs and why the whole is
  * at most once; this file only speaks SQL:
  *
- *   - lookup: one SELECT for every key of the batch.  A key found means
- *     the command already happened: the job is answered from the stored
- *     status and reply when the request hash (SHA-256 of op "\n" body,
- *     compared as hex) matches, else 409 idempotency_key_reused.
+ *   - begin: BEGIN and one SELECT for every key of the batch, in one
+ *     round trip.  A key found means the command already happened: the
+ *     job is answered from the stored status and reply when the request
+ *     hash (SHA-256 of op "\n" body, compared as hex) matches, else 409
+ *     idempotency_key_reused.
  *   - same key twice in one batch: the later job does not run; it is
  *     answered like a replay of the earlier one.
- *   - log: one multi-row INSERT ... ON CONFLICT (key) DO NOTHING
- *     RETURNING key for every job that ran, with its final status and
- *     reply.  A row missing from RETURNING is a key another transaction
- *     committed meanwhile: CHAT_JOB_CONFLICT, and the caller rolls back.
+ *   - log and commit: one INSERT of a row for every job that ran, with
+ *     its final status and reply, and COMMIT, in one round trip.  A key
+ *     another transaction committed meanwhile fails the INSERT
+ *     (unique_violation, after waiting for that transaction, as ON
+ *     CONFLICT would): CHAT_JOB_CONFLICT, the COMMIT never runs, and the
+ *     caller rolls back.
  *
- * The statements are built for the batch's size (one placeholder per
- * value; values always travel as parameters, the hash in binary).
+ * Both statements are prepared once per connection and take their values
+ * as arrays (text literals built by chat_db_text_array; the hash as
+ * bytea's hex form), whatever the batch's size.
  *
  * What it does not do: prune the log (a periodic DELETE by created_at),
  * or decide anything about the transaction.
@@ -84,64 +88,26 @@ chat_jobs_mark_same_key(chat_job_t **jobs, size_t n)
 }
 
 
-/*
- * Looks the batch's keys up in command_log; jobs whose key is there are
- * resolved from it (the stored reply, or 409 when the request differs).
- */
-int
-chat_jobs_lookup(chat_db_t *db, chat_job_t **jobs, size_t n)
+static const char  chat_log_lookup_sql[] =
+    "SELECT key, status, reply, encode(request_hash, 'hex') "
+    "FROM command_log WHERE key = ANY ($1::text[])";
+
+
+/* Resolves the jobs whose key is in the lookup's rows. */
+static int
+chat_jobs_resolve_found(PGresult *res, chat_job_t **jobs, size_t n)
 {
-    int           i, rows;
-    char         *sql, *p, hex[65];
-    size_t        j, k;
-    PGresult     *res;
-    const char  **values;
-    chat_job_t   *job;
+    int          i, rows;
+    char         hex[65];
+    size_t       j;
+    chat_job_t  *job;
 
-    values = malloc(n * sizeof(char *));
-    sql = malloc(128 + n * 12);
-    if (values == NULL || sql == NULL) {
-        free(values);
-        free(sql);
-        return -1;
-    }
-
-    p = sql + sprintf(sql, "SELECT key, status, reply, "
-                           "encode(request_hash, 'hex') "
-                           "FROM command_log WHERE key IN (");
-    k = 0;
-
-    for (j = 0; j < n; j++) {
-        if (chat_job_logged(jobs[j]) && jobs[j]->same_key == NULL) {
-            values[k] = jobs[j]->cmd->key;
-            k++;
-            p += sprintf(p, "%s$%zu", k > 1 ? ", " : "", k);
-        }
-    }
-
-    strcpy(p, ")");
-
-    res = NULL;
-    rows = 0;
-
-    if (k > 0) {
-        res = chat_db_query(db, sql, (int) k, values, NULL, NULL);
-        if (res == NULL) {
-            free(values);
-            free(sql);
-            return -1;
-        }
-        rows = PQntuples(res);
-    }
-
-    free(values);
-    free(sql);
+    rows = PQntuples(res);
 
     for (i = 0; i < rows; i++) {
         if (PQgetisnull(res, i, 1) || PQgetisnull(res, i, 2)) {
             chat_log_error("command_log row for key %s is unfinished",
                            PQgetvalue(res, i, 0));
-            PQclear(res);
             return -1;
         }
 
@@ -158,7 +124,6 @@ chat_jobs_lookup(chat_db_t *db, chat_job_t **jobs, size_t n)
 
             if (strcmp(hex, PQgetvalue(res, i, 3)) != 0) {
                 if (chat_job_key_reused(job) != 0) {
-                    PQclear(res);
                     return -1;
                 }
                 continue;
@@ -171,14 +136,70 @@ chat_jobs_lookup(chat_db_t *db, chat_job_t **jobs, size_t n)
             job->resolved = 1;
 
             if (job->stored == NULL) {
-                PQclear(res);
                 return -1;
             }
         }
     }
 
-    PQclear(res);
     return 0;
+}
+
+
+/*
+ * BEGIN, and the batch's keys looked up in command_log, in one round
+ * trip; jobs whose key is there are resolved from it (the stored reply,
+ * or 409 when the request differs).  0 with the transaction open, or -1.
+ */
+int
+chat_jobs_begin(chat_db_t *db, chat_job_t **jobs, size_t n)
+{
+    int              rc;
+    char            *keys;
+    size_t           j, k;
+    const char     **values;
+    chat_db_stmt_t   st[2];
+
+    values = malloc(n * sizeof(char *));
+    if (values == NULL) {
+        return -1;
+    }
+
+    k = 0;
+    for (j = 0; j < n; j++) {
+        if (chat_job_logged(jobs[j]) && jobs[j]->same_key == NULL) {
+            values[k++] = jobs[j]->cmd->key;
+        }
+    }
+
+    keys = k > 0 ? chat_db_text_array(values, k) : NULL;
+    free(values);
+
+    if (k > 0 && keys == NULL) {
+        return -1;
+    }
+
+    memset(st, 0, sizeof(st));
+    st[0].sql = "BEGIN";
+    st[1].sql = chat_log_lookup_sql;
+    st[1].prepared = 1;
+    st[1].nparams = 1;
+    st[1].values = (const char *const *) &keys;
+
+    rc = chat_db_pipeline(db, st, k > 0 ? 2 : 1);
+    free(keys);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    PQclear(st[0].res);
+
+    if (k > 0) {
+        rc = chat_jobs_resolve_found(st[1].res, jobs, n);
+        PQclear(st[1].res);
+    }
+
+    return rc;
 }
 
 
@@ -218,39 +239,61 @@ chat_jobs_resolve_same_key(chat_job_t **jobs, size_t n)
 }
 
 
+static const char  chat_log_insert_sql[] =
+    "INSERT INTO command_log (key, op, user_id, request_hash, status, "
+    "                         reply) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], "
+    "                     $4::bytea[], $5::int[], $6::text[])";
+
+/* the columns of chat_log_insert_sql, one array parameter each */
+enum {
+    CHAT_LOG_KEY = 0,
+    CHAT_LOG_OP,
+    CHAT_LOG_USER,
+    CHAT_LOG_HASH,
+    CHAT_LOG_STATUS,
+    CHAT_LOG_REPLY,
+    CHAT_LOG_NCOLS
+};
+
+
 /*
- * Logs every job that ran now, in one INSERT.  0, CHAT_JOB_CONFLICT when
- * some key was committed by another transaction meanwhile, -1.
+ * Logs every job that ran now, in one INSERT, and commits, in one round
+ * trip.  The INSERT has no ON CONFLICT: a key another transaction
+ * committed meanwhile makes it fail with unique_violation (it waits for
+ * that transaction first, as ON CONFLICT would), so the COMMIT after it
+ * never runs.  0 when committed; CHAT_JOB_CONFLICT or -1 with the
+ * transaction left aborted, for the caller to roll back.
  */
 int
-chat_jobs_log(chat_db_t *db, chat_job_t **jobs, size_t n)
+chat_jobs_log_commit(chat_db_t *db, chat_job_t **jobs, size_t n)
 {
-    int           rc, *lengths, *formats;
-    char         *sql, *p, (*nums)[2][24];
-    size_t        i, k, m;
-    PGresult     *res;
-    const char  **values;
-    chat_job_t   *job;
+    int              rc, c;
+    char            *arrays[CHAT_LOG_NCOLS], (*nums)[2][24], (*hex)[68];
+    size_t           i, k;
+    const char     **cols[CHAT_LOG_NCOLS];
+    const char      *saved;
+    chat_job_t      *job;
+    chat_db_stmt_t   st[2];
 
     rc = -1;
+    memset(arrays, 0, sizeof(arrays));
+    memset(cols, 0, sizeof(cols));
 
-    values = malloc(6 * n * sizeof(char *));
-    lengths = calloc(6 * n, sizeof(int));
-    formats = calloc(6 * n, sizeof(int));
     nums = malloc(n * sizeof(*nums));
-    sql = malloc(256 + n * 96);
+    hex = malloc(n * sizeof(*hex));
+    for (c = 0; c < CHAT_LOG_NCOLS; c++) {
+        cols[c] = malloc(n * sizeof(char *));
+        if (cols[c] == NULL) {
+            goto done;
+        }
+    }
 
-    if (values == NULL || lengths == NULL || formats == NULL || nums == NULL
-        || sql == NULL)
-    {
+    if (nums == NULL || hex == NULL) {
         goto done;
     }
 
-    p = sql + sprintf(sql, "INSERT INTO command_log "
-                           "(key, op, user_id, request_hash, status, reply) "
-                           "VALUES ");
     k = 0;
-    m = 0;
 
     for (i = 0; i < n; i++) {
         job = jobs[i];
@@ -259,55 +302,63 @@ chat_jobs_log(chat_db_t *db, chat_job_t **jobs, size_t n)
             continue;
         }
 
-        values[m] = job->cmd->key;
-        values[m + 1] = job->cmd->op;
-        values[m + 2] = job->cmd->uid > 0 ? chat_i64(nums[k][0],
-                                                     job->cmd->uid)
-                                          : NULL;
-        values[m + 3] = (const char *) job->hash;
-        lengths[m + 3] = sizeof(job->hash);
-        formats[m + 3] = 1;
-        values[m + 4] = chat_i64(nums[k][1], job->status);
-        values[m + 5] = job->stored;
+        hex[k][0] = '\\';
+        hex[k][1] = 'x';
+        chat_hex(job->hash, sizeof(job->hash), hex[k] + 2);
 
-        p += sprintf(p, "%s($%zu, $%zu, $%zu::bigint, $%zu::bytea, "
-                        "$%zu::int, $%zu)",
-                     k ? ", " : "", m + 1, m + 2, m + 3, m + 4, m + 5,
-                     m + 6);
+        cols[CHAT_LOG_KEY][k] = job->cmd->key;
+        cols[CHAT_LOG_OP][k] = job->cmd->op;
+        cols[CHAT_LOG_USER][k] = job->cmd->uid > 0
+                                 ? chat_i64(nums[k][0], job->cmd->uid)
+                                 : NULL;
+        cols[CHAT_LOG_HASH][k] = hex[k];
+        cols[CHAT_LOG_STATUS][k] = chat_i64(nums[k][1], job->status);
+        cols[CHAT_LOG_REPLY][k] = job->stored;
         k++;
-        m += 6;
     }
 
-    if (k == 0) {
-        rc = 0;
-        goto done;
+    memset(st, 0, sizeof(st));
+
+    if (k > 0) {
+        for (c = 0; c < CHAT_LOG_NCOLS; c++) {
+            arrays[c] = chat_db_text_array(cols[c], k);
+            if (arrays[c] == NULL) {
+                goto done;
+            }
+        }
+
+        st[0].sql = chat_log_insert_sql;
+        st[0].prepared = 1;
+        st[0].nparams = CHAT_LOG_NCOLS;
+        st[0].values = (const char *const *) arrays;
     }
 
-    strcpy(p, " ON CONFLICT (key) DO NOTHING RETURNING key");
+    st[k > 0].sql = "COMMIT";
 
-    res = chat_db_query(db, sql, (int) m, values, lengths, formats);
-    if (res == NULL) {
-        goto done;
-    }
+    /* a conflict is expected now and then: not an error to log */
+    saved = db->expected;
+    db->expected = "23505";
+    rc = chat_db_pipeline(db, st, k > 0 ? 2 : 1);
+    db->expected = saved;
 
-    rc = 0;
+    if (rc == 0) {
+        PQclear(st[0].res);
+        PQclear(st[1].res);
 
-    if ((size_t) PQntuples(res) != k) {
-        chat_log_warn("%zu of %zu keys were committed by another worker "
-                      "meanwhile; running the batch again",
-                      k - (size_t) PQntuples(res), k);
+    } else if (strcmp(db->sqlstate, "23505") == 0) {
+        chat_log_warn("a key of %zu was committed by another worker "
+                      "meanwhile; running the batch again", k);
         rc = CHAT_JOB_CONFLICT;
     }
 
-    PQclear(res);
-
 done:
 
-    free(values);
-    free(lengths);
-    free(formats);
+    for (c = 0; c < CHAT_LOG_NCOLS; c++) {
+        free(arrays[c]);
+        free(cols[c]);
+    }
     free(nums);
-    free(sql);
+    free(hex);
 
     return rc;
 }

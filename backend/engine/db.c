@@ -26,6 +26,17 @@
  * over the 16 message partitions looks dearer than a pruned custom one,
  * although it prunes them at run time just as well ("Subplans Removed").
  *
+ * Pipelines.  chat_db_pipeline sends several statements in one round
+ * trip (libpq's pipeline mode; the connection stays blocking): the
+ * server still runs them one after the other, each in its own snapshot,
+ * and skips the rest after a failure.  That is how a batch of commands
+ * costs a constant number of round trips (command.c, op_msg.c): BEGIN
+ * with the idempotency lookup, a lock with the statement that needs it,
+ * the log INSERT with COMMIT.  Values too many for parameters of their
+ * own travel as arrays (chat_db_text_array; chat_sql_int_array in
+ * conv.c), so a statement's text, and its prepared plan, do not depend
+ * on the batch's size.
+ *
  * What it does not do: transactions of commands (command.c), or pool
  * connections.
  */
@@ -317,13 +328,48 @@ chat_db_query(chat_db_t *db, const char *sql, int nparams,
 }
 
 
-PGresult *
-chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats)
+/*
+ * The slot of a hot statement (by the address of its text), prepared on
+ * this connection now if it is new: its index, CHAT_DB_PREPARED_MAX when
+ * the table is full (the statement then runs unprepared), or -1 when the
+ * PREPARE failed (handled as in chat_db_check).
+ */
+static int
+chat_db_prepare(chat_db_t *db, const char *sql, int nparams)
 {
     int        i;
     char       name[24];
     PGresult  *res;
+
+    for (i = 0; i < db->nprepared && db->prepared[i] != sql; i++) {
+        /* find it */
+    }
+
+    if (i == CHAT_DB_PREPARED_MAX || i < db->nprepared) {
+        return i;
+    }
+
+    snprintf(name, sizeof(name), "chat_%d", i);
+
+    res = chat_db_check(db, PQprepare(db->conn, name, sql, nparams, NULL),
+                        sql);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    db->prepared[db->nprepared++] = sql;
+
+    return i;
+}
+
+
+PGresult *
+chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
+    const char *const *values, const int *lengths, const int *formats)
+{
+    int   i;
+    char  name[24];
 
     db->sqlstate[0] = '\0';
 
@@ -332,8 +378,9 @@ chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
         return NULL;
     }
 
-    for (i = 0; i < db->nprepared && db->prepared[i] != sql; i++) {
-        /* find it */
+    i = chat_db_prepare(db, sql, nparams);
+    if (i < 0) {
+        return NULL;
     }
 
     if (i == CHAT_DB_PREPARED_MAX) {
@@ -341,18 +388,6 @@ chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
     }
 
     snprintf(name, sizeof(name), "chat_%d", i);
-
-    if (i == db->nprepared) {
-        res = chat_db_check(db, PQprepare(db->conn, name, sql, nparams,
-                                          NULL),
-                            sql);
-        if (res == NULL) {
-            return NULL;
-        }
-
-        PQclear(res);
-        db->prepared[db->nprepared++] = sql;
-    }
 
     return chat_db_check(db, PQexecPrepared(db->conn, name, nparams, values,
                                             lengths, formats, 0),
@@ -387,4 +422,196 @@ chat_db_retryable(const chat_db_t *db)
 {
     return strcmp(db->sqlstate, "40001") == 0      /* serialization */
            || strcmp(db->sqlstate, "40P01") == 0;  /* deadlock */
+}
+
+
+/* ------------------------------------------------------------------------
+ * Pipelines
+ * --------------------------------------------------------------------- */
+
+/* Gives up on a connection whose pipeline is out of step. */
+static int
+chat_db_pipeline_lost(chat_db_t *db, chat_db_stmt_t *stmts, size_t n,
+    const char *why)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        PQclear(stmts[i].res);
+        stmts[i].res = NULL;
+    }
+
+    if (db->conn != NULL) {
+        chat_log_error("postgres: pipeline: %s; closing the connection", why);
+        chat_db_close(db);
+    }
+
+    if (db->sqlstate[0] == '\0') {
+        strcpy(db->sqlstate, "08006");
+    }
+
+    return -1;
+}
+
+
+int
+chat_db_pipeline(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
+{
+    int              slot, failed;
+    char             name[24];
+    size_t           i;
+    PGresult        *res;
+    ExecStatusType   st;
+
+    db->sqlstate[0] = '\0';
+
+    for (i = 0; i < n; i++) {
+        stmts[i].res = NULL;
+    }
+
+    if (db->conn == NULL) {
+        strcpy(db->sqlstate, "08003");
+        return -1;
+    }
+
+    /* a hot statement new to this connection is prepared first, on its
+     * own round trip: once per connection */
+    for (i = 0; i < n; i++) {
+        if (stmts[i].prepared
+            && chat_db_prepare(db, stmts[i].sql, stmts[i].nparams) < 0)
+        {
+            return -1;
+        }
+    }
+
+    if (PQenterPipelineMode(db->conn) != 1) {
+        return chat_db_pipeline_lost(db, stmts, n, "cannot enter");
+    }
+
+    for (i = 0; i < n; i++) {
+        slot = stmts[i].prepared ? chat_db_prepare(db, stmts[i].sql,
+                                                   stmts[i].nparams)
+                                 : CHAT_DB_PREPARED_MAX;
+
+        if (slot < CHAT_DB_PREPARED_MAX) {
+            snprintf(name, sizeof(name), "chat_%d", slot);
+
+            if (PQsendQueryPrepared(db->conn, name, stmts[i].nparams,
+                                    stmts[i].values, stmts[i].lengths,
+                                    stmts[i].formats, 0) != 1)
+            {
+                return chat_db_pipeline_lost(db, stmts, n,
+                                             PQerrorMessage(db->conn));
+            }
+
+        } else if (PQsendQueryParams(db->conn, stmts[i].sql,
+                                     stmts[i].nparams, NULL, stmts[i].values,
+                                     stmts[i].lengths, stmts[i].formats, 0)
+                   != 1)
+        {
+            return chat_db_pipeline_lost(db, stmts, n,
+                                         PQerrorMessage(db->conn));
+        }
+    }
+
+    if (PQpipelineSync(db->conn) != 1) {
+        return chat_db_pipeline_lost(db, stmts, n, PQerrorMessage(db->conn));
+    }
+
+    /* each statement's result, then the NULL that ends it; after a
+     * failure the server skips the rest (PGRES_PIPELINE_ABORTED) */
+    failed = 0;
+
+    for (i = 0; i < n; i++) {
+        res = PQgetResult(db->conn);
+        st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+        if (st == PGRES_PIPELINE_ABORTED) {
+            PQclear(res);
+
+        } else {
+            res = chat_db_check(db, res, stmts[i].sql);
+            if (res == NULL) {
+                if (db->conn == NULL) {         /* closed by the check */
+                    return chat_db_pipeline_lost(db, stmts, n, "lost");
+                }
+                failed = 1;
+            }
+            stmts[i].res = res;
+        }
+
+        while ((res = PQgetResult(db->conn)) != NULL) {
+            if (PQstatus(db->conn) != CONNECTION_OK) {
+                PQclear(res);
+                return chat_db_pipeline_lost(db, stmts, n, "lost");
+            }
+            PQclear(res);           /* more than one result: not ours */
+        }
+    }
+
+    res = PQgetResult(db->conn);
+    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    PQclear(res);
+
+    if (st != PGRES_PIPELINE_SYNC || PQexitPipelineMode(db->conn) != 1) {
+        return chat_db_pipeline_lost(db, stmts, n, "out of step at the end");
+    }
+
+    if (failed) {
+        for (i = 0; i < n; i++) {
+            PQclear(stmts[i].res);
+            stmts[i].res = NULL;
+        }
+        return -1;
+    }
+
+    return 0;
+}
+
+
+char *
+chat_db_text_array(const char *const *v, size_t n)
+{
+    char        *s, *p;
+    size_t       i, len;
+    const char  *c;
+
+    len = 3;
+    for (i = 0; i < n; i++) {
+        len += v[i] ? 2 * strlen(v[i]) + 3 : 5;
+    }
+
+    s = malloc(len);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+    *p++ = '{';
+
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+
+        if (v[i] == NULL) {
+            memcpy(p, "NULL", 4);
+            p += 4;
+            continue;
+        }
+
+        *p++ = '"';
+        for (c = v[i]; *c != '\0'; c++) {
+            if (*c == '"' || *c == '\\') {
+                *p++ = '\\';
+            }
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return s;
 }

@@ -95,4 +95,39 @@ int chat_db_exec(chat_db_t *db, const char *sql);
  * deadlock: the transaction is worth running again at once. */
 int chat_db_retryable(const chat_db_t *db);
 
+/* One statement of chat_db_pipeline. */
+typedef struct {
+    const char         *sql;
+    int                 prepared;   /* sql is a string constant: prepared
+                                       once per connection, as with
+                                       chat_db_query_prepared */
+    int                 nparams;
+    const char *const  *values;
+    const int          *lengths;    /* may be NULL */
+    const int          *formats;    /* may be NULL: all text */
+    PGresult           *res;        /* out: its result, for the caller to
+                                       PQclear */
+} chat_db_stmt_t;
+
+/*
+ * Runs stmts[0..n) in one round trip (libpq's pipeline mode): the server
+ * runs each after the one before has finished, each with its own
+ * snapshot, exactly as if they had been sent one by one, and stops at the
+ * first failure (the rest do not run).  Returns 0 with every res set, or
+ * -1 with none set and the first failure handled as in chat_db_query
+ * (logged unless its SQLSTATE is db->expected; kept in db->sqlstate; a
+ * broken connection closed).  Statements inside a transaction block stay
+ * in it; a failure leaves the block aborted, for the caller to ROLLBACK.
+ * Meant for a few statements with small results: the sending and the
+ * reading are not interleaved.
+ */
+int chat_db_pipeline(chat_db_t *db, chat_db_stmt_t *stmts, size_t n);
+
+/*
+ * The PostgreSQL array literal of v[0..n), such as {"a",NULL,"b\"c"},
+ * for a text[] parameter: each element quoted, a NULL pointer a NULL
+ * element.  malloc'd, or NULL when memory ran out.
+ */
+char *chat_db_text_array(const char *const *v, size_t n);
+
 #endif /* CHAT_DB_H */

@@ -4,17 +4,20 @@
  * An operation is a name on the bus ("auth.register"), a handler that does
  * the work inside the worker's transaction, an optional present hook that
  * shapes the stored reply into the one sent, flags: CHAT_OP_LOGGED (it
- * writes: it runs under the idempotency log) and CHAT_OP_ALONE (it is
+ * writes: it runs under the idempotency log), CHAT_OP_ALONE (it is
  * expensive: it gets a transaction of its own instead of sharing a
  * batch's) and CHAT_OP_SUSPENDS (it waits on an outbound call: it may
  * suspend with chat_op_suspend and be resumed when the call finished,
- * while its worker serves other commands; suspend.c), and an optional
- * touches hook (what it changed of the edge's read cache).  Adding an operation is one line in its area's table
- * (area_<name>.c, see area.h) plus its handler in an op_<area>.c, and its
- * lane in ngx_chat_module/chat_lanes.c if it writes.
+ * while its worker serves other commands; suspend.c), an optional touches
+ * hook (what it changed of the edge's read cache) and an optional batch
+ * handler (several of its commands in one go; command.c).  Adding an
+ * operation is one line in its area's table (area_<name>.c, see area.h)
+ * plus its handler, and its lane in ngx_chat_module/chat_lanes.c if it
+ * writes.
  *
  * How it works: the worker looks the name up with chat_op_find (a linear
- * scan over the areas' tables; they are short and the scan is nothing next to a round trip to
+ * scan over the areas' tables; they are short and the scan is nothing
+ * next to a round trip to
  * PostgreSQL), command.c parses the body once (chat_op_parse_body), opens
  * the transaction, the savepoint and the idempotency log entry, and
  * chat_op_run calls the handler.  Handlers build replies with cJSON,
@@ -43,7 +46,7 @@ static int chat_op_unknown(chat_op_ctx_t *ctx);
 
 /* stored like any business error, so a replay answers the same */
 static const chat_op_t  chat_op_unknown_entry = {
-    "unknown", chat_op_unknown, NULL, CHAT_OP_LOGGED, NULL
+    "unknown", chat_op_unknown, NULL, CHAT_OP_LOGGED, NULL, NULL
 };
 
 

@@ -107,12 +107,26 @@ typedef int (*chat_op_handler_pt)(chat_op_ctx_t *ctx);
 typedef int (*chat_op_present_pt)(const chat_config_t *cfg, int status,
     const char *stored, chat_reply_t *out);
 
+/*
+ * An op's batch handler runs n of its commands at once (command.c hands
+ * over the op's commands that are next to each other in a batch), in the
+ * order given,
+ * in the caller's transaction and without savepoints, so a command it
+ * answers 4xx must have changed nothing.  Each ctx is as for the handler
+ * (its body is never NULL here) and is answered as by the handler.
+ * Returns 0 with every ctx answered, or -1 (infrastructure): the caller
+ * rolls the whole transaction back.  Lets an op take a constant number of
+ * round trips for a batch instead of a few per command.
+ */
+typedef int (*chat_op_batch_pt)(chat_op_ctx_t *ctxs, size_t n);
+
 typedef struct {
     const char          *name;
     chat_op_handler_pt   handler;
     chat_op_present_pt   present;   /* NULL: the stored reply as it is */
     unsigned             flags;
     chat_op_touches_pt   touches;   /* NULL: touches no cached read */
+    chat_op_batch_pt     batch;     /* NULL: one command at a time */
 } chat_op_t;
 
 /* The entry for name (len bytes), from the areas' tables (area.h).
@@ -212,6 +226,7 @@ int chat_op_conv_member_remove(chat_op_ctx_t *ctx);
 
 /* messages, op_msg.c; conv.read, op_receipt.c */
 int chat_op_msg_send(chat_op_ctx_t *ctx);
+int chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n);
 int chat_op_msg_history(chat_op_ctx_t *ctx);
 int chat_op_conv_read(chat_op_ctx_t *ctx);
 

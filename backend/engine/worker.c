@@ -9,8 +9,8 @@
  *   run the cheap commands together, --commit-batch to a transaction:
  *       lookup in command_log, BEGIN, a savepoint and the op for each,
  *       log INSERT, COMMIT                          (command.c, ops.c)
- *   XACK, XADD the reply, EXPIRE for all of them     (one round trip)
- *   fan their events out to the gateways             (fanout.c)
+ *   publish the replies, XACK, fan the events out    (fanout.c: two
+ *                                                     round trips)
  *
  * so a command is acknowledged, and its client answered, only after its
  * effects are committed, and many commands share one commit.  Expensive
@@ -253,11 +253,11 @@ chat_worker_answer(chat_worker_t *w, chat_job_t **jobs, size_t n,
         }
     }
 
-    rc = k > 0 ? chat_bus_finish_many(&w->bus, answers, k) : 0;
+    /* replies, acks and events together: committed facts, told even if
+     * a reply failed (it will be replayed) */
+    rc = chat_publish(&w->bus, answers, k, events, ne);
 
-    /* committed facts: told even if a reply failed (it will be replayed) */
     if (ne > 0 && chat_bus_ok(&w->bus)) {
-        (void) chat_fanout(&w->bus, events, ne);
         chat_areas_after_commit(&w->bus, events, ne);
     }
 

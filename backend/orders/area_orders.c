@@ -18,19 +18,20 @@
 
 
 static const chat_op_t  chat_orders_ops[] = {
-    { "cart.get", chat_op_cart_get, NULL, 0, NULL },
-    { "cart.item.put", chat_op_cart_item_put, NULL, CHAT_OP_LOGGED, NULL },
+    { "cart.get", chat_op_cart_get, NULL, 0, NULL, NULL },
+    { "cart.item.put", chat_op_cart_item_put, NULL, CHAT_OP_LOGGED, NULL,
+      NULL },
     { "cart.item.delete", chat_op_cart_item_delete, NULL, CHAT_OP_LOGGED,
-      NULL },
+      NULL, NULL },
     { "order.checkout", chat_op_order_checkout, NULL,
-      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, chat_catalog_touches_order },
-    { "order.list", chat_op_order_list, NULL, 0, NULL },
-    { "order.get", chat_op_order_get, NULL, 0, NULL },
-    { "admin.order.list", chat_op_admin_order_list, NULL, 0, NULL },
+      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, chat_catalog_touches_order, NULL },
+    { "order.list", chat_op_order_list, NULL, 0, NULL, NULL },
+    { "order.get", chat_op_order_get, NULL, 0, NULL, NULL },
+    { "admin.order.list", chat_op_admin_order_list, NULL, 0, NULL, NULL },
     { "admin.order.ship", chat_op_admin_order_ship, NULL, CHAT_OP_LOGGED,
-      NULL },
+      NULL, NULL },
     { "admin.order.refund", chat_op_admin_order_refund, NULL,
-      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, NULL },
+      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, NULL, NULL },
 };
 
 

@@ -18,8 +18,8 @@
 
 
 static const chat_op_t  chat_presence_ops[] = {
-    { "presence.get", chat_op_presence_get, NULL, 0, NULL },
-    { "conv.mute", chat_op_conv_mute, NULL, CHAT_OP_LOGGED, NULL },
+    { "presence.get", chat_op_presence_get, NULL, 0, NULL, NULL },
+    { "conv.mute", chat_op_conv_mute, NULL, CHAT_OP_LOGGED, NULL, NULL },
 };
 
 
