@@ -28,6 +28,7 @@
  * (the supervisor does).
  */
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,14 +193,51 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
  * before XINFO GROUPS: an entry delivered between the two answers is
  * above the older threshold, so the race can only trim less.
  */
+/* "<ms>-<seq>" in id becomes the id right after it.  0, or -1 when id is
+ * not a stream id. */
+static int
+chat_bus_next_id(char *id, size_t size)
+{
+    char                *dash, *end;
+    unsigned long long   ms, seq;
+
+    dash = strchr(id, '-');
+    if (dash == NULL) {
+        return -1;
+    }
+
+    ms = strtoull(id, &end, 10);
+    if (end != dash) {
+        return -1;
+    }
+
+    seq = strtoull(dash + 1, &end, 10);
+    if (*end != '\0') {
+        return -1;
+    }
+
+    if (seq == ULLONG_MAX) {
+        ms++;
+        seq = 0;
+    } else {
+        seq++;
+    }
+
+    snprintf(id, size, "%llu-%llu", ms, seq);
+    return 0;
+}
+
+
 static void
 chat_bus_trim_consumed(chat_bus_t *bus, int shard)
 {
+    int          from_pending;
     char         threshold[64];
     size_t       i, j;
     redisReply  *pending, *groups, *g, *t;
 
     threshold[0] = '\0';
+    from_pending = 0;
 
     pending = redisCommand(bus->ctx, "XPENDING %s %s", bus->streams[shard],
                            CHAT_CMD_GROUP);
@@ -214,6 +252,7 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
         && pending->element[1]->type == REDIS_REPLY_STRING)
     {
         snprintf(threshold, sizeof(threshold), "%s", pending->element[1]->str);
+        from_pending = 1;
     }
 
     freeReplyObject(pending);
@@ -257,6 +296,14 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
     }
 
     if (threshold[0] == '\0' || strcmp(threshold, "0-0") == 0) {
+        return;
+    }
+
+    /* nothing pending: the last delivered entry is finished too, so the
+     * threshold is the next id after it and an idle stream ends empty
+     * (its length is then exactly what waits unread) */
+    if (!from_pending && chat_bus_next_id(threshold, sizeof(threshold)) != 0)
+    {
         return;
     }
 

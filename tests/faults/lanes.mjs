@@ -208,6 +208,11 @@ for i, lane in ipairs(ARGV) do
         if f['name'] == 'workers' then
           pending = pending + f['pending']
           local l = tonumber(f['lag'])
+          -- as the edge counts it: never above the stream's length
+          if l ~= nil then
+            local len = redis.call('XLEN', k)
+            if l > len then l = len end
+          end
           if l == nil or lag < 0 then lag = -1 else lag = lag + l end
           unread = unread + #redis.call('XRANGE', k, '(' .. f['last-delivered-id'], '+', 'COUNT', 100000)
         end
