@@ -9,7 +9,7 @@
 //   502, 503, 504, no answer at all (a dropped connection)
 //                         after a short pause: it may or may not have run
 //
-// until a definite answer, for at most two minutes.  Counted per lane
+// until a definite answer, for at most five minutes.  Counted per lane
 // (ngx_chat_module/chat_lanes.c), so the run can say what each lane saw.
 
 import http from 'node:http';
@@ -63,8 +63,8 @@ export function retryDelayMs(r) {
 }
 
 // send() until definite(answer), counted on lane; the definite answer, or
-// null after two minutes of answers that said nothing
-export async function untilAnswered(lane, send, definite, { limitMs = 120000 } = {}) {
+// null after five minutes of answers that said nothing
+export async function untilAnswered(lane, send, definite, { limitMs = 300000 } = {}) {
   const s = laneStats[lane];
   const end = Date.now() + limitMs;
   s.requests++;

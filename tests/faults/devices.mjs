@@ -153,7 +153,7 @@ export class PollDevice extends View {
       if (p.tries++) stats.resent++;
       return call('POST', `/api/v1/conversations/${p.cid}/messages`,
         { body: { client_msg_id: cmid, text: p.text }, token: this.user.token, address: this.address });
-    }, (a) => a.status < 500 && a.status !== 429, { limitMs: 240000 });
+    }, (a) => a.status < 500 && a.status !== 429);
     if (r?.status === 200 || r?.status === 201) {
       this.pending.delete(cmid);
       acked.set(cmid, { cid: r.json.message.conversation_id, seq: r.json.message.seq });
