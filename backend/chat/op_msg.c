@@ -62,8 +62,11 @@
  * statement's snapshot, taken after the lock was granted, sees whatever
  * the lock's previous holder committed:
  *
- *   chk   each command: is the sender a member, and the seq of an earlier
- *         message with the same (conversation, sender, client_msg_id)
+ *   chk   each command: is the sender a member, and an earlier message
+ *         with the same (conversation, sender, client_msg_id), if any
+ *         (the one lookup of the partitioned messages table: a generic
+ *         plan prepares a scan of every partition for each such lookup,
+ *         once per statement)
  *   news  the commands that store a message: members, no earlier
  *         message, and the first of the batch with their key (a later
  *         one is a resend of it); n numbers them within a conversation
@@ -81,15 +84,15 @@ static const char  chat_msg_send_sql[] =
     "    EXISTS (SELECT 1 FROM conversation_members m "
     "            WHERE m.conversation_id = t.cid AND m.user_id = t.uid) "
     "      AS member, "
-    "    (SELECT d.seq FROM messages d "
+    "    (SELECT d FROM messages d "
     "     WHERE d.conversation_id = t.cid AND d.sender_id = t.uid "
-    "       AND d.client_msg_id = t.cmid) AS dup_seq "
+    "       AND d.client_msg_id = t.cmid) AS dup "
     "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) "
     "       WITH ORDINALITY AS t (cid, uid, cmid, body, i)), "
     "news AS ("
     "  SELECT f.*, row_number() OVER (PARTITION BY f.cid ORDER BY f.i) AS n "
     "  FROM (SELECT DISTINCT ON (cid, uid, cmid) * FROM chk "
-    "        WHERE member AND dup_seq IS NULL "
+    "        WHERE member AND (dup).seq IS NULL "
     "        ORDER BY cid, uid, cmid, i) AS f), "
     "c AS ("
     "  UPDATE conversations c "
@@ -113,10 +116,10 @@ static const char  chat_msg_send_sql[] =
     "    AND m.user_id = x.sender_id) "
     "SELECT k.i, k.member, "
     "       CASE WHEN NOT k.member THEN NULL "
-    "            WHEN k.dup_seq IS NULL AND k.rn = 1 THEN 'new' "
+    "            WHEN (k.dup).seq IS NULL AND k.rn = 1 THEN 'new' "
     "            ELSE 'dup' END, "
     CHAT_MSG_COLUMNS("r") ", "
-    "       CASE WHEN k.member AND k.dup_seq IS NULL AND k.rn = 1 THEN "
+    "       CASE WHEN k.member AND (k.dup).seq IS NULL AND k.rn = 1 THEN "
     "         (SELECT string_agg(user_id::text, ',') "
     "          FROM conversation_members WHERE conversation_id = k.cid) END "
     "FROM (SELECT chk.*, row_number() OVER (PARTITION BY cid, uid, cmid "
@@ -124,11 +127,11 @@ static const char  chat_msg_send_sql[] =
     "      FROM chk) AS k "
     "LEFT JOIN LATERAL ("
     "  SELECT * FROM ins "
-    "  WHERE k.member AND k.dup_seq IS NULL AND ins.conversation_id = k.cid "
-    "    AND ins.sender_id = k.uid AND ins.client_msg_id = k.cmid "
+    "  WHERE k.member AND (k.dup).seq IS NULL "
+    "    AND ins.conversation_id = k.cid AND ins.sender_id = k.uid "
+    "    AND ins.client_msg_id = k.cmid "
     "  UNION ALL "
-    "  SELECT * FROM messages d "
-    "  WHERE d.conversation_id = k.cid AND d.seq = k.dup_seq) AS r ON true "
+    "  SELECT (k.dup).* WHERE (k.dup).seq IS NOT NULL) AS r ON true "
     "ORDER BY k.i";
 
 /* the conversations of a batch, locked in ascending order: senders to one

@@ -8,6 +8,8 @@
  *
  *   BEGIN; SELECT key, status, reply, hash FROM command_log
  *          WHERE key = ANY (...)                       one round trip
+ *                                   (with the first run of a batch
+ *                                   handler, when the batch starts so)
  *     a key found: the command already happened; its stored reply is the
  *     answer (or 409 idempotency_key_reused when the hash of op "\n" body
  *     differs) and it does not run again
@@ -32,8 +34,13 @@
  * other in the batch's order run in one call, which takes a constant
  * number of round trips however many there are (msg.send: one, op_msg.c),
  * and no savepoints, because a batch handler writes nothing for a
- * command it answers 4xx.  A batch of msg.send alone therefore costs
- * three round trips and one WAL flush, whatever its size.
+ * command it answers 4xx.  When the batch starts with such a run, BEGIN
+ * and the lookup travel in front of its statements (chat_db_prefix), so
+ * the run goes ahead of the lookup's answer; if the lookup then finds
+ * the key of one of its commands (a replay, which must not run), the
+ * transaction is rolled back and run again the plain way.  A batch of
+ * msg.send alone therefore costs two round trips and one WAL flush,
+ * whatever its size.
  *
  * Why this is still "at most once".  The log row of a command commits
  * with its effects or not at all.  The lookup runs first; a command that
@@ -352,9 +359,88 @@ enum {
  * One attempt at jobs[0..n) in one transaction.  0 when committed (every
  * job resolved), CHAT_JOB_CONFLICT or -1 after rolling back.
  */
+/* The jobs from i on that go to batch, up to the first of another op
+ * (answered ones skipped), into group; returns where that run ends. */
+static size_t
+chat_jobs_run_of(chat_job_t **jobs, size_t i, size_t n,
+    chat_op_batch_pt batch, chat_job_t **group, size_t *m)
+{
+    *m = 0;
+
+    for ( ; i < n; i++) {
+        if (jobs[i]->resolved || jobs[i]->same_key != NULL) {
+            continue;
+        }
+        if (chat_job_batch(jobs[i]) != batch) {
+            break;
+        }
+        group[(*m)++] = jobs[i];
+    }
+
+    return i;
+}
+
+
+/*
+ * BEGIN and the lookup, sent in front of the first run's batch handler
+ * when the batch starts with one (speculate), else alone.  A speculative
+ * run is taken back (CHAT_JOB_RERUN) if the lookup finds one of its keys:
+ * a replay must not run.  Replays are rare, so the round trip this saves
+ * on every batch is worth the rare transaction run twice.  Returns 0 with
+ * *next where the jobs still to run start, or -1 / CHAT_JOB_RERUN.
+ */
+static int
+chat_jobs_begin_run(chat_db_t *db, const chat_config_t *cfg,
+    chat_job_t **jobs, size_t n, int speculate, chat_job_t **group,
+    size_t *next)
+{
+    int                rc, rb;
+    size_t             i, m;
+    chat_begin_t       b;
+    chat_op_batch_pt   batch;
+
+    *next = 0;
+
+    for (i = 0; i < n && jobs[i]->same_key != NULL; i++) {
+        /* the first one that may run */
+    }
+
+    batch = speculate && i < n ? chat_job_batch(jobs[i]) : NULL;
+
+    if (batch == NULL) {
+        return chat_jobs_begin(db, jobs, n);
+    }
+
+    if (chat_jobs_begin_prepare(&b, jobs, n) != 0) {
+        return -1;
+    }
+
+    *next = chat_jobs_run_of(jobs, i, n, batch, group, &m);
+
+    chat_db_prefix(db, b.st, b.n);
+    rc = chat_jobs_handle_batch(db, cfg, batch, group, m);
+
+    /* a handler that needed no statement did not send the prefix */
+    if (chat_db_pipeline(db, NULL, 0) != 0) {
+        rc = -1;
+    }
+
+    rb = chat_jobs_begin_finish(&b, jobs, n);
+    chat_jobs_begin_free(&b);
+
+    if (rb == CHAT_JOB_RERUN) {
+        chat_log_debug("a replay in a batch run ahead of its lookup; "
+                       "running the batch again");
+        return CHAT_JOB_RERUN;
+    }
+
+    return rc != 0 || rb != 0 ? -1 : 0;
+}
+
+
 static int
 chat_jobs_tx(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
-    size_t n)
+    size_t n, int speculate)
 {
     int                rc, sp;
     char               sqlstate[6];
@@ -370,14 +456,16 @@ chat_jobs_tx(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
         return -1;
     }
 
-    rc = -1;
     sp = CHAT_SP_NONE;
 
-    if (chat_jobs_begin(db, jobs, n) != 0) {
+    rc = chat_jobs_begin_run(db, cfg, jobs, n, speculate, group, &next);
+    if (rc != 0) {
         goto err;
     }
 
-    for (i = 0; i < n; i = next) {
+    rc = -1;
+
+    for (i = next; i < n; i = next) {
         next = i + 1;
 
         if (jobs[i]->resolved || jobs[i]->same_key != NULL) {
@@ -390,16 +478,7 @@ chat_jobs_tx(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
             /* this op's jobs from here on, up to the first of another op,
              * run together; they need no savepoint (see ops.h), but the
              * work of a job before that answered 4xx is undone first */
-            m = 0;
-            for (next = i; next < n; next++) {
-                if (jobs[next]->resolved || jobs[next]->same_key != NULL) {
-                    continue;
-                }
-                if (chat_job_batch(jobs[next]) != batch) {
-                    break;
-                }
-                group[m++] = jobs[next];
-            }
+            next = chat_jobs_run_of(jobs, i, n, batch, group, &m);
 
             if (sp == CHAT_SP_DIRTY) {
                 if (chat_db_exec(db, "ROLLBACK TO SAVEPOINT op; "
@@ -506,7 +585,7 @@ void
 chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
     size_t n)
 {
-    int      rc, attempt;
+    int      rc, attempt, speculate;
     size_t   i;
     int64_t  start;
 
@@ -532,14 +611,22 @@ chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
 
     rc = -1;
 
+    speculate = 1;
+
     for (attempt = 1; attempt <= CHAT_COMMAND_ATTEMPTS; attempt++) {
-        rc = chat_jobs_tx(db, cfg, jobs, n);
+        rc = chat_jobs_tx(db, cfg, jobs, n, speculate);
         if (rc == 0) {
             break;
         }
 
         for (i = 0; i < n; i++) {
             chat_job_reset(jobs[i]);
+        }
+
+        if (rc == CHAT_JOB_RERUN && chat_db_ok(db)) {
+            speculate = 0;
+            attempt--;                  /* not a failure */
+            continue;
         }
 
         if (!chat_db_ok(db)

@@ -87,9 +87,25 @@ int chat_job_key_reused(chat_job_t *job);
 /* Points same_key of every logged job at an earlier job with its key. */
 void chat_jobs_mark_same_key(chat_job_t **jobs, size_t n);
 
+#define CHAT_JOB_RERUN     (-3)         /* a job ran that must not have */
+
 /* BEGIN, and the jobs whose key command_log has resolved (replay or
  * 409), in one round trip.  0 with the transaction open, or -1. */
 int chat_jobs_begin(chat_db_t *db, chat_job_t **jobs, size_t n);
+
+/* chat_jobs_begin in parts, so its statements can share a round trip
+ * with others (chat_db_prefix): the statements (b->st[0..b->n)), then,
+ * after they ran, the lookup's answers; 0, -1, or CHAT_JOB_RERUN when it
+ * found the key of a job that has already run. */
+typedef struct {
+    chat_db_stmt_t   st[2];
+    size_t           n;
+    char            *keys;
+} chat_begin_t;
+
+int chat_jobs_begin_prepare(chat_begin_t *b, chat_job_t **jobs, size_t n);
+int chat_jobs_begin_finish(chat_begin_t *b, chat_job_t **jobs, size_t n);
+void chat_jobs_begin_free(chat_begin_t *b);
 
 /* Resolves each same_key job from its earlier job.  0, or -1. */
 int chat_jobs_resolve_same_key(chat_job_t **jobs, size_t n);

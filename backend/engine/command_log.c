@@ -93,7 +93,8 @@ static const char  chat_log_lookup_sql[] =
     "FROM command_log WHERE key = ANY ($1::text[])";
 
 
-/* Resolves the jobs whose key is in the lookup's rows. */
+/* Resolves the jobs whose key is in the lookup's rows: 0, -1, or
+ * CHAT_JOB_RERUN when one of them has already run. */
 static int
 chat_jobs_resolve_found(PGresult *res, chat_job_t **jobs, size_t n)
 {
@@ -114,9 +115,19 @@ chat_jobs_resolve_found(PGresult *res, chat_job_t **jobs, size_t n)
         for (j = 0; j < n; j++) {
             job = jobs[j];
 
-            if (!chat_job_logged(job) || job->resolved
+            if (!chat_job_logged(job)
                 || strcmp(job->cmd->key, PQgetvalue(res, i, 0)) != 0)
             {
+                continue;
+            }
+
+            /* it ran before its lookup was read (chat_jobs_begin_prepare)
+             * and must not have: the transaction goes again */
+            if (job->ran) {
+                return CHAT_JOB_RERUN;
+            }
+
+            if (job->resolved) {
                 continue;
             }
 
@@ -145,19 +156,13 @@ chat_jobs_resolve_found(PGresult *res, chat_job_t **jobs, size_t n)
 }
 
 
-/*
- * BEGIN, and the batch's keys looked up in command_log, in one round
- * trip; jobs whose key is there are resolved from it (the stored reply,
- * or 409 when the request differs).  0 with the transaction open, or -1.
- */
 int
-chat_jobs_begin(chat_db_t *db, chat_job_t **jobs, size_t n)
+chat_jobs_begin_prepare(chat_begin_t *b, chat_job_t **jobs, size_t n)
 {
-    int              rc;
-    char            *keys;
-    size_t           j, k;
-    const char     **values;
-    chat_db_stmt_t   st[2];
+    size_t        j, k;
+    const char  **values;
+
+    memset(b, 0, sizeof(*b));
 
     values = malloc(n * sizeof(char *));
     if (values == NULL) {
@@ -171,33 +176,63 @@ chat_jobs_begin(chat_db_t *db, chat_job_t **jobs, size_t n)
         }
     }
 
-    keys = k > 0 ? chat_db_text_array(values, k) : NULL;
+    b->keys = k > 0 ? chat_db_text_array(values, k) : NULL;
     free(values);
 
-    if (k > 0 && keys == NULL) {
+    if (k > 0 && b->keys == NULL) {
         return -1;
     }
 
-    memset(st, 0, sizeof(st));
-    st[0].sql = "BEGIN";
-    st[1].sql = chat_log_lookup_sql;
-    st[1].prepared = 1;
-    st[1].nparams = 1;
-    st[1].values = (const char *const *) &keys;
+    b->st[0].sql = "BEGIN";
+    b->st[1].sql = chat_log_lookup_sql;
+    b->st[1].prepared = 1;
+    b->st[1].nparams = 1;
+    b->st[1].values = (const char *const *) &b->keys;
+    b->n = k > 0 ? 2 : 1;
 
-    rc = chat_db_pipeline(db, st, k > 0 ? 2 : 1);
-    free(keys);
+    return 0;
+}
 
-    if (rc != 0) {
+
+int
+chat_jobs_begin_finish(chat_begin_t *b, chat_job_t **jobs, size_t n)
+{
+    if (b->st[0].res == NULL) {
+        return -1;                      /* the pipeline failed */
+    }
+
+    return b->n == 2 ? chat_jobs_resolve_found(b->st[1].res, jobs, n) : 0;
+}
+
+
+void
+chat_jobs_begin_free(chat_begin_t *b)
+{
+    PQclear(b->st[0].res);
+    PQclear(b->st[1].res);
+    b->st[0].res = NULL;
+    b->st[1].res = NULL;
+    free(b->keys);
+    b->keys = NULL;
+}
+
+
+int
+chat_jobs_begin(chat_db_t *db, chat_job_t **jobs, size_t n)
+{
+    int           rc;
+    chat_begin_t  b;
+
+    if (chat_jobs_begin_prepare(&b, jobs, n) != 0) {
         return -1;
     }
 
-    PQclear(st[0].res);
-
-    if (k > 0) {
-        rc = chat_jobs_resolve_found(st[1].res, jobs, n);
-        PQclear(st[1].res);
+    rc = chat_db_pipeline(db, b.st, b.n);
+    if (rc == 0) {
+        rc = chat_jobs_begin_finish(&b, jobs, n);
     }
+
+    chat_jobs_begin_free(&b);
 
     return rc;
 }

@@ -255,6 +255,8 @@ chat_db_close(chat_db_t *db)
     }
 
     db->nprepared = 0;          /* they died with the session */
+    db->prefix = NULL;
+    db->nprefix = 0;
 }
 
 
@@ -315,6 +317,11 @@ PGresult *
 chat_db_query(chat_db_t *db, const char *sql, int nparams,
     const char *const *values, const int *lengths, const int *formats)
 {
+    /* what was to go first goes first */
+    if (db->nprefix > 0 && chat_db_pipeline(db, NULL, 0) != 0) {
+        return NULL;
+    }
+
     db->sqlstate[0] = '\0';
 
     if (db->conn == NULL) {
@@ -371,6 +378,10 @@ chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
     int   i;
     char  name[24];
 
+    if (db->nprefix > 0 && chat_db_pipeline(db, NULL, 0) != 0) {
+        return NULL;
+    }
+
     db->sqlstate[0] = '\0';
 
     if (db->conn == NULL) {
@@ -399,6 +410,10 @@ int
 chat_db_exec(chat_db_t *db, const char *sql)
 {
     PGresult  *res;
+
+    if (db->nprefix > 0 && chat_db_pipeline(db, NULL, 0) != 0) {
+        return -1;
+    }
 
     db->sqlstate[0] = '\0';
 
@@ -454,6 +469,51 @@ chat_db_pipeline_lost(chat_db_t *db, chat_db_stmt_t *stmts, size_t n,
 }
 
 
+void
+chat_db_prefix(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        stmts[i].res = NULL;
+    }
+
+    db->prefix = stmts;
+    db->nprefix = n;
+}
+
+
+/* chat_db_pipeline of the prefix's statements and then stmts[0..n). */
+static int
+chat_db_pipeline_prefixed(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
+{
+    int              rc;
+    size_t           np;
+    chat_db_stmt_t  *all, *pre;
+
+    pre = db->prefix;
+    np = db->nprefix;
+    db->prefix = NULL;
+    db->nprefix = 0;
+
+    all = malloc((np + n) * sizeof(chat_db_stmt_t));
+    if (all == NULL) {
+        return -1;
+    }
+
+    memcpy(all, pre, np * sizeof(chat_db_stmt_t));
+    memcpy(all + np, stmts, n * sizeof(chat_db_stmt_t));
+
+    rc = chat_db_pipeline(db, all, np + n);
+
+    memcpy(pre, all, np * sizeof(chat_db_stmt_t));
+    memcpy(stmts, all + np, n * sizeof(chat_db_stmt_t));
+    free(all);
+
+    return rc;
+}
+
+
 int
 chat_db_pipeline(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
 {
@@ -462,6 +522,14 @@ chat_db_pipeline(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
     size_t           i;
     PGresult        *res;
     ExecStatusType   st;
+
+    if (db->nprefix > 0) {
+        return chat_db_pipeline_prefixed(db, stmts, n);
+    }
+
+    if (n == 0) {
+        return 0;
+    }
 
     db->sqlstate[0] = '\0';
 

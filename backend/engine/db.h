@@ -29,6 +29,10 @@ typedef struct {
     /* statements prepared on this connection, by their text's address */
     const char  *prepared[CHAT_DB_PREPARED_MAX];
     int          nprepared;
+
+    /* statements for the front of the next pipeline (chat_db_prefix) */
+    struct chat_db_stmt_s  *prefix;
+    size_t                  nprefix;
 } chat_db_t;
 
 /* A reply ready to publish: status and a malloc'd JSON body. */
@@ -96,7 +100,7 @@ int chat_db_exec(chat_db_t *db, const char *sql);
 int chat_db_retryable(const chat_db_t *db);
 
 /* One statement of chat_db_pipeline. */
-typedef struct {
+typedef struct chat_db_stmt_s {
     const char         *sql;
     int                 prepared;   /* sql is a string constant: prepared
                                        once per connection, as with
@@ -119,9 +123,22 @@ typedef struct {
  * broken connection closed).  Statements inside a transaction block stay
  * in it; a failure leaves the block aborted, for the caller to ROLLBACK.
  * Meant for a few statements with small results: the sending and the
- * reading are not interleaved.
+ * reading are not interleaved.  n may be 0 (then only a pending prefix
+ * is sent, see chat_db_prefix).
  */
 int chat_db_pipeline(chat_db_t *db, chat_db_stmt_t *stmts, size_t n);
+
+/*
+ * Puts stmts[0..n) in front of the next chat_db_pipeline's statements,
+ * in the same round trip, with their results left in stmts[i].res (all
+ * NULL if that pipeline failed); the caller keeps the array and clears
+ * the results.  For a caller that hands the connection to code that
+ * sends its own pipeline (a batch handler) and wants its statements to
+ * go first without a round trip of their own.  Any other statement on
+ * the connection sends them first too, and chat_db_pipeline(db, NULL, 0)
+ * sends them alone.
+ */
+void chat_db_prefix(chat_db_t *db, chat_db_stmt_t *stmts, size_t n);
 
 /*
  * The PostgreSQL array literal of v[0..n), such as {"a",NULL,"b\"c"},

@@ -43,12 +43,16 @@ PER_PROC=12500          # clients per chatload process (20,000 fds at most)
 
 case "$MODE" in
     full)
-        CLIENTS=10000 RATES=100,1000,5000,20000 E2E_PROCS=2
+        CLIENTS=10000 RATES=100,1000 E2E_PROCS=2
         WARMUP=2 MEASURE=10 DRAIN=3 MAX_DRAIN=15 FINAL_DRAIN=20
+        CEIL_START=1000 CEIL_PROBES=10 CEIL_WARMUP=2 CEIL_MEASURE=5
+        CPU_RATE=1000 CPU_MEASURE=10 SETTLE_S=5
         IDLE1=10000 IDLE2=50000 COMMIT_N=10000 PGBENCH_S=10 ;;
     quick)
         CLIENTS=1000 RATES=100,500,1000 E2E_PROCS=2
         WARMUP=1 MEASURE=3 DRAIN=1 MAX_DRAIN=5 FINAL_DRAIN=5
+        CEIL_START=1000 CEIL_PROBES=6 CEIL_WARMUP=1 CEIL_MEASURE=3
+        CPU_RATE=1000 CPU_MEASURE=4 SETTLE_S=2
         IDLE1=1000 IDLE2=4000 COMMIT_N=1000 PGBENCH_S=3 ;;
     checkout)
         CLIENTS=2 RATES=100 E2E_PROCS=1 WARMUP=1 MEASURE=1 DRAIN=1 MAX_DRAIN=1
@@ -57,6 +61,8 @@ case "$MODE" in
 esac
 # for exploring: other client counts and rates (figures 1 and 2)
 CLIENTS=${BENCH_CLIENTS:-$CLIENTS} RATES=${BENCH_RATES:-$RATES}
+CEIL_START=${BENCH_CEIL_START:-${CEIL_START:-1000}} CEIL_PROBES=${BENCH_CEIL_PROBES:-${CEIL_PROBES:-6}}
+CPU_RATE=${BENCH_CPU_RATE:-${CPU_RATE:-1000}}
 IDLE1=${BENCH_IDLE1:-$IDLE1} IDLE2=${BENCH_IDLE2:-$IDLE2}
 (( CLIENTS > E2E_PROCS * PER_PROC )) && E2E_PROCS=$(( (CLIENTS + PER_PROC - 1) / PER_PROC ))
 
@@ -178,19 +184,25 @@ SQL
 # ---------------------------------------------------------------- clients
 
 # launch <tag> <first> <n> <procs> <mode> <args...>: n clients over procs
-# chatload processes, each on its own source address
+# chatload processes, each on its own source address (stdin: /dev/null, or
+# $LAUNCH_IN.<process> when set)
 launch() {
-    local tag=$1 first=$2 n=$3 procs=$4 mode=$5 per cnt p
+    local tag=$1 first=$2 n=$3 procs=$4 mode=$5 per cnt p in
     shift 5
     per=$(( n / procs / 2 * 2 ))
     for ((p = 0; p < procs; p++)); do
         cnt=$per
         [ "$p" -eq $((procs - 1)) ] && cnt=$(( n - per * (procs - 1) ))
+        in=/dev/null
+        [ -n "${LAUNCH_IN:-}" ] && in=$LAUNCH_IN.$p
         "$LOAD" "$mode" --first $((first + p * per)) --clients "$cnt" --proc "$p" \
             --procs "$procs" --src "127.0.0.$SRC_NEXT" --out "$RES/$tag.$p.res" "$@" \
-            > "$RES/$tag.$p.out" 2> "$RES/$tag.$p.err" &
+            > "$RES/$tag.$p.out" 2> "$RES/$tag.$p.err" \
+            < "$in" &
         GEN_PIDS+=($!)
-        SRC_NEXT=$((SRC_NEXT + 1))
+        # a fresh source address each time, so the ports that earlier
+        # clients left in TIME_WAIT never run out
+        SRC_NEXT=$(( SRC_NEXT >= 250 ? 2 : SRC_NEXT + 1 ))
     done
 }
 
@@ -248,21 +260,218 @@ idle_memory() {
     stop_clients
 }
 
-# e2e <system> <port> <label> [args]: the paced steps, one line per rate
-e2e() {
-    local sys=$1 port=$2 label=$3 tag=e2e-$1
-    shift 3
-    launch "$tag" 0 "$CLIENTS" "$E2E_PROCS" e2e --system "$sys" --port "$port" \
-        --rates "$RATES" --warmup "$WARMUP" --measure "$MEASURE" --drain "$DRAIN" \
-        --max-drain "$MAX_DRAIN" --final-drain "$FINAL_DRAIN" --hold 120 "$@"
-    wait_ready "$tag" "$E2E_PROCS" 180
-    [ "$OPEN" -lt "$CLIENTS" ] && log "$sys: only $OPEN of $CLIENTS clients connected"
+# bus_settle [seconds]: waits until no worker has anything left to read or
+# acknowledge on the command streams (an overloaded step leaves a backlog)
+bus_settle() {
+    local secs=${1:-60} i s left
+    for ((i = 0; i < secs * 5; i++)); do
+        left=0
+        for ((s = 0; s < 4; s++)); do
+            left=$(( left + $(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:{$s}" 2>/dev/null \
+                  | awk 'prev == "lag" || prev == "pending" { n += $1 } { prev = $0 } END { print n + 0 }') ))
+        done
+        [ "$left" -eq 0 ] && return 0
+        sleep 0.2
+    done
+    log "the bus still holds $left commands after ${secs}s"
+}
+
+# cpu_ticks <component>...: "<component> <ticks>" for each, the CPU clock
+# ticks (user + system) its processes and all their descendants used so
+# far, the reaped ones included (cutime); /proc is read once for all, so
+# the snapshot is quick and the components' figures are of one instant
+cpu_ticks() {
+    local c groups=""
+    for c in "$@"; do groups+="$c=$(component_pids "$c" | tr '\n' ' ');"; done
+    # the time of the snapshot ("time <s>"), then the snapshot itself;
+    # processes come and go while cat reads: a vanished one is no error
+    echo "time $(date +%s.%N)"
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v groups="$groups" '
+        {
+            i = length($0); while (i > 0 && substr($0, i, 1) != ")") i--
+            split(substr($0, i + 2), f, " ")
+            ppid[$1] = f[2]; t[$1] = f[12] + f[13] + f[14] + f[15]
+        }
+        END {
+            ng = split(groups, g, ";")
+            for (k = 1; k <= ng; k++) {
+                if (g[k] == "") continue
+                split(g[k], kv, "="); delete in_tree
+                n = split(kv[2], r, " "); for (i = 1; i <= n; i++) in_tree[r[i]] = 1
+                do { more = 0
+                     for (p in ppid) if (!(p in in_tree) && (ppid[p] in in_tree)) { in_tree[p] = 1; more = 1 }
+                } while (more)
+                sum = 0; for (p in in_tree) sum += t[p]
+                print kv[1], sum + 0
+            }
+        }'
+}
+
+# the processes of each component, as root pids (their descendants count too)
+component_pids() {
+    case "$1" in
+        nginx)    cat "$RUN/nginx/nginx.pid" ;;
+        nchan)    cat "$RUN/nchan/nginx.pid" ;;
+        redis)    cat "$RUN/redis/redis.pid" ;;
+        postgres) head -1 "$RUN/pg/data/postmaster.pid" ;;
+        workers)  cat "$RUN/backend/backend.pid" ;;
+        load)     echo "${GEN_PIDS[*]}" ;;
+    esac
+}
+
+# redis_calls: "<command> <calls>" per command since the last CONFIG RESETSTAT
+redis_calls() {
+    redis-cli -p "$REDIS_PORT" INFO commandstats 2>/dev/null \
+        | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p'
+}
+
+# A session: CLIENTS clients of one system, connected once, that run the
+# steps they are told one at a time (chatload e2e --control): figure 1's
+# paced rates, figure 6's CPU step and the ceiling search all use the same
+# connections, so no step pays for the connects and disconnects of another
+# (on chat, each one is a presence change that the presence process, Redis
+# and PostgreSQL work off for seconds).
+#
+# session_start <system> <port> [args]: connects, then lets the connects
+# settle for SETTLE_S
+session_start() {
+    local p fd
+    trap '' PIPE        # a client that died fails the write, not the script
+    SESSION_SYS=$1 SESSION_TAG=session-$1 SESSION_K=0 SESSION_FDS=()
+    rm -f "$RES/$SESSION_TAG".*
+    for ((p = 0; p < E2E_PROCS; p++)); do mkfifo "$RES/$SESSION_TAG.ctl.$p"; done
+    LAUNCH_IN=$RES/$SESSION_TAG.ctl launch "$SESSION_TAG" 0 "$CLIENTS" "$E2E_PROCS" e2e \
+        --control --system "$1" --port "$2" --warmup "$WARMUP" --measure "$MEASURE" \
+        --drain "$DRAIN" --max-drain "$MAX_DRAIN" --final-drain "$MAX_DRAIN" --hold 600 "${@:3}"
+    # each process opens its end when it starts; ours opens with it
+    for ((p = 0; p < E2E_PROCS; p++)); do
+        exec {fd}>"$RES/$SESSION_TAG.ctl.$p"
+        SESSION_FDS+=("$fd")
+    done
+    wait_ready "$SESSION_TAG" "$E2E_PROCS" 180
+    [ "$OPEN" -lt "$CLIENTS" ] && log "$1: only $OPEN of $CLIENTS clients connected"
+    SESSION_OPEN=$OPEN
     kill -USR1 "${GEN_PIDS[@]}"
+    sleep "$SETTLE_S"
+}
+
+# session_step <rate> <warmup> <measure>: one step; its line (chatload
+# merge) in $RES/$SESSION_TAG.line.  With CPU_COMPONENTS set, the CPU those
+# components used in the measured window is kept in CPU_USED[<component>]
+# (clock ticks) over CPU_SECONDS, and on chat the Redis commands and
+# PostgreSQL commits in it in $RES/$SESSION_TAG.redis and PG_XACTS.
+declare -A CPU_USED
+session_step() {
+    local rate=$1 warm=$2 meas=$3 fd c n t i p start k=$SESSION_K
+    local -A t0 t1
+    [ "$SESSION_SYS" = chat ] && bus_settle 90
+    start=$(date +%s.%N)
+    for fd in "${SESSION_FDS[@]}"; do echo "$rate $warm $meas" >&"$fd"; done
+    if [ -n "${CPU_COMPONENTS:-}" ]; then
+        # the CPU window lies inside the measured one (which the
+        # generators time themselves from about when they read the rate),
+        # ending half a second short of it: CPU_SECONDS is its length
+        sleep "$warm"
+        [ "$SESSION_SYS" = chat ] && { PG_XACTS=$(pg_xacts)
+                                       redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null; }
+        while read -r c n; do t0[$c]=$n; done < <(cpu_ticks $CPU_COMPONENTS)
+        t=$(awk -v s="$start" -v w="$warm" -v m="$meas" -v now="$(date +%s.%N)" \
+                'BEGIN { d = s + w + m - 0.5 - now; print (d > 0 ? d : 0) }')
+        sleep "$t"
+        while read -r c n; do t1[$c]=$n; done < <(cpu_ticks $CPU_COMPONENTS)
+        for c in $CPU_COMPONENTS; do CPU_USED[$c]=$(( t1[$c] - t0[$c] )); done
+        CPU_SECONDS=$(awk -v a="${t0[time]}" -v b="${t1[time]}" 'BEGIN { print b - a }')
+        [ "$SESSION_SYS" = chat ] && { redis_calls > "$RES/$SESSION_TAG.redis"
+                                       PG_XACTS=$(( $(pg_xacts) - PG_XACTS )); }
+    fi
+    # every process says "done <k>" once its results file holds the step
+    for ((i = 0; i < (warm + meas + MAX_DRAIN + 60) * 10; i++)); do
+        n=$(cat "$RES/$SESSION_TAG".*.out 2>/dev/null | grep -c "^done $k\$" || true)
+        [ "$n" -ge "$E2E_PROCS" ] && break
+        for p in "${GEN_PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a $SESSION_SYS client process died"; done
+        sleep 0.1
+    done
+    [ "$n" -ge "$E2E_PROCS" ] || die "$SESSION_SYS: step $k did not finish"
+    "$LOAD" merge "$(printf '%-5s clients=%s' "$SESSION_SYS" "$SESSION_OPEN")" \
+        "$RES/$SESSION_TAG".*.res | tail -1 > "$RES/$SESSION_TAG.line"
+    SESSION_K=$((k + 1))
+}
+
+# session_end: the clients see their input end, write and leave
+session_end() {
+    local fd p
+    for fd in "${SESSION_FDS[@]}"; do exec {fd}>&-; done
     for p in "${GEN_PIDS[@]}"; do wait "$p" || true; done
     GEN_PIDS=()
-    cat "$RES/$tag".*.err >&2
-    "$LOAD" merge "$(printf '%-5s clients=%s' "$label" "$OPEN")" "$RES/$tag".*.res \
-        > "$RES/$tag.lines"
+    cat "$RES/$SESSION_TAG".*.err >&2
+}
+
+pg_xacts() {
+    psql "$PG" -XtAc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+}
+
+# step_fields <lines file>: "<achieved/s> <p99 ms>" of its (one) line
+step_fields() {
+    sed -n 's/.* achieved=\([0-9]*\)\/s .* p99=\([0-9.]*\)\(m\{0,1\}\)s.*/\1 \2 \3/p' "$1" \
+        | awk '{ printf "%s %s\n", $1, ($3 == "m" ? $2 : $2 * 1000) }' | head -1
+}
+
+# ceiling: in the session, the highest offered rate that is carried
+# (achieved within 2% of offered) with p99 under 100 ms.  Doubles from
+# CEIL_START until a step fails, then halves the gap until it is under 5%
+# of the rate or CEIL_PROBES steps were run.  Sets CEIL; every step's line
+# is kept in $RES/ceiling-<system>.lines.
+ceiling() {
+    local sys=$SESSION_SYS lo=0 hi=0 r=$CEIL_START probes=0 ach p99 pass
+    : > "$RES/ceiling-$sys.lines"
+    while (( probes < CEIL_PROBES )); do
+        session_step "$r" "$CEIL_WARMUP" "$CEIL_MEASURE"
+        probes=$((probes + 1))
+        read -r ach p99 < <(step_fields "$RES/$SESSION_TAG.line") || true
+        pass=$(awk -v a="${ach:-0}" -v p="${p99:-1e9}" -v r="$r" \
+                   'BEGIN { print (a >= 0.98 * r && p < 100) ? "yes" : "no" }')
+        printf '%s carried=%s\n' "$(cat "$RES/$SESSION_TAG.line")" "$pass" >> "$RES/ceiling-$sys.lines"
+        log "ceiling $sys: $r/s -> achieved ${ach:-?}/s p99 ${p99:-?} ms: $pass"
+        if [ "$pass" = yes ]; then lo=$r; else hi=$r; fi
+        if (( hi == 0 )); then
+            r=$(( r * 2 ))
+        else
+            (( hi - lo <= hi / 20 || hi - lo <= 50 )) && break
+            r=$(( (lo + hi) / 2 / 50 * 50 ))
+            (( r <= lo )) && break
+        fi
+    done
+    CEIL=$lo
+}
+
+# cpu_line <system> "<components>" <lines file>: figure 6's line, the CPU
+# each component used in the measured window per message delivered in it
+cpu_line() {
+    local sys=$1 comps=$2 f=$3 ach p99 c name parts="" total=0 hz
+    hz=$(getconf CLK_TCK)
+    read -r ach p99 < <(step_fields "$f") || true
+    for c in $comps; do
+        name=$c; [ "$c" = nchan ] && name=nginx
+        parts+=" $name=$(awk -v t="${CPU_USED[$c]:-0}" -v hz="$hz" -v n="${ach:-0}" -v s="$CPU_SECONDS" \
+            'BEGIN { printf "%.0fus", (n > 0 ? t * 1e6 / hz / (n * s) : 0) }')"
+        total=$((total + ${CPU_USED[$c]:-0}))
+    done
+    out 6 "$(awk -v sys="$sys" -v r="$CPU_RATE" -v a="${ach:-0}" -v p="${p99:-0}" -v s="$CPU_SECONDS" \
+        -v parts="$parts" -v t="$total" -v hz="$hz" -v cores="$(nproc)" 'BEGIN {
+        printf "%-5s at %d/s offered (achieved %d/s, p99 %.1f ms; CPU over %.1f s): CPU per delivered message%s total=%.0fus (%.0f%% of %d cores)",
+            sys, r, a, p, s, parts, (a > 0 ? t * 1e6 / hz / (a * s) : 0), 100 * t / hz / s / cores, cores }')"
+}
+
+# round_trips <lines file> <redis calls file>: Redis commands (all clients:
+# edge and workers) and PostgreSQL transactions per delivered message
+round_trips() {
+    local ach p99 n
+    read -r ach p99 < <(step_fields "$1") || true
+    n=$(awk -v a="${ach:-0}" -v s="$CPU_SECONDS" 'BEGIN { printf "%d", a * s }')
+    [ "$n" -gt 0 ] || { echo "chat  per message: no deliveries"; return; }
+    sort -k2 -n -r "$2" | awk -v n="$n" -v x="$PG_XACTS" '
+        { tot += $2; if ($2 / n >= 0.01) parts = parts sprintf(" %s=%.2f", $1, $2 / n) }
+        END { printf "chat  per delivered message: Redis commands %.2f (%s), PostgreSQL transactions %.3f", tot / n, substr(parts, 2), x / n }'
 }
 
 # pgbench_rate <rows per transaction>: rows/s with WORKERS clients
@@ -281,6 +490,7 @@ pgbench_rate() {
 
 # figure 4's lines, under their heading
 checkout_summary() {
+    [ -f "$RES/summary.4" ] || return 0
     cat <<EOF
 
 4. Checkouts: concurrent shoppers, each PUT one book in the cart then POST /api/v1/orders
@@ -310,12 +520,14 @@ eval "$(conf/stack.sh env)"
 PG=$CHAT_PG_CONNINFO
 
 # --- figure 4: checkouts per second, p99, oversell (checkout.sh) ---
+if [ -z "${BENCH_CHAT_ONLY:-}" ]; then
 CHECKOUT_S=20
 [ "$MODE" = quick ] && CHECKOUT_S=5
 [ "$MODE" = checkout ] && CHECKOUT_S=${BENCH_CHECKOUT_SECONDS:-20}
 log "figure 4: checkouts, ${CHECKOUT_S}s per run"
 CHAT_PG_CONNINFO=$CHAT_PG_CONNINFO CHAT_BASE_URL=$CHAT_BASE_URL CHAT_RUN_DIR=$CHAT_RUN_DIR \
     "$HERE/checkout.sh" "$CHECKOUT_S" "$RES/summary.4"
+fi
 
 if [ "$MODE" = checkout ]; then
     cat <<EOF
@@ -341,20 +553,25 @@ psql "$PG" -Xqc "CREATE TABLE bench_scratch (id bigserial PRIMARY KEY,
     conversation_id bigint NOT NULL, sender_id bigint NOT NULL, text text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
 sync_commit=$(psql "$PG" -XtAc "SHOW synchronous_commit")
+pg1=$(pgbench_rate 1)
 out 3 "$(printf 'pgbench 1 row/transaction   (%s clients, synchronous_commit=%s) rate=%s rows/s' \
-    "$WORKERS" "$sync_commit" "$(pgbench_rate 1)")"
+    "$WORKERS" "$sync_commit" "$pg1")"
 out 3 "$(printf 'pgbench 16 rows/transaction (%s clients, synchronous_commit=%s) rate=%s rows/s' \
     "$WORKERS" "$sync_commit" "$(pgbench_rate 16)")"
 psql "$PG" -Xqc "DROP TABLE bench_scratch"
+out 3 "$(awk -v c="$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<< "$line")" -v p="$pg1" \
+    'BEGIN { printf "messages committed/s / pgbench 1-row tx/s = %s / %s = %.2fx", c, p, (p > 0 ? c / p : 0) }')"
 
+if [ -z "${BENCH_CHAT_ONLY:-}" ]; then
 # --- figure 2: memory per idle WebSocket, beside nchan ---
 log "figure 2: idle connections ($IDLE1, then $IDLE2)"
 restart_chat_nginx
 idle_memory chat "$PORT" "$RUN/nginx/nginx.pid" chat
 start_nchan
 idle_memory nchan "$NCHAN_PORT" "$RUN/nchan/nginx.pid" nchan
+fi
 
-# --- figure 1: end-to-end latency at paced rates ---
+# --- figure 1: end-to-end latency at paced rates, then the ceiling ---
 log "figure 1: Redis ping and stream hop"
 ping=$(redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv 2>/dev/null \
        | awk -F'"' '/PING_MBULK/ { printf "p50=%.2fms p99=%.2fms max=%.2fms", $10, $14, $16 }')
@@ -362,14 +579,42 @@ ping=$(redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv 2>/dev
     --measure "$MEASURE" --drain "$DRAIN" --out "$RES/hop.res"
 "$LOAD" merge "redis XADD->XREAD" "$RES/hop.res" > "$RES/hop.lines"
 
+CHAT_ARGS=(--secret "$RUN/token_secret" --uid-base "$UB" --conv-base "$CB")
+
+# run_session <cpu components>: in the session, figure 1's rates, figure
+# 6's CPU step, then the ceiling
+run_session() {
+    local r
+    : > "$RES/e2e-$SESSION_SYS.lines"
+    for r in ${RATES//,/ }; do
+        session_step "$r" "$WARMUP" "$MEASURE"
+        cat "$RES/$SESSION_TAG.line" >> "$RES/e2e-$SESSION_SYS.lines"
+    done
+    log "figure 6: CPU per message at $CPU_RATE/s, $SESSION_SYS"
+    CPU_COMPONENTS=$1 session_step "$CPU_RATE" "$WARMUP" "$CPU_MEASURE"
+    cpu_line "$SESSION_SYS" "$1" "$RES/$SESSION_TAG.line"
+    if [ "$SESSION_SYS" = chat ]; then
+        out 6 "$(round_trips "$RES/$SESSION_TAG.line" "$RES/$SESSION_TAG.redis")"
+    fi
+    log "figure 1: $SESSION_SYS ceiling (from $CEIL_START/s, at most $CEIL_PROBES steps)"
+    ceiling
+}
+
 log "figure 1: nchan, $CLIENTS clients"
 start_nchan
-e2e nchan "$NCHAN_PORT" nchan
+session_start nchan "$NCHAN_PORT"
+run_session "nchan load"
+CEIL_NCHAN=$CEIL
+session_end
 stop_nginx "$RUN/nchan/nginx.pid"
 
 log "figure 1: chat, $CLIENTS clients"
 restart_chat_nginx
-e2e chat "$PORT" chat --secret "$RUN/token_secret" --uid-base "$UB" --conv-base "$CB"
+session_start chat "$PORT" "${CHAT_ARGS[@]}"
+run_session "nginx redis postgres workers load"
+CEIL_CHAT=$CEIL
+session_end
+
 backlog=0
 for ((s = 0; s < 4; s++)); do
     lag=$(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:chat:{$s}" 2>/dev/null \
@@ -387,10 +632,13 @@ for i in "${!chat_l[@]}"; do
     out 1 "${hop_l[$i]:-redis: no result}"
 done
 out 1 "redis PING round trip (redis-benchmark, 1 client) $ping"
+out 1 "$(awk -v c="$CEIL_CHAT" -v n="$CEIL_NCHAN" 'BEGIN {
+    printf "ceiling (highest offered rate carried within 2%% with p99 < 100 ms): chat %d/s, nchan %d/s, chat/nchan = %.2f", c, n, (n > 0 ? c / n : 0) }')"
+sed 's/^/  /' "$RES/ceiling-chat.lines" "$RES/ceiling-nchan.lines" >> "$RES/summary.1"
 fi
 
 # --- figure 5: the bookstore catalog (tests/bench/catalog.sh) ---
-if [ "${BENCH_CATALOG:-1}" = 1 ]; then
+if [ "${BENCH_CATALOG:-1}" = 1 ] && [ -z "${BENCH_CHAT_ONLY:-}" ]; then
     RES=$RES RUN=$RUN LOAD=$LOAD PG=$PG NCHAN_PORT=$NCHAN_PORT "$HERE/catalog.sh" "$MODE"
 fi
 
@@ -408,18 +656,27 @@ cat <<EOF
    redis = one XADD -> XREAD hop at the same rate.
 EOF
 sed 's/^/   /' "$RES/summary.1"
+if [ -f "$RES/summary.2" ]; then
 cat <<EOF
 
 2. Memory per idle WebSocket in the nginx workers (sum of the $NGINX_WORKERS workers' RSS from /proc;
    delta over the freshly started workers; PSS counts shared pages once)
 EOF
 sed 's/^/   /' "$RES/summary.2"
+fi
 cat <<EOF
 
 3. Messages committed per second on the worker pool, beside pgbench inserts on the same PostgreSQL
 EOF
 sed 's/^/   /' "$RES/summary.3"
 checkout_summary
+cat <<EOF
+
+6. Where the CPU goes: CPU time (user + system, from /proc/<pid>/stat, each component's processes
+   and their children) used in the measured window at one paced rate, per message delivered in it;
+   nchan beside it at the same rate with the same clients
+EOF
+sed 's/^/   /' "$RES/summary.6"
 fi
 if [ -f "$RES/summary.5" ]; then
 cat <<EOF

@@ -58,7 +58,7 @@ const char *hist_summary(const hist_t *h, char *buf, size_t size);
 
 /* ------------------------------------------------------- steps (results) */
 
-#define CL_MAX_STEPS  8
+#define CL_MAX_STEPS  16
 
 /* What one process saw in one paced step; summed over processes. */
 typedef struct {
@@ -187,6 +187,7 @@ typedef struct {
     double       connect_s;
     double       hold_s;
     int          text_len;
+    int          control;       /* e2e: rates come on stdin, one a line */
     const char  *out;
     int          redis_port;
     size_t       count;

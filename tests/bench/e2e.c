@@ -32,6 +32,14 @@
  * messages sent inside the window are timed; "achieved" counts every
  * delivery that lands inside the window, so a system that falls behind
  * shows it.
+ *
+ * With --control the steps are not known in advance: each line on stdin
+ * is the rate (and optionally the warm-up and measured seconds) of one
+ * more step on the same connections (bench.sh's ceiling search decides
+ * the next rate from the last result), the
+ * results file is rewritten after every step, and "done <step>" goes to
+ * stdout.  A message that arrives after its own step is over counts for
+ * that step, never for the window of a later one.
  */
 
 #define _GNU_SOURCE
@@ -68,8 +76,15 @@ typedef struct {
     uint64_t          refused_total;
     uint64_t          timeouts;
     uint64_t          other;
+    uint64_t          stale;
     int               go;
     int               stop;
+    double            next_rate;    /* --control: the step asked for */
+    double            next_warmup;
+    double            next_measure;
+    char              line[64];     /* --control: stdin, a partial line */
+    size_t            line_len;
+    int               eof;
     int               sfd;
     int               errors_logged;
 } e2e_t;
@@ -176,7 +191,7 @@ e2e_request(void *ud, size_t i, const char *key, char *buf, size_t size)
 static int
 e2e_step_of(e2e_t *e, int step)
 {
-    return (step >= 0 && step < e->o->nrates) ? step : -1;
+    return (step >= 0 && step < CL_MAX_STEPS && step <= e->cur) ? step : -1;
 }
 
 
@@ -200,6 +215,12 @@ e2e_on_text(void *ud, size_t i, const char *data, size_t len)
         if (step < 0) {
             return;
         }
+        /* sent before this run began: a message of an earlier run that
+         * arrived late (a backlog), not one of ours */
+        if (e->cur < 0 || ts < e->start[0]) {
+            e->stale++;
+            return;
+        }
         if (uid == e2e_uid(e, i)) {
             e->steps[step].echoes++;
             return;
@@ -209,8 +230,8 @@ e2e_on_text(void *ud, size_t i, const char *data, size_t len)
             e->steps[step].delivered++;
             hist_add(&e->steps[step].lat, now > ts ? (now - ts) / 1000 : 0);
         }
-        if (e->cur >= 0 && now >= e->measure[e->cur]
-            && now < e->send_end[e->cur])
+        if (step == e->cur && now >= e->measure[step]
+            && now < e->send_end[step])
         {
             e->steps[e->cur].window_recv++;
         }
@@ -262,11 +283,59 @@ e2e_on_text(void *ud, size_t i, const char *data, size_t len)
 }
 
 
+/* --control: a line of stdin is the rate of the next step */
+static void
+e2e_on_control(e2e_t *e)
+{
+    char     *nl, *end;
+    ssize_t   n;
+
+    n = read(0, e->line + e->line_len, sizeof(e->line) - 1 - e->line_len);
+    if (n <= 0) {
+        e->eof = 1;
+        close(0);           /* out of the epoll set: it would stay ready */
+        return;
+    }
+
+    e->line_len += (size_t) n;
+    e->line[e->line_len] = '\0';
+
+    nl = strchr(e->line, '\n');
+    if (nl == NULL) {
+        if (e->line_len == sizeof(e->line) - 1) {
+            e->eof = 1;                     /* not a rate: give up */
+        }
+        return;
+    }
+
+    /* "<rate> [<warmup s> <measure s>]" */
+    *nl = '\0';
+    e->next_warmup = e->o->warmup_s;
+    e->next_measure = e->o->measure_s;
+    e->next_rate = strtod(e->line, &end);
+    if (end == e->line || e->next_rate <= 0) {
+        e->eof = 1;
+    } else if (sscanf(end, "%lf %lf", &e->next_warmup, &e->next_measure) == 2
+               && (e->next_warmup < 0 || e->next_measure <= 0))
+    {
+        e->eof = 1;
+    }
+
+    e->line_len -= (size_t) (nl + 1 - e->line);
+    memmove(e->line, nl + 1, e->line_len);
+}
+
+
 static void
 e2e_on_extra(void *ud, int fd)
 {
     e2e_t                    *e = ud;
     struct signalfd_siginfo   si;
+
+    if (fd == 0) {
+        e2e_on_control(e);
+        return;
+    }
 
     if (read(fd, &si, sizeof(si)) != (ssize_t) sizeof(si)) {
         return;
@@ -359,46 +428,93 @@ e2e_settled(e2e_t *e)
 }
 
 
+/* One paced step k at rate (all processes together), warmup_s then
+ * measure_s; last: the final drain applies. */
 static void
-e2e_run(e2e_t *e)
+e2e_step(e2e_t *e, int k, double rate, double warmup_s, double measure_s,
+    int last)
 {
-    int        k, n;
-    double     rate, max_drain;
+    double     max_drain;
     uint64_t   now, min_end, max_end;
     const cl_opts_t  *o = e->o;
 
-    n = o->nrates;
+    e->start[k] = cl_now_ns();
+    e->measure[k] = e->start[k] + (uint64_t) (warmup_s * 1e9);
+    e->send_end[k] = e->measure[k] + (uint64_t) (measure_s * 1e9);
+    e->steps[k].rate = rate;
+    e->steps[k].measure_s = measure_s;
+    e->cur = k;
+    rate /= o->procs;
 
-    for (k = 0; k < n && !e->stop; k++) {
-        e->start[k] = cl_now_ns();
-        e->measure[k] = e->start[k] + (uint64_t) (o->warmup_s * 1e9);
-        e->send_end[k] = e->measure[k] + (uint64_t) (o->measure_s * 1e9);
-        e->steps[k].rate = o->rates[k];
-        e->steps[k].measure_s = o->measure_s;
-        e->cur = k;
-        rate = o->rates[k] / o->procs;
-
-        while (cl_now_ns() < e->send_end[k] && !e->stop) {
-            e2e_send_due(e, k, rate);
-            ws_pool_poll(&e->pool, 1);
-        }
+    while (cl_now_ns() < e->send_end[k] && !e->stop) {
         e2e_send_due(e, k, rate);
-
-        /* drain: at least drain_s, then until settled or the cap */
-        max_drain = (k + 1 < n) ? o->max_drain_s : o->final_drain_s;
-        min_end = e->send_end[k] + (uint64_t) (o->drain_s * 1e9);
-        max_end = e->send_end[k] + (uint64_t) (max_drain * 1e9);
-
-        for ( ;; ) {
-            now = cl_now_ns();
-            if (e->stop || now >= max_end
-                || (now >= min_end && e2e_settled(e)))
-            {
-                break;
-            }
-            ws_pool_poll(&e->pool, 20);
-        }
+        ws_pool_poll(&e->pool, 1);
     }
+    e2e_send_due(e, k, rate);
+
+    /* drain: at least drain_s, then until settled or the cap */
+    max_drain = last ? o->final_drain_s : o->max_drain_s;
+    min_end = e->send_end[k] + (uint64_t) (o->drain_s * 1e9);
+    max_end = e->send_end[k] + (uint64_t) (max_drain * 1e9);
+
+    for ( ;; ) {
+        now = cl_now_ns();
+        if (e->stop || now >= max_end
+            || (now >= min_end && e2e_settled(e)))
+        {
+            break;
+        }
+        ws_pool_poll(&e->pool, 20);
+    }
+}
+
+
+static void
+e2e_write(e2e_t *e, int n)
+{
+    FILE  *f;
+
+    f = fopen(e->o->out, "w");
+    if (f == NULL) {
+        cl_die("cannot write %s", e->o->out);
+    }
+    cl_steps_write(f, e->steps, n);
+    fclose(f);
+}
+
+
+/* The steps of --rates, or (--control) those stdin asks for; returns
+ * how many ran. */
+static int
+e2e_run(e2e_t *e)
+{
+    int  k;
+
+    if (!e->o->control) {
+        for (k = 0; k < e->o->nrates && !e->stop; k++) {
+            e2e_step(e, k, e->o->rates[k], e->o->warmup_s, e->o->measure_s,
+                     k + 1 == e->o->nrates);
+        }
+        return k;
+    }
+
+    for (k = 0; k < CL_MAX_STEPS && !e->stop; k++) {
+        while (e->next_rate == 0 && !e->eof && !e->stop) {
+            ws_pool_poll(&e->pool, 200);
+        }
+        if (e->next_rate == 0) {
+            break;
+        }
+
+        e2e_step(e, k, e->next_rate, e->next_warmup, e->next_measure, 0);
+        e->next_rate = 0;
+
+        e2e_write(e, k + 1);
+        printf("done %d\n", k);
+        fflush(stdout);
+    }
+
+    return k;
 }
 
 
@@ -437,7 +553,6 @@ int
 cl_mode_clients(const cl_opts_t *o, int paced)
 {
     int        k;
-    FILE      *f;
     e2e_t     *e;
     sigset_t   mask;
     uint64_t   t;
@@ -472,7 +587,8 @@ cl_mode_clients(const cl_opts_t *o, int paced)
     e->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     if (ws_pool_init(&e->pool, o->clients, o->host, o->port, o->src) != 0
-        || e->sfd < 0 || ws_pool_add_extra(&e->pool, e->sfd) != 0)
+        || e->sfd < 0 || ws_pool_add_extra(&e->pool, e->sfd) != 0
+        || (paced && o->control && ws_pool_add_extra(&e->pool, 0) != 0))
     {
         cl_die("cannot set up %zu connections to %s:%d", o->clients, o->host,
                o->port);
@@ -503,23 +619,20 @@ cl_mode_clients(const cl_opts_t *o, int paced)
     if (paced && e->go && !e->stop) {
         getrusage(RUSAGE_SELF, &ru0);
         t = cl_now_ns();
-        e2e_run(e);
+        k = e2e_run(e);
         t = cl_now_ns() - t;
         getrusage(RUSAGE_SELF, &ru1);
 
-        f = fopen(o->out, "w");
-        if (f == NULL) {
-            cl_die("cannot write %s", o->out);
-        }
-        cl_steps_write(f, e->steps, o->nrates);
-        fclose(f);
+        e2e_write(e, k);
 
         cl_log("proc %d: sent %" PRIu64 " delivered %" PRIu64 " refused %"
                PRIu64 " timed out %" PRIu64 " other frames %" PRIu64
-               " fragments %" PRIu64 " still open %zu closed %zu;"
+               " fragments %" PRIu64 " stale %" PRIu64
+               " still open %zu closed %zu;"
                " own cpu %.0f%% of one core over %.0fs", o->proc,
                e->sent_total, e->recv_total, e->refused_total, e->timeouts,
-               e->other, e->pool.fragmented, e->pool.open, e->pool.closed,
+               e->other, e->pool.fragmented, e->stale, e->pool.open,
+               e->pool.closed,
                100.0 * (e2e_cpu_s(&ru1) - e2e_cpu_s(&ru0)) / ((double) t / 1e9),
                (double) t / 1e9);
     }

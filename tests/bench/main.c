@@ -11,6 +11,11 @@
  *                   --max-drain S --final-drain S --out FILE
  *       the same, then on SIGUSR1 runs the paced steps (e2e.c) and
  *       writes the results to FILE
+ *   chatload e2e    (as above, without --rates) --control
+ *       the same clients for steps told one at a time: each line on stdin
+ *       is "<rate> [<warmup s> <measure s>]"; after its step FILE holds
+ *       every step so far and "done <step>" is printed; stdin's end ends
+ *       it (bench.sh's sessions: figures 1 and 6 and the ceiling search)
  *   chatload hop    --redis-port P --rates ... --out FILE
  *       XADD -> XREAD latency at the same rates (redisload.c)
  *   chatload commit --redis-port P --count N --pairs K --uid-base U
@@ -140,7 +145,7 @@ main(int argc, char **argv)
         { "out", 1, 0, 'o' }, { "redis-port", 1, 0, 'R' },
         { "count", 1, 0, 'N' }, { "pairs", 1, 0, 'P' },
         { "shards", 1, 0, 'X' }, { "paths", 1, 0, 'F' },
-        { "label", 1, 0, 'l' }, { 0, 0, 0, 0 }
+        { "label", 1, 0, 'l' }, { "control", 0, 0, 'C' }, { 0, 0, 0, 0 }
     };
 
     if (argc < 2) {
@@ -212,6 +217,7 @@ main(int argc, char **argv)
         case 'X': o.shards = (int) num("shards", optarg, 1); break;
         case 'F': paths = optarg; break;
         case 'l': label = optarg; break;
+        case 'C': o.control = 1; break;
         default: usage();
         }
     }
@@ -242,8 +248,10 @@ main(int argc, char **argv)
                    "allowed: use more processes", o.clients,
                    (unsigned long long) rl.rlim_max);
         }
-        if (strcmp(mode, "e2e") == 0 && (o.nrates == 0 || o.out == NULL)) {
-            cl_die("e2e needs --rates and --out");
+        if (strcmp(mode, "e2e") == 0
+            && ((o.nrates == 0) == !o.control || o.out == NULL))
+        {
+            cl_die("e2e needs --out and either --rates or --control");
         }
         return cl_mode_clients(&o, strcmp(mode, "e2e") == 0);
     }
