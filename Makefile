@@ -99,7 +99,7 @@ bench: deps all
 bench-quick: deps all
 	@tests/bench/bench.sh quick
 
-# figure 6 alone: chat p99 alone, during a sign-up burst and during
+# figure 7 alone: chat p99 alone, during a sign-up burst and during
 # checkouts against a 300 ms processor, as ratios (~1 minute)
 bench-isolation: deps all
 	@tests/bench/isolation.sh full

@@ -1,4 +1,4 @@
-// tests/bench/isolation.mjs: figure 6 of the benchmark, isolation between
+// tests/bench/isolation.mjs: figure 7 of the benchmark, isolation between
 // lanes.  Run by tests/bench/isolation.sh with a stack up (it needs the
 // stack's environment: CHAT_BASE_URL, CHAT_RUN_DIR, CHAT_PG_CONNINFO,
 // CHAT_PAYMENT_URL).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/bench/isolation.sh: figure 6 of the benchmark, isolation between
+# tests/bench/isolation.sh: figure 7 of the benchmark, isolation between
 # lanes (tests/bench/isolation.mjs says what is measured).
 #
 #   tests/bench/isolation.sh [full|quick]
@@ -42,6 +42,6 @@ set -a
 eval "$(conf/stack.sh env)"
 set +a
 
-log "figure 6: isolation, chat at 500 msg/s alone, during 50 sign-ups, during checkouts at 200/s ($SECONDS_PER s each)"
+log "figure 7: isolation, chat at 500 msg/s alone, during 50 sign-ups, during checkouts at 200/s ($SECONDS_PER s each)"
 node tests/bench/isolation.mjs --rate 500 --seconds "$SECONDS_PER" --signups 50 \
     --checkout-rate 200 --slow-share 0.05
