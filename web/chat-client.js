@@ -12,9 +12,10 @@ const HEARTBEAT_MS = 10000;         // our ping; no pong within HEARTBEAT_MS/2 =
 const POLL_TIMEOUT_S = 25;
 const HISTORY_PAGE = 100;
 const SYNC_PAGE = 500;
-// how long a seq jump waits for the missing events before history is read
-// (neighbouring seqs arrive out of order by milliseconds, see gapSeen)
-const GAP_WAIT_MS = 1000;
+// how long a gap may stay open with the cursor not moving before history
+// is read (neighbouring seqs arrive out of order by milliseconds; under
+// heavy load by a few hundred; see gapSeen)
+const GAP_WAIT_MS = 2000;
 // error codes after which the same send is tried again later
 // (overloaded: the send's lane was full; the edge said to come back later)
 const TRANSIENT = new Set(['rate_limited', 'overloaded', 'unavailable', 'timeout', 'internal']);
@@ -382,14 +383,19 @@ export class ChatClient extends EventTarget {
   // order, milliseconds apart.  Reading history at once would race them
   // and win: the answer has the message whose event is still in flight,
   // which is then shown from history and its event dropped as seen.  So
-  // the gap gets GAP_WAIT_MS to close by itself; only a gap still open
-  // then (an event really lost: a worker or Redis failed) is read.
+  // history is read only when the cursor has not moved for GAP_WAIT_MS
+  // with something held (an event really lost: a worker or Redis
+  // failed).  A cursor that moved means that gap closed and the one held
+  // now is newer: it gets a wait of its own.
   gapSeen(id) {
     if (this.gapWaits.has(id) || this.filling.has(id)) return;
+    const from = this.have.get(id) ?? 0;
     this.gapWaits.add(id);
     this.later(() => {
       this.gapWaits.delete(id);
-      if (this.held.get(id)?.size) this.fillGap(id);
+      if (!this.held.get(id)?.size) return;
+      if ((this.have.get(id) ?? 0) > from) this.gapSeen(id);
+      else this.fillGap(id);
     }, GAP_WAIT_MS);
   }
 

@@ -142,7 +142,11 @@ class Device {
   // waits until the session has everything it is owed (or DRAIN_MS)
   async drain(session) {
     const end = Date.now() + DRAIN_MS;
-    while (Date.now() < end && session.missing().length) await sleep(50);
+    let want = session.missing();
+    while (Date.now() < end && want.length) {
+      await sleep(50);
+      want = want.filter((m) => !session.live.has(`${m.cid}/${m.seq}`));
+    }
   }
 
   // a history page, as the app reads when a conversation is opened
@@ -159,7 +163,7 @@ class Device {
     for (const cid of this.convs) {
       for (;;) {
         const r = await api('GET', `/api/v1/conversations/${cid}/messages?after_seq=${this.cursors[cid] ?? 0}&limit=100`,
-          undefined, { token: this.user.token });
+          undefined, { token: this.user.token }).catch(() => ({ status: 0 }));
         if (r.status !== 200) { stats.errors++; return; }
         for (const m of r.json.messages) this.show(m);
         if (!r.json.has_more || !r.json.messages.length) break;
@@ -168,6 +172,7 @@ class Device {
   }
 
   async stop() {
+    this.stopping = true;
     this.session.leave = now();
     await this.drain(this.session);
     await this.close();
@@ -187,9 +192,28 @@ class Device {
 class WsDevice extends Device {
   async connect() {
     const session = new Session(this);
-    const ws = await WsClient.connect({ token: this.user.token, localAddress: this.address });
+    let ws;
+    for (let tries = 0; !ws; tries++) {
+      try {
+        ws = await WsClient.connect({ token: this.user.token, localAddress: this.address });
+      } catch (e) {
+        stats.errors++;
+        if (tries === 20) throw e;
+        await sleep(200);
+      }
+    }
     ws.keepMessages = false;
     ws.onMessage = (m) => this.onMessage(ws, session, m);
+    ws.onClose = () => {
+      if (ws.leaving) return;
+      // the server closed it: never in a run without faults, so it is
+      // counted; the messages of its last moments are not owed
+      stats.cut++;
+      log(`${this.name}: the server closed the WebSocket`);
+      session.leave = Math.min(session.leave, now() - 2000);
+      this.onSynced?.();
+      if (!this.stopping) this.connect().catch(() => { stats.errors++; });
+    };
     this.ws = ws;
     this.session = session;
     this.sessions.push(session);
@@ -226,7 +250,10 @@ class WsDevice extends Device {
     }
   }
 
-  async close() { this.ws.close(); }
+  async close() {
+    this.ws.leaving = true;
+    this.ws.close();
+  }
 }
 
 /* a raw long-polling device: GET /api/v1/events, sends over HTTP */
@@ -254,21 +281,38 @@ class PollDevice extends Device {
 
   // a session: opened (the edge's script registers it at once), caught up
   // from history, then polled until told to leave
+  // a request that failed in transit (a keep-alive connection closed as it
+  // was reused, say) is sent again, as a client would; counted as an error
+  async getAgain(path) {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await this.get(path);
+      } catch (e) {
+        stats.errors++;
+        if (tries === 20) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
   async connect() {
     const session = new Session(this);
-    const open = await this.get('/api/v1/events');
+    const open = await this.getAgain('/api/v1/events');
     if (open.status !== 200) throw new Error(`${this.name}: open ${open.status}`);
     session.ready = now();
     session.cursor = open.json.cursor;
     this.session = session;
     this.sessions.push(session);
     await this.catchUp();
-    session.loop = this.poll(session);
+    session.loop = this.poll(session).catch((e) => {
+      stats.errors++;
+      log(`${this.name}: polling stopped: ${e.message}`);
+    });
   }
 
   async poll(session) {
     while (!session.quit) {
-      const r = await this.get(`/api/v1/events?cursor=${encodeURIComponent(session.cursor)}&timeout=1`);
+      const r = await this.getAgain(`/api/v1/events?cursor=${encodeURIComponent(session.cursor)}&timeout=1`);
       if (r.status !== 200) { stats.errors++; await sleep(200); continue; }
       if (r.json.resync) {
         // never expected without faults: what it skipped shows as gaps
@@ -289,7 +333,7 @@ class PollDevice extends Device {
     const p = this.pending.get(cmid);
     for (let tries = 0; p && tries < 20; tries++) {
       const r = await api('POST', `/api/v1/conversations/${p.cid}/messages`,
-        { client_msg_id: cmid, text: p.text }, { token: this.user.token });
+        { client_msg_id: cmid, text: p.text }, { token: this.user.token }).catch(() => ({ status: 0 }));
       if (r.status === 200 || r.status === 201) {
         this.acked(cmid, r.json.message.seq);
         return;
@@ -442,7 +486,9 @@ async function main() {
         for (const d of devices) {
           if (busy.has(d) || random() > 0.15) continue;
           busy.add(d);
-          chores.push(d.reconnect().finally(() => busy.delete(d)));
+          chores.push(d.reconnect()
+            .catch((e) => { stats.errors++; log(`${d.name}: reconnect failed: ${e.message}`); })
+            .finally(() => busy.delete(d)));
         }
       }
       if (random() < 0.2) chores.push(pick(devices).readHistory().catch(() => { stats.errors++; }));
@@ -485,7 +531,7 @@ async function main() {
   log(`${stats.sent} messages (${unacked} unacknowledged, ${stats.resent} resent), ${devices.length} devices, ` +
       `${sessions} sessions, ${stats.reconnects} reconnects, ${stats.history} history reads, ` +
       `${stats.duplicates} live duplicates, ${stats.resyncs} resyncs, ${stats.errors} errors`);
-  log(`client library: ${stats.fills} gap fills from history, ${stats.cut} connections it dropped itself`);
+  log(`client library: ${stats.fills} gap fills from history; connections closed unasked: ${stats.cut}`);
   log(`${owed} (session, message) pairs owed live; ${never} of the gaps never reached their device`);
   console.log(`live gaps: ${gaps}`);
   const useless = unacked > 0 || owed === 0;
