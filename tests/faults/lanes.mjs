@@ -200,10 +200,11 @@ export async function laneWorkers(lane) {
   return [...pids].filter(workerAlive).sort((a, b) => a - b);
 }
 
-// Per lane, in one script (one moment, one redis-cli): over its streams,
-// the workers group's pending count, its lag as XINFO GROUPS reports it
-// (what the edge's admission adds up, ngx_chat_module/ngx_chat_lanes.c;
-// -1 when Redis cannot tell) and the entries really unread (after the
+// Per lane, in one script (one moment): over its streams, the workers
+// group's pending count, its lag as XINFO GROUPS reports it, counted as
+// the edge's admission counts it (ngx_chat_module/ngx_chat_lanes.c: a lag
+// Redis cannot tell is 0, a lag is never above the stream's length), and
+// the entries really unread (after the
 // group's last-delivered-id).
 const DEPTH_SCRIPT = `
 local out = {}
@@ -217,13 +218,11 @@ for i, lane in ipairs(ARGV) do
         for j = 1, #g, 2 do f[g[j]] = g[j + 1] end
         if f['name'] == 'workers' then
           pending = pending + f['pending']
-          local l = tonumber(f['lag'])
+          local l = tonumber(f['lag']) or 0
           -- as the edge counts it: never above the stream's length
-          if l ~= nil then
-            local len = redis.call('XLEN', k)
-            if l > len then l = len end
-          end
-          if l == nil or lag < 0 then lag = -1 else lag = lag + l end
+          local len = redis.call('XLEN', k)
+          if l > len then l = len end
+          lag = lag + l
           unread = unread + #redis.call('XRANGE', k, '(' .. f['last-delivered-id'], '+', 'COUNT', 100000)
         end
       end
@@ -233,12 +232,12 @@ for i, lane in ipairs(ARGV) do
 end
 return out`;
 
-// lane -> {pending, lag (null when Redis cannot tell), unread}
+// lane -> {pending, lag, unread}
 export async function laneDepths(lanes = LANES) {
   const rows = await rcmd('EVAL', DEPTH_SCRIPT, '0', ...lanes);
   return new Map(lanes.map((lane, i) => {
     const [pending, lag, unread] = rows[i];
-    return [lane, { pending, lag: lag < 0 ? null : lag, unread }];
+    return [lane, { pending, lag, unread }];
   }));
 }
 
@@ -248,7 +247,7 @@ export async function laneDepths(lanes = LANES) {
 export async function laneDepthBook(when) {
   let overstated = 0;
   for (const [lane, d] of await laneDepths()) {
-    if (d.lag !== null && d.lag > d.unread) {
+    if (d.lag > d.unread) {
       overstated++;
       log(`lane ${lane} ${when}: XINFO GROUPS says ${d.lag} entries wait unread (+ ${d.pending} pending), ` +
           `${d.unread} really do: the edge counts ${d.lag - d.unread} commands that do not exist against its queue bound`);
