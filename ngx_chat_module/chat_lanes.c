@@ -37,7 +37,7 @@ static const chat_lane_op_t  chat_lane_ops[] = {
     { "conv.delivered", CHAT_LANE_CHAT },
     { "conv.mute", CHAT_LANE_CHAT },
 
-    /* scrypt: about 0.4 s of one core each */
+    /* scrypt: about 0.2 s of one core each */
     { "auth.register", CHAT_LANE_AUTH },
     { "auth.login", CHAT_LANE_AUTH },
 

@@ -1,7 +1,7 @@
 /*
  * area_auth.c: the auth area: accounts and tokens (op_auth.c).  Both
  * operations that hash a password run alone (CHAT_OP_ALONE): scrypt takes
- * ~0.4 s of a core, too long to hold a batch's locks.  They are on the
+ * ~0.2 s of a core, too long to hold a batch's locks.  They are on the
  * auth lane (chat_lanes.c), whose processes run at a low priority, so a
  * burst of sign-ups takes only the CPU the other lanes leave.
  */

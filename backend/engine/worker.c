@@ -19,7 +19,7 @@
  * A read takes up to --batch entries per shard while entries are cheap,
  * but fewer as they get expensive (a moving average of the cost per
  * entry, aiming at about 250 ms per read): a burst of registrations at
- * ~0.4 s of scrypt each is spread over all workers instead of queueing
+ * ~0.2 s of scrypt each is spread over all workers instead of queueing
  * behind one.
  *
  * Commands that wait on an outbound call (CHAT_OP_SUSPENDS: a checkout

@@ -186,7 +186,7 @@ async function main() {
   for (const f of FAULTS) if (!faults[f]) throw new Error(`unknown fault ${f}`);
   log(`${NUSERS} users x 2 devices, faults ${FAULTS.join(',')} x ${ROUNDS}, settle ${SETTLE_MS} ms`);
 
-  // made in SQL with signed tokens, like the shoppers: a sign-up is ~0.4 s
+  // made in SQL with signed tokens, like the shoppers: a sign-up is ~0.2 s
   // of scrypt on a lane that runs at nice 19 (the auth traffic in lanes.mjs
   // makes its own accounts through the API)
   users = (await makeUsers(`chaos-${runTag}-`, NUSERS)).map((u) => ({ user: { id: u.id }, token: u.token }));

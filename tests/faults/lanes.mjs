@@ -93,7 +93,7 @@ export async function readers(ctx, running) {
 }
 
 // a login about every 3 s (of an account its sign-ups made), every fourth
-// turn a sign-up instead (each is ~0.4 s of scrypt on a lane that runs at
+// turn a sign-up instead (each is ~0.2 s of scrypt on a lane that runs at
 // nice 19: light on purpose, and one at a time)
 export async function logins(running) {
   for (let i = 0; running(); i++) {

@@ -4,7 +4,7 @@
 // timeout, while the other lanes go on answering normally.
 //
 // The backlog is made by hand: auth.login envelopes for an unknown e-mail
-// (each costs a dummy scrypt, ~0.4 s) XADDed straight onto the auth lane's
+// (each costs a dummy scrypt, ~0.2 s) XADDed straight onto the auth lane's
 // streams, more than its queue bound (64 by default), answered to a
 // gateway stream nobody reads.  Afterwards the group skips the entries no
 // worker has taken yet (XGROUP SETID to the end, with the entries-read

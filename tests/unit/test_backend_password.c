@@ -1,6 +1,7 @@
 /*
  * test_backend_password.c: backend/auth/password.c.  Round trips at the real
- * parameters (N = 2^17: a few hundred ms each) and at cheap ones, wrong
+ * parameters (N = 2^14, p = 5: a few hundred ms each), at the earlier
+ * defaults (N = 2^17, p = 1: still verified) and at cheap ones, wrong
  * passwords, every way a stored string can be damaged, and parameters or
  * algorithms the verifier must refuse.
  */
@@ -22,6 +23,12 @@ test_roundtrip_default_params(void)
     char  h[CHAT_PASSWORD_HASH_SIZE];
 
     CHECK(chat_password_hash(PW, PW_LEN, h, sizeof(h)) == 0);
+    CHECK(strncmp(h, "$scrypt$ln=14,r=8,p=5$", 22) == 0);
+    CHECK(chat_password_verify(PW, PW_LEN, h) == 1);
+    CHECK(chat_password_verify("wrong password", 14, h) == 0);
+
+    /* hashes stored with the earlier defaults still log in */
+    CHECK(chat_password_hash_params(PW, PW_LEN, 17, 8, 1, h, sizeof(h)) == 0);
     CHECK(strncmp(h, "$scrypt$ln=17,r=8,p=1$", 22) == 0);
     CHECK(chat_password_verify(PW, PW_LEN, h) == 1);
     CHECK(chat_password_verify("wrong password", 14, h) == 0);
