@@ -26,6 +26,8 @@
 # RECONCILE_INTERVAL_MS (the backend's) may be set.
 # CHAT_CACHE (on|off, the catalog read
 # cache) and CATALOG_BOOKS (demo books of STACK=dev, default 2000).
+# PG_OPTIONS adds server settings for a profile, e.g.
+# PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements".
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 set -euo pipefail
 
@@ -155,7 +157,7 @@ start_postgres() {
         mkdir -p "$pg/socket"
         [ "$(id -u)" -eq 0 ] && chown postgres: "$pg/socket"
         as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -w -t 30 \
-            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $pg/socket" start >/dev/null \
+            -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $pg/socket ${PG_OPTIONS:-}" start >/dev/null \
             || die "PostgreSQL failed to start, see $pg/postgres.log"
     fi
 
