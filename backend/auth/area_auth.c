@@ -9,6 +9,15 @@
 #include "area.h"
 
 
+/* The dummy hash only the lane that checks passwords needs: user.me is
+ * on the read lane, whose processes have no scrypt to hide. */
+static int
+chat_auth_area_init(chat_lane_t lane)
+{
+    return lane == CHAT_LANE_AUTH ? chat_op_auth_init() : 0;
+}
+
+
 static const chat_op_t  chat_auth_ops[] = {
     { "auth.register", chat_op_auth_register, chat_op_auth_present,
       CHAT_OP_LOGGED | CHAT_OP_ALONE, NULL, NULL },
@@ -20,6 +29,6 @@ static const chat_op_t  chat_auth_ops[] = {
 
 const chat_area_t  chat_area_auth = {
     "auth", CHAT_AREA_OPS(chat_auth_ops),
-    chat_op_auth_init,          /* the dummy hash of unknown logins */
+    chat_auth_area_init,        /* the dummy hash of unknown logins */
     NULL, NULL, NULL, 0
 };

@@ -7,7 +7,8 @@
  *
  *   ops           its operations (name, handler, flags; ops.h)
  *   init          preparation once per worker process that serves one of
- *                 its operations (the lane is chat_lanes.h's)
+ *                 its operations, told the process's lane (chat_lanes.h)
+ *                 so it prepares only what that lane's operations use
  *   before_reply  after a batch committed and before anyone is answered:
  *                 what must be true when the client hears "done" (the
  *                 catalog bumps its cache generations here).  -1 leaves
@@ -52,7 +53,7 @@ typedef struct {
     const char          *name;
     const chat_op_t     *ops;
     size_t               nops;
-    int                (*init)(void);
+    int                (*init)(chat_lane_t lane);
     int                (*before_reply)(chat_bus_t *bus, chat_job_t **jobs,
                                        size_t n);
     void               (*after_commit)(chat_bus_t *bus,

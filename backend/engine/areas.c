@@ -43,7 +43,7 @@ chat_areas_init(chat_lane_t lane)
             }
         }
 
-        if (k < a->nops && a->init() != 0) {
+        if (k < a->nops && a->init(lane) != 0) {
             chat_log_warn("area %s: set-up failed; continuing", a->name);
             rc = -1;
         }
