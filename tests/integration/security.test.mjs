@@ -2,8 +2,9 @@
 // else or an admin in the body, smuggle SQL through text fields, reach other
 // people's things by id.  Identity comes only from the verified token, text
 // is stored as given, and someone else's thing is 404 exactly like a thing
-// that does not exist.  What nginx refuses by itself is answered in the
-// API's error shape, not as an HTML page.
+// that does not exist.  What a hostile page may try with the web app (frame
+// it, inject script) meets the security headers, and what nginx refuses by
+// itself is answered in the API's error shape, not as an HTML page.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -152,6 +153,28 @@ test('metacharacters in the catalog (book title, author, description, review, se
     assert.equal(s.status, 200, `${title}: ${s.text}`);
   }
   assert.ok(Number(await sql('SELECT count(*) FROM books')) >= names.length);
+});
+
+test('the web app and the API carry CSP (no framing, no inline code), nosniff and Referrer-Policy', async () => {
+  for (const path of ['/', '/index.html', '/chat.html', '/store.html', '/admin.html', '/chat-client.js',
+    '/api/v1/health', '/api/v1/users/me', '/nope.html']) {
+    const r = await fetch(BASE + path);
+    await r.arrayBuffer();
+    const csp = r.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /frame-ancestors 'none'/, `${path}: ${csp}`);
+    assert.match(csp, /default-src 'none'/, path);
+    assert.match(csp, /script-src 'self'(;|$)/, `${path}: scripts from this origin only, none inline`);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, path);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer', path);
+    assert.equal(r.headers.get('x-frame-options'), 'DENY', path);
+  }
+  // the policy allows what the pages really use: no inline script or style
+  for (const page of ['/index.html', '/chat.html', '/store.html', '/admin.html']) {
+    const html = await (await fetch(BASE + page)).text();
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/i, `${page} has an inline script`);
+    assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i, `${page} has inline style or handlers`);
+  }
 });
 
 // one request written by hand, for what fetch would not send; resolves
