@@ -70,7 +70,11 @@
 #define CHAT_GW_STREAM_TTL_SEC  300
 #define CHAT_GW_STREAM_MAXLEN   "10000"
 
+/* dead letters: kept to about the newest CHAT_DLQ_MAXLEN entries (so no
+ * client can fill Redis with poison commands); XINFO STREAM's
+ * entries-added counts them all (chat_dead_letters_total in /metrics) */
 #define CHAT_DLQ_STREAM         "chat:dlq"
+#define CHAT_DLQ_MAXLEN         "10000"
 #define CHAT_WORKERS_KEY        "chat:workers"
 
 /* a worker whose heartbeat is older than this counts as dead */

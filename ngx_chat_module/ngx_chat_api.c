@@ -9,6 +9,12 @@
  *   3. size: bodies over chat_max_body_size get 413 before being read;
  *   4. shape: the body must be one JSON object with the route's required
  *      fields of the right types; query parameters must parse (400).
+ * Before the first gate the path and the query string must be text: UTF-8
+ * without NUL or control characters, escapes well-formed (chat_query.c);
+ * and the body is checked strictly (chat_json.c) before cJSON reads it,
+ * so nothing cJSON would read differently from what the client sent (a
+ * string cut at \u0000, the first of two equal keys, 1e2 as an integer)
+ * reaches the bus.
  * Then the route either answers locally (health) or becomes a command on
  * the bus.  The command body is the client's JSON object with the path ids
  * and query parameters added as fields (path ids win over body fields), so
@@ -24,6 +30,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat_json.h"
+#include "chat_query.h"
+#include "chat_utf8.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_module.h"
 
@@ -74,6 +83,8 @@ typedef struct {
 } ngx_chat_api_ctx_t;
 
 
+static ngx_int_t ngx_chat_api_check_target(ngx_http_request_t *r,
+    ngx_chat_problem_t *problem);
 static const ngx_chat_route_t *ngx_chat_api_route(ngx_http_request_t *r,
     int64_t *ids, ngx_uint_t *path_found);
 static ngx_int_t ngx_chat_api_authenticate(ngx_http_request_t *r,
@@ -372,6 +383,14 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_api_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_chat_api_check_target(r, &problem) != NGX_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_chat_api_refuse(r, &problem);
     }
 
     route = ngx_chat_api_route(r, ctx->ids, &path_found);
@@ -742,6 +761,43 @@ ngx_chat_api_authenticate(ngx_http_request_t *r, ngx_chat_auth_e auth,
 
 
 /*
+ * The request target is text: the path (as nginx decoded it) is UTF-8, and
+ * every query parameter decodes to UTF-8 without NUL or control
+ * characters.  A byte PostgreSQL would refuse is a 400 here, at once, not
+ * a command retried into the dead-letter stream.
+ */
+static ngx_int_t
+ngx_chat_api_check_target(ngx_http_request_t *r, ngx_chat_problem_t *problem)
+{
+    size_t           where;
+    u_char          *message;
+    chat_query_rc_t  rc;
+
+    if (!chat_utf8_valid(r->uri.data, r->uri.len)) {
+        return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST, "invalid_utf8",
+                                "the path is not valid UTF-8");
+    }
+
+    rc = chat_query_check((const char *) r->args.data, r->args.len, &where);
+    if (rc == CHAT_QUERY_OK) {
+        return NGX_OK;
+    }
+
+    message = ngx_pnalloc(r->pool, 128);
+    if (message == NULL) {
+        return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NULL, NULL);
+    }
+
+    ngx_sprintf(message, "%s (parameter at byte %uz of the query)%Z",
+                chat_query_reason(rc), where);
+
+    return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                            chat_query_code(rc), (const char *) message);
+}
+
+
+/*
  * One JSON object carrying the route's required fields with their types.
  * Returns the parsed object (the caller deletes it), or NULL with problem.
  */
@@ -749,8 +805,10 @@ static cJSON *
 ngx_chat_api_parse_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
     ngx_str_t *body, ngx_chat_problem_t *problem)
 {
+    size_t                   where;
     u_char                  *message;
     cJSON                   *json, *item;
+    chat_json_rc_t           rc;
     const ngx_chat_field_t  *f;
 
     /* a POST without a body, where nothing is required (ship, refund) */
@@ -763,14 +821,39 @@ ngx_chat_api_parse_body(ngx_http_request_t *r, const ngx_chat_route_t *route,
         return json;
     }
 
-    /* length + 1: the NUL after the body proves there is no trailing junk */
-    json = cJSON_ParseWithLengthOpts((const char *) body->data, body->len + 1,
-                                     NULL, 1);
+    /* strictly first: what passes reads the same to cJSON, the workers
+     * and PostgreSQL */
+    rc = chat_json_check((const char *) body->data, body->len,
+                         CHAT_JSON_OBJECT | CHAT_JSON_INTEGERS, &where);
 
-    if (json == NULL || !cJSON_IsObject(json)) {
-        cJSON_Delete(json);
-        (void) ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST, "invalid_json",
-                                "the body must be one JSON object");
+    if (rc == CHAT_JSON_NOMEM) {
+        (void) ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NULL, NULL);
+        return NULL;
+    }
+
+    if (rc != CHAT_JSON_OK) {
+        message = ngx_pnalloc(r->pool, 160);
+        if (message == NULL) {
+            (void) ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NULL, NULL);
+            return NULL;
+        }
+
+        ngx_sprintf(message, "%s (byte %uz of the body)%Z",
+                    chat_json_reason(rc), where);
+
+        (void) ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                chat_json_code(rc), (const char *) message);
+        return NULL;
+    }
+
+    json = cJSON_ParseWithLength((const char *) body->data, body->len);
+
+    if (json == NULL) {
+        /* the text is valid: only memory can have failed */
+        (void) ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NULL, NULL);
         return NULL;
     }
 
@@ -808,10 +891,12 @@ static ngx_int_t
 ngx_chat_api_add_params(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     cJSON *json, ngx_chat_problem_t *problem)
 {
-    u_char                  *s;
-    ngx_int_t                n;
-    ngx_str_t                value;
+    char                    *value;
+    size_t                   len;
+    u_char                  *message;
+    int64_t                  n;
     ngx_uint_t               i;
+    chat_query_rc_t          rc;
     const ngx_chat_field_t  *q;
 
     for (i = 0; i < NGX_CHAT_MAX_PATH_IDS && ctx->route->ids[i]; i++) {
@@ -826,24 +911,62 @@ ngx_chat_api_add_params(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
         }
     }
 
-    for (q = ctx->route->query; q && q->name; q++) {
-        if (ngx_http_arg(r, (u_char *) q->name, ngx_strlen(q->name), &value)
-            != NGX_OK)
-        {
+    if (ctx->route->query == NULL || r->args.len == 0) {
+        return NGX_OK;
+    }
+
+    /* a decoded value is never longer than the query string */
+    value = ngx_pnalloc(r->pool, r->args.len + 1);
+    if (value == NULL) {
+        return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NULL, NULL);
+    }
+
+    for (q = ctx->route->query; q->name; q++) {
+        n = 0;
+        rc = chat_query_get((const char *) r->args.data, r->args.len,
+                            q->name, ngx_strlen(q->name), value, &len);
+
+        if (rc == CHAT_QUERY_ABSENT) {
             continue;
+        }
+
+        if (rc == CHAT_QUERY_OK && q->type == cJSON_Number
+            && (chat_json_integer_text(value, len, &n) != 0 || n < 0))
+        {
+            message = ngx_pnalloc(r->pool, ngx_strlen(q->name) + 64);
+            if (message == NULL) {
+                return ngx_chat_problem(problem,
+                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        NULL, NULL);
+            }
+
+            ngx_sprintf(message, "\"%s\" must be a non-negative integer%Z",
+                        q->name);
+
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_query", (const char *) message);
+        }
+
+        if (rc != CHAT_QUERY_OK) {
+            message = ngx_pnalloc(r->pool, ngx_strlen(q->name) + 128);
+            if (message == NULL) {
+                return ngx_chat_problem(problem,
+                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        NULL, NULL);
+            }
+
+            ngx_sprintf(message, "\"%s\": %s%Z", q->name,
+                        chat_query_reason(rc));
+
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    chat_query_code(rc),
+                                    (const char *) message);
         }
 
         cJSON_DeleteItemFromObjectCaseSensitive(json, q->name);
 
         if (q->type == cJSON_Number) {
-            n = ngx_atoi(value.data, value.len);
-            if (n == NGX_ERROR || value.len > 18) {
-                return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
-                                        "invalid_query",
-                                        "a query parameter is not a "
-                                        "non-negative integer");
-            }
-
             if (cJSON_AddNumberToObject(json, q->name, (double) n) == NULL) {
                 return ngx_chat_problem(problem,
                                         NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -853,21 +976,10 @@ ngx_chat_api_add_params(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
             continue;
         }
 
-        /* strings arrive URL-encoded */
-        s = ngx_pnalloc(r->pool, value.len + 1);
-        if (s == NULL) {
-            return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    NULL, NULL);
-        }
+        /* chat_query_get refused NUL: the C string is the whole value */
+        value[len] = '\0';
 
-        {
-            u_char  *dst = s, *src = value.data;
-
-            ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-            *dst = '\0';
-        }
-
-        if (cJSON_AddStringToObject(json, q->name, (char *) s) == NULL) {
+        if (cJSON_AddStringToObject(json, q->name, value) == NULL) {
             return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                     NULL, NULL);
         }

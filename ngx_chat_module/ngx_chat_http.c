@@ -153,6 +153,81 @@ ngx_chat_send_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * The content handler of `chat_error_page`: the errors nginx answers by
+ * itself, before or instead of a chat_api handler (a malformed request
+ * line or %00 in the path, headers or URI over its buffers, a body over
+ * client_max_body_size, a method a static location refuses, a failure),
+ * reach it through error_page and get the API's error shape instead of
+ * an HTML page.  r->err_status is the error nginx was about to send.
+ */
+
+typedef struct {
+    ngx_uint_t    error;
+    ngx_uint_t    status;           /* what goes on the wire */
+    const char   *code;
+    const char   *message;
+} ngx_chat_error_page_t;
+
+
+static const ngx_chat_error_page_t  ngx_chat_error_pages[] = {
+    { NGX_HTTP_BAD_REQUEST, NGX_HTTP_BAD_REQUEST, "bad_request",
+      "the request is malformed" },
+    /* nginx's own code for headers over large_client_header_buffers; it
+     * answers 400, and so do we */
+    { NGX_HTTP_REQUEST_HEADER_TOO_LARGE, NGX_HTTP_BAD_REQUEST,
+      "header_too_large", "the request headers are too large" },
+    { NGX_HTTP_FORBIDDEN, NGX_HTTP_FORBIDDEN, "forbidden",
+      "access is denied" },
+    { NGX_HTTP_NOT_FOUND, NGX_HTTP_NOT_FOUND, "not_found",
+      "no such resource" },
+    { NGX_HTTP_NOT_ALLOWED, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+      "this method is not allowed here" },
+    { NGX_HTTP_LENGTH_REQUIRED, NGX_HTTP_LENGTH_REQUIRED, "length_required",
+      "the request needs a Content-Length" },
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+      "too_large", "request body is too large" },
+    { NGX_HTTP_REQUEST_URI_TOO_LARGE, NGX_HTTP_REQUEST_URI_TOO_LARGE,
+      "uri_too_long", "the request target is too long" },
+    { NGX_HTTP_NOT_IMPLEMENTED, NGX_HTTP_NOT_IMPLEMENTED, "not_implemented",
+      "the request uses something this server does not implement" },
+    { NGX_HTTP_BAD_GATEWAY, NGX_HTTP_BAD_GATEWAY, "bad_gateway",
+      "an upstream server failed" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_SERVICE_UNAVAILABLE,
+      "unavailable", "the service is unavailable" },
+    { NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
+      "an upstream server took too long" },
+    { NGX_HTTP_VERSION_NOT_SUPPORTED, NGX_HTTP_VERSION_NOT_SUPPORTED,
+      "http_version_not_supported", "use HTTP/1.0 or HTTP/1.1" },
+    { 0, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal", "internal error" }
+};
+
+
+ngx_int_t
+ngx_chat_error_page_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                    error;
+    const ngx_chat_error_page_t  *e;
+
+    error = r->err_status ? r->err_status : r->headers_out.status;
+
+    for (e = ngx_chat_error_pages; e->error; e++) {
+        if (e->error == error) {
+            break;
+        }
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    /* err_status overrides the status of whatever is sent next */
+    r->err_status = e->status;
+
+    return ngx_chat_send_error(r, e->status, e->code, e->message);
+}
+
+
 /* For answers given after the handler returned NGX_DONE. */
 void
 ngx_chat_finalize_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,

@@ -10,7 +10,8 @@
  *
  * Besides the counters, a scrape asks Redis (one EVAL) for what only
  * Redis knows: the length and pending count of each command stream, the
- * dead-letter stream's length, and the backend workers' heartbeats.  When
+ * dead-letter stream's length and how many entries it ever had, and the
+ * backend workers' heartbeats.  When
  * Redis is down the counters are still served, with chat_redis_up 0.
  *
  * HTTP answers are counted by status in a log-phase handler, for requests
@@ -49,7 +50,9 @@ static const ngx_uint_t  ngx_chat_http_statuses[] = { NGX_CHAT_HTTP_STATUSES };
 
 /* KEYS: the command streams, the dead-letter stream, the heartbeats hash;
  * ARGV[1]: the consumer group.  XPENDING fails (pcall) before the group
- * exists: 0 pending then. */
+ * exists: 0 pending then.  The dead letters ever added are the stream's
+ * entries-added, which trimming keeps (Redis 7.0; before it, and before
+ * the stream exists, the length stands in). */
 static const char  ngx_chat_metrics_script[] =
     "local out = {} "
     "local n = #KEYS - 2 "
@@ -59,7 +62,16 @@ static const char  ngx_chat_metrics_script[] =
     "  if type(p) == 'table' and type(p[1]) == 'number' then "
     "    out[#out + 1] = p[1] else out[#out + 1] = 0 end "
     "end "
-    "out[#out + 1] = redis.call('XLEN', KEYS[n + 1]) "
+    "local dlq = redis.call('XLEN', KEYS[n + 1]) "
+    "local added = dlq "
+    "if redis.call('EXISTS', KEYS[n + 1]) == 1 then "
+    "  local info = redis.call('XINFO', 'STREAM', KEYS[n + 1]) "
+    "  for i = 1, #info - 1, 2 do "
+    "    if info[i] == 'entries-added' then added = info[i + 1] end "
+    "  end "
+    "end "
+    "out[#out + 1] = dlq "
+    "out[#out + 1] = added "
     "out[#out + 1] = redis.call('HGETALL', KEYS[n + 2]) "
     "return out";
 
@@ -352,9 +364,10 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
     ngx_atomic_int_t  open;
     redisReply  *e;
 
-    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 2
-         && rr->elements % 2 == 0;
-    n = ok ? (rr->elements - 2) / 2 : 0;
+    /* 2 per command stream, the dead letters' length and count, workers */
+    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 3
+         && (rr->elements - 3) % 2 == 0;
+    n = ok ? (rr->elements - 3) / 2 : 0;
 
     size = 8192 + n * 256;
     buf = ngx_pnalloc(r->pool, size);
@@ -429,12 +442,23 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
 
         e = rr->element[2 * n];
         last = ngx_chat_metrics_family(last, "chat_dead_letters", "gauge",
-                                       "entries in the dead-letter stream");
+                                       "entries in the dead-letter stream "
+                                       "(trimmed to about "
+                                       CHAT_DLQ_MAXLEN ")");
         last = ngx_sprintf(last, "chat_dead_letters %L\n",
                            e->type == REDIS_REPLY_INTEGER
                            ? (int64_t) e->integer : 0);
 
-        workers = ngx_chat_health_live_workers(rr->element[2 * n + 1],
+        e = rr->element[2 * n + 1];
+        last = ngx_chat_metrics_family(last, "chat_dead_letters_total",
+                                       "counter",
+                                       "commands ever dead-lettered "
+                                       "(the stream's entries-added)");
+        last = ngx_sprintf(last, "chat_dead_letters_total %L\n",
+                           e->type == REDIS_REPLY_INTEGER
+                           ? (int64_t) e->integer : 0);
+
+        workers = ngx_chat_health_live_workers(rr->element[2 * n + 2],
                                                &pg_ok);
         last = ngx_chat_metrics_family(last, "chat_backend_workers", "gauge",
                                        "backend workers with a fresh "

@@ -30,6 +30,8 @@ static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_error_page(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -67,6 +69,13 @@ static ngx_command_t  ngx_chat_commands[] = {
     { ngx_string("chat_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_error_page"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_error_page,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -446,6 +455,23 @@ ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate or clashes with another handler";
     }
     hclcf->handler = ngx_chat_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_error_page: nginx's own errors in the API's shape (error_page ...
+ * /uri; location = /uri { internal; chat_error_page; }) */
+static char *
+ngx_chat_error_page(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (hclcf->handler) {
+        return "is duplicate or clashes with another handler";
+    }
+    hclcf->handler = ngx_chat_error_page_handler;
 
     return NGX_CONF_OK;
 }

@@ -91,6 +91,7 @@ ngx_table_elt_t *ngx_chat_http_header(ngx_http_request_t *r,
     const char *name);
 ngx_int_t ngx_chat_send_json_cached(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len, ngx_str_t *cache_control, ngx_str_t *etag);
+ngx_int_t ngx_chat_error_page_handler(ngx_http_request_t *r);
 
 /* ngx_chat_api.c: the caller behind a bearer token (also used by /ws and
  * $chat_user_id) */

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat_json.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_ws.h"
 
@@ -48,6 +49,8 @@ static void ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json,
     ngx_chat_ws_cmd_e kind, const char *op, u_char *text, size_t len);
 static void ngx_chat_ws_answer(ngx_chat_pending_t *p, ngx_uint_t status,
     u_char *body, size_t len);
+static void ngx_chat_ws_refuse(ngx_chat_ws_t *ws, chat_json_rc_t rc,
+    size_t where, u_char *text, size_t len);
 static void ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref);
 static void ngx_chat_ws_send_json(ngx_chat_ws_t *ws, cJSON *json);
 static void ngx_chat_ws_send_error(ngx_chat_ws_t *ws, const char *code,
@@ -58,27 +61,26 @@ static void ngx_chat_ws_send_error(ngx_chat_ws_t *ws, const char *code,
 void
 ngx_chat_ws_message(ngx_chat_ws_t *ws, u_char *text, size_t len)
 {
-    u_char       *p;
-    cJSON        *json, *type, *ref;
-    const char   *t, *end;
+    size_t          where;
+    cJSON          *json, *type, *ref;
+    const char     *t;
+    chat_json_rc_t  rc;
 
-    json = cJSON_ParseWithLengthOpts((const char *) text, len, &end, 0);
+    /* the same strict reading as an HTTP body (chat_json.c): the client's
+     * text is the command body the workers read */
+    rc = chat_json_check((const char *) text, len,
+                         CHAT_JSON_OBJECT | CHAT_JSON_INTEGERS, &where);
 
-    /* one object and nothing after it but white space */
-    if (json != NULL) {
-        for (p = (u_char *) end; p < text + len; p++) {
-            if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-                cJSON_Delete(json);
-                json = NULL;
-                break;
-            }
-        }
+    if (rc != CHAT_JSON_OK) {
+        ngx_chat_ws_refuse(ws, rc, where, text, len);
+        return;
     }
 
-    if (json == NULL || !cJSON_IsObject(json)) {
-        cJSON_Delete(json);
-        ngx_chat_ws_send_error(ws, "invalid_json",
-                               "each message must be one JSON object", NULL);
+    json = cJSON_ParseWithLength((const char *) text, len);
+
+    if (json == NULL) {
+        /* the text is valid: only memory can have failed */
+        ngx_chat_ws_send_error(ws, "internal", "out of memory", NULL);
         return;
     }
 
@@ -123,6 +125,44 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws, u_char *text, size_t len)
                                "typing or ping", ref);
     }
 
+    cJSON_Delete(json);
+}
+
+
+/*
+ * An error frame for a message the strict check refused.  The frame
+ * echoes the message's ref (for send, its client_msg_id) when a lenient
+ * reading can still find one, so a client can tell which send failed;
+ * nothing of the message goes anywhere else.
+ */
+static void
+ngx_chat_ws_refuse(ngx_chat_ws_t *ws, chat_json_rc_t rc, size_t where,
+    u_char *text, size_t len)
+{
+    u_char  message[160];
+    cJSON  *json, *ref;
+
+    json = NULL;
+    ref = NULL;
+
+    if (rc == CHAT_JSON_NUL || rc == CHAT_JSON_CONTROL
+        || rc == CHAT_JSON_DUPLICATE_KEY || rc == CHAT_JSON_NOT_INTEGER)
+    {
+        json = cJSON_ParseWithLength((const char *) text, len);
+        ref = cJSON_GetObjectItemCaseSensitive(json, "ref");
+        if (ref == NULL) {
+            ref = cJSON_GetObjectItemCaseSensitive(json, "client_msg_id");
+        }
+        if (!cJSON_IsString(ref) && !cJSON_IsNumber(ref)) {
+            ref = NULL;
+        }
+    }
+
+    ngx_sprintf(message, "%s (byte %uz of the message)%Z",
+                chat_json_reason(rc), where);
+
+    ngx_chat_ws_send_error(ws, chat_json_code(rc), (const char *) message,
+                           ref);
     cJSON_Delete(json);
 }
 

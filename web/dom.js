@@ -3,7 +3,7 @@
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
-// el('div.note', {title: 'x', onclick: fn}, 'text', child, ...)
+// el('div.note', {title: 'x', onclick: fn, style: 'width:5em'}, 'text', child, ...)
 export function el(spec, attrs = {}, ...children) {
   const [tag, ...classes] = spec.split('.');
   const node = document.createElement(tag || 'div');
@@ -12,6 +12,8 @@ export function el(spec, attrs = {}, ...children) {
     if (v == null || v === false) continue;
     if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
     else if (k === 'dataset') Object.assign(node.dataset, v);
+    // through the CSSOM: the CSP (style-src 'self') refuses style attributes
+    else if (k === 'style') node.style.cssText = v;
     else node.setAttribute(k, v === true ? '' : v);
   }
   for (const c of children.flat()) {

@@ -334,34 +334,6 @@ chat_csv_ids_parse(const char *csv, int64_t *out, size_t max)
 }
 
 
-int
-chat_json_has_nul_escape(const char *json, size_t len)
-{
-    size_t  i, k;
-
-    for (i = 0; i + 6 <= len; i++) {
-        if (json[i] != '\\') {
-            continue;
-        }
-
-        /* an escape: "\\" consumes the next backslash, anything else is
-         * one escape sequence; only \u0000 matters */
-        if (json[i + 1] == 'u') {
-            for (k = 2; k < 6 && json[i + k] == '0'; k++) {
-                /* count zeros */
-            }
-            if (k == 6) {
-                return 1;
-            }
-        }
-
-        i++;
-    }
-
-    return 0;
-}
-
-
 long
 chat_csv_ids_alloc(const char *csv, int64_t **out)
 {

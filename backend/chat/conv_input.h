@@ -98,11 +98,4 @@ long chat_csv_ids_parse(const char *csv, int64_t *out, size_t max);
  */
 long chat_csv_ids_alloc(const char *csv, int64_t **out);
 
-/*
- * 1 when a JSON text contains the escape \u0000 (in any case of the hex
- * digits) outside an escaped backslash: cJSON would silently cut that
- * string short at the NUL, and PostgreSQL refuses NUL in text.
- */
-int chat_json_has_nul_escape(const char *json, size_t len);
-
 #endif /* CHAT_CONV_INPUT_H */

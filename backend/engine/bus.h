@@ -105,7 +105,8 @@ int chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n);
 int chat_bus_ack(chat_bus_t *bus, int shard, const char *id);
 
 /*
- * XADD chat:dlq * <the entry's own fields> stream <key> orig_id <id>
+ * XADD chat:dlq MAXLEN ~ CHAT_DLQ_MAXLEN * <the entry's own fields>
+ * stream <key> orig_id <id>
  * deliveries <n> reason <reason>.  fields is the entry's field array as
  * hiredis returned it (may be NULL).  0 or -1.
  */

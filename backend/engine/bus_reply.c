@@ -11,9 +11,9 @@
  *     fanout.c;
  *   - dead-lettered: chat_bus_dead_letter copies the entry, with where it
  *     came from, how often it was delivered and why it was set aside, to
- *     chat:dlq for a human to look at; the worker then answers and acks it
- *     as above (or only acks it when the entry has no usable reply
- *     address).
+ *     chat:dlq for a human to look at, trimmed to about the newest
+ *     CHAT_DLQ_MAXLEN entries; the worker then answers and acks it as
+ *     above (or only acks it when the entry has no usable reply address).
  *
  * The order is the worker's promise: these run only after the command's
  * transaction committed (or after deciding it never will), so a reply
@@ -21,8 +21,15 @@
  * connection drops in between, the entry stays pending, is reclaimed, and
  * the replay from command_log answers it.
  *
- * What it does not do: trim chat:dlq (poison commands are rare, and each
- * one is evidence), or retry; a failure is reported to the caller.
+ * Why chat:dlq is trimmed although each entry is evidence: what lands
+ * there can be caused by any client (a command PostgreSQL refuses is
+ * retried into it), so an unbounded stream is a way to fill Redis.  The
+ * newest entries are the ones an operator looks at; how many arrived in
+ * all is the stream's own entries-added count, which trimming keeps and
+ * /metrics shows as chat_dead_letters_total, so a burst is seen even
+ * when its entries are gone.
+ *
+ * What it does not do: retry; a failure is reported to the caller.
  */
 
 #include <stdio.h>
@@ -157,8 +164,8 @@ chat_bus_dead_letter(chat_bus_t *bus, int shard, const char *id,
         nf = fields->elements & ~(size_t) 1;   /* whole pairs only */
     }
 
-    argv = malloc((nf + 11) * sizeof(char *));
-    argvlen = malloc((nf + 11) * sizeof(size_t));
+    argv = malloc((nf + 14) * sizeof(char *));
+    argvlen = malloc((nf + 14) * sizeof(size_t));
     if (argv == NULL || argvlen == NULL) {
         free(argv);
         free(argvlen);
@@ -170,6 +177,9 @@ chat_bus_dead_letter(chat_bus_t *bus, int shard, const char *id,
     argc = 0;
     argv[argc++] = "XADD";
     argv[argc++] = CHAT_DLQ_STREAM;
+    argv[argc++] = "MAXLEN";
+    argv[argc++] = "~";
+    argv[argc++] = CHAT_DLQ_MAXLEN;
     argv[argc++] = "*";
 
     for (i = 0; i < (size_t) argc; i++) {

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "area.h"
+#include "chat_json.h"
 #include "conv_input.h"
 #include "log.h"
 #include "ops.h"
@@ -83,7 +84,7 @@ chat_op_unknown(chat_op_ctx_t *ctx)
 cJSON *
 chat_op_parse_body(const chat_cmd_t *cmd, const char **why)
 {
-    cJSON  *body;
+    chat_json_rc_t  rc;
 
     *why = NULL;
 
@@ -91,20 +92,29 @@ chat_op_parse_body(const chat_cmd_t *cmd, const char **why)
         return cJSON_CreateObject();
     }
 
-    if (chat_json_has_nul_escape(cmd->body, cmd->body_len)) {
-        *why = "strings in the request body must not contain \\u0000";
+    /*
+     * The edge checked the body already; checking again costs a pass over
+     * a few hundred bytes and means a body from anywhere else that cJSON
+     * would read differently (a string cut at \u0000, the first of two
+     * equal keys) or PostgreSQL would refuse (invalid UTF-8, which would
+     * be retried into the dead-letter stream) is a 400 instead.  Numbers
+     * are not held to the edge's plain-integer spelling: cJSON prints an
+     * integer such as 10^15 as 1e+15, and handlers judge their numbers
+     * with chat_op_integer.
+     */
+    rc = chat_json_check(cmd->body, cmd->body_len, CHAT_JSON_OBJECT, NULL);
+
+    if (rc == CHAT_JSON_NOMEM) {
         return NULL;
     }
 
-    body = cJSON_ParseWithLength(cmd->body, cmd->body_len);
-
-    if (body == NULL || !cJSON_IsObject(body)) {
-        cJSON_Delete(body);
-        *why = "the request body must be a JSON object";
+    if (rc != CHAT_JSON_OK) {
+        *why = chat_json_reason(rc);
         return NULL;
     }
 
-    return body;
+    /* one object, as checked: NULL now means memory ran out */
+    return cJSON_ParseWithLength(cmd->body, cmd->body_len);
 }
 
 

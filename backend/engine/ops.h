@@ -136,8 +136,10 @@ const chat_op_t *chat_op_find(const char *name, size_t len);
 
 /*
  * Parses cmd's body: returns a JSON object (an empty body counts as {}),
- * or NULL with *why set when the body is refused (not a JSON object, or
- * a string with \u0000 in it), or NULL with *why NULL when memory ran out.
+ * or NULL with *why set when the body is refused (anything chat_json.c
+ * refuses without CHAT_JSON_INTEGERS: not one JSON object, not UTF-8, a
+ * NUL, a raw control character, a repeated key), or NULL with *why NULL
+ * when memory ran out.
  */
 cJSON *chat_op_parse_body(const chat_cmd_t *cmd, const char **why);
 

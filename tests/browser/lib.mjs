@@ -22,9 +22,8 @@ export async function launch() {
 }
 
 // a page in its own browser context (its own storage: a separate "window"
-// of a separate person), signed in by putting the token where index.html
-// would, then opened at path
-export async function pageAs(browser, who, pathAndQuery) {
+// of a separate person), its browser errors collected in page.problems
+export async function newPage(browser) {
   const ctx = await browser.createBrowserContext();
   const page = await ctx.newPage();
   page.setDefaultTimeout(30000);
@@ -32,6 +31,13 @@ export async function pageAs(browser, who, pathAndQuery) {
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.problems = problems;
+  return page;
+}
+
+// a new page signed in by putting the token where index.html would, then
+// opened at path
+export async function pageAs(browser, who, pathAndQuery) {
+  const page = await newPage(browser);
   await page.goto(`${BASE}/index.html`);
   await page.evaluate((t) => sessionStorage.setItem('token', t), who.token);
   await page.goto(`${BASE}${pathAndQuery}`);

@@ -15,7 +15,7 @@ export const RUN_DIR = process.env.CHAT_RUN_DIR ?? '.run/test';
 export const REDIS_PORT = process.env.CHAT_REDIS_PORT ?? '16390';
 export const PG = process.env.CHAT_PG_CONNINFO ?? '';
 
-// api('POST', '/api/v1/auth/login', {email, password}, {token, headers, raw})
+// api('POST', '/api/v1/auth/login', {email, password}, {token, headers, raw, signal})
 export async function api(method, path, body, opts = {}) {
   const headers = { ...(opts.headers ?? {}) };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -25,7 +25,7 @@ export async function api(method, path, body, opts = {}) {
   if (payload !== undefined && !headers['content-type']) {
     headers['content-type'] = 'application/json';
   }
-  const res = await fetch(BASE + path, { method, headers, body: payload });
+  const res = await fetch(BASE + path, { method, headers, body: payload, signal: opts.signal });
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* left null: the test decides */ }

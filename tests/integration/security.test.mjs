@@ -2,11 +2,14 @@
 // else or an admin in the body, smuggle SQL through text fields, reach other
 // people's things by id.  Identity comes only from the verified token, text
 // is stored as given, and someone else's thing is 404 exactly like a thing
-// that does not exist.
+// that does not exist.  What a hostile page may try with the web app (frame
+// it, inject script) meets the security headers, and what nginx refuses by
+// itself is answered in the API's error shape, not as an HTML page.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, registerUsers, sql, uniqueEmail, signToken } from './lib.mjs';
+import net from 'node:net';
+import { api, BASE, registerUsers, sql, uniqueEmail, signToken } from './lib.mjs';
 
 let alice;
 let bob;
@@ -150,4 +153,86 @@ test('metacharacters in the catalog (book title, author, description, review, se
     assert.equal(s.status, 200, `${title}: ${s.text}`);
   }
   assert.ok(Number(await sql('SELECT count(*) FROM books')) >= names.length);
+});
+
+test('the web app and the API carry CSP (no framing, no inline code), nosniff and Referrer-Policy', async () => {
+  for (const path of ['/', '/index.html', '/chat.html', '/store.html', '/admin.html', '/chat-client.js',
+    '/api/v1/health', '/api/v1/users/me', '/nope.html']) {
+    const r = await fetch(BASE + path);
+    await r.arrayBuffer();
+    const csp = r.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /frame-ancestors 'none'/, `${path}: ${csp}`);
+    assert.match(csp, /default-src 'none'/, path);
+    assert.match(csp, /script-src 'self'(;|$)/, `${path}: scripts from this origin only, none inline`);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, path);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer', path);
+    assert.equal(r.headers.get('x-frame-options'), 'DENY', path);
+  }
+  // the policy allows what the pages really use: no inline script or style
+  for (const page of ['/index.html', '/chat.html', '/store.html', '/admin.html']) {
+    const html = await (await fetch(BASE + page)).text();
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/i, `${page} has an inline script`);
+    assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i, `${page} has inline style or handlers`);
+  }
+});
+
+// one request written by hand, for what fetch would not send; resolves
+// with the first response as soon as it is complete
+function rawRequest(head, { body = '', localAddress } = {}) {
+  const url = new URL(BASE);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: url.hostname, port: Number(url.port), localAddress });
+    let data = Buffer.alloc(0);
+    const done = () => {
+      const text = data.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      const headers = text.slice(0, end).toLowerCase();
+      const length = Number(/content-length: *(\d+)/.exec(headers)?.[1] ?? -1);
+      if (end < 0 || (length >= 0 && data.length < end + 4 + length)) return false;
+      let json = null;
+      try { json = JSON.parse(text.slice(end + 4, end + 4 + length)); } catch { /* left null */ }
+      sock.destroy();
+      resolve({ status: Number(text.split(' ')[1]), headers, json, text });
+      return true;
+    };
+    sock.on('data', (d) => { data = Buffer.concat([data, d]); done(); });
+    sock.on('error', reject);
+    sock.on('close', () => { if (!done()) reject(new Error(`no complete answer: ${data.toString('latin1')}`)); });
+    sock.write(head + '\r\nHost: ' + url.host + '\r\nConnection: close\r\n\r\n' + body);
+  });
+}
+
+test("nginx's own errors are the API's JSON error shape, not HTML pages", async () => {
+  const cases = [
+    // a NUL in the path: nginx refuses it before any location
+    ['GET /api/v1/books/%00 HTTP/1.1', 400, 'bad_request'],
+    ['GET /api/v1/conversations%00/1 HTTP/1.1', 400, 'bad_request'],
+    // a request line nginx cannot read, an HTTP version it does not speak
+    ['G@T /api/v1/health HTTP/1.1', 400, 'bad_request'],
+    ['GET /api/v1/health HTTP/2.0', 505, 'http_version_not_supported'],
+    // a URI over large_client_header_buffers (8k)
+    [`GET /api/v1/books/search?q=${'a'.repeat(9000)} HTTP/1.1`, 414, 'uri_too_long'],
+    // one header over the buffers: nginx's 494, answered 400
+    [`GET /api/v1/health HTTP/1.1\r\nX-Big: ${'b'.repeat(9000)}`, 400, 'header_too_large'],
+    // a body over client_max_body_size (1m), refused by nginx before the module
+    [`POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${2 * 1024 * 1024}`,
+      413, 'too_large'],
+    // a static location refuses POST; a missing file
+    ['POST /index.html HTTP/1.1\r\nContent-Length: 0', 405, 'method_not_allowed'],
+    ['GET /no-such-page.html HTTP/1.1', 404, 'not_found'],
+    // the module's own answers keep their codes
+    ['GET /api/v1/no-such-endpoint HTTP/1.1', 404, 'not_found'],
+    ['DELETE /api/v1/health HTTP/1.1', 405, 'method_not_allowed'],
+    // an address not allowed to scrape
+    ['GET /metrics HTTP/1.1', 403, 'forbidden', '127.0.0.2'],
+  ];
+  for (const [head, status, code, localAddress] of cases) {
+    const r = await rawRequest(head, { localAddress });
+    const what = head.slice(0, 60);
+    assert.equal(r.status, status, `${what}: ${r.text.slice(0, 200)}`);
+    assert.match(r.headers, /content-type: application\/json/, `${what}: ${r.headers}`);
+    assert.equal(r.json?.error?.code, code, `${what}: ${r.text.slice(0, 300)}`);
+    assert.equal(typeof r.json.error.message, 'string');
+  }
 });

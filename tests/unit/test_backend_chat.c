@@ -1,13 +1,15 @@
 /*
  * test_backend_chat.c: the pure parts of the chat operations:
  * backend/chat/conv_input.c (integers, client message ids, text, titles, id
- * lists, sync cursors, limits, PostgreSQL's id lists, \u0000 in bodies)
+ * lists, sync cursors, limits, PostgreSQL's id lists), the workers' check
+ * of a command body (chat_json.c as engine/ops.c calls it: \u0000)
  * and backend/engine/event.c (events, per-gateway routes, online freshness).
  */
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_json.h"
 #include "chat_protocol.h"
 #include "conv_input.h"
 #include "event.h"
@@ -277,7 +279,12 @@ test_csv_ids_alloc(void)
 }
 
 
-#define NUL_ESC(s)  chat_json_has_nul_escape(s, strlen(s))
+#define S_LEN(s)  s, sizeof(s) - 1
+
+/* the workers' own check of a command body (engine/ops.c): chat_json.c
+ * without the edge's plain-integer rule */
+#define NUL_ESC(s)                                                          \
+    (chat_json_check(s, strlen(s), CHAT_JSON_OBJECT, NULL) == CHAT_JSON_NUL)
 
 static void
 test_nul_escape(void)
@@ -291,6 +298,14 @@ test_nul_escape(void)
     CHECK(!NUL_ESC("{\"t\":\"\\u1000\"}"));
     CHECK(!NUL_ESC("{\"t\":\"u0000\"}"));
     CHECK(!NUL_ESC("\\u000"));
+
+    /* cJSON prints 10^15 as 1e+15: the workers take it */
+    CHECK(chat_json_check(S_LEN("{\"book_id\":1e+15}"), CHAT_JSON_OBJECT,
+                          NULL) == CHAT_JSON_OK);
+    CHECK(chat_json_check(S_LEN("{\"t\":\"a\",\"t\":\"b\"}"),
+                          CHAT_JSON_OBJECT, NULL) == CHAT_JSON_DUPLICATE_KEY);
+    CHECK(chat_json_check(S_LEN("{\"q\":\"\xff\"}"), CHAT_JSON_OBJECT, NULL)
+          == CHAT_JSON_BAD_UTF8);
 }
 
 

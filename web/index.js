@@ -1,0 +1,55 @@
+// index.js: register and log in; the token goes to sessionStorage, and
+// ?next=/path returns there after login (kept out of the page: the CSP
+// allows no inline scripts).
+
+const $ = (id) => document.getElementById(id);
+
+async function call(method, path, body) {
+  const headers = { 'content-type': 'application/json' };
+  const token = sessionStorage.getItem('token');
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(json.error?.message ?? `HTTP ${res.status}`);
+  return json;
+}
+
+function show(user) {
+  $('signed-out').classList.toggle('hidden', !!user);
+  $('signed-in').classList.toggle('hidden', !user);
+  if (user) {
+    $('who').textContent = `${user.display_name} <${user.email}>`;
+    $('role').textContent = user.role;
+    $('admin-link').classList.toggle('hidden', user.role !== 'admin');
+  }
+}
+
+function onSubmit(form, path) {
+  $(form).addEventListener('submit', async (e) => {
+    e.preventDefault();
+    $('message').textContent = '';
+    try {
+      const { user, token } = await call('POST', path, Object.fromEntries(new FormData(e.target)));
+      sessionStorage.setItem('token', token);
+      // back to the page that sent us here (same origin paths only)
+      const next = new URLSearchParams(location.search).get('next');
+      if (next && next.startsWith('/') && !next.startsWith('//')) { location.href = next; return; }
+      show(user);
+    } catch (err) {
+      $('message').textContent = err.message;
+    }
+  });
+}
+
+onSubmit('login', '/api/v1/auth/login');
+onSubmit('register', '/api/v1/auth/register');
+
+$('logout').addEventListener('click', () => {
+  sessionStorage.removeItem('token');
+  show(null);
+});
+
+if (sessionStorage.getItem('token')) {
+  call('GET', '/api/v1/users/me').then(({ user }) => show(user))
+    .catch(() => { sessionStorage.removeItem('token'); show(null); });
+}
