@@ -27,7 +27,13 @@
 # CHAT_CACHE (on|off, the catalog read
 # cache) and CATALOG_BOOKS (demo books of STACK=dev, default 2000).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
+#
+# Everything the stack writes (data, logs, configs, the secrets) is its
+# owner's alone: files 0600, directories 0700 (umask 077, and a start
+# tightens what an older stack left), except .run/<stack> itself, 0711
+# when PostgreSQL runs as the postgres user, which must pass through it.
 set -euo pipefail
+umask 077
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=${STACK:-dev}
@@ -250,8 +256,19 @@ add_demo_catalog() {
         | sed "s/^/stack[$STACK]: /"
 }
 
+# data and logs are the owner's only; the postgres user (when we are
+# root) only passes through .run/<stack> to its own 0700 directory
+lock_down() {
+    chmod -R go-rwx "$RUN"
+    if [ "$(id -u)" -eq 0 ]; then
+        chmod 711 "$RUN"
+        chmod go-rw,go+x "$ROOT/.run"
+    fi
+}
+
 cmd_start() {
     mkdir -p "$RUN"
+    lock_down
     [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
     start_redis
     start_postgres
