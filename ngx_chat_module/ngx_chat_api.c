@@ -91,6 +91,8 @@ static ngx_int_t ngx_chat_api_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *key, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_key_required(const ngx_chat_route_t *route,
     ngx_str_t *key, ngx_chat_problem_t *problem);
+static ngx_int_t ngx_chat_api_seal(ngx_http_request_t *r, const char *op,
+    cJSON *json, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_refuse(ngx_http_request_t *r,
     ngx_chat_problem_t *problem);
 
@@ -567,7 +569,8 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
 
     if (ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
         || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK
-        || ngx_chat_api_key_required(ctx->route, &key, &problem) != NGX_OK)
+        || ngx_chat_api_key_required(ctx->route, &key, &problem) != NGX_OK
+        || ngx_chat_api_seal(r, ctx->route->op, json, &problem) != NGX_OK)
     {
         cJSON_Delete(json);
         return ngx_chat_api_refuse(r, &problem);
@@ -932,6 +935,58 @@ ngx_chat_api_key_required(const ngx_chat_route_t *route, ngx_str_t *key,
                                     "this request needs an Idempotency-Key "
                                     "header");
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The op's secret fields (a password: chat_seal.c) sealed in json, so
+ * that Redis and its append-only file never hold them in clear.
+ */
+static ngx_int_t
+ngx_chat_api_seal(ngx_http_request_t *r, const char *op, cJSON *json,
+    ngx_chat_problem_t *problem)
+{
+    const cJSON           *item;
+    chat_seal_ad_t         ad;
+    const char *const     *fields, *const *f;
+    ngx_chat_main_conf_t  *cmcf;
+
+    fields = chat_seal_command_fields(op, ngx_strlen(op));
+    if (fields == NULL) {
+        return NGX_OK;
+    }
+
+    for (f = fields; *f; f++) {
+        item = cJSON_GetObjectItemCaseSensitive(json, *f);
+
+        if (cJSON_IsString(item)
+            && ngx_strlen(item->valuestring) > CHAT_SEAL_MAX_PLAIN)
+        {
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_field",
+                                    "a secret field is too long");
+        }
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    ad.dir = "cmd";
+    ad.op = op;
+    ad.op_len = ngx_strlen(op);
+    ad.gw = "";
+    ad.gw_len = 0;
+    ad.req = "";
+    ad.req_len = 0;
+
+    if (chat_seal_json(cmcf->seal_key, &ad, fields, json) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "chat: sealing the secret fields of \"%s\" failed",
+                      op);
+        return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NULL, NULL);
     }
 
     return NGX_OK;
