@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat_protocol.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_module.h"
 
@@ -92,6 +93,8 @@ static ngx_int_t ngx_chat_api_idempotency_key(ngx_http_request_t *r,
 static ngx_int_t ngx_chat_api_key_required(const ngx_chat_route_t *route,
     ngx_str_t *key, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_seal(ngx_http_request_t *r, const char *op,
+    cJSON *json, ngx_chat_problem_t *problem);
+static ngx_int_t ngx_chat_api_no_card(const ngx_chat_route_t *route,
     cJSON *json, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_refuse(ngx_http_request_t *r,
     ngx_chat_problem_t *problem);
@@ -162,6 +165,14 @@ static const ngx_chat_field_t  ngx_chat_admin_orders_query[] = {
     { "limit", cJSON_Number },
     { NULL, 0 }
 };
+
+/*
+ * Card details are refused before anything reaches Redis (400
+ * card_data_not_accepted): the browser tokenizes the card with the
+ * payment processor and a checkout carries payment: {token}, so no card
+ * number or cvc ever crosses our servers, the bus or its files.
+ */
+static const char  *ngx_chat_card_fields[] = { CHAT_CARD_FIELDS, NULL };
 
 /* ops that refuse to run without the client's Idempotency-Key (400): a
  * retry without it could charge twice */
@@ -567,7 +578,8 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     ngx_chat_pending_t  *p;
     ngx_chat_problem_t   problem;
 
-    if (ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
+    if (ngx_chat_api_no_card(ctx->route, json, &problem) != NGX_OK
+        || ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
         || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK
         || ngx_chat_api_key_required(ctx->route, &key, &problem) != NGX_OK
         || ngx_chat_api_seal(r, ctx->route->op, json, &problem) != NGX_OK)
@@ -987,6 +999,33 @@ ngx_chat_api_seal(ngx_http_request_t *r, const char *op, cJSON *json,
                       op);
         return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                 NULL, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+/* 400 card_data_not_accepted when a checkout's payment carries card
+ * details instead of the processor's token. */
+static ngx_int_t
+ngx_chat_api_no_card(const ngx_chat_route_t *route, cJSON *json,
+    ngx_chat_problem_t *problem)
+{
+    const char   **f;
+    const cJSON   *payment;
+
+    if (ngx_strcmp(route->op, "order.checkout") != 0) {
+        return NGX_OK;
+    }
+
+    payment = cJSON_GetObjectItemCaseSensitive(json, "payment");
+
+    for (f = ngx_chat_card_fields; *f; f++) {
+        if (cJSON_GetObjectItemCaseSensitive(payment, *f) != NULL) {
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    CHAT_CARD_REFUSED_CODE,
+                                    CHAT_CARD_REFUSED_TEXT);
+        }
     }
 
     return NGX_OK;
