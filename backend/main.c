@@ -493,6 +493,19 @@ main(int argc, char **argv)
             cfg.token_secret_len, CHAT_TOKEN_MIN_SECRET_LEN);
     }
 
+    /* the keys of the bus's sealed fields and of the request hash
+     * (chat_seal.c): the edge derives the same seal key */
+    if (chat_seal_derive(cfg.token_secret, cfg.token_secret_len,
+                         CHAT_SEAL_LABEL, cfg.seal_key, sizeof(cfg.seal_key))
+        != 0
+        || chat_seal_derive(cfg.token_secret, cfg.token_secret_len,
+                            CHAT_SEAL_HASH_LABEL, cfg.hash_key,
+                            sizeof(cfg.hash_key))
+           != 0)
+    {
+        die("deriving the bus seal keys failed");
+    }
+
     cfg.workers = chat_lanes_processes(&cfg);
     if (cfg.workers == 0) {
         die("every lane has procs=0: nothing would run the commands");

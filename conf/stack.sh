@@ -23,13 +23,22 @@
 # real processor; other stacks 0 and 0), with a PAYMENT_TAIL_FRACTION (0) of
 # answers taking PAYMENT_TAIL_MS (2000) instead; PAYMENT_SLOW_MS (its slow
 # test cards), PAYMENT_TIMEOUT_MS, RESERVATION_TTL_MS and
-# RECONCILE_INTERVAL_MS (the backend's) may be set.
+# RECONCILE_INTERVAL_MS (the backend's) may be set.  PAYMENT_PUBLIC_URL is
+# where browsers reach the provider to tokenize cards (default
+# http://127.0.0.1:PAYMENT_PORT), served to the web app as
+# GET /api/v1/payments/config.
 # CHAT_CACHE (on|off, the catalog read
 # cache) and CATALOG_BOOKS (demo books of STACK=dev, default 2000).
 # PG_OPTIONS adds server settings for a profile, e.g.
 # PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements".
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
+#
+# Everything the stack writes (data, logs, configs, the secrets) is its
+# owner's alone: files 0600, directories 0700 (umask 077, and a start
+# tightens what an older stack left), except .run/<stack> itself, 0711
+# when PostgreSQL runs as the postgres user, which must pass through it.
 set -euo pipefail
+umask 077
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=${STACK:-dev}
@@ -46,6 +55,7 @@ REDIS_PORT=${REDIS_PORT:-$dredis}
 PG_PORT=${PG_PORT:-$dpg}
 # orders: the payment provider and the backend's payment settings
 PAYMENT_PORT=${PAYMENT_PORT:-$((PORT + 10))}
+PAYMENT_PUBLIC_URL=${PAYMENT_PUBLIC_URL:-http://127.0.0.1:$PAYMENT_PORT}
 PAYMENT_SLOW_MS=${PAYMENT_SLOW_MS:-5000}
 if [ "$STACK" = dev ]; then
     PAYMENT_LATENCY_MS=${PAYMENT_LATENCY_MS:-300} PAYMENT_JITTER_MS=${PAYMENT_JITTER_MS:-100}
@@ -209,6 +219,7 @@ start_nginx() {
         -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
         -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \
         -e "s|@CHAT_CACHE@|${CHAT_CACHE:-on}|g" \
+        -e "s|@PAYMENT_PUBLIC_URL@|$PAYMENT_PUBLIC_URL|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
@@ -252,8 +263,19 @@ add_demo_catalog() {
         | sed "s/^/stack[$STACK]: /"
 }
 
+# data and logs are the owner's only; the postgres user (when we are
+# root) only passes through .run/<stack> to its own 0700 directory
+lock_down() {
+    chmod -R go-rwx "$RUN"
+    if [ "$(id -u)" -eq 0 ]; then
+        chmod 711 "$RUN"
+        chmod go-rw,go+x "$ROOT/.run"
+    fi
+}
+
 cmd_start() {
     mkdir -p "$RUN"
+    lock_down
     [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
     start_redis
     start_postgres

@@ -115,6 +115,19 @@
 #define CHAT_F_EVENT    "ev"
 #define CHAT_F_UIDS     "uids"
 
+/* card details a checkout's payment must not carry: the browser tokenizes
+ * the card with the payment processor and sends {token}.  The edge
+ * refuses them before anything is queued, the worker again for a command
+ * that did not come through the edge; both answer 400 with this code and
+ * message. */
+#define CHAT_CARD_FIELDS        "card_number", "number", "exp_month",       \
+                                "exp_year", "cvc", "card"
+#define CHAT_CARD_REFUSED_CODE  "card_data_not_accepted"
+#define CHAT_CARD_REFUSED_TEXT  "card details are not accepted: tokenize "  \
+                                "the card with the payment processor (GET " \
+                                "/api/v1/payments/config names it) and "    \
+                                "send payment: {token}"
+
 /* size limits both sides enforce */
 #define CHAT_MAX_KEY_LEN    200
 #define CHAT_MAX_OP_LEN     64

@@ -31,6 +31,7 @@
 #include <cjson/cJSON.h>
 
 #include "chat_json.h"
+#include "chat_protocol.h"
 #include "chat_query.h"
 #include "chat_utf8.h"
 #include "ngx_chat_bus.h"
@@ -102,6 +103,10 @@ static ngx_int_t ngx_chat_api_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *key, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_key_required(const ngx_chat_route_t *route,
     ngx_str_t *key, ngx_chat_problem_t *problem);
+static ngx_int_t ngx_chat_api_seal(ngx_http_request_t *r, const char *op,
+    cJSON *json, ngx_chat_problem_t *problem);
+static ngx_int_t ngx_chat_api_no_card(const ngx_chat_route_t *route,
+    cJSON *json, ngx_chat_problem_t *problem);
 static ngx_int_t ngx_chat_api_refuse(ngx_http_request_t *r,
     ngx_chat_problem_t *problem);
 
@@ -171,6 +176,14 @@ static const ngx_chat_field_t  ngx_chat_admin_orders_query[] = {
     { "limit", cJSON_Number },
     { NULL, 0 }
 };
+
+/*
+ * Card details are refused before anything reaches Redis (400
+ * card_data_not_accepted): the browser tokenizes the card with the
+ * payment processor and a checkout carries payment: {token}, so no card
+ * number or cvc ever crosses our servers, the bus or its files.
+ */
+static const char  *ngx_chat_card_fields[] = { CHAT_CARD_FIELDS, NULL };
 
 /* ops that refuse to run without the client's Idempotency-Key (400): a
  * retry without it could charge twice */
@@ -584,9 +597,11 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     ngx_chat_pending_t  *p;
     ngx_chat_problem_t   problem;
 
-    if (ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
+    if (ngx_chat_api_no_card(ctx->route, json, &problem) != NGX_OK
+        || ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
         || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK
-        || ngx_chat_api_key_required(ctx->route, &key, &problem) != NGX_OK)
+        || ngx_chat_api_key_required(ctx->route, &key, &problem) != NGX_OK
+        || ngx_chat_api_seal(r, ctx->route->op, json, &problem) != NGX_OK)
     {
         cJSON_Delete(json);
         return ngx_chat_api_refuse(r, &problem);
@@ -1043,6 +1058,85 @@ ngx_chat_api_key_required(const ngx_chat_route_t *route, ngx_str_t *key,
                                     "missing_idempotency_key",
                                     "this request needs an Idempotency-Key "
                                     "header");
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The op's secret fields (a password: chat_seal.c) sealed in json, so
+ * that Redis and its append-only file never hold them in clear.
+ */
+static ngx_int_t
+ngx_chat_api_seal(ngx_http_request_t *r, const char *op, cJSON *json,
+    ngx_chat_problem_t *problem)
+{
+    const cJSON           *item;
+    chat_seal_ad_t         ad;
+    const char *const     *fields, *const *f;
+    ngx_chat_main_conf_t  *cmcf;
+
+    fields = chat_seal_command_fields(op, ngx_strlen(op));
+    if (fields == NULL) {
+        return NGX_OK;
+    }
+
+    for (f = fields; *f; f++) {
+        item = cJSON_GetObjectItemCaseSensitive(json, *f);
+
+        if (cJSON_IsString(item)
+            && ngx_strlen(item->valuestring) > CHAT_SEAL_MAX_PLAIN)
+        {
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_field",
+                                    "a secret field is too long");
+        }
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    ad.dir = "cmd";
+    ad.op = op;
+    ad.op_len = ngx_strlen(op);
+    ad.gw = "";
+    ad.gw_len = 0;
+    ad.req = "";
+    ad.req_len = 0;
+
+    if (chat_seal_json(cmcf->seal_key, &ad, fields, json) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "chat: sealing the secret fields of \"%s\" failed",
+                      op);
+        return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                NULL, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+/* 400 card_data_not_accepted when a checkout's payment carries card
+ * details instead of the processor's token. */
+static ngx_int_t
+ngx_chat_api_no_card(const ngx_chat_route_t *route, cJSON *json,
+    ngx_chat_problem_t *problem)
+{
+    const char   **f;
+    const cJSON   *payment;
+
+    if (ngx_strcmp(route->op, "order.checkout") != 0) {
+        return NGX_OK;
+    }
+
+    payment = cJSON_GetObjectItemCaseSensitive(json, "payment");
+
+    for (f = ngx_chat_card_fields; *f; f++) {
+        if (cJSON_GetObjectItemCaseSensitive(payment, *f) != NULL) {
+            return ngx_chat_problem(problem, NGX_HTTP_BAD_REQUEST,
+                                    CHAT_CARD_REFUSED_CODE,
+                                    CHAT_CARD_REFUSED_TEXT);
         }
     }
 

@@ -26,9 +26,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <cjson/cJSON.h>
+
 #include "chat_envelope.h"
 #include "chat_lanes.h"
 #include "chat_protocol.h"
+#include "chat_seal.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_lanes.h"
 #include "ngx_chat_metrics.h"
@@ -67,6 +70,8 @@ static void ngx_chat_bus_read_replies(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_bus_deliver(redisReply *entry);
+static void ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p,
+    ngx_uint_t status, redisReply *body, const char *const *fields);
 static void ngx_chat_bus_reread(ngx_event_t *ev);
 static void ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply,
     void *privdata);
@@ -331,6 +336,8 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
         return NGX_ERROR;
     }
 
+    p->op = op;
+
     lane = chat_lane_of_op(op, ngx_strlen(op));
     timeout = bus->cmcf->command_timeout;
 
@@ -554,6 +561,7 @@ ngx_chat_bus_deliver(redisReply *fields)
     size_t               i;
     ngx_int_t            req, status;
     redisReply          *name, *value, *body, *event, *uids;
+    const char *const   *sealed;
     ngx_chat_pending_t  *p;
 
     if (fields->type != REDIS_REPLY_ARRAY) {
@@ -614,5 +622,64 @@ ngx_chat_bus_deliver(redisReply *fields)
     }
 
     ngx_chat_metric_inc(bus_replies);
+
+    sealed = p->op ? chat_seal_reply_fields(p->op, ngx_strlen(p->op)) : NULL;
+
+    if (sealed != NULL && status >= 200 && status < 300) {
+        ngx_chat_bus_answer_sealed(p, (ngx_uint_t) status, body, sealed);
+        return;
+    }
+
     p->answer(p, (ngx_uint_t) status, (u_char *) body->str, body->len);
+}
+
+
+/*
+ * A reply whose secret fields (a token: chat_seal.c) came sealed for this
+ * gateway and request: opened here, on their way out to the client.  A
+ * reply that does not open (another secret, a worker that did not seal)
+ * is not passed on: the client gets 500 and the log says why.
+ */
+static void
+ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p, ngx_uint_t status,
+    redisReply *body, const char *const *fields)
+{
+    char            *text, req[NGX_INT64_LEN + 1];
+    cJSON           *json;
+    ngx_chat_bus_t  *bus = ngx_chat_bus;
+    chat_seal_ad_t   ad;
+
+    ad.dir = "reply";
+    ad.op = p->op;
+    ad.op_len = ngx_strlen(p->op);
+    ad.gw = (const char *) bus->reply_stream.data;
+    ad.gw_len = bus->reply_stream.len;
+    ad.req = req;
+    ad.req_len = ngx_sprintf((u_char *) req, "%uL", p->id) - (u_char *) req;
+
+    text = NULL;
+    json = cJSON_ParseWithLength(body->str, body->len);
+
+    if (json == NULL
+        || chat_seal_open_json(bus->cmcf->seal_key, &ad, fields, json) != 0
+        || (text = cJSON_PrintUnformatted(json)) == NULL)
+    {
+        cJSON_Delete(json);
+
+        ngx_log_error(NGX_LOG_ALERT, p->timer.log, 0,
+                      "chat: the reply to request %uL (op \"%s\") has a "
+                      "secret field that does not open: do the edge and "
+                      "the workers share the token secret?", p->id, p->op);
+
+        ngx_chat_bus_answer_error(p, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal_error",
+                                  "the backend's answer could not be read");
+        return;
+    }
+
+    cJSON_Delete(json);
+
+    p->answer(p, status, (u_char *) text, ngx_strlen(text));
+
+    cJSON_free(text);
 }

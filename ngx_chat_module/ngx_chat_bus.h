@@ -35,6 +35,9 @@ struct ngx_chat_pending_s {
     ngx_event_t           timer;
     ngx_chat_answer_pt    answer;
     void                 *data;
+    const char           *op;           /* the command's op (a static
+                                           name): which reply fields
+                                           come sealed (chat_seal.c) */
     time_t                retry_after;  /* seconds, with 503 overloaded */
     unsigned              parked:1;
 };

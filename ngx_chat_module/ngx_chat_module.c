@@ -371,6 +371,19 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* the key of the secret fields on the bus (chat_seal.c): the workers
+     * derive the same one from the same secret */
+    if (cmcf->token_secret.len
+        && chat_seal_derive(cmcf->token_secret.data, cmcf->token_secret.len,
+                            CHAT_SEAL_LABEL, cmcf->seal_key,
+                            sizeof(cmcf->seal_key))
+           != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat: deriving the bus seal key failed");
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

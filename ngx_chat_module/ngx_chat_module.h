@@ -10,6 +10,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "chat_seal.h"
 #include "chat_token.h"
 
 
@@ -23,6 +24,7 @@ typedef struct {
     ngx_uint_t    stream_maxlen;
     size_t        max_body_size;
     ngx_str_t     token_secret;
+    u_char        seal_key[CHAT_SEAL_KEY_LEN];  /* from the token secret */
     ngx_array_t  *ws_origins;           /* of ngx_str_t; NULL: any */
     size_t        ws_max_message;
     size_t        ws_max_queue;

@@ -14,11 +14,18 @@
 // as processing first, so a lookup or a retry during its wait sees it.
 //
 // API (JSON bodies; errors are {"error":{"code","message"}}):
+//   POST /v1/tokens                     tokenize a card, from the browser
+//        (CORS: any origin may call it, as with Stripe.js); body {card:
+//        {number, exp_month, exp_year, cvc}} -> 201 token {id: "tok_...",
+//        card: {brand, last4, exp_month, exp_year}} | 400 invalid card
+//        (bad Luhn, expired, bad cvc).  The card stays here; the merchant
+//        only ever sees the token, which pays once.
 //   POST /v1/payments                   create and confirm a payment;
 //        Idempotency-Key header required; body {amount_cents, currency,
-//        card: {number, exp_month, exp_year, cvc}, order_id?, description?}
+//        token, order_id?, description?}
 //        201 payment (succeeded) | 402 payment (declined) | 400 invalid
-//        input (nothing recorded) | 409 key reused with another body
+//        input, unknown or already used token (nothing recorded) | 409 key
+//        reused with another body
 //   GET  /v1/payments/{id}              200 payment | 404
 //   GET  /v1/payments?idempotency_key=K or ?order_id=N
 //                                       200 {payments: [...]}
@@ -37,7 +44,8 @@
 // while the first is still being processed waits for it.  Another body
 // with the same key is 409.  So one key is at most one charge.
 //
-// Test cards (all pass the Luhn check; any other valid number succeeds):
+// Test cards (all pass the Luhn check; any other valid number succeeds),
+// tokenized like any card; the token behaves as its card:
 //   4242424242424242  succeeds
 //   4000000000000002  declined, card_declined
 //   4000000000009995  declined, insufficient_funds
@@ -48,10 +56,15 @@
 //   4000000000000408  connection dropped, nothing recorded (a request
 //                     lost before the processor saw it)
 //
-// The card number is never stored: a payment keeps its last four digits;
-// the fingerprint is a SHA-256 over the request body.  Every change is
-// appended to the --log file as one JSON line and replayed at start, so a
-// restarted provider remembers every payment, refund and stored answer.
+// The processor keeps the cards it tokenized (number and expiry, never
+// the cvc, which is checked at tokenization and dropped, as card rules
+// require): in memory and in the --log file, which is therefore the one
+// file of a stack that holds card numbers (written 0600; tests that look
+// for card data at rest skip this folder: it is the processor's vault,
+// not ours).  A payment keeps the last four digits; the fingerprint is a
+// SHA-256 over the request body.  Every change is appended to the --log
+// file as one JSON line and replayed at start, so a restarted provider
+// remembers every token, payment, refund and stored answer.
 
 import { createServer } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
@@ -82,10 +95,11 @@ const CARDS = {
 };
 
 const payments = new Map();     // id -> payment
+const tokens = new Map();       // id -> {id, card, created_at, used_by}
 const byKey = new Map();        // idempotency key -> {fingerprint, id?, response?, waiting?}
 const refunds = new Map();      // id -> refund
 const stats = {
-  requests: 0, payments_created: 0, succeeded: 0, declined: 0, refunds: 0, replays: 0,
+  requests: 0, tokens: 0, payments_created: 0, succeeded: 0, declined: 0, refunds: 0, replays: 0,
   in_flight: 0, max_in_flight: 0,
 };
 let ledger = null;      // the --log file, open for appending
@@ -120,9 +134,10 @@ function append(rec) {
 }
 
 function load() {
-  mkdirSync(dirname(LOG), { recursive: true });
+  // the ledger holds the vault's card numbers: the owner's only
+  mkdirSync(dirname(LOG), { recursive: true, mode: 0o700 });
   const fresh = !existsSync(LOG);
-  ledger = openSync(LOG, 'a');
+  ledger = openSync(LOG, 'a', 0o600);
   if (fresh) return;
   for (const line of readFileSync(LOG, 'utf8').split('\n')) {
     if (!line) continue;
@@ -134,6 +149,11 @@ function load() {
       if (k) k.response = { status: rec.status, body: rec.body };
     } else if (rec.t === 'payment') payments.set(rec.payment.id, rec.payment);
     else if (rec.t === 'refund') refunds.set(rec.refund.id, rec.refund);
+    else if (rec.t === 'token') tokens.set(rec.token.id, rec.token);
+    else if (rec.t === 'token_used') {
+      const t = tokens.get(rec.id);
+      if (t) t.used_by = rec.key;
+    }
   }
   for (const p of payments.values()) {
     stats.payments_created++;
@@ -150,7 +170,8 @@ function load() {
     }
   }
   stats.refunds = refunds.size;
-  log(`loaded ${payments.size} payments, ${refunds.size} refunds from ${LOG}`);
+  stats.tokens = tokens.size;
+  log(`loaded ${tokens.size} tokens, ${payments.size} payments, ${refunds.size} refunds from ${LOG}`);
 }
 
 
@@ -181,17 +202,25 @@ function luhn(s) {
   return sum % 10 === 0;
 }
 
+// the reason a card to tokenize is not one, or null; exp_month and
+// exp_year may be numbers or strings of digits (as a form gives them)
+function invalidCard(c) {
+  if (!c || typeof c !== 'object') return 'card is required';
+  if (typeof c.number !== 'string' || !/^[0-9]{12,19}$/.test(c.number) || !luhn(c.number)) return 'card.number is not a valid card number';
+  if (!Number.isInteger(c.exp_month) || c.exp_month < 1 || c.exp_month > 12) return 'card.exp_month must be 1..12';
+  if (!Number.isInteger(c.exp_year) || c.exp_year < 2000 || c.exp_year > 2100) return 'card.exp_year is invalid';
+  if (expired(c)) return 'the card has expired';
+  if (typeof c.cvc !== 'string' || !/^[0-9]{3,4}$/.test(c.cvc)) return 'card.cvc must be 3 or 4 digits';
+  return null;
+}
+
 // the reason a payment request is malformed, or null
 function invalid(b) {
   if (!b || typeof b !== 'object') return 'the body must be a JSON object';
   if (!Number.isSafeInteger(b.amount_cents) || b.amount_cents <= 0) return 'amount_cents must be a positive integer';
   if (typeof b.currency !== 'string' || !/^[A-Z]{3}$/.test(b.currency)) return 'currency must be an ISO 4217 code';
-  const c = b.card;
-  if (!c || typeof c !== 'object') return 'card is required';
-  if (typeof c.number !== 'string' || !/^[0-9]{12,19}$/.test(c.number) || !luhn(c.number)) return 'card.number is not a valid card number';
-  if (!Number.isInteger(c.exp_month) || c.exp_month < 1 || c.exp_month > 12) return 'card.exp_month must be 1..12';
-  if (!Number.isInteger(c.exp_year) || c.exp_year < 2000 || c.exp_year > 2100) return 'card.exp_year is invalid';
-  if (typeof c.cvc !== 'string' || !/^[0-9]{3,4}$/.test(c.cvc)) return 'card.cvc must be 3 or 4 digits';
+  if (b.card !== undefined) return 'card details are not taken here: tokenize the card (POST /v1/tokens) and pay with the token';
+  if (typeof b.token !== 'string') return 'token is required';
   return null;
 }
 
@@ -202,6 +231,17 @@ function expired(c) {
 }
 
 // ------------------------------------------------------------------ HTTP
+
+// Tokenization is called by browsers on any merchant's page, as Stripe.js
+// calls its processor: any origin may, without credentials.  Nothing else
+// here answers a browser: payments and refunds are the merchant's
+// server-to-server calls.
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'POST',
+  'access-control-allow-headers': 'content-type',
+  'access-control-max-age': '600',
+};
 
 function send(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
@@ -215,8 +255,8 @@ async function later(res, status, body) {
   send(res, status, body);
 }
 
-function error(res, status, code, message) {
-  send(res, status, { error: { code, message } });
+function error(res, status, code, message, headers = {}) {
+  send(res, status, { error: { code, message } }, headers);
 }
 
 function readBody(req) {
@@ -276,6 +316,48 @@ async function replay(res, k) {
   send(res, k.response.status, k.response.body, { 'idempotent-replayed': 'true' });
 }
 
+function brand(number) {
+  if (number.startsWith('4')) return 'visa';
+  if (/^5[1-5]/.test(number) || /^2[2-7]/.test(number)) return 'mastercard';
+  if (/^3[47]/.test(number)) return 'amex';
+  return 'unknown';
+}
+
+function publicToken(t) {
+  const { number, exp_month, exp_year } = t.card;
+  return {
+    id: t.id, object: 'token', used: Boolean(t.used_by), created_at: t.created_at,
+    card: { brand: brand(number), last4: number.slice(-4), exp_month, exp_year },
+  };
+}
+
+// POST /v1/tokens: a card in, a single-use token out.  Answers at once
+// (the answer time models the charge the backend waits on, not the
+// browser's step before the checkout).
+async function createToken(req, res) {
+  let b;
+  try { b = JSON.parse(await readBody(req)); } catch { return error(res, 400, 'invalid_json', 'the body is not JSON', CORS); }
+  const c = b?.card;
+  if (c && typeof c === 'object') {
+    for (const k of ['exp_month', 'exp_year']) {
+      if (typeof c[k] === 'string' && /^[0-9]{1,4}$/.test(c[k])) c[k] = Number(c[k]);
+    }
+    if (typeof c.number === 'string') c.number = c.number.replace(/[\s-]/g, '');
+  }
+  const why = invalidCard(c);
+  if (why) return error(res, 400, 'invalid_card', why, CORS);
+  const t = {
+    id: newId('tok'),
+    card: { number: c.number, exp_month: c.exp_month, exp_year: c.exp_year },
+    created_at: new Date().toISOString(),
+    used_by: null,
+  };
+  tokens.set(t.id, t);
+  append({ t: 'token', token: t });
+  stats.tokens++;
+  return send(res, 201, publicToken(t), CORS);
+}
+
 async function createPayment(req, res) {
   const key = req.headers['idempotency-key'];
   if (!key || key.length > 255) return error(res, 400, 'idempotency_key_required', 'an Idempotency-Key header of 1..255 characters is required');
@@ -295,13 +377,20 @@ async function createPayment(req, res) {
     return replay(res, seen);
   }
 
-  const card = CARDS[b.card.number] ?? { outcome: 'succeeded' };
+  // a token pays once: a second payment with it (another key) is refused
+  const tok = tokens.get(b.token);
+  if (!tok) return error(res, 400, 'invalid_token', 'no such token');
+  if (tok.used_by) return error(res, 400, 'token_already_used', 'this token has already paid; tokenize the card again');
+
+  const card = CARDS[tok.card.number] ?? { outcome: 'succeeded' };
   if (card.drop) {
-    // lost before it was recorded: no trace, no answer
+    // lost before it was recorded: no trace, no answer, the token unused
     log(`key ${key}: dropping the connection (test card)`);
     req.socket.destroy();
     return undefined;
   }
+  tok.used_by = key;
+  append({ t: 'token_used', id: tok.id, key });
 
   const now = new Date().toISOString();
   const p = {
@@ -311,14 +400,14 @@ async function createPayment(req, res) {
     status: 'processing',
     amount_cents: b.amount_cents,
     currency: b.currency,
-    last4: b.card.number.slice(-4),
+    last4: tok.card.number.slice(-4),
     order_id: b.order_id ?? null,
     description: typeof b.description === 'string' ? b.description.slice(0, 200) : null,
     decline_code: null,
     refunded_cents: 0,
     created_at: now,
     updated_at: now,
-    planned: expired(b.card) ? { outcome: 'declined', code: 'expired_card' }
+    planned: expired(tok.card) ? { outcome: 'declined', code: 'expired_card' }
       : { outcome: card.outcome, code: card.code },
   };
   byKey.set(key, { fingerprint, id: p.id });
@@ -404,6 +493,11 @@ async function route(req, res) {
   if (req.method === 'GET' && path === '/health') return send(res, 200, { status: 'ok' });
   if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, stats);
   if (req.method === 'PUT' && path === '/v1/test/latency') return setLatency(req, res);
+  if (path === '/v1/tokens' && req.method === 'OPTIONS') {
+    res.writeHead(204, CORS);
+    return res.end();
+  }
+  if (path === '/v1/tokens' && req.method === 'POST') return createToken(req, res);
   if (path === '/v1/payments' && req.method === 'POST') return createPayment(req, res);
   if (path === '/v1/payments' && req.method === 'GET') {
     const key = url.searchParams.get('idempotency_key');

@@ -31,6 +31,7 @@ unit_test() {
 run_unit() {
     local m=ngx_chat_module
     unit_test token $m/chat_token.c $m/chat_base64.c
+    unit_test seal $m/chat_seal.c $m/chat_base64.c
     unit_test envelope $m/chat_envelope.c
     unit_test lanes $m/chat_lanes.c
     unit_test utf8 $m/chat_utf8.c
@@ -40,7 +41,7 @@ run_unit() {
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     # every libFuzzer harness briefly, ~40 s (make fuzz: longer)
-    echo "== fuzz: ws, utf8, token, envelope, poll harnesses (smoke)"
+    echo "== fuzz: ws, utf8, token, envelope, poll, seal harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
 }
 

@@ -1,12 +1,15 @@
 // store-orders.js: the cart, checkout with a card form, and order history.
 //
 // Checkout sends one Idempotency-Key per attempt: a retry of the same form
-// (a lost answer, a double click) reuses it and gets the same order back;
-// editing the form starts a new attempt with a new key.
+// (a lost answer, a double click) reuses it, and the token of its card,
+// and gets the same order back; editing the form starts a new attempt
+// with a new key and a new token.  The card itself goes only to the
+// payment processor (payments.js); our server sees {token}.
 
 import { api, describe } from './api.js';
 import { newId } from './chat-client.js';
 import { $, el, money, showError } from './dom.js';
+import { tokenizeCard } from './payments.js';
 
 async function bookTitle(id) {
   try {
@@ -50,7 +53,7 @@ const field = (name, label, attrs = {}) =>
 export async function checkoutPage() {
   const view = $('#view');
   const cart = await api('GET', '/api/v1/cart');
-  let key = newId();
+  let attempt = { key: newId(), token: null };
   const form = el('form', { id: 'checkout', style: 'display:grid;gap:.4rem;max-width:24rem' },
     el('h3', {}, 'Ship to'),
     field('name', 'Name'), field('line1', 'Address'), field('city', 'City'),
@@ -63,18 +66,21 @@ export async function checkoutPage() {
     el('button', { id: 'pay' }, `Pay ${money(cart.total_cents)}`));
   const result = el('p', { id: 'checkout-result' });
   view.append(el('h2', {}, 'Checkout'), form, result);
-  form.addEventListener('input', () => { key = newId(); });   // a changed body is a new attempt
+  // a changed form is a new attempt: a new key, and the card tokenized anew
+  form.addEventListener('input', () => { attempt = { key: newId(), token: null }; });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const f = Object.fromEntries(new FormData(form));
-    const body = {
-      shipping_address: { name: f.name, line1: f.line1, city: f.city, postal_code: f.postal_code, country: f.country },
-      payment: { card_number: f.card_number.replace(/[\s-]/g, ''), exp_month: Number(f.exp_month),
-        exp_year: Number(f.exp_year), cvc: f.cvc },
-    };
+    const mine = attempt;
     $('#pay').disabled = true;
     try {
-      const { order } = await api('POST', '/api/v1/orders', body, { 'Idempotency-Key': key });
+      mine.token ??= (await tokenizeCard({ number: f.card_number.replace(/[\s-]/g, ''),
+        exp_month: Number(f.exp_month), exp_year: Number(f.exp_year), cvc: f.cvc })).id;
+      const body = {
+        shipping_address: { name: f.name, line1: f.line1, city: f.city, postal_code: f.postal_code, country: f.country },
+        payment: { token: mine.token },
+      };
+      const { order } = await api('POST', '/api/v1/orders', body, { 'Idempotency-Key': mine.key });
       result.replaceChildren(`Order #${order.id}: ${order.status.replace('_', ' ')}. `,
         el('a', { href: '#/orders' }, 'See your orders'));
       result.dataset.orderId = order.id;

@@ -12,6 +12,12 @@
  * is ever written to the database and every replay carries a fresh one.
  * Login reads, so it runs again on a retry and stores nothing.
  *
+ * Neither the password nor the token crosses Redis in clear: the edge
+ * seals the password and the engine opens it before the handler runs
+ * (command.c), and seals the token of the reply sent (ops.c); the
+ * fields are listed in ngx_chat_module/chat_seal.c.  Handlers see and
+ * write plain values.
+ *
  * Login does not tell an unknown address from a wrong password: both get
  * 401 invalid_credentials with the same message, and for an unknown
  * address the password is still checked, against a dummy hash made once

@@ -90,7 +90,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "command.h"
 #include "conv_input.h"
@@ -104,13 +106,56 @@
  * Jobs
  * --------------------------------------------------------------------- */
 
-/* SHA-256 of op "\n" body: what "the same command" means for a key */
+/*
+ * SHA-256 of op "\n" body: what "the same command" means for a key.  A
+ * command that came with sealed fields (a password) is hashed as opened
+ * (its sealed text differs on every send, a retry's too), and with
+ * HMAC-SHA256 under cfg->hash_key instead: a bare hash of a body with a
+ * password in it, kept in command_log, could be brute-forced.
+ */
 static int
-chat_job_hash(chat_job_t *job)
+chat_job_hash(chat_job_t *job, const chat_config_t *cfg, int opened)
 {
-    int          ok;
-    unsigned     len;
-    EVP_MD_CTX  *ctx;
+    int             ok;
+    char           *text;
+    size_t          n;
+    unsigned        len;
+    EVP_MD_CTX     *ctx;
+    unsigned char  *data;
+
+    if (opened) {
+        text = cJSON_PrintUnformatted(job->body);
+        if (text == NULL) {
+            return -1;
+        }
+
+        n = job->cmd->op_len + 1 + strlen(text);
+        data = malloc(n);
+
+        if (data != NULL) {
+            memcpy(data, job->cmd->op, job->cmd->op_len);
+            data[job->cmd->op_len] = '\n';
+            memcpy(data + job->cmd->op_len + 1, text,
+                   n - job->cmd->op_len - 1);
+        }
+
+        OPENSSL_cleanse(text, strlen(text));
+        cJSON_free(text);
+
+        if (data == NULL) {
+            return -1;
+        }
+
+        len = 0;
+        ok = HMAC(EVP_sha256(), cfg->hash_key, sizeof(cfg->hash_key), data,
+                  n, job->hash, &len) != NULL
+             && len == sizeof(job->hash);
+
+        OPENSSL_cleanse(data, n);
+        free(data);
+
+        return ok ? 0 : -1;
+    }
 
     ctx = EVP_MD_CTX_new();
 
@@ -127,10 +172,50 @@ chat_job_hash(chat_job_t *job)
 }
 
 
-int
-chat_job_init(chat_job_t *job, const chat_cmd_t *cmd, int shard,
-    const char *id, size_t order)
+/*
+ * Opens the body's sealed fields (chat_seal.c) in place.  1 when the op
+ * has some, 0 when it has none; a body whose sealed fields do not open
+ * (in clear, altered, another key) is refused like a malformed body.
+ */
+static int
+chat_job_open(chat_job_t *job, const chat_config_t *cfg)
 {
+    chat_seal_ad_t      ad;
+    const char *const  *fields;
+
+    fields = chat_seal_command_fields(job->cmd->op, job->cmd->op_len);
+    if (fields == NULL || job->body == NULL) {
+        return 0;
+    }
+
+    ad.dir = "cmd";
+    ad.op = job->cmd->op;
+    ad.op_len = job->cmd->op_len;
+    ad.gw = "";
+    ad.gw_len = 0;
+    ad.req = "";
+    ad.req_len = 0;
+
+    if (chat_seal_open_json(cfg->seal_key, &ad, fields, job->body) != 0) {
+        chat_log_error("key %s (op %s): a sealed field does not open; do "
+                       "the edge and the workers share the token secret?",
+                       job->cmd->key, job->cmd->op);
+        cJSON_Delete(job->body);
+        job->body = NULL;
+        job->body_invalid = "a sealed field of the command could not be "
+                            "opened";
+        return 0;
+    }
+
+    return 1;
+}
+
+
+int
+chat_job_init(chat_job_t *job, const chat_config_t *cfg,
+    const chat_cmd_t *cmd, int shard, const char *id, size_t order)
+{
+    int      opened;
     int64_t  cid;
 
     memset(job, 0, sizeof(*job));
@@ -145,6 +230,8 @@ chat_job_init(chat_job_t *job, const chat_cmd_t *cmd, int shard,
         return -1;
     }
 
+    opened = chat_job_open(job, cfg);
+
     if (chat_json_integer(cJSON_GetObjectItemCaseSensitive(job->body,
                                                            "conversation_id"),
                           1, CHAT_INT_MAX, &cid) == 0)
@@ -152,8 +239,10 @@ chat_job_init(chat_job_t *job, const chat_cmd_t *cmd, int shard,
         job->lock_key = cid;
     }
 
-    if ((job->op->flags & CHAT_OP_LOGGED) && chat_job_hash(job) != 0) {
-        chat_log_error("sha256 failed");
+    if ((job->op->flags & CHAT_OP_LOGGED)
+        && chat_job_hash(job, cfg, opened) != 0)
+    {
+        chat_log_error("request hash failed");
         cJSON_Delete(job->body);
         job->body = NULL;
         return -1;
@@ -332,8 +421,8 @@ chat_job_present(const chat_config_t *cfg, chat_job_t *job)
             return -1;
         }
 
-    } else if (chat_op_present(job->op, cfg, job->status, job->stored,
-                               &job->reply) != 0)
+    } else if (chat_op_present(job->op, cfg, job->cmd, job->status,
+                               job->stored, &job->reply) != 0)
     {
         return -1;
     }

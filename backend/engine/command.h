@@ -30,7 +30,9 @@ struct chat_job_s {
     int64_t             lock_key;       /* the body's conversation_id, or 0 */
     cJSON              *body;           /* parsed body, NULL if refused */
     const char         *body_invalid;   /* why it was refused */
-    unsigned char       hash[32];       /* SHA-256 of op "\n" body */
+    unsigned char       hash[32];       /* SHA-256 of op "\n" body (an
+                                           HMAC of the opened body when it
+                                           had sealed fields) */
 
     /* results: valid when done */
     unsigned            done:1;         /* reply is final: send it, ack */
@@ -48,10 +50,12 @@ struct chat_job_s {
 
 /*
  * Prepares a job for cmd (which must outlive it): finds the op, parses
- * the body, hashes the request.  0, or -1 if memory ran out.
+ * the body, opens its sealed fields with cfg's key (chat_seal.c; a body
+ * whose do not open is refused, 400), hashes the request.  0, or -1 if
+ * memory ran out.
  */
-int chat_job_init(chat_job_t *job, const chat_cmd_t *cmd, int shard,
-    const char *id, size_t order);
+int chat_job_init(chat_job_t *job, const chat_config_t *cfg,
+    const chat_cmd_t *cmd, int shard, const char *id, size_t order);
 
 /* Frees what the job holds (its reply body and events too). */
 void chat_job_free(chat_job_t *job);

@@ -13,6 +13,7 @@
 #define CHAT_MAX_SHARDS  1024
 
 #include "chat_lanes.h"
+#include "chat_seal.h"
 
 /* one lane's pool (lanes.c explains each) */
 typedef struct {
@@ -36,6 +37,10 @@ typedef struct {
     unsigned char  *token_secret;       /* HS256 key, malloc'd */
     size_t          token_secret_len;
     int64_t         token_ttl;          /* seconds */
+    unsigned char   seal_key[CHAT_SEAL_KEY_LEN];  /* the bus's sealed
+                                           fields (chat_seal.c) */
+    unsigned char   hash_key[CHAT_SEAL_KEY_LEN];  /* the request hash of
+                                           a command with sealed fields */
     int             shards;             /* command streams */
     int             max_deliveries;     /* beyond this: dead letter */
     int             claim_idle_ms;      /* pending this long: reclaim */

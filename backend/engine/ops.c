@@ -36,8 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "area.h"
 #include "chat_json.h"
+#include "chat_seal.h"
 #include "conv_input.h"
 #include "log.h"
 #include "ops.h"
@@ -203,20 +206,78 @@ chat_op_suspend(chat_op_ctx_t *ctx, chat_http_call_t *call,
 }
 
 
+/*
+ * Seals the secret fields of a 2xx reply (a token: chat_seal.c) for the
+ * gateway and request that asked, so Redis never holds them in clear.
+ * Replaces out->body; 0, or -1 (then out->body is freed and NULL).
+ */
+static int
+chat_op_seal_reply(const chat_op_t *op, const chat_config_t *cfg,
+    const chat_cmd_t *cmd, chat_reply_t *out)
+{
+    char               *text;
+    cJSON              *json;
+    chat_seal_ad_t      ad;
+    const char *const  *fields;
+
+    fields = chat_seal_reply_fields(op->name, strlen(op->name));
+
+    if (fields == NULL || out->status < 200 || out->status > 299) {
+        return 0;
+    }
+
+    ad.dir = "reply";
+    ad.op = cmd->op;
+    ad.op_len = cmd->op_len;
+    ad.gw = cmd->gw;
+    ad.gw_len = cmd->gw_len;
+    ad.req = cmd->req;
+    ad.req_len = cmd->req_len;
+
+    text = NULL;
+    json = cJSON_Parse(out->body);
+
+    if (json != NULL && chat_seal_json(cfg->seal_key, &ad, fields, json) == 0)
+    {
+        text = cJSON_PrintUnformatted(json);
+    }
+
+    cJSON_Delete(json);
+
+    /* the reply in clear is not kept, whatever happened */
+    OPENSSL_cleanse(out->body, strlen(out->body));
+    free(out->body);
+    out->body = text;
+
+    if (text == NULL) {
+        chat_log_error("op %s: sealing the reply failed", op->name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 int
-chat_op_present(const chat_op_t *op, const chat_config_t *cfg, int status,
-    const char *stored, chat_reply_t *out)
+chat_op_present(const chat_op_t *op, const chat_config_t *cfg,
+    const chat_cmd_t *cmd, int status, const char *stored, chat_reply_t *out)
 {
     out->status = status;
     out->body = NULL;
 
     if (op->present != NULL) {
-        return op->present(cfg, status, stored, out);
+        if (op->present(cfg, status, stored, out) != 0) {
+            return -1;
+        }
+
+    } else {
+        out->body = strdup(stored);
+        if (out->body == NULL) {
+            return -1;
+        }
     }
 
-    out->body = strdup(stored);
-
-    return out->body == NULL ? -1 : 0;
+    return chat_op_seal_reply(op, cfg, cmd, out);
 }
 
 

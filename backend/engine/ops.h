@@ -168,9 +168,11 @@ int chat_op_resume(const chat_op_t *op, chat_op_ctx_t *ctx,
 int chat_op_suspend(chat_op_ctx_t *ctx, chat_http_call_t *call,
     chat_op_resume_pt resume);
 
-/* Applies op->present (or copies stored) into out. */
+/* Applies op->present (or copies stored) into out, then seals the
+ * reply's secret fields (chat_seal.c) for cmd's gateway and request. */
 int chat_op_present(const chat_op_t *op, const chat_config_t *cfg,
-    int status, const char *stored, chat_reply_t *out);
+    const chat_cmd_t *cmd, int status, const char *stored,
+    chat_reply_t *out);
 
 /* Sets ctx->status and ctx->reply to an error object; returns 0 so a
  * handler can "return chat_op_error(...)", or -1 if memory ran out. */

@@ -251,8 +251,8 @@ chat_suspend_answered(const chat_config_t *cfg, chat_job_t *job,
     ctx->reply = NULL;
 
     if (job->stored == NULL
-        || chat_op_present(job->op, cfg, ctx->status, job->stored,
-                           &job->reply) != 0)
+        || chat_op_present(job->op, cfg, job->cmd, ctx->status,
+                           job->stored, &job->reply) != 0)
     {
         chat_events_clear(&job->events);
         return;

@@ -468,7 +468,7 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
 
         job = &jobs[i];
 
-        if (chat_job_init(job, &cmds[i], items[i].shard,
+        if (chat_job_init(job, w->cfg, &cmds[i], items[i].shard,
                           items[i].entry->element[0]->str, i) != 0)
         {
             chat_log_error("out of memory; entry %s left pending",

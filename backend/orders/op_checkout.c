@@ -1,6 +1,7 @@
 /*
  * op_checkout.c: order.checkout (POST /api/v1/orders): reserve the cart's
- * copies, charge the card, settle.  Never oversells, never charges twice.
+ * copies, charge the card behind the payment token, settle.  Never
+ * oversells, never charges twice.
  *
  * Why it is not an ordinary logged op.  A logged op runs inside the
  * worker's transaction and its command_log row is written at the end.  A
@@ -54,9 +55,16 @@
  * pending, another worker reclaims it and finds the key in flight, and
  * resumes as above.
  *
+ * The card.  It never reaches us: the browser tokenized it with the
+ * payment processor, and payment is {token}; raw card fields are refused
+ * (400 card_data_not_accepted) at the edge, and here again for a command
+ * that did not come through it.  The token pays once (the processor
+ * refuses it for another key), so one left in a log or in Redis buys
+ * nothing.  The order learns the card's last four digits from the
+ * processor's answer, when it settles.
+ *
  * The request hash is an HMAC-SHA256 keyed with the token secret, not a
- * bare SHA-256: the body holds a card number, and a plain hash of one is
- * quickly brute-forced.  Only the last four digits are stored.
+ * bare SHA-256: nothing of the body should be guessable from the log.
  *
  * Warehouses: a line takes what each warehouse has, those of the
  * shopper's region (shipping_address.region, else .country) first, then
@@ -77,7 +85,7 @@
 #include <openssl/hmac.h>
 
 #include "allocate.h"
-#include "card.h"
+#include "chat_protocol.h"
 #include "chat_utf8.h"
 #include "conv_input.h"
 #include "log.h"
@@ -102,9 +110,7 @@ typedef struct {
     chat_op_ctx_t  *ctx;
     const char     *key;
     char            hash[65];           /* hex HMAC of op "\n" body */
-    chat_card_t     card;
-    char            number[20];         /* digits only; wiped at the end */
-    char            last4[5];
+    char            token[CHAT_PAY_TOKEN_MAX + 1];  /* the processor's */
     char           *address;            /* JSON text, malloc'd */
     char            region[65];         /* lowercased; "" none */
     int64_t         order_id;
@@ -193,81 +199,39 @@ chat_checkout_address(chat_checkout_t *co)
 }
 
 
-/* A month or year as a JSON integer or a string of digits: 0, or -1. */
+/*
+ * 0 with co->token set, or 0 after a 400: payment must be {token} (the
+ * processor's, from the browser's tokenization), never the card itself.
+ */
 static int
-chat_checkout_number(const cJSON *item, int64_t max, int64_t *out)
+chat_checkout_token(chat_checkout_t *co)
 {
-    char  *end;
-    long   v;
+    size_t        i;
+    const cJSON  *p, *token;
 
-    if (cJSON_IsString(item)) {
-        if (item->valuestring[0] < '0' || item->valuestring[0] > '9'
-            || strlen(item->valuestring) > 4)
-        {
-            return -1;
-        }
-
-        v = strtol(item->valuestring, &end, 10);
-        if (*end != '\0' || v > max) {
-            return -1;
-        }
-
-        *out = v;
-        return 0;
-    }
-
-    return chat_json_integer(item, 0, max, out);
-}
-
-
-/* 0 with co->card set, or 0 after a 400. */
-static int
-chat_checkout_card(chat_checkout_t *co)
-{
-    time_t        now;
-    struct tm     tm;
-    const char   *why;
-    const cJSON  *p, *number, *cvc;
+    static const char  *card_fields[] = { CHAT_CARD_FIELDS, NULL };
 
     p = cJSON_GetObjectItemCaseSensitive(co->ctx->body, "payment");
-    number = cJSON_GetObjectItemCaseSensitive(p, "card_number");
-    cvc = cJSON_GetObjectItemCaseSensitive(p, "cvc");
 
-    if (!cJSON_IsObject(p) || !cJSON_IsString(number) || !cJSON_IsString(cvc)
-        || chat_checkout_number(cJSON_GetObjectItemCaseSensitive(p,
-                                                                 "exp_month"),
-                                100, &co->card.exp_month) != 0
-        || chat_checkout_number(cJSON_GetObjectItemCaseSensitive(p,
-                                                                 "exp_year"),
-                                9999, &co->card.exp_year) != 0)
+    for (i = 0; card_fields[i]; i++) {
+        if (cJSON_GetObjectItemCaseSensitive(p, card_fields[i]) != NULL) {
+            return chat_op_error(co->ctx, 400, CHAT_CARD_REFUSED_CODE,
+                                 CHAT_CARD_REFUSED_TEXT);
+        }
+    }
+
+    token = cJSON_GetObjectItemCaseSensitive(p, "token");
+
+    if (!cJSON_IsObject(p) || !cJSON_IsString(token)
+        || !chat_payment_token_valid(token->valuestring))
     {
-        return chat_op_error(co->ctx, 400, "invalid_card",
-                             "payment needs card_number and cvc (strings), "
-                             "exp_month and exp_year (integers)");
+        return chat_op_error(co->ctx, 400, "invalid_payment",
+                             "payment.token is required: the token the "
+                             "payment processor gave for the card "
+                             "(tok_...)");
     }
 
-    if (chat_card_number_normalize(number->valuestring, co->number,
-                                   sizeof(co->number)) != 0)
-    {
-        return chat_op_error(co->ctx, 400, "invalid_card",
-                             "payment.card_number must be 12 to 19 digits "
-                             "(spaces and hyphens allowed)");
-    }
-
-    now = time(NULL);
-    gmtime_r(&now, &tm);
-
-    why = chat_card_check(co->number, co->card.exp_month,
-                          co->card.exp_year, cvc->valuestring,
-                          tm.tm_year + 1900, tm.tm_mon + 1);
-    if (why != NULL) {
-        return chat_op_error(co->ctx, 400, "invalid_card", why);
-    }
-
-    co->card.number = co->number;
-    co->card.cvc = cvc->valuestring;
-    memcpy(co->last4, co->number + strlen(co->number) - 4, 4);
-    co->last4[4] = '\0';
+    strcpy(co->token, token->valuestring);
 
     return 0;
 }
@@ -661,7 +625,7 @@ chat_checkout_reserve(chat_checkout_t *co)
     values[3] = co->currency;
     values[4] = co->address;
     values[5] = co->region[0] ? co->region : NULL;
-    values[6] = co->last4;
+    values[6] = NULL;                   /* card_last4: from the charge */
     values[7] = chat_i64(ttl, co->ctx->cfg->reservation_ttl_ms);
     values[8] = books;
     values[9] = qtys;
@@ -920,7 +884,8 @@ chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
 
     case CHAT_PAY_SUCCEEDED:
         rc = chat_order_settle(co->ctx->db, co->order_id, CHAT_SETTLE_PAID,
-                               pay->id, NULL, -1, co->ctx->events, &order);
+                               pay->id, NULL, pay->last4, -1,
+                               co->ctx->events, &order);
         if (rc == 0) {
             chat_checkout_charged_late(co, pay->id);
         }
@@ -929,8 +894,8 @@ chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
     case CHAT_PAY_DECLINED:
         rc = chat_order_settle(co->ctx->db, co->order_id,
                                CHAT_SETTLE_FAILED,
-                               pay->id[0] ? pay->id : NULL, pay->code, -1,
-                               co->ctx->events, &order);
+                               pay->id[0] ? pay->id : NULL, pay->code,
+                               pay->last4, -1, co->ctx->events, &order);
         break;
 
     default:
@@ -1013,7 +978,7 @@ chat_checkout_charge(chat_checkout_t *co)
     chat_http_call_t  *call;
 
     call = chat_payment_charge_call(co->ctx->cfg, co->key, co->total,
-                                    co->currency, &co->card, co->order_id);
+                                    co->currency, co->token, co->order_id);
     if (call == NULL) {
         return -1;
     }
@@ -1024,12 +989,8 @@ chat_checkout_charge(chat_checkout_t *co)
         return -1;
     }
 
-    /* what settling needs; the card stays only in the request, which is
-     * wiped with the call */
+    /* what settling needs */
     *own = *co;
-    explicit_bzero(own->number, sizeof(own->number));
-    own->card.number = NULL;
-    own->card.cvc = NULL;
     co->address = NULL;
 
     call->data = own;
@@ -1065,7 +1026,7 @@ chat_op_order_checkout(chat_op_ctx_t *ctx)
     co.ctx = ctx;
     co.key = ctx->cmd->key;
 
-    rc = chat_checkout_card(&co);
+    rc = chat_checkout_token(&co);
     if (rc != 0 || ctx->reply != NULL) {
         goto done;
     }
@@ -1113,7 +1074,6 @@ chat_op_order_checkout(chat_op_ctx_t *ctx)
 
 done:
 
-    explicit_bzero(co.number, sizeof(co.number));
     free(co.address);
     PQclear(co.cart);
     return rc;

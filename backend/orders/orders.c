@@ -263,6 +263,7 @@ static const char  chat_sql_order_paid[] =
     "     AND c.book_id = i.book_id"
     "), u AS ("
     "  UPDATE orders SET status = 'paid', payment_ref = $2,"
+    "         card_last4 = coalesce($4, card_last4),"
     "         paid_at = now(), updated_at = now(), reserved_until = NULL"
     "   WHERE id IN (SELECT id FROM o)"
     "  RETURNING user_id, checkout_key,"
@@ -277,19 +278,20 @@ static const char  chat_sql_order_paid[] =
 /* chat_order_settle's paid case, in one statement. */
 static int
 chat_order_settle_paid(chat_db_t *db, int64_t order_id,
-    const char *provider_id, int claims, chat_events_t *events,
-    cJSON **settled)
+    const char *provider_id, const char *last4, int claims,
+    chat_events_t *events, cJSON **settled)
 {
     char         id[24], cl[24];
     cJSON       *order;
     PGresult    *res;
-    const char  *values[3];
+    const char  *values[4];
 
     values[0] = chat_i64(id, order_id);
     values[1] = provider_id;
     values[2] = chat_i64(cl, claims);
+    values[3] = last4;
 
-    res = chat_db_query_prepared(db, chat_sql_order_paid, 3, values, NULL,
+    res = chat_db_query_prepared(db, chat_sql_order_paid, 4, values, NULL,
                                  NULL);
     if (res == NULL) {
         return -1;
@@ -321,24 +323,29 @@ chat_order_settle_paid(chat_db_t *db, int64_t order_id,
 
 int
 chat_order_settle(chat_db_t *db, int64_t order_id, chat_settle_e how,
-    const char *provider_id, const char *code, int claims,
-    chat_events_t *events, cJSON **settled)
+    const char *provider_id, const char *code, const char *last4,
+    int claims, chat_events_t *events, cJSON **settled)
 {
     int          n;
     char         id[24];
     cJSON       *order;
     PGresult    *res;
-    const char  *values[3];
+    const char  *values[4];
     int64_t      uid;
 
+    if (last4 != NULL && last4[0] == '\0') {
+        last4 = NULL;
+    }
+
     if (how == CHAT_SETTLE_PAID) {
-        return chat_order_settle_paid(db, order_id, provider_id, claims,
-                                      events, settled);
+        return chat_order_settle_paid(db, order_id, provider_id, last4,
+                                      claims, events, settled);
     }
 
     values[0] = chat_i64(id, order_id);
     values[1] = provider_id;
     values[2] = code;
+    values[3] = last4;
 
     if (chat_db_exec(db, "BEGIN") != 0) {
         return -1;
@@ -381,9 +388,10 @@ chat_order_settle(chat_db_t *db, int64_t order_id, chat_settle_e how,
                     ") "
                     "UPDATE orders SET status = 'payment_failed',"
                     "       payment_ref = $2, failure_code = $3,"
+                    "       card_last4 = coalesce($4, card_last4),"
                     "       updated_at = now(), reserved_until = NULL"
                     " WHERE id = $1",
-                    3, values);
+                    4, values);
         }
         break;
 

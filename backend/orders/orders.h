@@ -44,13 +44,15 @@ int chat_order_release(chat_db_t *db, int64_t order_id, int64_t actor,
  * cart lines bought leave the cart), payment_failed or cancelled (stock
  * released), the charge attempt closed, the checkout's command_log row
  * completed with 201 {order}, and the order event queued on events (may
- * be NULL).  Returns 1 when settled now, with *order set to the order
+ * be NULL).  last4 (the card's last four digits, from the provider's
+ * payment; NULL or "" when it did not say) is kept on a paid or failed
+ * order.  Returns 1 when settled now, with *order set to the order
  * object when order is not NULL (the caller deletes it), 0 when there
  * was nothing to do, -1 on failure (rolled back).
  */
 int chat_order_settle(chat_db_t *db, int64_t order_id, chat_settle_e how,
-    const char *provider_id, const char *code, int claims,
-    chat_events_t *events, cJSON **order);
+    const char *provider_id, const char *code, const char *last4,
+    int claims, chat_events_t *events, cJSON **order);
 
 /*
  * In a transaction of its own: the refund of order_id succeeded at the

@@ -20,8 +20,8 @@
  * pending and asks again later (reconcile.c).  Asking again is safe
  * because the provider keys payments by our idempotency key.
  *
- * The card number goes into the request body and nowhere else: it is not
- * logged, and the body is wiped before it is freed.
+ * No card reaches us: the browser tokenized it with the provider
+ * (payments/README.md) and a charge names the token, which pays once.
  */
 
 #include <stdio.h>
@@ -49,11 +49,18 @@ chat_pay_unknown(chat_pay_result_t *out, const char *fmt, const char *a,
 static void
 chat_pay_parse_payment(const cJSON *p, chat_pay_result_t *out)
 {
-    const cJSON  *status, *id, *code;
+    const cJSON  *status, *id, *code, *last4;
 
     status = cJSON_GetObjectItemCaseSensitive(p, "status");
     id = cJSON_GetObjectItemCaseSensitive(p, "id");
     code = cJSON_GetObjectItemCaseSensitive(p, "decline_code");
+    last4 = cJSON_GetObjectItemCaseSensitive(p, "last4");
+
+    if (cJSON_IsString(last4) && strlen(last4->valuestring) == 4
+        && strspn(last4->valuestring, "0123456789") == 4)
+    {
+        memcpy(out->last4, last4->valuestring, 5);
+    }
 
     if (!cJSON_IsString(status) || !cJSON_IsString(id)) {
         chat_pay_unknown(out, "provider: a payment without status or id%s%ld",
@@ -151,29 +158,36 @@ chat_pay_answer(const chat_http_call_t *call, long *status,
 }
 
 
+int
+chat_payment_token_valid(const char *token)
+{
+    size_t  n;
+
+    n = strlen(token);
+
+    return n > 4 && n <= CHAT_PAY_TOKEN_MAX && strncmp(token, "tok_", 4) == 0
+           && strspn(token, "abcdefghijklmnopqrstuvwxyz"
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
+}
+
+
 chat_http_call_t *
 chat_payment_charge_call(const chat_config_t *cfg, const char *key,
-    int64_t amount_cents, const char *currency, const chat_card_t *card,
+    int64_t amount_cents, const char *currency, const char *token,
     int64_t order_id)
 {
     char              *body;
-    cJSON             *req, *c;
+    cJSON             *req;
     chat_http_call_t  *call;
 
     req = cJSON_CreateObject();
-    c = cJSON_AddObjectToObject(req, "card");
 
-    if (c == NULL
+    if (req == NULL
         || cJSON_AddNumberToObject(req, "amount_cents",
                                    (double) amount_cents) == NULL
         || cJSON_AddStringToObject(req, "currency", currency) == NULL
         || cJSON_AddNumberToObject(req, "order_id", (double) order_id) == NULL
-        || cJSON_AddStringToObject(c, "number", card->number) == NULL
-        || cJSON_AddNumberToObject(c, "exp_month",
-                                   (double) card->exp_month) == NULL
-        || cJSON_AddNumberToObject(c, "exp_year",
-                                   (double) card->exp_year) == NULL
-        || cJSON_AddStringToObject(c, "cvc", card->cvc) == NULL)
+        || cJSON_AddStringToObject(req, "token", token) == NULL)
     {
         cJSON_Delete(req);
         return NULL;
@@ -187,9 +201,6 @@ chat_payment_charge_call(const chat_config_t *cfg, const char *key,
     }
 
     call = chat_pay_request(cfg, "POST", "/v1/payments", key, body);
-
-    /* the card number was in there; the call's copy is wiped with it */
-    explicit_bzero(body, strlen(body));
     cJSON_free(body);
 
     return call;

@@ -24,15 +24,13 @@ typedef struct {
     chat_pay_state_t  state;
     char              id[80];       /* the provider's payment/refund id */
     char              code[64];     /* decline code, when declined */
+    char              last4[5];     /* the card's last four digits, or "" */
     char              error[320];   /* why, when unknown */
 } chat_pay_result_t;
 
-typedef struct {
-    const char  *number;
-    int64_t      exp_month;
-    int64_t      exp_year;
-    const char  *cvc;
-} chat_card_t;
+/* a payment token is what the processor's tokenization gave the browser:
+ * "tok_" and at most CHAT_PAY_TOKEN_MAX - 4 of [A-Za-z0-9_] */
+#define CHAT_PAY_TOKEN_MAX  100
 
 /*
  * Every call to the provider comes in two halves, so that a worker can
@@ -42,11 +40,15 @@ typedef struct {
  * *_result reads its outcome once it has finished.
  */
 
-/* Creates and confirms a payment under key: SUCCEEDED, DECLINED or
- * UNKNOWN (then only a lookup can tell what happened). */
+/* Creates and confirms a payment of the card behind token under key:
+ * SUCCEEDED, DECLINED or UNKNOWN (then only a lookup can tell what
+ * happened). */
 chat_http_call_t *chat_payment_charge_call(const chat_config_t *cfg,
     const char *key, int64_t amount_cents, const char *currency,
-    const chat_card_t *card, int64_t order_id);
+    const char *token, int64_t order_id);
+
+/* 1 when token has the shape of a processor's token, else 0. */
+int chat_payment_token_valid(const char *token);
 void chat_payment_charge_result(const chat_http_call_t *call,
     chat_pay_result_t *out);
 

@@ -124,18 +124,20 @@ chat_reconcile_done(chat_db_t *db, const chat_config_t *cfg,
         case CHAT_PAY_SUCCEEDED:
         case CHAT_PAY_REFUNDED:
             rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_PAID,
-                                   pay.id, NULL, -1, events, NULL);
+                                   pay.id, NULL, pay.last4, -1, events,
+                                   NULL);
             break;
 
         case CHAT_PAY_DECLINED:
             rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_FAILED,
-                                   pay.id, pay.code, -1, events, NULL);
+                                   pay.id, pay.code, pay.last4, -1, events,
+                                   NULL);
             break;
 
         case CHAT_PAY_NOT_FOUND:
             if (it->lapsed) {
                 rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_EXPIRED,
-                                       NULL, NULL, it->claims, events,
+                                       NULL, NULL, NULL, it->claims, events,
                                        NULL);
             }
             break;

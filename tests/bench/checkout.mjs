@@ -1,15 +1,17 @@
 // tests/bench/checkout.mjs: the checkout load generator (figure 4 of make
 // bench, driven by tests/bench/checkout.sh).
 //
-//   node tests/bench/checkout.mjs --base URL --secret FILE --uid-base N
-//        --shoppers 200 --books FIRST:COUNT --seconds S [--label TEXT]
+//   node tests/bench/checkout.mjs --base URL --secret FILE --payment-url URL
+//        --uid-base N --shoppers 200 --books FIRST:COUNT --seconds S
+//        [--label TEXT]
 //   node tests/bench/checkout.mjs --audit LEDGER ORDERS
 //
 // Every shopper is one user (ids uid-base .. uid-base+shoppers-1, tokens
 // signed here with the stack's secret) running one loop for S seconds:
-// put one random book of the range into the cart (PUT), then check out
-// with a fresh Idempotency-Key and a card that succeeds (POST), timing the
-// POST.  The shoppers run concurrently, so there are always `shoppers`
+// put one random book of the range into the cart (PUT), tokenize a card
+// that succeeds with the payment provider (--payment-url, as a browser
+// does; not timed), then check out with a fresh Idempotency-Key and the
+// token (POST), timing the POST.  The shoppers run concurrently, so there are always `shoppers`
 // checkouts or cart writes in flight.  One result line is printed:
 //
 //   <label> shoppers=N books=K checkouts=C rate=R/s p50=..ms p99=..ms
@@ -80,6 +82,7 @@ const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 
 const BASE = args.base;
+const PAYMENT_URL = args['payment-url'];
 const SECRET = readFileSync(args.secret, 'utf8').trim();
 const UID_BASE = Number(args['uid-base']);
 const SHOPPERS = Number(args.shoppers ?? 200);
@@ -116,10 +119,18 @@ async function shopper(i, end) {
     try {
       const put = await call('PUT', `/api/v1/cart/items/${book}`, { quantity: 1 }, tok);
       if (put.status !== 200) { counts.errors++; continue; }
+      // the card tokenized with the provider first, as the browser does
+      // (answered at once, not timed): the checkout carries the token
+      const tr = await fetch(`${PAYMENT_URL}/v1/tokens`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ card: { number: '4242424242424242', exp_month: 12, exp_year: YEAR, cvc: '123' } }),
+      });
+      if (tr.status !== 201) { counts.errors++; continue; }
+      const { id: payToken } = await tr.json();
       const t0 = performance.now();
       const r = await call('POST', '/api/v1/orders', {
         shipping_address: { name: `Shopper ${i}`, line1: '1 Bench Road', city: 'Benchville', region },
-        payment: { card_number: '4242424242424242', exp_month: 12, exp_year: YEAR, cvc: '123' },
+        payment: { token: payToken },
       }, tok, { 'idempotency-key': `bench-${randomBytes(8).toString('hex')}` });
       const ms = performance.now() - t0;
       if (r.status === 201 && r.text.includes('"status":"paid"')) {

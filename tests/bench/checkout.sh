@@ -92,7 +92,7 @@ run() {  # run <label> <first:count> <seconds> [shoppers]
     local line
     psql "$PG" -Xqc "DELETE FROM cart_items"
     line=$(node "$HERE/checkout.mjs" --base "$CHAT_BASE_URL" --secret "$CHAT_RUN_DIR/token_secret" \
-        --uid-base "$UB" --shoppers "${4:-$SHOPPERS}" --books "$2" --seconds "$3" --label "$1")
+        --payment-url "$PAYMENT_URL" --uid-base "$UB" --shoppers "${4:-$SHOPPERS}" --books "$2" --seconds "$3" --label "$1")
     printf '%s %s\n' "$line" "$(oversell)" >> "$OUT"
     log "$line"
 }

@@ -1,11 +1,13 @@
 // The storefront in a real browser: a shopper searches, adds a book to the
 // cart, checks out with the payment stand-in's test card and finds the
-// order in the history.
+// order in the history.  The card goes to the processor's origin (a
+// cross-origin request, CORS) and never to ours: the checkout carries only
+// the processor's token.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { signToken, sql } from '../integration/lib.mjs';
-import { api, launch, pageAs, registerUsers, screenshot } from './lib.mjs';
+import { BASE, api, launch, pageAs, registerUsers, screenshot } from './lib.mjs';
 
 const TEST_CARD = process.env.TEST_CARD ?? '4242424242424242';
 
@@ -63,6 +65,9 @@ test('search, add to cart, check out with a test card, see the order', async () 
   await page.waitForSelector(`#cart tr[data-book-id="${book.id}"]`);
   await page.click('#to-checkout');
   await page.waitForSelector('#checkout');
+  // every request the page makes from here on, with its body
+  const sent = [];
+  page.on('request', (req) => sent.push({ url: req.url(), method: req.method(), body: req.postData() ?? '' }));
   const fill = { name: 'Test Shopper', line1: '1 Test Street', city: 'Testville', postal_code: '12345',
     card_number: TEST_CARD, exp_month: '12', exp_year: String(new Date().getFullYear() + 2), cvc: '123' };
   for (const [k, v] of Object.entries(fill)) await page.type(`#checkout [name="${k}"]`, v);
@@ -73,6 +78,14 @@ test('search, add to cart, check out with a test card, see the order', async () 
   assert.equal(await page.$eval('#error', (e) => e.textContent), '');
   const orderId = await page.$eval('#checkout-result', (e) => e.dataset.orderId);
   assert.notEqual(await page.$eval('#checkout-result', (e) => e.dataset.status), 'payment_failed');
+  // the card went to the processor only; our server got the token
+  const ours = sent.filter((r) => r.url.startsWith(BASE));
+  const tokenize = sent.find((r) => r.method === 'POST' && r.url.endsWith('/v1/tokens'));
+  assert.ok(tokenize && !tokenize.url.startsWith(BASE), `tokenized at ${tokenize?.url}`);
+  assert.ok(tokenize.body.includes(TEST_CARD));
+  assert.deepEqual(ours.filter((r) => r.body.includes(TEST_CARD) || r.body.includes('cvc')), []);
+  const order = ours.find((r) => r.method === 'POST' && r.url === `${BASE}/api/v1/orders`);
+  assert.match(JSON.parse(order.body).payment.token, /^tok_/);
   await page.click('#checkout-result a');
   await page.waitForSelector(`#orders tr[data-order-id="${orderId}"]`);
   await screenshot(page, 'store-orders');

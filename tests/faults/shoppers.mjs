@@ -74,8 +74,11 @@ export function putCart(u, book) {
 export async function checkoutOnce(u, card = someCard()) {
   const key = newKey('chaos');
   shopStats.checkouts++;
+  // tokenized once with the provider, as a browser does; every retry of
+  // the key carries the same token
+  const pay = await payment(card, key);
   const r = await untilAnswered('orders', () => call('POST', '/api/v1/orders', {
-    body: { shipping_address: ADDRESS, payment: payment(card) }, token: u.token,
+    body: { shipping_address: ADDRESS, payment: pay }, token: u.token,
     headers: { 'idempotency-key': key },
   }), isAnswer(201, 400, 409));
   if (!r) shopStats.unanswered++;

@@ -5,13 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { redis, sql, uniqueEmail, waitFor } from './lib.mjs';
+import { openField, redis, sealField, sql, uniqueEmail, waitFor } from './lib.mjs';
 
 const SHARD = 'chat:cmd:auth:{0}';  // auth.register is on the auth lane
 
-function envelope({ key, op = 'auth.register', body, gw, req }) {
+// the password sealed as the edge seals it (chat_seal.c), unless clear
+function envelope({ key, op = 'auth.register', body, gw, req, clear = false }) {
+  const b = { ...body };
+  if (typeof b.password === 'string' && !clear) b.password = sealField({ dir: 'cmd', op }, 'password', b.password);
   return ['v', '1', 'key', key, 'op', op, 'uid', '0', 'role', '', 'gw', gw, 'req',
-    String(req), 'ts', String(Date.now()), 'body', JSON.stringify(body)];
+    String(req), 'ts', String(Date.now()), 'body', JSON.stringify(b)];
 }
 
 // reply entries on a gateway stream: [{req, status, body}]
@@ -48,14 +51,44 @@ test('a redelivered command returns the stored result and changes nothing', asyn
   });
 
   assert.equal(first.status, 201);
-  assert.equal(second.status, 201);
+  assert.equal(second.status, 201, 'each send seals anew, yet it is the same request');
   assert.equal(second.req, '2');
   assert.deepEqual(second.body.user, first.body.user);
   assert.ok(second.body.token, 'a replayed register still hands out a token');
+  // the token crossed Redis sealed, for its own request only
+  assert.match(second.body.token, /^s1\./);
+  const ad = { dir: 'reply', op: 'auth.register', gw };
+  assert.ok(openField({ ...ad, req: 2 }, 'token', second.body.token)?.split('.').length === 3,
+    'the sealed token opens for request 2 as a JWT');
+  assert.equal(openField({ ...ad, req: 1 }, 'token', second.body.token), null,
+    'and not for another request');
   assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '1');
   assert.equal(await sql("SELECT count(*) FROM command_log WHERE key = :'p1'", key), '1');
   // the stored reply never holds a token
   assert.ok(!(await sql("SELECT reply FROM command_log WHERE key = :'p1'", key)).includes('token'));
+});
+
+test('a password in clear on the bus is refused and nothing is registered', async () => {
+  const gw = newGateway();
+  const email = uniqueEmail('clear');
+  await redis('XADD', SHARD, '*', ...envelope({ key: `itest:${randomBytes(8).toString('hex')}`, gw,
+    req: 4, clear: true, body: { email, password: 'in clear on the bus', display_name: 'Clear' } }));
+  const r = await waitFor('the refusal', async () => (await replies(gw))[0]);
+  assert.equal(r.status, 400);
+  assert.match(r.body.error.message, /sealed/);
+  assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '0');
+
+  // sealed for another op: refused the same way
+  const gw2 = newGateway();
+  const fields = envelope({ key: `itest:${randomBytes(8).toString('hex')}`, gw: gw2, req: 5,
+    body: { email, display_name: 'Moved' } });
+  const body = JSON.parse(fields.at(-1));
+  body.password = sealField({ dir: 'cmd', op: 'auth.login' }, 'password', 'sealed for login');
+  fields[fields.length - 1] = JSON.stringify(body);
+  await redis('XADD', SHARD, '*', ...fields);
+  const r2 = await waitFor('the second refusal', async () => (await replies(gw2))[0]);
+  assert.equal(r2.status, 400);
+  assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '0');
 });
 
 test('the same idempotency key with a different body is 409', async () => {

@@ -100,7 +100,8 @@ test('Redis killed and restarted: the edge and the workers reconnect by themselv
   assert.equal(refused.json.error.code, 'unavailable');
 
   await sleep(1500);  // let the reconnect backoff grow a little
-  spawn('redis-server', [conf], { stdio: 'ignore' }).unref();
+  // with the stack's umask (conf/stack.sh): what Redis writes is its owner's
+  spawn('sh', ['-c', 'umask 077 && exec redis-server "$0"', conf], { stdio: 'ignore' }).unref();
 
   await waitFor('health back to ok', async () => (await api('GET', '/api/v1/health')).status === 200,
     { timeout: 30000, every: 250 });

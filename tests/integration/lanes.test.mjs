@@ -4,8 +4,9 @@
 // timeout, while the other lanes go on answering normally.
 //
 // The backlog is made by hand: auth.login envelopes for an unknown e-mail
-// (each costs a dummy scrypt, ~0.2 s) XADDed straight onto the auth lane's
-// streams, more than its queue bound (64 by default), answered to a
+// (each costs a dummy scrypt, ~0.2 s; the password sealed as the edge
+// seals it, or the worker refuses it at once) XADDed straight onto the
+// auth lane's streams, more than its queue bound (64 by default), answered to a
 // gateway stream nobody reads.  Afterwards the group skips the entries no
 // worker has taken yet (XGROUP SETID to the end, with the entries-read
 // count that keeps its lag right), so the rest of the suite does not wait
@@ -14,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { api, redis, registerUser, uniqueEmail, waitFor, BASE } from './lib.mjs';
+import { api, redis, registerUser, sealField, uniqueEmail, waitFor, BASE } from './lib.mjs';
 
 const SHARDS = 4;
 const BACKLOG = 120;
@@ -27,7 +28,8 @@ async function fillAuthLane() {
     const id = await redis('XADD', stream, '*', 'v', '1',
       'key', `itest:lanes:${randomBytes(8).toString('hex')}`, 'op', 'auth.login',
       'uid', '0', 'role', '', 'gw', gw, 'req', String(i + 1), 'ts', String(Date.now()),
-      'body', JSON.stringify({ email: uniqueEmail('nobody'), password: 'whatever it is' }));
+      'body', JSON.stringify({ email: uniqueEmail('nobody'),
+        password: sealField({ dir: 'cmd', op: 'auth.login' }, 'password', 'whatever it is') }));
     ids.push([stream, id]);
   }
   return ids;

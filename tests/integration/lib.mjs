@@ -6,7 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 const run = promisify(execFile);
 
@@ -130,6 +130,43 @@ export function signToken(claims, header = { alg: 'HS256', typ: 'JWT' }) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const body = `${b64(header)}.${b64(claims)}`;
   return `${body}.${createHmac('sha256', tokenSecret()).update(body).digest('base64url')}`;
+}
+
+// The bus's sealed fields (ngx_chat_module/chat_seal.c), written again
+// here from its description with node's own crypto, so a test both talks
+// to the workers as the edge does and checks the C code's format: AES-256-
+// GCM, key HKDF-SHA256(token secret, info "chat bus seal v1"), associated
+// data dir \n op \n field \n gw \n req, text "s1." base64url(nonce ||
+// ciphertext || tag).  ad = {dir: 'cmd' | 'reply', op, gw?, req?}.
+function sealKey() {
+  return Buffer.from(hkdfSync('sha256', tokenSecret(), Buffer.alloc(0), 'chat bus seal v1', 32));
+}
+
+function sealAad(ad, field) {
+  return Buffer.from([ad.dir, ad.op, field, ad.gw ?? '', String(ad.req ?? '')].join('\n'));
+}
+
+export function sealField(ad, field, plain) {
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', sealKey(), nonce);
+  c.setAAD(sealAad(ad, field));
+  const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+  return `s1.${Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64url')}`;
+}
+
+// the plain text, or null when it does not open
+export function openField(ad, field, text) {
+  if (typeof text !== 'string' || !text.startsWith('s1.')) return null;
+  const raw = Buffer.from(text.slice(3), 'base64url');
+  if (raw.length < 28) return null;
+  try {
+    const d = createDecipheriv('aes-256-gcm', sealKey(), raw.subarray(0, 12));
+    d.setAAD(sealAad(ad, field));
+    d.setAuthTag(raw.subarray(raw.length - 16));
+    return Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString('utf8');
+  } catch {
+    return null;
+  }
 }
 
 // A log file of the stack (relative to RUN_DIR) read from where it ended

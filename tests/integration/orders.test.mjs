@@ -16,7 +16,7 @@ import { api, sql, waitFor, workerPids, pendingByWorker, redis, lanePids } from 
 import { WsClient } from './ws.mjs';
 import {
   CARDS, ADDRESS, makeUsers, makeBook, makeWarehouse, setStock, stockOf, checkout,
-  putCart, newKey, provider, chargesFor, orderRow, payment, sign,
+  putCart, newKey, provider, chargesFor, orderRow, payment, sign, cardFields, tokenize,
 } from './shop.mjs';
 
 let eu;
@@ -121,7 +121,7 @@ test('cart: bad quantities and unknown books are refused and change nothing', as
 
 // ------------------------------------------------------------------ checkout basics
 
-test('checkout: Idempotency-Key required, card checked (Luhn), empty cart refused; nothing reserved', async () => {
+test('checkout: Idempotency-Key required, a token required, empty cart refused; nothing reserved', async () => {
   const [u] = await makeUsers('basic', 1);
   let r = await checkout(u, null);
   assert.equal(r.status, 400, r.text);
@@ -133,13 +133,16 @@ test('checkout: Idempotency-Key required, card checked (Luhn), empty cart refuse
 
   const a = await stockedBook(2);
   await putCart(u, a, 1);
-  r = await checkout(u, newKey(), '4242424242424241');
-  assert.equal(r.status, 400, r.text);
-  assert.equal(r.json.error.code, 'invalid_card');
-  r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: { ...payment(), exp_year: 2001 } },
-    { token: u.token, headers: { 'idempotency-key': newKey() } });
-  assert.equal(r.status, 400, r.text);
-  r = await api('POST', '/api/v1/orders', { payment: payment() },
+  // what is not a card never becomes a token (Luhn, expiry: the processor)
+  await assert.rejects(tokenize('4242424242424241'), /400.*invalid_card/);
+  await assert.rejects(tokenize(CARDS.ok, { exp_year: 2001 }), /400.*expired/);
+  for (const bad of [{}, { token: 12 }, { token: 'not a token' }, { token: `tok_${'x'.repeat(200)}` }]) {
+    r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: bad },
+      { token: u.token, headers: { 'idempotency-key': newKey() } });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, 'invalid_payment');
+  }
+  r = await api('POST', '/api/v1/orders', { payment: await payment() },
     { token: u.token, headers: { 'idempotency-key': newKey() } });
   assert.equal(r.status, 400, r.text);
   r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS },
@@ -190,20 +193,68 @@ test('checkout: paid, prices computed by the server and frozen, stock reserved w
   assert.equal(await sql(`SELECT count(*) FROM command_log WHERE reply LIKE '%4242424242424242%'
                           OR request_hash::text LIKE '%4242424242424242%'`), '0');
   assert.equal(await sql(`SELECT count(*) FROM orders WHERE orders::text LIKE '%4242424242424242%'`), '0');
+  // the order learnt the last four digits from the provider's answer
+  assert.equal(await sql(`SELECT card_last4 FROM orders WHERE id = :'p1'`, o.id), '4242');
 });
 
-test('checkout: a card number typed with spaces and an expiry sent as strings are accepted', async () => {
-  const [u] = await makeUsers('typed', 1);
+test('checkout: card details are refused at the edge (400 card_data_not_accepted), nothing reaches Redis or is reserved', async () => {
+  const [u] = await makeUsers('rawcard', 1);
   const a = await stockedBook(2);
   await putCart(u, a, 1);
-  const r = await api('POST', '/api/v1/orders', {
-    shipping_address: '1 Main St, Lisbon',
-    payment: { card_number: '4242 4242-4242 4242', exp_month: '12', exp_year: String(new Date().getUTCFullYear() + 1), cvc: '123' },
-  }, { token: u.token, headers: { 'idempotency-key': newKey() } });
-  assert.equal(r.status, 201, r.text);
-  assert.equal(r.json.order.status, 'paid');
-  assert.equal(r.json.order.payment.card_last4, '4242');
-  assert.equal(r.json.order.shipping_address, '1 Main St, Lisbon');
+  const card = '5555555555554444';
+  const forms = [
+    { card_number: card, exp_month: 12, exp_year: new Date().getUTCFullYear() + 1, cvc: '987' },
+    { card_number: '5555 5555-5555 4444', exp_month: '12', exp_year: '2040', cvc: '987' },
+    { token: await tokenize(), cvc: '987' },
+    { card: cardFields(card) },
+  ];
+  for (const p of forms) {
+    const r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: p },
+      { token: u.token, headers: { 'idempotency-key': newKey() } });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, 'card_data_not_accepted');
+    assert.match(r.json.error.message, /tokenize/);
+  }
+  // no command was queued for them: every orders stream is as it was
+  const added = async () => {
+    let n = 0;
+    for (let s = 0; s < 4; s++) {
+      const info = (await redis('XINFO', 'STREAM', `chat:cmd:orders:{${s}}`).catch(() => '')).split('\n');
+      n += Number(info[info.indexOf('entries-added') + 1] ?? 0);
+    }
+    return n;
+  };
+  const n0 = await added();
+  const r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: forms[0] },
+    { token: u.token, headers: { 'idempotency-key': newKey() } });
+  assert.equal(r.status, 400);
+  assert.equal(await added(), n0, 'a refused checkout queued a command');
+  assert.equal(await sql(`SELECT count(*) FROM orders WHERE user_id = :'p1'`, u.id), '0');
+  assert.deepEqual(await stockOf(a, eu), { onHand: 2, reserved: 0 });
+});
+
+test('checkout: a token pays once; the same key and token again is a replay, another key with it is declined', async () => {
+  const [u] = await makeUsers('once', 1);
+  const a = await stockedBook(3);
+  await putCart(u, a, 1);
+  const token = await tokenize();
+  const key = newKey();
+  const send = (k) => api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: { token } },
+    { token: u.token, headers: { 'idempotency-key': k } });
+  const first = await send(key);
+  assert.equal(first.status, 201, first.text);
+  assert.equal(first.json.order.status, 'paid');
+  assert.equal(first.json.order.payment.card_last4, '4242');
+  assert.deepEqual((await send(key)).json, first.json);
+
+  await putCart(u, a, 1);
+  const other = await send(newKey());
+  assert.equal(other.status, 201, other.text);
+  assert.equal(other.json.order.status, 'payment_failed');
+  assert.equal(other.json.order.payment.failure_code, 'token_already_used');
+  assert.deepEqual(await stockOf(a, eu), { onHand: 3, reserved: 1 }, 'the declined one released its copy');
+  assert.equal((await chargesFor(first.json.order.id)).length, 1);
+  assert.equal((await chargesFor(other.json.order.id)).length, 0);
 });
 
 test('checkout: the shopper\'s region first, a line split across warehouses when it must', async () => {
@@ -223,7 +274,7 @@ test('checkout: the shopper\'s region first, a line split across warehouses when
   await setStock(book2, eu, 5);
   await setStock(book2, us, 5);
   await putCart(v, book2, 2);
-  r = await api('POST', '/api/v1/orders', { shipping_address: { ...ADDRESS, region: 'US' }, payment: payment() },
+  r = await api('POST', '/api/v1/orders', { shipping_address: { ...ADDRESS, region: 'US' }, payment: await payment() },
     { token: v.token, headers: { 'idempotency-key': newKey() } });
   assert.equal(r.status, 201, r.text);
   assert.equal(await sql(`SELECT warehouse_id || ':' || quantity FROM order_reservations WHERE order_id = :'p1'`, r.json.order.id), `${us}:2`);

@@ -14,20 +14,76 @@ import { CARDS, provider, newKey, PAYMENT_URL } from './shop.mjs';
 
 const year = new Date().getUTCFullYear() + 3;
 
-function body(number, extra = {}) {
-  return { amount_cents: 4200, currency: 'USD', card: { number, exp_month: 6, exp_year: year, cvc: '321' }, order_id: 77, ...extra };
+// POST /v1/tokens on the stack's provider or the one at base
+async function tokenizeAt(base, card) {
+  const res = await fetch(`${base || PAYMENT_URL}/v1/tokens`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ card }),
+  });
+  return { status: res.status, headers: res.headers, json: await res.json() };
 }
 
-function pay(number, key = newKey('p'), extra = {}, base = '') {
+const card = (number, extra = {}) => ({ number, exp_month: 6, exp_year: year, cvc: '321', ...extra });
+
+// one token per key, card and provider, as a merchant keeps the token of
+// an attempt for its retries
+const tokens = new Map();
+async function tokenFor(number, key, base) {
+  const k = `${base}\n${key}\n${number}`;
+  if (!tokens.has(k)) {
+    tokens.set(k, tokenizeAt(base, card(number)).then((t) => {
+      if (t.status !== 201) throw new Error(`tokenize ${number}: ${t.status} ${JSON.stringify(t.json)}`);
+      return t.json.id;
+    }));
+  }
+  return tokens.get(k);
+}
+
+const body = (token, extra = {}) => ({ amount_cents: 4200, currency: 'USD', token, order_id: 77, ...extra });
+
+async function pay(number, key = newKey('p'), extra = {}, base = '') {
+  const b = body(await tokenFor(number, key, base), extra);
   return base
     ? fetch(`${base}/v1/payments`, {
       method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key },
-      body: JSON.stringify(body(number, extra)),
+      body: JSON.stringify(b),
     }).then(async (r) => ({ status: r.status, json: await r.json() }))
-    : provider('POST', '/v1/payments', body(number, extra), { 'idempotency-key': key });
+    : provider('POST', '/v1/payments', b, { 'idempotency-key': key });
 }
 
-test('provider: a good card is charged; the record keeps the last four digits, never the number', async () => {
+test('provider: a card is tokenized from any origin (CORS); the token shows only brand, last four and expiry', async () => {
+  const pre = await fetch(`${PAYMENT_URL}/v1/tokens`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://shop.example', 'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type' },
+  });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+  assert.match(pre.headers.get('access-control-allow-methods'), /POST/);
+  assert.match(pre.headers.get('access-control-allow-headers'), /content-type/);
+
+  const t = await tokenizeAt('', card(CARDS.ok, { exp_month: '06', exp_year: String(year) }));
+  assert.equal(t.status, 201, JSON.stringify(t.json));
+  assert.equal(t.headers.get('access-control-allow-origin'), '*');
+  assert.match(t.json.id, /^tok_[0-9a-f]{24}$/);
+  assert.deepEqual(t.json.card, { brand: 'visa', last4: '4242', exp_month: 6, exp_year: year });
+  assert.equal(t.json.used, false);
+  assert.ok(!JSON.stringify(t.json).includes(CARDS.ok));
+
+  // what is not a card gets no token (and the refusal is readable cross-origin)
+  for (const bad of [card('4242424242424241'), card(CARDS.ok, { exp_month: 13 }), card(CARDS.ok, { cvc: '1' }),
+    card(CARDS.ok, { exp_month: 1, exp_year: 2020 }), undefined]) {
+    const r = await tokenizeAt('', bad);
+    assert.equal(r.status, 400, JSON.stringify(r.json));
+    assert.equal(r.json.error.code, 'invalid_card');
+    assert.equal(r.headers.get('access-control-allow-origin'), '*');
+  }
+  // payments are server to server: no CORS there
+  const p = await fetch(`${PAYMENT_URL}/v1/payments?idempotency_key=none`, { headers: { origin: 'http://shop.example' } });
+  assert.equal(p.headers.get('access-control-allow-origin'), null);
+  await p.text();
+});
+
+test('provider: a token is charged; the record keeps the last four digits; the ledger keeps the card (its vault), never the cvc', async () => {
   const key = newKey('good');
   const r = await pay(CARDS.ok, key);
   assert.equal(r.status, 201, r.text);
@@ -42,28 +98,45 @@ test('provider: a good card is charged; the record keeps the last four digits, n
   const byKey = await provider('GET', `/v1/payments?idempotency_key=${encodeURIComponent(key)}`);
   assert.deepEqual(byKey.json.payments, [r.json]);
 
-  const ledger = readFileSync(`${RUN_DIR}/payments/ledger.jsonl`, 'utf8');
-  assert.ok(ledger.includes(r.json.id));
-  assert.ok(!ledger.includes(CARDS.ok), 'a card number in the ledger');
+  const ledger = readFileSync(`${RUN_DIR}/payments/ledger.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const tok = await tokenFor(CARDS.ok, key, '');
+  assert.ok(ledger.some((l) => l.t === 'payment' && l.payment.id === r.json.id));
+  assert.ok(ledger.filter((l) => l.t !== 'token').every((l) => !JSON.stringify(l).includes(CARDS.ok)),
+    'a card number outside the vault\'s token lines');
+  const vault = ledger.find((l) => l.t === 'token' && l.token.id === tok);
+  assert.equal(vault.token.card.number, CARDS.ok);
+  assert.ok(!JSON.stringify(ledger).includes('"cvc"'), 'a cvc in the ledger');
 });
 
-test('provider: bad requests are refused and leave no record', async () => {
+test('provider: a token pays once; a card or an unknown token is refused; bad requests leave no record', async () => {
   const before = (await provider('GET', '/v1/stats')).json.payments_created;
-  let r = await pay('4242424242424241');          // Luhn
-  assert.equal(r.status, 400, r.text);
-  r = await provider('POST', '/v1/payments', body(CARDS.ok));   // no key
+  let r = await provider('POST', '/v1/payments', body(await tokenFor(CARDS.ok, 'nokey', '')));   // no key
   assert.equal(r.status, 400, r.text);
   assert.equal(r.json.error.code, 'idempotency_key_required');
   r = await pay(CARDS.ok, newKey(), { amount_cents: 0 });
   assert.equal(r.status, 400, r.text);
-  r = await pay(CARDS.ok, newKey(), { card: { number: CARDS.ok, exp_month: 13, exp_year: year, cvc: '1' } });
+  r = await provider('POST', '/v1/payments', body('tok_doesnotexist'), { 'idempotency-key': newKey() });
   assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'invalid_token');
+  r = await provider('POST', '/v1/payments', { ...body(undefined), card: card(CARDS.ok) }, { 'idempotency-key': newKey() });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.json.error.message, /tokenize/);
   assert.equal((await provider('GET', '/v1/stats')).json.payments_created, before);
+
+  const key = newKey('once');
+  const first = await pay(CARDS.ok, key);
+  assert.equal(first.status, 201, first.text);
+  const tok = await tokenFor(CARDS.ok, key, '');
+  r = await provider('POST', '/v1/payments', body(tok), { 'idempotency-key': newKey() });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'token_already_used');
+  assert.equal((await provider('GET', '/v1/stats')).json.payments_created, before + 1);
+
   r = await provider('GET', '/v1/payments/pay_doesnotexist');
   assert.equal(r.status, 404);
 });
 
-test('provider: declines with their codes; an expired card is declined', async () => {
+test('provider: declines with their codes', async () => {
   let r = await pay(CARDS.declined);
   assert.equal(r.status, 402, r.text);
   assert.equal(r.json.status, 'declined');
@@ -71,9 +144,6 @@ test('provider: declines with their codes; an expired card is declined', async (
   r = await pay(CARDS.insufficient);
   assert.equal(r.status, 402);
   assert.equal(r.json.decline_code, 'insufficient_funds');
-  r = await pay(CARDS.ok, newKey(), { card: { number: CARDS.ok, exp_month: 1, exp_year: 2020, cvc: '123' } });
-  assert.equal(r.status, 402);
-  assert.equal(r.json.decline_code, 'expired_card');
 });
 
 test('provider: one key is one payment: replays get the first answer, concurrent calls wait for it, another body is 409', async () => {
@@ -89,7 +159,7 @@ test('provider: one key is one payment: replays get the first answer, concurrent
 
   const res = await fetch(`${PAYMENT_URL}/v1/payments`, {
     method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key },
-    body: JSON.stringify(body(CARDS.slow)),
+    body: JSON.stringify(body(await tokenFor(CARDS.slow, key, ''))),
   });
   assert.equal(res.headers.get('idempotent-replayed'), 'true');
   await res.text();
@@ -159,17 +229,31 @@ test('provider: a restart keeps every payment and stored answer (append-only led
     const key = newKey('restart');
     const first = await pay(CARDS.ok, key, {}, p.base);
     assert.equal(first.status, 201);
+    const used = await tokenFor(CARDS.ok, key, p.base);
+    const unused = await tokenFor(CARDS.ok, newKey('later'), p.base);
     await stop(p.child);
 
+    // the restarted one listens elsewhere: the bodies are made here
     p = await start();
+    const charge = (token, k) => fetch(`${p.base}/v1/payments`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': k },
+      body: JSON.stringify(body(token)),
+    }).then(async (r) => ({ status: r.status, json: await r.json() }));
     try {
       const got = await fetch(`${p.base}/v1/payments/${first.json.id}`).then((r) => r.json());
       assert.deepEqual(got, first.json);
-      const again = await pay(CARDS.ok, key, {}, p.base);
+      const again = await charge(used, key);
       assert.equal(again.status, 201);
       assert.deepEqual(again.json, first.json);
+      // the vault survived too: a token made before the restart pays once,
+      // the used one still may not pay again
+      const later = await charge(unused, newKey());
+      assert.equal(later.status, 201, JSON.stringify(later.json));
+      const reuse = await charge(used, newKey());
+      assert.equal(reuse.status, 400, JSON.stringify(reuse.json));
+      assert.equal(reuse.json.error.code, 'token_already_used');
       const stats = await fetch(`${p.base}/v1/stats`).then((r) => r.json());
-      assert.equal(stats.payments_created, 1);
+      assert.equal(stats.payments_created, 2);
     } finally {
       await stop(p.child);
     }

@@ -9,7 +9,8 @@ import { api, signToken, sql } from './lib.mjs';
 
 export const PAYMENT_URL = process.env.CHAT_PAYMENT_URL ?? 'http://127.0.0.1:18090';
 
-// the provider's test cards (payments/README.md)
+// the provider's test cards (payments/README.md); a checkout never sends
+// one: it is tokenized with the provider first, as a browser does
 export const CARDS = {
   ok: '4242424242424242',
   declined: '4000000000000002',
@@ -71,13 +72,33 @@ export async function stockOf(bookId, warehouseId) {
 
 export const ADDRESS = { name: 'Ada Buyer', line1: '1 Main St', city: 'Lisbon', country: 'PT', region: 'eu' };
 
-export function payment(card = CARDS.ok) {
-  return { card_number: card, exp_month: 12, exp_year: new Date().getUTCFullYear() + 2, cvc: '123' };
+// card fields as a checkout form has them (cvc and expiry overridable)
+export function cardFields(card = CARDS.ok, extra = {}) {
+  return { number: card, exp_month: 12, exp_year: new Date().getUTCFullYear() + 2, cvc: '123', ...extra };
 }
 
-export function checkout(user, key, card = CARDS.ok, extra = {}) {
+// the card tokenized with the provider (POST /v1/tokens, what the browser
+// does before a checkout): the token's id
+export async function tokenize(card = CARDS.ok, extra = {}) {
+  const r = await provider('POST', '/v1/tokens', { card: cardFields(card, extra) });
+  if (r.status !== 201) throw new Error(`tokenize ${card}: ${r.status} ${r.text}`);
+  return r.json.id;
+}
+
+// A checkout's payment, {token}.  One token per key and card, as a client
+// keeps the token of an attempt for its retries (so a retry sends the same
+// body); without a key, a fresh one.
+const attempts = new Map();
+export async function payment(card = CARDS.ok, key = null) {
+  if (!key) return { token: await tokenize(card) };
+  const k = `${key}\n${card}`;
+  if (!attempts.has(k)) attempts.set(k, tokenize(card));
+  return { token: await attempts.get(k) };
+}
+
+export async function checkout(user, key, card = CARDS.ok, extra = {}) {
   const headers = key ? { 'idempotency-key': key } : {};
-  return api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: payment(card), ...extra },
+  return api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: await payment(card, key), ...extra },
     { token: user.token, headers });
 }
 
