@@ -36,6 +36,7 @@ typedef struct {
     unsigned char  *token_secret;       /* HS256 key, malloc'd */
     size_t          token_secret_len;
     int64_t         token_ttl;          /* seconds */
+    int64_t         session_ttl;        /* seconds a sign-in may last */
     int             shards;             /* command streams */
     int             max_deliveries;     /* beyond this: dead letter */
     int             claim_idle_ms;      /* pending this long: reclaim */
