@@ -47,7 +47,9 @@ enum {
     OPT_PAYMENT_URL, OPT_PAYMENT_TIMEOUT, OPT_RESERVATION_TTL,
     OPT_RECONCILE_INTERVAL,
     /* lanes */
-    OPT_LANE
+    OPT_LANE,
+    /* sign-in sessions */
+    OPT_SESSION_TTL
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -78,6 +80,7 @@ static const struct option  chat_options[] = {
     { "reconcile-interval-ms", required_argument, NULL,
       OPT_RECONCILE_INTERVAL },
     { "lane",              required_argument, NULL, OPT_LANE },
+    { "session-ttl",       required_argument, NULL, OPT_SESSION_TTL },
     { NULL, 0, NULL, 0 }
 };
 
@@ -100,7 +103,10 @@ usage(FILE *out)
 "  --token-secret-file PATH  CHAT_TOKEN_SECRET_FILE  (none)\n"
 "                            or the secret itself in CHAT_TOKEN_SECRET;\n"
 "                            at least 32 bytes, required to run the pool\n"
-"  --token-ttl SECONDS       CHAT_TOKEN_TTL          86400\n"
+"  --token-ttl SECONDS       CHAT_TOKEN_TTL          1800 (refreshed by "
+"clients)\n"
+"  --session-ttl SECONDS     CHAT_SESSION_TTL        86400 (a sign-in, "
+"however refreshed)\n"
 "  --shards N                CHAT_SHARDS             4 (= the edge's "
 "chat_stream_shards)\n"
 "  --max-deliveries N        CHAT_MAX_DELIVERIES     5\n"
@@ -274,6 +280,10 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         cfg->token_ttl = parse_int(what, value, 60, 365L * 86400);
         break;
 
+    case OPT_SESSION_TTL:
+        cfg->session_ttl = parse_int(what, value, 60, 365L * 86400);
+        break;
+
     case OPT_SHARDS:
         cfg->shards = (int) parse_int(what, value, 1, CHAT_MAX_SHARDS);
         break;
@@ -355,6 +365,7 @@ apply_env(chat_config_t *cfg)
         { OPT_REDIS, "CHAT_REDIS" },
         { OPT_PG, "CHAT_PG" },
         { OPT_TTL, "CHAT_TOKEN_TTL" },
+        { OPT_SESSION_TTL, "CHAT_SESSION_TTL" },
         { OPT_SHARDS, "CHAT_SHARDS" },
         { OPT_MAX_DELIVERIES, "CHAT_MAX_DELIVERIES" },
         { OPT_CLAIM_IDLE, "CHAT_CLAIM_IDLE_MS" },
@@ -407,7 +418,8 @@ main(int argc, char **argv)
     strcpy(cfg.redis_host, "127.0.0.1");
     cfg.redis_port = 6379;
     cfg.pg = "dbname=chat";
-    cfg.token_ttl = 86400;
+    cfg.token_ttl = 1800;
+    cfg.session_ttl = 86400;
     cfg.shards = 4;
     cfg.max_deliveries = 5;
     cfg.claim_idle_ms = 5000;

@@ -31,6 +31,8 @@
 # cache) and CATALOG_BOOKS (demo books of STACK=dev, default 2000).
 # PG_OPTIONS adds server settings for a profile, e.g.
 # PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements".
+# Sign-in sessions: TOKEN_TTL (1800 s, a token's life; clients refresh),
+# SESSION_TTL (86400 s, a sign-in's), WS_TICKET_TTL (30s).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 #
 # Everything the stack writes (data, logs, configs, the secrets) is its
@@ -72,6 +74,7 @@ COMMAND_TIMEOUT=${COMMAND_TIMEOUT:-10s}
 WS_MAX_MESSAGE=${WS_MAX_MESSAGE:-1m}
 WS_PING_INTERVAL=${WS_PING_INTERVAL:-30s}
 WS_PONG_TIMEOUT=${WS_PONG_TIMEOUT:-10s}
+WS_TICKET_TTL=${WS_TICKET_TTL:-30s}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-4096}
 # nginx limit_req: logins per client address, checkouts per user
@@ -185,7 +188,9 @@ start_backend() {
     mkdir -p "$RUN/backend"
     pid_alive "$RUN/backend/backend.pid" && return
     [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
-    CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} setsid "$BACKEND" \
+    CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} \
+    CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
+    setsid "$BACKEND" \
         --workers "$WORKERS" \
         --redis "127.0.0.1:$REDIS_PORT" \
         --token-secret-file "$RUN/token_secret" \
@@ -218,6 +223,7 @@ start_nginx() {
         -e "s|@CHECKOUT_RATE@|$CHECKOUT_RATE|g" -e "s|@CHECKOUT_BURST@|$CHECKOUT_BURST|g" \
         -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
         -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \
+        -e "s|@WS_TICKET_TTL@|$WS_TICKET_TTL|g" \
         -e "s|@CHAT_CACHE@|${CHAT_CACHE:-on}|g" \
         -e "s|@PAYMENT_PUBLIC_URL@|$PAYMENT_PUBLIC_URL|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"

@@ -147,4 +147,18 @@
 #define CHAT_CACHE_LISTS_GEN     "cat:{lists}:gen"
 #define CHAT_CACHE_LISTS_PREFIX  "cat:{lists}:"
 
+/*
+ * sign-in sessions (ngx_chat_session.c, ngx_chat_revoked.c).  A logout
+ * adds "<sid>:<uid>" to the revoked set, scored with the session's end
+ * (ms), and an entry {sid, uid, until} to the revocations stream, which
+ * every nginx worker of every edge follows; both share a hash tag so one
+ * script writes both.
+ * A WebSocket ticket is "chat:ticket:<hex SHA-256 of the ticket>" holding
+ * "<uid> <role> <sid> <sxp> <exp>" for a few seconds, taken with GETDEL.
+ */
+#define CHAT_REVOKED_KEY         "chat:{sessions}:revoked"
+#define CHAT_REVOCATIONS_KEY     "chat:{sessions}:revocations"
+#define CHAT_REVOCATIONS_MAXLEN  "100000"
+#define CHAT_TICKET_PREFIX       "chat:ticket:"
+
 #endif /* CHAT_PROTOCOL_H */

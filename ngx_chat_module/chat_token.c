@@ -11,7 +11,12 @@
  * is strict (no padding, no foreign characters, no non-zero trailing bits),
  * so each token has exactly one spelling.  MACs are compared in constant time.
  *
- * What it does not do: key rotation, audiences, revocation.
+ * Every token names its sign-in session: "sid", which a logout revokes
+ * (the edge keeps the revoked ones, ngx_chat_revoked.c), and "sxp", the
+ * session's end, which a refresh never reaches past.  A token without
+ * them is refused: it could not be signed out.
+ *
+ * What it does not do: key rotation, audiences, or revocation itself.
  */
 
 #include <stdio.h>
@@ -22,6 +27,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "chat_base64.h"
 #include "chat_token.h"
@@ -58,26 +64,33 @@ chat_token_mac(const unsigned char *secret, size_t secret_len,
 
 int
 chat_token_sign(const unsigned char *secret, size_t secret_len,
-    int64_t uid, const char *role, int64_t iat, int64_t exp,
-    char *out, size_t out_size)
+    const chat_token_claims_t *claims, char *out, size_t out_size)
 {
     int            n, len;
-    char           payload[256];
+    char           payload[320];
     unsigned char  mac[CHAT_TOKEN_MAC_LEN];
     static const char  header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
-    if (secret_len < CHAT_TOKEN_MIN_SECRET_LEN || uid <= 0
-        || uid > CHAT_TOKEN_MAX_UID || exp <= iat
-        || iat < -CHAT_TOKEN_MAX_SAFE_INT || exp > CHAT_TOKEN_MAX_SAFE_INT
-        || role == NULL
-        || (strcmp(role, "user") != 0 && strcmp(role, "admin") != 0))
+    if (secret_len < CHAT_TOKEN_MIN_SECRET_LEN || claims->uid <= 0
+        || claims->uid > CHAT_TOKEN_MAX_UID || claims->exp <= claims->iat
+        || claims->iat < -CHAT_TOKEN_MAX_SAFE_INT
+        || claims->sxp < claims->exp
+        || claims->sxp > CHAT_TOKEN_MAX_SAFE_INT
+        || memchr(claims->role, '\0', sizeof(claims->role)) == NULL
+        || (strcmp(claims->role, "user") != 0
+            && strcmp(claims->role, "admin") != 0)
+        || memchr(claims->sid, '\0', sizeof(claims->sid)) == NULL
+        || !chat_token_sid_valid(claims->sid, strlen(claims->sid)))
     {
         return -1;
     }
 
     n = snprintf(payload, sizeof(payload),
-                 "{\"sub\":\"%lld\",\"role\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
-                 (long long) uid, role, (long long) iat, (long long) exp);
+                 "{\"sub\":\"%lld\",\"role\":\"%s\",\"sid\":\"%s\","
+                 "\"iat\":%lld,\"exp\":%lld,\"sxp\":%lld}",
+                 (long long) claims->uid, claims->role, claims->sid,
+                 (long long) claims->iat, (long long) claims->exp,
+                 (long long) claims->sxp);
     if (n < 0 || (size_t) n >= sizeof(payload)) {
         return -1;
     }
@@ -111,6 +124,41 @@ chat_token_sign(const unsigned char *secret, size_t secret_len,
     out[len] = '\0';
 
     return len;
+}
+
+
+int
+chat_token_new_sid(char *sid, size_t size)
+{
+    unsigned char  rnd[16];
+
+    if (size < CHAT_TOKEN_SID_LEN + 1 || RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        return -1;
+    }
+
+    return chat_b64_encode(CHAT_B64_URL, rnd, sizeof(rnd), sid, size)
+           == CHAT_TOKEN_SID_LEN ? 0 : -1;
+}
+
+
+int
+chat_token_sid_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > CHAT_TOKEN_SID_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')
+              || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -189,7 +237,7 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
     chat_token_claims_t *claims)
 {
     char                *end;
-    cJSON               *payload, *exp, *iat, *nbf, *sub, *role;
+    cJSON               *payload, *exp, *iat, *nbf, *sub, *role, *sid, *sxp;
     int64_t              not_before;
     long long            uid;
     chat_token_status_t  rc;
@@ -205,6 +253,8 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
     nbf = cJSON_GetObjectItemCaseSensitive(payload, "nbf");
     sub = cJSON_GetObjectItemCaseSensitive(payload, "sub");
     role = cJSON_GetObjectItemCaseSensitive(payload, "role");
+    sid = cJSON_GetObjectItemCaseSensitive(payload, "sid");
+    sxp = cJSON_GetObjectItemCaseSensitive(payload, "sxp");
 
     rc = CHAT_TOKEN_BAD_CLAIMS;
     claims->iat = 0;
@@ -243,6 +293,16 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
         goto done;
     }
     strcpy(claims->role, role->valuestring);
+
+    /* the session: what a logout revokes, and its end */
+    if (!cJSON_IsString(sid)
+        || !chat_token_sid_valid(sid->valuestring, strlen(sid->valuestring))
+        || chat_token_json_int(sxp, &claims->sxp) != 0
+        || claims->sxp < claims->exp)
+    {
+        goto done;
+    }
+    strcpy(claims->sid, sid->valuestring);
 
     if (claims->exp <= now) {
         rc = CHAT_TOKEN_EXPIRED;

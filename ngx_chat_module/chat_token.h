@@ -7,7 +7,9 @@
  * else is accepted, "none" included), every part must be strict unpadded
  * base64url, the MAC is compared in constant time, and the payload must
  * carry a numeric "exp" in the future, a "sub" that is a positive decimal
- * user id and a "role" of "user" or "admin".
+ * user id, a "role" of "user" or "admin", and the sign-in session it
+ * belongs to: "sid" (what a logout revokes) and "sxp" (when the session
+ * ends: no refresh reaches past it).
  */
 
 #ifndef CHAT_TOKEN_H
@@ -19,33 +21,50 @@
 #define CHAT_TOKEN_MAX_LEN  1024
 #define CHAT_TOKEN_MIN_SECRET_LEN  32
 
+/* a session id: 1 to 32 base64url characters; ours are 16 random bytes */
+#define CHAT_TOKEN_SID_MAX  32
+#define CHAT_TOKEN_SID_LEN  22
+
 typedef enum {
     CHAT_TOKEN_OK = 0,
     CHAT_TOKEN_MALFORMED,       /* not three strict base64url parts, bad JSON */
     CHAT_TOKEN_BAD_ALG,         /* header alg is not exactly HS256 */
     CHAT_TOKEN_BAD_SIGNATURE,   /* MAC mismatch */
     CHAT_TOKEN_EXPIRED,         /* exp <= now */
-    CHAT_TOKEN_BAD_CLAIMS,      /* exp, sub or role missing or invalid */
+    CHAT_TOKEN_BAD_CLAIMS,      /* exp, sub, role, sid or sxp missing or
+                                   invalid */
     CHAT_TOKEN_NOT_YET_VALID    /* nbf > now */
 } chat_token_status_t;
 
 typedef struct {
     int64_t  uid;
     char     role[8];           /* "user" or "admin", NUL-terminated */
+    char     sid[CHAT_TOKEN_SID_MAX + 1];   /* NUL-terminated */
     int64_t  iat;
     int64_t  exp;
+    int64_t  sxp;               /* the session's end, >= exp */
 } chat_token_claims_t;
 
 /*
- * Writes a NUL-terminated token into out.  Returns its length, or -1 when
- * out is too small or the arguments are invalid: a secret under the
- * minimum, uid outside 1 .. 10^18 - 1 (the verifier reads 18 digits),
- * a role other than user/admin, iat or exp beyond +-(2^53 - 1) (not exact
- * as a JSON number), or exp <= iat.  So every token it writes verifies.
+ * Writes a NUL-terminated token for claims into out.  Returns its length,
+ * or -1 when out is too small or the claims are invalid: a secret under
+ * the minimum, uid outside 1 .. 10^18 - 1 (the verifier reads 18 digits),
+ * a role other than user/admin, a sid that is not 1 to 32 base64url
+ * characters, iat, exp or sxp beyond +-(2^53 - 1) (not exact as a JSON
+ * number), exp <= iat or sxp < exp.  So every token it writes verifies.
  */
 int chat_token_sign(const unsigned char *secret, size_t secret_len,
-    int64_t uid, const char *role, int64_t iat, int64_t exp,
-    char *out, size_t out_size);
+    const chat_token_claims_t *claims, char *out, size_t out_size);
+
+/*
+ * A fresh session id (CHAT_TOKEN_SID_LEN base64url characters of 16
+ * random bytes, NUL-terminated) in sid, of at least CHAT_TOKEN_SID_LEN + 1
+ * bytes.  Returns 0, or -1 when the random generator fails.
+ */
+int chat_token_new_sid(char *sid, size_t size);
+
+/* Whether s (len bytes) is a session id the verifier accepts. */
+int chat_token_sid_valid(const char *s, size_t len);
 
 /*
  * Checks token (len bytes, need not be NUL-terminated) at time now (seconds

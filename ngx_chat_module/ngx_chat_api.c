@@ -256,6 +256,17 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
     { NGX_HTTP_POST, "/api/v1/auth/login", NGX_CHAT_AUTH_NONE,
       "auth.login", NULL, { NULL }, ngx_chat_login_fields, NULL },
 
+    /* sign-in sessions (ngx_chat_session.c): tickets and logout are the
+     * edge's own; refresh goes to a worker, which signs the new token */
+    { NGX_HTTP_POST, "/api/v1/auth/ws-ticket", NGX_CHAT_AUTH_USER,
+      NULL, ngx_chat_session_ticket_handler, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/auth/logout", NGX_CHAT_AUTH_USER,
+      NULL, ngx_chat_session_logout_handler, { NULL }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/auth/refresh", NGX_CHAT_AUTH_USER,
+      NULL, ngx_chat_session_refresh_handler, { NULL }, NULL, NULL },
+
     { NGX_HTTP_GET, "/api/v1/users/me", NGX_CHAT_AUTH_USER,
       "user.me", NULL, { NULL }, NULL, NULL },
 
@@ -597,6 +608,12 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     ngx_chat_pending_t  *p;
     ngx_chat_problem_t   problem;
 
+    /* a POST the edge answers itself, once its body proved well-formed */
+    if (ctx->route->local) {
+        cJSON_Delete(json);
+        return ctx->route->local(r, &ctx->caller);
+    }
+
     if (ngx_chat_api_no_card(ctx->route, json, &problem) != NGX_OK
         || ngx_chat_api_add_params(r, ctx, json, &problem) != NGX_OK
         || ngx_chat_api_idempotency_key(r, &key, &problem) != NGX_OK
@@ -690,8 +707,11 @@ ngx_chat_bearer_token(ngx_http_request_t *r, ngx_str_t *token)
 
 
 /*
- * Verifies a bearer token.  Returns NGX_OK with caller filled, or
- * NGX_DECLINED with why set to a human reason, or NGX_ERROR.
+ * Verifies a bearer token, and that its session was not signed out.
+ * Returns NGX_OK with caller filled, NGX_DECLINED with why set to a
+ * human reason, NGX_BUSY (why set) when the revoked sessions cannot be
+ * consulted (answer 503: a token that may have been signed out is never
+ * honoured), or NGX_ERROR.
  */
 ngx_int_t
 ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
@@ -714,8 +734,27 @@ ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
         return NGX_DECLINED;
     }
 
+    switch (ngx_chat_revoked_check((u_char *) claims.sid,
+                                   ngx_strlen(claims.sid)))
+    {
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        *why = "token revoked (signed out)";
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: token refused: %s", *why);
+        return NGX_DECLINED;
+
+    default:
+        *why = "sign-in state is unavailable (redis); try again shortly";
+        return NGX_BUSY;
+    }
+
     caller->uid = claims.uid;
     caller->exp = claims.exp;
+    caller->sxp = claims.sxp;
+    ngx_cpystrn(caller->sid, (u_char *) claims.sid, sizeof(caller->sid));
     caller->role.len = ngx_strlen(claims.role);
     caller->role.data = ngx_pnalloc(r->pool, caller->role.len);
     if (caller->role.data == NULL) {
@@ -756,6 +795,11 @@ ngx_chat_api_authenticate(ngx_http_request_t *r, ngx_chat_auth_e auth,
     if (rc == NGX_DECLINED) {
         return ngx_chat_problem(problem, NGX_HTTP_UNAUTHORIZED,
                                 "unauthorized", why);
+    }
+
+    if (rc == NGX_BUSY) {
+        return ngx_chat_problem(problem, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "unavailable", why);
     }
 
     if (rc != NGX_OK) {

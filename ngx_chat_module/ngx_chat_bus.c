@@ -69,7 +69,7 @@ static void ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_read_replies(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
     void *privdata);
-static void ngx_chat_bus_deliver(redisReply *entry);
+static void ngx_chat_bus_deliver(redisReply *fields, void *data);
 static void ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p,
     ngx_uint_t status, redisReply *body, const char *const *fields);
 static void ngx_chat_bus_reread(ngx_event_t *ev);
@@ -464,33 +464,17 @@ static void
 ngx_chat_bus_read_replies(ngx_chat_redis_t *rc)
 {
     ngx_chat_bus_t  *bus = ngx_chat_bus;
-    const char      *argv[8];
-    size_t           argvlen[8];
 
     if (bus == NULL || bus->reread.timer_set) {
         return;
     }
 
-    argv[0] = "XREAD";
-    argv[1] = "COUNT";
-    argv[2] = NGX_CHAT_REPLY_COUNT;
-    argv[3] = "BLOCK";
-    argv[4] = NGX_CHAT_REPLY_BLOCK_MS;
-    argv[5] = "STREAMS";
-    argv[6] = (const char *) bus->reply_stream.data;
-    argv[7] = bus->last_id;
-
-    argvlen[0] = 5;
-    argvlen[1] = 5;
-    argvlen[2] = sizeof(NGX_CHAT_REPLY_COUNT) - 1;
-    argvlen[3] = 5;
-    argvlen[4] = sizeof(NGX_CHAT_REPLY_BLOCK_MS) - 1;
-    argvlen[5] = 7;
-    argvlen[6] = bus->reply_stream.len;
-    argvlen[7] = ngx_strlen(bus->last_id);
-
-    (void) ngx_chat_redis_command(rc, ngx_chat_bus_replies_arrived, NULL, 8,
-                                  argv, argvlen);
+    /* reply_stream is NUL-terminated */
+    (void) ngx_chat_redis_xread(rc, ngx_chat_bus_replies_arrived,
+                                NGX_CHAT_REPLY_COUNT,
+                                NGX_CHAT_REPLY_BLOCK_MS,
+                                (const char *) bus->reply_stream.data,
+                                bus->last_id);
 }
 
 
@@ -498,8 +482,7 @@ static void
 ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
-    size_t           i;
-    redisReply      *rr = reply, *entries, *entry;
+    redisReply      *rr = reply;
     ngx_chat_bus_t  *bus = ngx_chat_bus;
 
     if (rr == NULL || bus == NULL) {
@@ -515,31 +498,8 @@ ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
         return;
     }
 
-    /* [[stream, [[id, [field, value, ...]], ...]]] or nil on timeout */
-    if (rr->type == REDIS_REPLY_ARRAY && rr->elements == 1
-        && rr->element[0]->type == REDIS_REPLY_ARRAY
-        && rr->element[0]->elements == 2
-        && rr->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
-    {
-        entries = rr->element[0]->element[1];
-
-        for (i = 0; i < entries->elements; i++) {
-            entry = entries->element[i];
-
-            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
-                || entry->element[0]->type != REDIS_REPLY_STRING
-                || entry->element[0]->len >= NGX_CHAT_STREAM_ID_LEN)
-            {
-                continue;
-            }
-
-            ngx_memcpy(bus->last_id, entry->element[0]->str,
-                       entry->element[0]->len);
-            bus->last_id[entry->element[0]->len] = '\0';
-
-            ngx_chat_bus_deliver(entry->element[1]);
-        }
-    }
+    ngx_chat_redis_xread_entries(rr, bus->last_id, sizeof(bus->last_id),
+                                 ngx_chat_bus_deliver, NULL);
 
     ngx_chat_bus_read_replies(&bus->replies);
 }
@@ -556,7 +516,7 @@ ngx_chat_bus_reread(ngx_event_t *ev)
 
 /* One entry: a reply (req, status, body) or an event (ev, uids). */
 static void
-ngx_chat_bus_deliver(redisReply *fields)
+ngx_chat_bus_deliver(redisReply *fields, void *data)
 {
     size_t               i;
     ngx_int_t            req, status;

@@ -224,6 +224,21 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, cache_max_age),
       NULL },
 
+    /* sign-in sessions, ngx_chat_session.c and ngx_chat_revoked.c */
+    { ngx_string("chat_ws_ticket_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_ticket_ttl),
+      NULL },
+
+    { ngx_string("chat_revocation_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, revocation_zone_size),
+      NULL },
+
       ngx_null_command
 };
 
@@ -295,6 +310,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->cache = NGX_CONF_UNSET;
     cmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->cache_max_age = NGX_CONF_UNSET;
+    cmcf->ws_ticket_ttl = NGX_CONF_UNSET_MSEC;
+    cmcf->revocation_zone_size = NGX_CONF_UNSET_SIZE;
 
     return cmcf;
 }
@@ -360,6 +377,25 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     if (cmcf->ws_max_queue < 64 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "chat_ws_max_queue must be at least 64k");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_msec_value(cmcf->ws_ticket_ttl, 30000);
+    ngx_conf_init_size_value(cmcf->revocation_zone_size, 16 * 1024 * 1024);
+
+    if (cmcf->ws_ticket_ttl < 1000 || cmcf->ws_ticket_ttl > 300000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_ws_ticket_ttl must be from 1s to 5m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->revocation_zone_size < 64 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_revocation_zone must be at least 64k");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->used && ngx_chat_revoked_zone(cf, cmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -679,6 +715,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_chat_revoked_init_process(cycle, cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_chat_poll_init_process(cycle, cmcf);
 }
 
@@ -687,6 +727,7 @@ static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
     ngx_chat_poll_exit_process();
+    ngx_chat_revoked_exit_process();
     ngx_chat_lanes_exit_process();
     ngx_chat_bus_exit_process();
     ngx_chat_registry_exit_process();

@@ -40,6 +40,11 @@ typedef struct {
     ngx_flag_t    cache;
     ngx_msec_t    cache_ttl;
     time_t        cache_max_age;
+
+    /* sign-in sessions, ngx_chat_session.c and ngx_chat_revoked.c */
+    ngx_msec_t       ws_ticket_ttl;
+    size_t           revocation_zone_size;
+    ngx_shm_zone_t  *revocation_zone;
 } ngx_chat_main_conf_t;
 
 
@@ -53,7 +58,14 @@ typedef struct {
     int64_t       uid;
     ngx_str_t     role;
     int64_t       exp;          /* the token's expiry, seconds since 1970 */
+    int64_t       sxp;          /* its session's end, seconds since 1970 */
+    u_char        sid[CHAT_TOKEN_SID_MAX + 1];  /* its session, NUL-ended */
 } ngx_chat_caller_t;
+
+
+/* ngx_chat_session_redeem() found the ticket's caller */
+typedef void (*ngx_chat_ticket_pt)(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller, void *data);
 
 
 extern ngx_module_t  ngx_chat_module;
@@ -101,7 +113,30 @@ ngx_int_t ngx_chat_bearer_token(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
     ngx_chat_caller_t *caller, const char **why);
 
-/* ngx_chat_variables.c: $chat_user_id */
+/* ngx_chat_revoked.c: the signed-out sessions every token is checked
+ * against (NGX_OK, NGX_DECLINED revoked, NGX_BUSY cannot tell) */
+ngx_int_t ngx_chat_revoked_zone(ngx_conf_t *cf, ngx_chat_main_conf_t *cmcf);
+ngx_int_t ngx_chat_revoked_init_process(ngx_cycle_t *cycle,
+    ngx_chat_main_conf_t *cmcf);
+void ngx_chat_revoked_exit_process(void);
+ngx_int_t ngx_chat_revoked_check(u_char *sid, size_t len);
+ngx_int_t ngx_chat_revoked_add(u_char *sid, size_t len, int64_t until_ms,
+    ngx_log_t *log);
+
+/* ngx_chat_session.c: WebSocket tickets, logout, refresh */
+ngx_int_t ngx_chat_session_logout_handler(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller);
+ngx_int_t ngx_chat_session_refresh_handler(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller);
+ngx_int_t ngx_chat_session_ticket_handler(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller);
+ngx_int_t ngx_chat_session_redeem(ngx_http_request_t *r, ngx_str_t *ticket,
+    ngx_chat_ticket_pt ready, void *data);
+
+/* ngx_chat_poll.c: held polls of a revoked session are answered 401 */
+void ngx_chat_poll_revoke(int64_t uid, u_char *sid, size_t len);
+
+/* ngx_chat_variables.c: $chat_user_id, $chat_request_safe */
 ngx_int_t ngx_chat_add_variables(ngx_conf_t *cf);
 /* ngx_chat_presence.c: this worker's users in Redis' presence registry */
 ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,

@@ -79,6 +79,7 @@ typedef struct {
     ngx_chat_pending_t    pending;
     ngx_http_request_t   *request;
     int64_t               uid;
+    u_char                sid[CHAT_TOKEN_SID_MAX + 1];  /* sign-in session */
     chat_poll_cursor_t    cursor;       /* what the answer will carry */
     u_char                key[NGX_CHAT_POLL_KEY_LEN];   /* the stream */
     size_t                key_len;
@@ -240,6 +241,8 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
     if (pr == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_memcpy(pr->sid, caller->sid, sizeof(pr->sid));
 
     /* a held poll must come back before its registration lapses (the
      * offline sweeper would take it): a third of the presence TTL, as the
@@ -710,6 +713,38 @@ ngx_chat_poll_answer(ngx_chat_poll_req_t *pr, redisReply *rr,
     *last++ = '}';
 
     return ngx_chat_send_json(pr->request, NGX_HTTP_OK, buf, last - buf);
+}
+
+
+/* The sign-in session sid of user uid was revoked (ngx_chat_revoked.c):
+ * its held polls are answered 401 at once, as its next poll would be. */
+void
+ngx_chat_poll_revoke(int64_t uid, u_char *sid, size_t len)
+{
+    ngx_queue_t          *q, *next;
+    ngx_chat_poll_req_t  *pr;
+
+    if (ngx_chat_poll == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_chat_poll->held);
+         q != ngx_queue_sentinel(&ngx_chat_poll->held);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        pr = ngx_queue_data(q, ngx_chat_poll_req_t, queue);
+
+        if (pr->uid != uid || pr->reading || ngx_strlen(pr->sid) != len
+            || ngx_memcmp(pr->sid, sid, len) != 0)
+        {
+            continue;
+        }
+
+        ngx_chat_poll_unhold(pr);
+        ngx_chat_finalize_error(pr->request, NGX_HTTP_UNAUTHORIZED,
+                                "unauthorized", "token revoked (signed out)");
+    }
 }
 
 

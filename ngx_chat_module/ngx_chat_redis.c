@@ -498,3 +498,67 @@ ngx_chat_redis_pong(redisAsyncContext *ac, void *reply, void *privdata)
 {
     /* nothing to do: any bytes read already reset the stall clock */
 }
+
+
+/* stream readers */
+
+ngx_int_t
+ngx_chat_redis_xread(ngx_chat_redis_t *rc, redisCallbackFn *fn,
+    const char *count, const char *block_ms, const char *key,
+    const char *last_id)
+{
+    ngx_uint_t   i;
+    size_t       argvlen[8];
+    const char  *argv[8];
+
+    argv[0] = "XREAD";
+    argv[1] = "COUNT";
+    argv[2] = count;
+    argv[3] = "BLOCK";
+    argv[4] = block_ms;
+    argv[5] = "STREAMS";
+    argv[6] = key;
+    argv[7] = last_id;
+
+    for (i = 0; i < 8; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    return ngx_chat_redis_command(rc, fn, NULL, 8, argv, argvlen);
+}
+
+
+void
+ngx_chat_redis_xread_entries(redisReply *rr, char *last_id, size_t size,
+    ngx_chat_redis_entry_pt fn, void *data)
+{
+    size_t       i;
+    redisReply  *entries, *entry;
+
+    /* [[stream, [[id, [field, value, ...]], ...]]] or nil on timeout */
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 1
+        || rr->element[0]->type != REDIS_REPLY_ARRAY
+        || rr->element[0]->elements != 2
+        || rr->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return;
+    }
+
+    entries = rr->element[0]->element[1];
+
+    for (i = 0; i < entries->elements; i++) {
+        entry = entries->element[i];
+
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
+            || entry->element[0]->type != REDIS_REPLY_STRING
+            || entry->element[0]->len >= size)
+        {
+            continue;
+        }
+
+        ngx_memcpy(last_id, entry->element[0]->str, entry->element[0]->len);
+        last_id[entry->element[0]->len] = '\0';
+
+        fn(entry->element[1], data);
+    }
+}

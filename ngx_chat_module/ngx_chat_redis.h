@@ -65,4 +65,25 @@ ngx_int_t ngx_chat_redis_usable(ngx_chat_redis_t *rc);
 ngx_int_t ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
     void *privdata, int argc, const char **argv, const size_t *argvlen);
 
+/* what a stream reader does with one entry's [field, value, ...] */
+typedef void (*ngx_chat_redis_entry_pt)(redisReply *fields, void *data);
+
+/*
+ * Queues XREAD COUNT count BLOCK block_ms STREAMS key last_id (all
+ * NUL-terminated) for the reader of one stream; fn gets the reply as
+ * from ngx_chat_redis_command().
+ */
+ngx_int_t ngx_chat_redis_xread(ngx_chat_redis_t *rc, redisCallbackFn *fn,
+    const char *count, const char *block_ms, const char *key,
+    const char *last_id);
+
+/*
+ * Walks the entries of an XREAD reply on one stream in order: each one's
+ * id goes into last_id (size bytes, NUL-terminated; an id that does not
+ * fit is skipped), then fn(fields, data) runs.  A nil reply (the block
+ * timed out) has none.
+ */
+void ngx_chat_redis_xread_entries(redisReply *rr, char *last_id, size_t size,
+    ngx_chat_redis_entry_pt fn, void *data);
+
 #endif /* NGX_CHAT_REDIS_H */

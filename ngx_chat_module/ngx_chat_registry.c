@@ -191,6 +191,35 @@ ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
 
 
 void
+ngx_chat_registry_revoke(int64_t uid, u_char *sid, size_t len)
+{
+    ngx_queue_t        *q;
+    ngx_chat_user_t    *user;
+    ngx_chat_client_t  *client;
+
+    if (ngx_chat_registry == NULL) {
+        return;
+    }
+
+    user = ngx_chat_registry_find(uid);
+    if (user == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&user->clients);
+         q != ngx_queue_sentinel(&user->clients);
+         q = ngx_queue_next(q))
+    {
+        client = ngx_queue_data(q, ngx_chat_client_t, queue);
+
+        if (client->revoke) {
+            client->revoke(client, sid, len);
+        }
+    }
+}
+
+
+void
 ngx_chat_registry_announce_all(void)
 {
     ngx_rbtree_node_t  *node, *root, *sentinel;

@@ -19,12 +19,18 @@ typedef struct ngx_chat_client_s  ngx_chat_client_t;
 typedef void (*ngx_chat_deliver_pt)(ngx_chat_client_t *client, u_char *event,
     size_t len);
 
+/* The session sid (len bytes) of the client's user was signed out: a
+ * client of that session ends itself (from a safe place, as above). */
+typedef void (*ngx_chat_revoke_pt)(ngx_chat_client_t *client, u_char *sid,
+    size_t len);
+
 
 /* One live endpoint of a user: a WebSocket, later a long-poll session. */
 struct ngx_chat_client_s {
     ngx_queue_t           queue;        /* in its user's list */
     int64_t               uid;
     ngx_chat_deliver_pt   deliver;
+    ngx_chat_revoke_pt    revoke;       /* NULL: not tied to a session */
     void                 *data;
 };
 
@@ -41,6 +47,9 @@ void ngx_chat_registry_remove(ngx_chat_client_t *client);
 /* Delivers event to every local client of every user in the csv list. */
 void ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
     size_t len);
+
+/* Tells every local client of uid that the session sid was revoked. */
+void ngx_chat_registry_revoke(int64_t uid, u_char *sid, size_t len);
 
 /* Re-announces every local user (after Redis came back, say). */
 void ngx_chat_registry_announce_all(void);

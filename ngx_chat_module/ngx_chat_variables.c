@@ -13,22 +13,33 @@
  * counted here (the API answers them 401 anyway).  The token is verified
  * with the same code as the API's, once per request (nginx caches the
  * value).
+ *
+ * $chat_request_safe is $request (the request line) with the values of
+ * the access_token and ticket query parameters hidden (chat_redact.c):
+ * what an access log_format should use instead of $request, so that no
+ * credential a browser had to put in a URL is ever written to a log.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "chat_redact.h"
 #include "ngx_chat_module.h"
 
 
 static ngx_int_t ngx_chat_variable_user_id(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_chat_variable_request_safe(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_chat_variables[] = {
 
     { ngx_string("chat_user_id"), NULL, ngx_chat_variable_user_id, 0, 0, 0 },
+
+    { ngx_string("chat_request_safe"), NULL, ngx_chat_variable_request_safe,
+      0, 0, 0 },
 
       ngx_http_null_variable
 };
@@ -78,6 +89,7 @@ ngx_chat_variable_user_id(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_DECLINED:
+    case NGX_BUSY:
         v->not_found = 1;
         return NGX_OK;
 
@@ -94,6 +106,52 @@ ngx_chat_variable_user_id(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_variable_request_safe(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    int        n;
+    u_char    *p;
+    size_t     size;
+    ngx_str_t  line;
+
+    line = r->request_line;
+
+    if (line.data == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    if (!chat_redact_needed((const char *) line.data, line.len)) {
+        v->len = line.len;
+        v->data = line.data;
+        return NGX_OK;
+    }
+
+    size = chat_redact_bound(line.len);
+
+    p = ngx_pnalloc(r->pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = chat_redact_query((const char *) line.data, line.len, (char *) p,
+                          size);
+    if (n < 0) {
+        return NGX_ERROR;
+    }
+
+    v->len = n;
     v->data = p;
 
     return NGX_OK;

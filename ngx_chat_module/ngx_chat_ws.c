@@ -3,7 +3,9 @@
  *
  * The handshake is an ordinary content handler: it checks the request
  * (GET, HTTP/1.1, Upgrade, Connection, version 13, a 16-byte key, the
- * Origin allowlist, a valid token) and answers 101.  From then on the
+ * Origin allowlist, a valid token or a single-use ticket) and answers
+ * 101; a ticket (?ticket=) is taken out of Redis first (ngx_chat_session.c),
+ * so that handshake answers from a callback.  From then on the
  * connection's read and write events come here, and the HTTP request only
  * carries the pool and the access log line.
  *
@@ -48,7 +50,13 @@
 
 
 static ngx_int_t ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
-    ngx_chat_caller_t *caller, ngx_int_t *refused);
+    ngx_chat_caller_t *caller, ngx_str_t *ticket, ngx_int_t *refused);
+static ngx_int_t ngx_chat_ws_hide_arg(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
+static void ngx_chat_ws_ticket_ready(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller, void *data);
+static void ngx_chat_ws_revoked(ngx_chat_client_t *client, u_char *sid,
+    size_t len);
 static ngx_int_t ngx_chat_ws_header_has(ngx_table_elt_t *h, const char *token);
 static ngx_int_t ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     ngx_chat_caller_t *caller);
@@ -73,8 +81,9 @@ static u_char  ngx_chat_ws_read_buf[NGX_CHAT_WS_READ_BUF];
 ngx_int_t
 ngx_chat_ws_handler(ngx_http_request_t *r)
 {
-    u_char             accept[32];
+    u_char             accept[32], *saved;
     ngx_int_t          rc;
+    ngx_str_t          ticket;
     ngx_chat_caller_t  caller;
 
     rc = ngx_http_discard_request_body(r);
@@ -82,11 +91,35 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (ngx_chat_ws_check(r, accept, &caller, &rc) != NGX_OK) {
+    if (ngx_chat_ws_check(r, accept, &caller, &ticket, &rc) != NGX_OK) {
         return rc;
     }
 
-    return ngx_chat_ws_start(r, accept, &caller);
+    if (ticket.len == 0) {
+        return ngx_chat_ws_start(r, accept, &caller);
+    }
+
+    /* the caller is in Redis under the ticket: the 101 comes later */
+    saved = ngx_pnalloc(r->pool, sizeof(accept));
+    if (saved == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(saved, accept, sizeof(accept));
+
+    rc = ngx_chat_session_redeem(r, &ticket, ngx_chat_ws_ticket_ready, saved);
+    if (rc == NGX_DONE) {
+        r->main->count++;
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_chat_ws_ticket_ready(ngx_http_request_t *r, ngx_chat_caller_t *caller,
+    void *data)
+{
+    ngx_http_finalize_request(r, ngx_chat_ws_start(r, data, caller));
 }
 
 
@@ -100,12 +133,12 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
-    ngx_chat_caller_t *caller, ngx_int_t *refused)
+    ngx_chat_caller_t *caller, ngx_str_t *ticket, ngx_int_t *refused)
 {
     u_char                 raw[20 + 64], digest[SHA_DIGEST_LENGTH];
     u_char                 decoded[32];
-    ngx_int_t              rc;
-    ngx_str_t              key, token, out, src, dst;
+    ngx_int_t              rc, has_token;
+    ngx_str_t              key, token, query_token, out, src, dst;
     ngx_uint_t             i;
     const char            *why;
     ngx_table_elt_t       *h, *origin;
@@ -201,19 +234,50 @@ ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
         }
     }
 
-    /* the token: Authorization header, or ?access_token= for browsers */
-    if (ngx_chat_bearer_token(r, &token) != NGX_OK
-        && ngx_http_arg(r, (u_char *) "access_token", 12, &token) != NGX_OK)
+    /*
+     * Who: "Authorization: Bearer", or for browsers, which cannot set it,
+     * ?ticket= (single use, redeemed by the caller of this function) or
+     * ?access_token= (older clients).  Both query values are hidden in
+     * the request line at once, so no later log line can show them.
+     */
+    if (ngx_chat_ws_hide_arg(r, "ticket", ticket) != NGX_OK
+        || ngx_chat_ws_hide_arg(r, "access_token", &query_token) != NGX_OK)
     {
-        return ngx_chat_ws_refuse(NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                                   "a token is required (Authorization: "
-                                   "Bearer, or ?access_token=)");
+        *refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
     }
 
-    rc = ngx_chat_authenticate_token(r, &token, caller, &why);
+    has_token = (ngx_chat_bearer_token(r, &token) == NGX_OK);
+
+    if (!has_token && query_token.len) {
+        token = query_token;
+        has_token = 1;
+    }
+
+    if (has_token) {
+        ticket->len = 0;
+
+    } else if (ticket->len) {
+        /* accept is computed below; the ticket is redeemed after that */
+        caller->uid = 0;
+
+    } else {
+        return ngx_chat_ws_refuse(NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                   "a ticket or token is required "
+                                   "(?ticket=, Authorization: Bearer, or "
+                                   "?access_token=)");
+    }
+
+    rc = has_token ? ngx_chat_authenticate_token(r, &token, caller, &why)
+                   : NGX_OK;
+
     if (rc == NGX_DECLINED) {
         return ngx_chat_ws_refuse(NGX_HTTP_UNAUTHORIZED, "unauthorized",
                                    why);
+    }
+    if (rc == NGX_BUSY) {
+        return ngx_chat_ws_refuse(NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable", why);
     }
     if (rc != NGX_OK) {
         *refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -230,6 +294,36 @@ ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
     out.data = accept;
     ngx_encode_base64(&out, &src);
     accept[out.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * The value of query parameter name (empty when absent), copied to the
+ * pool; the original bytes in the request line are overwritten, so that
+ * $request, $request_uri and error log lines never carry it.
+ */
+static ngx_int_t
+ngx_chat_ws_hide_arg(ngx_http_request_t *r, char *name, ngx_str_t *value)
+{
+    u_char  *copy;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), value) != NGX_OK) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    copy = ngx_pnalloc(r->pool, value->len + 1);
+    if (copy == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy, value->data, value->len);
+    copy[value->len] = '\0';
+
+    ngx_memset(value->data, 'x', value->len);
+    value->data = copy;
 
     return NGX_OK;
 }
@@ -327,6 +421,7 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
 
     ws->client.uid = caller->uid;
     ws->client.deliver = ngx_chat_ws_deliver;
+    ws->client.revoke = ngx_chat_ws_revoked;
     ws->client.data = ws;
 
     cln->handler = ngx_chat_ws_cleanup;
@@ -898,6 +993,26 @@ ngx_chat_ws_ping(ngx_event_t *ev)
     ngx_add_timer(&ws->ping, cmcf->ws_pong_timeout);
 
     (void) ngx_chat_ws_flush(ws);
+}
+
+
+/* Its session was signed out (ngx_chat_revoked.c): 1008, as at expiry. */
+static void
+ngx_chat_ws_revoked(ngx_chat_client_t *client, u_char *sid, size_t len)
+{
+    ngx_chat_ws_t  *ws = client->data;
+
+    if (ngx_strlen(ws->caller.sid) != len
+        || ngx_memcmp(ws->caller.sid, sid, len) != 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                  "chat ws: session of user %L signed out, closing",
+                  ws->caller.uid);
+
+    ngx_chat_ws_close(ws, 1008, "signed out");
 }
 
 

@@ -38,10 +38,11 @@ run_unit() {
     unit_test ws $m/chat_ws.c $m/chat_utf8.c
     unit_test poll $m/chat_poll.c
     unit_test json $m/chat_json.c $m/chat_query.c $m/chat_utf8.c
+    unit_test redact $m/chat_redact.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
-    # every libFuzzer harness briefly, ~40 s (make fuzz: longer)
-    echo "== fuzz: ws, utf8, token, envelope, poll, seal harnesses (smoke)"
+    # every libFuzzer harness briefly, ~60 s (make fuzz: longer)
+    echo "== fuzz: ws, utf8, token, envelope, poll, json, seal, redact harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
 }
 
@@ -56,6 +57,8 @@ start_test_stack() {
     # a raised message cap (the 16 MiB message test) and fast pings (the
     # missing-pong test) without slowing anything else down
     export WS_MAX_MESSAGE=20m WS_PING_INTERVAL=2s WS_PONG_TIMEOUT=2s
+    # tickets expire within a test (sessions.test.mjs waits it out)
+    export WS_TICKET_TTL=${WS_TICKET_TTL:-4s}
     # the rate limits ratelimit.test.mjs expects; the checkout burst leaves
     # room for the concurrent retries of one key in the checkout tests
     export LOGIN_RATE=5r/s LOGIN_BURST=10 CHECKOUT_RATE=2r/s CHECKOUT_BURST=40

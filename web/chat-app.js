@@ -36,7 +36,8 @@ for (const c of list) { convs.set(c.id, c); cursors[c.id] = c.last_seq; }
 
 // ?ws_retry_ms=: how often a polling page tries WebSocket again (tests)
 const retryWsMs = Number(params.get('ws_retry_ms')) || undefined;
-const client = new ChatClient({ token: token(), wsUrl, cursors, retryWsMs });
+// the token as it is now: api.js swaps it for a fresh one as it ages
+const client = new ChatClient({ token, wsUrl, cursors, retryWsMs });
 const pane = new ChatPane(client, me);
 window.chatClient = client;    // for the browser tests and the console
 

@@ -26,6 +26,8 @@ export class ChatClient extends EventTarget {
   // cursors ({conversation_id: seq already shown}), retryWsMs, heartbeatMs
   constructor(opts) {
     super();
+    // a string, or a function giving the current one (a page that
+    // refreshes its token passes a function)
     this.token = opts.token;
     this.base = opts.base ?? location.origin;
     this.wsUrl = opts.wsUrl ?? this.base.replace(/^http/, 'ws') + '/ws';
@@ -191,10 +193,22 @@ export class ChatClient extends EventTarget {
 
   // openWs(gen, done): done(true) once open and adopted, done(false) when it
   // fails before opening (blocked, refused upgrade, unreachable)
+  //
+  // The URL carries a single-use ticket, never the token: URLs end up in
+  // logs, and a ticket is worth nothing once used or a few seconds old.
   openWs(gen, done) {
+    this.http('POST', '/api/v1/auth/ws-ticket').then(
+      ({ ticket }) => this.openWsWith(`${this.wsUrl}?ticket=${encodeURIComponent(ticket)}`, gen, done),
+      (err) => {
+        if (err.status === 401 && gen === this.generation) return this.unauthorized(err);
+        done(false);
+      });
+  }
+
+  openWsWith(url, gen, done) {
     let ws;
     try {
-      ws = new WebSocket(`${this.wsUrl}?access_token=${encodeURIComponent(this.token)}`);
+      ws = new WebSocket(url);
     } catch {
       return done(false);
     }
@@ -516,7 +530,7 @@ export class ChatClient extends EventTarget {
   async http(method, path, body, signal) {
     const res = await fetch(this.base + path, {
       method, signal,
-      headers: { authorization: `Bearer ${this.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: `Bearer ${this.currentToken()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
     const json = await res.json().catch(() => ({}));
@@ -525,6 +539,10 @@ export class ChatClient extends EventTarget {
         { status: res.status, code: json.error?.code });
     }
     return json;
+  }
+
+  currentToken() {
+    return typeof this.token === 'function' ? this.token() : this.token;
   }
 
   // the token is refused (expired, revoked): retrying cannot help; the

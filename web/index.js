@@ -44,7 +44,10 @@ function onSubmit(form, path) {
 onSubmit('login', '/api/v1/auth/login');
 onSubmit('register', '/api/v1/auth/register');
 
-$('logout').addEventListener('click', () => {
+// the server ends the sign-in (every copy of the token stops working),
+// then it is forgotten here
+$('logout').addEventListener('click', async () => {
+  try { await call('POST', '/api/v1/auth/logout'); } catch { /* forgotten all the same */ }
   sessionStorage.removeItem('token');
   show(null);
 });

@@ -1,8 +1,12 @@
-// nav.js: the header every signed-in page shares (links, who, log out)
+// nav.js: the header every signed-in page shares (links, who, sign out)
 import { el } from './dom.js';
+import { signOut } from './api.js';
 
 export function header(user, extra = []) {
-  const logout = el('button', { id: 'logout', onclick: () => { sessionStorage.removeItem('token'); location.href = '/index.html'; } }, 'Log out');
+  const logout = el('button', {
+    id: 'logout',
+    onclick: async () => { await signOut(); location.href = '/index.html'; },
+  }, 'Sign out');
   document.body.prepend(el('header.top', {},
     el('strong', {}, 'Chat & Books'),
     el('a', { href: '/chat.html' }, 'Chat'),

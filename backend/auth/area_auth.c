@@ -24,6 +24,8 @@ static const chat_op_t  chat_auth_ops[] = {
     { "auth.login", chat_op_auth_login, chat_op_auth_present,
       CHAT_OP_ALONE, NULL, NULL },
     { "user.me", chat_op_user_me, NULL, 0, NULL, NULL },
+    { "auth.refresh", chat_op_auth_refresh, chat_op_auth_present, 0, NULL,
+      NULL },
 };
 
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "ops.h"
 #include "password.h"
+#include "session.h"
 #include "users.h"
 #include "validate.h"
 
@@ -280,8 +281,9 @@ chat_op_user_me(chat_op_ctx_t *ctx)
 
 
 /*
- * A successful register or login reply gets "token", signed for the user
- * and role it carries; anything else is sent as stored.
+ * A successful register, login or refresh reply gets "token", signed for
+ * the user and role it carries (and the session a refresh names);
+ * anything else is sent as stored.
  */
 int
 chat_op_auth_present(const chat_config_t *cfg, int status,
@@ -289,7 +291,6 @@ chat_op_auth_present(const chat_config_t *cfg, int status,
 {
     int           rc;
     char          token[CHAT_TOKEN_MAX_LEN];
-    int64_t       now;
     cJSON        *root;
     const cJSON  *user, *id, *role;
 
@@ -314,16 +315,18 @@ chat_op_auth_present(const chat_config_t *cfg, int status,
         goto err;
     }
 
-    now = (int64_t) time(NULL);
-
-    if (chat_token_sign(cfg->token_secret, cfg->token_secret_len,
-                        (int64_t) id->valuedouble, role->valuestring,
-                        now, now + cfg->token_ttl, token, sizeof(token)) < 0)
+    /* auth.refresh continues the session it names (session.c); a login
+     * or sign-up starts one */
+    if (chat_auth_sign(cfg, (int64_t) id->valuedouble, role->valuestring,
+                       cJSON_GetObjectItemCaseSensitive(root, "session"),
+                       token, sizeof(token)) != 0)
     {
-        chat_log_error("chat_token_sign failed for user %.0f",
+        chat_log_error("signing a token failed for user %.0f",
                        id->valuedouble);
         goto err;
     }
+
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "session");
 
     if (cJSON_AddStringToObject(root, "token", token) == NULL) {
         goto err;

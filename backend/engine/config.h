@@ -41,6 +41,7 @@ typedef struct {
                                            fields (chat_seal.c) */
     unsigned char   hash_key[CHAT_SEAL_KEY_LEN];  /* the request hash of
                                            a command with sealed fields */
+    int64_t         session_ttl;        /* seconds a sign-in may last */
     int             shards;             /* command streams */
     int             max_deliveries;     /* beyond this: dead letter */
     int             claim_idle_ms;      /* pending this long: reclaim */

@@ -222,6 +222,9 @@ int chat_op_user_me(chat_op_ctx_t *ctx);
 int chat_op_auth_present(const chat_config_t *cfg, int status,
     const char *stored, chat_reply_t *out);
 
+/* auth.refresh, session.c */
+int chat_op_auth_refresh(chat_op_ctx_t *ctx);
+
 /* conversations, op_conv.c */
 int chat_op_conv_create(chat_op_ctx_t *ctx);
 int chat_op_conv_list(chat_op_ctx_t *ctx);

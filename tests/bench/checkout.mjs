@@ -94,7 +94,7 @@ const YEAR = new Date().getUTCFullYear() + 2;
 function token(uid) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: String(uid), role: 'user', iat: now, exp: now + 3600 })}`;
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: String(uid), role: 'user', sid: randomBytes(16).toString('base64url'), iat: now, exp: now + 3600, sxp: now + 3600 })}`;
   return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 

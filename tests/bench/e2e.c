@@ -153,16 +153,25 @@ static int
 e2e_request(void *ud, size_t i, const char *key, char *buf, size_t size)
 {
     int      n;
-    char     token[CHAT_TOKEN_MAX_LEN], path[64];
-    e2e_t   *e = ud;
-    int64_t  now;
+    char                 token[CHAT_TOKEN_MAX_LEN], path[64];
+    e2e_t               *e = ud;
+    int64_t              now;
+    chat_token_claims_t  claims;
 
     token[0] = '\0';
 
     if (e->chat) {
         now = (int64_t) time(NULL);
-        if (chat_token_sign(e->secret, e->secret_len, e2e_uid(e, i), "user",
-                            now, now + 86400, token, sizeof(token)) < 0)
+        memset(&claims, 0, sizeof(claims));
+        claims.uid = e2e_uid(e, i);
+        strcpy(claims.role, "user");
+        strcpy(claims.sid, "bench");
+        claims.iat = now;
+        claims.exp = now + 86400;
+        claims.sxp = claims.exp;
+
+        if (chat_token_sign(e->secret, e->secret_len, &claims, token,
+                            sizeof(token)) < 0)
         {
             return -1;
         }

@@ -197,6 +197,8 @@ verify(const unsigned char *key, size_t key_len, const char *token,
 
     if (rc == CHAT_TOKEN_OK
         && (claims->uid <= 0 || claims->exp <= now
+            || !chat_token_sid_valid(claims->sid, strlen(claims->sid))
+            || claims->sxp < claims->exp
             || (strcmp(claims->role, "user") != 0
                 && strcmp(claims->role, "admin") != 0)))
     {
@@ -484,8 +486,16 @@ fuzz_sign_mutate(reader_t *r)
 
     derive_claims(r, &w);
 
-    n = chat_token_sign(secret, SECRET_LEN, w.uid, w.role, w.iat, w.exp,
-                        token, sizeof(token));
+    /* the session ends with the token, the earliest it may */
+    memset(&claims, 0, sizeof(claims));
+    claims.uid = w.uid;
+    memcpy(claims.role, w.role, sizeof(claims.role));
+    strcpy(claims.sid, "fuzz-session_1");
+    claims.iat = w.iat;
+    claims.exp = w.exp;
+    claims.sxp = w.exp;
+
+    n = chat_token_sign(secret, SECRET_LEN, &claims, token, sizeof(token));
 
     if ((n > 0) != signable(&w)) {
         fprintf(stderr, "uid %lld role \"%s\" iat %lld exp %lld: sign %d\n",
@@ -512,7 +522,8 @@ fuzz_sign_mutate(reader_t *r)
     }
 
     if (claims.uid != w.uid || strcmp(claims.role, w.role) != 0
-        || claims.iat != w.iat || claims.exp != w.exp)
+        || claims.iat != w.iat || claims.exp != w.exp
+        || claims.sxp != w.exp || strcmp(claims.sid, "fuzz-session_1") != 0)
     {
         fail("claims do not survive the round trip");
     }

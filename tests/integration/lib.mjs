@@ -125,9 +125,14 @@ export function tokenSecret() {
 }
 
 // An HS256 token with these claims, signed with the stack's real secret
-// (header overrides the default {alg: HS256, typ: JWT}).
+// (header overrides the default {alg: HS256, typ: JWT}).  Every token
+// names its sign-in session: without sid and sxp in claims it gets a
+// fresh session that ends with the token (sid: undefined leaves it out).
 export function signToken(claims, header = { alg: 'HS256', typ: 'JWT' }) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  claims = { ...claims };
+  if (!('sid' in claims)) claims.sid = randomBytes(16).toString('base64url');
+  if (!('sxp' in claims) && typeof claims.exp === 'number') claims.sxp = claims.exp;
   const body = `${b64(header)}.${b64(claims)}`;
   return `${body}.${createHmac('sha256', tokenSecret()).update(body).digest('base64url')}`;
 }

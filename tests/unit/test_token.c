@@ -62,6 +62,28 @@ forge(const char *header, const char *payload, int pad, char *out)
 }
 
 
+/* signs a token of session "s1" that ends with the token */
+static int
+sign(const unsigned char *key, size_t key_len, int64_t uid, const char *role,
+    int64_t iat, int64_t exp, char *out, size_t size)
+{
+    chat_token_claims_t  c;
+
+    memset(&c, 0, sizeof(c));
+    c.uid = uid;
+    if (strlen(role) >= sizeof(c.role)) {
+        return -1;
+    }
+    strcpy(c.role, role);
+    strcpy(c.sid, "s1");
+    c.iat = iat;
+    c.exp = exp;
+    c.sxp = exp;
+
+    return chat_token_sign(key, key_len, &c, out, size);
+}
+
+
 static chat_token_status_t
 verify(const char *token, chat_token_claims_t *claims)
 {
@@ -71,7 +93,10 @@ verify(const char *token, chat_token_claims_t *claims)
 
 
 #define HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
-#define GOOD_CLAIMS "{\"sub\":\"42\",\"role\":\"admin\",\"iat\":1,\"exp\":1900000000}"
+/* the sign-in session every token must name */
+#define SESSION ",\"sid\":\"s1\",\"sxp\":1950000000"
+#define GOOD_CLAIMS                                                         \
+    "{\"sub\":\"42\",\"role\":\"admin\",\"iat\":1,\"exp\":1900000000" SESSION "}"
 
 
 static void
@@ -80,7 +105,7 @@ test_signed_token_verifies(void)
     char                 token[CHAT_TOKEN_MAX_LEN];
     chat_token_claims_t  c;
 
-    CHECK(chat_token_sign(secret, SECRET_LEN, 7, "user", NOW, NOW + 60,
+    CHECK(sign(secret, SECRET_LEN, 7, "user", NOW, NOW + 60,
                           token, sizeof(token)) > 0);
     CHECK(verify(token, &c) == CHAT_TOKEN_OK);
     CHECK(c.uid == 7);
@@ -181,7 +206,7 @@ test_payload_tamper_refused(void)
     chat_token_claims_t  c;
 
     forge(HS256, GOOD_CLAIMS, 0, token);
-    forge(HS256, "{\"sub\":\"1\",\"role\":\"admin\",\"exp\":1900000000}", 0,
+    forge(HS256, "{\"sub\":\"1\",\"role\":\"admin\",\"exp\":1900000000" SESSION "}", 0,
           other);
 
     /* header+payload of one token with the MAC of another */
@@ -248,16 +273,16 @@ test_expiry(void)
     char                 token[CHAT_TOKEN_MAX_LEN];
     chat_token_claims_t  c;
 
-    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1799999999}", 0,
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1799999999" SESSION "}", 0,
           token);
     CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
 
     /* exp == now is already expired */
-    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1800000000}", 0,
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1800000000" SESSION "}", 0,
           token);
     CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
 
-    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1800000001}", 0,
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1800000001" SESSION "}", 0,
           token);
     CHECK(verify(token, &c) == CHAT_TOKEN_OK);
 }
@@ -271,26 +296,26 @@ test_not_before(void)
 
     /* nbf one second in the future: refused; nbf == now: valid */
     forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000001,"
-                 "\"exp\":1900000000}", 0, token);
+                 "\"exp\":1900000000" SESSION "}", 0, token);
     CHECK(verify(token, &c) == CHAT_TOKEN_NOT_YET_VALID);
 
     forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000000,"
-                 "\"exp\":1900000000}", 0, token);
+                 "\"exp\":1900000000" SESSION "}", 0, token);
     CHECK(verify(token, &c) == CHAT_TOKEN_OK);
 
     /* a malformed nbf is a bad claim, not something to skip */
     forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":\"soon\","
-                 "\"exp\":1900000000}", 0, token);
+                 "\"exp\":1900000000" SESSION "}", 0, token);
     CHECK(verify(token, &c) == CHAT_TOKEN_BAD_CLAIMS);
 
     /* expired wins over not-yet-valid: either way it is refused */
     forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"nbf\":1800000005,"
-                 "\"exp\":1700000000}", 0, token);
+                 "\"exp\":1700000000" SESSION "}", 0, token);
     CHECK(verify(token, &c) == CHAT_TOKEN_EXPIRED);
 
     /* no nbf means no lower bound, not nbf 0 (found by fuzz_token: a time
      * before the epoch was "not valid yet" for a token without nbf) */
-    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":10}", 0,
+    forge(HS256, "{\"sub\":\"42\",\"role\":\"user\",\"exp\":10" SESSION "}", 0,
           token);
     CHECK(chat_token_verify(secret, SECRET_LEN, token, strlen(token), -1, &c)
           == CHAT_TOKEN_OK);
@@ -308,13 +333,13 @@ test_missing_or_bad_claims(void)
         "{\"sub\":\"42\",\"role\":\"user\",\"exp\":\"1900000000\"}", /* string */
         "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000.5}",
         "{\"sub\":\"42\",\"role\":\"user\",\"exp\":null}",
-        "{\"role\":\"user\",\"exp\":1900000000}",                   /* no sub */
-        "{\"sub\":42,\"role\":\"user\",\"exp\":1900000000}",
-        "{\"sub\":\"0\",\"role\":\"user\",\"exp\":1900000000}",
-        "{\"sub\":\"-3\",\"role\":\"user\",\"exp\":1900000000}",
-        "{\"sub\":\"12x\",\"role\":\"user\",\"exp\":1900000000}",
-        "{\"sub\":\"42\",\"exp\":1900000000}",                      /* no role */
-        "{\"sub\":\"42\",\"role\":\"root\",\"exp\":1900000000}",
+        "{\"role\":\"user\",\"exp\":1900000000" SESSION "}",                   /* no sub */
+        "{\"sub\":42,\"role\":\"user\",\"exp\":1900000000" SESSION "}",
+        "{\"sub\":\"0\",\"role\":\"user\",\"exp\":1900000000" SESSION "}",
+        "{\"sub\":\"-3\",\"role\":\"user\",\"exp\":1900000000" SESSION "}",
+        "{\"sub\":\"12x\",\"role\":\"user\",\"exp\":1900000000" SESSION "}",
+        "{\"sub\":\"42\",\"exp\":1900000000" SESSION "}",                      /* no role */
+        "{\"sub\":\"42\",\"role\":\"root\",\"exp\":1900000000" SESSION "}",
     };
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -355,11 +380,11 @@ test_short_secret_refused(void)
 {
     char  token[CHAT_TOKEN_MAX_LEN];
 
-    CHECK(chat_token_sign((const unsigned char *) "short", 5, 1, "user", 1, 2,
+    CHECK(sign((const unsigned char *) "short", 5, 1, "user", 1, 2,
                           token, sizeof(token)) == -1);
-    CHECK(chat_token_sign(secret, SECRET_LEN, 1, "root", 1, 2, token,
+    CHECK(sign(secret, SECRET_LEN, 1, "root", 1, 2, token,
                           sizeof(token)) == -1);
-    CHECK(chat_token_sign(secret, SECRET_LEN, 1, "user", 1, 2, token, 20)
+    CHECK(sign(secret, SECRET_LEN, 1, "user", 1, 2, token, 20)
           == -1);
 }
 
@@ -377,20 +402,86 @@ test_sign_only_what_verifies(void)
     const int64_t        safe = 9007199254740991LL;   /* 2^53 - 1 */
     const int64_t        max_uid = 999999999999999999LL;
 
-    CHECK(chat_token_sign(secret, SECRET_LEN, max_uid + 1, "user", NOW,
+    CHECK(sign(secret, SECRET_LEN, max_uid + 1, "user", NOW,
                           NOW + 60, token, sizeof(token)) == -1);
-    CHECK(chat_token_sign(secret, SECRET_LEN, 7, "user", -safe - 1, NOW + 60,
+    CHECK(sign(secret, SECRET_LEN, 7, "user", -safe - 1, NOW + 60,
                           token, sizeof(token)) == -1);
-    CHECK(chat_token_sign(secret, SECRET_LEN, 7, "user", NOW, safe + 1,
+    CHECK(sign(secret, SECRET_LEN, 7, "user", NOW, safe + 1,
                           token, sizeof(token)) == -1);
 
-    CHECK(chat_token_sign(secret, SECRET_LEN, max_uid, "admin", -safe, safe,
+    CHECK(sign(secret, SECRET_LEN, max_uid, "admin", -safe, safe,
                           token, sizeof(token)) > 0);
     CHECK(verify(token, &c) == CHAT_TOKEN_OK);
     CHECK(c.uid == max_uid);
     CHECK(strcmp(c.role, "admin") == 0);
     CHECK(c.iat == -safe);
     CHECK(c.exp == safe);
+}
+
+
+/* Every token names its session; without one it could not be signed
+ * out, so it is refused. */
+static void
+test_session_claims(void)
+{
+    char                 token[CHAT_TOKEN_MAX_LEN], a[32], b[32];
+    size_t               i;
+    chat_token_claims_t  c, in;
+
+    static const char   *bad[] = {
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000}",
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":\"s1\"}",                                       /* no sxp */
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sxp\":1950000000}",                                    /* no sid */
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":\"\",\"sxp\":1950000000}",
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":\"a.b\",\"sxp\":1950000000}",
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":\"0123456789abcdef0123456789abcdef0\",\"sxp\":1950000000}",
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":7,\"sxp\":1950000000}",
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":\"s1\",\"sxp\":1899999999}",             /* ends first */
+        "{\"sub\":\"42\",\"role\":\"user\",\"exp\":1900000000,"
+        "\"sid\":\"s1\",\"sxp\":\"1950000000\"}",
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        forge(HS256, bad[i], 0, token);
+        CHECK(verify(token, &c) == CHAT_TOKEN_BAD_CLAIMS);
+    }
+
+    /* what is signed comes back */
+    memset(&in, 0, sizeof(in));
+    in.uid = 9;
+    strcpy(in.role, "user");
+    CHECK(chat_token_new_sid(in.sid, sizeof(in.sid)) == 0);
+    CHECK(strlen(in.sid) == CHAT_TOKEN_SID_LEN);
+    CHECK(chat_token_sid_valid(in.sid, strlen(in.sid)));
+    in.iat = NOW;
+    in.exp = NOW + 60;
+    in.sxp = NOW + 3600;
+    CHECK(chat_token_sign(secret, SECRET_LEN, &in, token, sizeof(token)) > 0);
+    CHECK(verify(token, &c) == CHAT_TOKEN_OK);
+    CHECK(strcmp(c.sid, in.sid) == 0);
+    CHECK(c.sxp == NOW + 3600);
+
+    /* and what could not verify is not signed */
+    in.sxp = in.exp - 1;
+    CHECK(chat_token_sign(secret, SECRET_LEN, &in, token, sizeof(token)) < 0);
+    in.sxp = in.exp;
+    strcpy(in.sid, "no spaces");
+    CHECK(chat_token_sign(secret, SECRET_LEN, &in, token, sizeof(token)) < 0);
+    in.sid[0] = '\0';
+    CHECK(chat_token_sign(secret, SECRET_LEN, &in, token, sizeof(token)) < 0);
+
+    /* fresh ids differ */
+    CHECK(chat_token_new_sid(a, sizeof(a)) == 0);
+    CHECK(chat_token_new_sid(b, sizeof(b)) == 0);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(chat_token_new_sid(a, CHAT_TOKEN_SID_LEN) < 0);
 }
 
 
@@ -410,5 +501,6 @@ main(void)
     UNIT_RUN(test_garbage_refused);
     UNIT_RUN(test_short_secret_refused);
     UNIT_RUN(test_sign_only_what_verifies);
+    UNIT_RUN(test_session_claims);
     return UNIT_SUMMARY();
 }
