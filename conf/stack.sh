@@ -235,12 +235,13 @@ healthy() { curl -fsS "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; }
 add_demo_users() {
     local conn
     conn=$(pg_conninfo)
-    CHAT_PG=$conn "$BACKEND" user-add --email admin@example.com --password admin-demo-pass \
-        --name "Demo Admin" --admin >/dev/null
-    CHAT_PG=$conn "$BACKEND" user-add --email alice@example.com --password alice-demo-pass \
-        --name "Alice" >/dev/null
-    CHAT_PG=$conn "$BACKEND" user-add --email bob@example.com --password bob-demo-pass \
-        --name "Bob" >/dev/null
+    # the password on stdin: an argument would show in ps
+    CHAT_PG=$conn "$BACKEND" user-add --email admin@example.com \
+        --name "Demo Admin" --admin <<<admin-demo-pass >/dev/null
+    CHAT_PG=$conn "$BACKEND" user-add --email alice@example.com \
+        --name "Alice" <<<alice-demo-pass >/dev/null
+    CHAT_PG=$conn "$BACKEND" user-add --email bob@example.com \
+        --name "Bob" <<<bob-demo-pass >/dev/null
 }
 
 # the catalog (issue 4): demo books for make run, CATALOG_BOOKS of them

@@ -537,21 +537,18 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* chat_token_secret_file path: the secret is the file, less a final newline */
+/*
+ * Reads the secret file named by the directive's argument with the reader
+ * the backend uses too (chat_secret.c: one final line end off, a file any
+ * user may read refused) into *out, allocated from the cycle's pool.
+ */
 static char *
-ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_chat_conf_secret_file(ngx_conf_t *cf, ngx_str_t *out)
 {
-    ngx_chat_main_conf_t  *cmcf = conf;
-
-    u_char           *buf;
-    ssize_t           n;
-    ngx_str_t        *value, path;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
-
-    if (cmcf->token_secret.data) {
-        return "is duplicate (or \"chat_token_secret\" is set too)";
-    }
+    u_char      *buf;
+    ssize_t      n;
+    ngx_str_t   *value, path;
+    const char  *err;
 
     value = cf->args->elts;
     path = value[1];
@@ -560,48 +557,36 @@ ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = path;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &path);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 4096)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_token_secret_file \"%V\" is unreadable or "
-                           "larger than 4096 bytes", &path);
-        ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
-    }
-
-    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    buf = ngx_pnalloc(cf->pool, CHAT_SECRET_MAX + 2);
     if (buf == NULL) {
-        ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
 
-    n = ngx_read_file(&file, buf, (size_t) ngx_file_size(&fi), 0);
-    ngx_close_file(file.fd);
-
-    if (n == NGX_ERROR) {
+    n = chat_secret_read((const char *) path.data, buf, CHAT_SECRET_MAX + 2,
+                         &err);
+    if (n < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &path, err);
         return NGX_CONF_ERROR;
     }
 
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        n--;
-    }
-
-    cmcf->token_secret.data = buf;
-    cmcf->token_secret.len = (size_t) n;
+    out->data = buf;
+    out->len = (size_t) n;
 
     return NGX_CONF_OK;
+}
+
+
+/* chat_token_secret_file path */
+static char *
+ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    if (cmcf->token_secret.data) {
+        return "is duplicate (or \"chat_token_secret\" is set too)";
+    }
+
+    return ngx_chat_conf_secret_file(cf, &cmcf->token_secret);
 }
 
 

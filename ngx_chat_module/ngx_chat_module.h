@@ -10,6 +10,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "chat_secret.h"
 #include "chat_token.h"
 
 

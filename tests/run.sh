@@ -36,6 +36,7 @@ run_unit() {
     unit_test utf8 $m/chat_utf8.c
     unit_test ws $m/chat_ws.c $m/chat_utf8.c
     unit_test poll $m/chat_poll.c
+    unit_test secret $m/chat_secret.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     # every libFuzzer harness briefly, ~40 s (make fuzz: longer)

@@ -2,11 +2,13 @@
 // else or an admin in the body, smuggle SQL through text fields, reach other
 // people's things by id.  Identity comes only from the verified token, text
 // is stored as given, and someone else's thing is 404 exactly like a thing
-// that does not exist.
+// that does not exist.  Passwords never travel in argv, and secret files
+// are read strictly.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, registerUsers, sql, uniqueEmail, signToken } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { api, registerUsers, sql, uniqueEmail, signToken, PG } from './lib.mjs';
 
 let alice;
 let bob;
@@ -150,4 +152,30 @@ test('metacharacters in the catalog (book title, author, description, review, se
     assert.equal(s.status, 200, `${title}: ${s.text}`);
   }
   assert.ok(Number(await sql('SELECT count(*) FROM books')) >= names.length);
+});
+
+
+/* secrets never in argv; secret files read strictly, the same on both sides */
+
+test('user-add takes the password on stdin or from a file, never from argv', async () => {
+  const email = uniqueEmail('useradd');
+  let out = spawnSync('backend/chat-backend', ['--pg', PG, 'user-add', '--email', email, '--name', 'Argv',
+    '--password', 'a password in argv'], { encoding: 'utf8' });
+  assert.equal(out.status, 2, out.stderr);
+  assert.match(out.stderr, /--password is refused/);
+
+  out = spawnSync('backend/chat-backend', ['--pg', PG, 'user-add', '--email', email, '--name', 'Stdin'],
+    { input: 'a password on stdin\n', encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return api('POST', '/api/v1/auth/login', { email, password: 'a password on stdin' }).then((r) => {
+    assert.equal(r.status, 200, r.text);
+  });
+});
+
+test('the backend refuses a secret file any user can read, naming it', () => {
+  const out = spawnSync('sh', ['-c', `f=$(mktemp) && head -c 40 /dev/urandom | base64 > "$f" && chmod 644 "$f" && \
+    backend/chat-backend --token-secret-file "$f" --pg "${PG}" --workers 1; rc=$?; rm -f "$f"; exit $rc`],
+    { encoding: 'utf8', timeout: 10000 });
+  assert.equal(out.status, 2, out.stderr);
+  assert.match(out.stderr, /readable or writable by any user/);
 });
