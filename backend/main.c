@@ -51,8 +51,8 @@ enum {
     OPT_RECONCILE_INTERVAL,
     /* lanes */
     OPT_LANE,
-    /* user-add's password file */
-    OPT_PASSWORD_FILE
+    /* user-add's password file; Redis credentials */
+    OPT_PASSWORD_FILE, OPT_REDIS_USER, OPT_REDIS_PASSWORD_FILE
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -84,6 +84,9 @@ static const struct option  chat_options[] = {
       OPT_RECONCILE_INTERVAL },
     { "lane",              required_argument, NULL, OPT_LANE },
     { "password-file",     required_argument, NULL, OPT_PASSWORD_FILE },
+    { "redis-user",        required_argument, NULL, OPT_REDIS_USER },
+    { "redis-password-file", required_argument, NULL,
+      OPT_REDIS_PASSWORD_FILE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -103,6 +106,8 @@ usage(FILE *out)
 "  --workers N               CHAT_WORKERS            2 (procs of the chat "
 "and read lanes)\n"
 "  --redis HOST:PORT         CHAT_REDIS              127.0.0.1:6379\n"
+"  --redis-user NAME         CHAT_REDIS_USER         (the default user)\n"
+"  --redis-password-file PATH CHAT_REDIS_PASSWORD_FILE (none: no AUTH)\n"
 "  --pg CONNINFO             CHAT_PG                 dbname=chat\n"
 "  --token-secret-file PATH  CHAT_TOKEN_SECRET_FILE  (none)\n"
 "                            or the secret itself in CHAT_TOKEN_SECRET;\n"
@@ -232,6 +237,21 @@ read_secret_file(const char *what, const char *path, size_t *len)
 }
 
 
+/* The Redis password: a C string, so it must hold no NUL. */
+static void
+read_redis_password(chat_config_t *cfg, const char *what, const char *path)
+{
+    size_t  len;
+
+    free(cfg->redis_password);
+    cfg->redis_password = (char *) read_secret_file(what, path, &len);
+
+    if (strlen(cfg->redis_password) != len) {
+        die("%s: \"%s\" holds a NUL byte", what, path);
+    }
+}
+
+
 /*
  * user-add's password from stdin (a pipe, a here-string, or typed): all of
  * it up to end of file, less one final line end, as a secret file is
@@ -309,6 +329,17 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         free(cfg->token_secret);
         cfg->token_secret = read_secret_file(what, value,
                                              &cfg->token_secret_len);
+        break;
+
+    case OPT_REDIS_USER:
+        if (value[0] == '\0' || strpbrk(value, " \t\r\n") != NULL) {
+            die("%s: expected an ACL user name, got \"%s\"", what, value);
+        }
+        cfg->redis_user = value;
+        break;
+
+    case OPT_REDIS_PASSWORD_FILE:
+        read_redis_password(cfg, what, value);
         break;
 
     case OPT_TTL:
@@ -408,6 +439,8 @@ apply_env(chat_config_t *cfg)
         { OPT_RESERVATION_TTL, "CHAT_RESERVATION_TTL_MS" },
         { OPT_RECONCILE_INTERVAL, "CHAT_RECONCILE_INTERVAL_MS" },
         { OPT_LANE, "CHAT_LANES" },
+        { OPT_REDIS_USER, "CHAT_REDIS_USER" },
+        { OPT_REDIS_PASSWORD_FILE, "CHAT_REDIS_PASSWORD_FILE" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -535,6 +568,7 @@ main(int argc, char **argv)
         OPENSSL_cleanse(password, strlen(password));
         free(password);
         free(cfg.token_secret);
+        free(cfg.redis_password);
         return rc;
     }
 
@@ -575,6 +609,7 @@ main(int argc, char **argv)
     rc = chat_supervisor_run(&cfg);
 
     free(cfg.token_secret);
+    free(cfg.redis_password);
 
     return rc;
 }

@@ -35,6 +35,8 @@ static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 
@@ -169,6 +171,22 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    /* Redis credentials: an ACL user and its password, from a file */
+
+    { ngx_string("chat_redis_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_user),
+      NULL },
+
+    { ngx_string("chat_redis_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_redis_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     /* presence and typing */
 
     { ngx_string("chat_presence_ttl"),
@@ -265,6 +283,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
      *
      *     cmcf->redis_host = { 0, NULL };
      *     cmcf->token_secret = { 0, NULL };
+     *     cmcf->redis_user = { 0, NULL };
+     *     cmcf->redis_password = { 0, NULL };
      *     cmcf->used = 0;
      */
 
@@ -319,6 +339,13 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->presence_ttl, 45000);
     ngx_conf_init_msec_value(cmcf->presence_grace, 5000);
     ngx_conf_init_msec_value(cmcf->typing_interval, 2000);
+
+    if (cmcf->redis_user.data && cmcf->redis_password.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis_user\" needs "
+                           "\"chat_redis_password_file\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->presence_ttl < 3000 || cmcf->presence_ttl > 60000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -587,6 +614,20 @@ ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_chat_conf_secret_file(cf, &cmcf->token_secret);
+}
+
+
+/* chat_redis_password_file path */
+static char *
+ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    if (cmcf->redis_password.data) {
+        return "is duplicate";
+    }
+
+    return ngx_chat_conf_secret_file(cf, &cmcf->redis_password);
 }
 
 

@@ -17,6 +17,8 @@
 typedef struct {
     ngx_str_t     redis_host;           /* NUL-terminated */
     in_port_t     redis_port;
+    ngx_str_t     redis_user;           /* none: AUTH with the password only */
+    ngx_str_t     redis_password;       /* none: no AUTH */
     ngx_msec_t    redis_connect_timeout;
     ngx_msec_t    redis_timeout;
     ngx_msec_t    command_timeout;

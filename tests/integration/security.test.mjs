@@ -2,13 +2,15 @@
 // else or an admin in the body, smuggle SQL through text fields, reach other
 // people's things by id.  Identity comes only from the verified token, text
 // is stored as given, and someone else's thing is 404 exactly like a thing
-// that does not exist.  Passwords never travel in argv, and secret files
-// are read strictly.
+// that does not exist.  And the least privilege behind it: Redis wants a
+// password, and the edge's Redis user can touch only what the edge needs;
+// passwords never travel in argv.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { api, registerUsers, sql, uniqueEmail, signToken, PG } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import { api, registerUsers, sql, uniqueEmail, signToken, PG, REDIS_PORT, RUN_DIR } from './lib.mjs';
 
 let alice;
 let bob;
@@ -154,6 +156,46 @@ test('metacharacters in the catalog (book title, author, description, review, se
   assert.ok(Number(await sql('SELECT count(*) FROM books')) >= names.length);
 });
 
+
+/* Redis: a password, and an ACL user per side */
+
+// redis-cli as user (null: no credentials at all), the password from the
+// stack's file through the environment, as the stack passes it
+function redisAs(user, ...args) {
+  const env = { ...process.env };
+  delete env.REDISCLI_AUTH;
+  const argv = ['-p', REDIS_PORT, '--raw'];
+  if (user) {
+    env.REDISCLI_AUTH = readFileSync(`${RUN_DIR}/redis/${user === 'chat-edge' ? 'edge' : 'worker'}.pass`, 'utf8').trim();
+    argv.push('--user', user);
+  }
+  const out = spawnSync('redis-cli', [...argv, ...args], { env, encoding: 'utf8' });
+  return (out.stdout + out.stderr).trim();
+}
+
+test('Redis wants a password, and the edge\'s user is refused keys and commands outside its ACL', () => {
+  assert.match(redisAs(null, 'PING'), /NOAUTH/);
+  assert.match(redisAs(null, 'KEYS', '*'), /NOAUTH/);
+
+  // what the edge uses works
+  assert.match(redisAs('chat-edge', 'PING'), /PONG/);
+  assert.match(redisAs('chat-edge', 'HGETALL', 'chat:workers'), /\d/);
+  // the workers' notification jobs (who wrote to whom, previews), other
+  // keys, and anything dangerous: refused
+  assert.match(redisAs('chat-edge', 'XRANGE', 'chat:notify', '-', '+'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'GET', 'anything-else'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'FLUSHALL'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'KEYS', '*'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'CONFIG', 'GET', 'requirepass'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'DEL', 'chat:workers'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'ACL', 'LIST'), /NOPERM/);
+  // a script cannot reach further than its caller
+  assert.match(redisAs('chat-edge', 'EVAL', "return redis.call('XLEN', 'chat:notify')", '0'), /NOPERM|can't access|permission/i);
+  // the workers may do their work, not the dangerous things
+  assert.match(redisAs('chat-worker', 'FLUSHALL'), /NOPERM/);
+  assert.match(redisAs('chat-worker', 'KEYS', '*'), /NOPERM/);
+  assert.match(redisAs('chat-worker', 'CONFIG', 'GET', 'appendonly'), /appendonly/);
+});
 
 /* secrets never in argv; secret files read strictly, the same on both sides */
 
