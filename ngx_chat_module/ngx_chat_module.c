@@ -49,6 +49,10 @@ static ngx_conf_num_bounds_t  ngx_chat_maxlen_bounds = {
     ngx_conf_check_num_bounds, 1000, 100000000
 };
 
+static ngx_conf_num_bounds_t  ngx_chat_per_user_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000
+};
+
 
 static ngx_command_t  ngx_chat_commands[] = {
 
@@ -187,6 +191,22 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    /* per-user caps on live connections (ngx_chat_caps.c) */
+
+    { ngx_string("chat_ws_max_per_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_max_per_user),
+      &ngx_chat_per_user_bounds },
+
+    { ngx_string("chat_poll_max_per_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, poll_max_per_user),
+      &ngx_chat_per_user_bounds },
+
     /* presence and typing */
 
     { ngx_string("chat_presence_ttl"),
@@ -306,6 +326,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->cache = NGX_CONF_UNSET;
     cmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->cache_max_age = NGX_CONF_UNSET;
+    cmcf->ws_max_per_user = NGX_CONF_UNSET;
+    cmcf->poll_max_per_user = NGX_CONF_UNSET;
 
     return cmcf;
 }
@@ -339,11 +361,17 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->presence_ttl, 45000);
     ngx_conf_init_msec_value(cmcf->presence_grace, 5000);
     ngx_conf_init_msec_value(cmcf->typing_interval, 2000);
+    ngx_conf_init_value(cmcf->ws_max_per_user, 20);
+    ngx_conf_init_value(cmcf->poll_max_per_user, 10);
 
     if (cmcf->redis_user.data && cmcf->redis_password.data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_redis_user\" needs "
                            "\"chat_redis_password_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_chat_caps_zone(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -643,6 +671,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_metrics_init_process();
+    ngx_chat_caps_init_process();
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
     if (cmcf == NULL || !cmcf->used) {

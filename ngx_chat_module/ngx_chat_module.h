@@ -32,6 +32,8 @@ typedef struct {
     ngx_msec_t    ws_ping_interval;
     ngx_msec_t    ws_pong_timeout;
     ngx_flag_t    used;                 /* some location has chat_api */
+    ngx_int_t     ws_max_per_user;      /* ngx_chat_caps.c */
+    ngx_int_t     poll_max_per_user;
 
     /* presence and typing (ngx_chat_presence.c, ngx_chat_typing.c) */
     ngx_msec_t    presence_ttl;
@@ -108,6 +110,13 @@ ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);
 void ngx_chat_presence_announce(int64_t uid, ngx_uint_t online);
 ngx_msec_t ngx_chat_presence_refresh_interval(void);
+
+/* ngx_chat_caps.c: per-user caps on live WebSockets across this edge */
+ngx_int_t ngx_chat_caps_zone(ngx_conf_t *cf);
+void ngx_chat_caps_init_process(void);
+ngx_int_t ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max,
+    ngx_log_t *log);
+void ngx_chat_caps_ws_release(int64_t uid);
 
 /* ngx_chat_typing.c: one typing indicator from a user to a conversation */
 void ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log);

@@ -1,8 +1,9 @@
 // What a hostile client may try with a valid account: claim to be someone
 // else or an admin in the body, smuggle SQL through text fields, reach other
-// people's things by id.  Identity comes only from the verified token, text
-// is stored as given, and someone else's thing is 404 exactly like a thing
-// that does not exist.  And the least privilege behind it: Redis wants a
+// people's things by id, open connections without end.  Identity comes only
+// from the verified token, text is stored as given, someone else's thing is
+// 404 exactly like a thing that does not exist, and one user's live
+// connections are capped.  And the least privilege behind it: Redis wants a
 // password, and the edge's Redis user can touch only what the edge needs;
 // passwords never travel in argv.
 
@@ -11,6 +12,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { api, registerUsers, sql, uniqueEmail, signToken, PG, REDIS_PORT, RUN_DIR } from './lib.mjs';
+import { WsClient } from './ws.mjs';
 
 let alice;
 let bob;
@@ -156,6 +158,54 @@ test('metacharacters in the catalog (book title, author, description, review, se
   assert.ok(Number(await sql('SELECT count(*) FROM books')) >= names.length);
 });
 
+
+/* per-user caps (the local stack: chat_ws_max_per_user 20,
+ * chat_poll_max_per_user 10) */
+
+test('a user gets at most 20 WebSockets: the 21st is refused with 429 too_many_connections', async () => {
+  const [u] = await registerUsers('cap-ws', 1, 1);
+  const socks = [];
+  try {
+    for (let i = 0; i < 20; i++) socks.push(await WsClient.connect({ token: u.token }));
+    const err = await WsClient.connect({ token: u.token }).then((ws) => { socks.push(ws); return null; }, (e) => e);
+    assert.ok(err, 'the 21st WebSocket was accepted');
+    assert.equal(err.status, 429, err.message);
+    assert.equal(err.body.error.code, 'too_many_connections');
+    // someone else is not affected
+    const [v] = await registerUsers('cap-ws-other', 1, 1);
+    (await WsClient.connect({ token: v.token })).close();
+    // one closes: one more may open
+    socks.pop().close();
+    const again = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        try { return await WsClient.connect({ token: u.token }); } catch { await new Promise((r) => setTimeout(r, 100)); }
+      }
+      return null;
+    })();
+    assert.ok(again, 'no WebSocket after one was closed');
+    socks.push(again);
+  } finally {
+    for (const ws of socks) ws.close();
+  }
+});
+
+test('a user gets at most 10 long-poll sessions: the 11th is refused with 429 too_many_connections', async () => {
+  const [u] = await registerUsers('cap-poll', 1, 1);
+  const cursors = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await api('GET', '/api/v1/events', undefined, { token: u.token });
+    assert.equal(r.status, 200, r.text);
+    cursors.push(r.json.cursor);
+  }
+  const r = await api('GET', '/api/v1/events', undefined, { token: u.token });
+  assert.equal(r.status, 429, r.text);
+  assert.equal(r.json.error.code, 'too_many_connections');
+  // the open sessions go on working
+  const p = await api('GET', `/api/v1/events?cursor=${encodeURIComponent(cursors[0])}&timeout=0`, undefined,
+    { token: u.token });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.json.resync, false);
+});
 
 /* Redis: a password, and an ACL user per side */
 
