@@ -3,8 +3,10 @@
  *
  *   chat-backend [flags]                  run the worker pool (supervisor
  *                                         in the foreground, N workers)
- *   chat-backend user-add --email E --password P --name N [--admin]
- *                                         create a user directly in the db
+ *   chat-backend user-add --email E --name N [--admin]
+ *       [--password-file PATH]            create a user directly in the db;
+ *                                         the password on stdin or in PATH,
+ *                                         never in argv (ps shows argv)
  *
  * Every setting has a flag and an environment variable; the flag wins,
  * then the variable, then the default (the table in usage() and in
@@ -23,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "chat_secret.h"
 #include "chat_token.h"
 #include "command.h"
 #include "config.h"
@@ -33,8 +38,6 @@
 #include "supervisor.h"
 #include "user_add.h"
 
-
-#define CHAT_SECRET_FILE_MAX  4096
 
 static int  chat_log_level_set;     /* --log-level or CHAT_LOG_LEVEL seen */
 
@@ -49,7 +52,9 @@ enum {
     /* lanes */
     OPT_LANE,
     /* sign-in sessions */
-    OPT_SESSION_TTL
+    OPT_SESSION_TTL,
+    /* user-add's password file; Redis credentials */
+    OPT_PASSWORD_FILE, OPT_REDIS_USER, OPT_REDIS_PASSWORD_FILE
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -81,6 +86,10 @@ static const struct option  chat_options[] = {
       OPT_RECONCILE_INTERVAL },
     { "lane",              required_argument, NULL, OPT_LANE },
     { "session-ttl",       required_argument, NULL, OPT_SESSION_TTL },
+    { "password-file",     required_argument, NULL, OPT_PASSWORD_FILE },
+    { "redis-user",        required_argument, NULL, OPT_REDIS_USER },
+    { "redis-password-file", required_argument, NULL,
+      OPT_REDIS_PASSWORD_FILE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -90,8 +99,9 @@ usage(FILE *out)
 {
     fprintf(out,
 "usage: chat-backend [flags]            run the worker pool\n"
-"       chat-backend [flags] user-add --email E --password P --name N "
-"[--admin]\n"
+"       chat-backend [flags] user-add --email E --name N [--admin]\n"
+"                                        [--password-file PATH] (else the "
+"password on stdin)\n"
 "\n"
 "flags (environment variable, default):\n"
 "  --lane NAME:K=V,...       CHAT_LANES              see below (repeatable;\n"
@@ -99,6 +109,8 @@ usage(FILE *out)
 "  --workers N               CHAT_WORKERS            2 (procs of the chat "
 "and read lanes)\n"
 "  --redis HOST:PORT         CHAT_REDIS              127.0.0.1:6379\n"
+"  --redis-user NAME         CHAT_REDIS_USER         (the default user)\n"
+"  --redis-password-file PATH CHAT_REDIS_PASSWORD_FILE (none: no AUTH)\n"
 "  --pg CONNINFO             CHAT_PG                 dbname=chat\n"
 "  --token-secret-file PATH  CHAT_TOKEN_SECRET_FILE  (none)\n"
 "                            or the secret itself in CHAT_TOKEN_SECRET;\n"
@@ -204,38 +216,85 @@ parse_redis(chat_config_t *cfg, const char *what, const char *value)
 }
 
 
-static void
-read_secret_file(chat_config_t *cfg, const char *what, const char *path)
+/*
+ * The secret in the file at path, malloc'd and NUL-terminated, read by the
+ * edge's reader (chat_secret.c: one final line end off, a file any user
+ * may read refused); *len its length.  Exits 2 naming what and why.
+ */
+static unsigned char *
+read_secret_file(const char *what, const char *path, size_t *len)
 {
-    FILE    *f;
-    size_t   n;
+    ssize_t         n;
+    const char     *err;
+    unsigned char  *buf;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        die("%s: cannot open \"%s\"", what, path);
-    }
-
-    free(cfg->token_secret);
-    cfg->token_secret = malloc(CHAT_SECRET_FILE_MAX + 1);
-    if (cfg->token_secret == NULL) {
+    buf = malloc(CHAT_SECRET_MAX + 2);
+    if (buf == NULL) {
         die("%s: out of memory", what);
     }
 
-    n = fread(cfg->token_secret, 1, CHAT_SECRET_FILE_MAX + 1, f);
-    fclose(f);
-
-    if (n > CHAT_SECRET_FILE_MAX) {
-        die("%s: \"%s\" is larger than 4096 bytes", what, path);
+    n = chat_secret_read(path, buf, CHAT_SECRET_MAX + 2, &err);
+    if (n < 0) {
+        die("%s: \"%s\" %s", what, path, err);
     }
 
-    if (n > 0 && cfg->token_secret[n - 1] == '\n') {
+    *len = (size_t) n;
+    return buf;
+}
+
+
+/* The Redis password: a C string, so it must hold no NUL. */
+static void
+read_redis_password(chat_config_t *cfg, const char *what, const char *path)
+{
+    size_t  len;
+
+    free(cfg->redis_password);
+    cfg->redis_password = (char *) read_secret_file(what, path, &len);
+
+    if (strlen(cfg->redis_password) != len) {
+        die("%s: \"%s\" holds a NUL byte", what, path);
+    }
+}
+
+
+/*
+ * user-add's password from stdin (a pipe, a here-string, or typed): all of
+ * it up to end of file, less one final line end, as a secret file is
+ * read.  malloc'd; exits 2 when it is empty, too long or holds a NUL.
+ */
+static char *
+read_password_stdin(void)
+{
+    char    *buf;
+    size_t   n;
+
+    buf = malloc(CHAT_SECRET_MAX + 2);
+    if (buf == NULL) {
+        die("user-add: out of memory");
+    }
+
+    n = fread(buf, 1, CHAT_SECRET_MAX + 1, stdin);
+
+    if (n > CHAT_SECRET_MAX) {
+        die("user-add: the password on stdin is longer than 4096 bytes");
+    }
+
+    if (n > 0 && buf[n - 1] == '\n') {
         n--;
-        if (n > 0 && cfg->token_secret[n - 1] == '\r') {
+        if (n > 0 && buf[n - 1] == '\r') {
             n--;
         }
     }
 
-    cfg->token_secret_len = n;
+    buf[n] = '\0';
+
+    if (n == 0 || strlen(buf) != n) {
+        die("user-add: give the password on stdin (one line) or with "
+            "--password-file");
+    }
+
+    return buf;
 }
 
 
@@ -273,7 +332,20 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         break;
 
     case OPT_SECRET_FILE:
-        read_secret_file(cfg, what, value);
+        free(cfg->token_secret);
+        cfg->token_secret = read_secret_file(what, value,
+                                             &cfg->token_secret_len);
+        break;
+
+    case OPT_REDIS_USER:
+        if (value[0] == '\0' || strpbrk(value, " \t\r\n") != NULL) {
+            die("%s: expected an ACL user name, got \"%s\"", what, value);
+        }
+        cfg->redis_user = value;
+        break;
+
+    case OPT_REDIS_PASSWORD_FILE:
+        read_redis_password(cfg, what, value);
         break;
 
     case OPT_TTL:
@@ -378,6 +450,8 @@ apply_env(chat_config_t *cfg)
         { OPT_RESERVATION_TTL, "CHAT_RESERVATION_TTL_MS" },
         { OPT_RECONCILE_INTERVAL, "CHAT_RECONCILE_INTERVAL_MS" },
         { OPT_LANE, "CHAT_LANES" },
+        { OPT_REDIS_USER, "CHAT_REDIS_USER" },
+        { OPT_REDIS_PASSWORD_FILE, "CHAT_REDIS_PASSWORD_FILE" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -390,7 +464,9 @@ apply_env(chat_config_t *cfg)
     /* the secret: a file named in the environment wins over the value */
     v = getenv("CHAT_TOKEN_SECRET_FILE");
     if (v != NULL && v[0] != '\0') {
-        read_secret_file(cfg, "CHAT_TOKEN_SECRET_FILE", v);
+        free(cfg->token_secret);
+        cfg->token_secret = read_secret_file("CHAT_TOKEN_SECRET_FILE", v,
+                                             &cfg->token_secret_len);
 
     } else {
         v = getenv("CHAT_TOKEN_SECRET");
@@ -409,8 +485,9 @@ int
 main(int argc, char **argv)
 {
     int             opt, admin, rc;
-    char            what[64];
-    const char     *email, *password, *name, *sub;
+    char            what[64], *password;
+    size_t          len;
+    const char     *email, *password_file, *name, *sub;
     chat_config_t   cfg;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -431,7 +508,8 @@ main(int argc, char **argv)
 
     apply_env(&cfg);
 
-    email = password = name = NULL;
+    email = password_file = name = NULL;
+    password = NULL;
     admin = 0;
 
     while ((opt = getopt_long(argc, argv, "h", chat_options, NULL)) != -1) {
@@ -447,7 +525,11 @@ main(int argc, char **argv)
             break;
 
         case OPT_PASSWORD:
-            password = optarg;
+            die("--password is refused: a password on the command line "
+                "shows in ps; give it on stdin or with --password-file");
+
+        case OPT_PASSWORD_FILE:
+            password_file = optarg;
             break;
 
         case OPT_NAME:
@@ -473,8 +555,20 @@ main(int argc, char **argv)
     sub = optind < argc ? argv[optind] : NULL;
 
     if (sub != NULL && strcmp(sub, "user-add") == 0 && optind + 1 == argc) {
-        if (email == NULL || password == NULL || name == NULL) {
-            die("user-add needs --email, --password and --name");
+        if (email == NULL || name == NULL) {
+            die("user-add needs --email and --name (and the password on "
+                "stdin or in --password-file)");
+        }
+
+        if (password_file != NULL) {
+            password = (char *) read_secret_file("--password-file",
+                                                 password_file, &len);
+            if (strlen(password) != len) {
+                die("--password-file: \"%s\" holds a NUL byte",
+                    password_file);
+            }
+        } else {
+            password = read_password_stdin();
         }
 
         chat_log_set_role("user-add");
@@ -483,7 +577,10 @@ main(int argc, char **argv)
         }
 
         rc = chat_user_add(&cfg, email, password, name, admin);
+        OPENSSL_cleanse(password, strlen(password));
+        free(password);
         free(cfg.token_secret);
+        free(cfg.redis_password);
         return rc;
     }
 
@@ -491,8 +588,9 @@ main(int argc, char **argv)
         die("unknown command or extra argument \"%s\"", argv[optind]);
     }
 
-    if (email != NULL || password != NULL || name != NULL || admin) {
-        die("--email, --password, --name and --admin belong to user-add");
+    if (email != NULL || password_file != NULL || name != NULL || admin) {
+        die("--email, --password-file, --name and --admin belong to "
+            "user-add");
     }
 
     if (cfg.token_secret == NULL) {
@@ -536,6 +634,7 @@ main(int argc, char **argv)
     rc = chat_supervisor_run(&cfg);
 
     free(cfg.token_secret);
+    free(cfg.redis_password);
 
     return rc;
 }

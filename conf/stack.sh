@@ -131,17 +131,41 @@ wait_for() {
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# Redis ACL users (conf/redis.conf.in): a password file each, made once,
+# 0600, read by nginx (chat_redis_password_file) and the backend
+# (CHAT_REDIS_PASSWORD_FILE); redis.conf gets only their SHA-256.  The
+# admin (Redis' default user) is this script's and the tests' redis-cli,
+# through REDISCLI_AUTH (never an argument, where ps would show it).
+redis_passwords() {
+    local who
+    for who in admin edge worker; do
+        [ -s "$RUN/redis/$who.pass" ] && continue
+        (umask 077; openssl rand -hex 24 > "$RUN/redis/$who.pass")
+    done
+    export REDISCLI_AUTH
+    REDISCLI_AUTH=$(cat "$RUN/redis/admin.pass")
+}
+redis_hash() { printf %s "$(cat "$RUN/redis/$1.pass")" | sha256sum | cut -d' ' -f1; }
+if [ -s "$RUN/redis/admin.pass" ]; then
+    export REDISCLI_AUTH
+    REDISCLI_AUTH=$(cat "$RUN/redis/admin.pass")
+fi
+
 start_redis() {
     mkdir -p "$RUN/redis"
+    redis_passwords
     if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
         pid_alive "$RUN/redis/redis.pid" || die "port $REDIS_PORT is taken by another Redis"
         return
     fi
     sed -e "s|@RUN@|$RUN|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+        -e "s|@ADMIN_HASH@|$(redis_hash admin)|g" -e "s|@EDGE_HASH@|$(redis_hash edge)|g" \
+        -e "s|@WORKER_HASH@|$(redis_hash worker)|g" \
         "$ROOT/conf/redis.conf.in" > "$RUN/redis/redis.conf"
+    chmod 600 "$RUN/redis/redis.conf"
     redis-server "$RUN/redis/redis.conf" || die "redis-server failed, see $RUN/redis/redis.log"
     wait_for 10 "Redis" redis-cli -p "$REDIS_PORT" ping
-    log "redis on 127.0.0.1:$REDIS_PORT (AOF on)"
+    log "redis on 127.0.0.1:$REDIS_PORT (AOF on, ACL users chat-edge and chat-worker)"
 }
 
 start_postgres() {
@@ -190,6 +214,7 @@ start_backend() {
     [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
     CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} \
     CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
+    CHAT_REDIS_USER=chat-worker CHAT_REDIS_PASSWORD_FILE=$RUN/redis/worker.pass \
     setsid "$BACKEND" \
         --workers "$WORKERS" \
         --redis "127.0.0.1:$REDIS_PORT" \
@@ -254,12 +279,13 @@ healthy() { curl -fsS "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; }
 add_demo_users() {
     local conn
     conn=$(pg_conninfo)
-    CHAT_PG=$conn "$BACKEND" user-add --email admin@example.com --password admin-demo-pass \
-        --name "Demo Admin" --admin >/dev/null
-    CHAT_PG=$conn "$BACKEND" user-add --email alice@example.com --password alice-demo-pass \
-        --name "Alice" >/dev/null
-    CHAT_PG=$conn "$BACKEND" user-add --email bob@example.com --password bob-demo-pass \
-        --name "Bob" >/dev/null
+    # the password on stdin: an argument would show in ps
+    CHAT_PG=$conn "$BACKEND" user-add --email admin@example.com \
+        --name "Demo Admin" --admin <<<admin-demo-pass >/dev/null
+    CHAT_PG=$conn "$BACKEND" user-add --email alice@example.com \
+        --name "Alice" <<<alice-demo-pass >/dev/null
+    CHAT_PG=$conn "$BACKEND" user-add --email bob@example.com \
+        --name "Bob" <<<bob-demo-pass >/dev/null
 }
 
 # the catalog (issue 4): demo books for make run, CATALOG_BOOKS of them
@@ -338,6 +364,8 @@ cmd_env() {
     printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
     printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
     printf 'CHAT_PAYMENT_URL=%q\n' "http://127.0.0.1:$PAYMENT_PORT"
+    # the tests' own Redis access (redis-cli, tests/faults/resp.mjs) is the admin's
+    printf 'REDISCLI_AUTH=%q\n' "${REDISCLI_AUTH:-}"
 }
 
 cmd_run() {

@@ -36,6 +36,9 @@ static const chat_lane_op_t  chat_lane_ops[] = {
     { "conv.read", CHAT_LANE_CHAT },
     { "conv.delivered", CHAT_LANE_CHAT },
     { "conv.mute", CHAT_LANE_CHAT },
+    { "conv.accept", CHAT_LANE_CHAT },
+    { "user.block", CHAT_LANE_CHAT },
+    { "user.unblock", CHAT_LANE_CHAT },
 
     /* scrypt: about 0.2 s of one core each */
     { "auth.register", CHAT_LANE_AUTH },

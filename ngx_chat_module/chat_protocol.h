@@ -92,6 +92,15 @@
 
 /* a long-poll session's events: chat:poll:{<uid>:<sid>} (ngx_chat_poll.c) */
 #define CHAT_POLL_STREAM_PREFIX "chat:poll:{"
+
+/*
+ * chat:blocked:{<uid>}: a set of the users uid has blocked, kept by the
+ * backend after each user.block / user.unblock commit (and rebuilt with
+ * the members sets, backend/presence/membership_cache.c); the edge's
+ * typing script skips a recipient who blocked the typist, or whom the
+ * typist blocked.
+ */
+#define CHAT_BLOCKED_PREFIX     "chat:blocked:{"
 #define CHAT_ONLINE_TTL_SEC     90
 #define CHAT_ONLINE_TTL_STR     "90"
 #define CHAT_ONLINE_REFRESH_MS  20000

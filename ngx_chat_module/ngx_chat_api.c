@@ -311,6 +311,16 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_PUT, "/api/v1/conversations/*/mute", NGX_CHAT_AUTH_USER,
       "conv.mute", NULL, { "conversation_id" }, NULL, NULL },
+    /* contacts and consent */
+
+    { NGX_HTTP_POST, "/api/v1/conversations/*/accept", NGX_CHAT_AUTH_USER,
+      "conv.accept", NULL, { "conversation_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/users/*/block", NGX_CHAT_AUTH_USER,
+      "user.block", NULL, { "user_id" }, NULL, NULL },
+
+    { NGX_HTTP_DELETE, "/api/v1/users/*/block", NGX_CHAT_AUTH_USER,
+      "user.unblock", NULL, { "user_id" }, NULL, NULL },
     /* cart, checkout and orders */
 
     { NGX_HTTP_GET, "/api/v1/cart", NGX_CHAT_AUTH_USER,

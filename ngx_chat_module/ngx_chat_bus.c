@@ -125,6 +125,8 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     bus->commands.name = "commands";
     bus->commands.host = cmcf->redis_host;
     bus->commands.port = cmcf->redis_port;
+    bus->commands.user = cmcf->redis_user;
+    bus->commands.password = cmcf->redis_password;
     bus->commands.connect_timeout = cmcf->redis_connect_timeout;
     bus->commands.stall_timeout = cmcf->redis_timeout;
     bus->commands.idle_ping = cmcf->redis_timeout;
@@ -134,6 +136,8 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     bus->replies.name = "replies";
     bus->replies.host = cmcf->redis_host;
     bus->replies.port = cmcf->redis_port;
+    bus->replies.user = cmcf->redis_user;
+    bus->replies.password = cmcf->redis_password;
     bus->replies.connect_timeout = cmcf->redis_connect_timeout;
     bus->replies.stall_timeout = NGX_CHAT_REPLY_BLOCK + cmcf->redis_timeout;
     bus->replies.log = cycle->log;

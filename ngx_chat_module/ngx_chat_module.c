@@ -37,6 +37,8 @@ static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 
@@ -47,6 +49,10 @@ static ngx_conf_num_bounds_t  ngx_chat_shards_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_chat_maxlen_bounds = {
     ngx_conf_check_num_bounds, 1000, 100000000
+};
+
+static ngx_conf_num_bounds_t  ngx_chat_per_user_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000
 };
 
 
@@ -178,6 +184,38 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    /* Redis credentials: an ACL user and its password, from a file */
+
+    { ngx_string("chat_redis_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_user),
+      NULL },
+
+    { ngx_string("chat_redis_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_redis_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* per-user caps on live connections (ngx_chat_caps.c) */
+
+    { ngx_string("chat_ws_max_per_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws_max_per_user),
+      &ngx_chat_per_user_bounds },
+
+    { ngx_string("chat_poll_max_per_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, poll_max_per_user),
+      &ngx_chat_per_user_bounds },
+
     /* presence and typing */
 
     { ngx_string("chat_presence_ttl"),
@@ -289,6 +327,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
      *
      *     cmcf->redis_host = { 0, NULL };
      *     cmcf->token_secret = { 0, NULL };
+     *     cmcf->redis_user = { 0, NULL };
+     *     cmcf->redis_password = { 0, NULL };
      *     cmcf->used = 0;
      */
 
@@ -312,6 +352,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->cache_max_age = NGX_CONF_UNSET;
     cmcf->ws_ticket_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->revocation_zone_size = NGX_CONF_UNSET_SIZE;
+    cmcf->ws_max_per_user = NGX_CONF_UNSET;
+    cmcf->poll_max_per_user = NGX_CONF_UNSET;
 
     return cmcf;
 }
@@ -345,6 +387,19 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->presence_ttl, 45000);
     ngx_conf_init_msec_value(cmcf->presence_grace, 5000);
     ngx_conf_init_msec_value(cmcf->typing_interval, 2000);
+    ngx_conf_init_value(cmcf->ws_max_per_user, 20);
+    ngx_conf_init_value(cmcf->poll_max_per_user, 10);
+
+    if (cmcf->redis_user.data && cmcf->redis_password.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis_user\" needs "
+                           "\"chat_redis_password_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_chat_caps_zone(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->presence_ttl < 3000 || cmcf->presence_ttl > 60000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -612,21 +667,18 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* chat_token_secret_file path: the secret is the file, less a final newline */
+/*
+ * Reads the secret file named by the directive's argument with the reader
+ * the backend uses too (chat_secret.c: one final line end off, a file any
+ * user may read refused) into *out, allocated from the cycle's pool.
+ */
 static char *
-ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_chat_conf_secret_file(ngx_conf_t *cf, ngx_str_t *out)
 {
-    ngx_chat_main_conf_t  *cmcf = conf;
-
-    u_char           *buf;
-    ssize_t           n;
-    ngx_str_t        *value, path;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
-
-    if (cmcf->token_secret.data) {
-        return "is duplicate (or \"chat_token_secret\" is set too)";
-    }
+    u_char      *buf;
+    ssize_t      n;
+    ngx_str_t   *value, path;
+    const char  *err;
 
     value = cf->args->elts;
     path = value[1];
@@ -635,48 +687,50 @@ ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = path;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &path);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 4096)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_token_secret_file \"%V\" is unreadable or "
-                           "larger than 4096 bytes", &path);
-        ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
-    }
-
-    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    buf = ngx_pnalloc(cf->pool, CHAT_SECRET_MAX + 2);
     if (buf == NULL) {
-        ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
 
-    n = ngx_read_file(&file, buf, (size_t) ngx_file_size(&fi), 0);
-    ngx_close_file(file.fd);
-
-    if (n == NGX_ERROR) {
+    n = chat_secret_read((const char *) path.data, buf, CHAT_SECRET_MAX + 2,
+                         &err);
+    if (n < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &path, err);
         return NGX_CONF_ERROR;
     }
 
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        n--;
-    }
-
-    cmcf->token_secret.data = buf;
-    cmcf->token_secret.len = (size_t) n;
+    out->data = buf;
+    out->len = (size_t) n;
 
     return NGX_CONF_OK;
+}
+
+
+/* chat_token_secret_file path */
+static char *
+ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    if (cmcf->token_secret.data) {
+        return "is duplicate (or \"chat_token_secret\" is set too)";
+    }
+
+    return ngx_chat_conf_secret_file(cf, &cmcf->token_secret);
+}
+
+
+/* chat_redis_password_file path */
+static char *
+ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    if (cmcf->redis_password.data) {
+        return "is duplicate";
+    }
+
+    return ngx_chat_conf_secret_file(cf, &cmcf->redis_password);
 }
 
 
@@ -692,6 +746,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_metrics_init_process();
+    ngx_chat_caps_init_process();
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
     if (cmcf == NULL || !cmcf->used) {

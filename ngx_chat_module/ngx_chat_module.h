@@ -11,12 +11,15 @@
 #include <ngx_http.h>
 
 #include "chat_seal.h"
+#include "chat_secret.h"
 #include "chat_token.h"
 
 
 typedef struct {
     ngx_str_t     redis_host;           /* NUL-terminated */
     in_port_t     redis_port;
+    ngx_str_t     redis_user;           /* none: AUTH with the password only */
+    ngx_str_t     redis_password;       /* none: no AUTH */
     ngx_msec_t    redis_connect_timeout;
     ngx_msec_t    redis_timeout;
     ngx_msec_t    command_timeout;
@@ -31,6 +34,8 @@ typedef struct {
     ngx_msec_t    ws_ping_interval;
     ngx_msec_t    ws_pong_timeout;
     ngx_flag_t    used;                 /* some location has chat_api */
+    ngx_int_t     ws_max_per_user;      /* ngx_chat_caps.c */
+    ngx_int_t     poll_max_per_user;
 
     /* presence and typing (ngx_chat_presence.c, ngx_chat_typing.c) */
     ngx_msec_t    presence_ttl;
@@ -143,6 +148,13 @@ ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);
 void ngx_chat_presence_announce(int64_t uid, ngx_uint_t online);
 ngx_msec_t ngx_chat_presence_refresh_interval(void);
+
+/* ngx_chat_caps.c: per-user caps on live WebSockets across this edge */
+ngx_int_t ngx_chat_caps_zone(ngx_conf_t *cf);
+void ngx_chat_caps_init_process(void);
+ngx_int_t ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max,
+    ngx_log_t *log);
+void ngx_chat_caps_ws_release(int64_t uid);
 
 /* ngx_chat_typing.c: one typing indicator from a user to a conversation */
 void ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log);

@@ -34,7 +34,10 @@
  *     reason: "cursor_expired", cursor: <the stream's end>}: the client
  *     catches up from history and polls on from that cursor.
  * A poll without a cursor opens a session and answers its first cursor
- * at once.
+ * at once, unless the user already has chat_poll_max_per_user live
+ * sessions (each one multiplies every event to the user): then 429
+ * too_many_connections, counted by the opening script in Redis, so the
+ * cap holds across workers and edges.
  *
  * Holds last at most a third of chat_presence_ttl (and 25 s) whatever the
  * timeout asks (the API says "up to"): a held poll must come back before
@@ -69,6 +72,8 @@
 /* the session stream lives as long as a gateway's (CHAT_GW_STREAM_TTL_SEC)
  * after its last poll or event */
 #define NGX_CHAT_POLL_STREAM_TTL_STR   "300"
+/* CHAT_ONLINE_STALE_MS: a session field older than this gets no events */
+#define NGX_CHAT_POLL_STALE_STR        "60000"
 
 #define NGX_CHAT_POLL_KEY_LEN          96
 
@@ -131,10 +136,27 @@ static ngx_chat_poll_t  *ngx_chat_poll;
     "  redis.call('HSET', KEYS[4], uid, nows) "                             \
     "end "
 
-/* ARGV: uid, presence ttl ms, stream ttl s.  Opens a session: a first
- * entry (so the stream exists and has a position), and registers it. */
+/*
+ * ARGV: uid, presence ttl ms, stream ttl s, chat_poll_max_per_user.  Opens
+ * a session: a first entry (so the stream exists and has a position), and
+ * registers it.  Unless the user already has that many live sessions: the
+ * session fields of the online hash the fan-out still serves (refreshed
+ * within CHAT_ONLINE_STALE_MS) are counted, so the cap holds across every
+ * worker and every edge; then 0 and nothing is written.
+ */
 static const char  ngx_chat_poll_open_script[] =
     NGX_CHAT_POLL_REGISTER_LUA
+    "local live = 0 "
+    "local p = '" CHAT_POLL_STREAM_PREFIX "' "
+    "local h = redis.call('HGETALL', KEYS[2]) "
+    "for i = 1, #h, 2 do "
+    "  if string.sub(h[i], 1, #p) == p "
+    "     and now - (tonumber(h[i + 1]) or 0) < "
+           NGX_CHAT_POLL_STALE_STR " then "
+    "    live = live + 1 "
+    "  end "
+    "end "
+    "if live >= tonumber(ARGV[4]) then return 0 end "
     "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', "
     "                      '" CHAT_GW_STREAM_MAXLEN "', '*', 'm', '') "
     "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
@@ -220,8 +242,9 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
 {
     int                   timeout;
     u_char                rnd[CHAT_POLL_SID_LEN / 2];
+    u_char                maxbuf[NGX_INT_T_LEN];
     ngx_int_t             rc;
-    ngx_str_t              arg;
+    ngx_str_t              arg, max;
     chat_poll_rc_t         prc;
     ngx_chat_poll_req_t   *pr;
     ngx_chat_main_conf_t  *cmcf;
@@ -274,8 +297,12 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
         pr->cursor.sid[CHAT_POLL_SID_LEN] = '\0';
         pr->key_len = ngx_chat_poll_key(pr->key, pr->uid, pr->cursor.sid);
 
+        max.data = maxbuf;
+        max.len = ngx_sprintf(maxbuf, "%i", cmcf->poll_max_per_user)
+                  - maxbuf;
+
         rc = ngx_chat_poll_run(pr, ngx_chat_poll_opened,
-                               ngx_chat_poll_open_script, 0, NULL);
+                               ngx_chat_poll_open_script, 1, &max);
 
     } else {
         pr->key_len = ngx_chat_poll_key(pr->key, pr->uid, pr->cursor.sid);
@@ -450,12 +477,24 @@ ngx_chat_poll_opened(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
 
-    if (rr == NULL || rr->type != REDIS_REPLY_STRING
-        || chat_poll_stream_id_parse(rr->str, rr->len, &pr->cursor) != 0)
+    if (rr == NULL
+        || (rr->type != REDIS_REPLY_INTEGER
+            && (rr->type != REDIS_REPLY_STRING
+                || chat_poll_stream_id_parse(rr->str, rr->len, &pr->cursor)
+                   != 0)))
     {
         ngx_chat_finalize_error(pr->request, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 "unavailable",
                                 "the event store (redis) did not answer");
+        return;
+    }
+
+    if (rr != NULL && rr->type == REDIS_REPLY_INTEGER) {
+        ngx_chat_finalize_error(pr->request, NGX_HTTP_TOO_MANY_REQUESTS,
+                                "too_many_connections",
+                                "this user has as many long-poll sessions "
+                                "as allowed; poll with an open session's "
+                                "cursor or let one lapse");
         return;
     }
 
@@ -778,6 +817,8 @@ ngx_chat_poll_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     poll->watcher.name = "poll";
     poll->watcher.host = cmcf->redis_host;
     poll->watcher.port = cmcf->redis_port;
+    poll->watcher.user = cmcf->redis_user;
+    poll->watcher.password = cmcf->redis_password;
     poll->watcher.connect_timeout = cmcf->redis_connect_timeout;
     poll->watcher.stall_timeout = 1000 + cmcf->redis_timeout;
     poll->watcher.log = cycle->log;

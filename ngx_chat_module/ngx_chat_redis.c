@@ -55,6 +55,8 @@ static void ngx_chat_redis_retry(ngx_event_t *ev);
 static void ngx_chat_redis_watchdog(ngx_event_t *ev);
 static void ngx_chat_redis_pong(redisAsyncContext *ac, void *reply,
     void *privdata);
+static void ngx_chat_redis_authed(redisAsyncContext *ac, void *reply,
+    void *privdata);
 
 
 void
@@ -143,6 +145,9 @@ ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
 static void
 ngx_chat_redis_connect(ngx_chat_redis_t *rc)
 {
+    int                 n;
+    size_t              argvlen[3];
+    const char         *argv[3];
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
@@ -191,6 +196,33 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rc)
 
     redisAsyncSetConnectCallback(ac, ngx_chat_redis_connected);
     redisAsyncSetDisconnectCallback(ac, ngx_chat_redis_disconnected);
+
+    /*
+     * AUTH goes first in the queue: hiredis sends it as soon as connect(2)
+     * has finished, ahead of anything the owner queues from on_connect on,
+     * and Redis answers in order, so nothing runs unauthenticated.
+     */
+    if (rc->password.len) {
+        argv[0] = "AUTH";
+        argvlen[0] = 4;
+        n = 1;
+
+        if (rc->user.len) {
+            argv[n] = (const char *) rc->user.data;
+            argvlen[n++] = rc->user.len;
+        }
+
+        argv[n] = (const char *) rc->password.data;
+        argvlen[n++] = rc->password.len;
+
+        if (redisAsyncCommandArgv(ac, ngx_chat_redis_authed, NULL, n, argv,
+                                  argvlen)
+            != REDIS_OK)
+        {
+            ngx_chat_redis_drop(rc, "AUTH could not be queued");
+            return;
+        }
+    }
 
     /* hiredis learns that connect(2) finished from the first write event */
     ngx_chat_redis_add_write(rc);
@@ -561,4 +593,24 @@ ngx_chat_redis_xread_entries(redisReply *rr, char *last_id, size_t size,
 
         fn(entry->element[1], data);
     }
+/* A refused AUTH: say why, and start over (with backoff) rather than let
+ * every command fail with NOAUTH. */
+static void
+ngx_chat_redis_authed(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply        *rr = reply;
+    ngx_chat_redis_t  *rc;
+
+    rc = ac->data;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rc->log, 0,
+                  "chat redis %s: AUTH refused by %V:%d: %s (check "
+                  "chat_redis_user and chat_redis_password_file)",
+                  rc->name, &rc->host, (int) rc->port, rr->str);
+
+    redisAsyncDisconnect(ac);
 }

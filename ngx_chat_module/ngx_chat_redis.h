@@ -24,6 +24,8 @@ struct ngx_chat_redis_s {
     const char               *name;         /* for logs: "commands", ... */
     ngx_str_t                 host;         /* NUL-terminated */
     in_port_t                 port;
+    ngx_str_t                 user;           /* empty: the default user */
+    ngx_str_t                 password;       /* empty: no AUTH */
     ngx_msec_t                connect_timeout;
     ngx_msec_t                stall_timeout;  /* reply overdue: reconnect */
     ngx_msec_t                idle_ping;      /* 0: never ping */

@@ -9,6 +9,9 @@
  *                                             already set: rate-limited,
  *                                             dropped
  *   SMEMBERS chat:members:{cid}, and for every other member
+ *   SISMEMBER chat:blocked:{member} uid, and
+ *   SISMEMBER chat:blocked:{uid} member       either blocked the other:
+ *                                             skipped
  *   HGETALL chat:online:{member}              gateways refreshed within
  *                                             chat_presence_ttl
  *   XADD <gateway stream> MAXLEN ~ 10000 * ev <typing event> uids <csv>
@@ -22,7 +25,9 @@
  * steadily sends at most one delivery per interval per conversation,
  * whatever their clients send.
  *
- * chat:members:{cid} is a cache of conversation_members written by the
+ * chat:members:{cid} is a cache of conversation_members (those who
+ * accepted the conversation: a request's recipient neither sends nor
+ * receives typing until they answer) written by the
  * backend after each membership commit and rebuilt by its presence
  * process when Redis lost it (backend/presence/membership_cache.c).  Typing is
  * fire and forget: the client gets no answer, and a frame for a
@@ -58,7 +63,11 @@ static const char  ngx_chat_typing_lua[] =
     "local fresh = now - tonumber(ARGV[3]) "
     "local routes, order = {}, {} "
     "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "  if m ~= ARGV[1] then "
+    "  if m ~= ARGV[1] "
+    "     and redis.call('SISMEMBER', '" CHAT_BLOCKED_PREFIX "' .. m .. '}', "
+    "                    ARGV[1]) == 0 "
+    "     and redis.call('SISMEMBER', '" CHAT_BLOCKED_PREFIX "' .. ARGV[1] "
+    "                    .. '}', m) == 0 then "
     "    local h = redis.call('HGETALL', '" CHAT_ONLINE_PREFIX "' .. m .. '}') "
     "    for i = 1, #h, 2 do "
     "      if string.sub(h[i], 1, 9) == '" CHAT_GW_STREAM_PREFIX "' "

@@ -424,6 +424,23 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     ws->client.revoke = ngx_chat_ws_revoked;
     ws->client.data = ws;
 
+    /* a user at chat_ws_max_per_user on this edge is refused before the
+     * upgrade, so the client sees a plain JSON answer */
+    rc = ngx_chat_caps_ws_acquire(caller->uid,
+                                  (ngx_uint_t) cmcf->ws_max_per_user, c->log);
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "chat ws: user %L is at chat_ws_max_per_user",
+                      caller->uid);
+        ngx_chat_http_retry_after(r, 5);
+        return ngx_chat_send_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                   "too_many_connections",
+                                   "this user has as many WebSockets open "
+                                   "as allowed; close one first");
+    }
+
+    ws->capped = (rc == NGX_OK);
+
     cln->handler = ngx_chat_ws_cleanup;
     cln->data = ws;
 
@@ -528,6 +545,10 @@ ngx_chat_ws_cleanup(void *data)
     ws->finished = 1;
 
     ngx_chat_metric_ws_open((ngx_atomic_int_t) -1);
+
+    if (ws->capped) {
+        ngx_chat_caps_ws_release(ws->caller.uid);
+    }
 
     ngx_chat_registry_remove(&ws->client);
 

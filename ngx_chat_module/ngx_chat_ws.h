@@ -59,6 +59,7 @@ struct ngx_chat_ws_s {
     unsigned              lingering:1;  /* close sent: drain input, then drop */
     unsigned              drop:1;       /* close the socket, send nothing */
     unsigned              finished:1;
+    unsigned              capped:1;     /* counted in chat_ws_max_per_user */
 };
 
 

@@ -39,6 +39,7 @@ run_unit() {
     unit_test poll $m/chat_poll.c
     unit_test json $m/chat_json.c $m/chat_query.c $m/chat_utf8.c
     unit_test redact $m/chat_redact.c
+    unit_test secret $m/chat_secret.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     # every libFuzzer harness briefly, ~60 s (make fuzz: longer)

@@ -1,6 +1,7 @@
 // chat-app.js: the chat page: the conversation list (unread counts,
-// presence dots), new direct and group chats, and the open conversation
-// (chat-pane.js), all fed by one ChatClient.
+// presence dots, message requests), new direct and group chats, and the
+// open conversation (chat-pane.js) with Accept / Block, all fed by one
+// ChatClient.
 //
 // ?ws=<path or url> overrides the WebSocket URL (tests point it at one
 // that refuses the upgrade to exercise the long-poll fallback).
@@ -38,7 +39,7 @@ for (const c of list) { convs.set(c.id, c); cursors[c.id] = c.last_seq; }
 const retryWsMs = Number(params.get('ws_retry_ms')) || undefined;
 // the token as it is now: api.js swaps it for a fresh one as it ages
 const client = new ChatClient({ token, wsUrl, cursors, retryWsMs });
-const pane = new ChatPane(client, me);
+const pane = new ChatPane(client, me, { accept, block });
 window.chatClient = client;    // for the browser tests and the console
 
 client.addEventListener('state', (e) => {
@@ -50,6 +51,7 @@ client.addEventListener('message', (e) => onMessage(e.detail));
 client.addEventListener('typing', (e) => { if (e.detail.conversation_id === active?.id) pane.typing(e.detail); });
 client.addEventListener('receipt', (e) => { if (e.detail.conversation_id === active?.id) pane.receipt(e.detail); });
 client.addEventListener('presence', (e) => { online.set(e.detail.user_id, e.detail.status); renderList(); });
+client.addEventListener('block', (e) => blocked(e.detail.user_id, e.detail.blocked));
 client.addEventListener('error', (e) => {
   if (e.detail.status === 401) {            // the token is no longer good: sign in again
     sessionStorage.removeItem('token');
@@ -79,7 +81,44 @@ function onMessage(m) {
 function upsert(c) {
   const old = convs.get(c.id);
   convs.set(c.id, { unread: 0, ...old, ...c });
+  if (c.id === active?.id) pane.renderActions(convs.get(c.id));
   renderList();
+}
+
+const isRequest = (c) => (c.requests ?? []).map(Number).includes(me.id);
+
+async function accept(c) {
+  showError(null);
+  try {
+    upsert((await api('POST', `/api/v1/conversations/${c.id}/accept`)).conversation);
+  } catch (err) {
+    showError(`accept: ${describe(err)}`);
+  }
+}
+
+async function block(userId, on) {
+  showError(null);
+  try {
+    await api(on ? 'POST' : 'DELETE', `/api/v1/users/${userId}/block`);
+    blocked(userId, on);
+  } catch (err) {
+    showError(`block: ${describe(err)}`);
+  }
+}
+
+// a block (from here or another of my devices): their requests go away,
+// their direct conversation says Unblock
+function blocked(userId, on) {
+  for (const c of [...convs.values()]) {
+    if (c.type !== 'direct' || !others(c).includes(userId)) continue;
+    if (on && isRequest(c)) {
+      convs.delete(c.id);
+      if (active?.id === c.id) { active = null; pane.close(); }
+      renderList();
+      continue;
+    }
+    upsert({ ...c, blocked: on });
+  }
 }
 
 function others(c) {
@@ -98,7 +137,8 @@ function renderList() {
   $('#conversations').replaceChildren(...sorted.map((c) => {
     const isOnline = others(c).some((id) => online.get(id) === 'online');
     return el('li', { class: c.id === active?.id ? 'active' : null, dataset: { convId: c.id }, onclick: () => openConv(c.id) },
-      el('span', {}, el('span', { class: `dot${isOnline ? ' online' : ''}`, title: isOnline ? 'online' : 'offline' }), titleOf(c)),
+      el('span', {}, el('span', { class: `dot${isOnline ? ' online' : ''}`, title: isOnline ? 'online' : 'offline' }), titleOf(c),
+        isRequest(c) ? el('span.muted.request', {}, ' (request)') : null),
       el('span.badge.unread', {}, c.unread ? String(c.unread) : ''));
   }));
 }

@@ -317,6 +317,7 @@ export class ChatClient extends EventTarget {
     case 'typing': this.supports.typing = true; this.emit('typing', f); break;
     case 'receipt': this.supports.typing = true; this.emit('receipt', f); break;
     case 'presence': this.emit('presence', f); break;
+    case 'block': this.emit('block', f); break;
     case 'read': this.emit('read', f); break;
     case 'error': this.onError(f); break;
     default: break;

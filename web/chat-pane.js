@@ -1,6 +1,7 @@
 // chat-pane.js: the open conversation: its messages in seq order (history
 // scrolled back page by page, live ones appended), ticks on my messages,
-// and who is typing.
+// who is typing, and what I can do about the other person: accept a
+// request, block or unblock them.
 
 import { $, el } from './dom.js';
 
@@ -8,9 +9,11 @@ const PAGE = 30;
 const TYPING_SHOWN_MS = 4000;
 
 export class ChatPane {
-  constructor(client, me) {
+  // actions: { accept(conv), block(userId, blocked) }, the page's
+  constructor(client, me, actions) {
     this.client = client;
     this.me = me;
+    this.actions = actions;
     this.conv = null;
     this.readBy = 0;        // highest seq another member has read
     this.deliveredTo = 0;   // highest seq delivered to another member
@@ -25,6 +28,7 @@ export class ChatPane {
     $('#messages').replaceChildren();
     $('#typing').textContent = '';
     $('#composer').classList.remove('hidden');
+    this.renderActions(conv);
     const r = await this.client.history(conv.id, { limit: PAGE });
     if (this.conv !== conv) return;
     r.messages.forEach((m) => this.put(m));
@@ -42,6 +46,37 @@ export class ChatPane {
     $('#earlier').classList.toggle('hidden', !r.has_more);
   }
 
+  // nothing open (the open one went away: its sender was blocked)
+  close() {
+    this.conv = null;
+    $('#conv-title').textContent = 'Pick a conversation';
+    $('#messages').replaceChildren();
+    $('#typing').textContent = '';
+    $('#composer').classList.add('hidden');
+    $('#conv-actions').classList.add('hidden');
+    $('#earlier').classList.add('hidden');
+  }
+
+  // a request (I have not accepted it): Accept or Block; a direct
+  // conversation otherwise: Block (or Unblock)
+  renderActions(conv) {
+    if (conv.id !== this.conv?.id) return;
+    const box = $('#conv-actions');
+    const other = conv.type === 'direct' ? (conv.members ?? []).map(Number).find((id) => id !== this.me.id) : null;
+    const request = (conv.requests ?? []).map(Number).includes(this.me.id);
+    const kids = [];
+    if (request) {
+      kids.push(el('span.muted', {}, 'A message request: they see nothing of you until you accept or answer. '));
+      kids.push(el('button', { id: 'accept', onclick: () => this.actions.accept(conv) }, 'Accept'));
+    }
+    if (other != null) {
+      kids.push(el('button', { id: 'block', onclick: () => this.actions.block(other, !conv.blocked) },
+        conv.blocked ? 'Unblock' : 'Block'));
+    }
+    box.replaceChildren(...kids);
+    box.classList.toggle('hidden', kids.length === 0);
+  }
+
   // put(message): inserted at its seq's place, once
   put(m) {
     const list = $('#messages');
@@ -52,7 +87,8 @@ export class ChatPane {
     const mine = m.sender_id === this.me.id;
     const li = el('li', { class: mine ? 'mine' : null, dataset: { seq: m.seq ?? '', cmid: m.client_msg_id ?? '', sender: m.sender_id } },
       mine ? null : el('span.muted', {}, `#${m.sender_id}: `),
-      el('span.text', {}, m.text),
+      // a message of someone I blocked keeps its place without its text
+      m.hidden ? el('span.text.muted', {}, '(from a blocked user)') : el('span.text', {}, m.text),
       mine ? el('span.tick', {}, m.seq == null ? '…' : '✓') : null);
     const after = [...list.children].find((x) => x.dataset.seq !== '' && m.seq != null && Number(x.dataset.seq) > m.seq);
     list.insertBefore(li, after ?? null);

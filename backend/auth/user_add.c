@@ -1,6 +1,7 @@
 /*
- * user_add.c: "chat-backend user-add --email E --password P --name N
- * [--admin]", for operators and for the local stack's demo users.
+ * user_add.c: "chat-backend user-add --email E --name N [--admin]",
+ * with the password on stdin or in --password-file (never in argv, where
+ * ps shows it), for operators and for the local stack's demo users.
  *
  * It applies the same rules as auth.register (validate.c) and the same
  * password hashing (password.c), connects to --pg once, and inserts the

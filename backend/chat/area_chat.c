@@ -25,6 +25,11 @@ static const chat_op_t  chat_chat_ops[] = {
     { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED, NULL,
       NULL },
     { "conv.receipts", chat_op_conv_receipts, NULL, 0, NULL, NULL },
+    /* contacts and consent */
+    { "conv.accept", chat_op_conv_accept, NULL, CHAT_OP_LOGGED, NULL, NULL },
+    { "user.block", chat_op_user_block, NULL, CHAT_OP_LOGGED, NULL, NULL },
+    { "user.unblock", chat_op_user_unblock, NULL, CHAT_OP_LOGGED, NULL,
+      NULL },
 };
 
 

@@ -41,23 +41,43 @@ enum {
     CHAT_CONV_COL_CREATED_AT,
     CHAT_CONV_COL_MEMBERS,
     CHAT_CONV_COL_ADMINS,
+    CHAT_CONV_COL_ACCEPTED,
     CHAT_CONV_COL_MSG           /* CHAT_MSG_NCOLS columns from here */
 };
 
+/*
+ * A direct conversation's members are its pair (direct_low, direct_high),
+ * whether or not both have a member row: opening one with an id that is
+ * no user makes a conversation whose other member never answers, which
+ * looks exactly like one with a real person who does not (op_conv.c).
+ * $1 is always the reader.
+ */
 #define CHAT_CONV_COLUMNS                                                   \
     "c.id, c.type, c.title, c.last_seq, me.last_read_seq, "                 \
-    CHAT_SQL_TIME("c.created_at") ", mm.members, mm.admins, "               \
-    CHAT_MSG_COLUMNS("l") " "
+    CHAT_SQL_TIME("c.created_at") ", "                                      \
+    "CASE WHEN c.type = 'direct' "                                          \
+    "     THEN c.direct_low::text || ',' || c.direct_high::text "           \
+    "     ELSE mm.members END, "                                            \
+    "mm.admins, mm.accepted, "                                              \
+    CHAT_MSG_COLUMNS_SEEN("l", "$1") " "
 
 #define CHAT_CONV_JOINS                                                     \
     "CROSS JOIN LATERAL ("                                                  \
     "  SELECT coalesce(string_agg(m.user_id::text, ',' "                    \
     "                             ORDER BY m.user_id), '') AS members, "    \
     "         coalesce(string_agg(m.user_id::text, ',' ORDER BY m.user_id)" \
-    "                  FILTER (WHERE m.role = 'admin'), '') AS admins "     \
+    "                  FILTER (WHERE m.role = 'admin'), '') AS admins, "    \
+    "         coalesce(string_agg(m.user_id::text, ',' ORDER BY m.user_id)" \
+    "                  FILTER (WHERE m.accepted), '') AS accepted "         \
     "  FROM conversation_members m WHERE m.conversation_id = c.id) mm "     \
     "LEFT JOIN messages l ON l.conversation_id = c.id "                     \
     "                    AND l.seq = c.last_seq "
+
+/* a request from someone the reader ($1) blocked is not shown at all */
+#define CHAT_CONV_NOT_BLOCKED_REQUEST                                       \
+    "AND (me.accepted OR c.type <> 'direct' OR NOT EXISTS ("                \
+    "     SELECT 1 FROM user_blocks rb WHERE rb.blocker_id = $1 "           \
+    "       AND rb.blocked_id IN (c.direct_low, c.direct_high))) "
 
 
 static double
@@ -86,7 +106,9 @@ chat_msg_json(const PGresult *res, int row, int col)
         || cJSON_AddStringToObject(m, "text",
                PQgetvalue(res, row, col + 4)) == NULL
         || cJSON_AddStringToObject(m, "created_at",
-               PQgetvalue(res, row, col + 5)) == NULL)
+               PQgetvalue(res, row, col + 5)) == NULL
+        || (PQgetvalue(res, row, col + 4)[0] == '\0'
+            && cJSON_AddTrueToObject(m, "hidden") == NULL))
     {
         cJSON_Delete(m);
         return NULL;
@@ -133,6 +155,7 @@ chat_conv_of_user(chat_db_t *db, int64_t uid, const int64_t *only, size_t n)
             "JOIN conversations c ON c.id = me.conversation_id "
             CHAT_CONV_JOINS
             "WHERE me.user_id = $1 "
+            CHAT_CONV_NOT_BLOCKED_REQUEST
             "ORDER BY c.last_activity_at DESC, c.id DESC",
             1, values, NULL, NULL);
     }
@@ -150,6 +173,7 @@ chat_conv_of_user(chat_db_t *db, int64_t uid, const int64_t *only, size_t n)
         "JOIN conversations c ON c.id = me.conversation_id "
         CHAT_CONV_JOINS
         "WHERE me.user_id = $1 AND c.id = ANY ($2::bigint[]) "
+        CHAT_CONV_NOT_BLOCKED_REQUEST
         "ORDER BY c.last_activity_at DESC, c.id DESC",
         2, values, NULL, NULL);
 
@@ -193,9 +217,73 @@ err:
 }
 
 
-cJSON *
-chat_conv_json(const PGresult *res, int row)
+/*
+ * The members of a row who have not accepted (members less accepted,
+ * both ascending id lists) as a JSON array; *mine and *others say whether
+ * uid is among them and whether anyone else is.  NULL if memory ran out.
+ */
+static cJSON *
+chat_conv_requests(const PGresult *res, int row, int64_t uid, int *mine,
+    int *others)
 {
+    long      i, j, nm, na;
+    cJSON    *arr, *num;
+    int64_t  *members, *accepted;
+
+    *mine = 0;
+    *others = 0;
+    arr = NULL;
+
+    nm = chat_csv_ids_alloc(PQgetvalue(res, row, CHAT_CONV_COL_MEMBERS),
+                            &members);
+    na = chat_csv_ids_alloc(PQgetvalue(res, row, CHAT_CONV_COL_ACCEPTED),
+                            &accepted);
+
+    if (nm < 0 || na < 0) {
+        goto done;
+    }
+
+    arr = cJSON_CreateArray();
+    if (arr == NULL) {
+        goto done;
+    }
+
+    for (i = 0, j = 0; i < nm; i++) {
+        while (j < na && accepted[j] < members[i]) {
+            j++;
+        }
+
+        if (j < na && accepted[j] == members[i]) {
+            continue;
+        }
+
+        num = cJSON_CreateNumber((double) members[i]);
+        if (num == NULL) {
+            cJSON_Delete(arr);
+            arr = NULL;
+            goto done;
+        }
+        cJSON_AddItemToArray(arr, num);
+
+        if (members[i] == uid) {
+            *mine = 1;
+        } else {
+            *others = 1;
+        }
+    }
+
+done:
+
+    free(members);
+    free(accepted);
+    return arr;
+}
+
+
+cJSON *
+chat_conv_json(const PGresult *res, int row, int64_t uid)
+{
+    int      mine, others;
     cJSON   *c, *item;
     double   last_seq, unread;
 
@@ -235,6 +323,18 @@ chat_conv_json(const PGresult *res, int row)
         goto err;
     }
     cJSON_AddItemToObject(c, "admins", item);
+
+    item = chat_conv_requests(res, row, uid, &mine, &others);
+    if (item == NULL) {
+        goto err;
+    }
+    cJSON_AddItemToObject(c, "requests", item);
+
+    if (cJSON_AddStringToObject(c, "status",
+            mine ? "request" : (others ? "pending" : "active")) == NULL)
+    {
+        goto err;
+    }
 
     if (cJSON_AddNumberToObject(c, "last_seq", last_seq) == NULL) {
         goto err;
@@ -278,7 +378,7 @@ err:
 
 
 cJSON *
-chat_conv_list_json(const PGresult *res)
+chat_conv_list_json(const PGresult *res, int64_t uid)
 {
     int     i;
     cJSON  *root, *list, *conv;
@@ -291,7 +391,7 @@ chat_conv_list_json(const PGresult *res)
     }
 
     for (i = 0; i < PQntuples(res); i++) {
-        conv = chat_conv_json(res, i);
+        conv = chat_conv_json(res, i, uid);
         if (conv == NULL) {
             cJSON_Delete(root);
             return NULL;

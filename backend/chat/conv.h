@@ -27,9 +27,31 @@
 #define CHAT_MSG_NCOLS  6
 
 /*
+ * The same columns as the user whose id is the query parameter viewer
+ * ("$1") sees them: a message from someone they blocked keeps its place
+ * (seq, sender, time) but not its text, which chat_msg_json turns into
+ * "hidden": true.  So a client's view of the seqs stays dense (it never
+ * waits for a gap to fill) and the text never reaches the blocker.
+ */
+#define CHAT_MSG_COLUMNS_SEEN(m, viewer)                                    \
+    m ".conversation_id, " m ".seq, " m ".sender_id, " m ".client_msg_id, " \
+    "CASE WHEN EXISTS (SELECT 1 FROM user_blocks hb "                       \
+    "                  WHERE hb.blocker_id = " viewer "::bigint "           \
+    "                    AND hb.blocked_id = " m ".sender_id) "             \
+    "     THEN '' ELSE " m ".text END, "                                    \
+    CHAT_SQL_TIME(m ".created_at")
+
+/* true when a or b (SQL expressions of user ids) blocked the other */
+#define CHAT_SQL_BLOCKED(a, b)                                              \
+    "EXISTS (SELECT 1 FROM user_blocks xb "                                 \
+    "        WHERE (xb.blocker_id = " a " AND xb.blocked_id = " b ") "      \
+    "           OR (xb.blocker_id = " b " AND xb.blocked_id = " a "))"
+
+/*
  * The message object {conversation_id, seq, sender_id, client_msg_id,
  * text, created_at} from the CHAT_MSG_NCOLS columns of res's row starting
- * at col.  NULL if memory ran out.
+ * at col; an empty text (a stored text is never empty: CHAT_MSG_COLUMNS_SEEN
+ * hid it) adds "hidden": true.  NULL if memory ran out.
  */
 cJSON *chat_msg_json(const PGresult *res, int row, int col);
 
@@ -49,16 +71,19 @@ PGresult *chat_conv_of_user(chat_db_t *db, int64_t uid, const int64_t *only,
     size_t n);
 
 /*
- * The conversation object {id, type, title, members, admins, last_seq,
- * unread, last_message, created_at} of a row of the two results above.
- * unread is left out when the row's user is not a member.  NULL if
- * memory ran out.
+ * The conversation object {id, type, title, members, admins, requests,
+ * status, last_seq, unread, last_message, created_at} of a row of the two
+ * results above, as uid sees it.  requests are the members who have not
+ * accepted it (a direct conversation's other member who has not answered
+ * yet); status is "request" when uid is one of them, "pending" when
+ * someone else is, else "active".  unread is left out when the row's user
+ * is not a member.  NULL if memory ran out.
  */
-cJSON *chat_conv_json(const PGresult *res, int row);
+cJSON *chat_conv_json(const PGresult *res, int row, int64_t uid);
 
 /* {"conversations":[...]} of every row of res, as chat_conv_json makes
- * them.  NULL if memory ran out. */
-cJSON *chat_conv_list_json(const PGresult *res);
+ * them for uid.  NULL if memory ran out. */
+cJSON *chat_conv_list_json(const PGresult *res, int64_t uid);
 
 /*
  * The member ids of a row above into a malloc'd array (*ids; free it) and

@@ -7,9 +7,11 @@
  *   conv.list           {}                                   -> 200
  *   conv.member.add     {conversation_id, user_id}           -> 200
  *   conv.member.remove  {conversation_id, user_id}           -> 200
+ *   conv.accept         {conversation_id}                    -> 200
  *
  * all answering {"conversation": ...} (conv.list: {"conversations":
- * [...]}, newest activity first).  The caller is always the envelope's
+ * [...]}, newest activity first); and user.block / user.unblock {user_id}
+ * -> 200 {user_id, blocked}.  The caller is always the envelope's
  * uid.  A conversation the caller is not a member of does not exist as
  * far as the caller can tell: 404 not_found, exactly as for an id that
  * was never used.
@@ -19,6 +21,17 @@
  * CONFLICT DO NOTHING, so of two concurrent creations one inserts and the
  * other waits for it and then finds its row (200).  Their members never
  * change.
+ *
+ * Consent: the other member of a new direct conversation has not accepted
+ * it (conversation_members.accepted) unless they already accepted a
+ * conversation the opener is in; until they answer (msg.send) or accept
+ * (conv.accept) it is a request for them, and the opener gets none of
+ * their presence, typing or receipts (those queries read "accepted").
+ * Whether the other id is a user is never asked: a missing one gets the
+ * pair without a member row, and is answered like a stranger who does not
+ * answer, so the endpoint does not tell which ids exist.  Blocks
+ * (user_blocks) are the caller's own; a block of an id that is no user
+ * stores nothing and is answered the same.
  *
  * Groups: the creator is the first admin.  Every change of a group's
  * members first locks the conversation row (FOR NO KEY UPDATE, the lock
@@ -53,8 +66,9 @@
 
 /*
  * Answers status {"conversation": <cid as the caller sees it>}, and when
- * notify is set queues {"type":"conversation",...} (without "unread") for
- * its members.  0, or -1.
+ * notify is set queues {"type":"conversation",...} (without "unread" and
+ * "status", which differ per member) for its members.  Status 0 answers
+ * nothing: only the event is queued.  0, or -1.
  */
 static int
 chat_conv_reply(chat_op_ctx_t *ctx, int status, int64_t cid, int notify)
@@ -68,6 +82,7 @@ chat_conv_reply(chat_op_ctx_t *ctx, int status, int64_t cid, int notify)
     rc = -1;
     ids = NULL;
     ev = NULL;
+    conv = NULL;
 
     res = chat_conv_get(ctx->db, ctx->cmd->uid, cid);
     if (res == NULL) {
@@ -80,15 +95,23 @@ chat_conv_reply(chat_op_ctx_t *ctx, int status, int64_t cid, int notify)
         goto done;
     }
 
-    conv = chat_conv_json(res, 0);
-    ctx->reply = cJSON_CreateObject();
-    if (conv == NULL || ctx->reply == NULL) {
-        cJSON_Delete(conv);
-        goto done;
-    }
+    conv = chat_conv_json(res, 0, ctx->cmd->uid);
+    if (status == 0) {
+        /* the event alone (a member accepted while sending) */
+        if (conv == NULL) {
+            goto done;
+        }
 
-    cJSON_AddItemToObject(ctx->reply, "conversation", conv);
-    ctx->status = status;
+    } else {
+        ctx->reply = cJSON_CreateObject();
+        if (conv == NULL || ctx->reply == NULL) {
+            cJSON_Delete(conv);
+            goto done;
+        }
+
+        cJSON_AddItemToObject(ctx->reply, "conversation", conv);
+        ctx->status = status;
+    }
 
     if (notify) {
         n = chat_conv_members(res, 0, &ids);
@@ -103,6 +126,7 @@ chat_conv_reply(chat_op_ctx_t *ctx, int status, int64_t cid, int notify)
         }
 
         cJSON_DeleteItemFromObjectCaseSensitive(copy, "unread");
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "status");
         cJSON_AddItemToObject(ev, "conversation", copy);
 
         if (chat_op_event(ctx, ev, ids, (size_t) n) != 0) {
@@ -114,6 +138,10 @@ chat_conv_reply(chat_op_ctx_t *ctx, int status, int64_t cid, int notify)
 
 done:
 
+    if (status == 0) {
+        cJSON_Delete(conv);
+    }
+
     cJSON_Delete(ev);
     free(ids);
     PQclear(res);
@@ -121,14 +149,21 @@ done:
 }
 
 
+int
+chat_conv_event(chat_op_ctx_t *ctx, int64_t cid)
+{
+    return chat_conv_reply(ctx, 0, cid, 1);
+}
+
+
 static int
 chat_conv_create_direct(chat_op_ctx_t *ctx)
 {
-    int          rc, status;
-    char         u[24], lo[24], hi[24];
+    int          rc, status, joined;
+    char         u[24], lo[24], hi[24], c[24];
     int64_t      other, uid, cid;
     PGresult    *res;
-    const char  *values[3];
+    const char  *values[4];
 
     rc = chat_op_integer(ctx, "user_id", 1, 1, &other);
     if (rc != 1) {
@@ -146,20 +181,11 @@ chat_conv_create_direct(chat_op_ctx_t *ctx)
     values[1] = chat_i64(lo, uid < other ? uid : other);
     values[2] = chat_i64(hi, uid < other ? other : uid);
 
-    res = chat_db_query(ctx->db,
-        "SELECT count(*) FROM users WHERE id IN ($1, $2)",
-        2, values + 1, NULL, NULL);
-    if (res == NULL) {
-        return -1;
-    }
-
-    rc = strcmp(PQgetvalue(res, 0, 0), "2");
-    PQclear(res);
-
-    if (rc != 0) {
-        return chat_op_error(ctx, 404, "user_not_found", "no such user");
-    }
-
+    /*
+     * Whether the other user exists is not asked: the pair is stored
+     * either way, so an id that is no user answers exactly as a real
+     * stranger who never answers (status "pending" for ever).
+     */
     res = chat_db_query(ctx->db,
         "INSERT INTO conversations (type, created_by, direct_low, "
         "                           direct_high) "
@@ -174,13 +200,6 @@ chat_conv_create_direct(chat_op_ctx_t *ctx)
     if (PQntuples(res) == 1) {
         status = 201;
         cid = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-
-        values[0] = chat_i64(u, cid);
-        res = chat_db_query(ctx->db,
-            "INSERT INTO conversation_members (conversation_id, user_id) "
-            "VALUES ($1, $2), ($1, $3)",
-            3, values, NULL, NULL);
 
     } else {
         /* there is one: ON CONFLICT waited for its creator to commit */
@@ -189,14 +208,15 @@ chat_conv_create_direct(chat_op_ctx_t *ctx)
 
         res = chat_db_query(ctx->db,
             "SELECT id FROM conversations "
-            "WHERE type = 'direct' AND direct_low = $1 AND direct_high = $2",
+            "WHERE type = 'direct' AND direct_low = $1 AND direct_high = $2 "
+            "FOR NO KEY UPDATE",
             2, values + 1, NULL, NULL);
-        cid = (res && PQntuples(res) == 1)
-              ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-    }
+        if (res == NULL) {
+            return -1;
+        }
 
-    if (res == NULL) {
-        return -1;
+        cid = (PQntuples(res) == 1)
+              ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     }
 
     PQclear(res);
@@ -207,7 +227,196 @@ chat_conv_create_direct(chat_op_ctx_t *ctx)
         return -1;
     }
 
-    return chat_conv_reply(ctx, status, cid, status == 201);
+    /*
+     * The member rows of the pair's users that exist and have none yet
+     * (both on a new conversation; on an old one, someone who registered
+     * after it was opened with their id).  The caller opens it, so they
+     * have accepted it; the other has if they already accepted a
+     * conversation the caller is in, and never while they block the
+     * caller: otherwise it is a request for them.
+     */
+    values[3] = chat_i64(c, cid);
+
+    res = chat_db_query(ctx->db,
+        "INSERT INTO conversation_members (conversation_id, user_id, "
+        "                                  accepted) "
+        "SELECT $4::bigint, u.id, "
+        "       u.id = $1::bigint OR ("
+        "         EXISTS (SELECT 1 FROM conversation_members a "
+        "                 JOIN conversation_members b "
+        "                   ON b.conversation_id = a.conversation_id "
+        "                 WHERE a.user_id = $1::bigint AND b.user_id = u.id "
+        "                   AND b.accepted "
+        "                   AND a.conversation_id <> $4::bigint) "
+        "         AND NOT EXISTS (SELECT 1 FROM user_blocks k "
+        "                         WHERE k.blocker_id = u.id "
+        "                           AND k.blocked_id = $1::bigint)) "
+        "FROM users u WHERE u.id IN ($2::bigint, $3::bigint) "
+        "ON CONFLICT (conversation_id, user_id) DO NOTHING",
+        4, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    joined = atoi(PQcmdTuples(res));
+    PQclear(res);
+
+    return chat_conv_reply(ctx, status, cid, joined > 0);
+}
+
+
+/*
+ * conv.accept {conversation_id}: the caller accepts a request (answering
+ * in it, msg.send, does the same).  200 {conversation}; 404 when the
+ * caller is not a member.  Accepting what was accepted changes nothing
+ * and tells nobody.
+ */
+int
+chat_op_conv_accept(chat_op_ctx_t *ctx)
+{
+    int          rc, member, changed;
+    char         c[24], u[24];
+    int64_t      cid;
+    PGresult    *res;
+    const char  *values[2];
+
+    rc = chat_op_require_user(ctx);
+    if (rc == 1) {
+        rc = chat_op_integer(ctx, "conversation_id", 1, 1, &cid);
+    }
+    if (rc != 1) {
+        return rc;
+    }
+
+    values[0] = chat_i64(c, cid);
+    values[1] = chat_i64(u, ctx->cmd->uid);
+
+    /* the conversation's lock first, as every chat write takes it */
+    res = chat_db_query(ctx->db,
+        "WITH l AS (SELECT id FROM conversations WHERE id = $1 "
+        "           FOR NO KEY UPDATE), "
+        "m AS (SELECT accepted FROM conversation_members "
+        "      WHERE conversation_id = (SELECT id FROM l) AND user_id = $2), "
+        "a AS (UPDATE conversation_members SET accepted = true "
+        "      WHERE conversation_id = (SELECT id FROM l) AND user_id = $2 "
+        "        AND NOT accepted RETURNING 1) "
+        "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM a)",
+        2, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    member = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    changed = strcmp(PQgetvalue(res, 0, 1), "0") != 0;
+    PQclear(res);
+
+    if (!member) {
+        return chat_op_no_conversation(ctx);
+    }
+
+    return chat_conv_reply(ctx, 200, cid, changed);
+}
+
+
+/*
+ * user.block / user.unblock {user_id}: the caller blocks or unblocks a
+ * user.  200 {user_id, blocked} whoever the id is: a block of an id that
+ * is no user stores nothing but answers the same, so the endpoint does
+ * not tell which ids exist.  A change is told to the caller's own devices
+ * as {"type":"block","user_id","blocked"} (which the presence area's
+ * after-commit hook also turns into the chat:blocked:{uid} set the
+ * typing script reads).
+ */
+static int
+chat_user_block_set(chat_op_ctx_t *ctx, int block)
+{
+    int           rc, changed;
+    char          me[24], who[24];
+    cJSON        *ev;
+    int64_t       target, uid;
+    PGresult     *res;
+    const char   *values[2];
+
+    rc = chat_op_require_user(ctx);
+    if (rc == 1) {
+        rc = chat_op_integer(ctx, "user_id", 1, 1, &target);
+    }
+    if (rc != 1) {
+        return rc;
+    }
+
+    uid = ctx->cmd->uid;
+
+    if (target == uid) {
+        return chat_op_invalid(ctx, "user_id: you cannot block yourself");
+    }
+
+    values[0] = chat_i64(me, uid);
+    values[1] = chat_i64(who, target);
+
+    if (block) {
+        res = chat_db_query(ctx->db,
+            "INSERT INTO user_blocks (blocker_id, blocked_id) "
+            "SELECT $1, id FROM users WHERE id = $2 "
+            "ON CONFLICT DO NOTHING",
+            2, values, NULL, NULL);
+    } else {
+        res = chat_db_query(ctx->db,
+            "DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2",
+            2, values, NULL, NULL);
+    }
+
+    if (res == NULL) {
+        return -1;
+    }
+
+    changed = atoi(PQcmdTuples(res));
+    PQclear(res);
+
+    ctx->reply = cJSON_CreateObject();
+    if (ctx->reply == NULL
+        || cJSON_AddNumberToObject(ctx->reply, "user_id", (double) target)
+           == NULL
+        || cJSON_AddBoolToObject(ctx->reply, "blocked", block) == NULL)
+    {
+        return -1;
+    }
+
+    ctx->status = 200;
+
+    if (!changed) {
+        return 0;
+    }
+
+    /* "type" first: the membership cache finds these by their start */
+    ev = cJSON_CreateObject();
+    if (ev == NULL
+        || cJSON_AddStringToObject(ev, "type", "block") == NULL
+        || cJSON_AddNumberToObject(ev, "user_id", (double) target) == NULL
+        || cJSON_AddBoolToObject(ev, "blocked", block) == NULL
+        || chat_op_event(ctx, ev, &uid, 1) != 0)
+    {
+        cJSON_Delete(ev);
+        return -1;
+    }
+
+    cJSON_Delete(ev);
+
+    return 0;
+}
+
+
+int
+chat_op_user_block(chat_op_ctx_t *ctx)
+{
+    return chat_user_block_set(ctx, 1);
+}
+
+
+int
+chat_op_user_unblock(chat_op_ctx_t *ctx)
+{
+    return chat_user_block_set(ctx, 0);
 }
 
 
@@ -351,7 +560,7 @@ chat_op_conv_list(chat_op_ctx_t *ctx)
         return -1;
     }
 
-    ctx->reply = chat_conv_list_json(res);
+    ctx->reply = chat_conv_list_json(res, ctx->cmd->uid);
     ctx->status = 200;
     PQclear(res);
 

@@ -72,11 +72,15 @@
  *         one is a resend of it); n numbers them within a conversation
  *   c     last_seq of each conversation moves by its count of new ones
  *   ins   the new messages, seq = the old last_seq + n: dense, in order
- *   rd    each sender's read (and delivered) marker to their newest seq
+ *   pend  the senders who had not accepted their conversation: sending
+ *         is answering a request, which accepts it
+ *   rd    each sender's read (and delivered) marker to their newest seq,
+ *         and accepted
  *
  * and one row per command, in order: its ordinal, member, 'new' or 'dup'
  * (null for a non-member), the message (stored now or before), and for a
- * new one the member list to fan the event out to.
+ * new one the members to fan the event out to (not those who blocked the
+ * sender) and whether it answered a request.
  */
 static const char  chat_msg_send_sql[] =
     "WITH chk AS ("
@@ -107,9 +111,14 @@ static const char  chat_msg_send_sql[] =
     "  SELECT n.cid, c.base + n.n, n.uid, n.cmid, n.body, clock_timestamp() "
     "  FROM news n JOIN c ON c.id = n.cid "
     "  RETURNING *), "
+    "pend AS ("
+    "  SELECT m.conversation_id, m.user_id FROM conversation_members m "
+    "  JOIN news n ON n.cid = m.conversation_id AND n.uid = m.user_id "
+    "  WHERE NOT m.accepted), "
     "rd AS ("
     "  UPDATE conversation_members m "
-    "  SET last_read_seq = x.seq, last_delivered_seq = x.seq "
+    "  SET last_read_seq = x.seq, last_delivered_seq = x.seq, "
+    "      accepted = true "
     "  FROM (SELECT conversation_id, sender_id, max(seq) AS seq "
     "        FROM ins GROUP BY conversation_id, sender_id) AS x "
     "  WHERE m.conversation_id = x.conversation_id "
@@ -120,8 +129,14 @@ static const char  chat_msg_send_sql[] =
     "            ELSE 'dup' END, "
     CHAT_MSG_COLUMNS("r") ", "
     "       CASE WHEN k.member AND (k.dup).seq IS NULL AND k.rn = 1 THEN "
-    "         (SELECT string_agg(user_id::text, ',') "
-    "          FROM conversation_members WHERE conversation_id = k.cid) END "
+    "         (SELECT string_agg(f.user_id::text, ',') "
+    "          FROM conversation_members f WHERE f.conversation_id = k.cid "
+    "            AND NOT EXISTS (SELECT 1 FROM user_blocks b "
+    "                            WHERE b.blocker_id = f.user_id "
+    "                              AND b.blocked_id = k.uid)) END, "
+    "       CASE WHEN k.member AND (k.dup).seq IS NULL AND k.rn = 1 THEN "
+    "         EXISTS (SELECT 1 FROM pend p WHERE p.conversation_id = k.cid "
+    "                 AND p.user_id = k.uid) END "
     "FROM (SELECT chk.*, row_number() OVER (PARTITION BY cid, uid, cmid "
     "                                       ORDER BY i) AS rn "
     "      FROM chk) AS k "
@@ -147,7 +162,8 @@ enum {
     CHAT_SEND_COL_MEMBER,
     CHAT_SEND_COL_KIND,
     CHAT_SEND_COL_MSG,
-    CHAT_SEND_COL_MEMBERS = CHAT_SEND_COL_MSG + CHAT_MSG_NCOLS
+    CHAT_SEND_COL_MEMBERS = CHAT_SEND_COL_MSG + CHAT_MSG_NCOLS,
+    CHAT_SEND_COL_ANSWERED
 };
 
 
@@ -247,8 +263,21 @@ chat_msg_send_answer(chat_op_ctx_t *ctx, const PGresult *res, int r)
     }
 
     ctx->status = 201;
-    return chat_msg_event(ctx, msg,
-                          PQgetvalue(res, r, CHAT_SEND_COL_MEMBERS));
+
+    if (chat_msg_event(ctx, msg, PQgetvalue(res, r, CHAT_SEND_COL_MEMBERS))
+        != 0)
+    {
+        return -1;
+    }
+
+    if (strcmp(PQgetvalue(res, r, CHAT_SEND_COL_ANSWERED), "t") != 0) {
+        return 0;
+    }
+
+    /* the sender answered a request: it is no longer one, for everybody */
+    return chat_conv_event(ctx,
+                           strtoll(PQgetvalue(res, r, CHAT_SEND_COL_MSG),
+                                   NULL, 10));
 }
 
 
@@ -403,7 +432,7 @@ chat_op_msg_history(chat_op_ctx_t *ctx)
     char         c[24], u[24], lo[24], hi[24], lim[24];
     int64_t      cid, before, after, limit;
     PGresult    *res;
-    const char  *values[4];
+    const char  *values[5];
 
     rc = chat_op_require_user(ctx);
     if (rc == 1) {
@@ -464,22 +493,25 @@ chat_op_msg_history(chat_op_ctx_t *ctx)
         values[1] = chat_i64(lo, after);
         values[2] = has_before ? chat_i64(hi, before) : NULL;
 
+        values[4] = u;
+
         res = chat_db_query_prepared(ctx->db,
-            "SELECT " CHAT_MSG_COLUMNS("m") " FROM messages m "
+            "SELECT " CHAT_MSG_COLUMNS_SEEN("m", "$5") " FROM messages m "
             "WHERE m.conversation_id = $1 AND m.seq > $2 "
             "  AND ($3::bigint IS NULL OR m.seq < $3) "
             "ORDER BY m.seq LIMIT $4",
-            4, values, NULL, NULL);
+            5, values, NULL, NULL);
 
     } else {
         values[1] = chat_i64(hi, before);
         values[2] = values[3];
+        values[3] = u;
 
         res = chat_db_query_prepared(ctx->db,
-            "SELECT " CHAT_MSG_COLUMNS("m") " FROM messages m "
+            "SELECT " CHAT_MSG_COLUMNS_SEEN("m", "$4") " FROM messages m "
             "WHERE m.conversation_id = $1 AND m.seq < $2 "
             "ORDER BY m.seq DESC LIMIT $3",
-            3, values, NULL, NULL);
+            4, values, NULL, NULL);
     }
 
     if (res == NULL) {

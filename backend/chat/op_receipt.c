@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv.h"
 #include "conv_input.h"
 #include "log.h"
 #include "ops.h"
@@ -137,7 +138,9 @@ chat_receipt_mark(chat_op_ctx_t *ctx, chat_mark_e mark)
         "  m.last_delivered_seq, o.last_delivered_seq, c.type, "
         "  (SELECT string_agg(x.user_id::text, ',') "
         "   FROM conversation_members x "
-        "   WHERE x.conversation_id = $1 AND x.user_id <> $2)";
+        "   WHERE x.conversation_id = $1 AND x.user_id <> $2 "
+        "     AND o.accepted "
+        "     AND NOT " CHAT_SQL_BLOCKED("x.user_id", "$2") ")";
 
     } else {
         sql =
@@ -152,7 +155,9 @@ chat_receipt_mark(chat_op_ctx_t *ctx, chat_mark_e mark)
         "  m.last_delivered_seq, o.last_delivered_seq, c.type, "
         "  (SELECT string_agg(x.user_id::text, ',') "
         "   FROM conversation_members x "
-        "   WHERE x.conversation_id = $1 AND x.user_id <> $2)";
+        "   WHERE x.conversation_id = $1 AND x.user_id <> $2 "
+        "     AND o.accepted "
+        "     AND NOT " CHAT_SQL_BLOCKED("x.user_id", "$2") ")";
     }
 
     res = chat_db_query_prepared(ctx->db, sql, 3, values, NULL, NULL);
@@ -274,6 +279,8 @@ chat_op_conv_receipts(chat_op_ctx_t *ctx)
         "WHERE m.conversation_id = $1 "
         "  AND EXISTS (SELECT 1 FROM conversation_members me "
         "              WHERE me.conversation_id = $1 AND me.user_id = $2) "
+        "  AND (m.user_id = $2 OR (m.accepted "
+        "       AND NOT " CHAT_SQL_BLOCKED("m.user_id", "$2::bigint") ")) "
         "ORDER BY m.user_id",
         2, values, NULL, NULL);
     if (res == NULL) {

@@ -161,7 +161,7 @@ chat_sync_messages(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
     res = NULL;
     if (values[1] != NULL && values[2] != NULL) {
         res = chat_db_query(ctx->db,
-            "SELECT " CHAT_MSG_COLUMNS("m") " "
+            "SELECT " CHAT_MSG_COLUMNS_SEEN("m", "$1") " "
             "FROM unnest($2::bigint[], $3::bigint[]) AS s(cid, after) "
             "JOIN conversation_members me ON me.conversation_id = s.cid "
             "                            AND me.user_id = $1 "
@@ -194,7 +194,7 @@ chat_sync_reply(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
     size_t    k;
     int64_t   cid, seq;
 
-    reply = chat_conv_list_json(convs);
+    reply = chat_conv_list_json(convs, ctx->cmd->uid);
     if (reply == NULL) {
         return -1;
     }

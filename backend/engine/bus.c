@@ -226,6 +226,45 @@ chat_bus_check_persistence(chat_bus_t *bus)
 }
 
 
+/*
+ * AUTH with --redis-user and the password of --redis-password-file, when
+ * one is set.  The password travels as a binary-safe argument (%b) and is
+ * never logged.  0, or -1 (logged) when Redis refuses.
+ */
+static int
+chat_bus_auth(chat_bus_t *bus)
+{
+    int           rc;
+    redisReply   *r;
+    const char   *pass;
+
+    pass = bus->cfg->redis_password;
+    if (pass == NULL) {
+        return 0;
+    }
+
+    if (bus->cfg->redis_user != NULL) {
+        r = redisCommand(bus->ctx, "AUTH %s %b", bus->cfg->redis_user,
+                         pass, strlen(pass));
+    } else {
+        r = redisCommand(bus->ctx, "AUTH %b", pass, strlen(pass));
+    }
+
+    rc = (r != NULL && r->type == REDIS_REPLY_STATUS) ? 0 : -1;
+
+    if (rc != 0) {
+        chat_log_error("redis: AUTH as %s refused: %s",
+                       bus->cfg->redis_user ? bus->cfg->redis_user
+                                            : "default",
+                       r ? (r->str ? r->str : "unexpected reply")
+                         : bus->ctx->errstr);
+    }
+
+    freeReplyObject(r);
+    return rc;
+}
+
+
 int
 chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
 {
@@ -247,7 +286,7 @@ chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
 
             bus->ctx = c;
 
-            if (chat_bus_ensure_groups(bus) == 0) {
+            if (chat_bus_auth(bus) == 0 && chat_bus_ensure_groups(bus) == 0) {
                 chat_log_info("redis: connected to %s:%d, consumer %s",
                               bus->cfg->redis_host, bus->cfg->redis_port,
                               bus->consumer);

@@ -33,6 +33,8 @@ typedef struct {
     chat_lane_t     lane;               /* a worker's own lane (lanes.c) */
     char            redis_host[256];
     int             redis_port;
+    const char     *redis_user;         /* NULL: the default user */
+    char           *redis_password;     /* NULL: no AUTH; malloc'd */
     const char     *pg;                 /* libpq conninfo */
     unsigned char  *token_secret;       /* HS256 key, malloc'd */
     size_t          token_secret_len;

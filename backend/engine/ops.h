@@ -230,6 +230,13 @@ int chat_op_conv_create(chat_op_ctx_t *ctx);
 int chat_op_conv_list(chat_op_ctx_t *ctx);
 int chat_op_conv_member_add(chat_op_ctx_t *ctx);
 int chat_op_conv_member_remove(chat_op_ctx_t *ctx);
+int chat_op_conv_accept(chat_op_ctx_t *ctx);
+int chat_op_user_block(chat_op_ctx_t *ctx);
+int chat_op_user_unblock(chat_op_ctx_t *ctx);
+
+/* {"type":"conversation",...} for cid's members, no reply (a member
+ * accepted it by answering, op_msg.c).  0, or -1. */
+int chat_conv_event(chat_op_ctx_t *ctx, int64_t cid);
 
 /* messages, op_msg.c; conv.read, op_receipt.c */
 int chat_op_msg_send(chat_op_ctx_t *ctx);

@@ -18,6 +18,14 @@
  *     (chat_membership_cache_rebuild).  Until it has, typing indicators
  *     are dropped: they are ephemeral, nothing else depends on the sets.
  *
+ * Only members who accepted the conversation are in its set (a request's
+ * recipient is left out until they answer or accept: conversation events
+ * carry "requests", the members who have not), so a request neither
+ * sends nor receives typing.  And chat:blocked:{uid} holds the users uid
+ * blocked, from the {"type":"block"} events of user.block / user.unblock
+ * (and the same rebuild): the typing script skips a recipient who
+ * blocked the typist, or whom the typist blocked.
+ *
  * Two membership changes of one conversation committed by two workers
  * within the same instant may write the set in the other order, and a
  * rebuild racing a change may re-add a removed member; either lasts until
@@ -30,6 +38,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat_protocol.h"
 #include "log.h"
 #include "membership_cache.h"
 
@@ -37,14 +46,32 @@
 #define CHAT_MEMBERS_PREFIX  "chat:members:{"
 #define CHAT_MEMBERS_READY   "chat:members:ready"
 #define CHAT_CONV_EVENT      "{\"type\":\"conversation\","
+#define CHAT_BLOCK_EVENT     "{\"type\":\"block\","
+
+
+/* Whether the JSON array list (may be NULL) holds the number v. */
+static int
+chat_members_listed(const cJSON *list, double v)
+{
+    const cJSON  *x;
+
+    cJSON_ArrayForEach(x, list) {
+        if (cJSON_IsNumber(x) && x->valuedouble == v) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 /* MULTI; DEL key; SADD key ids...; EXEC appended to the pipeline: 4
- * replies, or 3 when there are no members.  Returns the number of
- * replies appended, or -1. */
+ * replies, or 3 when there are no members; the members listed in
+ * requests (may be NULL) are left out.  Returns the number of replies
+ * appended, or -1. */
 static int
-chat_members_append(chat_bus_t *bus, int64_t cid, const cJSON *members,
-    int replace)
+chat_members_append(chat_bus_t *bus, const char *prefix, int64_t cid,
+    const cJSON *members, const cJSON *requests, int replace)
 {
     int           n, i, argc;
     char          key[64], (*ids)[24];
@@ -52,7 +79,7 @@ chat_members_append(chat_bus_t *bus, int64_t cid, const cJSON *members,
     const cJSON  *m;
 
     n = cJSON_GetArraySize(members);
-    snprintf(key, sizeof(key), CHAT_MEMBERS_PREFIX "%lld}", (long long) cid);
+    snprintf(key, sizeof(key), "%s%lld}", prefix, (long long) cid);
 
     argv = malloc((n + 2) * sizeof(char *));
     ids = malloc((n + 1) * sizeof(*ids));
@@ -68,7 +95,9 @@ chat_members_append(chat_bus_t *bus, int64_t cid, const cJSON *members,
 
     i = 0;
     cJSON_ArrayForEach(m, members) {
-        if (cJSON_IsNumber(m) && i < n) {
+        if (cJSON_IsNumber(m) && i < n
+            && !chat_members_listed(requests, m->valuedouble))
+        {
             snprintf(ids[i], sizeof(ids[i]), "%lld",
                      (long long) m->valuedouble);
             argv[argc++] = ids[i++];
@@ -115,6 +144,37 @@ chat_members_replies(chat_bus_t *bus, long n)
 }
 
 
+/* SADD or SREM chat:blocked:{blocker} <user_id> for a {"type":"block",
+ * "user_id","blocked"} event appended to the pipeline: the number of
+ * replies appended (0 or 1). */
+static int
+chat_blocked_append(chat_bus_t *bus, int64_t blocker, const char *json)
+{
+    int           k;
+    char          key[64], id[24];
+    cJSON        *ev;
+    const cJSON  *who, *blocked;
+
+    ev = cJSON_Parse(json);
+    who = cJSON_GetObjectItemCaseSensitive(ev, "user_id");
+    blocked = cJSON_GetObjectItemCaseSensitive(ev, "blocked");
+    k = 0;
+
+    if (cJSON_IsNumber(who) && cJSON_IsBool(blocked)) {
+        snprintf(key, sizeof(key), CHAT_BLOCKED_PREFIX "%lld}",
+                 (long long) blocker);
+        snprintf(id, sizeof(id), "%lld", (long long) who->valuedouble);
+        (void) redisAppendCommand(bus->ctx, "%s %s %s",
+                                  cJSON_IsTrue(blocked) ? "SADD" : "SREM",
+                                  key, id);
+        k = 1;
+    }
+
+    cJSON_Delete(ev);
+    return k;
+}
+
+
 void
 chat_membership_cache_update(chat_bus_t *bus, chat_events_t *const *lists,
     size_t n)
@@ -132,6 +192,16 @@ chat_membership_cache_update(chat_bus_t *bus, chat_events_t *const *lists,
         for (j = 0; j < lists[i]->n; j++) {
             json = lists[i]->items[j].json;
 
+            if (strncmp(json, CHAT_BLOCK_EVENT, sizeof(CHAT_BLOCK_EVENT) - 1)
+                == 0
+                && lists[i]->items[j].n == 1)
+            {
+                k = chat_blocked_append(bus, lists[i]->items[j].uids[0],
+                                        json);
+                replies += k > 0 ? k : 0;
+                continue;
+            }
+
             if (strncmp(json, CHAT_CONV_EVENT, sizeof(CHAT_CONV_EVENT) - 1)
                 != 0)
             {
@@ -144,8 +214,10 @@ chat_membership_cache_update(chat_bus_t *bus, chat_events_t *const *lists,
             members = cJSON_GetObjectItemCaseSensitive(conv, "members");
 
             if (cJSON_IsNumber(id) && cJSON_IsArray(members)) {
-                k = chat_members_append(bus, (int64_t) id->valuedouble,
-                                        members, 1);
+                k = chat_members_append(bus, CHAT_MEMBERS_PREFIX,
+                        (int64_t) id->valuedouble, members,
+                        cJSON_GetObjectItemCaseSensitive(conv, "requests"),
+                        1);
                 if (k < 0) {
                     chat_log_error("membership cache: out of memory");
                 } else {
@@ -190,10 +262,15 @@ chat_membership_cache_rebuild(chat_bus_t *bus, chat_db_t *db)
         return 0;
     }
 
+    /* the typing sets (accepted members), then the block sets */
     res = chat_db_query(db,
-        "SELECT conversation_id, "
+        "SELECT 'm', conversation_id, "
         "       '[' || string_agg(user_id::text, ',') || ']' "
-        "FROM conversation_members GROUP BY conversation_id",
+        "FROM conversation_members WHERE accepted GROUP BY conversation_id "
+        "UNION ALL "
+        "SELECT 'b', blocker_id, "
+        "       '[' || string_agg(blocked_id::text, ',') || ']' "
+        "FROM user_blocks GROUP BY blocker_id",
         0, NULL, NULL, NULL);
     if (res == NULL) {
         return -1;
@@ -203,10 +280,12 @@ chat_membership_cache_rebuild(chat_bus_t *bus, chat_db_t *db)
     replies = 0;
 
     for (row = 0; row < rows; row++) {
-        members = cJSON_Parse(PQgetvalue(res, row, 1));
+        members = cJSON_Parse(PQgetvalue(res, row, 2));
         k = members ? chat_members_append(bus,
-                          strtoll(PQgetvalue(res, row, 0), NULL, 10),
-                          members, 0)
+                          PQgetvalue(res, row, 0)[0] == 'm'
+                          ? CHAT_MEMBERS_PREFIX : CHAT_BLOCKED_PREFIX,
+                          strtoll(PQgetvalue(res, row, 1), NULL, 10),
+                          members, NULL, 0)
                     : -1;
         cJSON_Delete(members);
 

@@ -8,7 +8,9 @@
  *                 -> 200 {"conversation_id", "muted"}
  *
  * Presence is private to the people who share a conversation with the
- * user: anyone else (and an id that does not exist) gets 404 not_found,
+ * user in which the user accepted them (a request the user has not
+ * answered does not count), and to nobody while either has blocked the
+ * other: anyone else (and an id that does not exist) gets 404 not_found,
  * the same answer, so the endpoint does not even confirm an id exists.
  * Everybody may ask about themselves.  The answer is what the presence
  * process (presence.c) last recorded in users.presence / last_seen from
@@ -51,11 +53,12 @@ chat_op_presence_get(chat_op_ctx_t *ctx)
         "SELECT u.presence, " CHAT_SQL_TIME("u.last_seen") " "
         "FROM users u "
         "WHERE u.id = $2 "
-        "  AND ($1 = $2 OR EXISTS ("
+        "  AND ($1 = $2 OR (EXISTS ("
         "       SELECT 1 FROM conversation_members a "
         "       JOIN conversation_members b "
         "         ON b.conversation_id = a.conversation_id "
-        "       WHERE a.user_id = $1 AND b.user_id = $2))",
+        "       WHERE a.user_id = $1 AND b.user_id = $2 AND b.accepted) "
+        "   AND NOT " CHAT_SQL_BLOCKED("$1::bigint", "$2::bigint") "))",
         2, values, NULL, NULL);
     if (res == NULL) {
         return -1;

@@ -241,7 +241,8 @@ chat_presence_apply(chat_presence_t *p, const redisReply *fields)
         "   FROM conversation_members a "
         "   JOIN conversation_members b "
         "     ON b.conversation_id = a.conversation_id "
-        "   WHERE a.user_id = $1 AND b.user_id <> $1) "
+        "   WHERE a.user_id = $1 AND b.user_id <> $1 AND a.accepted "
+        "     AND NOT " CHAT_SQL_BLOCKED("a.user_id", "b.user_id") ") "
         "FROM u",
         3, values, NULL, NULL);
     if (res == NULL) {

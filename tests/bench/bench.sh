@@ -517,6 +517,7 @@ rm -rf "$RUN"
 conf/stack.sh start >&2
 mkdir -p "$RES"
 eval "$(conf/stack.sh env)"
+export REDISCLI_AUTH        # redis-cli and chatload authenticate as the admin
 PG=$CHAT_PG_CONNINFO
 
 # --- figure 4: checkouts per second, p99, oversell (checkout.sh) ---

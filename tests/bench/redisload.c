@@ -53,10 +53,23 @@ cl_redis(const cl_opts_t *o)
 {
     redisContext  *c;
 
+    redisReply    *r;
+    const char    *pass;
+
     c = redisConnect(o->host, o->redis_port);
     if (c == NULL || c->err) {
         cl_die("redis %s:%d: %s", o->host, o->redis_port,
                c ? c->errstr : "out of memory");
+    }
+
+    /* the stack's Redis wants its admin's password, as redis-cli takes it */
+    pass = getenv("REDISCLI_AUTH");
+    if (pass != NULL && pass[0] != '\0') {
+        r = redisCommand(c, "AUTH %s", pass);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            cl_die("redis %s:%d: AUTH refused", o->host, o->redis_port);
+        }
+        freeReplyObject(r);
     }
 
     return c;

@@ -265,3 +265,35 @@ async function waitForLen(key, atLeast) {
   }
   throw new Error(`${key} never held ${atLeast} events`);
 }
+
+test('a message request shows Accept and Block; accepting makes it a conversation, blocking hides the next one', async () => {
+  const [carol, dave, erin] = await registerUsers('browser-req', 3, 3);
+  const conv = await direct(carol, dave);
+  const r = await api('POST', `/api/v1/conversations/${conv.id}/messages`,
+    { client_msg_id: 'req-1', text: 'hello, stranger' }, { token: carol.token });
+  assert.equal(r.status, 201, r.text);
+
+  const pd = await pageAs(browser, dave, `/chat.html?c=${conv.id}`);
+  await waitState(pd, 'ws');
+  await waitTexts(pd, ['hello, stranger']);
+  await pd.waitForSelector(`#conversations li[data-conv-id="${conv.id}"] .request`);
+  await pd.waitForSelector('#conv-actions:not(.hidden) #accept');
+  await screenshot(pd, 'chat-request');
+  await pd.click('#accept');
+  await pd.waitForFunction(() => !document.querySelector('#accept'));
+  await pd.waitForFunction((id) => !document.querySelector(`#conversations li[data-conv-id="${id}"] .request`), {}, conv.id);
+  const listed = await api('GET', '/api/v1/conversations', undefined, { token: dave.token });
+  assert.equal(listed.json.conversations.find((c) => c.id === conv.id).status, 'active');
+
+  // Erin's request, then Dave blocks her from it: it leaves his list
+  const other = await direct(erin, dave);
+  await pd.goto(new URL(`/chat.html?c=${other.id}`, pd.url()).href);
+  await waitState(pd, 'ws');
+  await pd.waitForSelector('#conv-actions:not(.hidden) #block');
+  await pd.click('#block');
+  await pd.waitForFunction((id) => !document.querySelector(`#conversations li[data-conv-id="${id}"]`), {}, other.id);
+  const after = await api('GET', '/api/v1/conversations', undefined, { token: dave.token });
+  assert.equal(after.json.conversations.find((c) => c.id === other.id), undefined);
+  assert.deepEqual(pd.problems, []);
+  await pd.browserContext().close();
+});

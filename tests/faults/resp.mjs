@@ -67,16 +67,24 @@ function connect() {
   return c;
 }
 
-// rcmd('XPENDING', stream, 'workers') -> the reply
-export function rcmd(...args) {
-  if (!conn) conn = connect();
-  const c = conn;
+function send(c, args) {
   const parts = [`*${args.length}\r\n`];
   for (const a of args.map(String)) parts.push(`$${Buffer.byteLength(a)}\r\n${a}\r\n`);
   return new Promise((resolve, reject) => {
     c.waiting.push({ resolve, reject });
     c.sock.write(parts.join(''));
   });
+}
+
+// rcmd('XPENDING', stream, 'workers') -> the reply.  A new connection
+// first authenticates as the stack's admin (REDISCLI_AUTH, from
+// `conf/stack.sh env`), as redis-cli does.
+export function rcmd(...args) {
+  if (!conn) {
+    conn = connect();
+    if (process.env.REDISCLI_AUTH) send(conn, ['AUTH', process.env.REDISCLI_AUTH]).catch(() => {});
+  }
+  return send(conn, args);
 }
 
 export function rclose() { conn?.sock.end(); conn = null; }

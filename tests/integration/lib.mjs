@@ -15,6 +15,16 @@ export const RUN_DIR = process.env.CHAT_RUN_DIR ?? '.run/test';
 export const REDIS_PORT = process.env.CHAT_REDIS_PORT ?? '16390';
 export const PG = process.env.CHAT_PG_CONNINFO ?? '';
 
+// The stack's Redis wants a password: the tests' own looks at it (redis-cli
+// here and in the tests, tests/faults/resp.mjs) are its admin's, whose
+// password `conf/stack.sh env` passes as REDISCLI_AUTH (redis-cli reads it
+// from there, never from argv); else it is read from the stack's file.
+if (!process.env.REDISCLI_AUTH) {
+  try {
+    process.env.REDISCLI_AUTH = readFileSync(`${RUN_DIR}/redis/admin.pass`, 'utf8').trim();
+  } catch { /* a stack without ACL users */ }
+}
+
 // api('POST', '/api/v1/auth/login', {email, password}, {token, headers, raw, signal})
 export async function api(method, path, body, opts = {}) {
   const headers = { ...(opts.headers ?? {}) };

@@ -1,6 +1,7 @@
 // Presence, typing indicators, read and delivery receipts through the
 // whole stack.  What issue 6 asks: a user coming online is told to those
-// who share a conversation and to nobody else (who cannot ask either); a
+// who share a conversation (one they accepted: consent.test.mjs has the
+// requests) and to nobody else (who cannot ask either); a
 // killed nginx worker's user goes offline within the TTL bound; typing
 // reaches the other member, expires, is rate-limited and never touches
 // PostgreSQL; markers only move forward and are shared by a user's
@@ -25,6 +26,11 @@ before(async () => {
   const r = await http('POST', '/api/v1/conversations', { type: 'direct', user_id: uid(bob) }, alice);
   assert.equal(r.status, 201, r.text);
   direct = r.json.conversation;
+  // a request until Bob accepts (consent.test.mjs): Alice sees nothing of
+  // Bob before, everything the tests below expect after
+  assert.equal((await presence(bob, alice)).status, 404);
+  const a = await http('POST', `/api/v1/conversations/${direct.id}/accept`, undefined, bob);
+  assert.equal(a.status, 200, a.text);
 });
 
 after(() => {
@@ -118,6 +124,10 @@ test('Alice comes online: Bob (shares a conversation) is told, Carol (shares non
 test('a flapping connection is coalesced: reconnects within the grace tell nobody', async () => {
   const daveConv = await http('POST', '/api/v1/conversations', { type: 'direct', user_id: uid(dave) }, erin);
   assert.equal(daveConv.status, 201, daveConv.text);
+  // Dave answers Erin's request: his presence is hers to see from now on
+  const a = await http('POST', `/api/v1/conversations/${daveConv.json.conversation.id}/messages`,
+    { client_msg_id: 'hi', text: 'hi Erin' }, dave);
+  assert.equal(a.status, 201, a.text);
   const erinWs = await device(erin);
 
   let d = await device(dave);
@@ -278,6 +288,8 @@ test('read markers never move backwards, two devices share unread, the sender ge
   const r0 = await http('POST', '/api/v1/conversations', { type: 'direct', user_id: uid(carol) }, dave);
   assert.equal(r0.status, 201, r0.text);
   const cid = r0.json.conversation.id;
+  const accepted = await http('POST', `/api/v1/conversations/${cid}/accept`, undefined, carol);
+  assert.equal(accepted.status, 200, accepted.text);
   const daveWs = await device(dave);
   const [c1, c2] = [await device(carol), await device(carol)];
 

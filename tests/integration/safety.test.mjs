@@ -19,6 +19,8 @@ function runPool(until, timeoutMs = 30000) {
       '--redis', `127.0.0.1:${REDIS_PORT}`,
       '--pg', PG,
       '--token-secret-file', `${RUN_DIR}/token_secret`,
+      '--redis-user', 'chat-worker',
+      '--redis-password-file', `${RUN_DIR}/redis/worker.pass`,
     ]);
     let stderr = '';
     let done = false;

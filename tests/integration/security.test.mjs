@@ -1,15 +1,22 @@
 // What a hostile client may try with a valid account: claim to be someone
 // else or an admin in the body, smuggle SQL through text fields, reach other
-// people's things by id.  Identity comes only from the verified token, text
-// is stored as given, and someone else's thing is 404 exactly like a thing
-// that does not exist.  What a hostile page may try with the web app (frame
-// it, inject script) meets the security headers, and what nginx refuses by
-// itself is answered in the API's error shape, not as an HTML page.
+// people's things by id, open connections without end.  Identity comes only
+// from the verified token, text is stored as given, someone else's thing is
+// 404 exactly like a thing that does not exist, and one user's live
+// connections are capped.  What a hostile page may try with the web app
+// (frame it, inject script) meets the security headers, and what nginx
+// refuses by itself is answered in the API's error shape, not as an HTML
+// page.  And the least privilege behind it: Redis wants a password, and the
+// edge's Redis user can touch only what the edge needs; passwords never
+// travel in argv.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { api, BASE, registerUsers, sql, uniqueEmail, signToken } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { api, BASE, registerUsers, sql, uniqueEmail, signToken, PG, REDIS_PORT, RUN_DIR } from './lib.mjs';
+import { WsClient } from './ws.mjs';
 
 let alice;
 let bob;
@@ -235,4 +242,117 @@ test("nginx's own errors are the API's JSON error shape, not HTML pages", async 
     assert.equal(r.json?.error?.code, code, `${what}: ${r.text.slice(0, 300)}`);
     assert.equal(typeof r.json.error.message, 'string');
   }
+});
+
+/* per-user caps (the local stack: chat_ws_max_per_user 20,
+ * chat_poll_max_per_user 10) */
+
+test('a user gets at most 20 WebSockets: the 21st is refused with 429 too_many_connections', async () => {
+  const [u] = await registerUsers('cap-ws', 1, 1);
+  const socks = [];
+  try {
+    for (let i = 0; i < 20; i++) socks.push(await WsClient.connect({ token: u.token }));
+    const err = await WsClient.connect({ token: u.token }).then((ws) => { socks.push(ws); return null; }, (e) => e);
+    assert.ok(err, 'the 21st WebSocket was accepted');
+    assert.equal(err.status, 429, err.message);
+    assert.equal(err.body.error.code, 'too_many_connections');
+    // someone else is not affected
+    const [v] = await registerUsers('cap-ws-other', 1, 1);
+    (await WsClient.connect({ token: v.token })).close();
+    // one closes: one more may open
+    socks.pop().close();
+    const again = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        try { return await WsClient.connect({ token: u.token }); } catch { await new Promise((r) => setTimeout(r, 100)); }
+      }
+      return null;
+    })();
+    assert.ok(again, 'no WebSocket after one was closed');
+    socks.push(again);
+  } finally {
+    for (const ws of socks) ws.close();
+  }
+});
+
+test('a user gets at most 10 long-poll sessions: the 11th is refused with 429 too_many_connections', async () => {
+  const [u] = await registerUsers('cap-poll', 1, 1);
+  const cursors = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await api('GET', '/api/v1/events', undefined, { token: u.token });
+    assert.equal(r.status, 200, r.text);
+    cursors.push(r.json.cursor);
+  }
+  const r = await api('GET', '/api/v1/events', undefined, { token: u.token });
+  assert.equal(r.status, 429, r.text);
+  assert.equal(r.json.error.code, 'too_many_connections');
+  // the open sessions go on working
+  const p = await api('GET', `/api/v1/events?cursor=${encodeURIComponent(cursors[0])}&timeout=0`, undefined,
+    { token: u.token });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.json.resync, false);
+});
+
+/* Redis: a password, and an ACL user per side */
+
+// redis-cli as user (null: no credentials at all), the password from the
+// stack's file through the environment, as the stack passes it
+function redisAs(user, ...args) {
+  const env = { ...process.env };
+  delete env.REDISCLI_AUTH;
+  const argv = ['-p', REDIS_PORT, '--raw'];
+  if (user) {
+    env.REDISCLI_AUTH = readFileSync(`${RUN_DIR}/redis/${user === 'chat-edge' ? 'edge' : 'worker'}.pass`, 'utf8').trim();
+    argv.push('--user', user);
+  }
+  const out = spawnSync('redis-cli', [...argv, ...args], { env, encoding: 'utf8' });
+  return (out.stdout + out.stderr).trim();
+}
+
+test('Redis wants a password, and the edge\'s user is refused keys and commands outside its ACL', () => {
+  assert.match(redisAs(null, 'PING'), /NOAUTH/);
+  assert.match(redisAs(null, 'KEYS', '*'), /NOAUTH/);
+
+  // what the edge uses works
+  assert.match(redisAs('chat-edge', 'PING'), /PONG/);
+  assert.match(redisAs('chat-edge', 'HGETALL', 'chat:workers'), /\d/);
+  // the workers' notification jobs (who wrote to whom, previews), other
+  // keys, and anything dangerous: refused
+  assert.match(redisAs('chat-edge', 'XRANGE', 'chat:notify', '-', '+'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'GET', 'anything-else'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'FLUSHALL'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'KEYS', '*'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'CONFIG', 'GET', 'requirepass'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'DEL', 'chat:workers'), /NOPERM/);
+  assert.match(redisAs('chat-edge', 'ACL', 'LIST'), /NOPERM/);
+  // a script cannot reach further than its caller
+  assert.match(redisAs('chat-edge', 'EVAL', "return redis.call('XLEN', 'chat:notify')", '0'), /NOPERM|can't access|permission/i);
+  // the workers may do their work, not the dangerous things
+  assert.match(redisAs('chat-worker', 'FLUSHALL'), /NOPERM/);
+  assert.match(redisAs('chat-worker', 'KEYS', '*'), /NOPERM/);
+  assert.match(redisAs('chat-worker', 'CONFIG', 'GET', 'appendonly'), /appendonly/);
+});
+
+/* secrets never in argv; secret files read strictly, the same on both sides */
+
+test('user-add takes the password on stdin or from a file, never from argv', async () => {
+  const email = uniqueEmail('useradd');
+  let out = spawnSync('backend/chat-backend', ['--pg', PG, 'user-add', '--email', email, '--name', 'Argv',
+    '--password', 'a password in argv'], { encoding: 'utf8' });
+  assert.equal(out.status, 2, out.stderr);
+  assert.match(out.stderr, /--password is refused/);
+
+  out = spawnSync('backend/chat-backend', ['--pg', PG, 'user-add', '--email', email, '--name', 'Stdin'],
+    { input: 'a password on stdin\n', encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return api('POST', '/api/v1/auth/login', { email, password: 'a password on stdin' }).then((r) => {
+    assert.equal(r.status, 200, r.text);
+  });
+});
+
+test('the backend refuses a secret file any user can read, naming it', () => {
+  const out = spawnSync('sh', ['-c', `f=$(mktemp) && head -c 40 /dev/urandom | base64 > "$f" && chmod 644 "$f" && \
+    backend/chat-backend --token-secret-file "$f" --pg "${PG}" --workers 1; rc=$?; rm -f "$f"; exit $rc`],
+    { encoding: 'utf8', timeout: 10000 });
+  assert.equal(out.status, 2, out.stderr);
+  assert.match(out.stderr, /readable or writable by any user/);
 });
