@@ -593,6 +593,9 @@ ngx_chat_redis_xread_entries(redisReply *rr, char *last_id, size_t size,
 
         fn(entry->element[1], data);
     }
+}
+
+
 /* A refused AUTH: say why, and start over (with backoff) rather than let
  * every command fail with NOAUTH. */
 static void
