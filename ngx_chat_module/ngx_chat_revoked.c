@@ -449,6 +449,8 @@ ngx_chat_revoked_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     ses->feed.name = "sessions";
     ses->feed.host = cmcf->redis_host;
     ses->feed.port = cmcf->redis_port;
+    ses->feed.user = cmcf->redis_user;
+    ses->feed.password = cmcf->redis_password;
     ses->feed.connect_timeout = cmcf->redis_connect_timeout;
     ses->feed.stall_timeout = NGX_CHAT_REVOKED_BLOCK + cmcf->redis_timeout;
     ses->feed.log = cycle->log;
