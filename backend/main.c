@@ -5,6 +5,7 @@
  *                                         in the foreground, N workers)
  *   chat-backend user-add --email E --password P --name N [--admin]
  *                                         create a user directly in the db
+ *   chat-backend --version                print the version and exit
  *
  * Every setting has a flag and an environment variable; the flag wins,
  * then the variable, then the default (the table in usage() and in
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "chat_token.h"
+#include "chat_version.h"
 #include "command.h"
 #include "config.h"
 #include "http_client.h"
@@ -47,7 +49,8 @@ enum {
     OPT_PAYMENT_URL, OPT_PAYMENT_TIMEOUT, OPT_RESERVATION_TTL,
     OPT_RECONCILE_INTERVAL,
     /* lanes */
-    OPT_LANE
+    OPT_LANE,
+    OPT_VERSION
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -78,6 +81,7 @@ static const struct option  chat_options[] = {
     { "reconcile-interval-ms", required_argument, NULL,
       OPT_RECONCILE_INTERVAL },
     { "lane",              required_argument, NULL, OPT_LANE },
+    { "version",           no_argument,       NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 }
 };
 
@@ -123,6 +127,7 @@ usage(FILE *out)
 "  --reconcile-interval-ms MS CHAT_RECONCILE_INTERVAL_MS 10000 (pending "
 "payments asked)\n"
 "  --help\n"
+"  --version\n"
 "\n"
 "lanes (chat, read, auth, orders, admin), each one pool of processes; keys\n"
 "(defaults in backend/engine/lanes.c): procs, batch, commit (per transaction),\n"
@@ -428,6 +433,10 @@ main(int argc, char **argv)
         case 'h':
         case OPT_HELP:
             usage(stdout);
+            return 0;
+
+        case OPT_VERSION:
+            printf("chat-backend %s\n", CHAT_VERSION);
             return 0;
 
         case OPT_EMAIL:
