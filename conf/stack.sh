@@ -185,6 +185,7 @@ start_backend() {
         --reservation-ttl-ms "$RESERVATION_TTL_MS" \
         --reconcile-interval-ms "$RECONCILE_INTERVAL_MS" \
         --pidfile "$RUN/backend/backend.pid" \
+        --log-file "$RUN/backend/backend.log" \
         >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
     wait_for 10 "the backend" test -s "$RUN/backend/backend.pid"
     log "backend: $WORKERS workers each on the chat and read lanes${LANES:+, lanes $LANES} (log: $RUN/backend/backend.log)"

@@ -38,6 +38,8 @@ run_unit() {
     unit_test poll $m/chat_poll.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
+    echo "== backend: SIGHUP reopens the log file"
+    tests/backend/log_reopen.sh || failed_suites+=("backend log reopen")
     # every libFuzzer harness briefly, ~40 s (make fuzz: longer)
     echo "== fuzz: ws, utf8, token, envelope, poll harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
