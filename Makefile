@@ -166,7 +166,7 @@ deb:
 
 # build, install, run, purge the packages (tests/package/README.md)
 test-package: deps deb
-	@tests/package/run.sh
+	@tests/run.sh package
 
 # cppcheck and shellcheck, both clean
 lint:

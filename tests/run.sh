@@ -2,7 +2,7 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration|faults|browser|soak]
+#   tests/run.sh [all|unit|integration|faults|browser|soak|package]
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -187,14 +187,23 @@ run_browser() {
     trap - EXIT
 }
 
+# the Debian packages built, installed, run on side ports and purged
+# (tests/package/README.md); builds them first (make deb)
+run_package() {
+    echo "== package (make deb, install, run, purge)"
+    make -s deb >/dev/null || { failed_suites+=("package: make deb"); return; }
+    tests/package/run.sh || failed_suites+=("package")
+}
+
 case "$what" in
     unit)        run_unit ;;
     integration) run_integration ;;
     faults)      run_faults ;;
     browser)     run_browser ;;
     soak)        run_soak ;;
-    all)         run_unit; run_integration ;;
-    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak]" >&2; exit 2 ;;
+    package)     run_package ;;
+    all)         run_unit; run_integration; run_package ;;
+    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak|package]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then
