@@ -38,8 +38,9 @@ case "$STACK" in
     test) dport=18080; dredis=16390; dpg=15440 ;;
     *[!a-z0-9_-]*|"") echo "stack: STACK must be a plain name" >&2; exit 2 ;;
     *)    # any other name: a side stack, ports must be given
-          [ -n "${PORT:-}" ] && [ -n "${REDIS_PORT:-}" ] && [ -n "${PG_PORT:-}" ] \
-              || { echo "stack: STACK=$STACK needs PORT, REDIS_PORT and PG_PORT" >&2; exit 2; } ;;
+          if [ -z "${PORT:-}" ] || [ -z "${REDIS_PORT:-}" ] || [ -z "${PG_PORT:-}" ]; then
+              echo "stack: STACK=$STACK needs PORT, REDIS_PORT and PG_PORT" >&2; exit 2
+          fi ;;
 esac
 PORT=${PORT:-$dport}
 REDIS_PORT=${REDIS_PORT:-$dredis}
@@ -84,7 +85,7 @@ export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
 export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
 # other builds (make test-asan) point these elsewhere
 MODULE_SO=${MODULE_SO:-$ROOT/build/nginx/objs/ngx_chat_module.so}
 BACKEND=${BACKEND_BIN:-$ROOT/backend/chat-backend}
@@ -175,6 +176,9 @@ start_backend() {
     mkdir -p "$RUN/backend"
     pid_alive "$RUN/backend/backend.pid" && return
     [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
+    # the backend appends to its --log-file itself; the redirect to the same
+    # file only catches what it says before it has opened it
+    # shellcheck disable=SC2094
     CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} setsid "$BACKEND" \
         --workers "$WORKERS" \
         --redis "127.0.0.1:$REDIS_PORT" \
@@ -290,8 +294,9 @@ cmd_stop() {
         stop_pidfile "$RUN/redis/redis.pid" redis TERM
     fi
     if [ -f "$RUN/pg/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1 \
-            && log "postgres stopped" || true
+        if as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1; then
+            log "postgres stopped"
+        fi
     fi
 }
 

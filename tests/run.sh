@@ -2,7 +2,7 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration|faults|browser|soak|package]
+#   tests/run.sh [all|unit|integration|faults|browser|soak|package|lint]
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -12,7 +12,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
 failed_suites=()
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 # unit_test <name> <sources...>: build tests/unit/test_<name>.c with the
 # sources under ASan/UBSan, run it
@@ -115,7 +115,7 @@ asan_verdict() {
     reports=$(ls "$ASAN_REPORTS" 2>/dev/null)
     if [ -n "$reports" ]; then
         head -60 "$ASAN_REPORTS"/*
-        failed_suites+=("sanitizer reports: $(echo $reports)")
+        failed_suites+=("sanitizer reports: ${reports//$'\n'/ }")
     else
         echo "== sanitizers: no reports"
     fi
@@ -187,6 +187,12 @@ run_browser() {
     trap - EXIT
 }
 
+# cppcheck and shellcheck, clean (conf/lint.sh)
+run_lint() {
+    echo "== lint (cppcheck, shellcheck)"
+    conf/lint.sh || failed_suites+=("lint")
+}
+
 # the Debian packages built, installed, run on side ports and purged
 # (tests/package/README.md); builds them first (make deb)
 run_package() {
@@ -202,8 +208,9 @@ case "$what" in
     browser)     run_browser ;;
     soak)        run_soak ;;
     package)     run_package ;;
-    all)         run_unit; run_integration; run_package ;;
-    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak|package]" >&2; exit 2 ;;
+    lint)        run_lint ;;
+    all)         run_lint; run_unit; run_integration; run_package ;;
+    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak|package|lint]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then
