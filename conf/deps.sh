@@ -15,7 +15,8 @@ packages=(
     # make lint
     cppcheck shellcheck
 )
-# more for one target (make deb: debhelper dpkg-dev fakeroot)
+# more for one target (make deb: debhelper dpkg-dev fakeroot; the package
+# test: ./build/deb/*.deb, which apt installs from the file)
 packages+=("$@")
 
 missing=()
@@ -58,4 +59,6 @@ printf '#!/bin/sh\n# conf/deps.sh: no service starts or stops during its install
     | $sudo tee "$policy" >/dev/null
 $sudo chmod 755 "$policy"
 
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# DEPS_LOG keeps apt's output (tests/package reads what policy-rc.d denied)
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    > "${DEPS_LOG:-/dev/null}" 2>&1

@@ -130,14 +130,19 @@ tmp=$(mktemp -d /tmp/chat-package-test.XXXXXX)
 chmod 755 "$tmp"
 
 # ---- 1. install -------------------------------------------------------------
-echo "== install ${debs[*]##*/}"
-forbid_services
+# with conf/deps.sh, the installer make run and make test use: its
+# policy-rc.d is what keeps the module's nginx-reload trigger (and any
+# postinst) off the host's services
+echo "== install ${debs[*]##*/} (conf/deps.sh)"
+policy_before=$(cat "$POLICY" 2>/dev/null || echo none)
 touch "$tmp/installed"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${debs[@]}" > "$tmp/apt.log" 2>&1
+DEPS_LOG=$tmp/apt.log "$ROOT/conf/deps.sh" "${debs[@]}"
 rc=$?
-allow_services
-check "apt-get install ./*.deb" test $rc -eq 0 || tail -20 "$tmp/apt.log"
+check "conf/deps.sh ./*.deb installs them" test $rc -eq 0 || tail -20 "$tmp/apt.log"
+check "deps.sh put policy-rc.d back as it was" \
+    test "$(cat "$POLICY" 2>/dev/null || echo none)" = "$policy_before"
+check "deps.sh starts, stops or reloads no service (nothing but denials in apt's output)" \
+    bash -c "! grep -E 'Starting|Stopping|Reloading|Restarting|Triggering nginx reload' '$tmp/apt.log'"
 for p in "${PKGS[@]}"; do
     check "$p is installed" bash -c "dpkg-query -W -f='\${Status}' $p | grep -q 'ok installed'"
 done
