@@ -31,6 +31,8 @@ if [ -n "${CFLAGS:-}${CPPFLAGS:-}" ]; then
 fi
 [ -n "${LDFLAGS:-}" ] && flags+=(--with-ld-opt="$LDFLAGS -fPIC")
 
+# configure itself must not see CFLAGS: nginx takes a CFLAGS in the
+# environment as the whole set and then drops its own -W -Wall -Werror
 cd "$build"
-./configure "${NGX_CONF_FLAGS[@]}" "${flags[@]}" "$@" --add-dynamic-module="$root" > configure.log 2>&1 \
+env -u CFLAGS ./configure "${NGX_CONF_FLAGS[@]}" "${flags[@]}" "$@" --add-dynamic-module="$root" > configure.log 2>&1 \
     || { tail -30 configure.log >&2; echo "build-module: configure failed, see $build/configure.log" >&2; exit 1; }
