@@ -4,6 +4,7 @@
 #
 #   make test-package      (builds them first: make deb)
 #
+# 0. make install DESTDIR=<tmp> PREFIX=/opt/chat lays out the same files;
 # 1. install build/deb/{libnginx-mod-http-chat,chat-backend}_*.deb with apt
 #    under a policy-rc.d that forbids service starts (the host's nginx is
 #    neither reloaded nor started by the module's trigger);
@@ -128,6 +129,23 @@ done
 
 tmp=$(mktemp -d /tmp/chat-package-test.XXXXXX)
 chmod 755 "$tmp"
+
+# ---- 0. make install, for other distributions ---------------------------------
+echo "== make install DESTDIR=... PREFIX=/opt/chat"
+dest=$tmp/destdir
+make -s -C "$ROOT" install DESTDIR="$dest" PREFIX=/opt/chat > "$tmp/install.log" 2>&1
+check "make install DESTDIR PREFIX succeeds" test $? -eq 0 || tail -20 "$tmp/install.log"
+for f in lib/nginx/modules/ngx_chat_module.so share/nginx/modules-available/mod-http-chat.conf \
+         share/doc/libnginx-mod-http-chat/examples/chat-site.conf sbin/chat-backend \
+         share/man/man8/chat-backend.8 lib/systemd/system/chat-backend.service \
+         etc/chat-backend/chat-backend.conf share/chat-backend/sql/migrate.sh; do
+    check "make install puts /opt/chat/$f" test -e "$dest/opt/chat/$f"
+done
+check "its snippet and unit name the PREFIX's paths" \
+    bash -c "grep -q 'load_module /opt/chat/lib/nginx/modules/ngx_chat_module.so;' '$dest/opt/chat/share/nginx/modules-available/mod-http-chat.conf' && grep -q '^ExecStart=/opt/chat/sbin/chat-backend' '$dest/opt/chat/lib/systemd/system/chat-backend.service'"
+# no database here: reaching migrate.sh's own error proves it was found
+check "that chat-backend finds its migrations beside it (../share/chat-backend/sql)" \
+    bash -c "'$dest/opt/chat/sbin/chat-backend' --pg 'host=127.0.0.1 port=1 connect_timeout=1' migrate 2>&1 | grep -q 'migrate: cannot reach the database'"
 
 # ---- 1. install -------------------------------------------------------------
 # with conf/deps.sh, the installer make run and make test use: its
