@@ -164,8 +164,8 @@ deb:
 	@conf/deps.sh debhelper dpkg-dev fakeroot
 	@conf/deb.sh
 
-# build, install, run, purge the packages (tests/package/README.md)
-test-package: deps deb
+# build (make deb), install, run, purge the packages (tests/package/README.md)
+test-package: deps
 	@tests/run.sh package
 
 # cppcheck and shellcheck, both clean

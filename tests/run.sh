@@ -198,6 +198,8 @@ run_lint() {
 run_package() {
     echo "== package (make deb, install, run, purge)"
     make -s deb >/dev/null || { failed_suites+=("package: make deb"); return; }
+    # make install in the test builds the dev tree's module and backend
+    make -s all >/dev/null || { failed_suites+=("package: make all"); return; }
     tests/package/run.sh || failed_suites+=("package")
 }
 
