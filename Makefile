@@ -117,3 +117,58 @@ clean:
 
 clean-data: stop
 	rm -rf .run
+
+# ---- install, packages, lint ----------------------------------------------
+# make install DESTDIR=... PREFIX=... (PREFIX /usr/local by default): the
+# module, its load snippet and sample site, and the backend with its man
+# page, unit, settings and migrations, laid out as the Debian packages lay
+# them out (debian/README.md).  Builds with the caller's CFLAGS.
+PREFIX            ?= /usr/local
+SYSCONFDIR        ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+NGINX_MODULES_DIR ?= $(PREFIX)/lib/nginx/modules
+SYSTEMD_UNIT_DIR  ?= $(PREFIX)/lib/systemd/system
+VERSION           := $(shell sed -n 's/^\#define CHAT_VERSION  *"\(.*\)"/\1/p' ngx_chat_module/chat_version.h)
+
+.PHONY: install install-module install-backend deb test-package lint
+
+install: install-module install-backend
+
+install-module: module
+	install -d $(DESTDIR)$(NGINX_MODULES_DIR) \
+	    $(DESTDIR)$(PREFIX)/share/nginx/modules-available \
+	    $(DESTDIR)$(PREFIX)/share/doc/libnginx-mod-http-chat/examples
+	install -m 0644 $(MODULE_SO) $(DESTDIR)$(NGINX_MODULES_DIR)/
+	echo "load_module $(NGINX_MODULES_DIR)/ngx_chat_module.so;" \
+	    > $(DESTDIR)$(PREFIX)/share/nginx/modules-available/mod-http-chat.conf
+	install -m 0644 conf/chat-site.conf \
+	    $(DESTDIR)$(PREFIX)/share/doc/libnginx-mod-http-chat/examples/
+
+install-backend: backend
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/chat-backend/sql \
+	    $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSCONFDIR)/chat-backend
+	install -m 0755 $(BACKEND_BIN) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0644 backend/chat-backend.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 sql/[0-9][0-9][0-9]_*.sql $(DESTDIR)$(PREFIX)/share/chat-backend/sql/
+	install -m 0755 sql/migrate.sh $(DESTDIR)$(PREFIX)/share/chat-backend/sql/
+	sed 's|/usr/sbin/chat-backend|$(PREFIX)/sbin/chat-backend|; s|/etc/chat-backend|$(SYSCONFDIR)/chat-backend|' \
+	    conf/chat-backend.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/chat-backend.service
+	sed 's|/etc/chat-backend|$(SYSCONFDIR)/chat-backend|' conf/chat-backend.conf \
+	    > $(DESTDIR)$(SYSCONFDIR)/chat-backend/chat-backend.conf
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/chat-backend.service \
+	    $(DESTDIR)$(SYSCONFDIR)/chat-backend/chat-backend.conf
+
+# the two .deb files in build/deb/, built with dpkg-buildpackage from a
+# copy of the tree (so the dev build in build/ is left alone)
+deb:
+	@conf/deps.sh debhelper dpkg-dev fakeroot
+	@conf/deb.sh
+
+# build (make deb), install, run, purge the packages (tests/package/README.md)
+test-package: deps
+	@tests/run.sh package
+
+# cppcheck and shellcheck, both clean
+lint:
+	@conf/deps.sh
+	@conf/lint.sh

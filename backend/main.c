@@ -7,6 +7,9 @@
  *       [--password-file PATH]            create a user directly in the db;
  *                                         the password on stdin or in PATH,
  *                                         never in argv (ps shows argv)
+ *   chat-backend migrate                  bring the database (--pg) up to
+ *                                         the newest schema (sql/migrate.sh)
+ *   chat-backend --version                print the version and exit
  *
  * Every setting has a flag and an environment variable; the flag wins,
  * then the variable, then the default (the table in usage() and in
@@ -15,20 +18,24 @@
  * token secret is required to run the pool (it signs the tokens that
  * auth.register and auth.login return) and must be at least 32 bytes.
  *
- * What it does not do: read a configuration file, or daemonise.
+ * What it does not do: read a configuration file (systemd's
+ * EnvironmentFile sets the variables), or daemonise.
  */
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "chat_secret.h"
 #include "chat_token.h"
+#include "chat_version.h"
 #include "command.h"
 #include "config.h"
 #include "http_client.h"
@@ -39,7 +46,8 @@
 #include "user_add.h"
 
 
-static int  chat_log_level_set;     /* --log-level or CHAT_LOG_LEVEL seen */
+static int          chat_log_level_set;  /* --log-level or CHAT_LOG_LEVEL */
+static const char  *chat_log_file_path;  /* --log-file or CHAT_LOG_FILE */
 
 enum {
     OPT_WORKERS = 256, OPT_REDIS, OPT_PG, OPT_SECRET_FILE, OPT_TTL,
@@ -54,7 +62,9 @@ enum {
     /* sign-in sessions */
     OPT_SESSION_TTL,
     /* user-add's password file; Redis credentials */
-    OPT_PASSWORD_FILE, OPT_REDIS_USER, OPT_REDIS_PASSWORD_FILE
+    OPT_PASSWORD_FILE, OPT_REDIS_USER, OPT_REDIS_PASSWORD_FILE,
+    OPT_VERSION,
+    OPT_LOG_FILE
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -90,6 +100,8 @@ static const struct option  chat_options[] = {
     { "redis-user",        required_argument, NULL, OPT_REDIS_USER },
     { "redis-password-file", required_argument, NULL,
       OPT_REDIS_PASSWORD_FILE },
+    { "version",           no_argument,       NULL, OPT_VERSION },
+    { "log-file",          required_argument, NULL, OPT_LOG_FILE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -102,6 +114,8 @@ usage(FILE *out)
 "       chat-backend [flags] user-add --email E --name N [--admin]\n"
 "                                        [--password-file PATH] (else the "
 "password on stdin)\n"
+"       chat-backend [--pg CONNINFO] migrate   apply the migrations "
+"(CHAT_SQL_DIR)\n"
 "\n"
 "flags (environment variable, default):\n"
 "  --lane NAME:K=V,...       CHAT_LANES              see below (repeatable;\n"
@@ -133,6 +147,8 @@ usage(FILE *out)
 "  --log-level LEVEL         CHAT_LOG_LEVEL          info "
 "(debug|info|warn|error)\n"
 "  --pidfile PATH            (none)\n"
+"  --log-file PATH           CHAT_LOG_FILE           (none: stderr); "
+"SIGHUP reopens it\n"
 "  --payment-url URL         CHAT_PAYMENT_URL        http://127.0.0.1:8090\n"
 "  --payment-timeout-ms MS   CHAT_PAYMENT_TIMEOUT_MS 5000 (one provider "
 "call)\n"
@@ -141,6 +157,7 @@ usage(FILE *out)
 "  --reconcile-interval-ms MS CHAT_RECONCILE_INTERVAL_MS 10000 (pending "
 "payments asked)\n"
 "  --help\n"
+"  --version\n"
 "\n"
 "lanes (chat, read, auth, orders, admin), each one pool of processes; keys\n"
 "(defaults in backend/engine/lanes.c): procs, batch, commit (per transaction),\n"
@@ -399,6 +416,14 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         cfg->pidfile = value;
         break;
 
+    case OPT_LOG_FILE:
+        if (value[0] != '/') {
+            /* a worker reopens it by name later, maybe from another cwd */
+            die("%s: expected an absolute path, got \"%s\"", what, value);
+        }
+        chat_log_file_path = value;
+        break;
+
     case OPT_PAYMENT_URL:
         if (strncmp(value, "http://", 7) != 0
             && strncmp(value, "https://", 8) != 0)
@@ -452,6 +477,7 @@ apply_env(chat_config_t *cfg)
         { OPT_LANE, "CHAT_LANES" },
         { OPT_REDIS_USER, "CHAT_REDIS_USER" },
         { OPT_REDIS_PASSWORD_FILE, "CHAT_REDIS_PASSWORD_FILE" },
+        { OPT_LOG_FILE, "CHAT_LOG_FILE" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -478,6 +504,56 @@ apply_env(chat_config_t *cfg)
             }
         }
     }
+}
+
+
+/*
+ * migrate: runs migrate.sh with the conninfo, in place of this process.
+ * The directory is CHAT_SQL_DIR, else found beside the binary, so any
+ * PREFIX works: <prefix>/sbin/chat-backend next to
+ * <prefix>/share/chat-backend/sql (an installed copy), backend/chat-backend
+ * next to sql/ (a checkout).
+ */
+static int
+run_migrate(const char *conninfo)
+{
+    size_t        i;
+    ssize_t       n;
+    const char   *dir;
+    char          exe[PATH_MAX], script[PATH_MAX + 64];
+
+    static const char  *beside[] = { "/../share/chat-backend/sql",
+                                     "/../sql" };
+
+    dir = getenv("CHAT_SQL_DIR");
+    if (dir != NULL && dir[0] != '\0') {
+        snprintf(script, sizeof(script), "%s/migrate.sh", dir);
+
+    } else {
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0) {
+            die("migrate: cannot find my own binary; set CHAT_SQL_DIR");
+        }
+        exe[n] = '\0';
+        *strrchr(exe, '/') = '\0';
+
+        for (i = 0; i < sizeof(beside) / sizeof(beside[0]); i++) {
+            snprintf(script, sizeof(script), "%s%s/migrate.sh", exe,
+                     beside[i]);
+            if (access(script, X_OK) == 0) {
+                break;
+            }
+        }
+    }
+
+    fflush(NULL);
+    execl(script, script, conninfo, (char *) NULL);
+
+    fprintf(stderr, "chat-backend: migrate: cannot run %s: %s (CHAT_SQL_DIR "
+            "names the directory of migrate.sh and the migrations)\n",
+            script, strerror(errno));
+
+    return 1;
 }
 
 
@@ -518,6 +594,10 @@ main(int argc, char **argv)
         case 'h':
         case OPT_HELP:
             usage(stdout);
+            return 0;
+
+        case OPT_VERSION:
+            printf("chat-backend %s\n", CHAT_VERSION);
             return 0;
 
         case OPT_EMAIL:
@@ -584,6 +664,11 @@ main(int argc, char **argv)
         return rc;
     }
 
+    if (sub != NULL && strcmp(sub, "migrate") == 0 && optind + 1 == argc) {
+        free(cfg.token_secret);
+        return run_migrate(cfg.pg);
+    }
+
     if (sub != NULL) {
         die("unknown command or extra argument \"%s\"", argv[optind]);
     }
@@ -629,6 +714,13 @@ main(int argc, char **argv)
     /* before any fork: every child inherits libcurl's global state */
     if (chat_http_init() != 0) {
         die("libcurl failed to initialise");
+    }
+
+    /* last: every error above still goes to the terminal that ran us */
+    if (chat_log_file_path != NULL && chat_log_open(chat_log_file_path) != 0)
+    {
+        die("--log-file: cannot open \"%s\": %s", chat_log_file_path,
+            strerror(errno));
     }
 
     rc = chat_supervisor_run(&cfg);

@@ -49,8 +49,9 @@ case "$STACK" in
     test) dport=18080; dredis=16390; dpg=15440 ;;
     *[!a-z0-9_-]*|"") echo "stack: STACK must be a plain name" >&2; exit 2 ;;
     *)    # any other name: a side stack, ports must be given
-          [ -n "${PORT:-}" ] && [ -n "${REDIS_PORT:-}" ] && [ -n "${PG_PORT:-}" ] \
-              || { echo "stack: STACK=$STACK needs PORT, REDIS_PORT and PG_PORT" >&2; exit 2; } ;;
+          if [ -z "${PORT:-}" ] || [ -z "${REDIS_PORT:-}" ] || [ -z "${PG_PORT:-}" ]; then
+              echo "stack: STACK=$STACK needs PORT, REDIS_PORT and PG_PORT" >&2; exit 2
+          fi ;;
 esac
 PORT=${PORT:-$dport}
 REDIS_PORT=${REDIS_PORT:-$dredis}
@@ -97,7 +98,7 @@ export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
 export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
 # other builds (make test-asan) point these elsewhere
 MODULE_SO=${MODULE_SO:-$ROOT/build/nginx/objs/ngx_chat_module.so}
 BACKEND=${BACKEND_BIN:-$ROOT/backend/chat-backend}
@@ -212,6 +213,9 @@ start_backend() {
     mkdir -p "$RUN/backend"
     pid_alive "$RUN/backend/backend.pid" && return
     [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
+    # the backend appends to its --log-file itself; the redirect to the same
+    # file only catches what it says before it has opened it
+    # shellcheck disable=SC2094
     CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} \
     CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
     CHAT_REDIS_USER=chat-worker CHAT_REDIS_PASSWORD_FILE=$RUN/redis/worker.pass \
@@ -225,6 +229,7 @@ start_backend() {
         --reservation-ttl-ms "$RESERVATION_TTL_MS" \
         --reconcile-interval-ms "$RECONCILE_INTERVAL_MS" \
         --pidfile "$RUN/backend/backend.pid" \
+        --log-file "$RUN/backend/backend.log" \
         >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
     wait_for 10 "the backend" test -s "$RUN/backend/backend.pid"
     log "backend: $WORKERS workers each on the chat and read lanes${LANES:+, lanes $LANES} (log: $RUN/backend/backend.log)"
@@ -343,8 +348,9 @@ cmd_stop() {
         stop_pidfile "$RUN/redis/redis.pid" redis TERM
     fi
     if [ -f "$RUN/pg/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1 \
-            && log "postgres stopped" || true
+        if as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1; then
+            log "postgres stopped"
+        fi
     fi
 }
 

@@ -18,6 +18,7 @@
 #include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
 #include "ngx_chat_registry.h"
+#include "chat_version.h"
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
@@ -744,6 +745,8 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "chat module " CHAT_VERSION);
 
     ngx_chat_metrics_init_process();
     ngx_chat_caps_init_process();

@@ -2,7 +2,7 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration|faults|browser|soak]
+#   tests/run.sh [all|unit|integration|faults|browser|soak|package|lint]
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -12,7 +12,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
 failed_suites=()
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 # unit_test <name> <sources...>: build tests/unit/test_<name>.c with the
 # sources under ASan/UBSan, run it
@@ -42,6 +42,8 @@ run_unit() {
     unit_test secret $m/chat_secret.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
+    echo "== backend: SIGHUP reopens the log file"
+    tests/backend/log_reopen.sh || failed_suites+=("backend log reopen")
     # every libFuzzer harness briefly, ~60 s (make fuzz: longer)
     echo "== fuzz: ws, utf8, token, envelope, poll, json, seal, redact harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
@@ -119,7 +121,7 @@ asan_verdict() {
     reports=$(ls "$ASAN_REPORTS" 2>/dev/null)
     if [ -n "$reports" ]; then
         head -60 "$ASAN_REPORTS"/*
-        failed_suites+=("sanitizer reports: $(echo $reports)")
+        failed_suites+=("sanitizer reports: ${reports//$'\n'/ }")
     else
         echo "== sanitizers: no reports"
     fi
@@ -191,14 +193,32 @@ run_browser() {
     trap - EXIT
 }
 
+# cppcheck and shellcheck, clean (conf/lint.sh)
+run_lint() {
+    echo "== lint (cppcheck, shellcheck)"
+    conf/lint.sh || failed_suites+=("lint")
+}
+
+# the Debian packages built, installed, run on side ports and purged
+# (tests/package/README.md); builds them first (make deb)
+run_package() {
+    echo "== package (make deb, install, run, purge)"
+    make -s deb >/dev/null || { failed_suites+=("package: make deb"); return; }
+    # make install in the test builds the dev tree's module and backend
+    make -s all >/dev/null || { failed_suites+=("package: make all"); return; }
+    tests/package/run.sh || failed_suites+=("package")
+}
+
 case "$what" in
     unit)        run_unit ;;
     integration) run_integration ;;
     faults)      run_faults ;;
     browser)     run_browser ;;
     soak)        run_soak ;;
-    all)         run_unit; run_integration ;;
-    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak]" >&2; exit 2 ;;
+    package)     run_package ;;
+    lint)        run_lint ;;
+    all)         run_lint; run_unit; run_integration; run_package ;;
+    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak|package|lint]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then

@@ -11,11 +11,23 @@
  * with one write(2): a pipe or file never shows half a line from one process
  * glued to half a line from another.
  *
- * What it does not do: rotation, syslog, structured output.  Whoever runs
- * the pool redirects stderr where it wants it.
+ * A log file (--log-file) is opened onto stderr (fd 2) before the
+ * workers are forked, so the same single write(2) serves both cases.
+ * Rotation is logrotate's: it renames the file and sends SIGHUP to the
+ * supervisor, which reopens the path onto its fd 2 and passes the signal
+ * on; each worker reopens its own fd 2 from the signal handler
+ * (chat_log_reopen() uses only open, dup2 and close, all
+ * async-signal-safe), so no line is lost or written to the renamed file
+ * after the signal has been handled.
+ *
+ * What it does not do: rotate by itself, syslog, structured output.
+ * Without a log file, whoever runs the pool redirects stderr where it
+ * wants it (journald under systemd).
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +40,7 @@
 #define CHAT_LOG_LINE_MAX  2048
 
 static const char        *chat_log_role = "backend";
+static const char        *chat_log_path;    /* --log-file; NULL: stderr */
 static chat_log_level_t   chat_log_level = CHAT_LOG_INFO;
 
 static const char *chat_log_names[] = { "debug", "info", "warn", "error" };
@@ -116,6 +129,82 @@ chat_log(chat_log_level_t level, const char *fmt, ...)
     }
 
     errno = saved_errno;
+}
+
+
+int
+chat_log_open(const char *path)
+{
+    chat_log_path = path;
+
+    return chat_log_reopen();
+}
+
+
+int
+chat_log_reopen(void)
+{
+    int  fd, saved_errno;
+
+    if (chat_log_path == NULL) {
+        return 0;
+    }
+
+    /* 0640: the log names users and conversations; its group reads it */
+    fd = open(chat_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+              0640);
+    if (fd < 0) {
+        return -1;
+    }
+
+    if (fd != STDERR_FILENO) {
+        /* dup2 swaps fd 2 atomically: a write is in the old file or the
+         * new one, never nowhere */
+        if (dup2(fd, STDERR_FILENO) < 0) {
+            saved_errno = errno;
+            close(fd);
+            errno = saved_errno;
+            return -1;
+        }
+
+        close(fd);
+    }
+
+    return 0;
+}
+
+
+const char *
+chat_log_file(void)
+{
+    return chat_log_path;
+}
+
+
+static void
+chat_log_on_sighup(int signo)
+{
+    int  saved_errno;
+
+    (void) signo;
+
+    saved_errno = errno;
+    (void) chat_log_reopen();     /* the old file is kept on failure */
+    errno = saved_errno;
+}
+
+
+void
+chat_log_reopen_on_sighup(void)
+{
+    struct sigaction  sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = chat_log_on_sighup;
+    sigemptyset(&sa.sa_mask);
+    /* a log rotation must not fail a Redis or PostgreSQL call in hand */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 

@@ -1,6 +1,6 @@
 /*
- * log.h: one-line log records on stderr, and the two clocks the backend
- * reads.  See log.c.
+ * log.h: one-line log records on stderr (or a log file reopened on
+ * SIGHUP), and the two clocks the backend reads.  See log.c.
  */
 
 #ifndef CHAT_LOG_H
@@ -40,6 +40,23 @@ void chat_log(chat_log_level_t level, const char *fmt, ...)
 #define chat_log_info(...)   chat_log(CHAT_LOG_INFO, __VA_ARGS__)
 #define chat_log_warn(...)   chat_log(CHAT_LOG_WARN, __VA_ARGS__)
 #define chat_log_error(...)  chat_log(CHAT_LOG_ERROR, __VA_ARGS__)
+
+/* Sends every later record (this process's and its children's) to path,
+ * appended, by opening it onto stderr.  Returns -1 with errno on failure.
+ * The string must stay valid for the life of the process. */
+int chat_log_open(const char *path);
+
+/* Opens the log file's path again onto stderr (after a rotation renamed
+ * it); 0 without a log file.  Async-signal-safe.  On failure (-1, errno)
+ * records keep going to the old file. */
+int chat_log_reopen(void);
+
+/* The log file's path, or NULL when records go to the inherited stderr. */
+const char *chat_log_file(void);
+
+/* Installs a SIGHUP handler that calls chat_log_reopen(): for the
+ * workers, which the supervisor signals after it has reopened its own. */
+void chat_log_reopen_on_sighup(void);
 
 /* Wall clock in milliseconds since the epoch (for heartbeats and logs). */
 int64_t chat_time_ms(void);

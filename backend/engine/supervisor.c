@@ -4,8 +4,10 @@
  * The supervisor does no work of its own and holds no connections.  It
  * forks one worker per slot and then waits for signals with
  * sigtimedwait(): SIGCHLD means a worker ended (it is reaped, its pid and
- * exit status or signal logged, and the slot restarted), SIGTERM, SIGINT
- * or SIGHUP mean shut down.  Waiting synchronously on blocked signals
+ * exit status or signal logged, and the slot restarted), SIGTERM or SIGINT
+ * mean shut down, SIGHUP means reopen the log file (after logrotate renamed
+ * it): the supervisor reopens its own and sends SIGHUP to every worker,
+ * whose handler reopens theirs (log.c).  Waiting synchronously on blocked signals
  * keeps the logic in one straight loop: no handlers, no flags, no races
  * between a signal and the wait.
  *
@@ -74,7 +76,10 @@ chat_supervisor_spawn(const chat_config_t *cfg, chat_slot_t *slot,
     }
 
     if (pid == 0) {
-        /* the worker installs its own handlers; start from a clean mask */
+        /* the worker installs its own handlers; start from a clean mask,
+         * with SIGHUP's handler in place first: unblocked at its default
+         * it would kill a worker the supervisor signals right after fork */
+        chat_log_reopen_on_sighup();
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         /* slots past the workers run the roles (roles.c) */
@@ -231,6 +236,33 @@ chat_supervisor_shutdown(chat_slot_t *slots, int n, const sigset_t *set)
 }
 
 
+/* SIGHUP: the log file again under its name, then every worker's. */
+static void
+chat_supervisor_reopen_logs(const chat_slot_t *slots, int n)
+{
+    int  i;
+
+    if (chat_log_file() == NULL) {
+        chat_log_info("got SIGHUP: no --log-file, nothing to reopen");
+        return;
+    }
+
+    if (chat_log_reopen() != 0) {
+        chat_log_error("got SIGHUP: cannot reopen %s: %s; logging to the "
+                       "old file", chat_log_file(), strerror(errno));
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (slots[i].pid != 0) {
+            kill(slots[i].pid, SIGHUP);
+        }
+    }
+
+    chat_log_info("got SIGHUP: reopened %s", chat_log_file());
+}
+
+
 static int
 chat_supervisor_write_pidfile(const char *path)
 {
@@ -310,7 +342,12 @@ chat_supervisor_run(const chat_config_t *cfg)
 
         signo = chat_supervisor_wait(&set, wait);
 
-        if (signo == SIGTERM || signo == SIGINT || signo == SIGHUP) {
+        if (signo == SIGHUP) {
+            chat_supervisor_reopen_logs(slots, n);
+            continue;
+        }
+
+        if (signo == SIGTERM || signo == SIGINT) {
             chat_log_info("got %s, stopping workers", strsignal(signo));
             break;
         }

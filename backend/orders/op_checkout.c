@@ -172,7 +172,7 @@ chat_checkout_address(chat_checkout_t *co)
         }
 
         if (cJSON_IsString(region)) {
-            for (i = 0; region->valuestring[i] && i < 64; i++) {
+            for (i = 0; i < 64 && region->valuestring[i]; i++) {
                 co->region[i] = (char) tolower(
                                     (unsigned char) region->valuestring[i]);
             }

@@ -44,19 +44,19 @@ PER_PROC=12500          # clients per chatload process (20,000 fds at most)
 case "$MODE" in
     full)
         CLIENTS=10000 RATES=100,1000 E2E_PROCS=2
-        WARMUP=2 MEASURE=10 DRAIN=3 MAX_DRAIN=15 FINAL_DRAIN=20
+        WARMUP=2 MEASURE=10 DRAIN=3 MAX_DRAIN=15
         CEIL_START=1000 CEIL_PROBES=10 CEIL_WARMUP=2 CEIL_MEASURE=5
         CPU_RATE=1000 CPU_MEASURE=10 SETTLE_S=5
         IDLE1=10000 IDLE2=50000 COMMIT_N=10000 PGBENCH_S=10 ;;
     quick)
         CLIENTS=1000 RATES=100,500,1000 E2E_PROCS=2
-        WARMUP=1 MEASURE=3 DRAIN=1 MAX_DRAIN=5 FINAL_DRAIN=5
+        WARMUP=1 MEASURE=3 DRAIN=1 MAX_DRAIN=5
         CEIL_START=1000 CEIL_PROBES=6 CEIL_WARMUP=1 CEIL_MEASURE=3
         CPU_RATE=1000 CPU_MEASURE=4 SETTLE_S=2
         IDLE1=1000 IDLE2=4000 COMMIT_N=1000 PGBENCH_S=3 ;;
     checkout)
         CLIENTS=2 RATES=100 E2E_PROCS=1 WARMUP=1 MEASURE=1 DRAIN=1 MAX_DRAIN=1
-        FINAL_DRAIN=1 IDLE1=1 IDLE2=1 COMMIT_N=1 PGBENCH_S=1 ;;
+        IDLE1=1 IDLE2=1 COMMIT_N=1 PGBENCH_S=1 ;;
     *)  echo "usage: $0 [full|quick|checkout]" >&2; exit 2 ;;
 esac
 # for exploring: other client counts and rates (figures 1 and 2)
@@ -374,10 +374,12 @@ session_step() {
         sleep "$warm"
         [ "$SESSION_SYS" = chat ] && { PG_XACTS=$(pg_xacts)
                                        redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null; }
+        # shellcheck disable=SC2086  # a list of names, split on purpose
         while read -r c n; do t0[$c]=$n; done < <(cpu_ticks $CPU_COMPONENTS)
         t=$(awk -v s="$start" -v w="$warm" -v m="$meas" -v now="$(date +%s.%N)" \
                 'BEGIN { d = s + w + m - 0.5 - now; print (d > 0 ? d : 0) }')
         sleep "$t"
+        # shellcheck disable=SC2086  # a list of names, split on purpose
         while read -r c n; do t1[$c]=$n; done < <(cpu_ticks $CPU_COMPONENTS)
         for c in $CPU_COMPONENTS; do CPU_USED[$c]=$(( t1[$c] - t0[$c] )); done
         CPU_SECONDS=$(awk -v a="${t0[time]}" -v b="${t1[time]}" 'BEGIN { print b - a }')
