@@ -49,6 +49,7 @@ wait_until() {
 }
 
 head -c 48 /dev/urandom | base64 -w0 > "$dir/secret"
+chmod 600 "$dir/secret"     # the secret reader refuses one others may read
 
 # start <log flags...>: a small pool (chat lane, presence) on dead ports
 start() {
