@@ -28,6 +28,7 @@
 #include <ngx_http.h>
 
 #include "chat_protocol.h"
+#include "chat_version.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_lanes.h"
 #include "ngx_chat_metrics.h"
@@ -376,15 +377,22 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
     }
     last = buf;
 
+    last = ngx_chat_metrics_family(last, "chat_build_info", "gauge",
+                                   "the module's version, always 1");
+    last = ngx_sprintf(last, "chat_build_info{version=\"%s\"} 1\n",
+                       CHAT_VERSION);
+
     NGX_CHAT_METRICS(NGX_CHAT_METRIC_PRINT)
 
     open = 0;
     for (i = 0; ngx_chat_metrics && i < NGX_MAX_PROCESSES; i++) {
         open += (ngx_atomic_int_t) ngx_chat_metrics->ws_open[i];
     }
-    last = ngx_chat_metrics_family(last, "chat_ws_connections", "gauge",
+    /* not chat_ws_connections: with chat_ws_connections_total it would be
+     * one OpenMetrics family of two types */
+    last = ngx_chat_metrics_family(last, "chat_ws_open_connections", "gauge",
                                    "WebSocket sessions open now");
-    last = ngx_sprintf(last, "chat_ws_connections %A\n", open);
+    last = ngx_sprintf(last, "chat_ws_open_connections %A\n", open);
 
     open = 0;
     for (i = 0; ngx_chat_metrics && i < NGX_MAX_PROCESSES; i++) {
@@ -441,11 +449,12 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
         last = ngx_chat_metrics_lanes(last);
 
         e = rr->element[2 * n];
-        last = ngx_chat_metrics_family(last, "chat_dead_letters", "gauge",
+        last = ngx_chat_metrics_family(last, "chat_dead_letters_stored",
+                                       "gauge",
                                        "entries in the dead-letter stream "
                                        "(trimmed to about "
                                        CHAT_DLQ_MAXLEN ")");
-        last = ngx_sprintf(last, "chat_dead_letters %L\n",
+        last = ngx_sprintf(last, "chat_dead_letters_stored %L\n",
                            e->type == REDIS_REPLY_INTEGER
                            ? (int64_t) e->integer : 0);
 

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { api, BASE, registerUser, waitFor } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 
@@ -53,6 +54,25 @@ test('metrics are Prometheus text with HELP and TYPE for every family', async ()
   assert.ok(value(r.body, 'chat_bus_overloaded_total') >= 0);
 });
 
+test('metric names follow the Prometheus conventions, and build_info names the version', async () => {
+  const r = await get('/metrics', '127.0.0.1');
+  const types = new Map(r.body.split('\n').filter((l) => l.startsWith('# TYPE '))
+    .map((l) => l.split(' ').slice(2, 4)));
+  for (const [name, type] of types) {
+    assert.match(name, /^chat_[a-z_]+$/, name);
+    // a counter is <family>_total; nothing else may take <family> (in
+    // OpenMetrics the two would be one family of two types)
+    if (type === 'counter') {
+      assert.match(name, /_total$/, `counter ${name}`);
+      assert.ok(!types.has(name.replace(/_total$/, '')), `${name} and ${name.replace(/_total$/, '')} collide`);
+    } else {
+      assert.doesNotMatch(name, /_total$/, `${type} ${name}`);
+    }
+  }
+  const version = /CHAT_VERSION\s+"([^"]+)"/.exec(readFileSync('ngx_chat_module/chat_version.h', 'utf8'))[1];
+  assert.equal(value(r.body, `chat_build_info{version="${version}"}`), 1);
+});
+
 test('only the configured addresses may scrape', async () => {
   const r = await get('/metrics', '127.0.0.2');
   assert.equal(r.status, 403);
@@ -79,11 +99,11 @@ test('counters follow the traffic, whichever nginx worker answers', async () => 
     >= value(before, 'chat_http_responses_total{status="401"}') + 1);
   assert.ok(value(during, 'chat_bus_commands_total') >= value(before, 'chat_bus_commands_total') + 6);
   assert.ok(value(during, 'chat_bus_replies_total') >= value(before, 'chat_bus_replies_total') + 6);
-  assert.ok(value(during, 'chat_ws_connections') >= 1);
+  assert.ok(value(during, 'chat_ws_open_connections') >= 1);
   assert.ok(value(during, 'chat_ws_messages_received_total') >= value(before, 'chat_ws_messages_received_total') + 1);
 
-  const open = value(during, 'chat_ws_connections');
+  const open = value(during, 'chat_ws_open_connections');
   ws.close();
   await waitFor('the gauge to drop', async () =>
-    value((await get('/metrics', '127.0.0.1')).body, 'chat_ws_connections') === open - 1);
+    value((await get('/metrics', '127.0.0.1')).body, 'chat_ws_open_connections') === open - 1);
 });
