@@ -122,25 +122,13 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     bus->reread.log = cycle->log;
     bus->reread.cancelable = 1;
 
-    bus->commands.name = "commands";
-    bus->commands.host = cmcf->redis_host;
-    bus->commands.port = cmcf->redis_port;
-    bus->commands.user = cmcf->redis_user;
-    bus->commands.password = cmcf->redis_password;
-    bus->commands.connect_timeout = cmcf->redis_connect_timeout;
+    ngx_chat_redis_use_conf(&bus->commands, "commands", cmcf, cycle->log);
     bus->commands.stall_timeout = cmcf->redis_timeout;
     bus->commands.idle_ping = cmcf->redis_timeout;
-    bus->commands.log = cycle->log;
     bus->commands.on_connect = ngx_chat_bus_commands_ready;
 
-    bus->replies.name = "replies";
-    bus->replies.host = cmcf->redis_host;
-    bus->replies.port = cmcf->redis_port;
-    bus->replies.user = cmcf->redis_user;
-    bus->replies.password = cmcf->redis_password;
-    bus->replies.connect_timeout = cmcf->redis_connect_timeout;
+    ngx_chat_redis_use_conf(&bus->replies, "replies", cmcf, cycle->log);
     bus->replies.stall_timeout = NGX_CHAT_REPLY_BLOCK + cmcf->redis_timeout;
-    bus->replies.log = cycle->log;
     bus->replies.on_connect = ngx_chat_bus_read_replies;
 
     ngx_chat_bus = bus;

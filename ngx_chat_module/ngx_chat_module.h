@@ -13,6 +13,7 @@
 #include "chat_seal.h"
 #include "chat_secret.h"
 #include "chat_token.h"
+#include "ngx_chat_redis.h"
 
 
 typedef struct {
@@ -51,6 +52,12 @@ typedef struct {
     size_t           revocation_zone_size;
     ngx_shm_zone_t  *revocation_zone;
 } ngx_chat_main_conf_t;
+
+/* A connection to the configured Redis (ngx_chat_redis.c): the server,
+ * the credentials, the connect timeout and the log every one of the
+ * worker's connections shares; the caller sets the rest. */
+void ngx_chat_redis_use_conf(ngx_chat_redis_t *rc, const char *name,
+    ngx_chat_main_conf_t *cmcf, ngx_log_t *log);
 
 
 typedef struct {

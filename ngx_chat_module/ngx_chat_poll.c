@@ -814,14 +814,8 @@ ngx_chat_poll_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 
     ngx_queue_init(&poll->held);
 
-    poll->watcher.name = "poll";
-    poll->watcher.host = cmcf->redis_host;
-    poll->watcher.port = cmcf->redis_port;
-    poll->watcher.user = cmcf->redis_user;
-    poll->watcher.password = cmcf->redis_password;
-    poll->watcher.connect_timeout = cmcf->redis_connect_timeout;
+    ngx_chat_redis_use_conf(&poll->watcher, "poll", cmcf, cycle->log);
     poll->watcher.stall_timeout = 1000 + cmcf->redis_timeout;
-    poll->watcher.log = cycle->log;
     poll->watcher.on_connect = ngx_chat_poll_watch;
 
     ngx_chat_poll = poll;

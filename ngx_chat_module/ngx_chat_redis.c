@@ -27,6 +27,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_metrics.h"
+#include "ngx_chat_module.h"
 #include "ngx_chat_redis.h"
 
 
@@ -57,6 +58,20 @@ static void ngx_chat_redis_pong(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_redis_authed(redisAsyncContext *ac, void *reply,
     void *privdata);
+
+
+void
+ngx_chat_redis_use_conf(ngx_chat_redis_t *rc, const char *name,
+    ngx_chat_main_conf_t *cmcf, ngx_log_t *log)
+{
+    rc->name = name;
+    rc->host = cmcf->redis_host;
+    rc->port = cmcf->redis_port;
+    rc->user = cmcf->redis_user;
+    rc->password = cmcf->redis_password;
+    rc->connect_timeout = cmcf->redis_connect_timeout;
+    rc->log = log;
+}
 
 
 void

@@ -446,14 +446,8 @@ ngx_chat_revoked_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     ses->reread.log = cycle->log;
     ses->reread.cancelable = 1;
 
-    ses->feed.name = "sessions";
-    ses->feed.host = cmcf->redis_host;
-    ses->feed.port = cmcf->redis_port;
-    ses->feed.user = cmcf->redis_user;
-    ses->feed.password = cmcf->redis_password;
-    ses->feed.connect_timeout = cmcf->redis_connect_timeout;
+    ngx_chat_redis_use_conf(&ses->feed, "sessions", cmcf, cycle->log);
     ses->feed.stall_timeout = NGX_CHAT_REVOKED_BLOCK + cmcf->redis_timeout;
-    ses->feed.log = cycle->log;
     ses->feed.on_connect = ngx_chat_revoked_connected;
     ses->feed.on_disconnect = ngx_chat_revoked_disconnected;
 
