@@ -576,7 +576,10 @@ fi
 
 # --- figure 1: end-to-end latency at paced rates, then the ceiling ---
 log "figure 1: Redis ping and stream hop"
-ping=$(redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv 2>/dev/null \
+# redis-benchmark reads no REDISCLI_AUTH: the admin password of this
+# throw-away stack goes on its command line (never a real stack's)
+ping=$(redis-benchmark -p "$REDIS_PORT" --user default -a "$REDISCLI_AUTH" \
+       -t ping_mbulk -n 20000 -c 1 --csv 2>/dev/null \
        | awk -F'"' '/PING_MBULK/ { printf "p50=%.2fms p99=%.2fms max=%.2fms", $10, $14, $16 }')
 "$LOAD" hop --redis-port "$REDIS_PORT" --rates "$RATES" --warmup "$WARMUP" \
     --measure "$MEASURE" --drain "$DRAIN" --out "$RES/hop.res"
