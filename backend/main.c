@@ -64,7 +64,8 @@ enum {
     /* user-add's password file; Redis credentials */
     OPT_PASSWORD_FILE, OPT_REDIS_USER, OPT_REDIS_PASSWORD_FILE,
     OPT_VERSION,
-    OPT_LOG_FILE
+    OPT_LOG_FILE,
+    OPT_LOG_FORMAT
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -102,6 +103,7 @@ static const struct option  chat_options[] = {
       OPT_REDIS_PASSWORD_FILE },
     { "version",           no_argument,       NULL, OPT_VERSION },
     { "log-file",          required_argument, NULL, OPT_LOG_FILE },
+    { "log-format",        required_argument, NULL, OPT_LOG_FORMAT },
     { NULL, 0, NULL, 0 }
 };
 
@@ -149,6 +151,8 @@ usage(FILE *out)
 "  --pidfile PATH            (none)\n"
 "  --log-file PATH           CHAT_LOG_FILE           (none: stderr); "
 "SIGHUP reopens it\n"
+"  --log-format FORMAT       CHAT_LOG_FORMAT         text (text|json: one "
+"object a line)\n"
 "  --payment-url URL         CHAT_PAYMENT_URL        http://127.0.0.1:8090\n"
 "  --payment-timeout-ms MS   CHAT_PAYMENT_TIMEOUT_MS 5000 (one provider "
 "call)\n"
@@ -424,6 +428,13 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         chat_log_file_path = value;
         break;
 
+    case OPT_LOG_FORMAT:
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+            die("%s: expected text or json, got \"%s\"", what, value);
+        }
+        chat_log_set_json(strcmp(value, "json") == 0);
+        break;
+
     case OPT_PAYMENT_URL:
         if (strncmp(value, "http://", 7) != 0
             && strncmp(value, "https://", 8) != 0)
@@ -478,6 +489,7 @@ apply_env(chat_config_t *cfg)
         { OPT_REDIS_USER, "CHAT_REDIS_USER" },
         { OPT_REDIS_PASSWORD_FILE, "CHAT_REDIS_PASSWORD_FILE" },
         { OPT_LOG_FILE, "CHAT_LOG_FILE" },
+        { OPT_LOG_FORMAT, "CHAT_LOG_FORMAT" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {

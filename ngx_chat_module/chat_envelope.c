@@ -45,6 +45,31 @@ chat_envelope_role_valid(const chat_bytes_t *role)
 }
 
 
+/* a request id goes into log lines as it is: nothing that could break one */
+int
+chat_envelope_rid_valid(const char *rid, size_t len)
+{
+    size_t  i;
+    char    c;
+
+    if (len > CHAT_MAX_RID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = rid[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '.' || c == ':' || c == '-'
+              || c == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 int
 chat_envelope_argv(const chat_envelope_t *env, const char *stream,
     const char *maxlen, chat_envelope_numbers_t *numbers,
@@ -56,6 +81,7 @@ chat_envelope_argv(const chat_envelope_t *env, const char *stream,
         || !chat_envelope_op_valid(&env->op)
         || !chat_envelope_role_valid(&env->role)
         || env->gw.len == 0 || env->body.len == 0 || env->uid < 0
+        || !chat_envelope_rid_valid(env->rid.data, env->rid.len)
         || (env->uid == 0) != (env->role.len == 0))
     {
         return -1;
@@ -89,6 +115,10 @@ chat_envelope_argv(const chat_envelope_t *env, const char *stream,
     CHAT_LIT(CHAT_F_REQ);       CHAT_CSTR(numbers->req);
     CHAT_LIT(CHAT_F_TS);        CHAT_CSTR(numbers->ts);
     CHAT_LIT(CHAT_F_BODY);      CHAT_BYTES(env->body);
+
+    if (env->rid.len) {
+        CHAT_LIT(CHAT_F_RID);   CHAT_BYTES(env->rid);
+    }
 
 #undef CHAT_ARG
 #undef CHAT_LIT

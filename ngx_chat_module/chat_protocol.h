@@ -116,6 +116,11 @@
 #define CHAT_F_REQ      "req"
 #define CHAT_F_TS       "ts"
 #define CHAT_F_BODY     "body"
+/* optional: the edge's $request_id (HTTP requests; a WebSocket's commands
+ * carry its upgrade request's), printed in the backend's log lines so one
+ * request can be followed from the access log to the worker's log */
+#define CHAT_F_RID      "rid"
+#define CHAT_MAX_RID_LEN  64
 
 /* reply entry fields (CHAT_F_REQ and CHAT_F_BODY are shared) */
 #define CHAT_F_STATUS   "status"

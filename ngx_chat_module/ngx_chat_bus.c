@@ -371,6 +371,8 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     env.gw.len = bus->reply_stream.len;
     env.body.data = (const char *) body->data;
     env.body.len = body->len;
+    env.rid.data = (const char *) p->rid.data;
+    env.rid.len = p->rid.len;
     env.uid = caller->uid;
     env.req = p->id;
     env.ts = (int64_t) tp->sec * 1000 + tp->msec;

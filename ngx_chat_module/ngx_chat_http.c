@@ -336,6 +336,7 @@ ngx_chat_http_pending(ngx_http_request_t *r)
 
     p->answer = ngx_chat_http_answer;
     p->data = r;
+    ngx_chat_request_id(r, &p->rid);
 
     /* notice a client that gives up while we wait */
     r->read_event_handler = ngx_http_test_reading;

@@ -148,8 +148,10 @@ ngx_int_t ngx_chat_session_redeem(ngx_http_request_t *r, ngx_str_t *ticket,
 /* ngx_chat_poll.c: held polls of a revoked session are answered 401 */
 void ngx_chat_poll_revoke(int64_t uid, u_char *sid, size_t len);
 
-/* ngx_chat_variables.c: $chat_user_id, $chat_request_safe */
+/* ngx_chat_variables.c: $chat_user_id, $chat_request_safe; the request's
+ * $request_id (empty when there is none) for the command envelope */
 ngx_int_t ngx_chat_add_variables(ngx_conf_t *cf);
+void ngx_chat_request_id(ngx_http_request_t *r, ngx_str_t *rid);
 /* ngx_chat_presence.c: this worker's users in Redis' presence registry */
 ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);

@@ -18,6 +18,11 @@
  * the access_token and ticket query parameters hidden (chat_redact.c):
  * what an access log_format should use instead of $request, so that no
  * credential a browser had to put in a URL is ever written to a log.
+ *
+ * ngx_chat_request_id() reads nginx's own $request_id for a request: it
+ * travels in the command envelope (CHAT_F_RID) and the backend prints it
+ * in its log lines, so a request can be followed from the access log
+ * (log_format chat_safe has it) to the worker that ran it.
  */
 
 #include <ngx_config.h>
@@ -45,9 +50,13 @@ static ngx_http_variable_t  ngx_chat_variables[] = {
 };
 
 
+static ngx_int_t  ngx_chat_request_id_index = NGX_ERROR;
+
+
 ngx_int_t
 ngx_chat_add_variables(ngx_conf_t *cf)
 {
+    ngx_str_t             rid = ngx_string("request_id");
     ngx_http_variable_t  *var, *v;
 
     for (v = ngx_chat_variables; v->name.len; v++) {
@@ -60,7 +69,33 @@ ngx_chat_add_variables(ngx_conf_t *cf)
         var->data = v->data;
     }
 
+    ngx_chat_request_id_index = ngx_http_get_variable_index(cf, &rid);
+    if (ngx_chat_request_id_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+void
+ngx_chat_request_id(ngx_http_request_t *r, ngx_str_t *rid)
+{
+    ngx_http_variable_value_t  *v;
+
+    ngx_str_null(rid);
+
+    if (r == NULL || ngx_chat_request_id_index == NGX_ERROR) {
+        return;
+    }
+
+    v = ngx_http_get_indexed_variable(r, ngx_chat_request_id_index);
+    if (v == NULL || v->not_found || v->len == 0) {
+        return;
+    }
+
+    rid->data = v->data;
+    rid->len = v->len;
 }
 
 

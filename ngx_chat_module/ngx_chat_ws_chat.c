@@ -241,6 +241,8 @@ ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json, ngx_chat_ws_cmd_e kind,
     cmd->ref = ref ? cJSON_Duplicate(ref, 1) : NULL;
     cmd->pending.answer = ngx_chat_ws_answer;
     cmd->pending.data = cmd;
+    /* every command of a WebSocket carries its upgrade request's id */
+    ngx_chat_request_id(ws->request, &cmd->pending.rid);
 
     /* the client's object is the command body: workers read their fields */
     body.data = text;

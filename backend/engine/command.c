@@ -220,6 +220,8 @@ chat_job_init(chat_job_t *job, const chat_config_t *cfg,
 
     memset(job, 0, sizeof(*job));
     job->cmd = cmd;
+    /* what is logged about it from here on names the edge's request */
+    chat_log_set_request(cmd->rid, cmd->rid_len);
     job->shard = shard;
     job->id = id;
     job->order = order;
@@ -341,12 +343,15 @@ chat_job_handle(chat_db_t *db, const chat_config_t *cfg, chat_job_t *job)
     chat_op_ctx_t  ctx;
 
     chat_job_ctx(&ctx, db, cfg, job);
+    chat_log_set_request(job->cmd->rid, job->cmd->rid_len);
 
     if (chat_op_run(job->op, &ctx) != 0) {
+        chat_log_set_request(NULL, 0);
         chat_events_clear(&job->events);
         return -1;
     }
 
+    chat_log_set_request(NULL, 0);
     return chat_job_store(job, &ctx);
 }
 

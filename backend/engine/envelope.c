@@ -22,20 +22,24 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chat_envelope.h"
 #include "chat_protocol.h"
 #include "chat_utf8.h"
 #include "envelope.h"
 #include "validate.h"
 
 
+/* the required fields, then the optional ones */
 enum {
     F_VERSION = 0, F_KEY, F_OP, F_UID, F_ROLE, F_GW, F_REQ, F_TS, F_BODY,
-    F_COUNT
+    F_RID, F_COUNT
 };
+
+#define F_REQUIRED  F_RID
 
 static const char *chat_cmd_field_names[F_COUNT] = {
     CHAT_F_VERSION, CHAT_F_KEY, CHAT_F_OP, CHAT_F_UID, CHAT_F_ROLE,
-    CHAT_F_GW, CHAT_F_REQ, CHAT_F_TS, CHAT_F_BODY
+    CHAT_F_GW, CHAT_F_REQ, CHAT_F_TS, CHAT_F_BODY, CHAT_F_RID
 };
 
 
@@ -191,7 +195,7 @@ chat_cmd_parse(chat_cmd_t *cmd, const chat_field_t *fields, size_t n)
         cmd->req_ok = 1;
     }
 
-    for (j = 0; j < F_COUNT; j++) {
+    for (j = 0; j < F_REQUIRED; j++) {
         if (slot[j] == NULL) {
             return chat_cmd_fail(cmd, "missing field", chat_cmd_field_names[j]);
         }
@@ -265,6 +269,18 @@ chat_cmd_parse(chat_cmd_t *cmd, const chat_field_t *fields, size_t n)
 
     cmd->body = slot[F_BODY]->value;
     cmd->body_len = slot[F_BODY]->value_len;
+
+    if (slot[F_RID] != NULL) {
+        if (!chat_envelope_rid_valid(slot[F_RID]->value,
+                                     slot[F_RID]->value_len))
+        {
+            return chat_cmd_fail(cmd, "oversized or unsafe characters in "
+                                 "field", CHAT_F_RID);
+        }
+
+        cmd->rid = slot[F_RID]->value;
+        cmd->rid_len = slot[F_RID]->value_len;
+    }
 
     return 0;
 }

@@ -37,6 +37,8 @@ typedef struct {
     const char  *gw;        size_t  gw_len;
     const char  *req;       size_t  req_len;    /* decimal, echoed back */
     const char  *body;      size_t  body_len;   /* may be empty */
+    const char  *rid;       size_t  rid_len;    /* the edge's request id
+                                                   for logs; may be empty */
     int64_t      uid;                           /* 0 when anonymous */
     uint64_t     req_id;
     int64_t      ts;                            /* ms since the epoch */

@@ -42,6 +42,8 @@
 static const char        *chat_log_role = "backend";
 static const char        *chat_log_path;    /* --log-file; NULL: stderr */
 static chat_log_level_t   chat_log_level = CHAT_LOG_INFO;
+static int                chat_log_json;
+static char               chat_log_rid[65];  /* CHAT_MAX_RID_LEN + 1 */
 
 static const char *chat_log_names[] = { "debug", "info", "warn", "error" };
 
@@ -57,6 +59,62 @@ void
 chat_log_set_level(chat_log_level_t level)
 {
     chat_log_level = level;
+}
+
+
+void
+chat_log_set_json(int on)
+{
+    chat_log_json = on;
+}
+
+
+void
+chat_log_set_request(const char *rid, size_t len)
+{
+    if (rid == NULL || len >= sizeof(chat_log_rid)) {
+        len = 0;
+    }
+
+    if (len) {
+        memcpy(chat_log_rid, rid, len);
+    }
+    chat_log_rid[len] = '\0';
+}
+
+
+/* Appends s as the inside of a JSON string at line + n; returns the new n,
+ * never past max (a cut escape is dropped whole). */
+static int
+chat_log_json_escape(char *line, int n, int max, const char *s, size_t len)
+{
+    size_t          i;
+    int             w;
+    unsigned char   c;
+    char            esc[8];
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\'; esc[1] = (char) c; w = 2;
+        } else if (c == '\n') {
+            esc[0] = '\\'; esc[1] = 'n'; w = 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            w = snprintf(esc, sizeof(esc), "\\u%04x", c);
+        } else {
+            esc[0] = (char) c; w = 1;
+        }
+
+        if (n + w > max) {
+            break;
+        }
+
+        memcpy(line + n, esc, w);
+        n += w;
+    }
+
+    return n;
 }
 
 
@@ -86,7 +144,8 @@ void
 chat_log(chat_log_level_t level, const char *fmt, ...)
 {
     int              n, m, saved_errno;
-    char             line[CHAT_LOG_LINE_MAX];
+    char             line[CHAT_LOG_LINE_MAX + 256];
+    char             msg[CHAT_LOG_LINE_MAX];
     va_list          ap;
     struct tm        tm;
     struct timespec  ts;
@@ -100,25 +159,47 @@ chat_log(chat_log_level_t level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
 
-    n = snprintf(line, sizeof(line),
-                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] %s %ld: ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                 chat_log_names[level], chat_log_role, (long) getpid());
-
     va_start(ap, fmt);
-    m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
     if (m < 0) {
         m = 0;
     }
 
-    n += m;
-    if (n > (int) sizeof(line) - 2) {
-        /* truncated: mark it and keep room for the newline */
-        n = sizeof(line) - 2;
-        memcpy(line + n - 3, "...", 3);
+    if (m > (int) sizeof(msg) - 1) {
+        /* truncated: mark it */
+        m = sizeof(msg) - 1;
+        memcpy(msg + m - 3, "...", 3);
+    }
+
+    if (chat_log_json) {
+        n = snprintf(line, sizeof(line),
+                     "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
+                     "\"level\":\"%s\",\"role\":\"%s\",\"pid\":%ld,"
+                     "%s%s%s\"msg\":\"",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                     chat_log_names[level], chat_log_role, (long) getpid(),
+                     chat_log_rid[0] ? "\"rid\":\"" : "", chat_log_rid,
+                     chat_log_rid[0] ? "\"," : "");
+        /* room for the closing quote, brace and newline */
+        n = chat_log_json_escape(line, n, sizeof(line) - 3, msg, m);
+        line[n++] = '"';
+        line[n++] = '}';
+
+    } else {
+        n = snprintf(line, sizeof(line),
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] %s %ld%s%s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                     chat_log_names[level], chat_log_role, (long) getpid(),
+                     chat_log_rid[0] ? " rid=" : "", chat_log_rid);
+        if (m > (int) sizeof(line) - 1 - n) {
+            m = sizeof(line) - 1 - n;
+        }
+        memcpy(line + n, msg, m);
+        n += m;
     }
 
     line[n++] = '\n';

@@ -6,6 +6,7 @@
 #ifndef CHAT_LOG_H
 #define CHAT_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -20,6 +21,14 @@ typedef enum {
 void chat_log_set_role(const char *role);
 
 void chat_log_set_level(chat_log_level_t level);
+
+/* Every later line is one JSON object ({"time", "level", "role", "pid",
+ * "rid" when set, "msg"}) instead of text: --log-format json. */
+void chat_log_set_json(int on);
+
+/* The edge's request id of the command being run, printed in every line
+ * until the next call (NULL or len 0: none).  Copied. */
+void chat_log_set_request(const char *rid, size_t len);
 
 /* Parses "debug" | "info" | "warn" | "error"; -1 for anything else. */
 int chat_log_parse_level(const char *name);

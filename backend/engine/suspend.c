@@ -203,7 +203,7 @@ chat_suspend_own(chat_parked_t *p, const chat_job_t *job)
 
     id_len = strlen(job->id);
     n = c->key_len + c->op_len + c->role_len + c->gw_len + c->req_len
-        + c->body_len + id_len + 7;
+        + c->body_len + c->rid_len + id_len + 8;
 
     p->copy = malloc(n);
     if (p->copy == NULL) {
@@ -218,6 +218,8 @@ chat_suspend_own(chat_parked_t *p, const chat_job_t *job)
     p->cmd.gw = chat_suspend_put(&at, c->gw, c->gw_len);
     p->cmd.req = chat_suspend_put(&at, c->req, c->req_len);
     p->cmd.body = chat_suspend_put(&at, c->body, c->body_len);
+    p->cmd.rid = chat_suspend_put(&at, c->rid != NULL ? c->rid : "",
+                                  c->rid_len);
 
     p->job = *job;
     p->job.cmd = &p->cmd;
@@ -335,6 +337,7 @@ chat_suspend_resume_job(chat_suspend_t *s, chat_parked_t *p)
     p->call = NULL;
 
     chat_suspend_ctx(s, &p->job, &ctx);
+    chat_log_set_request(p->cmd.rid, p->cmd.rid_len);
     rc = chat_op_resume(p->job.op, &ctx, p->resume, call);
 
     /* the op moved what it still needs to a new call, if it made one */
@@ -352,6 +355,7 @@ chat_suspend_resume_job(chat_suspend_t *s, chat_parked_t *p)
     chat_log_debug("op %s key %s: %d after waiting %lld ms", p->cmd.op,
                    p->cmd.key, p->job.done ? p->job.reply.status : -1,
                    (long long) (chat_mono_ms() - p->since));
+    chat_log_set_request(NULL, 0);
 
     return 1;
 }

@@ -473,8 +473,12 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
         {
             chat_log_error("out of memory; entry %s left pending",
                            items[i].entry->element[0]->str);
+            chat_log_set_request(NULL, 0);
             continue;
         }
+
+        /* from here the job's lines are its handler's (chat_job_handle) */
+        chat_log_set_request(NULL, 0);
 
         suspends = (job->op->flags & CHAT_OP_SUSPENDS) != 0;
         alone = suspends || chat_job_alone(job);

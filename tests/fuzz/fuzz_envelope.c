@@ -46,13 +46,17 @@
 #define STREAM  CHAT_CMD_STREAM_PREFIX "chat:{3}"
 #define MAXLEN  "100000"
 
+/* the required fields, then the optional request id */
 enum {
-    F_V = 0, F_KEY, F_OP, F_UID, F_ROLE, F_GW, F_REQ, F_TS, F_BODY, F_N
+    F_V = 0, F_KEY, F_OP, F_UID, F_ROLE, F_GW, F_REQ, F_TS, F_BODY, F_RID,
+    F_N
 };
+
+#define F_REQUIRED  F_RID
 
 static const char  *known[F_N] = {
     CHAT_F_VERSION, CHAT_F_KEY, CHAT_F_OP, CHAT_F_UID, CHAT_F_ROLE,
-    CHAT_F_GW, CHAT_F_REQ, CHAT_F_TS, CHAT_F_BODY
+    CHAT_F_GW, CHAT_F_REQ, CHAT_F_TS, CHAT_F_BODY, CHAT_F_RID
 };
 
 
@@ -200,6 +204,28 @@ ref_op(const char *s, size_t len)
 }
 
 
+/* a request id: at most CHAT_MAX_RID_LEN of [A-Za-z0-9._:-] */
+static int
+ref_rid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len > CHAT_MAX_RID_LEN) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] == '\0'
+            || strchr("abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-", s[i])
+               == NULL)
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
 /* a reply stream key: the prefix, one or more visible ASCII bytes other
  * than braces, and "}" */
 static int
@@ -289,10 +315,16 @@ ref_parse(const entry_t *e, ref_t *r)
                                r->slot[F_REQ]->value_len,
                                "18446744073709551615");
 
-    for (j = 0; j < F_N; j++) {
+    for (j = 0; j < F_REQUIRED; j++) {
         if (r->slot[j] == NULL) {
             return;
         }
+    }
+
+    if (r->slot[F_RID] != NULL
+        && !ref_rid(r->slot[F_RID]->value, r->slot[F_RID]->value_len))
+    {
+        return;
     }
 
     if (!ref_is(r->slot[F_V]->value, r->slot[F_V]->value_len,
@@ -391,6 +423,9 @@ parse_checked(const entry_t *e, chat_cmd_t *cmd)
         || !same_field(cmd->op, cmd->op_len, r.slot[F_OP])
         || !same_field(cmd->role, cmd->role_len, r.slot[F_ROLE])
         || !same_field(cmd->body, cmd->body_len, r.slot[F_BODY])
+        || (r.slot[F_RID] != NULL
+            ? !same_field(cmd->rid, cmd->rid_len, r.slot[F_RID])
+            : cmd->rid_len != 0)
         || (uint64_t) cmd->uid != ref_number(r.slot[F_UID]->value,
                                              r.slot[F_UID]->value_len)
         || (uint64_t) cmd->ts != ref_number(r.slot[F_TS]->value,
@@ -416,7 +451,8 @@ edge_valid(const chat_envelope_t *env)
                || ref_is(env->role.data, env->role.len, "user")
                || ref_is(env->role.data, env->role.len, "admin"))
            && env->gw.len > 0 && env->body.len > 0 && env->uid >= 0
-           && (env->uid == 0) == (env->role.len == 0);
+           && (env->uid == 0) == (env->role.len == 0)
+           && ref_rid(env->rid.data, env->rid.len);
 }
 
 
@@ -445,7 +481,9 @@ edge_to_backend(const chat_envelope_t *env, entry_t *fields, chat_cmd_t *out)
 
     argc = chat_envelope_argv(env, STREAM, MAXLEN, &numbers, argv, argvlen);
 
-    if (argc != (edge_valid(env) ? CHAT_ENVELOPE_ARGC : -1)) {
+    if (argc != (edge_valid(env)
+                 ? CHAT_ENVELOPE_ARGC - (env->rid.len ? 0 : 2) : -1))
+    {
         fail("the edge builder refused a valid envelope or built a bad one");
     }
 
@@ -475,6 +513,7 @@ edge_to_backend(const chat_envelope_t *env, entry_t *fields, chat_cmd_t *out)
         || !bytes_equal(&env->role, out->role, out->role_len)
         || !bytes_equal(&env->gw, out->gw, out->gw_len)
         || !bytes_equal(&env->body, out->body, out->body_len)
+        || !bytes_equal(&env->rid, out->rid, out->rid_len)
         || env->uid != out->uid || env->req != out->req_id
         || env->ts != out->ts)
     {
@@ -521,6 +560,7 @@ envelope_from_lines(const entry_t *e, chat_envelope_t *env)
         case F_ROLE: b = &env->role; break;
         case F_GW:   b = &env->gw;   break;
         case F_BODY: b = &env->body; break;
+        case F_RID:  b = &env->rid;  break;
 
         case F_UID:
         case F_REQ:
@@ -605,6 +645,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         env.gw.len = cmd.gw_len;
         env.body.data = cmd.body;
         env.body.len = cmd.body_len;
+        env.rid.data = cmd.rid;
+        env.rid.len = cmd.rid_len;
         env.uid = cmd.uid;
         env.req = cmd.req_id;
         env.ts = cmd.ts;

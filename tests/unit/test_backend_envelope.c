@@ -3,7 +3,7 @@
  * (backend/engine/envelope.c): a good entry, each missing field, bad versions,
  * oversized or ill-formed key/op, numbers that are not plain decimals,
  * role/uid mismatches, and the gw/req usability flags that let a broken
- * command still be answered.
+ * command still be answered; the optional request id.
  */
 
 #include <string.h>
@@ -364,6 +364,38 @@ test_empty_body_allowed(void)
 }
 
 
+/* rid is optional; when present it is short and safe to print in a log */
+static void
+test_request_id(void)
+{
+    chat_cmd_t  cmd;
+
+    reset();
+    CHECK(parse(&cmd) == 0);
+    CHECK(cmd.rid == NULL && cmd.rid_len == 0);
+
+    fields[nfields].name = "rid";
+    fields[nfields].name_len = 3;
+    fields[nfields].value = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    fields[nfields].value_len = 32;
+    nfields++;
+    CHECK(parse(&cmd) == 0);
+    CHECK(cmd.rid_len == 32 && memcmp(cmd.rid, "0f1e2d3c", 8) == 0);
+
+    set("rid", "abc def");
+    CHECK(parse(&cmd) == -1);
+    CHECK(strstr(cmd.error, "\"rid\"") != NULL);
+
+    set("rid", "a\nb");
+    CHECK(parse(&cmd) == -1);
+
+    set("rid", "0123456789012345678901234567890123456789012345678901234567890123");
+    CHECK(parse(&cmd) == 0);
+    set("rid", "01234567890123456789012345678901234567890123456789012345678901234");
+    CHECK(parse(&cmd) == -1);
+}
+
+
 int
 main(void)
 {
@@ -380,6 +412,7 @@ main(void)
     UNIT_RUN(test_gw_and_req_usability);
     UNIT_RUN(test_nul_bytes);
     UNIT_RUN(test_empty_body_allowed);
+    UNIT_RUN(test_request_id);
 
     return UNIT_SUMMARY();
 }

@@ -1,6 +1,7 @@
 /*
  * test_envelope.c: the edge's command envelope has every field the backend
- * expects, in XADD form, and refuses what must never reach Redis.
+ * expects, in XADD form, and refuses what must never reach Redis; the
+ * optional request id goes along only when set.
  */
 
 #include <string.h>
@@ -21,6 +22,7 @@ good_envelope(void)
         .role = B("user"),
         .gw = B("chat:gw:{host:1:ab}"),
         .body = B("{\"a\":1}"),
+        .rid = B("5f2b0c1a9e8d7c6b5a4f3e2d1c0b9a88"),
         .uid = 7,
         .req = 18446744073709551615ULL,
         .ts = 1800000000123LL,
@@ -82,6 +84,16 @@ test_layout(void)
     CHECK_FIELD(CHAT_F_REQ, "18446744073709551615");
     CHECK_FIELD(CHAT_F_TS, "1800000000123");
     CHECK_FIELD(CHAT_F_BODY, "{\"a\":1}");
+    CHECK_FIELD(CHAT_F_RID, "5f2b0c1a9e8d7c6b5a4f3e2d1c0b9a88");
+
+    /* no request id: no field */
+    e.rid.len = 0;
+    argc = chat_envelope_argv(&e, "chat:cmd:{3}", "1000", &nums, argv, len);
+    CHECK(argc == CHAT_ENVELOPE_ARGC - 2);
+    {
+        size_t  vl;
+        CHECK(field(argv, len, argc, CHAT_F_RID, &vl) == NULL);
+    }
 }
 
 
@@ -156,6 +168,9 @@ test_invalid_refused(void)
     REFUSED(e.gw.len = 0);
     REFUSED(e.body.len = 0);
     REFUSED(e.uid = -1);
+    REFUSED((e.rid.data = "a b", e.rid.len = 3));
+    REFUSED((e.rid.data = "x\r\nforged: line", e.rid.len = 16));
+    REFUSED(e.rid.len = CHAT_MAX_RID_LEN + 1);
 
 #undef REFUSED
 
