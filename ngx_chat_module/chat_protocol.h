@@ -77,6 +77,28 @@
 #define CHAT_DLQ_MAXLEN         "10000"
 #define CHAT_WORKERS_KEY        "chat:workers"
 
+/*
+ * Worker figures: with every heartbeat a worker HSETs CHAT_STATS_KEY field
+ * <consumer> to its counters since it started, decimal numbers separated
+ * by single spaces (backend/engine/stats.c writes them, the edge's
+ * `chat_metrics cluster` reads them):
+ *
+ *   v1 <lane> <commands> <failed> <batches> <batch_commands>
+ *      <commit_count> <commit_sum_ms> <commit buckets...>
+ *      <call_count> <call_sum_ms> <call buckets...>
+ *
+ * with CHAT_LATENCY_NBOUNDS + 1 buckets each (not cumulative; the last is
+ * +Inf).  The field goes when the heartbeat's does.
+ */
+#define CHAT_STATS_KEY          "chat:stats"
+#define CHAT_STATS_VERSION      "v1"
+
+/* upper bounds of every latency histogram's buckets, in milliseconds
+ * (exported in seconds) */
+#define CHAT_LATENCY_BOUNDS_MS                                                \
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+#define CHAT_LATENCY_NBOUNDS    13
+
 /* a worker whose heartbeat is older than this counts as dead */
 #define CHAT_WORKER_STALE_MS    10000
 

@@ -246,6 +246,21 @@ ngx_chat_bus_unpark(uint64_t id)
 }
 
 
+/* Every answer to a command goes through here: its time on the bus goes
+ * into the latency histogram of its op (the commands of /metrics and
+ * /health, which have no op, do not). */
+static void
+ngx_chat_bus_answer(ngx_chat_pending_t *p, ngx_uint_t status, u_char *body,
+    size_t len)
+{
+    if (p->op != NULL) {
+        ngx_chat_metrics_command(p->op, ngx_current_msec - p->sent);
+    }
+
+    p->answer(p, status, body, len);
+}
+
+
 static void
 ngx_chat_bus_answer_error(ngx_chat_pending_t *p, ngx_uint_t status,
     const char *code, const char *message)
@@ -256,7 +271,7 @@ ngx_chat_bus_answer_error(ngx_chat_pending_t *p, ngx_uint_t status,
                         "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                         code, message);
 
-    p->answer(p, status, buf, last - buf);
+    ngx_chat_bus_answer(p, status, buf, last - buf);
 }
 
 
@@ -329,6 +344,7 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     }
 
     p->op = op;
+    p->sent = ngx_current_msec;
 
     lane = chat_lane_of_op(op, ngx_strlen(op));
     timeout = bus->cmcf->command_timeout;
@@ -584,7 +600,8 @@ ngx_chat_bus_deliver(redisReply *fields, void *data)
         return;
     }
 
-    p->answer(p, (ngx_uint_t) status, (u_char *) body->str, body->len);
+    ngx_chat_bus_answer(p, (ngx_uint_t) status, (u_char *) body->str,
+                        body->len);
 }
 
 
@@ -633,7 +650,7 @@ ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p, ngx_uint_t status,
 
     cJSON_Delete(json);
 
-    p->answer(p, status, (u_char *) text, ngx_strlen(text));
+    ngx_chat_bus_answer(p, status, (u_char *) text, ngx_strlen(text));
 
     cJSON_free(text);
 }

@@ -39,6 +39,8 @@ struct ngx_chat_pending_s {
                                            name): which reply fields
                                            come sealed (chat_seal.c) */
     time_t                retry_after;  /* seconds, with 503 overloaded */
+    ngx_msec_t            sent;         /* when it went on the bus, for
+                                           the latency histogram */
     ngx_str_t             rid;          /* $request_id for the backend's
                                            logs (ngx_chat_request_id);
                                            empty: none */

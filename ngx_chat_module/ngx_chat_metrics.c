@@ -35,7 +35,8 @@
 #include "ngx_chat_module.h"
 
 
-#define NGX_CHAT_METRICS_ZONE_SIZE  (8 * ngx_pagesize)
+#define NGX_CHAT_METRICS_ZONE_SIZE                                          \
+    (ngx_align(sizeof(ngx_chat_metrics_t), ngx_pagesize) + 8 * ngx_pagesize)
 #define NGX_CHAT_METRICS_MAX_STREAMS 320   /* command streams reported */
 
 ngx_chat_metrics_t  *ngx_chat_metrics;
@@ -45,18 +46,19 @@ static ngx_str_t  ngx_chat_metrics_type =
     ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
 static const ngx_uint_t  ngx_chat_http_statuses[] = { NGX_CHAT_HTTP_STATUSES };
+static const ngx_msec_t  ngx_chat_latency_bounds[] = { CHAT_LATENCY_BOUNDS_MS };
 
 #define NGX_CHAT_NSTATUSES                                                  \
     (sizeof(ngx_chat_http_statuses) / sizeof(ngx_chat_http_statuses[0]))
 
-/* KEYS: the command streams, the dead-letter stream, the heartbeats hash;
- * ARGV[1]: the consumer group.  XPENDING fails (pcall) before the group
+/* KEYS: the command streams, the dead-letter stream, the heartbeats hash,
+ * the workers' figures hash; ARGV[1]: the consumer group.  XPENDING fails (pcall) before the group
  * exists: 0 pending then.  The dead letters ever added are the stream's
  * entries-added, which trimming keeps (Redis 7.0; before it, and before
  * the stream exists, the length stands in). */
 static const char  ngx_chat_metrics_script[] =
     "local out = {} "
-    "local n = #KEYS - 2 "
+    "local n = #KEYS - 3 "
     "for i = 1, n do "
     "  out[#out + 1] = redis.call('XLEN', KEYS[i]) "
     "  local p = redis.pcall('XPENDING', KEYS[i], ARGV[1]) "
@@ -74,18 +76,20 @@ static const char  ngx_chat_metrics_script[] =
     "out[#out + 1] = dlq "
     "out[#out + 1] = added "
     "out[#out + 1] = redis.call('HGETALL', KEYS[n + 2]) "
+    "out[#out + 1] = redis.call('HGETALL', KEYS[n + 3]) "
     "return out";
 
 
 static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_chat_metrics_log(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_metrics_send_cluster(ngx_http_request_t *r,
+    redisReply *rr);
 static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
 static const char *ngx_chat_metrics_stream(ngx_uint_t i);
 static u_char *ngx_chat_metrics_lanes(u_char *last);
-static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r,
-    redisReply *rr);
+static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r);
 
 
 /* From init_main_conf: the shared zone, whether or not /metrics is served
@@ -198,8 +202,124 @@ ngx_chat_metrics_log(ngx_http_request_t *r)
 }
 
 
+/* The op's histogram slot: found by name, or taken on its first answer.
+ * Ops are a few dozen fixed names, so a linear scan of the named slots is
+ * cheaper than it looks and needs no lock. */
+static ngx_chat_op_latency_t *
+ngx_chat_metrics_op_slot(const char *op)
+{
+    size_t                  len;
+    ngx_uint_t              i;
+    ngx_chat_op_latency_t  *o;
+
+    len = ngx_strlen(op);
+    if (len == 0 || len >= NGX_CHAT_OP_NAME_LEN) {
+        return NULL;
+    }
+
+    for (i = 0; i < NGX_CHAT_OP_SLOTS; i++) {
+        o = &ngx_chat_metrics->ops[i];
+
+        if (o->state == 2) {
+            if (ngx_strcmp(o->op, op) == 0) {
+                return o;
+            }
+            continue;
+        }
+
+        if (o->state == 0 && ngx_atomic_cmp_set(&o->state, 0, 1)) {
+            ngx_memcpy(o->op, op, len + 1);
+            ngx_memory_barrier();
+            o->state = 2;
+            return o;
+        }
+
+        /* state 1: another worker is naming it; it may be this op, which
+         * then takes a second slot for a moment: rendering merges them */
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_chat_metrics_command(const char *op, ngx_msec_t ms)
+{
+    ngx_uint_t              b;
+    ngx_chat_op_latency_t  *o;
+
+    if (ngx_chat_metrics == NULL) {
+        return;
+    }
+
+    o = ngx_chat_metrics_op_slot(op);
+    if (o == NULL) {
+        (void) ngx_atomic_fetch_add(&ngx_chat_metrics->ops_dropped, 1);
+        return;
+    }
+
+    for (b = 0; b < CHAT_LATENCY_NBOUNDS; b++) {
+        if (ms <= ngx_chat_latency_bounds[b]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&o->bucket[b], 1);
+    (void) ngx_atomic_fetch_add(&o->sum_ms, ms);
+    (void) ngx_atomic_fetch_add(&o->count, 1);
+}
+
+
+/* One histogram's _bucket, _sum and _count lines from non-cumulative
+ * counts in milliseconds; labels is `name="value",...` or empty. */
+static u_char *
+ngx_chat_metrics_histogram(u_char *last, const char *name, ngx_str_t *labels,
+    const ngx_atomic_uint_t *buckets, ngx_atomic_uint_t sum_ms,
+    ngx_atomic_uint_t count)
+{
+    ngx_uint_t         b;
+    ngx_atomic_uint_t  cum;
+
+    cum = 0;
+    for (b = 0; b <= CHAT_LATENCY_NBOUNDS; b++) {
+        cum += buckets[b];
+        if (b < CHAT_LATENCY_NBOUNDS) {
+            last = ngx_sprintf(last, "%s_bucket{%V%sle=\"%ui.%03ui\"} %uA\n",
+                               name, labels, labels->len ? "," : "",
+                               ngx_chat_latency_bounds[b] / 1000,
+                               ngx_chat_latency_bounds[b] % 1000, cum);
+        } else {
+            last = ngx_sprintf(last, "%s_bucket{%V%sle=\"+Inf\"} %uA\n",
+                               name, labels, labels->len ? "," : "", cum);
+        }
+    }
+
+    last = ngx_sprintf(last, "%s_sum{%V} %uA.%03uA\n", name, labels,
+                       sum_ms / 1000, sum_ms % 1000);
+    return ngx_sprintf(last, "%s_count{%V} %uA\n", name, labels, count);
+}
+
+
 ngx_int_t
 ngx_chat_metrics_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_chat_metrics_send(r);
+}
+
+
+ngx_int_t
+ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
 {
     size_t                 *argvlen;
     ngx_int_t               rc;
@@ -221,15 +341,15 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
     rc_redis = ngx_chat_bus_redis();
 
     if (rc_redis == NULL || !ngx_chat_redis_usable(rc_redis)) {
-        return ngx_chat_metrics_send(r, NULL);
+        return ngx_chat_metrics_send_cluster(r, NULL);
     }
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
     n = ngx_min(CHAT_LANE_COUNT * cmcf->stream_shards,
                 NGX_CHAT_METRICS_MAX_STREAMS);
 
-    /* EVAL script numkeys shard... dlq workers group */
-    argc = 3 + n + 2 + 1;
+    /* EVAL script numkeys shard... dlq workers stats group */
+    argc = 3 + n + 3 + 1;
     argv = ngx_palloc(r->pool, argc * sizeof(char *));
     argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
     if (argv == NULL || argvlen == NULL) {
@@ -242,7 +362,7 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
     if (argv[2] == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    *ngx_sprintf((u_char *) argv[2], "%ui", n + 2) = '\0';
+    *ngx_sprintf((u_char *) argv[2], "%ui", n + 3) = '\0';
 
     for (i = 0; i < n; i++) {
         argv[3 + i] = ngx_chat_metrics_stream(i);
@@ -253,7 +373,8 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
 
     argv[3 + n] = CHAT_DLQ_STREAM;
     argv[4 + n] = CHAT_WORKERS_KEY;
-    argv[5 + n] = CHAT_CMD_GROUP;
+    argv[5 + n] = CHAT_STATS_KEY;
+    argv[6 + n] = CHAT_CMD_GROUP;
 
     for (i = 0; i < argc; i++) {
         argvlen[i] = ngx_strlen(argv[i]);
@@ -270,7 +391,7 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
         != NGX_OK)
     {
         ngx_chat_bus_cancel(p);
-        return ngx_chat_metrics_send(r, NULL);
+        return ngx_chat_metrics_send_cluster(r, NULL);
     }
 
     r->main->count++;
@@ -309,7 +430,8 @@ ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply, void *privdata)
         rr = NULL;
     }
 
-    ngx_http_finalize_request(p->data, ngx_chat_metrics_send(p->data, rr));
+    ngx_http_finalize_request(p->data,
+                              ngx_chat_metrics_send_cluster(p->data, rr));
 }
 
 
@@ -354,28 +476,92 @@ ngx_chat_metrics_lanes(u_char *last)
 }
 
 
-/* Renders everything; rr is the script's answer, or NULL without Redis. */
-static ngx_int_t
-ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
+/* Every op's time on the bus, one histogram per op with its lane. */
+static u_char *
+ngx_chat_metrics_ops(u_char *last, u_char *end)
 {
-    u_char      *buf, *last;
-    size_t       size, i, n;
-    ngx_uint_t   ok, workers, pg_ok;
-    long long    pending;
-    ngx_atomic_int_t  open;
-    redisReply  *e;
+    u_char                 *l;
+    ngx_str_t               labels;
+    ngx_uint_t              i, j, b;
+    ngx_atomic_uint_t       buckets[CHAT_LATENCY_NBOUNDS + 1], sum, count;
+    ngx_chat_op_latency_t  *o, *q;
+    u_char                  lbuf[NGX_CHAT_OP_NAME_LEN + 64];
 
-    /* 2 per command stream, the dead letters' length and count, workers */
-    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 3
-         && (rr->elements - 3) % 2 == 0;
-    n = ok ? (rr->elements - 3) / 2 : 0;
+    last = ngx_chat_metrics_family(last, "chat_command_duration_seconds",
+                                   "histogram",
+                                   "time from a command's XADD to its "
+                                   "answer at this edge, by op and lane "
+                                   "(503 overloaded and 504 included)");
 
-    size = 8192 + n * 256;
+    for (i = 0; ngx_chat_metrics && i < NGX_CHAT_OP_SLOTS; i++) {
+        o = &ngx_chat_metrics->ops[i];
+        if (o->state != 2) {
+            continue;
+        }
+
+        /* an op named in two slots at once (a race) is rendered once,
+         * from its first slot, with both slots' counts */
+        for (j = 0; j < i; j++) {
+            q = &ngx_chat_metrics->ops[j];
+            if (q->state == 2 && ngx_strcmp(q->op, o->op) == 0) {
+                break;
+            }
+        }
+        if (j < i) {
+            continue;
+        }
+
+        sum = 0;
+        count = 0;
+        ngx_memzero(buckets, sizeof(buckets));
+
+        for (j = i; j < NGX_CHAT_OP_SLOTS; j++) {
+            q = &ngx_chat_metrics->ops[j];
+            if (q->state != 2 || ngx_strcmp(q->op, o->op) != 0) {
+                continue;
+            }
+            for (b = 0; b <= CHAT_LATENCY_NBOUNDS; b++) {
+                buckets[b] += q->bucket[b];
+            }
+            sum += q->sum_ms;
+            count += q->count;
+        }
+
+        if (end - last < 2048) {
+            break;
+        }
+
+        l = ngx_sprintf(lbuf, "lane=\"%s\",op=\"%s\"",
+                        chat_lane_name(chat_lane_of_op((char *) o->op,
+                                                   ngx_strlen(o->op))),
+                        o->op);
+        labels.data = lbuf;
+        labels.len = l - lbuf;
+
+        last = ngx_chat_metrics_histogram(last, "chat_command_duration_seconds",
+                                          &labels, buckets, sum, count);
+    }
+
+    return last;
+}
+
+
+/* GET /metrics: this edge's own figures, no Redis round trip. */
+static ngx_int_t
+ngx_chat_metrics_send(ngx_http_request_t *r)
+{
+    u_char            *buf, *last, *end;
+    size_t             size, i;
+    ngx_chat_redis_t  *redis;
+    ngx_atomic_int_t   open;
+
+    size = 16384 + NGX_CHAT_OP_SLOTS * 1536;
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     last = buf;
+    end = buf + size;
 
     last = ngx_chat_metrics_family(last, "chat_build_info", "gauge",
                                    "the module's version, always 1");
@@ -419,9 +605,256 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
         }
     }
 
+    redis = ngx_chat_bus_redis();
     last = ngx_chat_metrics_family(last, "chat_redis_up", "gauge",
+                                   "1 when this nginx worker's Redis "
+                                   "connection is usable");
+    last = ngx_sprintf(last, "chat_redis_up %d\n",
+                       redis != NULL && ngx_chat_redis_usable(redis));
+
+    last = ngx_chat_metrics_lanes(last);
+
+    last = ngx_chat_metrics_family(last, "chat_command_ops_untracked_total",
+                                   "counter", "answers of ops past the "
+                                   "latency histogram's slots");
+    last = ngx_sprintf(last, "chat_command_ops_untracked_total %A\n",
+                       ngx_chat_metrics ? ngx_chat_metrics->ops_dropped : 0);
+
+    last = ngx_chat_metrics_ops(last, end);
+
+    return ngx_chat_send_body(r, NGX_HTTP_OK, &ngx_chat_metrics_type, buf,
+                              last - buf);
+}
+
+
+/* one worker's CHAT_STATS_KEY value, parsed */
+typedef struct {
+    ngx_str_t          lane;
+    ngx_atomic_uint_t  commands, failed, batches, batch_commands;
+    ngx_atomic_uint_t  commit_count, commit_sum;
+    ngx_atomic_uint_t  commit[CHAT_LATENCY_NBOUNDS + 1];
+    ngx_atomic_uint_t  call_count, call_sum;
+    ngx_atomic_uint_t  call[CHAT_LATENCY_NBOUNDS + 1];
+} ngx_chat_worker_stats_t;
+
+
+/* NGX_OK when value is a well-formed CHAT_STATS_VERSION line */
+static ngx_int_t
+ngx_chat_metrics_parse_stats(u_char *p, size_t len, ngx_chat_worker_stats_t *s)
+{
+    u_char             *end, *tok;
+    ngx_int_t           v;
+    ngx_uint_t          i, n;
+    ngx_atomic_uint_t  *nums[8 + 2 * (CHAT_LATENCY_NBOUNDS + 1)];
+
+    end = p + len;
+
+    if (len < sizeof(CHAT_STATS_VERSION) + 1
+        || ngx_strncmp(p, CHAT_STATS_VERSION " ",
+                       sizeof(CHAT_STATS_VERSION)) != 0)
+    {
+        return NGX_ERROR;
+    }
+    p += sizeof(CHAT_STATS_VERSION);
+
+    tok = p;
+    while (p < end && *p != ' ') {
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_')) {
+            return NGX_ERROR;
+        }
+        p++;
+    }
+    s->lane.data = tok;
+    s->lane.len = p - tok;
+    if (s->lane.len == 0) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+    nums[n++] = &s->commands;
+    nums[n++] = &s->failed;
+    nums[n++] = &s->batches;
+    nums[n++] = &s->batch_commands;
+    nums[n++] = &s->commit_count;
+    nums[n++] = &s->commit_sum;
+    for (i = 0; i <= CHAT_LATENCY_NBOUNDS; i++) {
+        nums[n++] = &s->commit[i];
+    }
+    nums[n++] = &s->call_count;
+    nums[n++] = &s->call_sum;
+    for (i = 0; i <= CHAT_LATENCY_NBOUNDS; i++) {
+        nums[n++] = &s->call[i];
+    }
+
+    for (i = 0; i < n; i++) {
+        if (p >= end || *p != ' ') {
+            return NGX_ERROR;
+        }
+        tok = ++p;
+        while (p < end && *p != ' ') {
+            p++;
+        }
+        v = ngx_atoi(tok, p - tok);
+        if (v == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+        *nums[i] = (ngx_atomic_uint_t) v;
+    }
+
+    return p == end ? NGX_OK : NGX_ERROR;
+}
+
+
+/* label values come from Redis: only a consumer name's usual characters */
+static ngx_uint_t
+ngx_chat_metrics_label_safe(u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > 200) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x21 || p[i] > 0x7e || p[i] == '"' || p[i] == '\\') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* The backend workers' own figures (CHAT_STATS_KEY), one series each. */
+static u_char *
+ngx_chat_metrics_workers(u_char *last, u_char *end, redisReply *all)
+{
+    size_t                    i, k;
+    u_char                   *l, lbuf[320];
+    ngx_str_t                 labels;
+    redisReply               *name, *value;
+    ngx_chat_worker_stats_t   s;
+
+    static const struct { const char *name; const char *help; }  fam[] = {
+        { "chat_backend_commands_total", "commands a worker answered" },
+        { "chat_backend_failed_batches_total",
+          "transactions rolled back by an infrastructure error (the "
+          "commands come back through reclaim)" },
+        { "chat_backend_batches_total", "transactions of cheap commands "
+          "a worker committed" },
+        { "chat_backend_batch_commands_total", "commands in those "
+          "transactions (over batches_total: the mean batch size)" },
+    };
+
+    if (all == NULL || all->type != REDIS_REPLY_ARRAY) {
+        return last;
+    }
+
+    for (k = 0; k < 6; k++) {
+        if (k < 4) {
+            last = ngx_chat_metrics_family(last, fam[k].name, "counter",
+                                           fam[k].help);
+        } else if (k == 4) {
+            last = ngx_chat_metrics_family(last,
+                       "chat_backend_commit_duration_seconds", "histogram",
+                       "a batch's transaction, BEGIN to COMMIT");
+        } else {
+            last = ngx_chat_metrics_family(last,
+                       "chat_backend_call_duration_seconds", "histogram",
+                       "a call to the payment processor or a webhook, "
+                       "start to answer");
+        }
+
+        for (i = 0; i + 1 < all->elements; i += 2) {
+            name = all->element[i];
+            value = all->element[i + 1];
+
+            if (end - last < 2048) {
+                return last;
+            }
+
+            if (name->type != REDIS_REPLY_STRING
+                || value->type != REDIS_REPLY_STRING
+                || !ngx_chat_metrics_label_safe((u_char *) name->str,
+                                                name->len)
+                || ngx_chat_metrics_parse_stats((u_char *) value->str,
+                                                value->len, &s) != NGX_OK)
+            {
+                continue;
+            }
+
+            l = ngx_sprintf(lbuf, "lane=\"%V\",worker=\"%*s\"", &s.lane,
+                            name->len, name->str);
+            labels.data = lbuf;
+            labels.len = l - lbuf;
+
+            switch (k) {
+            case 0:
+                last = ngx_sprintf(last, "%s{%V} %uA\n", fam[k].name,
+                                   &labels, s.commands);
+                break;
+            case 1:
+                last = ngx_sprintf(last, "%s{%V} %uA\n", fam[k].name,
+                                   &labels, s.failed);
+                break;
+            case 2:
+                last = ngx_sprintf(last, "%s{%V} %uA\n", fam[k].name,
+                                   &labels, s.batches);
+                break;
+            case 3:
+                last = ngx_sprintf(last, "%s{%V} %uA\n", fam[k].name,
+                                   &labels, s.batch_commands);
+                break;
+            case 4:
+                last = ngx_chat_metrics_histogram(last,
+                           "chat_backend_commit_duration_seconds", &labels,
+                           s.commit, s.commit_sum, s.commit_count);
+                break;
+            default:
+                last = ngx_chat_metrics_histogram(last,
+                           "chat_backend_call_duration_seconds", &labels,
+                           s.call, s.call_sum, s.call_count);
+            }
+        }
+    }
+
+    return last;
+}
+
+
+/*
+ * GET /metrics/cluster: what every edge would report the same (the command
+ * streams, dead letters, the backend workers and their figures), so that
+ * it is scraped once rather than summed over edges.  rr is the script's
+ * answer, or NULL without Redis.
+ */
+static ngx_int_t
+ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
+{
+    u_char      *buf, *last, *end;
+    size_t       size, i, n;
+    ngx_uint_t   ok, workers, pg_ok;
+    long long    pending;
+    redisReply  *e;
+
+    /* 2 per command stream, the dead letters' length and count, workers,
+     * worker figures */
+    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 4
+         && (rr->elements - 4) % 2 == 0;
+    n = ok ? (rr->elements - 4) / 2 : 0;
+
+    size = 8192 + n * 256
+           + (ok ? rr->element[2 * n + 3]->elements * 4096 : 0);
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    last = buf;
+    end = buf + size;
+
+    last = ngx_chat_metrics_family(last, "chat_cluster_redis_up", "gauge",
                                    "1 when this scrape could ask Redis");
-    last = ngx_sprintf(last, "chat_redis_up %ui\n", ok);
+    last = ngx_sprintf(last, "chat_cluster_redis_up %ui\n", ok);
 
     if (ok) {
         last = ngx_chat_metrics_family(last, "chat_stream_length", "gauge",
@@ -445,8 +878,6 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
                                " %L\n", ngx_chat_metrics_stream(i),
                                (int64_t) pending);
         }
-
-        last = ngx_chat_metrics_lanes(last);
 
         e = rr->element[2 * n];
         last = ngx_chat_metrics_family(last, "chat_dead_letters_stored",
@@ -477,6 +908,8 @@ ngx_chat_metrics_send(ngx_http_request_t *r, redisReply *rr)
                                        "1 when a live worker reports a "
                                        "working PostgreSQL connection");
         last = ngx_sprintf(last, "chat_postgres_up %ui\n", pg_ok);
+
+        last = ngx_chat_metrics_workers(last, end, rr->element[2 * n + 3]);
     }
 
     return ngx_chat_send_body(r, NGX_HTTP_OK, &ngx_chat_metrics_type, buf,

@@ -10,6 +10,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "chat_protocol.h"
 #include "ngx_chat_redis.h"
 
 
@@ -48,6 +49,21 @@
 
 #define NGX_CHAT_METRIC_FIELD(f, name, type, help)  ngx_atomic_t  f;
 
+/* the command latency histogram's buckets: CHAT_LATENCY_BOUNDS_MS
+ * (chat_protocol.h), then +Inf */
+#define NGX_CHAT_OP_SLOTS         128
+#define NGX_CHAT_OP_NAME_LEN      32
+
+/* one op's histogram; a slot is taken by the first answer of its op
+ * (state 0 free, 1 being named, 2 named) */
+typedef struct {
+    ngx_atomic_t  state;
+    u_char        op[NGX_CHAT_OP_NAME_LEN];
+    ngx_atomic_t  bucket[CHAT_LATENCY_NBOUNDS + 1];
+    ngx_atomic_t  sum_ms;
+    ngx_atomic_t  count;
+} ngx_chat_op_latency_t;
+
 typedef struct {
     NGX_CHAT_METRICS(NGX_CHAT_METRIC_FIELD)
     ngx_atomic_t  http[17];     /* by NGX_CHAT_HTTP_STATUSES, then other */
@@ -57,6 +73,9 @@ typedef struct {
      * worker respawned into its slot starts it from zero */
     ngx_atomic_t  ws_open[NGX_MAX_PROCESSES];
     ngx_atomic_t  poll_held[NGX_MAX_PROCESSES];     /* the same for polls */
+
+    ngx_chat_op_latency_t  ops[NGX_CHAT_OP_SLOTS];
+    ngx_atomic_t           ops_dropped;    /* ops past the slots */
 } ngx_chat_metrics_t;
 
 
@@ -78,9 +97,13 @@ extern ngx_chat_metrics_t  *ngx_chat_metrics;
     ngx_chat_metric_add(ws_open[ngx_process_slot], (n))
 
 
+/* A command of op answered after ms on the bus (reply, 503 or 504). */
+void ngx_chat_metrics_command(const char *op, ngx_msec_t ms);
+
 ngx_int_t ngx_chat_metrics_zone(ngx_conf_t *cf);
 ngx_int_t ngx_chat_metrics_init(ngx_conf_t *cf);
 ngx_int_t ngx_chat_metrics_handler(ngx_http_request_t *r);
+ngx_int_t ngx_chat_metrics_cluster_handler(ngx_http_request_t *r);
 void ngx_chat_metrics_init_process(void);
 
 /* ngx_chat_health.c: live backend workers in an HGETALL of their

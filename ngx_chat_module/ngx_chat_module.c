@@ -74,7 +74,7 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_metrics"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_chat_metrics_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -553,13 +553,30 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *hclcf;
 
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     if (hclcf->handler) {
         return "is duplicate or clashes with another handler";
     }
-    hclcf->handler = ngx_chat_metrics_handler;
+
+    /* chat_metrics: this edge's own figures; chat_metrics cluster: what
+     * every edge would report the same, for one scrape job */
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1) {
+        hclcf->handler = ngx_chat_metrics_handler;
+
+    } else if (ngx_strcmp(value[1].data, "cluster") == 0) {
+        hclcf->handler = ngx_chat_metrics_cluster_handler;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" (expected \"cluster\" "
+                           "or nothing)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

@@ -37,6 +37,7 @@
 #include "chat_lanes.h"
 #include "chat_protocol.h"
 #include "log.h"
+#include "stats.h"
 
 
 #define CHAT_BUS_HEARTBEAT_TTL    60000     /* ms */
@@ -45,8 +46,8 @@
 int
 chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
 {
-    int          rc;
-    char         value[32];
+    int          rc, stats;
+    char         value[32], figures[1024];
     redisReply  *r;
 
     if (bus->ctx == NULL) {
@@ -69,6 +70,18 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
         }
     }
 
+    /* and its figures (stats.c), also in the same round trip */
+    stats = bus->lane_limits[0] != '\0'
+            && chat_stats_format(figures, sizeof(figures),
+                                 chat_lane_name(bus->cfg->lane)) > 0;
+    if (stats
+        && redisAppendCommand(bus->ctx, "HSET %s %s %s", CHAT_STATS_KEY,
+                              bus->consumer, figures) != REDIS_OK)
+    {
+        chat_bus_lost(bus);
+        return -1;
+    }
+
     r = redisCommand(bus->ctx, "HSET %s %s %s", CHAT_WORKERS_KEY,
                      bus->consumer, value);
     if (r == NULL) {
@@ -76,9 +89,26 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
         return -1;
     }
 
+
     if (bus->lane_limits[0] != '\0') {
         /* that was the lanes' reply; the heartbeat's comes next */
         rc = chat_bus_check(r, "HSET " CHAT_LANES_KEY);
+        freeReplyObject(r);
+
+        if (redisGetReply(bus->ctx, (void **) &r) != REDIS_OK) {
+            chat_bus_lost(bus);
+            return -1;
+        }
+
+        if (rc != 0) {
+            freeReplyObject(r);
+            return -1;
+        }
+    }
+
+    if (stats) {
+        /* that was the figures' reply (after the lanes') */
+        rc = chat_bus_check(r, "HSET " CHAT_STATS_KEY);
         freeReplyObject(r);
 
         if (redisGetReply(bus->ctx, (void **) &r) != REDIS_OK) {
@@ -359,6 +389,15 @@ chat_bus_prune(chat_bus_t *bus)
         {
             continue;
         }
+
+        /* a dead worker's figures go with its heartbeat */
+        d = redisCommand(bus->ctx, "HDEL %s %s", CHAT_STATS_KEY,
+                         all->element[i]->str);
+        if (d == NULL) {
+            chat_bus_lost(bus);
+            break;
+        }
+        freeReplyObject(d);
 
         d = redisCommand(bus->ctx, "HDEL %s %s", CHAT_WORKERS_KEY,
                          all->element[i]->str);

@@ -97,6 +97,7 @@
 #include "command.h"
 #include "conv_input.h"
 #include "log.h"
+#include "stats.h"
 
 
 #define CHAT_COMMAND_ATTEMPTS  3
@@ -695,6 +696,9 @@ chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
             || chat_job_present(cfg, jobs[0]) != 0)
         {
             chat_job_reset(jobs[0]);
+
+        } else {
+            chat_stats_answered(1);
         }
 
         chat_jobs_log_done(jobs, n, start);
@@ -736,6 +740,9 @@ chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
     }
 
     if (rc == 0) {
+        chat_stats_committed(n, chat_mono_ms() - start);
+        chat_stats_answered(n);
+
         for (i = 0; i < n; i++) {
             if (chat_job_present(cfg, jobs[i]) != 0) {
                 chat_log_error("key %s: committed, but its reply could not "
@@ -748,6 +755,8 @@ chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
         chat_jobs_log_done(jobs, n, start);
         return;
     }
+
+    chat_stats_failed();
 
     if (n == 1 || !chat_db_ok(db)) {
         return;

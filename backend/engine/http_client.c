@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "http_client.h"
+#include "stats.h"
 
 #define CHAT_HTTP_MAX_BODY  (1024 * 1024)
 
@@ -185,7 +186,13 @@ chat_http_call_prepare(chat_http_call_t *call)
 void
 chat_http_call_finish(chat_http_call_t *call, int code)
 {
-    CURLcode  rc = (CURLcode) code;
+    CURLcode    rc = (CURLcode) code;
+    curl_off_t  us;
+
+    if (curl_easy_getinfo(call->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+    {
+        chat_stats_call((int64_t) (us / 1000));
+    }
 
     if (rc == CURLE_OK) {
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE,

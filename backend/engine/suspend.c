@@ -45,6 +45,7 @@
 
 #include "log.h"
 #include "ops.h"
+#include "stats.h"
 #include "suspend.h"
 
 
@@ -264,6 +265,7 @@ chat_suspend_answered(const chat_config_t *cfg, chat_job_t *job,
     job->resolved = 1;
     job->ran = 1;
     job->done = 1;
+    chat_stats_answered(1);
 }
 
 

@@ -953,6 +953,9 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
         r = redisCommand(w.bus.ctx, "HDEL %s %s", CHAT_WORKERS_KEY,
                          w.consumer);
         freeReplyObject(r);
+        r = redisCommand(w.bus.ctx, "HDEL %s %s", CHAT_STATS_KEY,
+                         w.consumer);
+        freeReplyObject(r);
     }
 
     chat_bus_free(&w.bus);

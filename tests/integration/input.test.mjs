@@ -33,16 +33,17 @@ const raw = (text) => ({ raw: Buffer.from(text, 'latin1') });
 const storedMessages = async () => Number(await sql(
   "SELECT count(*) FROM messages WHERE conversation_id = :'p1'", cid));
 
-// one sample of /metrics (scraped from 127.0.0.1, the allowed address)
-async function metric(name) {
+// one sample of /metrics or /metrics/cluster (scraped from 127.0.0.1, the
+// allowed address)
+async function metric(name, path = '/metrics') {
   const text = await new Promise((resolve, reject) => {
-    const url = new URL('/metrics', BASE);
+    const url = new URL(path, BASE);
     http.get({ host: url.hostname, port: url.port, path: url.pathname, localAddress: '127.0.0.1', agent: false },
       (res) => { let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => resolve(b)); })
       .on('error', reject);
   });
   const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
-  assert.ok(m, `no ${name} in /metrics`);
+  assert.ok(m, `no ${name} in ${path}`);
   return Number(m[1]);
 }
 
@@ -234,7 +235,7 @@ test('over WebSocket the same refusals come back as error frames with the ref, a
 });
 
 test('chat:dlq is trimmed to about 10,000 entries and /metrics counts every dead letter', async () => {
-  const total = () => metric('chat_dead_letters_total');
+  const total = () => metric('chat_dead_letters_total', '/metrics/cluster');
 
   // a backlog of 12,000 old dead letters, as a flood would leave it
   const fill = 12000;
