@@ -30,6 +30,8 @@ typedef struct {
 static const chat_lane_op_t  chat_lane_ops[] = {
     /* chat writes: short transactions, batched, latency matters most */
     { "msg.send", CHAT_LANE_CHAT },
+    { "msg.edit", CHAT_LANE_CHAT },
+    { "msg.delete", CHAT_LANE_CHAT },
     { "conv.create", CHAT_LANE_CHAT },
     { "conv.member.add", CHAT_LANE_CHAT },
     { "conv.member.remove", CHAT_LANE_CHAT },

@@ -140,6 +140,26 @@ static const ngx_chat_field_t  ngx_chat_send_fields[] = {
     { NULL, 0 }
 };
 
+static const ngx_chat_field_t  ngx_chat_edit_fields[] = {
+    { "text", cJSON_String },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_message_search_query[] = {
+    { "q", cJSON_String },
+    { "conversation_id", cJSON_Number },
+    { "cursor", cJSON_String },
+    { "limit", cJSON_Number },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_user_find_query[] = {
+    { "email", cJSON_String },
+    { "q", cJSON_String },
+    { "ids", cJSON_String },
+    { NULL, 0 }
+};
+
 static const ngx_chat_field_t  ngx_chat_read_fields[] = {
     { "seq", cJSON_Number },
     { NULL, 0 }
@@ -290,6 +310,20 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_POST, "/api/v1/conversations/*/messages", NGX_CHAT_AUTH_USER,
       "msg.send", NULL, { "conversation_id" }, ngx_chat_send_fields, NULL },
+
+    { NGX_HTTP_PATCH, "/api/v1/conversations/*/messages/*",
+      NGX_CHAT_AUTH_USER, "msg.edit", NULL, { "conversation_id", "seq" },
+      ngx_chat_edit_fields, NULL },
+
+    { NGX_HTTP_DELETE, "/api/v1/conversations/*/messages/*",
+      NGX_CHAT_AUTH_USER, "msg.delete", NULL, { "conversation_id", "seq" },
+      NULL, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/messages/search", NGX_CHAT_AUTH_USER,
+      "msg.search", NULL, { NULL }, NULL, ngx_chat_message_search_query },
+
+    { NGX_HTTP_GET, "/api/v1/users", NGX_CHAT_AUTH_USER,
+      "user.find", NULL, { NULL }, NULL, ngx_chat_user_find_query },
 
     { NGX_HTTP_POST, "/api/v1/conversations/*/read", NGX_CHAT_AUTH_USER,
       "conv.read", NULL, { "conversation_id" }, ngx_chat_read_fields, NULL },
@@ -457,7 +491,9 @@ ngx_chat_api_handler(ngx_http_request_t *r)
         return ngx_chat_api_refuse(r, &problem);
     }
 
-    if (route->method != NGX_HTTP_POST && route->method != NGX_HTTP_PUT) {
+    if (route->method != NGX_HTTP_POST && route->method != NGX_HTTP_PUT
+        && route->method != NGX_HTTP_PATCH)
+    {
 
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {

@@ -23,7 +23,8 @@ const TRANSIENT = new Set(['rate_limited', 'overloaded', 'unavailable', 'timeout
 export class ChatClient extends EventTarget {
   // opts: token (required), base (http origin, default location.origin),
   // wsUrl (default <base>/ws; for tests: one that cannot connect),
-  // cursors ({conversation_id: seq already shown}), retryWsMs, heartbeatMs
+  // cursors ({conversation_id: seq already shown}), editCursors
+  // ({conversation_id: last_edit_seq of what is shown}), retryWsMs, heartbeatMs
   constructor(opts) {
     super();
     // a string, or a function giving the current one (a page that
@@ -41,6 +42,12 @@ export class ChatClient extends EventTarget {
     this.gapWaits = new Set();  // conversations whose gap waits GAP_WAIT_MS before a fill
     this.outbox = new Map();    // client_msg_id -> {conversation_id, text, resolve, reject}
     for (const [id, seq] of Object.entries(opts.cursors ?? {})) this.have.set(Number(id), Number(seq));
+    // edits and deletes: per conversation the edit_seq caught up to (moved
+    // only by sync answers and conversation lists, never by live events,
+    // which may come out of order), and per message the newest copy seen
+    this.edits = new Map();
+    for (const [id, e] of Object.entries(opts.editCursors ?? {})) this.edits.set(Number(id), Number(e));
+    this.changed = new Map();   // "cid:seq" -> the message with the highest edit_seq seen
     this.attempt = 0;
     this.generation = 0;        // bumps on every (re)connect: stale callbacks check it
     this.ws = null;
@@ -111,6 +118,38 @@ export class ChatClient extends EventTarget {
   history(conversationId, query = {}) {
     const q = new URLSearchParams(Object.entries(query).filter(([, v]) => v != null));
     return this.http('GET', `/api/v1/conversations/${conversationId}/messages?${q}`);
+  }
+
+  // freshest(m): m, or the newer copy of it (edited or deleted) seen
+  // already; pages apply it to what they read from history
+  freshest(m) {
+    const u = this.changed.get(`${m.conversation_id}:${m.seq}`);
+    return u && (u.edit_seq ?? 0) > (m.edit_seq ?? 0) ? u : m;
+  }
+
+  // edit(conversationId, seq, text) / remove(conversationId, seq) over
+  // HTTP: the changed message, also announced as a message_update event
+  async edit(conversationId, seq, text) {
+    const r = await this.http('PATCH', `/api/v1/conversations/${conversationId}/messages/${seq}`, { text });
+    this.onUpdate(r.message);
+    return r.message;
+  }
+
+  async remove(conversationId, seq) {
+    const r = await this.http('DELETE', `/api/v1/conversations/${conversationId}/messages/${seq}`);
+    this.onUpdate(r.message);
+    return r.message;
+  }
+
+  // a changed message: kept if it is the newest copy; shown now if its
+  // message was delivered, else it replaces it when it is
+  onUpdate(m) {
+    if (!m || m.seq == null) return;
+    const key = `${m.conversation_id}:${m.seq}`;
+    const old = this.changed.get(key);
+    if (old && (old.edit_seq ?? 0) >= (m.edit_seq ?? 0)) return;
+    this.changed.set(key, m);
+    if (m.seq <= (this.have.get(Number(m.conversation_id)) ?? 0)) this.emit('message_update', m);
   }
 
   // track(conversationId, seq): start following a conversation from seq
@@ -302,7 +341,9 @@ export class ChatClient extends EventTarget {
     const cursors = {};
     for (const [id, seq] of this.have) cursors[id] = seq;
     Object.assign(cursors, cursorsOverride);
-    this.wsSend({ type: 'sync', cursors, limit: SYNC_PAGE, ref: `sync-${++this.refs}` });
+    const edit_cursors = {};
+    for (const id of this.have.keys()) edit_cursors[id] = this.edits.get(id) ?? 0;
+    this.wsSend({ type: 'sync', cursors, edit_cursors, limit: SYNC_PAGE, ref: `sync-${++this.refs}` });
   }
 
   onFrame(data) {
@@ -312,6 +353,7 @@ export class ChatClient extends EventTarget {
     case 'pong': this.lastPong = Date.now(); break;
     case 'ack': this.acked(f); break;
     case 'message': this.ingest(f.message); break;
+    case 'message_update': this.onUpdate(f.message); break;
     case 'sync': this.onSync(f); break;
     case 'conversation': this.onConversation(f.conversation); break;
     case 'typing': this.supports.typing = true; this.emit('typing', f); break;
@@ -328,6 +370,10 @@ export class ChatClient extends EventTarget {
   onSync(f) {
     for (const c of f.conversations ?? []) this.onConversation(c);
     for (const m of f.messages ?? []) this.ingest(m);
+    for (const m of f.updates ?? []) this.onUpdate(m);
+    for (const [id, e] of Object.entries(f.edit_cursors ?? {})) {
+      if (e > (this.edits.get(Number(id)) ?? 0)) this.edits.set(Number(id), e);
+    }
     // the answer's cursors page on; a conversation new to us starts at its cursor
     if (f.has_more) this.wsSync(f.cursors);
     this.emit('synced', {});
@@ -388,7 +434,7 @@ export class ChatClient extends EventTarget {
       const m = held.get(++have);
       held.delete(have);
       this.have.set(id, have);
-      this.emit('message', m);
+      this.emit('message', this.freshest(m));
     }
   }
 
@@ -509,6 +555,12 @@ export class ChatClient extends EventTarget {
     for (const c of conversations) {
       if (!this.have.has(c.id)) this.onConversation(c);
       if ((this.have.get(c.id) ?? 0) < c.last_seq) await this.fillGap(c.id);
+      // changes missed while away: the page reads the conversation again
+      // (no HTTP sync); the list was read before that, so nothing is skipped
+      if ((c.last_edit_seq ?? 0) > (this.edits.get(c.id) ?? 0)) {
+        this.edits.set(c.id, c.last_edit_seq);
+        this.emit('stale', c);
+      }
     }
     this.emit('synced', {});
   }

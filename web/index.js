@@ -18,9 +18,28 @@ function show(user) {
   $('signed-out').classList.toggle('hidden', !!user);
   $('signed-in').classList.toggle('hidden', !user);
   if (user) {
+    $('hello').textContent = `Welcome back, ${user.display_name}`;
     $('who').textContent = `${user.display_name} <${user.email}>`;
     $('role').textContent = user.role;
     $('admin-link').classList.toggle('hidden', user.role !== 'admin');
+    summarizeChats();
+  }
+}
+
+// the chat card says what is waiting: unread messages and requests
+async function summarizeChats() {
+  try {
+    const { conversations } = await call('GET', '/api/v1/conversations');
+    const unread = conversations.reduce((n, c) => n + (c.unread ?? 0), 0);
+    const requests = conversations.filter((c) => c.status === 'request').length;
+    const parts = [];
+    if (unread) parts.push(`${unread} unread message${unread === 1 ? '' : 's'}`);
+    if (requests) parts.push(`${requests} message request${requests === 1 ? '' : 's'}`);
+    $('chat-summary').textContent = parts.length ? parts.join(' · ')
+      : conversations.length ? `${conversations.length} conversation${conversations.length === 1 ? '' : 's'}, all read`
+        : 'Start a conversation';
+  } catch (err) {
+    $('chat-summary').textContent = `conversations: ${err.message}`;
   }
 }
 

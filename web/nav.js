@@ -14,6 +14,6 @@ export function header(user, extra = []) {
     user.role === 'admin' ? el('a', { href: '/admin.html' }, 'Admin') : null,
     el('span.spacer'),
     ...extra,
-    el('span', { id: 'me', dataset: { userId: user.id } }, `${user.display_name} (#${user.id})`),
+    el('span', { id: 'me', dataset: { userId: user.id }, title: user.email }, user.display_name),
     logout));
 }

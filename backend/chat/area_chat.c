@@ -1,6 +1,8 @@
 /*
- * area_chat.c: the chat area: conversations, messages, sync, markers and
- * receipts (op_conv.c, op_msg.c, op_sync.c, op_receipt.c).  Its writes are
+ * area_chat.c: the chat area: conversations, messages, edits and
+ * deletes, search, people, sync, markers and receipts (op_conv.c,
+ * op_msg.c, op_msg_change.c, op_search.c, op_people.c, op_sync.c,
+ * op_receipt.c).  Its writes are
  * the chat lane's; what a committed message or membership change causes
  * beyond the fan-out (the typing script's members sets, offline
  * notifications) belongs to the presence area (area_presence.c).
@@ -21,6 +23,11 @@ static const chat_op_t  chat_chat_ops[] = {
     { "msg.send", chat_op_msg_send, NULL, CHAT_OP_LOGGED, NULL,
       chat_op_msg_send_batch },
     { "msg.history", chat_op_msg_history, NULL, 0, NULL, NULL },
+    { "msg.edit", chat_op_msg_edit, NULL, CHAT_OP_LOGGED, NULL, NULL },
+    { "msg.delete", chat_op_msg_delete, NULL, CHAT_OP_LOGGED, NULL, NULL },
+    { "msg.search", chat_op_msg_search, NULL, 0, NULL, NULL },
+    /* people by e-mail, name prefix or id (op_people.c) */
+    { "user.find", chat_op_user_find, NULL, 0, NULL, NULL },
     { "sync", chat_op_sync, NULL, 0, NULL, NULL },
     { "conv.delivered", chat_op_conv_delivered, NULL, CHAT_OP_LOGGED, NULL,
       NULL },

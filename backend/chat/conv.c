@@ -42,6 +42,7 @@ enum {
     CHAT_CONV_COL_MEMBERS,
     CHAT_CONV_COL_ADMINS,
     CHAT_CONV_COL_ACCEPTED,
+    CHAT_CONV_COL_LAST_EDIT,
     CHAT_CONV_COL_MSG           /* CHAT_MSG_NCOLS columns from here */
 };
 
@@ -58,7 +59,7 @@ enum {
     "CASE WHEN c.type = 'direct' "                                          \
     "     THEN c.direct_low::text || ',' || c.direct_high::text "           \
     "     ELSE mm.members END, "                                            \
-    "mm.admins, mm.accepted, "                                              \
+    "mm.admins, mm.accepted, c.last_edit_seq, "                             \
     CHAT_MSG_COLUMNS_SEEN("l", "$1") " "
 
 #define CHAT_CONV_JOINS                                                     \
@@ -90,9 +91,13 @@ chat_col_number(const PGresult *res, int row, int col)
 cJSON *
 chat_msg_json(const PGresult *res, int row, int col)
 {
-    cJSON  *m;
+    int      deleted;
+    cJSON   *m;
+    double   edit_seq;
 
     m = cJSON_CreateObject();
+    deleted = PQgetvalue(res, row, col + 7)[0] == 't';
+    edit_seq = chat_col_number(res, row, col + 8);
 
     if (m == NULL
         || cJSON_AddNumberToObject(m, "conversation_id",
@@ -104,10 +109,16 @@ chat_msg_json(const PGresult *res, int row, int col)
         || cJSON_AddStringToObject(m, "client_msg_id",
                PQgetvalue(res, row, col + 3)) == NULL
         || cJSON_AddStringToObject(m, "text",
-               PQgetvalue(res, row, col + 4)) == NULL
+               deleted ? "" : PQgetvalue(res, row, col + 4)) == NULL
         || cJSON_AddStringToObject(m, "created_at",
                PQgetvalue(res, row, col + 5)) == NULL
-        || (PQgetvalue(res, row, col + 4)[0] == '\0'
+        || (!PQgetisnull(res, row, col + 6)
+            && cJSON_AddStringToObject(m, "edited_at",
+                   PQgetvalue(res, row, col + 6)) == NULL)
+        || (deleted && cJSON_AddTrueToObject(m, "deleted") == NULL)
+        || (edit_seq > 0
+            && cJSON_AddNumberToObject(m, "edit_seq", edit_seq) == NULL)
+        || (!deleted && PQgetvalue(res, row, col + 4)[0] == '\0'
             && cJSON_AddTrueToObject(m, "hidden") == NULL))
     {
         cJSON_Delete(m);
@@ -348,6 +359,14 @@ chat_conv_json(const PGresult *res, int row, int64_t uid)
         {
             goto err;
         }
+    }
+
+    /* the conversation's newest change to a message (edit or delete):
+     * where a client that has its messages starts its edit cursor */
+    if (cJSON_AddNumberToObject(c, "last_edit_seq",
+            chat_col_number(res, row, CHAT_CONV_COL_LAST_EDIT)) == NULL)
+    {
+        goto err;
     }
 
     if (PQgetisnull(res, row, CHAT_CONV_COL_MSG)) {

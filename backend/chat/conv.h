@@ -19,12 +19,20 @@
 #define CHAT_SQL_TIME(col)                                                  \
     "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* the columns of a message after its text, in the order chat_msg_json
+ * reads them: created_at, edited_at (NULL unless edited), deleted and
+ * edit_seq (sql/009_chat_people.sql) */
+#define CHAT_MSG_TAIL(m)                                                    \
+    CHAT_SQL_TIME(m ".created_at") ", "                                     \
+    CHAT_SQL_TIME(m ".edited_at") ", "                                      \
+    m ".deleted_at IS NOT NULL, " m ".edit_seq"
+
 /* the message columns, in the order chat_msg_json reads them */
 #define CHAT_MSG_COLUMNS(m)                                                 \
     m ".conversation_id, " m ".seq, " m ".sender_id, " m ".client_msg_id, " \
-    m ".text, " CHAT_SQL_TIME(m ".created_at")
+    m ".text, " CHAT_MSG_TAIL(m)
 
-#define CHAT_MSG_NCOLS  6
+#define CHAT_MSG_NCOLS  9
 
 /*
  * The same columns as the user whose id is the query parameter viewer
@@ -39,7 +47,7 @@
     "                  WHERE hb.blocker_id = " viewer "::bigint "           \
     "                    AND hb.blocked_id = " m ".sender_id) "             \
     "     THEN '' ELSE " m ".text END, "                                    \
-    CHAT_SQL_TIME(m ".created_at")
+    CHAT_MSG_TAIL(m)
 
 /* true when a or b (SQL expressions of user ids) blocked the other */
 #define CHAT_SQL_BLOCKED(a, b)                                              \
@@ -50,8 +58,11 @@
 /*
  * The message object {conversation_id, seq, sender_id, client_msg_id,
  * text, created_at} from the CHAT_MSG_NCOLS columns of res's row starting
- * at col; an empty text (a stored text is never empty: CHAT_MSG_COLUMNS_SEEN
- * hid it) adds "hidden": true.  NULL if memory ran out.
+ * at col, with "edited_at" when it was edited, "deleted": true (and an
+ * empty text) when it was deleted, and "edit_seq" when it was changed at
+ * all (the higher edit_seq is the newer copy); an empty text of a message
+ * not deleted (a stored text is never empty: CHAT_MSG_COLUMNS_SEEN hid
+ * it) adds "hidden": true.  NULL if memory ran out.
  */
 cJSON *chat_msg_json(const PGresult *res, int row, int col);
 

@@ -18,6 +18,7 @@
  */
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,4 +358,106 @@ chat_csv_ids_alloc(const char *csv, int64_t **out)
     }
 
     return n;
+}
+
+
+/* a plain decimal of 1..18 digits without a leading zero (or "0" when
+ * zero is allowed); the end of it in *end */
+static int
+chat_plain_decimal(const char *s, int zero, int64_t *out, const char **end)
+{
+    size_t   i;
+    int64_t  v;
+
+    if (s[0] == '0') {
+        if (!zero) {
+            return -1;
+        }
+        *out = 0;
+        *end = s + 1;
+        return 0;
+    }
+
+    v = 0;
+
+    for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+        if (i == 18) {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+
+    if (i == 0) {
+        return -1;
+    }
+
+    *out = v;
+    *end = s + i;
+    return 0;
+}
+
+
+const char *
+chat_search_cursor_parse(const char *s, int64_t *time_us,
+    int64_t *conversation_id, int64_t *seq)
+{
+    static const char  why[] = "cursor is not one this search gave";
+
+    if (chat_plain_decimal(s, 1, time_us, &s) != 0 || *s++ != '.'
+        || chat_plain_decimal(s, 0, conversation_id, &s) != 0 || *s++ != '.'
+        || chat_plain_decimal(s, 0, seq, &s) != 0 || *s != '\0'
+        || *conversation_id > CHAT_INT_MAX || *seq > CHAT_INT_MAX)
+    {
+        return why;
+    }
+
+    return NULL;
+}
+
+
+const char *
+chat_search_text_normalize(const char *name, const char *in, size_t len,
+    size_t max, char *out, size_t out_size)
+{
+    static char  why[128];
+    size_t       i, n, chars;
+    unsigned     cp;
+
+    chat_trim(&in, &len);
+
+    if (len == 0) {
+        snprintf(why, sizeof(why), "%s is empty", name);
+        return why;
+    }
+
+    chars = 0;
+
+    for (i = 0; i < len; i += n) {
+        n = chat_utf8_next((const unsigned char *) in + i, len - i, &cp);
+        if (n == 0) {
+            snprintf(why, sizeof(why), "%s is not valid UTF-8", name);
+            return why;
+        }
+
+        if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+            snprintf(why, sizeof(why), "%s must not contain control "
+                     "characters", name);
+            return why;
+        }
+
+        if (++chars > max) {
+            snprintf(why, sizeof(why), "%s is longer than %zu characters",
+                     name, max);
+            return why;
+        }
+    }
+
+    if (len + 1 > out_size) {
+        snprintf(why, sizeof(why), "%s is too long", name);
+        return why;
+    }
+
+    memcpy(out, in, len);
+    out[len] = '\0';
+    return NULL;
 }

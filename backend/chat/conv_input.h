@@ -27,6 +27,10 @@
 #define CHAT_SYNC_LIMIT_DEFAULT      500
 #define CHAT_SYNC_LIMIT_MAX          1000
 #define CHAT_SYNC_MAX_CURSORS        10000
+#define CHAT_SEARCH_LIMIT_DEFAULT    20
+#define CHAT_SEARCH_LIMIT_MAX        50
+#define CHAT_SEARCH_QUERY_MAX        200     /* characters */
+#define CHAT_PEOPLE_LIMIT            20
 
 typedef struct {
     int64_t  conversation_id;
@@ -76,6 +80,22 @@ const char *chat_id_list_parse(const cJSON *array, int64_t *out,
  */
 const char *chat_cursors_parse(const cJSON *object, chat_cursor_t *out,
     size_t max, size_t *n);
+
+/*
+ * msg.search's cursor: "<time>.<conversation_id>.<seq>", three plain
+ * decimals (the time in microseconds since 1970, the others 1..2^53 - 1),
+ * as the previous page's next_cursor gave it.  Writes them out; returns
+ * NULL or why.
+ */
+const char *chat_search_cursor_parse(const char *s, int64_t *time_us,
+    int64_t *conversation_id, int64_t *seq);
+
+/* A search's q or a name prefix: valid UTF-8 without control
+ * characters, 1 to max characters after trimming ASCII white space (the
+ * trimmed text, NUL-terminated, to out, of out_size >= max * 4 + 1).
+ * name names the field in the sentence returned when it is refused. */
+const char *chat_search_text_normalize(const char *name, const char *in,
+    size_t len, size_t max, char *out, size_t out_size);
 
 /*
  * A limit: absent (NULL) gives def; an integer >= 1 is taken, clamped to

@@ -167,9 +167,9 @@ enum {
 };
 
 
-/* Queues {"type":"message","message":msg} for the members in csv. */
-static int
-chat_msg_event(chat_op_ctx_t *ctx, const cJSON *msg, const char *csv)
+int
+chat_msg_event(chat_op_ctx_t *ctx, const char *type, const cJSON *msg,
+    const char *csv)
 {
     int       rc;
     long      n;
@@ -182,7 +182,7 @@ chat_msg_event(chat_op_ctx_t *ctx, const cJSON *msg, const char *csv)
     rc = -1;
 
     if (n < 0 || ev == NULL || copy == NULL
-        || cJSON_AddStringToObject(ev, "type", "message") == NULL)
+        || cJSON_AddStringToObject(ev, "type", type) == NULL)
     {
         cJSON_Delete(copy);
         goto done;
@@ -264,7 +264,8 @@ chat_msg_send_answer(chat_op_ctx_t *ctx, const PGresult *res, int r)
 
     ctx->status = 201;
 
-    if (chat_msg_event(ctx, msg, PQgetvalue(res, r, CHAT_SEND_COL_MEMBERS))
+    if (chat_msg_event(ctx, "message", msg,
+                       PQgetvalue(res, r, CHAT_SEND_COL_MEMBERS))
         != 0)
     {
         return -1;

@@ -22,6 +22,25 @@
  * Cursors of conversations the caller is not (or no longer) a member of
  * are ignored, and never answered: nothing says whether they exist.
  *
+ * Edits and deletes (op_msg_change.c).  A client that sends
+ * "edit_cursors" ({"<conversation_id>": edit_seq}, the highest edit_seq
+ * it has caught up to; a conversation left out counts as 0) also gets
+ *
+ *   - updates: the current copy of every message changed after its edit
+ *     cursor (edit_seq > it) whose seq is at most the conversation's new
+ *     cursor in this answer, ordered by conversation id then edit_seq,
+ *     at most limit in all;
+ *   - edit_cursors: per conversation of the set, the highest edit_seq
+ *     included, else the one sent.
+ *
+ * Bounding updates by the *new* cursor, read after the messages, is what
+ * keeps an edit racing the sync from being lost: a message this answer
+ * carries was read in an earlier snapshot than its change may have been,
+ * so the change comes along as an update; a message it does not carry
+ * yet comes later, read after this answer and so with every change the
+ * edit cursor skips.  Changes commit in edit_seq order per conversation
+ * (the row lock), so an edit cursor never passes one not yet visible.
+ *
  * Three reads, one consistent story.  The first read fixes the set of
  * the caller's conversations and their cursors; the other two only look
  * at that set (and re-check membership), so a conversation created
@@ -182,42 +201,21 @@ chat_sync_messages(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
 }
 
 
-/* Builds the reply from the set, the unseen conversations and the
- * messages (of which the first n are sent). */
-static int
-chat_sync_reply(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
-    const PGresult *convs, const PGresult *msgs, int n, int has_more)
+/* The cursor of every conversation of set after this answer: the highest
+ * seq among the first n rows of msgs, else the one sent, into upto. */
+static void
+chat_sync_new_cursors(const chat_sync_set_t *set, const PGresult *msgs,
+    int n, int64_t *upto)
 {
     int       i;
-    char      key[24];
-    cJSON    *reply, *list, *item, *cursors;
     size_t    k;
-    int64_t   cid, seq;
-
-    reply = chat_conv_list_json(convs, ctx->cmd->uid);
-    if (reply == NULL) {
-        return -1;
-    }
-
-    list = cJSON_AddArrayToObject(reply, "messages");
-    cursors = cJSON_AddObjectToObject(reply, "cursors");
-    if (list == NULL || cursors == NULL) {
-        goto err;
-    }
-
-    for (i = 0; i < n; i++) {
-        item = chat_msg_json(msgs, i, 0);
-        if (item == NULL) {
-            goto err;
-        }
-        cJSON_AddItemToArray(list, item);
-    }
+    int64_t   cid;
 
     /* set and messages are both in conversation order: one merge walk */
     i = 0;
 
     for (k = 0; k < set->n; k++) {
-        seq = set->after[k];
+        upto[k] = set->after[k];
 
         for ( ;; ) {
             if (i >= n) {
@@ -228,44 +226,208 @@ chat_sync_reply(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
                 break;
             }
             if (cid == set->cid[k]) {
-                seq = strtoll(PQgetvalue(msgs, i, 1), NULL, 10);
+                upto[k] = strtoll(PQgetvalue(msgs, i, 1), NULL, 10);
             }
             i++;
         }
+    }
+}
 
-        if (cJSON_AddNumberToObject(cursors, chat_i64(key, set->cid[k]),
-                                    (double) seq) == NULL)
+
+/* {"<cid>": v[k]} for every conversation of set, as name in reply. */
+static int
+chat_sync_cursor_object(cJSON *reply, const char *name,
+    const chat_sync_set_t *set, const int64_t *v)
+{
+    char     key[24];
+    size_t   k;
+    cJSON   *obj;
+
+    obj = cJSON_AddObjectToObject(reply, name);
+    if (obj == NULL) {
+        return -1;
+    }
+
+    for (k = 0; k < set->n; k++) {
+        if (cJSON_AddNumberToObject(obj, chat_i64(key, set->cid[k]),
+                                    (double) v[k]) == NULL)
         {
-            goto err;
+            return -1;
         }
     }
 
-    if (cJSON_AddBoolToObject(reply, "has_more", has_more) == NULL) {
-        goto err;
+    return 0;
+}
+
+
+/* The rows [0, n) of res as messages, into a new array name of reply. */
+static int
+chat_sync_message_list(cJSON *reply, const char *name, const PGresult *res,
+    int n)
+{
+    int     i;
+    cJSON  *list, *item;
+
+    list = cJSON_AddArrayToObject(reply, name);
+    if (list == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        item = chat_msg_json(res, i, 0);
+        if (item == NULL) {
+            return -1;
+        }
+        cJSON_AddItemToArray(list, item);
+    }
+
+    return 0;
+}
+
+
+/* Builds the reply from the unseen conversations, the messages (of
+ * which the first n are sent) and the new cursors. */
+static int
+chat_sync_reply(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
+    const PGresult *convs, const PGresult *msgs, int n, const int64_t *upto)
+{
+    cJSON  *reply;
+
+    reply = chat_conv_list_json(convs, ctx->cmd->uid);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (chat_sync_message_list(reply, "messages", msgs, n) != 0
+        || chat_sync_cursor_object(reply, "cursors", set, upto) != 0)
+    {
+        cJSON_Delete(reply);
+        return -1;
     }
 
     ctx->reply = reply;
     ctx->status = 200;
 
     return 0;
+}
 
-err:
 
-    cJSON_Delete(reply);
-    return -1;
+/*
+ * The changes past the client's edit cursors (ecur, ne of them, sorted)
+ * of the messages up to each new cursor (upto): "updates" and
+ * "edit_cursors" added to ctx->reply.  *more says whether limit cut
+ * them short.  0, or -1.
+ */
+static int
+chat_sync_updates(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
+    const int64_t *upto, const chat_cursor_t *ecur, size_t ne,
+    int64_t limit, int *more)
+{
+    int          i, n, rc;
+    char         u[24], lim[24];
+    size_t       k, j;
+    int64_t     *edit, cid;
+    PGresult    *res;
+    const char  *values[5];
+
+    rc = -1;
+    res = NULL;
+    values[1] = values[2] = values[3] = NULL;
+
+    edit = malloc((set->n + 1) * sizeof(int64_t));
+    if (edit == NULL) {
+        return -1;
+    }
+
+    /* both sorted by conversation id */
+    for (k = 0, j = 0; k < set->n; k++) {
+        while (j < ne && ecur[j].conversation_id < set->cid[k]) {
+            j++;
+        }
+        edit[k] = (j < ne && ecur[j].conversation_id == set->cid[k])
+                  ? ecur[j].seq : 0;
+    }
+
+    values[0] = chat_i64(u, ctx->cmd->uid);
+    values[1] = chat_sql_int_array(set->cid, set->n);
+    values[2] = chat_sql_int_array(upto, set->n);
+    values[3] = chat_sql_int_array(edit, set->n);
+    values[4] = chat_i64(lim, limit + 1);
+
+    if (values[1] == NULL || values[2] == NULL || values[3] == NULL) {
+        goto done;
+    }
+
+    res = chat_db_query(ctx->db,
+        "SELECT " CHAT_MSG_COLUMNS_SEEN("m", "$1") " "
+        "FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
+        "     AS s(cid, upto, edit) "
+        "JOIN conversation_members me ON me.conversation_id = s.cid "
+        "                            AND me.user_id = $1 "
+        "JOIN conversations c ON c.id = s.cid "
+        "                    AND c.last_edit_seq > s.edit "
+        "CROSS JOIN LATERAL ("
+        "  SELECT * FROM messages x "
+        "  WHERE x.conversation_id = s.cid AND x.edit_seq > s.edit "
+        "    AND x.seq <= s.upto "
+        "  ORDER BY x.edit_seq LIMIT $5) AS m "
+        "ORDER BY m.conversation_id, m.edit_seq "
+        "LIMIT $5",
+        5, values, NULL, NULL);
+    if (res == NULL) {
+        goto done;
+    }
+
+    n = PQntuples(res);
+    *more = n > limit;
+    if (n > limit) {
+        n = (int) limit;
+    }
+
+    /* the edit cursor moves to the last change included; edit_seq is the
+     * last of a message's columns */
+    for (i = 0, k = 0; i < n; i++) {
+        cid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        while (k < set->n && set->cid[k] < cid) {
+            k++;
+        }
+        if (k < set->n && set->cid[k] == cid) {
+            edit[k] = strtoll(PQgetvalue(res, i, CHAT_MSG_NCOLS - 1),
+                              NULL, 10);
+        }
+    }
+
+    if (chat_sync_message_list(ctx->reply, "updates", res, n) != 0
+        || chat_sync_cursor_object(ctx->reply, "edit_cursors", set, edit)
+           != 0)
+    {
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    PQclear(res);
+    free((char *) values[1]);
+    free((char *) values[2]);
+    free((char *) values[3]);
+    free(edit);
+
+    return rc;
 }
 
 
 int
 chat_op_sync(chat_op_ctx_t *ctx)
 {
-    int              rc, n;
-    size_t           ncur, room;
-    int64_t          limit;
+    int              rc, n, more, more_edits;
+    size_t           ncur, room, nedit;
+    int64_t          limit, *upto;
     PGresult        *convs, *msgs;
     const char      *why;
-    const cJSON     *item;
-    chat_cursor_t   *cur;
+    const cJSON     *item, *edits;
+    chat_cursor_t   *cur, *ecur;
     chat_sync_set_t  set;
 
     rc = chat_op_require_user(ctx);
@@ -304,15 +466,51 @@ chat_op_sync(chat_op_ctx_t *ctx)
         return chat_op_invalid(ctx, why);
     }
 
+    /* edit_cursors: the same shape as cursors, and only when sent */
+    edits = cJSON_GetObjectItemCaseSensitive(ctx->body, "edit_cursors");
+    if (cJSON_IsNull(edits)) {
+        edits = NULL;
+    }
+
+    ecur = NULL;
+    nedit = 0;
+
+    if (edits != NULL) {
+        room = cJSON_IsObject(edits) ? (size_t) cJSON_GetArraySize(edits)
+                                     : 0;
+        if (room > CHAT_SYNC_MAX_CURSORS) {
+            free(cur);
+            return chat_op_invalid(ctx, "edit_cursors has too many "
+                                        "conversations (at most 10000)");
+        }
+
+        ecur = malloc((room + 1) * sizeof(chat_cursor_t));
+        if (ecur == NULL) {
+            free(cur);
+            return -1;
+        }
+
+        why = chat_cursors_parse(edits, ecur, room, &nedit);
+        if (why != NULL) {
+            free(cur);
+            free(ecur);
+            return chat_op_invalid(ctx, "edit_cursors must map "
+                                        "conversation ids to integers "
+                                        ">= 0");
+        }
+    }
+
     rc = chat_sync_read_set(ctx, cur, ncur, &set);
     free(cur);
 
     if (rc != 0) {
+        free(ecur);
         return -1;
     }
 
     convs = NULL;
     msgs = NULL;
+    upto = NULL;
     rc = -1;
 
     convs = chat_conv_of_user(ctx->db, ctx->cmd->uid, set.unseen,
@@ -327,14 +525,50 @@ chat_op_sync(chat_op_ctx_t *ctx)
     }
 
     n = PQntuples(msgs);
+    more = n > limit;
+    if (more) {
+        n = (int) limit;
+    }
 
-    rc = chat_sync_reply(ctx, &set, convs, msgs, n > limit ? (int) limit : n,
-                         n > limit);
+    upto = malloc((set.n + 1) * sizeof(int64_t));
+    if (upto == NULL) {
+        goto done;
+    }
+
+    chat_sync_new_cursors(&set, msgs, n, upto);
+
+    if (chat_sync_reply(ctx, &set, convs, msgs, n, upto) != 0) {
+        goto done;
+    }
+
+    more_edits = 0;
+
+    if (edits != NULL
+        && chat_sync_updates(ctx, &set, upto, ecur, nedit, limit,
+                             &more_edits) != 0)
+    {
+        goto done;
+    }
+
+    if (cJSON_AddBoolToObject(ctx->reply, "has_more", more || more_edits)
+        == NULL)
+    {
+        goto done;
+    }
+
+    rc = 0;
 
 done:
 
+    if (rc != 0) {
+        cJSON_Delete(ctx->reply);
+        ctx->reply = NULL;
+    }
+
     PQclear(convs);
     PQclear(msgs);
+    free(upto);
+    free(ecur);
     chat_sync_set_free(&set);
 
     return rc;

@@ -238,11 +238,24 @@ int chat_op_user_unblock(chat_op_ctx_t *ctx);
  * accepted it by answering, op_msg.c).  0, or -1. */
 int chat_conv_event(chat_op_ctx_t *ctx, int64_t cid);
 
+/* Queues {"type": type, "message": msg} (a copy) for the members in csv
+ * (PostgreSQL's string_agg of their ids): "message" for a new one,
+ * "message_update" for one edited or deleted (op_msg.c).  0, or -1. */
+int chat_msg_event(chat_op_ctx_t *ctx, const char *type, const cJSON *msg,
+    const char *csv);
+
 /* messages, op_msg.c; conv.read, op_receipt.c */
 int chat_op_msg_send(chat_op_ctx_t *ctx);
 int chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n);
 int chat_op_msg_history(chat_op_ctx_t *ctx);
 int chat_op_conv_read(chat_op_ctx_t *ctx);
+
+/* a sender edits or deletes a message, op_msg_change.c; message search,
+ * op_search.c; finding people, op_people.c */
+int chat_op_msg_edit(chat_op_ctx_t *ctx);
+int chat_op_msg_delete(chat_op_ctx_t *ctx);
+int chat_op_msg_search(chat_op_ctx_t *ctx);
+int chat_op_user_find(chat_op_ctx_t *ctx);
 
 /* catching up after being away, op_sync.c */
 int chat_op_sync(chat_op_ctx_t *ctx);

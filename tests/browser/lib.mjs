@@ -36,8 +36,9 @@ export async function newPage(browser) {
 
 // a new page signed in by putting the token where index.html would, then
 // opened at path
-export async function pageAs(browser, who, pathAndQuery) {
+export async function pageAs(browser, who, pathAndQuery, viewport) {
   const page = await newPage(browser);
+  if (viewport) await page.setViewport(viewport);
   await page.goto(`${BASE}/index.html`);
   await page.evaluate((t) => sessionStorage.setItem('token', t), who.token);
   await page.goto(`${BASE}${pathAndQuery}`);
@@ -65,7 +66,7 @@ export function screenshot(page, name) {
 // types text into the composer and sends it
 export async function say(page, text) {
   await page.type('#text', text);
-  await page.click('#composer button');
+  await page.click('#send');
 }
 
 // waits until the open conversation shows exactly `want` as its last texts

@@ -220,6 +220,52 @@ test_cursors(void)
 
 
 static void
+test_search_cursor(void)
+{
+    int64_t  t, c, s;
+
+    CHECK(chat_search_cursor_parse("1733443200123456.42.7", &t, &c, &s)
+          == NULL);
+    CHECK(t == 1733443200123456LL && c == 42 && s == 7);
+    CHECK(chat_search_cursor_parse("0.1.1", &t, &c, &s) == NULL && t == 0);
+
+    CHECK(chat_search_cursor_parse("", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.2", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.2.3.4", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.0.3", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.2.03", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("-1.2.3", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.2.3 ", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.x.3", &t, &c, &s) != NULL);
+    CHECK(chat_search_cursor_parse("1.9999999999999999999.3", &t, &c, &s)
+          != NULL);
+}
+
+
+static void
+test_search_text(void)
+{
+    char  out[32];
+
+    CHECK(chat_search_text_normalize("q", "  zebra ", 8, 10, out,
+                                     sizeof(out)) == NULL);
+    CHECK(strcmp(out, "zebra") == 0);
+    CHECK(chat_search_text_normalize("q", "\xc3\xa9t\xc3\xa9", 5, 2, out,
+                                     sizeof(out)) != NULL);
+    CHECK(chat_search_text_normalize("q", "\xc3\xa9t\xc3\xa9", 5, 3, out,
+                                     sizeof(out)) == NULL);
+    CHECK(chat_search_text_normalize("q", "   ", 3, 10, out, sizeof(out))
+          != NULL);
+    CHECK(chat_search_text_normalize("q", "a\tb", 3, 10, out, sizeof(out))
+          != NULL);
+    CHECK(chat_search_text_normalize("q", "\xff", 1, 10, out, sizeof(out))
+          != NULL);
+    CHECK(chat_search_text_normalize("q", "abcdefgh", 8, 10, out, 4)
+          != NULL);
+}
+
+
+static void
 test_limit(void)
 {
     int64_t  v;
@@ -419,6 +465,8 @@ main(void)
     UNIT_RUN(test_id_list);
     UNIT_RUN(test_cursors);
     UNIT_RUN(test_limit);
+    UNIT_RUN(test_search_cursor);
+    UNIT_RUN(test_search_text);
     UNIT_RUN(test_csv_ids);
     UNIT_RUN(test_csv_ids_alloc);
     UNIT_RUN(test_nul_escape);

@@ -18,6 +18,10 @@ test_ops(void)
     CHECK(LANE("msg.send") == CHAT_LANE_CHAT);
     CHECK(LANE("conv.read") == CHAT_LANE_CHAT);
     CHECK(LANE("conv.create") == CHAT_LANE_CHAT);
+    CHECK(LANE("msg.edit") == CHAT_LANE_CHAT);
+    CHECK(LANE("msg.delete") == CHAT_LANE_CHAT);
+    CHECK(LANE("msg.search") == CHAT_LANE_READ);
+    CHECK(LANE("user.find") == CHAT_LANE_READ);
     CHECK(LANE("auth.register") == CHAT_LANE_AUTH);
     CHECK(LANE("auth.login") == CHAT_LANE_AUTH);
     CHECK(LANE("order.checkout") == CHAT_LANE_ORDERS);
