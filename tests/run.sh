@@ -42,11 +42,24 @@ run_unit() {
     unit_test secret $m/chat_secret.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
+    echo "== client package: manifest, declarations, tsc"
+    run_client_package || failed_suites+=("client package")
     echo "== backend: SIGHUP reopens the log file"
     tests/backend/log_reopen.sh || failed_suites+=("backend log reopen")
     # every libFuzzer harness briefly, ~60 s (make fuzz: longer)
     echo "== fuzz: ws, utf8, token, envelope, poll, json, seal, redact harnesses (smoke)"
     make -s -C tests/fuzz smoke || failed_suites+=("fuzz smoke")
+}
+
+# web/package.json, web/chat-client.d.ts and a usage example under tsc
+# (tests/client/README.md); typescript pinned by tests/client's lock
+run_client_package() {
+    local dir=tests/client
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock"; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error \
+            && cp package-lock.json node_modules/.installed-lock) || return 1
+    fi
+    node --test "$dir"/*.test.mjs
 }
 
 # a fresh STACK=test (wiped), its environment exported for the tests

@@ -24,12 +24,16 @@ export class ChatClient extends EventTarget {
   // opts: token (required), base (http origin, default location.origin),
   // wsUrl (default <base>/ws; for tests: one that cannot connect),
   // cursors ({conversation_id: seq already shown}), editCursors
-  // ({conversation_id: last_edit_seq of what is shown}), retryWsMs, heartbeatMs
+  // ({conversation_id: last_edit_seq of what is shown}), retryWsMs,
+  // heartbeatMs, refreshToken (async () => a new token, or null)
   constructor(opts) {
     super();
     // a string, or a function giving the current one (a page that
     // refreshes its token passes a function)
     this.token = opts.token;
+    // asked once when the server refuses the token (401); null: give up
+    this.refreshToken = opts.refreshToken ?? null;
+    this.refreshed = false;     // asked since the last good connection
     this.base = opts.base ?? location.origin;
     this.wsUrl = opts.wsUrl ?? this.base.replace(/^http/, 'ws') + '/ws';
     this.retryWsMs = opts.retryWsMs ?? WS_RETRY_MS;
@@ -256,7 +260,7 @@ export class ChatClient extends EventTarget {
     let settled = false;
     const fail = () => { if (!settled) { settled = true; clearTimeout(timer); done(false); } };
     ws.onerror = () => { if (!opened) fail(); };
-    ws.onclose = () => { if (!opened) fail(); else this.wsClosed(ws); };
+    ws.onclose = (e) => { if (!opened) fail(); else this.wsClosed(ws, e); };
     ws.onopen = () => {
       if (settled || gen !== this.generation) { ws.close(); return; }
       opened = true; settled = true;
@@ -275,6 +279,7 @@ export class ChatClient extends EventTarget {
     ws.onmessage = (e) => this.onFrame(e.data);
     this.setState('ws');
     this.attempt = 0;
+    this.refreshed = false;
     this.lastPong = Date.now();
     this.heartbeat = setInterval(() => {
       if (Date.now() - this.lastPong > this.heartbeatMs * 1.5) return this.drop('no pong');
@@ -284,10 +289,14 @@ export class ChatClient extends EventTarget {
     this.pumpAll();
   }
 
-  wsClosed(ws) {
+  // the server (or the network) closed an open WebSocket: the page hears
+  // why (1008 "token expired" or "signed out", 1001 going away, 1006 lost)
+  // before the client reconnects
+  wsClosed(ws, e) {
     if (ws !== this.ws) return;
     this.ws = null;
     clearInterval(this.heartbeat);
+    this.emit('closed', { code: e?.code ?? 1006, reason: e?.reason ?? '', wasClean: e?.wasClean ?? false });
     this.reconnectLater();
   }
 
@@ -499,6 +508,7 @@ export class ChatClient extends EventTarget {
     if (gen !== this.generation) return;
     this.setState('polling');
     this.attempt = 0;
+    this.refreshed = false;
     this.pumpAll();
     this.scheduleWsProbe(gen);
     this.pollLoop(gen);
@@ -598,9 +608,28 @@ export class ChatClient extends EventTarget {
     return typeof this.token === 'function' ? this.token() : this.token;
   }
 
-  // the token is refused (expired, revoked): retrying cannot help; the
-  // page signs in again and starts a new client
-  unauthorized(err) {
+  // the token is refused (expired, revoked).  With a refreshToken hook the
+  // client asks it, once until a connection works again, for a new token
+  // and connects with it; without one, or when it gives none, retrying
+  // cannot help: the client stops and the page signs in again.
+  async unauthorized(err) {
+    if (this.refreshToken && !this.refreshed && !this.stopped) {
+      this.refreshed = true;
+      const gen = this.generation;
+      let fresh = null;
+      try {
+        fresh = await this.refreshToken();
+      } catch {
+        fresh = null;
+      }
+      if (this.stopped || gen !== this.generation) return;
+      if (fresh) {
+        if (typeof this.token !== 'function') this.token = fresh;
+        this.emit('token', {});
+        this.connect();
+        return;
+      }
+    }
     this.stop();
     this.emit('error', { code: err.code ?? 'unauthorized', message: err.message, status: 401 });
   }
