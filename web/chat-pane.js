@@ -4,6 +4,7 @@
 // request, block or unblock them.
 
 import { $, el } from './dom.js';
+import { attachComposer, attachmentsOf } from './chat-attachments.js';
 
 const PAGE = 30;
 const TYPING_SHOWN_MS = 4000;
@@ -19,6 +20,7 @@ export class ChatPane {
     this.deliveredTo = 0;   // highest seq delivered to another member
     this.typingTimer = null;
     $('#earlier').addEventListener('click', () => this.loadEarlier());
+    attachComposer(this);
   }
 
   async open(conv) {
@@ -89,6 +91,7 @@ export class ChatPane {
       mine ? null : el('span.muted', {}, `#${m.sender_id}: `),
       // a message of someone I blocked keeps its place without its text
       m.hidden ? el('span.text.muted', {}, '(from a blocked user)') : el('span.text', {}, m.text),
+      attachmentsOf(m),
       mine ? el('span.tick', {}, m.seq == null ? '…' : '✓') : null);
     const after = [...list.children].find((x) => x.dataset.seq !== '' && m.seq != null && Number(x.dataset.seq) > m.seq);
     list.insertBefore(li, after ?? null);

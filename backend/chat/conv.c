@@ -90,7 +90,7 @@ chat_col_number(const PGresult *res, int row, int col)
 cJSON *
 chat_msg_json(const PGresult *res, int row, int col)
 {
-    cJSON  *m;
+    cJSON  *m, *att;
 
     m = cJSON_CreateObject();
 
@@ -112,6 +112,16 @@ chat_msg_json(const PGresult *res, int row, int col)
     {
         cJSON_Delete(m);
         return NULL;
+    }
+
+    /* its attachments, as stored with it (media/op_media.c) */
+    if (!PQgetisnull(res, row, col + 6)) {
+        att = cJSON_Parse(PQgetvalue(res, row, col + 6));
+        if (att == NULL) {
+            cJSON_Delete(m);
+            return NULL;
+        }
+        cJSON_AddItemToObject(m, "attachments", att);
     }
 
     return m;

@@ -22,15 +22,15 @@
 /* the message columns, in the order chat_msg_json reads them */
 #define CHAT_MSG_COLUMNS(m)                                                 \
     m ".conversation_id, " m ".seq, " m ".sender_id, " m ".client_msg_id, " \
-    m ".text, " CHAT_SQL_TIME(m ".created_at")
+    m ".text, " CHAT_SQL_TIME(m ".created_at") ", " m ".attachments::text"
 
-#define CHAT_MSG_NCOLS  6
+#define CHAT_MSG_NCOLS  7
 
 /*
  * The same columns as the user whose id is the query parameter viewer
  * ("$1") sees them: a message from someone they blocked keeps its place
  * (seq, sender, time) but not its text, which chat_msg_json turns into
- * "hidden": true.  So a client's view of the seqs stays dense (it never
+ * "hidden": true, nor its attachments.  So a client's view of the seqs stays dense (it never
  * waits for a gap to fill) and the text never reaches the blocker.
  */
 #define CHAT_MSG_COLUMNS_SEEN(m, viewer)                                    \
@@ -39,7 +39,11 @@
     "                  WHERE hb.blocker_id = " viewer "::bigint "           \
     "                    AND hb.blocked_id = " m ".sender_id) "             \
     "     THEN '' ELSE " m ".text END, "                                    \
-    CHAT_SQL_TIME(m ".created_at")
+    CHAT_SQL_TIME(m ".created_at") ", "                                     \
+    "CASE WHEN EXISTS (SELECT 1 FROM user_blocks hb "                       \
+    "                  WHERE hb.blocker_id = " viewer "::bigint "           \
+    "                    AND hb.blocked_id = " m ".sender_id) "             \
+    "     THEN NULL ELSE " m ".attachments::text END"
 
 /* true when a or b (SQL expressions of user ids) blocked the other */
 #define CHAT_SQL_BLOCKED(a, b)                                              \
@@ -49,7 +53,7 @@
 
 /*
  * The message object {conversation_id, seq, sender_id, client_msg_id,
- * text, created_at} from the CHAT_MSG_NCOLS columns of res's row starting
+ * text, created_at, attachments?} from the CHAT_MSG_NCOLS columns of res's row starting
  * at col; an empty text (a stored text is never empty: CHAT_MSG_COLUMNS_SEEN
  * hid it) adds "hidden": true.  NULL if memory ran out.
  */
