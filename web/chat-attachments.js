@@ -68,8 +68,11 @@ export function attachComposer(pane) {
   if (!composer || $('#attach')) return;
   const input = el('input', { type: 'file', id: 'attach-file', class: 'hidden', multiple: true,
     accept: 'image/*,application/pdf,text/plain,.docx,.xlsx,.pptx,.odt,.ods,.odp,.zip' });
-  const button = el('button', { type: 'button', id: 'attach', class: 'attach', title: 'Attach a file',
-    'aria-label': 'Attach a file', onclick: () => input.click() }, '📎');
+  // a label, not a button: the composer's one button stays Send (its
+  // submit), and a label opens its file input without script
+  const button = el('label', { for: 'attach-file', id: 'attach', class: 'attach button', title: 'Attach a file',
+    role: 'button', tabindex: 0, 'aria-label': 'Attach a file',
+    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); } } }, '📎');
   const status = el('div', { id: 'upload-status', class: 'upload-status', role: 'status', 'aria-live': 'polite' });
   composer.prepend(button, input);
   composer.after(status);
