@@ -240,8 +240,7 @@ static void
 ngx_chat_media_body_read(ngx_http_request_t *r)
 {
     char                  *text;
-    u_char                 head[CHAT_MEDIA_SNIFF_LEN], hex[65];
-    u_char                 name[CHAT_MEDIA_NAME_MAX * 4 + 1];
+    u_char                 head[CHAT_MEDIA_SNIFF_LEN], hex[65], *name;
     cJSON                 *json;
     off_t                  size;
     size_t                 name_len;
@@ -265,8 +264,14 @@ ngx_chat_media_body_read(ngx_http_request_t *r)
         return;
     }
 
-    /* the name shown to others: ?name=, at most 255 characters' bytes,
-     * no path in it */
+    /* the name shown to others: ?name=, at most 255 bytes, no path in it
+     * (a decoded value is never longer than the query) */
+    name = ngx_pnalloc(r->pool, r->args.len + sizeof("cover"));
+    if (name == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     qrc = chat_query_get((const char *) r->args.data, r->args.len, "name", 4,
                          (char *) name, &name_len);
 
@@ -543,7 +548,7 @@ ngx_int_t
 ngx_chat_media_download_handler(ngx_http_request_t *r,
     ngx_chat_caller_t *caller)
 {
-    u_char              *p, value[8];
+    u_char              *p, *value;
     size_t               len;
     ngx_int_t            rc, id;
     ngx_str_t            body;
@@ -557,6 +562,12 @@ ngx_chat_media_download_handler(ngx_http_request_t *r,
     if (id <= 0) {
         return ngx_chat_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                    "no such attachment");
+    }
+
+    /* a decoded value is never longer than the query */
+    value = ngx_pnalloc(r->pool, r->args.len + 1);
+    if (value == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     size = NULL;

@@ -474,7 +474,8 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&cmcf->media_internal, "/_media/");
     }
 
-    if (cmcf->media_internal.data[0] != '/'
+    if (cmcf->media_internal.len == 0
+        || cmcf->media_internal.data[0] != '/'
         || cmcf->media_internal.data[cmcf->media_internal.len - 1] != '/')
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

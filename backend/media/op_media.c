@@ -153,15 +153,17 @@ chat_op_media_upload(chat_op_ctx_t *ctx)
     /* the quota under a lock of the user's row: two uploads at once
      * cannot both squeeze under it */
     res = chat_db_query_prepared(ctx->db,
-        "WITH me AS (SELECT id FROM users WHERE id = $1 FOR UPDATE), "
+        "WITH me AS (SELECT id FROM users WHERE id = $1::bigint "
+        "            FOR UPDATE), "
         "used AS (SELECT coalesce(sum(size), 0) AS n FROM attachments "
-        "         WHERE uploader_id = $1), "
+        "         WHERE uploader_id = $1::bigint), "
         "ins AS (INSERT INTO attachments (uploader_id, sha256, size, "
         "                                 content_type, name, thumb_state) "
-        "        SELECT $1, $2, $3, $4, $5, $6 FROM me, used "
-        "        WHERE used.n + $3 <= $7 "
-        "        RETURNING *) "
-        "SELECT attachment_json(ins)::text FROM ins",
+        "        SELECT $1::bigint, $2::text, $3::bigint, $4::text, "
+        "               $5::text, $6::text FROM me, used "
+        "        WHERE used.n + $3::bigint <= $7::bigint "
+        "        RETURNING attachment_json(attachments)::text AS j) "
+        "SELECT j FROM ins",
         7, values, NULL, NULL);
     if (res == NULL) {
         return -1;
