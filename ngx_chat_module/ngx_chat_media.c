@@ -67,8 +67,8 @@ typedef struct {
 
 
 static void ngx_chat_media_body_read(ngx_http_request_t *r);
-static ngx_int_t ngx_chat_media_route(ngx_http_request_t *r,
-    ngx_chat_media_ctx_t *ctx);
+static ngx_uint_t ngx_chat_media_route(ngx_http_request_t *r,
+    ngx_chat_media_ctx_t *ctx, const char **code, const char **message);
 static ngx_int_t ngx_chat_media_hash(ngx_http_request_t *r, ngx_fd_t fd,
     off_t size, u_char *hex);
 static ngx_int_t ngx_chat_media_store(ngx_http_request_t *r,
@@ -87,7 +87,8 @@ ngx_chat_media_upload_handler(ngx_http_request_t *r)
 {
     ngx_int_t              rc;
     ngx_str_t              token;
-    const char            *why;
+    ngx_uint_t             status;
+    const char            *why, *code;
     ngx_chat_media_ctx_t  *ctx;
     ngx_chat_main_conf_t  *cmcf;
 
@@ -96,12 +97,12 @@ ngx_chat_media_upload_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_chat_media_route(r, ctx);
-    if (rc != NGX_OK) {
+    status = ngx_chat_media_route(r, ctx, &code, &why);
+    if (status != NGX_HTTP_OK) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        return rc;
+        return ngx_chat_send_error(r, status, code, why);
     }
 
     /* who: a verified token, an admin's for covers */
@@ -174,10 +175,12 @@ unauthorized:
 }
 
 
-/* Which upload this is, from the method and path: NGX_OK with ctx
- * filled, or an answer sent (404, 405, 400 for a bad query). */
-static ngx_int_t
-ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx)
+/* Which upload this is, from the method and path: 200 with ctx filled,
+ * or the status (404, 405, 400 for a bad query) with its code and
+ * message. */
+static ngx_uint_t
+ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx,
+    const char **code, const char **message)
 {
     u_char           *p, *end;
     size_t            where, pre, post;
@@ -186,22 +189,23 @@ ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx)
 
     qrc = chat_query_check((const char *) r->args.data, r->args.len, &where);
     if (qrc != CHAT_QUERY_OK) {
-        return ngx_chat_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                   chat_query_code(qrc),
-                                   chat_query_reason(qrc));
+        *code = chat_query_code(qrc);
+        *message = chat_query_reason(qrc);
+        return NGX_HTTP_BAD_REQUEST;
     }
+
+    *code = "method_not_allowed";
+    *message = "this method is not allowed here";
 
     if (r->uri.len == sizeof(NGX_CHAT_MEDIA_UPLOADS) - 1
         && ngx_strncmp(r->uri.data, NGX_CHAT_MEDIA_UPLOADS, r->uri.len) == 0)
     {
         if (r->method != NGX_HTTP_POST) {
-            return ngx_chat_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                       "method_not_allowed",
-                                       "this method is not allowed here");
+            return NGX_HTTP_NOT_ALLOWED;
         }
 
         ctx->op = "media.upload";
-        return NGX_OK;
+        return NGX_HTTP_OK;
     }
 
     pre = sizeof(NGX_CHAT_MEDIA_COVER_PRE) - 1;
@@ -218,21 +222,19 @@ ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx)
 
         if (id > 0) {
             if (r->method != NGX_HTTP_PUT) {
-                return ngx_chat_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                           "method_not_allowed",
-                                           "this method is not allowed "
-                                           "here");
+                return NGX_HTTP_NOT_ALLOWED;
             }
 
             ctx->op = "admin.book.cover";
             ctx->book_id = id;
             ctx->images_only = 1;
-            return NGX_OK;
+            return NGX_HTTP_OK;
         }
     }
 
-    return ngx_chat_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                               "no such endpoint");
+    *code = "not_found";
+    *message = "no such endpoint";
+    return NGX_HTTP_NOT_FOUND;
 }
 
 

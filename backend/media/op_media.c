@@ -195,10 +195,10 @@ int
 chat_op_media_get(chat_op_ctx_t *ctx)
 {
     int           rc, thumb;
-    char          id[24], u[24], name[300];
+    char          id[24], u[24];
     int64_t       aid;
     PGresult     *res;
-    const char   *values[2], *sha, *type;
+    const char   *values[2], *sha, *type, *name;
     const cJSON  *size;
 
     rc = chat_op_require_user(ctx);
@@ -240,7 +240,7 @@ chat_op_media_get(chat_op_ctx_t *ctx)
 
     sha = PQgetvalue(res, 0, 0);
     type = PQgetvalue(res, 0, 1);
-    snprintf(name, sizeof(name), "%s", PQgetvalue(res, 0, 2));
+    name = PQgetvalue(res, 0, 2);
 
     if (thumb && !PQgetisnull(res, 0, 3)) {
         sha = PQgetvalue(res, 0, 3);
