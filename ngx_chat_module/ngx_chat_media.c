@@ -157,6 +157,8 @@ ngx_chat_media_upload_handler(ngx_http_request_t *r)
     r->request_body_in_file_only = 1;
     r->request_body_in_persistent_file = 1;
     r->request_body_in_clean_file = 1;
+    /* a file is the plan here, not news: nginx says so at info */
+    r->request_body_file_log_level = NGX_LOG_INFO;
 
     rc = ngx_http_read_client_request_body(r, ngx_chat_media_body_read);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
