@@ -72,7 +72,7 @@ export function attachComposer(pane) {
   // submit), and a label opens its file input without script
   const button = el('label', { for: 'attach-file', id: 'attach', class: 'attach button', title: 'Attach a file',
     role: 'button', tabindex: 0, 'aria-label': 'Attach a file',
-    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); } } }, '📎');
+    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); } } }, '+');
   const status = el('div', { id: 'upload-status', class: 'upload-status', role: 'status', 'aria-live': 'polite' });
   composer.prepend(button, input);
   composer.after(status);
@@ -134,6 +134,13 @@ function imageOf(a) {
   return link;
 }
 
+// a short label of a file's kind for its chip: PDF, TXT, DOCX, ZIP...
+function kindOf(a) {
+  const ext = /\.([a-z0-9]{1,5})$/i.exec(a.name)?.[1];
+  if (ext) return ext.toUpperCase();
+  return a.content_type === 'application/pdf' ? 'PDF' : a.content_type?.startsWith('text/') ? 'TXT' : 'FILE';
+}
+
 // any other file: a chip that saves it
 function chipOf(a) {
   return el('button', { type: 'button', class: 'att-chip', title: `Download ${a.name}`,
@@ -149,7 +156,7 @@ function chipOf(a) {
         chip.title = `could not download (${err.message})`;
       }
     } },
-  el('span.att-icon', { 'aria-hidden': 'true' }, '📄'), el('span.att-name', {}, a.name), el('span.muted', {}, ` ${sizeText(a.size)}`));
+  el('span.att-icon', { 'aria-hidden': 'true' }, kindOf(a)), el('span.att-name', {}, a.name), el('span.muted', {}, ` ${sizeText(a.size)}`));
 }
 
 // the attachments of message m as one element, or null when it has none

@@ -12,7 +12,14 @@
 
 #define SNIFF(s, name)                                                      \
     chat_media_sniff((const unsigned char *) (s), sizeof(s) - 1, (name),    \
-                     (name) ? strlen(name) : 0, 1)
+                     length(name), 1)
+
+static size_t
+length(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
 
 #define IS(got, want)  ((got) != NULL && strcmp((got), (want)) == 0)
 
