@@ -212,6 +212,7 @@ chat_media_demo_covers(const chat_config_t *cfg, long limit)
     }
 
     chat_media_store_local(&store, cfg->media_root);
+    chat_media_image_allow_svg();
     chat_db_init(&db, cfg->pg, "chat-backend demo-covers");
 
     if (chat_db_connect(&db) != 0) {

@@ -137,6 +137,15 @@ chat_media_image_resize(const char *path, int box_w, int box_h,
 }
 
 
+void
+chat_media_image_allow_svg(void)
+{
+    if (chat_media_image_init() == 0) {
+        vips_operation_block_set("VipsForeignLoadSvg", FALSE);
+    }
+}
+
+
 int
 chat_media_image_from_svg(const char *svg, size_t svg_len, int width,
     void **out, size_t *len)
@@ -147,7 +156,10 @@ chat_media_image_from_svg(const char *svg, size_t svg_len, int width,
         return -1;
     }
 
-    if (vips_thumbnail_buffer((void *) svg, svg_len, &img, width, NULL) != 0)
+    /* a book's shape: 2:3 */
+    if (vips_thumbnail_buffer((void *) svg, svg_len, &img, width,
+                              "height", width * 3 / 2, NULL)
+        != 0)
     {
         chat_log_error("media: drawing a cover: %s", vips_error_buffer());
         vips_error_clear();

@@ -28,8 +28,13 @@ int chat_media_image_init(void);
 int chat_media_image_resize(const char *path, int box_w, int box_h,
     void **out, size_t *len, int *w, int *h, const char **why);
 
-/* An SVG document rendered as a width-pixel-wide JPEG (the demo covers).
- * 0 with *out and *len, or -1. */
+/* Lets this process read SVG (librsvg, which libvips counts as
+ * untrusted): only `demo-covers` calls it, for its own drawings; the
+ * workers never do, and the upload allow-list refuses SVG anyway. */
+void chat_media_image_allow_svg(void);
+
+/* An SVG document rendered as a width-pixel-wide JPEG (the demo covers;
+ * needs chat_media_image_allow_svg).  0 with *out and *len, or -1. */
 int chat_media_image_from_svg(const char *svg, size_t svg_len, int width,
     void **out, size_t *len);
 

@@ -9,6 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { api, registerUser, registerUsers, sql, waitFor, RUN_DIR, BASE } from './lib.mjs';
 import { WsClient } from './ws.mjs';
@@ -277,3 +279,31 @@ test('book covers: admins only, images only, sizes made once and in the book\'s 
   assert.equal(small.status, 200);
   assert.ok(small.body.length < img.body.length);
 });
+
+test('demo covers are drawn (not downloaded), published and recorded, and a re-run draws only what is missing', async () => {
+  // a book of its own, with the lowest id among those without a cover
+  await sql('UPDATE books SET cover_url = \'/media/covers/none\', cover_sha256 = repeat(\'0\', 64) WHERE cover_url IS NULL');
+  const isbn = `978${String(Date.now()).slice(-9)}${Math.floor(Math.random() * 10)}`;
+  const bookId = await sql("INSERT INTO books (isbn13, title, price_cents) VALUES (:'p1', 'A Drawn & Quartered Tale', 500) RETURNING id", isbn);
+  const run = () => spawnSync(process.env.BACKEND_BIN ?? 'backend/chat-backend',
+    ['--log-level', 'warn', '--pg', process.env.CHAT_PG_CONNINFO, '--media-root', path.resolve(RUN_DIR, 'media'), 'demo-covers', '5'],
+    { encoding: 'utf8', timeout: 60000 });
+
+  const first = run();
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stdout, /drew 1 of 1/);
+  const url = await sql("SELECT cover_url FROM books WHERE id = :'p1'", bookId);
+  assert.match(url, /^\/media\/covers\/[0-9a-f]{64}-l\.jpg$/);
+  const img = await download(null, url);
+  assert.equal(img.status, 200);
+  assert.deepEqual([...img.body.subarray(0, 3)], [0xff, 0xd8, 0xff]);
+  const book = await api('GET', `/api/v1/books/${bookId}`);
+  assert.equal(book.json.book.cover_url, url);
+
+  const again = run();
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /drew 0 of 0/);
+});
+
+// the other suites' books get their cover state back
+after(() => sql("UPDATE books SET cover_url = NULL, cover_sha256 = NULL WHERE cover_url = '/media/covers/none'"));
