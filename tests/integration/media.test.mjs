@@ -108,6 +108,16 @@ test('a body over the cap is 413 in the API error shape; no token is 401', async
   assert.equal(anon.json.error.code, 'unauthorized');
 });
 
+test('an upload past the user\'s quota is 413 quota_exceeded and records nothing', async () => {
+  const [fay] = await registerUsers('media-quota', 1, 1);
+  // a gigabyte already used (the stack's quota: --media-quota-mb 1024)
+  await sql("INSERT INTO attachments (uploader_id, sha256, size, content_type, name) VALUES (:'p1', repeat('a', 64), 1073741824, 'application/pdf', 'big.pdf')", uid(fay));
+  const r = await upload(fay, Buffer.from('one byte too many'), { name: 'more.txt' });
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error.code, 'quota_exceeded');
+  assert.equal(await attachmentsOf(fay), 1);
+});
+
 test('attachments travel on messages; only one\'s own uploads, unknown ids are 400 and store nothing', async () => {
   const image = png({ width: 40, height: 30 });
   const up = (await upload(ann, image, { name: 'pic.png', type: 'image/png' })).json.attachment;
@@ -134,6 +144,12 @@ test('attachments travel on messages; only one\'s own uploads, unknown ids are 4
   const h = await api('GET', `/api/v1/conversations/${conv.id}/messages`, undefined, { token: ben.token });
   const m = h.json.messages.find((x) => x.seq === r.json.message.seq);
   assert.deepEqual(m.attachments, r.json.message.attachments);
+
+  // and in a resync
+  const sync = await ws.request({ type: 'sync', cursors: { [conv.id]: r.json.message.seq - 1 }, ref: 'media-sync' },
+    (x) => x.ref === 'media-sync');
+  assert.equal(sync.type, 'sync', JSON.stringify(sync));
+  assert.deepEqual(sync.messages.find((x) => x.seq === r.json.message.seq).attachments, r.json.message.attachments);
 
   // over WebSocket too
   const ref = `ws-${randomBytes(4).toString('hex')}`;
