@@ -154,8 +154,8 @@ chat_cover_draw(chat_db_t *db, const chat_media_store_t *store, long id,
         goto done;
     }
 
-    snprintf(large, sizeof(large), "covers/%s-l.jpg", sha);
-    snprintf(small, sizeof(small), "covers/%s-s.jpg", sha);
+    chat_media_cover_name(large, sizeof(large), "", sha, "l");
+    chat_media_cover_name(small, sizeof(small), "", sha, "s");
 
     if (store->ops->publish(store, large, big, big_len) != 0
         || store->ops->publish(store, small, thumb, thumb_len) != 0)
@@ -163,10 +163,10 @@ chat_cover_draw(chat_db_t *db, const chat_media_store_t *store, long id,
         goto done;
     }
 
-    snprintf(large, sizeof(large), CHAT_MEDIA_PUBLIC_PREFIX "covers/%s-l.jpg",
-             sha);
-    snprintf(small, sizeof(small), CHAT_MEDIA_PUBLIC_PREFIX "covers/%s-s.jpg",
-             sha);
+    chat_media_cover_name(large, sizeof(large), CHAT_MEDIA_PUBLIC_PREFIX, sha,
+                          "l");
+    chat_media_cover_name(small, sizeof(small), CHAT_MEDIA_PUBLIC_PREFIX, sha,
+                          "s");
     snprintf(idbuf, sizeof(idbuf), "%ld", id);
 
     values[0] = idbuf;

@@ -198,6 +198,14 @@ static const chat_media_store_ops_t  chat_media_local_ops = {
 
 
 void
+chat_media_cover_name(char *buf, size_t size, const char *prefix,
+    const char *sha256, const char *suffix)
+{
+    snprintf(buf, size, "%scovers/%s-%s.jpg", prefix, sha256, suffix);
+}
+
+
+void
 chat_media_store_local(chat_media_store_t *s, const char *root)
 {
     s->ops = &chat_media_local_ops;

@@ -49,4 +49,9 @@ void chat_media_store_local(chat_media_store_t *s, const char *root);
 /* The public URL path of a published name ("/media/<name>"). */
 #define CHAT_MEDIA_PUBLIC_PREFIX  "/media/"
 
+/* "<prefix>covers/<sha256>-<suffix>.jpg" into buf: a cover size's
+ * published name (prefix "") or URL (CHAT_MEDIA_PUBLIC_PREFIX). */
+void chat_media_cover_name(char *buf, size_t size, const char *prefix,
+    const char *sha256, const char *suffix);
+
 #endif /* CHAT_MEDIA_STORE_H */

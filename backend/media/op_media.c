@@ -49,22 +49,22 @@
 #define CHAT_MEDIA_COVER_THUMB_W 160
 #define CHAT_MEDIA_COVER_THUMB_H 240
 
-/* 503 when the worker has no store configured */
+/* The worker's store (503 when there is none) and the edge's report of
+ * a file it stored: sha256 (in the store), its size and type.  1, or 0
+ * after a 4xx or 503, or -1. */
 static int
-chat_media_no_store(chat_op_ctx_t *ctx)
-{
-    return chat_op_error(ctx, 503, "unavailable",
-                         "uploads are not configured (--media-root)");
-}
-
-
-/* The edge's report of a stored file: sha256 (in the store), its size and
- * type.  1, or 0 after a 400, or -1. */
-static int
-chat_media_stored_input(chat_op_ctx_t *ctx, const chat_media_store_t *store,
+chat_media_stored_input(chat_op_ctx_t *ctx, chat_media_store_t *store,
     const char **sha, int64_t *size, const char **type)
 {
     int  rc;
+
+    if (ctx->cfg->media_root == NULL) {
+        return chat_op_error(ctx, 503, "unavailable",
+                             "uploads are not configured (--media-root)")
+               == 0 ? 0 : -1;
+    }
+
+    chat_media_store_local(store, ctx->cfg->media_root);
 
     *sha = chat_op_string(ctx, "sha256");
     *type = *sha ? chat_op_string(ctx, "content_type") : NULL;
@@ -113,17 +113,9 @@ chat_op_media_upload(chat_op_ctx_t *ctx)
     chat_media_store_t   store;
 
     rc = chat_op_require_user(ctx);
-    if (rc != 1) {
-        return rc;
+    if (rc == 1) {
+        rc = chat_media_stored_input(ctx, &store, &sha, &size, &type);
     }
-
-    if (ctx->cfg->media_root == NULL) {
-        return chat_media_no_store(ctx);
-    }
-
-    chat_media_store_local(&store, ctx->cfg->media_root);
-
-    rc = chat_media_stored_input(ctx, &store, &sha, &size, &type);
     if (rc != 1) {
         return rc;
     }
@@ -265,12 +257,11 @@ chat_op_media_get(chat_op_ctx_t *ctx)
 }
 
 
-/* One size of a cover, published as covers/<sha>-<suffix>.jpg; its URL
- * into url.  0, or -1 with *why set for the client (NULL: our failure). */
+/* One size of a cover, published as covers/<sha>-<suffix>.jpg.  0, or -1
+ * with *why set for the client (NULL: our failure). */
 static int
 chat_media_cover_size(const chat_media_store_t *store, const char *path,
-    const char *sha, const char *suffix, int w, int h, char *url,
-    size_t url_size, const char **why)
+    const char *sha, const char *suffix, int w, int h, const char **why)
 {
     int      rc, ow, oh;
     char     name[128];
@@ -283,7 +274,7 @@ chat_media_cover_size(const chat_media_store_t *store, const char *path,
         return -1;
     }
 
-    snprintf(name, sizeof(name), "covers/%s-%s.jpg", sha, suffix);
+    chat_media_cover_name(name, sizeof(name), "", sha, suffix);
     rc = store->ops->publish(store, name, jpeg, len);
     chat_media_image_free(jpeg);
 
@@ -292,11 +283,16 @@ chat_media_cover_size(const chat_media_store_t *store, const char *path,
         return -1;
     }
 
-    snprintf(url, url_size, CHAT_MEDIA_PUBLIC_PREFIX "%s", name);
     return 0;
 }
 
 
+/*
+ * The book's cover columns first (0 rows: no such live book, 404), then
+ * the two sizes made and published: a refused image answers 400 and the
+ * update rolls back with it; the names are known before the files exist
+ * (the original's hash), and nobody sees them before the commit.
+ */
 int
 chat_op_admin_book_cover(chat_op_ctx_t *ctx)
 {
@@ -312,17 +308,9 @@ chat_op_admin_book_cover(chat_op_ctx_t *ctx)
     if (rc == 1) {
         rc = chat_op_integer(ctx, "book_id", 1, 1, &bid);
     }
-    if (rc != 1) {
-        return rc;
+    if (rc == 1) {
+        rc = chat_media_stored_input(ctx, &store, &sha, &size, &type);
     }
-
-    if (ctx->cfg->media_root == NULL) {
-        return chat_media_no_store(ctx);
-    }
-
-    chat_media_store_local(&store, ctx->cfg->media_root);
-
-    rc = chat_media_stored_input(ctx, &store, &sha, &size, &type);
     if (rc != 1) {
         return rc;
     }
@@ -333,12 +321,21 @@ chat_op_admin_book_cover(chat_op_ctx_t *ctx)
                              "image");
     }
 
+    chat_media_cover_name(large, sizeof(large), CHAT_MEDIA_PUBLIC_PREFIX,
+                          sha, "l");
+    chat_media_cover_name(small, sizeof(small), CHAT_MEDIA_PUBLIC_PREFIX,
+                          sha, "s");
+
     values[0] = chat_i64(id, bid);
+    values[1] = sha;
+    values[2] = large;
+    values[3] = small;
 
     res = chat_db_query_prepared(ctx->db,
-        "SELECT 1 FROM books WHERE id = $1 AND deleted_at IS NULL "
-        "FOR NO KEY UPDATE",
-        1, values, NULL, NULL);
+        "UPDATE books SET cover_sha256 = $2, cover_url = $3, "
+        "                 cover_thumb_url = $4, updated_at = now() "
+        "WHERE id = $1 AND deleted_at IS NULL RETURNING id",
+        4, values, NULL, NULL);
     if (res == NULL) {
         return -1;
     }
@@ -354,12 +351,10 @@ chat_op_admin_book_cover(chat_op_ctx_t *ctx)
     }
 
     if (chat_media_cover_size(&store, path, sha, "l", CHAT_MEDIA_COVER_W,
-                              CHAT_MEDIA_COVER_H, large, sizeof(large),
-                              &why) != 0
+                              CHAT_MEDIA_COVER_H, &why) != 0
         || chat_media_cover_size(&store, path, sha, "s",
                                  CHAT_MEDIA_COVER_THUMB_W,
-                                 CHAT_MEDIA_COVER_THUMB_H, small,
-                                 sizeof(small), &why) != 0)
+                                 CHAT_MEDIA_COVER_THUMB_H, &why) != 0)
     {
         if (why == NULL) {
             return -1;
@@ -371,22 +366,7 @@ chat_op_admin_book_cover(chat_op_ctx_t *ctx)
                              : "the image could not be read");
     }
 
-    values[1] = sha;
-    values[2] = large;
-    values[3] = small;
-
-    res = chat_db_query_prepared(ctx->db,
-        "UPDATE books SET cover_sha256 = $2, cover_url = $3, "
-        "                 cover_thumb_url = $4, updated_at = now() "
-        "WHERE id = $1",
-        4, values, NULL, NULL);
-    if (res == NULL) {
-        return -1;
-    }
-    PQclear(res);
-
-    rc = chat_catalog_book_json(ctx, bid, &book);
-    if (rc != 1) {
+    if (chat_catalog_book_json(ctx, bid, &book) != 1) {
         return -1;
     }
 
