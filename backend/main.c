@@ -123,7 +123,7 @@ usage(FILE *out)
 "(CHAT_SQL_DIR)\n"
 "       chat-backend [flags] demo-covers [N]   draw covers for the first N "
 "books\n"
-"                                        without one (120; --media-root)\n"
+"                                        without one, by title (60)\n"
 "\n"
 "flags (environment variable, default):\n"
 "  --lane NAME:K=V,...       CHAT_LANES              see below (repeatable;\n"
@@ -698,7 +698,7 @@ main(int argc, char **argv)
         rc = chat_media_demo_covers(&cfg, optind + 1 < argc
                                     ? parse_int("demo-covers",
                                                 argv[optind + 1], 1, 100000)
-                                    : 120);
+                                    : 60);
         free(cfg.token_secret);
         free(cfg.redis_password);
         return rc;

@@ -34,7 +34,7 @@
 # Sign-in sessions: TOKEN_TTL (1800 s, a token's life; clients refresh),
 # SESSION_TTL (86400 s, a sign-in's), WS_TICKET_TTL (30s).
 # Uploads: MEDIA_MAX_BODY (25m, the uploads' client_max_body_size) and
-# DEMO_COVERS (120, the demo books of STACK=dev given drawn covers); the
+# DEMO_COVERS (200, the demo books of STACK=dev given drawn covers); the
 # store is .run/<stack>/media (chat_media_root, the backend's --media-root).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 #
@@ -303,10 +303,10 @@ add_demo_users() {
 add_demo_catalog() {
     "$ROOT/tests/bench/catalog_gen.sh" "$(pg_conninfo)" "${CATALOG_BOOKS:-2000}" \
         | sed "s/^/stack[$STACK]: /"
-    # drawn covers for the books the first pages show (DEMO_COVERS, 120:
-    # a couple of seconds); a re-run draws only what is missing
+    # drawn covers for the books the store's first pages show (DEMO_COVERS,
+    # 200: ~3 s); a re-run draws only what is missing
     CHAT_PG=$(pg_conninfo) "$BACKEND" --media-root "$RUN/media" \
-        demo-covers "${DEMO_COVERS:-120}" | sed "s/^/stack[$STACK]: /"
+        demo-covers "${DEMO_COVERS:-200}" | sed "s/^/stack[$STACK]: /"
 }
 
 # data and logs are the owner's only; the postgres user (when we are

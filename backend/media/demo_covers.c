@@ -7,9 +7,9 @@
  * libvips renders; the result goes through the same path as an admin's
  * upload: the large JPEG into the store by its hash, both sizes published
  * as covers/<hash>-l.jpg and -s.jpg, the book's cover columns set.  Only
- * the first N books without a cover get one (the stack asks for the demo
- * subset the first pages show, 120 by default), so `make run` stays fast;
- * a re-run draws only what is missing.
+ * the first N books without a cover by title (the store's default order,
+ * so its first pages; the stack asks for 200) get one, so `make run` stays
+ * fast (60 take a second); a re-run draws only what is missing.
  */
 
 #include <stdio.h>
@@ -222,13 +222,13 @@ chat_media_demo_covers(const chat_config_t *cfg, long limit)
     snprintf(lim, sizeof(lim), "%ld", limit);
     values[0] = lim;
 
-    /* the books the first pages show: lowest ids first */
+    /* the books the store's first pages show: its default order, title */
     res = chat_db_query(&db,
         "SELECT b.id, b.title, coalesce((SELECT au.name FROM book_authors ba "
         "  JOIN authors au ON au.id = ba.author_id WHERE ba.book_id = b.id "
         "  ORDER BY ba.position, au.id LIMIT 1), '') "
         "FROM books b WHERE b.cover_sha256 IS NULL AND b.deleted_at IS NULL "
-        "ORDER BY b.id LIMIT $1",
+        "ORDER BY b.title, b.id LIMIT $1",
         1, values, NULL, NULL);
     if (res == NULL) {
         chat_db_close(&db);
