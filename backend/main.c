@@ -41,6 +41,7 @@
 #include "http_client.h"
 #include "lanes.h"
 #include "log.h"
+#include "media.h"
 #include "roles.h"
 #include "supervisor.h"
 #include "user_add.h"
@@ -65,7 +66,9 @@ enum {
     OPT_PASSWORD_FILE, OPT_REDIS_USER, OPT_REDIS_PASSWORD_FILE,
     OPT_VERSION,
     OPT_LOG_FILE,
-    OPT_LOG_FORMAT
+    OPT_LOG_FORMAT,
+    /* uploads and covers (media/) */
+    OPT_MEDIA_ROOT, OPT_MEDIA_QUOTA
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -104,6 +107,8 @@ static const struct option  chat_options[] = {
     { "version",           no_argument,       NULL, OPT_VERSION },
     { "log-file",          required_argument, NULL, OPT_LOG_FILE },
     { "log-format",        required_argument, NULL, OPT_LOG_FORMAT },
+    { "media-root",        required_argument, NULL, OPT_MEDIA_ROOT },
+    { "media-quota-mb",    required_argument, NULL, OPT_MEDIA_QUOTA },
     { NULL, 0, NULL, 0 }
 };
 
@@ -118,6 +123,9 @@ usage(FILE *out)
 "password on stdin)\n"
 "       chat-backend [--pg CONNINFO] migrate   apply the migrations "
 "(CHAT_SQL_DIR)\n"
+"       chat-backend [flags] demo-covers [N]   draw covers for the first N "
+"books\n"
+"                                        without one, by title (60)\n"
 "\n"
 "flags (environment variable, default):\n"
 "  --lane NAME:K=V,...       CHAT_LANES              see below (repeatable;\n"
@@ -160,6 +168,9 @@ usage(FILE *out)
 "reservations lapse)\n"
 "  --reconcile-interval-ms MS CHAT_RECONCILE_INTERVAL_MS 10000 (pending "
 "payments asked)\n"
+"  --media-root DIR          CHAT_MEDIA_ROOT         (none: uploads refused)\n"
+"                            the store the edge's chat_media_root names\n"
+"  --media-quota-mb MB       CHAT_MEDIA_QUOTA_MB     1024 (uploads per user)\n"
 "  --help\n"
 "  --version\n"
 "\n"
@@ -458,6 +469,18 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         cfg->reconcile_interval_ms = (int) parse_int(what, value, 100,
                                                      3600000);
         break;
+
+    case OPT_MEDIA_ROOT:
+        if (value[0] != '/') {
+            die("%s: expected an absolute path, got \"%s\"", what, value);
+        }
+        cfg->media_root = value;
+        break;
+
+    case OPT_MEDIA_QUOTA:
+        cfg->media_quota_bytes = parse_int(what, value, 1, 1048576)
+                                 * 1024 * 1024;
+        break;
     }
 }
 
@@ -490,6 +513,8 @@ apply_env(chat_config_t *cfg)
         { OPT_REDIS_PASSWORD_FILE, "CHAT_REDIS_PASSWORD_FILE" },
         { OPT_LOG_FILE, "CHAT_LOG_FILE" },
         { OPT_LOG_FORMAT, "CHAT_LOG_FORMAT" },
+        { OPT_MEDIA_ROOT, "CHAT_MEDIA_ROOT" },
+        { OPT_MEDIA_QUOTA, "CHAT_MEDIA_QUOTA_MB" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -593,6 +618,7 @@ main(int argc, char **argv)
     cfg.payment_timeout_ms = 5000;
     cfg.reservation_ttl_ms = 900000;
     cfg.reconcile_interval_ms = 10000;
+    cfg.media_quota_bytes = (int64_t) 1024 * 1024 * 1024;
 
     apply_env(&cfg);
 
@@ -671,6 +697,20 @@ main(int argc, char **argv)
         rc = chat_user_add(&cfg, email, password, name, admin);
         OPENSSL_cleanse(password, strlen(password));
         free(password);
+        free(cfg.token_secret);
+        free(cfg.redis_password);
+        return rc;
+    }
+
+    /* plausible covers for the first N demo books (media/demo_covers.c) */
+    if (sub != NULL && strcmp(sub, "demo-covers") == 0
+        && optind + 2 >= argc)
+    {
+        chat_log_set_role("demo-covers");
+        rc = chat_media_demo_covers(&cfg, optind + 1 < argc
+                                    ? parse_int("demo-covers",
+                                                argv[optind + 1], 1, 100000)
+                                    : 60);
         free(cfg.token_secret);
         free(cfg.redis_password);
         return rc;

@@ -8,6 +8,9 @@ packages=(
     build-essential nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev
     libssl-dev redis-server redis-tools postgresql postgresql-client
     libcurl4-openssl-dev postgresql-15-rum
+    # image thumbnails and book covers (backend/media): libvips decodes,
+    # resizes and re-encodes without EXIF, bounded and in few MB
+    libvips-dev
     nodejs curl procps clang libclang-rt-14-dev
     # the browser tests (tests/browser): headless Chromium (npm, for the
     # pinned puppeteer-core, comes with the nodejs package)

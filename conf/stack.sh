@@ -33,6 +33,9 @@
 # PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements".
 # Sign-in sessions: TOKEN_TTL (1800 s, a token's life; clients refresh),
 # SESSION_TTL (86400 s, a sign-in's), WS_TICKET_TTL (30s).
+# Uploads: MEDIA_MAX_BODY (25m, the uploads' client_max_body_size) and
+# DEMO_COVERS (200, the demo books of STACK=dev given drawn covers); the
+# store is .run/<stack>/media (chat_media_root, the backend's --media-root).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
 #
 # Everything the stack writes (data, logs, configs, the secrets) is its
@@ -228,6 +231,7 @@ start_backend() {
         --payment-timeout-ms "$PAYMENT_TIMEOUT_MS" \
         --reservation-ttl-ms "$RESERVATION_TTL_MS" \
         --reconcile-interval-ms "$RECONCILE_INTERVAL_MS" \
+        --media-root "$RUN/media" \
         --pidfile "$RUN/backend/backend.pid" \
         --log-file "$RUN/backend/backend.log" \
         >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
@@ -256,6 +260,7 @@ start_nginx() {
         -e "s|@WS_TICKET_TTL@|$WS_TICKET_TTL|g" \
         -e "s|@CHAT_CACHE@|${CHAT_CACHE:-on}|g" \
         -e "s|@PAYMENT_PUBLIC_URL@|$PAYMENT_PUBLIC_URL|g" \
+        -e "s|@MEDIA_MAX_BODY@|${MEDIA_MAX_BODY:-25m}|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
@@ -298,6 +303,10 @@ add_demo_users() {
 add_demo_catalog() {
     "$ROOT/tests/bench/catalog_gen.sh" "$(pg_conninfo)" "${CATALOG_BOOKS:-2000}" \
         | sed "s/^/stack[$STACK]: /"
+    # drawn covers for the books the store's first pages show (DEMO_COVERS,
+    # 200: ~3 s); a re-run draws only what is missing
+    CHAT_PG=$(pg_conninfo) "$BACKEND" --media-root "$RUN/media" \
+        demo-covers "${DEMO_COVERS:-200}" | sed "s/^/stack[$STACK]: /"
 }
 
 # data and logs are the owner's only; the postgres user (when we are
@@ -311,7 +320,7 @@ lock_down() {
 }
 
 cmd_start() {
-    mkdir -p "$RUN"
+    mkdir -p "$RUN" "$RUN/media"
     lock_down
     [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
     start_redis

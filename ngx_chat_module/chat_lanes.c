@@ -41,6 +41,9 @@ static const chat_lane_op_t  chat_lane_ops[] = {
     { "conv.accept", CHAT_LANE_CHAT },
     { "user.block", CHAT_LANE_CHAT },
     { "user.unblock", CHAT_LANE_CHAT },
+    /* recording an upload the edge stored (media.get, a download's
+     * check, is a read) */
+    { "media.upload", CHAT_LANE_CHAT },
 
     /* scrypt: about 0.2 s of one core each */
     { "auth.register", CHAT_LANE_AUTH },
@@ -63,6 +66,8 @@ static const chat_lane_op_t  chat_lane_ops[] = {
     { "admin.order.list", CHAT_LANE_ADMIN },
     { "admin.order.ship", CHAT_LANE_ADMIN },
     { "admin.order.refund", CHAT_LANE_ADMIN },
+    /* a cover is resized in the request: image work stays here */
+    { "admin.book.cover", CHAT_LANE_ADMIN },
 };
 
 

@@ -325,6 +325,12 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
     { NGX_HTTP_GET, "/api/v1/users", NGX_CHAT_AUTH_USER,
       "user.find", NULL, { NULL }, NULL, ngx_chat_user_find_query },
 
+    /* downloads: a worker authorizes, nginx serves (ngx_chat_media.c);
+     * uploads have locations of their own (chat_media_upload) */
+    { NGX_HTTP_GET, "/api/v1/attachments/*", NGX_CHAT_AUTH_USER,
+      NULL, ngx_chat_media_download_handler, { "attachment_id" }, NULL,
+      NULL },
+
     { NGX_HTTP_POST, "/api/v1/conversations/*/read", NGX_CHAT_AUTH_USER,
       "conv.read", NULL, { "conversation_id" }, ngx_chat_read_fields, NULL },
 

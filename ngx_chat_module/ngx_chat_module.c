@@ -31,6 +31,8 @@ static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_media_upload(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_error_page(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -278,6 +280,28 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, revocation_zone_size),
       NULL },
 
+    /* uploads and downloads, ngx_chat_media.c */
+    { ngx_string("chat_media_upload"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_media_upload,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("chat_media_root"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, media_root),
+      NULL },
+
+    { ngx_string("chat_media_internal"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, media_internal),
+      NULL },
+
       ngx_null_command
 };
 
@@ -445,6 +469,21 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* where downloads are handed to nginx's static handler */
+    if (cmcf->media_internal.data == NULL) {
+        ngx_str_set(&cmcf->media_internal, "/_media/");
+    }
+
+    if (cmcf->media_internal.len == 0
+        || cmcf->media_internal.data[0] != '/'
+        || cmcf->media_internal.data[cmcf->media_internal.len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_media_internal must start and end "
+                           "with \"/\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (cmcf->revocation_zone_size < 64 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "chat_revocation_zone must be at least 64k");
@@ -577,6 +616,27 @@ ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "or nothing)", &value[1]);
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_media_upload: the location takes uploads (ngx_chat_media.c);
+ * its client_max_body_size is the cap */
+static char *
+ngx_chat_media_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t      *cmcf;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (hclcf->handler) {
+        return "is duplicate or clashes with another handler";
+    }
+    hclcf->handler = ngx_chat_media_upload_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    cmcf->used = 1;
 
     return NGX_CONF_OK;
 }

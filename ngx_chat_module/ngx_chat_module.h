@@ -51,6 +51,10 @@ typedef struct {
     ngx_msec_t       ws_ticket_ttl;
     size_t           revocation_zone_size;
     ngx_shm_zone_t  *revocation_zone;
+
+    /* uploads and downloads, ngx_chat_media.c */
+    ngx_str_t        media_root;        /* the store; none: no uploads */
+    ngx_str_t        media_internal;    /* the internal location's URI */
 } ngx_chat_main_conf_t;
 
 /* A connection to the configured Redis (ngx_chat_redis.c): the server,
@@ -164,6 +168,12 @@ void ngx_chat_caps_init_process(void);
 ngx_int_t ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max,
     ngx_log_t *log);
 void ngx_chat_caps_ws_release(int64_t uid);
+
+/* ngx_chat_media.c: uploads (the chat_media_upload handler) and
+ * GET /api/v1/attachments/{id} */
+ngx_int_t ngx_chat_media_upload_handler(ngx_http_request_t *r);
+ngx_int_t ngx_chat_media_download_handler(ngx_http_request_t *r,
+    ngx_chat_caller_t *caller);
 
 /* ngx_chat_typing.c: one typing indicator from a user to a conversation */
 void ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log);

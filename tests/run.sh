@@ -40,6 +40,7 @@ run_unit() {
     unit_test json $m/chat_json.c $m/chat_query.c $m/chat_utf8.c
     unit_test redact $m/chat_redact.c
     unit_test secret $m/chat_secret.c
+    unit_test media $m/chat_media.c $m/chat_utf8.c
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     echo "== client package: manifest, declarations, tsc"

@@ -5,6 +5,7 @@
 import { api, requireUser, describe } from './api.js';
 import { $, el, money, showError } from './dom.js';
 import { header } from './nav.js';
+import { coverCell } from './admin-cover.js';
 
 const me = await requireUser();
 header(me);
@@ -39,6 +40,7 @@ async function loadBooks(reset) {
       el('td', {}, String(b.id)), el('td', {}, b.title), el('td', {}, b.isbn13 ?? ''),
       el('td', {}, money(b.price_cents, b.currency)), el('td', {}, b.stock_status ?? ''),
       el('td', {},
+        coverCell(b, () => loadBooks(true)), ' ',
         el('button', { onclick: () => edit(b) }, 'Edit'), ' ',
         el('button', { onclick: guard('delete book', async () => {
           if (!confirm(`Delete “${b.title}”?`)) return;

@@ -87,9 +87,11 @@ export class ChatClient extends EventTarget {
   // One send per conversation is in flight at a time: the server numbers
   // concurrent sends in whatever order they commit, and a person's messages
   // must keep the order they were written in.
-  send(conversationId, text, clientMsgId = newId()) {
+  // extra: { attachments: [id] } (uploads of mine, POST /api/v1/uploads)
+  send(conversationId, text, clientMsgId = newId(), extra = {}) {
     return new Promise((resolve, reject) => {
-      const item = { conversation_id: Number(conversationId), text, client_msg_id: clientMsgId, resolve, reject };
+      const item = { conversation_id: Number(conversationId), text, client_msg_id: clientMsgId, resolve, reject,
+        attachments: extra.attachments?.length ? extra.attachments : undefined };
       this.outbox.set(clientMsgId, item);
       this.pump(item.conversation_id);
     });
@@ -180,7 +182,8 @@ export class ChatClient extends EventTarget {
   transmit(item) {
     item.generation = this.generation;
     if (this.state === 'ws') {
-      this.wsSend({ type: 'send', conversation_id: item.conversation_id, client_msg_id: item.client_msg_id, text: item.text });
+      this.wsSend({ type: 'send', conversation_id: item.conversation_id, client_msg_id: item.client_msg_id, text: item.text,
+        attachments: item.attachments });
     } else if (this.state === 'polling') {
       this.httpSend(item);
     }
@@ -191,7 +194,7 @@ export class ChatClient extends EventTarget {
     const gen = this.generation;
     try {
       const r = await this.http('POST', `/api/v1/conversations/${item.conversation_id}/messages`,
-        { client_msg_id: item.client_msg_id, text: item.text });
+        { client_msg_id: item.client_msg_id, text: item.text, attachments: item.attachments });
       this.acked({ client_msg_id: item.client_msg_id, conversation_id: item.conversation_id,
         seq: r.message.seq, created_at: r.message.created_at });
       this.ingest(r.message);

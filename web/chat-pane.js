@@ -15,6 +15,7 @@
 
 import { $, el } from './dom.js';
 import { avatar } from './chat-people.js';
+import { attachComposer, attachmentsOf } from './chat-attachments.js';
 
 const PAGE = 30;
 const TYPING_SHOWN_MS = 4000;
@@ -24,6 +25,8 @@ const TYPING_SHOWN_MS = 4000;
 // Functions (message, view) -> Node | null whose nodes go under a
 // message's text (attachments, link previews); a module adds its own.
 export const messageExtras = [];
+// a message's files: images inline, other files as chips
+messageExtras.push(attachmentsOf);
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
@@ -111,6 +114,7 @@ export class ChatPane {
       for (const x of document.querySelectorAll('#messages li.selected')) if (x !== li) x.classList.remove('selected');
       li.classList.toggle('selected');
     });
+    attachComposer(this);
   }
 
   // opens conv (title is the page's); at: a seq to show and highlight

@@ -21,7 +21,8 @@
 /*
  * A list item, as a json expression over "books b": id, isbn13, title,
  * subtitle, authors [{id, name}] in order, price_cents, currency, format,
- * published_on, rating_avg, rating_count.
+ * published_on, rating_avg, rating_count, cover_url and cover_thumb_url
+ * (null without a cover; media/op_media.c makes them).
  */
 #define CHAT_BOOK_SUMMARY_SQL                                               \
     "json_build_object('id', b.id, 'isbn13', b.isbn13, 'title', b.title,"   \
@@ -31,7 +32,8 @@
     " WHERE ba.book_id = b.id), '[]'::json), 'price_cents', b.price_cents," \
     " 'currency', b.currency, 'format', b.format, 'published_on',"          \
     " b.published_on, 'rating_avg', b.rating_avg::float8, 'rating_count',"  \
-    " b.rating_count)"
+    " b.rating_count, 'cover_url', b.cover_url, 'cover_thumb_url',"         \
+    " b.cover_thumb_url)"
 
 /* 1 when the command comes from an admin; else sets 403 and returns 0
  * (-1 if memory ran out).  The edge checked already: this is the second

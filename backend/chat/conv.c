@@ -92,7 +92,7 @@ cJSON *
 chat_msg_json(const PGresult *res, int row, int col)
 {
     int      deleted;
-    cJSON   *m;
+    cJSON   *m, *att;
     double   edit_seq;
 
     m = cJSON_CreateObject();
@@ -123,6 +123,17 @@ chat_msg_json(const PGresult *res, int row, int col)
     {
         cJSON_Delete(m);
         return NULL;
+    }
+
+    /* its attachments, as stored with it (media/op_media.c); a deleted
+     * message keeps none of its content */
+    if (!deleted && !PQgetisnull(res, row, col + 9)) {
+        att = cJSON_Parse(PQgetvalue(res, row, col + 9));
+        if (att == NULL) {
+            cJSON_Delete(m);
+            return NULL;
+        }
+        cJSON_AddItemToObject(m, "attachments", att);
     }
 
     return m;

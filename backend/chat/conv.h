@@ -21,7 +21,8 @@
 
 /* the columns of a message after its text, in the order chat_msg_json
  * reads them: created_at, edited_at (NULL unless edited), deleted and
- * edit_seq (sql/009_chat_people.sql) */
+ * edit_seq (sql/009_chat_people.sql); the attachments (010_media.sql)
+ * come after them */
 #define CHAT_MSG_TAIL(m)                                                    \
     CHAT_SQL_TIME(m ".created_at") ", "                                     \
     CHAT_SQL_TIME(m ".edited_at") ", "                                      \
@@ -30,15 +31,15 @@
 /* the message columns, in the order chat_msg_json reads them */
 #define CHAT_MSG_COLUMNS(m)                                                 \
     m ".conversation_id, " m ".seq, " m ".sender_id, " m ".client_msg_id, " \
-    m ".text, " CHAT_MSG_TAIL(m)
+    m ".text, " CHAT_MSG_TAIL(m) ", " m ".attachments::text"
 
-#define CHAT_MSG_NCOLS  9
+#define CHAT_MSG_NCOLS  10
 
 /*
  * The same columns as the user whose id is the query parameter viewer
  * ("$1") sees them: a message from someone they blocked keeps its place
  * (seq, sender, time) but not its text, which chat_msg_json turns into
- * "hidden": true.  So a client's view of the seqs stays dense (it never
+ * "hidden": true, nor its attachments.  So a client's view of the seqs stays dense (it never
  * waits for a gap to fill) and the text never reaches the blocker.
  */
 #define CHAT_MSG_COLUMNS_SEEN(m, viewer)                                    \
@@ -47,7 +48,11 @@
     "                  WHERE hb.blocker_id = " viewer "::bigint "           \
     "                    AND hb.blocked_id = " m ".sender_id) "             \
     "     THEN '' ELSE " m ".text END, "                                    \
-    CHAT_MSG_TAIL(m)
+    CHAT_MSG_TAIL(m) ", "                                                   \
+    "CASE WHEN EXISTS (SELECT 1 FROM user_blocks hb "                       \
+    "                  WHERE hb.blocker_id = " viewer "::bigint "           \
+    "                    AND hb.blocked_id = " m ".sender_id) "             \
+    "     THEN NULL ELSE " m ".attachments::text END"
 
 /* true when a or b (SQL expressions of user ids) blocked the other */
 #define CHAT_SQL_BLOCKED(a, b)                                              \
@@ -59,10 +64,11 @@
  * The message object {conversation_id, seq, sender_id, client_msg_id,
  * text, created_at} from the CHAT_MSG_NCOLS columns of res's row starting
  * at col, with "edited_at" when it was edited, "deleted": true (and an
- * empty text) when it was deleted, and "edit_seq" when it was changed at
- * all (the higher edit_seq is the newer copy); an empty text of a message
- * not deleted (a stored text is never empty: CHAT_MSG_COLUMNS_SEEN hid
- * it) adds "hidden": true.  NULL if memory ran out.
+ * empty text, no attachments) when it was deleted, "edit_seq" when it was
+ * changed at all (the higher edit_seq is the newer copy), "attachments"
+ * when it has files; an empty text of a message not deleted (a stored
+ * text is never empty: CHAT_MSG_COLUMNS_SEEN hid it) adds "hidden": true.
+ * NULL if memory ran out.
  */
 cJSON *chat_msg_json(const PGresult *res, int row, int col);
 

@@ -2,7 +2,8 @@
  * op_msg.c: sending messages and reading history (read markers and
  * receipts are op_receipt.c's).
  *
- *   msg.send     {conversation_id, client_msg_id, text}    -> 201 | 200
+ *   msg.send     {conversation_id, client_msg_id, text, attachments?}
+ *                                                          -> 201 | 200
  *                {"message": {...}}
  *   msg.history  {conversation_id, before_seq?, after_seq?, limit?}
  *                -> 200 {"messages": [...ascending seq], "has_more"}
@@ -51,14 +52,17 @@
 #include "conv.h"
 #include "conv_input.h"
 #include "log.h"
+#include "media.h"
 #include "ops.h"
 
 
 /*
- * msg.send for several commands in one statement.  $1..$4 are arrays with
+ * msg.send for several commands in one statement.  $1..$5 are arrays with
  * an element per command, in the order they run: conversation, sender,
- * client_msg_id, text.  Every conversation named is already locked (by
- * chat_msg_lock_sql, sent just before in the same round trip), so this
+ * client_msg_id, text, attachment ids (a bigint[] literal, checked to be
+ * the sender's own uploads by chat_media_message_attachments).  Every
+ * conversation named is already locked (by chat_msg_lock_sql, sent just
+ * before in the same round trip), so this
  * statement's snapshot, taken after the lock was granted, sees whatever
  * the lock's previous holder committed:
  *
@@ -71,7 +75,10 @@
  *         message, and the first of the batch with their key (a later
  *         one is a resend of it); n numbers them within a conversation
  *   c     last_seq of each conversation moves by its count of new ones
- *   ins   the new messages, seq = the old last_seq + n: dense, in order
+ *   ins   the new messages, seq = the old last_seq + n: dense, in order,
+ *         each with a copy of its attachments' objects (none: NULL)
+ *   lnk   the conversations the attachments were sent in: who may now
+ *         download them (media/op_media.c)
  *   pend  the senders who had not accepted their conversation: sending
  *         is answering a request, which accepts it
  *   rd    each sender's read (and delivered) marker to their newest seq,
@@ -84,15 +91,16 @@
  */
 static const char  chat_msg_send_sql[] =
     "WITH chk AS ("
-    "  SELECT t.i, t.cid, t.uid, t.cmid, t.body, "
+    "  SELECT t.i, t.cid, t.uid, t.cmid, t.body, t.att, "
     "    EXISTS (SELECT 1 FROM conversation_members m "
     "            WHERE m.conversation_id = t.cid AND m.user_id = t.uid) "
     "      AS member, "
     "    (SELECT d FROM messages d "
     "     WHERE d.conversation_id = t.cid AND d.sender_id = t.uid "
     "       AND d.client_msg_id = t.cmid) AS dup "
-    "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) "
-    "       WITH ORDINALITY AS t (cid, uid, cmid, body, i)), "
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
+    "              $5::text[]) "
+    "       WITH ORDINALITY AS t (cid, uid, cmid, body, att, i)), "
     "news AS ("
     "  SELECT f.*, row_number() OVER (PARTITION BY f.cid ORDER BY f.i) AS n "
     "  FROM (SELECT DISTINCT ON (cid, uid, cmid) * FROM chk "
@@ -107,10 +115,18 @@ static const char  chat_msg_send_sql[] =
     "  RETURNING c.id, c.last_seq - x.cnt AS base), "
     "ins AS ("
     "  INSERT INTO messages (conversation_id, seq, sender_id, "
-    "                        client_msg_id, text, created_at) "
-    "  SELECT n.cid, c.base + n.n, n.uid, n.cmid, n.body, clock_timestamp() "
+    "                        client_msg_id, text, created_at, attachments) "
+    "  SELECT n.cid, c.base + n.n, n.uid, n.cmid, n.body, clock_timestamp(), "
+    "    (SELECT jsonb_agg(attachment_json(a) ORDER BY x.o) "
+    "     FROM unnest(n.att::bigint[]) WITH ORDINALITY AS x (aid, o) "
+    "     JOIN attachments a ON a.id = x.aid) "
     "  FROM news n JOIN c ON c.id = n.cid "
     "  RETURNING *), "
+    "lnk AS ("
+    "  INSERT INTO attachment_links (attachment_id, conversation_id) "
+    "  SELECT DISTINCT x.aid, n.cid FROM news n "
+    "  CROSS JOIN unnest(n.att::bigint[]) AS x (aid) "
+    "  ON CONFLICT DO NOTHING), "
     "pend AS ("
     "  SELECT m.conversation_id, m.user_id FROM conversation_members m "
     "  JOIN news n ON n.cid = m.conversation_id AND n.uid = m.user_id "
@@ -201,13 +217,14 @@ done:
 
 
 /*
- * The input of one msg.send: 1 with *cid, *cmid and *text set; 0 after
- * answering it 4xx (no user, a field missing or invalid); -1 if memory
- * ran out.
+ * The input of one msg.send: 1 with *cid, *cmid, *text and *att (the
+ * attachment ids, malloc'd) set; 0 after answering it 4xx (no user, a
+ * field missing or invalid, an attachment not the sender's); -1 on
+ * failure.
  */
 static int
 chat_msg_send_input(chat_op_ctx_t *ctx, int64_t *cid, const char **cmid,
-    const char **text)
+    const char **text, char **att)
 {
     int          rc;
     const char  *why;
@@ -234,7 +251,7 @@ chat_msg_send_input(chat_op_ctx_t *ctx, int64_t *cid, const char **cmid,
         return chat_op_invalid(ctx, why) == 0 ? 0 : -1;
     }
 
-    return 1;
+    return chat_media_message_attachments(ctx, att);
 }
 
 
@@ -286,7 +303,7 @@ int
 chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
 {
     int              rc, r, rows;
-    char            *arrays[4];
+    char            *arrays[5], **atts;
     size_t           i, m, k, *idx;
     int64_t         *cids, *uids;
     const char     **cmids, **texts;
@@ -301,9 +318,10 @@ chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
     uids = malloc(n * sizeof(int64_t));
     cmids = malloc(n * sizeof(char *));
     texts = malloc(n * sizeof(char *));
+    atts = calloc(n, sizeof(char *));
 
     if (idx == NULL || cids == NULL || uids == NULL || cmids == NULL
-        || texts == NULL)
+        || texts == NULL || atts == NULL)
     {
         goto done;
     }
@@ -312,7 +330,8 @@ chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
     m = 0;
 
     for (i = 0; i < n; i++) {
-        r = chat_msg_send_input(&ctxs[i], &cids[m], &cmids[m], &texts[m]);
+        r = chat_msg_send_input(&ctxs[i], &cids[m], &cmids[m], &texts[m],
+                                &atts[m]);
         if (r < 0) {
             goto done;
         }
@@ -331,9 +350,10 @@ chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
     arrays[1] = chat_sql_int_array(uids, m);
     arrays[2] = chat_db_text_array(cmids, m);
     arrays[3] = chat_db_text_array(texts, m);
+    arrays[4] = chat_db_text_array((const char **) atts, m);
 
     if (arrays[0] == NULL || arrays[1] == NULL || arrays[2] == NULL
-        || arrays[3] == NULL)
+        || arrays[3] == NULL || arrays[4] == NULL)
     {
         goto done;
     }
@@ -347,7 +367,7 @@ chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
 
     st[1].sql = chat_msg_send_sql;
     st[1].prepared = 1;
-    st[1].nparams = 4;
+    st[1].nparams = 5;
     st[1].values = (const char *const *) arrays;
 
     if (chat_db_pipeline(ctxs[0].db, st, 2) != 0) {
@@ -380,9 +400,14 @@ done:
     PQclear(st[0].res);
     PQclear(st[1].res);
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         free(arrays[i]);
     }
+
+    for (i = 0; atts != NULL && i < n; i++) {
+        free(atts[i]);
+    }
+    free(atts);
 
     free(idx);
     free(cids);

@@ -73,6 +73,7 @@ extern const chat_area_t  chat_area_chat;
 extern const chat_area_t  chat_area_presence;
 extern const chat_area_t  chat_area_catalog;
 extern const chat_area_t  chat_area_orders;
+extern const chat_area_t  chat_area_media;
 
 /* Runs init of every area with an operation on lane.  0, or -1 (logged;
  * the areas then prepare lazily). */

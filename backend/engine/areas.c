@@ -15,6 +15,7 @@ const chat_area_t *const  chat_areas[] = {
     &chat_area_presence,
     &chat_area_catalog,
     &chat_area_orders,
+    &chat_area_media,
     NULL
 };
 

@@ -59,6 +59,10 @@ typedef struct {
     int             payment_timeout_ms; /* one call to the provider */
     int             reservation_ttl_ms; /* unpaid reservations lapse */
     int             reconcile_interval_ms;  /* pending payments asked */
+
+    /* uploads and covers (media/) */
+    const char     *media_root;         /* the store; NULL: no uploads */
+    int64_t         media_quota_bytes;  /* per user, over all uploads */
 } chat_config_t;
 
 #endif /* CHAT_CONFIG_H */
