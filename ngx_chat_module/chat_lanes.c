@@ -61,6 +61,13 @@ static const chat_lane_op_t  chat_lane_ops[] = {
     { "admin.order.list", CHAT_LANE_ADMIN },
     { "admin.order.ship", CHAT_LANE_ADMIN },
     { "admin.order.refund", CHAT_LANE_ADMIN },
+    { "admin.order.deliver", CHAT_LANE_ADMIN },
+    { "carrier.delivery", CHAT_LANE_ADMIN },
+    { "admin.inventory.book", CHAT_LANE_ADMIN },
+    { "admin.category.create", CHAT_LANE_ADMIN },
+    { "admin.category.update", CHAT_LANE_ADMIN },
+    { "admin.author.create", CHAT_LANE_ADMIN },
+    { "admin.author.update", CHAT_LANE_ADMIN },
 };
 
 
