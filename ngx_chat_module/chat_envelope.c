@@ -39,9 +39,7 @@ chat_envelope_op_valid(const chat_bytes_t *op)
 static int
 chat_envelope_role_valid(const chat_bytes_t *role)
 {
-    return role->len == 0
-           || (role->len == 4 && memcmp(role->data, "user", 4) == 0)
-           || (role->len == 5 && memcmp(role->data, "admin", 5) == 0);
+    return role->len == 0 || chat_role_name(role->data, role->len) != NULL;
 }
 
 

@@ -68,6 +68,13 @@ static const chat_lane_op_t  chat_lane_ops[] = {
     { "admin.order.refund", CHAT_LANE_ADMIN },
     /* a cover is resized in the request: image work stays here */
     { "admin.book.cover", CHAT_LANE_ADMIN },
+    { "admin.order.deliver", CHAT_LANE_ADMIN },
+    { "carrier.delivery", CHAT_LANE_ADMIN },
+    { "admin.inventory.book", CHAT_LANE_ADMIN },
+    { "admin.category.create", CHAT_LANE_ADMIN },
+    { "admin.category.update", CHAT_LANE_ADMIN },
+    { "admin.author.create", CHAT_LANE_ADMIN },
+    { "admin.author.update", CHAT_LANE_ADMIN },
 };
 
 

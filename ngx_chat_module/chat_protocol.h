@@ -11,7 +11,8 @@
  *         when the client sent Idempotency-Key, else "g<gateway>:<req>")
  *   op    operation name, e.g. "auth.register"
  *   uid   verified user id from the token, decimal; "0" when anonymous
- *   role  "user", "admin", or "" when anonymous
+ *   role  "user", "admin", "carrier" (chat_role_name), or "" when
+ *         anonymous
  *   gw    the reply stream key of the gateway that wants the answer
  *   req   the gateway's request id, decimal, echoed in the reply
  *   ts    milliseconds since the epoch when the edge queued the command
@@ -56,6 +57,8 @@
 
 #ifndef CHAT_PROTOCOL_H
 #define CHAT_PROTOCOL_H
+
+#include <string.h>
 
 #define CHAT_PROTOCOL_VERSION   "1"
 
@@ -196,5 +199,28 @@
 #define CHAT_REVOCATIONS_KEY     "chat:{sessions}:revocations"
 #define CHAT_REVOCATIONS_MAXLEN  "100000"
 #define CHAT_TICKET_PREFIX       "chat:ticket:"
+
+/*
+ * The roles a token, a sign-in session and a command may carry: "user",
+ * "admin", and "carrier" (the account a delivery carrier's webhook signs
+ * in with: it may report deliveries and nothing else).  Returns the
+ * role's own spelling (a string constant) for the len bytes at p, or NULL
+ * for anything else.  The one list, read by the token code, the edge's
+ * sessions and both ends of the envelope.
+ */
+static inline const char *
+chat_role_name(const char *p, size_t len)
+{
+    static const char *const  roles[] = { "user", "admin", "carrier" };
+    size_t                    i;
+
+    for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (strlen(roles[i]) == len && memcmp(roles[i], p, len) == 0) {
+            return roles[i];
+        }
+    }
+
+    return NULL;
+}
 
 #endif /* CHAT_PROTOCOL_H */

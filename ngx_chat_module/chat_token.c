@@ -30,6 +30,7 @@
 #include <openssl/rand.h>
 
 #include "chat_base64.h"
+#include "chat_protocol.h"
 #include "chat_token.h"
 
 
@@ -77,8 +78,7 @@ chat_token_sign(const unsigned char *secret, size_t secret_len,
         || claims->sxp < claims->exp
         || claims->sxp > CHAT_TOKEN_MAX_SAFE_INT
         || memchr(claims->role, '\0', sizeof(claims->role)) == NULL
-        || (strcmp(claims->role, "user") != 0
-            && strcmp(claims->role, "admin") != 0)
+        || chat_role_name(claims->role, strlen(claims->role)) == NULL
         || memchr(claims->sid, '\0', sizeof(claims->sid)) == NULL
         || !chat_token_sid_valid(claims->sid, strlen(claims->sid)))
     {
@@ -286,10 +286,7 @@ chat_token_check_claims(const char *part, size_t len, int64_t now,
     }
     claims->uid = uid;
 
-    if (!cJSON_IsString(role)
-        || (strcmp(role->valuestring, "user") != 0
-            && strcmp(role->valuestring, "admin") != 0))
-    {
+    if (!cJSON_IsString(role) || chat_role_name(role->valuestring, strlen(role->valuestring)) == NULL) {
         goto done;
     }
     strcpy(claims->role, role->valuestring);

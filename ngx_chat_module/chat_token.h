@@ -7,7 +7,7 @@
  * else is accepted, "none" included), every part must be strict unpadded
  * base64url, the MAC is compared in constant time, and the payload must
  * carry a numeric "exp" in the future, a "sub" that is a positive decimal
- * user id, a "role" of "user" or "admin", and the sign-in session it
+ * user id, a "role" (chat_role_name, chat_protocol.h), and the sign-in session it
  * belongs to: "sid" (what a logout revokes) and "sxp" (when the session
  * ends: no refresh reaches past it).
  */
@@ -38,7 +38,8 @@ typedef enum {
 
 typedef struct {
     int64_t  uid;
-    char     role[8];           /* "user" or "admin", NUL-terminated */
+    char     role[8];           /* "user", "admin" or "carrier",
+                                   NUL-terminated */
     char     sid[CHAT_TOKEN_SID_MAX + 1];   /* NUL-terminated */
     int64_t  iat;
     int64_t  exp;
@@ -49,7 +50,7 @@ typedef struct {
  * Writes a NUL-terminated token for claims into out.  Returns its length,
  * or -1 when out is too small or the claims are invalid: a secret under
  * the minimum, uid outside 1 .. 10^18 - 1 (the verifier reads 18 digits),
- * a role other than user/admin, a sid that is not 1 to 32 base64url
+ * a role chat_role_name (chat_protocol.h) does not know, a sid that is not 1 to 32 base64url
  * characters, iat, exp or sxp beyond +-(2^53 - 1) (not exact as a JSON
  * number), exp <= iat or sxp < exp.  So every token it writes verifies.
  */

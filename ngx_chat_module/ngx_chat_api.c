@@ -258,6 +258,18 @@ static const ngx_chat_field_t  ngx_chat_stock_set_fields[] = {
     { NULL, 0 }
 };
 
+static const ngx_chat_field_t  ngx_chat_name_fields[] = {
+    { "name", cJSON_String },
+    { NULL, 0 }
+};
+
+static const ngx_chat_field_t  ngx_chat_delivery_fields[] = {
+    { "event_id", cJSON_String },
+    { "order_id", cJSON_Number },
+    { "status", cJSON_String },
+    { NULL, 0 }
+};
+
 static const ngx_chat_field_t  ngx_chat_stock_adjust_fields[] = {
     { "delta", cJSON_Number },
     { "reason", cJSON_String },
@@ -390,6 +402,14 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_POST, "/api/v1/admin/orders/*/refund", NGX_CHAT_AUTH_ADMIN,
       "admin.order.refund", NULL, { "order_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/orders/*/deliver", NGX_CHAT_AUTH_ADMIN,
+      "admin.order.deliver", NULL, { "order_id" }, NULL, NULL },
+
+    /* the carrier's webhook: an account of role carrier (the worker
+     * checks the role) */
+    { NGX_HTTP_POST, "/api/v1/carrier/deliveries", NGX_CHAT_AUTH_USER,
+      "carrier.delivery", NULL, { NULL }, ngx_chat_delivery_fields, NULL },
     /* the catalog (issue 4): reads are cached by the edge, see
      * ngx_chat_cache.c; admin routes need role admin (403) */
 
@@ -438,6 +458,21 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
     { NGX_HTTP_POST, "/api/v1/admin/inventory/*/*/adjust",
       NGX_CHAT_AUTH_ADMIN, "admin.inventory.adjust", NULL,
       { "book_id", "warehouse_id" }, ngx_chat_stock_adjust_fields, NULL },
+
+    { NGX_HTTP_GET, "/api/v1/admin/inventory/*", NGX_CHAT_AUTH_ADMIN,
+      "admin.inventory.book", NULL, { "book_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/categories", NGX_CHAT_AUTH_ADMIN,
+      "admin.category.create", NULL, { NULL }, ngx_chat_name_fields, NULL },
+
+    { NGX_HTTP_PUT, "/api/v1/admin/categories/*", NGX_CHAT_AUTH_ADMIN,
+      "admin.category.update", NULL, { "category_id" }, NULL, NULL },
+
+    { NGX_HTTP_POST, "/api/v1/admin/authors", NGX_CHAT_AUTH_ADMIN,
+      "admin.author.create", NULL, { NULL }, ngx_chat_name_fields, NULL },
+
+    { NGX_HTTP_PUT, "/api/v1/admin/authors/*", NGX_CHAT_AUTH_ADMIN,
+      "admin.author.update", NULL, { "author_id" }, NULL, NULL },
 
     { 0, NULL, 0, NULL, NULL, { NULL }, NULL, NULL }
 };

@@ -508,10 +508,11 @@ static ngx_int_t
 ngx_chat_session_ticket_caller(u_char *p, size_t len,
     ngx_chat_caller_t *caller)
 {
-    u_char     *end, *field[5];
-    size_t      flen[5];
-    ngx_int_t   uid, sxp, exp;
-    ngx_uint_t  i;
+    u_char      *end, *field[5];
+    size_t       flen[5];
+    ngx_int_t    uid, sxp, exp;
+    ngx_uint_t   i;
+    const char  *role;
 
     end = p + len;
 
@@ -538,15 +539,13 @@ ngx_chat_session_ticket_caller(u_char *p, size_t len,
         return NGX_ERROR;
     }
 
-    if (flen[1] == 4 && ngx_strncmp(field[1], "user", 4) == 0) {
-        ngx_str_set(&caller->role, "user");
-
-    } else if (flen[1] == 5 && ngx_strncmp(field[1], "admin", 5) == 0) {
-        ngx_str_set(&caller->role, "admin");
-
-    } else {
+    role = chat_role_name((const char *) field[1], flen[1]);
+    if (role == NULL) {
         return NGX_ERROR;
     }
+
+    caller->role.data = (u_char *) role;
+    caller->role.len = ngx_strlen(role);
 
     caller->uid = uid;
     caller->sxp = sxp;

@@ -29,13 +29,21 @@
 //   GET  /v1/payments/{id}              200 payment | 404
 //   GET  /v1/payments?idempotency_key=K or ?order_id=N
 //                                       200 {payments: [...]}
-//   POST /v1/payments/{id}/refunds      refund in full; Idempotency-Key
-//        required; 201 refund | 409 not refundable
+//   POST /v1/payments/{id}/refunds      refund; Idempotency-Key required;
+//        body {amount_cents?}: that much (all that is left without it);
+//        201 refund | 409 not refundable (nothing left, or more than is
+//        left: refund_exceeds_charge).  The payment turns refunded once
+//        nothing is left; until then it stays succeeded, refunded_cents
+//        says how much went back
 //   GET  /v1/stats                      counters, for tests (in_flight and
 //                                       max_in_flight: answers being delayed)
 //   PUT  /v1/test/latency               {latency_ms?, jitter_ms?, tail_fraction?,
-//                                       tail_ms?, reset_max?}: changes the answer
-//                                       time now (test equipment); 200 the settings
+//                                       tail_ms?, hold_ms?, reset_max?}: changes the answer
+//                                       time now (test equipment); 200 the settings.
+//                                       hold_ms holds each new payment request "in
+//                                       transit" before the processor sees it: a
+//                                       lookup meanwhile finds nothing, and the
+//                                       charge lands hold_ms later (a late charge)
 //   GET  /health
 //
 // Idempotency: the first request with a key decides; a later one with the
@@ -81,6 +89,7 @@ const timing = {
   jitter_ms: Number(args['jitter-ms'] ?? process.env.PAYMENT_JITTER_MS ?? 0),
   tail_fraction: Number(args['tail-fraction'] ?? process.env.PAYMENT_TAIL_FRACTION ?? 0),
   tail_ms: Number(args['tail-ms'] ?? process.env.PAYMENT_TAIL_MS ?? 2000),
+  hold_ms: 0,
 };
 const LOG = args.log ?? process.env.PAYMENT_LOG ?? '.run/payments/ledger.jsonl';
 const MAX_BODY = 16 * 1024;
@@ -369,6 +378,9 @@ async function createPayment(req, res) {
   const why = invalid(b);
   if (why) return error(res, 400, 'invalid_request', why);
 
+  // test equipment: the request is still on its way (nothing recorded)
+  if (timing.hold_ms > 0 && !byKey.has(key)) await new Promise((r) => setTimeout(r, timing.hold_ms));
+
   const fingerprint = createHash('sha256').update(raw).digest('hex');
   const seen = byKey.get(key);
   if (seen) {
@@ -437,6 +449,11 @@ async function refundPayment(req, res, id) {
   if (!key || key.length > 255) return error(res, 400, 'idempotency_key_required', 'an Idempotency-Key header of 1..255 characters is required');
   let raw;
   try { raw = await readBody(req); } catch { return error(res, 413, 'too_large', 'body too large'); }
+  let b;
+  try { b = JSON.parse(raw || '{}'); } catch { return error(res, 400, 'invalid_json', 'the body is not JSON'); }
+  if (b.amount_cents !== undefined && !(Number.isSafeInteger(b.amount_cents) && b.amount_cents > 0)) {
+    return error(res, 400, 'invalid_request', 'amount_cents must be a positive integer');
+  }
   const fingerprint = createHash('sha256').update(`${id}\n${raw}`).digest('hex');
   await processing();
   const seen = byKey.get(key);
@@ -447,18 +464,23 @@ async function refundPayment(req, res, id) {
   const p = payments.get(id);
   if (!p) return error(res, 404, 'not_found', 'no such payment');
   if (p.status !== 'succeeded') return error(res, 409, 'not_refundable', `the payment is ${p.status}`);
+  const left = p.amount_cents - p.refunded_cents;
+  const amount = b.amount_cents ?? left;
+  if (amount > left) {
+    return error(res, 409, 'refund_exceeds_charge', `only ${left} of ${p.amount_cents} cents are left to refund`);
+  }
 
   const r = {
     id: newId('re'), object: 'refund', payment_id: p.id, idempotency_key: key,
-    amount_cents: p.amount_cents - p.refunded_cents, currency: p.currency,
+    amount_cents: amount, currency: p.currency,
     status: 'succeeded', created_at: new Date().toISOString(),
   };
   byKey.set(key, { fingerprint, id: r.id });
   append({ t: 'key', key, fingerprint, id: r.id });
   refunds.set(r.id, r);
   append({ t: 'refund', refund: r });
-  p.status = 'refunded';
-  p.refunded_cents = p.amount_cents;
+  p.refunded_cents += amount;
+  if (p.refunded_cents === p.amount_cents) p.status = 'refunded';
   p.updated_at = r.created_at;
   append({ t: 'payment', payment: p });
   stats.refunds++;
@@ -472,7 +494,7 @@ async function refundPayment(req, res, id) {
 async function setLatency(req, res) {
   let b;
   try { b = JSON.parse(await readBody(req) || '{}'); } catch { return error(res, 400, 'invalid_json', 'the body is not JSON'); }
-  for (const k of ['latency_ms', 'jitter_ms', 'tail_fraction', 'tail_ms']) {
+  for (const k of ['latency_ms', 'jitter_ms', 'tail_fraction', 'tail_ms', 'hold_ms']) {
     if (b[k] === undefined) continue;
     if (typeof b[k] !== 'number' || !(b[k] >= 0) || (k === 'tail_fraction' && b[k] > 1)) {
       return error(res, 400, 'invalid_request', `${k} must be a number >= 0${k === 'tail_fraction' ? ' and <= 1' : ''}`);

@@ -1,6 +1,17 @@
-// admin.js: the admin pages: books (add, edit, delete), warehouses, and
-// stock per book and warehouse (set on hand, adjust by a delta).  The API
-// checks the role; this page only hides itself from non-admins.
+// admin.js: the back office in four tabs (#books, #orders, #catalog,
+// #warehouses):
+//   - books: find by title, author or ISBN (the catalog's search), add and
+//     edit the full record (Edit loads the book itself, so no field is
+//     lost), prices in dollars, categories picked from the tree, stock per
+//     warehouse in a grid (by name) with the book's recent ledger;
+//   - orders: by status, an order opened with its lines; ship, deliver,
+//     refund in full or by line;
+//   - categories (add, rename, move, merge) and authors (add, rename,
+//     merge);
+//   - warehouses.
+// Every error is shown in words as the API gives it.  A tab reloads when
+// the window comes back into focus, so one admin sees another's changes.
+// The API checks the role; this page only hides itself from non-admins.
 
 import { api, requireUser, describe } from './api.js';
 import { $, el, money, showError } from './dom.js';
@@ -14,94 +25,371 @@ if (me.role !== 'admin') {
   $('main').classList.add('hidden');
 }
 
+const STATUS_TEXT = {
+  pending_payment: 'Awaiting payment', payment_failed: 'Payment failed', paid: 'Paid', shipped: 'Shipped',
+  delivered: 'Delivered', cancelled: 'Cancelled', refunded: 'Refunded',
+};
 const list = (s) => String(s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+const when = (t) => (t ? new Date(t).toLocaleString() : '');
+
+function done(text) {
+  const p = $('#done');
+  p.textContent = text;
+  p.classList.toggle('hidden', !text);
+}
+
+// runs fn, showing a failure as "<what>: <the API's words> (status code)"
 const guard = (what, fn) => async (e) => {
   e?.preventDefault?.();
-  if (e) showError(null);
+  showError(null);
   try {
     await fn(e);
   } catch (err) {
-    // a form's error replaces the line; the page's first loads add up
-    const before = e ? '' : $('#error').textContent;
-    showError([before, `${what}: ${describe(err)}`].filter(Boolean).join(' · '));
+    done('');
+    showError(`${what}: ${describe(err)}`);
   }
 };
 
+// ------------------------------------------------------------ tabs
+
+const TABS = ['books', 'orders', 'catalog', 'warehouses'];
+const loaders = {};
+
+async function showTab() {
+  const tab = TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'books';
+  for (const t of TABS) {
+    $(`#${t}`).classList.toggle('hidden', t !== tab);
+    $(`#tab-${t}`).setAttribute('aria-current', t === tab ? 'page' : 'false');
+  }
+  await guard(tab, loaders[tab])();
+}
+
+// ------------------------------------------------------------ categories
+
+let categories = [];            // [{id, name, parent_id, depth, path}] in tree order
+
+async function loadCategories() {
+  const r = await api('GET', '/api/v1/categories');
+  const byParent = new Map();
+  for (const c of r.categories) {
+    if (!byParent.has(c.parent_id ?? null)) byParent.set(c.parent_id ?? null, []);
+    byParent.get(c.parent_id ?? null).push(c);
+  }
+  const ids = new Set(r.categories.map((c) => c.id));
+  const out = [];
+  const walk = (parent, depth, path) => {
+    for (const c of (byParent.get(parent) ?? []).sort((a, b) => a.name.localeCompare(b.name))) {
+      out.push({ ...c, depth, path: [...path, c.name].join(' › ') });
+      walk(c.id, depth + 1, [...path, c.name]);
+    }
+  };
+  walk(null, 0, []);
+  for (const c of r.categories) if (c.parent_id && !ids.has(c.parent_id)) out.push({ ...c, depth: 0, path: c.name });
+  categories = out;
+  return out;
+}
+
+const categoryOptions = (selected = [], skip = null) => categories
+  .filter((c) => c.id !== skip)
+  .map((c) => el('option', { value: c.id, selected: selected.includes(c.id) }, `${'  '.repeat(c.depth)}${c.depth ? '└ ' : ''}${c.name}`));
+
+// ------------------------------------------------------------ books
+
+let booksQuery = null;
 let booksCursor = null;
+
 async function loadBooks(reset) {
   const table = $('#admin-books');
   if (reset) {
     booksCursor = null;
-    table.replaceChildren(el('tr', {}, ...['id', 'title', 'ISBN', 'price', 'stock', ''].map((h) => el('th', {}, h))));
+    table.replaceChildren(el('tr', {}, ...['Id', 'Title', 'Authors', 'ISBN', 'Price', 'Stock', ''].map((h) => el('th', {}, h))));
   }
-  const r = await api('GET', `/api/v1/books?sort=newest&limit=50${booksCursor ? `&cursor=${encodeURIComponent(booksCursor)}` : ''}`);
+  const path = booksQuery
+    ? `/api/v1/books/search?q=${encodeURIComponent(booksQuery)}&limit=50`
+    : '/api/v1/books?sort=newest&limit=50';
+  const r = await api('GET', `${path}${booksCursor ? `&cursor=${encodeURIComponent(booksCursor)}` : ''}`);
   for (const b of r.books) {
     table.append(el('tr', { dataset: { bookId: b.id } },
-      el('td', {}, String(b.id)), el('td', {}, b.title), el('td', {}, b.isbn13 ?? ''),
-      el('td', {}, money(b.price_cents, b.currency)), el('td', {}, b.stock_status ?? ''),
-      el('td', {},
-        coverCell(b, () => loadBooks(true)), ' ',
-        el('button', { onclick: () => edit(b) }, 'Edit'), ' ',
-        el('button', { onclick: guard('delete book', async () => {
-          if (!confirm(`Delete “${b.title}”?`)) return;
+      el('td', {}, String(b.id)), el('td', {}, b.title),
+      el('td', {}, (b.authors ?? []).map((a) => `${a.name ?? a} (#${a.id ?? '?'})`).join(', ')),
+      el('td', {}, b.isbn13 ?? ''),
+      el('td.num', {}, money(b.price_cents, b.currency)), el('td', { class: `stock-${b.stock_status}` }, STATUS_STOCK[b.stock_status] ?? ''),
+      el('td', {}, el('div.row-actions', {},
+        coverCell(b, () => loadBooks(true)),
+        el('button.edit', { type: 'button', onclick: guard('load book', () => edit(b.id)) }, 'Edit'),
+        el('button.stock', { type: 'button', onclick: guard('stock', () => stockPanel(b.id, b.title)) }, 'Stock'),
+        el('button.delete', { type: 'button', onclick: guard('delete book', async () => {
+          if (!confirm(`Delete “${b.title}”? Orders keep it; its ISBN becomes free.`)) return;
           await api('DELETE', `/api/v1/admin/books/${b.id}`);
+          done(`Deleted “${b.title}”.`);
           await loadBooks(true);
-        }) }, 'Delete'))));
+        }) }, 'Delete')))));
   }
+  if (reset && !r.books.length) table.append(el('tr', {}, el('td', { colspan: 7 }, 'No books found.')));
   booksCursor = r.next_cursor;
   $('#books-more').classList.toggle('hidden', !booksCursor);
 }
+const STATUS_STOCK = { in_stock: 'In stock', low_stock: 'Low', out_of_stock: 'Out of stock' };
 
-function edit(b) {
+async function openForm(book) {
   const f = $('#book-form');
-  f.id.value = b.id;
-  f.title.value = b.title;
-  f.authors.value = (b.authors ?? []).map((a) => (typeof a === 'string' ? a : a.name)).join(', ');
-  f.isbn13.value = b.isbn13 ?? '';
-  f.price_cents.value = b.price_cents;
-  f.currency.value = b.currency ?? 'USD';
-  f.categories.value = (b.categories ?? []).map((c) => (typeof c === 'string' ? c : c.name)).join(', ');
-  f.description.value = b.description ?? '';
+  if (!categories.length) await loadCategories();
+  f.reset();
+  f.id.value = book?.id ?? '';
+  $('#book-form-title').textContent = book ? `Edit #${book.id}` : 'New book';
+  f.title.value = book?.title ?? '';
+  f.authors.value = (book?.authors ?? []).map((a) => (typeof a === 'string' ? a : a.name)).join(', ');
+  f.isbn13.value = book?.isbn13 ?? '';
+  f.price.value = book ? (book.price_cents / 100).toFixed(2) : '';
+  f.currency.value = book?.currency ?? 'USD';
+  f.description.value = book?.description ?? '';
+  f.category_ids.replaceChildren(...categoryOptions((book?.categories ?? []).map((c) => c.id)));
+  f.classList.remove('hidden');
+  f.title.focus();
+}
+
+// the full record, from the book itself: the list rows lack fields
+async function edit(id) {
+  const { book } = await api('GET', `/api/v1/books/${id}`);
+  await openForm(book);
 }
 
 $('#book-form').addEventListener('submit', guard('save book', async (e) => {
-  const f = Object.fromEntries(new FormData(e.target));
-  const body = { title: f.title, authors: list(f.authors), isbn13: f.isbn13.replace(/-/g, ''),
-    price_cents: Number(f.price_cents), currency: f.currency, categories: list(f.categories), description: f.description };
-  if (f.id) await api('PUT', `/api/v1/admin/books/${f.id}`, body);
-  else await api('POST', '/api/v1/admin/books', body);
-  e.target.reset();
-  e.target.id.value = '';
+  const f = e.target;
+  const body = {
+    title: f.title.value, authors: list(f.authors.value), isbn: f.isbn13.value.replace(/-/g, ''),
+    price_cents: Math.round(Number(f.price.value) * 100), currency: f.currency.value.toUpperCase(),
+    category_ids: [...f.category_ids.selectedOptions].map((o) => Number(o.value)),
+    description: f.description.value,
+  };
+  const r = f.id.value ? await api('PUT', `/api/v1/admin/books/${f.id.value}`, body)
+    : await api('POST', '/api/v1/admin/books', body);
+  done(`Saved “${r.book?.title ?? body.title}” (#${r.book?.id ?? f.id.value}).`);
+  f.classList.add('hidden');
+  await loadBooks(true);
+}));
+$('#book-cancel').addEventListener('click', () => $('#book-form').classList.add('hidden'));
+$('#book-new').addEventListener('click', guard('new book', () => openForm(null)));
+$('#book-search').addEventListener('submit', guard('find books', async (e) => {
+  booksQuery = e.target.q.value.trim() || null;
   await loadBooks(true);
 }));
 $('#books-more').addEventListener('click', guard('books', () => loadBooks(false)));
 
+// the book's stock per warehouse, editable, with its recent ledger
+async function stockPanel(bookId, title) {
+  const panel = $('#stock-panel');
+  const inv = await api('GET', `/api/v1/admin/inventory/${bookId}`);
+  const names = new Map(inv.stock.map((s) => [s.warehouse_id, s.name]));
+  const rows = inv.stock.map((s) => {
+    const input = el('input', { type: 'number', min: s.reserved, value: s.on_hand, 'aria-label': `On hand in ${s.name}` });
+    const save = el('button', { type: 'button', onclick: guard(`stock in ${s.name}`, async () => {
+      const r = await api('PUT', `/api/v1/admin/inventory/${bookId}/${s.warehouse_id}`, { on_hand: Number(input.value) });
+      done(`${title}: ${r.stock.on_hand} on hand in ${s.name} (${STATUS_STOCK[r.stock_status] ?? r.stock_status} overall).`);
+      await stockPanel(bookId, title);
+    }) }, 'Save');
+    return el('tr', { dataset: { warehouseId: s.warehouse_id } },
+      el('td', {}, `${s.name} `, el('span.muted', {}, `${s.code} · ${s.region}`)),
+      el('td', {}, input), el('td.num', {}, String(s.reserved)), el('td.num', {}, String(s.on_hand - s.reserved)), el('td', {}, save));
+  });
+  panel.replaceChildren(
+    el('h3', {}, `Stock of “${title}”`),
+    inv.stock.length ? el('div.table-wrap', {}, el('table', { id: 'stock-grid' },
+      el('tr', {}, el('th', {}, 'Warehouse'), el('th', {}, 'On hand'), el('th.num', {}, 'Reserved'), el('th.num', {}, 'Available'), el('th', {}, '')),
+      ...rows))
+      : el('p.muted', {}, 'No warehouses yet: add one in the Warehouses tab.'),
+    el('h4', {}, 'Recent changes'),
+    el('div.table-wrap', {}, el('table', { id: 'stock-ledger' },
+      el('tr', {}, ...['When', 'Warehouse', 'On hand', 'Reserved', 'Why', 'Order'].map((h) => el('th', {}, h))),
+      ...inv.ledger.map((l) => el('tr', {}, el('td', {}, when(l.created_at)), el('td', {}, names.get(l.warehouse_id) ?? `#${l.warehouse_id}`),
+        el('td.num', {}, l.delta_on_hand ? String(l.delta_on_hand) : ''), el('td.num', {}, l.delta_reserved ? String(l.delta_reserved) : ''),
+        el('td', {}, l.reason), el('td', {}, l.order_id ? `#${l.order_id}` : ''))))),
+    el('button', { type: 'button', onclick: () => panel.classList.add('hidden') }, 'Close'));
+  panel.classList.remove('hidden');
+  panel.scrollIntoView({ block: 'nearest' });
+}
+
+loaders.books = () => loadBooks(true);
+
+// ------------------------------------------------------------ orders
+
+let ordersCursor = null;
+
+async function loadOrders(reset) {
+  const table = $('#admin-orders');
+  const status = $('#order-filter').status.value;
+  if (reset) {
+    ordersCursor = null;
+    table.replaceChildren(el('tr', {}, ...['Order', 'Placed', 'Items', 'Total', 'Status', ''].map((h) => el('th', {}, h))));
+  }
+  const q = new URLSearchParams();
+  if (status) q.set('status', status);
+  if (ordersCursor) q.set('cursor', ordersCursor);
+  const r = await api('GET', `/api/v1/admin/orders?${q}`);
+  for (const o of r.orders) {
+    table.append(el('tr', { dataset: { orderId: o.id, status: o.status } },
+      el('td', {}, `#${o.id}`), el('td', {}, when(o.created_at)),
+      el('td.num', {}, String((o.items ?? []).reduce((n, i) => n + i.quantity, 0))),
+      el('td.num', {}, money(o.total_cents, o.currency)),
+      el('td', {}, STATUS_TEXT[o.status] ?? o.status, o.refunded_cents ? ` (refunded ${money(o.refunded_cents, o.currency)})` : ''),
+      el('td', {}, el('div.row-actions', {}, ...orderActions(o),
+        el('button.open', { type: 'button', onclick: guard('open order', () => orderPanel(o.id)) }, 'Open')))));
+  }
+  if (reset && !r.orders.length) table.append(el('tr', {}, el('td', { colspan: 6 }, 'No orders with this status.')));
+  ordersCursor = r.next_cursor;
+  $('#orders-more').classList.toggle('hidden', !ordersCursor);
+}
+
+// an order changed: redraw the list and the open order
+async function changed(order, text) {
+  done(text);
+  await loadOrders(true);
+  if (!$('#order-panel').classList.contains('hidden')) await orderPanel(order.id);
+}
+
+function orderActions(o) {
+  const out = [];
+  if (o.status === 'paid') {
+    out.push(el('button.ship', { type: 'button', onclick: guard(`ship #${o.id}`, async () => {
+      const r = await api('POST', `/api/v1/admin/orders/${o.id}/ship`);
+      await changed(r.order, `Order #${o.id} shipped.`);
+    }) }, 'Ship'));
+  }
+  if (o.status === 'shipped') {
+    out.push(el('button.deliver', { type: 'button', onclick: guard(`deliver #${o.id}`, async () => {
+      const r = await api('POST', `/api/v1/admin/orders/${o.id}/deliver`);
+      await changed(r.order, `Order #${o.id} delivered.`);
+    }) }, 'Mark delivered'));
+  }
+  return out;
+}
+
+async function refund(o, items) {
+  const what = items ? items.map((i) => `${i.quantity} × book #${i.book_id}`).join(', ') : 'everything not yet refunded';
+  if (!confirm(`Refund ${what} of order #${o.id} to the customer's card?`)) return;
+  const r = await api('POST', `/api/v1/admin/orders/${o.id}/refund`, items ? { items } : undefined);
+  await changed(r.order, r.order.refunded_cents > o.refunded_cents
+    ? `Order #${o.id}: ${money(r.order.refunded_cents - (o.refunded_cents ?? 0), o.currency)} refunded.`
+    : `Order #${o.id}: the refund is being confirmed by the payment provider.`);
+}
+
+async function orderPanel(id) {
+  const panel = $('#order-panel');
+  const { orders } = await api('GET', `/api/v1/admin/orders?limit=1&cursor=${id + 1}`);
+  const o = orders.find((x) => x.id === id);
+  if (!o) throw Object.assign(new Error('no such order'), { status: 404, code: 'not_found' });
+  const refundable = ['paid', 'shipped', 'delivered'].includes(o.status);
+  const qty = new Map();
+  const rows = (o.items ?? []).map((i) => {
+    const left = i.quantity - (i.refunded_quantity ?? 0);
+    const input = el('input', { type: 'number', min: 0, max: left, placeholder: '0', disabled: !refundable || !left,
+      'aria-label': `Refund copies of ${i.title}` });
+    qty.set(i.book_id, input);
+    return el('tr', { dataset: { bookId: i.book_id } }, el('td', {}, i.title), el('td.num', {}, String(i.quantity)),
+      el('td.num', {}, money(i.price_cents, o.currency)), el('td.num', {}, String(i.refunded_quantity ?? 0)),
+      el('td', {}, input));
+  });
+  const a = o.shipping_address ?? {};
+  panel.replaceChildren(
+    el('h3', {}, `Order #${o.id} · ${STATUS_TEXT[o.status] ?? o.status}`),
+    el('p.muted', {}, `Placed ${when(o.created_at)} by user #${o.user_id}`, o.paid_at ? ` · paid ${when(o.paid_at)}` : '',
+      o.shipped_at ? ` · shipped ${when(o.shipped_at)}` : '', o.delivered_at ? ` · delivered ${when(o.delivered_at)}` : '',
+      o.payment?.failure_code ? ` · payment failed: ${o.payment.failure_code}` : ''),
+    el('p', {}, 'Ship to: ', [a.name, a.line1, a.city, a.postal_code, a.country].filter(Boolean).join(', ')),
+    el('div.table-wrap', {}, el('table', { id: 'order-lines' },
+      el('tr', {}, ...['Book', 'Qty', 'Price', 'Refunded', 'Refund now'].map((h) => el('th', {}, h))), ...rows)),
+    el('p', {}, `Total ${money(o.total_cents, o.currency)}`, o.refunded_cents ? ` · refunded ${money(o.refunded_cents, o.currency)}` : ''),
+    el('div.row-actions', {}, ...orderActions(o),
+      refundable ? el('button', { type: 'button', id: 'refund-lines', onclick: guard(`refund #${o.id}`, async () => {
+        const items = [...qty].filter(([, i]) => Number(i.value) > 0).map(([b, i]) => ({ book_id: b, quantity: Number(i.value) }));
+        if (!items.length) throw Object.assign(new Error('choose how many copies of which lines to refund'), { status: 0 });
+        await refund(o, items);
+      }) }, 'Refund selected') : null,
+      refundable ? el('button', { type: 'button', id: 'refund-all', onclick: guard(`refund #${o.id}`, () => refund(o, null)) },
+        'Refund everything left') : null,
+      el('button', { type: 'button', onclick: () => panel.classList.add('hidden') }, 'Close')));
+  panel.classList.remove('hidden');
+  panel.scrollIntoView({ block: 'nearest' });
+}
+
+$('#order-filter').addEventListener('change', guard('orders', () => loadOrders(true)));
+$('#orders-more').addEventListener('click', guard('orders', () => loadOrders(false)));
+loaders.orders = () => loadOrders(true);
+
+// ------------------------------------------------------------ categories and authors
+
+async function loadCatalog() {
+  await loadCategories();
+  $('#category-form').parent_id.replaceChildren(el('option', { value: '' }, 'At the top'), ...categoryOptions());
+  const table = $('#admin-categories');
+  table.replaceChildren(el('tr', {}, ...['Category', 'Rename', 'Move under', 'Merge into', ''].map((h) => el('th', {}, h))));
+  for (const c of categories) {
+    const name = el('input', { value: c.name, maxlength: 200, 'aria-label': `New name for ${c.name}` });
+    const parent = el('select', { 'aria-label': `Move ${c.name} under` },
+      el('option', { value: '' }, 'At the top'), ...categoryOptions(c.parent_id ? [c.parent_id] : [], c.id));
+    const merge = el('select', { 'aria-label': `Merge ${c.name} into` }, el('option', { value: '' }, '—'), ...categoryOptions([], c.id));
+    table.append(el('tr', { dataset: { categoryId: c.id } },
+      el('td', {}, `${'  '.repeat(c.depth)}${c.path}`), el('td', {}, name), el('td', {}, parent), el('td', {}, merge),
+      el('td', {}, el('button', { type: 'button', onclick: guard(`category ${c.name}`, async () => {
+        let body;
+        if (merge.value) {
+          if (!confirm(`Merge “${c.name}” into “${merge.selectedOptions[0].textContent.trim()}”? Its books and subcategories move there.`)) return;
+          body = { merge_into: Number(merge.value) };
+        } else {
+          body = {};
+          if (name.value !== c.name) body.name = name.value;
+          if ((parent.value ? Number(parent.value) : null) !== (c.parent_id ?? null)) body.parent_id = parent.value ? Number(parent.value) : null;
+        }
+        const r = await api('PUT', `/api/v1/admin/categories/${c.id}`, body);
+        done(`Category saved: ${r.category.name}.`);
+        await loadCatalog();
+      }) }, 'Save'))));
+  }
+}
+
+$('#category-form').addEventListener('submit', guard('add category', async (e) => {
+  const f = e.target;
+  const r = await api('POST', '/api/v1/admin/categories', { name: f.name.value, parent_id: f.parent_id.value ? Number(f.parent_id.value) : null });
+  done(`Category “${r.category.name}” added.`);
+  f.reset();
+  await loadCatalog();
+}));
+
+$('#author-form').addEventListener('submit', guard('add author', async (e) => {
+  const r = await api('POST', '/api/v1/admin/authors', { name: e.target.name.value });
+  done(`Author “${r.author.name}” added (#${r.author.id}).`);
+  e.target.reset();
+}));
+
+$('#author-edit').addEventListener('submit', guard('change author', async (e) => {
+  const f = e.target;
+  const body = f.merge_into.value ? { merge_into: Number(f.merge_into.value) } : { name: f.name.value };
+  const r = await api('PUT', `/api/v1/admin/authors/${Number(f.author_id.value)}`, body);
+  done(f.merge_into.value ? `Author #${f.author_id.value} merged into “${r.author.name}”.` : `Author renamed “${r.author.name}”.`);
+  f.reset();
+}));
+
+loaders.catalog = loadCatalog;
+
+// ------------------------------------------------------------ warehouses
+
 async function loadWarehouses() {
   const r = await api('GET', '/api/v1/admin/warehouses');
-  $('#warehouses').replaceChildren(el('tr', {}, ...['id', 'code', 'name', 'region'].map((h) => el('th', {}, h))),
+  $('#warehouses-table').replaceChildren(el('tr', {}, ...['Id', 'Code', 'Name', 'Region'].map((h) => el('th', {}, h))),
     ...r.warehouses.map((w) => el('tr', {}, el('td', {}, String(w.id)), el('td', {}, w.code), el('td', {}, w.name), el('td', {}, w.region))));
 }
 
 $('#warehouse-form').addEventListener('submit', guard('add warehouse', async (e) => {
   await api('POST', '/api/v1/admin/warehouses', Object.fromEntries(new FormData(e.target)));
+  done(`Warehouse ${e.target.name.value} added.`);
   e.target.reset();
   await loadWarehouses();
 }));
-
-$('#stock-set').addEventListener('submit', guard('set stock', async (e) => {
-  const f = Object.fromEntries(new FormData(e.target));
-  const r = await api('PUT', `/api/v1/admin/inventory/${f.book_id}/${f.warehouse_id}`, { on_hand: Number(f.on_hand) });
-  $('#stock-result').textContent = `Book #${f.book_id} in warehouse #${f.warehouse_id}: ${JSON.stringify(r.inventory ?? r)}`;
-}));
-
-$('#stock-adjust').addEventListener('submit', guard('adjust stock', async (e) => {
-  const f = Object.fromEntries(new FormData(e.target));
-  const r = await api('POST', `/api/v1/admin/inventory/${f.book_id}/${f.warehouse_id}/adjust`,
-    { delta: Number(f.delta), reason: f.reason });
-  $('#stock-result').textContent = `Book #${f.book_id} in warehouse #${f.warehouse_id}: ${JSON.stringify(r.inventory ?? r)}`;
-}));
+loaders.warehouses = loadWarehouses;
 
 if (me.role === 'admin') {
-  await guard('books', () => loadBooks(true))();
-  await guard('warehouses', () => loadWarehouses())();
+  addEventListener('hashchange', showTab);
+  // another admin may have changed things meanwhile
+  addEventListener('focus', () => { if (!document.querySelector('input:focus, select:focus, textarea:focus')) showTab(); });
+  await showTab();
 }

@@ -66,6 +66,8 @@ export interface ChatClientEvents {
   block: { user_id: number; blocked: boolean };
   read: { conversation_id: number; last_read_seq: number };
   conversation: Record<string, unknown> & { id: number };
+  /** an order of this user changed (the order object of the API) */
+  order: Record<string, unknown> & { id: number; status: string };
   stale: Record<string, unknown> & { id: number; last_edit_seq: number };
   state: { state: ConnectionState };
   synced: Record<string, never>;

@@ -373,6 +373,7 @@ export class ChatClient extends EventTarget {
     case 'presence': this.emit('presence', f); break;
     case 'block': this.emit('block', f); break;
     case 'read': this.emit('read', f); break;
+    case 'order': this.emit('order', f.order); break;
     case 'error': this.onError(f); break;
     default: break;
     }

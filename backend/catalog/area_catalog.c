@@ -1,7 +1,8 @@
 /*
  * area_catalog.c: the catalog area: reads, reviews and the back office's
- * books, warehouses and stock (op_catalog.c, op_review.c,
- * op_admin_catalog.c, op_admin_stock.c).
+ * books, warehouses and stock, categories and authors (op_catalog.c,
+ * op_review.c, op_admin_catalog.c, op_admin_stock.c,
+ * op_admin_taxonomy.c).
  *
  * Writes name what they touched of the edge's read cache (their touches
  * hook, catalog_cache.c); before anyone is answered the area bumps those
@@ -37,6 +38,16 @@ static const chat_op_t  chat_catalog_ops[] = {
       CHAT_OP_LOGGED, chat_catalog_touches_stock, NULL },
     { "admin.inventory.adjust", chat_op_admin_inventory_adjust, NULL,
       CHAT_OP_LOGGED, chat_catalog_touches_stock, NULL },
+    { "admin.inventory.book", chat_op_admin_inventory_book, NULL, 0, NULL,
+      NULL },
+    { "admin.category.create", chat_op_admin_category_create, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_lists, NULL },
+    { "admin.category.update", chat_op_admin_category_update, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_named, NULL },
+    { "admin.author.create", chat_op_admin_author_create, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_lists, NULL },
+    { "admin.author.update", chat_op_admin_author_update, NULL,
+      CHAT_OP_LOGGED, chat_catalog_touches_named, NULL },
 };
 
 

@@ -9,7 +9,8 @@
  * cJSON and adds what depends on configuration (stock_status) or on
  * another query (the first page of reviews).
  *
- * Stock status sums on_hand - reserved over every warehouse: "out_of_stock"
+ * Stock status (on every book, in lists too) sums on_hand - reserved over
+ * every warehouse: "out_of_stock"
  * at 0, "low_stock" under the threshold CHAT_LOW_STOCK (environment, read
  * once; default 5), else "in_stock".
  *
@@ -40,9 +41,7 @@ static const char  chat_book_detail_sql[] =
     "   ORDER BY c.id) FROM book_categories bc"
     "   JOIN categories c ON c.id = bc.category_id"
     "   WHERE bc.book_id = b.id), '[]'::json),"
-    "  'created_at', b.created_at, 'updated_at', b.updated_at)::text,"
-    " coalesce((SELECT sum(s.on_hand - s.reserved) FROM stock s"
-    "  WHERE s.book_id = b.id), 0)"
+    "  'created_at', b.created_at, 'updated_at', b.updated_at)::text"
     " FROM books b WHERE b.id = $1 AND b.deleted_at IS NULL";
 
 static const char  chat_reviews_sql[] =
@@ -129,9 +128,28 @@ chat_catalog_rows_json(PGresult *res, int col, int max, cJSON *array)
         }
 
         cJSON_AddItemToArray(array, item);
+
+        if (chat_catalog_summary_stock(item) != 0) {
+            return -1;
+        }
     }
 
     return 0;
+}
+
+
+int
+chat_catalog_summary_stock(cJSON *book)
+{
+    cJSON   *available;
+    double   n;
+
+    available = cJSON_DetachItemFromObjectCaseSensitive(book, "available");
+    n = cJSON_IsNumber(available) ? available->valuedouble : 0;
+    cJSON_Delete(available);
+
+    return cJSON_AddStringToObject(book, "stock_status",
+               chat_catalog_stock_status((int64_t) n)) != NULL ? 0 : -1;
 }
 
 
@@ -241,11 +259,7 @@ chat_catalog_book_json(chat_op_ctx_t *ctx, int64_t id, cJSON **out)
     book = cJSON_Parse(PQgetvalue(res, 0, 0));
     more = cJSON_Parse(PQgetvalue(res, 0, 1));
 
-    if (book == NULL || more == NULL
-        || cJSON_AddStringToObject(book, "stock_status",
-               chat_catalog_stock_status(strtoll(PQgetvalue(res, 0, 2),
-                                                 NULL, 10)))
-           == NULL)
+    if (book == NULL || more == NULL || chat_catalog_summary_stock(book) != 0)
     {
         PQclear(res);
         cJSON_Delete(book);

@@ -33,7 +33,9 @@
     " 'currency', b.currency, 'format', b.format, 'published_on',"          \
     " b.published_on, 'rating_avg', b.rating_avg::float8, 'rating_count',"  \
     " b.rating_count, 'cover_url', b.cover_url, 'cover_thumb_url',"         \
-    " b.cover_thumb_url)"
+    " b.cover_thumb_url,"                                                   \
+    " 'available', (SELECT coalesce(sum(s.on_hand - s.reserved), 0)"        \
+    "  FROM stock s WHERE s.book_id = b.id))"
 
 /* 1 when the command comes from an admin; else sets 403 and returns 0
  * (-1 if memory ran out).  The edge checked already: this is the second
@@ -52,6 +54,10 @@ const char *chat_catalog_opt_string(chat_op_ctx_t *ctx, const char *name,
 /* Appends the JSON text in column col of the first max rows of res to
  * array.  0, or -1 (bad JSON from the database, memory). */
 int chat_catalog_rows_json(PGresult *res, int col, int max, cJSON *array);
+
+/* A summary's "available" (copies on hand and not promised) turned into
+ * its stock_status: the count itself is not published.  0, or -1. */
+int chat_catalog_summary_stock(cJSON *book);
 
 /*
  * The full book object of book id (a live one): the list item plus

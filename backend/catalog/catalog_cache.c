@@ -28,6 +28,10 @@
  *   catalog.review.create          the book, lists (rating, reviews)
  *   admin.inventory.set, .adjust   the book and lists, only when the
  *                                  reply says stock_status_changed
+ *   admin.category.create,         lists
+ *   admin.author.create
+ *   admin.category.update,         lists and the books in the reply's
+ *   admin.author.update            touched_book_ids (their pages name it)
  *   order.checkout                 every book of the order (its stock
  *                                  was reserved, so its stock_status may
  *                                  have moved); not the lists
@@ -149,6 +153,34 @@ chat_catalog_touches_order(const cJSON *body, int status, const char *reply,
                                                                "book_id"),
                               1, CHAT_INT_MAX, &id) == 0)
         {
+            chat_catalog_touch_book(t, id);
+        }
+    }
+
+    cJSON_Delete(r);
+}
+
+
+void
+chat_catalog_touches_named(const cJSON *body, int status, const char *reply,
+    chat_touched_t *t)
+{
+    cJSON    *r, *item;
+    int64_t   id;
+
+    (void) body;
+
+    if (!chat_catalog_ok(status)) {
+        return;
+    }
+
+    t->lists = 1;
+    r = cJSON_Parse(reply);
+
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(r,
+                                                     "touched_book_ids"))
+    {
+        if (chat_json_integer(item, 1, CHAT_INT_MAX, &id) == 0) {
             chat_catalog_touch_book(t, id);
         }
     }

@@ -23,6 +23,10 @@ void chat_catalog_touches_stock(const cJSON *body, int status,
     const char *reply, chat_touched_t *t);
 void chat_catalog_touches_order(const cJSON *body, int status,
     const char *reply, chat_touched_t *t);
+/* lists and the books the reply names in touched_book_ids (a category or
+ * an author renamed, moved or merged) */
+void chat_catalog_touches_named(const cJSON *body, int status,
+    const char *reply, chat_touched_t *t);
 
 /*
  * The catalog area's before_reply hook (area.h): INCRs the generations

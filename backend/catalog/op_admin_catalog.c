@@ -22,7 +22,8 @@
  * there and leaves the rest alone.
  *
  * A deleted book keeps its row (orders point at it) and only gets
- * deleted_at.
+ * deleted_at; its ISBN is free again for a new book (unique only among
+ * books not deleted, sql/011_store.sql).
  *
  * After the commit the worker bumps the touched cache generations before
  * it answers (catalog_cache.c), so a read that follows the reply never
@@ -59,7 +60,7 @@ static const char  chat_book_insert_sql[] =
     "  coalesce(j->>'format', 'paperback'), (j->>'price_cents')::bigint,"
     "  coalesce(j->>'currency', 'USD')"
     " FROM (SELECT $1::jsonb AS j) x"
-    " ON CONFLICT (isbn13) DO NOTHING RETURNING id";
+    " ON CONFLICT (isbn13) WHERE deleted_at IS NULL DO NOTHING RETURNING id";
 
 #define CHAT_SET(col, expr)                                                 \
     " " col " = CASE WHEN j ? '" col "' THEN " expr " ELSE b." col " END,"
@@ -679,7 +680,8 @@ chat_op_admin_book_update(chat_op_ctx_t *ctx)
     if (isbn != NULL) {
         params[1] = isbn->valuestring;
         res = chat_db_query(ctx->db,
-            "SELECT 1 FROM books WHERE isbn13 = $2 AND id <> $1",
+            "SELECT 1 FROM books WHERE isbn13 = $2 AND id <> $1"
+            " AND deleted_at IS NULL",
             2, params, NULL, NULL);
         if (res == NULL) {
             cJSON_Delete(fields);

@@ -245,8 +245,7 @@ chat_cmd_parse(chat_cmd_t *cmd, const chat_field_t *fields, size_t n)
 
     if (cmd->uid == 0
         ? cmd->role_len != 0
-        : !((cmd->role_len == 4 && memcmp(cmd->role, "user", 4) == 0)
-            || (cmd->role_len == 5 && memcmp(cmd->role, "admin", 5) == 0)))
+        : chat_role_name(cmd->role, cmd->role_len) == NULL)
     {
         return chat_cmd_fail(cmd, "role does not fit uid in field",
                              CHAT_F_ROLE);

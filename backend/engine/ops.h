@@ -279,6 +279,8 @@ int chat_op_order_get(chat_op_ctx_t *ctx);
 int chat_op_admin_order_list(chat_op_ctx_t *ctx);
 int chat_op_admin_order_ship(chat_op_ctx_t *ctx);
 int chat_op_admin_order_refund(chat_op_ctx_t *ctx);
+int chat_op_admin_order_deliver(chat_op_ctx_t *ctx);
+int chat_op_carrier_delivery(chat_op_ctx_t *ctx);
 /* the catalog: reads, op_catalog.c; reviews, op_review.c; admin writes,
  * op_admin_catalog.c */
 int chat_op_catalog_categories(chat_op_ctx_t *ctx);
@@ -295,5 +297,12 @@ int chat_op_admin_warehouse_create(chat_op_ctx_t *ctx);
 int chat_op_admin_warehouse_list(chat_op_ctx_t *ctx);
 int chat_op_admin_inventory_set(chat_op_ctx_t *ctx);
 int chat_op_admin_inventory_adjust(chat_op_ctx_t *ctx);
+
+/* categories, authors and a book's stock grid, op_admin_taxonomy.c */
+int chat_op_admin_category_create(chat_op_ctx_t *ctx);
+int chat_op_admin_category_update(chat_op_ctx_t *ctx);
+int chat_op_admin_author_create(chat_op_ctx_t *ctx);
+int chat_op_admin_author_update(chat_op_ctx_t *ctx);
+int chat_op_admin_inventory_book(chat_op_ctx_t *ctx);
 
 #endif /* CHAT_OPS_H */

@@ -1,7 +1,7 @@
 /*
  * area_orders.c: the orders area: cart, checkout, order history and the
- * back office's shipping and refunds (op_cart.c, op_checkout.c,
- * op_order.c), and the reconciler that settles payments whose outcome was
+ * back office's shipping, delivery and refunds and the carrier's
+ * delivery webhook (op_cart.c, op_checkout.c, op_order.c), and the reconciler that settles payments whose outcome was
  * not known (reconcile.c), a periodic task of the orders lane's workers.
  *
  * The checkout and the refund wait on the payment provider, so they run
@@ -29,6 +29,10 @@ static const chat_op_t  chat_orders_ops[] = {
     { "order.get", chat_op_order_get, NULL, 0, NULL, NULL },
     { "admin.order.list", chat_op_admin_order_list, NULL, 0, NULL, NULL },
     { "admin.order.ship", chat_op_admin_order_ship, NULL, CHAT_OP_LOGGED,
+      NULL, NULL },
+    { "admin.order.deliver", chat_op_admin_order_deliver, NULL,
+      CHAT_OP_LOGGED, NULL, NULL },
+    { "carrier.delivery", chat_op_carrier_delivery, NULL, CHAT_OP_LOGGED,
       NULL, NULL },
     { "admin.order.refund", chat_op_admin_order_refund, NULL,
       CHAT_OP_ALONE | CHAT_OP_SUSPENDS, NULL, NULL },

@@ -837,36 +837,6 @@ failed:
 }
 
 
-/*
- * The provider charged, but the order was already settled: fine when it
- * is paid (a concurrent retry got there first); anything else means money
- * was taken for an order that is not paid, and a person must refund it.
- */
-static void
-chat_checkout_charged_late(chat_checkout_t *co, const char *payment_id)
-{
-    char         id[24];
-    PGresult    *res;
-    const char  *values[1];
-
-    values[0] = chat_i64(id, co->order_id);
-
-    res = chat_db_query(co->ctx->db, "SELECT status FROM orders WHERE id = $1",
-                        1, values, NULL, NULL);
-    if (res == NULL) {
-        return;
-    }
-
-    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "paid") != 0) {
-        chat_log_error("order %lld is %s but the provider charged it (%s): "
-                       "refund it by hand", (long long) co->order_id,
-                       PQgetvalue(res, 0, 0), payment_id);
-    }
-
-    PQclear(res);
-}
-
-
 /* Settles what the provider said about the charge, and answers.  0, or
  * -1. */
 static int
@@ -887,7 +857,11 @@ chat_checkout_settle(chat_checkout_t *co, const chat_pay_result_t *pay)
                                pay->id, NULL, pay->last4, -1,
                                co->ctx->events, &order);
         if (rc == 0) {
-            chat_checkout_charged_late(co, pay->id);
+            /* settled already: fine when paid (a concurrent retry got
+             * there first); otherwise money was taken for an order that
+             * is not paid, and it goes back (orders.c) */
+            (void) chat_order_late_charge(co->ctx->db, co->order_id,
+                                          pay->id);
         }
         break;
 

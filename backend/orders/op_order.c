@@ -1,6 +1,8 @@
 /*
  * op_order.c: orders after checkout: order.list, order.get (the owner's),
- * admin.order.list, admin.order.ship, admin.order.refund (admins only).
+ * admin.order.list, admin.order.ship, admin.order.deliver,
+ * admin.order.refund (admins only), carrier.delivery (the carrier's
+ * webhook).
  * The checkout itself is op_checkout.c; settling payments is orders.c.
  *
  * Who sees what.  order.list and order.get only ever look at the caller's
@@ -12,14 +14,23 @@
  * copies leave the warehouses: on_hand and reserved both go down by the
  * quantity, a ledger row each, the order becomes shipped.
  *
- * Refund (CHAT_OP_SUSPENDS, not logged: it waits on the provider): the
- * order's refund attempt is recorded (idempotency key "refund:<order>",
- * so however often it is retried the provider refunds once), the
- * provider is called outside any transaction (the op suspends on the
- * call, so its worker serves other commands meanwhile), and on success
- * the order becomes refunded, its copies going back to stock when it had
- * not shipped (orders.c).  A refused refund is 409; an unknown outcome is
- * 202 with the order as it stands, and the reconciler finishes it.
+ * Deliver: a shipped order becomes delivered (an admin, or the carrier's
+ * webhook, whose event ids count once: carrier_events); delivered again
+ * is 200 as it stands; anything else 409.
+ *
+ * Refund (CHAT_OP_SUSPENDS, not logged: it waits on the provider):
+ * {items: [{book_id, quantity}]} for part of the order, none for all that
+ * is left.  Under the order's row lock the lines are checked (a book not
+ * in the order 400, more than bought and not yet refunded 409) and the
+ * refund attempt is recorded with its lines, amount and its own key
+ * ("refund:<order>:<n>"); one refund at a time per order (409
+ * refund_pending while one is unconfirmed).  The provider is called
+ * outside any transaction with that key and amount (the op suspends on
+ * the call), and on success orders.c settles it: refunded quantities and
+ * cents, the ledger row, the copies back to stock when not shipped, the
+ * order refunded once every line is.  A refused refund is 409; an
+ * unknown outcome is 202 with the order as it stands, and the reconciler
+ * repeats the call with the same key and amount until it knows.
  *
  * Every status change queues {"type":"order","order":{...}} for the
  * owner.
@@ -380,29 +391,108 @@ chat_op_admin_order_ship(chat_op_ctx_t *ctx)
 }
 
 
+/* the lines of a refund: what was asked, then what is left of each */
+typedef struct {
+    int64_t  book_id;
+    int64_t  quantity;
+} chat_refund_line_t;
+
+#define CHAT_REFUND_LINES_MAX  100
+
+/* what a refund's resume step needs */
+typedef struct {
+    int64_t  order_id;
+    int64_t  attempt_id;
+} chat_refund_state_t;
+
+
 /*
- * Records the refund attempt (a new claim on it if it exists) with the
- * order row locked.  1 with *payment_ref set (malloc'd), or 0 after an
- * answer (404, 409, or 200 when already refunded), or -1.
+ * Reads the body's items ([{book_id, quantity}], or absent for a full
+ * refund) into lines.  Returns the count (0: in full), or -2 after a 400
+ * reply, or -1.
  */
 static int
-chat_refund_begin(chat_op_ctx_t *ctx, int64_t order_id, char **payment_ref)
+chat_refund_lines(chat_op_ctx_t *ctx, chat_refund_line_t *lines)
 {
-    char         id[24], lease[24], msg[96];
-    PGresult    *res;
-    const char  *values[2], *status;
+    int           n, k;
+    int64_t       book, qty;
+    const cJSON  *items, *item;
 
-    values[0] = chat_i64(id, order_id);
+    items = cJSON_GetObjectItemCaseSensitive(ctx->body, "items");
+    if (items == NULL || cJSON_IsNull(items)) {
+        return 0;
+    }
+
+    if (!cJSON_IsArray(items) || cJSON_GetArraySize(items) == 0
+        || cJSON_GetArraySize(items) > CHAT_REFUND_LINES_MAX)
+    {
+        return chat_op_invalid(ctx, "items must be a list of 1..100 "
+                               "{book_id, quantity}") == 0 ? -2 : -1;
+    }
+
+    n = 0;
+
+    cJSON_ArrayForEach(item, items) {
+        if (!cJSON_IsObject(item)
+            || chat_json_integer(cJSON_GetObjectItemCaseSensitive(item,
+                                     "book_id"), 1, CHAT_INT_MAX, &book) != 0
+            || chat_json_integer(cJSON_GetObjectItemCaseSensitive(item,
+                                     "quantity"), 1, 1000000, &qty) != 0)
+        {
+            return chat_op_invalid(ctx, "each item needs a book_id and a "
+                                   "quantity >= 1") == 0 ? -2 : -1;
+        }
+
+        for (k = 0; k < n; k++) {
+            if (lines[k].book_id == book) {
+                return chat_op_invalid(ctx, "a book is named twice in items")
+                       == 0 ? -2 : -1;
+            }
+        }
+
+        lines[n].book_id = book;
+        lines[n].quantity = qty;
+        n++;
+    }
+
+    return n;
+}
+
+
+/*
+ * In a transaction with the order row locked: checks the order can be
+ * refunded as asked and records the refund attempt (its lines, amount
+ * and key).  1 with *st and *payment_ref (malloc'd) set, or 0 after an
+ * answer (404, 409, 400, or 200 when a full refund finds it refunded
+ * already), or -1.
+ */
+static int
+chat_refund_begin(chat_op_ctx_t *ctx, chat_refund_line_t *lines, int n,
+    chat_refund_state_t *st, char **payment_ref, int64_t *amount)
+{
+    int          i, k, rows, found;
+    char         id[24], lease[24], amt[24], msg[160], *items_text;
+    cJSON       *items, *line;
+    int64_t      left, price;
+    PGresult    *res;
+    const char  *values[4], *status;
+
+    values[0] = chat_i64(id, st->order_id);
     values[1] = chat_i64(lease, ctx->cfg->payment_timeout_ms
                                 + CHAT_REFUND_LEASE_MARGIN_MS);
+    items = NULL;
+    items_text = NULL;
+    *amount = 0;
 
     if (chat_db_exec(ctx->db, "BEGIN") != 0) {
         return -1;
     }
 
     res = chat_db_query(ctx->db,
-              "SELECT status, payment_ref FROM orders WHERE id = $1"
-              " FOR UPDATE",
+              "SELECT status, payment_ref, EXISTS (SELECT 1"
+              "   FROM payment_attempts WHERE order_id = $1"
+              "    AND kind = 'refund' AND status = 'pending')"
+              "  FROM orders WHERE id = $1 FOR UPDATE",
               1, values, NULL, NULL);
     if (res == NULL) {
         goto failed;
@@ -416,21 +506,30 @@ chat_refund_begin(chat_op_ctx_t *ctx, int64_t order_id, char **payment_ref)
 
     status = PQgetvalue(res, 0, 0);
 
-    if (strcmp(status, "refunded") == 0) {
+    if (strcmp(status, "refunded") == 0 && n == 0) {
         PQclear(res);
         (void) chat_db_exec(ctx->db, "ROLLBACK");
-        return chat_order_reply(ctx, 200, order_id);
+        return chat_order_reply(ctx, 200, st->order_id);
     }
 
     if ((strcmp(status, "paid") != 0 && strcmp(status, "shipped") != 0
          && strcmp(status, "delivered") != 0)
         || PQgetisnull(res, 0, 1))
     {
-        snprintf(msg, sizeof(msg), "only a paid or shipped order can be "
-                 "refunded; this one is %s", status);
+        snprintf(msg, sizeof(msg), "only a paid, shipped or delivered order "
+                 "can be refunded; this one is %s", status);
         PQclear(res);
         (void) chat_db_exec(ctx->db, "ROLLBACK");
         return chat_op_error(ctx, 409, "invalid_state", msg);
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+        PQclear(res);
+        (void) chat_db_exec(ctx->db, "ROLLBACK");
+        return chat_op_error(ctx, 409, "refund_pending", "a refund of this "
+                             "order is still being confirmed by the payment "
+                             "provider; it finishes on its own, try again "
+                             "in a moment");
     }
 
     *payment_ref = strdup(PQgetvalue(res, 0, 1));
@@ -440,20 +539,125 @@ chat_refund_begin(chat_op_ctx_t *ctx, int64_t order_id, char **payment_ref)
         goto failed;
     }
 
+    /* what is left of each line */
     res = chat_db_query(ctx->db,
-              "INSERT INTO payment_attempts (order_id, kind,"
-              "    idempotency_key, amount_cents, lease_until)"
-              " SELECT id, 'refund', 'refund:' || id, total_cents,"
-              "        now() + $2::int * interval '1 millisecond'"
-              "   FROM orders WHERE id = $1"
-              " ON CONFLICT (idempotency_key) DO UPDATE"
-              " SET status = 'pending', claims = payment_attempts.claims + 1,"
-              "     lease_until = EXCLUDED.lease_until, updated_at = now()",
-              2, values, NULL, NULL);
+              "SELECT book_id, quantity - refunded_quantity, price_cents"
+              "  FROM order_items WHERE order_id = $1 ORDER BY book_id",
+              1, values, NULL, NULL);
     if (res == NULL) {
         goto failed;
     }
 
+    rows = PQntuples(res);
+    items = cJSON_CreateArray();
+    if (items == NULL) {
+        PQclear(res);
+        goto failed;
+    }
+
+    for (k = 0; k < (n ? n : rows); k++) {
+        found = -1;
+
+        for (i = 0; i < rows; i++) {
+            if (n == 0
+                || strtoll(PQgetvalue(res, i, 0), NULL, 10)
+                   == lines[k].book_id)
+            {
+                found = n == 0 ? k : i;
+                break;
+            }
+        }
+
+        if (found < 0) {
+            snprintf(msg, sizeof(msg), "book %lld is not in this order",
+                     (long long) lines[k].book_id);
+            PQclear(res);
+            goto refuse_400;
+        }
+
+        left = strtoll(PQgetvalue(res, found, 1), NULL, 10);
+        price = strtoll(PQgetvalue(res, found, 2), NULL, 10);
+
+        if (n == 0) {
+            if (left == 0) {
+                continue;
+            }
+
+        } else if (lines[k].quantity > left) {
+            snprintf(msg, sizeof(msg), "book %lld: %lld asked, only %lld "
+                     "bought and not yet refunded",
+                     (long long) lines[k].book_id,
+                     (long long) lines[k].quantity, (long long) left);
+            PQclear(res);
+            cJSON_Delete(items);
+            (void) chat_db_exec(ctx->db, "ROLLBACK");
+            free(*payment_ref);
+            *payment_ref = NULL;
+            return chat_op_error(ctx, 409, "refund_exceeds_order", msg);
+
+        } else {
+            left = lines[k].quantity;
+        }
+
+        line = cJSON_CreateObject();
+        if (line == NULL
+            || cJSON_AddNumberToObject(line, "book_id",
+                   (double) strtoll(PQgetvalue(res, found, 0), NULL, 10))
+               == NULL
+            || cJSON_AddNumberToObject(line, "quantity", (double) left) == NULL
+            || !cJSON_AddItemToArray(items, line))
+        {
+            cJSON_Delete(line);
+            PQclear(res);
+            goto failed;
+        }
+
+        *amount += left * price;
+    }
+
+    PQclear(res);
+
+    if (cJSON_GetArraySize(items) == 0 || *amount <= 0) {
+        cJSON_Delete(items);
+        (void) chat_db_exec(ctx->db, "ROLLBACK");
+        free(*payment_ref);
+        *payment_ref = NULL;
+        return chat_op_error(ctx, 409, "refund_exceeds_order",
+                             "nothing of this order is left to refund");
+    }
+
+    items_text = cJSON_PrintUnformatted(items);
+    cJSON_Delete(items);
+    items = NULL;
+
+    if (items_text == NULL) {
+        goto failed;
+    }
+
+    values[2] = chat_i64(amt, *amount);
+    values[3] = items_text;
+
+    /* one key per refund of the order: the provider refunds each once
+     * however often it is asked (the reconciler repeats unknown ones) */
+    res = chat_db_query(ctx->db,
+              "INSERT INTO payment_attempts (order_id, kind,"
+              "    idempotency_key, amount_cents, lease_until, items,"
+              "    payment_ref, reason)"
+              " SELECT o.id, 'refund', 'refund:' || o.id || ':' || (1 +"
+              "        (SELECT count(*) FROM payment_attempts p"
+              "          WHERE p.order_id = o.id AND p.kind = 'refund')),"
+              "        $3::bigint,"
+              "        now() + $2::int * interval '1 millisecond',"
+              "        $4::jsonb, o.payment_ref, 'admin'"
+              "   FROM orders o WHERE o.id = $1"
+              " RETURNING id",
+              4, values, NULL, NULL);
+    cJSON_free(items_text);
+    if (res == NULL) {
+        goto failed;
+    }
+
+    st->attempt_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
 
     if (chat_db_exec(ctx->db, "COMMIT") != 0) {
@@ -462,8 +666,17 @@ chat_refund_begin(chat_op_ctx_t *ctx, int64_t order_id, char **payment_ref)
 
     return 1;
 
+refuse_400:
+
+    cJSON_Delete(items);
+    (void) chat_db_exec(ctx->db, "ROLLBACK");
+    free(*payment_ref);
+    *payment_ref = NULL;
+    return chat_op_invalid(ctx, msg);
+
 failed:
 
+    cJSON_Delete(items);
     free(*payment_ref);
     *payment_ref = NULL;
 
@@ -479,36 +692,34 @@ failed:
 static int
 chat_refund_done(chat_op_ctx_t *ctx, chat_http_call_t *call)
 {
-    int                rc;
-    char               id[24], msg[160];
-    int64_t            order_id;
-    PGresult          *res;
-    const char        *values[2];
-    chat_pay_result_t  pay;
-
-    order_id = *(int64_t *) call->data;
+    int                   rc;
+    char                  id[24], msg[160];
+    PGresult             *res;
+    const char           *values[2];
+    chat_pay_result_t     pay;
+    chat_refund_state_t  *st = call->data;
 
     chat_payment_refund_result(call, &pay);
 
-    values[0] = chat_i64(id, order_id);
+    values[0] = chat_i64(id, st->attempt_id);
 
     switch (pay.state) {
 
     case CHAT_PAY_REFUNDED:
-        rc = chat_order_settle_refund(ctx->db, order_id, pay.id,
+        rc = chat_order_settle_refund(ctx->db, st->attempt_id, pay.id,
                                       ctx->cmd->uid, ctx->events);
         if (rc < 0) {
             return -1;
         }
 
-        return chat_order_reply(ctx, 200, order_id);
+        return chat_order_reply(ctx, 200, st->order_id);
 
     case CHAT_PAY_DECLINED:
         values[1] = pay.code;
         res = chat_db_query(ctx->db,
                   "UPDATE payment_attempts SET status = 'failed',"
                   "       failure_code = $2, updated_at = now()"
-                  " WHERE order_id = $1 AND kind = 'refund'",
+                  " WHERE id = $1 AND status = 'pending'",
                   2, values, NULL, NULL);
         if (res == NULL) {
             return -1;
@@ -524,14 +735,14 @@ chat_refund_done(chat_op_ctx_t *ctx, chat_http_call_t *call)
         res = chat_db_query(ctx->db,
                   "UPDATE payment_attempts SET last_error = $2,"
                   "       updated_at = now()"
-                  " WHERE order_id = $1 AND kind = 'refund'",
+                  " WHERE id = $1",
                   2, values, NULL, NULL);
         PQclear(res);
 
         chat_log_warn("order %lld: refund outcome unknown (%s); left to "
-                      "the reconciler", (long long) order_id, pay.error);
+                      "the reconciler", (long long) st->order_id, pay.error);
 
-        return chat_order_reply(ctx, 202, order_id);
+        return chat_order_reply(ctx, 202, st->order_id);
     }
 }
 
@@ -539,10 +750,14 @@ chat_refund_done(chat_op_ctx_t *ctx, chat_http_call_t *call)
 int
 chat_op_admin_order_refund(chat_op_ctx_t *ctx)
 {
-    int                rc;
-    char               key[48], *ref;
-    int64_t            order_id, *data;
-    chat_http_call_t  *call;
+    int                   rc, n;
+    char                  key[64], *ref;
+    int64_t               order_id, amount;
+    PGresult             *res;
+    const char           *values[1];
+    chat_http_call_t     *call;
+    chat_refund_line_t    lines[CHAT_REFUND_LINES_MAX];
+    chat_refund_state_t  *st;
 
     rc = chat_op_require_admin(ctx);
     if (rc != 1) {
@@ -554,27 +769,207 @@ chat_op_admin_order_refund(chat_op_ctx_t *ctx)
         return rc;
     }
 
+    n = chat_refund_lines(ctx, lines);
+    if (n < 0) {
+        return n == -2 ? 0 : -1;
+    }
+
+    st = calloc(1, sizeof(chat_refund_state_t));
+    if (st == NULL) {
+        return -1;
+    }
+
+    st->order_id = order_id;
     ref = NULL;
-    rc = chat_refund_begin(ctx, order_id, &ref);
+
+    rc = chat_refund_begin(ctx, lines, n, st, &ref, &amount);
+    if (rc != 1) {
+        free(st);
+        return rc;
+    }
+
+    /* the attempt's key, as the reconciler will repeat it */
+    values[0] = chat_i64(key, st->attempt_id);
+    res = chat_db_query(ctx->db,
+              "SELECT idempotency_key FROM payment_attempts WHERE id = $1",
+              1, values, NULL, NULL);
+    if (res == NULL || PQntuples(res) != 1) {
+        PQclear(res);
+        free(ref);
+        free(st);
+        return -1;
+    }
+
+    snprintf(key, sizeof(key), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    call = chat_payment_refund_call(ctx->cfg, ref, key, amount);
+    free(ref);
+
+    if (call == NULL) {
+        free(st);
+        return -1;
+    }
+
+    call->data = st;
+    call->cleanup = free;
+
+    return chat_op_suspend(ctx, call, chat_refund_done);
+}
+
+
+/* 200 {order} after a delivery, 409 before shipping, 404 for none. */
+static int
+chat_deliver_answer(chat_op_ctx_t *ctx, int64_t order_id)
+{
+    int     rc, missing;
+    char    was[32], msg[96];
+    cJSON  *order;
+
+    rc = chat_order_deliver(ctx->db, order_id, was, sizeof(was));
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0 && was[0] == '\0') {
+        return chat_op_no_order(ctx);
+    }
+
+    if (rc == 0 && strcmp(was, "delivered") != 0) {
+        snprintf(msg, sizeof(msg), "only a shipped order can be delivered; "
+                 "this one is %s", was);
+        return chat_op_error(ctx, 409, "invalid_state", msg);
+    }
+
+    if (rc == 0) {
+        return chat_order_reply(ctx, 200, order_id);   /* said twice */
+    }
+
+    order = chat_order_json(ctx->db, order_id, &missing);
+    if (order == NULL) {
+        return -1;
+    }
+
+    if (chat_order_event(ctx->events, order) != 0) {
+        cJSON_Delete(order);
+        return -1;
+    }
+
+    ctx->reply = cJSON_CreateObject();
+    if (ctx->reply == NULL
+        || !cJSON_AddItemToObject(ctx->reply, "order", order))
+    {
+        cJSON_Delete(order);
+        return -1;
+    }
+
+    ctx->status = 200;
+    return 0;
+}
+
+
+int
+chat_op_admin_order_deliver(chat_op_ctx_t *ctx)
+{
+    int      rc;
+    int64_t  order_id;
+
+    rc = chat_op_require_admin(ctx);
     if (rc != 1) {
         return rc;
     }
 
-    snprintf(key, sizeof(key), "refund:%lld", (long long) order_id);
+    rc = chat_op_integer(ctx, "order_id", 1, 1, &order_id);
+    if (rc != 1) {
+        return rc;
+    }
 
-    call = chat_payment_refund_call(ctx->cfg, ref, key);
-    free(ref);
+    return chat_deliver_answer(ctx, order_id);
+}
 
-    data = malloc(sizeof(int64_t));
-    if (call == NULL || data == NULL) {
-        chat_http_call_free(call);
-        free(data);
+
+/*
+ * carrier.delivery {event_id, order_id, status: "delivered"}: the
+ * carrier's webhook, for accounts of role carrier (or admin).  Each
+ * event id counts once: the same event again answers the order as it
+ * stands, the same id for another order is 409.
+ */
+int
+chat_op_carrier_delivery(chat_op_ctx_t *ctx)
+{
+    int           rc;
+    char          id[24], who[24];
+    int64_t       order_id;
+    PGresult     *res;
+    const char   *values[3], *event;
+    const cJSON  *status;
+
+    if (!(ctx->cmd->uid > 0
+          && ((ctx->cmd->role_len == 7
+               && memcmp(ctx->cmd->role, "carrier", 7) == 0)
+              || (ctx->cmd->role_len == 5
+                  && memcmp(ctx->cmd->role, "admin", 5) == 0))))
+    {
+        return chat_op_error(ctx, 403, "forbidden",
+                             "this needs a carrier's account");
+    }
+
+    event = chat_op_string(ctx, "event_id");
+    if (event == NULL) {
+        return ctx->reply != NULL ? 0 : -1;
+    }
+
+    if (event[0] == '\0' || strlen(event) > 128) {
+        return chat_op_invalid(ctx, "event_id must be 1..128 characters");
+    }
+
+    rc = chat_op_integer(ctx, "order_id", 1, 1, &order_id);
+    if (rc != 1) {
+        return rc;
+    }
+
+    status = cJSON_GetObjectItemCaseSensitive(ctx->body, "status");
+    if (!cJSON_IsString(status)
+        || strcmp(status->valuestring, "delivered") != 0)
+    {
+        return chat_op_invalid(ctx, "status must be \"delivered\"");
+    }
+
+    values[0] = event;
+    values[1] = chat_i64(id, order_id);
+    values[2] = chat_i64(who, ctx->cmd->uid);
+
+    res = chat_db_query(ctx->db,
+              "WITH i AS ("
+              "  INSERT INTO carrier_events (event_id, order_id, status,"
+              "      actor_id)"
+              "  SELECT $1, id, 'delivered', $3 FROM orders WHERE id = $2"
+              "  ON CONFLICT (event_id) DO NOTHING RETURNING order_id"
+              ") "
+              "SELECT (SELECT count(*) FROM i),"
+              "       (SELECT order_id FROM carrier_events"
+              "         WHERE event_id = $1)",
+              3, values, NULL, NULL);
+    if (res == NULL) {
         return -1;
     }
 
-    *data = order_id;
-    call->data = data;
-    call->cleanup = free;
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        /* seen before (or no such order) */
+        if (PQgetisnull(res, 0, 1)) {
+            PQclear(res);
+            return chat_op_no_order(ctx);
+        }
 
-    return chat_op_suspend(ctx, call, chat_refund_done);
+        rc = strtoll(PQgetvalue(res, 0, 1), NULL, 10) == order_id;
+        PQclear(res);
+
+        return rc ? chat_order_reply(ctx, 200, order_id)
+                  : chat_op_error(ctx, 409, "event_id_reused", "this "
+                                  "event id was sent for another order");
+    }
+
+    PQclear(res);
+
+    return chat_deliver_answer(ctx, order_id);
 }

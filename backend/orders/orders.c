@@ -402,7 +402,11 @@ chat_order_settle(chat_db_t *db, int64_t order_id, chat_settle_e how,
             n = chat_order_exec(db,
                     "WITH a AS ("
                     "  UPDATE payment_attempts SET status = 'abandoned',"
-                    "         failure_code = 'expired', updated_at = now()"
+                    "         failure_code = 'expired', updated_at = now(),"
+                    "         watch_until = now() + interval '"
+                    CHAT_LATE_CHARGE_WATCH "',"
+                    "         lease_until = now() + interval '"
+                    CHAT_LATE_CHARGE_EVERY "'"
                     "   WHERE order_id = $1 AND kind = 'charge'"
                     ") "
                     "UPDATE orders SET status = 'cancelled',"
@@ -444,57 +448,101 @@ failed:
 
 
 int
-chat_order_settle_refund(chat_db_t *db, int64_t order_id,
+chat_order_settle_refund(chat_db_t *db, int64_t attempt_id,
     const char *refund_id, int64_t actor, chat_events_t *events)
 {
-    int          missing;
-    char         id[24];
+    int          missing, late;
+    char         id[24], who[24], oid[24];
     cJSON       *order;
+    int64_t      order_id;
     PGresult    *res;
-    const char  *values[2], *status;
+    const char  *values[4];
 
-    values[0] = chat_i64(id, order_id);
-    values[1] = refund_id;
+    values[0] = chat_i64(id, attempt_id);
 
     if (chat_db_exec(db, "BEGIN") != 0) {
         return -1;
     }
 
-    res = chat_db_query(db, "SELECT status FROM orders WHERE id = $1"
-                            " FOR UPDATE", 1, values, NULL, NULL);
+    /* the order row first (the lock order), then its attempt */
+    res = chat_db_query(db,
+              "SELECT o.id, o.status, a.status, a.reason = 'late_charge'"
+              "  FROM payment_attempts a JOIN orders o ON o.id = a.order_id"
+              " WHERE a.id = $1 AND a.kind = 'refund' FOR UPDATE OF o, a",
+              1, values, NULL, NULL);
     if (res == NULL) {
         goto failed;
     }
 
-    status = PQntuples(res) ? PQgetvalue(res, 0, 0) : "";
-
-    if (strcmp(status, "paid") != 0 && strcmp(status, "shipped") != 0
-        && strcmp(status, "delivered") != 0)
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 2), "pending") != 0)
     {
-        PQclear(res);
+        PQclear(res);                   /* settled already: never twice */
         (void) chat_db_exec(db, "ROLLBACK");
         return 0;
     }
 
+    order_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    late = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+
+    values[1] = refund_id;
+    values[2] = actor > 0 ? chat_i64(who, actor) : NULL;
+    values[3] = chat_i64(oid, order_id);
+
     /* copies not shipped go back to stock; shipped ones are the buyer's */
-    if (strcmp(status, "paid") == 0
-        && chat_order_release(db, order_id, actor, "refund: released") != 0)
-    {
+    if (!late && strcmp(PQgetvalue(res, 0, 1), "paid") == 0) {
         PQclear(res);
-        goto failed;
+        res = chat_db_query(db,
+                  "SELECT order_release_lines(a.order_id, a.items,"
+                  "       $2::bigint, 'refund: released')"
+                  "  FROM payment_attempts a WHERE a.id = $1",
+                  2, (const char *[]) { values[0], values[2] }, NULL, NULL);
+        if (res == NULL) {
+            goto failed;
+        }
     }
 
     PQclear(res);
 
+    /* the lines' refunded quantities (their CHECK: never more than was
+     * bought), the order's refunded_cents (never more than charged), the
+     * ledger row (unique per attempt), the attempt closed */
     if (chat_order_exec(db,
             "WITH a AS ("
             "  UPDATE payment_attempts SET status = 'succeeded',"
             "         provider_id = $2, updated_at = now()"
-            "   WHERE order_id = $1 AND kind = 'refund'"
+            "   WHERE id = $1"
+            "  RETURNING order_id, amount_cents, coalesce(items, '[]') AS items,"
+            "            coalesce(reason, 'admin') AS reason"
+            "), i AS ("
+            "  UPDATE order_items i SET refunded_quantity ="
+            "         i.refunded_quantity + (e->>'quantity')::int"
+            "    FROM a, jsonb_array_elements(a.items) e"
+            "   WHERE i.order_id = a.order_id"
+            "     AND i.book_id = (e->>'book_id')::bigint"
+            "), l AS ("
+            "  INSERT INTO order_refunds (order_id, attempt_id, amount_cents,"
+            "      items, reason, provider_id, actor_id)"
+            "  SELECT order_id, $1, amount_cents, items, reason, $2,"
+            "         $3::bigint FROM a"
             ") "
-            "UPDATE orders SET status = 'refunded', refunded_at = now(),"
-            "       updated_at = now() WHERE id = $1",
-            2, values) != 0)
+            "UPDATE orders o SET refunded_cents = o.refunded_cents"
+            "       + a.amount_cents, updated_at = now()"
+            "  FROM a WHERE o.id = a.order_id",
+            3, values) != 0)
+    {
+        goto failed;
+    }
+
+    /* every line given back: the order is refunded (a late charge's
+     * order stays cancelled: it never was paid) */
+    if (!late
+        && chat_order_exec(db,
+               "UPDATE orders o SET status = 'refunded', refunded_at = now()"
+               " WHERE o.id = $1 AND o.status <> 'refunded'"
+               "   AND NOT EXISTS (SELECT 1 FROM order_items i"
+               "        WHERE i.order_id = o.id"
+               "          AND i.refunded_quantity < i.quantity)",
+               1, &values[3]) != 0)
     {
         goto failed;
     }
@@ -509,8 +557,9 @@ chat_order_settle_refund(chat_db_t *db, int64_t order_id,
         return -1;
     }
 
-    chat_log_info("order %lld: refunded (%s)", (long long) order_id,
-                  refund_id);
+    chat_log_info("order %lld: refund attempt %lld confirmed (%s)%s",
+                  (long long) order_id, (long long) attempt_id, refund_id,
+                  late ? ": a late charge given back" : "");
 
     if (chat_order_event(events, order) != 0) {
         chat_log_error("order %lld: its event could not be queued",
@@ -527,4 +576,89 @@ failed:
     }
 
     return -1;
+}
+
+
+int
+chat_order_late_charge(chat_db_t *db, int64_t order_id,
+    const char *payment_id)
+{
+    int          n;
+    char         id[24];
+    PGresult    *res;
+    const char  *values[2];
+
+    values[0] = chat_i64(id, order_id);
+    values[1] = payment_id;
+
+    res = chat_db_query(db,
+              "WITH o AS ("
+              "  SELECT o.id, a.amount_cents FROM orders o"
+              "    JOIN payment_attempts a ON a.order_id = o.id"
+              "     AND a.kind = 'charge'"
+              "   WHERE o.id = $1"
+              "     AND o.status IN ('cancelled', 'payment_failed')"
+              "     AND o.payment_ref IS DISTINCT FROM $2"
+              "), w AS ("
+              "  UPDATE payment_attempts SET watch_until = NULL,"
+              "         provider_id = $2, updated_at = now()"
+              "   WHERE order_id IN (SELECT id FROM o) AND kind = 'charge'"
+              ") "
+              "INSERT INTO payment_attempts (order_id, kind, idempotency_key,"
+              "    amount_cents, lease_until, payment_ref, reason)"
+              " SELECT id, 'refund', 'late:' || id, amount_cents, now(), $2,"
+              "        'late_charge' FROM o"
+              " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+              2, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+    PQclear(res);
+
+    if (n > 0) {
+        chat_log_warn("order %lld was not paid but the provider charged it "
+                      "(%s): a refund of the late charge is queued",
+                      (long long) order_id, payment_id);
+    }
+
+    return n > 0;
+}
+
+
+int
+chat_order_deliver(chat_db_t *db, int64_t order_id, char *was, size_t size)
+{
+    int          changed;
+    char         id[24];
+    PGresult    *res;
+    const char  *values[1];
+
+    values[0] = chat_i64(id, order_id);
+
+    res = chat_db_query(db,
+              "WITH o AS (SELECT id, status FROM orders WHERE id = $1"
+              "            FOR UPDATE), "
+              "u AS (UPDATE orders SET status = 'delivered',"
+              "             delivered_at = now(), updated_at = now()"
+              "       WHERE id IN (SELECT id FROM o WHERE status = 'shipped')"
+              "      RETURNING id) "
+              "SELECT o.status, EXISTS (SELECT 1 FROM u) FROM o",
+              1, values, NULL, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        was[0] = '\0';
+        return 0;
+    }
+
+    snprintf(was, size, "%s", PQgetvalue(res, 0, 0));
+    changed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+
+    return changed;
 }

@@ -7,12 +7,22 @@
 #ifndef CHAT_ORDERS_H
 #define CHAT_ORDERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
 
 #include "db.h"
 #include "event.h"
+
+/*
+ * A cancelled order's charge may still land: the request can reach the
+ * provider after we gave up on it.  Its attempt is looked up every
+ * CHAT_LATE_CHARGE_EVERY for CHAT_LATE_CHARGE_WATCH after the
+ * cancellation (reconcile.c), and a charge found is refunded.
+ */
+#define CHAT_LATE_CHARGE_WATCH  "10 minutes"
+#define CHAT_LATE_CHARGE_EVERY  "5 seconds"
 
 typedef enum {
     CHAT_SETTLE_PAID = 0,       /* the charge succeeded */
@@ -55,12 +65,33 @@ int chat_order_settle(chat_db_t *db, int64_t order_id, chat_settle_e how,
     int claims, chat_events_t *events, cJSON **order);
 
 /*
- * In a transaction of its own: the refund of order_id succeeded at the
- * provider (refund id): refunded, its stock released when it had not
- * shipped, the refund attempt closed, the event queued.  1, 0 (not
- * refundable any more: nothing done), or -1.
+ * In a transaction of its own: the provider confirmed refund attempt
+ * attempt_id (refund id): its lines' refunded quantities and the order's
+ * refunded_cents grow, the copies go back to stock when the order had
+ * not shipped, an order_refunds row records it, the order becomes
+ * refunded once every line is (not a late charge's: that order stays
+ * cancelled), and the order event is queued.  1; 0 when the attempt was
+ * settled already (never twice); -1.
  */
-int chat_order_settle_refund(chat_db_t *db, int64_t order_id,
+int chat_order_settle_refund(chat_db_t *db, int64_t attempt_id,
     const char *refund_id, int64_t actor, chat_events_t *events);
+
+/*
+ * The provider charged payment_id for order_id, which is not paid
+ * (cancelled when its reservation lapsed, or failed): queues a refund
+ * attempt of the whole charge (reason late_charge, due at once), which
+ * the reconciler carries out.  1 when queued now, 0 when there was
+ * nothing to do (the order is paid by it, or already queued), -1.
+ */
+int chat_order_late_charge(chat_db_t *db, int64_t order_id,
+    const char *payment_id);
+
+/*
+ * Marks a shipped order delivered, with the order row locked (inside the
+ * caller's transaction).  1 when delivered now; 0 when not changed, with
+ * the status it has in was ("" when there is no such order); -1.
+ */
+int chat_order_deliver(chat_db_t *db, int64_t order_id, char *was,
+    size_t size);
 
 #endif /* CHAT_ORDERS_H */

@@ -342,9 +342,9 @@ chat_payment_get_result(const chat_http_call_t *call, chat_pay_result_t *out)
 
 chat_http_call_t *
 chat_payment_refund_call(const chat_config_t *cfg, const char *id,
-    const char *key)
+    const char *key, int64_t amount_cents)
 {
-    char  *esc, path[300];
+    char  *esc, path[300], body[64];
 
     esc = curl_easy_escape(NULL, id, 0);
     if (esc == NULL) {
@@ -354,7 +354,10 @@ chat_payment_refund_call(const chat_config_t *cfg, const char *id,
     snprintf(path, sizeof(path), "/v1/payments/%s/refunds", esc);
     curl_free(esc);
 
-    return chat_pay_request(cfg, "POST", path, key, "{}");
+    snprintf(body, sizeof(body), "{\"amount_cents\":%lld}",
+             (long long) amount_cents);
+
+    return chat_pay_request(cfg, "POST", path, key, body);
 }
 
 

@@ -65,10 +65,11 @@ chat_http_call_t *chat_payment_get_call(const chat_config_t *cfg,
 void chat_payment_get_result(const chat_http_call_t *call,
     chat_pay_result_t *out);
 
-/* Refunds payment id in full under key: REFUNDED (out->id is the
- * refund's), DECLINED (the provider refuses) or UNKNOWN. */
+/* Refunds amount_cents of payment id under key (the same key and amount
+ * again is the same refund): REFUNDED (out->id is the refund's),
+ * DECLINED (the provider refuses) or UNKNOWN. */
 chat_http_call_t *chat_payment_refund_call(const chat_config_t *cfg,
-    const char *id, const char *key);
+    const char *id, const char *key, int64_t amount_cents);
 void chat_payment_refund_result(const chat_http_call_t *call,
     chat_pay_result_t *out);
 

@@ -26,10 +26,18 @@
  *                                 order's reservation has lapsed
  *                                 (--reservation-ttl-ms), cancelled and
  *                                 released; before that, asked again
- *   refund: GET /v1/payments/{id}
- *     refunded                 -> refunded (stock back if not shipped)
- *     succeeded                -> the refund never happened: the attempt
- *                                 is closed as failed; an admin may retry
+ *     succeeded on an order no longer pending (cancelled meanwhile)
+ *                              -> a late charge: its refund is queued
+ *   a cancelled order's charge (watched for a while after the
+ *   cancellation, orders.c): GET /v1/payments?idempotency_key=K
+ *     succeeded                -> a late charge: its refund is queued
+ *     no such payment yet      -> asked again later
+ *   refund: POST /v1/payments/{id}/refunds again with the attempt's key
+ *   and amount (the provider answers a repeat with the refund it made,
+ *   or makes it now if the first request never reached it)
+ *     refunded                 -> settled: lines, refunded_cents, ledger,
+ *                                 stock back if not shipped (orders.c)
+ *     refused                  -> the attempt is closed as failed
  *
  * Never a guess: only the provider's record settles anything.  The one
  * verdict drawn from an absence ("no such payment") is guarded twice: the
@@ -44,7 +52,8 @@
  * outage drains a page per interval without flooding the processor.
  *
  * What it does not do: charge (it has no card: numbers are never
- * stored), or retry a refund on its own.
+ * stored).  It does carry out refunds: a refund attempt's key and amount
+ * make repeating it safe.
  */
 
 #include <stdio.h>
@@ -67,24 +76,28 @@ typedef struct {
     int      refund;
     int      claims;
     int      lapsed;            /* the order's reservation has lapsed */
+    int      watched;           /* a cancelled order's charge, watched */
+    int64_t  attempt;
     char     key[256];
 } chat_reconcile_item_t;
 
 
-/* Closes a refund attempt the provider says never happened. */
+/* Closes a refund attempt the provider refuses (code). */
 static int
-chat_reconcile_refund_lost(chat_db_t *db, const char *attempt_id)
+chat_reconcile_refund_refused(chat_db_t *db, const char *attempt_id,
+    const char *code)
 {
     PGresult    *res;
-    const char  *values[1];
+    const char  *values[2];
 
     values[0] = attempt_id;
+    values[1] = code;
 
     res = chat_db_query(db,
               "UPDATE payment_attempts SET status = 'failed',"
-              "       failure_code = 'not_refunded', updated_at = now()"
+              "       failure_code = $2, updated_at = now()"
               " WHERE id = $1 AND status = 'pending'",
-              1, values, NULL, NULL);
+              2, values, NULL, NULL);
     if (res == NULL) {
         return -1;
     }
@@ -107,13 +120,20 @@ chat_reconcile_done(chat_db_t *db, const chat_config_t *cfg,
     rc = 0;
 
     if (it->refund) {
-        chat_payment_get_result(call, &pay);
+        chat_payment_refund_result(call, &pay);
 
         if (pay.state == CHAT_PAY_REFUNDED) {
-            rc = chat_order_settle_refund(db, it->order_id, "reconciled", 0,
+            rc = chat_order_settle_refund(db, it->attempt, pay.id, 0,
                                           events);
-        } else if (pay.state == CHAT_PAY_SUCCEEDED) {
-            rc = chat_reconcile_refund_lost(db, it->attempt_id);
+        } else if (pay.state == CHAT_PAY_DECLINED) {
+            rc = chat_reconcile_refund_refused(db, it->attempt_id, pay.code);
+        }
+
+    } else if (it->watched) {
+        chat_payment_lookup_result(call, &pay);
+
+        if (pay.state == CHAT_PAY_SUCCEEDED) {
+            rc = chat_order_late_charge(db, it->order_id, pay.id);
         }
 
     } else {
@@ -126,6 +146,9 @@ chat_reconcile_done(chat_db_t *db, const chat_config_t *cfg,
             rc = chat_order_settle(db, it->order_id, CHAT_SETTLE_PAID,
                                    pay.id, NULL, pay.last4, -1, events,
                                    NULL);
+            if (rc == 0 && pay.state == CHAT_PAY_SUCCEEDED) {
+                rc = chat_order_late_charge(db, it->order_id, pay.id);
+            }
             break;
 
         case CHAT_PAY_DECLINED:
@@ -162,7 +185,7 @@ chat_reconcile(chat_db_t *db, const chat_config_t *cfg,
     int                     i, n, started;
     char                    lease[24], page[24];
     PGresult               *res;
-    const char             *values[2];
+    const char             *values[2], *ref;
     chat_http_call_t       *call;
     chat_reconcile_item_t  *it;
 
@@ -178,18 +201,25 @@ chat_reconcile(chat_db_t *db, const chat_config_t *cfg,
 
     res = chat_db_query(db,
               "UPDATE payment_attempts a"
-              "   SET lease_until = now() + $1::int * interval '1 millisecond',"
+              "   SET lease_until = now() + CASE WHEN a.status = 'pending'"
+              "       THEN $1::int * interval '1 millisecond'"
+              "       ELSE interval '" CHAT_LATE_CHARGE_EVERY "' END,"
               "       claims = claims + 1, updated_at = now()"
               " WHERE id IN (SELECT id FROM payment_attempts"
-              "               WHERE status = 'pending'"
-              "                 AND lease_until <= now()"
+              "               WHERE (status = 'pending'"
+              "                  AND lease_until <= now())"
+              "                  OR (status = 'abandoned'"
+              "                  AND watch_until > now()"
+              "                  AND lease_until <= now())"
               "               ORDER BY lease_until LIMIT $2::int"
               "               FOR UPDATE SKIP LOCKED)"
               " RETURNING a.id, a.order_id, a.kind, a.idempotency_key,"
               "   a.claims,"
-              "   (SELECT payment_ref FROM orders WHERE id = a.order_id),"
+              "   coalesce(a.payment_ref,"
+              "            (SELECT payment_ref FROM orders WHERE id = a.order_id)),"
               "   (SELECT reserved_until <= now() FROM orders"
-              "     WHERE id = a.order_id)",
+              "     WHERE id = a.order_id),"
+              "   a.status = 'abandoned', a.amount_cents",
               2, values, NULL, NULL);
     if (res == NULL) {
         return -1;
@@ -211,14 +241,20 @@ chat_reconcile(chat_db_t *db, const chat_config_t *cfg,
         snprintf(it->key, sizeof(it->key), "%s", PQgetvalue(res, i, 3));
         it->claims = atoi(PQgetvalue(res, i, 4));
         it->lapsed = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+        it->watched = strcmp(PQgetvalue(res, i, 7), "t") == 0;
+        it->attempt = strtoll(it->attempt_id, NULL, 10);
 
         if (it->refund && PQgetisnull(res, i, 5)) {
             free(it);
             continue;
         }
 
-        call = it->refund ? chat_payment_get_call(cfg, PQgetvalue(res, i, 5))
-                          : chat_payment_lookup_call(cfg, it->key);
+        ref = PQgetvalue(res, i, 5);
+        call = it->refund
+               ? chat_payment_refund_call(cfg, ref, it->key,
+                                          strtoll(PQgetvalue(res, i, 8),
+                                                  NULL, 10))
+               : chat_payment_lookup_call(cfg, it->key);
         if (call == NULL) {
             free(it);
             break;

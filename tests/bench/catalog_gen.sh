@@ -167,7 +167,7 @@ WITH ins AS (
            ARRAY(SELECT DISTINCT c.id FROM gen_cats c
                   WHERE c.k = t.h3 % 48 OR (t.h4 % 10 = 0 AND c.k = t.h4 % 48) ORDER BY 1)
       FROM gen_t t CROSS JOIN w
-    ON CONFLICT (isbn13) DO NOTHING
+    ON CONFLICT (isbn13) WHERE deleted_at IS NULL DO NOTHING
     RETURNING id, isbn13)
 SELECT ins.id, t.* FROM ins JOIN gen_t t ON t.isbn13 = ins.isbn13;
 

@@ -6,7 +6,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, newPage, registerUsers } from './lib.mjs';
+import { sql } from '../integration/lib.mjs';
+import { BASE, api, launch, newPage, registerUsers } from './lib.mjs';
 
 let browser;
 let user;
@@ -44,11 +45,19 @@ test('sign in through the form and open every page: no CSP violation, pages work
   await page.waitForFunction(() => document.querySelector('#conn-state')?.textContent === 'ws');
   await violations('chat.html');
 
-  // the checkout form gets its layout from a style set through dom.js: the
-  // policy refuses style attributes, the CSSOM is allowed
+  // the checkout form (a cart is needed for one) gets its layout from
+  // store.css; a book without a cover gets a placeholder whose colours are
+  // a style set through dom.js: the policy refuses style attributes, the
+  // CSSOM is allowed
+  const book = Number(await sql(
+    "INSERT INTO books (isbn13, title, price_cents) VALUES ('979' || lpad((random() * 1e10)::bigint::text, 10, '0'), 'CSP test', 100) RETURNING id"));
+  assert.equal((await api('PUT', `/api/v1/cart/items/${book}`, { quantity: 1 }, { token: user.token })).status, 200);
   await page.goto(`${BASE}/store.html#/checkout`);
   await page.waitForSelector('#checkout');
   assert.equal(await page.$eval('#checkout', (f) => getComputedStyle(f).display), 'grid');
+  await page.goto(`${BASE}/store.html#/book/${book}`);
+  await page.waitForSelector('#book .cover.placeholder');
+  assert.match(await page.$eval('#book .cover', (c) => getComputedStyle(c).backgroundImage), /linear-gradient/);
   await violations('store.html');
 
   await page.goto(`${BASE}/admin.html`);

@@ -86,7 +86,12 @@ test('search, add to cart, check out with a test card, see the order', async () 
   assert.deepEqual(ours.filter((r) => r.body.includes(TEST_CARD) || r.body.includes('cvc')), []);
   const order = ours.find((r) => r.method === 'POST' && r.url === `${BASE}/api/v1/orders`);
   assert.match(JSON.parse(order.body).payment.token, /^tok_/);
-  await page.click('#checkout-result a');
+  // a confirmation, the form gone; the order's own page, then the history
+  await page.waitForSelector('#to-order');
+  assert.equal(await page.$('#checkout'), null);
+  await page.click('#to-order');
+  await page.waitForSelector(`#order[data-order-id="${orderId}"]`);
+  await page.evaluate(() => { location.hash = '#/orders'; });
   await page.waitForSelector(`#orders tr[data-order-id="${orderId}"]`);
   await screenshot(page, 'store-orders');
   await page.browserContext().close();

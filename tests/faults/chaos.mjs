@@ -42,7 +42,7 @@
 // be 0; tests/faults/README.md says what each counts):
 //   chat   lost, unexpected, gaps, undelivered, conflicts, duplicates
 //   shop   oversold_or_stock_mismatch, double_charged, charged_not_paid,
-//          paid_not_charged, orders_lost, admin_mismatch
+//          paid_not_charged, refund_mismatch, orders_lost, admin_mismatch
 //   auth   signups_lost, logins_refused
 //   lanes  lanes_not_recovered, lane_depth_overstated,
 //          chat_stalled_by_slow_processor

@@ -1,7 +1,8 @@
 // The shop of the fault run: shoppers checking out through the same
-// faults, an admin restocking and shipping beside them, and the shop's
-// books (stock, orders, the admin's changes and the provider's charges
-// agree).
+// faults, an admin restocking, shipping and refunding beside them, and the
+// shop's books (stock, orders, the admin's changes, refunds and the
+// provider's charges agree; a late charge counts as refunded only once
+// the provider says so).
 //
 // Every request goes through client.mjs's rule: the same Idempotency-Key
 // again until a definite answer (503 overloaded and 429 after Retry-After).
@@ -30,7 +31,7 @@ export const SHOP = {
 };
 const shopStats = {
   checkouts: 0, outOfStock: 0, unanswered: 0, slowCards: 0,
-  adjusts: 0, ships: 0, shipRefused: 0,
+  adjusts: 0, ships: 0, shipRefused: 0, refunds: 0, refundsRefused: 0,
 };
 const answeredOrders = [];      // {id, user}: checkouts answered 201
 const adjusts = new Map();      // key -> {book, delta, acked}
@@ -141,11 +142,27 @@ export async function shipOne() {
   return r;
 }
 
+// the admin refunds one paid or shipped order in full, retried until
+// answered: a retry finds it refunded (200), or its refund still being
+// confirmed (409 refund_pending), never refunds it twice
+export async function refundOne() {
+  const ids = SHOP.shoppers.map((u) => u.id).join(',');
+  const id = Number(await sql(`SELECT id FROM orders WHERE user_id IN (${ids})
+                                 AND status IN ('paid', 'shipped') ORDER BY random() LIMIT 1`).catch(() => ''));
+  if (!id) return null;
+  const r = await untilAnswered('admin', () => call('POST', `/api/v1/admin/orders/${id}/refund`,
+    { token: SHOP.admin.token }), isAnswer(200, 202, 409));
+  if (r?.status === 200 || r?.status === 202) shopStats.refunds++;
+  else if (r?.status === 409) shopStats.refundsRefused++;
+  return r;
+}
+
 // the back office beside the shoppers: a delivery of one copy now and
-// then, and a shipment
+// then, a shipment, and a refund
 export async function admin(running) {
   for (let i = 0; running(); i++) {
-    if (i % 3 === 2) await shipOne(); else await restock();
+    if (i % 7 === 6) await refundOne();
+    else if (i % 3 === 2) await shipOne(); else await restock();
     await sleep(400 + Math.random() * 400);
   }
 }
@@ -157,6 +174,12 @@ export async function shopBooks() {
   await waitFor('every order settled', async () =>
     (await sql(`SELECT count(*) FROM orders WHERE user_id IN (${ids}) AND status = 'pending_payment'`)) === '0',
   { timeout: 120000, every: 500 }).catch(() => log('some orders still pending_payment'));
+  // refunds whose outcome was not known, and refunds of late charges,
+  // are carried out by the reconciler
+  await waitFor('every refund settled', async () => (await sql(`SELECT count(*) FROM payment_attempts a
+      JOIN orders o ON o.id = a.order_id WHERE o.user_id IN (${ids}) AND a.kind = 'refund'
+       AND a.status = 'pending'`)) === '0',
+  { timeout: 120000, every: 500 }).catch(() => log('some refunds still pending'));
 
   // the admin's adjustments: an acknowledged one is in the ledger exactly
   // once, an unanswered one at most once; the stock moves by the ones there
@@ -184,10 +207,12 @@ export async function shopBooks() {
 
   let stockMismatch = 0;
   for (const b of SHOP.books) {
+    // sold: copies held or gone; a copy refunded before shipping went back
     const [available, sold] = (await sql(`SELECT
         (SELECT sum(on_hand - reserved) FROM stock WHERE book_id = ${b}),
-        coalesce((SELECT sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
-                   WHERE i.book_id = ${b} AND o.status IN ('paid', 'shipped', 'delivered')), 0)`))
+        coalesce((SELECT sum(i.quantity - CASE WHEN o.shipped_at IS NULL THEN i.refunded_quantity ELSE 0 END)
+                    FROM order_items i JOIN orders o ON o.id = i.order_id
+                   WHERE i.book_id = ${b} AND o.status IN ('paid', 'shipped', 'delivered', 'refunded')), 0)`))
       .split('|').map(Number);
     const start = SHOP.start.get(b) + (restocked.get(b) ?? 0);
     if (available + sold !== start || available < 0) {
@@ -207,28 +232,41 @@ export async function shopBooks() {
     }
   }
 
-  const orders = (await sql(`SELECT id || ' ' || status || ' ' || user_id FROM orders WHERE user_id IN (${ids})`))
+  const orders = (await sql(`SELECT o.id || ' ' || o.status || ' ' || o.user_id || ' ' || o.refunded_cents
+      || ' ' || o.total_cents || ' ' || coalesce((SELECT sum(amount_cents) FROM order_refunds r WHERE r.order_id = o.id), 0)
+      FROM orders o WHERE o.user_id IN (${ids})`))
     .split('\n').filter(Boolean).map((l) => l.split(' '));
   let doubleCharged = 0;
   let chargedNotPaid = 0;
   let paidNotCharged = 0;
+  let refundMismatch = 0;
   let paid = 0;
-  for (const [id, status, user] of orders) {
+  for (const [id, status, user, refunded, total, ledger] of orders) {
     // the backend's charges carry its key "u<user>:<checkout key>"; the
     // provider's own tests make payments with made-up order ids
     const r = await provider('GET', `/v1/payments?order_id=${id}`);
-    const charged = r.json.payments.filter((p) => p.status === 'succeeded'
-      && p.idempotency_key.startsWith(`u${user}:`)).length;
+    const ours = r.json.payments.filter((p) => p.idempotency_key.startsWith(`u${user}:`));
+    const charged = ours.filter((p) => p.status === 'succeeded').length;
+    // what the provider gave back is what the order and its ledger say,
+    // and never more than the charge
+    const given = ours.reduce((n, p) => n + (p.refunded_cents ?? 0), 0);
+    if (given !== Number(refunded) || Number(ledger) !== Number(refunded) || Number(refunded) > Number(total)) {
+      refundMismatch++;
+      log(`order ${id} ${status}: refunded ${refunded} of ${total}, ledger ${ledger}, the provider gave back ${given}`);
+    }
     const isPaid = ['paid', 'shipped', 'delivered'].includes(status);
     if (isPaid) paid++;
     if (charged > 1) doubleCharged++;
     if (charged > 0 && !isPaid) { chargedNotPaid++; log(`order ${id} ${status} but charged`); }
     if (charged === 0 && isPaid) { paidNotCharged++; log(`order ${id} paid but not charged`); }
   }
+  const late = await sql(`SELECT count(*) FROM order_refunds r JOIN orders o ON o.id = r.order_id
+      WHERE o.user_id IN (${ids}) AND r.reason = 'late_charge'`);
   log(`shop: ${shopStats.checkouts} checkouts (${shopStats.slowCards} with a slow card, out of stock ` +
       `${shopStats.outOfStock}, unanswered ${shopStats.unanswered}), ${orders.length} orders, ${paid} paid; ` +
-      `admin: ${shopStats.adjusts} restocks, ${shopStats.ships} shipped (${shopStats.shipRefused} already shipped)`);
+      `admin: ${shopStats.adjusts} restocks, ${shopStats.ships} shipped (${shopStats.shipRefused} already shipped), ` +
+      `${shopStats.refunds} refunds (${shopStats.refundsRefused} refused); late charges refunded: ${late}`);
   return { oversold_or_stock_mismatch: stockMismatch, double_charged: doubleCharged,
     charged_not_paid: chargedNotPaid, paid_not_charged: paidNotCharged,
-    orders_lost: ordersLost, admin_mismatch: adminMismatch };
+    refund_mismatch: refundMismatch, orders_lost: ordersLost, admin_mismatch: adminMismatch };
 }

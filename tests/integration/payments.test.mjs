@@ -303,7 +303,7 @@ test('provider: every answer takes --latency-ms give or take --jitter-ms, a char
     assert.equal((await set({ latency_ms: -1 })).status, 400);
     assert.equal((await set({ tail_fraction: 2 })).status, 400);
     const r = await set({ latency_ms: 600, jitter_ms: 0, reset_max: true });
-    assert.deepEqual(await r.json(), { latency_ms: 600, jitter_ms: 0, tail_fraction: 0, tail_ms: 2000 });
+    assert.deepEqual(await r.json(), { latency_ms: 600, jitter_ms: 0, tail_fraction: 0, tail_ms: 2000, hold_ms: 0 });
     const created = stats.payments_created;
     const slowKey = newKey('lat');
     const [first, firstMs] = await timed((async () => {
