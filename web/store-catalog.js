@@ -1,5 +1,6 @@
-// store-catalog.js: browsing by category, search results, and a book's
-// page with its reviews, stock status and "add to cart".
+// store-catalog.js: browsing by category, the book lists (search's page
+// and filters are store-search.js), and a book's page with its reviews,
+// stock status and "add to cart".
 
 import { api, describe } from './api.js';
 import { $, el, money, showError } from './dom.js';
@@ -16,9 +17,10 @@ function bookCard(b) {
     b.stock_status ? el('div', { class: `stock-${b.stock_status}` }, STOCK_TEXT[b.stock_status] ?? b.stock_status) : null);
 }
 
-// a list of books with a "more" button while next_cursor says so
-async function bookList(path, params, title) {
-  const view = $('#view');
+// a list of books with a "more" button while next_cursor says so; into: the
+// element to draw in (#view), onPage: called with each page's answer
+export async function bookList(path, params, title, { into, onPage } = {}) {
+  const view = into ?? $('#view');
   const grid = el('div.books', { id: 'books' });
   const more = el('button.hidden', { id: 'more' }, 'More');
   view.append(el('h2', {}, title), grid, more);
@@ -27,6 +29,7 @@ async function bookList(path, params, title) {
     const q = new URLSearchParams(params);
     if (cursor) q.set('cursor', cursor);
     const r = await api('GET', `${path}?${q}`);
+    onPage?.(r);
     grid.append(...r.books.map(bookCard));
     if (!r.books.length && !cursor) grid.append(el('p.muted', { id: 'no-books' }, 'No books found.'));
     cursor = r.next_cursor;
@@ -51,12 +54,6 @@ export async function browse(params) {
   const q = {};
   if (params.get('category')) q.category = params.get('category');
   await bookList('/api/v1/books', q, params.get('category') ? 'Category' : 'All books');
-}
-
-export async function search(params) {
-  const q = params.get('q') ?? '';
-  $('#search input').value = q;
-  await bookList('/api/v1/books/search', { q }, `Results for “${q}”`);
 }
 
 export async function bookPage(id) {
