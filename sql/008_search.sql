@@ -190,14 +190,15 @@ CREATE TRIGGER books_search_postings_update
 -- Reading
 -- ---------------------------------------------------------------------------
 
--- Facets are counted over at most this many ranked matches.
+-- Facets are counted over at most this many ranked matches (a quarter
+-- of it for a query of several words).
 CREATE FUNCTION catalog_search_facet_window() RETURNS int
-LANGUAGE sql IMMUTABLE AS $$ SELECT 500 $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 200 $$;
 
 -- A walk over one word's postings checks at most this many candidates
 -- against the other words before the tier goes to the GIN indexes.
 CREATE FUNCTION catalog_search_walk_bound() RETURNS int
-LANGUAGE sql IMMUTABLE AS $$ SELECT 1000 $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 500 $$;
 
 -- The words a query word stands for, one set per position: pos, word,
 -- ndoc (books with it; 0 for a word not in the postings).  The last word
@@ -280,13 +281,18 @@ END
 $$;
 
 -- "a:* b" from terms: every position, any of its words
+-- (PL/pgSQL rather than SQL here and below: its statements are planned
+-- once per session, a SQL function's on every call; 006_json_plans.sql)
 CREATE FUNCTION catalog_search_tsquery(p_pos int[], p_words text[])
 RETURNS tsquery
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT to_tsquery('simple', string_agg(alts, ' & ' ORDER BY pos))
-      FROM (SELECT u.pos, '(' || string_agg(quote_literal(u.word), ' | ') || ')' AS alts
-              FROM unnest(p_pos, p_words) AS u(pos, word)
-             GROUP BY u.pos) x
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (SELECT to_tsquery('simple', string_agg(x.alts, ' & ' ORDER BY x.pos))
+              FROM (SELECT u.pos, '(' || string_agg(quote_literal(u.word), ' | ')
+                           || ')' AS alts
+                      FROM unnest(p_pos, p_words) AS u(pos, word)
+                     GROUP BY u.pos) x);
+END
 $$;
 
 CREATE TYPE catalog_match AS (
@@ -297,21 +303,18 @@ CREATE TYPE catalog_match AS (
     category_ids bigint[]
 );
 
--- Does book id have a copy anyone can buy?
-CREATE FUNCTION catalog_book_available(p_book bigint) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM stock s
-                    WHERE s.book_id = p_book AND s.on_hand > s.reserved)
-$$;
-
 -- The ranked matches after the cursor (p_tier, p_pop, p_id; NULLs: from
 -- the start), at most p_limit, of which the first p_need exactly (a page;
 -- past that, for the facets, a bounded walk may stop short).  p_walk: the
 -- words of the rarest position (NULL when no position can walk);
 -- p_single: the query is one position, so a posting alone proves the
--- match.  p_last_tier: 2 for title matches only.
+-- match.  p_opos, p_owords: the other positions' words, to check a
+-- candidate by probing their postings (NULL: check the book's documents,
+-- for a one-letter word has no postings).  p_last_tier: 2 for title
+-- matches only.
 CREATE FUNCTION catalog_search_matches(
     p_tsq tsquery, p_walk text[], p_walk_ndoc int, p_single boolean,
+    p_opos int[], p_owords text[],
     p_cats bigint[], p_min bigint, p_max bigint, p_in_stock boolean,
     p_tier int, p_pop int, p_id bigint, p_limit int, p_need int,
     p_last_tier int)
@@ -324,6 +327,9 @@ DECLARE
     cid     bigint;
     bound   int := catalog_search_walk_bound();
     ptiers  smallint[];
+    ptiers2 smallint[];
+    verify  boolean;
+    nother  int := (SELECT count(DISTINCT u) FROM unnest(p_opos) u);
     found   catalog_match[];
 BEGIN
     FOR t IN REVERSE 2 .. p_last_tier LOOP
@@ -339,58 +345,30 @@ BEGIN
             cid := NULL;
         END IF;
 
-        -- a title match has a walked word in its title; a rest match may
+        -- postings alone prove a match of a one-position query in its
+        -- title tier, and in the rest tier when that position is one word
+        -- (the word is not in the title); anything else is checked
+        -- against the book's documents
+        verify := NOT (p_single AND (t = 2 OR cardinality(p_walk) = 1));
+
+        -- the postings a match of this tier can be found through: a
+        -- title match has a walked word in its title; a rest match may
         -- have it anywhere, unless the query is that one position
-        ptiers := CASE WHEN t = 2 THEN '{2}'::smallint[]
-                       WHEN p_single THEN '{1}'::smallint[]
+        ptiers := CASE WHEN t = 2 OR p_single THEN ARRAY[t]::smallint[]
                        ELSE '{2,1}'::smallint[] END;
+        -- and the postings that can prove another word of it
+        ptiers2 := CASE WHEN t = 2 THEN '{2}'::smallint[] ELSE '{2,1}'::smallint[] END;
 
-        IF p_walk IS NOT NULL AND p_single AND cardinality(p_walk) = 1 THEN
-            -- one word: its postings of this tier are the tier, in order
-            SELECT array_agg(ROW(x.tier, x.popularity, x.book_id, x.price_cents, x.category_ids)::catalog_match) INTO found FROM (
-            SELECT t AS tier, p.popularity, p.book_id, p.price_cents, p.category_ids
-              FROM search_postings p
-             WHERE p.word = p_walk[1] AND p.tier = t
-               AND (p_cats IS NULL OR p.category_ids && p_cats)
-               AND (p_min IS NULL OR p.price_cents >= p_min)
-               AND (p_max IS NULL OR p.price_cents <= p_max)
-               AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
-               AND (NOT p_in_stock OR catalog_book_available(p.book_id))
-             ORDER BY p.popularity DESC, p.book_id DESC
-             LIMIT p_limit) x;
-            got := coalesce(cardinality(found), 0);
-
-        ELSIF p_walk IS NOT NULL AND p_single AND t = 2 THEN
-            -- one position standing for several words (a prefix's
-            -- completions): their title postings merged, no check needed
-            SELECT array_agg(ROW(x.tier, x.popularity, x.book_id, x.price_cents, x.category_ids)::catalog_match
+        IF p_walk IS NOT NULL THEN
+            -- the walked words' postings merged in rank order, checked
+            -- ones at most bound per word
+            SELECT array_agg(ROW(x.tier, x.popularity, x.book_id,
+                                 x.price_cents, x.category_ids)::catalog_match
                              ORDER BY x.popularity DESC, x.book_id DESC)
-              INTO found FROM (
-            SELECT DISTINCT t AS tier, m.popularity, m.book_id, m.price_cents, m.category_ids
-              FROM unnest(p_walk) AS w(word),
-                   LATERAL (
-                       SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
-                         FROM search_postings p
-                        WHERE p.word = w.word AND p.tier = 2
-                          AND (p_cats IS NULL OR p.category_ids && p_cats)
-                          AND (p_min IS NULL OR p.price_cents >= p_min)
-                          AND (p_max IS NULL OR p.price_cents <= p_max)
-                          AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
-                          AND (NOT p_in_stock OR catalog_book_available(p.book_id))
-                        ORDER BY p.popularity DESC, p.book_id DESC
-                        LIMIT p_limit) m
-             ORDER BY 2 DESC, 3 DESC
-             LIMIT p_limit) x;
-            got := coalesce(cardinality(found), 0);
-
-        ELSIF p_walk IS NOT NULL THEN
-            -- the walked words' postings in rank order, each checked
-            -- against the whole query, at most bound of them per word
-            SELECT array_agg(ROW(x.tier, x.popularity, x.book_id, x.price_cents, x.category_ids)::catalog_match
-                             ORDER BY x.popularity DESC, x.book_id DESC)
-              INTO found FROM (
-            SELECT DISTINCT t AS tier, m.popularity, m.book_id, m.price_cents, m.category_ids
-              FROM unnest(p_walk) AS w(word), unnest(ptiers) AS pt(tier),
+              INTO found
+              FROM (SELECT DISTINCT t AS tier, m.popularity, m.book_id,
+                           m.price_cents, m.category_ids
+                      FROM unnest(p_walk) AS w(word), unnest(ptiers) AS pt(tier),
                    LATERAL (
                        SELECT c.popularity, c.book_id, c.price_cents, c.category_ids
                          FROM (SELECT p.popularity, p.book_id, p.price_cents,
@@ -403,23 +381,44 @@ BEGIN
                                   AND (cpop IS NULL
                                        OR (p.popularity, p.book_id) < (cpop, cid))
                                 ORDER BY p.popularity DESC, p.book_id DESC
-                                LIMIT bound) c
-                         JOIN books b ON b.id = c.book_id
-                        WHERE CASE WHEN t = 2
-                                   THEN p_single OR b.title_doc @@ p_tsq
-                                   ELSE b.search_doc @@ p_tsq
-                                        AND NOT b.title_doc @@ p_tsq END
-                          AND (NOT p_in_stock OR catalog_book_available(c.book_id))
+                                LIMIT CASE WHEN verify THEN bound END) c
+                        WHERE (NOT verify
+                               OR CASE WHEN p_opos IS NULL THEN
+                                   EXISTS (SELECT 1 FROM books b
+                                            WHERE b.id = c.book_id
+                                              AND CASE WHEN t = 2
+                                                       THEN b.title_doc @@ p_tsq
+                                                       ELSE b.search_doc @@ p_tsq
+                                                            AND NOT b.title_doc @@ p_tsq END)
+                               ELSE
+                                   -- each other position's best tier in this
+                                   -- book, from its postings' index alone
+                                   (SELECT CASE WHEN t = 2
+                                                THEN count(*) FILTER (WHERE x.best = 2) = nother
+                                                ELSE count(*) = nother
+                                                     AND NOT (pt.tier = 2 AND count(*) FILTER
+                                                              (WHERE x.best = 2) = nother) END
+                                      FROM (SELECT max(p2.tier) AS best
+                                              FROM unnest(p_opos, p_owords) AS o(pos, word)
+                                              JOIN search_postings p2
+                                                ON p2.word = o.word AND p2.tier = ANY (ptiers2)
+                                               AND p2.popularity = c.popularity
+                                               AND p2.book_id = c.book_id
+                                             GROUP BY o.pos) x)
+                               END)
+                          -- a copy anyone can buy (written out: a SQL function with a
+                          -- subquery is never inlined, and planned on every call)
+                          AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = c.book_id AND s.on_hand > s.reserved))
                         ORDER BY c.popularity DESC, c.book_id DESC
                         LIMIT p_limit) m
-             ORDER BY 2 DESC, 3 DESC
-             LIMIT p_limit) x;
+                     ORDER BY 2 DESC, 3 DESC
+                     LIMIT p_limit) x;
             got := coalesce(cardinality(found), 0);
 
             -- a walk cut short by the bound without the rows needed proves
             -- that the words rarely meet: the GIN indexes then find the few
             -- matches (the walk's rows are their first ones)
-            IF got < least(p_need, p_limit) AND p_walk_ndoc > bound THEN
+            IF verify AND got < least(p_need, p_limit) AND p_walk_ndoc > bound THEN
                 got := -1;
             END IF;
         ELSE
@@ -441,7 +440,7 @@ BEGIN
                 '   AND ($4::bigint IS NULL OR b.price_cents >= $4)'
                 '   AND ($5::bigint IS NULL OR b.price_cents <= $5)'
                 '   AND ($6::int IS NULL OR (b.popularity, b.id) < ($6, $7))'
-                '   AND (NOT $8 OR catalog_book_available(b.id))'
+                '   AND (NOT $8 OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = b.id AND s.on_hand > s.reserved))'
                 ' ORDER BY b.popularity + 0 DESC, b.id DESC LIMIT $9) x'
                 INTO found
                 USING t, p_tsq, p_cats, p_min, p_max, cpop, cid, p_in_stock, p_limit;
@@ -458,8 +457,9 @@ $$;
 -- Counts of matches by top-level category, price band and availability.
 CREATE FUNCTION catalog_search_facets(m catalog_match[], p_approximate boolean)
 RETURNS json
-LANGUAGE sql STABLE AS $$
-    WITH RECURSIVE root(id, root_id) AS (
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (WITH RECURSIVE root(id, root_id) AS (
         SELECT c.id, c.id FROM categories c WHERE c.parent_id IS NULL
         UNION ALL
         SELECT c.id, r.root_id FROM categories c JOIN root r ON c.parent_id = r.id
@@ -486,8 +486,9 @@ LANGUAGE sql STABLE AS $$
                             ORDER BY bd.lo)
               FROM bands bd),
         'in_stock', (SELECT count(*) FROM matches mm
-                      WHERE catalog_book_available(mm.book_id)),
-        'approximate', p_approximate)
+                      WHERE EXISTS (SELECT 1 FROM stock s WHERE s.book_id = mm.book_id AND s.on_hand > s.reserved)),
+        'approximate', p_approximate));
+END
 $$;
 
 -- One search, one round trip.  Rows: first a header, tier -1 with the
@@ -516,6 +517,10 @@ DECLARE
     top      catalog_match[];
     tpos     int[];
     twords   text[];
+    opos     int[];
+    owords   text[];
+    probe    boolean;
+    wpos     int;
 BEGIN
     IF p_category IS NOT NULL THEN
         cats := catalog_subtree(p_category);
@@ -530,11 +535,11 @@ BEGIN
                              b.category_ids)::catalog_match)
           INTO top
           FROM books b
-         WHERE b.isbn13 = p_isbn AND b.deleted_at IS NULL AND p_tier IS NULL
+         WHERE b.isbn13 = p_isbn::char(13) AND b.deleted_at IS NULL AND p_tier IS NULL
            AND (cats IS NULL OR b.category_ids && cats)
            AND (p_min IS NULL OR b.price_cents >= p_min)
            AND (p_max IS NULL OR b.price_cents <= p_max)
-           AND (NOT p_in_stock OR catalog_book_available(b.id));
+           AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = b.id AND s.on_hand > s.reserved));
         page := top;
     ELSE
         SELECT array_agg(t.pos ORDER BY t.pos), array_agg(t.word ORDER BY t.pos)
@@ -549,8 +554,8 @@ BEGIN
             -- position with a word of one letter cannot (one-letter words
             -- have no postings); a walking position in no book at all
             -- means that nothing has every word
-            SELECT array_agg(x.word), sum(x.ndoc)
-              INTO walk, walk_n
+            SELECT array_agg(x.word), sum(x.ndoc), min(x.pos)
+              INTO walk, walk_n, wpos
               FROM (SELECT t.pos, t.word, coalesce(cw.ndoc, 0) AS ndoc,
                            sum(coalesce(cw.ndoc, 0)) OVER (PARTITION BY t.pos) AS total,
                            bool_and(length(t.word) >= 2) OVER (PARTITION BY t.pos) AS walks
@@ -564,11 +569,27 @@ BEGIN
             IF walk_n = 0 THEN
                 tpos := NULL;
             END IF;
+
+            -- the other positions' words, when they all have postings
+            SELECT array_agg(t.pos), array_agg(t.word), bool_and(length(t.word) >= 2)
+              INTO opos, owords, probe
+              FROM unnest(tpos, twords) AS t(pos, word)
+             WHERE t.pos <> wpos AND NOT single;
+            IF NOT coalesce(probe, false) OR walk IS NULL THEN
+                opos := NULL;
+                owords := NULL;
+            END IF;
         END IF;
 
         IF tpos IS NOT NULL THEN
+            -- several positions: each match costs a check of the book's
+            -- documents, so the facets count fewer of them
+            IF NOT single THEN
+                win := catalog_search_facet_window() / 4;
+            END IF;
+
             SELECT array_agg(m) INTO top
-              FROM catalog_search_matches(tsq, walk, walk_n, single, cats,
+              FROM catalog_search_matches(tsq, walk, walk_n, single, opos, owords, cats,
                                           p_min, p_max, p_in_stock,
                                           NULL, NULL, NULL, win + 1, p_limit, 1) m;
 
@@ -576,7 +597,7 @@ BEGIN
                 page := top[1:p_limit];
             ELSE
                 SELECT array_agg(m) INTO page
-                  FROM catalog_search_matches(tsq, walk, walk_n, single, cats,
+                  FROM catalog_search_matches(tsq, walk, walk_n, single, opos, owords, cats,
                                               p_min, p_max, p_in_stock,
                                               p_tier, p_pop, p_id, p_limit, p_limit, 1) m;
             END IF;
@@ -634,7 +655,7 @@ BEGIN
           INTO ids
           FROM catalog_search_matches(tsq, walk, walk_n,
                                       (SELECT count(DISTINCT u) = 1 FROM unnest(tpos) u),
-                                      NULL, NULL, NULL, false, NULL, NULL, NULL,
+                                      NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL,
                                       50, 5, 2) m;
     END IF;
 

@@ -79,12 +79,13 @@ function facetPanel(panel, params, facets) {
       el('span.count', { id: 'facet-in-stock-count' }, `${facets.in_stock ?? 0}${approx ? '+' : ''}`))));
 
   const active = FILTERS.some((k) => params.get(k));
-  panel.replaceChildren(
+  panel.replaceChildren(...[
     el('div.facet-head', {},
       el('strong', {}, 'Filters'),
       active ? el('a', { id: 'facet-clear', href: searchHash(params, { category: null, min_price: null, max_price: null, in_stock: null }) }, 'Clear all') : null),
     ...groups,
-    approx ? el('p.muted', { id: 'facet-approximate' }, 'Counts from the best matches; there are more.') : null);
+    approx ? el('p.muted', { id: 'facet-approximate' }, 'Counts from the best matches; there are more.') : null,
+  ].filter(Boolean));
 }
 
 export async function searchPage(params) {
@@ -104,6 +105,14 @@ export async function searchPage(params) {
       drawn = true;
       facetPanel(panel, params, r.facets);
     },
+  });
+}
+
+// text as nodes, the start of each word that begins with a typed word in <b>
+function marked(text, typed) {
+  return text.split(/([\p{L}\p{N}]+)/u).map((part) => {
+    const hit = typed.find((t) => part.toLowerCase().startsWith(t));
+    return hit ? el('span', {}, el('b', {}, part.slice(0, hit.length)), part.slice(hit.length)) : part;
   });
 }
 
@@ -149,6 +158,7 @@ export function attachSuggest(form) {
     else input.removeAttribute('aria-activedescendant');
   };
 
+  let typed = [];
   const show = (suggestions) => {
     items = suggestions;
     active = -1;
@@ -156,7 +166,7 @@ export function attachSuggest(form) {
       id: `suggestion-${i}`, role: 'option', 'aria-selected': 'false', dataset: { kind: s.kind },
       // mousedown, not click: the input's blur would close the list first
       onmousedown: (e) => { e.preventDefault(); pick(s); },
-    }, el('span.kind', {}, s.kind === 'author' ? 'Author' : 'Title'), el('span', {}, s.text))));
+    }, el('span.kind', {}, s.kind === 'author' ? 'Author' : 'Title'), el('span', {}, ...marked(s.text, typed)))));
     const open = suggestions.length > 0;
     list.classList.toggle('hidden', !open);
     input.setAttribute('aria-expanded', String(open));
@@ -170,7 +180,10 @@ export function attachSuggest(form) {
       const mine = ++asked;
       try {
         const r = await api('GET', `/api/v1/books/suggest?q=${encodeURIComponent(q)}`);
-        if (mine === asked && input.value.trim() === q) show(r.suggestions ?? []);
+        if (mine === asked && input.value.trim() === q) {
+          typed = q.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+          show(r.suggestions ?? []);
+        }
       } catch (err) {
         if (mine === asked) { close(); showError(`suggestions: ${describe(err)}`); }
       }

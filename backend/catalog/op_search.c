@@ -94,6 +94,33 @@ chat_search_cursor_key(const char *key, char *tier, char *pop, size_t size)
 }
 
 
+/*
+ * The body's "q", 1 to max bytes: q, or NULL after a 400 (ctx->reply set)
+ * or when memory ran out.
+ */
+static const char *
+chat_search_q(chat_op_ctx_t *ctx, size_t max)
+{
+    char         msg[48];
+    size_t       len;
+    const char  *q;
+
+    q = chat_op_string(ctx, "q");
+    if (q == NULL) {
+        return NULL;
+    }
+
+    len = strlen(q);
+    if (len == 0 || len > max) {
+        snprintf(msg, sizeof(msg), "q must be 1 to %zu bytes", max);
+        (void) chat_op_invalid(ctx, msg);
+        return NULL;
+    }
+
+    return q;
+}
+
+
 int
 chat_op_catalog_search(chat_op_ctx_t *ctx)
 {
@@ -108,15 +135,12 @@ chat_op_catalog_search(chat_op_ctx_t *ctx)
     const char             *q, *params[10];
     chat_catalog_cursor_t   cursor;
 
-    q = chat_op_string(ctx, "q");
+    q = chat_search_q(ctx, CHAT_SEARCH_Q_MAX);
     if (q == NULL) {
         return ctx->reply ? 0 : -1;
     }
 
     qlen = strlen(q);
-    if (qlen == 0 || qlen > CHAT_SEARCH_Q_MAX) {
-        return chat_op_invalid(ctx, "q must be 1 to 200 bytes");
-    }
 
     rc = chat_catalog_limit(ctx, &limit);
     if (rc <= 0) {
@@ -216,18 +240,12 @@ chat_op_catalog_suggest(chat_op_ctx_t *ctx)
 {
     char         lbuf[24];
     cJSON       *reply;
-    size_t       qlen;
     PGresult    *res;
     const char  *q, *params[2];
 
-    q = chat_op_string(ctx, "q");
+    q = chat_search_q(ctx, CHAT_SUGGEST_Q_MAX);
     if (q == NULL) {
         return ctx->reply ? 0 : -1;
-    }
-
-    qlen = strlen(q);
-    if (qlen == 0 || qlen > CHAT_SUGGEST_Q_MAX) {
-        return chat_op_invalid(ctx, "q must be 1 to 100 bytes");
     }
 
     params[0] = q;

@@ -97,10 +97,10 @@ BEGIN
 END
 $$;
 
-SELECT format('search kind %-24s p50=%6.2fms p99=%6.2fms max=%6.2fms (%s statements)',
-              kind || ':',
-              percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
-              percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
-              max(ms), count(*))
+SELECT format('search kind %s p50=%sms p99=%sms max=%sms (%s statements)',
+              rpad(kind || ':', 24),
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(max(ms)::numeric, 2), count(*))
   FROM times GROUP BY kind ORDER BY percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) DESC;
 SQL
