@@ -305,7 +305,9 @@ CREATE TYPE catalog_match AS (
 
 -- The ranked matches after the cursor (p_tier, p_pop, p_id; NULLs: from
 -- the start), at most p_limit, of which the first p_need exactly (a page;
--- past that, for the facets, a bounded walk may stop short).  p_walk: the
+-- past that a bounded walk may stop short).  p_scan: at most this many
+-- postings per word and tier are looked at (the facets' bounded cost;
+-- NULL: as many as the page needs).  p_walk: the
 -- words of the rarest position (NULL when no position can walk);
 -- p_single: the query is one position, so a posting alone proves the
 -- match.  p_opos, p_owords: the other positions' words, to check a
@@ -316,7 +318,7 @@ CREATE FUNCTION catalog_search_matches(
     p_tsq tsquery, p_walk text[], p_walk_ndoc int, p_single boolean,
     p_opos int[], p_owords text[],
     p_cats bigint[], p_min bigint, p_max bigint, p_in_stock boolean,
-    p_tier int, p_pop int, p_id bigint, p_limit int, p_need int,
+    p_tier int, p_pop int, p_id bigint, p_limit int, p_need int, p_scan int,
     p_last_tier int)
 RETURNS SETOF catalog_match
 LANGUAGE plpgsql STABLE AS $$
@@ -375,14 +377,16 @@ BEGIN
                                       p.category_ids
                                  FROM search_postings p
                                 WHERE p.word = w.word AND p.tier = pt.tier
-                                  AND (p_cats IS NULL OR p.category_ids && p_cats)
-                                  AND (p_min IS NULL OR p.price_cents >= p_min)
-                                  AND (p_max IS NULL OR p.price_cents <= p_max)
                                   AND (cpop IS NULL
                                        OR (p.popularity, p.book_id) < (cpop, cid))
                                 ORDER BY p.popularity DESC, p.book_id DESC
-                                LIMIT CASE WHEN verify THEN bound END) c
-                        WHERE (NOT verify
+                                LIMIT coalesce(p_scan, CASE WHEN verify THEN bound END)) c
+                        -- the filters outside the limit: it bounds the
+                        -- postings looked at, not the ones kept
+                        WHERE (p_cats IS NULL OR c.category_ids && p_cats)
+                          AND (p_min IS NULL OR c.price_cents >= p_min)
+                          AND (p_max IS NULL OR c.price_cents <= p_max)
+                          AND (NOT verify
                                OR CASE WHEN p_opos IS NULL THEN
                                    EXISTS (SELECT 1 FROM books b
                                             WHERE b.id = c.book_id
@@ -521,6 +525,8 @@ DECLARE
     owords   text[];
     probe    boolean;
     wpos     int;
+    approx   boolean := false;
+    scan     int;
 BEGIN
     IF p_category IS NOT NULL THEN
         cats := catalog_subtree(p_category);
@@ -582,35 +588,39 @@ BEGIN
         END IF;
 
         IF tpos IS NOT NULL THEN
-            -- several positions: each match costs a check of the book's
-            -- documents, so the facets count fewer of them
+            -- several positions: each candidate costs a probe of the other
+            -- words' postings, so the facets look at fewer of them
+            scan := win * 4;
             IF NOT single THEN
                 win := catalog_search_facet_window() / 4;
+                scan := win;
             END IF;
 
-            SELECT array_agg(m) INTO top
+            -- the page, exactly
+            SELECT array_agg(m) INTO page
               FROM catalog_search_matches(tsq, walk, walk_n, single, opos, owords, cats,
                                           p_min, p_max, p_in_stock,
-                                          NULL, NULL, NULL, win + 1, p_limit, 1) m;
+                                          p_tier, p_pop, p_id, p_limit, p_limit,
+                                          NULL, 1) m;
 
-            IF p_tier IS NULL THEN
-                page := top[1:p_limit];
+            -- the facets' matches: the first ones found among a bounded
+            -- number of each walked word's best postings
+            IF p_tier IS NULL AND coalesce(cardinality(page), 0) < p_limit THEN
+                top := page;        -- the page is every match there is
             ELSE
-                SELECT array_agg(m) INTO page
-                  FROM catalog_search_matches(tsq, walk, walk_n, single, opos, owords, cats,
-                                              p_min, p_max, p_in_stock,
-                                              p_tier, p_pop, p_id, p_limit, p_limit, 1) m;
+                SELECT array_agg(m) INTO top
+                  FROM catalog_search_matches(tsq, walk, walk_n, single, opos, owords,
+                                              cats, p_min, p_max, p_in_stock,
+                                              NULL, NULL, NULL, win + 1, 0, scan, 1) m;
+                approx := coalesce(cardinality(top), 0) > win
+                          OR coalesce(walk_n, 0) > scan;
             END IF;
         END IF;
     END IF;
 
     RETURN QUERY
     SELECT -1, NULL::int, NULL::bigint,
-           catalog_search_facets(coalesce(top[1:win], '{}'),
-               coalesce(cardinality(top), 0) > win
-               -- a bounded walk may have stopped short of the window
-               OR coalesce(walk_n > catalog_search_walk_bound()
-                           AND NOT (single AND cardinality(walk) = 1), false))::text;
+           catalog_search_facets(coalesce(top[1:win], '{}'), approx)::text;
 
     RETURN QUERY
     SELECT m.tier, m.popularity, m.book_id, NULL::text
@@ -656,7 +666,7 @@ BEGIN
           FROM catalog_search_matches(tsq, walk, walk_n,
                                       (SELECT count(DISTINCT u) = 1 FROM unnest(tpos) u),
                                       NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL,
-                                      50, 5, 2) m;
+                                      50, 5, NULL, 2) m;
     END IF;
 
     RETURN json_build_object('suggestions', coalesce((
