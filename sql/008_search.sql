@@ -614,6 +614,10 @@ BEGIN
                                               NULL, NULL, NULL, win + 1, 0, scan, 1) m;
                 approx := coalesce(cardinality(top), 0) > win
                           OR coalesce(walk_n, 0) > scan;
+                -- never fewer than the first page shows
+                IF p_tier IS NULL AND coalesce(cardinality(top), 0) < cardinality(page) THEN
+                    top := page;
+                END IF;
             END IF;
         END IF;
     END IF;
