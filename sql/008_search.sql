@@ -18,11 +18,12 @@
 -- index-only walk that stops after the page, whatever the filters keep
 -- (price and category are checked in the index tuple, stock with one probe
 -- of stock's primary key).  Several words: the walk goes over the rarest
--- word's postings (catalog_words.ndoc) and checks the other words against
--- the book's search documents; that walk is bounded (catalog_search,
--- below), and past the bound the tier is answered from the GIN indexes,
--- whose result is then small because the bound proves the words rarely
--- meet.
+-- word's postings (catalog_words.ndoc) and checks each candidate by
+-- probing the other words' postings with the candidate's full key (the
+-- same index, no heap: 3-4 times cheaper than its tsvectors); that walk
+-- is bounded (catalog_search_matches, below), and past the bound the tier
+-- is answered from the GIN indexes, whose result is then small because
+-- the bound proves the words rarely meet.
 --
 -- Kept in the writer's transaction: statement triggers on books rewrite a
 -- book's postings when its documents, popularity, price, categories or
@@ -38,7 +39,8 @@
 -- nearest trigram neighbour as before.
 --
 -- Facets are counted over the first catalog_search_facet_window() ranked
--- matches and marked approximate when there are more.
+-- matches found in a bounded walk (its own, apart from the page's), and
+-- marked approximate when there may be more.
 
 CREATE TABLE search_postings (
     word           text        NOT NULL,
