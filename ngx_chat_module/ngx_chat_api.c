@@ -235,6 +235,11 @@ static const ngx_chat_field_t  ngx_chat_search_query[] = {
     { NULL, 0 }
 };
 
+static const ngx_chat_field_t  ngx_chat_suggest_query[] = {
+    { "q", cJSON_String },
+    { NULL, 0 }
+};
+
 static const ngx_chat_field_t  ngx_chat_page_query[] = {
     { "cursor", cJSON_String },
     { "limit", cJSON_Number },
@@ -424,6 +429,9 @@ static const ngx_chat_route_t  ngx_chat_routes[] = {
 
     { NGX_HTTP_GET, "/api/v1/books/search", NGX_CHAT_AUTH_NONE,
       "catalog.search", NULL, { NULL }, NULL, ngx_chat_search_query },
+
+    { NGX_HTTP_GET, "/api/v1/books/suggest", NGX_CHAT_AUTH_NONE,
+      "catalog.suggest", NULL, { NULL }, NULL, ngx_chat_suggest_query },
 
     { NGX_HTTP_GET, "/api/v1/books/*", NGX_CHAT_AUTH_NONE,
       "catalog.book", NULL, { "book_id" }, NULL, NULL },

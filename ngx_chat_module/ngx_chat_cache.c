@@ -96,6 +96,7 @@ static const ngx_chat_cache_op_t  ngx_chat_cache_ops[] = {
     { "catalog.book", NGX_CHAT_CACHE_BOOK },
     { "catalog.reviews", NGX_CHAT_CACHE_BOOK },
     { "catalog.search", NGX_CHAT_CACHE_LISTS },
+    { "catalog.suggest", NGX_CHAT_CACHE_LISTS },
     { "catalog.browse", NGX_CHAT_CACHE_LISTS },
     { "catalog.categories", NGX_CHAT_CACHE_LISTS },
     { "catalog.author", NGX_CHAT_CACHE_LISTS },

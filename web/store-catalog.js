@@ -1,6 +1,7 @@
 // store-catalog.js: the catalog side of the storefront: the category tree
 // (folding, the current one open and marked), browsing a category under
-// its name with a sort, search with price and stock filters, book cards
+// its name with a sort, book lists (search's page, its facets and
+// suggestions are store-search.js), book cards
 // (cover, stock), and a book's page with its reviews.
 //
 // Covers: a book's cover_url when it has one; otherwise a placeholder
@@ -88,11 +89,13 @@ function bookCard(b) {
 }
 
 // a grid of books with "More" while next_cursor says so
-async function bookList(path, params, empty) {
+// (exported for search's page, store-search.js); into: the element to draw
+// in (#view), onPage: called with each page's answer (search's facets)
+export async function bookList(path, params, empty, { into, onPage } = {}) {
   const grid = el('div.books', { id: 'books' });
   const more = el('button.hidden', { id: 'more', type: 'button' }, 'More books');
   const wait = el('p.loading', {}, 'Loading books…');
-  $('#view').append(grid, wait, more);
+  (into ?? $('#view')).append(grid, wait, more);
   let cursor = null;
   const page = async () => {
     const q = new URLSearchParams(params);
@@ -100,6 +103,7 @@ async function bookList(path, params, empty) {
     wait.classList.remove('hidden');
     try {
       const r = await api('GET', `${path}?${q}`);
+      onPage?.(r);
       grid.append(...r.books.map(bookCard));
       if (!r.books.length && !cursor) grid.append(el('p.muted', { id: 'no-books' }, empty));
       cursor = r.next_cursor;
@@ -138,33 +142,6 @@ export async function browse(params) {
   const q = { sort };
   if (category) q.category = category;
   await bookList('/api/v1/books', q, 'No books here yet.');
-}
-
-export async function search(params) {
-  const q = params.get('q') ?? '';
-  $('#search input').value = q;
-  document.title = `“${q}” · Store`;
-  const f = el('form.filters', { id: 'filters' },
-    el('label', {}, 'From $', el('input', { name: 'min_price', type: 'number', min: 0, step: '0.01',
-      value: params.get('min_price') ? Number(params.get('min_price')) / 100 : null })),
-    el('label', {}, 'to $', el('input', { name: 'max_price', type: 'number', min: 0, step: '0.01',
-      value: params.get('max_price') ? Number(params.get('max_price')) / 100 : null })),
-    el('label', {}, el('input', { name: 'in_stock', type: 'checkbox', checked: params.get('in_stock') === 'true' }), ' In stock only'),
-    el('button', {}, 'Apply'));
-  f.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const next = new URLSearchParams({ q });
-    if (params.get('category')) next.set('category', params.get('category'));
-    for (const k of ['min_price', 'max_price']) {
-      if (f[k].value !== '') next.set(k, String(Math.round(Number(f[k].value) * 100)));
-    }
-    if (f.in_stock.checked) next.set('in_stock', 'true');
-    location.hash = `#/search?${next}`;
-  });
-  $('#view').append(el('div.view-head', {}, el('h2', { id: 'view-title' }, `Results for “${q}”`)), f);
-  const query = { q };
-  for (const k of ['category', 'min_price', 'max_price', 'in_stock']) if (params.get(k)) query[k] = params.get(k);
-  await bookList('/api/v1/books/search', query, 'No books match. Try fewer words or other filters.');
 }
 
 // ------------------------------------------------------------ a book

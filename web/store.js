@@ -4,6 +4,8 @@
 //   #/?category=<id>&sort=     browse (all books, or a category with its
 //                              subcategories), sorted
 //   #/search?q=&category=&min_price=&max_price=&in_stock=
+//                              search with its facets as filters, and
+//                              suggestions as you type (store-search.js)
 //   #/book/<id>                a book, its reviews, "add to cart"
 //   #/cart  #/checkout  #/orders  #/orders/<id>
 //
@@ -21,14 +23,15 @@ import { requireUser, describe, token } from './api.js';
 import { ChatClient } from './chat-client.js';
 import { $, showError } from './dom.js';
 import { header } from './nav.js';
-import { browse, search, bookPage, loadCategories, renderTree } from './store-catalog.js';
+import { browse, bookPage, loadCategories, renderTree } from './store-catalog.js';
+import { searchPage, attachSuggest } from './store-search.js';
 import { cartPage, checkoutPage, ordersPage, orderPage, refreshCartCount, STATUS_TEXT } from './store-orders.js';
 
 const me = await requireUser();
 header(me);
 
 const routes = [
-  [/^#\/search\?(.*)$/, (m) => search(new URLSearchParams(m[1]))],
+  [/^#\/search\?(.*)$/, (m) => searchPage(new URLSearchParams(m[1]))],
   [/^#\/book\/(\d+)$/, (m) => bookPage(Number(m[1]), me)],
   [/^#\/cart$/, () => cartPage()],
   [/^#\/checkout$/, () => checkoutPage()],
@@ -82,6 +85,8 @@ live.addEventListener('order', (e) => onOrder(e.detail));
 live.start();
 window.storeEvents = live;
 
+
+attachSuggest($('#search'));
 addEventListener('hashchange', route);
 loadCategories().catch((err) => showError(`categories: ${describe(err)}`)).finally(() => {
   renderTree(new URLSearchParams((location.hash.split('?')[1]) ?? '').get('category'));

@@ -1,8 +1,8 @@
 /*
- * area_catalog.c: the catalog area: reads, reviews and the back office's
- * books, warehouses and stock, categories and authors (op_catalog.c,
- * op_review.c, op_admin_catalog.c, op_admin_stock.c,
- * op_admin_taxonomy.c).
+ * area_catalog.c: the catalog area: reads, search and suggestions,
+ * reviews and the back office's books, warehouses and stock, categories
+ * and authors (op_catalog.c, op_search.c, op_review.c,
+ * op_admin_catalog.c, op_admin_stock.c, op_admin_taxonomy.c).
  *
  * Writes name what they touched of the edge's read cache (their touches
  * hook, catalog_cache.c); before anyone is answered the area bumps those
@@ -20,6 +20,7 @@ static const chat_op_t  chat_catalog_ops[] = {
     { "catalog.author", chat_op_catalog_author, NULL, 0, NULL, NULL },
     { "catalog.browse", chat_op_catalog_browse, NULL, 0, NULL, NULL },
     { "catalog.search", chat_op_catalog_search, NULL, 0, NULL, NULL },
+    { "catalog.suggest", chat_op_catalog_suggest, NULL, 0, NULL, NULL },
     { "catalog.book", chat_op_catalog_book, NULL, 0, NULL, NULL },
     { "catalog.reviews", chat_op_catalog_reviews, NULL, 0, NULL, NULL },
     { "catalog.review.create", chat_op_catalog_review_create, NULL,

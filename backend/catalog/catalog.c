@@ -114,12 +114,13 @@ chat_catalog_opt_string(chat_op_ctx_t *ctx, const char *name, int *bad)
 
 
 int
-chat_catalog_rows_json(PGresult *res, int col, int max, cJSON *array)
+chat_catalog_rows_json(PGresult *res, int first, int col, int max,
+    cJSON *array)
 {
     int     i;
     cJSON  *item;
 
-    for (i = 0; i < PQntuples(res) && i < max; i++) {
+    for (i = first; i < PQntuples(res) && i < first + max; i++) {
         item = cJSON_Parse(PQgetvalue(res, i, col));
         if (item == NULL) {
             chat_log_error("catalog: the database sent JSON cJSON cannot "
@@ -150,6 +151,122 @@ chat_catalog_summary_stock(cJSON *book)
 
     return cJSON_AddStringToObject(book, "stock_status",
                chat_catalog_stock_status((int64_t) n)) != NULL ? 0 : -1;
+}
+
+
+int
+chat_catalog_page(chat_op_ctx_t *ctx, PGresult *res, int first,
+    int64_t limit, int json_col, const char *order,
+    void (*key)(PGresult *res, int row, char *buf, size_t size, int64_t *id))
+{
+    int        n, take;
+    char       kbuf[CHAT_CURSOR_KEY_MAX + 1];
+    char       cursor[CHAT_CURSOR_TEXT_MAX + 1];
+    cJSON     *reply, *books;
+    int64_t    id;
+
+    reply = cJSON_CreateObject();
+    books = cJSON_AddArrayToObject(reply, "books");
+    if (books == NULL) {
+        cJSON_Delete(reply);
+        return -1;
+    }
+
+    n = PQntuples(res) - first;
+    take = n < limit ? n : (int) limit;
+
+    if (chat_catalog_rows_json(res, first, json_col, take, books) != 0) {
+        cJSON_Delete(reply);
+        return -1;
+    }
+
+    if (n > limit && take > 0) {
+        key(res, first + take - 1, kbuf, sizeof(kbuf), &id);
+
+        if (chat_catalog_cursor_encode(order, kbuf, id, cursor,
+                                       sizeof(cursor))
+            != 0
+            || cJSON_AddStringToObject(reply, "next_cursor", cursor) == NULL)
+        {
+            cJSON_Delete(reply);
+            return -1;
+        }
+
+    } else if (cJSON_AddNullToObject(reply, "next_cursor") == NULL) {
+        cJSON_Delete(reply);
+        return -1;
+    }
+
+    ctx->status = 200;
+    ctx->reply = reply;
+
+    return 0;
+}
+
+
+int
+chat_catalog_cursor(chat_op_ctx_t *ctx, const char *order,
+    chat_catalog_cursor_t *c, int *present)
+{
+    int          bad;
+    const char  *s;
+
+    *present = 0;
+
+    s = chat_catalog_opt_string(ctx, "cursor", &bad);
+    if (bad) {
+        return ctx->reply ? 0 : -1;
+    }
+
+    if (s == NULL || *s == '\0') {
+        return 1;
+    }
+
+    if (chat_catalog_cursor_decode(s, strlen(s), order, c) != 0) {
+        return chat_op_error(ctx, 400, "invalid_cursor",
+                             "cursor is not one this list gave out") == 0
+               ? 0 : -1;
+    }
+
+    *present = 1;
+    return 1;
+}
+
+
+int
+chat_catalog_flag(chat_op_ctx_t *ctx, const char *name, int *on)
+{
+    int           bad;
+    char          msg[96];
+    const char   *s;
+    const cJSON  *item;
+
+    *on = 0;
+
+    item = cJSON_GetObjectItemCaseSensitive(ctx->body, name);
+    if (cJSON_IsBool(item)) {
+        *on = cJSON_IsTrue(item);
+        return 1;
+    }
+
+    s = chat_catalog_opt_string(ctx, name, &bad);
+    if (bad) {
+        return ctx->reply ? 0 : -1;
+    }
+
+    if (s == NULL || strcmp(s, "false") == 0 || strcmp(s, "0") == 0
+        || *s == '\0')
+    {
+        return 1;
+    }
+
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0) {
+        *on = 1;
+        return 1;
+    }
+
+    snprintf(msg, sizeof(msg), "%s must be true or false", name);
+    return chat_op_invalid(ctx, msg) == 0 ? 0 : -1;
 }
 
 
@@ -205,7 +322,7 @@ chat_catalog_reviews_page(chat_op_ctx_t *ctx, int64_t book_id, int64_t after,
         goto done;
     }
 
-    if (chat_catalog_rows_json(res, 1, n > limit ? (int) limit : n, array)
+    if (chat_catalog_rows_json(res, 0, 1, n > limit ? (int) limit : n, array)
         != 0)
     {
         goto done;

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
+#include "catalog_cursor.h"
 #include "ops.h"
 
 #define CHAT_CATALOG_LIMIT_DEFAULT  20
@@ -51,9 +52,29 @@ int chat_catalog_limit(chat_op_ctx_t *ctx, int64_t *limit);
 const char *chat_catalog_opt_string(chat_op_ctx_t *ctx, const char *name,
     int *bad);
 
-/* Appends the JSON text in column col of the first max rows of res to
- * array.  0, or -1 (bad JSON from the database, memory). */
-int chat_catalog_rows_json(PGresult *res, int col, int max, cJSON *array);
+/* Appends the JSON text in column col of max rows of res from row first
+ * on to array.  0, or -1 (bad JSON from the database, memory). */
+int chat_catalog_rows_json(PGresult *res, int first, int col, int max,
+    cJSON *array);
+
+/*
+ * Answers 200 {books: [...], next_cursor} from the rows of res from row
+ * first on, rows of (key columns..., id, book json in json_col): the
+ * first limit rows are the page; one more means a next page, whose cursor
+ * (for order) is made by key from the last row of the page.  0, or -1.
+ */
+int chat_catalog_page(chat_op_ctx_t *ctx, PGresult *res, int first,
+    int64_t limit, int json_col, const char *order,
+    void (*key)(PGresult *res, int row, char *buf, size_t size, int64_t *id));
+
+/* The optional "cursor", decoded for order into c: 1 (*present 0 when
+ * absent), 0 after a 400, -1. */
+int chat_catalog_cursor(chat_op_ctx_t *ctx, const char *order,
+    chat_catalog_cursor_t *c, int *present);
+
+/* The optional flag name, "true"/"1" or "false"/"0" (or a JSON boolean);
+ * absent is false.  1 with *on set, 0 after a 400, -1. */
+int chat_catalog_flag(chat_op_ctx_t *ctx, const char *name, int *on);
 
 /* A summary's "available" (copies on hand and not promised) turned into
  * its stock_status: the count itself is not published.  0, or -1. */

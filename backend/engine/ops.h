@@ -286,7 +286,8 @@ int chat_op_carrier_delivery(chat_op_ctx_t *ctx);
 int chat_op_catalog_categories(chat_op_ctx_t *ctx);
 int chat_op_catalog_author(chat_op_ctx_t *ctx);
 int chat_op_catalog_browse(chat_op_ctx_t *ctx);
-int chat_op_catalog_search(chat_op_ctx_t *ctx);
+int chat_op_catalog_search(chat_op_ctx_t *ctx);      /* op_search.c */
+int chat_op_catalog_suggest(chat_op_ctx_t *ctx);     /* op_search.c */
 int chat_op_catalog_book(chat_op_ctx_t *ctx);
 int chat_op_catalog_reviews(chat_op_ctx_t *ctx);
 int chat_op_catalog_review_create(chat_op_ctx_t *ctx);

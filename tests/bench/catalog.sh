@@ -8,6 +8,8 @@
 #
 # full: 1,000,000 books; quick: 100,000.  Then, at 200 concurrent
 # keep-alive clients (chatload http):
+#   search by kind in PostgreSQL alone at one client (search_kinds.sh),
+#      right after the load and vacuumed;
 #   a. search, a mix of queries, with the edge cache OFF so every query
 #      reaches PostgreSQL: p50/p99; and the common word alone (one title in
 #      four has "history"), beside PostgreSQL ranking that word's matches
@@ -89,6 +91,19 @@ echo "/api/v1/books/search?q=history" > "$RES/common.paths"
 awk -v lo="$lo" 'BEGIN { for (i = 0; i < 1000; i++) print "/api/v1/books/" lo + i * 7 }' > "$RES/hot.paths"
 awk -v lo="$lo" -v hi="$hi" 'BEGIN { srand(7); for (i = 0; i < 200000; i++) print "/api/v1/books/" int(lo + 7001 + rand() * (hi - lo - 7001)) }' \
     > "$RES/cold.paths"
+
+# --- search by kind of query in PostgreSQL alone, one client ---
+# Right after the bulk load the visibility map is unset (index-only walks
+# then visit the heap) and the GIN pending lists are unmerged; production
+# has had autovacuum pass.  Both states are measured and labelled.
+log "figure 5: search by kind in PostgreSQL alone (tests/bench/search_kinds.sh)"
+while read -r line; do out "$line (right after the load)"; done \
+    < <("$HERE/search_kinds.sh" "$PG" 10)
+t=$(date +%s)
+q "VACUUM ANALYZE books; VACUUM ANALYZE search_postings; VACUUM ANALYZE catalog_words"
+out "VACUUM ANALYZE of books and search_postings: $(( $(date +%s) - t ))s"
+while read -r line; do out "$line (vacuumed)"; done \
+    < <("$HERE/search_kinds.sh" "$PG" 20)
 
 # --- a. search, every query to PostgreSQL ---
 log "figure 5a: search, cache off, $C clients"

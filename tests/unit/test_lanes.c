@@ -33,6 +33,7 @@ test_ops(void)
     CHECK(LANE("msg.history") == CHAT_LANE_READ);
     CHECK(LANE("sync") == CHAT_LANE_READ);
     CHECK(LANE("catalog.search") == CHAT_LANE_READ);
+    CHECK(LANE("catalog.suggest") == CHAT_LANE_READ);
     CHECK(LANE("cart.get") == CHAT_LANE_READ);
     CHECK(LANE("no.such.op") == CHAT_LANE_READ);
 

@@ -1,0 +1,246 @@
+// Search's corpus: a small catalog of made-up words, with the expected top
+// results for every kind of query of the benchmark's mix (a word in a
+// category, two words, one-letter typos including a transposition, a
+// price cap with in stock, a prefix, a surname, a common word, an ISBN),
+// the facets of a search, suggestions as you type, and the postings kept
+// in step with the admin's changes and with popularity, in the same
+// transaction (sql/008_search.sql).
+//
+// Every word is random per run, so other tests' books never interfere and
+// the expected lists are exact.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomInt } from 'node:crypto';
+import { api, sql, registerUser } from './lib.mjs';
+
+const LETTERS = 'bcdfghjklmnpqrstvwz';
+// a made-up word of 9 letters, consonants and vowels alternating so that
+// its typos are not other corpus words
+const made = () => Array.from({ length: 9 }, (_, i) => (i % 2 ? 'aeiou'[randomInt(5)] : LETTERS[randomInt(LETTERS.length)])).join('');
+const tag = () => randomBytes(4).toString('hex');
+
+let admin;
+let warehouse;
+const W = {};        // the corpus's words
+const B = {};        // its books by name
+const C = {};        // its categories
+
+function isbn13() {
+  const d = [9, 7, 9, ...Array.from({ length: 9 }, () => randomInt(10))];
+  const s = d.reduce((a, x, i) => a + x * (i % 2 ? 3 : 1), 0);
+  return d.join('') + String((10 - (s % 10)) % 10);
+}
+
+const asAdmin = (method, path, body) => api(method, path, body, { token: admin.token });
+
+async function book(name, fields, onHand) {
+  const r = await asAdmin('POST', '/api/v1/admin/books', {
+    isbn: isbn13(), authors: ['Pat Plain'], price_cents: 1500, description: '', ...fields,
+  });
+  assert.equal(r.status, 201, r.text);
+  B[name] = r.json.book;
+  if (onHand != null) {
+    const s = await asAdmin('PUT', `/api/v1/admin/inventory/${r.json.book.id}/${warehouse.id}`, { on_hand: onHand });
+    assert.equal(s.status, 200, s.text);
+  }
+  return r.json.book;
+}
+
+async function category(name, parentId) {
+  return Number(await sql(
+    "INSERT INTO categories (parent_id, name, slug) VALUES (NULLIF(:'p1', '')::bigint, :'p2', :'p3') RETURNING id",
+    parentId ?? '', name, `${name.toLowerCase().replace(/\W+/g, '-')}-${tag()}`));
+}
+
+async function search(query) {
+  const r = await api('GET', `/api/v1/books/search?${query}`);
+  assert.equal(r.status, 200, `${query}: ${r.text}`);
+  return r.json;
+}
+
+const ids = async (query) => (await search(query)).books.map((b) => b.id);
+const names = (...xs) => xs.map((x) => B[x].id);
+
+before(async () => {
+  const u = await registerUser('search-admin');
+  await sql("UPDATE users SET role = 'admin' WHERE id = :'p1'", u.user.id);
+  const l = await api('POST', '/api/v1/auth/login', { email: u.email, password: u.password });
+  assert.equal(l.status, 200, l.text);
+  admin = l.json;
+  const w = await asAdmin('POST', '/api/v1/admin/warehouses', { code: `S${tag()}`, name: 'Search', region: 'eu' });
+  assert.equal(w.status, 201, w.text);
+  warehouse = w.json.warehouse;
+
+  for (const k of ['lamp', 'river', 'mill', 'common', 'surname', 'prefix', 'trans', 'rare1', 'rare2']) W[k] = made();
+  C.fiction = await category(`Fiction ${tag()}`);
+  C.fictionModern = await category(`Modern ${tag()}`, C.fiction);
+  C.science = await category(`Science ${tag()}`);
+
+  // a word in two categories; the title match ranks above the description one
+  await book('lampFiction', { title: `The ${W.lamp} Keeper`, category_ids: [C.fictionModern], price_cents: 900 }, 5);
+  await book('lampFictionDesc', { title: `Quiet ${tag()}`, description: `a ${W.lamp} in the window`, category_ids: [C.fiction], price_cents: 2500 }, 0);
+  await book('lampScience', { title: `${W.lamp} optics`, category_ids: [C.science], price_cents: 1800 });
+  // two words: both in the title, one in the title and one in the text, only one
+  await book('both', { title: `${W.river} and the ${W.mill}` });
+  await book('split', { title: `The ${W.river} road`, description: `near the ${W.mill}` });
+  await book('onlyRiver', { title: `${W.river} alone` });
+  // words that meet in no title but in one description
+  await book('rareText', { title: `${W.rare1} days`, description: `then ${W.rare2}` });
+  await book('rareOther', { title: `${W.rare2} nights` });
+  // a surname: the author's book above a book that only mentions the name
+  await book('byAuthor', { title: `Collected ${tag()}`, authors: [`Ines ${W.surname[0].toUpperCase()}${W.surname.slice(1)}`] });
+  await book('aboutAuthor', { title: `Notes ${tag()}`, description: `letters to ${W.surname}` });
+  // a common word: the most popular first
+  for (let i = 0; i < 5; i++) await book(`common${i}`, { title: `${W.common} volume ${i}`, price_cents: 500 + i * 1000 }, i % 2 ? 3 : null);
+  await sql("UPDATE books SET popularity = 100 WHERE id = :'p1'", B.common3.id);
+  await sql("UPDATE books SET popularity = 50 WHERE id = :'p1'", B.common1.id);
+  await book('prefix', { title: `${W.prefix} tales` });
+  await book('trans', { title: `The ${W.trans} harbour` });
+});
+
+test('a word in a category (with its subcategories), title matches first', async () => {
+  assert.deepEqual(await ids(`q=${W.lamp}&category=${C.fiction}`), names('lampFiction', 'lampFictionDesc'));
+  assert.deepEqual(await ids(`q=${W.lamp}&category=${C.science}`), names('lampScience'));
+  assert.deepEqual(await ids(`q=${W.lamp}&category=${C.fictionModern}`), names('lampFiction'));
+  // equal popularity: the newer book first within a tier
+  assert.deepEqual(await ids(`q=${W.lamp}`), names('lampScience', 'lampFiction', 'lampFictionDesc'));
+});
+
+test('two words: both in the title first, then one of them elsewhere; never only one', async () => {
+  assert.deepEqual(await ids(`q=${W.river}%20${W.mill}`), names('both', 'split'));
+  assert.deepEqual(await ids(`q=${W.mill}%20${W.river}`), names('both', 'split'), 'word order does not matter');
+  assert.deepEqual(await ids(`q=${W.rare1}%20${W.rare2}`), names('rareText'));
+});
+
+test('typos: a transposition, a missing, an extra and a wrong letter', async () => {
+  const w = W.trans;
+  const typos = {
+    transposition: w.slice(0, 3) + w[4] + w[3] + w.slice(5),
+    missing: w.slice(0, 4) + w.slice(5),
+    extra: w.slice(0, 4) + w[4] + w.slice(4),
+    wrong: w.slice(0, 5) + (w[5] === 'z' ? 'x' : 'z') + w.slice(6),
+  };
+  for (const [kind, typo] of Object.entries(typos)) {
+    assert.deepEqual(await ids(`q=${typo}`), names('trans'), `${kind}: ${typo}`);
+    assert.deepEqual(await ids(`q=the%20${typo}`), names('trans'), `${kind} after another word: the ${typo}`);
+    assert.deepEqual(await ids(`q=${typo}%20harbour`), names('trans'), `${kind} before another word: ${typo} harbour`);
+  }
+});
+
+test('a price cap with in stock', async () => {
+  assert.deepEqual(await ids(`q=${W.lamp}&max_price=2000&in_stock=true`), names('lampFiction'));
+  assert.deepEqual(await ids(`q=${W.common}&max_price=2500&in_stock=true`), names('common1'));
+  assert.deepEqual(await ids(`q=${W.common}&min_price=1500&max_price=3500`), names('common3', 'common1', 'common2'));
+});
+
+test('a prefix, a surname, a common word by popularity, an ISBN', async () => {
+  assert.deepEqual(await ids(`q=${W.prefix.slice(0, 5)}`), names('prefix'));
+  assert.deepEqual(await ids(`q=tales%20${W.prefix.slice(0, 6)}`), names('prefix'));
+  assert.deepEqual(await ids(`q=${W.surname}`), names('byAuthor', 'aboutAuthor'));
+  assert.deepEqual(await ids(`q=${W.surname.toUpperCase()}`), names('byAuthor', 'aboutAuthor'));
+  const common = await ids(`q=${W.common}`);
+  assert.deepEqual(common.slice(0, 2), names('common3', 'common1'), 'the most popular first');
+  assert.equal(common.length, 5);
+  const i = B.common4.isbn13;
+  assert.deepEqual(await ids(`q=${i.slice(0, 3)}-${i.slice(3, 4)}-${i.slice(4, 9)}-${i.slice(9, 12)}-${i.slice(12)}`), names('common4'));
+  assert.deepEqual(await ids(`q=${i}&max_price=100`), [], 'filters apply to an ISBN too');
+  assert.deepEqual(await ids(`q=${made()}`), [], 'a word in no book finds nothing');
+});
+
+test('pages of a two-word search with a cursor: each match once, in order', async () => {
+  const all = await ids(`q=${W.river}%20${W.mill}`);
+  const seen = [];
+  let cursor = null;
+  do {
+    const r = await search(`q=${W.river}%20${W.mill}&limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+    seen.push(...r.books.map((b) => b.id));
+    assert.ok(r.facets, 'every page has its facets');
+    cursor = r.next_cursor;
+  } while (cursor && seen.length < 10);
+  assert.deepEqual(seen, all);
+});
+
+test('facets: top-level categories, price bands and in stock over the whole match set', async () => {
+  const { facets } = await search(`q=${W.lamp}`);
+  assert.equal(facets.approximate, false);
+  assert.deepEqual(facets.categories.map((c) => [c.id, c.count]).sort(), [[C.fiction, 2], [C.science, 1]].sort(),
+    'subcategories count under their top-level category');
+  assert.ok(facets.categories.every((c) => typeof c.name === 'string'));
+  const band = (min) => facets.price_bands.find((b) => b.min === min);
+  assert.equal(band(0).count, 1, '9.00');
+  assert.equal(band(1000).count, 1, '18.00');
+  assert.equal(band(2000).count, 1, '25.00');
+  assert.equal(band(1000).max, 2000);
+  assert.equal(facets.price_bands.at(-1).max, null, 'the last band has no top');
+  assert.equal(facets.in_stock, 1);
+
+  const filtered = await search(`q=${W.lamp}&category=${C.fiction}`);
+  assert.deepEqual(filtered.facets.categories.map((c) => [c.id, c.count]), [[C.fiction, 2]], 'facets follow the filters');
+  const none = await search(`q=${made()}`);
+  assert.deepEqual(none.facets.categories, []);
+  assert.equal(none.facets.in_stock, 0);
+});
+
+test('suggestions: titles and authors by prefix', async () => {
+  const r = await api('GET', `/api/v1/books/suggest?q=${W.prefix.slice(0, 6)}`);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.suggestions, [{ kind: 'title', text: B.prefix.title, book_id: B.prefix.id }]);
+
+  const a = await api('GET', `/api/v1/books/suggest?q=ines%20${W.surname.slice(0, 5)}`);
+  assert.equal(a.status, 200, a.text);
+  const author = a.json.suggestions.find((s) => s.kind === 'author');
+  assert.ok(author, a.text);
+  assert.equal(author.author_id, B.byAuthor.authors[0].id);
+  assert.match(author.text, /^Ines /);
+
+  const none = await api('GET', `/api/v1/books/suggest?q=${made()}`);
+  assert.deepEqual(none.json, { suggestions: [] });
+  assert.equal((await api('GET', '/api/v1/books/suggest')).status, 400, 'q is required');
+  assert.equal((await api('GET', `/api/v1/books/suggest?q=${'a'.repeat(101)}`)).status, 400, 'q too long');
+});
+
+test('bad input: 4xx in the error shape', async () => {
+  const cases = [
+    ['q=x&category=999999999', 404, 'not_found'],
+    ['q=x&category=abc', 400, null],
+    ['q=x&in_stock=maybe', 400, null],
+    ['q=x&max_price=-1', 400, null],
+    ['q=x&cursor=bogus', 400, 'invalid_cursor'],
+    [`q=${'a'.repeat(201)}`, 400, null],
+    ['q=', 400, null],
+  ];
+  for (const [query, status, code] of cases) {
+    const r = await api('GET', `/api/v1/books/search?${query}`);
+    assert.equal(r.status, status, `${query}: ${r.text}`);
+    assert.equal(typeof r.json.error?.code, 'string', query);
+    if (code) assert.equal(r.json.error.code, code, query);
+  }
+});
+
+test("the admin's changes reach search in the same transaction", async () => {
+  const old = made();
+  const fresh = made();
+  const b = await book('changing', { title: `${old} story`, price_cents: 1200 });
+  assert.deepEqual(await ids(`q=${old}`), [b.id]);
+
+  let r = await asAdmin('PUT', `/api/v1/admin/books/${b.id}`, { title: `${fresh} story`, price_cents: 3000 });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await ids(`q=${old}`), [], 'the old word is gone at once');
+  assert.deepEqual(await ids(`q=${fresh}`), [b.id]);
+  assert.deepEqual(await ids(`q=${fresh}&max_price=2000`), [], 'the new price filters');
+  const s = await api('GET', `/api/v1/books/suggest?q=${fresh.slice(0, 5)}`);
+  assert.deepEqual(s.json.suggestions.map((x) => x.book_id), [b.id]);
+
+  // stock reaches the in-stock filter without touching the book
+  assert.deepEqual(await ids(`q=${fresh}&in_stock=true`), []);
+  r = await asAdmin('PUT', `/api/v1/admin/inventory/${b.id}/${warehouse.id}`, { on_hand: 2 });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await ids(`q=${fresh}&in_stock=true`), [b.id]);
+
+  r = await asAdmin('DELETE', `/api/v1/admin/books/${b.id}`);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await ids(`q=${fresh}`), [], 'a deleted book is gone');
+  const postings = await sql("SELECT count(*) FROM search_postings WHERE book_id = :'p1'", b.id);
+  assert.equal(Number(postings), 0, 'and so are its postings');
+});
