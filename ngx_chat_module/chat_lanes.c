@@ -141,9 +141,11 @@ chat_lane_limits_format(char *buf, size_t size,
 {
     int  n;
 
-    n = snprintf(buf, size, "queue=%lld timeout=%lld retry=%lld",
+    n = snprintf(buf, size,
+                 "queue=%lld timeout=%lld retry=%lld shards=%lld keyid=%lld",
                  (long long) limits->queue, (long long) limits->timeout_ms,
-                 (long long) limits->retry_s);
+                 (long long) limits->retry_s, (long long) limits->shards,
+                 (long long) limits->key_id);
 
     return (n > 0 && (size_t) n < size) ? (size_t) n : 0;
 }
@@ -196,6 +198,10 @@ chat_lane_limits_parse(const char *s, size_t len, chat_lane_limits_t *limits)
             field = &limits->timeout_ms;
         } else if (j - i == 5 && memcmp(name, "retry", 5) == 0) {
             field = &limits->retry_s;
+        } else if (j - i == 6 && memcmp(name, "shards", 6) == 0) {
+            field = &limits->shards;
+        } else if (j - i == 5 && memcmp(name, "keyid", 5) == 0) {
+            field = &limits->key_id;
         }
 
         if (field != NULL) {
@@ -206,4 +212,33 @@ chat_lane_limits_parse(const char *s, size_t len, chat_lane_limits_t *limits)
     }
 
     return 0;
+}
+
+
+int
+chat_lane_limits_agree(const chat_lane_limits_t *published, int64_t shards,
+    int64_t key_id, char *why, size_t size)
+{
+    if (published->shards > 0 && published->shards != shards) {
+        snprintf(why, size, "the backend reads %lld command stream shards "
+                 "per lane, this edge writes %lld (chat_stream_shards and "
+                 "--shards must be equal)", (long long) published->shards,
+                 (long long) shards);
+        return 0;
+    }
+
+    if (published->key_id > 0 && published->key_id != key_id) {
+        snprintf(why, size, "the backend's token secret is not this edge's "
+                 "(fingerprints %llx and %llx): its tokens would be refused "
+                 "here and its sealed fields would not open",
+                 (unsigned long long) published->key_id,
+                 (unsigned long long) key_id);
+        return 0;
+    }
+
+    if (size) {
+        why[0] = '\0';
+    }
+
+    return 1;
 }

@@ -12,8 +12,10 @@
  * The backend is the one place a lane is configured (process count,
  * batch, concurrency, timeout, queue bound, scheduling priority; see
  * backend/engine/lanes.c).  Every worker publishes its lane's limits in the hash
- * CHAT_LANES_KEY, field <lane>, value "queue=<n> timeout=<ms> retry=<s>",
- * with its heartbeat.  The edge reads the hash with the lanes' queue
+ * CHAT_LANES_KEY, field <lane>, value "queue=<n> timeout=<ms> retry=<s>
+ * shards=<n> keyid=<fingerprint of the token secret>", with its
+ * heartbeat; the edge refuses the lane (503 misconfigured) while shards or
+ * keyid differ from its own (chat_lane_limits_agree).  The edge reads the hash with the lanes' queue
  * depths (pending + lag of the consumer group, ngx_chat_lanes.c) a few
  * times a second and refuses a command at once with 503 overloaded and
  * Retry-After when its lane is at its bound, instead of letting it wait
@@ -44,6 +46,10 @@ typedef struct {
     int64_t  queue;         /* commands waiting or running; 0: unbounded */
     int64_t  timeout_ms;    /* how long the edge waits for an answer */
     int64_t  retry_s;       /* Retry-After of an overloaded answer */
+
+    /* what the edge must agree on (0: not published) */
+    int64_t  shards;        /* command stream shards per lane */
+    int64_t  key_id;        /* chat_token_key_id() of the token secret */
 } chat_lane_limits_t;
 
 /* "chat", "read", ...; NULL for a value out of range */
@@ -67,5 +73,14 @@ size_t chat_lane_limits_format(char *buf, size_t size,
  * ones skipped, missing ones 0).  0, or -1 when a value is not a number. */
 int chat_lane_limits_parse(const char *s, size_t len,
     chat_lane_limits_t *limits);
+
+/*
+ * Whether a lane's published limits agree with the edge's own shard count
+ * and secret fingerprint: 1 when they do (or were not published), else 0
+ * with why (NUL-terminated, cut to size) naming what differs and both
+ * values.
+ */
+int chat_lane_limits_agree(const chat_lane_limits_t *published,
+    int64_t shards, int64_t key_id, char *why, size_t size);
 
 #endif /* CHAT_LANES_H */

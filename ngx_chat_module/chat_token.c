@@ -371,6 +371,32 @@ chat_token_verify(const unsigned char *secret, size_t secret_len,
 }
 
 
+int64_t
+chat_token_key_id(const unsigned char *secret, size_t secret_len)
+{
+    int            i;
+    int64_t        id;
+    unsigned int   len;
+    unsigned char  mac[EVP_MAX_MD_SIZE];
+
+    static const char  label[] = "chat key id";
+
+    if (HMAC(EVP_sha256(), secret, (int) secret_len,
+             (const unsigned char *) label, sizeof(label) - 1, mac, &len)
+        == NULL || len < 6)
+    {
+        return 0;
+    }
+
+    id = 0;
+    for (i = 0; i < 6; i++) {
+        id = (id << 8) | mac[i];
+    }
+
+    return id != 0 ? id : 1;
+}
+
+
 const char *
 chat_token_status_text(chat_token_status_t status)
 {

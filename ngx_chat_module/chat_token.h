@@ -77,4 +77,13 @@ chat_token_status_t chat_token_verify(const unsigned char *secret,
 
 const char *chat_token_status_text(chat_token_status_t status);
 
+/*
+ * A fingerprint of the secret, 1 .. 2^48 - 1: the first six bytes of
+ * HMAC-SHA256(secret, "chat key id").  The backend publishes it and the
+ * edge compares it with its own (chat_lanes.h), so two sides with
+ * different secrets are found at once instead of by tokens that fail; it
+ * says nothing usable about the secret.  0 when hashing fails.
+ */
+int64_t chat_token_key_id(const unsigned char *secret, size_t secret_len);
+
 #endif /* CHAT_TOKEN_H */

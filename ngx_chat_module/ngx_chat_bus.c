@@ -294,14 +294,24 @@ ngx_chat_bus_timeout(ngx_event_t *ev)
 }
 
 
-/* A lane at its bound: answered from a zero timer, so that p->answer is
- * never called from inside ngx_chat_bus_send. */
+/* A lane at its bound, or one whose pool disagrees with this edge:
+ * answered from a zero timer, so that p->answer is never called from
+ * inside ngx_chat_bus_send. */
 static void
 ngx_chat_bus_overloaded(ngx_event_t *ev)
 {
     ngx_chat_pending_t  *p = ev->data;
 
     if (ngx_chat_bus_unpark(p->id) == NULL) {
+        return;
+    }
+
+    if (p->misconfigured) {
+        ngx_chat_bus_answer_error(p, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "misconfigured",
+                                  "this part of the service is "
+                                  "misconfigured (the edge and the backend "
+                                  "disagree; see the error log)");
         return;
     }
 
@@ -321,6 +331,7 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
 {
     int                       argc;
     u_char                    key[CHAT_MAX_KEY_LEN + 1], *last;
+    ngx_int_t                 rc;
     size_t                    argvlen[CHAT_ENVELOPE_ARGC];
     time_t                    retry_after;
     unsigned                  shard;
@@ -349,10 +360,15 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     lane = chat_lane_of_op(op, ngx_strlen(op));
     timeout = bus->cmcf->command_timeout;
 
-    if (ngx_chat_lanes_admit(lane, &timeout, &retry_after) == NGX_BUSY) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "chat: lane \"%s\" is full, op \"%s\" refused",
-                      chat_lane_name(lane), op);
+    rc = ngx_chat_lanes_admit(lane, &timeout, &retry_after);
+
+    if (rc == NGX_BUSY || rc == NGX_ABORT) {
+        p->misconfigured = (rc == NGX_ABORT);
+        if (!p->misconfigured) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "chat: lane \"%s\" is full, op \"%s\" refused",
+                          chat_lane_name(lane), op);
+        }
         p->retry_after = retry_after;
         p->timer.handler = ngx_chat_bus_overloaded;
         ngx_add_timer(&p->timer, 0);

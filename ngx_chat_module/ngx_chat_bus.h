@@ -45,6 +45,8 @@ struct ngx_chat_pending_s {
                                            logs (ngx_chat_request_id);
                                            empty: none */
     unsigned              parked:1;
+    unsigned              misconfigured:1;  /* refused: see
+                                               ngx_chat_lanes_admit */
 };
 
 

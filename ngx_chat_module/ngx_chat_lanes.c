@@ -14,6 +14,14 @@
  * point of a bound: a queue that cannot drain within the command timeout
  * only turns every request behind it into a late 504.
  *
+ * Agreement.  With its limits a lane's pool publishes its shard count and
+ * its secret's fingerprint (chat_lane_limits_agree).  When they differ
+ * from this edge's, the edge logs why (once per change) and refuses the
+ * lane's commands at once with 503 misconfigured: a command on a shard
+ * nobody reads, or for a worker that cannot open its sealed fields, would
+ * only wait for its timeout, and a token it signs would fail here.
+ * /metrics shows chat_lane_misconfigured{lane}.
+ *
  * What this cannot see: other edges' sends within the last interval (each
  * edge counts its own), so a bound may be passed by up to one interval's
  * worth of commands from the other edges.  A lane whose pool has not
@@ -26,6 +34,7 @@
 
 #include "chat_lanes.h"
 #include "chat_protocol.h"
+#include "chat_token.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_lanes.h"
 #include "ngx_chat_metrics.h"
@@ -37,6 +46,7 @@
 typedef struct {
     chat_lane_limits_t  limits;
     unsigned            known:1;        /* limits published */
+    unsigned            disagrees:1;    /* chat_lane_limits_agree failed */
     int64_t             depth;          /* as Redis last told */
     int64_t             sent;           /* sent by us since that poll */
     int64_t             sent_at_ask;    /* sent when the poll was asked */
@@ -45,6 +55,7 @@ typedef struct {
 typedef struct {
     ngx_chat_main_conf_t   *cmcf;
     ngx_uint_t              shards;
+    int64_t                 key_id;     /* chat_token_key_id of ours */
     char                  (*streams)[NGX_CHAT_LANES_STREAM_LEN];
     ngx_chat_lane_state_t   lanes[CHAT_LANE_COUNT];
     ngx_event_t             poll;
@@ -110,6 +121,8 @@ ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 
     l->cmcf = cmcf;
     l->shards = cmcf->stream_shards;
+    l->key_id = chat_token_key_id(cmcf->token_secret.data,
+                                  cmcf->token_secret.len);
     l->streams = ngx_pcalloc(cycle->pool, CHAT_LANE_COUNT * l->shards
                                           * NGX_CHAT_LANES_STREAM_LEN);
     if (l->streams == NULL) {
@@ -174,6 +187,11 @@ ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
 
     s = &ngx_chat_lanes->lanes[lane];
 
+    if (s->disagrees) {
+        *retry_after = 5;
+        return NGX_ABORT;
+    }
+
     if (s->known && s->limits.queue > 0
         && s->depth + s->sent >= s->limits.queue)
     {
@@ -188,6 +206,14 @@ ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
     s->sent++;
 
     return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_chat_lanes_disagree(chat_lane_t lane)
+{
+    return ngx_chat_lanes != NULL && (ngx_uint_t) lane < CHAT_LANE_COUNT
+           && ngx_chat_lanes->lanes[lane].disagrees;
 }
 
 
@@ -281,6 +307,8 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
 static void
 ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    int                     agree;
+    char                    why[256];
     size_t                  i;
     ngx_int_t               lane;
     redisReply             *rr = reply, *e, *h;
@@ -342,5 +370,21 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
 
         l->lanes[lane].limits = limits;
         l->lanes[lane].known = 1;
+
+        agree = chat_lane_limits_agree(&limits, (int64_t) l->shards,
+                                       l->key_id, why, sizeof(why));
+
+        if (!agree && !l->lanes[lane].disagrees) {
+            ngx_log_error(NGX_LOG_ERR, l->poll.log, 0,
+                          "chat: lane \"%s\" refused until the edge and the "
+                          "backend agree: %s", chat_lane_name(lane), why);
+
+        } else if (agree && l->lanes[lane].disagrees) {
+            ngx_log_error(NGX_LOG_NOTICE, l->poll.log, 0,
+                          "chat: lane \"%s\": the edge and the backend "
+                          "agree again", chat_lane_name(lane));
+        }
+
+        l->lanes[lane].disagrees = !agree;
     }
 }

@@ -23,8 +23,10 @@ const char *ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard);
 
 /*
  * Whether lane takes one more command now.  NGX_OK, with *timeout set to
- * how long to wait for its answer (counted as sent); or NGX_BUSY, with
- * *retry_after set to the seconds to tell the client.
+ * how long to wait for its answer (counted as sent); NGX_BUSY, with
+ * *retry_after set to the seconds to tell the client; or NGX_ABORT (with
+ * *retry_after too) when the lane's pool does not agree with this edge on
+ * shards or the secret: refused until it does.
  */
 ngx_int_t ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
     time_t *retry_after);
@@ -34,5 +36,8 @@ ngx_int_t ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
  * NGX_DECLINED before the first answer from Redis. */
 ngx_int_t ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth,
     int64_t *queue);
+
+/* 1 while lane's pool disagrees with this edge (ngx_chat_lanes.c) */
+ngx_uint_t ngx_chat_lanes_disagree(chat_lane_t lane);
 
 #endif /* NGX_CHAT_LANES_H */

@@ -472,6 +472,16 @@ ngx_chat_metrics_lanes(u_char *last)
         }
     }
 
+    last = ngx_chat_metrics_family(last, "chat_lane_misconfigured", "gauge",
+                                   "1 while the lane's pool disagrees with "
+                                   "this edge on shards or the secret (its "
+                                   "commands are refused 503)");
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        last = ngx_sprintf(last, "chat_lane_misconfigured{lane=\"%s\"} %ui\n",
+                           chat_lane_name(lane),
+                           ngx_chat_lanes_disagree(lane));
+    }
+
     return last;
 }
 

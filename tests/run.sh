@@ -33,7 +33,7 @@ run_unit() {
     unit_test token $m/chat_token.c $m/chat_base64.c
     unit_test seal $m/chat_seal.c $m/chat_base64.c
     unit_test envelope $m/chat_envelope.c
-    unit_test lanes $m/chat_lanes.c
+    unit_test lanes $m/chat_lanes.c $m/chat_token.c $m/chat_base64.c
     unit_test utf8 $m/chat_utf8.c
     unit_test ws $m/chat_ws.c $m/chat_utf8.c
     unit_test poll $m/chat_poll.c

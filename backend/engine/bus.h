@@ -24,7 +24,7 @@ typedef struct {
     int                   read_argc;
     char                  read_count[16];
     char                  read_block[16];
-    char                  lane_limits[96];  /* published with heartbeats
+    char                  lane_limits[160]; /* published with heartbeats
                                                by command workers, or "" */
     int64_t               backoff_ms;
 } chat_bus_t;

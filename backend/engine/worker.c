@@ -83,6 +83,7 @@
 #include "area.h"
 #include "bus.h"
 #include "chat_protocol.h"
+#include "chat_token.h"
 #include "command.h"
 #include "db.h"
 #include "envelope.h"
@@ -933,6 +934,10 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
     limits.queue = cfg->lanes[lane].queue;
     limits.timeout_ms = cfg->lanes[lane].timeout_ms;
     limits.retry_s = cfg->lanes[lane].retry_s;
+    /* what the edge checks it agrees with */
+    limits.shards = cfg->shards;
+    limits.key_id = chat_token_key_id(cfg->token_secret,
+                                      cfg->token_secret_len);
     (void) chat_lane_limits_format(w.bus.lane_limits,
                                    sizeof(w.bus.lane_limits), &limits);
 

@@ -102,7 +102,7 @@ test('each lane has its own streams, and its pool publishes its limits', async (
   const limits = new Map();
   for (let i = 0; i + 1 < lanes.length; i += 2) limits.set(lanes[i], lanes[i + 1]);
   for (const lane of ['chat', 'read', 'auth', 'orders', 'admin']) {
-    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+$/, `lane ${lane}`);
+    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+ shards=\d+ keyid=[1-9]\d*$/, `lane ${lane}`);
     assert.equal(await redis('EXISTS', `chat:cmd:${lane}:{0}`), '1', `stream of lane ${lane}`);
   }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "chat_lanes.h"
+#include "chat_token.h"
 #include "unit.h"
 
 #define LANE(op)  chat_lane_of_op(op, sizeof(op) - 1)
@@ -67,14 +68,16 @@ test_names(void)
 static void
 test_limits(void)
 {
-    char                 buf[96];
+    char                 buf[160];
     size_t               n;
-    chat_lane_limits_t   in = { 64, 30000, 2 }, out;
+    chat_lane_limits_t   in = { 64, 30000, 2, 4, 281474976710655 }, out;
 
     n = chat_lane_limits_format(buf, sizeof(buf), &in);
-    CHECK(n > 0 && strcmp(buf, "queue=64 timeout=30000 retry=2") == 0);
+    CHECK(n > 0 && strcmp(buf, "queue=64 timeout=30000 retry=2 shards=4 "
+                               "keyid=281474976710655") == 0);
     CHECK(chat_lane_limits_parse(buf, n, &out) == 0);
     CHECK(out.queue == 64 && out.timeout_ms == 30000 && out.retry_s == 2);
+    CHECK(out.shards == 4 && out.key_id == 281474976710655);
 
     /* any order, unknown fields skipped, missing ones 0 */
     CHECK(chat_lane_limits_parse("retry=5 future=1 queue=7", 24, &out) == 0);
@@ -93,11 +96,55 @@ test_limits(void)
 }
 
 
+/* the edge refuses a lane whose pool reads other shards or holds another
+ * secret; what an older pool did not publish is not held against it */
+static void
+test_agreement(void)
+{
+    char                 why[256];
+    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345 };
+    chat_lane_limits_t   old = { 64, 30000, 2, 0, 0 };
+
+    CHECK(chat_lane_limits_agree(&pub, 4, 12345, why, sizeof(why)) == 1);
+    CHECK(why[0] == '\0');
+    CHECK(chat_lane_limits_agree(&old, 8, 999, why, sizeof(why)) == 1);
+
+    CHECK(chat_lane_limits_agree(&pub, 8, 12345, why, sizeof(why)) == 0);
+    CHECK(strstr(why, "4 command stream shards") != NULL);
+    CHECK(strstr(why, "writes 8") != NULL);
+
+    CHECK(chat_lane_limits_agree(&pub, 4, 54321, why, sizeof(why)) == 0);
+    CHECK(strstr(why, "secret") != NULL);
+
+    /* a short buffer is cut, never overrun */
+    CHECK(chat_lane_limits_agree(&pub, 8, 12345, why, 8) == 0);
+    CHECK(strlen(why) == 7);
+}
+
+
+/* the secret's fingerprint: stable, 48 bits, differs between secrets */
+static void
+test_key_id(void)
+{
+    const unsigned char  a[] = "0123456789abcdef0123456789abcdef";
+    const unsigned char  b[] = "0123456789abcdef0123456789abcdeF";
+    int64_t              ia, ib;
+
+    ia = chat_token_key_id(a, 32);
+    ib = chat_token_key_id(b, 32);
+    CHECK(ia > 0 && ia < ((int64_t) 1 << 48));
+    CHECK(ia == chat_token_key_id(a, 32));
+    CHECK(ia != ib);
+}
+
+
 int
 main(void)
 {
     UNIT_RUN(test_ops);
     UNIT_RUN(test_names);
     UNIT_RUN(test_limits);
+    UNIT_RUN(test_agreement);
+    UNIT_RUN(test_key_id);
     return UNIT_SUMMARY();
 }
