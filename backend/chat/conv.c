@@ -97,7 +97,7 @@ chat_msg_json(const PGresult *res, int row, int col)
 
     m = cJSON_CreateObject();
     deleted = PQgetvalue(res, row, col + 7)[0] == 't';
-    edit_seq = chat_col_number(res, row, col + 8);
+    edit_seq = chat_col_number(res, row, col + CHAT_MSG_COL_EDIT_SEQ);
 
     if (m == NULL
         || cJSON_AddNumberToObject(m, "conversation_id",

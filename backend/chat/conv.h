@@ -35,6 +35,9 @@
 
 #define CHAT_MSG_NCOLS  10
 
+/* where edit_seq is among them (chat_msg_json reads it there too) */
+#define CHAT_MSG_COL_EDIT_SEQ  8
+
 /*
  * The same columns as the user whose id is the query parameter viewer
  * ("$1") sees them: a message from someone they blocked keeps its place

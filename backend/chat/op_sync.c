@@ -384,15 +384,14 @@ chat_sync_updates(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
         n = (int) limit;
     }
 
-    /* the edit cursor moves to the last change included; edit_seq is the
-     * last of a message's columns */
+    /* the edit cursor moves to the last change included */
     for (i = 0, k = 0; i < n; i++) {
         cid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         while (k < set->n && set->cid[k] < cid) {
             k++;
         }
         if (k < set->n && set->cid[k] == cid) {
-            edit[k] = strtoll(PQgetvalue(res, i, CHAT_MSG_NCOLS - 1),
+            edit[k] = strtoll(PQgetvalue(res, i, CHAT_MSG_COL_EDIT_SEQ),
                               NULL, 10);
         }
     }

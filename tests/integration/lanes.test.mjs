@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { api, redis, registerUser, sealField, uniqueEmail, waitFor, BASE } from './lib.mjs';
+import { api, lanePids, logTail, redis, registerUser, sealField, sleep, sql, uniqueEmail, waitFor, BASE } from './lib.mjs';
 
 const SHARDS = 4;
 const BACKLOG = 120;
@@ -125,3 +125,45 @@ test('each lane has its own streams, and its pool publishes its limits', async (
   assert.ok(await len('read') > read0, 'a read goes to the read lane');
 });
 
+
+test('a lane whose pool disagrees with the edge on shards is refused 503 misconfigured, at once, and logged', async () => {
+  const a = await registerUser('lanes-admin');
+  await sql("UPDATE users SET role = 'admin' WHERE id = :'p1'", a.user.id);
+  const admin = await api('POST', '/api/v1/auth/login', { email: a.email, password: a.password });
+  assert.equal(admin.status, 200, admin.text);
+  const auth = { token: admin.json.token };
+  assert.equal((await api('GET', '/api/v1/admin/warehouses', undefined, auth)).status, 200);
+
+  // the admin pool stops (so its heartbeat does not publish its own limits
+  // over ours) and its published limits claim another shard count
+  const pids = await lanePids('admin');
+  assert.ok(pids.length > 0);
+  const published = await redis('HGET', 'chat:lanes', 'admin');
+  const errors = logTail('nginx/error.log');
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  try {
+    await redis('HSET', 'chat:lanes', 'admin', published.replace(/shards=\d+/, 'shards=99'));
+    // each nginx worker sees it at its next lanes poll (200 ms) and says so
+    await waitFor('the error log says why', () =>
+      /lane "admin" refused until the edge and the backend agree: the backend reads 99 command stream shards/
+        .test(errors.read()));
+    await sleep(500);
+    const refused = await api('GET', '/api/v1/admin/warehouses', undefined, auth);
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.json.error.code, 'misconfigured');
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    // at once, not after the command timeout: the stopped pool never saw it
+    const t0 = Date.now();
+    assert.equal((await api('GET', '/api/v1/admin/warehouses', undefined, auth)).status, 503);
+    assert.ok(Date.now() - t0 < 2000);
+    // the other lanes are unaffected
+    assert.equal((await api('GET', '/api/v1/users/me', undefined, auth)).status, 200);
+    const m = await (await fetch(`${BASE}/metrics`)).text();
+    assert.match(m, /^chat_lane_misconfigured\{lane="admin"\} 1$/m);
+  } finally {
+    await redis('HSET', 'chat:lanes', 'admin', published);
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
+  await waitFor('the admin lane back', async () =>
+    (await api('GET', '/api/v1/admin/warehouses', undefined, auth)).status === 200);
+});
