@@ -33,13 +33,15 @@
  * repeats the call with the same key and amount until it knows.
  *
  * Every status change queues {"type":"order","order":{...}} for the
- * owner.
+ * owner, and {"type":"admin_change"} (engine/admin_event.c) for the
+ * admins' open back offices.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_event.h"
 #include "conv_input.h"
 #include "log.h"
 #include "ops.h"
@@ -373,7 +375,10 @@ chat_op_admin_order_ship(chat_op_ctx_t *ctx)
         return -1;
     }
 
-    if (chat_order_event(ctx->events, order) != 0) {
+    if (chat_order_event(ctx->events, order) != 0
+        || chat_admin_event(ctx->db, ctx->events, "order", order_id,
+                            ctx->cmd->uid) != 0)
+    {
         cJSON_Delete(order);
         return -1;
     }
@@ -850,7 +855,10 @@ chat_deliver_answer(chat_op_ctx_t *ctx, int64_t order_id)
         return -1;
     }
 
-    if (chat_order_event(ctx->events, order) != 0) {
+    if (chat_order_event(ctx->events, order) != 0
+        || chat_admin_event(ctx->db, ctx->events, "order", order_id,
+                            ctx->cmd->uid) != 0)
+    {
         cJSON_Delete(order);
         return -1;
     }

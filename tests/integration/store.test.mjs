@@ -396,3 +396,45 @@ test('book cards in lists carry their stock status', async () => {
   assert.ok(r.json.books.some((b) => b.stock_status === 'out_of_stock'));
   assert.ok(r.json.books.every((b) => !('available' in b)));
 });
+
+// ------------------------------------------------------------ admins see each other's changes
+
+test("one admin's changes reach every admin's connection as admin_change {kind, id, by}; refused ones and shoppers hear nothing", async () => {
+  const [a1, a2] = await makeUsers('store-admins', 2, 'admin');
+  const book = await stockedBook(4, 1200, 'Admin change');
+  const o = await paidOrder(shopper, [[book, 2]]);
+  const watcher = await WsClient.connect({ token: a2.token });
+  const buyer = await WsClient.connect({ token: shopper.token });
+  const change = (kind, id) => (m) => m.type === 'admin_change' && m.change.kind === kind && m.change.id === id;
+  try {
+    for (const u of [a2, shopper]) {
+      await waitFor('online', async () => (await redis('HLEN', `chat:online:{${u.id}}`)) !== '0');
+    }
+    // refused first: a bad adjustment, a ship of a missing order, a
+    // shopper's try; none may be told
+    let r = await api('POST', `/api/v1/admin/inventory/${book}/${eu}/adjust`, { delta: 0, reason: 'x' }, as(a1));
+    assert.equal(r.status, 400, r.text);
+    assert.equal((await post('/api/v1/admin/orders/99999999/ship', undefined, a1)).status, 404);
+    assert.equal((await api('PUT', `/api/v1/admin/books/${book}`, { price_cents: 1 }, as(shopper))).status, 403);
+
+    r = await api('PUT', `/api/v1/admin/books/${book}`, { price_cents: 1300 }, as(a1));
+    assert.equal(r.status, 200, r.text);
+    const m = await watcher.message(change('book', book), 'the book change');
+    assert.equal(m.change.by, a1.id);
+    r = await api('POST', `/api/v1/admin/inventory/${book}/${eu}/adjust`, { delta: 3, reason: 'delivery' }, as(a1));
+    assert.equal(r.status, 200, r.text);
+    await watcher.message(change('stock', book), 'the stock change');
+    assert.equal((await post(`/api/v1/admin/orders/${o.id}/ship`, undefined, a1)).status, 200);
+    await watcher.message(change('order', o.id), 'the ship');
+    r = await post(`/api/v1/admin/orders/${o.id}/refund`, { items: [{ book_id: book, quantity: 1 }] }, a1);
+    assert.equal(r.status, 200, r.text);
+    await watcher.messagesWhere(change('order', o.id), 2, 'the refund');
+    // the stock change was told once: the refused adjustment said nothing
+    assert.equal(watcher.messages.filter(change('stock', book)).length, 1);
+    await buyer.message((x) => x.type === 'order' && x.order.id === o.id && x.order.refunded_cents === 1200, 'the refund, to its owner');
+    assert.ok(!buyer.messages.some((x) => x.type === 'admin_change'), 'a shopper hears no admin change');
+  } finally {
+    watcher.close();
+    buyer.close();
+  }
+});
