@@ -15,7 +15,7 @@
 // The API checks the role; this page only hides itself from non-admins.
 
 import { api, requireUser, describe, token } from './api.js';
-import { ChatClient } from './chat-client.js';
+import { ChatClient, newId } from './chat-client.js';
 import { $, el, money, showError } from './dom.js';
 import { header } from './nav.js';
 import { coverCell } from './admin-cover.js';
@@ -276,7 +276,9 @@ function orderActions(o) {
 async function refund(o, items) {
   const what = items ? items.map((i) => `${i.quantity} × book #${i.book_id}`).join(', ') : 'everything not yet refunded';
   if (!confirm(`Refund ${what} of order #${o.id} to the customer's card?`)) return;
-  const r = await api('POST', `/api/v1/admin/orders/${o.id}/refund`, items ? { items } : undefined);
+  // its own key: the same refund sent twice (a double click, a retry) is refunded once
+  const r = await api('POST', `/api/v1/admin/orders/${o.id}/refund`, items ? { items } : undefined,
+    { 'idempotency-key': newId() });
   await changed(r.order, r.order.refunded_cents > o.refunded_cents
     ? `Order #${o.id}: ${money(r.order.refunded_cents - (o.refunded_cents ?? 0), o.currency)} refunded.`
     : `Order #${o.id}: the refund is being confirmed by the payment provider.`);

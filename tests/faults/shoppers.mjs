@@ -8,6 +8,7 @@
 // Every request goes through client.mjs's rule: the same Idempotency-Key
 // again until a definite answer (503 overloaded and 429 after Retry-After).
 
+import { createHash } from 'node:crypto';
 import { sleep, sql, waitFor } from '../integration/lib.mjs';
 import {
   ADDRESS, CARDS, makeBook, makeUsers, makeWarehouse, newKey, payment, provider, setStock,
@@ -41,6 +42,10 @@ const answeredOrders = [];      // {id, user}: checkouts answered 201
 const adjusts = new Map();      // key -> {book, delta, acked}
 const shipped = new Set();      // orders whose ship was answered 200
 const overRefunds = [];         // refunds asked beyond what is left, answered 200 (must stay empty)
+// the provider keys of the admin's refund requests ("refund:<order>:<md5
+// of the command key>", op_order.c): every refund in the ledger must be
+// one of these (or a late charge's), each at most once
+const refundKeys = new Set();
 
 // the late-charge fault holds every new charge at the processor this long
 // ("in transit": payments/README.md, hold_ms): well past the reservation's
@@ -78,9 +83,9 @@ export function someCard() {
 
 const isAnswer = (...codes) => (r) => codes.includes(r.status);
 
-export function putCart(u, book) {
+export function putCart(u, book, quantity = 1) {
   return untilAnswered('orders', () => call('PUT', `/api/v1/cart/items/${book}`,
-    { body: { quantity: 1 }, token: u.token }), isAnswer(200));
+    { body: { quantity }, token: u.token }), isAnswer(200));
 }
 
 // one checkout, retried with its key until answered: the answer or null
@@ -114,8 +119,8 @@ async function dropUnavailable(u) {
 }
 
 // One shopper, as a real client: one copy into the cart (a third of the
-// time a copy of a second book too: orders of two lines, which the admin
-// refunds a line at a time), then checkout with a fresh key, retried with
+// time two copies of a second book too: orders the admin refunds a copy
+// at a time), then checkout with a fresh key, retried with
 // the same key until a definite answer.
 export async function shopper(u, running) {
   while (running()) {
@@ -123,7 +128,7 @@ export async function shopper(u, running) {
     if (!(await putCart(u, book))) continue;
     if (Math.random() < 1 / 3) {
       const others = SHOP.books.filter((b) => b !== book);
-      if (!(await putCart(u, others[Math.floor(Math.random() * others.length)]))) continue;
+      if (!(await putCart(u, others[Math.floor(Math.random() * others.length)], 2))) continue;
     }
     if ((await checkoutOnce(u))?.status === 409) await dropUnavailable(u);
   }
@@ -161,8 +166,14 @@ export async function shipOne() {
   return r;
 }
 
-const refundCall = (id, body) => untilAnswered('admin', () => call('POST', `/api/v1/admin/orders/${id}/refund`,
-  { body, token: SHOP.admin.token }), isAnswer(200, 202, 409));
+// a refund with its own Idempotency-Key, sent again with it until
+// answered: a retry (or the entry reclaimed from a killed worker) must
+// answer from the first run, never refund again
+function refundCall(id, body, key = newKey('refund')) {
+  refundKeys.add(`refund:${id}:${createHash('md5').update(`u${SHOP.admin.id}:${key}`).digest('hex')}`);
+  return untilAnswered('admin', () => call('POST', `/api/v1/admin/orders/${id}/refund`,
+    { body, token: SHOP.admin.token, headers: { 'idempotency-key': key } }), isAnswer(200, 202, 409));
+}
 
 // the admin refunds one paid or shipped order in full, retried until
 // answered: a retry finds it refunded (200), or its refund still being
@@ -178,28 +189,30 @@ export async function refundOne() {
   return r;
 }
 
-// the admin refunds one line (one copy) of a paid or shipped order of two
-// lines, retried until answered (a retry of a refund that went through
-// finds nothing of the line left: 409), then asks for the same copy again
-// and for more copies than were bought: both must be refused, and the
-// books check nothing was given back twice or beyond the charge
+// the admin refunds one copy of a line of two copies of a paid or
+// shipped order, retried with its key until answered; then the same
+// request with the same key again (it must answer from the first run,
+// which the books check: one ledger row per key), and two more copies
+// under a new key, more than is left: refused (409)
 export async function refundLine() {
   const ids = SHOP.shoppers.map((u) => u.id).join(',');
   const [id, book] = (await sql(`SELECT i.order_id || '|' || i.book_id FROM order_items i
       JOIN orders o ON o.id = i.order_id
-     WHERE o.user_id IN (${ids}) AND o.status IN ('paid', 'shipped') AND i.refunded_quantity < i.quantity
-       AND (SELECT count(*) FROM order_items j WHERE j.order_id = o.id) > 1
+     WHERE o.user_id IN (${ids}) AND o.status IN ('paid', 'shipped') AND i.quantity = 2 AND i.refunded_quantity = 0
      ORDER BY random() LIMIT 1`).catch(() => '')).split('|').map(Number);
   if (!id) return null;
-  const r = await refundCall(id, { items: [{ book_id: book, quantity: 1 }] });
+  const key = newKey('refund');
+  const r = await refundCall(id, { items: [{ book_id: book, quantity: 1 }] }, key);
   if (r?.status === 200 || r?.status === 202) shopStats.partialRefunds++;
   else if (r?.status === 409) shopStats.partialRefused++;
-  for (const quantity of [1, 2]) {
-    const again = await refundCall(id, { items: [{ book_id: book, quantity }] });
-    if (again?.status === 409) shopStats.overRefundsRefused++;
-    else if (again && r?.status !== 409) {
+  if (r?.status === 200 || r?.status === 202) {
+    const same = await refundCall(id, { items: [{ book_id: book, quantity: 1 }] }, key);
+    if (same && ![200, 202].includes(same.status)) log(`order ${id}: the same refund again answered ${same.status} ${same.text}`);
+    const more = await refundCall(id, { items: [{ book_id: book, quantity: 2 }] });
+    if (more?.status === 409) shopStats.overRefundsRefused++;
+    else if (more) {
       overRefunds.push(id);
-      log(`order ${id}: a refund of ${quantity} more of book ${book} (bought 1) answered ${again.status} ${again.text}`);
+      log(`order ${id}: a refund of 2 more of book ${book} (bought 2, 1 refunded) answered ${more.status} ${more.text}`);
     }
   }
   return r;
@@ -326,6 +339,20 @@ export async function shopBooks() {
   let paid = 0;
   const late = { charges: 0, refunded: 0, mismatched: 0 };
   let refundExceededOrTwice = overRefunds.length;
+  // every refund in the ledger is one the admin asked for (its key) or a
+  // late charge's, and no key was refunded twice: a refund run again
+  // (a retry, a worker killed mid-refund) shows as a row of another key
+  const seen = new Set();
+  for (const [id, key, reason] of (await sql(`SELECT r.order_id || ' ' || a.idempotency_key || ' ' || r.reason
+      FROM order_refunds r JOIN payment_attempts a ON a.id = r.attempt_id JOIN orders o ON o.id = r.order_id
+     WHERE o.user_id IN (${ids})`)).split('\n').filter(Boolean).map((l) => l.split(' '))) {
+    const ours = reason === 'late_charge' ? key === `late:${id}` : refundKeys.has(key);
+    if (!ours || seen.has(key)) {
+      refundExceededOrTwice++;
+      log(`order ${id}: a ${reason} refund under ${key}, ${ours ? 'twice' : 'which no request asked for'}`);
+    }
+    seen.add(key);
+  }
   let refundedOrders = 0;
   for (const [id, status, user, refunded, total, ledger, lateRows, lateLedger, badLines] of orders) {
     // the backend's charges carry its key "u<user>:<checkout key>"; the

@@ -196,6 +196,30 @@ test('refunds by line: the amount from the lines, the copies back to stock befor
   assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '2');
 });
 
+test('a refund sent again with its Idempotency-Key answers as the first time and never refunds twice; another key is another refund', async () => {
+  const book = await stockedBook(6, 1000, 'Refund key');
+  const o = await paidOrder(shopper, [[book, 3]]);
+  const key = newKey('refund');
+  const once = (k) => api('POST', `/api/v1/admin/orders/${o.id}/refund`, { items: [{ book_id: book, quantity: 1 }] },
+    { token: admin.token, headers: { 'idempotency-key': k } });
+  let r = await once(key);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.refunded_cents, 1000);
+  // the same request again, as after a lost answer: the same answer, nothing more given back
+  r = await once(key);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.refunded_cents, 1000);
+  assert.equal(r.json.order.items[0].refunded_quantity, 1);
+  assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '1');
+  assert.equal((await chargesFor(o.id))[0].refunded_cents, 1000);
+  // a new key is a new refund of one more copy
+  r = await once(newKey('refund'));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.refunded_cents, 2000);
+  assert.equal((await chargesFor(o.id))[0].refunded_cents, 2000);
+  assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '2');
+});
+
 test('a charge that lands after its reservation lapsed is refunded on its own, with the ledger; the stock stays released', async () => {
   const book = await stockedBook(2, 1800, 'Late charge');
   const [u] = await makeUsers('late', 1);
