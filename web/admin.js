@@ -466,6 +466,10 @@ async function bookChanged(id) {
 }
 
 async function orderChanged(id) {
+  const panel = $('#order-panel');
+  const open = !panel.classList.contains('hidden') && Number(panel.dataset.orderId) === id;
+  // the orders tab not loaded yet: it loads fresh when opened
+  if (!$('#admin-orders tr') && !open) return;
   const row = $(`#admin-orders tr[data-order-id="${id}"]`);
   const status = $('#order-filter').status.value;
   const o = await fetchOrder(id).catch((err) => { if (err.status === 404) return null; throw err; });
@@ -481,8 +485,7 @@ async function orderChanged(id) {
       flash(next);
     }
   }
-  const panel = $('#order-panel');
-  if (!panel.classList.contains('hidden') && Number(panel.dataset.orderId) === id && !typingIn(panel)) await orderPanel(id, true);
+  if (open && !typingIn(panel)) await orderPanel(id, true);
 }
 
 async function flush() {
