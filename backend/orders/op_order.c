@@ -28,11 +28,11 @@
  * Idempotency-Key, or the entry reclaimed after its worker died) finds
  * its attempt and answers from it (200 done, 202 still being confirmed,
  * 409 refund_refused) instead of refunding again; one refund at a time
- * per order (409 refund_pending while another is unconfirmed).  The provider is called
- * outside any transaction with that key and amount (the op suspends on
- * the call), and on success orders.c settles it: refunded quantities and
- * cents, the ledger row, the copies back to stock when not shipped, the
- * order refunded once every line is.  A refused refund is 409; an
+ * per order (409 refund_pending while another is unconfirmed).  The
+ * provider is called outside any transaction with that key and amount
+ * (the op suspends on the call), and on success orders.c settles it:
+ * refunded quantities and cents, the ledger row, the copies back to
+ * stock when not shipped, the order refunded once every line is.  A refused refund is 409; an
  * unknown outcome is 202 with the order as it stands, and the reconciler
  * repeats the call with the same key and amount until it knows.
  *
