@@ -220,10 +220,12 @@ test('a refund sent again with its Idempotency-Key answers as the first time and
   assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '2');
 });
 
-test('a charge that lands after its reservation lapsed is refunded on its own, with the ledger; the stock stays released', async () => {
+test('a charge that lands after its reservation lapsed is refunded on its own, with the ledger; the stock stays released; the admins hear', async () => {
   const book = await stockedBook(2, 1800, 'Late charge');
   const [u] = await makeUsers('late', 1);
   await putCart(u, book, 1);
+  const watcher = await WsClient.connect({ token: admin.token });
+  await waitFor('the admin online', async () => (await redis('HLEN', `chat:online:{${admin.id}}`)) !== '0');
   // the provider receives the request only after the order was cancelled
   let r = await provider('PUT', '/v1/test/latency', { hold_ms: 12000 });
   assert.equal(r.status, 200, r.text);
@@ -244,6 +246,14 @@ test('a charge that lands after its reservation lapsed is refunded on its own, w
     return c?.status === 'refunded' && await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1' AND reason = 'late_charge'", id) === '1' && c;
   }, { timeout: 90000, every: 500 });
   assert.equal(refund.refunded_cents, 1800);
+  // the reconciler's refund reaches the admins' open pages, by nobody
+  try {
+    const m = await watcher.message((x) => x.type === 'admin_change' && x.change.kind === 'order' && x.change.id === id,
+      'the late refund told to the admins');
+    assert.equal(m.change.by, 0);
+  } finally {
+    watcher.close();
+  }
   const o = (await api('GET', `/api/v1/orders/${id}`, undefined, { token: u.token })).json.order;
   assert.equal(o.status, 'cancelled');
   assert.equal(o.refunded_cents, 1800);
