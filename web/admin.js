@@ -425,7 +425,7 @@ let flushing = false;
 
 function liveNote(c) {
   const p = $('#live');
-  const who = c.by === me.id ? 'you, elsewhere' : c.by ? `admin #${c.by}` : 'the system';
+  const who = c.by === me.id ? 'you' : c.by ? `admin #${c.by}` : 'the system';
   p.textContent = `${LIVE_TEXT[c.kind] ?? c.kind} #${c.id} changed by ${who}.`;
   p.dataset.kind = c.kind;
   p.dataset.id = c.id;
@@ -439,7 +439,7 @@ function flash(row) {
   setTimeout(() => row.classList.remove('changed'), 2000);
 }
 
-async function bookChanged(id) {
+async function bookChanged(id, kind) {
   const row = $(`#admin-books tr[data-book-id="${id}"]`);
   const ids = [...document.querySelectorAll('#admin-books tr[data-book-id]')].map((r) => Number(r.dataset.bookId));
   // a book not shown: only a new one (the newest list, no search) comes in
@@ -449,7 +449,11 @@ async function bookChanged(id) {
     if (!r) row?.remove();
     else {
       const next = bookRow(r.book);
-      if (row) row.replaceWith(next); else $('#admin-books tr').after(next);
+      if (row) row.replaceWith(next);
+      else {
+        $('#admin-books td[colspan]')?.parentElement.remove();     // "No books found."
+        $('#admin-books tr').after(next);
+      }
       flash(next);
     }
   }
@@ -462,7 +466,9 @@ async function bookChanged(id) {
     } else await stockPanel(id, panel.dataset.title, true);
   }
   const form = $('#book-form');
-  if (!form.classList.contains('hidden') && Number(form.id.value) === id) $('#book-form-stale').classList.remove('hidden');
+  if (kind === 'book' && !form.classList.contains('hidden') && Number(form.id.value) === id) {
+    $('#book-form-stale').classList.remove('hidden');
+  }
 }
 
 async function orderChanged(id) {
@@ -481,6 +487,7 @@ async function orderChanged(id) {
     const before = rows.find((r) => Number(r.dataset.orderId) < id);
     if (before || !ordersCursor) {
       const next = orderRow(o);
+      $('#admin-orders td[colspan]')?.parentElement.remove();    // "No orders with this status."
       if (before) before.before(next); else $('#admin-orders').append(next);
       flash(next);
     }
@@ -496,8 +503,13 @@ async function flush() {
       const [key, c] = queued.entries().next().value;
       queued.delete(key);
       liveNote(c);
-      if (c.kind === 'order') await guard(`order #${c.id}`, () => orderChanged(c.id))();
-      else await guard(`book #${c.id}`, () => bookChanged(c.id))();
+      // a failure is said, but never clears what the admin is reading
+      try {
+        if (c.kind === 'order') await orderChanged(c.id);
+        else await bookChanged(c.id, c.kind);
+      } catch (err) {
+        showError(`showing the change to ${LIVE_TEXT[c.kind] ?? c.kind} #${c.id}: ${describe(err)}`);
+      }
     }
   } finally {
     flushing = false;
@@ -506,7 +518,7 @@ async function flush() {
 
 function onAdminChange(c) {
   if (!c?.kind || !Number.isInteger(c.id)) return;
-  queued.set(`${c.kind === 'stock' ? 'book' : c.kind} ${c.id}`, c);
+  queued.set(`${c.kind} ${c.id}`, c);
   setTimeout(flush, 0);
 }
 
