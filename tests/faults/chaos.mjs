@@ -338,4 +338,10 @@ async function main() {
   process.exit(failed ? 1 : 0);
 }
 
-main().catch((e) => { console.error('faults: run failed:', e); console.log('faults: 0 passed, 1 failed'); process.exit(1); });
+main().catch(async (e) => {
+  console.error('faults: run failed:', e);
+  // the processor's late-charge hold is not left on for whoever uses the stack next
+  if (SHOP.holding) await holdCharges(false).catch(() => {});
+  console.log('faults: 0 passed, 1 failed');
+  process.exit(1);
+});
