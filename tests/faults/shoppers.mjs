@@ -90,12 +90,23 @@ export function putCart(u, book, quantity = 1) {
 
 // one checkout, retried with its key until answered: the answer or null
 export async function checkoutOnce(u, card = someCard()) {
-  const key = newKey('chaos');
+  let key = newKey('chaos');
   shopStats.checkouts++;
   if (SHOP.holding) shopStats.held++;
   // tokenized once with the provider, as a browser does; every retry of
-  // the key carries the same token
-  const pay = await payment(card, key);
+  // the key carries the same token.  A tokenization whose connection
+  // dropped (a kept-alive socket the processor closed) is tried again
+  // under a fresh key, as a browser would: nothing was sent to us yet
+  let pay;
+  for (let i = 0; !pay; i++) {
+    try {
+      pay = await payment(card, key);
+    } catch (e) {
+      if (i >= 4) throw e;
+      key = newKey('chaos');
+      await sleep(200);
+    }
+  }
   const r = await untilAnswered('orders', () => call('POST', '/api/v1/orders', {
     body: { shipping_address: ADDRESS, payment: pay }, token: u.token,
     headers: { 'idempotency-key': key },
