@@ -9,11 +9,13 @@
 //   - categories (add, rename, move, merge) and authors (add, rename,
 //     merge);
 //   - warehouses.
-// Every error is shown in words as the API gives it.  A tab reloads when
-// the window comes back into focus, so one admin sees another's changes.
+// Every error is shown in words as the API gives it.  Another admin's
+// changes show live (the end of this file): the server tells every admin's
+// connection what changed, and the page fetches that record again.
 // The API checks the role; this page only hides itself from non-admins.
 
-import { api, requireUser, describe } from './api.js';
+import { api, requireUser, describe, token } from './api.js';
+import { ChatClient, newId } from './chat-client.js';
 import { $, el, money, showError } from './dom.js';
 import { header } from './nav.js';
 import { coverCell } from './admin-cover.js';
@@ -108,8 +110,14 @@ async function loadBooks(reset) {
     ? `/api/v1/books/search?q=${encodeURIComponent(booksQuery)}&limit=50`
     : '/api/v1/books?sort=newest&limit=50';
   const r = await api('GET', `${path}${booksCursor ? `&cursor=${encodeURIComponent(booksCursor)}` : ''}`);
-  for (const b of r.books) {
-    table.append(el('tr', { dataset: { bookId: b.id } },
+  for (const b of r.books) table.append(bookRow(b));
+  if (reset && !r.books.length) table.append(el('tr', {}, el('td', { colspan: 7 }, 'No books found.')));
+  booksCursor = r.next_cursor;
+  $('#books-more').classList.toggle('hidden', !booksCursor);
+}
+
+function bookRow(b) {
+  return el('tr', { dataset: { bookId: b.id } },
       el('td', {}, String(b.id)), el('td', {}, b.title),
       el('td', {}, (b.authors ?? []).map((a) => `${a.name ?? a} (#${a.id ?? '?'})`).join(', ')),
       el('td', {}, b.isbn13 ?? ''),
@@ -123,11 +131,7 @@ async function loadBooks(reset) {
           await api('DELETE', `/api/v1/admin/books/${b.id}`);
           done(`Deleted “${b.title}”.`);
           await loadBooks(true);
-        }) }, 'Delete')))));
-  }
-  if (reset && !r.books.length) table.append(el('tr', {}, el('td', { colspan: 7 }, 'No books found.')));
-  booksCursor = r.next_cursor;
-  $('#books-more').classList.toggle('hidden', !booksCursor);
+        }) }, 'Delete'))));
 }
 const STATUS_STOCK = { in_stock: 'In stock', low_stock: 'Low', out_of_stock: 'Out of stock' };
 
@@ -137,6 +141,7 @@ async function openForm(book) {
   f.reset();
   f.id.value = book?.id ?? '';
   $('#book-form-title').textContent = book ? `Edit #${book.id}` : 'New book';
+  $('#book-form-stale').classList.add('hidden');
   f.title.value = book?.title ?? '';
   f.authors.value = (book?.authors ?? []).map((a) => (typeof a === 'string' ? a : a.name)).join(', ');
   f.isbn13.value = book?.isbn13 ?? '';
@@ -177,7 +182,7 @@ $('#book-search').addEventListener('submit', guard('find books', async (e) => {
 $('#books-more').addEventListener('click', guard('books', () => loadBooks(false)));
 
 // the book's stock per warehouse, editable, with its recent ledger
-async function stockPanel(bookId, title) {
+async function stockPanel(bookId, title, live = false) {
   const panel = $('#stock-panel');
   const inv = await api('GET', `/api/v1/admin/inventory/${bookId}`);
   const names = new Map(inv.stock.map((s) => [s.warehouse_id, s.name]));
@@ -205,8 +210,10 @@ async function stockPanel(bookId, title) {
         el('td.num', {}, l.delta_on_hand ? String(l.delta_on_hand) : ''), el('td.num', {}, l.delta_reserved ? String(l.delta_reserved) : ''),
         el('td', {}, l.reason), el('td', {}, l.order_id ? `#${l.order_id}` : ''))))),
     el('button', { type: 'button', onclick: () => panel.classList.add('hidden') }, 'Close'));
+  panel.dataset.bookId = bookId;
+  panel.dataset.title = title;
   panel.classList.remove('hidden');
-  panel.scrollIntoView({ block: 'nearest' });
+  if (!live) panel.scrollIntoView({ block: 'nearest' });
 }
 
 loaders.books = () => loadBooks(true);
@@ -226,18 +233,20 @@ async function loadOrders(reset) {
   if (status) q.set('status', status);
   if (ordersCursor) q.set('cursor', ordersCursor);
   const r = await api('GET', `/api/v1/admin/orders?${q}`);
-  for (const o of r.orders) {
-    table.append(el('tr', { dataset: { orderId: o.id, status: o.status } },
+  for (const o of r.orders) table.append(orderRow(o));
+  if (reset && !r.orders.length) table.append(el('tr', {}, el('td', { colspan: 6 }, 'No orders with this status.')));
+  ordersCursor = r.next_cursor;
+  $('#orders-more').classList.toggle('hidden', !ordersCursor);
+}
+
+function orderRow(o) {
+  return el('tr', { dataset: { orderId: o.id, status: o.status } },
       el('td', {}, `#${o.id}`), el('td', {}, when(o.created_at)),
       el('td.num', {}, String((o.items ?? []).reduce((n, i) => n + i.quantity, 0))),
       el('td.num', {}, money(o.total_cents, o.currency)),
       el('td', {}, STATUS_TEXT[o.status] ?? o.status, o.refunded_cents ? ` (refunded ${money(o.refunded_cents, o.currency)})` : ''),
       el('td', {}, el('div.row-actions', {}, ...orderActions(o),
-        el('button.open', { type: 'button', onclick: guard('open order', () => orderPanel(o.id)) }, 'Open')))));
-  }
-  if (reset && !r.orders.length) table.append(el('tr', {}, el('td', { colspan: 6 }, 'No orders with this status.')));
-  ordersCursor = r.next_cursor;
-  $('#orders-more').classList.toggle('hidden', !ordersCursor);
+        el('button.open', { type: 'button', onclick: guard('open order', () => orderPanel(o.id)) }, 'Open'))));
 }
 
 // an order changed: redraw the list and the open order
@@ -267,17 +276,25 @@ function orderActions(o) {
 async function refund(o, items) {
   const what = items ? items.map((i) => `${i.quantity} × book #${i.book_id}`).join(', ') : 'everything not yet refunded';
   if (!confirm(`Refund ${what} of order #${o.id} to the customer's card?`)) return;
-  const r = await api('POST', `/api/v1/admin/orders/${o.id}/refund`, items ? { items } : undefined);
+  // its own key: the same refund sent twice (a double click, a retry) is refunded once
+  const r = await api('POST', `/api/v1/admin/orders/${o.id}/refund`, items ? { items } : undefined,
+    { 'idempotency-key': newId() });
   await changed(r.order, r.order.refunded_cents > o.refunded_cents
     ? `Order #${o.id}: ${money(r.order.refunded_cents - (o.refunded_cents ?? 0), o.currency)} refunded.`
     : `Order #${o.id}: the refund is being confirmed by the payment provider.`);
 }
 
-async function orderPanel(id) {
-  const panel = $('#order-panel');
+// one order as the admin list shows it (the list's cursor is an id)
+async function fetchOrder(id) {
   const { orders } = await api('GET', `/api/v1/admin/orders?limit=1&cursor=${id + 1}`);
   const o = orders.find((x) => x.id === id);
   if (!o) throw Object.assign(new Error('no such order'), { status: 404, code: 'not_found' });
+  return o;
+}
+
+async function orderPanel(id, live = false) {
+  const panel = $('#order-panel');
+  const o = await fetchOrder(id);
   const refundable = ['paid', 'shipped', 'delivered'].includes(o.status);
   const qty = new Map();
   const rows = (o.items ?? []).map((i) => {
@@ -308,8 +325,9 @@ async function orderPanel(id) {
       refundable ? el('button', { type: 'button', id: 'refund-all', onclick: guard(`refund #${o.id}`, () => refund(o, null)) },
         'Refund everything left') : null,
       el('button', { type: 'button', onclick: () => panel.classList.add('hidden') }, 'Close')));
+  panel.dataset.orderId = o.id;
   panel.classList.remove('hidden');
-  panel.scrollIntoView({ block: 'nearest' });
+  if (!live) panel.scrollIntoView({ block: 'nearest' });
 }
 
 $('#order-filter').addEventListener('change', guard('orders', () => loadOrders(true)));
@@ -387,9 +405,136 @@ $('#warehouse-form').addEventListener('submit', guard('add warehouse', async (e)
 }));
 loaders.warehouses = loadWarehouses;
 
+// ------------------------------------------------------------ other admins' changes, live
+
+// The server tells every admin's connections what an admin (or the
+// reconciler, or the carrier) changed: {"type":"admin_change","change":
+// {kind: "book"|"stock"|"order", id, by}} (backend/engine/admin_event.c).
+// It comes on the one connection the chat and the shop's order events use
+// (chat-client.js: a WebSocket, or long-poll behind a proxy that refuses
+// it, with its reconnects), not a poll loop.  Only the id travels: the page
+// fetches the record again through the API and redraws what shows it in
+// place (a row, the open stock grid, the open order); what the admin is
+// typing into is never overwritten: a note says it changed meanwhile.
+// Changes close together are fetched once.  After a lost connection the
+// open tab is loaded again, for what was said while it was away.
+
+const LIVE_TEXT = { book: 'Book', stock: 'Stock of book', order: 'Order' };
+const queued = new Map();       // "kind id" -> change, fetched on the next turn
+let flushing = false;
+
+function liveNote(c) {
+  const p = $('#live');
+  const who = c.by === me.id ? 'you' : c.by ? `admin #${c.by}` : 'the system';
+  p.textContent = `${LIVE_TEXT[c.kind] ?? c.kind} #${c.id} changed by ${who}.`;
+  p.dataset.kind = c.kind;
+  p.dataset.id = c.id;
+  p.classList.remove('hidden');
+}
+
+const typingIn = (box) => box.contains(document.activeElement) && document.activeElement.matches('input, select, textarea');
+
+function flash(row) {
+  row.classList.add('changed');
+  setTimeout(() => row.classList.remove('changed'), 2000);
+}
+
+async function bookChanged(id, kind) {
+  const row = $(`#admin-books tr[data-book-id="${id}"]`);
+  const ids = [...document.querySelectorAll('#admin-books tr[data-book-id]')].map((r) => Number(r.dataset.bookId));
+  // a book not shown: only a new one (the newest list, no search) comes in
+  const fresh = !row && !booksQuery && ids.every((x) => x < id);
+  if (row || fresh) {
+    const r = await api('GET', `/api/v1/books/${id}`).catch((err) => { if (err.status === 404) return null; throw err; });
+    if (!r) row?.remove();
+    else {
+      const next = bookRow(r.book);
+      if (row) row.replaceWith(next);
+      else {
+        $('#admin-books td[colspan]')?.parentElement.remove();     // "No books found."
+        $('#admin-books tr').after(next);
+      }
+      flash(next);
+    }
+  }
+  const panel = $('#stock-panel');
+  if (!panel.classList.contains('hidden') && Number(panel.dataset.bookId) === id) {
+    if (typingIn(panel)) {
+      if (!panel.querySelector('.stale')) {
+        panel.querySelector('h3').after(el('p.stale', {}, 'Changed by another admin meanwhile: Save sets the number you typed.'));
+      }
+    } else await stockPanel(id, panel.dataset.title, true);
+  }
+  const form = $('#book-form');
+  if (kind === 'book' && !form.classList.contains('hidden') && Number(form.id.value) === id) {
+    $('#book-form-stale').classList.remove('hidden');
+  }
+}
+
+async function orderChanged(id) {
+  const panel = $('#order-panel');
+  const open = !panel.classList.contains('hidden') && Number(panel.dataset.orderId) === id;
+  // the orders tab not loaded yet: it loads fresh when opened
+  if (!$('#admin-orders tr') && !open) return;
+  const row = $(`#admin-orders tr[data-order-id="${id}"]`);
+  const status = $('#order-filter').status.value;
+  const o = await fetchOrder(id).catch((err) => { if (err.status === 404) return null; throw err; });
+  if (row && (!o || (status && o.status !== status))) row.remove();
+  else if (row) { const next = orderRow(o); row.replaceWith(next); flash(next); }
+  else if (o && (!status || o.status === status)) {
+    // it now belongs to this list: in its place (newest first)
+    const rows = [...document.querySelectorAll('#admin-orders tr[data-order-id]')];
+    const before = rows.find((r) => Number(r.dataset.orderId) < id);
+    if (before || !ordersCursor) {
+      const next = orderRow(o);
+      $('#admin-orders td[colspan]')?.parentElement.remove();    // "No orders with this status."
+      if (before) before.before(next); else $('#admin-orders').append(next);
+      flash(next);
+    }
+  }
+  if (open && !typingIn(panel)) await orderPanel(id, true);
+}
+
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  try {
+    while (queued.size) {
+      const [key, c] = queued.entries().next().value;
+      queued.delete(key);
+      liveNote(c);
+      // a failure is said, but never clears what the admin is reading
+      try {
+        if (c.kind === 'order') await orderChanged(c.id);
+        else await bookChanged(c.id, c.kind);
+      } catch (err) {
+        showError(`showing the change to ${LIVE_TEXT[c.kind] ?? c.kind} #${c.id}: ${describe(err)}`);
+      }
+    }
+  } finally {
+    flushing = false;
+  }
+}
+
+function onAdminChange(c) {
+  if (!c?.kind || !Number.isInteger(c.id)) return;
+  queued.set(`${c.kind} ${c.id}`, c);
+  setTimeout(flush, 0);
+}
+
 if (me.role === 'admin') {
   addEventListener('hashchange', showTab);
-  // another admin may have changed things meanwhile
-  addEventListener('focus', () => { if (!document.querySelector('input:focus, select:focus, textarea:focus')) showTab(); });
+  const live = new ChatClient({ token: () => token(), cursors: {} });
+  live.addEventListener('admin_change', (e) => onAdminChange(e.detail));
+  let wasOnline = false;
+  live.addEventListener('state', (e) => {
+    const online = e.detail.state === 'ws' || e.detail.state === 'polling';
+    // back after a lost connection: what was said meanwhile is not replayed
+    if (online && wasOnline === null && !document.querySelector('input:focus, select:focus, textarea:focus')) showTab();
+    if (online) wasOnline = true;
+    else if (wasOnline) wasOnline = null;
+  });
+  live.start();
+  window.adminEvents = live;
   await showTab();
 }

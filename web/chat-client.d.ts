@@ -68,6 +68,9 @@ export interface ChatClientEvents {
   conversation: Record<string, unknown> & { id: number };
   /** an order of this user changed (the order object of the API) */
   order: Record<string, unknown> & { id: number; status: string };
+  /** (admins) what an admin, the reconciler or the carrier changed: the
+   *  back office fetches that book, its stock or that order again */
+  admin_change: { kind: 'book' | 'stock' | 'order'; id: number; by: number };
   stale: Record<string, unknown> & { id: number; last_edit_seq: number };
   state: { state: ConnectionState };
   synced: Record<string, never>;

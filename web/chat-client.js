@@ -374,6 +374,7 @@ export class ChatClient extends EventTarget {
     case 'block': this.emit('block', f); break;
     case 'read': this.emit('read', f); break;
     case 'order': this.emit('order', f.order); break;
+    case 'admin_change': this.emit('admin_change', f.change); break;
     case 'error': this.onError(f); break;
     default: break;
     }

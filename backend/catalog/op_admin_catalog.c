@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_event.h"
 #include "catalog.h"
 #include "chat_utf8.h"
 #include "conv_input.h"
@@ -567,6 +568,14 @@ chat_admin_book_reply(chat_op_ctx_t *ctx, const char *id, int status)
         return -1;              /* it was just written: it must be there */
     }
 
+    /* the other admins' open pages fetch it again */
+    if (chat_admin_event(ctx->db, ctx->events, "book",
+                         strtoll(id, NULL, 10), ctx->cmd->uid) != 0)
+    {
+        cJSON_Delete(book);
+        return -1;
+    }
+
     ctx->reply = cJSON_CreateObject();
     if (ctx->reply == NULL) {
         cJSON_Delete(book);
@@ -761,6 +770,12 @@ chat_op_admin_book_delete(chat_op_ctx_t *ctx)
 
     if (rc == 0) {
         return chat_op_error(ctx, 404, "not_found", "no such book");
+    }
+
+    if (chat_admin_event(ctx->db, ctx->events, "book", book_id,
+                         ctx->cmd->uid) != 0)
+    {
+        return -1;
     }
 
     ctx->reply = cJSON_CreateObject();

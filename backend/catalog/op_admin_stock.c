@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_event.h"
 #include "catalog.h"
 #include "conv_input.h"
 #include "log.h"
@@ -305,6 +306,13 @@ chat_admin_inventory(chat_op_ctx_t *ctx, int absolute)
 
     was = chat_catalog_stock_status(before);
     now = chat_catalog_stock_status(before + delta);
+
+    /* the other admins' open stock grids and lists fetch it again */
+    if (chat_admin_event(ctx->db, ctx->events, "stock", book_id,
+                         ctx->cmd->uid) != 0)
+    {
+        return -1;
+    }
 
     ctx->reply = cJSON_CreateObject();
     stock = cJSON_AddObjectToObject(ctx->reply, "stock");

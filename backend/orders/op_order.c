@@ -22,24 +22,30 @@
  * {items: [{book_id, quantity}]} for part of the order, none for all that
  * is left.  Under the order's row lock the lines are checked (a book not
  * in the order 400, more than bought and not yet refunded 409) and the
- * refund attempt is recorded with its lines, amount and its own key
- * ("refund:<order>:<n>"); one refund at a time per order (409
- * refund_pending while one is unconfirmed).  The provider is called
- * outside any transaction with that key and amount (the op suspends on
- * the call), and on success orders.c settles it: refunded quantities and
- * cents, the ledger row, the copies back to stock when not shipped, the
- * order refunded once every line is.  A refused refund is 409; an
+ * refund attempt is recorded with its lines, amount and its own key,
+ * made from the command's key ("refund:<order>:<md5 of the command
+ * key>"): the same command again (a client's retry with its
+ * Idempotency-Key, or the entry reclaimed after its worker died) finds
+ * its attempt and answers from it (200 done, 202 still being confirmed,
+ * 409 refund_refused) instead of refunding again; one refund at a time
+ * per order (409 refund_pending while another is unconfirmed).  The
+ * provider is called outside any transaction with that key and amount
+ * (the op suspends on the call), and on success orders.c settles it:
+ * refunded quantities and cents, the ledger row, the copies back to
+ * stock when not shipped, the order refunded once every line is.  A refused refund is 409; an
  * unknown outcome is 202 with the order as it stands, and the reconciler
  * repeats the call with the same key and amount until it knows.
  *
  * Every status change queues {"type":"order","order":{...}} for the
- * owner.
+ * owner, and {"type":"admin_change"} (engine/admin_event.c) for the
+ * admins' open back offices.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_event.h"
 #include "conv_input.h"
 #include "log.h"
 #include "ops.h"
@@ -373,7 +379,10 @@ chat_op_admin_order_ship(chat_op_ctx_t *ctx)
         return -1;
     }
 
-    if (chat_order_event(ctx->events, order) != 0) {
+    if (chat_order_event(ctx->events, order) != 0
+        || chat_admin_event(ctx->db, ctx->events, "order", order_id,
+                            ctx->cmd->uid) != 0)
+    {
         cJSON_Delete(order);
         return -1;
     }
@@ -464,7 +473,7 @@ chat_refund_lines(chat_op_ctx_t *ctx, chat_refund_line_t *lines)
  * refunded as asked and records the refund attempt (its lines, amount
  * and key).  1 with *st and *payment_ref (malloc'd) set, or 0 after an
  * answer (404, 409, 400, or 200 when a full refund finds it refunded
- * already), or -1.
+ * already; or the answer of this command's own earlier run), or -1.
  */
 static int
 chat_refund_begin(chat_op_ctx_t *ctx, chat_refund_line_t *lines, int n,
@@ -488,12 +497,16 @@ chat_refund_begin(chat_op_ctx_t *ctx, chat_refund_line_t *lines, int n,
         return -1;
     }
 
+    /* this command's refund attempt, when it ran before: the attempt's
+     * key is the command's (a retry, a reclaimed entry) */
     res = chat_db_query(ctx->db,
-              "SELECT status, payment_ref, EXISTS (SELECT 1"
+              "SELECT o.status, o.payment_ref, EXISTS (SELECT 1"
               "   FROM payment_attempts WHERE order_id = $1"
-              "    AND kind = 'refund' AND status = 'pending')"
-              "  FROM orders WHERE id = $1 FOR UPDATE",
-              1, values, NULL, NULL);
+              "    AND kind = 'refund' AND status = 'pending'),"
+              "  (SELECT status FROM payment_attempts"
+              "    WHERE idempotency_key = 'refund:' || $1 || ':' || md5($2))"
+              "  FROM orders o WHERE o.id = $1 FOR UPDATE",
+              2, (const char *[]) { values[0], ctx->cmd->key }, NULL, NULL);
     if (res == NULL) {
         goto failed;
     }
@@ -502,6 +515,19 @@ chat_refund_begin(chat_op_ctx_t *ctx, chat_refund_line_t *lines, int n,
         PQclear(res);
         (void) chat_db_exec(ctx->db, "ROLLBACK");
         return chat_op_no_order(ctx);
+    }
+
+    if (!PQgetisnull(res, 0, 3)) {
+        status = PQgetvalue(res, 0, 3);
+        k = strcmp(status, "succeeded") == 0 ? 200
+            : strcmp(status, "pending") == 0 ? 202 : 409;
+        PQclear(res);
+        (void) chat_db_exec(ctx->db, "ROLLBACK");
+        if (k == 409) {
+            return chat_op_error(ctx, 409, "refund_refused", "the payment "
+                                 "provider refused this refund");
+        }
+        return chat_order_reply(ctx, k, st->order_id);
     }
 
     status = PQgetvalue(res, 0, 0);
@@ -637,21 +663,22 @@ chat_refund_begin(chat_op_ctx_t *ctx, chat_refund_line_t *lines, int n,
     values[2] = chat_i64(amt, *amount);
     values[3] = items_text;
 
-    /* one key per refund of the order: the provider refunds each once
-     * however often it is asked (the reconciler repeats unknown ones) */
+    /* one key per refund command: the provider refunds each once however
+     * often it is asked (the reconciler repeats unknown ones), and the
+     * same command run again finds it above */
     res = chat_db_query(ctx->db,
               "INSERT INTO payment_attempts (order_id, kind,"
               "    idempotency_key, amount_cents, lease_until, items,"
               "    payment_ref, reason)"
-              " SELECT o.id, 'refund', 'refund:' || o.id || ':' || (1 +"
-              "        (SELECT count(*) FROM payment_attempts p"
-              "          WHERE p.order_id = o.id AND p.kind = 'refund')),"
+              " SELECT o.id, 'refund', 'refund:' || o.id || ':' || md5($5),"
               "        $3::bigint,"
               "        now() + $2::int * interval '1 millisecond',"
               "        $4::jsonb, o.payment_ref, 'admin'"
               "   FROM orders o WHERE o.id = $1"
               " RETURNING id",
-              4, values, NULL, NULL);
+              5, (const char *[]) { values[0], values[1], values[2],
+                                    values[3], ctx->cmd->key },
+              NULL, NULL);
     cJSON_free(items_text);
     if (res == NULL) {
         goto failed;
@@ -850,7 +877,10 @@ chat_deliver_answer(chat_op_ctx_t *ctx, int64_t order_id)
         return -1;
     }
 
-    if (chat_order_event(ctx->events, order) != 0) {
+    if (chat_order_event(ctx->events, order) != 0
+        || chat_admin_event(ctx->db, ctx->events, "order", order_id,
+                            ctx->cmd->uid) != 0)
+    {
         cJSON_Delete(order);
         return -1;
     }

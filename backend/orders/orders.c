@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_event.h"
 #include "log.h"
 #include "ops.h"
 #include "orders.h"
@@ -561,8 +562,10 @@ chat_order_settle_refund(chat_db_t *db, int64_t attempt_id,
                   (long long) order_id, (long long) attempt_id, refund_id,
                   late ? ": a late charge given back" : "");
 
-    if (chat_order_event(events, order) != 0) {
-        chat_log_error("order %lld: its event could not be queued",
+    if (chat_order_event(events, order) != 0
+        || chat_admin_event(db, events, "order", order_id, actor) != 0)
+    {
+        chat_log_error("order %lld: its events could not be queued",
                        (long long) order_id);
     }
 

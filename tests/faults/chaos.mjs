@@ -2,8 +2,8 @@
 // stack while things break, then the books are checked.
 //
 //   node tests/faults/chaos.mjs [--rounds N] [--settle-ms MS] [--users N]
-//        [--faults worker,lane-chat,lane-read,lane-auth,lane-orders,lane-admin,
-//                  slow-processor,redis,postgres,reload,nginx-worker,storm]
+//        [--faults late-charge,worker,lane-chat,lane-read,lane-auth,lane-orders,
+//                  lane-admin,slow-processor,redis,postgres,reload,nginx-worker,storm]
 //
 // The stack comes from the environment `conf/stack.sh env` prints (the same
 // as the integration tests); faults that stop a server bring it back with
@@ -21,10 +21,16 @@
 //     One extra device never reads (a slow consumer): it must hold nobody up.
 //   shop (shoppers.mjs)  shoppers checking out one copy at a time with a mix
 //     of cards (good, declined, slower than the backend's processor timeout,
-//     500 after charging); an admin restocking a copy and shipping orders
+//     500 after charging); an admin restocking a copy, shipping orders and
+//     refunding them (in full, or a line, then the same line again and more
+//     than was bought, which must be refused)
 //   reads, logins, sign-ups (lanes.mjs)  light, so every lane has work
 //
 // Faults, one per step, in order, repeated for --rounds:
+//   late-charge     for one settle every new charge is held at the processor
+//                   past the reservation's TTL: the orders are cancelled, the
+//                   charges land during the next faults (lane-orders kills
+//                   the reconciler's lane meanwhile) and must be refunded
 //   worker          kill -9 a backend worker
 //   lane-<lane>     kill -9 every worker of one lane (chat, read, auth,
 //                   orders, admin) with a burst of its requests in flight;
@@ -42,7 +48,10 @@
 // be 0; tests/faults/README.md says what each counts):
 //   chat   lost, unexpected, gaps, undelivered, conflicts, duplicates
 //   shop   oversold_or_stock_mismatch, double_charged, charged_not_paid,
-//          paid_not_charged, refund_mismatch, orders_lost, admin_mismatch
+//          paid_not_charged, refund_mismatch, refund_exceeded_or_twice,
+//          late_charge_mismatched, late_charges_not_provoked, orders_lost,
+//          admin_mismatch (and the lines "late charges: late_charges=N
+//          refunded=N mismatched=N" and "refunds: ...")
 //   auth   signups_lost, logins_refused
 //   lanes  lanes_not_recovered, lane_depth_overstated,
 //          chat_stalled_by_slow_processor
@@ -61,9 +70,9 @@ import { rcmd } from './resp.mjs';
 import {
   authBooks, awaitLaneRecoveries, laneDepthBook, laneFault, laneFaultStats, logins, readers,
 } from './lanes.mjs';
-import { admin, shopBooks, shopper, shopSetup, SHOP } from './shoppers.mjs';
+import { admin, holdCharges, LATE_HOLD_MS, shopBooks, shopper, shopSetup, SHOP } from './shoppers.mjs';
 
-const DEFAULT_FAULTS = ['worker', ...LANES.map((l) => `lane-${l}`), 'slow-processor',
+const DEFAULT_FAULTS = ['late-charge', 'worker', ...LANES.map((l) => `lane-${l}`), 'slow-processor',
   'redis', 'postgres', 'reload', 'nginx-worker', 'storm'].join(',');
 
 const { values: opt } = parseArgs({
@@ -166,6 +175,16 @@ const faults = {
       },
     };
   },
+  // late charges: for one settle every new charge is held at the processor
+  // past the reservation's TTL (shoppers.mjs); they land, and are refunded
+  // by the orders lane's reconciler, during the faults that follow
+  async 'late-charge'() {
+    await holdCharges(true);
+    return {
+      what: `every new charge is held ${LATE_HOLD_MS} ms at the processor (lands after its reservation lapsed)`,
+      after: () => holdCharges(false),
+    };
+  },
 };
 let slowStalledChat = 0;
 for (const lane of LANES) {
@@ -240,7 +259,7 @@ async function main() {
       applied.push(f);
       log(`round ${round + 1}: ${done.what}; acked so far ${stats.acked}`);
       await sleep(done.settleMs ?? SETTLE_MS);
-      done.after?.();
+      await done.after?.();
     }
   }
 
@@ -319,4 +338,10 @@ async function main() {
   process.exit(failed ? 1 : 0);
 }
 
-main().catch((e) => { console.error('faults: run failed:', e); console.log('faults: 0 passed, 1 failed'); process.exit(1); });
+main().catch(async (e) => {
+  console.error('faults: run failed:', e);
+  // the processor's late-charge hold is not left on for whoever uses the stack next
+  if (SHOP.holding) await holdCharges(false).catch(() => {});
+  console.log('faults: 0 passed, 1 failed');
+  process.exit(1);
+});

@@ -31,7 +31,7 @@ import { logTail, RUN_DIR, sleep, sql, waitFor } from '../integration/lib.mjs';
 import { call, LANES, laneStats, untilAnswered } from './client.mjs';
 import { log, runTag } from './common.mjs';
 import { rcmd } from './resp.mjs';
-import { checkoutOnce, putCart, restock, shipOne, SHOP } from './shoppers.mjs';
+import { checkoutOnce, putCart, refundLine, refundOne, restock, shipOne, SHOP } from './shoppers.mjs';
 import { CARDS } from '../integration/shop.mjs';
 
 const ok = (r) => r.status === 200;
@@ -151,7 +151,9 @@ const LANE = {
   },
   admin: {
     probe: () => call('GET', '/api/v1/admin/warehouses', { token: SHOP.admin.token }),
-    burst: () => [restock(), restock(), restock(), shipOne()],
+    // restocks, a ship, a refund of a line and one in full: killed while
+    // the refunds wait on the processor, they must still happen once
+    burst: () => [restock(), restock(), restock(), shipOne(), refundLine(), refundOne()],
   },
 };
 

@@ -196,10 +196,36 @@ test('refunds by line: the amount from the lines, the copies back to stock befor
   assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '2');
 });
 
-test('a charge that lands after its reservation lapsed is refunded on its own, with the ledger; the stock stays released', async () => {
+test('a refund sent again with its Idempotency-Key answers as the first time and never refunds twice; another key is another refund', async () => {
+  const book = await stockedBook(6, 1000, 'Refund key');
+  const o = await paidOrder(shopper, [[book, 3]]);
+  const key = newKey('refund');
+  const once = (k) => api('POST', `/api/v1/admin/orders/${o.id}/refund`, { items: [{ book_id: book, quantity: 1 }] },
+    { token: admin.token, headers: { 'idempotency-key': k } });
+  let r = await once(key);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.refunded_cents, 1000);
+  // the same request again, as after a lost answer: the same answer, nothing more given back
+  r = await once(key);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.refunded_cents, 1000);
+  assert.equal(r.json.order.items[0].refunded_quantity, 1);
+  assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '1');
+  assert.equal((await chargesFor(o.id))[0].refunded_cents, 1000);
+  // a new key is a new refund of one more copy
+  r = await once(newKey('refund'));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.order.refunded_cents, 2000);
+  assert.equal((await chargesFor(o.id))[0].refunded_cents, 2000);
+  assert.equal(await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1'", o.id), '2');
+});
+
+test('a charge that lands after its reservation lapsed is refunded on its own, with the ledger; the stock stays released; the admins hear', async () => {
   const book = await stockedBook(2, 1800, 'Late charge');
   const [u] = await makeUsers('late', 1);
   await putCart(u, book, 1);
+  const watcher = await WsClient.connect({ token: admin.token });
+  await waitFor('the admin online', async () => (await redis('HLEN', `chat:online:{${admin.id}}`)) !== '0');
   // the provider receives the request only after the order was cancelled
   let r = await provider('PUT', '/v1/test/latency', { hold_ms: 12000 });
   assert.equal(r.status, 200, r.text);
@@ -220,6 +246,14 @@ test('a charge that lands after its reservation lapsed is refunded on its own, w
     return c?.status === 'refunded' && await sql("SELECT count(*) FROM order_refunds WHERE order_id = :'p1' AND reason = 'late_charge'", id) === '1' && c;
   }, { timeout: 90000, every: 500 });
   assert.equal(refund.refunded_cents, 1800);
+  // the reconciler's refund reaches the admins' open pages, by nobody
+  try {
+    const m = await watcher.message((x) => x.type === 'admin_change' && x.change.kind === 'order' && x.change.id === id,
+      'the late refund told to the admins');
+    assert.equal(m.change.by, 0);
+  } finally {
+    watcher.close();
+  }
   const o = (await api('GET', `/api/v1/orders/${id}`, undefined, { token: u.token })).json.order;
   assert.equal(o.status, 'cancelled');
   assert.equal(o.refunded_cents, 1800);
@@ -395,4 +429,46 @@ test('book cards in lists carry their stock status', async () => {
   assert.equal(byId.get(inStock).stock_status, 'in_stock');
   assert.ok(r.json.books.some((b) => b.stock_status === 'out_of_stock'));
   assert.ok(r.json.books.every((b) => !('available' in b)));
+});
+
+// ------------------------------------------------------------ admins see each other's changes
+
+test("one admin's changes reach every admin's connection as admin_change {kind, id, by}; refused ones and shoppers hear nothing", async () => {
+  const [a1, a2] = await makeUsers('store-admins', 2, 'admin');
+  const book = await stockedBook(4, 1200, 'Admin change');
+  const o = await paidOrder(shopper, [[book, 2]]);
+  const watcher = await WsClient.connect({ token: a2.token });
+  const buyer = await WsClient.connect({ token: shopper.token });
+  const change = (kind, id) => (m) => m.type === 'admin_change' && m.change.kind === kind && m.change.id === id;
+  try {
+    for (const u of [a2, shopper]) {
+      await waitFor('online', async () => (await redis('HLEN', `chat:online:{${u.id}}`)) !== '0');
+    }
+    // refused first: a bad adjustment, a ship of a missing order, a
+    // shopper's try; none may be told
+    let r = await api('POST', `/api/v1/admin/inventory/${book}/${eu}/adjust`, { delta: 0, reason: 'x' }, as(a1));
+    assert.equal(r.status, 400, r.text);
+    assert.equal((await post('/api/v1/admin/orders/99999999/ship', undefined, a1)).status, 404);
+    assert.equal((await api('PUT', `/api/v1/admin/books/${book}`, { price_cents: 1 }, as(shopper))).status, 403);
+
+    r = await api('PUT', `/api/v1/admin/books/${book}`, { price_cents: 1300 }, as(a1));
+    assert.equal(r.status, 200, r.text);
+    const m = await watcher.message(change('book', book), 'the book change');
+    assert.equal(m.change.by, a1.id);
+    r = await api('POST', `/api/v1/admin/inventory/${book}/${eu}/adjust`, { delta: 3, reason: 'delivery' }, as(a1));
+    assert.equal(r.status, 200, r.text);
+    await watcher.message(change('stock', book), 'the stock change');
+    assert.equal((await post(`/api/v1/admin/orders/${o.id}/ship`, undefined, a1)).status, 200);
+    await watcher.message(change('order', o.id), 'the ship');
+    r = await post(`/api/v1/admin/orders/${o.id}/refund`, { items: [{ book_id: book, quantity: 1 }] }, a1);
+    assert.equal(r.status, 200, r.text);
+    await watcher.messagesWhere(change('order', o.id), 2, 'the refund');
+    // the stock change was told once: the refused adjustment said nothing
+    assert.equal(watcher.messages.filter(change('stock', book)).length, 1);
+    await buyer.message((x) => x.type === 'order' && x.order.id === o.id && x.order.refunded_cents === 1200, 'the refund, to its owner');
+    assert.ok(!buyer.messages.some((x) => x.type === 'admin_change'), 'a shopper hears no admin change');
+  } finally {
+    watcher.close();
+    buyer.close();
+  }
 });
