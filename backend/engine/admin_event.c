@@ -11,9 +11,10 @@
  * last fetch wins.
  *
  * Who hears it: the accounts of role admin (the first 1000), read at the
- * change (there are few; users has no index on role, so this is a scan of users, paid only
- * by admin changes, never by a shopper's request).  Offline admins cost
- * nothing more: fanout.c skips users with no live connection.
+ * change from a partial index of the admins (sql/012_admin_index.sql), so
+ * a store with millions of users pays a few index entries per admin
+ * change.  Offline admins cost nothing more: fanout.c skips users with no
+ * live connection.
  */
 
 #include <stdlib.h>
