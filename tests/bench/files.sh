@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Figure 8 of the benchmark: files through the product beside nginx alone.
-# Called by bench.sh on its side stack; it inherits PORT, PG, RUN, RES,
+# Called by bench.sh on its side stack; it inherits PORT, RUN, RES,
 # LOAD, NCHAN_PORT (a free port for the reference nginx), NGINX_WORKERS and
 # NGINX_CONNECTIONS from there.  Runs by hand on any stack too (the header
 # of tests/bench/README.md, figure 8, says how).
@@ -24,8 +24,9 @@
 # figures, never assertions.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
 MODE=${1:-full}
+: "${PORT:?}" "${RUN:?}" "${RES:?}" "${LOAD:?}" "${NCHAN_PORT:?}" \
+  "${NGINX_WORKERS:?}" "${NGINX_CONNECTIONS:?}"
 UP_C=4 DOWN_C=8
 
 case "$MODE" in
@@ -77,8 +78,12 @@ http {
     }
 }
 CONF
-nginx -q -p "$REF" -c "$REF/nginx.conf" 2>"$REF/start.log" \
-    || { cat "$REF/start.log" >&2; die "the reference nginx did not start"; }
+# (the catalog figure's static nginx may still be letting go of the port)
+for ((i = 0; ; i++)); do
+    nginx -q -p "$REF" -c "$REF/nginx.conf" 2>"$REF/start.log" && break
+    (( i < 50 )) || { cat "$REF/start.log" >&2; die "the reference nginx did not start"; }
+    sleep 0.1
+done
 trap 'kill -TERM "$(cat "$REF/nginx.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
 sleep 0.3
 
