@@ -104,7 +104,7 @@ upload() {
     t1=$(date +%s.%N)
     sort -k2 -n "$D/up.times" | awk -v label="$label" -v n="$n" -v c="$UP_C" -v size="$size" \
         -v s="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
-        $1 ~ /^20[01]$/ { t[ok++] = $2 }
+        $1 ~ /^20[0-9]$/ { t[ok++] = $2 }
         END {
             p50 = ok ? t[int(ok * 0.5)] * 1000 : 0; p99 = ok ? t[int(ok * 0.99)] * 1000 : 0
             printf "upload %s: %d uploads, %d at once: %.1f req/s %.1f MB/s errors %d p50=%.1fms p99=%.1fms\n",

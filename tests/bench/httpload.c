@@ -46,6 +46,7 @@ typedef struct {
     size_t     have;            /* bytes of the current answer read */
     size_t     need;            /* header + body, once the header is in */
     size_t     kept;            /* bytes of it in buf (the header's part) */
+    int        closing;         /* the answer said Connection: close */
     int        status;
     char      *buf;
 } hl_conn_t;
@@ -153,6 +154,7 @@ hl_send(const cl_opts_t *o, hl_conn_t *c)
     c->have = 0;
     c->need = 0;
     c->kept = 0;
+    c->closing = 0;
     c->status = 0;
     c->sent_ns = cl_now_ns();
 
@@ -179,6 +181,9 @@ hl_parse(hl_conn_t *c)
 
         cl = memmem(c->buf, hlen, "Content-Length:", 15);
         c->need = hlen + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+        /* nginx ends a keep-alive connection after keepalive_requests:
+         * not an error, the next request goes on a new connection */
+        c->closing = memmem(c->buf, hlen, "Connection: close", 17) != NULL;
     }
 
     return c->have >= c->need ? 1 : 0;
@@ -266,6 +271,13 @@ cl_mode_http(const cl_opts_t *o, const char *paths, const char *label)
                 hist_add(&lat, (now - c->sent_ns) / 1000);
                 done++;
                 bytes += c->need;
+            }
+
+            if (rc > 0 && c->closing) {
+                close(c->fd);
+                if (hl_open(o, epfd, c, (size_t) evs[k].data.u64) != 0) {
+                    cl_die("cannot reopen a connection");
+                }
             }
 
             if (hl_send(o, c) != 0) {
