@@ -7,17 +7,18 @@
 #   tests/bench/msgsearch.sh full|quick
 #
 # full: 10,000,000 messages; quick: 100,000 (BENCH_MESSAGES overrides).
-# Seeded straight into PostgreSQL with generate_series, in transactions of
-# at most 1,000,000 rows (one per core at a time), with every index of messages in place and kept
-# up to date (the search's GIN index included), like a server that has
-# been taking messages:
+# Seeded straight into PostgreSQL with generate_series, in transactions
+# of at most 1,000,000 rows (one per core at a time), with every index of
+# messages in place and kept up to date (the search's GIN index
+# included), like a server that has been taking messages:
 #   - one conversation per 200 messages (50,000 at 10 M), each with two
 #     members of a pool of users who take turns sending; every
 #     conversation gets the same number of messages, over a year;
-#   - text: 4 to 12 words drawn from a 300-word chat vocabulary with a
-#     skewed (power-law) choice, so a few words are in most messages and
-#     the tail in under 1 %; one message in 50 also names an invoice
-#     number (invoiceNNNN, 5,000 of them: a word in a few dozen messages);
+#   - text: two phrases of 2 to 6 words, each one of 100,000 phrases drawn
+#     once from a 300-word chat vocabulary with a skewed (power-law)
+#     choice, so a few words are in most messages and the tail in under
+#     1 %; one message in 50 also names an invoice number (invoiceNNNN,
+#     5,000 of them: a word in a few dozen messages);
 #   - the searcher, registered through the API, is a member of one
 #     conversation in 250 (200 at 10 M, at least 4), spread evenly: the
 #     share of a busy person on a big server.
