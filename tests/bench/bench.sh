@@ -655,7 +655,7 @@ fi
 # (tests/bench/msgsearch.sh); BENCH_FILES=0 / BENCH_MSGSEARCH=0 skip them ---
 if [ -z "${BENCH_CATALOG_ONLY:-}" ] && [ -z "${BENCH_CHAT_ONLY:-}" ]; then
     if [ "${BENCH_FILES:-1}" = 1 ]; then
-        RES=$RES RUN=$RUN LOAD=$LOAD PG=$PG NCHAN_PORT=$NCHAN_PORT "$HERE/files.sh" "$MODE" \
+        RES=$RES RUN=$RUN LOAD=$LOAD NCHAN_PORT=$NCHAN_PORT "$HERE/files.sh" "$MODE" \
             || log "figure 8 did not finish"
     fi
     if [ "${BENCH_MSGSEARCH:-1}" = 1 ]; then
