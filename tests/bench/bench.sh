@@ -16,8 +16,11 @@
 #
 # BENCH_CLIENTS, BENCH_RATES (comma-separated, at most 8), BENCH_IDLE1,
 # BENCH_IDLE2, WORKERS (backend processes) and BENCH_KEEP=1 (keep .run/bench)
-# change a run; the ports can be moved with BENCH_PORT, BENCH_REDIS_PORT,
-# BENCH_PG_PORT and BENCH_NCHAN_PORT.
+# change a run; BENCH_CATALOG=0, BENCH_FILES=0 and BENCH_MSGSEARCH=0 leave
+# out figures 5, 8 and 9, BENCH_MESSAGES sets figure 9's messages; the
+# ports can be moved with BENCH_PORT, BENCH_REDIS_PORT, BENCH_PG_PORT and
+# BENCH_NCHAN_PORT.  Figures 8 (files) and 9 (message search) run after 5,
+# on the same stack; their summaries come after 5's.
 #
 # The run order is 3, 2, 1 (the commit burst wants a quiet bus, and the
 # overloaded steps of figure 1 leave a backlog behind them); the summary at
@@ -648,6 +651,18 @@ if [ "${BENCH_CATALOG:-1}" = 1 ] && [ -z "${BENCH_CHAT_ONLY:-}" ]; then
     RES=$RES RUN=$RUN LOAD=$LOAD PG=$PG NCHAN_PORT=$NCHAN_PORT "$HERE/catalog.sh" "$MODE"
 fi
 
+# --- figures 8 and 9: files (tests/bench/files.sh), message search
+# (tests/bench/msgsearch.sh); BENCH_FILES=0 / BENCH_MSGSEARCH=0 skip them ---
+if [ -z "${BENCH_CATALOG_ONLY:-}" ] && [ -z "${BENCH_CHAT_ONLY:-}" ]; then
+    if [ "${BENCH_FILES:-1}" = 1 ]; then
+        RES=$RES RUN=$RUN LOAD=$LOAD NCHAN_PORT=$NCHAN_PORT "$HERE/files.sh" "$MODE" \
+            || log "figure 8 did not finish"
+    fi
+    if [ "${BENCH_MSGSEARCH:-1}" = 1 ]; then
+        RES=$RES LOAD=$LOAD PG=$PG "$HERE/msgsearch.sh" "$MODE" || log "figure 9 did not finish"
+    fi
+fi
+
 # ---------------------------------------------------------------- summary
 
 if [ -z "${BENCH_CATALOG_ONLY:-}" ]; then
@@ -692,6 +707,25 @@ cat <<EOF
    beside a stock nginx serving a static file of the same size; details that miss the cache
 EOF
 sed 's/^/   /' "$RES/summary.5"
+fi
+if [ -f "$RES/summary.8" ]; then
+cat <<EOF
+
+8. Files (tests/bench/files.sh): uploads of 1 MiB and 10 MiB through POST /api/v1/uploads, 4 at once,
+   beside a stock nginx taking the same body to disk (WebDAV PUT); downloads of the attachment's url
+   (a worker authorizes, nginx sends through the internal redirect) and a 1 MiB Range, 8 clients,
+   beside the same nginx serving the same bytes as a static file; ratio = chat / nginx
+EOF
+sed 's/^/   /' "$RES/summary.8"
+fi
+if [ -f "$RES/summary.9" ]; then
+cat <<EOF
+
+9. Message search (tests/bench/msgsearch.sh): GET /api/v1/messages/search over messages seeded in
+   PostgreSQL; p50/p99 through the API per kind of query at 1 client with PostgreSQL's own time for
+   the op's query beside it (generic plan, median of 5), then the mix at 4 and 16 clients
+EOF
+sed 's/^/   /' "$RES/summary.9"
 fi
 if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
 cat <<EOF

@@ -164,6 +164,8 @@ void ws_drop(ws_pool_t *p, size_t i);
 
 /* ----------------------------------------------------------------- modes */
 
+#define CL_MAX_HEADERS  4
+
 typedef struct {
     const char  *system;        /* "chat" or "nchan" */
     const char  *host;
@@ -193,6 +195,8 @@ typedef struct {
     size_t       count;
     size_t       pairs;
     int          shards;
+    const char  *headers[CL_MAX_HEADERS];  /* http: extra request headers */
+    int          nheaders;
 } cl_opts_t;
 
 int cl_mode_clients(const cl_opts_t *o, int paced);    /* idle or e2e */

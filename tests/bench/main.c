@@ -22,7 +22,7 @@
  *                   --conv-base C [--shards 4] [--hold S]
  *       N msg.send commands straight onto the bus, timed to the last reply
  *   chatload http   --port P --paths FILE [--concurrency C] [--warmup S]
- *                   [--measure S] [--label L]
+ *                   [--measure S] [--label L] [--header 'Name: value']...
  *       closed-loop keep-alive GETs of the paths in FILE (httpload.c):
  *       the catalog figures
  *   chatload merge  LABEL FILE...
@@ -145,7 +145,8 @@ main(int argc, char **argv)
         { "out", 1, 0, 'o' }, { "redis-port", 1, 0, 'R' },
         { "count", 1, 0, 'N' }, { "pairs", 1, 0, 'P' },
         { "shards", 1, 0, 'X' }, { "paths", 1, 0, 'F' },
-        { "label", 1, 0, 'l' }, { "control", 0, 0, 'C' }, { 0, 0, 0, 0 }
+        { "label", 1, 0, 'l' }, { "control", 0, 0, 'C' },
+        { "header", 1, 0, 'E' }, { 0, 0, 0, 0 }
     };
 
     if (argc < 2) {
@@ -218,6 +219,13 @@ main(int argc, char **argv)
         case 'F': paths = optarg; break;
         case 'l': label = optarg; break;
         case 'C': o.control = 1; break;
+        case 'E':
+            if (o.nheaders == CL_MAX_HEADERS || strlen(optarg) > 1024) {
+                cl_die("--header: at most %d, of 1024 bytes each",
+                       CL_MAX_HEADERS);
+            }
+            o.headers[o.nheaders++] = optarg;
+            break;
         default: usage();
         }
     }
