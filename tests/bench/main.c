@@ -19,8 +19,9 @@
  *   chatload hop    --redis-port P --rates ... --out FILE
  *       XADD -> XREAD latency at the same rates (redisload.c)
  *   chatload commit --redis-port P --count N --pairs K --uid-base U
- *                   --conv-base C [--shards 4] [--hold S]
+ *                   --conv-base C [--shards 4] [--hold S] [--rates R]
  *       N msg.send commands straight onto the bus, timed to the last reply
+ *       (a burst, or paced at R/s with --rates)
  *   chatload http   --port P --paths FILE [--concurrency C] [--warmup S]
  *                   [--measure S] [--label L] [--header 'Name: value']...
  *       closed-loop keep-alive GETs of the paths in FILE (httpload.c):

@@ -268,18 +268,104 @@ cl_field(const redisReply *fields, const char *name)
 }
 
 
+/* What the commit mode has read of its reply stream. */
+typedef struct {
+    char     last[64];
+    char     first_other[200];
+    size_t   got;
+    size_t   ok;
+    size_t   other;
+    uint64_t t_first;
+    uint64_t t_last;
+} cl_replies_t;
+
+
+/* One XREAD of the reply stream gw (BLOCK block_ms, or none when < 0):
+ * counts the replies (events are skipped).  The number of entries read. */
+static size_t
+cl_commit_read(redisContext *c, const char *gw, int block_ms,
+    cl_replies_t *rp)
+{
+    size_t             i, n;
+    redisReply        *r, *entries, *e;
+    const redisReply  *status, *bodyf;
+
+    r = block_ms < 0
+        ? redisCommand(c, "XREAD COUNT 2000 STREAMS %s %s", gw, rp->last)
+        : redisCommand(c, "XREAD COUNT 2000 BLOCK %d STREAMS %s %s",
+                       block_ms, gw, rp->last);
+    if (r == NULL) {
+        cl_die("redis: %s", c->errstr);
+    }
+
+    n = 0;
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        entries = r->element[0]->element[1];
+        n = entries->elements;
+        rp->t_last = cl_now_ns();
+        if (rp->t_first == 0) {
+            rp->t_first = rp->t_last;
+        }
+
+        for (i = 0; i < entries->elements; i++) {
+            e = entries->element[i];
+            snprintf(rp->last, sizeof(rp->last), "%s", e->element[0]->str);
+            status = cl_field(e->element[1], CHAT_F_STATUS);
+            bodyf = cl_field(e->element[1], CHAT_F_BODY);
+            if (cl_field(e->element[1], CHAT_F_REQ) == NULL) {
+                continue;   /* an event, not a reply */
+            }
+            rp->got++;
+            if (status && strcmp(status->str, "201") == 0) {
+                rp->ok++;
+            } else {
+                rp->other++;
+                if (rp->first_other[0] == '\0') {
+                    snprintf(rp->first_other, sizeof(rp->first_other),
+                             "%s %s", status ? status->str : "?",
+                             bodyf ? bodyf->str : "");
+                }
+            }
+        }
+    }
+
+    freeReplyObject(r);
+
+    return n;
+}
+
+
+/* Reads the answers of the *pending appended XADDs. */
+static void
+cl_commit_flush(redisContext *c, size_t *pending)
+{
+    redisReply  *r;
+
+    while (*pending > 0) {
+        if (redisGetReply(c, (void **) &r) != REDIS_OK
+            || r->type == REDIS_REPLY_ERROR)
+        {
+            cl_die("XADD failed: %s", r ? r->str : c->errstr);
+        }
+        freeReplyObject(r);
+        (*pending)--;
+    }
+}
+
+
 int
 cl_mode_commit(const cl_opts_t *o)
 {
+    const struct timespec  tick = { 0, 1000000 };
+
     int              argc;
-    char             gw[64], key[64], body[512], text[256], stream[64],
-                     last[64], first_other[200];
-    size_t           i, k, pending, got, ok, other, argvlen[CHAT_ENVELOPE_ARGC];
+    char             gw[64], key[64], body[512], text[256], stream[64];
+    size_t           i, k, pending, argvlen[CHAT_ENVELOPE_ARGC];
     int64_t          conv, uid;
-    uint64_t         t0, t_first, t_last, idle_since;
+    uint64_t         t0, idle_since;
     const char      *argv[CHAT_ENVELOPE_ARGC];
-    redisReply      *r, *entries, *e;
-    const redisReply  *status, *bodyf;
+    cl_replies_t     rp;
     redisContext    *c;
     chat_envelope_t  env;
     struct timespec  wall;
@@ -301,10 +387,25 @@ cl_mode_commit(const cl_opts_t *o)
     env.gw.data = gw;
     env.gw.len = strlen(gw);
 
+    memset(&rp, 0, sizeof(rp));
+    snprintf(rp.last, sizeof(rp.last), "0-0");
     t0 = cl_now_ns();
     pending = 0;
 
     for (i = 0; i < o->count; i++) {
+        /* --rates R: paced at R commands/s (sent each 1 ms tick), so the
+         * worker pool is measured at a fixed rate rather than a burst */
+        while (o->nrates > 0
+               && (double) i >= o->rates[0] * (double) (cl_now_ns() - t0)
+                                / 1e9)
+        {
+            cl_commit_flush(c, &pending);
+            /* the replies meanwhile: the reply stream is capped */
+            if (cl_commit_read(c, gw, -1, &rp) == 0) {
+                nanosleep(&tick, NULL);
+            }
+        }
+
         k = i % o->pairs;
         conv = o->conv_base + (int64_t) k;
         uid = o->uid_base + (int64_t) (2 * k + (i / o->pairs) % 2);
@@ -336,75 +437,30 @@ cl_mode_commit(const cl_opts_t *o)
         redisAppendCommandArgv(c, argc, argv, argvlen);
 
         if (++pending == 1000 || i + 1 == o->count) {
-            while (pending > 0) {
-                if (redisGetReply(c, (void **) &r) != REDIS_OK
-                    || r->type == REDIS_REPLY_ERROR)
-                {
-                    cl_die("XADD failed: %s", r ? r->str : c->errstr);
-                }
-                freeReplyObject(r);
-                pending--;
-            }
+            cl_commit_flush(c, &pending);
         }
     }
 
-    snprintf(last, sizeof(last), "0-0");
-    got = ok = other = 0;
-    t_first = t_last = 0;
-    first_other[0] = '\0';
     idle_since = cl_now_ns();
 
-    while (got < o->count
+    while (rp.got < o->count
            && cl_now_ns() - idle_since < (uint64_t) (o->hold_s * 1e9))
     {
-        r = redisCommand(c, "XREAD COUNT 2000 BLOCK 500 STREAMS %s %s", gw,
-                         last);
-        if (r == NULL) {
-            cl_die("redis: %s", c->errstr);
+        if (cl_commit_read(c, gw, 500, &rp) > 0) {
+            idle_since = cl_now_ns();
         }
-
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-            entries = r->element[0]->element[1];
-            t_last = cl_now_ns();
-            if (t_first == 0) {
-                t_first = t_last;
-            }
-            idle_since = t_last;
-
-            for (i = 0; i < entries->elements; i++) {
-                e = entries->element[i];
-                snprintf(last, sizeof(last), "%s", e->element[0]->str);
-                status = cl_field(e->element[1], CHAT_F_STATUS);
-                bodyf = cl_field(e->element[1], CHAT_F_BODY);
-                if (cl_field(e->element[1], CHAT_F_REQ) == NULL) {
-                    continue;   /* an event, not a reply */
-                }
-                got++;
-                if (status && strcmp(status->str, "201") == 0) {
-                    ok++;
-                } else {
-                    other++;
-                    if (first_other[0] == '\0') {
-                        snprintf(first_other, sizeof(first_other),
-                                 "%s %s", status ? status->str : "?",
-                                 bodyf ? bodyf->str : "");
-                    }
-                }
-            }
-        }
-
-        freeReplyObject(r);
     }
 
     freeReplyObject(redisCommand(c, "DEL %s", gw));
     redisFree(c);
 
     printf("commit msgs=%zu replies=%zu ok=%zu seconds=%.2f rate=%.0f/s"
-           " first_reply_ms=%.0f%s%s\n", o->count, got, ok,
-           t_last ? (double) (t_last - t0) / 1e9 : 0.0,
-           t_last ? (double) ok / ((double) (t_last - t0) / 1e9) : 0.0,
-           t_first ? (double) (t_first - t0) / 1e6 : 0.0,
-           other ? " first_other=" : "", first_other);
+           " first_reply_ms=%.0f%s%s\n", o->count, rp.got, rp.ok,
+           rp.t_last ? (double) (rp.t_last - t0) / 1e9 : 0.0,
+           rp.t_last ? (double) rp.ok / ((double) (rp.t_last - t0) / 1e9)
+                     : 0.0,
+           rp.t_first ? (double) (rp.t_first - t0) / 1e6 : 0.0,
+           rp.other ? " first_other=" : "", rp.first_other);
 
-    return got == o->count && other == 0 ? 0 : 1;
+    return rp.got == o->count && rp.other == 0 ? 0 : 1;
 }
