@@ -144,6 +144,9 @@ asan_verdict() {
 run_integration() {
     [ "${ASAN:-0}" = 1 ] && use_asan
     start_test_stack || return
+    # the backend's own tests that need a PostgreSQL (group commit)
+    echo "== backend: against the test stack's PostgreSQL"
+    make -s -C backend test-db || failed_suites+=("backend db")
     echo "== integration"
     node --test --test-concurrency=1 tests/integration/ \
         || failed_suites+=("integration")

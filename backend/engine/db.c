@@ -37,6 +37,9 @@
  * conv.c), so a statement's text, and its prepared plan, do not depend
  * on the batch's size.
  *
+ * Group commit.  Steps that run their own transactions (suspend.c's
+ * resume steps) can share one: see the section at the end.
+ *
  * What it does not do: transactions of commands (command.c), or pool
  * connections.
  */
@@ -51,6 +54,19 @@
 
 #define CHAT_DB_BACKOFF_MIN_MS  100
 #define CHAT_DB_BACKOFF_MAX_MS  5000
+
+static PGresult *chat_db_query_raw(chat_db_t *db, const char *sql,
+    int nparams, const char *const *values, const int *lengths,
+    const int *formats);
+static PGresult *chat_db_query_prepared_raw(chat_db_t *db, const char *sql,
+    int nparams, const char *const *values, const int *lengths,
+    const int *formats);
+static int chat_db_exec_raw(chat_db_t *db, const char *sql);
+static int chat_db_pipeline_raw(chat_db_t *db, chat_db_stmt_t *stmts,
+    size_t n);
+static int chat_db_group_enter(chat_db_t *db);
+static void chat_db_group_leave(chat_db_t *db, int ok);
+static int chat_db_group_control(chat_db_t *db, const char *sql);
 
 
 /* ------------------------------------------------------------------------
@@ -317,8 +333,25 @@ PGresult *
 chat_db_query(chat_db_t *db, const char *sql, int nparams,
     const char *const *values, const int *lengths, const int *formats)
 {
+    PGresult  *res;
+
+    if (chat_db_group_enter(db) != 0) {
+        return NULL;
+    }
+
+    res = chat_db_query_raw(db, sql, nparams, values, lengths, formats);
+    chat_db_group_leave(db, res != NULL);
+
+    return res;
+}
+
+
+static PGresult *
+chat_db_query_raw(chat_db_t *db, const char *sql, int nparams,
+    const char *const *values, const int *lengths, const int *formats)
+{
     /* what was to go first goes first */
-    if (db->nprefix > 0 && chat_db_pipeline(db, NULL, 0) != 0) {
+    if (db->nprefix > 0 && chat_db_pipeline_raw(db, NULL, 0) != 0) {
         return NULL;
     }
 
@@ -375,10 +408,28 @@ PGresult *
 chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
     const char *const *values, const int *lengths, const int *formats)
 {
+    PGresult  *res;
+
+    if (chat_db_group_enter(db) != 0) {
+        return NULL;
+    }
+
+    res = chat_db_query_prepared_raw(db, sql, nparams, values, lengths,
+                                     formats);
+    chat_db_group_leave(db, res != NULL);
+
+    return res;
+}
+
+
+static PGresult *
+chat_db_query_prepared_raw(chat_db_t *db, const char *sql, int nparams,
+    const char *const *values, const int *lengths, const int *formats)
+{
     int   i;
     char  name[24];
 
-    if (db->nprefix > 0 && chat_db_pipeline(db, NULL, 0) != 0) {
+    if (db->nprefix > 0 && chat_db_pipeline_raw(db, NULL, 0) != 0) {
         return NULL;
     }
 
@@ -395,7 +446,7 @@ chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
     }
 
     if (i == CHAT_DB_PREPARED_MAX) {
-        return chat_db_query(db, sql, nparams, values, lengths, formats);
+        return chat_db_query_raw(db, sql, nparams, values, lengths, formats);
     }
 
     snprintf(name, sizeof(name), "chat_%d", i);
@@ -409,9 +460,32 @@ chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
 int
 chat_db_exec(chat_db_t *db, const char *sql)
 {
+    int  rc;
+
+    if (db->group && !db->group_pass) {
+        rc = chat_db_group_control(db, sql);
+        if (rc != 1) {
+            return rc;
+        }
+    }
+
+    if (chat_db_group_enter(db) != 0) {
+        return -1;
+    }
+
+    rc = chat_db_exec_raw(db, sql);
+    chat_db_group_leave(db, rc == 0);
+
+    return rc;
+}
+
+
+static int
+chat_db_exec_raw(chat_db_t *db, const char *sql)
+{
     PGresult  *res;
 
-    if (db->nprefix > 0 && chat_db_pipeline(db, NULL, 0) != 0) {
+    if (db->nprefix > 0 && chat_db_pipeline_raw(db, NULL, 0) != 0) {
         return -1;
     }
 
@@ -504,7 +578,7 @@ chat_db_pipeline_prefixed(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
     memcpy(all, pre, np * sizeof(chat_db_stmt_t));
     memcpy(all + np, stmts, n * sizeof(chat_db_stmt_t));
 
-    rc = chat_db_pipeline(db, all, np + n);
+    rc = chat_db_pipeline_raw(db, all, np + n);
 
     memcpy(pre, all, np * sizeof(chat_db_stmt_t));
     memcpy(stmts, all + np, n * sizeof(chat_db_stmt_t));
@@ -516,6 +590,22 @@ chat_db_pipeline_prefixed(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
 
 int
 chat_db_pipeline(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
+{
+    int  rc;
+
+    if (chat_db_group_enter(db) != 0) {
+        return -1;
+    }
+
+    rc = chat_db_pipeline_raw(db, stmts, n);
+    chat_db_group_leave(db, rc == 0);
+
+    return rc;
+}
+
+
+static int
+chat_db_pipeline_raw(chat_db_t *db, chat_db_stmt_t *stmts, size_t n)
 {
     int              slot, failed;
     char             name[24];
@@ -682,4 +772,196 @@ chat_db_text_array(const char *const *v, size_t n)
     *p = '\0';
 
     return s;
+}
+
+
+/* ------------------------------------------------------------------------
+ * Group commit
+ *
+ * Why.  A checkout commits its settlement on its own, and the payment
+ * processor answers many checkouts within the same few milliseconds: on
+ * this kind of disk a WAL flush is 1-5 ms and the settlements queued
+ * behind one another's flushes (pg_stat_activity: WALSync, WALWrite).
+ * The worker's chat batch already shares one transaction among its
+ * commands (command.c); this gives the same to steps that manage their
+ * own transactions (suspend.c's resume steps and tasks), without changing
+ * them: their transaction control maps onto one savepoint.
+ *
+ * The savepoint is called chat_step; a step must not use that name.
+ * --------------------------------------------------------------------- */
+
+void
+chat_db_group_begin(chat_db_t *db)
+{
+    db->group = 1;
+    db->group_open = 0;
+    db->group_step = 0;
+    db->group_pass = 0;
+}
+
+
+/* Runs the group's own statement sql (BEGIN, SAVEPOINT...).  0 or -1. */
+static int
+chat_db_group_run(chat_db_t *db, const char *sql)
+{
+    int  rc;
+
+    db->group_pass = 1;
+    rc = chat_db_exec_raw(db, sql);
+    db->group_pass = 0;
+
+    return rc;
+}
+
+
+/* chat_db_group_run, keeping db->sqlstate as the step left it (a step
+ * that rolls back after a failure may still look at it). */
+static int
+chat_db_group_run_keep(chat_db_t *db, const char *sql)
+{
+    int   rc;
+    char  state[sizeof(db->sqlstate)];
+
+    memcpy(state, db->sqlstate, sizeof(state));
+    rc = chat_db_group_run(db, sql);
+    if (rc == 0) {
+        memcpy(db->sqlstate, state, sizeof(state));
+    }
+
+    return rc;
+}
+
+
+/* Before a statement: the group's BEGIN if it is the first, and a
+ * savepoint when the statement is not inside a step's own BEGIN.  0, or
+ * -1 (the statement must not run). */
+static int
+chat_db_group_enter(chat_db_t *db)
+{
+    if (!db->group || db->group_pass) {
+        return 0;
+    }
+
+    if (!db->group_open) {
+        if (chat_db_group_run(db, "BEGIN") != 0) {
+            return -1;
+        }
+        db->group_open = 1;
+    }
+
+    return db->group_step ? 0 : chat_db_group_run(db, "SAVEPOINT chat_step");
+}
+
+
+/* After it: a statement on its own is released, or undone. */
+static void
+chat_db_group_leave(chat_db_t *db, int ok)
+{
+    char  state[sizeof(db->sqlstate)];
+
+    if (!db->group || db->group_pass || db->group_step || db->conn == NULL) {
+        return;
+    }
+
+    /* the caller judges the statement's failure, not this one's */
+    memcpy(state, db->sqlstate, sizeof(state));
+    (void) chat_db_group_run(db, ok ? "RELEASE SAVEPOINT chat_step"
+                                    : "ROLLBACK TO SAVEPOINT chat_step; "
+                                      "RELEASE SAVEPOINT chat_step");
+    if (!ok) {
+        memcpy(db->sqlstate, state, sizeof(state));
+    }
+}
+
+
+/* A step's transaction control in a group: 0 or -1 when it was mapped,
+ * 1 when sql is something else (to run as a statement). */
+static int
+chat_db_group_control(chat_db_t *db, const char *sql)
+{
+    if (strcmp(sql, "BEGIN") == 0) {
+        if (db->group_step) {
+            chat_log_error("postgres: BEGIN inside a step's transaction");
+            return -1;
+        }
+        if (!db->group_open) {
+            if (chat_db_group_run(db, "BEGIN") != 0) {
+                return -1;
+            }
+            db->group_open = 1;
+        }
+        if (chat_db_group_run(db, "SAVEPOINT chat_step") != 0) {
+            return -1;
+        }
+        db->group_step = 1;
+        return 0;
+    }
+
+    if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0) {
+        if (!db->group_step) {
+            return 0;   /* a statement of its own: done with it already */
+        }
+        db->group_step = 0;
+        return chat_db_group_run_keep(db, sql[0] == 'C'
+                                     ? "RELEASE SAVEPOINT chat_step"
+                                     : "ROLLBACK TO SAVEPOINT chat_step; "
+                                       "RELEASE SAVEPOINT chat_step");
+    }
+
+    return 1;
+}
+
+
+void
+chat_db_group_next(chat_db_t *db)
+{
+    if (!db->group || !db->group_step) {
+        return;
+    }
+
+    chat_log_error("postgres: a step left its transaction open; rolled back");
+    db->group_step = 0;
+
+    if (db->conn != NULL) {
+        (void) chat_db_group_run(db, "ROLLBACK TO SAVEPOINT chat_step; "
+                                     "RELEASE SAVEPOINT chat_step");
+    }
+}
+
+
+int
+chat_db_group_commit(chat_db_t *db)
+{
+    int        ok;
+    PGresult  *res;
+
+    chat_db_group_next(db);
+
+    db->group = 0;
+
+    if (!db->group_open) {
+        return 0;                       /* nothing ran */
+    }
+
+    db->group_open = 0;
+
+    if (db->conn == NULL) {
+        return -1;
+    }
+
+    /* COMMIT of an aborted transaction answers "ROLLBACK", not an error */
+    res = chat_db_query_raw(db, "COMMIT", 0, NULL, NULL, NULL);
+    ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    PQclear(res);
+
+    if (!ok) {
+        chat_log_error("postgres: a group's COMMIT failed; none of its "
+                       "steps is stored");
+        if (db->conn != NULL && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+        {
+            (void) chat_db_exec_raw(db, "ROLLBACK");
+        }
+    }
+
+    return ok ? 0 : -1;
 }

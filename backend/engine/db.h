@@ -33,6 +33,14 @@ typedef struct {
     /* statements for the front of the next pipeline (chat_db_prefix) */
     struct chat_db_stmt_s  *prefix;
     size_t                  nprefix;
+
+    /* group commit (chat_db_group_begin): */
+    unsigned     group:1;       /* asked for: statements share one
+                                   transaction */
+    unsigned     group_open:1;  /* its BEGIN has been sent */
+    unsigned     group_step:1;  /* inside a step's own BEGIN (a
+                                   savepoint) */
+    unsigned     group_pass:1;  /* running the group's own statements */
 } chat_db_t;
 
 /* A reply ready to publish: status and a malloc'd JSON body. */
@@ -98,6 +106,22 @@ int chat_db_exec(chat_db_t *db, const char *sql);
 /* 1 when the last failure (db->sqlstate) is a serialisation failure or a
  * deadlock: the transaction is worth running again at once. */
 int chat_db_retryable(const chat_db_t *db);
+
+/*
+ * Group commit: from chat_db_group_begin to chat_db_group_commit, the
+ * steps that run on db share one transaction and so one WAL flush, each
+ * step in a savepoint of its own: a step's "BEGIN" / "COMMIT" /
+ * "ROLLBACK" (chat_db_exec) become SAVEPOINT / RELEASE / ROLLBACK TO, and
+ * a statement outside them gets a savepoint of its own, so a step that
+ * fails undoes only itself.  The BEGIN is sent with the first statement
+ * (a group with none costs nothing).  chat_db_group_next ends a step that
+ * left its transaction open (rolled back, logged).  chat_db_group_commit:
+ * 0 when everything the steps did is committed, -1 when none of it is
+ * (nothing a step did may be answered then).
+ */
+void chat_db_group_begin(chat_db_t *db);
+void chat_db_group_next(chat_db_t *db);
+int chat_db_group_commit(chat_db_t *db);
 
 /* One statement of chat_db_pipeline. */
 typedef struct chat_db_stmt_s {

@@ -430,6 +430,7 @@ size_t
 chat_suspend_resume(chat_suspend_t *s, chat_job_t **out, size_t max,
     chat_events_t *events)
 {
+    int             finished;
     size_t          n;
     chat_parked_t  *p;
 
@@ -440,11 +441,15 @@ chat_suspend_resume(chat_suspend_t *s, chat_job_t **out, size_t max,
         if (p->done != NULL) {
             chat_suspend_unlink(s, p);
             p->done(s->db, s->cfg, p->call, events);
+            chat_db_group_next(s->db);
             chat_parked_free(p);
             continue;
         }
 
-        if (chat_suspend_resume_job(s, p)) {
+        finished = chat_suspend_resume_job(s, p);
+        chat_db_group_next(s->db);
+
+        if (finished) {
             chat_suspend_unlink(s, p);
             out[n++] = &p->job;
         }

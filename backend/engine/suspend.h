@@ -75,7 +75,9 @@ void chat_suspend_wait(chat_suspend_t *s, int timeout_ms);
  * step (those that finished, done or failed, go to out, at most max; one
  * that suspended again keeps waiting) and a task call's done (its events
  * go to events).  Returns how many jobs are in out; call again while it
- * returns max.
+ * returns max.  Each step ends with chat_db_group_next: the caller may
+ * run them in one group commit (db.h), and must not answer them before
+ * it has committed.
  */
 size_t chat_suspend_resume(chat_suspend_t *s, chat_job_t **out, size_t max,
     chat_events_t *events);

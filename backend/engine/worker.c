@@ -324,8 +324,24 @@ chat_worker_drive(chat_worker_t *w, int wait_ms)
 
     do {
         start = chat_mono_ms();
+
+        /* the steps that finish together commit together (db.c, group
+         * commit); nothing is answered or published before that */
+        chat_db_group_begin(&w->db);
         n = chat_suspend_resume(&w->susp, done, CHAT_WORKER_RESUME_MAX,
                                 &events);
+
+        if (chat_db_group_commit(&w->db) != 0) {
+            /* none of it is stored: their commands stay pending, to be
+             * reclaimed and run again from the start (the checkout
+             * resumes its payment by its key, suspend.c) */
+            chat_log_error("%zu finished command(s) left pending: their "
+                           "commit failed", n);
+            chat_suspend_release(&w->susp, done, n);
+            chat_events_clear(&events);
+            rc = -1;
+            break;
+        }
 
         if (n > 0) {
             if (chat_worker_answer(w, done, n, start) != 0) {
