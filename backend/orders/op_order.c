@@ -85,9 +85,11 @@ chat_op_no_order(chat_op_ctx_t *ctx)
 }
 
 
-/* 200 {order} for order_id. */
+/* status {order} for order_id.  announce: the order has just changed,
+ * so its event and the admins' go out with the reply. */
 static int
-chat_order_reply(chat_op_ctx_t *ctx, int status, int64_t order_id)
+chat_order_answer(chat_op_ctx_t *ctx, int status, int64_t order_id,
+    int announce)
 {
     int     missing;
     cJSON  *order;
@@ -95,6 +97,15 @@ chat_order_reply(chat_op_ctx_t *ctx, int status, int64_t order_id)
     order = chat_order_json(ctx->db, order_id, &missing);
     if (order == NULL) {
         return missing ? chat_op_no_order(ctx) : -1;
+    }
+
+    if (announce
+        && (chat_order_event(ctx->events, order) != 0
+            || chat_admin_event(ctx->db, ctx->events, "order", order_id,
+                                ctx->cmd->uid) != 0))
+    {
+        cJSON_Delete(order);
+        return -1;
     }
 
     ctx->reply = cJSON_CreateObject();
@@ -107,6 +118,14 @@ chat_order_reply(chat_op_ctx_t *ctx, int status, int64_t order_id)
 
     ctx->status = status;
     return 0;
+}
+
+
+/* status {order} for order_id. */
+static int
+chat_order_reply(chat_op_ctx_t *ctx, int status, int64_t order_id)
+{
+    return chat_order_answer(ctx, status, order_id, 0);
 }
 
 
@@ -293,9 +312,8 @@ chat_op_admin_order_list(chat_op_ctx_t *ctx)
 int
 chat_op_admin_order_ship(chat_op_ctx_t *ctx)
 {
-    int          rc, missing;
+    int          rc;
     char         id[24], who[24], msg[96];
-    cJSON       *order;
     int64_t      order_id;
     PGresult    *res;
     const char  *values[2];
@@ -374,29 +392,7 @@ chat_op_admin_order_ship(chat_op_ctx_t *ctx)
 
     PQclear(res);
 
-    order = chat_order_json(ctx->db, order_id, &missing);
-    if (order == NULL) {
-        return -1;
-    }
-
-    if (chat_order_event(ctx->events, order) != 0
-        || chat_admin_event(ctx->db, ctx->events, "order", order_id,
-                            ctx->cmd->uid) != 0)
-    {
-        cJSON_Delete(order);
-        return -1;
-    }
-
-    ctx->reply = cJSON_CreateObject();
-    if (ctx->reply == NULL
-        || !cJSON_AddItemToObject(ctx->reply, "order", order))
-    {
-        cJSON_Delete(order);
-        return -1;
-    }
-
-    ctx->status = 200;
-    return 0;
+    return chat_order_answer(ctx, 200, order_id, 1);
 }
 
 
@@ -849,9 +845,8 @@ chat_op_admin_order_refund(chat_op_ctx_t *ctx)
 static int
 chat_deliver_answer(chat_op_ctx_t *ctx, int64_t order_id)
 {
-    int     rc, missing;
+    int     rc;
     char    was[32], msg[96];
-    cJSON  *order;
 
     rc = chat_order_deliver(ctx->db, order_id, was, sizeof(was));
     if (rc < 0) {
@@ -872,29 +867,7 @@ chat_deliver_answer(chat_op_ctx_t *ctx, int64_t order_id)
         return chat_order_reply(ctx, 200, order_id);   /* said twice */
     }
 
-    order = chat_order_json(ctx->db, order_id, &missing);
-    if (order == NULL) {
-        return -1;
-    }
-
-    if (chat_order_event(ctx->events, order) != 0
-        || chat_admin_event(ctx->db, ctx->events, "order", order_id,
-                            ctx->cmd->uid) != 0)
-    {
-        cJSON_Delete(order);
-        return -1;
-    }
-
-    ctx->reply = cJSON_CreateObject();
-    if (ctx->reply == NULL
-        || !cJSON_AddItemToObject(ctx->reply, "order", order))
-    {
-        cJSON_Delete(order);
-        return -1;
-    }
-
-    ctx->status = 200;
-    return 0;
+    return chat_order_answer(ctx, 200, order_id, 1);
 }
 
 
