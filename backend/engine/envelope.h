@@ -4,7 +4,7 @@
  * See envelope.c.
  *
  * The backend's type is chat_cmd_t rather than chat_envelope_t because the
- * edge's builder (ngx_chat_module/chat_envelope.h) owns that name.
+ * edge's builder (protocol/chat_envelope.h) owns that name.
  */
 
 #ifndef CHAT_BACKEND_ENVELOPE_H
