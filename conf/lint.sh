@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make lint: cppcheck on the C of protocol/, backend/ and ngx_chat_module/,
-# shellcheck on every shell script, and the version in debian/changelog
-# against protocol/chat_version.h.  Clean means no finding at all; a
+# then every shell script through shellcheck, and the version in
+# debian/changelog against protocol/chat_version.h.  Clean means no finding at all; a
 # finding is fixed, or suppressed where it is (shellcheck disable=... with
 # a reason) or in conf/cppcheck.supp with one.
 set -uo pipefail
