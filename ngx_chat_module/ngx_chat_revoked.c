@@ -756,13 +756,13 @@ ngx_chat_revoked_revocation(redisReply *fields, void *data)
             continue;
         }
 
-        if (ngx_strcmp(name->str, "sid") == 0) {
+        if (ngx_strcmp(name->str, CHAT_F_REVOKED_SID) == 0) {
             sid = value;
 
-        } else if (ngx_strcmp(name->str, "uid") == 0) {
+        } else if (ngx_strcmp(name->str, CHAT_F_REVOKED_UID) == 0) {
             uid = ngx_atoi((u_char *) value->str, value->len);
 
-        } else if (ngx_strcmp(name->str, "until") == 0) {
+        } else if (ngx_strcmp(name->str, CHAT_F_REVOKED_UNTIL) == 0) {
             until = ngx_atoi((u_char *) value->str, value->len);
         }
     }

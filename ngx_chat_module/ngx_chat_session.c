@@ -73,7 +73,9 @@ static const char  ngx_chat_session_logout_script[] =
     "redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) "
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
     "           '" CHAT_REVOCATIONS_MAXLEN "', '*', "
-    "           'sid', ARGV[2], 'uid', ARGV[3], 'until', ARGV[4]) "
+    "           '" CHAT_F_REVOKED_SID "', ARGV[2], "
+    "           '" CHAT_F_REVOKED_UID "', ARGV[3], "
+    "           '" CHAT_F_REVOKED_UNTIL "', ARGV[4]) "
     "return 1";
 
 

@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHAT_MAX_GW_LEN      200    /* reply stream key, bytes */
+#include "chat_keys.h"              /* CHAT_MAX_GW_LEN */
+
 #define CHAT_CMD_MAX_FIELDS  32     /* field/value pairs in one entry */
 
 /* One field/value pair of a stream entry, borrowed from the caller. */
