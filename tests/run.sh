@@ -42,6 +42,9 @@ run_unit() {
     unit_test redact $p/chat_redact.c
     unit_test secret $p/chat_secret.c
     unit_test media $p/chat_media.c $p/chat_utf8.c
+    # the key builders, the fan-out rule in C and Lua, the shared scripts:
+    # on a redis-server of its own
+    unit_test online $p/chat_online.c $p/chat_scripts.c -lhiredis
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     echo "== client package: manifest, declarations, tsc"
