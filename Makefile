@@ -20,7 +20,8 @@ BUILD        := $(ROOT)/build
 NGINX_BUILD  := $(BUILD)/nginx
 MODULE_SO    := $(NGINX_BUILD)/objs/ngx_chat_module.so
 BACKEND_BIN  := backend/chat-backend
-MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
+MODULE_SRCS  := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h \
+                  protocol/*.c protocol/*.h) config
 
 .PHONY: all module backend deps run start stop test test-unit \
         test-integration test-faults test-soak test-browser test-asan asan fuzz bench bench-quick bench-isolation clean clean-data
@@ -127,7 +128,7 @@ PREFIX            ?= /usr/local
 SYSCONFDIR        ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 NGINX_MODULES_DIR ?= $(PREFIX)/lib/nginx/modules
 SYSTEMD_UNIT_DIR  ?= $(PREFIX)/lib/systemd/system
-VERSION           := $(shell sed -n 's/^\#define CHAT_VERSION  *"\(.*\)"/\1/p' ngx_chat_module/chat_version.h)
+VERSION           := $(shell sed -n 's/^\#define CHAT_VERSION  *"\(.*\)"/\1/p' protocol/chat_version.h)
 
 .PHONY: install install-module install-backend deb test-package lint
 

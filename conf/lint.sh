@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make lint: cppcheck on the C of backend/ and ngx_chat_module/, shellcheck
-# on every shell script, and the version in debian/changelog against
-# ngx_chat_module/chat_version.h.  Clean means no finding at all; a
+# make lint: cppcheck on the C of protocol/, backend/ and ngx_chat_module/,
+# then every shell script through shellcheck, and the version in
+# debian/changelog against protocol/chat_version.h.  Clean means no finding at all; a
 # finding is fixed, or suppressed where it is (shellcheck disable=... with
 # a reason) or in conf/cppcheck.supp with one.
 set -uo pipefail
@@ -21,7 +21,7 @@ nginx_inc=(-I "$nginx/objs")
 for d in core event event/modules os/unix http http/modules http/v2; do
     nginx_inc+=(-I "$nginx/src/$d")
 done
-backend_inc=(-I ngx_chat_module -I /usr/include/postgresql)
+backend_inc=(-I protocol -I /usr/include/postgresql)
 for d in engine auth chat presence catalog orders; do
     backend_inc+=(-I "backend/$d")
 done
@@ -35,10 +35,13 @@ cppcheck_run() {
         --error-exitcode=1 -j 2 "$@"
 }
 
+# the shared contract alone: plain C, no nginx or libpq headers
+echo "== cppcheck protocol/"
+cppcheck_run -I protocol protocol || failed+=("cppcheck protocol")
 echo "== cppcheck backend/"
 cppcheck_run "${backend_inc[@]}" backend || failed+=("cppcheck backend")
 echo "== cppcheck ngx_chat_module/"
-cppcheck_run -I ngx_chat_module "${nginx_inc[@]}" ngx_chat_module \
+cppcheck_run -I ngx_chat_module -I protocol "${nginx_inc[@]}" ngx_chat_module \
     || failed+=("cppcheck ngx_chat_module")
 
 echo "== shellcheck"
@@ -46,7 +49,7 @@ mapfile -t scripts < <(git ls-files '*.sh' 'debian/*.postinst' 'debian/*.postrm'
 shellcheck -x "${scripts[@]}" || failed+=("shellcheck")
 
 echo "== version"
-header=$(sed -n 's/^#define CHAT_VERSION  *"\(.*\)"/\1/p' ngx_chat_module/chat_version.h)
+header=$(sed -n 's/^#define CHAT_VERSION  *"\(.*\)"/\1/p' protocol/chat_version.h)
 changelog=$(dpkg-parsechangelog -S Version)
 if [ "$header" != "$changelog" ]; then
     echo "lint: chat_version.h says $header, debian/changelog says $changelog"

@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHAT_POLL_SID_LEN        16      /* lowercase hex */
+#include "chat_keys.h"                  /* CHAT_POLL_SID_LEN */
+
 #define CHAT_POLL_CURSOR_MAX     64      /* sid "_" ms "-" seq, with room */
 #define CHAT_POLL_TIMEOUT_MAX    120     /* seconds */
 

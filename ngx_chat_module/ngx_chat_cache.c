@@ -105,9 +105,12 @@ static const ngx_chat_cache_op_t  ngx_chat_cache_ops[] = {
 
 
 /* the counter (KEYS[1]) and the entry under it (ARGV[1] .. counter) */
-static const char  ngx_chat_cache_lookup_lua[] =
+static chat_script_t  ngx_chat_cache_lookup_lua = {
+    "catalog cache lookup",
     "local g = redis.call('GET', KEYS[1]) or '0' "
-    "return {g, redis.call('GET', ARGV[1] .. g)}";
+    "return {g, redis.call('GET', ARGV[1] .. g)}",
+    ""
+};
 
 
 ngx_int_t
@@ -195,8 +198,8 @@ ngx_chat_cache_handle(ngx_http_request_t *r, ngx_chat_pending_t *p,
 static ngx_int_t
 ngx_chat_cache_lookup(ngx_chat_cache_ctx_t *cc, ngx_chat_pending_t *p)
 {
-    const char        *argv[5];
-    size_t             argvlen[5];
+    const char        *argv[3];
+    size_t             argvlen[3];
     ngx_chat_redis_t  *rc;
 
     rc = ngx_chat_bus_redis();
@@ -207,20 +210,17 @@ ngx_chat_cache_lookup(ngx_chat_cache_ctx_t *cc, ngx_chat_pending_t *p)
         return ngx_chat_cache_forward(cc, p);
     }
 
-    argv[0] = "EVAL";
-    argv[1] = ngx_chat_cache_lookup_lua;
-    argv[2] = "1";
-    argv[3] = (const char *) cc->gen_key.data;
-    argv[4] = (const char *) cc->prefix.data;
+    argv[0] = "1";
+    argv[1] = (const char *) cc->gen_key.data;
+    argv[2] = (const char *) cc->prefix.data;
 
-    argvlen[0] = 4;
-    argvlen[1] = sizeof(ngx_chat_cache_lookup_lua) - 1;
-    argvlen[2] = 1;
-    argvlen[3] = cc->gen_key.len;
-    argvlen[4] = cc->prefix.len;
+    argvlen[0] = 1;
+    argvlen[1] = cc->gen_key.len;
+    argvlen[2] = cc->prefix.len;
 
-    if (ngx_chat_redis_command(rc, ngx_chat_cache_looked_up,
-                               (void *) (uintptr_t) p->id, 5, argv, argvlen)
+    if (ngx_chat_redis_script(rc, &ngx_chat_cache_lookup_lua,
+                              ngx_chat_cache_looked_up,
+                              (void *) (uintptr_t) p->id, 3, argv, argvlen)
         != NGX_OK)
     {
         ngx_chat_bus_cancel(p);

@@ -75,7 +75,8 @@ static ngx_chat_lanes_t  *ngx_chat_lanes;
  * removing a poison command by hand) Redis keeps counting them as lag,
  * and the length is an upper bound that workers' trimming keeps honest
  * (they never trim an unread entry). */
-static const char  ngx_chat_lanes_script[] =
+static chat_script_t  ngx_chat_lanes_script = {
+    "lane depths",
     "local shards = tonumber(ARGV[2]) "
     "local out = {} "
     "local k = 1 "
@@ -100,7 +101,9 @@ static const char  ngx_chat_lanes_script[] =
     "  out[lane] = depth "
     "end "
     "out[#out + 1] = redis.call('HGETALL', KEYS[#KEYS]) "
-    "return out";
+    "return out",
+    ""
+};
 
 
 static void ngx_chat_lanes_ask(ngx_event_t *ev);
@@ -273,8 +276,9 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     *ngx_sprintf((u_char *) nkeys, "%ui", n + 1) = '\0';
     *ngx_sprintf((u_char *) shards, "%ui", l->shards) = '\0';
 
-    argv[0] = "EVAL";
-    argv[1] = ngx_chat_lanes_script;
+    /* argv[0..1]: EVALSHA <sha>, the runner's */
+    argv[0] = NULL;
+    argv[1] = NULL;
     argv[2] = nkeys;
     for (i = 0; i < n; i++) {
         argv[3 + i] = l->streams[i];
@@ -283,7 +287,7 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     argv[4 + n] = CHAT_CMD_GROUP;
     argv[5 + n] = shards;
 
-    for (i = 0; i < argc; i++) {
+    for (i = 2; i < argc; i++) {
         argvlen[i] = ngx_strlen(argv[i]);
     }
 
@@ -291,9 +295,9 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
         l->lanes[lane].sent_at_ask = l->lanes[lane].sent;
     }
 
-    /* hiredis copies the arguments */
-    if (ngx_chat_redis_command(rc, ngx_chat_lanes_told, NULL, (int) argc,
-                               argv, argvlen)
+    /* the runner copies the arguments */
+    if (ngx_chat_redis_script(rc, &ngx_chat_lanes_script, ngx_chat_lanes_told,
+                              NULL, (int) argc - 2, argv + 2, argvlen + 2)
         == NGX_OK)
     {
         l->asking = 1;

@@ -56,7 +56,8 @@ static const ngx_msec_t  ngx_chat_latency_bounds[] = { CHAT_LATENCY_BOUNDS_MS };
  * exists: 0 pending then.  The dead letters ever added are the stream's
  * entries-added, which trimming keeps (Redis 7.0; before it, and before
  * the stream exists, the length stands in). */
-static const char  ngx_chat_metrics_script[] =
+static chat_script_t  ngx_chat_metrics_script = {
+    "cluster metrics",
     "local out = {} "
     "local n = #KEYS - 3 "
     "for i = 1, n do "
@@ -77,7 +78,9 @@ static const char  ngx_chat_metrics_script[] =
     "out[#out + 1] = added "
     "out[#out + 1] = redis.call('HGETALL', KEYS[n + 2]) "
     "out[#out + 1] = redis.call('HGETALL', KEYS[n + 3]) "
-    "return out";
+    "return out",
+    ""
+};
 
 
 static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
@@ -348,7 +351,7 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     n = ngx_min(CHAT_LANE_COUNT * cmcf->stream_shards,
                 NGX_CHAT_METRICS_MAX_STREAMS);
 
-    /* EVAL script numkeys shard... dlq workers stats group */
+    /* (EVALSHA sha, the runner's) numkeys shard... dlq workers stats group */
     argc = 3 + n + 3 + 1;
     argv = ngx_palloc(r->pool, argc * sizeof(char *));
     argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
@@ -356,8 +359,8 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    argv[0] = "EVAL";
-    argv[1] = ngx_chat_metrics_script;
+    argv[0] = NULL;
+    argv[1] = NULL;
     argv[2] = (char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
     if (argv[2] == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -376,7 +379,7 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     argv[5 + n] = CHAT_STATS_KEY;
     argv[6 + n] = CHAT_CMD_GROUP;
 
-    for (i = 0; i < argc; i++) {
+    for (i = 2; i < argc; i++) {
         argvlen[i] = ngx_strlen(argv[i]);
     }
 
@@ -385,9 +388,10 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_chat_redis_command(rc_redis, ngx_chat_metrics_redis,
-                               (void *) (uintptr_t) p->id, argc, argv,
-                               argvlen)
+    if (ngx_chat_redis_script(rc_redis, &ngx_chat_metrics_script,
+                              ngx_chat_metrics_redis,
+                              (void *) (uintptr_t) p->id, (int) argc - 2,
+                              argv + 2, argvlen + 2)
         != NGX_OK)
     {
         ngx_chat_bus_cancel(p);

@@ -2,7 +2,7 @@
  * ngx_chat_poll.c: GET /api/v1/events?cursor=&timeout=, the long-poll
  * fallback carrying the same events as the WebSocket.
  *
- * A poll session is a Redis stream, chat:poll:{<uid>:<sid>}, and it is a
+ * A poll session is a Redis stream, chat:poll:{<uid>}:<sid>, and it is a
  * gateway like any nginx worker: the poll writes the stream's name into
  * the user's online hash (chat:online:{<uid>}), so the backend's fan-out
  * appends the user's events to it directly (the same XADD ev/uids entry
@@ -54,6 +54,7 @@
 
 #include "chat_poll.h"
 #include "chat_protocol.h"
+#include "chat_scripts.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_metrics.h"
 #include "ngx_chat_module.h"
@@ -72,8 +73,6 @@
 /* the session stream lives as long as a gateway's (CHAT_GW_STREAM_TTL_SEC)
  * after its last poll or event */
 #define NGX_CHAT_POLL_STREAM_TTL_STR   "300"
-/* CHAT_ONLINE_STALE_MS: a session field older than this gets no events */
-#define NGX_CHAT_POLL_STALE_STR        "60000"
 
 #define NGX_CHAT_POLL_KEY_LEN          96
 
@@ -110,99 +109,13 @@ static ngx_chat_poll_t  *ngx_chat_poll;
 
 
 /*
- * Both scripts register the session as the presence scripts of
- * ngx_chat_presence.c register a gateway (the same keys, Redis' own
- * clock): its field in the online hash, the user's due time for the
- * offline sweeper, and an "online" change on a transition.  So a user who
- * only polls is online while polling, and goes offline like anyone else.
- *
- * KEYS (both): the stream, the online hash, chat:presence:due,
- * chat:presence:on, chat:presence:changes.
+ * Both scripts (protocol/chat_scripts.c: chat_script_poll_open and
+ * chat_script_poll_read) register the session as a WebSocket's gateway
+ * is registered (the same Lua, the same keys, Redis' own clock): its
+ * field in the online hash, the user's due time for the offline sweeper,
+ * and an "online" change on a transition.  So a user who only polls is
+ * online while polling, and goes offline like anyone else.
  */
-#define NGX_CHAT_POLL_REGISTER_LUA                                          \
-    "redis.replicate_commands() "                                           \
-    "local t = redis.call('TIME') "                                         \
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "\
-    "local nows = string.format('%d', now) "                                \
-    "local function register(uid, ttl) "                                    \
-    "  redis.call('HSET', KEYS[2], KEYS[1], nows) "                         \
-    "  redis.call('PEXPIRE', KEYS[2], ttl) "                                \
-    "  redis.call('ZADD', KEYS[3], 'GT', "                                  \
-    "             string.format('%d', now + tonumber(ttl)), uid) "          \
-    "  if redis.call('HEXISTS', KEYS[4], uid) == 0 then "                   \
-    "    redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', "        \
-    "               'uid', uid, 'status', 'online', 'ts', nows) "           \
-    "  end "                                                                \
-    "  redis.call('HSET', KEYS[4], uid, nows) "                             \
-    "end "
-
-/*
- * ARGV: uid, presence ttl ms, stream ttl s, chat_poll_max_per_user.  Opens
- * a session: a first entry (so the stream exists and has a position), and
- * registers it.  Unless the user already has that many live sessions: the
- * session fields of the online hash the fan-out still serves (refreshed
- * within CHAT_ONLINE_STALE_MS) are counted, so the cap holds across every
- * worker and every edge; then 0 and nothing is written.
- */
-static const char  ngx_chat_poll_open_script[] =
-    NGX_CHAT_POLL_REGISTER_LUA
-    "local live = 0 "
-    "local p = '" CHAT_POLL_STREAM_PREFIX "' "
-    "local h = redis.call('HGETALL', KEYS[2]) "
-    "for i = 1, #h, 2 do "
-    "  if string.sub(h[i], 1, #p) == p "
-    "     and now - (tonumber(h[i + 1]) or 0) < "
-           NGX_CHAT_POLL_STALE_STR " then "
-    "    live = live + 1 "
-    "  end "
-    "end "
-    "if live >= tonumber(ARGV[4]) then return 0 end "
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', "
-    "                      '" CHAT_GW_STREAM_MAXLEN "', '*', 'm', '') "
-    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
-    "register(ARGV[1], ARGV[2]) "
-    "return id";
-
-/* ARGV: uid, presence ttl ms, stream ttl s, cursor id, count, lapse ms.
- * Returns {"unknown"}, {"expired", new cursor id}, or {"ok", last id, id,
- * field, value, ...}. */
-static const char  ngx_chat_poll_read_script[] =
-    NGX_CHAT_POLL_REGISTER_LUA
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end "
-    "local seen = tonumber(redis.call('HGET', KEYS[2], KEYS[1])) "
-    "register(ARGV[1], ARGV[2]) "
-    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
-    "local info = redis.call('XINFO', 'STREAM', KEYS[1]) "
-    "local last = '0-0' "
-    "for i = 1, #info, 2 do "
-    "  if info[i] == 'last-generated-id' then last = info[i + 1] end "
-    "end "
-    "local function later(a, b) "
-    "  local am, as = string.match(a, '^(%d+)-(%d+)$') "
-    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$') "
-    "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), "
-    "                   tonumber(bs) "
-    "  if am ~= bm then return am > bm end "
-    "  return as > bs "
-    "end "
-    /* trimming removes the oldest entries: while the cursor's own entry
-     * is there, nothing after it is gone; when it is gone and more came
-     * after it, some of those may be gone too.  The client then gets a
-     * fresh marker's id, an entry that exists, to go on from. */
-    "local here = redis.call('XRANGE', KEYS[1], ARGV[4], ARGV[4]) "
-    "if seen == nil or now - seen > tonumber(ARGV[6]) "
-    "   or (#here == 0 and later(last, ARGV[4])) then "
-    "  return {'expired', redis.call('XADD', KEYS[1], 'MAXLEN', '~', "
-    "                     '" CHAT_GW_STREAM_MAXLEN "', '*', 'm', '')} "
-    "end "
-    "local out = {'ok', last} "
-    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. ARGV[4], '+', "
-    "                               'COUNT', ARGV[5])) do "
-    "  out[#out + 1] = e[1] "
-    "  out[#out + 1] = e[2][1] "
-    "  out[#out + 1] = e[2][2] "
-    "end "
-    "return out";
 
 
 static ngx_chat_poll_req_t *ngx_chat_poll_req(ngx_http_request_t *r,
@@ -212,7 +125,7 @@ static void ngx_chat_poll_failed(ngx_chat_pending_t *p, ngx_uint_t status,
     u_char *body, size_t len);
 static ngx_chat_poll_req_t *ngx_chat_poll_unpark(void *privdata);
 static ngx_int_t ngx_chat_poll_run(ngx_chat_poll_req_t *pr,
-    redisCallbackFn *fn, const char *script, ngx_uint_t nargs,
+    redisCallbackFn *fn, chat_script_t *script, ngx_uint_t nargs,
     ngx_str_t *args);
 static void ngx_chat_poll_opened(redisAsyncContext *ac, void *reply,
     void *privdata);
@@ -302,7 +215,7 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
                   - maxbuf;
 
         rc = ngx_chat_poll_run(pr, ngx_chat_poll_opened,
-                               ngx_chat_poll_open_script, 1, &max);
+                               &chat_script_poll_open, 1, &max);
 
     } else {
         pr->key_len = ngx_chat_poll_key(pr->key, pr->uid, pr->cursor.sid);
@@ -388,16 +301,17 @@ ngx_chat_poll_unpark(void *privdata)
 
 
 /*
- * EVAL script with the session's stream and its user's online hash as
- * keys, then now (ms), the stream's and the hash's TTLs, then args; the
+ * Runs script with the user's presence keys and the session's stream as
+ * KEYS, then the uid, the presence TTL, the stream's TTL, then args; the
  * answer goes to fn with pr parked.  Returns NGX_DONE, or what to
  * finalize the request with after a 503 was sent.
  */
 static ngx_int_t
 ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
-    const char *script, ngx_uint_t nargs, ngx_str_t *args)
+    chat_script_t *script, ngx_uint_t nargs, ngx_str_t *args)
 {
-    u_char                 online[64], uid[NGX_INT64_LEN], ttl[NGX_INT_T_LEN];
+    char                   online[CHAT_KEY_MAX];
+    u_char                 uid[NGX_INT64_LEN], ttl[NGX_INT_T_LEN];
     size_t                 argvlen[16];
     ngx_uint_t             i, n;
     const char            *argv[16];
@@ -418,23 +332,18 @@ ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
     cmcf = ngx_http_get_module_main_conf(pr->request, ngx_chat_module);
 
     n = 0;
-    argv[n] = "EVAL";
-    argvlen[n++] = 4;
-    argv[n] = script;
-    argvlen[n++] = ngx_strlen(script);
     argv[n] = "5";
     argvlen[n++] = 1;
-    argv[n] = (const char *) pr->key;
-    argvlen[n++] = pr->key_len;
-    argv[n] = (const char *) online;
-    argvlen[n++] = ngx_sprintf(online, CHAT_ONLINE_PREFIX "%L}", pr->uid)
-                   - online;
+    argv[n] = online;
+    argvlen[n++] = chat_key_online(online, sizeof(online), pr->uid);
     argv[n] = CHAT_PRESENCE_DUE_KEY;
     argvlen[n++] = sizeof(CHAT_PRESENCE_DUE_KEY) - 1;
     argv[n] = CHAT_PRESENCE_ON_KEY;
     argvlen[n++] = sizeof(CHAT_PRESENCE_ON_KEY) - 1;
     argv[n] = CHAT_PRESENCE_CHANGES_KEY;
     argvlen[n++] = sizeof(CHAT_PRESENCE_CHANGES_KEY) - 1;
+    argv[n] = (const char *) pr->key;
+    argvlen[n++] = pr->key_len;
 
     argv[n] = (const char *) uid;
     argvlen[n++] = ngx_sprintf(uid, "%L", pr->uid) - uid;
@@ -448,8 +357,9 @@ ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
         argvlen[n++] = args[i].len;
     }
 
-    if (ngx_chat_redis_command(redis, fn, (void *) (uintptr_t) pr->pending.id,
-                               (int) n, argv, argvlen)
+    if (ngx_chat_redis_script(redis, script, fn,
+                              (void *) (uintptr_t) pr->pending.id, (int) n,
+                              argv, argvlen)
         != NGX_OK)
     {
         ngx_chat_bus_cancel(&pr->pending);
@@ -517,7 +427,7 @@ ngx_chat_poll_read(ngx_chat_poll_req_t *pr)
 
     pr->reading = 1;
 
-    return ngx_chat_poll_run(pr, ngx_chat_poll_got, ngx_chat_poll_read_script,
+    return ngx_chat_poll_run(pr, ngx_chat_poll_got, &chat_script_poll_read,
                              3, args);
 }
 
@@ -793,8 +703,11 @@ ngx_chat_poll_revoke(int64_t uid, u_char *sid, size_t len)
 static size_t
 ngx_chat_poll_key(u_char *buf, int64_t uid, const char *sid)
 {
-    return ngx_sprintf(buf, CHAT_POLL_STREAM_PREFIX "%L}:%*s", uid,
-                       (size_t) CHAT_POLL_SID_LEN, sid) - buf;
+    int  n;
+
+    n = chat_key_poll((char *) buf, NGX_CHAT_POLL_KEY_LEN, uid, sid);
+
+    return n < 0 ? 0 : (size_t) n;
 }
 
 

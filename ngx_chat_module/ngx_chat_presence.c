@@ -5,7 +5,9 @@
  * The registry (ngx_chat_registry.c) calls ngx_chat_presence_announce at
  * three moments: a user's first local client (online), every refresh
  * (online again, every chat_presence_ttl / 3) and the user's last local
- * client leaving (offline).  Each is one Lua script, atomic in Redis:
+ * client leaving (offline).  Each is one Lua script, atomic in Redis
+ * (protocol/chat_scripts.c, shared with the long-poll sessions, which
+ * register the same way), run by SHA:
  *
  *   online:  HSET chat:online:{uid} <our reply stream> <now ms>
  *            PEXPIRE chat:online:{uid} <ttl>
@@ -42,45 +44,9 @@
 #include <ngx_http.h>
 
 #include "chat_protocol.h"
+#include "chat_scripts.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_module.h"
-
-
-#define NGX_CHAT_PRESENCE_DUE      CHAT_PRESENCE_DUE_KEY
-#define NGX_CHAT_PRESENCE_ON       CHAT_PRESENCE_ON_KEY
-#define NGX_CHAT_PRESENCE_CHANGES  CHAT_PRESENCE_CHANGES_KEY
-
-
-/* KEYS: online hash, due zset, on hash, changes stream;
- * ARGV: gateway stream, uid, ttl ms */
-static const char  ngx_chat_presence_up_lua[] =
-    "redis.replicate_commands() "
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "local nows = string.format('%d', now) "
-    "redis.call('HSET', KEYS[1], ARGV[1], nows) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[3]) "
-    "redis.call('ZADD', KEYS[2], 'GT', "
-    "           string.format('%d', now + tonumber(ARGV[3])), ARGV[2]) "
-    "if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then "
-    "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', "
-    "             'uid', ARGV[2], 'status', 'online', 'ts', nows) "
-    "end "
-    "redis.call('HSET', KEYS[3], ARGV[2], nows) "
-    "return 1";
-
-/* KEYS: as above; ARGV: gateway stream, uid, grace ms */
-static const char  ngx_chat_presence_down_lua[] =
-    "redis.replicate_commands() "
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "redis.call('HDEL', KEYS[1], ARGV[1]) "
-    "if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then "
-    "  redis.call('HSET', KEYS[3], ARGV[2], string.format('%d', now)) "
-    "  redis.call('ZADD', KEYS[2], "
-    "             string.format('%d', now + tonumber(ARGV[3])), ARGV[2]) "
-    "end "
-    "return 1";
 
 
 static ngx_chat_main_conf_t  *ngx_chat_presence_conf;
@@ -113,11 +79,13 @@ ngx_chat_presence_refresh_interval(void)
 void
 ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
 {
-    u_char             key[64], id[NGX_INT64_LEN], ms[NGX_INT64_LEN];
-    u_char            *klast, *ilast, *mlast;
+    int                klen;
+    char               key[CHAT_KEY_MAX];
+    u_char             id[NGX_INT64_LEN], ms[NGX_INT64_LEN];
+    u_char            *ilast, *mlast;
     ngx_str_t         *gw;
-    const char        *argv[10];
-    size_t             argvlen[10];
+    const char        *argv[8];
+    size_t             argvlen[8];
     ngx_chat_redis_t  *rc;
 
     rc = ngx_chat_bus_redis();
@@ -130,36 +98,33 @@ ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
         return;
     }
 
-    klast = ngx_snprintf(key, sizeof(key), CHAT_ONLINE_PREFIX "%L}", uid);
+    klen = chat_key_online(key, sizeof(key), uid);
     ilast = ngx_sprintf(id, "%L", uid);
     mlast = ngx_sprintf(ms, "%M", online ? ngx_chat_presence_conf->presence_ttl
                                          : ngx_chat_presence_conf
                                                ->presence_grace);
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = online ? ngx_chat_presence_up_lua : ngx_chat_presence_down_lua;
-    argvlen[1] = online ? sizeof(ngx_chat_presence_up_lua) - 1
-                        : sizeof(ngx_chat_presence_down_lua) - 1;
-    argv[2] = "4";
-    argvlen[2] = 1;
-    argv[3] = (const char *) key;
-    argvlen[3] = klast - key;
-    argv[4] = NGX_CHAT_PRESENCE_DUE;
-    argvlen[4] = sizeof(NGX_CHAT_PRESENCE_DUE) - 1;
-    argv[5] = NGX_CHAT_PRESENCE_ON;
-    argvlen[5] = sizeof(NGX_CHAT_PRESENCE_ON) - 1;
-    argv[6] = NGX_CHAT_PRESENCE_CHANGES;
-    argvlen[6] = sizeof(NGX_CHAT_PRESENCE_CHANGES) - 1;
-    argv[7] = (const char *) gw->data;
-    argvlen[7] = gw->len;
-    argv[8] = (const char *) id;
-    argvlen[8] = ilast - id;
-    argv[9] = (const char *) ms;
-    argvlen[9] = mlast - ms;
+    argv[0] = "4";
+    argvlen[0] = 1;
+    argv[1] = key;
+    argvlen[1] = klen;
+    argv[2] = CHAT_PRESENCE_DUE_KEY;
+    argvlen[2] = sizeof(CHAT_PRESENCE_DUE_KEY) - 1;
+    argv[3] = CHAT_PRESENCE_ON_KEY;
+    argvlen[3] = sizeof(CHAT_PRESENCE_ON_KEY) - 1;
+    argv[4] = CHAT_PRESENCE_CHANGES_KEY;
+    argvlen[4] = sizeof(CHAT_PRESENCE_CHANGES_KEY) - 1;
+    argv[5] = (const char *) gw->data;
+    argvlen[5] = gw->len;
+    argv[6] = (const char *) id;
+    argvlen[6] = ilast - id;
+    argv[7] = (const char *) ms;
+    argvlen[7] = mlast - ms;
 
-    (void) ngx_chat_redis_command(rc, ngx_chat_presence_done, NULL, 10, argv,
-                                  argvlen);
+    (void) ngx_chat_redis_script(rc, online ? &chat_script_presence_up
+                                            : &chat_script_presence_down,
+                                 ngx_chat_presence_done, NULL, 8, argv,
+                                 argvlen);
 }
 
 

@@ -547,6 +547,122 @@ ngx_chat_redis_pong(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* shared scripts, by SHA */
+
+/* one script call: what to send again after a NOSCRIPT, and to whom to
+ * give the final answer; argv and its bytes follow it in one block */
+typedef struct {
+    ngx_chat_redis_t  *rc;
+    chat_script_t     *script;
+    redisCallbackFn   *fn;
+    void              *privdata;
+    int                argc;
+    const char       **argv;
+    size_t            *argvlen;
+    ngx_uint_t         reloaded;
+} ngx_chat_redis_script_t;
+
+
+static void ngx_chat_redis_script_done(redisAsyncContext *ac, void *reply,
+    void *privdata);
+
+
+ngx_int_t
+ngx_chat_redis_script(ngx_chat_redis_t *rc, chat_script_t *script,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int                       i;
+    size_t                    size;
+    u_char                   *p;
+    ngx_chat_redis_script_t  *sc;
+
+    if (rc->ac == NULL) {
+        return NGX_ERROR;
+    }
+
+    size = sizeof(ngx_chat_redis_script_t)
+           + (argc + 2) * (sizeof(char *) + sizeof(size_t));
+    for (i = 0; i < argc; i++) {
+        size += argvlen[i];
+    }
+
+    sc = ngx_alloc(size, rc->log);
+    if (sc == NULL) {
+        return NGX_ERROR;
+    }
+
+    sc->rc = rc;
+    sc->script = script;
+    sc->fn = fn;
+    sc->privdata = privdata;
+    sc->argc = argc + 2;
+    sc->argv = (const char **) (sc + 1);
+    sc->argvlen = (size_t *) (sc->argv + argc + 2);
+    sc->reloaded = 0;
+
+    sc->argv[0] = "EVALSHA";
+    sc->argvlen[0] = sizeof("EVALSHA") - 1;
+    sc->argv[1] = chat_script_sha(script);
+    sc->argvlen[1] = 40;
+
+    p = (u_char *) (sc->argvlen + argc + 2);
+    for (i = 0; i < argc; i++) {
+        sc->argv[i + 2] = (const char *) p;
+        sc->argvlen[i + 2] = argvlen[i];
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+    }
+
+    if (ngx_chat_redis_command(rc, ngx_chat_redis_script_done, sc, sc->argc,
+                               sc->argv, sc->argvlen)
+        != NGX_OK)
+    {
+        ngx_free(sc);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_script_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply               *rr = reply;
+    const char               *load[3];
+    ngx_chat_redis_script_t  *sc = privdata;
+
+    if (rr != NULL && rr->type == REDIS_REPLY_ERROR && !sc->reloaded
+        && chat_script_noscript(rr->str, rr->len))
+    {
+        /* loaded, then run again on the same connection, in order */
+        sc->reloaded = 1;
+        load[0] = "SCRIPT";
+        load[1] = "LOAD";
+        load[2] = sc->script->text;
+
+        ngx_log_error(NGX_LOG_INFO, sc->rc->log, 0,
+                      "chat redis %s: loading the %s script",
+                      sc->rc->name, sc->script->name);
+
+        if (ngx_chat_redis_command(sc->rc, NULL, NULL, 3, load, NULL)
+            == NGX_OK
+            && ngx_chat_redis_command(sc->rc, ngx_chat_redis_script_done, sc,
+                                      sc->argc, sc->argv, sc->argvlen)
+               == NGX_OK)
+        {
+            return;
+        }
+    }
+
+    if (sc->fn != NULL) {
+        sc->fn(ac, reply, sc->privdata);
+    }
+
+    ngx_free(sc);
+}
+
+
 /* stream readers */
 
 ngx_int_t

@@ -12,6 +12,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "chat_scripts.h"
+
 
 typedef struct ngx_chat_redis_s  ngx_chat_redis_t;
 
@@ -66,6 +68,18 @@ ngx_int_t ngx_chat_redis_usable(ngx_chat_redis_t *rc);
  */
 ngx_int_t ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
     void *privdata, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * Runs a shared script (chat_scripts.h) by its SHA1: EVALSHA <sha>
+ * followed by argv (numkeys, keys, args).  When Redis answers NOSCRIPT
+ * (its script cache is empty: first use, a restart, a failover) the
+ * script is loaded (SCRIPT LOAD) and run again by SHA, once; fn sees
+ * only the final answer.  Returns and calls fn as
+ * ngx_chat_redis_command() does.
+ */
+ngx_int_t ngx_chat_redis_script(ngx_chat_redis_t *rc, chat_script_t *script,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen);
 
 /* what a stream reader does with one entry's [field, value, ...] */
 typedef void (*ngx_chat_redis_entry_pt)(redisReply *fields, void *data);

@@ -120,12 +120,15 @@ static ngx_str_t  ngx_chat_revoked_zone_name = ngx_string("chat_revocations");
 /* KEYS: the revoked set (CHAT_REVOKED_KEY), the revocations stream
  * (CHAT_REVOCATIONS_KEY); ARGV: now (ms).  Returns {last stream id, {member,
  * score, ...}}: everything revoked so far, and where to follow from. */
-static const char  ngx_chat_revoked_load_script[] =
+static chat_script_t  ngx_chat_revoked_load_script = {
+    "revocations load",
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
     "local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
     "local id = '0-0' "
     "if #last > 0 then id = last[1][1] end "
-    "return {id, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}";
+    "return {id, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}",
+    ""
+};
 
 
 /* ------------------------------------------------------------------------
@@ -518,28 +521,25 @@ static ngx_int_t
 ngx_chat_revoked_load(ngx_chat_redis_t *rc, redisCallbackFn *fn)
 {
     u_char       now[NGX_INT64_LEN];
-    size_t       argvlen[6];
-    const char  *argv[6];
+    size_t       argvlen[4];
+    const char  *argv[4];
 
     if (rc == NULL || !ngx_chat_redis_usable(rc)) {
         return NGX_ERROR;
     }
 
-    argv[0] = "EVAL";
-    argv[1] = ngx_chat_revoked_load_script;
-    argv[2] = "2";
-    argv[3] = CHAT_REVOKED_KEY;
-    argv[4] = CHAT_REVOCATIONS_KEY;
-    argv[5] = (const char *) now;
+    argv[0] = "2";
+    argv[1] = CHAT_REVOKED_KEY;
+    argv[2] = CHAT_REVOCATIONS_KEY;
+    argv[3] = (const char *) now;
 
-    argvlen[0] = 4;
-    argvlen[1] = sizeof(ngx_chat_revoked_load_script) - 1;
-    argvlen[2] = 1;
-    argvlen[3] = sizeof(CHAT_REVOKED_KEY) - 1;
-    argvlen[4] = sizeof(CHAT_REVOCATIONS_KEY) - 1;
-    argvlen[5] = ngx_sprintf(now, "%L", ngx_chat_revoked_now()) - now;
+    argvlen[0] = 1;
+    argvlen[1] = sizeof(CHAT_REVOKED_KEY) - 1;
+    argvlen[2] = sizeof(CHAT_REVOCATIONS_KEY) - 1;
+    argvlen[3] = ngx_sprintf(now, "%L", ngx_chat_revoked_now()) - now;
 
-    return ngx_chat_redis_command(rc, fn, NULL, 6, argv, argvlen);
+    return ngx_chat_redis_script(rc, &ngx_chat_revoked_load_script, fn, NULL,
+                                 4, argv, argvlen);
 }
 
 
@@ -756,13 +756,13 @@ ngx_chat_revoked_revocation(redisReply *fields, void *data)
             continue;
         }
 
-        if (ngx_strcmp(name->str, "sid") == 0) {
+        if (ngx_strcmp(name->str, CHAT_F_REVOKED_SID) == 0) {
             sid = value;
 
-        } else if (ngx_strcmp(name->str, "uid") == 0) {
+        } else if (ngx_strcmp(name->str, CHAT_F_REVOKED_UID) == 0) {
             uid = ngx_atoi((u_char *) value->str, value->len);
 
-        } else if (ngx_strcmp(name->str, "until") == 0) {
+        } else if (ngx_strcmp(name->str, CHAT_F_REVOKED_UNTIL) == 0) {
             until = ngx_atoi((u_char *) value->str, value->len);
         }
     }

@@ -49,7 +49,8 @@ static ngx_chat_session_req_t *ngx_chat_session_req(ngx_http_request_t *r,
 static ngx_chat_session_req_t *ngx_chat_session_answered(void *privdata,
     redisReply *rr, const char *failed);
 static ngx_int_t ngx_chat_session_run(ngx_chat_session_req_t *sr,
-    redisCallbackFn *fn, int argc, const char **argv, size_t *argvlen);
+    chat_script_t *script, redisCallbackFn *fn, int argc, const char **argv,
+    size_t *argvlen);
 static void ngx_chat_session_logged_out(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_session_ticket_made(redisAsyncContext *ac, void *reply,
@@ -68,13 +69,18 @@ static ngx_int_t ngx_chat_session_ticket_caller(u_char *p, size_t len,
  * by score; the stream is capped, a follower that fell further behind
  * reloads the set when it reconnects.
  */
-static const char  ngx_chat_session_logout_script[] =
+static chat_script_t  ngx_chat_session_logout_script = {
+    "logout",
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5]) "
     "redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) "
     "redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
     "           '" CHAT_REVOCATIONS_MAXLEN "', '*', "
-    "           'sid', ARGV[2], 'uid', ARGV[3], 'until', ARGV[4]) "
-    "return 1";
+    "           '" CHAT_F_REVOKED_SID "', ARGV[2], "
+    "           '" CHAT_F_REVOKED_UID "', ARGV[3], "
+    "           '" CHAT_F_REVOKED_UNTIL "', ARGV[4]) "
+    "return 1",
+    ""
+};
 
 
 
@@ -140,11 +146,13 @@ ngx_chat_session_answered(void *privdata, redisReply *rr, const char *failed)
 }
 
 
-/* Sends one command for sr; NGX_DONE, or what to finalize with. */
+/* Sends one command for sr, or runs script (by SHA) with argv when it is
+ * not NULL; NGX_DONE, or what to finalize with. */
 static ngx_int_t
-ngx_chat_session_run(ngx_chat_session_req_t *sr, redisCallbackFn *fn,
-    int argc, const char **argv, size_t *argvlen)
+ngx_chat_session_run(ngx_chat_session_req_t *sr, chat_script_t *script,
+    redisCallbackFn *fn, int argc, const char **argv, size_t *argvlen)
 {
+    ngx_int_t          rc;
     ngx_chat_redis_t  *redis;
 
     redis = ngx_chat_bus_redis();
@@ -156,11 +164,15 @@ ngx_chat_session_run(ngx_chat_session_req_t *sr, redisCallbackFn *fn,
         goto unavailable;
     }
 
-    if (ngx_chat_redis_command(redis, fn,
-                               (void *) (uintptr_t) sr->pending->id, argc,
-                               argv, argvlen)
-        != NGX_OK)
-    {
+    rc = script
+         ? ngx_chat_redis_script(redis, script, fn,
+                                 (void *) (uintptr_t) sr->pending->id, argc,
+                                 argv, argvlen)
+         : ngx_chat_redis_command(redis, fn,
+                                  (void *) (uintptr_t) sr->pending->id, argc,
+                                  argv, argvlen);
+
+    if (rc != NGX_OK) {
         ngx_chat_bus_cancel(sr->pending);
         goto unavailable;
     }
@@ -183,9 +195,9 @@ ngx_chat_session_logout_handler(ngx_http_request_t *r,
     u_char                  member[CHAT_TOKEN_SID_MAX + NGX_INT64_LEN + 2];
     u_char                  uid[NGX_INT64_LEN], until[NGX_INT64_LEN];
     u_char                  now[NGX_INT64_LEN];
-    size_t                  argvlen[10], sid_len;
+    size_t                  argvlen[8], sid_len;
     ngx_time_t             *tp;
-    const char             *argv[10];
+    const char             *argv[8];
     ngx_chat_session_req_t *sr;
 
     sr = ngx_chat_session_req(r, caller);
@@ -195,31 +207,28 @@ ngx_chat_session_logout_handler(ngx_http_request_t *r,
 
     sid_len = ngx_strlen(caller->sid);
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_chat_session_logout_script;
-    argvlen[1] = sizeof(ngx_chat_session_logout_script) - 1;
-    argv[2] = "2";
-    argvlen[2] = 1;
-    argv[3] = CHAT_REVOKED_KEY;
-    argvlen[3] = sizeof(CHAT_REVOKED_KEY) - 1;
-    argv[4] = CHAT_REVOCATIONS_KEY;
-    argvlen[4] = sizeof(CHAT_REVOCATIONS_KEY) - 1;
-    argv[5] = (const char *) member;
-    argvlen[5] = ngx_sprintf(member, "%*s:%L", sid_len, caller->sid,
+    argv[0] = "2";
+    argvlen[0] = 1;
+    argv[1] = CHAT_REVOKED_KEY;
+    argvlen[1] = sizeof(CHAT_REVOKED_KEY) - 1;
+    argv[2] = CHAT_REVOCATIONS_KEY;
+    argvlen[2] = sizeof(CHAT_REVOCATIONS_KEY) - 1;
+    argv[3] = (const char *) member;
+    argvlen[3] = ngx_sprintf(member, "%*s:%L", sid_len, caller->sid,
                              caller->uid) - member;
-    argv[6] = (const char *) caller->sid;
-    argvlen[6] = sid_len;
-    argv[7] = (const char *) uid;
-    argvlen[7] = ngx_sprintf(uid, "%L", caller->uid) - uid;
-    argv[8] = (const char *) until;
-    argvlen[8] = ngx_sprintf(until, "%L", caller->sxp * 1000) - until;
-    argv[9] = (const char *) now;
+    argv[4] = (const char *) caller->sid;
+    argvlen[4] = sid_len;
+    argv[5] = (const char *) uid;
+    argvlen[5] = ngx_sprintf(uid, "%L", caller->uid) - uid;
+    argv[6] = (const char *) until;
+    argvlen[6] = ngx_sprintf(until, "%L", caller->sxp * 1000) - until;
+    argv[7] = (const char *) now;
     tp = ngx_timeofday();
-    argvlen[9] = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec)
+    argvlen[7] = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec)
                  - now;
 
-    return ngx_chat_session_run(sr, ngx_chat_session_logged_out, 10, argv,
+    return ngx_chat_session_run(sr, &ngx_chat_session_logout_script,
+                                ngx_chat_session_logged_out, 8, argv,
                                 argvlen);
 }
 
@@ -348,8 +357,8 @@ ngx_chat_session_ticket_handler(ngx_http_request_t *r,
     argv[5] = "NX";
     argvlen[5] = 2;
 
-    return ngx_chat_session_run(sr, ngx_chat_session_ticket_made, 6, argv,
-                                argvlen);
+    return ngx_chat_session_run(sr, NULL, ngx_chat_session_ticket_made, 6,
+                                argv, argvlen);
 }
 
 
@@ -430,7 +439,7 @@ ngx_chat_session_redeem(ngx_http_request_t *r, ngx_str_t *ticket,
     argv[1] = (const char *) key;
     argvlen[1] = ngx_chat_session_ticket_key(key, ticket->data, ticket->len);
 
-    return ngx_chat_session_run(sr, ngx_chat_session_redeemed, 2, argv,
+    return ngx_chat_session_run(sr, NULL, ngx_chat_session_redeemed, 2, argv,
                                 argvlen);
 }
 

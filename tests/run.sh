@@ -21,7 +21,7 @@ unit_test() {
     shift
     mkdir -p "$bin"
     gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
-        -fno-omit-frame-pointer -Ingx_chat_module -Itests/unit \
+        -fno-omit-frame-pointer -Iprotocol -Ingx_chat_module -Itests/unit \
         "tests/unit/test_$name.c" "$@" -lcjson -lcrypto -o "$bin/test_$name" \
         || { failed_suites+=("build test_$name"); return; }
     echo "== unit: $name"
@@ -29,18 +29,22 @@ unit_test() {
 }
 
 run_unit() {
-    local m=ngx_chat_module
-    unit_test token $m/chat_token.c $m/chat_base64.c
-    unit_test seal $m/chat_seal.c $m/chat_base64.c
-    unit_test envelope $m/chat_envelope.c
-    unit_test lanes $m/chat_lanes.c $m/chat_token.c $m/chat_base64.c
-    unit_test utf8 $m/chat_utf8.c
-    unit_test ws $m/chat_ws.c $m/chat_utf8.c
+    # p: the wire contract both sides share; m: the edge's own plain C
+    local p=protocol m=ngx_chat_module
+    unit_test token $p/chat_token.c $p/chat_base64.c
+    unit_test seal $p/chat_seal.c $p/chat_base64.c
+    unit_test envelope $p/chat_envelope.c
+    unit_test lanes $p/chat_lanes.c $p/chat_token.c $p/chat_base64.c
+    unit_test utf8 $p/chat_utf8.c
+    unit_test ws $m/chat_ws.c $p/chat_utf8.c
     unit_test poll $m/chat_poll.c
-    unit_test json $m/chat_json.c $m/chat_query.c $m/chat_utf8.c
-    unit_test redact $m/chat_redact.c
-    unit_test secret $m/chat_secret.c
-    unit_test media $m/chat_media.c $m/chat_utf8.c
+    unit_test json $p/chat_json.c $p/chat_query.c $p/chat_utf8.c
+    unit_test redact $p/chat_redact.c
+    unit_test secret $p/chat_secret.c
+    unit_test media $p/chat_media.c $p/chat_utf8.c
+    # the key builders, the fan-out rule in C and Lua, the shared scripts:
+    # on a redis-server of its own
+    unit_test online $p/chat_online.c $p/chat_scripts.c -lhiredis
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     echo "== client package: manifest, declarations, tsc"

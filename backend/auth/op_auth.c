@@ -15,7 +15,7 @@
  * Neither the password nor the token crosses Redis in clear: the edge
  * seals the password and the engine opens it before the handler runs
  * (command.c), and seals the token of the reply sent (ops.c); the
- * fields are listed in ngx_chat_module/chat_seal.c.  Handlers see and
+ * fields are listed in protocol/chat_seal.c.  Handlers see and
  * write plain values.
  *
  * Login does not tell an unknown address from a wrong password: both get

@@ -85,6 +85,64 @@ chat_bus_command(chat_bus_t *bus, int argc, const char **argv,
 }
 
 
+redisReply *
+chat_bus_script(chat_bus_t *bus, chat_script_t *script, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int           i, n;
+    size_t       *lens;
+    redisReply   *r;
+    const char  **args, *load[3];
+
+    args = malloc((argc + 2) * sizeof(char *));
+    lens = malloc((argc + 2) * sizeof(size_t));
+    if (args == NULL || lens == NULL) {
+        free(args);
+        free(lens);
+        return NULL;
+    }
+
+    args[0] = "EVALSHA";
+    args[1] = chat_script_sha(script);
+    for (i = 0; i < 2; i++) {
+        lens[i] = strlen(args[i]);
+    }
+    for (i = 0; i < argc; i++) {
+        args[i + 2] = argv[i];
+        lens[i + 2] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+
+    r = NULL;
+    for (n = 0; n < 2; n++) {
+        r = chat_bus_command(bus, argc + 2, args, lens);
+
+        if (n > 0 || r == NULL || r->type != REDIS_REPLY_ERROR
+            || !chat_script_noscript(r->str, r->len))
+        {
+            break;
+        }
+
+        /* not in Redis' cache: load it, run it again */
+        freeReplyObject(r);
+        chat_log_info("redis: loading the %s script", script->name);
+        load[0] = "SCRIPT";
+        load[1] = "LOAD";
+        load[2] = script->text;
+        r = chat_bus_command(bus, 3, load, NULL);
+        if (chat_bus_check(r, "SCRIPT LOAD") != 0) {
+            break;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
+
+    free(args);
+    free(lens);
+
+    return r;
+}
+
+
 /* 0 when r is a reply and not an error reply; logs the error. */
 int
 chat_bus_check(redisReply *r, const char *what)

@@ -11,6 +11,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "chat_scripts.h"
+
 #include "config.h"
 
 typedef struct {
@@ -142,5 +144,15 @@ redisReply *chat_bus_command(chat_bus_t *bus, int argc, const char **argv,
 
 /* 0 when r is a reply and not an error reply (which is logged). */
 int chat_bus_check(redisReply *r, const char *what);
+
+/*
+ * Runs a shared Lua script (protocol/chat_scripts.h) by its SHA1:
+ * EVALSHA <sha> argv... (numkeys, keys, args; argvlen may be NULL for
+ * NUL-terminated strings).  On NOSCRIPT (Redis' script cache is empty:
+ * first use, a restart, a failover) the script is loaded with SCRIPT
+ * LOAD and run again, once.  The reply as chat_bus_command's.
+ */
+redisReply *chat_bus_script(chat_bus_t *bus, chat_script_t *script,
+    int argc, const char **argv, const size_t *argvlen);
 
 #endif /* CHAT_BUS_H */

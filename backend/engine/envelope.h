@@ -4,7 +4,7 @@
  * See envelope.c.
  *
  * The backend's type is chat_cmd_t rather than chat_envelope_t because the
- * edge's builder (ngx_chat_module/chat_envelope.h) owns that name.
+ * edge's builder (protocol/chat_envelope.h) owns that name.
  */
 
 #ifndef CHAT_BACKEND_ENVELOPE_H
@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHAT_MAX_GW_LEN      200    /* reply stream key, bytes */
+#include "chat_keys.h"              /* CHAT_MAX_GW_LEN */
+
 #define CHAT_CMD_MAX_FIELDS  32     /* field/value pairs in one entry */
 
 /* One field/value pair of a stream entry, borrowed from the caller. */

@@ -15,7 +15,8 @@
  * so a handful to a few hundred.  Their buffers are kept between events.
  *
  * What it does not do: talk to Redis, or decide who is online (fanout.c
- * reads the registry and asks chat_online_field_fresh about each field).
+ * reads the registry and asks the fan-out rule, chat_online.h, about each
+ * field).
  */
 
 #include <stdio.h>
@@ -164,75 +165,4 @@ chat_routes_free(chat_routes_t *routes)
 
     free(routes->items);
     memset(routes, 0, sizeof(*routes));
-}
-
-
-/* A long-poll session's stream, chat:poll:{<uid>}:<16 hex> (the edge's
- * ngx_chat_poll.c): 1 or 0. */
-static int
-chat_online_poll_stream(const char *name, size_t name_len)
-{
-    size_t  i, plen;
-
-    plen = sizeof(CHAT_POLL_STREAM_PREFIX) - 1;
-
-    if (name_len <= plen || memcmp(name, CHAT_POLL_STREAM_PREFIX, plen) != 0) {
-        return 0;
-    }
-
-    for (i = plen; i < name_len && name[i] >= '0' && name[i] <= '9'; i++) {
-        /* the uid */
-    }
-
-    if (i == plen || i > plen + 19 || name_len != i + 2 + 16
-        || name[i] != '}' || name[i + 1] != ':')
-    {
-        return 0;
-    }
-
-    for (i += 2; i < name_len; i++) {
-        if (!((name[i] >= '0' && name[i] <= '9')
-              || (name[i] >= 'a' && name[i] <= 'f')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-int
-chat_online_field_fresh(const char *name, size_t name_len, const char *value,
-    size_t value_len, int64_t now_ms)
-{
-    size_t   i, plen;
-    int64_t  ms;
-
-    plen = sizeof(CHAT_GW_STREAM_PREFIX) - 1;
-
-    /* only names of gateway streams: a field can never make the fan-out
-     * write into some other key */
-    if (!chat_online_poll_stream(name, name_len)
-        && (name_len <= plen + 1 || name_len > CHAT_MAX_GW_LEN
-            || memcmp(name, CHAT_GW_STREAM_PREFIX, plen) != 0
-            || name[name_len - 1] != '}'
-            || memchr(name, '\0', name_len) != NULL))
-    {
-        return 0;
-    }
-
-    if (value_len == 0 || value_len > 15) {
-        return 0;
-    }
-
-    ms = 0;
-    for (i = 0; i < value_len; i++) {
-        if (value[i] < '0' || value[i] > '9') {
-            return 0;
-        }
-        ms = ms * 10 + (value[i] - '0');
-    }
-
-    return now_ms - ms <= CHAT_ONLINE_STALE_MS;
 }

@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat_online.h"
+
 /* One event: the complete JSON text the edge sends as one WebSocket
  * frame, and the users it is for. */
 typedef struct {
@@ -61,15 +63,7 @@ void chat_routes_reset(chat_routes_t *routes);
 
 void chat_routes_free(chat_routes_t *routes);
 
-/*
- * Whether an online-registry field (chat_protocol.h) counts: its name is
- * a gateway reply stream key (CHAT_GW_STREAM_PREFIX ... "}", at most
- * CHAT_MAX_GW_LEN bytes) or a long-poll session's stream
- * (CHAT_POLL_STREAM_PREFIX "<uid>}:<16 hex>"), and its value, "<unix_ms>", is no older than
- * CHAT_ONLINE_STALE_MS at now_ms.  A value from the future (clock skew)
- * counts as fresh.  1 or 0.
- */
-int chat_online_field_fresh(const char *name, size_t name_len,
-    const char *value, size_t value_len, int64_t now_ms);
+/* the fan-out rule (which online fields an event goes to) is
+ * chat_online_field_fresh in the shared protocol/chat_online.h */
 
 #endif /* CHAT_EVENT_H */

@@ -557,10 +557,9 @@ chat_publish(chat_bus_t *bus, const chat_answer_t *a, size_t k,
 
     for (i = 0; i < nu; i++) {
         const char  *argv[2];
-        char         key[64];
+        char         key[CHAT_KEY_MAX];
 
-        snprintf(key, sizeof(key), CHAT_ONLINE_PREFIX "%lld}",
-                 (long long) uids[i]);
+        (void) chat_key_online(key, sizeof(key), uids[i]);
         argv[0] = "HGETALL";
         argv[1] = key;
         (void) chat_pipe_append(&p, 2, argv, NULL, CHAT_SENT_ONLINE, i);

@@ -1,7 +1,7 @@
 /*
  * lanes.h: each lane's pool, configured in one place.  See lanes.c; the
  * lanes themselves (which op goes where, stream names) are the wire
- * contract, ngx_chat_module/chat_lanes.h.
+ * contract, protocol/chat_lanes.h.
  */
 
 #ifndef CHAT_BACKEND_LANES_H

@@ -12,7 +12,7 @@
  * hook (what it changed of the edge's read cache) and an optional batch
  * handler (several of its commands in one go; command.c).  Adding an
  * operation is one line in its area's table (area_<name>.c, see area.h)
- * plus its handler, and its lane in ngx_chat_module/chat_lanes.c if it
+ * plus its handler, and its lane in protocol/chat_lanes.c if it
  * writes.
  *
  * How it works: the worker looks the name up with chat_op_find (a linear

@@ -43,8 +43,6 @@
 #include "membership_cache.h"
 
 
-#define CHAT_MEMBERS_PREFIX  "chat:members:{"
-#define CHAT_MEMBERS_READY   "chat:members:ready"
 #define CHAT_CONV_EVENT      "{\"type\":\"conversation\","
 #define CHAT_BLOCK_EVENT     "{\"type\":\"block\","
 
@@ -65,21 +63,25 @@ chat_members_listed(const cJSON *list, double v)
 }
 
 
+/* the set's key for an id: chat_key_members or chat_key_blocked */
+typedef int (*chat_members_key_pt)(char *buf, size_t size, int64_t id);
+
+
 /* MULTI; DEL key; SADD key ids...; EXEC appended to the pipeline: 4
  * replies, or 3 when there are no members; the members listed in
  * requests (may be NULL) are left out.  Returns the number of replies
  * appended, or -1. */
 static int
-chat_members_append(chat_bus_t *bus, const char *prefix, int64_t cid,
+chat_members_append(chat_bus_t *bus, chat_members_key_pt key_of, int64_t cid,
     const cJSON *members, const cJSON *requests, int replace)
 {
     int           n, i, argc;
-    char          key[64], (*ids)[24];
+    char          key[CHAT_KEY_MAX], (*ids)[24];
     const char  **argv;
     const cJSON  *m;
 
     n = cJSON_GetArraySize(members);
-    snprintf(key, sizeof(key), "%s%lld}", prefix, (long long) cid);
+    (void) key_of(key, sizeof(key), cid);
 
     argv = malloc((n + 2) * sizeof(char *));
     ids = malloc((n + 1) * sizeof(*ids));
@@ -151,7 +153,7 @@ static int
 chat_blocked_append(chat_bus_t *bus, int64_t blocker, const char *json)
 {
     int           k;
-    char          key[64], id[24];
+    char          key[CHAT_KEY_MAX], id[24];
     cJSON        *ev;
     const cJSON  *who, *blocked;
 
@@ -161,8 +163,7 @@ chat_blocked_append(chat_bus_t *bus, int64_t blocker, const char *json)
     k = 0;
 
     if (cJSON_IsNumber(who) && cJSON_IsBool(blocked)) {
-        snprintf(key, sizeof(key), CHAT_BLOCKED_PREFIX "%lld}",
-                 (long long) blocker);
+        (void) chat_key_blocked(key, sizeof(key), blocker);
         snprintf(id, sizeof(id), "%lld", (long long) who->valuedouble);
         (void) redisAppendCommand(bus->ctx, "%s %s %s",
                                   cJSON_IsTrue(blocked) ? "SADD" : "SREM",
@@ -214,7 +215,7 @@ chat_membership_cache_update(chat_bus_t *bus, chat_events_t *const *lists,
             members = cJSON_GetObjectItemCaseSensitive(conv, "members");
 
             if (cJSON_IsNumber(id) && cJSON_IsArray(members)) {
-                k = chat_members_append(bus, CHAT_MEMBERS_PREFIX,
+                k = chat_members_append(bus, chat_key_members,
                         (int64_t) id->valuedouble, members,
                         cJSON_GetObjectItemCaseSensitive(conv, "requests"),
                         1);
@@ -244,13 +245,13 @@ chat_membership_cache_rebuild(chat_bus_t *bus, chat_db_t *db)
     PGresult    *res;
     redisReply  *r;
     const char  *argv[2];
-    const char  *set[3] = { "SET", CHAT_MEMBERS_READY, "1" };
+    const char  *set[3] = { "SET", CHAT_MEMBERS_READY_KEY, "1" };
 
     argv[0] = "EXISTS";
-    argv[1] = CHAT_MEMBERS_READY;
+    argv[1] = CHAT_MEMBERS_READY_KEY;
 
     r = chat_bus_command(bus, 2, argv, NULL);
-    if (chat_bus_check(r, "EXISTS " CHAT_MEMBERS_READY) != 0) {
+    if (chat_bus_check(r, "EXISTS " CHAT_MEMBERS_READY_KEY) != 0) {
         freeReplyObject(r);
         return -1;
     }
@@ -283,7 +284,7 @@ chat_membership_cache_rebuild(chat_bus_t *bus, chat_db_t *db)
         members = cJSON_Parse(PQgetvalue(res, row, 2));
         k = members ? chat_members_append(bus,
                           PQgetvalue(res, row, 0)[0] == 'm'
-                          ? CHAT_MEMBERS_PREFIX : CHAT_BLOCKED_PREFIX,
+                          ? chat_key_members : chat_key_blocked,
                           strtoll(PQgetvalue(res, row, 1), NULL, 10),
                           members, NULL, 0)
                     : -1;
@@ -315,7 +316,7 @@ chat_membership_cache_rebuild(chat_bus_t *bus, chat_db_t *db)
     }
 
     r = chat_bus_command(bus, 3, set, NULL);
-    if (chat_bus_check(r, "SET " CHAT_MEMBERS_READY) != 0) {
+    if (chat_bus_check(r, "SET " CHAT_MEMBERS_READY_KEY) != 0) {
         freeReplyObject(r);
         return -1;
     }

@@ -70,6 +70,7 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
 {
     int           rc;
     char          uid[24], cid[24], seq[24], sender[24];
+    char          key[CHAT_KEY_MAX];
     void         *reply;
     size_t        i, plen, queued;
     cJSON        *ev;
@@ -108,11 +109,11 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
     rc = -1;
 
     for (i = 0; i < e->n; i++) {
-        if (e->uids[i] != from
-            && redisAppendCommand(bus->ctx, "HGETALL " CHAT_ONLINE_PREFIX
-                                  "%lld}", (long long) e->uids[i])
-               != REDIS_OK)
-        {
+        if (e->uids[i] == from) {
+            continue;
+        }
+        (void) chat_key_online(key, sizeof(key), e->uids[i]);
+        if (redisAppendCommand(bus->ctx, "HGETALL %s", key) != REDIS_OK) {
             chat_bus_lost(bus);
             goto done;
         }

@@ -9,10 +9,11 @@
 #include <stddef.h>
 
 #include "bus.h"
+#include "chat_keys.h"
 #include "event.h"
 
-#define CHAT_NOTIFY_STREAM   "chat:notify"
-#define CHAT_NOTIFY_GROUP    "notifier"
+/* the jobs' stream and its group: CHAT_NOTIFY_STREAM, CHAT_NOTIFY_GROUP
+ * (chat_keys.h) */
 #define CHAT_NOTIFY_PREVIEW  100        /* bytes of text, at most */
 
 /* Queues a job for every recipient of every message event who has no

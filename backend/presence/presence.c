@@ -2,7 +2,7 @@
  * presence.c: the presence process (one, beside the workers).
  *
  * Presence is decided in Redis (ngx_chat_module/ngx_chat_presence.c has
- * the whole picture); this process turns its transitions into what
+ * the whole picture; every presence script is in protocol/chat_scripts.c); this process turns its transitions into what
  * people see and what PostgreSQL keeps.  It loops over four jobs:
  *
  *   1. Transitions.  XREADGROUP GROUP presence presence ... STREAMS
@@ -53,6 +53,7 @@
 
 #include "bus.h"
 #include "chat_protocol.h"
+#include "chat_scripts.h"
 #include "conv.h"
 #include "conv_input.h"
 #include "db.h"
@@ -70,44 +71,6 @@
 #define CHAT_PRESENCE_TICK_MS  500
 #define CHAT_PRESENCE_SWEEP    "1000"     /* users per sweep, at most */
 #define CHAT_PRESENCE_READ     "100"      /* transitions per read */
-
-
-/* KEYS: due zset, on hash, changes stream; ARGV: ttl ms, limit */
-static const char  chat_presence_sweep_lua[] =
-    "redis.replicate_commands() "
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "local ttl = tonumber(ARGV[1]) "
-    "local n = 0 "
-    "for _, uid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, "
-    "                                'LIMIT', 0, ARGV[2])) do "
-    "  local key = '" CHAT_ONLINE_PREFIX "' .. uid .. '}' "
-    "  local h = redis.call('HGETALL', key) "
-    "  local newest = 0 "
-    "  for i = 1, #h, 2 do "
-    "    if string.sub(h[i], 1, 9) == '" CHAT_GW_STREAM_PREFIX "' "
-    "       or string.sub(h[i], 1, 11) == '" CHAT_POLL_STREAM_PREFIX "' then "
-    "      local v = tonumber(h[i + 1]) or 0 "
-    "      if v > newest then newest = v end "
-    "    end "
-    "  end "
-    "  if newest + ttl > now then "
-    "    redis.call('ZADD', KEYS[1], string.format('%d', newest + ttl), uid) "
-    "  else "
-    "    redis.call('ZREM', KEYS[1], uid) "
-    "    redis.call('DEL', key) "
-    "    local seen = tonumber(redis.call('HGET', KEYS[2], uid)) "
-    "    if seen then "
-    "      redis.call('HDEL', KEYS[2], uid) "
-    "      if newest > seen then seen = newest end "
-    "      redis.call('XADD', KEYS[3], 'MAXLEN', '~', '100000', '*', "
-    "                 'uid', uid, 'status', 'offline', "
-    "                 'ts', string.format('%d', seen)) "
-    "      n = n + 1 "
-    "    end "
-    "  end "
-    "end "
-    "return n";
 
 
 typedef struct {
@@ -161,20 +124,18 @@ chat_presence_sweep(chat_presence_t *p)
     int          rc;
     char         ttl[24];
     redisReply  *r;
-    const char  *argv[8];
+    const char  *argv[6];
 
     snprintf(ttl, sizeof(ttl), "%d", chat_roles.presence_ttl_ms);
 
-    argv[0] = "EVAL";
-    argv[1] = chat_presence_sweep_lua;
-    argv[2] = "3";
-    argv[3] = CHAT_PRESENCE_DUE;
-    argv[4] = CHAT_PRESENCE_ON;
-    argv[5] = CHAT_PRESENCE_CHANGES;
-    argv[6] = ttl;
-    argv[7] = CHAT_PRESENCE_SWEEP;
+    argv[0] = "3";
+    argv[1] = CHAT_PRESENCE_DUE;
+    argv[2] = CHAT_PRESENCE_ON;
+    argv[3] = CHAT_PRESENCE_CHANGES;
+    argv[4] = ttl;
+    argv[5] = CHAT_PRESENCE_SWEEP;
 
-    r = chat_bus_command(&p->bus, 8, argv, NULL);
+    r = chat_bus_script(&p->bus, &chat_script_presence_sweep, 6, argv, NULL);
     rc = chat_bus_check(r, "presence sweep");
 
     if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
@@ -206,15 +167,17 @@ chat_presence_apply(chat_presence_t *p, const redisReply *fields)
     ts = NULL;
 
     for (i = 0; fields && i + 1 < fields->elements; i += 2) {
-        if (strcmp(fields->element[i]->str, "uid") == 0) {
+        if (strcmp(fields->element[i]->str, CHAT_F_PRESENCE_UID) == 0) {
             uid = strtoll(fields->element[i + 1]->str, &end, 10);
             values[0] = fields->element[i + 1]->str;
             if (*end != '\0') {
                 uid = 0;
             }
-        } else if (strcmp(fields->element[i]->str, "status") == 0) {
+        } else if (strcmp(fields->element[i]->str, CHAT_F_PRESENCE_STATUS)
+                   == 0)
+        {
             status = fields->element[i + 1]->str;
-        } else if (strcmp(fields->element[i]->str, "ts") == 0) {
+        } else if (strcmp(fields->element[i]->str, CHAT_F_PRESENCE_TS) == 0) {
             ts = fields->element[i + 1]->str;
         }
     }

@@ -266,12 +266,15 @@ idle_memory() {
 # bus_settle [seconds]: waits until no worker has anything left to read or
 # acknowledge on the command streams (an overloaded step leaves a backlog)
 bus_settle() {
-    local secs=${1:-60} i s left
+    local secs=${1:-60} i s lane left
     for ((i = 0; i < secs * 5; i++)); do
         left=0
-        for ((s = 0; s < 4; s++)); do
-            left=$(( left + $(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:{$s}" 2>/dev/null \
-                  | awk 'prev == "lag" || prev == "pending" { n += $1 } { prev = $0 } END { print n + 0 }') ))
+        # every lane's shards: chat:cmd:<lane>:{<shard>} (protocol/chat_keys.h)
+        for lane in chat read auth orders admin; do
+            for ((s = 0; s < 4; s++)); do
+                left=$(( left + $(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:$lane:{$s}" 2>/dev/null \
+                      | awk 'prev == "lag" || prev == "pending" { n += $1 } { prev = $0 } END { print n + 0 }') ))
+            done
         done
         [ "$left" -eq 0 ] && return 0
         sleep 0.2

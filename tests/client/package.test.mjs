@@ -19,7 +19,7 @@ const js = readFileSync(path.join(web, 'chat-client.js'), 'utf8');
 
 test('the manifest names files that exist, the version and the license', () => {
   const version = /CHAT_VERSION\s+"([^"]+)"/.exec(
-    readFileSync(path.join(root, 'ngx_chat_module', 'chat_version.h'), 'utf8'))[1];
+    readFileSync(path.join(root, 'protocol', 'chat_version.h'), 'utf8'))[1];
   assert.equal(pkg.version, version);
   assert.equal(pkg.license, 'BSD-2-Clause');
   assert.equal(pkg.type, 'module');

@@ -10,7 +10,7 @@
 //                         after a short pause: it may or may not have run
 //
 // until a definite answer, for at most five minutes.  Counted per lane
-// (ngx_chat_module/chat_lanes.c), so the run can say what each lane saw.
+// (protocol/chat_lanes.c), so the run can say what each lane saw.
 
 import http from 'node:http';
 import { BASE, sleep } from '../integration/lib.mjs';

@@ -1,6 +1,6 @@
 /*
  * fuzz_envelope.c: libFuzzer harness for the command envelope, both ends
- * of the bus: the edge's builder (ngx_chat_module/chat_envelope.c, the
+ * of the bus: the edge's builder (protocol/chat_envelope.c, the
  * XADD arguments) and the workers' parser (backend/engine/envelope.c, pure code).
  *
  * An input is lines "name=value" separated by '\n' (a line without '='

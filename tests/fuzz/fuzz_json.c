@@ -1,7 +1,7 @@
 /*
  * fuzz_json.c: libFuzzer harness for what a client's HTTP request carries
  * besides headers: JSON bodies and WebSocket messages
- * (ngx_chat_module/chat_json.c) and query strings (chat_query.c).
+ * (protocol/chat_json.c) and query strings (chat_query.c).
  *
  * The input's first byte picks what the rest is:
  *   bit 0 clear: a JSON text; bit 1 adds CHAT_JSON_OBJECT, bit 2

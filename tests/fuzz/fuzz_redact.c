@@ -1,6 +1,6 @@
 /*
  * fuzz_redact.c: libFuzzer harness for the log redaction of request lines
- * (ngx_chat_module/chat_redact.c), which sees every request line a client
+ * (protocol/chat_redact.c), which sees every request line a client
  * can send.
  *
  * The input is a request line.  Checked against the rules in

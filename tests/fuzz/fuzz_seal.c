@@ -1,6 +1,6 @@
 /*
  * fuzz_seal.c: libFuzzer harness for the bus's sealed fields
- * (ngx_chat_module/chat_seal.c) and the base64url under them.
+ * (protocol/chat_seal.c) and the base64url under them.
  *
  * The first byte picks what the rest means (mode = [0] % 2):
  *

@@ -1,6 +1,6 @@
 /*
  * fuzz_token.c: libFuzzer harness for the HS256 token signer and verifier
- * (ngx_chat_module/chat_token.c) and the strict base64 codec under it
+ * (protocol/chat_token.c) and the strict base64 codec under it
  * (chat_base64.c).
  *
  * The first byte picks what the rest means (mode = [0] % 3):

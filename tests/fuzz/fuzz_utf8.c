@@ -1,6 +1,6 @@
 /*
  * fuzz_utf8.c: libFuzzer harness for the incremental UTF-8 validator
- * (ngx_chat_module/chat_utf8.c) and the backend's one-sequence decoder
+ * (protocol/chat_utf8.c) and the backend's one-sequence decoder
  * chat_utf8_next() (backend/auth/validate.c).
  *
  * An input is a few bytes saying how to cut the stream, then the stream:

@@ -1,4 +1,4 @@
-// Lanes (ngx_chat_module/chat_lanes.h): every kind of work has its own
+// Lanes (protocol/chat_lanes.h): every kind of work has its own
 // streams and its own pool, and a lane that is full answers 503
 // overloaded with Retry-After at once instead of a 504 after the command
 // timeout, while the other lanes go on answering normally.

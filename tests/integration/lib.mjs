@@ -147,7 +147,7 @@ export function signToken(claims, header = { alg: 'HS256', typ: 'JWT' }) {
   return `${body}.${createHmac('sha256', tokenSecret()).update(body).digest('base64url')}`;
 }
 
-// The bus's sealed fields (ngx_chat_module/chat_seal.c), written again
+// The bus's sealed fields (protocol/chat_seal.c), written again
 // here from its description with node's own crypto, so a test both talks
 // to the workers as the edge does and checks the C code's format: AES-256-
 // GCM, key HKDF-SHA256(token secret, info "chat bus seal v1"), associated

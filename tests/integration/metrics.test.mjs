@@ -87,7 +87,7 @@ test('metric names follow the Prometheus conventions, and build_info names the v
     // a histogram's unit is in its name
     if (type === 'histogram') assert.match(name, /_seconds$/, `histogram ${name}`);
   }
-  const version = /CHAT_VERSION\s+"([^"]+)"/.exec(readFileSync('ngx_chat_module/chat_version.h', 'utf8'))[1];
+  const version = /CHAT_VERSION\s+"([^"]+)"/.exec(readFileSync('protocol/chat_version.h', 'utf8'))[1];
   assert.equal(value(r.body, `chat_build_info{version="${version}"}`), 1);
 });
 

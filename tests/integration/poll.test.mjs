@@ -247,3 +247,27 @@ test('a user who only long-polls is online while polling and goes offline after'
   await daveWs.waitFor(() => seen('offline'), 'Carol offline once she stopped polling', 30000);
   daveWs.close();
 });
+
+// The fan-out rule (protocol/chat_online.h) is one rule for the workers'
+// events and the edge's typing script alike: a poll session's stream is a
+// place events go, so typing reaches a user who only long-polls.
+test('typing reaches a user who only long-polls, like any event', async () => {
+  const a = await api('POST', `/api/v1/conversations/${conv.id}/accept`, undefined, { token: bob.token });
+  assert.equal(a.status, 200, a.text);
+  let cursor = await open(alice);
+  const ws = await WsClient.connect({ token: bob.token });
+  try {
+    const ev = await waitFor('a typing event in the poll session', async () => {
+      ws.sendJson({ type: 'typing', conversation_id: conv.id });
+      const r = await poll(alice, cursor, 1);
+      if (r.status !== 200) return null;
+      cursor = r.json.cursor;
+      return r.json.events.find((e) => e.type === 'typing') ?? null;
+    }, { timeout: 30000 });
+    assert.equal(ev.user_id, bob.user.id);
+    assert.equal(ev.conversation_id, conv.id);
+    assert.ok(ev.expires_in_ms > 0);
+  } finally {
+    ws.close();
+  }
+});

@@ -3,7 +3,8 @@
  * backend/chat/conv_input.c (integers, client message ids, text, titles, id
  * lists, sync cursors, limits, PostgreSQL's id lists), the workers' check
  * of a command body (chat_json.c as engine/ops.c calls it: \u0000)
- * and backend/engine/event.c (events, per-gateway routes, online freshness).
+ * and backend/engine/event.c (events, per-gateway routes; the online
+ * freshness rule is protocol/chat_online.c, tests/unit/test_online.c).
  */
 
 #include <stdlib.h>
@@ -423,38 +424,6 @@ test_routes(void)
 }
 
 
-#define FRESH(name, value, now)                                             \
-    chat_online_field_fresh(name, strlen(name), value, strlen(value), now)
-
-static void
-test_online_fresh(void)
-{
-    CHECK(FRESH(GW_A, "1000000", 1000000));
-    CHECK(FRESH(GW_A, "1000000", 1000000 + CHAT_ONLINE_STALE_MS));
-    CHECK(!FRESH(GW_A, "1000000", 1000001 + CHAT_ONLINE_STALE_MS));
-    CHECK(FRESH(GW_A, "2000000", 1000000));             /* clock skew */
-    CHECK(!FRESH(GW_A, "", 1000000));
-    CHECK(!FRESH(GW_A, "12x", 1000000));
-    CHECK(!FRESH(GW_A, "-5", 1000000));
-    CHECK(!FRESH("chat:gw:{}", "1000000", 1000000));    /* no gateway id */
-    CHECK(!FRESH("chat:workers", "1000000", 1000000));
-    CHECK(!FRESH("chat:gw:{a", "1000000", 1000000));
-    CHECK(!FRESH("xchat:gw:{a}", "1000000", 1000000));
-
-    /* long-poll session streams */
-    CHECK(FRESH("chat:poll:{42}:0123456789abcdef", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{42}:0123456789abcdef", "1000000",
-                 1000001 + CHAT_ONLINE_STALE_MS));
-    CHECK(!FRESH("chat:poll:{}:0123456789abcdef", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{42}:0123456789abcde", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{42}:0123456789abcdef0", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{42}:0123456789ABCDEF", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{4x}:0123456789abcdef", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{42}0123456789abcdef", "1000000", 1000000));
-    CHECK(!FRESH("chat:poll:{42}:users", "1000000", 1000000));
-}
-
-
 int
 main(void)
 {
@@ -472,7 +441,6 @@ main(void)
     UNIT_RUN(test_nul_escape);
     UNIT_RUN(test_events);
     UNIT_RUN(test_routes);
-    UNIT_RUN(test_online_fresh);
 
     return UNIT_SUMMARY();
 }

@@ -44,11 +44,11 @@
  * field <gateway reply stream key> = "<unix_ms>" (Redis' clock) refreshed
  * every chat_presence_ttl / 3, with the key's TTL chat_presence_ttl, and
  * HDELs its field when the user's last local connection closes (see
- * ngx_chat_presence.c for the presence keys written alongside).  A worker
- * fanning out reads the members' hashes (pipelined HGETALL) and ignores
- * fields older than CHAT_ONLINE_STALE_MS: they belong to a gateway that
- * died without cleaning up.  CHAT_ONLINE_REFRESH_MS is the refresh used
- * before the configuration is known.
+ * chat_scripts.c for the presence keys written alongside).  A worker
+ * fanning out reads the members' hashes (pipelined HGETALL) and sends to
+ * the fields the fan-out rule (chat_online.h) counts; the typing script
+ * applies the same rule in Lua.  CHAT_ONLINE_REFRESH_MS is the refresh
+ * used before the configuration is known.
  *
  * Worker liveness: every worker HSETs CHAT_WORKERS_KEY field <consumer> to
  * "<unix_ms>:<pg>" once a second, <pg> being 1 when its PostgreSQL
@@ -60,25 +60,13 @@
 
 #include <string.h>
 
+#include "chat_keys.h"
+#include "chat_online.h"
+
 #define CHAT_PROTOCOL_VERSION   "1"
 
-/* command streams are CHAT_CMD_STREAM_PREFIX "<lane>:{<shard>}", one set
- * of shards 0 .. shards-1 per lane (chat_lanes.h); the hash tag keeps each
- * stream in one cluster slot */
-#define CHAT_CMD_STREAM_PREFIX  "chat:cmd:"
-#define CHAT_CMD_GROUP          "workers"
-
-/* reply streams are CHAT_GW_STREAM_PREFIX "<gateway id>" "}" */
-#define CHAT_GW_STREAM_PREFIX   "chat:gw:{"
-#define CHAT_GW_STREAM_TTL_SEC  300
-#define CHAT_GW_STREAM_MAXLEN   "10000"
-
-/* dead letters: kept to about the newest CHAT_DLQ_MAXLEN entries (so no
- * client can fill Redis with poison commands); XINFO STREAM's
- * entries-added counts them all (chat_dead_letters_total in /metrics) */
-#define CHAT_DLQ_STREAM         "chat:dlq"
-#define CHAT_DLQ_MAXLEN         "10000"
-#define CHAT_WORKERS_KEY        "chat:workers"
+/* every Redis key, stream and field name: chat_keys.h; which online
+ * fields an event goes to: chat_online.h */
 
 /*
  * Worker figures: with every heartbeat a worker HSETs CHAT_STATS_KEY field
@@ -93,7 +81,6 @@
  * with CHAT_LATENCY_NBOUNDS + 1 buckets each (not cumulative; the last is
  * +Inf).  The field goes when the heartbeat's does.
  */
-#define CHAT_STATS_KEY          "chat:stats"
 #define CHAT_STATS_VERSION      "v1"
 
 /* upper bounds of every latency histogram's buckets, in milliseconds
@@ -105,54 +92,8 @@
 /* a worker whose heartbeat is older than this counts as dead */
 #define CHAT_WORKER_STALE_MS    10000
 
-/* online registry: hash per user, field per gateway */
-#define CHAT_ONLINE_PREFIX      "chat:online:{"
-
-/* presence (ngx_chat_presence.c, ngx_chat_poll.c, backend/presence/presence.c):
- * users' due times for the offline sweeper, who is online (uid -> last
- * seen ms), and the stream of online/offline transitions */
-#define CHAT_PRESENCE_DUE_KEY      "chat:presence:due"
-#define CHAT_PRESENCE_ON_KEY       "chat:presence:on"
-#define CHAT_PRESENCE_CHANGES_KEY  "chat:presence:changes"
-
-/* a long-poll session's events: chat:poll:{<uid>:<sid>} (ngx_chat_poll.c) */
-#define CHAT_POLL_STREAM_PREFIX "chat:poll:{"
-
-/*
- * chat:blocked:{<uid>}: a set of the users uid has blocked, kept by the
- * backend after each user.block / user.unblock commit (and rebuilt with
- * the members sets, backend/presence/membership_cache.c); the edge's
- * typing script skips a recipient who blocked the typist, or whom the
- * typist blocked.
- */
-#define CHAT_BLOCKED_PREFIX     "chat:blocked:{"
-#define CHAT_ONLINE_TTL_SEC     90
-#define CHAT_ONLINE_TTL_STR     "90"
-#define CHAT_ONLINE_REFRESH_MS  20000
-#define CHAT_ONLINE_STALE_MS    60000
-
-/* command entry fields */
-#define CHAT_F_VERSION  "v"
-#define CHAT_F_KEY      "key"
-#define CHAT_F_OP       "op"
-#define CHAT_F_UID      "uid"
-#define CHAT_F_ROLE     "role"
-#define CHAT_F_GW       "gw"
-#define CHAT_F_REQ      "req"
-#define CHAT_F_TS       "ts"
-#define CHAT_F_BODY     "body"
-/* optional: the edge's $request_id (HTTP requests; a WebSocket's commands
- * carry its upgrade request's), printed in the backend's log lines so one
- * request can be followed from the access log to the worker's log */
-#define CHAT_F_RID      "rid"
+/* the longest request id (CHAT_F_RID) a command may carry */
 #define CHAT_MAX_RID_LEN  64
-
-/* reply entry fields (CHAT_F_REQ and CHAT_F_BODY are shared) */
-#define CHAT_F_STATUS   "status"
-
-/* event entry fields */
-#define CHAT_F_EVENT    "ev"
-#define CHAT_F_UIDS     "uids"
 
 /* card details a checkout's payment must not carry: the browser tokenizes
  * the card with the payment processor and sends {token}.  The edge
@@ -170,35 +111,6 @@
 /* size limits both sides enforce */
 #define CHAT_MAX_KEY_LEN    200
 #define CHAT_MAX_OP_LEN     64
-
-/*
- * catalog read cache (issue 4; ngx_chat_cache.c fills and serves it,
- * backend/catalog/catalog_cache.c invalidates it).  A book's generation counter
- * is "cat:{b<id>}:gen" and its cached detail page "cat:{b<id>}:v<gen>";
- * list pages (search, browse, categories) share "cat:{lists}:gen" and
- * live at "cat:{lists}:<hash>:v<gen>".  Writers INCR the counters after
- * their commit and before their reply, so an entry filled from an older
- * read is left under a generation nobody asks for any more.  The counters
- * have no TTL (they must never be evicted: run Redis with a volatile-*
- * maxmemory-policy); the entries have one.
- */
-#define CHAT_CACHE_BOOK_PREFIX   "cat:{b"
-#define CHAT_CACHE_LISTS_GEN     "cat:{lists}:gen"
-#define CHAT_CACHE_LISTS_PREFIX  "cat:{lists}:"
-
-/*
- * sign-in sessions (ngx_chat_session.c, ngx_chat_revoked.c).  A logout
- * adds "<sid>:<uid>" to the revoked set, scored with the session's end
- * (ms), and an entry {sid, uid, until} to the revocations stream, which
- * every nginx worker of every edge follows; both share a hash tag so one
- * script writes both.
- * A WebSocket ticket is "chat:ticket:<hex SHA-256 of the ticket>" holding
- * "<uid> <role> <sid> <sxp> <exp>" for a few seconds, taken with GETDEL.
- */
-#define CHAT_REVOKED_KEY         "chat:{sessions}:revoked"
-#define CHAT_REVOCATIONS_KEY     "chat:{sessions}:revocations"
-#define CHAT_REVOCATIONS_MAXLEN  "100000"
-#define CHAT_TICKET_PREFIX       "chat:ticket:"
 
 /*
  * The roles a token, a sign-in session and a command may carry: "user",

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat_keys.h"
+
 typedef enum {
     CHAT_LANE_CHAT = 0,     /* chat writes: messages, conversations, receipts */
     CHAT_LANE_READ,         /* reads: history, sync, lists, catalog, search */
@@ -38,8 +40,6 @@ typedef enum {
     CHAT_LANE_ADMIN,        /* back office: catalog, stock, orders */
     CHAT_LANE_COUNT
 } chat_lane_t;
-
-#define CHAT_LANES_KEY  "chat:lanes"
 
 /* the limits a lane's pool publishes for the edge */
 typedef struct {
