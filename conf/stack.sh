@@ -268,7 +268,8 @@ start_nginx() {
     mkdir -p "$n/apps"
     rm -f "$n/apps/app2.conf"
     if [ -n "${APP2_PORT:-}" ]; then
-        sed -e "s|@APP2_PORT@|$APP2_PORT|g" "$ROOT/conf/nginx-app2.conf.in" > "$n/apps/app2.conf"
+        sed -e "s|@APP2_PORT@|$APP2_PORT|g" -e "s|@RUN@|$RUN|g" \
+            "$ROOT/conf/nginx-app2.conf.in" > "$n/apps/app2.conf"
     fi
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { api, BASE, RUN_DIR, registerUser } from './lib.mjs';
 import { WsClient, frame, OP } from './ws.mjs';
+import { png } from './media.mjs';
 
 const run = promisify(execFile);
 
@@ -88,6 +89,21 @@ test('each application answers under its own API prefix, and not under the other
   // a method the route does not take is still a 405 under the prefix
   const wrong = await api('DELETE', `${TWO.prefix}/users/me`, undefined, auth);
   assert.equal(wrong.status, 405, wrong.text);
+});
+
+test('files go up and come back under the second application\'s prefix', async () => {
+  const image = png({ width: 8, height: 8 });
+  const up = await api('POST', `${TWO.prefix}/uploads?name=dot.png`, undefined,
+    { base: TWO.base, token: user.token, raw: image, headers: { 'content-type': 'image/png' } });
+  assert.equal(up.status, 201, up.text);
+  const id = up.json.attachment.id;
+  const res = await fetch(`${TWO.base}${TWO.prefix}/attachments/${id}`, { headers: { authorization: `Bearer ${user.token}` } });
+  assert.equal(res.status, 200);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), image);
+  // the first application's paths are not this server's
+  const other = await api('POST', '/api/v1/uploads', undefined,
+    { base: TWO.base, token: user.token, raw: image, headers: { 'content-type': 'image/png' } });
+  assert.equal(other.status, 404, other.text);
 });
 
 test('each application lets in its own WebSocket origin and refuses the other\'s', async () => {
