@@ -33,6 +33,8 @@
 # PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements".
 # Sign-in sessions: TOKEN_TTL (1800 s, a token's life; clients refresh),
 # SESSION_TTL (86400 s, a sign-in's), WS_TICKET_TTL (30s).
+# APP2_PORT (none unless set; tests/run.sh: PORT + 2): a second application
+# on the same nginx (conf/nginx-app2.conf.in), for two_apps.test.mjs.
 # Uploads: MEDIA_MAX_BODY (25m, the uploads' client_max_body_size) and
 # DEMO_COVERS (200, the demo books of STACK=dev given drawn covers); the
 # store is .run/<stack>/media (chat_media_root, the backend's --media-root).
@@ -262,6 +264,13 @@ start_nginx() {
         -e "s|@PAYMENT_PUBLIC_URL@|$PAYMENT_PUBLIC_URL|g" \
         -e "s|@MEDIA_MAX_BODY@|${MEDIA_MAX_BODY:-25m}|g" \
         "$ROOT/conf/nginx.conf.in" > "$n/nginx.conf"
+    # a second application on the same edge (tests/run.sh sets APP2_PORT)
+    mkdir -p "$n/apps"
+    rm -f "$n/apps/app2.conf"
+    if [ -n "${APP2_PORT:-}" ]; then
+        sed -e "s|@APP2_PORT@|$APP2_PORT|g" -e "s|@RUN@|$RUN|g" \
+            "$ROOT/conf/nginx-app2.conf.in" > "$n/apps/app2.conf"
+    fi
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
         || die "nginx rejected $n/nginx.conf"
     nginx -p "$n" -c "$n/nginx.conf" || die "nginx failed to start, see $n/error.log"
@@ -373,6 +382,7 @@ cmd_status() {
 # what the tests need to find the stack
 cmd_env() {
     printf 'CHAT_BASE_URL=%q\n' "http://127.0.0.1:$PORT"
+    [ -n "${APP2_PORT:-}" ] && printf 'CHAT_APP2_URL=%q\n' "http://127.0.0.1:$APP2_PORT"
     printf 'CHAT_RUN_DIR=%q\n' "$RUN"
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"

@@ -494,7 +494,7 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     ngx_uint_t               path_found;
     ngx_chat_api_ctx_t      *ctx;
     ngx_chat_problem_t       problem;
-    ngx_chat_main_conf_t    *cmcf;
+    ngx_chat_loc_conf_t     *clcf;
     const ngx_chat_route_t  *route;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_api_ctx_t));
@@ -566,9 +566,9 @@ ngx_chat_api_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
-    if (r->headers_in.content_length_n > (off_t) cmcf->max_body_size) {
+    if (r->headers_in.content_length_n > (off_t) clcf->max_body_size) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -588,25 +588,59 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 }
 
 
-/* The route for r's method and path, with the "*" ids parsed into ids. */
+ngx_int_t
+ngx_chat_api_path(ngx_http_request_t *r, ngx_str_t *rest)
+{
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    if (r->uri.len <= clcf->api_prefix.len
+        || ngx_strncmp(r->uri.data, clcf->api_prefix.data,
+                       clcf->api_prefix.len) != 0
+        || r->uri.data[clcf->api_prefix.len] != '/')
+    {
+        return NGX_DECLINED;
+    }
+
+    rest->data = r->uri.data + clcf->api_prefix.len;
+    rest->len = r->uri.len - clcf->api_prefix.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The route for r's method and path, with the "*" ids parsed into ids.
+ * The table's paths are API.md's; the location's chat_api_prefix stands
+ * for their "/api/v1".
+ */
 static const ngx_chat_route_t *
 ngx_chat_api_route(ngx_http_request_t *r, int64_t *ids,
     ngx_uint_t *path_found)
 {
     u_char                  *u, *end, *digits;
     ngx_int_t                id;
+    ngx_str_t                rest;
     ngx_uint_t               n;
     const char              *pat;
     const ngx_chat_route_t  *route;
 
     *path_found = 0;
 
+    if (ngx_chat_api_path(r, &rest) != NGX_OK) {
+        return NULL;
+    }
+
     for (route = ngx_chat_routes; route->path; route++) {
-        u = r->uri.data;
-        end = r->uri.data + r->uri.len;
+        u = rest.data;
+        end = rest.data + rest.len;
         n = 0;
 
-        for (pat = route->path; *pat && u < end; pat++) {
+        for (pat = route->path + sizeof(NGX_CHAT_API_PREFIX) - 1;
+             *pat && u < end;
+             pat++)
+        {
             if (*pat != '*') {
                 if (*u++ != (u_char) *pat) {
                     break;

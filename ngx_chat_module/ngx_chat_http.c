@@ -260,9 +260,9 @@ ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body)
     ssize_t                n;
     ngx_buf_t             *b;
     ngx_chain_t           *cl;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
     ngx_str_null(body);
 
@@ -276,7 +276,7 @@ ngx_chat_request_body(ngx_http_request_t *r, ngx_str_t *body)
         len += ngx_buf_size(cl->buf);
     }
 
-    if (len > (off_t) cmcf->max_body_size) {
+    if (len > (off_t) clcf->max_body_size) {
         return NGX_DECLINED;
     }
 

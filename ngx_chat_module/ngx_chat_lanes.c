@@ -22,6 +22,11 @@
  * only wait for its timeout, and a token it signs would fail here.
  * /metrics shows chat_lane_misconfigured{lane}.
  *
+ * The presence TTL is compared too, but a mismatch only warns (once per
+ * change, and chat_presence_ttl_mismatch 1 in /metrics): it makes
+ * presence flap or lag, which is worth an operator's attention, not
+ * worth refusing every message of the chat lane over.
+ *
  * What this cannot see: other edges' sends within the last interval (each
  * edge counts its own), so a bound may be passed by up to one interval's
  * worth of commands from the other edges.  A lane whose pool has not
@@ -56,6 +61,8 @@ typedef struct {
     ngx_chat_main_conf_t   *cmcf;
     ngx_uint_t              shards;
     int64_t                 key_id;     /* chat_token_key_id of ours */
+    int64_t                 presence_ttl;       /* chat_presence_ttl, ms */
+    unsigned                ttl_disagrees:1;    /* some lane's pool's */
     char                  (*streams)[NGX_CHAT_LANES_STREAM_LEN];
     ngx_chat_lane_state_t   lanes[CHAT_LANE_COUNT];
     ngx_event_t             poll;
@@ -126,6 +133,7 @@ ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     l->shards = cmcf->stream_shards;
     l->key_id = chat_token_key_id(cmcf->token_secret.data,
                                   cmcf->token_secret.len);
+    l->presence_ttl = (int64_t) cmcf->presence_ttl;
     l->streams = ngx_pcalloc(cycle->pool, CHAT_LANE_COUNT * l->shards
                                           * NGX_CHAT_LANES_STREAM_LEN);
     if (l->streams == NULL) {
@@ -220,6 +228,13 @@ ngx_chat_lanes_disagree(chat_lane_t lane)
 }
 
 
+ngx_uint_t
+ngx_chat_lanes_presence_ttl_disagrees(void)
+{
+    return ngx_chat_lanes != NULL && ngx_chat_lanes->ttl_disagrees;
+}
+
+
 ngx_int_t
 ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth, int64_t *queue)
 {
@@ -311,8 +326,8 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
 static void
 ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    int                     agree;
-    char                    why[256];
+    int                     agree, ttl_agree;
+    char                    why[256], ttl_why[256];
     size_t                  i;
     ngx_int_t               lane;
     redisReply             *rr = reply, *e, *h;
@@ -353,6 +368,10 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
 
+    /* every lane's pool runs with the same environment: one verdict */
+    ttl_agree = 1;
+    ttl_why[0] = '\0';
+
     for (i = 0; i + 1 < h->elements; i += 2) {
         if (h->element[i]->type != REDIS_REPLY_STRING
             || h->element[i + 1]->type != REDIS_REPLY_STRING)
@@ -390,5 +409,25 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
         }
 
         l->lanes[lane].disagrees = !agree;
+
+        if (ttl_agree
+            && !chat_lane_presence_ttl_agree(&limits, l->presence_ttl,
+                                             ttl_why, sizeof(ttl_why)))
+        {
+            ttl_agree = 0;
+        }
     }
+
+    if (!ttl_agree && !l->ttl_disagrees) {
+        ngx_log_error(NGX_LOG_WARN, l->poll.log, 0,
+                      "chat: the edge and the backend disagree on presence: "
+                      "%s", ttl_why);
+
+    } else if (ttl_agree && l->ttl_disagrees) {
+        ngx_log_error(NGX_LOG_NOTICE, l->poll.log, 0,
+                      "chat: the edge and the backend agree on the presence "
+                      "TTL again");
+    }
+
+    l->ttl_disagrees = !ttl_agree;
 }

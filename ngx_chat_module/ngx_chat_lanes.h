@@ -40,4 +40,8 @@ ngx_int_t ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth,
 /* 1 while lane's pool disagrees with this edge (ngx_chat_lanes.c) */
 ngx_uint_t ngx_chat_lanes_disagree(chat_lane_t lane);
 
+/* 1 while some lane's pool publishes another presence TTL than this
+ * edge's chat_presence_ttl (warned, not refused) */
+ngx_uint_t ngx_chat_lanes_presence_ttl_disagrees(void);
+
 #endif /* NGX_CHAT_LANES_H */

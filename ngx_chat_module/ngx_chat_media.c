@@ -50,10 +50,11 @@
 #include "ngx_chat_module.h"
 
 
-#define NGX_CHAT_MEDIA_UPLOADS      "/api/v1/uploads"
-#define NGX_CHAT_MEDIA_COVER_PRE    "/api/v1/admin/books/"
+/* after the location's chat_api_prefix (ngx_chat_api_path) */
+#define NGX_CHAT_MEDIA_UPLOADS      "/uploads"
+#define NGX_CHAT_MEDIA_COVER_PRE    "/admin/books/"
 #define NGX_CHAT_MEDIA_COVER_POST   "/cover"
-#define NGX_CHAT_MEDIA_DOWNLOADS    "/api/v1/attachments/"
+#define NGX_CHAT_MEDIA_DOWNLOADS    "/attachments/"
 
 /* what the browser may keep: the bytes behind an id never change, but
  * access can end (leaving a conversation), so private and a day */
@@ -189,6 +190,7 @@ ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx,
     u_char           *p, *end;
     size_t            where, pre, post;
     ngx_int_t         id;
+    ngx_str_t         path;
     chat_query_rc_t   qrc;
 
     qrc = chat_query_check((const char *) r->args.data, r->args.len, &where);
@@ -198,11 +200,18 @@ ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx,
         return NGX_HTTP_BAD_REQUEST;
     }
 
+    *code = "not_found";
+    *message = "no such endpoint";
+
+    if (ngx_chat_api_path(r, &path) != NGX_OK) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
     *code = "method_not_allowed";
     *message = "this method is not allowed here";
 
-    if (r->uri.len == sizeof(NGX_CHAT_MEDIA_UPLOADS) - 1
-        && ngx_strncmp(r->uri.data, NGX_CHAT_MEDIA_UPLOADS, r->uri.len) == 0)
+    if (path.len == sizeof(NGX_CHAT_MEDIA_UPLOADS) - 1
+        && ngx_strncmp(path.data, NGX_CHAT_MEDIA_UPLOADS, path.len) == 0)
     {
         if (r->method != NGX_HTTP_POST) {
             return NGX_HTTP_NOT_ALLOWED;
@@ -214,13 +223,13 @@ ngx_chat_media_route(ngx_http_request_t *r, ngx_chat_media_ctx_t *ctx,
 
     pre = sizeof(NGX_CHAT_MEDIA_COVER_PRE) - 1;
     post = sizeof(NGX_CHAT_MEDIA_COVER_POST) - 1;
-    end = r->uri.data + r->uri.len;
+    end = path.data + path.len;
 
-    if (r->uri.len > pre + post
-        && ngx_strncmp(r->uri.data, NGX_CHAT_MEDIA_COVER_PRE, pre) == 0
+    if (path.len > pre + post
+        && ngx_strncmp(path.data, NGX_CHAT_MEDIA_COVER_PRE, pre) == 0
         && ngx_strncmp(end - post, NGX_CHAT_MEDIA_COVER_POST, post) == 0)
     {
-        p = r->uri.data + pre;
+        p = path.data + pre;
         id = (end - post - p <= 18 && *p != '0')
              ? ngx_atoi(p, end - post - p) : NGX_ERROR;
 
@@ -565,14 +574,20 @@ ngx_chat_media_download_handler(ngx_http_request_t *r,
     u_char              *p, *value;
     size_t               len;
     ngx_int_t            rc, id;
-    ngx_str_t            body;
+    ngx_str_t            body, path;
     const char          *size;
     chat_query_rc_t      qrc;
     ngx_chat_pending_t  *pending;
 
-    /* the route matched "/api/v1/attachments/<id>" */
-    p = r->uri.data + sizeof(NGX_CHAT_MEDIA_DOWNLOADS) - 1;
-    id = ngx_atoi(p, r->uri.data + r->uri.len - p);
+    /* the route matched "<chat_api_prefix>/attachments/<id>" */
+    id = NGX_ERROR;
+    if (ngx_chat_api_path(r, &path) == NGX_OK
+        && path.len > sizeof(NGX_CHAT_MEDIA_DOWNLOADS) - 1)
+    {
+        p = path.data + sizeof(NGX_CHAT_MEDIA_DOWNLOADS) - 1;
+        id = ngx_atoi(p, path.data + path.len - p);
+    }
+
     if (id <= 0) {
         return ngx_chat_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                    "no such attachment");

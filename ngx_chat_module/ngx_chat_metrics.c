@@ -486,6 +486,14 @@ ngx_chat_metrics_lanes(u_char *last)
                            ngx_chat_lanes_disagree(lane));
     }
 
+    last = ngx_chat_metrics_family(last, "chat_presence_ttl_mismatch",
+                                   "gauge",
+                                   "1 while the backend's presence TTL is "
+                                   "not this edge's chat_presence_ttl "
+                                   "(presence flaps or lags)");
+    last = ngx_sprintf(last, "chat_presence_ttl_mismatch %ui\n",
+                       ngx_chat_lanes_presence_ttl_disagrees());
+
     return last;
 }
 

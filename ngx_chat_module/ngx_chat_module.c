@@ -7,6 +7,12 @@
  * be and which secret verifies tokens.  Each worker process becomes one
  * gateway on the command bus at start (ngx_chat_bus.c) and leaves it at
  * exit.
+ *
+ * Two kinds of settings: what a request or a connection reads (the API
+ * prefix, origins, caps, pings) lives in ngx_chat_loc_conf_t and may
+ * differ per server and location; what a worker process holds once (its
+ * Redis connections, the command streams, the secret the bus is sealed
+ * with, the shared-memory zones) lives in ngx_chat_main_conf_t, http only.
  */
 
 #include <ngx_config.h>
@@ -68,6 +74,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_api_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, api_prefix),
+      NULL },
+
     { ngx_string("chat_websocket"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_websocket,
@@ -90,38 +103,38 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_ws_allowed_origins"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_chat_ws_allowed_origins,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("chat_ws_max_message"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, ws_max_message),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_max_message),
       NULL },
 
     { ngx_string("chat_ws_max_queue"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, ws_max_queue),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_max_queue),
       NULL },
 
     { ngx_string("chat_ws_ping_interval"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, ws_ping_interval),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_ping_interval),
       NULL },
 
     { ngx_string("chat_ws_pong_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, ws_pong_timeout),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_pong_timeout),
       NULL },
 
     { ngx_string("chat_redis"),
@@ -167,10 +180,10 @@ static ngx_command_t  ngx_chat_commands[] = {
       &ngx_chat_maxlen_bounds },
 
     { ngx_string("chat_max_body_size"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, max_body_size),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, max_body_size),
       NULL },
 
     { ngx_string("chat_token_secret"),
@@ -206,17 +219,17 @@ static ngx_command_t  ngx_chat_commands[] = {
     /* per-user caps on live connections (ngx_chat_caps.c) */
 
     { ngx_string("chat_ws_max_per_user"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, ws_max_per_user),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_max_per_user),
       &ngx_chat_per_user_bounds },
 
     { ngx_string("chat_poll_max_per_user"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, poll_max_per_user),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, poll_max_per_user),
       &ngx_chat_per_user_bounds },
 
     /* presence and typing */
@@ -363,12 +376,6 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->command_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->stream_shards = NGX_CONF_UNSET_UINT;
     cmcf->stream_maxlen = NGX_CONF_UNSET_UINT;
-    cmcf->max_body_size = NGX_CONF_UNSET_SIZE;
-    cmcf->ws_origins = NGX_CONF_UNSET_PTR;
-    cmcf->ws_max_message = NGX_CONF_UNSET_SIZE;
-    cmcf->ws_max_queue = NGX_CONF_UNSET_SIZE;
-    cmcf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
-    cmcf->ws_pong_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->presence_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->presence_grace = NGX_CONF_UNSET_MSEC;
     cmcf->typing_interval = NGX_CONF_UNSET_MSEC;
@@ -377,8 +384,6 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->cache_max_age = NGX_CONF_UNSET;
     cmcf->ws_ticket_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->revocation_zone_size = NGX_CONF_UNSET_SIZE;
-    cmcf->ws_max_per_user = NGX_CONF_UNSET;
-    cmcf->poll_max_per_user = NGX_CONF_UNSET;
 
     return cmcf;
 }
@@ -403,17 +408,9 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->command_timeout, 10000);
     ngx_conf_init_uint_value(cmcf->stream_shards, 4);
     ngx_conf_init_uint_value(cmcf->stream_maxlen, 1000000);
-    ngx_conf_init_size_value(cmcf->max_body_size, 64 * 1024);
-    ngx_conf_init_ptr_value(cmcf->ws_origins, NULL);
-    ngx_conf_init_size_value(cmcf->ws_max_message, 1024 * 1024);
-    ngx_conf_init_size_value(cmcf->ws_max_queue, 1024 * 1024);
-    ngx_conf_init_msec_value(cmcf->ws_ping_interval, 30000);
-    ngx_conf_init_msec_value(cmcf->ws_pong_timeout, 10000);
     ngx_conf_init_msec_value(cmcf->presence_ttl, 45000);
     ngx_conf_init_msec_value(cmcf->presence_grace, 5000);
     ngx_conf_init_msec_value(cmcf->typing_interval, 2000);
-    ngx_conf_init_value(cmcf->ws_max_per_user, 20);
-    ngx_conf_init_value(cmcf->poll_max_per_user, 10);
 
     if (cmcf->redis_user.data && cmcf->redis_password.data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -445,18 +442,6 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     if (cmcf->cache_ttl < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "chat_cache_ttl must be at least 1ms");
-        return NGX_CONF_ERROR;
-    }
-
-    if (cmcf->ws_max_message > 64 * 1024 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_ws_max_message must be at most 64m");
-        return NGX_CONF_ERROR;
-    }
-
-    if (cmcf->ws_max_queue < 64 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_ws_max_queue must be at least 64k");
         return NGX_CONF_ERROR;
     }
 
@@ -529,19 +514,90 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     clcf->api_prefix = { 0, NULL };
+     */
+
     clcf->api = NGX_CONF_UNSET;
+    clcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    clcf->ws_origins = NGX_CONF_UNSET_PTR;
+    clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
+    clcf->ws_max_queue = NGX_CONF_UNSET_SIZE;
+    clcf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
+    clcf->ws_pong_timeout = NGX_CONF_UNSET_MSEC;
+    clcf->ws_max_per_user = NGX_CONF_UNSET;
+    clcf->poll_max_per_user = NGX_CONF_UNSET;
 
     return clcf;
 }
 
 
+/*
+ * http → server → location, nginx's way: what a block does not set it
+ * takes from the one around it, and chat_ws_allowed_origins in a block
+ * replaces the outer list rather than adding to it (like add_header).
+ * The bounds are checked here, where the value a location ends up with
+ * is known.
+ */
 static char *
 ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_chat_loc_conf_t  *prev = parent;
     ngx_chat_loc_conf_t  *conf = child;
 
+    u_char  *p, *last;
+
     ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_str_value(conf->api_prefix, prev->api_prefix,
+                             NGX_CHAT_API_PREFIX);
+    ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
+                              64 * 1024);
+    ngx_conf_merge_ptr_value(conf->ws_origins, prev->ws_origins, NULL);
+    ngx_conf_merge_size_value(conf->ws_max_message, prev->ws_max_message,
+                              1024 * 1024);
+    ngx_conf_merge_size_value(conf->ws_max_queue, prev->ws_max_queue,
+                              1024 * 1024);
+    ngx_conf_merge_msec_value(conf->ws_ping_interval, prev->ws_ping_interval,
+                              30000);
+    ngx_conf_merge_msec_value(conf->ws_pong_timeout, prev->ws_pong_timeout,
+                              10000);
+    ngx_conf_merge_value(conf->ws_max_per_user, prev->ws_max_per_user, 20);
+    ngx_conf_merge_value(conf->poll_max_per_user, prev->poll_max_per_user,
+                         10);
+
+    if (conf->ws_max_message > 64 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_ws_max_message must be at most 64m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->ws_max_queue < 64 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_ws_max_queue must be at least 64k");
+        return NGX_CONF_ERROR;
+    }
+
+    /* a path without a final "/": the routes' own paths add theirs */
+    p = conf->api_prefix.data;
+    last = p + conf->api_prefix.len;
+
+    if (conf->api_prefix.len < 2 || p[0] != '/' || last[-1] == '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_api_prefix \"%V\" must start with \"/\" "
+                           "and not end with one", &conf->api_prefix);
+        return NGX_CONF_ERROR;
+    }
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p <= ' ' || *p == '?' || *p == '#' || *p == '%' || *p >= 0x7f) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "chat_api_prefix \"%V\" must be a plain "
+                               "path", &conf->api_prefix);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -666,14 +722,14 @@ ngx_chat_error_page(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_main_conf_t  *cmcf = conf;
+    ngx_chat_loc_conf_t  *clcf = conf;
 
     ngx_str_t   *value, *origin;
     ngx_uint_t   i;
 
-    if (cmcf->ws_origins == NGX_CONF_UNSET_PTR) {
-        cmcf->ws_origins = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-        if (cmcf->ws_origins == NULL) {
+    if (clcf->ws_origins == NGX_CONF_UNSET_PTR) {
+        clcf->ws_origins = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (clcf->ws_origins == NULL) {
             return NGX_CONF_ERROR;
         }
     }
@@ -690,7 +746,7 @@ ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        origin = ngx_array_push(cmcf->ws_origins);
+        origin = ngx_array_push(clcf->ws_origins);
         if (origin == NULL) {
             return NGX_CONF_ERROR;
         }

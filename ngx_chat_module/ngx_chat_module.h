@@ -26,17 +26,9 @@ typedef struct {
     ngx_msec_t    command_timeout;
     ngx_uint_t    stream_shards;
     ngx_uint_t    stream_maxlen;
-    size_t        max_body_size;
     ngx_str_t     token_secret;
     u_char        seal_key[CHAT_SEAL_KEY_LEN];  /* from the token secret */
-    ngx_array_t  *ws_origins;           /* of ngx_str_t; NULL: any */
-    size_t        ws_max_message;
-    size_t        ws_max_queue;
-    ngx_msec_t    ws_ping_interval;
-    ngx_msec_t    ws_pong_timeout;
     ngx_flag_t    used;                 /* some location has chat_api */
-    ngx_int_t     ws_max_per_user;      /* ngx_chat_caps.c */
-    ngx_int_t     poll_max_per_user;
 
     /* presence and typing (ngx_chat_presence.c, ngx_chat_typing.c) */
     ngx_msec_t    presence_ttl;
@@ -64,9 +56,27 @@ void ngx_chat_redis_use_conf(ngx_chat_redis_t *rc, const char *name,
     ngx_chat_main_conf_t *cmcf, ngx_log_t *log);
 
 
+/*
+ * What may differ per application: set in http, server or location and
+ * merged the nginx way (the innermost setting wins, a list replaces the
+ * outer one).  Read from the request (ngx_http_get_module_loc_conf).
+ */
 typedef struct {
     ngx_flag_t    api;
+    ngx_str_t     api_prefix;           /* "/api/v1": where the routes are */
+    size_t        max_body_size;
+    ngx_array_t  *ws_origins;           /* of ngx_str_t; NULL: any */
+    size_t        ws_max_message;
+    size_t        ws_max_queue;
+    ngx_msec_t    ws_ping_interval;
+    ngx_msec_t    ws_pong_timeout;
+    ngx_int_t     ws_max_per_user;      /* ngx_chat_caps.c */
+    ngx_int_t     poll_max_per_user;
 } ngx_chat_loc_conf_t;
+
+/* the prefix of the route table's paths (shared/API.md): chat_api_prefix
+ * takes its place in a request's path */
+#define NGX_CHAT_API_PREFIX  "/api/v1"
 
 
 /* the verified caller of a request; uid 0 means anonymous */
@@ -122,6 +132,11 @@ ngx_table_elt_t *ngx_chat_http_header(ngx_http_request_t *r,
 ngx_int_t ngx_chat_send_json_cached(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len, ngx_str_t *cache_control, ngx_str_t *etag);
 ngx_int_t ngx_chat_error_page_handler(ngx_http_request_t *r);
+
+/* ngx_chat_api.c: the part of r's path after the location's
+ * chat_api_prefix into *rest ("/uploads"); NGX_DECLINED when the path is
+ * not under it */
+ngx_int_t ngx_chat_api_path(ngx_http_request_t *r, ngx_str_t *rest);
 
 /* ngx_chat_api.c: the caller behind a bearer token (also used by /ws and
  * $chat_user_id) */

@@ -160,6 +160,7 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
     ngx_str_t              arg, max;
     chat_poll_rc_t         prc;
     ngx_chat_poll_req_t   *pr;
+    ngx_chat_loc_conf_t   *clcf;
     ngx_chat_main_conf_t  *cmcf;
 
     if (ngx_http_arg(r, (u_char *) "timeout", 7, &arg) != NGX_OK) {
@@ -211,7 +212,8 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
         pr->key_len = ngx_chat_poll_key(pr->key, pr->uid, pr->cursor.sid);
 
         max.data = maxbuf;
-        max.len = ngx_sprintf(maxbuf, "%i", cmcf->poll_max_per_user)
+        clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+        max.len = ngx_sprintf(maxbuf, "%i", clcf->poll_max_per_user)
                   - maxbuf;
 
         rc = ngx_chat_poll_run(pr, ngx_chat_poll_opened,

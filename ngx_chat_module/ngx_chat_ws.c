@@ -142,10 +142,10 @@ ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
     ngx_uint_t             i;
     const char            *why;
     ngx_table_elt_t       *h, *origin;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
     ngx_str_t             *allowed;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
     if (r->method != NGX_HTTP_GET) {
         return ngx_chat_ws_refuse(NGX_HTTP_NOT_ALLOWED,
@@ -212,10 +212,10 @@ ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
 
     /* browsers always send Origin; other clients may leave it out */
     origin = ngx_chat_http_header(r, "Origin");
-    if (origin != NULL && cmcf->ws_origins != NULL) {
-        allowed = cmcf->ws_origins->elts;
+    if (origin != NULL && clcf->ws_origins != NULL) {
+        allowed = clcf->ws_origins->elts;
 
-        for (i = 0; i < cmcf->ws_origins->nelts; i++) {
+        for (i = 0; i < clcf->ws_origins->nelts; i++) {
             if (allowed[i].len == origin->value.len
                 && ngx_strncasecmp(allowed[i].data, origin->value.data,
                                    allowed[i].len) == 0)
@@ -224,7 +224,7 @@ ngx_chat_ws_check(ngx_http_request_t *r, u_char *accept,
             }
         }
 
-        if (i == cmcf->ws_origins->nelts) {
+        if (i == clcf->ws_origins->nelts) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "chat ws: origin \"%V\" not allowed",
                           &origin->value);
@@ -376,9 +376,9 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     ngx_connection_t      *c;
     chat_ws_config_t       conf;
     ngx_pool_cleanup_t    *cln;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
     c = r->connection;
 
     ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
@@ -397,7 +397,7 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     ngx_queue_init(&ws->out);
     ngx_queue_init(&ws->commands);
 
-    conf.max_message = cmcf->ws_max_message;
+    conf.max_message = clcf->ws_max_message;
     chat_ws_parser_init(&ws->parser, &conf);
 
     ws->ping.handler = ngx_chat_ws_ping;
@@ -427,7 +427,7 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
     /* a user at chat_ws_max_per_user on this edge is refused before the
      * upgrade, so the client sees a plain JSON answer */
     rc = ngx_chat_caps_ws_acquire(caller->uid,
-                                  (ngx_uint_t) cmcf->ws_max_per_user, c->log);
+                                  (ngx_uint_t) clcf->ws_max_per_user, c->log);
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "chat ws: user %L is at chat_ws_max_per_user",
@@ -505,7 +505,7 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
         return NGX_DONE;
     }
 
-    ngx_add_timer(&ws->ping, cmcf->ws_ping_interval);
+    ngx_add_timer(&ws->ping, clcf->ws_ping_interval);
 
     /* the token was checked at the handshake; the session ends with it
      * (a client reconnects with a fresh token) */
@@ -658,7 +658,7 @@ ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf, size_t len)
     u_char                *p;
     size_t                 used, cap;
     chat_ws_event_t        ev;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
     while (len > 0 && !ws->closing && !ws->drop) {
         used = chat_ws_parse(&ws->parser, buf, len, &ev);
@@ -688,14 +688,14 @@ ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf, size_t len)
 
             if (ws->msg_len + ev.len > ws->msg_cap) {
                 /* grows by doubling; the parser keeps it under the cap */
-                cmcf = ngx_http_get_module_main_conf(ws->request,
-                                                     ngx_chat_module);
+                clcf = ngx_http_get_module_loc_conf(ws->request,
+                                                    ngx_chat_module);
                 cap = ws->msg_cap ? ws->msg_cap : 4096;
                 while (cap < ws->msg_len + ev.len) {
                     cap *= 2;
                 }
-                if (cap > cmcf->ws_max_message) {
-                    cap = cmcf->ws_max_message;
+                if (cap > clcf->ws_max_message) {
+                    cap = clcf->ws_max_message;
                 }
 
                 p = ngx_alloc(cap, ws->connection->log);
@@ -730,12 +730,12 @@ ngx_chat_ws_consume(ngx_chat_ws_t *ws, u_char *buf, size_t len)
         case CHAT_WS_EV_PONG:
             if (ws->awaiting_pong) {
                 ws->awaiting_pong = 0;
-                cmcf = ngx_http_get_module_main_conf(ws->request,
-                                                     ngx_chat_module);
+                clcf = ngx_http_get_module_loc_conf(ws->request,
+                                                    ngx_chat_module);
                 if (ws->ping.timer_set) {
                     ngx_del_timer(&ws->ping);
                 }
-                ngx_add_timer(&ws->ping, cmcf->ws_ping_interval);
+                ngx_add_timer(&ws->ping, clcf->ws_ping_interval);
             }
             break;
 
@@ -782,13 +782,13 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, chat_ws_opcode_t opcode, u_char *data,
     size_t                 hlen;
     u_char                 header[CHAT_WS_MAX_SERVER_HEADER];
     ngx_chat_ws_out_t     *o;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
     if (ws->closing || ws->drop) {
         return;
     }
 
-    cmcf = ngx_http_get_module_main_conf(ws->request, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(ws->request, ngx_chat_module);
 
     hlen = chat_ws_frame_header(header, opcode, len);
 
@@ -797,7 +797,7 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, chat_ws_opcode_t opcode, u_char *data,
      * queue, so one large answer cannot close a client that keeps up.
      */
     if (ws->out_bytes > 0
-        && ws->out_bytes + hlen + len > cmcf->ws_max_queue
+        && ws->out_bytes + hlen + len > clcf->ws_max_queue
         && opcode != CHAT_WS_OP_CLOSE)
     {
         ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
@@ -997,7 +997,7 @@ static void
 ngx_chat_ws_ping(ngx_event_t *ev)
 {
     ngx_chat_ws_t         *ws = ev->data;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
     if (ws->awaiting_pong) {
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
@@ -1007,11 +1007,11 @@ ngx_chat_ws_ping(ngx_event_t *ev)
         return;
     }
 
-    cmcf = ngx_http_get_module_main_conf(ws->request, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(ws->request, ngx_chat_module);
 
     ngx_chat_ws_send(ws, CHAT_WS_OP_PING, NULL, 0);
     ws->awaiting_pong = 1;
-    ngx_add_timer(&ws->ping, cmcf->ws_pong_timeout);
+    ngx_add_timer(&ws->ping, clcf->ws_pong_timeout);
 
     (void) ngx_chat_ws_flush(ws);
 }

@@ -142,10 +142,12 @@ chat_lane_limits_format(char *buf, size_t size,
     int  n;
 
     n = snprintf(buf, size,
-                 "queue=%lld timeout=%lld retry=%lld shards=%lld keyid=%lld",
+                 "queue=%lld timeout=%lld retry=%lld shards=%lld keyid=%lld "
+                 "presence_ttl=%lld",
                  (long long) limits->queue, (long long) limits->timeout_ms,
                  (long long) limits->retry_s, (long long) limits->shards,
-                 (long long) limits->key_id);
+                 (long long) limits->key_id,
+                 (long long) limits->presence_ttl_ms);
 
     return (n > 0 && (size_t) n < size) ? (size_t) n : 0;
 }
@@ -202,6 +204,8 @@ chat_lane_limits_parse(const char *s, size_t len, chat_lane_limits_t *limits)
             field = &limits->shards;
         } else if (j - i == 5 && memcmp(name, "keyid", 5) == 0) {
             field = &limits->key_id;
+        } else if (j - i == 12 && memcmp(name, "presence_ttl", 12) == 0) {
+            field = &limits->presence_ttl_ms;
         }
 
         if (field != NULL) {
@@ -233,6 +237,29 @@ chat_lane_limits_agree(const chat_lane_limits_t *published, int64_t shards,
                  "here and its sealed fields would not open",
                  (unsigned long long) published->key_id,
                  (unsigned long long) key_id);
+        return 0;
+    }
+
+    if (size) {
+        why[0] = '\0';
+    }
+
+    return 1;
+}
+
+
+int
+chat_lane_presence_ttl_agree(const chat_lane_limits_t *published,
+    int64_t ttl_ms, char *why, size_t size)
+{
+    int64_t  theirs = published->presence_ttl_ms;
+
+    if (theirs > 0 && theirs != ttl_ms) {
+        snprintf(why, size, "the backend's presence TTL is %lld ms, this "
+                 "edge's %lld ms (chat_presence_ttl and CHAT_PRESENCE_TTL_MS "
+                 "must be equal): users will show offline while online, or "
+                 "online after they left", (long long) theirs,
+                 (long long) ttl_ms);
         return 0;
     }
 

@@ -13,9 +13,11 @@
  * batch, concurrency, timeout, queue bound, scheduling priority; see
  * backend/engine/lanes.c).  Every worker publishes its lane's limits in the hash
  * CHAT_LANES_KEY, field <lane>, value "queue=<n> timeout=<ms> retry=<s>
- * shards=<n> keyid=<fingerprint of the token secret>", with its
- * heartbeat; the edge refuses the lane (503 misconfigured) while shards or
- * keyid differ from its own (chat_lane_limits_agree).  The edge reads the hash with the lanes' queue
+ * shards=<n> keyid=<fingerprint of the token secret> presence_ttl=<ms>",
+ * with its heartbeat; the edge refuses the lane (503 misconfigured) while
+ * shards or keyid differ from its own (chat_lane_limits_agree), and warns
+ * while the presence TTL does (chat_lane_presence_ttl_agree: presence
+ * flaps or lags, nothing is lost).  The edge reads the hash with the lanes' queue
  * depths (pending + lag of the consumer group, ngx_chat_lanes.c) a few
  * times a second and refuses a command at once with 503 overloaded and
  * Retry-After when its lane is at its bound, instead of letting it wait
@@ -50,6 +52,9 @@ typedef struct {
     /* what the edge must agree on (0: not published) */
     int64_t  shards;        /* command stream shards per lane */
     int64_t  key_id;        /* chat_token_key_id() of the token secret */
+
+    /* what the edge should agree on: it warns, it does not refuse */
+    int64_t  presence_ttl_ms;   /* CHAT_PRESENCE_TTL_MS */
 } chat_lane_limits_t;
 
 /* "chat", "read", ...; NULL for a value out of range */
@@ -65,7 +70,8 @@ chat_lane_t chat_lane_of_op(const char *op, size_t len);
  * Returns its length, or 0 when it does not fit or lane is invalid. */
 size_t chat_lane_stream(char *buf, size_t size, unsigned lane, unsigned shard);
 
-/* "queue=<n> timeout=<ms> retry=<s>" into buf; its length, or 0. */
+/* "queue=<n> timeout=<ms> retry=<s> shards=<n> keyid=<n>
+ * presence_ttl=<ms>" into buf; its length, or 0. */
 size_t chat_lane_limits_format(char *buf, size_t size,
     const chat_lane_limits_t *limits);
 
@@ -82,5 +88,15 @@ int chat_lane_limits_parse(const char *s, size_t len,
  */
 int chat_lane_limits_agree(const chat_lane_limits_t *published,
     int64_t shards, int64_t key_id, char *why, size_t size);
+
+/*
+ * Whether a lane's published presence TTL is the edge's chat_presence_ttl:
+ * 1 when it is (or was not published), else 0 with why, as above.  A
+ * mismatch shows users offline while they are online (the backend's TTL
+ * shorter: the edge refreshes too late) or online for too long after they
+ * left (longer); it loses nothing, so the edge warns instead of refusing.
+ */
+int chat_lane_presence_ttl_agree(const chat_lane_limits_t *published,
+    int64_t ttl_ms, char *why, size_t size);
 
 #endif /* CHAT_LANES_H */

@@ -94,6 +94,8 @@ start_test_stack() {
     # tests/integration/notify.test.mjs serves on PORT + 3
     export PRESENCE_TTL_MS=6000 PRESENCE_GRACE_MS=1000 RECEIPT_WINDOW_MS=500
     export NOTIFY_WEBHOOK="http://127.0.0.1:$(( ${PORT:-18080} + 3 ))/notify"
+    # a second application's server on the same nginx (two_apps.test.mjs)
+    export APP2_PORT=$(( ${PORT:-18080} + 2 ))
     export NOTIFY_QUIET_MS=1500 NOTIFY_BACKOFF_MS=300
     # orders: a provider timeout, slow cards past it, a reservation TTL and
     # a reconciler interval short enough for the tests to watch them work

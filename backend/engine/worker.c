@@ -92,6 +92,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "ops.h"
+#include "roles.h"
 #include "suspend.h"
 #include "worker.h"
 
@@ -954,6 +955,9 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
     limits.shards = cfg->shards;
     limits.key_id = chat_token_key_id(cfg->token_secret,
                                       cfg->token_secret_len);
+    /* and what it should agree on: it warns (presence.c's TTL, read from
+     * the environment before the supervisor forked) */
+    limits.presence_ttl_ms = chat_roles.presence_ttl_ms;
     (void) chat_lane_limits_format(w.bus.lane_limits,
                                    sizeof(w.bus.lane_limits), &limits);
 

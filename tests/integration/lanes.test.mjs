@@ -102,7 +102,7 @@ test('each lane has its own streams, and its pool publishes its limits', async (
   const limits = new Map();
   for (let i = 0; i + 1 < lanes.length; i += 2) limits.set(lanes[i], lanes[i + 1]);
   for (const lane of ['chat', 'read', 'auth', 'orders', 'admin']) {
-    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+ shards=\d+ keyid=[1-9]\d*$/, `lane ${lane}`);
+    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+ shards=\d+ keyid=[1-9]\d* presence_ttl=[1-9]\d*$/, `lane ${lane}`);
     assert.equal(await redis('EXISTS', `chat:cmd:${lane}:{0}`), '1', `stream of lane ${lane}`);
   }
 
@@ -166,4 +166,40 @@ test('a lane whose pool disagrees with the edge on shards is refused 503 misconf
   }
   await waitFor('the admin lane back', async () =>
     (await api('GET', '/api/v1/admin/warehouses', undefined, auth)).status === 200);
+});
+
+test('a pool whose presence TTL differs from the edge\'s is warned about once and shown in /metrics, not refused', async () => {
+  const edgeTtl = Number(process.env.CHAT_PRESENCE_TTL_MS ?? 45000);
+  const gauge = async () => {
+    const m = (await (await fetch(`${BASE}/metrics`)).text()).match(/^chat_presence_ttl_mismatch (\d)$/m);
+    return Number(m?.[1]);
+  };
+  const published = await redis('HGET', 'chat:lanes', 'admin');
+  assert.match(published, new RegExp(` presence_ttl=${edgeTtl}$`), 'the pool publishes the TTL it runs with');
+  assert.equal(await gauge(), 0);
+
+  // the admin pool stops (its heartbeat would publish its own limits over
+  // ours) and its published limits claim another presence TTL
+  const pids = await lanePids('admin');
+  assert.ok(pids.length > 0);
+  const errors = logTail('nginx/error.log');
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  try {
+    await redis('HSET', 'chat:lanes', 'admin', published.replace(/presence_ttl=\d+/, 'presence_ttl=59000'));
+    await waitFor('the error log warns', () =>
+      new RegExp(`\\[warn\\].*disagree on presence: the backend's presence TTL is 59000 ms, this edge's ${edgeTtl} ms`).test(errors.read()));
+    await waitFor('the gauge', async () => (await gauge()) === 1);
+    // a warning, not a refusal: the lane is not marked misconfigured
+    const m = await (await fetch(`${BASE}/metrics`)).text();
+    assert.match(m, /^chat_lane_misconfigured\{lane="admin"\} 0$/m);
+    // once per change: every nginx worker warns once, not once per poll
+    await sleep(1000);
+    const warnings = errors.read().match(/disagree on presence/g).length;
+    assert.ok(warnings <= 2, `${warnings} warnings from the stack's 2 nginx workers`);
+  } finally {
+    await redis('HSET', 'chat:lanes', 'admin', published);
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
+  await waitFor('the gauge back at 0', async () => (await gauge()) === 0);
+  await waitFor('the log says they agree again', () => /agree on the presence TTL again/.test(errors.read()));
 });

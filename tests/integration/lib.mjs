@@ -25,7 +25,8 @@ if (!process.env.REDISCLI_AUTH) {
   } catch { /* a stack without ACL users */ }
 }
 
-// api('POST', '/api/v1/auth/login', {email, password}, {token, headers, raw, signal})
+// api('POST', '/api/v1/auth/login', {email, password}, {token, headers, raw, signal, base})
+// (base: another server of the stack's nginx, default BASE)
 export async function api(method, path, body, opts = {}) {
   const headers = { ...(opts.headers ?? {}) };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -35,7 +36,7 @@ export async function api(method, path, body, opts = {}) {
   if (payload !== undefined && !headers['content-type']) {
     headers['content-type'] = 'application/json';
   }
-  const res = await fetch(BASE + path, { method, headers, body: payload, signal: opts.signal });
+  const res = await fetch((opts.base ?? BASE) + path, { method, headers, body: payload, signal: opts.signal });
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* left null: the test decides */ }

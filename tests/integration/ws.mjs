@@ -9,7 +9,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { BASE } from './lib.mjs';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const url = new URL(BASE);
+const BASE_URL = new URL(BASE);
 
 // frame(opcode, payload, {fin, mask, rsv, lengthForm}) -> Buffer
 export function frame(opcode, payload = Buffer.alloc(0), opts = {}) {
@@ -58,10 +58,12 @@ export class WsClient {
     sock.on('error', () => {});
   }
 
-  // connect({token, origin, headers, query, path}) -> WsClient, or throws
-  // with .status and .body when the handshake is refused
+  // connect({token, origin, headers, query, path, base}) -> WsClient, or
+  // throws with .status and .body when the handshake is refused; base is
+  // another server of the stack's nginx (default BASE)
   static connect(opts = {}) {
     return new Promise((resolve, reject) => {
+      const url = opts.base ? new URL(opts.base) : BASE_URL;
       const sock = net.connect({ host: url.hostname, port: Number(url.port), localAddress: opts.localAddress });
       const key = opts.key ?? randomBytes(16).toString('base64');
       const path = opts.path ?? '/ws' + (opts.query ?? '');

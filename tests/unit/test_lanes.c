@@ -70,14 +70,17 @@ test_limits(void)
 {
     char                 buf[160];
     size_t               n;
-    chat_lane_limits_t   in = { 64, 30000, 2, 4, 281474976710655 }, out;
+    chat_lane_limits_t   in = { 64, 30000, 2, 4, 281474976710655, 45000 };
+    chat_lane_limits_t   out;
 
     n = chat_lane_limits_format(buf, sizeof(buf), &in);
     CHECK(n > 0 && strcmp(buf, "queue=64 timeout=30000 retry=2 shards=4 "
-                               "keyid=281474976710655") == 0);
+                               "keyid=281474976710655 presence_ttl=45000")
+                   == 0);
     CHECK(chat_lane_limits_parse(buf, n, &out) == 0);
     CHECK(out.queue == 64 && out.timeout_ms == 30000 && out.retry_s == 2);
     CHECK(out.shards == 4 && out.key_id == 281474976710655);
+    CHECK(out.presence_ttl_ms == 45000);
 
     /* any order, unknown fields skipped, missing ones 0 */
     CHECK(chat_lane_limits_parse("retry=5 future=1 queue=7", 24, &out) == 0);
@@ -102,8 +105,8 @@ static void
 test_agreement(void)
 {
     char                 why[256];
-    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345 };
-    chat_lane_limits_t   old = { 64, 30000, 2, 0, 0 };
+    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345, 0 };
+    chat_lane_limits_t   old = { 64, 30000, 2, 0, 0, 0 };
 
     CHECK(chat_lane_limits_agree(&pub, 4, 12345, why, sizeof(why)) == 1);
     CHECK(why[0] == '\0');
@@ -119,6 +122,28 @@ test_agreement(void)
     /* a short buffer is cut, never overrun */
     CHECK(chat_lane_limits_agree(&pub, 8, 12345, why, 8) == 0);
     CHECK(strlen(why) == 7);
+}
+
+
+/* the presence TTL is compared too (the edge warns on a mismatch); a pool
+ * that did not publish one is not held to it, and the TTL is no part of
+ * the refusing check */
+static void
+test_presence_ttl(void)
+{
+    char                 why[256];
+    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345, 6000 };
+    chat_lane_limits_t   old = { 64, 30000, 2, 4, 12345, 0 };
+
+    CHECK(chat_lane_presence_ttl_agree(&pub, 6000, why, sizeof(why)) == 1);
+    CHECK(why[0] == '\0');
+    CHECK(chat_lane_presence_ttl_agree(&old, 45000, why, sizeof(why)) == 1);
+
+    CHECK(chat_lane_presence_ttl_agree(&pub, 45000, why, sizeof(why)) == 0);
+    CHECK(strstr(why, "presence TTL is 6000 ms") != NULL);
+    CHECK(strstr(why, "edge's 45000 ms") != NULL);
+
+    CHECK(chat_lane_limits_agree(&pub, 4, 12345, why, sizeof(why)) == 1);
 }
 
 
@@ -144,6 +169,7 @@ main(void)
     UNIT_RUN(test_ops);
     UNIT_RUN(test_names);
     UNIT_RUN(test_limits);
+    UNIT_RUN(test_presence_ttl);
     UNIT_RUN(test_agreement);
     UNIT_RUN(test_key_id);
     return UNIT_SUMMARY();
