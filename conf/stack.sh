@@ -145,6 +145,11 @@ pg_replica_conninfo() {
     echo "host=127.0.0.1 port=$PG_REPLICA_PORT dbname=chat user=chat password=$(cat "$RUN/pg/password")"
 }
 
+# the replica's conninfo when STACK_PG has one, else nothing
+replica_conninfo_if_any() {
+    if stack_pg_has replica; then pg_replica_conninfo; fi
+}
+
 # what the backend's workers use for the primary: pgbouncer's socket or
 # the server itself
 backend_pg_conninfo() {
@@ -313,8 +318,8 @@ start_backend() {
     # file only catches what it says before it has opened it
     # shellcheck disable=SC2094
     CHAT_PG=$(backend_pg_conninfo) CHAT_LANES=${LANES:-} \
-    CHAT_PG_REPLICA=$(stack_pg_has replica && pg_replica_conninfo || true) \
-    CHAT_PG_POOLER=$(stack_pg_has pgbouncer && echo transaction || echo none) \
+    CHAT_PG_REPLICA=$(replica_conninfo_if_any) \
+    CHAT_PG_POOLER=$(if stack_pg_has pgbouncer; then echo transaction; else echo none; fi) \
     CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
     CHAT_REDIS_USER=chat-worker CHAT_REDIS_PASSWORD_FILE=$RUN/redis/worker.pass \
     setsid "$BACKEND" \
@@ -481,7 +486,7 @@ cmd_env() {
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
     # STACK_PG=replica: the replica's, for the fault run's looks at it
-    printf 'CHAT_PG_REPLICA_CONNINFO=%q\n' "$(stack_pg_has replica && pg_replica_conninfo || true)"
+    printf 'CHAT_PG_REPLICA_CONNINFO=%q\n' "$(replica_conninfo_if_any)"
     printf 'CHAT_STACK_PG=%q\n' "$STACK_PG"
     printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
     printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
