@@ -38,9 +38,9 @@ typedef struct {
     const char     *pg;                 /* libpq conninfo */
     const char     *pg_replica;         /* a streaming replica's conninfo
                                            for reads (replica.c), or NULL */
-    int             pg_pooler;          /* 1: CHAT_PG (and the replica)
-                                           go through a transaction
-                                           pooler (db.c) */
+    int             pg_pooler;          /* 1: CHAT_PG goes through a
+                                           transaction pooler (db.c);
+                                           the replica never does */
     unsigned char  *token_secret;       /* HS256 key, malloc'd */
     size_t          token_secret_len;
     int64_t         token_ttl;          /* seconds */

@@ -65,7 +65,8 @@
 #define CHAT_DB_BACKOFF_MIN_MS  100
 #define CHAT_DB_BACKOFF_MAX_MS  5000
 
-/* every connection of the process goes through a transaction pooler */
+/* the process's connections to CHAT_PG go through a transaction pooler:
+ * what chat_db_init gives each connection (db->pooled) */
 static int  chat_db_pooled;
 
 
@@ -117,6 +118,7 @@ chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name)
     memset(db, 0, sizeof(*db));
     db->conninfo = conninfo;
     db->app_name = app_name;
+    db->pooled = chat_db_pooled;
 }
 
 
@@ -147,7 +149,7 @@ chat_db_durable(chat_db_t *db)
 
     /* behind a pooler the session cannot SET them (chat_db_connect): the
      * server's settings are what the commits get */
-    if (chat_db_pooled && strcmp(PQgetvalue(res, 0, 2), "off") == 0) {
+    if (db->pooled && strcmp(PQgetvalue(res, 0, 2), "off") == 0) {
         chat_log_error("postgres: synchronous_commit is off behind the "
                        "pooler: a crash can lose acknowledged messages; "
                        "refusing to run (set it on for the role or in "
@@ -155,7 +157,7 @@ chat_db_durable(chat_db_t *db)
         rc = -1;
     }
 
-    if (chat_db_pooled && strcmp(PQgetvalue(res, 0, 3), "0") == 0) {
+    if (db->pooled && strcmp(PQgetvalue(res, 0, 3), "0") == 0) {
         chat_log_warn("postgres: statement_timeout is 0 behind the pooler: "
                       "a statement stuck on a lock holds its worker (set "
                       "it for the role or in the pooler's connect_query)");
@@ -231,7 +233,7 @@ chat_db_connect(chat_db_t *db)
 
     chat_log_info("postgres: connected (server %d%s)",
                   PQserverVersion(db->conn),
-                  chat_db_pooled ? ", through a transaction pooler" : "");
+                  db->pooled ? ", through a transaction pooler" : "");
 
     return 0;
 }
@@ -390,7 +392,7 @@ chat_db_prepare(chat_db_t *db, const char *sql, int nparams)
     char       name[24];
     PGresult  *res;
 
-    if (chat_db_pooled) {
+    if (db->pooled) {
         return CHAT_DB_PREPARED_MAX;    /* unnamed: see the top */
     }
 
@@ -481,7 +483,7 @@ chat_db_exec(chat_db_t *db, const char *sql)
 int
 chat_db_session_set(chat_db_t *db, const char *sql)
 {
-    return chat_db_pooled ? 0 : chat_db_exec(db, sql);
+    return db->pooled ? 0 : chat_db_exec(db, sql);
 }
 
 

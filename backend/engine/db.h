@@ -23,6 +23,8 @@ typedef struct {
     const char  *expected;      /* a SQLSTATE the caller handles: its
                                    failure is logged at debug only */
     int64_t      last_ok_ms;    /* monotonic time of the last round trip */
+    int          pooled;        /* through a transaction pooler: no
+                                   session state (chat_db_use_pooler) */
     int64_t      backoff_ms;    /* current reconnect delay */
     int64_t      next_try_ms;   /* monotonic time of the next attempt */
 
@@ -44,8 +46,9 @@ typedef struct {
 void chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name);
 
 /*
- * Every connection of this process goes through a pooler in transaction
- * mode (pgbouncer): keep no state in the session, where the next
+ * The connections chat_db_init makes from now on go through a pooler in
+ * transaction mode (pgbouncer; db->pooled, which a caller may clear for a
+ * connection that does not): keep no state in the session, where the next
  * transaction may not find it.  No session SETs (chat_db_connect checks
  * the server's own settings instead, chat_db_session_set does nothing)
  * and no named prepared statements (chat_db_query_prepared and prepared

@@ -83,6 +83,7 @@ chat_replica_init(chat_replica_t *r, const chat_config_t *cfg)
     memset(r, 0, sizeof(*r));
     chat_db_init(&r->db, cfg->pg_replica != NULL ? cfg->pg_replica : "",
                  "chat-backend worker (replica)");
+    r->db.pooled = 0;           /* --pg-pooler is --pg's: this one is direct */
     r->configured = cfg->pg_replica != NULL;
     r->state = "replica";
 }
