@@ -144,6 +144,50 @@ chat_replica_lsn_text(uint64_t lsn, char *buf, size_t size)
 }
 
 
+/*
+ * Reads the n replies of the commands appended on the bus: 0 when none
+ * failed, with *max the highest position among the string replies (GETs
+ * of CHAT_LSN_* keys); -1 when one was an error (logged as what) or the
+ * connection broke (then it is freed).
+ */
+static int
+chat_replica_replies(chat_bus_t *bus, size_t n, const char *what,
+    uint64_t *max)
+{
+    int          rc;
+    size_t       i;
+    uint64_t     lsn;
+    redisReply  *reply;
+
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        if (bus->ctx == NULL
+            || redisGetReply(bus->ctx, (void **) &reply) != REDIS_OK)
+        {
+            if (bus->ctx != NULL) {
+                chat_bus_lost(bus);
+            }
+            return -1;
+        }
+
+        if (chat_bus_check(reply, what) != 0) {
+            rc = -1;
+
+        } else if (reply->type == REDIS_REPLY_STRING) {
+            lsn = strtoull(reply->str, NULL, 16);
+            if (lsn > *max) {
+                *max = lsn;
+            }
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return rc;
+}
+
+
 /* ------------------------------------------------------------------------
  * Routing reads
  * --------------------------------------------------------------------- */
@@ -157,12 +201,9 @@ static int
 chat_replica_needed(chat_bus_t *bus, chat_job_t **jobs, size_t n,
     uint64_t *need)
 {
-    int          rc;
     char         keys[CHAT_REPLICA_USERS_MAX + 1][48];
     size_t       i, j, k;
     int64_t      uids[CHAT_REPLICA_USERS_MAX];
-    uint64_t     lsn;
-    redisReply  *reply;
 
     *need = 0;
     k = 0;
@@ -214,32 +255,7 @@ chat_replica_needed(chat_bus_t *bus, chat_job_t **jobs, size_t n,
         }
     }
 
-    rc = 0;
-
-    for (i = 0; i < k; i++) {
-        if (bus->ctx == NULL
-            || redisGetReply(bus->ctx, (void **) &reply) != REDIS_OK)
-        {
-            if (bus->ctx != NULL) {
-                chat_bus_lost(bus);
-            }
-            return -1;
-        }
-
-        if (chat_bus_check(reply, "GET " CHAT_LSN_CATALOG_KEY) != 0) {
-            rc = -1;
-
-        } else if (reply->type == REDIS_REPLY_STRING) {
-            lsn = strtoull(reply->str, NULL, 16);
-            if (lsn > *need) {
-                *need = lsn;
-            }
-        }
-
-        freeReplyObject(reply);
-    }
-
-    return rc;
+    return chat_replica_replies(bus, k, "GET chat:lsn", need);
 }
 
 
@@ -391,7 +407,6 @@ chat_replica_note_writes(const chat_config_t *cfg, chat_db_t *primary,
     size_t       i, sent;
     uint64_t     lsn;
     PGresult    *res;
-    redisReply  *reply;
     chat_job_t  *job;
     int          catalog;
 
@@ -457,25 +472,9 @@ chat_replica_note_writes(const chat_config_t *cfg, chat_db_t *primary,
         sent++;
     }
 
-    rc = 0;
-
-    for (i = 0; i < sent; i++) {
-        if (bus->ctx == NULL
-            || redisGetReply(bus->ctx, (void **) &reply) != REDIS_OK)
-        {
-            if (bus->ctx != NULL) {
-                chat_bus_lost(bus);
-            }
-            return -1;
-        }
-
-        if (chat_bus_check(reply, "EVAL (keep the write's position)") != 0) {
-            rc = -1;
-        }
-        freeReplyObject(reply);
-    }
-
-    return rc;
+    lsn = 0;
+    return chat_replica_replies(bus, sent, "EVAL (keep the write's position)",
+                                &lsn);
 }
 
 
