@@ -13,7 +13,10 @@
  *                                                     round trips)
  *
  * so a command is acknowledged, and its client answered, only after its
- * effects are committed, and many commands share one commit.  Expensive
+ * effects are committed, and many commands share one commit.  With
+ * --pg-replica a worker has a second connection, and a batch of reads
+ * the replica may serve runs there (replica.c decides; what fails there
+ * runs again on the primary at once).  Expensive
  * commands (CHAT_OP_ALONE: scrypt) run by themselves in their place
  * among the others, so they never hold a batch's locks while they hash.
  * A read takes up to --batch entries per shard while entries are cheap,
