@@ -420,7 +420,8 @@ chat_replica_note_writes(const chat_config_t *cfg, chat_db_t *primary,
     for (i = 0; i < n; i++) {
         job = jobs[i];
         if (job->done && (job->op->flags & CHAT_OP_LOGGED)
-            && job->status < 400)
+            && job->status < 400
+            && (job->cmd->uid > 0 || job->op->touches != NULL))
         {
             sent++;
             catalog |= job->op->touches != NULL;
