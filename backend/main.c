@@ -68,7 +68,9 @@ enum {
     OPT_LOG_FILE,
     OPT_LOG_FORMAT,
     /* uploads and covers (media/) */
-    OPT_MEDIA_ROOT, OPT_MEDIA_QUOTA
+    OPT_MEDIA_ROOT, OPT_MEDIA_QUOTA,
+    /* a read replica; a pooler in front of PostgreSQL */
+    OPT_PG_REPLICA, OPT_PG_POOLER
 };
 
 /* the settings come first, in the order of the enum above: main() maps
@@ -109,6 +111,8 @@ static const struct option  chat_options[] = {
     { "log-format",        required_argument, NULL, OPT_LOG_FORMAT },
     { "media-root",        required_argument, NULL, OPT_MEDIA_ROOT },
     { "media-quota-mb",    required_argument, NULL, OPT_MEDIA_QUOTA },
+    { "pg-replica",        required_argument, NULL, OPT_PG_REPLICA },
+    { "pg-pooler",         required_argument, NULL, OPT_PG_POOLER },
     { NULL, 0, NULL, 0 }
 };
 
@@ -136,6 +140,18 @@ usage(FILE *out)
 "  --redis-user NAME         CHAT_REDIS_USER         (the default user)\n"
 "  --redis-password-file PATH CHAT_REDIS_PASSWORD_FILE (none: no AUTH)\n"
 "  --pg CONNINFO             CHAT_PG                 dbname=chat\n"
+"  --pg-replica CONNINFO     CHAT_PG_REPLICA         (none: every read on "
+"--pg)\n"
+"                            a streaming replica for history, sync, "
+"catalog\n"
+"                            and search reads; a reader always sees its "
+"own\n"
+"                            writes (empty: none)\n"
+"  --pg-pooler MODE          CHAT_PG_POOLER          none, or transaction "
+"(pgbouncer\n"
+"                            in transaction mode: no session state, no "
+"named\n"
+"                            prepared statements)\n"
 "  --token-secret-file PATH  CHAT_TOKEN_SECRET_FILE  (none)\n"
 "                            or the secret itself in CHAT_TOKEN_SECRET;\n"
 "                            at least 32 bytes, required to run the pool\n"
@@ -363,6 +379,20 @@ apply(chat_config_t *cfg, int opt, const char *what, const char *value)
         cfg->pg = value;
         break;
 
+    case OPT_PG_REPLICA:
+        cfg->pg_replica = value[0] != '\0' ? value : NULL;
+        break;
+
+    case OPT_PG_POOLER:
+        if (strcmp(value, "none") == 0) {
+            cfg->pg_pooler = 0;
+        } else if (strcmp(value, "transaction") == 0) {
+            cfg->pg_pooler = 1;
+        } else {
+            die("%s: \"%s\" is neither none nor transaction", what, value);
+        }
+        break;
+
     case OPT_SECRET_FILE:
         free(cfg->token_secret);
         cfg->token_secret = read_secret_file(what, value,
@@ -515,6 +545,8 @@ apply_env(chat_config_t *cfg)
         { OPT_LOG_FORMAT, "CHAT_LOG_FORMAT" },
         { OPT_MEDIA_ROOT, "CHAT_MEDIA_ROOT" },
         { OPT_MEDIA_QUOTA, "CHAT_MEDIA_QUOTA_MB" },
+        { OPT_PG_REPLICA, "CHAT_PG_REPLICA" },
+        { OPT_PG_POOLER, "CHAT_PG_POOLER" },
     };
 
     for (i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -669,6 +701,9 @@ main(int argc, char **argv)
             break;
         }
     }
+
+    /* before any connection, the tools' included */
+    chat_db_use_pooler(cfg.pg_pooler);
 
     sub = optind < argc ? argv[optind] : NULL;
 

@@ -8,6 +8,9 @@ packages=(
     build-essential nginx nginx-dev libhiredis-dev libpq-dev libcjson-dev
     libssl-dev redis-server redis-tools postgresql postgresql-client
     libcurl4-openssl-dev postgresql-15-rum
+    # STACK_PG=pgbouncer: the pooler the backend must work behind in
+    # transaction mode (conf/stack.sh runs its own on a socket)
+    pgbouncer
     # image thumbnails and book covers (backend/media): libvips decodes,
     # resizes and re-encodes without EXIF, bounded and in few MB
     libvips-dev

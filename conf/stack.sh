@@ -39,6 +39,14 @@
 # DEMO_COVERS (200, the demo books of STACK=dev given drawn covers); the
 # store is .run/<stack>/media (chat_media_root, the backend's --media-root).
 # PostgreSQL refuses to run as root; as root it runs as the postgres user.
+# STACK_PG says what stands around it (words, comma-separated; default
+# none): "replica" adds a streaming replica (pg_basebackup over the local
+# socket, its own data in .run/<stack>/pg-replica, on PG_REPLICA_PORT,
+# default PG_PORT + 1) and gives it to the backend for reads
+# (CHAT_PG_REPLICA); "pgbouncer" puts pgbouncer in transaction mode in
+# front of the primary (a socket in .run/<stack>/pgbouncer, no TCP port)
+# and points the backend at it (CHAT_PG_POOLER=transaction).  Migrations,
+# the demo data and the tests' own SQL still go to the primary directly.
 #
 # Everything the stack writes (data, logs, configs, the secrets) is its
 # owner's alone: files 0600, directories 0700 (umask 077, and a start
@@ -103,6 +111,17 @@ export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
 export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
+STACK_PG=${STACK_PG:-}
+PG_REPLICA_PORT=${PG_REPLICA_PORT:-$((PG_PORT + 1))}
+# pgbouncer listens on a socket only; the port number only names it
+PGBOUNCER_PORT=$((PG_PORT + 2))
+stack_pg_has() { case ",$STACK_PG," in *",$1,"*) return 0 ;; esac; return 1; }
+for word in ${STACK_PG//,/ }; do
+    case "$word" in
+        replica|pgbouncer) ;;
+        *) echo "stack: STACK_PG: unknown \"$word\" (replica, pgbouncer)" >&2; exit 2 ;;
+    esac
+done
 PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
 # other builds (make test-asan) point these elsewhere
 MODULE_SO=${MODULE_SO:-$ROOT/build/nginx/objs/ngx_chat_module.so}
@@ -122,6 +141,25 @@ as_pg() {
 
 pg_conninfo() {
     echo "host=127.0.0.1 port=$PG_PORT dbname=chat user=chat password=$(cat "$RUN/pg/password")"
+}
+
+pg_replica_conninfo() {
+    echo "host=127.0.0.1 port=$PG_REPLICA_PORT dbname=chat user=chat password=$(cat "$RUN/pg/password")"
+}
+
+# the replica's conninfo when STACK_PG has one, else nothing
+replica_conninfo_if_any() {
+    if stack_pg_has replica; then pg_replica_conninfo; fi
+}
+
+# what the backend's workers use for the primary: pgbouncer's socket or
+# the server itself
+backend_pg_conninfo() {
+    if stack_pg_has pgbouncer; then
+        echo "host=$RUN/pgbouncer port=$PGBOUNCER_PORT dbname=chat user=chat password=$(cat "$RUN/pg/password")"
+    else
+        pg_conninfo
+    fi
 }
 
 # wait_for <seconds> <what> <command...>
@@ -214,6 +252,66 @@ start_postgres() {
     log "postgres on 127.0.0.1:$PG_PORT"
 }
 
+# The streaming replica: a base backup of the primary over its local
+# socket (the local replication line of initdb's pg_hba.conf trusts it),
+# with -R so that it starts as a standby that follows the primary.  Once
+# made, it is only started again (a fault run kills it).
+start_pg_replica() {
+    local r=$RUN/pg-replica pg=$RUN/pg
+    mkdir -p "$r"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$r"
+    if [ ! -f "$r/data/PG_VERSION" ]; then
+        rm -rf "$r/data"
+        as_pg "$PG_BIN/pg_basebackup" -h "$pg/socket" -p "$PG_PORT" -U chat \
+            -D "$r/data" -R -X stream -c fast > "$r/basebackup.log" 2>&1 \
+            || die "pg_basebackup failed, see $r/basebackup.log"
+    fi
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$r/data" status >/dev/null 2>&1; then
+        mkdir -p "$r/socket"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$r/socket"
+        as_pg "$PG_BIN/pg_ctl" -D "$r/data" -l "$r/postgres.log" -w -t 30 \
+            -o "-p $PG_REPLICA_PORT -c listen_addresses=127.0.0.1 -k $r/socket -c hot_standby=on ${PG_OPTIONS:-}" \
+            start >/dev/null || die "the PostgreSQL replica failed to start, see $r/postgres.log"
+    fi
+    wait_for 30 "the PostgreSQL replica" as_pg "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_REPLICA_PORT"
+    log "postgres replica on 127.0.0.1:$PG_REPLICA_PORT (streaming from :$PG_PORT)"
+}
+
+# pgbouncer in transaction mode in front of the primary, on a socket only.
+# The backend keeps no session state behind it (backend/engine/db.c): the
+# settings a session would SET come with every server connection
+# (connect_query).  It refuses to run as root: as root it runs as postgres.
+start_pgbouncer() {
+    local b=$RUN/pgbouncer password
+    mkdir -p "$b"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$b"
+    pid_alive "$b/pgbouncer.pid" && return
+    password=$(cat "$RUN/pg/password")
+    printf '"chat" "%s"\n' "$password" > "$b/userlist.txt"
+    cat > "$b/pgbouncer.ini" <<INI
+[databases]
+chat = host=127.0.0.1 port=$PG_PORT dbname=chat connect_query='SET statement_timeout = 30000'
+
+[pgbouncer]
+pool_mode = transaction
+listen_addr =
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir = $b
+auth_type = scram-sha-256
+auth_file = $b/userlist.txt
+default_pool_size = 20
+max_client_conn = 500
+server_reset_query =
+logfile = $b/pgbouncer.log
+pidfile = $b/pgbouncer.pid
+INI
+    chmod 600 "$b/userlist.txt" "$b/pgbouncer.ini"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$b/userlist.txt" "$b/pgbouncer.ini"
+    as_pg pgbouncer -d -q "$b/pgbouncer.ini" || die "pgbouncer failed to start, see $b/pgbouncer.log"
+    wait_for 10 "pgbouncer" as_pg "$PG_BIN/pg_isready" -h "$b" -p "$PGBOUNCER_PORT"
+    log "pgbouncer (transaction mode) on $b/.s.PGSQL.$PGBOUNCER_PORT"
+}
+
 start_backend() {
     mkdir -p "$RUN/backend"
     pid_alive "$RUN/backend/backend.pid" && return
@@ -221,7 +319,9 @@ start_backend() {
     # the backend appends to its --log-file itself; the redirect to the same
     # file only catches what it says before it has opened it
     # shellcheck disable=SC2094
-    CHAT_PG=$(pg_conninfo) CHAT_LANES=${LANES:-} \
+    CHAT_PG=$(backend_pg_conninfo) CHAT_LANES=${LANES:-} \
+    CHAT_PG_REPLICA=$(replica_conninfo_if_any) \
+    CHAT_PG_POOLER=$(if stack_pg_has pgbouncer; then echo transaction; else echo none; fi) \
     CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
     CHAT_REDIS_USER=chat-worker CHAT_REDIS_PASSWORD_FILE=$RUN/redis/worker.pass \
     setsid "$BACKEND" \
@@ -335,6 +435,8 @@ cmd_start() {
     start_redis
     start_postgres
     "$ROOT/sql/migrate.sh" "$(pg_conninfo)" | sed "s/^/stack[$STACK]: /"
+    if stack_pg_has replica; then start_pg_replica; fi
+    if stack_pg_has pgbouncer; then start_pgbouncer; fi
     start_payments
     start_backend
     start_nginx
@@ -365,6 +467,13 @@ cmd_stop() {
         redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
         stop_pidfile "$RUN/redis/redis.pid" redis TERM
     fi
+    # whatever STACK_PG says now: a stack started with more stops whole
+    stop_pidfile "$RUN/pgbouncer/pgbouncer.pid" pgbouncer INT
+    if [ -f "$RUN/pg-replica/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
+        if as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg-replica/data" -m fast -w stop >/dev/null 2>&1; then
+            log "postgres replica stopped"
+        fi
+    fi
     if [ -f "$RUN/pg/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
         if as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1; then
             log "postgres stopped"
@@ -386,6 +495,9 @@ cmd_env() {
     printf 'CHAT_RUN_DIR=%q\n' "$RUN"
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
+    # STACK_PG=replica: the replica's, for the fault run's looks at it
+    printf 'CHAT_PG_REPLICA_CONNINFO=%q\n' "$(replica_conninfo_if_any)"
+    printf 'CHAT_STACK_PG=%q\n' "$STACK_PG"
     printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
     printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
     printf 'CHAT_PAYMENT_URL=%q\n' "http://127.0.0.1:$PAYMENT_PORT"

@@ -2,7 +2,11 @@
 # make test: the unit tests, then the integration suite against a fresh test
 # stack (STACK=test: its own ports and data directory, wiped each run).
 #
-#   tests/run.sh [all|unit|integration|faults|browser|soak|package|lint]
+#   tests/run.sh [all|unit|integration|replica|faults|browser|soak|package|lint]
+#
+# STACK_PG (conf/stack.sh: replica, pgbouncer, or both) runs any suite on
+# a stack with a streaming replica and/or pgbouncer; "replica" is the short
+# pass on both that make test runs.
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -170,6 +174,22 @@ run_integration() {
     [ "${ASAN:-0}" = 1 ] && asan_verdict
 }
 
+# the short pass on a fresh stack with a streaming replica and pgbouncer in
+# transaction mode (STACK_PG=replica,pgbouncer): the replica's own file and
+# the catalog's (its cache and a replica together), a couple of minutes
+run_replica() {
+    local saved=${STACK_PG-}
+    export STACK_PG=replica,pgbouncer
+    if start_test_stack; then
+        echo "== replica pass (STACK_PG=$STACK_PG)"
+        node --test --test-concurrency=1 tests/integration/replica.test.mjs \
+            tests/integration/catalog.test.mjs || failed_suites+=("replica pass")
+        conf/stack.sh stop
+        trap - EXIT
+    fi
+    STACK_PG=$saved
+}
+
 # the long fault run on its own fresh stack: every fault FAULT_ROUNDS times
 # (default 5) under heavier traffic, then the books
 run_faults() {
@@ -235,13 +255,14 @@ run_package() {
 case "$what" in
     unit)        run_unit ;;
     integration) run_integration ;;
+    replica)     run_replica ;;
     faults)      run_faults ;;
     browser)     run_browser ;;
     soak)        run_soak ;;
     package)     run_package ;;
     lint)        run_lint ;;
-    all)         run_lint; run_unit; run_integration; run_package ;;
-    *)           echo "usage: $0 [all|unit|integration|faults|browser|soak|package|lint]" >&2; exit 2 ;;
+    all)         run_lint; run_unit; run_integration; run_replica; run_package ;;
+    *)           echo "usage: $0 [all|unit|integration|replica|faults|browser|soak|package|lint]" >&2; exit 2 ;;
 esac
 
 if [ ${#failed_suites[@]} -gt 0 ]; then

@@ -101,12 +101,13 @@ chat_catalog_category_filter(chat_op_ctx_t *ctx, char **subtree)
  * sort order's index and collecting the category's books first.  So browse switches to custom plans for its
  * statement and back (search needs no switch: its SQL function chooses
  * its walks itself, op_search.c).  A rollback of the command's savepoint
- * undoes the SET as well.  0, or -1.
+ * undoes the SET as well; behind a pooler there is no SET to make
+ * (db.c).  0, or -1.
  */
 static int
 chat_catalog_custom_plans(chat_op_ctx_t *ctx, int on)
 {
-    return chat_db_exec(ctx->db, on
+    return chat_db_session_set(ctx->db, on
                         ? "SET plan_cache_mode = force_custom_plan"
                         : "SET plan_cache_mode = force_generic_plan");
 }

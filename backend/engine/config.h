@@ -36,6 +36,11 @@ typedef struct {
     const char     *redis_user;         /* NULL: the default user */
     char           *redis_password;     /* NULL: no AUTH; malloc'd */
     const char     *pg;                 /* libpq conninfo */
+    const char     *pg_replica;         /* a streaming replica's conninfo
+                                           for reads (replica.c), or NULL */
+    int             pg_pooler;          /* 1: CHAT_PG goes through a
+                                           transaction pooler (db.c);
+                                           the replica never does */
     unsigned char  *token_secret;       /* HS256 key, malloc'd */
     size_t          token_secret_len;
     int64_t         token_ttl;          /* seconds */

@@ -37,6 +37,19 @@
  * conv.c), so a statement's text, and its prepared plan, do not depend
  * on the batch's size.
  *
+ * Poolers.  Behind pgbouncer in transaction mode (--pg-pooler
+ * transaction) each transaction may run on another server session, so
+ * nothing may live in the session: the SETs below are not sent (the
+ * server's or the pooler's settings must carry them; the connection
+ * checks synchronous_commit and statement_timeout and refuses an unsafe
+ * one), and no statement is prepared by name (pgbouncer 1.18, Debian
+ * bookworm's, does not carry named statements from one server session to
+ * another; 1.21 can, with max_prepared_statements).  Hot statements then
+ * run unnamed, parsed and planned each time (custom plans, so the
+ * plan_cache_mode SET is not needed either), at the cost measured above.
+ * Pipelines are fine: a pipeline ends in one Sync, and the pooler keeps
+ * its server session until the ReadyForQuery that answers it.
+ *
  * Group commit.  Steps that run their own transactions (suspend.c's
  * resume steps) can share one: see the section at the end.
  *
@@ -67,6 +80,9 @@ static int chat_db_pipeline_raw(chat_db_t *db, chat_db_stmt_t *stmts,
 static int chat_db_group_enter(chat_db_t *db);
 static void chat_db_group_leave(chat_db_t *db, int ok);
 static int chat_db_group_control(chat_db_t *db, const char *sql);
+/* the process's connections to CHAT_PG go through a transaction pooler:
+ * what chat_db_init gives each connection (db->pooled) */
+static int  chat_db_pooled;
 
 
 /* ------------------------------------------------------------------------
@@ -105,11 +121,19 @@ chat_db_notice(void *arg, const char *message)
 
 
 void
+chat_db_use_pooler(int on)
+{
+    chat_db_pooled = on;
+}
+
+
+void
 chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name)
 {
     memset(db, 0, sizeof(*db));
     db->conninfo = conninfo;
     db->app_name = app_name;
+    db->pooled = chat_db_pooled;
 }
 
 
@@ -128,13 +152,31 @@ chat_db_durable(chat_db_t *db)
     PGresult  *res;
 
     res = chat_db_query(db, "SELECT current_setting('fsync'), "
-                            "current_setting('full_page_writes')",
+                            "current_setting('full_page_writes'), "
+                            "current_setting('synchronous_commit'), "
+                            "current_setting('statement_timeout')",
                         0, NULL, NULL, NULL);
     if (res == NULL) {
         return -1;
     }
 
     rc = 0;
+
+    /* behind a pooler the session cannot SET them (chat_db_connect): the
+     * server's settings are what the commits get */
+    if (db->pooled && strcmp(PQgetvalue(res, 0, 2), "off") == 0) {
+        chat_log_error("postgres: synchronous_commit is off behind the "
+                       "pooler: a crash can lose acknowledged messages; "
+                       "refusing to run (set it on for the role or in "
+                       "the pooler's connect_query)");
+        rc = -1;
+    }
+
+    if (db->pooled && strcmp(PQgetvalue(res, 0, 3), "0") == 0) {
+        chat_log_warn("postgres: statement_timeout is 0 behind the pooler: "
+                      "a statement stuck on a lock holds its worker (set "
+                      "it for the role or in the pooler's connect_query)");
+    }
 
     if (strcmp(PQgetvalue(res, 0, 0), "on") != 0) {
         chat_log_error("postgres: fsync is off: a crash can lose committed "
@@ -193,9 +235,9 @@ chat_db_connect(chat_db_t *db)
      * statements (only hot ones are) plan once, see above; and a commit
      * is only reported once it is on disk, whatever the server's default
      * (an acknowledged message must survive a PostgreSQL crash) */
-    if (chat_db_exec(db, "SET statement_timeout = '30s'; "
-                         "SET plan_cache_mode = force_generic_plan; "
-                         "SET synchronous_commit = on") != 0)
+    if (chat_db_session_set(db, "SET statement_timeout = '30s'; "
+                                "SET plan_cache_mode = force_generic_plan; "
+                                "SET synchronous_commit = on") != 0)
     {
         chat_db_close(db);
         return -1;
@@ -204,8 +246,9 @@ chat_db_connect(chat_db_t *db)
     db->backoff_ms = 0;
     db->last_ok_ms = chat_mono_ms();
 
-    chat_log_info("postgres: connected (server %d)",
-                  PQserverVersion(db->conn));
+    chat_log_info("postgres: connected (server %d%s)",
+                  PQserverVersion(db->conn),
+                  db->pooled ? ", through a transaction pooler" : "");
 
     return 0;
 }
@@ -381,6 +424,10 @@ chat_db_prepare(chat_db_t *db, const char *sql, int nparams)
     char       name[24];
     PGresult  *res;
 
+    if (db->pooled) {
+        return CHAT_DB_PREPARED_MAX;    /* unnamed: see the top */
+    }
+
     for (i = 0; i < db->nprepared && db->prepared[i] != sql; i++) {
         /* find it */
     }
@@ -503,6 +550,13 @@ chat_db_exec_raw(chat_db_t *db, const char *sql)
 
     PQclear(res);
     return 0;
+}
+
+
+int
+chat_db_session_set(chat_db_t *db, const char *sql)
+{
+    return db->pooled ? 0 : chat_db_exec(db, sql);
 }
 
 

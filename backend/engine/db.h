@@ -23,6 +23,8 @@ typedef struct {
     const char  *expected;      /* a SQLSTATE the caller handles: its
                                    failure is logged at debug only */
     int64_t      last_ok_ms;    /* monotonic time of the last round trip */
+    int          pooled;        /* through a transaction pooler: no
+                                   session state (chat_db_use_pooler) */
     int64_t      backoff_ms;    /* current reconnect delay */
     int64_t      next_try_ms;   /* monotonic time of the next attempt */
 
@@ -50,6 +52,27 @@ typedef struct {
 } chat_reply_t;
 
 void chat_db_init(chat_db_t *db, const char *conninfo, const char *app_name);
+
+/*
+ * The connections chat_db_init makes from now on go through a pooler in
+ * transaction mode (pgbouncer; db->pooled, which a caller may clear for a
+ * connection that does not): keep no state in the session, where the next
+ * transaction may not find it.  No session SETs (chat_db_connect checks
+ * the server's own settings instead, chat_db_session_set does nothing)
+ * and no named prepared statements (chat_db_query_prepared and prepared
+ * pipeline statements run unnamed, parsed each time).  Set once, before
+ * any connection.  See db.c.
+ */
+void chat_db_use_pooler(int on);
+
+/*
+ * A session setting for the statements that follow (SET ..., fixed
+ * text), such as a plan mode one statement needs.  Behind a pooler it
+ * is skipped: the next statement may run on another server session, and
+ * the one that got the SET would keep it for someone else.  0, or -1 as
+ * chat_db_exec.
+ */
+int chat_db_session_set(chat_db_t *db, const char *sql);
 
 /* chat_db_connect's answer for a server that is up but unsafe to run on
  * (fsync or full_page_writes off): not worth retrying, see db.c */

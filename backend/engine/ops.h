@@ -40,6 +40,22 @@
 #define CHAT_OP_SUSPENDS  0x4
 
 /*
+ * The op only reads, and may read a streaming replica (--pg-replica):
+ * what it answers may be a moment old, except that its user's own last
+ * writes are always in it (replica.c waits for them or reads the
+ * primary).  Never with CHAT_OP_LOGGED.
+ */
+#define CHAT_OP_REPLICA   0x8
+
+/*
+ * Also for a replica read whose answer the edge caches under the
+ * catalog's generations (catalog_cache.c): it waits for the last write
+ * that bumped them too, whoever made it, so no stale page is cached
+ * under a new generation.  Implies nothing without CHAT_OP_REPLICA.
+ */
+#define CHAT_OP_REPLICA_CACHED  0x10
+
+/*
  * What a finished write changed of what the edge's read cache holds (the
  * catalog's pages, ngx_chat_module/ngx_chat_cache.c): the books whose
  * pages and whether the list pages.  An op with a touches hook fills one

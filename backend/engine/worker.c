@@ -13,7 +13,10 @@
  *                                                     round trips)
  *
  * so a command is acknowledged, and its client answered, only after its
- * effects are committed, and many commands share one commit.  Expensive
+ * effects are committed, and many commands share one commit.  With
+ * --pg-replica a worker has a second connection, and a batch of reads
+ * the replica may serve runs there (replica.c decides; what fails there
+ * runs again on the primary at once).  Expensive
  * commands (CHAT_OP_ALONE: scrypt) run by themselves in their place
  * among the others, so they never hold a batch's locks while they hash.
  * A read takes up to --batch entries per shard while entries are cheap,
@@ -93,6 +96,7 @@
 #include "log.h"
 #include "ops.h"
 #include "roles.h"
+#include "replica.h"
 #include "suspend.h"
 #include "worker.h"
 
@@ -131,6 +135,7 @@ typedef struct {
     const chat_config_t  *cfg;
     chat_bus_t            bus;
     chat_db_t             db;
+    chat_replica_t        replica;      /* reads' other home (replica.c) */
     char                  consumer[300];
     double                entry_ms;     /* moving average cost of an entry */
     int64_t               next_heartbeat;
@@ -215,6 +220,13 @@ chat_worker_answer(chat_worker_t *w, chat_job_t **jobs, size_t n,
     /* what must hold before anyone hears "done" (the catalog's cache
      * generations); if it failed, nothing is answered and the replays run
      * it again */
+    /* the writers' next reads on a replica must see their writes; first,
+     * so that a reader who sees a bumped cache generation also finds the
+     * position to wait for */
+    if (chat_replica_note_writes(w->cfg, &w->db, &w->bus, jobs, n) != 0) {
+        return -1;
+    }
+
     if (chat_areas_before_reply(&w->bus, jobs, n) != 0) {
         return -1;
     }
@@ -290,9 +302,35 @@ chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
         return 0;
     }
 
+    size_t       i, k;
+    chat_db_t   *db;
+    chat_job_t **rest;
+
     start = chat_mono_ms();
 
-    chat_jobs_run(&w->db, w->cfg, jobs, n);
+    db = chat_replica_route(&w->replica, &w->db, &w->bus, jobs, n);
+    chat_jobs_run(db, w->cfg, jobs, n);
+
+    /* what failed on the replica (it died under the batch, recovery
+     * cancelled a read) is read from the primary at once; if memory ran
+     * out it stays pending, for a reclaim */
+    rest = db != &w->db ? malloc(n * sizeof(chat_job_t *)) : NULL;
+
+    if (rest != NULL) {
+        for (i = 0, k = 0; i < n; i++) {
+            if (!jobs[i]->done) {
+                rest[k++] = jobs[i];
+            }
+        }
+
+        if (k > 0 && chat_db_ok(&w->db)) {
+            chat_log_warn("%zu read(s) failed on the replica; reading the "
+                          "primary", k);
+            chat_jobs_run(&w->db, w->cfg, rest, k);
+        }
+
+        free(rest);
+    }
 
     return chat_worker_answer(w, jobs, n, start);
 }
@@ -763,6 +801,7 @@ chat_worker_tick(chat_worker_t *w, int with_claim)
         }
 
         (void) chat_bus_heartbeat(&w->bus, chat_db_ok(&w->db));
+        chat_replica_publish(&w->replica, &w->bus);
         chat_bus_trim(&w->bus);
     }
 
@@ -940,6 +979,7 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
              (long) getpid());
 
     chat_db_init(&w.db, cfg->pg, "chat-backend worker");
+    chat_replica_init(&w.replica, cfg);
     chat_suspend_init(&w.susp, cfg, &w.db);
     w.concurrency = cfg->lanes[lane].concurrency;
 
@@ -985,6 +1025,7 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
 
     chat_bus_free(&w.bus);
     chat_db_close(&w.db);
+    chat_replica_close(&w.replica);
 
     chat_log_info("stopped");
 

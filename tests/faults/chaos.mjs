@@ -3,7 +3,8 @@
 //
 //   node tests/faults/chaos.mjs [--rounds N] [--settle-ms MS] [--users N]
 //        [--faults late-charge,worker,lane-chat,lane-read,lane-auth,lane-orders,
-//                  lane-admin,slow-processor,redis,postgres,reload,nginx-worker,storm]
+//                  lane-admin,slow-processor,redis,postgres,reload,nginx-worker,storm
+//                  (and with STACK_PG=replica: replica,replica-lag)]
 //
 // The stack comes from the environment `conf/stack.sh env` prints (the same
 // as the integration tests); faults that stop a server bring it back with
@@ -43,6 +44,10 @@
 //   nginx-worker    kill -9 an nginx worker (its clients reconnect)
 //   storm           every device drops at once and reconnects, plus 1,000
 //                   extra connections opened at once
+//   replica         (STACK_PG=replica) stop the replica (immediate) for the
+//                   settle, then start it again (replica.mjs)
+//   replica-lag     (STACK_PG=replica) pause the replica's replay for the
+//                   settle, then resume it
 //
 // The books, after sending stops and every device has synced (all must
 // be 0; tests/faults/README.md says what each counts):
@@ -55,6 +60,8 @@
 //   auth   signups_lost, logins_refused
 //   lanes  lanes_not_recovered, lane_depth_overstated,
 //          chat_stalled_by_slow_processor
+//   replica (STACK_PG=replica) own_writes_unread (a writer's acknowledged
+//          message missing from its next history read), replica_never_read
 // The last line is "faults: N passed, N failed" (one check per book).
 
 import { execFileSync } from 'node:child_process';
@@ -71,9 +78,12 @@ import {
   authBooks, awaitLaneRecoveries, laneDepthBook, laneFault, laneFaultStats, logins, readers,
 } from './lanes.mjs';
 import { admin, holdCharges, LATE_HOLD_MS, shopBooks, shopper, shopSetup, SHOP } from './shoppers.mjs';
+import { ownWrites, REPLICA, replicaBooks, replicaFaults } from './replica.mjs';
 
 const DEFAULT_FAULTS = ['late-charge', 'worker', ...LANES.map((l) => `lane-${l}`), 'slow-processor',
-  'redis', 'postgres', 'reload', 'nginx-worker', 'storm'].join(',');
+  'redis', 'postgres', 'reload', 'nginx-worker', 'storm',
+  // a stack with a replica (STACK_PG=replica): it dies, then it lags
+  ...(REPLICA ? ['replica', 'replica-lag'] : [])].join(',');
 
 const { values: opt } = parseArgs({
   options: {
@@ -186,6 +196,7 @@ const faults = {
     };
   },
 };
+Object.assign(faults, replicaFaults);
 let slowStalledChat = 0;
 for (const lane of LANES) {
   // lanes.mjs: every worker of the lane SIGKILLed with its requests in
@@ -248,6 +259,8 @@ async function main() {
   const traffic = [
     ...SHOP.shoppers.filter((u) => !SHOP.extra.includes(u)).map((u) => shopper(u, running)),
     admin(running), readers(laneCtx, running), logins(running),
+    // a writer reading its own writes (on a replica when there is one)
+    ownWrites(running),
   ];
 
   const applied = [];
@@ -316,6 +329,7 @@ async function main() {
     lanes_not_recovered: laneFaultStats.notRecovered,
     lane_depth_overstated: await laneDepthBook('at the end'),
     chat_stalled_by_slow_processor: slowStalledChat,
+    ...(REPLICA ? await replicaBooks() : {}),
   };
   log(`faults applied: ${applied.join(', ')}`);
   log(`sent ${stats.sent} (resent ${stats.resent}), acked ${stats.acked}, stored ${stored.length}, ` +

@@ -1,6 +1,7 @@
 // Safe settings checked at start: the worker pool refuses a PostgreSQL that
 // could lose acknowledged commits in a crash (fsync or full_page_writes off),
-// with a message saying what to change, and says so when Redis keeps no AOF.
+// with a message saying what to change (behind a transaction pooler also
+// synchronous_commit off), and says so when Redis keeps no AOF.
 // Each case runs a separate chat-backend against the test stack's servers,
 // flips one server setting for the length of the case and restores it; the
 // stack's own workers keep their existing connections and are not disturbed.
@@ -12,16 +13,16 @@ import { PG, REDIS_PORT, RUN_DIR, redis, sql, waitFor } from './lib.mjs';
 
 // runs a one-worker pool until it exits or `until(stderr)` holds; returns
 // { code, stderr } (code null: still running when until() held, then stopped)
-function runPool(until, timeoutMs = 30000) {
+function runPool(until, timeoutMs = 30000, { args = [], env = {} } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn('backend/chat-backend', [
+    const child = spawn('backend/chat-backend', [...args,
       '--workers', '1',
       '--redis', `127.0.0.1:${REDIS_PORT}`,
       '--pg', PG,
       '--token-secret-file', `${RUN_DIR}/token_secret`,
       '--redis-user', 'chat-worker',
       '--redis-password-file', `${RUN_DIR}/redis/worker.pass`,
-    ]);
+    ], { env: { ...process.env, ...env } });
     let stderr = '';
     let done = false;
     let stopped = false;
@@ -93,4 +94,32 @@ test('the pool warns (and runs) when Redis keeps no append-only file', async () 
   } finally {
     await redis('CONFIG', 'SET', 'appendonly', 'yes');
   }
+});
+
+// behind pgbouncer in transaction mode the session sets nothing, so the
+// server's own settings are what commits get: synchronous_commit off is
+// refused like fsync off.  PGOPTIONS stands in for a server (or role)
+// setting here: libpq sends it at connect, and the pool must not undo it.
+test('behind a transaction pooler the pool refuses synchronous_commit off and warns about no statement_timeout', async () => {
+  const pooled = { args: ['--pg-pooler', 'transaction'] };
+  const off = await runPool(null, 30000, { ...pooled, env: { PGOPTIONS: '-c synchronous_commit=off' } });
+  assert.equal(off.code, 1, off.stderr);
+  assert.match(off.stderr, /synchronous_commit is off behind the pooler.*refusing to run/);
+
+  const open = await runPool((t) => /postgres: connected.*through a transaction pooler/.test(t), 30000,
+    { ...pooled, env: { PGOPTIONS: '-c statement_timeout=0' } });
+  assert.equal(open.code, null, 'the pool keeps running');
+  assert.match(open.stderr, /statement_timeout is 0 behind the pooler/);
+  assert.doesNotMatch(open.stderr, /refusing/);
+
+  // without the pooler the session sets both itself: neither is said
+  const direct = await runPool((t) => /postgres: connected/.test(t), 30000,
+    { env: { PGOPTIONS: '-c synchronous_commit=off -c statement_timeout=0' } });
+  assert.doesNotMatch(direct.stderr, /behind the pooler|refusing/);
+});
+
+test('--pg-pooler takes none or transaction', async () => {
+  const bad = await runPool(null, 30000, { args: ['--pg-pooler', 'session'] });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--pg-pooler: "session" is neither none nor transaction/);
 });
