@@ -19,8 +19,9 @@
 -- conversation 4.  A plain (conversation_id, tsvector) index with
 -- btree_gin was the other candidate; it is not enough, because every
 -- query word is a prefix, and GIN collects a prefix's matches over the
--- whole partition before intersecting them with the conversation
--- (tests/bench/README.md, figure 9, has both measured).
+-- whole partition before intersecting them with the conversation, so its
+-- cost would follow the word's matches in the whole table
+-- (tests/bench/README.md, figure 9, has the earlier trial of it).
 --
 -- It replaces 009's index (nothing else used it), so a message insert
 -- still maintains one GIN index with one entry per distinct word.  Still
