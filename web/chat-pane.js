@@ -254,15 +254,21 @@ export class ChatPane {
     $('#member-add').classList.toggle('hidden', !amAdmin);
   }
 
-  // a request (I have not accepted it): Accept or Block; a direct
-  // conversation otherwise: Block (or Unblock)
+  // a request (I have not accepted it): Accept or Block; a group
+  // invitation: Accept or Decline (leaving); a direct conversation
+  // otherwise: Block (or Unblock)
   renderActions(conv) {
     if (conv.id !== this.conv?.id) return;
     const box = $('#conv-actions');
     const other = conv.type === 'direct' ? (conv.members ?? []).map(Number).find((id) => id !== this.me.id) : null;
     const request = (conv.requests ?? []).map(Number).includes(this.me.id);
     const kids = [];
-    if (request) {
+    if (request && conv.type === 'group') {
+      // an invitation from someone I have no chat with: join or leave
+      kids.push(el('span.muted', {}, 'You were invited to this group: its members see nothing of you until you accept or answer. '));
+      kids.push(el('button', { id: 'accept', type: 'button', onclick: () => this.actions.accept(conv) }, 'Accept'));
+      kids.push(el('button', { id: 'decline', type: 'button', onclick: () => this.actions.removeMember(conv, this.me.id) }, 'Decline'));
+    } else if (request) {
       kids.push(el('span.muted', {}, 'A message request: they see nothing of you until you accept or answer. '));
       kids.push(el('button', { id: 'accept', type: 'button', onclick: () => this.actions.accept(conv) }, 'Accept'));
     }
