@@ -11,7 +11,7 @@
 
 import { ChatClient, newId } from './chat-client.js';
 import { api, requireUser, describe, token } from './api.js';
-import { $, el, showError } from './dom.js';
+import { $, busy, el, showError } from './dom.js';
 import { header } from './nav.js';
 import { ChatPane, Composer, timeOf, dayKey } from './chat-pane.js';
 import { People, avatar } from './chat-people.js';
@@ -360,14 +360,17 @@ function blocked(userId, on) {
 // a conversation with); several matches are offered as choices instead
 async function pickPerson(text, then) {
   const box = $('#choices');
-  box.classList.add('hidden');
+  box.replaceChildren(busy(`Looking for “${text.trim()}”…`));
+  box.classList.remove('hidden');
   let found;
   try {
     found = await people.find(text);
   } catch (err) {
+    box.classList.add('hidden');
     showError(`find "${text}": ${describe(err)}`);
     return null;
   }
+  box.classList.add('hidden');
   if (found.length === 1) return found[0];
   if (!found.length) {
     showError(text.includes('@')
@@ -411,13 +414,20 @@ $('#new-group').addEventListener('submit', async (e) => {
   showError(null);
   const form = e.target;
   const ids = [];
-  for (const who of String(form.elements.who.value).split(',').map((s) => s.trim()).filter(Boolean)) {
-    const found = await people.find(who).catch(() => []);
-    if (found.length !== 1) {
-      showError(found.length ? `"${who}" matches several people: use their e-mail address` : `nobody found for "${who}"`);
-      return;
+  const box = $('#choices');
+  box.replaceChildren(busy('Looking up the members…'));
+  box.classList.remove('hidden');
+  try {
+    for (const who of String(form.elements.who.value).split(',').map((s) => s.trim()).filter(Boolean)) {
+      const found = await people.find(who).catch(() => []);
+      if (found.length !== 1) {
+        showError(found.length ? `"${who}" matches several people: use their e-mail address` : `nobody found for "${who}"`);
+        return;
+      }
+      ids.push(found[0].id);
     }
-    ids.push(found[0].id);
+  } finally {
+    box.classList.add('hidden');
   }
   if (await create({ type: 'group', title: form.elements.title.value, member_ids: ids })) form.reset();
 });
@@ -474,7 +484,10 @@ async function search(more) {
   if (!q) { closeSearch(); return; }
   searchQuery = q;
   const box = $('#results');
-  if (!more) { box.replaceChildren(el('li.muted', {}, 'Searching…')); searchCursor = null; }
+  const wait = busy(more ? 'Loading more…' : `Searching for “${q}”…`, 'li');
+  if (!more) { box.replaceChildren(wait); searchCursor = null; } else box.append(wait);
+  $('#results-empty').classList.add('hidden');
+  $('#results-more').disabled = true;
   $('#search-results').classList.remove('hidden');
   $('#conversations').classList.add('hidden');
   showError(null);
@@ -482,7 +495,8 @@ async function search(more) {
     const query = new URLSearchParams({ q });
     if (more && searchCursor) query.set('cursor', searchCursor);
     const r = await api('GET', `/api/v1/messages/search?${query}`);
-    if (!more) box.replaceChildren();
+    if (q !== searchQuery) return;   // a newer search is under way
+    wait.remove();
     for (const { message: m, snippet } of r.results) {
       const c = convs.get(m.conversation_id);
       people.want([m.sender_id]);
@@ -499,8 +513,10 @@ async function search(more) {
     $('#results-more').classList.toggle('hidden', !searchCursor);
     $('#results-empty').classList.toggle('hidden', box.children.length > 0);
   } catch (err) {
-    box.replaceChildren();
+    wait.remove();
     showError(`search: ${describe(err)}`);
+  } finally {
+    $('#results-more').disabled = false;
   }
 }
 

@@ -12,7 +12,7 @@
 // No token or signed link ever goes into a URL or the server's logs.
 
 import { token } from './api.js';
-import { $, el } from './dom.js';
+import { $, busy, el } from './dom.js';
 import { newId } from './chat-client.js';
 
 // the server's cap is client_max_body_size of /api/v1/uploads (25 MB
@@ -83,7 +83,7 @@ export function attachComposer(pane) {
     if (!conv) return;
     for (const file of files) {
       const bar = el('progress', { max: 1, value: 0 });
-      const line = el('div.upload', {}, el('span', {}, `${file.name} (${sizeText(file.size)}) `), bar);
+      const line = el('div.upload', {}, busy(`${file.name} (${sizeText(file.size)}) `), bar);
       status.append(line);
       try {
         if (file.size > MAX_BYTES) throw new Error(`larger than ${sizeText(MAX_BYTES)}`);

@@ -13,7 +13,7 @@
 //                           the line, editing a message reuses it;
 //                           composerTools is where more buttons go.
 
-import { $, el } from './dom.js';
+import { $, busy, el } from './dom.js';
 import { avatar } from './chat-people.js';
 import { attachComposer, attachmentsOf } from './chat-attachments.js';
 
@@ -130,11 +130,26 @@ export class ChatPane {
     $('#members').classList.add('hidden');
     this.renderHead(conv);
     this.renderActions(conv);
+    $('#no-messages').classList.add('hidden');
+    $('#earlier').classList.add('hidden');
+    // while the history loads: a few grey bubbles where the messages go
     $('#messages').setAttribute('aria-busy', 'true');
+    $('#messages').replaceChildren(busy('Loading messages…', 'li'),
+      ...['them', 'mine', 'them'].map((side) => el(`li.skeleton.${side}`, { 'aria-hidden': 'true' })));
     const query = at ? { after_seq: Math.max(0, at - PAGE / 2), limit: PAGE } : { limit: PAGE };
-    const r = await this.client.history(conv.id, query);
+    let r;
+    try {
+      r = await this.client.history(conv.id, query);
+    } catch (err) {
+      if (this.conv === conv) {
+        $('#messages').removeAttribute('aria-busy');
+        $('#messages').replaceChildren(el('li.muted.load-failed', {}, 'The messages could not be loaded. Open the conversation again to retry.'));
+      }
+      throw err;
+    }
     if (this.conv !== conv) return;
     $('#messages').removeAttribute('aria-busy');
+    $('#messages').replaceChildren();
     r.messages.forEach((m) => this.put(this.client.freshest(m)));
     const first = r.messages[0]?.seq ?? 1;
     $('#earlier').classList.toggle('hidden', at ? first <= 1 : !r.has_more);
@@ -166,7 +181,16 @@ export class ChatPane {
     const conv = this.conv;
     const list = $('#messages');
     const fromBottom = list.scrollHeight - list.scrollTop;
-    const r = await this.client.history(conv.id, { before_seq: Number(first.dataset.seq), limit: PAGE });
+    const button = $('#earlier');
+    button.disabled = true;
+    button.replaceChildren(busy('Loading earlier messages…'));
+    let r;
+    try {
+      r = await this.client.history(conv.id, { before_seq: Number(first.dataset.seq), limit: PAGE });
+    } finally {
+      button.disabled = false;
+      button.replaceChildren('Load earlier messages');
+    }
     if (this.conv !== conv) return;
     r.messages.forEach((m) => this.put(this.client.freshest(m)));
     list.scrollTop = list.scrollHeight - fromBottom;   // stay where the reader was
@@ -230,15 +254,21 @@ export class ChatPane {
     $('#member-add').classList.toggle('hidden', !amAdmin);
   }
 
-  // a request (I have not accepted it): Accept or Block; a direct
-  // conversation otherwise: Block (or Unblock)
+  // a request (I have not accepted it): Accept or Block; a group
+  // invitation: Accept or Decline (leaving); a direct conversation
+  // otherwise: Block (or Unblock)
   renderActions(conv) {
     if (conv.id !== this.conv?.id) return;
     const box = $('#conv-actions');
     const other = conv.type === 'direct' ? (conv.members ?? []).map(Number).find((id) => id !== this.me.id) : null;
     const request = (conv.requests ?? []).map(Number).includes(this.me.id);
     const kids = [];
-    if (request) {
+    if (request && conv.type === 'group') {
+      // an invitation from someone I have no chat with: join or leave
+      kids.push(el('span.muted', {}, 'You were invited to this group: its members see nothing of you until you accept or answer. '));
+      kids.push(el('button', { id: 'accept', type: 'button', onclick: () => this.actions.accept(conv) }, 'Accept'));
+      kids.push(el('button', { id: 'decline', type: 'button', onclick: () => this.actions.removeMember(conv, this.me.id) }, 'Decline'));
+    } else if (request) {
       kids.push(el('span.muted', {}, 'A message request: they see nothing of you until you accept or answer. '));
       kids.push(el('button', { id: 'accept', type: 'button', onclick: () => this.actions.accept(conv) }, 'Accept'));
     }

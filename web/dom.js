@@ -23,6 +23,14 @@ export function el(spec, attrs = {}, ...children) {
   return node;
 }
 
+// busy('Searching…'): what a wait looks like everywhere: a spinner (CSS
+// only, still when the reader asks for reduced motion) beside words that
+// say what is awaited; role=status, so a screen reader hears it too.
+// The caller removes or replaces it when the answer is in.
+export function busy(text, tag = 'span') {
+  return el(`${tag}.busy`, { role: 'status' }, el('span.spinner', { 'aria-hidden': 'true' }), text);
+}
+
 // shows an error (or clears it with null) in the page's alert line
 export function showError(message) {
   const box = $('#error');

@@ -352,6 +352,13 @@ chat_conv_json(const PGresult *res, int row, int64_t uid)
     }
     cJSON_AddItemToObject(c, "requests", item);
 
+    /* a group is "pending" for nobody: its invitations are the invitees'
+     * business, and it works for everyone who accepted (requests lists
+     * who has not) */
+    if (strcmp(PQgetvalue(res, row, CHAT_CONV_COL_TYPE), "direct") != 0) {
+        others = 0;
+    }
+
     if (cJSON_AddStringToObject(c, "status",
             mine ? "request" : (others ? "pending" : "active")) == NULL)
     {

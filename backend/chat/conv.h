@@ -64,6 +64,26 @@
     "           OR (xb.blocker_id = " b " AND xb.blocked_id = " a "))"
 
 /*
+ * Consent, the rule of every new member row (direct conversations, group
+ * creation, group adds): true when the user `who` has already accepted a
+ * conversation, other than `cid`, that `by` (the one opening the
+ * conversation or adding them) is in, and does not block `by`; the row is
+ * then made accepted.  Otherwise it is a request (an invitation, in a
+ * group) the user accepts (conv.accept, or answering with msg.send) or
+ * declines (leaving: conv.member.remove of themselves).  All three are
+ * SQL expressions of ids.
+ */
+#define CHAT_SQL_CONSENTED(who, by, cid)                                    \
+    "(EXISTS (SELECT 1 FROM conversation_members ka "                       \
+    "         JOIN conversation_members kb "                                \
+    "           ON kb.conversation_id = ka.conversation_id "                \
+    "         WHERE ka.user_id = " by " AND kb.user_id = " who " "          \
+    "           AND kb.accepted AND ka.conversation_id <> " cid ") "        \
+    " AND NOT EXISTS (SELECT 1 FROM user_blocks kk "                        \
+    "                 WHERE kk.blocker_id = " who " "                       \
+    "                   AND kk.blocked_id = " by "))"
+
+/*
  * The message object {conversation_id, seq, sender_id, client_msg_id,
  * text, created_at} from the CHAT_MSG_NCOLS columns of res's row starting
  * at col, with "edited_at" when it was edited, "deleted": true (and an

@@ -241,16 +241,8 @@ chat_conv_create_direct(chat_op_ctx_t *ctx)
         "INSERT INTO conversation_members (conversation_id, user_id, "
         "                                  accepted) "
         "SELECT $4::bigint, u.id, "
-        "       u.id = $1::bigint OR ("
-        "         EXISTS (SELECT 1 FROM conversation_members a "
-        "                 JOIN conversation_members b "
-        "                   ON b.conversation_id = a.conversation_id "
-        "                 WHERE a.user_id = $1::bigint AND b.user_id = u.id "
-        "                   AND b.accepted "
-        "                   AND a.conversation_id <> $4::bigint) "
-        "         AND NOT EXISTS (SELECT 1 FROM user_blocks k "
-        "                         WHERE k.blocker_id = u.id "
-        "                           AND k.blocked_id = $1::bigint)) "
+        "       u.id = $1::bigint OR "
+        CHAT_SQL_CONSENTED("u.id", "$1::bigint", "$4::bigint") " "
         "FROM users u WHERE u.id IN ($2::bigint, $3::bigint) "
         "ON CONFLICT (conversation_id, user_id) DO NOTHING",
         4, values, NULL, NULL);
@@ -490,9 +482,12 @@ chat_conv_create_group(chat_op_ctx_t *ctx)
         "  INSERT INTO conversations (type, title, created_by) "
         "  VALUES ('group', $1, $2) RETURNING id), "
         "m AS ("
-        "  INSERT INTO conversation_members (conversation_id, user_id, role) "
+        "  INSERT INTO conversation_members (conversation_id, user_id, role, "
+        "                                    accepted) "
         "  SELECT c.id, u.id, "
-        "         CASE WHEN u.id = $2 THEN 'admin' ELSE 'member' END "
+        "         CASE WHEN u.id = $2 THEN 'admin' ELSE 'member' END, "
+        "         u.id = $2::bigint OR "
+        CHAT_SQL_CONSENTED("u.id", "$2::bigint", "c.id") " "
         "  FROM c, users u WHERE u.id = ANY ($3::bigint[]) RETURNING 1) "
         "SELECT (SELECT id FROM c), (SELECT count(*) FROM m)",
         3, values, NULL, NULL);
@@ -681,11 +676,11 @@ int
 chat_op_conv_member_add(chat_op_ctx_t *ctx)
 {
     int          rc, admin, exists, member;
-    char         c[24], u[24];
+    char         c[24], u[24], by[24];
     long long    count;
     int64_t      cid, target;
     PGresult    *res;
-    const char  *values[2];
+    const char  *values[3];
 
     rc = chat_conv_lock_group(ctx, &cid, &target, &admin);
     if (rc != 1) {
@@ -699,6 +694,7 @@ chat_op_conv_member_add(chat_op_ctx_t *ctx)
 
     values[0] = chat_i64(c, cid);
     values[1] = chat_i64(u, target);
+    values[2] = chat_i64(by, ctx->cmd->uid);
 
     res = chat_db_query(ctx->db,
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = $2), "
@@ -731,9 +727,11 @@ chat_op_conv_member_add(chat_op_ctx_t *ctx)
 
     res = chat_db_query(ctx->db,
         "INSERT INTO conversation_members "
-        "    (conversation_id, user_id, role, last_read_seq) "
-        "SELECT id, $2, 'member', last_seq FROM conversations WHERE id = $1",
-        2, values, NULL, NULL);
+        "    (conversation_id, user_id, role, last_read_seq, accepted) "
+        "SELECT id, $2, 'member', last_seq, "
+        CHAT_SQL_CONSENTED("$2::bigint", "$3::bigint", "$1::bigint") " "
+        "FROM conversations WHERE id = $1",
+        3, values, NULL, NULL);
     if (res == NULL) {
         return -1;
     }

@@ -209,6 +209,21 @@ export function logTail(file) {
 
 // registers n users, at most `parallel` at a time (each costs a scrypt on
 // a worker, so more in flight than workers only queues them)
+// every one of `who` accepts conversation cid (a group made with people
+// who are strangers to its creator is an invitation for them until they
+// do: backend/README.md, Contacts and consent), `parallel` at a time
+export async function acceptAll(cid, who, parallel = 16) {
+  let next = 0;
+  const lane = async () => {
+    while (next < who.length) {
+      const u = who[next++];
+      const r = await api('POST', `/api/v1/conversations/${cid}/accept`, undefined, { token: u.token });
+      if (r.status !== 200) throw new Error(`accept ${cid}: ${r.status} ${r.text}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, who.length) }, lane));
+}
+
 export async function registerUsers(tag, n, parallel = 8) {
   const users = new Array(n);
   let next = 0;

@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { api, redis, sql, registerUsers, waitFor, sleep, tokenSecret } from './lib.mjs';
+import { api, redis, sql, registerUsers, acceptAll, waitFor, sleep, tokenSecret } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 
 const TTL_MS = Number(process.env.CHAT_PRESENCE_TTL_MS || 45000);
@@ -232,6 +232,7 @@ test('typing follows group membership, and the membership cache is rebuilt when 
     { type: 'group', title: 'typists', member_ids: [uid(bob)] }, alice);
   assert.equal(g.status, 201, g.text);
   const cid = g.json.conversation.id;
+  await acceptAll(cid, [bob]);
   const [aliceWs, bobWs, carolWs] = [await device(alice), await device(bob), await device(carol)];
   await waitStatus(carol, carol, 'online');
 
@@ -255,6 +256,7 @@ test('typing follows group membership, and the membership cache is rebuilt when 
   assert.equal(r.status, 201, r.text);
   r = await http('POST', `/api/v1/conversations/${cid}/members`, { user_id: uid(carol) }, alice);
   assert.equal(r.status, 200, r.text);
+  await acceptAll(cid, [carol]);   // a stranger to Alice: an invitation
   r = await http('GET', `/api/v1/conversations/${cid}/receipts`, undefined, carol);
   assert.deepEqual(r.json.receipts.find((x) => x.user_id === uid(carol)),
     { user_id: uid(carol), delivered_seq: 1, read_seq: 1 });
@@ -377,6 +379,7 @@ test('a 500-member group: the sender receives a bounded number of receipts', asy
   assert.equal(r.status, 201, r.text);
   const cid = r.json.conversation.id;
   assert.equal(r.json.conversation.members.length, 500);
+  await acceptAll(cid, members);
 
   const aliceWs = await device(alice);
   const m = await http('POST', `/api/v1/conversations/${cid}/messages`, { client_msg_id: 'big', text: 'hello all' }, alice);
