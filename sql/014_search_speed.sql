@@ -57,7 +57,9 @@ DECLARE
     -- two positions of one word each: the title tier merges their postings
     pair    boolean := NOT p_single AND cardinality(p_walk) = 1
                        AND cardinality(p_owords) = 1;
-    mbound  int := catalog_search_merge_bound();
+    -- each side of the merge: p_scan postings (the facets' bounded cost)
+    -- or the merge's bound
+    mbound  int := coalesce(p_scan, catalog_search_merge_bound());
 BEGIN
     FOR t IN REVERSE 2 .. p_last_tier LOOP
         CONTINUE WHEN p_tier IS NOT NULL AND t > p_tier;
@@ -102,13 +104,13 @@ BEGIN
                              WHERE p.word = p_walk[1] AND p.tier = 2
                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
                              ORDER BY p.popularity DESC, p.book_id DESC
-                             LIMIT coalesce(p_scan, mbound)) a
+                             LIMIT mbound) a
                       JOIN (SELECT p.popularity, p.book_id
                               FROM search_postings p
                              WHERE p.word = p_owords[1] AND p.tier = 2
                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
                              ORDER BY p.popularity DESC, p.book_id DESC
-                             LIMIT coalesce(p_scan, mbound)) b
+                             LIMIT mbound) b
                         ON b.popularity = a.popularity AND b.book_id = a.book_id
                      WHERE (p_cats IS NULL OR a.category_ids && p_cats)
                        AND (p_min IS NULL OR a.price_cents >= p_min)
