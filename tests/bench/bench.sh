@@ -702,9 +702,12 @@ fi
 if [ -f "$RES/summary.5" ]; then
 cat <<EOF
 
-5. The bookstore catalog (tests/bench/catalog.sh): 200 concurrent keep-alive clients (chatload http);
-   search with the edge cache off (every query reaches PostgreSQL); details from the edge's Redis cache
-   beside a stock nginx serving a static file of the same size; details that miss the cache
+5. The bookstore catalog (tests/bench/catalog.sh): search by kind in PostgreSQL alone and through the
+   stack at 1 client; 200 concurrent keep-alive clients (chatload http) with the edge cache off (every
+   query reaches PostgreSQL); the search mix open loop at 200, 500, 1,000/s and its ceiling; chat at
+   500 msg/s alone and beside the mix at its ceiling (ratio = p99 / p99 alone, target <= 1.5); details
+   from the edge's Redis cache beside a stock nginx serving a static file of the same size; details
+   that miss the cache.  load= is the 1-minute load average when the line was printed
 EOF
 sed 's/^/   /' "$RES/summary.5"
 fi
