@@ -116,7 +116,7 @@ while read -r line; do out "$line (right after the load) $(load)"; done \
 t=$(date +%s)
 # one statement per psql -c: several in one -c are one transaction, and
 # VACUUM refuses to run inside one
-for t in books search_postings catalog_words; do q "VACUUM ANALYZE $t"; done
+for tbl in books search_postings catalog_words; do q "VACUUM ANALYZE $tbl"; done
 out "VACUUM ANALYZE of books and search_postings: $(( $(date +%s) - t ))s"
 while read -r line; do out "$line (vacuumed) $(load)"; done \
     < <("$HERE/search_kinds.sh" "$PG" 20)
