@@ -263,21 +263,9 @@ idle_memory() {
     stop_clients
 }
 
-# bus_settle [seconds]: waits until no worker has anything left to read or
-# acknowledge on the command streams (an overloaded step leaves a backlog)
-bus_settle() {
-    local secs=${1:-60} i s left
-    for ((i = 0; i < secs * 5; i++)); do
-        left=0
-        for ((s = 0; s < 4; s++)); do
-            left=$(( left + $(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:{$s}" 2>/dev/null \
-                  | awk 'prev == "lag" || prev == "pending" { n += $1 } { prev = $0 } END { print n + 0 }') ))
-        done
-        [ "$left" -eq 0 ] && return 0
-        sleep 0.2
-    done
-    log "the bus still holds $left commands after ${secs}s"
-}
+# bus_settle <lane> [seconds] (bus.sh)
+# shellcheck source=tests/bench/bus.sh
+. "$HERE/bus.sh"
 
 # cpu_ticks <component>...: "<component> <ticks>" for each, the CPU clock
 # ticks (user + system) its processes and all their descendants used so
@@ -367,7 +355,7 @@ declare -A CPU_USED
 session_step() {
     local rate=$1 warm=$2 meas=$3 fd c n t i p start k=$SESSION_K
     local -A t0 t1
-    [ "$SESSION_SYS" = chat ] && bus_settle 90
+    [ "$SESSION_SYS" = chat ] && bus_settle chat 90
     start=$(date +%s.%N)
     for fd in "${SESSION_FDS[@]}"; do echo "$rate $warm $meas" >&"$fd"; done
     if [ -n "${CPU_COMPONENTS:-}" ]; then

@@ -145,10 +145,14 @@ for ((j = 0; j < 9; j++)); do
 done
 
 # --- the mix open loop: fixed offered rates, then the ceiling ---
+# shellcheck source=tests/bench/bus.sh
+. "$HERE/bus.sh"
+export REDISCLI_AUTH=${REDISCLI_AUTH:-$(cd "$ROOT" && conf/stack.sh env | sed -n 's/^REDISCLI_AUTH=//p')}
 # Open loop: requests are due at the offered rate whatever the answers do,
 # and a late one's latency runs from when it was due (chatload http
 # --rates), so a stack that falls behind shows in p99 and "late".
 open_step() {  # open_step <rate> <measure s> <label>
+    bus_settle read 30
     "$LOAD" http --port "$PORT" --paths "$RES/search.paths" --concurrency 256 \
         --warmup 1 --measure "$2" --rates "$1" --label "$3"
 }
@@ -198,6 +202,7 @@ cat "$RES/ceiling-search.lines" >&2
 # ratio is the window's chat p99 over the one measured alone
 if (( lo > 0 )); then
     log "figure 5a: chat at 500 msg/s alone and beside the search mix at ${lo}/s"
+    bus_settle read 30
     iso=$(set -a; eval "$("$ROOT/conf/stack.sh" env)"; set +a
           node "$HERE/isolation.mjs" --rate 500 --seconds "$ISO_S" --phases search \
               --search-rate "$lo" --search-paths "$RES/search.paths" \
