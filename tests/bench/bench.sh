@@ -263,24 +263,9 @@ idle_memory() {
     stop_clients
 }
 
-# bus_settle [seconds]: waits until no worker has anything left to read or
-# acknowledge on the command streams (an overloaded step leaves a backlog)
-bus_settle() {
-    local secs=${1:-60} i s lane left
-    for ((i = 0; i < secs * 5; i++)); do
-        left=0
-        # every lane's shards: chat:cmd:<lane>:{<shard>} (protocol/chat_keys.h)
-        for lane in chat read auth orders admin; do
-            for ((s = 0; s < 4; s++)); do
-                left=$(( left + $(redis-cli -p "$REDIS_PORT" --raw XINFO GROUPS "chat:cmd:$lane:{$s}" 2>/dev/null \
-                      | awk 'prev == "lag" || prev == "pending" { n += $1 } { prev = $0 } END { print n + 0 }') ))
-            done
-        done
-        [ "$left" -eq 0 ] && return 0
-        sleep 0.2
-    done
-    log "the bus still holds $left commands after ${secs}s"
-}
+# bus_settle <lane> [seconds] (bus.sh)
+# shellcheck source=tests/bench/bus.sh
+. "$HERE/bus.sh"
 
 # cpu_ticks <component>...: "<component> <ticks>" for each, the CPU clock
 # ticks (user + system) its processes and all their descendants used so
@@ -370,7 +355,7 @@ declare -A CPU_USED
 session_step() {
     local rate=$1 warm=$2 meas=$3 fd c n t i p start k=$SESSION_K
     local -A t0 t1
-    [ "$SESSION_SYS" = chat ] && bus_settle 90
+    [ "$SESSION_SYS" = chat ] && bus_settle chat 90
     start=$(date +%s.%N)
     for fd in "${SESSION_FDS[@]}"; do echo "$rate $warm $meas" >&"$fd"; done
     if [ -n "${CPU_COMPONENTS:-}" ]; then
@@ -705,9 +690,12 @@ fi
 if [ -f "$RES/summary.5" ]; then
 cat <<EOF
 
-5. The bookstore catalog (tests/bench/catalog.sh): 200 concurrent keep-alive clients (chatload http);
-   search with the edge cache off (every query reaches PostgreSQL); details from the edge's Redis cache
-   beside a stock nginx serving a static file of the same size; details that miss the cache
+5. The bookstore catalog (tests/bench/catalog.sh): search by kind in PostgreSQL alone and through the
+   stack at 1 client; 200 concurrent keep-alive clients (chatload http) with the edge cache off (every
+   query reaches PostgreSQL); the search mix open loop at 200, 500, 1,000/s and its ceiling; chat at
+   500 msg/s alone and beside the mix at its ceiling (ratio = p99 / p99 alone, target <= 1.5); details
+   from the edge's Redis cache beside a stock nginx serving a static file of the same size; details
+   that miss the cache.  load= is the 1-minute load average when the line was printed
 EOF
 sed 's/^/   /' "$RES/summary.5"
 fi

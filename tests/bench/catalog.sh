@@ -14,6 +14,10 @@
 #      reaches PostgreSQL: p50/p99; and the common word alone (one title in
 #      four has "history"), beside PostgreSQL ranking that word's matches
 #      with ts_rank over the GIN index (EXPLAIN ANALYZE, same data);
+#      each kind of the mix at one client through the whole stack; the
+#      mix open loop at fixed offered rates (200, 500, 1,000/s) and its
+#      ceiling; chat at 500 msg/s alone and beside the mix at its ceiling
+#      (isolation.mjs, the isolation ratio of figure 7);
 #   b. book details served from the edge cache (1,000 hot books), beside a
 #      stock nginx serving a static file of the same size, same workers,
 #      same client: requests/s and latency;
@@ -27,13 +31,19 @@ ROOT=$(cd "$HERE/../.." && pwd)
 MODE=${1:-full}
 C=200
 
+# OPEN_*: the open-loop steps (fixed rates; the ceiling's steps are
+# shorter: STEP_MEAS); KIND_MEAS: each kind at one client through the stack
 case "$MODE" in
-    full)  BOOKS=${BENCH_BOOKS:-1000000} WARM=2 MEAS=10 ;;
-    quick) BOOKS=${BENCH_BOOKS:-100000} WARM=1 MEAS=4 ;;
+    full)  BOOKS=${BENCH_BOOKS:-1000000} WARM=2 MEAS=10 OPEN_MEAS=8 STEP_MEAS=5
+           CEIL_STEPS=8 KIND_MEAS=3 ISO_S=10 ;;
+    quick) BOOKS=${BENCH_BOOKS:-100000} WARM=1 MEAS=4 OPEN_MEAS=3 STEP_MEAS=2
+           CEIL_STEPS=4 KIND_MEAS=1 ISO_S=4 ;;
     *)     echo "usage: $0 full|quick" >&2; exit 2 ;;
 esac
 
 log() { printf 'bench: %s\n' "$*" >&2; }
+# the machine is shared: every figure is printed with the load beside it
+load() { printf 'load=%s' "$(cut -d' ' -f1 /proc/loadavg)"; }
 out() { printf '%s\n' "$1" >> "$RES/summary.5"; printf '%s\n' "$1" >&2; }
 q() { psql "$PG" -XtAq -v ON_ERROR_STOP=1 -c "$1"; }
 
@@ -71,21 +81,25 @@ words=(garden river kingdom lighthouse cartographer orchid voyage harbor compass
 prefixes=(lighth cartog clockm orch harb lante)
 typos=(lighthuose cartographar orchad hrabor compas lanterm)
 surnames=(okafor lindqvist nakamura ferreira kowalski haddad)
+kind_names=("history" "history + word" "two words" "prefix" "typo" "surname" "isbn"
+            "price <= 20 + in stock" "category + word")
 : > "$RES/search.paths"
+for ((j = 0; j < 9; j++)); do : > "$RES/kind$j.paths"; done
 for ((k = 0; k < 2000; k++)); do
     w=${words[k % 10]} w2=${words[(k / 10) % 10]}
     case $(( k % 10 )) in
-        0|1) p="q=history" ;;
-        2)   p="q=history%20$w" ;;
-        3)   p="q=$w%20$w2" ;;
-        4)   p="q=${prefixes[k % 6]}" ;;
-        5)   p="q=${typos[k % 6]}" ;;
-        6)   p="q=${surnames[k % 6]}" ;;
-        7)   i=${isbns[k % ${#isbns[@]}]}; p="q=${i:0:3}-${i:3:1}-${i:4:5}-${i:9:3}-${i:12}" ;;
-        8)   p="q=$w&max_price=2000&in_stock=true" ;;
-        9)   p="q=$w&category=${cats[k % ${#cats[@]}]}" ;;
+        0|1) p="q=history" j=0 ;;
+        2)   p="q=history%20$w" j=1 ;;
+        3)   p="q=$w%20$w2" j=2 ;;
+        4)   p="q=${prefixes[k % 6]}" j=3 ;;
+        5)   p="q=${typos[k % 6]}" j=4 ;;
+        6)   p="q=${surnames[k % 6]}" j=5 ;;
+        7)   i=${isbns[k % ${#isbns[@]}]}; p="q=${i:0:3}-${i:3:1}-${i:4:5}-${i:9:3}-${i:12}" j=6 ;;
+        8)   p="q=$w&max_price=2000&in_stock=true" j=7 ;;
+        9)   p="q=$w&category=${cats[k % ${#cats[@]}]}" j=8 ;;
     esac
     echo "/api/v1/books/search?$p" >> "$RES/search.paths"
+    echo "/api/v1/books/search?$p" >> "$RES/kind$j.paths"
 done
 echo "/api/v1/books/search?q=history" > "$RES/common.paths"
 awk -v lo="$lo" 'BEGIN { for (i = 0; i < 1000; i++) print "/api/v1/books/" lo + i * 7 }' > "$RES/hot.paths"
@@ -97,12 +111,14 @@ awk -v lo="$lo" -v hi="$hi" 'BEGIN { srand(7); for (i = 0; i < 200000; i++) prin
 # then visit the heap) and the GIN pending lists are unmerged; production
 # has had autovacuum pass.  Both states are measured and labelled.
 log "figure 5: search by kind in PostgreSQL alone (tests/bench/search_kinds.sh)"
-while read -r line; do out "$line (right after the load)"; done \
+while read -r line; do out "$line (right after the load) $(load)"; done \
     < <("$HERE/search_kinds.sh" "$PG" 10)
 t=$(date +%s)
-q "VACUUM ANALYZE books; VACUUM ANALYZE search_postings; VACUUM ANALYZE catalog_words"
+# one statement per psql -c: several in one -c are one transaction, and
+# VACUUM refuses to run inside one
+for tbl in books search_postings catalog_words; do q "VACUUM ANALYZE $tbl"; done
 out "VACUUM ANALYZE of books and search_postings: $(( $(date +%s) - t ))s"
-while read -r line; do out "$line (vacuumed)"; done \
+while read -r line; do out "$line (vacuumed) $(load)"; done \
     < <("$HERE/search_kinds.sh" "$PG" 20)
 
 # --- a. search, every query to PostgreSQL ---
@@ -110,8 +126,8 @@ log "figure 5a: search, cache off, $C clients"
 chat_nginx off
 http "search mix (cache off)" "$RES/search.paths" > "$RES/search.line"
 http "search \"history\" (cache off)" "$RES/common.paths" > "$RES/common.line"
-out "$(cat "$RES/search.line")"
-out "$(cat "$RES/common.line")"
+out "$(cat "$RES/search.line") $(load)"
+out "$(cat "$RES/common.line") $(load)"
 ours=$(q "EXPLAIN ANALYZE SELECT b.id FROM (SELECT * FROM books b WHERE b.deleted_at IS NULL
           ORDER BY b.popularity DESC, b.id DESC LIMIT 5000) b
           WHERE b.title_doc @@ 'history'::tsquery ORDER BY b.popularity DESC, b.id DESC LIMIT 21" \
@@ -120,6 +136,80 @@ rank=$(q "EXPLAIN ANALYZE SELECT id FROM books WHERE search_doc @@ 'history'::ts
           AND deleted_at IS NULL ORDER BY ts_rank(search_doc, 'history'::tsquery) DESC, id LIMIT 21" \
        | sed -n 's/.*Execution Time: //p')
 out "one \"history\" page in PostgreSQL alone: title tier, popularity walk $ours; GIN + ts_rank over every match $rank"
+
+# --- each kind at one client through the whole stack (cache off) ---
+log "figure 5a: each kind at one client through the stack"
+for ((j = 0; j < 9; j++)); do
+    out "$("$LOAD" http --port "$PORT" --paths "$RES/kind$j.paths" --concurrency 1 \
+        --warmup 0.5 --measure "$KIND_MEAS" --label "kind ${kind_names[j]}, 1 client, whole stack") $(load)"
+done
+
+# --- the mix open loop: fixed offered rates, then the ceiling ---
+# shellcheck source=tests/bench/bus.sh
+. "$HERE/bus.sh"
+export REDISCLI_AUTH=${REDISCLI_AUTH:-$(cd "$ROOT" && conf/stack.sh env | sed -n 's/^REDISCLI_AUTH=//p')}
+# Open loop: requests are due at the offered rate whatever the answers do,
+# and a late one's latency runs from when it was due (chatload http
+# --rates), so a stack that falls behind shows in p99 and "late".
+open_step() {  # open_step <rate> <measure s> <label>
+    bus_settle read 30
+    "$LOAD" http --port "$PORT" --paths "$RES/search.paths" --concurrency 256 \
+        --warmup 1 --measure "$2" --rates "$1" --label "$3"
+}
+# carried: achieved within 2 % of offered, p99 under 100 ms, no errors
+# and nothing late (figure 1's rule for its ceiling)
+carried() {
+    awk '{ for (i = 1; i <= NF; i++) {
+             if ($i ~ /^offered=/) { split($i, a, /[=\/]/); off = a[2] }
+             if ($i ~ /^achieved=/) { split($i, a, /[=\/]/); ach = a[2] }
+             if ($i ~ /^p99=/) { p = $i; sub(/^p99=/, "", p); sub(/ms$/, "", p) }
+             if ($i == "errors") err = $(i + 1)
+             if ($i ~ /^late=/) { late = $i; sub(/^late=/, "", late) } } }
+         END { exit !(p != "-" && ach >= 0.98 * off && p + 0 < 100 && err == 0 && late == 0) }'
+}
+log "figure 5a: the search mix open loop at 200, 500, 1000/s, cache off"
+for r in 200 500 1000; do
+    out "$(open_step "$r" "$OPEN_MEAS" "search mix open loop (cache off)") $(load)"
+done
+# the ceiling: from 250/s doubling until a step is not carried, then
+# halving the gap until it is within 5 %; at most CEIL_STEPS steps
+lo=0 hi=0 r=250 steps=0
+: > "$RES/ceiling-search.lines"
+while (( steps < CEIL_STEPS )); do
+    line=$(open_step "$r" "$STEP_MEAS" "search mix ceiling step")
+    steps=$((steps + 1))
+    if carried <<< "$line"; then
+        echo "$line carried=yes $(load)" >> "$RES/ceiling-search.lines"
+        lo=$r
+    else
+        echo "$line carried=no $(load)" >> "$RES/ceiling-search.lines"
+        hi=$r
+    fi
+    if (( hi == 0 )); then
+        r=$((r * 2))
+        (( r > 8000 )) && break
+    else
+        (( (hi - lo) * 20 <= hi )) && break
+        r=$(( (lo + hi) / 2 ))
+    fi
+done
+out "search mix ceiling (highest offered rate carried within 2% with p99 < 100 ms, cache off): ${lo}/s"
+sed 's/^/  /' "$RES/ceiling-search.lines" >> "$RES/summary.5"
+cat "$RES/ceiling-search.lines" >&2
+
+# --- chat at 500 msg/s alone and beside the search mix at its ceiling ---
+# isolation.mjs (figure 7's probe) with the mix as what runs beside; the
+# ratio is the window's chat p99 over the one measured alone
+if (( lo > 0 )); then
+    log "figure 5a: chat at 500 msg/s alone and beside the search mix at ${lo}/s"
+    bus_settle read 30
+    iso=$(set -a; eval "$("$ROOT/conf/stack.sh" env)"; set +a
+          node "$HERE/isolation.mjs" --rate 500 --seconds "$ISO_S" --phases search \
+              --search-rate "$lo" --search-paths "$RES/search.paths" \
+              --chatload "$LOAD" --port "$PORT") \
+        || iso="isolation: did not finish"
+    while read -r line; do out "$line $(load)"; done <<< "$iso"
+fi
 
 # --- b. details from the cache, beside a static file ---
 log "figure 5b: details from the cache, beside nginx serving a static file"

@@ -5,6 +5,8 @@
 //
 //   node tests/bench/isolation.mjs [--rate 500] [--seconds 10]
 //        [--signups 50] [--checkout-rate 200] [--slow-share 0.05]
+//        [--phases signups,checkouts]
+//        [--search-rate R --search-paths FILE --chatload BIN --port P]
 //
 // A steady chat load, `rate` messages/s from 25 senders to 25 recipients
 // over WebSocket (1:1 conversations), is measured from send to the
@@ -16,7 +18,13 @@
 //   checkouts  checkouts at `checkout-rate`/s, open loop, a share
 //              `slow-share` of them with the processor's slow card,
 //              through the whole window
+//   search     the catalog's search mix (figure 5) at `search-rate`/s,
+//              open loop (`chatload http --rates`, the paths of
+//              `search-paths` on nginx's `port`), through the whole
+//              window; only when --phases names it
 //
+// --phases picks what runs beside (default signups,checkouts); alone is
+// always measured first.
 // and printed as p50/p99 with the ratio of each p99 to the one measured
 // alone in the same run (the target is <= 1.5).  What runs beside runs in a
 // child process of its own (this file with --side), so its HTTP calls and
@@ -41,6 +49,7 @@ const SECONDS = Number(args.seconds ?? 10);
 const SIGNUPS = Number(args.signups ?? 50);
 const CHECKOUT_RATE = Number(args['checkout-rate'] ?? 200);
 const SLOW_SHARE = Number(args['slow-share'] ?? 0.05);
+const PHASES = (args.phases ?? 'signups,checkouts').split(',');
 const PAIRS = 25;
 const TICK_MS = 10;
 
@@ -174,6 +183,19 @@ async function checkoutLoad(shop, stopAt) {
     [...count].map(([s, c]) => `${s}:${c}`).join(',') + ` checkout_p99=${ms(pct(lat, 99))}ms`;
 }
 
+// the search mix beside: chatload's open loop, a process of its own (C, so
+// the load it offers does not depend on node's loop); resolves to its line
+function searchLoad() {
+  const child = spawn(args.chatload, ['http', '--port', String(args.port), '--paths', args['search-paths'],
+    '--concurrency', '256', '--warmup', '0', '--measure', String(SECONDS),
+    '--rates', String(args['search-rate']), '--label', 'search mix beside'],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d) => { text += d; });
+  return new Promise((resolve, reject) => child.on('exit', (code) =>
+    code === 0 ? resolve(text.trim().replace(/^http /, '')) : reject(new Error(`chatload exited ${code}`))));
+}
+
 // --- the side process ---------------------------------------------------------
 
 // --side signups|checkouts: sets up, prints "ready", waits for a line on
@@ -224,15 +246,25 @@ const line = (phase, w, alone, beside = '') => {
 
 const alone = line('alone', await chatWindow(pairs, 'alone'));
 
-const signups = await startSide('signups');
-signups.go();
-const during = await chatWindow(pairs, 'signups');
-line('signups', during, alone, await signups.done);
+if (PHASES.includes('signups')) {
+  const signups = await startSide('signups');
+  signups.go();
+  const during = await chatWindow(pairs, 'signups');
+  line('signups', during, alone, await signups.done);
+}
 
-const shopping = await startSide('checkouts');
-shopping.go();
-const duringShop = await chatWindow(pairs, 'checkouts');
-line('checkouts', duringShop, alone, await shopping.done);
+if (PHASES.includes('checkouts')) {
+  const shopping = await startSide('checkouts');
+  shopping.go();
+  const duringShop = await chatWindow(pairs, 'checkouts');
+  line('checkouts', duringShop, alone, await shopping.done);
+}
+
+if (PHASES.includes('search')) {
+  const searching = searchLoad();
+  const duringSearch = await chatWindow(pairs, 'search');
+  line('search', duringSearch, alone, await searching);
+}
 
 for (const p of pairs) { p.sender.close(); p.recipient.close(); }
 process.exit(0);

@@ -24,8 +24,10 @@
  *       (a burst, or paced at R/s with --rates)
  *   chatload http   --port P --paths FILE [--concurrency C] [--warmup S]
  *                   [--measure S] [--label L] [--header 'Name: value']...
- *       closed-loop keep-alive GETs of the paths in FILE (httpload.c):
- *       the catalog figures
+ *                   [--rates 200,500,1000]
+ *       keep-alive GETs of the paths in FILE (httpload.c): closed loop,
+ *       or with --rates open loop at each fixed offered rate in turn
+ *       (the catalog figures)
  *   chatload merge  LABEL FILE...
  *       adds the result files of one run and prints one line per step
  *

@@ -4,7 +4,7 @@
 // price cap with in stock, a prefix, a surname, a common word, an ISBN),
 // the facets of a search, suggestions as you type, and the postings kept
 // in step with the admin's changes and with popularity, in the same
-// transaction (sql/008_search.sql).
+// transaction (sql/008_search.sql, sql/014_search_speed.sql).
 //
 // Every word is random per run, so other tests' books never interfere and
 // the expected lists are exact.
@@ -111,6 +111,22 @@ test('two words: both in the title first, then one of them elsewhere; never only
   assert.deepEqual(await ids(`q=${W.river}%20${W.mill}`), names('both', 'split'));
   assert.deepEqual(await ids(`q=${W.mill}%20${W.river}`), names('both', 'split'), 'word order does not matter');
   assert.deepEqual(await ids(`q=${W.rare1}%20${W.rare2}`), names('rareText'));
+});
+
+test('two words past the merge bound: the index of titles finds what the merged postings did not reach', async () => {
+  // The title tier of two words merges their title postings, each side
+  // bounded (sql/014_search_speed.sql).  Bounded here to one posting a side
+  // (p_scan 1): the first of the one word's is onlyRiver, of the other's
+  // both, so the merge meets nothing and the GIN index of titles must find
+  // both.  Unbounded, the merge itself finds it.
+  const matches = (scan) => sql(
+    `SELECT string_agg(m.tier || ':' || m.book_id, ',' ORDER BY m.popularity DESC, m.book_id DESC)
+       FROM catalog_search_matches(catalog_search_tsquery('{1,2}', ARRAY[:'p1', :'p2']),
+                                   ARRAY[:'p1'], 3, false, '{2}', ARRAY[:'p2'],
+                                   NULL, NULL, NULL, false, NULL, NULL, NULL, 21, 21,
+                                   NULLIF(:'p3', '')::int, 2) m`, W.river, W.mill, scan);
+  assert.equal(await matches('1'), `2:${B.both.id}`, 'past the bound');
+  assert.equal(await matches(''), `2:${B.both.id}`, 'within it');
 });
 
 test('typos: a transposition, a missing, an extra and a wrong letter', async () => {
