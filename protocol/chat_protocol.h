@@ -83,21 +83,6 @@
  */
 #define CHAT_STATS_VERSION      "v1"
 
-/*
- * Read-your-writes on a PostgreSQL replica (backend/engine/replica.c):
- * after a write commits, its worker keeps the primary's WAL position, as
- * 16 upper-case hex digits (so that text order is numeric order), under
- * the writer's key (and, when the write touched what the edge caches,
- * under the catalog's) for CHAT_LSN_TTL_MS; a read routed to a replica
- * first waits for the replica to have replayed it.  CHAT_REPLICA_KEY
- * counts where the reads went, field by field (replica, lagging,
- * behind, down), summed over the workers.
- */
-#define CHAT_LSN_USER_FMT       "chat:lsn:{%lld}"
-#define CHAT_LSN_CATALOG_KEY    "chat:lsn:{catalog}"
-#define CHAT_LSN_TTL_MS         "10000"
-#define CHAT_REPLICA_KEY        "chat:replica"
-
 /* upper bounds of every latency histogram's buckets, in milliseconds
  * (exported in seconds) */
 #define CHAT_LATENCY_BOUNDS_MS                                                \
