@@ -306,12 +306,18 @@ export async function shopBooks() {
 
   let stockMismatch = 0;
   for (const b of SHOP.books) {
-    // sold: copies held or gone; a copy refunded before shipping went back
+    // sold: copies held or gone; a copy refunded before shipping went
+    // back to stock, as its ledger row says ('refund: released',
+    // orders.c), even when the rest of its order shipped afterwards
     const [available, sold] = (await sql(`SELECT
         (SELECT sum(on_hand - reserved) FROM stock WHERE book_id = ${b}),
-        coalesce((SELECT sum(i.quantity - CASE WHEN o.shipped_at IS NULL THEN i.refunded_quantity ELSE 0 END)
+        coalesce((SELECT sum(i.quantity)
                     FROM order_items i JOIN orders o ON o.id = i.order_id
-                   WHERE i.book_id = ${b} AND o.status IN ('paid', 'shipped', 'delivered', 'refunded')), 0)`))
+                   WHERE i.book_id = ${b} AND o.status IN ('paid', 'shipped', 'delivered', 'refunded')), 0)
+        - coalesce((SELECT sum(-l.delta_reserved)
+                      FROM stock_ledger l JOIN orders o ON o.id = l.order_id
+                     WHERE l.book_id = ${b} AND l.reason = 'refund: released'
+                       AND o.status IN ('paid', 'shipped', 'delivered', 'refunded')), 0)`))
       .split('|').map(Number);
     const start = SHOP.start.get(b) + (restocked.get(b) ?? 0);
     if (available + sold !== start || available < 0) {
