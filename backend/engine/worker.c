@@ -217,9 +217,6 @@ chat_worker_answer(chat_worker_t *w, chat_job_t **jobs, size_t n,
     chat_answer_t   *answers;
     chat_events_t  **events;
 
-    /* what must hold before anyone hears "done" (the catalog's cache
-     * generations); if it failed, nothing is answered and the replays run
-     * it again */
     /* the writers' next reads on a replica must see their writes; first,
      * so that a reader who sees a bumped cache generation also finds the
      * position to wait for */
@@ -227,6 +224,9 @@ chat_worker_answer(chat_worker_t *w, chat_job_t **jobs, size_t n,
         return -1;
     }
 
+    /* what must hold before anyone hears "done" (the catalog's cache
+     * generations); if it failed, nothing is answered and the replays run
+     * it again */
     if (chat_areas_before_reply(&w->bus, jobs, n) != 0) {
         return -1;
     }
@@ -296,15 +296,14 @@ chat_worker_answer(chat_worker_t *w, chat_job_t **jobs, size_t n,
 static int
 chat_worker_flush(chat_worker_t *w, chat_job_t **jobs, size_t n)
 {
-    int64_t  start;
+    size_t        i, k;
+    int64_t       start;
+    chat_db_t    *db;
+    chat_job_t  **rest;
 
     if (n == 0) {
         return 0;
     }
-
-    size_t       i, k;
-    chat_db_t   *db;
-    chat_job_t **rest;
 
     start = chat_mono_ms();
 
