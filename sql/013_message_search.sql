@@ -41,6 +41,13 @@ CREATE FUNCTION message_search_doc(conversation_id bigint, body text)
 
 DROP INDEX messages_text_search_idx;
 
+-- fastupdate off: with it on, every scan reads the whole pending list of
+-- its partition (up to gin_pending_list_limit, 4 MB = 512 pages), and a
+-- search makes one scan per conversation of the caller: at 10 M messages
+-- right after a load that was 0.5-1 s per search instead of tens of ms.
+-- Off, each insert puts its words into the index at once; a single insert
+-- measured the same either way (tests/bench/README.md, figure 9).
 CREATE INDEX messages_search_doc_idx
     ON messages USING gin (message_search_doc(conversation_id, text))
+    WITH (fastupdate = off)
     WHERE deleted_at IS NULL;

@@ -161,6 +161,13 @@ visible=$(q -c "SELECT count(*) FROM messages m JOIN conversation_members me
                  ON me.conversation_id = m.conversation_id WHERE me.user_id = $me")
 out "messages: $(q -c "SELECT count(*) FROM messages") stored (these $MSGS loaded in ${load_s}s, indexes kept up, ANALYZE $(( $(date +%s) - t ))s), $CONVS conversations; the searcher is in $SHARE of them ($visible messages); search index $(q -c "SELECT pg_size_pretty(sum(pg_relation_size(inhrelid))) FROM pg_inherits WHERE inhparent = 'messages_search_doc_idx'::regclass"), table $(q -c "SELECT pg_size_pretty(pg_total_relation_size('messages') + coalesce(sum(pg_total_relation_size(inhrelid)), 0)) FROM pg_inherits WHERE inhparent = 'messages'::regclass") with indexes"
 
+# a fresh token: a load of 10 M messages outlives the first one
+tok=$(curl -fsS -XPOST -H 'content-type: application/json' \
+    -d "{\"email\":\"bench-msgsearch-$$@bench.invalid\",\"password\":\"bench-password-1\"}" \
+    "http://127.0.0.1:$PORT/api/v1/auth/login" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+[ -n "$tok" ] || die "could not log the searcher in again"
+auth="Authorization: Bearer $tok"
+
 # --- the queries: kind, q (URL-encoded) ---
 KINDS=(common "meeting" mid "dentist" two "meeting%20tomorrow" prefix "meet" rare "invoice1234" none "zyzzyva")
 # shares of the messages holding each word (the whole table)

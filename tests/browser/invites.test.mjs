@@ -7,10 +7,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, launch, pageAs, registerUsers, screenshot } from './lib.mjs';
+import { DESKTOP, PHONE, api, launch, pageAs, registerUsers, screenshot } from './lib.mjs';
 
-const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
-const DESKTOP = { width: 1280, height: 800 };
 
 let browser;
 let users;

@@ -10,6 +10,10 @@ import { BASE, api, registerUsers } from '../integration/lib.mjs';
 
 export { BASE, api, registerUsers };
 
+// the two widths the chat is judged at: a phone's and a desktop's
+export const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
+export const DESKTOP = { width: 1280, height: 800 };
+
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts');
 

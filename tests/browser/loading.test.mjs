@@ -12,10 +12,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BASE, launch, newPage, registerUsers, screenshot } from './lib.mjs';
+import { BASE, DESKTOP, PHONE, launch, newPage, registerUsers, screenshot } from './lib.mjs';
 
-const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
-const DESKTOP = { width: 1280, height: 800 };
 
 let browser;
 let users;
