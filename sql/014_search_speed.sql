@@ -32,7 +32,7 @@
 -- Each side of the title tier's merge join reads at most this many
 -- postings before the GIN index takes over.
 CREATE FUNCTION catalog_search_merge_bound() RETURNS int
-LANGUAGE sql IMMUTABLE AS $$ SELECT 500 $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 2000 $$;
 
 -- The ranked matches (008), with the merge join for a pair of words.
 CREATE OR REPLACE FUNCTION catalog_search_matches(
