@@ -1,38 +1,42 @@
--- 014_search_speed.sql: two-word searches without per-candidate probes in
--- the title tier, and one walk for a multi-word page and its facets.
+-- 014_search_speed.sql: two-word searches by a merge of postings in the
+-- title tier, and one plain probe per candidate in the rest tier.
 --
 -- Why.  At a million books, two words that rarely share a title ("river
--- compass": a few hundred titles with both among 30,000 with each) cost
--- 12-17 ms in PostgreSQL alone against a 5 ms target (tests/bench/README.md,
--- figure 5).  EXPLAIN (ANALYZE, BUFFERS) of catalog_search() showed where:
--- the title tier walked 500 of the rarer word's title postings and checked
--- each by probing the other word's postings (a descent of the index per
--- candidate: about 1,500 buffer hits, most of the statement), found too
--- few and went on to the GIN index; then the rest tier walked again; then
--- the facets walked a third time, from the start, with probes again.
+-- compass": none or a few hundred titles with both among 30,000 with each)
+-- cost 12-17 ms in PostgreSQL alone against a 5 ms target
+-- (tests/bench/README.md, figure 5).  EXPLAIN (ANALYZE, BUFFERS) of each
+-- statement inside catalog_search() (auto_explain, nested statements)
+-- showed where: the title tier walked 500 of the rarer word's title
+-- postings and checked each by probing the other word's postings (an index
+-- descent per candidate: 2,274 buffer hits), found too few and went on to
+-- the GIN index through EXECUTE (planned anew on every call); the rest tier
+-- walked again with an aggregate per candidate (4,373 hits); the facets
+-- walked a third time (1,091).
 --
--- How.  (1) Two positions of one word each (the common multi-word query):
+-- How.  Two positions of one word each (the common multi-word query):
 -- the title tier is a merge join of the two words' title postings, each
 -- one range of search_postings_rank_idx already in rank order, so a
--- candidate costs a step along a leaf page instead of a descent; each side
--- is bounded (catalog_search_merge_bound()), and short of a page with a
--- side cut the GIN index answers as before (its result is then small).
--- The generic plan takes the merge join by itself: both inputs come
--- sorted from the index.  The rest tier keeps the walk with probes: its
--- postings are two ranges per word (tier 2 and tier 1), which PostgreSQL
--- 15 does not merge in order under a union, and there the words meet
--- often, so the walk stops early.  (2) A first page of several positions
--- is found by one walk that goes on to the facets' window (best effort
--- past the page, which stays exact), instead of a second walk from the
--- start for the facets.
+-- candidate costs a step along a leaf page instead of a descent.  The
+-- generic plan takes the merge join by itself (both inputs come sorted
+-- from the index).  Each side is bounded (catalog_search_merge_bound()),
+-- so what the merge finds is every match above the first side's cut, in
+-- rank order; short of a page with a side cut, a static statement on the
+-- GIN index of titles finds the few matches (its generic plan is that
+-- index; no per-call planning).  The rest tier keeps the walk, but checks a
+-- pair's candidate with one or two plain probes of the other word's
+-- postings.  It keeps the walk because a word's postings of any tier are
+-- two ranges (tier 2, tier 1), and PostgreSQL 15 would not merge a UNION
+-- ALL of them in order (it appended and sorted); there the words meet
+-- often, so the walk stops early.
 --
 -- Same functions, same signatures, same answers: 008's essay holds for
--- everything else.
+-- everything else (queries of one word, or of three words and more, or
+-- with several words for one position, walk as before).
 
 -- Each side of the title tier's merge join reads at most this many
 -- postings before the GIN index takes over.
 CREATE FUNCTION catalog_search_merge_bound() RETURNS int
-LANGUAGE sql IMMUTABLE AS $$ SELECT 500 $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 2000 $$;
 
 -- The ranked matches (008), with the merge join for a pair of words.
 CREATE OR REPLACE FUNCTION catalog_search_matches(
