@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { DESKTOP, PHONE, api, launch, pageAs, registerUsers, screenshot } from './lib.mjs';
+import { DESKTOP, PHONE, api, clickFresh, launch, pageAs, registerUsers, screenshot } from './lib.mjs';
 
 
 let browser;
@@ -38,8 +38,9 @@ for (const [name, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     page.on('dialog', (d) => d.accept());   // "Leave …?"
     const row = (cid) => `#conversations li[data-conv-id="${cid}"]`;
     await page.waitForSelector(`${row(joinIt.id)} .request`);
+    await page.waitForSelector(`${row(leaveIt.id)} .request`);
 
-    await page.click(row(joinIt.id));
+    await clickFresh(page, row(joinIt.id));
     await page.waitForSelector('#conv-actions:not(.hidden) #accept');
     assert.match(await page.$eval('#conv-actions', (e) => e.textContent), /invited to this group/);
     assert.ok(await page.$('#conv-actions #decline'));
@@ -53,7 +54,7 @@ for (const [name, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
       await page.click('#back');
       await page.waitForSelector(row(leaveIt.id), { visible: true });
     }
-    await page.click(row(leaveIt.id));
+    await clickFresh(page, row(leaveIt.id));
     await page.waitForSelector('#conv-actions:not(.hidden) #decline');
     await page.click('#decline');
     await page.waitForFunction((sel) => !document.querySelector(sel), {}, row(leaveIt.id));

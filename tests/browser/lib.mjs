@@ -80,3 +80,19 @@ export async function waitTexts(page, want, timeout = 40000) {
     return w.every((t) => got.includes(t));
   }, { timeout }, want);
 }
+
+
+// Clicks sel, found again when the list it is in was redrawn between the
+// lookup and the click: a live update (a new conversation, a presence
+// change) re-renders the rows, and puppeteer then says "Node is detached
+// from document".  Any other failure is the test's.
+export async function clickFresh(page, sel, tries = 5) {
+  for (let i = 1; ; i++) {
+    try {
+      return await page.click(sel);
+    } catch (e) {
+      if (i >= tries || !/detached/i.test(String(e?.message))) throw e;
+      await page.waitForSelector(sel, { visible: true });
+    }
+  }
+}
