@@ -844,6 +844,11 @@ chat_db_text_array(const char *const *v, size_t n)
  * The savepoint is called chat_step; a step must not use that name.
  * --------------------------------------------------------------------- */
 
+#define CHAT_DB_STEP_BEGIN    "SAVEPOINT chat_step"
+#define CHAT_DB_STEP_RELEASE  "RELEASE SAVEPOINT chat_step"
+#define CHAT_DB_STEP_UNDO     "ROLLBACK TO SAVEPOINT chat_step; "            \
+                              "RELEASE SAVEPOINT chat_step"
+
 void
 chat_db_group_begin(chat_db_t *db)
 {
@@ -903,7 +908,7 @@ chat_db_group_enter(chat_db_t *db)
         db->group_open = 1;
     }
 
-    return db->group_step ? 0 : chat_db_group_run(db, "SAVEPOINT chat_step");
+    return db->group_step ? 0 : chat_db_group_run(db, CHAT_DB_STEP_BEGIN);
 }
 
 
@@ -911,20 +916,13 @@ chat_db_group_enter(chat_db_t *db)
 static void
 chat_db_group_leave(chat_db_t *db, int ok)
 {
-    char  state[sizeof(db->sqlstate)];
-
     if (!db->group || db->group_pass || db->group_step || db->conn == NULL) {
         return;
     }
 
     /* the caller judges the statement's failure, not this one's */
-    memcpy(state, db->sqlstate, sizeof(state));
-    (void) chat_db_group_run(db, ok ? "RELEASE SAVEPOINT chat_step"
-                                    : "ROLLBACK TO SAVEPOINT chat_step; "
-                                      "RELEASE SAVEPOINT chat_step");
-    if (!ok) {
-        memcpy(db->sqlstate, state, sizeof(state));
-    }
+    (void) chat_db_group_run_keep(db, ok ? CHAT_DB_STEP_RELEASE
+                                         : CHAT_DB_STEP_UNDO);
 }
 
 
@@ -938,13 +936,8 @@ chat_db_group_control(chat_db_t *db, const char *sql)
             chat_log_error("postgres: BEGIN inside a step's transaction");
             return -1;
         }
-        if (!db->group_open) {
-            if (chat_db_group_run(db, "BEGIN") != 0) {
-                return -1;
-            }
-            db->group_open = 1;
-        }
-        if (chat_db_group_run(db, "SAVEPOINT chat_step") != 0) {
+        /* the group's BEGIN if need be, and the step's savepoint */
+        if (chat_db_group_enter(db) != 0) {
             return -1;
         }
         db->group_step = 1;
@@ -957,9 +950,8 @@ chat_db_group_control(chat_db_t *db, const char *sql)
         }
         db->group_step = 0;
         return chat_db_group_run_keep(db, sql[0] == 'C'
-                                     ? "RELEASE SAVEPOINT chat_step"
-                                     : "ROLLBACK TO SAVEPOINT chat_step; "
-                                       "RELEASE SAVEPOINT chat_step");
+                                          ? CHAT_DB_STEP_RELEASE
+                                          : CHAT_DB_STEP_UNDO);
     }
 
     return 1;
@@ -977,8 +969,7 @@ chat_db_group_next(chat_db_t *db)
     db->group_step = 0;
 
     if (db->conn != NULL) {
-        (void) chat_db_group_run(db, "ROLLBACK TO SAVEPOINT chat_step; "
-                                     "RELEASE SAVEPOINT chat_step");
+        (void) chat_db_group_run(db, CHAT_DB_STEP_UNDO);
     }
 }
 
