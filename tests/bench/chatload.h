@@ -197,6 +197,11 @@ typedef struct {
     int          shards;
     const char  *headers[CL_MAX_HEADERS];  /* http: extra request headers */
     int          nheaders;
+    int          payment_port;  /* checkout: the payment provider */
+    int64_t      books_first;   /* checkout: the books picked from */
+    int64_t      books_count;
+    double       slow_share;    /* checkout: share paid with the slow card */
+    const char  *uids_file;     /* checkout: user ids, instead of uid_base */
 } cl_opts_t;
 
 int cl_mode_clients(const cl_opts_t *o, int paced);    /* idle or e2e */
@@ -205,6 +210,8 @@ int cl_mode_commit(const cl_opts_t *o);
 int cl_mode_merge(const char *label, int argc, char **argv);
 /* closed-loop GETs of the paths in a file (httpload.c, the catalog) */
 int cl_mode_http(const cl_opts_t *o, const char *paths, const char *label);
+/* shoppers: cart, card, checkout (checkoutload.c, the checkout figures) */
+int cl_mode_checkout(const cl_opts_t *o, const char *label);
 
 /* message text shared by every system: lat:<step>:<m>:<ts_ns>:<uid>:xxxx */
 int cl_text_make(char *buf, size_t size, int step, int measured,

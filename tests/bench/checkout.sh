@@ -9,8 +9,8 @@
 # Seeds BENCH_SHOPPERS shoppers (default 400), two warehouses (eu, us),
 # 10,000 books with 1,000 copies in each warehouse, 5 best-sellers with
 # 100,000 in each, and one book with 100 copies, straight in SQL.  Then
-# runs of tests/bench/checkout.mjs, every shopper in a loop (cart PUT, then
-# POST /api/v1/orders with a card that succeeds):
+# runs of `chatload checkout` (checkoutload.c), every shopper in a loop
+# (cart PUT, a card tokenized, then POST /api/v1/orders with it):
 #   spread   every checkout picks one of the 10,000 books
 #   hot      every checkout picks one of the 5 best-sellers (hot rows)
 #   sell-out all shoppers go for the book with 100 copies (3 s)
@@ -91,8 +91,9 @@ processor() {
 run() {  # run <label> <first:count> <seconds> [shoppers]
     local line
     psql "$PG" -Xqc "DELETE FROM cart_items"
-    line=$(node "$HERE/checkout.mjs" --base "$CHAT_BASE_URL" --secret "$CHAT_RUN_DIR/token_secret" \
-        --payment-url "$PAYMENT_URL" --uid-base "$UB" --shoppers "${4:-$SHOPPERS}" --books "$2" --seconds "$3" --label "$1")
+    line=$("$HERE/bin/chatload" checkout --port "${PORT:-18484}" --payment-port "${PAYMENT_URL##*:}" \
+        --secret "$CHAT_RUN_DIR/token_secret" --uid-base "$UB" --shoppers "${4:-$SHOPPERS}" \
+        --books "$2" --measure "$3" --label "$1")
     printf '%s %s\n' "$line" "$(oversell)" >> "$OUT"
     log "$line"
 }
@@ -147,5 +148,5 @@ fi
 processor 0 0
 settled
 psql "$PG" -XtAq -F ' ' -c "SELECT id, status FROM orders" > "$CHAT_RUN_DIR/bench-orders.txt"
-printf 'payments: %s\n' "$(node "$HERE/checkout.mjs" --audit "$CHAT_RUN_DIR/payments/ledger.jsonl" \
+printf 'payments: %s\n' "$(node "$HERE/checkout_audit.mjs" --audit "$CHAT_RUN_DIR/payments/ledger.jsonl" \
     "$CHAT_RUN_DIR/bench-orders.txt")" >> "$OUT"

@@ -5,8 +5,8 @@
 //
 //   node tests/bench/isolation.mjs [--rate 500] [--seconds 10]
 //        [--signups 50] [--checkout-rate 200] [--slow-share 0.05]
-//        [--phases signups,checkouts]
-//        [--search-rate R --search-paths FILE --chatload BIN --port P]
+//        [--phases signups,checkouts] --chatload BIN --port P
+//        [--search-rate R --search-paths FILE]
 //
 // A steady chat load, `rate` messages/s from 25 senders to 25 recipients
 // over WebSocket (1:1 conversations), is measured from send to the
@@ -17,7 +17,8 @@
 //              auth lane) starts with the window
 //   checkouts  checkouts at `checkout-rate`/s, open loop, a share
 //              `slow-share` of them with the processor's slow card,
-//              through the whole window
+//              through the whole window (`chatload checkout --rates`,
+//              shoppers on nginx's `port`)
 //   search     the catalog's search mix (figure 5) at `search-rate`/s,
 //              open loop (`chatload http --rates`, the paths of
 //              `search-paths` on nginx's `port`), through the whole
@@ -27,9 +28,10 @@
 // always measured first.
 // and printed as p50/p99 with the ratio of each p99 to the one measured
 // alone in the same run (the target is <= 1.5).  What runs beside runs in a
-// child process of its own (this file with --side), so its HTTP calls and
-// JSON never delay the probe's event loop: a probe sharing its loop with
-// 200 checkouts/s timed the loop, not the stack.  The probe paces by the
+// child process of its own (chatload, or this file with --side for the
+// sign-ups), so its HTTP calls and JSON never delay the probe's event
+// loop: a probe sharing its loop with 200 checkouts/s timed the loop, not
+// the stack.  The probe paces by the
 // clock (what is due is sent), so a late tick sends more, not fewer.
 // Figures are printed, never asserted.  One line per phase:
 //
@@ -37,9 +39,12 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { api, sql, sleep } from '../integration/lib.mjs';
-import { ADDRESS, CARDS, makeUsers, payment } from '../integration/shop.mjs';
+import { PAYMENT_URL, makeUsers } from '../integration/shop.mjs';
 import { WsClient } from '../integration/ws.mjs';
 
 const args = {};
@@ -143,71 +148,46 @@ async function shopSetup(shoppers) {
   return { users, first };
 }
 
-async function checkoutLoad(shop, stopAt) {
-  const busy = new Set();
-  const count = new Map();
-  const lat = [];
-  const inflight = new Set();
-  let next = 0;
-  const start = Date.now();
-  while (Date.now() < stopAt) {
-    const due = Math.floor(((Date.now() - start) * CHECKOUT_RATE) / 1000);
-    while (next < due) {
-      const u = shop.users[next++ % shop.users.length];
-      if (busy.has(u.id)) { count.set('skipped', (count.get('skipped') ?? 0) + 1); continue; }
-      busy.add(u.id);
-      const card = Math.random() < SLOW_SHARE ? CARDS.slow : CARDS.ok;
-      const book = shop.first + Math.floor(Math.random() * 1000);
-      const p = (async () => {
-        const put = await api('PUT', `/api/v1/cart/items/${book}`, { quantity: 1 }, { token: u.token });
-        if (put.status !== 200) return `cart ${put.status}`;
-        // the browser's step first (the provider answers it at once):
-        // only the checkout itself is timed
-        const pay = await payment(card);
-        const t0 = Date.now();
-        const r = await api('POST', '/api/v1/orders', { shipping_address: ADDRESS, payment: pay },
-          { token: u.token, headers: { 'idempotency-key': `iso-${randomBytes(8).toString('hex')}` } });
-        if (card === CARDS.ok) lat.push(Date.now() - t0);
-        return r.status === 201 ? (r.json.order.status) : `${r.status}`;
-      })().catch((e) => `error ${e.code ?? e.message}`).then((what) => {
-        count.set(what, (count.get(what) ?? 0) + 1);
-        busy.delete(u.id);
-        inflight.delete(p);
-      });
-      inflight.add(p);
-    }
-    await sleep(TICK_MS);
-  }
-  await Promise.all(inflight);
-  return `checkouts offered=${CHECKOUT_RATE}/s answered ` +
-    [...count].map(([s, c]) => `${s}:${c}`).join(',') + ` checkout_p99=${ms(pct(lat, 99))}ms`;
+// the checkouts beside: chatload's open loop (checkoutload.c), a process
+// of its own in C: node's fetch spent more CPU per checkout than the
+// stack's PostgreSQL, on the cores it was timing.  Resolves to its line.
+function checkoutLoad(shop) {
+  const uids = join(tmpdir(), `isolation-shoppers-${process.pid}`);
+  writeFileSync(uids, shop.users.map((u) => u.id).join('\n') + '\n');
+  return runChatload(['checkout', '--port', String(args.port), '--payment-port', new URL(PAYMENT_URL).port,
+    '--secret', join(process.env.CHAT_RUN_DIR, 'token_secret'), '--uids', uids,
+    '--shoppers', String(shop.users.length), '--books', `${shop.first}:1000`, '--measure', String(SECONDS),
+    '--rates', String(CHECKOUT_RATE), '--slow-share', String(SLOW_SHARE)]);
+}
+
+// runs chatload with args; resolves to its last line of output
+function runChatload(argv) {
+  const child = spawn(args.chatload, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d) => { text += d; });
+  return new Promise((resolve, reject) => child.on('exit', (code) =>
+    code === 0 ? resolve(text.trim().split('\n').at(-1)) : reject(new Error(`chatload exited ${code}`))));
 }
 
 // the search mix beside: chatload's open loop, a process of its own (C, so
 // the load it offers does not depend on node's loop); resolves to its line
-function searchLoad() {
-  const child = spawn(args.chatload, ['http', '--port', String(args.port), '--paths', args['search-paths'],
+async function searchLoad() {
+  const line = await runChatload(['http', '--port', String(args.port), '--paths', args['search-paths'],
     '--concurrency', '256', '--warmup', '0', '--measure', String(SECONDS),
-    '--rates', String(args['search-rate']), '--label', 'search mix beside'],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  let text = '';
-  child.stdout.on('data', (d) => { text += d; });
-  return new Promise((resolve, reject) => child.on('exit', (code) =>
-    code === 0 ? resolve(text.trim().replace(/^http /, '')) : reject(new Error(`chatload exited ${code}`))));
+    '--rates', String(args['search-rate']), '--label', 'search mix beside']);
+  return line.replace(/^http /, '');
 }
 
 // --- the side process ---------------------------------------------------------
 
-// --side signups|checkouts: sets up, prints "ready", waits for a line on
-// stdin, runs for the window and prints its summary as the last line
-async function side(what) {
-  const shop = what === 'checkouts' ? await shopSetup(Math.max(200, CHECKOUT_RATE * 4)) : null;
+// --side signups: prints "ready", waits for a line on stdin, runs the
+// burst and prints its summary as the last line
+async function side() {
   console.log('ready');
   const rl = createInterface({ input: process.stdin });
   await new Promise((resolve) => rl.once('line', resolve));
   rl.close();
-  console.log(what === 'signups' ? await signupBurst()
-    : await checkoutLoad(shop, Date.now() + SECONDS * 1000));
+  console.log(await signupBurst());
   process.exit(0);
 }
 
@@ -229,7 +209,7 @@ async function startSide(what) {
   return { go: () => child.stdin.end('go\n'), done };
 }
 
-if (args.side) await side(args.side);
+if (args.side) await side();
 
 // --- the run -----------------------------------------------------------------
 
@@ -254,10 +234,10 @@ if (PHASES.includes('signups')) {
 }
 
 if (PHASES.includes('checkouts')) {
-  const shopping = await startSide('checkouts');
-  shopping.go();
+  const shop = await shopSetup(Math.max(200, CHECKOUT_RATE * 4));
+  const shopping = checkoutLoad(shop);
   const duringShop = await chatWindow(pairs, 'checkouts');
-  line('checkouts', duringShop, alone, await shopping.done);
+  line('checkouts', duringShop, alone, await shopping);
 }
 
 if (PHASES.includes('search')) {

@@ -43,5 +43,6 @@ eval "$(conf/stack.sh env)"
 set +a
 
 log "figure 7: isolation, chat at 500 msg/s alone, during 50 sign-ups, during checkouts at 200/s ($SECONDS_PER s each)"
+make -s -C tests/bench >&2
 node tests/bench/isolation.mjs --rate 500 --seconds "$SECONDS_PER" --signups 50 \
-    --checkout-rate 200 --slow-share 0.05
+    --checkout-rate 200 --slow-share 0.05 --chatload tests/bench/bin/chatload --port "$PORT"

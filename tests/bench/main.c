@@ -28,6 +28,13 @@
  *       keep-alive GETs of the paths in FILE (httpload.c): closed loop,
  *       or with --rates open loop at each fixed offered rate in turn
  *       (the catalog figures)
+ *   chatload checkout --port P --payment-port Q --secret FILE
+ *                   (--uid-base U | --uids FILE) --shoppers S
+ *                   --books FIRST:COUNT --measure S [--label L]
+ *                   [--rates R --slow-share F]
+ *       shoppers putting a book in the cart, tokenizing a card and
+ *       checking out (checkoutload.c): closed loop, or open loop at R/s
+ *       (the checkout figures)
  *   chatload merge  LABEL FILE...
  *       adds the result files of one run and prints one line per step
  *
@@ -86,7 +93,7 @@ cl_log(const char *fmt, ...)
 static void
 usage(void)
 {
-    fputs("usage: chatload idle|e2e|hop|commit|http [flags]\n"
+    fputs("usage: chatload idle|e2e|hop|commit|http|checkout [flags]\n"
           "       chatload merge LABEL FILE...\n"
           "see the comment at the top of tests/bench/main.c\n", stderr);
     exit(2);
@@ -130,6 +137,7 @@ int
 main(int argc, char **argv)
 {
     int            c, idx;
+    long long      b1, b2;
     const char    *mode, *paths, *label;
     cl_opts_t      o;
     struct rlimit  rl;
@@ -149,7 +157,9 @@ main(int argc, char **argv)
         { "count", 1, 0, 'N' }, { "pairs", 1, 0, 'P' },
         { "shards", 1, 0, 'X' }, { "paths", 1, 0, 'F' },
         { "label", 1, 0, 'l' }, { "control", 0, 0, 'C' },
-        { "header", 1, 0, 'E' }, { 0, 0, 0, 0 }
+        { "header", 1, 0, 'E' }, { "payment-port", 1, 0, 'Q' },
+        { "books", 1, 0, 'B' }, { "shoppers", 1, 0, 'Y' },
+        { "slow-share", 1, 0, 'Z' }, { "uids", 1, 0, 'U' }, { 0, 0, 0, 0 }
     };
 
     if (argc < 2) {
@@ -222,6 +232,20 @@ main(int argc, char **argv)
         case 'F': paths = optarg; break;
         case 'l': label = optarg; break;
         case 'C': o.control = 1; break;
+        case 'Q': o.payment_port = (int) num("payment-port", optarg, 1);
+                  break;
+        case 'B':
+            if (sscanf(optarg, "%lld:%lld", &b1, &b2) != 2 || b1 < 1
+                || b2 < 1)
+            {
+                cl_die("--books wants FIRST:COUNT, not \"%s\"", optarg);
+            }
+            o.books_first = (int64_t) b1;
+            o.books_count = (int64_t) b2;
+            break;
+        case 'Y': o.concurrency = (size_t) num("shoppers", optarg, 1); break;
+        case 'Z': o.slow_share = num("slow-share", optarg, 0); break;
+        case 'U': o.uids_file = optarg; break;
         case 'E':
             if (o.nheaders == CL_MAX_HEADERS || strlen(optarg) > 1024) {
                 cl_die("--header: at most %d, of 1024 bytes each",
@@ -272,6 +296,21 @@ main(int argc, char **argv)
             cl_die("http needs --port and --paths");
         }
         return cl_mode_http(&o, paths, label);
+    }
+
+    if (strcmp(mode, "checkout") == 0) {
+        if (o.port == 0 || o.payment_port == 0 || o.secret_file == NULL
+            || o.books_count == 0 || (o.uid_base == 0 && o.uids_file == NULL)
+            || o.nrates > 1)
+        {
+            cl_die("checkout needs --port, --payment-port, --secret, --books "
+                   "and --uid-base or --uids (and at most one rate)");
+        }
+        if (o.concurrency * 2 + 50 > rl.rlim_max) {
+            cl_die("%zu shoppers need more descriptors than allowed",
+                   o.concurrency);
+        }
+        return cl_mode_checkout(&o, label);
     }
 
     if (strcmp(mode, "hop") == 0) {
