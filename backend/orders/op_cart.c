@@ -28,6 +28,24 @@
 
 static const char  chat_sql_cart_json[] = "SELECT cart_json($1)::text";
 
+/* $1 user, $2 book, $3 quantity, $4 most lines: whether the book is for
+ * sale and how many other lines the cart has, and the line written only
+ * when both allow it */
+static const char  chat_sql_cart_put[] =
+    "WITH chk AS ("
+    "  SELECT (SELECT deleted_at IS NULL FROM books WHERE id = $2::bigint)"
+    "           AS for_sale,"
+    "         (SELECT count(*) FROM cart_items"
+    "           WHERE user_id = $1::bigint AND book_id <> $2::bigint)"
+    "           AS others), "
+    "ins AS ("
+    "  INSERT INTO cart_items (user_id, book_id, quantity)"
+    "  SELECT $1::bigint, $2::bigint, $3::int FROM chk"
+    "   WHERE chk.for_sale AND chk.others < $4::int"
+    "  ON CONFLICT (user_id, book_id) DO UPDATE"
+    "  SET quantity = EXCLUDED.quantity, updated_at = now()) "
+    "SELECT for_sale, others FROM chk";
+
 
 /* Answers 200 with the caller's cart. */
 static int
@@ -75,10 +93,10 @@ int
 chat_op_cart_item_put(chat_op_ctx_t *ctx)
 {
     int          rc;
-    char         uid[24], bid[24], qty[24];
+    char         uid[24], bid[24], qty[24], max[24];
     int64_t      book_id, quantity;
     PGresult    *res;
-    const char  *values[3];
+    const char  *values[4];
 
     rc = chat_op_require_user(ctx);
     if (rc != 1) {
@@ -103,12 +121,13 @@ chat_op_cart_item_put(chat_op_ctx_t *ctx)
     values[1] = chat_i64(bid, book_id);
     values[2] = chat_i64(qty, quantity);
 
-    /* the book must be for sale; the line count must stay in bounds */
-    res = chat_db_query(ctx->db,
-              "SELECT (SELECT deleted_at IS NULL FROM books WHERE id = $2),"
-              "       (SELECT count(*) FROM cart_items"
-              "         WHERE user_id = $1 AND book_id <> $2)",
-              2, values, NULL, NULL);
+    values[3] = chat_i64(max, CHAT_CART_MAX_LINES);
+
+    /* the book must be for sale and the line count stay in bounds: checked
+     * and written in one prepared statement (a cart write comes before
+     * every checkout, so it is as hot as the checkout) */
+    res = chat_db_query_prepared(ctx->db, chat_sql_cart_put, 4, values,
+                                 NULL, NULL);
     if (res == NULL) {
         return -1;
     }
@@ -122,18 +141,6 @@ chat_op_cart_item_put(chat_op_ctx_t *ctx)
         PQclear(res);
         return chat_op_error(ctx, 400, "cart_full",
                              "a cart holds at most 100 different books");
-    }
-
-    PQclear(res);
-
-    res = chat_db_query(ctx->db,
-              "INSERT INTO cart_items (user_id, book_id, quantity)"
-              " VALUES ($1, $2, $3)"
-              " ON CONFLICT (user_id, book_id) DO UPDATE"
-              " SET quantity = EXCLUDED.quantity, updated_at = now()",
-              3, values, NULL, NULL);
-    if (res == NULL) {
-        return -1;
     }
 
     PQclear(res);

@@ -42,6 +42,14 @@ PAYMENT_URL=${CHAT_PAYMENT_URL:-http://127.0.0.1:${PAYMENT_PORT:-$((${PORT:-1848
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
+# shellcheck disable=SC2034  # read by cpu.sh
+RUN=$CHAT_RUN_DIR
+CPU_SNAP=$(mktemp -d)
+trap 'rm -rf "$CPU_SNAP"' EXIT
+# shellcheck source=tests/bench/cpu.sh
+. "$HERE/cpu.sh"
+CPU_PARTS="postgres nginx redis workers provider"
+
 read -r UB FB HB SB < <(psql "$PG" -XtAq -v ON_ERROR_STOP=1 -v n="$SHOPPERS" -F ' ' <<'SQL'
 BEGIN;
 INSERT INTO users (email, display_name, password_hash)
@@ -64,6 +72,11 @@ SELECT min(id), :fb, :fb + 10000, :fb + 10005 FROM users WHERE email LIKE 'shopp
 SQL
 )
 log "checkout: seeded $SHOPPERS shoppers from id $UB, books $FB.. (hot $HB.., sell-out $SB)"
+# as a running shop's tables are: analyzed, nothing for autovacuum to do
+# (without it the first run shared the cores with autovacuum's pass over
+# the rows just seeded, and its PostgreSQL CPU per checkout was 1.6 times
+# the next runs')
+psql "$PG" -Xq -c "VACUUM ANALYZE users, books, stock, warehouses, cart_items"
 
 oversell() {
     psql "$PG" -XtAq -v ON_ERROR_STOP=1 <<'SQL'
@@ -88,12 +101,28 @@ processor() {
         -d "{\"latency_ms\":$1,\"jitter_ms\":$2}" >/dev/null
 }
 
+# cpu_per_checkout <before> <after> <paid>: each component's CPU between
+# two cpu_ticks snapshots, per paid checkout
+cpu_per_checkout() {
+    local hz
+    hz=$(getconf CLK_TCK)
+    join <(sort "$1") <(sort "$2") | awk -v n="$3" -v hz="$hz" '
+        $1 != "time" { parts = parts sprintf(" %s=%.0fus", $1, n > 0 ? ($3 - $2) * 1e6 / hz / n : 0) }
+        END { printf "cpu per paid checkout:%s", parts }'
+}
+
 run() {  # run <label> <first:count> <seconds> [shoppers]
-    local line
+    local line paid
     psql "$PG" -Xqc "DELETE FROM cart_items"
+    # shellcheck disable=SC2086  # a list of names, split on purpose
+    cpu_ticks $CPU_PARTS > "$CPU_SNAP/0"
     line=$("$HERE/bin/chatload" checkout --port "${PORT:-18484}" --payment-port "${PAYMENT_URL##*:}" \
         --secret "$CHAT_RUN_DIR/token_secret" --uid-base "$UB" --shoppers "${4:-$SHOPPERS}" \
         --books "$2" --measure "$3" --label "$1")
+    # shellcheck disable=SC2086
+    cpu_ticks $CPU_PARTS > "$CPU_SNAP/1"
+    paid=$(sed -n 's/.* checkouts=\([0-9]*\) .*/\1/p' <<< "$line")
+    line="$line $(cpu_per_checkout "$CPU_SNAP/0" "$CPU_SNAP/1" "${paid:-0}")"
     printf '%s %s\n' "$line" "$(oversell)" >> "$OUT"
     log "$line"
 }

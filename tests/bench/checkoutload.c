@@ -25,10 +25,11 @@
  * Closed loop (no --rates, figure 4): every shopper loops for the whole
  * window.  One line, as checkout.mjs printed it:
  *   <label> shoppers=S books=K checkouts=C rate=R/s p50=..ms p99=..ms
- *           max=..ms out_of_stock=O pending=P errors=E
+ *           max=..ms out_of_stock=O pending=P errors=E load_cpu=..us
  * checkouts counts 201 with status "paid", rate is those per second of
  * the window, the latencies are theirs; pending: 201 still
- * pending_payment (the reconciler settles them later).
+ * pending_payment (the reconciler settles them later); load_cpu: this
+ * process's CPU (user + system) per paid checkout.
  *
  * Open loop (--rates R, figure 7): a checkout is due every 1/R s and goes
  * to an idle shopper; with none idle it is skipped (counted).  A share F
@@ -53,6 +54,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -536,18 +538,24 @@ ck_setup(ck_t *ck)
 static void
 ck_print(ck_t *ck, const char *label)
 {
-    int       k;
-    size_t    len;
-    char      name[24], parts[1024];
-    double    p50, p99;
-    uint64_t  n;
+    int            k;
+    size_t         len;
+    char           name[24], parts[1024];
+    double         p50, p99, cpu_us;
+    uint64_t       n;
+    struct rusage  ru;
+
+    /* this process's own CPU per paid checkout: what the load cost */
+    getrusage(RUSAGE_SELF, &ru);
+    cpu_us = (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6
+             + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 
     if (ck->o->nrates == 0) {
         p50 = (double) hist_pct(&ck->lat, 50) / 1000;
         p99 = (double) hist_pct(&ck->lat, 99) / 1000;
         printf("%s shoppers=%zu books=%lld checkouts=%llu rate=%.0f/s "
                "p50=%.1fms p99=%.1fms max=%.1fms out_of_stock=%llu "
-               "pending=%llu errors=%llu\n",
+               "pending=%llu errors=%llu load_cpu=%.0fus\n",
                label ? label : "checkout", ck->n,
                (long long) ck->o->books_count,
                (unsigned long long) ck->paid,
@@ -555,7 +563,8 @@ ck_print(ck_t *ck, const char *label)
                (double) ck->lat.max / 1000,
                (unsigned long long) ck->out_of_stock,
                (unsigned long long) ck->pending,
-               (unsigned long long) ck->errors);
+               (unsigned long long) ck->errors,
+               ck->paid ? cpu_us / (double) ck->paid : 0.0);
         return;
     }
 

@@ -119,6 +119,27 @@ test('cart: bad quantities and unknown books are refused and change nothing', as
   assert.equal(r.status, 401);
 });
 
+test('cart: a full cart (100 books) refuses another book but changes its own lines; a deleted book is refused', async () => {
+  const [u] = await makeUsers('cartfull', 1);
+  const ids = (await sql(`INSERT INTO books (isbn13, title, price_cents)
+      SELECT '9790' || lpad((floor(random() * 1e9))::bigint::text, 9, '0'), 'Full cart ' || g, 500
+        FROM generate_series(1, 101) g RETURNING id`)).split('\n').filter(Boolean).map(Number);
+  await sql(`INSERT INTO cart_items (user_id, book_id, quantity)
+             SELECT :'p1'::bigint, unnest(:'p2'::bigint[]), 1`, String(u.id), `{${ids.slice(0, 100).join(',')}}`);
+  let r = await putCart(u, ids[100], 1);
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.code, 'cart_full');
+  r = await putCart(u, ids[0], 3);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.items.length, 100);
+  await sql(`UPDATE books SET deleted_at = now() WHERE id = :'p1'`, String(ids[1]));
+  r = await putCart(u, ids[1], 2);
+  assert.equal(r.status, 404, r.text);
+  assert.equal(r.json.error.code, 'book_not_found');
+  assert.equal(await sql(`SELECT count(*) || ' ' || sum(quantity) FROM cart_items WHERE user_id = :'p1'`, String(u.id)),
+    '100 102');
+});
+
 // ------------------------------------------------------------------ checkout basics
 
 test('checkout: Idempotency-Key required, a token required, empty cart refused; nothing reserved', async () => {
