@@ -388,14 +388,16 @@ chat_worker_drive(chat_worker_t *w, int wait_ms)
             chat_suspend_release(&w->susp, done, n);
         }
 
+        /* this group's events, now that it is stored: a later group's
+         * failed commit must not take them with it */
+        if (events.n > 0 && chat_bus_ok(&w->bus)) {
+            lists[0] = &events;
+            (void) chat_fanout(&w->bus, lists, 1);
+        }
+
+        chat_events_clear(&events);
+
     } while (n == CHAT_WORKER_RESUME_MAX);
-
-    if (events.n > 0 && chat_bus_ok(&w->bus)) {
-        lists[0] = &events;
-        (void) chat_fanout(&w->bus, lists, 1);
-    }
-
-    chat_events_clear(&events);
 
     return rc;
 }
