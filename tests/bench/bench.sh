@@ -50,16 +50,16 @@ case "$MODE" in
         WARMUP=2 MEASURE=10 DRAIN=3 MAX_DRAIN=15
         CEIL_START=1000 CEIL_PROBES=10 CEIL_WARMUP=2 CEIL_MEASURE=5
         CPU_RATE=1000 CPU_MEASURE=10 SETTLE_S=5
-        IDLE1=10000 IDLE2=50000 COMMIT_N=10000 PGBENCH_S=10 ;;
+        IDLE1=10000 IDLE2=50000 COMMIT_N=10000 PGBENCH_S=10 FSYNC_N=1000 ;;
     quick)
         CLIENTS=1000 RATES=100,500,1000 E2E_PROCS=2
         WARMUP=1 MEASURE=3 DRAIN=1 MAX_DRAIN=5
         CEIL_START=1000 CEIL_PROBES=6 CEIL_WARMUP=1 CEIL_MEASURE=3
         CPU_RATE=1000 CPU_MEASURE=4 SETTLE_S=2
-        IDLE1=1000 IDLE2=4000 COMMIT_N=1000 PGBENCH_S=3 ;;
+        IDLE1=1000 IDLE2=4000 COMMIT_N=1000 PGBENCH_S=3 FSYNC_N=200 ;;
     checkout)
         CLIENTS=2 RATES=100 E2E_PROCS=1 WARMUP=1 MEASURE=1 DRAIN=1 MAX_DRAIN=1
-        IDLE1=1 IDLE2=1 COMMIT_N=1 PGBENCH_S=1 ;;
+        IDLE1=1 IDLE2=1 COMMIT_N=1 PGBENCH_S=1 FSYNC_N=1 ;;
     *)  echo "usage: $0 [full|quick|checkout]" >&2; exit 2 ;;
 esac
 # for exploring: other client counts and rates (figures 1 and 2)
@@ -533,6 +533,9 @@ log "figure 1: Redis ping and stream hop"
 ping=$(redis-benchmark -p "$REDIS_PORT" --user default -a "$REDISCLI_AUTH" \
        -t ping_mbulk -n 20000 -c 1 --csv 2>/dev/null \
        | awk -F'"' '/PING_MBULK/ { printf "p50=%.2fms p99=%.2fms max=%.2fms", $10, $14, $16 }')
+# the disk's flush, beside PostgreSQL's data: a durable answer waits for
+# one, and for the one in progress when it arrived (fsyncload.c)
+disk_flush=$("$LOAD" fsync --out "$RUN/pg/fsync.probe" --count "$FSYNC_N")
 "$LOAD" hop --redis-port "$REDIS_PORT" --rates "$RATES" --warmup "$WARMUP" \
     --measure "$MEASURE" --drain "$DRAIN" --out "$RES/hop.res"
 "$LOAD" merge "redis XADD->XREAD" "$RES/hop.res" > "$RES/hop.lines"
@@ -590,6 +593,7 @@ for i in "${!chat_l[@]}"; do
     out 1 "${hop_l[$i]:-redis: no result}"
 done
 out 1 "redis PING round trip (redis-benchmark, 1 client) $ping"
+out 1 "disk flush (fdatasync of 8 KiB, the floor under a durable answer) ${disk_flush#fsync }"
 out 1 "$(awk -v c="$CEIL_CHAT" -v n="$CEIL_NCHAN" 'BEGIN {
     printf "ceiling (highest offered rate carried within 2%% with p99 < 100 ms): chat %d/s, nchan %d/s, chat/nchan = %.2f", c, n, (n > 0 ? c / n : 0) }')"
 sed 's/^/  /' "$RES/ceiling-chat.lines" "$RES/ceiling-nchan.lines" >> "$RES/summary.1"

@@ -212,6 +212,8 @@ int cl_mode_merge(const char *label, int argc, char **argv);
 int cl_mode_http(const cl_opts_t *o, const char *paths, const char *label);
 /* shoppers: cart, card, checkout (checkoutload.c, the checkout figures) */
 int cl_mode_checkout(const cl_opts_t *o, const char *label);
+/* the disk's fdatasync latency (fsyncload.c, figures 1 and 3) */
+int cl_mode_fsync(const cl_opts_t *o);
 
 /* message text shared by every system: lat:<step>:<m>:<ts_ns>:<uid>:xxxx */
 int cl_text_make(char *buf, size_t size, int step, int measured,

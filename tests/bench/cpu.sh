@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/cpu.sh: sourced by bench.sh and checkout.sh (needs RUN, the
 # stack's run directory, and for "load" GEN_PIDS): where the CPU goes, per
 # component of the stack, read from /proc.

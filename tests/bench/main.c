@@ -35,6 +35,9 @@
  *       shoppers putting a book in the cart, tokenizing a card and
  *       checking out (checkoutload.c): closed loop, or open loop at R/s
  *       (the checkout figures)
+ *   chatload fsync  --out FILE [--count N]
+ *       times fdatasync() of 8 KiB writes to FILE, one at a time
+ *       (fsyncload.c): the disk's flush, the floor of a durable answer
  *   chatload merge  LABEL FILE...
  *       adds the result files of one run and prints one line per step
  *
@@ -93,7 +96,7 @@ cl_log(const char *fmt, ...)
 static void
 usage(void)
 {
-    fputs("usage: chatload idle|e2e|hop|commit|http|checkout [flags]\n"
+    fputs("usage: chatload idle|e2e|hop|commit|http|checkout|fsync [flags]\n"
           "       chatload merge LABEL FILE...\n"
           "see the comment at the top of tests/bench/main.c\n", stderr);
     exit(2);
@@ -311,6 +314,16 @@ main(int argc, char **argv)
                    o.concurrency);
         }
         return cl_mode_checkout(&o, label);
+    }
+
+    if (strcmp(mode, "fsync") == 0) {
+        if (o.out == NULL) {
+            cl_die("fsync needs --out (a file on the disk to measure)");
+        }
+        if (o.count == 0) {
+            o.count = 1000;
+        }
+        return cl_mode_fsync(&o);
     }
 
     if (strcmp(mode, "hop") == 0) {
