@@ -36,6 +36,13 @@ typedef struct {
     struct chat_db_stmt_s  *prefix;
     size_t                  nprefix;
 
+    /* transaction control waiting to ride in front of the next statement
+     * (a BEGIN, a group's savepoints): no round trip of its own */
+    const char  *deferred[4];
+    unsigned     ndeferred;
+
+    uint64_t     round_trips;   /* to the server so far (tests, stats) */
+
     /* group commit (chat_db_group_begin): */
     unsigned     group:1;       /* asked for: statements share one
                                    transaction */

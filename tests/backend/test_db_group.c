@@ -151,6 +151,53 @@ test_a_failed_commit_stores_nothing(void)
 }
 
 
+/* BEGIN and the group's savepoints ride with the statements: a step is
+ * one round trip, and a transaction's BEGIN costs none */
+static void
+test_control_rides_along(void)
+{
+    int       i;
+    char      buf[64];
+    uint64_t  rt;
+
+    reset();
+
+    rt = db.round_trips;
+    chat_db_group_begin(&db);
+    for (i = 1; i <= 3; i++) {
+        CHECK(chat_db_exec(&db, "BEGIN") == 0);
+        CHECK(insert(i) == 0);
+        CHECK(chat_db_exec(&db, "COMMIT") == 0);
+    }
+    /* a step that runs nothing costs nothing */
+    CHECK(chat_db_exec(&db, "BEGIN") == 0);
+    CHECK(chat_db_exec(&db, "ROLLBACK") == 0);
+    CHECK(insert(9) == 0);
+    CHECK(chat_db_group_commit(&db) == 0);
+    CHECK(db.round_trips - rt == 5);            /* 4 statements, COMMIT */
+    CHECK(strcmp(seen(buf, sizeof(buf)), "1,2,3,9") == 0);
+
+    /* outside a group */
+    rt = db.round_trips;
+    CHECK(chat_db_exec(&db, "BEGIN") == 0);
+    CHECK(insert(10) == 0);
+    CHECK(chat_db_exec(&db, "COMMIT") == 0);
+    CHECK(db.round_trips - rt == 2);
+    CHECK(chat_db_exec(&db, "BEGIN") == 0);
+    CHECK(chat_db_exec(&db, "ROLLBACK") == 0);
+    CHECK(db.round_trips - rt == 2);            /* an empty one: none */
+
+    /* a statement that fails takes its BEGIN's transaction with it */
+    CHECK(chat_db_exec(&db, "BEGIN") == 0);
+    CHECK(insert(1) != 0);
+    CHECK(strcmp(db.sqlstate, "23505") == 0);
+    CHECK(PQtransactionStatus(db.conn) == PQTRANS_INERROR);
+    CHECK(chat_db_exec(&db, "ROLLBACK") == 0);
+    CHECK(PQtransactionStatus(db.conn) == PQTRANS_IDLE);
+    CHECK(strcmp(seen(buf, sizeof(buf)), "1,2,3,9,10") == 0);
+}
+
+
 static void
 test_an_empty_group_costs_nothing(void)
 {
@@ -194,6 +241,7 @@ main(void)
     UNIT_RUN(test_a_failed_step_undoes_only_itself);
     UNIT_RUN(test_a_failed_commit_stores_nothing);
     UNIT_RUN(test_an_empty_group_costs_nothing);
+    UNIT_RUN(test_control_rides_along);
 
     (void) chat_db_exec(&db, "DROP TABLE db_group_test, db_group_deferred");
     chat_db_close(&db);
