@@ -452,6 +452,52 @@ chat_array_add(char *buf, size_t *len, int64_t v)
 }
 
 
+/* tx 1's writes: the order, its lines, its reservations, the stock they
+ * take and its ledger, the payment attempt; $1 user, $2 key, $3 total,
+ * $4 currency, $5 address, $6 region, $7 card_last4, $8 reservation ms,
+ * $9..$11 the lines (book, quantity, price), $12..$14 the takes (book,
+ * warehouse, quantity), $15 the payment lease ms */
+static const char  chat_sql_reserve[] =
+    "WITH o AS ("
+    "  INSERT INTO orders (user_id, status, checkout_key,"
+    "      total_cents, currency, shipping_address, region,"
+    "      card_last4, reserved_until)"
+    "  VALUES ($1, 'pending_payment', $2, $3, $4, $5::jsonb, $6,"
+    "      $7, now() + $8::int * interval '1 millisecond')"
+    "  RETURNING id"
+    "), i AS ("
+    "  INSERT INTO order_items (order_id, book_id, title, quantity,"
+    "      price_cents)"
+    "  SELECT o.id, x.b, bk.title, x.q, x.p"
+    "    FROM o, unnest($9::bigint[], $10::int[], $11::bigint[])"
+    "         AS x(b, q, p) JOIN books bk ON bk.id = x.b"
+    "), r AS ("
+    "  INSERT INTO order_reservations (order_id, book_id,"
+    "      warehouse_id, quantity)"
+    "  SELECT o.id, y.b, y.w, y.q"
+    "    FROM o, unnest($12::bigint[], $13::bigint[], $14::int[])"
+    "         AS y(b, w, q)"
+    "), s AS ("
+    "  UPDATE stock SET reserved = stock.reserved + y.q,"
+    "         updated_at = now()"
+    "    FROM unnest($12::bigint[], $13::bigint[], $14::int[])"
+    "         AS y(b, w, q)"
+    "   WHERE stock.book_id = y.b AND stock.warehouse_id = y.w"
+    "), l AS ("
+    "  INSERT INTO stock_ledger (book_id, warehouse_id,"
+    "      delta_reserved, reason, actor_id, order_id)"
+    "  SELECT y.b, y.w, y.q, 'checkout: reserved', $1, o.id"
+    "    FROM o, unnest($12::bigint[], $13::bigint[], $14::int[])"
+    "         AS y(b, w, q)"
+    "), p AS ("
+    "  INSERT INTO payment_attempts (order_id, kind,"
+    "      idempotency_key, amount_cents, lease_until)"
+    "  SELECT o.id, 'charge', $2, $3,"
+    "         now() + $15::int * interval '1 millisecond' FROM o"
+    ") "
+    "SELECT id FROM o";
+
+
 /*
  * In the transaction chat_checkout_claim opened, with its cart rows:
  * reserves and records everything, commits.  1 with co->order_id set, 0
@@ -473,6 +519,7 @@ chat_checkout_reserve(chat_checkout_t *co)
     chat_stock_row_t  *stock;
     const char        *values[16];
     chat_db_t         *db;
+    chat_db_stmt_t     ins[2];
 
     db = co->ctx->db;
     res = NULL;
@@ -637,55 +684,31 @@ chat_checkout_reserve(chat_checkout_t *co)
                                  + CHAT_PAYMENT_LEASE_MARGIN_MS);
 
     PQclear(res);
-    res = chat_db_query_prepared(db,
-              "WITH o AS ("
-              "  INSERT INTO orders (user_id, status, checkout_key,"
-              "      total_cents, currency, shipping_address, region,"
-              "      card_last4, reserved_until)"
-              "  VALUES ($1, 'pending_payment', $2, $3, $4, $5::jsonb, $6,"
-              "      $7, now() + $8::int * interval '1 millisecond')"
-              "  RETURNING id"
-              "), i AS ("
-              "  INSERT INTO order_items (order_id, book_id, title, quantity,"
-              "      price_cents)"
-              "  SELECT o.id, x.b, bk.title, x.q, x.p"
-              "    FROM o, unnest($9::bigint[], $10::int[], $11::bigint[])"
-              "         AS x(b, q, p) JOIN books bk ON bk.id = x.b"
-              "), r AS ("
-              "  INSERT INTO order_reservations (order_id, book_id,"
-              "      warehouse_id, quantity)"
-              "  SELECT o.id, y.b, y.w, y.q"
-              "    FROM o, unnest($12::bigint[], $13::bigint[], $14::int[])"
-              "         AS y(b, w, q)"
-              "), s AS ("
-              "  UPDATE stock SET reserved = stock.reserved + y.q,"
-              "         updated_at = now()"
-              "    FROM unnest($12::bigint[], $13::bigint[], $14::int[])"
-              "         AS y(b, w, q)"
-              "   WHERE stock.book_id = y.b AND stock.warehouse_id = y.w"
-              "), l AS ("
-              "  INSERT INTO stock_ledger (book_id, warehouse_id,"
-              "      delta_reserved, reason, actor_id, order_id)"
-              "  SELECT y.b, y.w, y.q, 'checkout: reserved', $1, o.id"
-              "    FROM o, unnest($12::bigint[], $13::bigint[], $14::int[])"
-              "         AS y(b, w, q)"
-              "), p AS ("
-              "  INSERT INTO payment_attempts (order_id, kind,"
-              "      idempotency_key, amount_cents, lease_until)"
-              "  SELECT o.id, 'charge', $2, $3,"
-              "         now() + $15::int * interval '1 millisecond' FROM o"
-              ") "
-              "SELECT id FROM o",
-              15, values, NULL, NULL);
-    if (res == NULL || PQntuples(res) != 1) {
+    res = NULL;
+
+    /* the rows and their COMMIT in one round trip (a failure skips the
+     * COMMIT, and the transaction is rolled back below) */
+    memset(ins, 0, sizeof(ins));
+    ins[0].sql = chat_sql_reserve;
+    ins[0].prepared = 1;
+    ins[0].nparams = 15;
+    ins[0].values = values;
+    ins[1].sql = "COMMIT";
+
+    if (chat_db_pipeline(db, ins, 2) != 0) {
+        goto done;
+    }
+
+    res = ins[0].res;
+    PQclear(ins[1].res);
+
+    if (PQntuples(res) != 1) {
+        chat_log_error("checkout %s: the reservation returned %d rows",
+                       co->key, PQntuples(res));
         goto done;
     }
 
     co->order_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-
-    if (chat_db_exec(db, "COMMIT") != 0) {
-        goto done;
-    }
 
     chat_log_debug("order %lld: reserved for user %lld, %lld %s",
                    (long long) co->order_id, (long long) co->ctx->cmd->uid,
