@@ -47,10 +47,25 @@ static const char  chat_sql_cart_put[] =
     "SELECT for_sale, others FROM chk";
 
 
+/* Answers 200 with the cart in res (chat_sql_cart_json's result). */
+static int
+chat_cart_answer(chat_op_ctx_t *ctx, const PGresult *res)
+{
+    ctx->reply = cJSON_Parse(PQgetvalue(res, 0, 0));
+    if (ctx->reply == NULL) {
+        return -1;
+    }
+
+    ctx->status = 200;
+    return 0;
+}
+
+
 /* Answers 200 with the caller's cart. */
 static int
 chat_cart_reply(chat_op_ctx_t *ctx)
 {
+    int          rc;
     char         uid[24];
     PGresult    *res;
     const char  *values[1];
@@ -63,15 +78,10 @@ chat_cart_reply(chat_op_ctx_t *ctx)
         return -1;
     }
 
-    ctx->reply = cJSON_Parse(PQgetvalue(res, 0, 0));
+    rc = chat_cart_answer(ctx, res);
     PQclear(res);
 
-    if (ctx->reply == NULL) {
-        return -1;
-    }
-
-    ctx->status = 200;
-    return 0;
+    return rc;
 }
 
 
@@ -93,10 +103,11 @@ int
 chat_op_cart_item_put(chat_op_ctx_t *ctx)
 {
     int          rc;
-    char         uid[24], bid[24], qty[24], max[24];
-    int64_t      book_id, quantity;
-    PGresult    *res;
-    const char  *values[4];
+    char            uid[24], bid[24], qty[24], max[24];
+    int64_t         book_id, quantity;
+    PGresult       *res;
+    const char     *values[4];
+    chat_db_stmt_t  st[2];
 
     rc = chat_op_require_user(ctx);
     if (rc != 1) {
@@ -124,28 +135,41 @@ chat_op_cart_item_put(chat_op_ctx_t *ctx)
     values[3] = chat_i64(max, CHAT_CART_MAX_LINES);
 
     /* the book must be for sale and the line count stay in bounds: checked
-     * and written in one prepared statement (a cart write comes before
-     * every checkout, so it is as hot as the checkout) */
-    res = chat_db_query_prepared(ctx->db, chat_sql_cart_put, 4, values,
-                                 NULL, NULL);
-    if (res == NULL) {
+     * and written in one prepared statement, the cart read back behind it
+     * in the same round trip (a cart write comes before every checkout, so
+     * it is as hot as the checkout; when it is refused, the cart read is
+     * wasted, which is cheaper than a second round trip when it is not) */
+    memset(st, 0, sizeof(st));
+    st[0].sql = chat_sql_cart_put;
+    st[0].prepared = 1;
+    st[0].nparams = 4;
+    st[0].values = values;
+    st[1].sql = chat_sql_cart_json;
+    st[1].prepared = 1;
+    st[1].nparams = 1;
+    st[1].values = values;
+
+    if (chat_db_pipeline(ctx->db, st, 2) != 0) {
         return -1;
     }
 
+    res = st[0].res;
+
     if (PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-        PQclear(res);
-        return chat_op_error(ctx, 404, "book_not_found", "no such book");
+        rc = chat_op_error(ctx, 404, "book_not_found", "no such book");
+
+    } else if (atoi(PQgetvalue(res, 0, 1)) >= CHAT_CART_MAX_LINES) {
+        rc = chat_op_error(ctx, 400, "cart_full",
+                           "a cart holds at most 100 different books");
+
+    } else {
+        rc = chat_cart_answer(ctx, st[1].res);
     }
 
-    if (atoi(PQgetvalue(res, 0, 1)) >= CHAT_CART_MAX_LINES) {
-        PQclear(res);
-        return chat_op_error(ctx, 400, "cart_full",
-                             "a cart holds at most 100 different books");
-    }
+    PQclear(st[0].res);
+    PQclear(st[1].res);
 
-    PQclear(res);
-
-    return chat_cart_reply(ctx);
+    return rc;
 }
 
 
