@@ -49,6 +49,7 @@ run_unit() {
     # the key builders, the fan-out rule in C and Lua, the shared scripts:
     # on a redis-server of its own
     unit_test online $p/chat_online.c $p/chat_scripts.c -lhiredis
+    unit_test cluster $p/chat_cluster.c -lhiredis
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     echo "== client package: manifest, declarations, tsc"
