@@ -578,7 +578,7 @@ cmd_status() {
             p=redis/node-$i/redis.pid
             pid_alive "$RUN/$p" && echo "$p: running ($(cat "$RUN/$p"), port $((REDIS_PORT + i)))" || echo "$p: stopped"
         done
-        redis_cluster_ok && echo "redis cluster: ok" || echo "redis cluster: not ok"
+        redis_cluster_ok 2>/dev/null && echo "redis cluster: ok" || echo "redis cluster: not ok"
         workers_heartbeating 2>/dev/null && echo "workers: heartbeating" || echo "workers: none"
         return
     fi

@@ -290,7 +290,9 @@ chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
     while (!*stop) {
         if (chat_router_connect(&bus->route) == 0) {
             if (chat_bus_ensure_groups(bus) == 0) {
-                chat_log_info("redis: connected to %s:%d, consumer %s",
+                chat_log_info("redis: connected to %s %s:%d, consumer %s",
+                              bus->route.cluster ? "the cluster of"
+                                                 : "the server at",
                               bus->cfg->redis_host, bus->cfg->redis_port,
                               bus->consumer);
                 chat_bus_check_persistence(bus);

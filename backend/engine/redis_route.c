@@ -19,7 +19,7 @@
  *     read back from the RESP, and it is appended to its slot's master;
  *     a keyless one (SCRIPT LOAD after a NOSCRIPT, EXEC, CONFIG) follows
  *     the last keyed command to the same node, and MULTI waits for the
- *     first key after it;
+ *     command after it and goes where that one goes;
  *   - replies come back in the order commands were appended, whatever
  *     node each went to: a queue remembers the order, and every node's
  *     output is flushed before the first reply is read, so a pipeline
@@ -653,7 +653,8 @@ chat_router_append_formatted(chat_router_t *rt, char *cmd, size_t len)
         return REDIS_OK;
     }
 
-    if (keyed && rt->multi) {
+    /* a MULTI goes first, to wherever the command after it goes */
+    if (rt->multi) {
         m = &rt->queue[rt->head + (size_t) rt->multi - 1];
         if (redisAppendFormattedCommand(rt->node[node].ctx, m->cmd, m->len)
             != REDIS_OK)
