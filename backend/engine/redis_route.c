@@ -1119,14 +1119,20 @@ chat_router_read_send(chat_router_t *rt, int leader, int argc,
 
 
 /* Appends the [stream, entries] pairs of one answer to m; takes r.  An
- * error answer is kept in *err (the first one) instead. */
+ * error answer is kept in *err (the first one) instead; a MOVED one
+ * marks the map stale. */
 static int
-chat_router_read_merge(redisReply *m, redisReply *r, redisReply **err)
+chat_router_read_merge(chat_router_t *rt, redisReply *m, redisReply *r,
+    redisReply **err)
 {
     size_t        i;
     redisReply  **el;
 
     if (r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "MOVED ", 6) == 0) {
+            rt->stale = 1;          /* read from the new master next time */
+        }
+
         if (*err == NULL) {
             *err = r;
         } else {
@@ -1182,7 +1188,7 @@ chat_router_read_collect(chat_router_t *rt, redisReply *m, redisReply **err,
         if (reply != NULL) {
             rd->reading = 0;
             (*got)++;
-            if (chat_router_read_merge(m, reply, err) != 0) {
+            if (chat_router_read_merge(rt, m, reply, err) != 0) {
                 chat_router_fail(rt, "out of memory", NULL);
                 return -1;
             }
@@ -1217,6 +1223,11 @@ chat_router_read_streams(chat_router_t *rt, int argc, const char **argv,
     }
 
     err = NULL;
+
+    /* a read answered MOVED: the streams' slots have new masters */
+    if (rt->stale && rt->head == rt->tail && chat_router_refresh(rt) != 0) {
+        return NULL;
+    }
 
     /* a reader per slot, at its first key's index (the bus reads the
      * same streams every time) */

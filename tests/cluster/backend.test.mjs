@@ -129,6 +129,51 @@ test('a write commits through the cluster: auth.register answers 201 and stores 
   assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '1');
 });
 
+// CLUSTER SETSLOT on one node, as redis-cli --cluster reshard does it
+const onNode = (p, ...args) => run('redis-cli', ['-p', String(p), ...args]).then((r) => r.stdout.trim());
+const nodeId = (p) => onNode(p, 'CLUSTER', 'MYID');
+
+// one command answered on gw: its reply's status
+async function answered(gw, req, tag) {
+  await rc('XADD', 'chat:cmd:chat:{1}', '*',
+    ...envelope({ key: `ctest:${tag}:${randomBytes(6).toString('hex')}`, op: 'msg.send', gw, req }));
+  const r = await waitFor(`the reply to ${tag}`, async () => {
+    const e = streamEntries(await rc('XRANGE', gw, '-', '+')).find((x) => x.req === String(req));
+    return e;
+  }, { timeout: 30000 });
+  return Number(r.status);
+}
+
+test('a slot that moves: the reply follows ASK while it migrates and MOVED once it has', async () => {
+  // a gateway whose slot holds no key yet, moved between two masters
+  const gw = newGateway();
+  const slot = Number(await rc('CLUSTER', 'KEYSLOT', gw));
+  assert.equal(Number(await rc('CLUSTER', 'COUNTKEYSINSLOT', String(slot))), 0);
+  const src = await masterOf(slot);
+  const masters = new Set();
+  for (let i = 0; i < NODES; i++) {
+    if (/^role:master/m.test(await onNode(port(i), 'INFO', 'replication'))) masters.add(port(i));
+  }
+  const dst = [...masters].find((p) => p !== src);
+  const [srcId, dstId] = [await nodeId(src), await nodeId(dst)];
+
+  // migrating: a key the source does not have is asked of the target
+  assert.equal(await onNode(dst, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', srcId), 'OK');
+  assert.equal(await onNode(src, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', dstId), 'OK');
+  assert.equal(await answered(gw, 1, 'ask'), 401);
+  assert.equal(Number(await onNode(dst, 'CLUSTER', 'COUNTKEYSINSLOT', String(slot))), 1,
+    'the reply stream was written on the target, after ASKING');
+
+  // moved: the workers' maps still say the source, which answers MOVED
+  for (const p of [dst, src, ...[...masters].filter((m) => m !== src && m !== dst)]) {
+    assert.equal(await onNode(p, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', dstId), 'OK');
+  }
+  await waitFor('every node sees the move', async () => await masterOf(slot) === dst, { timeout: 10000 });
+  assert.equal(await answered(gw, 2, 'moved'), 401);
+  assert.equal(streamEntries(await onNode(dst, '--raw', 'XRANGE', gw, '-', '+')).length, 2,
+    'both replies are on the slot\'s new master');
+});
+
 test('a master killed: its replica takes over and the workers answer on every shard again', async () => {
   // the node the backend was told to start from (REDIS_PORT), the hardest
   // case: the workers must find the cluster through the other masters they
