@@ -61,8 +61,8 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
      * (chat_lanes.h), in the same round trip */
     if (bus->lane_limits[0] != '\0') {
         if (chat_router_appendf(&bus->route, "HSET %s %s %s", CHAT_LANES_KEY,
-                               chat_lane_name(bus->cfg->lane),
-                               bus->lane_limits)
+                                chat_lane_name(bus->cfg->lane),
+                                bus->lane_limits)
             != REDIS_OK)
         {
             chat_bus_lost(bus);
@@ -76,14 +76,14 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
                                  chat_lane_name(bus->cfg->lane)) > 0;
     if (stats
         && chat_router_appendf(&bus->route, "HSET %s %s %s", CHAT_STATS_KEY,
-                              bus->consumer, figures) != REDIS_OK)
+                               bus->consumer, figures) != REDIS_OK)
     {
         chat_bus_lost(bus);
         return -1;
     }
 
     r = chat_router_commandf(&bus->route, "HSET %s %s %s", CHAT_WORKERS_KEY,
-                     bus->consumer, value);
+                             bus->consumer, value);
     if (r == NULL) {
         chat_bus_lost(bus);
         return -1;
@@ -154,8 +154,8 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
     const char   *name;
     redisReply   *r, *c, *d;
 
-    r = chat_router_commandf(&bus->route, "XINFO CONSUMERS %s %s", bus->streams[shard],
-                     CHAT_CMD_GROUP);
+    r = chat_router_commandf(&bus->route, "XINFO CONSUMERS %s %s",
+                             bus->streams[shard], CHAT_CMD_GROUP);
     if (r == NULL) {
         chat_bus_lost(bus);
         return;
@@ -200,7 +200,7 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
         }
 
         d = chat_router_commandf(&bus->route, "XGROUP DELCONSUMER %s %s %s",
-                         bus->streams[shard], CHAT_CMD_GROUP, name);
+                                 bus->streams[shard], CHAT_CMD_GROUP, name);
         if (d == NULL) {
             chat_bus_lost(bus);
             break;
@@ -269,8 +269,8 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
     threshold[0] = '\0';
     from_pending = 0;
 
-    pending = chat_router_commandf(&bus->route, "XPENDING %s %s", bus->streams[shard],
-                           CHAT_CMD_GROUP);
+    pending = chat_router_commandf(&bus->route, "XPENDING %s %s",
+                                   bus->streams[shard], CHAT_CMD_GROUP);
     if (pending == NULL) {
         chat_bus_lost(bus);
         return;
@@ -289,7 +289,7 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
 
     if (threshold[0] == '\0') {
         groups = chat_router_commandf(&bus->route, "XINFO GROUPS %s",
-                              bus->streams[shard]);
+                                      bus->streams[shard]);
         if (groups == NULL) {
             chat_bus_lost(bus);
             return;
@@ -341,8 +341,8 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
      * whose lag Redis overstates (an XDEL, an AOF rewrite before a crash)
      * is capped by its length, which must then not carry a node's worth
      * of finished entries */
-    t = chat_router_commandf(&bus->route, "XTRIM %s MINID %s", bus->streams[shard],
-                     threshold);
+    t = chat_router_commandf(&bus->route, "XTRIM %s MINID %s",
+                             bus->streams[shard], threshold);
     if (t == NULL) {
         chat_bus_lost(bus);
         return;
@@ -392,7 +392,7 @@ chat_bus_prune(chat_bus_t *bus)
 
         /* a dead worker's figures go with its heartbeat */
         d = chat_router_commandf(&bus->route, "HDEL %s %s", CHAT_STATS_KEY,
-                         all->element[i]->str);
+                                 all->element[i]->str);
         if (d == NULL) {
             chat_bus_lost(bus);
             break;
@@ -400,7 +400,7 @@ chat_bus_prune(chat_bus_t *bus)
         freeReplyObject(d);
 
         d = chat_router_commandf(&bus->route, "HDEL %s %s", CHAT_WORKERS_KEY,
-                         all->element[i]->str);
+                                 all->element[i]->str);
         if (d == NULL) {
             chat_bus_lost(bus);
             break;

@@ -60,8 +60,8 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
 
         if (a[i].id != NULL) {
             if (chat_router_appendf(&bus->route, "XACK %s %s %s",
-                                   bus->streams[a[i].shard], CHAT_CMD_GROUP,
-                                   a[i].id)
+                                    bus->streams[a[i].shard], CHAT_CMD_GROUP,
+                                    a[i].id)
                 != REDIS_OK)
             {
                 goto lost;
@@ -76,7 +76,7 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
                 a[i].req_len, st, a[i].body)
             != REDIS_OK
             || chat_router_appendf(&bus->route, "EXPIRE %b %d", a[i].gw,
-                                  a[i].gw_len, CHAT_GW_STREAM_TTL_SEC)
+                                   a[i].gw_len, CHAT_GW_STREAM_TTL_SEC)
                != REDIS_OK)
         {
             goto lost;

@@ -648,14 +648,15 @@ chat_router_append_formatted(chat_router_t *rt, char *cmd, size_t len)
         e->node = CHAT_ROUTE_UNSENT;
         e->cmd = cmd;
         e->len = len;
-        rt->multi = (int) (rt->tail - rt->head);   /* its place, + 1 */
+        rt->multi = (int) rt->tail;     /* its index + 1: the queue is not
+                                           empty, so indices stay */
         rt->in_multi = 1;
         return REDIS_OK;
     }
 
     /* a MULTI goes first, to wherever the command after it goes */
     if (rt->multi) {
-        m = &rt->queue[rt->head + (size_t) rt->multi - 1];
+        m = &rt->queue[rt->multi - 1];
         if (redisAppendFormattedCommand(rt->node[node].ctx, m->cmd, m->len)
             != REDIS_OK)
         {

@@ -43,7 +43,8 @@ typedef struct {
     /* cluster pipeline: what was appended, in order, and to which node */
     chat_router_pending_t  *queue;
     size_t                 head, tail, cap;
-    int                    multi;       /* MULTI waits for its first key */
+    int                    multi;       /* a MULTI waiting for the command
+                                           after it: its queue index + 1 */
     int                    in_multi;    /* between MULTI and EXEC */
 
     /* cluster: the blocking reads, one connection per slot read */

@@ -393,8 +393,8 @@ static int
 chat_replica_append_keep(chat_bus_t *bus, const char *key, const char *lsn)
 {
     return chat_router_appendf(&bus->route, "EVAL %s 1 %s %s %s",
-                              CHAT_REPLICA_KEEP_MAX_LUA, key, lsn,
-                              CHAT_LSN_TTL_MS) == REDIS_OK ? 0 : -1;
+                               CHAT_REPLICA_KEEP_MAX_LUA, key, lsn,
+                               CHAT_LSN_TTL_MS) == REDIS_OK ? 0 : -1;
 }
 
 

@@ -166,8 +166,8 @@ chat_blocked_append(chat_bus_t *bus, int64_t blocker, const char *json)
         (void) chat_key_blocked(key, sizeof(key), blocker);
         snprintf(id, sizeof(id), "%lld", (long long) who->valuedouble);
         (void) chat_router_appendf(&bus->route, "%s %s %s",
-                                  cJSON_IsTrue(blocked) ? "SADD" : "SREM",
-                                  key, id);
+                                   cJSON_IsTrue(blocked) ? "SADD" : "SREM",
+                                   key, id);
         k = 1;
     }
 

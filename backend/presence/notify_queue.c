@@ -162,7 +162,9 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
         argv[7] = uid;
         argvlen[7] = strlen(uid);
 
-        if (chat_router_append_argv(&bus->route, 16, argv, argvlen) != REDIS_OK) {
+        if (chat_router_append_argv(&bus->route, 16, argv, argvlen)
+            != REDIS_OK)
+        {
             chat_bus_lost(bus);
             goto done;
         }
