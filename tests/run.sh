@@ -160,6 +160,8 @@ run_integration() {
     # the backend's own tests that need a PostgreSQL (group commit)
     echo "== backend: against the test stack's PostgreSQL"
     make -s -C backend test-db || failed_suites+=("backend db")
+    # the Redis client on a single server (run_cluster: on a cluster)
+    make -s -C backend test-route || failed_suites+=("backend route")
     echo "== integration"
     node --test --test-concurrency=1 tests/integration/ \
         || failed_suites+=("integration")
@@ -203,6 +205,7 @@ run_cluster() {
     export STACK_REDIS=cluster
     if start_test_stack; then
         echo "== cluster pass (STACK_REDIS=cluster)"
+        make -s -C backend test-route || failed_suites+=("backend route (cluster)")
         node --test --test-concurrency=1 tests/cluster/ || failed_suites+=("cluster pass")
         conf/stack.sh stop
         trap - EXIT
