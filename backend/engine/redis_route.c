@@ -32,6 +32,11 @@
  *     command inside MULTI is not resent (the transaction is already
  *     refused): its error goes to the caller and the map is refreshed
  *     with the next command;
+ *   - the bus's blocking read over a lane's shards (XREADGROUP cannot
+ *     name keys of two slots) becomes one read per slot, each on a
+ *     connection of its own to the slot's master so a blocked read never
+ *     holds up the replies and acks sent meanwhile; the first answer ends
+ *     the wait, a read still blocked is collected by the next call;
  *   - a lost connection to any node takes the route down, as on a single
  *     server; the caller's reconnect (chat_bus_connect, with backoff)
  *     starts over from the start address or, if that one is dead (the
