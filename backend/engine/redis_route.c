@@ -215,8 +215,17 @@ chat_router_read_map(chat_router_t *rt, redisContext *c, int *single)
         return NULL;
     }
 
+    /* "ERR ... cluster support disabled", or NOPERM: not a cluster (or
+     * not one we may see); anything else (LOADING after a restart) is a
+     * node not ready yet, tried again later */
     if (r->type == REDIS_REPLY_ERROR) {
-        *single = 1;                    /* cluster support disabled */
+        if (strncmp(r->str, "ERR", 3) == 0
+            || strncmp(r->str, "NOPERM", 6) == 0)
+        {
+            *single = 1;
+        } else {
+            chat_router_fail(rt, "CLUSTER NODES", r->str);
+        }
         freeReplyObject(r);
         return NULL;
     }
