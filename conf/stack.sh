@@ -48,6 +48,19 @@
 # and points the backend at it (CHAT_PG_POOLER=transaction).  Migrations,
 # the demo data and the tests' own SQL still go to the primary directly.
 #
+# STACK_REDIS says which Redis (default: one server on REDIS_PORT):
+# "cluster" starts a Redis Cluster of 3 masters and 3 replicas on
+# loopback, REDIS_PORT .. REDIS_PORT + 5 (their cluster bus ports
+# REDIS_PORT + 6 .. + 11, not Redis' usual + 10000, which falls in
+# Linux's range of outgoing ports, where any connection can hold it and
+# a node then cannot start), each in .run/<stack>/redis/node-<i>, with the same ACL users
+# and passwords as the single server, and a node timeout of 2 s so a
+# killed master's replica takes over within seconds.  The backend gets
+# REDIS_PORT as its seed and routes by slot from there.  The edge's
+# Redis client does not route by slot yet, so a cluster stack starts no
+# nginx (and no health check through it): the backend is up when its
+# workers' heartbeats are in Redis.
+#
 # Everything the stack writes (data, logs, configs, the secrets) is its
 # owner's alone: files 0600, directories 0700 (umask 077, and a start
 # tightens what an older stack left), except .run/<stack> itself, 0711
@@ -115,6 +128,12 @@ STACK_PG=${STACK_PG:-}
 PG_REPLICA_PORT=${PG_REPLICA_PORT:-$((PG_PORT + 1))}
 # pgbouncer listens on a socket only; the port number only names it
 PGBOUNCER_PORT=$((PG_PORT + 2))
+STACK_REDIS=${STACK_REDIS:-single}
+case "$STACK_REDIS" in
+    single|cluster) ;;
+    *) echo "stack: STACK_REDIS: unknown \"$STACK_REDIS\" (single, cluster)" >&2; exit 2 ;;
+esac
+REDIS_NODES=6   # STACK_REDIS=cluster: 3 masters, each with a replica
 stack_pg_has() { case ",$STACK_PG," in *",$1,"*) return 0 ;; esac; return 1; }
 for word in ${STACK_PG//,/ }; do
     case "$word" in
@@ -210,6 +229,60 @@ start_redis() {
     redis-server "$RUN/redis/redis.conf" || die "redis-server failed, see $RUN/redis/redis.log"
     wait_for 10 "Redis" redis-cli -p "$REDIS_PORT" ping
     log "redis on 127.0.0.1:$REDIS_PORT (AOF on, ACL users chat-edge and chat-worker)"
+}
+
+# STACK_REDIS=cluster: node i of REDIS_NODES on REDIS_PORT + i, its
+# config the single server's (conf/redis.conf.in, in its own directory)
+# plus the cluster's settings; replicas authenticate to their master as
+# the admin
+start_redis_cluster() {
+    local i port dir hosts=()
+    mkdir -p "$RUN/redis"
+    redis_passwords
+    for ((i = 0; i < REDIS_NODES; i++)); do
+        port=$((REDIS_PORT + i)) dir=$RUN/redis/node-$i
+        hosts+=("127.0.0.1:$port")
+        if redis-cli -p "$port" ping >/dev/null 2>&1; then
+            pid_alive "$dir/redis.pid" || die "port $port is taken by another Redis"
+            continue
+        fi
+        mkdir -p "$dir"
+        {
+            sed -e "s|@RUN@/redis|$dir|g" -e "s|@REDIS_PORT@|$port|g" \
+                -e "s|@ADMIN_HASH@|$(redis_hash admin)|g" -e "s|@EDGE_HASH@|$(redis_hash edge)|g" \
+                -e "s|@WORKER_HASH@|$(redis_hash worker)|g" "$ROOT/conf/redis.conf.in"
+            printf '%s\n' "cluster-enabled yes" "cluster-config-file nodes.conf" \
+                "cluster-port $((REDIS_PORT + REDIS_NODES + i))" \
+                "cluster-node-timeout 2000" "masteruser default" \
+                "masterauth $REDISCLI_AUTH"
+        } > "$dir/redis.conf"
+        chmod 600 "$dir/redis.conf"
+        redis-server "$dir/redis.conf" || die "redis-server failed, see $dir/redis.log"
+        wait_for 10 "Redis node $i" redis-cli -p "$port" ping
+    done
+    # the slots are given out once; a restarted node finds its place in
+    # its nodes.conf
+    if ! redis-cli -p "$REDIS_PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; then
+        if [ "$(redis-cli -p "$REDIS_PORT" cluster info | sed -n 's/^cluster_slots_assigned:\([0-9]*\).*/\1/p')" = 0 ]; then
+            redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 \
+                --cluster-yes >"$RUN/redis/cluster-create.log" 2>&1 \
+                || die "redis-cli --cluster create failed, see $RUN/redis/cluster-create.log"
+        fi
+    fi
+    wait_for 30 "the Redis cluster" redis_cluster_ok
+    log "redis cluster on 127.0.0.1:$REDIS_PORT-$((REDIS_PORT + REDIS_NODES - 1)) (3 masters, 3 replicas, AOF on)"
+}
+
+redis_cluster_ok() {
+    local i
+    for ((i = 0; i < REDIS_NODES; i++)); do
+        redis-cli -p "$((REDIS_PORT + i))" cluster info | grep -q '^cluster_state:ok' || return 1
+    done
+}
+
+# STACK_REDIS=cluster has no nginx: up when a worker's heartbeat is in
+workers_heartbeating() {
+    [ "$(redis-cli -c -p "$REDIS_PORT" hlen chat:workers)" -gt 0 ]
 }
 
 start_postgres() {
@@ -432,13 +505,19 @@ cmd_start() {
     mkdir -p "$RUN" "$RUN/media"
     lock_down
     [ -s "$RUN/token_secret" ] || { openssl rand -hex 32 > "$RUN/token_secret"; chmod 600 "$RUN/token_secret"; }
-    start_redis
+    if [ "$STACK_REDIS" = cluster ]; then start_redis_cluster; else start_redis; fi
     start_postgres
     "$ROOT/sql/migrate.sh" "$(pg_conninfo)" | sed "s/^/stack[$STACK]: /"
     if stack_pg_has replica; then start_pg_replica; fi
     if stack_pg_has pgbouncer; then start_pgbouncer; fi
     start_payments
     start_backend
+    if [ "$STACK_REDIS" = cluster ]; then
+        wait_for 30 "the workers' heartbeats" workers_heartbeating
+        log "no nginx: the edge's Redis client does not route by slot yet"
+        log "up: backend on the Redis cluster at 127.0.0.1:$REDIS_PORT"
+        return
+    fi
     start_nginx
     wait_for 30 "the health check" healthy
     [ "$STACK" = dev ] && add_demo_users
@@ -460,6 +539,7 @@ stop_pidfile() {  # stop_pidfile <file> <name> <signal>
 }
 
 cmd_stop() {
+    local i f
     stop_pidfile "$RUN/nginx/nginx.pid" nginx QUIT
     stop_pidfile "$RUN/backend/backend.pid" backend TERM
     stop_pidfile "$RUN/payments/provider.pid" "payment provider" TERM
@@ -467,6 +547,13 @@ cmd_stop() {
         redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
         stop_pidfile "$RUN/redis/redis.pid" redis TERM
     fi
+    # whatever STACK_REDIS says now: a cluster's nodes stop too
+    for ((i = 0; i < REDIS_NODES; i++)); do
+        f=$RUN/redis/node-$i/redis.pid
+        pid_alive "$f" || continue
+        redis-cli -p "$((REDIS_PORT + i))" shutdown >/dev/null 2>&1 || true
+        stop_pidfile "$f" "redis node $i" TERM
+    done
     # whatever STACK_PG says now: a stack started with more stops whole
     stop_pidfile "$RUN/pgbouncer/pgbouncer.pid" pgbouncer INT
     if [ -f "$RUN/pg-replica/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
@@ -482,9 +569,19 @@ cmd_stop() {
 }
 
 cmd_status() {
+    local i p
     for p in nginx/nginx.pid backend/backend.pid redis/redis.pid payments/provider.pid; do
         pid_alive "$RUN/$p" && echo "$p: running ($(cat "$RUN/$p"))" || echo "$p: stopped"
     done
+    if [ "$STACK_REDIS" = cluster ]; then
+        for ((i = 0; i < REDIS_NODES; i++)); do
+            p=redis/node-$i/redis.pid
+            pid_alive "$RUN/$p" && echo "$p: running ($(cat "$RUN/$p"), port $((REDIS_PORT + i)))" || echo "$p: stopped"
+        done
+        redis_cluster_ok 2>/dev/null && echo "redis cluster: ok" || echo "redis cluster: not ok"
+        workers_heartbeating 2>/dev/null && echo "workers: heartbeating" || echo "workers: none"
+        return
+    fi
     healthy && echo "health: ok" || echo "health: not ok"
 }
 
@@ -494,6 +591,8 @@ cmd_env() {
     [ -n "${APP2_PORT:-}" ] && printf 'CHAT_APP2_URL=%q\n' "http://127.0.0.1:$APP2_PORT"
     printf 'CHAT_RUN_DIR=%q\n' "$RUN"
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
+    # cluster: nodes on CHAT_REDIS_PORT .. + 5 (redis-cli -c follows MOVED)
+    printf 'CHAT_STACK_REDIS=%q\n' "$STACK_REDIS"
     printf 'CHAT_PG_CONNINFO=%q\n' "$(pg_conninfo)"
     # STACK_PG=replica: the replica's, for the fault run's looks at it
     printf 'CHAT_PG_REPLICA_CONNINFO=%q\n' "$(replica_conninfo_if_any)"

@@ -221,12 +221,12 @@ chat_catalog_cache_incr(chat_bus_t *bus, char (*keys)[64], size_t n)
         return 0;
     }
 
-    if (bus->ctx == NULL) {
+    if (!chat_bus_ok(bus)) {
         return -1;
     }
 
     for (i = 0; i < n; i++) {
-        if (redisAppendCommand(bus->ctx, "INCR %s", keys[i]) != REDIS_OK) {
+        if (chat_router_appendf(&bus->route, "INCR %s", keys[i]) != REDIS_OK) {
             goto lost;
         }
     }
@@ -234,7 +234,7 @@ chat_catalog_cache_incr(chat_bus_t *bus, char (*keys)[64], size_t n)
     rc = 0;
 
     for (i = 0; i < n; i++) {
-        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
             goto lost;
         }
 

@@ -6,7 +6,9 @@
  * waits, and a blocking XREADGROUP ... BLOCK 1000 gives the loop a beat of
  * about a second for heartbeats and signals.  All shard streams of the
  * worker's lane (chat_lanes.h) are read with one XREADGROUP, as consumer
- * "<hostname>:<pid>" of group "workers".
+ * "<hostname>:<pid>" of group "workers" (on a Redis Cluster, one per
+ * master for the shards it owns, at once: redis_route.c, which every
+ * call here goes through).
  *
  * Entries a worker read but never acked (it crashed, or PostgreSQL failed)
  * stay in the group's pending list.  chat_bus_autoclaim takes over those
@@ -32,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "bus.h"
 #include "chat_lanes.h"
@@ -58,10 +59,8 @@
 void
 chat_bus_lost(chat_bus_t *bus)
 {
-    chat_log_error("redis: connection lost: %s",
-                   bus->ctx->errstr[0] ? bus->ctx->errstr : "unknown error");
-    redisFree(bus->ctx);
-    bus->ctx = NULL;
+    chat_log_error("redis: %s", chat_router_error(&bus->route));
+    chat_router_close(&bus->route);
 }
 
 
@@ -72,11 +71,11 @@ chat_bus_command(chat_bus_t *bus, int argc, const char **argv,
 {
     redisReply  *r;
 
-    if (bus->ctx == NULL) {
+    if (!chat_router_ok(&bus->route)) {
         return NULL;
     }
 
-    r = redisCommandArgv(bus->ctx, argc, argv, argvlen);
+    r = chat_router_command_argv(&bus->route, argc, argv, argvlen);
     if (r == NULL) {
         chat_bus_lost(bus);
     }
@@ -169,6 +168,8 @@ chat_bus_init(chat_bus_t *bus, const chat_config_t *cfg,
     memset(bus, 0, sizeof(*bus));
     bus->cfg = cfg;
     bus->consumer = consumer;
+    chat_router_init(&bus->route, cfg->redis_host, cfg->redis_port,
+                    cfg->redis_user, cfg->redis_password);
 
     n = cfg->shards;
 
@@ -232,10 +233,7 @@ chat_bus_free(chat_bus_t *bus)
 {
     int  i;
 
-    if (bus->ctx != NULL) {
-        redisFree(bus->ctx);
-        bus->ctx = NULL;
-    }
+    chat_router_close(&bus->route);
 
     for (i = 0; bus->streams != NULL && i < bus->cfg->shards; i++) {
         free(bus->streams[i]);
@@ -267,7 +265,7 @@ chat_bus_check_persistence(chat_bus_t *bus)
 {
     redisReply  *r;
 
-    r = redisCommand(bus->ctx, "CONFIG GET appendonly");
+    r = chat_router_commandf(&bus->route, "CONFIG GET appendonly");
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
         || r->element[1]->type != REDIS_REPLY_STRING)
@@ -284,68 +282,17 @@ chat_bus_check_persistence(chat_bus_t *bus)
 }
 
 
-/*
- * AUTH with --redis-user and the password of --redis-password-file, when
- * one is set.  The password travels as a binary-safe argument (%b) and is
- * never logged.  0, or -1 (logged) when Redis refuses.
- */
-static int
-chat_bus_auth(chat_bus_t *bus)
-{
-    int           rc;
-    redisReply   *r;
-    const char   *pass;
-
-    pass = bus->cfg->redis_password;
-    if (pass == NULL) {
-        return 0;
-    }
-
-    if (bus->cfg->redis_user != NULL) {
-        r = redisCommand(bus->ctx, "AUTH %s %b", bus->cfg->redis_user,
-                         pass, strlen(pass));
-    } else {
-        r = redisCommand(bus->ctx, "AUTH %b", pass, strlen(pass));
-    }
-
-    rc = (r != NULL && r->type == REDIS_REPLY_STATUS) ? 0 : -1;
-
-    if (rc != 0) {
-        chat_log_error("redis: AUTH as %s refused: %s",
-                       bus->cfg->redis_user ? bus->cfg->redis_user
-                                            : "default",
-                       r ? (r->str ? r->str : "unexpected reply")
-                         : bus->ctx->errstr);
-    }
-
-    freeReplyObject(r);
-    return rc;
-}
-
-
 int
 chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
 {
-    int64_t          delay, until;
-    struct timeval   tv;
-    redisContext    *c;
+    int64_t  delay, until;
 
     while (!*stop) {
-        tv.tv_sec = 2;
-        tv.tv_usec = 0;
-
-        c = redisConnectWithTimeout(bus->cfg->redis_host,
-                                    bus->cfg->redis_port, tv);
-
-        if (c != NULL && c->err == 0) {
-            tv.tv_sec = 5;
-            redisSetTimeout(c, tv);
-            redisEnableKeepAlive(c);
-
-            bus->ctx = c;
-
-            if (chat_bus_auth(bus) == 0 && chat_bus_ensure_groups(bus) == 0) {
-                chat_log_info("redis: connected to %s:%d, consumer %s",
+        if (chat_router_connect(&bus->route) == 0) {
+            if (chat_bus_ensure_groups(bus) == 0) {
+                chat_log_info("redis: connected to %s %s:%d, consumer %s",
+                              bus->route.cluster ? "the cluster of"
+                                                 : "the server at",
                               bus->cfg->redis_host, bus->cfg->redis_port,
                               bus->consumer);
                 chat_bus_check_persistence(bus);
@@ -353,16 +300,10 @@ chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
                 return 0;
             }
 
-            if (bus->ctx != NULL) {
-                redisFree(bus->ctx);
-                bus->ctx = NULL;
-            }
+            chat_router_close(&bus->route);
 
         } else {
-            chat_log_error("redis: connect to %s:%d failed: %s",
-                           bus->cfg->redis_host, bus->cfg->redis_port,
-                           c ? c->errstr : "out of memory");
-            redisFree(c);
+            chat_log_error("redis: %s", chat_router_error(&bus->route));
         }
 
         bus->backoff_ms = bus->backoff_ms ? bus->backoff_ms * 2
@@ -391,7 +332,7 @@ chat_bus_connect(chat_bus_t *bus, volatile sig_atomic_t *stop)
 int
 chat_bus_ok(const chat_bus_t *bus)
 {
-    return bus->ctx != NULL;
+    return chat_router_ok(&bus->route);
 }
 
 
@@ -449,10 +390,15 @@ chat_bus_read(chat_bus_t *bus, int count, int block_ms)
     bus->read_argvlen[CHAT_BUS_READ_COUNT_ARG] = strlen(bus->read_count);
     bus->read_argvlen[CHAT_BUS_READ_BLOCK_ARG] = strlen(bus->read_block);
 
-    r = chat_bus_command(bus, bus->read_argc, bus->read_argv,
-                         bus->read_argvlen);
+    if (!chat_router_ok(&bus->route)) {
+        return NULL;
+    }
 
+    r = chat_router_read_streams(&bus->route, bus->read_argc, bus->read_argv,
+                                bus->read_argvlen, CHAT_BUS_READ_FIXED,
+                                bus->cfg->shards, block_ms);
     if (r == NULL) {
+        chat_bus_lost(bus);
         return NULL;
     }
 

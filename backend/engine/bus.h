@@ -14,9 +14,11 @@
 #include "chat_scripts.h"
 
 #include "config.h"
+#include "redis_route.h"
 
 typedef struct {
-    redisContext         *ctx;          /* NULL while disconnected */
+    chat_router_t          route;        /* redis_route.c: one server or a
+                                           cluster, down while disconnected */
     const chat_config_t  *cfg;
     const char           *consumer;     /* "<hostname>:<pid>", borrowed */
     char                **streams;      /* cfg->shards command stream keys */
@@ -134,11 +136,12 @@ void chat_bus_trim(chat_bus_t *bus);
 
 /* For bus*.c only. */
 
-/* Logs the context's error and frees it; the bus is then disconnected. */
+/* Logs why the connection was lost and closes it; the bus is then
+ * disconnected. */
 void chat_bus_lost(chat_bus_t *bus);
 
-/* redisCommandArgv on the bus; NULL when the connection is gone (it is
- * then freed).  argvlen may be NULL for C strings. */
+/* chat_router_command_argv on the bus; NULL when the connection is gone
+ * (it is then closed).  argvlen may be NULL for C strings. */
 redisReply *chat_bus_command(chat_bus_t *bus, int argc, const char **argv,
     const size_t *argvlen);
 

@@ -50,7 +50,7 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
     char         value[32], figures[1024];
     redisReply  *r;
 
-    if (bus->ctx == NULL) {
+    if (!chat_bus_ok(bus)) {
         return -1;
     }
 
@@ -60,9 +60,9 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
     /* a command worker also tells the edge its lane's limits
      * (chat_lanes.h), in the same round trip */
     if (bus->lane_limits[0] != '\0') {
-        if (redisAppendCommand(bus->ctx, "HSET %s %s %s", CHAT_LANES_KEY,
-                               chat_lane_name(bus->cfg->lane),
-                               bus->lane_limits)
+        if (chat_router_appendf(&bus->route, "HSET %s %s %s", CHAT_LANES_KEY,
+                                chat_lane_name(bus->cfg->lane),
+                                bus->lane_limits)
             != REDIS_OK)
         {
             chat_bus_lost(bus);
@@ -75,15 +75,15 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
             && chat_stats_format(figures, sizeof(figures),
                                  chat_lane_name(bus->cfg->lane)) > 0;
     if (stats
-        && redisAppendCommand(bus->ctx, "HSET %s %s %s", CHAT_STATS_KEY,
-                              bus->consumer, figures) != REDIS_OK)
+        && chat_router_appendf(&bus->route, "HSET %s %s %s", CHAT_STATS_KEY,
+                               bus->consumer, figures) != REDIS_OK)
     {
         chat_bus_lost(bus);
         return -1;
     }
 
-    r = redisCommand(bus->ctx, "HSET %s %s %s", CHAT_WORKERS_KEY,
-                     bus->consumer, value);
+    r = chat_router_commandf(&bus->route, "HSET %s %s %s", CHAT_WORKERS_KEY,
+                             bus->consumer, value);
     if (r == NULL) {
         chat_bus_lost(bus);
         return -1;
@@ -95,7 +95,7 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
         rc = chat_bus_check(r, "HSET " CHAT_LANES_KEY);
         freeReplyObject(r);
 
-        if (redisGetReply(bus->ctx, (void **) &r) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, (void **) &r) != REDIS_OK) {
             chat_bus_lost(bus);
             return -1;
         }
@@ -111,7 +111,7 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
         rc = chat_bus_check(r, "HSET " CHAT_STATS_KEY);
         freeReplyObject(r);
 
-        if (redisGetReply(bus->ctx, (void **) &r) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, (void **) &r) != REDIS_OK) {
             chat_bus_lost(bus);
             return -1;
         }
@@ -154,8 +154,8 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
     const char   *name;
     redisReply   *r, *c, *d;
 
-    r = redisCommand(bus->ctx, "XINFO CONSUMERS %s %s", bus->streams[shard],
-                     CHAT_CMD_GROUP);
+    r = chat_router_commandf(&bus->route, "XINFO CONSUMERS %s %s",
+                             bus->streams[shard], CHAT_CMD_GROUP);
     if (r == NULL) {
         chat_bus_lost(bus);
         return;
@@ -168,7 +168,7 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
         return;
     }
 
-    for (i = 0; i < r->elements && bus->ctx != NULL; i++) {
+    for (i = 0; i < r->elements && chat_bus_ok(bus); i++) {
         c = r->element[i];
         name = NULL;
         pending = -1;
@@ -199,8 +199,8 @@ chat_bus_prune_consumers(chat_bus_t *bus, int shard, const redisReply *all,
             continue;
         }
 
-        d = redisCommand(bus->ctx, "XGROUP DELCONSUMER %s %s %s",
-                         bus->streams[shard], CHAT_CMD_GROUP, name);
+        d = chat_router_commandf(&bus->route, "XGROUP DELCONSUMER %s %s %s",
+                                 bus->streams[shard], CHAT_CMD_GROUP, name);
         if (d == NULL) {
             chat_bus_lost(bus);
             break;
@@ -269,8 +269,8 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
     threshold[0] = '\0';
     from_pending = 0;
 
-    pending = redisCommand(bus->ctx, "XPENDING %s %s", bus->streams[shard],
-                           CHAT_CMD_GROUP);
+    pending = chat_router_commandf(&bus->route, "XPENDING %s %s",
+                                   bus->streams[shard], CHAT_CMD_GROUP);
     if (pending == NULL) {
         chat_bus_lost(bus);
         return;
@@ -288,8 +288,8 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
     freeReplyObject(pending);
 
     if (threshold[0] == '\0') {
-        groups = redisCommand(bus->ctx, "XINFO GROUPS %s",
-                              bus->streams[shard]);
+        groups = chat_router_commandf(&bus->route, "XINFO GROUPS %s",
+                                      bus->streams[shard]);
         if (groups == NULL) {
             chat_bus_lost(bus);
             return;
@@ -341,8 +341,8 @@ chat_bus_trim_consumed(chat_bus_t *bus, int shard)
      * whose lag Redis overstates (an XDEL, an AOF rewrite before a crash)
      * is capped by its length, which must then not carry a node's worth
      * of finished entries */
-    t = redisCommand(bus->ctx, "XTRIM %s MINID %s", bus->streams[shard],
-                     threshold);
+    t = chat_router_commandf(&bus->route, "XTRIM %s MINID %s",
+                             bus->streams[shard], threshold);
     if (t == NULL) {
         chat_bus_lost(bus);
         return;
@@ -365,11 +365,11 @@ chat_bus_prune(chat_bus_t *bus)
     long long    now;
     redisReply  *all, *d;
 
-    if (bus->ctx == NULL) {
+    if (!chat_bus_ok(bus)) {
         return;
     }
 
-    all = redisCommand(bus->ctx, "HGETALL %s", CHAT_WORKERS_KEY);
+    all = chat_router_commandf(&bus->route, "HGETALL %s", CHAT_WORKERS_KEY);
     if (all == NULL) {
         chat_bus_lost(bus);
         return;
@@ -383,7 +383,7 @@ chat_bus_prune(chat_bus_t *bus)
 
     now = chat_time_ms();
 
-    for (i = 0; i + 1 < all->elements && bus->ctx != NULL; i += 2) {
+    for (i = 0; i + 1 < all->elements && chat_bus_ok(bus); i += 2) {
         if (now - strtoll(all->element[i + 1]->str, NULL, 10)
             < CHAT_BUS_HEARTBEAT_TTL)
         {
@@ -391,16 +391,16 @@ chat_bus_prune(chat_bus_t *bus)
         }
 
         /* a dead worker's figures go with its heartbeat */
-        d = redisCommand(bus->ctx, "HDEL %s %s", CHAT_STATS_KEY,
-                         all->element[i]->str);
+        d = chat_router_commandf(&bus->route, "HDEL %s %s", CHAT_STATS_KEY,
+                                 all->element[i]->str);
         if (d == NULL) {
             chat_bus_lost(bus);
             break;
         }
         freeReplyObject(d);
 
-        d = redisCommand(bus->ctx, "HDEL %s %s", CHAT_WORKERS_KEY,
-                         all->element[i]->str);
+        d = chat_router_commandf(&bus->route, "HDEL %s %s", CHAT_WORKERS_KEY,
+                                 all->element[i]->str);
         if (d == NULL) {
             chat_bus_lost(bus);
             break;
@@ -409,7 +409,7 @@ chat_bus_prune(chat_bus_t *bus)
         freeReplyObject(d);
     }
 
-    for (shard = 0; shard < bus->cfg->shards && bus->ctx != NULL; shard++) {
+    for (shard = 0; shard < bus->cfg->shards && chat_bus_ok(bus); shard++) {
         chat_bus_prune_consumers(bus, shard, all, now);
     }
 
@@ -422,7 +422,7 @@ chat_bus_trim(chat_bus_t *bus)
 {
     int  shard;
 
-    for (shard = 0; shard < bus->cfg->shards && bus->ctx != NULL; shard++) {
+    for (shard = 0; shard < bus->cfg->shards && chat_bus_ok(bus); shard++) {
         chat_bus_trim_consumed(bus, shard);
     }
 }

@@ -49,7 +49,7 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
     size_t       i, k, sent;
     redisReply  *r;
 
-    if (bus->ctx == NULL) {
+    if (!chat_bus_ok(bus)) {
         return -1;
     }
 
@@ -59,9 +59,9 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
         snprintf(st, sizeof(st), "%d", a[i].status);
 
         if (a[i].id != NULL) {
-            if (redisAppendCommand(bus->ctx, "XACK %s %s %s",
-                                   bus->streams[a[i].shard], CHAT_CMD_GROUP,
-                                   a[i].id)
+            if (chat_router_appendf(&bus->route, "XACK %s %s %s",
+                                    bus->streams[a[i].shard], CHAT_CMD_GROUP,
+                                    a[i].id)
                 != REDIS_OK)
             {
                 goto lost;
@@ -69,14 +69,14 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
             sent++;
         }
 
-        if (redisAppendCommand(bus->ctx,
+        if (chat_router_appendf(&bus->route,
                 "XADD %b MAXLEN ~ %s * " CHAT_F_REQ " %b " CHAT_F_STATUS
                 " %s " CHAT_F_BODY " %s",
                 a[i].gw, a[i].gw_len, CHAT_GW_STREAM_MAXLEN, a[i].req,
                 a[i].req_len, st, a[i].body)
             != REDIS_OK
-            || redisAppendCommand(bus->ctx, "EXPIRE %b %d", a[i].gw,
-                                  a[i].gw_len, CHAT_GW_STREAM_TTL_SEC)
+            || chat_router_appendf(&bus->route, "EXPIRE %b %d", a[i].gw,
+                                   a[i].gw_len, CHAT_GW_STREAM_TTL_SEC)
                != REDIS_OK)
         {
             goto lost;
@@ -88,7 +88,7 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
     rc = 0;
 
     for (k = 0; k < sent; k++) {
-        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
             goto lost;
         }
 

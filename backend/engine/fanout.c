@@ -210,7 +210,7 @@ chat_pipe_append(chat_pipe_t *p, int argc, const char **argv,
         return -1;
     }
 
-    if (redisAppendCommandArgv(p->bus->ctx, argc, argv, argvlen)
+    if (chat_router_append_argv(&p->bus->route, argc, argv, argvlen)
         != REDIS_OK)
     {
         p->nsent--;
@@ -568,7 +568,8 @@ chat_publish(chat_bus_t *bus, const chat_answer_t *a, size_t k,
     sent = p.nsent;
 
     for (s = 0; s < sent; s++) {
-        if (bus->ctx == NULL || redisGetReply(bus->ctx, &reply) != REDIS_OK)
+        if (!chat_bus_ok(bus)
+            || chat_router_get_reply(&bus->route, &reply) != REDIS_OK)
         {
             chat_bus_lost(bus);
             goto done;
@@ -654,7 +655,8 @@ chat_publish(chat_bus_t *bus, const chat_answer_t *a, size_t k,
     sent = p.nsent;
 
     for (s = 0; s < sent; s++) {
-        if (bus->ctx == NULL || redisGetReply(bus->ctx, &reply) != REDIS_OK)
+        if (!chat_bus_ok(bus)
+            || chat_router_get_reply(&bus->route, &reply) != REDIS_OK)
         {
             chat_bus_lost(bus);
             rc = -1;
@@ -715,7 +717,8 @@ chat_publish(chat_bus_t *bus, const chat_answer_t *a, size_t k,
     sent = p.nsent;
 
     for (s = 0; s < sent; s++) {
-        if (bus->ctx == NULL || redisGetReply(bus->ctx, &reply) != REDIS_OK)
+        if (!chat_bus_ok(bus)
+            || chat_router_get_reply(&bus->route, &reply) != REDIS_OK)
         {
             chat_bus_lost(bus);
             events_ok = 0;

@@ -162,10 +162,10 @@ chat_replica_replies(chat_bus_t *bus, size_t n, const char *what,
     rc = 0;
 
     for (i = 0; i < n; i++) {
-        if (bus->ctx == NULL
-            || redisGetReply(bus->ctx, (void **) &reply) != REDIS_OK)
+        if (!chat_bus_ok(bus)
+            || chat_router_get_reply(&bus->route, (void **) &reply) != REDIS_OK)
         {
-            if (bus->ctx != NULL) {
+            if (chat_bus_ok(bus)) {
                 chat_bus_lost(bus);
             }
             return -1;
@@ -242,14 +242,14 @@ chat_replica_needed(chat_bus_t *bus, chat_job_t **jobs, size_t n,
         return 0;
     }
 
-    if (bus->ctx == NULL) {
+    if (!chat_bus_ok(bus)) {
         return -1;
     }
 
     /* one GET each (not MGET: the keys live in different cluster slots),
      * in one round trip */
     for (i = 0; i < k; i++) {
-        if (redisAppendCommand(bus->ctx, "GET %s", keys[i]) != REDIS_OK) {
+        if (chat_router_appendf(&bus->route, "GET %s", keys[i]) != REDIS_OK) {
             chat_bus_lost(bus);
             return -1;
         }
@@ -392,9 +392,9 @@ chat_replica_route(chat_replica_t *r, chat_db_t *primary, chat_bus_t *bus,
 static int
 chat_replica_append_keep(chat_bus_t *bus, const char *key, const char *lsn)
 {
-    return redisAppendCommand(bus->ctx, "EVAL %s 1 %s %s %s",
-                              CHAT_REPLICA_KEEP_MAX_LUA, key, lsn,
-                              CHAT_LSN_TTL_MS) == REDIS_OK ? 0 : -1;
+    return chat_router_appendf(&bus->route, "EVAL %s 1 %s %s %s",
+                               CHAT_REPLICA_KEEP_MAX_LUA, key, lsn,
+                               CHAT_LSN_TTL_MS) == REDIS_OK ? 0 : -1;
 }
 
 
@@ -441,7 +441,7 @@ chat_replica_note_writes(const chat_config_t *cfg, chat_db_t *primary,
     rc = chat_replica_lsn_parse(PQgetvalue(res, 0, 0), &lsn);
     PQclear(res);
 
-    if (rc != 0 || bus->ctx == NULL) {
+    if (rc != 0 || !chat_bus_ok(bus)) {
         return -1;
     }
 
@@ -495,7 +495,7 @@ chat_replica_publish(chat_replica_t *r, chat_bus_t *bus)
     };
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        if (*counts[i] == 0 || bus->ctx == NULL) {
+        if (*counts[i] == 0 || !chat_bus_ok(bus)) {
             continue;
         }
 

@@ -1016,11 +1016,11 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
 
     /* leave the health view at once rather than after going stale */
     if (chat_bus_ok(&w.bus)) {
-        r = redisCommand(w.bus.ctx, "HDEL %s %s", CHAT_WORKERS_KEY,
-                         w.consumer);
+        r = chat_router_commandf(&w.bus.route, "HDEL %s %s", CHAT_WORKERS_KEY,
+                                 w.consumer);
         freeReplyObject(r);
-        r = redisCommand(w.bus.ctx, "HDEL %s %s", CHAT_STATS_KEY,
-                         w.consumer);
+        r = chat_router_commandf(&w.bus.route, "HDEL %s %s", CHAT_STATS_KEY,
+                                 w.consumer);
         freeReplyObject(r);
     }
 

@@ -107,16 +107,16 @@ chat_members_append(chat_bus_t *bus, chat_members_key_pt key_of, int64_t cid,
     }
 
     if (replace) {
-        (void) redisAppendCommand(bus->ctx, "MULTI");
-        (void) redisAppendCommand(bus->ctx, "DEL %s", key);
+        (void) chat_router_appendf(&bus->route, "MULTI");
+        (void) chat_router_appendf(&bus->route, "DEL %s", key);
     }
 
     if (argc > 2) {
-        (void) redisAppendCommandArgv(bus->ctx, argc, argv, NULL);
+        (void) chat_router_append_argv(&bus->route, argc, argv, NULL);
     }
 
     if (replace) {
-        (void) redisAppendCommand(bus->ctx, "EXEC");
+        (void) chat_router_appendf(&bus->route, "EXEC");
     }
 
     free(argv);
@@ -134,7 +134,7 @@ chat_members_replies(chat_bus_t *bus, long n)
     void  *reply;
 
     for (i = 0; i < n; i++) {
-        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
             chat_bus_lost(bus);
             return -1;
         }
@@ -165,9 +165,9 @@ chat_blocked_append(chat_bus_t *bus, int64_t blocker, const char *json)
     if (cJSON_IsNumber(who) && cJSON_IsBool(blocked)) {
         (void) chat_key_blocked(key, sizeof(key), blocker);
         snprintf(id, sizeof(id), "%lld", (long long) who->valuedouble);
-        (void) redisAppendCommand(bus->ctx, "%s %s %s",
-                                  cJSON_IsTrue(blocked) ? "SADD" : "SREM",
-                                  key, id);
+        (void) chat_router_appendf(&bus->route, "%s %s %s",
+                                   cJSON_IsTrue(blocked) ? "SADD" : "SREM",
+                                   key, id);
         k = 1;
     }
 
@@ -189,7 +189,7 @@ chat_membership_cache_update(chat_bus_t *bus, chat_events_t *const *lists,
 
     replies = 0;
 
-    for (i = 0; i < n && bus->ctx != NULL; i++) {
+    for (i = 0; i < n && chat_bus_ok(bus); i++) {
         for (j = 0; j < lists[i]->n; j++) {
             json = lists[i]->items[j].json;
 

@@ -113,7 +113,7 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
             continue;
         }
         (void) chat_key_online(key, sizeof(key), e->uids[i]);
-        if (redisAppendCommand(bus->ctx, "HGETALL %s", key) != REDIS_OK) {
+        if (chat_router_appendf(&bus->route, "HGETALL %s", key) != REDIS_OK) {
             chat_bus_lost(bus);
             goto done;
         }
@@ -123,7 +123,7 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
         if (e->uids[i] == from) {
             continue;
         }
-        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
             chat_bus_lost(bus);
             goto done;
         }
@@ -162,7 +162,9 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
         argv[7] = uid;
         argvlen[7] = strlen(uid);
 
-        if (redisAppendCommandArgv(bus->ctx, 16, argv, argvlen) != REDIS_OK) {
+        if (chat_router_append_argv(&bus->route, 16, argv, argvlen)
+            != REDIS_OK)
+        {
             chat_bus_lost(bus);
             goto done;
         }
@@ -172,7 +174,7 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
     rc = 0;
 
     for (i = 0; i < queued; i++) {
-        if (redisGetReply(bus->ctx, &reply) != REDIS_OK) {
+        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
             chat_bus_lost(bus);
             rc = -1;
             break;
@@ -207,7 +209,7 @@ chat_notify_queue(chat_bus_t *bus, chat_events_t *const *lists, size_t n)
 
     for (i = 0; i < n; i++) {
         for (j = 0; j < lists[i]->n; j++) {
-            if (bus->ctx == NULL) {
+            if (!chat_bus_ok(bus)) {
                 return;
             }
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { openField, redis, sealField, sql, uniqueEmail, waitFor } from './lib.mjs';
+import { openField, redis, sealField, sql, streamEntries, uniqueEmail, waitFor } from './lib.mjs';
 
 const SHARD = 'chat:cmd:auth:{0}';  // auth.register is on the auth lane
 
@@ -19,19 +19,7 @@ function envelope({ key, op = 'auth.register', body, gw, req, clear = false }) {
 
 // reply entries on a gateway stream: [{req, status, body}]
 async function replies(gw) {
-  const lines = (await redis('XRANGE', gw, '-', '+')).split('\n').filter((l) => l !== '');
-  const out = [];
-  let cur = null;
-  for (let i = 0; i < lines.length; i++) {
-    if (/^\d+-\d+$/.test(lines[i])) {
-      cur = { id: lines[i] };
-      out.push(cur);
-    } else if (cur) {
-      cur[lines[i]] = lines[i + 1];
-      i++;
-    }
-  }
-  return out.map((e) => ({ ...e, status: Number(e.status), body: JSON.parse(e.body) }));
+  return streamEntries(await redis('XRANGE', gw, '-', '+')).map((e) => ({ ...e, status: Number(e.status), body: JSON.parse(e.body) }));
 }
 
 const newGateway = () => `chat:gw:{itest-${randomBytes(4).toString('hex')}}`;

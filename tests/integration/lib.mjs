@@ -65,6 +65,24 @@ export function sql(query, ...params) {
   });
 }
 
+// the entries of a stream from `redis-cli --raw XRANGE` text:
+// [{id, <field>: <value>, ...}] (replies: {req, status, body})
+export function streamEntries(text) {
+  const lines = text.split('\n').filter((l) => l !== '');
+  const out = [];
+  let cur = null;
+  for (let i = 0; i < lines.length; i++) {
+    if (/^\d+-\d+$/.test(lines[i])) {
+      cur = { id: lines[i] };
+      out.push(cur);
+    } else if (cur) {
+      cur[lines[i]] = lines[i + 1];
+      i++;
+    }
+  }
+  return out;
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitFor(what, fn, { timeout = 20000, every = 100 } = {}) {
