@@ -426,6 +426,42 @@ chat_script_t  chat_script_cache_lookup = {
 };
 
 
+/*
+ * A logout (ngx_chat_session.c).
+ * KEYS: the revoked set, the revocations stream.  ARGV: "<sid>:<uid>",
+ * sid, uid, the session's end (ms), now (ms).  Old entries of the set go
+ * by score; the stream is capped, a follower that fell further behind
+ * reloads the set when it reconnects.
+ */
+chat_script_t  chat_script_logout = {
+    "logout",
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5]) "
+    "redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
+    "           '" CHAT_REVOCATIONS_MAXLEN "', '*', "
+    "           '" CHAT_F_REVOKED_SID "', ARGV[2], "
+    "           '" CHAT_F_REVOKED_UID "', ARGV[3], "
+    "           '" CHAT_F_REVOKED_UNTIL "', ARGV[4]) "
+    "return 1",
+    ""
+};
+
+
+/* The revocations a starting edge loads (ngx_chat_revoked.c).
+ * KEYS: the revoked set (CHAT_REVOKED_KEY), the revocations stream
+ * (CHAT_REVOCATIONS_KEY); ARGV: now (ms).  Returns {last stream id, {member,
+ * score, ...}}: everything revoked so far, and where to follow from. */
+chat_script_t  chat_script_revocations_load = {
+    "revocations load",
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
+    "local id = '0-0' "
+    "if #last > 0 then id = last[1][1] end "
+    "return {id, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}",
+    ""
+};
+
+
 chat_script_t  chat_script_online_rule = {
     "online rule",
     CHAT_LUA_ONLINE

@@ -94,6 +94,16 @@ extern chat_script_t  chat_script_dead_letters;
 extern chat_script_t  chat_script_cache_lookup;
 
 /*
+ * Sign-in sessions, both on the one tag {sessions}:
+ *   logout:            KEYS: the revoked set, the revocations stream
+ *                      ARGV: "<sid>:<uid>", sid, uid, end ms, now ms -> 1
+ *   revocations load:  KEYS: the same; ARGV: now ms
+ *                      -> {last stream id, {member, score, ...}}
+ */
+extern chat_script_t  chat_script_logout;
+extern chat_script_t  chat_script_revocations_load;
+
+/*
  * The Lua form of the fan-out rule alone, for the test that checks it
  * against chat_online_field_fresh():
  *   ARGV: field name, field value, now ms -> 1 or 0

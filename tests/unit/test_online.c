@@ -470,6 +470,7 @@ test_scripts_load(void)
         &chat_script_typing_target, &chat_script_presence_due,
         &chat_script_presence_sweep, &chat_script_stream_depth,
         &chat_script_dead_letters, &chat_script_cache_lookup,
+        &chat_script_logout, &chat_script_revocations_load,
         &chat_script_online_rule
     };
 
@@ -792,6 +793,29 @@ test_edge_scripts(void)
 }
 
 
+/* a logout and an edge's load of the revocations, on {sessions} */
+static void
+test_session_scripts(void)
+{
+    redisReply  *r;
+    const char  *logout[8] = { "2", CHAT_REVOKED_KEY, CHAT_REVOCATIONS_KEY,
+                               "ab:42", "ab", "42", "99999999999999",
+                               "1" };
+    const char  *load[4] = { "2", CHAT_REVOKED_KEY, CHAT_REVOCATIONS_KEY,
+                             "2" };
+
+    freeReplyObject(redisCommand(redis, "FLUSHALL"));
+    CHECK(run_tagged_int("sessions", &chat_script_logout, 8, logout) == 1);
+
+    r = run_tagged("sessions", &chat_script_revocations_load, 4, load);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+          && r->element[1]->type == REDIS_REPLY_ARRAY
+          && r->element[1]->elements == 2
+          && strcmp(r->element[1]->element[0]->str, "ab:42") == 0);
+    freeReplyObject(r);
+}
+
+
 /* the check can fail: what a cluster refuses is refused here */
 static void
 test_one_slot_refusals(void)
@@ -846,6 +870,7 @@ main(void)
     UNIT_RUN(test_poll_sessions);
     UNIT_RUN(test_typing);
     UNIT_RUN(test_edge_scripts);
+    UNIT_RUN(test_session_scripts);
     UNIT_RUN(test_one_slot_refusals);
 
     rc = UNIT_SUMMARY();
