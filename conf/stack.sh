@@ -531,6 +531,8 @@ cmd_env() {
     # STACK_PG=replica: the replica's, for the fault run's looks at it
     printf 'CHAT_PG_REPLICA_CONNINFO=%q\n' "$(replica_conninfo_if_any)"
     printf 'CHAT_STACK_PG=%q\n' "$STACK_PG"
+    # the command streams per lane (STACK_REDIS=cluster1 runs one)
+    printf 'CHAT_STREAM_SHARDS=%q\n' "$STREAM_SHARDS"
     printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
     printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
     printf 'CHAT_PAYMENT_URL=%q\n' "http://127.0.0.1:$PAYMENT_PORT"
