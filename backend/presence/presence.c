@@ -78,7 +78,7 @@
 #define CHAT_PRESENCE_READ     "100"      /* transitions per read */
 
 /* the streams read: one per shard, then the single stream of before the
- * shards while it still holds anything (chat_presence_legacy) */
+ * shards, read once after an upgrade (chat_presence_legacy) */
 #define CHAT_PRESENCE_STREAMS  (CHAT_PRESENCE_SHARDS + 1)
 
 
@@ -90,12 +90,15 @@ typedef struct {
     char            changes[CHAT_PRESENCE_STREAMS][CHAT_KEY_MAX];
     /* per stream: still re-reading our pending ones */
     int             backlog[CHAT_PRESENCE_STREAMS];
-    int             legacy;         /* the old stream is still read */
+    int             legacy_done;    /* since the last connect */
     int64_t         next_tick;
 } chat_presence_t;
 
 
 static volatile sig_atomic_t  chat_presence_stop;
+
+
+static int chat_presence_changes(chat_presence_t *p, int s);
 
 
 /* XGROUP CREATE <stream> presence 0 [MKSTREAM].  0 or -1. */
@@ -126,14 +129,11 @@ chat_presence_group(chat_presence_t *p, const char *stream, int mkstream)
 }
 
 
-/* Every shard's group (and stream), and the old single stream's when it
- * is still there.  0 or -1. */
+/* Every shard's group (and stream).  0 or -1. */
 static int
 chat_presence_groups(chat_presence_t *p)
 {
-    int          i;
-    redisReply  *r;
-    const char  *argv[2] = { "EXISTS", CHAT_PRESENCE_LEGACY_CHANGES };
+    int  i;
 
     for (i = 0; i < CHAT_PRESENCE_SHARDS; i++) {
         if (chat_presence_group(p, p->changes[i], 1) != 0) {
@@ -142,43 +142,62 @@ chat_presence_groups(chat_presence_t *p)
         p->backlog[i] = 1;
     }
 
-    r = chat_bus_command(&p->bus, 2, argv, NULL);
-    if (chat_bus_check(r, "EXISTS " CHAT_PRESENCE_LEGACY_CHANGES) != 0) {
-        freeReplyObject(r);
-        return -1;
-    }
-
-    p->legacy = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    freeReplyObject(r);
-
-    if (p->legacy) {
-        p->backlog[CHAT_PRESENCE_SHARDS] = 1;
-        return chat_presence_group(p, p->changes[CHAT_PRESENCE_SHARDS], 0);
-    }
-
     return 0;
 }
 
 
 /*
  * After an upgrade from the single presence keys (run at every connect:
- * on a Redis without them it is two reads of nothing): the old due set
- * and online set are moved into the shards (ZADD GT, HSETNX: what an edge
- * registered in the shard since wins), then deleted; the old changes
- * stream is read to its end like a shard's (chat_presence_changes) and
- * deleted when drained.  Not atomic, and it need not be: every step can
- * run twice, and a user missed here is registered again by their edge
- * within a third of the TTL.  0 or -1.
+ * on a Redis without them it is three reads of nothing).  First the old
+ * changes stream is read to its end and applied, like a shard's, so its
+ * transitions come before anything the sweeper decides next; then the
+ * old due set and online set move into the shards (ZADD GT, HSETNX: what
+ * an edge registered in a shard since wins), so a user who left during
+ * the upgrade is still swept; then the three keys go.  Not atomic, and
+ * it need not be: every step can run twice, and a user missed here is
+ * registered again by their edge within a third of the TTL.  The edges
+ * are upgraded first (CHANGELOG): an old edge writing the old keys after
+ * this ran is read at the next start.  0 or -1.
  */
 static int
 chat_presence_legacy(chat_presence_t *p)
 {
-    int          rc;
+    int          rc, n, s;
     char         key[CHAT_KEY_MAX];
     size_t       i;
     unsigned     shard;
     redisReply  *r, *w;
     const char  *argv[5];
+
+    s = CHAT_PRESENCE_SHARDS;
+    argv[0] = "EXISTS";
+    argv[1] = CHAT_PRESENCE_LEGACY_CHANGES;
+
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    if (chat_bus_check(r, "EXISTS " CHAT_PRESENCE_LEGACY_CHANGES) != 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    n = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+
+    if (n) {
+        chat_log_info("presence: taking over the presence keys of before "
+                      "the shards");
+
+        if (chat_presence_group(p, p->changes[s], 0) != 0) {
+            return -1;
+        }
+
+        /* what was left pending, then everything new, to the end */
+        p->backlog[s] = 1;
+        do {
+            n = chat_presence_changes(p, s);
+            if (n < 0) {
+                return -1;
+            }
+        } while (n > 0 || p->backlog[s]);
+    }
 
     argv[0] = "ZRANGE";
     argv[1] = CHAT_PRESENCE_LEGACY_DUE;
@@ -244,6 +263,11 @@ chat_presence_legacy(chat_presence_t *p)
     argv[1] = CHAT_PRESENCE_LEGACY_ON;
     r = chat_bus_command(&p->bus, 2, argv, NULL);
     rc |= chat_bus_check(r, "DEL " CHAT_PRESENCE_LEGACY_ON);
+    freeReplyObject(r);
+
+    argv[1] = CHAT_PRESENCE_LEGACY_CHANGES;
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    rc |= chat_bus_check(r, "DEL " CHAT_PRESENCE_LEGACY_CHANGES);
     freeReplyObject(r);
 
     return rc;
@@ -695,38 +719,20 @@ chat_presence_receipts(chat_presence_t *p)
 }
 
 
-/* One read of every shard's transitions (and of the old stream while it
- * has any).  The number read, or -1 (the failing stream re-reads its
- * pending ones first next time). */
+/* One read of every shard's transitions.  The number read, or -1 (the
+ * failing stream re-reads its pending ones first next time). */
 static int
 chat_presence_read(chat_presence_t *p)
 {
-    int          s, n, was, total;
-    redisReply  *r;
-    const char  *argv[2] = { "DEL", CHAT_PRESENCE_LEGACY_CHANGES };
+    int  s, n, total;
 
     total = 0;
 
-    for (s = 0; s < CHAT_PRESENCE_STREAMS; s++) {
-        if (s == CHAT_PRESENCE_SHARDS && !p->legacy) {
-            break;
-        }
-
-        was = p->backlog[s];
+    for (s = 0; s < CHAT_PRESENCE_SHARDS; s++) {
         n = chat_presence_changes(p, s);
         if (n < 0) {
             p->backlog[s] = 1;
             return -1;
-        }
-
-        if (s == CHAT_PRESENCE_SHARDS && n == 0 && !was) {
-            /* the old stream is drained: gone (nothing writes it) */
-            r = chat_bus_command(&p->bus, 2, argv, NULL);
-            (void) chat_bus_check(r, "DEL " CHAT_PRESENCE_LEGACY_CHANGES);
-            freeReplyObject(r);
-            p->legacy = 0;
-            chat_log_info("presence: the single presence keys of before "
-                          "the shards are moved and gone");
         }
 
         total += n;
@@ -748,8 +754,8 @@ chat_presence_loop(chat_presence_t *p)
             if (chat_bus_connect(&p->bus, &chat_presence_stop) != 0) {
                 break;
             }
-            if (chat_presence_groups(p) != 0 || chat_presence_legacy(p) != 0)
-            {
+            p->legacy_done = 0;
+            if (chat_presence_groups(p) != 0) {
                 chat_sleep_ms(1000);
                 continue;
             }
@@ -758,6 +764,16 @@ chat_presence_loop(chat_presence_t *p)
         if (chat_db_reconnect(&p->db) != 0) {
             chat_sleep_ms(100);
             continue;
+        }
+
+        /* after each connect, before any sweep: the old keys' takeover,
+         * which needs PostgreSQL (it applies the old transitions) */
+        if (!p->legacy_done) {
+            if (chat_presence_legacy(p) != 0) {
+                chat_sleep_ms(1000);
+                continue;
+            }
+            p->legacy_done = 1;
         }
 
         now = chat_mono_ms();
