@@ -112,7 +112,9 @@ export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
 # STACK_REDIS=cluster1: the one Redis runs as a Redis Cluster of one node
-# holding every slot (its bus port REDIS_PORT + 10000), which refuses a
+# holding every slot (its bus port REDIS_PORT + 1: Redis' own choice,
+# + 10000, may fall in the kernel's ephemeral range, where a client's
+# connection can hold it when Redis restarts), which refuses a
 # script or command over keys of two slots (CROSSSLOT) like a real
 # cluster; a single node needs no routing, so this checks the key names
 # alone.  It runs one command stream per lane (STREAM_SHARDS=1): a
@@ -229,7 +231,7 @@ start_redis() {
 
 # STACK_REDIS=cluster1 (above): cluster mode in the config ...
 redis_cluster1_conf() {
-    printf '%s\n' "cluster-enabled yes" \
+    printf '%s\n' "cluster-enabled yes" "cluster-port $((REDIS_PORT + 1))" \
         "cluster-config-file $RUN/redis/nodes.conf" >> "$RUN/redis/redis.conf"
 }
 
