@@ -12,7 +12,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { api, redis, sql, registerUsers, registerUser, acceptAll, waitFor, sleep, tokenSecret } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import { api, redis, sql, registerUsers, registerUser, acceptAll, waitFor, sleep, tokenSecret, workerPids, RUN_DIR } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 
 const TTL_MS = Number(process.env.CHAT_PRESENCE_TTL_MS || 45000);
@@ -435,11 +436,14 @@ test('the presence keys of before the shards are moved, applied and deleted when
   await redis('ZADD', 'chat:presence:due', '1', id);      // long due: the user left
   await redis('HSET', 'chat:presence:on', id, now);
 
-  // the presence process is the consumer of the shards' streams; killed,
-  // the supervisor starts it again, and it connects afresh
-  const consumers = (await redis('XINFO', 'CONSUMERS', 'chat:presence:{p0}:changes', 'presence')).split('\n');
-  const name = consumers[consumers.indexOf('name') + 1];
-  process.kill(Number(name.split(':').at(-2)), 'SIGKILL');
+  // the presence process (its pid from its last "connected" line, among
+  // the supervisor's children); killed, the supervisor starts it again,
+  // and it connects afresh
+  const log = readFileSync(`${RUN_DIR}/backend/backend.log`, 'utf8');
+  const pids = [...log.matchAll(/\[info\] presence (\d+): redis: connected/g)].map((m) => Number(m[1]));
+  const pid = pids.at(-1);
+  assert.ok((await workerPids()).includes(pid), `presence process ${pid}`);
+  process.kill(pid, 'SIGKILL');
 
   await waitFor('the old keys gone', async () => {
     const n = Number(await redis('EXISTS', 'chat:presence:due')) + Number(await redis('EXISTS', 'chat:presence:on'))
