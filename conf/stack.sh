@@ -124,14 +124,24 @@ export CHAT_NOTIFY_WEBHOOK=${NOTIFY_WEBHOOK:-}
 export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
+# STACK_REDIS=cluster1: the one Redis runs as a Redis Cluster of one node
+# holding every slot (its bus port REDIS_PORT + 1: Redis' own choice,
+# + 10000, may fall in the kernel's ephemeral range, where a client's
+# connection can hold it when Redis restarts), which refuses a
+# script or command over keys of two slots (CROSSSLOT) like a real
+# cluster; a single node needs no routing, so this checks the key names
+# alone.  It runs one command stream per lane (STREAM_SHARDS=1): the
+# edge's long-poll watcher reads several streams in one XREAD, which
+# spans slots until the edge routes by slot (protocol/README.md).
 STACK_PG=${STACK_PG:-}
 PG_REPLICA_PORT=${PG_REPLICA_PORT:-$((PG_PORT + 1))}
 # pgbouncer listens on a socket only; the port number only names it
 PGBOUNCER_PORT=$((PG_PORT + 2))
 STACK_REDIS=${STACK_REDIS:-single}
 case "$STACK_REDIS" in
-    single|cluster) ;;
-    *) echo "stack: STACK_REDIS: unknown \"$STACK_REDIS\" (single, cluster)" >&2; exit 2 ;;
+    single|cluster) STREAM_SHARDS=${STREAM_SHARDS:-4} ;;
+    cluster1)       STREAM_SHARDS=${STREAM_SHARDS:-1} ;;
+    *) echo "stack: STACK_REDIS: unknown \"$STACK_REDIS\" (single, cluster, cluster1)" >&2; exit 2 ;;
 esac
 REDIS_NODES=6   # STACK_REDIS=cluster: 3 masters, each with a replica
 stack_pg_has() { case ",$STACK_PG," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -226,8 +236,10 @@ start_redis() {
         -e "s|@WORKER_HASH@|$(redis_hash worker)|g" \
         "$ROOT/conf/redis.conf.in" > "$RUN/redis/redis.conf"
     chmod 600 "$RUN/redis/redis.conf"
+    [ "$STACK_REDIS" = cluster1 ] && redis_cluster1_conf
     redis-server "$RUN/redis/redis.conf" || die "redis-server failed, see $RUN/redis/redis.log"
     wait_for 10 "Redis" redis-cli -p "$REDIS_PORT" ping
+    [ "$STACK_REDIS" = cluster1 ] && redis_cluster1_slots
     log "redis on 127.0.0.1:$REDIS_PORT (AOF on, ACL users chat-edge and chat-worker)"
 }
 
@@ -283,6 +295,22 @@ redis_cluster_ok() {
 # STACK_REDIS=cluster has no nginx: up when a worker's heartbeat is in
 workers_heartbeating() {
     [ "$(redis-cli -c -p "$REDIS_PORT" hlen chat:workers)" -gt 0 ]
+}
+
+# STACK_REDIS=cluster1 (above): cluster mode in the config ...
+redis_cluster1_conf() {
+    printf '%s\n' "cluster-enabled yes" "cluster-port $((REDIS_PORT + 1))" \
+        "cluster-config-file $RUN/redis/nodes.conf" >> "$RUN/redis/redis.conf"
+}
+
+# ... and, once it is up, every slot to the one node
+redis_cluster1_slots() {
+    redis-cli -p "$REDIS_PORT" cluster info | grep -q '^cluster_slots_assigned:16384' \
+        || redis-cli -p "$REDIS_PORT" cluster addslotsrange 0 16383 >/dev/null \
+        || die "Redis: CLUSTER ADDSLOTSRANGE failed"
+    wait_for 10 "the one-node Redis Cluster" \
+        sh -c "redis-cli -p $REDIS_PORT cluster info | grep -q '^cluster_state:ok'"
+    log "redis: a one-node cluster (STACK_REDIS=cluster1), every slot on it"
 }
 
 start_postgres() {
@@ -396,6 +424,7 @@ start_backend() {
     CHAT_PG_REPLICA=$(replica_conninfo_if_any) \
     CHAT_PG_POOLER=$(if stack_pg_has pgbouncer; then echo transaction; else echo none; fi) \
     CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
+    CHAT_SHARDS=$STREAM_SHARDS \
     CHAT_REDIS_USER=chat-worker CHAT_REDIS_PASSWORD_FILE=$RUN/redis/worker.pass \
     setsid "$BACKEND" \
         --workers "$WORKERS" \
@@ -432,6 +461,7 @@ start_nginx() {
         -e "s|@CHECKOUT_RATE@|$CHECKOUT_RATE|g" -e "s|@CHECKOUT_BURST@|$CHECKOUT_BURST|g" \
         -e "s|@PRESENCE_TTL_MS@|$PRESENCE_TTL_MS|g" -e "s|@PRESENCE_GRACE_MS@|$PRESENCE_GRACE_MS|g" \
         -e "s|@TYPING_INTERVAL_MS@|$TYPING_INTERVAL_MS|g" \
+        -e "s|@STREAM_SHARDS@|$STREAM_SHARDS|g" \
         -e "s|@WS_TICKET_TTL@|$WS_TICKET_TTL|g" \
         -e "s|@CHAT_CACHE@|${CHAT_CACHE:-on}|g" \
         -e "s|@PAYMENT_PUBLIC_URL@|$PAYMENT_PUBLIC_URL|g" \
@@ -597,6 +627,8 @@ cmd_env() {
     # STACK_PG=replica: the replica's, for the fault run's looks at it
     printf 'CHAT_PG_REPLICA_CONNINFO=%q\n' "$(replica_conninfo_if_any)"
     printf 'CHAT_STACK_PG=%q\n' "$STACK_PG"
+    # the command streams per lane (STACK_REDIS=cluster1 runs one)
+    printf 'CHAT_STREAM_SHARDS=%q\n' "$STREAM_SHARDS"
     printf 'CHAT_NOTIFY_WEBHOOK=%q\n' "$CHAT_NOTIFY_WEBHOOK"
     printf 'CHAT_PRESENCE_TTL_MS=%q\n' "$CHAT_PRESENCE_TTL_MS"
     printf 'CHAT_PAYMENT_URL=%q\n' "http://127.0.0.1:$PAYMENT_PORT"

@@ -9,9 +9,10 @@
  * the edge built from the path ids and the accepted query parameters
  * (ngx_chat_api.c adds them in a fixed order, so equal requests give equal
  * bodies).  Each entry belongs to a generation counter: a book's
- * ("cat:{b<id>}:gen") for the book's details and reviews, the lists'
- * ("cat:{lists}:gen") for everything else.  The entry lives at
- * "<prefix><md5 of op and body>:v<generation>", with a TTL.
+ * ("cat:{b<id>}:gen") for the book's details and reviews, a list shard's
+ * ("cat:{l<x>}:gen", x the md5's first hex digit: sixteen tags, so list
+ * reads spread over a cluster's masters) for everything else.  The entry
+ * lives at "<prefix><md5 of op and body>:v<generation>", with a TTL.
  *
  * Why generations and not deletes.  A hit is one EVAL that reads the
  * counter and the entry under it, atomically.  On a miss the edge keeps
@@ -104,15 +105,6 @@ static const ngx_chat_cache_op_t  ngx_chat_cache_ops[] = {
 };
 
 
-/* the counter (KEYS[1]) and the entry under it (ARGV[1] .. counter) */
-static chat_script_t  ngx_chat_cache_lookup_lua = {
-    "catalog cache lookup",
-    "local g = redis.call('GET', KEYS[1]) or '0' "
-    "return {g, redis.call('GET', ARGV[1] .. g)}",
-    ""
-};
-
-
 ngx_int_t
 ngx_chat_cache_handle(ngx_http_request_t *r, ngx_chat_pending_t *p,
     const char *op, ngx_chat_caller_t *caller, ngx_str_t *body, int64_t id)
@@ -181,11 +173,11 @@ ngx_chat_cache_handle(ngx_http_request_t *r, ngx_chat_pending_t *p,
                         (size_t) 32, hex);
 
     } else {
-        s = ngx_sprintf(s, CHAT_CACHE_LISTS_GEN "%Z");
+        s = ngx_sprintf(s, CHAT_CACHE_LISTS_PREFIX "%c}:gen%Z", hex[0]);
         cc->gen_key.len = s - cc->gen_key.data - 1;
         cc->prefix.data = s;
-        s = ngx_sprintf(s, CHAT_CACHE_LISTS_PREFIX "%*s:v%Z", (size_t) 32,
-                        hex);
+        s = ngx_sprintf(s, CHAT_CACHE_LISTS_PREFIX "%c}:%*s:v%Z", hex[0],
+                        (size_t) 32, hex);
     }
 
     cc->prefix.len = s - cc->prefix.data - 1;
@@ -218,7 +210,7 @@ ngx_chat_cache_lookup(ngx_chat_cache_ctx_t *cc, ngx_chat_pending_t *p)
     argvlen[1] = cc->gen_key.len;
     argvlen[2] = cc->prefix.len;
 
-    if (ngx_chat_redis_script(rc, &ngx_chat_cache_lookup_lua,
+    if (ngx_chat_redis_script(rc, &chat_script_cache_lookup,
                               ngx_chat_cache_looked_up,
                               (void *) (uintptr_t) p->id, 3, argv, argvlen)
         != NGX_OK)

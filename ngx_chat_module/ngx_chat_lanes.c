@@ -4,8 +4,10 @@
  * Each nginx worker asks Redis, a few times a second, how deep every
  * lane's queue is (pending + lag of the workers' consumer group, summed
  * over the lane's shards) and what limits the lane's pool published
- * (chat_lanes.h: queue bound, timeout, Retry-After).  One EVAL on the
- * commands connection does both.  Between two answers the worker adds the
+ * (chat_lanes.h: queue bound, timeout, Retry-After): one script per
+ * command stream (chat_script_stream_depth: each shard's stream is a
+ * slot of its own in a Redis Cluster) and an HGETALL of the limits,
+ * pipelined on the commands connection, summed when the last is in.  Between two answers the worker adds the
  * commands it sent itself, so a burst arriving within one interval is
  * counted before Redis has seen it.
  *
@@ -66,56 +68,21 @@ typedef struct {
     char                  (*streams)[NGX_CHAT_LANES_STREAM_LEN];
     ngx_chat_lane_state_t   lanes[CHAT_LANE_COUNT];
     ngx_event_t             poll;
-    unsigned                asking:1;
+    ngx_uint_t              asking;     /* answers still to come */
+    unsigned                failed:1;   /* in this round */
+    int64_t                 depths[CHAT_LANE_COUNT];    /* this round's */
 } ngx_chat_lanes_t;
 
 
 static ngx_chat_lanes_t  *ngx_chat_lanes;
 
 
-/* KEYS: every lane's streams, lane by lane, then CHAT_LANES_KEY.
- * ARGV: the group, the shards per lane.  Returns each lane's depth, then
- * the published limits (HGETALL).  A stream or group that does not exist
- * yet counts 0; a lag Redis cannot tell (entries trimmed before they were
- * read) counts 0, leaving only the pending ones.  A lag is never taken
- * above the stream's length: after an XDEL of unread entries (an operator
- * removing a poison command by hand) Redis keeps counting them as lag,
- * and the length is an upper bound that workers' trimming keeps honest
- * (they never trim an unread entry). */
-static chat_script_t  ngx_chat_lanes_script = {
-    "lane depths",
-    "local shards = tonumber(ARGV[2]) "
-    "local out = {} "
-    "local k = 1 "
-    "for lane = 1, (#KEYS - 1) / shards do "
-    "  local depth = 0 "
-    "  for s = 1, shards do "
-    "    local groups = redis.pcall('XINFO', 'GROUPS', KEYS[k]) "
-    "    if type(groups) == 'table' and groups.err == nil then "
-    "      for _, g in ipairs(groups) do "
-    "        local f = {} "
-    "        for i = 1, #g, 2 do f[g[i]] = g[i + 1] end "
-    "        if f['name'] == ARGV[1] then "
-    "          local lag = tonumber(f['lag']) or 0 "
-    "          local len = redis.call('XLEN', KEYS[k]) "
-    "          if lag > len then lag = len end "
-    "          depth = depth + (tonumber(f['pending']) or 0) + lag "
-    "        end "
-    "      end "
-    "    end "
-    "    k = k + 1 "
-    "  end "
-    "  out[lane] = depth "
-    "end "
-    "out[#out + 1] = redis.call('HGETALL', KEYS[#KEYS]) "
-    "return out",
-    ""
-};
-
-
 static void ngx_chat_lanes_ask(ngx_event_t *ev);
-static void ngx_chat_lanes_told(redisAsyncContext *ac, void *reply,
+static void ngx_chat_lanes_depth(redisAsyncContext *ac, void *reply,
     void *privdata);
+static void ngx_chat_lanes_limits(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_chat_lanes_answered(ngx_chat_lanes_t *l);
 
 
 ngx_int_t
@@ -257,13 +224,11 @@ ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth, int64_t *queue)
 static void
 ngx_chat_lanes_ask(ngx_event_t *ev)
 {
-    size_t             *argvlen;
-    ngx_uint_t          i, n, argc, lane;
-    const char        **argv;
+    size_t              argvlen[3];
+    ngx_uint_t          i, lane;
+    const char         *argv[3];
     ngx_chat_lanes_t   *l = ngx_chat_lanes;
     ngx_chat_redis_t   *rc;
-    static char         shards[NGX_INT_T_LEN + 1];
-    static char         nkeys[NGX_INT_T_LEN + 1];
 
     if (l == NULL || ngx_exiting || ngx_terminate || ngx_quit) {
         return;
@@ -277,94 +242,118 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
         return;
     }
 
-    n = CHAT_LANE_COUNT * l->shards;
-    argc = 3 + n + 1 + 2;
-
-    argv = ngx_alloc(argc * sizeof(char *), ev->log);
-    argvlen = ngx_alloc(argc * sizeof(size_t), ev->log);
-    if (argv == NULL || argvlen == NULL) {
-        ngx_free(argv);
-        ngx_free(argvlen);
-        return;
-    }
-
-    *ngx_sprintf((u_char *) nkeys, "%ui", n + 1) = '\0';
-    *ngx_sprintf((u_char *) shards, "%ui", l->shards) = '\0';
-
-    /* argv[0..1]: EVALSHA <sha>, the runner's */
-    argv[0] = NULL;
-    argv[1] = NULL;
-    argv[2] = nkeys;
-    for (i = 0; i < n; i++) {
-        argv[3 + i] = l->streams[i];
-    }
-    argv[3 + n] = CHAT_LANES_KEY;
-    argv[4 + n] = CHAT_CMD_GROUP;
-    argv[5 + n] = shards;
-
-    for (i = 2; i < argc; i++) {
-        argvlen[i] = ngx_strlen(argv[i]);
-    }
-
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         l->lanes[lane].sent_at_ask = l->lanes[lane].sent;
+        l->depths[lane] = 0;
     }
+    l->failed = 0;
+
+    argv[0] = "1";
+    argvlen[0] = 1;
+    argv[2] = CHAT_CMD_GROUP;
+    argvlen[2] = sizeof(CHAT_CMD_GROUP) - 1;
 
     /* the runner copies the arguments */
-    if (ngx_chat_redis_script(rc, &ngx_chat_lanes_script, ngx_chat_lanes_told,
-                              NULL, (int) argc - 2, argv + 2, argvlen + 2)
-        == NGX_OK)
-    {
-        l->asking = 1;
+    for (i = 0; i < CHAT_LANE_COUNT * l->shards; i++) {
+        argv[1] = l->streams[i];
+        argvlen[1] = ngx_strlen(l->streams[i]);
+
+        if (ngx_chat_redis_script(rc, &chat_script_stream_depth,
+                                  ngx_chat_lanes_depth,
+                                  (void *) (uintptr_t) (i / l->shards), 3,
+                                  argv, argvlen)
+            != NGX_OK)
+        {
+            /* a round with a stream missing would under-count */
+            l->failed = 1;
+            break;
+        }
+
+        l->asking++;
     }
 
-    ngx_free(argv);
-    ngx_free(argvlen);
+    argv[0] = "HGETALL";
+    argvlen[0] = 7;
+    argv[1] = CHAT_LANES_KEY;
+    argvlen[1] = sizeof(CHAT_LANES_KEY) - 1;
+
+    if (ngx_chat_redis_command(rc, ngx_chat_lanes_limits, NULL, 2, argv,
+                               argvlen)
+        == NGX_OK)
+    {
+        l->asking++;
+    }
 }
 
 
+/* one stream's depth, added to its lane's */
 static void
-ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
+ngx_chat_lanes_depth(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    int                     agree, ttl_agree;
-    char                    why[256], ttl_why[256];
-    size_t                  i;
-    ngx_int_t               lane;
-    redisReply             *rr = reply, *e, *h;
-    chat_lane_limits_t      limits;
-    ngx_chat_lanes_t       *l = ngx_chat_lanes;
-    ngx_chat_lane_state_t  *s;
+    redisReply        *rr = reply;
+    ngx_chat_lanes_t  *l = ngx_chat_lanes;
 
     if (l == NULL) {
         return;
     }
 
-    l->asking = 0;
-
-    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY
-        || rr->elements != CHAT_LANE_COUNT + 1)
+    if (rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements == 3
+        && rr->element[2]->type == REDIS_REPLY_INTEGER)
     {
+        l->depths[(uintptr_t) privdata] += rr->element[2]->integer;
+
+    } else {
         if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_WARN, l->poll.log, 0,
                           "chat lanes: redis: %s", rr->str);
         }
+        l->failed = 1;
+    }
+
+    ngx_chat_lanes_answered(l);
+}
+
+
+/* the last answer of a round: the depths, if every stream answered */
+static void
+ngx_chat_lanes_answered(ngx_chat_lanes_t *l)
+{
+    ngx_uint_t              lane;
+    ngx_chat_lane_state_t  *s;
+
+    if (--l->asking > 0 || l->failed) {
         return;
     }
 
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        e = rr->element[lane];
         s = &l->lanes[lane];
+        s->depth = l->depths[lane];
+        /* what we sent after asking was not counted yet */
+        s->sent -= s->sent_at_ask;
+        s->sent_at_ask = 0;
+    }
+}
 
-        if (e->type == REDIS_REPLY_INTEGER) {
-            s->depth = e->integer;
-            /* what we sent after asking was not counted yet */
-            s->sent -= s->sent_at_ask;
-            s->sent_at_ask = 0;
-        }
+
+/* the limits every lane's pool published (HGETALL chat:lanes) */
+static void
+ngx_chat_lanes_limits(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    int                     agree, ttl_agree;
+    char                    why[256], ttl_why[256];
+    size_t                  i;
+    ngx_int_t               lane;
+    redisReply             *h = reply;
+    chat_lane_limits_t      limits;
+    ngx_chat_lanes_t       *l = ngx_chat_lanes;
+
+    if (l == NULL) {
+        return;
     }
 
-    h = rr->element[CHAT_LANE_COUNT];
-    if (h->type != REDIS_REPLY_ARRAY) {
+    ngx_chat_lanes_answered(l);
+
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
         return;
     }
 

@@ -51,36 +51,31 @@ static const ngx_msec_t  ngx_chat_latency_bounds[] = { CHAT_LATENCY_BOUNDS_MS };
 #define NGX_CHAT_NSTATUSES                                                  \
     (sizeof(ngx_chat_http_statuses) / sizeof(ngx_chat_http_statuses[0]))
 
-/* KEYS: the command streams, the dead-letter stream, the heartbeats hash,
- * the workers' figures hash; ARGV[1]: the consumer group.  XPENDING fails (pcall) before the group
- * exists: 0 pending then.  The dead letters ever added are the stream's
- * entries-added, which trimming keeps (Redis 7.0; before it, and before
- * the stream exists, the length stands in). */
-static chat_script_t  ngx_chat_metrics_script = {
-    "cluster metrics",
-    "local out = {} "
-    "local n = #KEYS - 3 "
-    "for i = 1, n do "
-    "  out[#out + 1] = redis.call('XLEN', KEYS[i]) "
-    "  local p = redis.pcall('XPENDING', KEYS[i], ARGV[1]) "
-    "  if type(p) == 'table' and type(p[1]) == 'number' then "
-    "    out[#out + 1] = p[1] else out[#out + 1] = 0 end "
-    "end "
-    "local dlq = redis.call('XLEN', KEYS[n + 1]) "
-    "local added = dlq "
-    "if redis.call('EXISTS', KEYS[n + 1]) == 1 then "
-    "  local info = redis.call('XINFO', 'STREAM', KEYS[n + 1]) "
-    "  for i = 1, #info - 1, 2 do "
-    "    if info[i] == 'entries-added' then added = info[i + 1] end "
-    "  end "
-    "end "
-    "out[#out + 1] = dlq "
-    "out[#out + 1] = added "
-    "out[#out + 1] = redis.call('HGETALL', KEYS[n + 2]) "
-    "out[#out + 1] = redis.call('HGETALL', KEYS[n + 3]) "
-    "return out",
-    ""
-};
+/*
+ * A cluster scrape asks Redis one key per command: a stream depth script
+ * per command stream (protocol/chat_scripts.c: every shard's stream is a
+ * slot of its own in a Redis Cluster, so one script over all of them is
+ * refused there), the dead letters' script, HGETALL of the heartbeats and
+ * of the workers' figures, all pipelined.  The answers are gathered, as
+ * copies, into one array laid out as the page is written:
+ *   [2i] length, [2i + 1] pending of stream i (n streams),
+ *   [2n] dead letters stored, [2n + 1] ever added,
+ *   [2n + 2] heartbeats hash, [2n + 3] figures hash.
+ */
+typedef struct {
+    uint64_t     pending;       /* the parked request's id */
+    ngx_uint_t   left;          /* answers still to come */
+    ngx_uint_t   n;             /* command streams */
+    unsigned     failed:1;
+    redisReply  *all;
+} ngx_chat_metrics_gather_t;
+
+/* an answer's place in the gather: its first slot, and what it is */
+typedef struct {
+    ngx_chat_metrics_gather_t  *g;
+    ngx_uint_t                  at;
+    ngx_uint_t                  pair;  /* two integers from a script */
+} ngx_chat_metrics_slot_t;
 
 
 static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
@@ -90,6 +85,7 @@ static ngx_int_t ngx_chat_metrics_send_cluster(ngx_http_request_t *r,
     redisReply *rr);
 static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
+static redisReply *ngx_chat_metrics_copy(const redisReply *r);
 static const char *ngx_chat_metrics_stream(ngx_uint_t i);
 static u_char *ngx_chat_metrics_lanes(u_char *last);
 static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r);
@@ -324,13 +320,15 @@ ngx_chat_metrics_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
 {
-    size_t                 *argvlen;
-    ngx_int_t               rc;
-    ngx_uint_t              i, n, argc;
-    const char            **argv;
-    ngx_chat_redis_t       *rc_redis;
-    ngx_chat_pending_t     *p;
-    ngx_chat_main_conf_t   *cmcf;
+    size_t                      argvlen[3];
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, n, sent;
+    const char                 *argv[3];
+    ngx_chat_redis_t           *rc_redis;
+    ngx_chat_pending_t         *p;
+    ngx_chat_main_conf_t       *cmcf;
+    ngx_chat_metrics_slot_t    *slots;
+    ngx_chat_metrics_gather_t  *g;
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -351,52 +349,94 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     n = ngx_min(CHAT_LANE_COUNT * cmcf->stream_shards,
                 NGX_CHAT_METRICS_MAX_STREAMS);
 
-    /* (EVALSHA sha, the runner's) numkeys shard... dlq workers stats group */
-    argc = 3 + n + 3 + 1;
-    argv = ngx_palloc(r->pool, argc * sizeof(char *));
-    argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
-    if (argv == NULL || argvlen == NULL) {
+    /* outlives the request if the client goes: freed by the last answer */
+    g = ngx_calloc(sizeof(ngx_chat_metrics_gather_t)
+                   + (n + 3) * sizeof(ngx_chat_metrics_slot_t),
+                   r->connection->log);
+    if (g == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+    slots = (ngx_chat_metrics_slot_t *) (g + 1);
 
-    argv[0] = NULL;
-    argv[1] = NULL;
-    argv[2] = (char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
-    if (argv[2] == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    *ngx_sprintf((u_char *) argv[2], "%ui", n + 3) = '\0';
-
-    for (i = 0; i < n; i++) {
-        argv[3 + i] = ngx_chat_metrics_stream(i);
-        if (argv[3 + i] == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    argv[3 + n] = CHAT_DLQ_STREAM;
-    argv[4 + n] = CHAT_WORKERS_KEY;
-    argv[5 + n] = CHAT_STATS_KEY;
-    argv[6 + n] = CHAT_CMD_GROUP;
-
-    for (i = 2; i < argc; i++) {
-        argvlen[i] = ngx_strlen(argv[i]);
+    g->n = n;
+    g->all = calloc(1, sizeof(redisReply));
+    if (g->all != NULL) {
+        g->all->type = REDIS_REPLY_ARRAY;
+        g->all->element = calloc(2 * n + 4, sizeof(redisReply *));
+        g->all->elements = 2 * n + 4;
     }
 
     p = ngx_chat_http_pending(r);
-    if (p == NULL || ngx_chat_bus_park(p, r->connection->log) != NGX_OK) {
+    if (g->all == NULL || g->all->element == NULL || p == NULL
+        || ngx_chat_bus_park(p, r->connection->log) != NGX_OK)
+    {
+        freeReplyObject(g->all);
+        ngx_free(g);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_chat_redis_script(rc_redis, &ngx_chat_metrics_script,
-                              ngx_chat_metrics_redis,
-                              (void *) (uintptr_t) p->id, (int) argc - 2,
-                              argv + 2, argvlen + 2)
-        != NGX_OK)
-    {
+    g->pending = p->id;
+    sent = 0;
+
+    for (i = 0; i < n + 3; i++) {
+        slots[i].g = g;
+
+        if (i < n) {
+            argv[0] = "1";
+            argv[1] = ngx_chat_metrics_stream(i);
+            argv[2] = CHAT_CMD_GROUP;
+            slots[i].at = 2 * i;
+            slots[i].pair = 1;
+
+        } else if (i == n) {
+            argv[0] = "1";
+            argv[1] = CHAT_DLQ_STREAM;
+            slots[i].at = 2 * n;
+            slots[i].pair = 1;
+
+        } else {
+            argv[0] = "HGETALL";
+            argv[1] = (i == n + 1) ? CHAT_WORKERS_KEY : CHAT_STATS_KEY;
+            slots[i].at = (i == n + 1) ? 2 * n + 2 : 2 * n + 3;
+        }
+
+        if (argv[1] == NULL) {
+            break;
+        }
+
+        argvlen[0] = ngx_strlen(argv[0]);
+        argvlen[1] = ngx_strlen(argv[1]);
+        argvlen[2] = sizeof(CHAT_CMD_GROUP) - 1;
+
+        rc = (i < n) ? ngx_chat_redis_script(rc_redis,
+                                             &chat_script_stream_depth,
+                                             ngx_chat_metrics_redis,
+                                             &slots[i], 3, argv, argvlen)
+           : (i == n) ? ngx_chat_redis_script(rc_redis,
+                                              &chat_script_dead_letters,
+                                              ngx_chat_metrics_redis,
+                                              &slots[i], 2, argv, argvlen)
+           : ngx_chat_redis_command(rc_redis, ngx_chat_metrics_redis,
+                                    &slots[i], 2, argv, argvlen);
+        if (rc != NGX_OK) {
+            break;
+        }
+
+        sent++;
+    }
+
+    if (sent < n + 3) {
+        g->failed = 1;
+    }
+
+    if (sent == 0) {
         ngx_chat_bus_cancel(p);
+        freeReplyObject(g->all);
+        ngx_free(g);
         return ngx_chat_metrics_send_cluster(r, NULL);
     }
+
+    g->left = sent;
 
     r->main->count++;
     return NGX_DONE;
@@ -416,26 +456,98 @@ ngx_chat_metrics_stream(ngx_uint_t i)
 }
 
 
+/* One answer into the gather; the page after the last. */
 static void
 ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    redisReply          *rr = reply;
-    ngx_chat_pending_t  *p;
+    ngx_uint_t                  k;
+    redisReply                 *rr = reply;
+    ngx_chat_pending_t         *p;
+    ngx_chat_metrics_slot_t    *slot = privdata;
+    ngx_chat_metrics_gather_t  *g = slot->g;
 
-    p = ngx_chat_bus_unpark((uint64_t) (uintptr_t) privdata);
-    if (p == NULL) {
+    if (rr == NULL || rr->type == REDIS_REPLY_ERROR
+        || rr->type != REDIS_REPLY_ARRAY
+        || (slot->pair && rr->elements < 2))
+    {
+        if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "chat metrics: redis: %s", rr->str);
+        }
+        g->failed = 1;
+
+    } else if (slot->pair) {
+        for (k = 0; k < 2; k++) {
+            g->all->element[slot->at + k] = ngx_chat_metrics_copy(
+                                                rr->element[k]);
+            g->failed |= g->all->element[slot->at + k] == NULL;
+        }
+
+    } else {
+        g->all->element[slot->at] = ngx_chat_metrics_copy(rr);
+        g->failed |= g->all->element[slot->at] == NULL;
+    }
+
+    if (--g->left > 0) {
         return;
     }
 
-    if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_WARN, ((ngx_http_request_t *) p->data)
-                      ->connection->log, 0, "chat metrics: redis: %s",
-                      rr->str);
-        rr = NULL;
+    p = ngx_chat_bus_unpark(g->pending);
+    if (p != NULL) {
+        ngx_http_finalize_request(p->data, ngx_chat_metrics_send_cluster(
+                                      p->data, g->failed ? NULL : g->all));
     }
 
-    ngx_http_finalize_request(p->data,
-                              ngx_chat_metrics_send_cluster(p->data, rr));
+    freeReplyObject(g->all);
+    ngx_free(g);
+}
+
+
+/* A deep copy of a reply that freeReplyObject can free (hiredis frees
+ * its own after the callback), or NULL. */
+static redisReply *
+ngx_chat_metrics_copy(const redisReply *r)
+{
+    size_t       i;
+    redisReply  *c;
+
+    c = calloc(1, sizeof(redisReply));
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->type = r->type;
+    c->integer = r->integer;
+
+    if (r->str != NULL) {
+        c->str = malloc(r->len + 1);
+        if (c->str == NULL) {
+            free(c);
+            return NULL;
+        }
+        ngx_memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        c->element = calloc(r->elements, sizeof(redisReply *));
+        if (c->element == NULL) {
+            freeReplyObject(c);
+            return NULL;
+        }
+        c->elements = r->elements;
+
+        for (i = 0; i < r->elements; i++) {
+            c->element[i] = ngx_chat_metrics_copy(r->element[i]);
+            if (c->element[i] == NULL) {
+                freeReplyObject(c);
+                return NULL;
+            }
+        }
+    }
+
+    return c;
 }
 
 

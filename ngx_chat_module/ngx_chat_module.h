@@ -176,6 +176,10 @@ ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);
 void ngx_chat_presence_announce(int64_t uid, ngx_uint_t online);
 ngx_msec_t ngx_chat_presence_refresh_interval(void);
+/* the presence shard's half of a registration (online: ms is the TTL) or
+ * of a leave (ms is the grace), for a long-poll session too */
+void ngx_chat_presence_shard(ngx_chat_redis_t *rc, int64_t uid,
+    ngx_uint_t online, ngx_msec_t ms);
 
 /* ngx_chat_caps.c: per-user caps on live WebSockets across this edge */
 ngx_int_t ngx_chat_caps_zone(ngx_conf_t *cf);

@@ -111,9 +111,11 @@ static ngx_chat_poll_t  *ngx_chat_poll;
 /*
  * Both scripts (protocol/chat_scripts.c: chat_script_poll_open and
  * chat_script_poll_read) register the session as a WebSocket's gateway
- * is registered (the same Lua, the same keys, Redis' own clock): its
- * field in the online hash, the user's due time for the offline sweeper,
- * and an "online" change on a transition.  So a user who only polls is
+ * is registered (the same Lua, Redis' own clock): its field in the
+ * online hash, and then, in a second command on the user's presence
+ * shard (ngx_chat_presence_shard, sent without waiting for its answer),
+ * the user's due time for the offline sweeper and an "online" change on
+ * a transition.  So a user who only polls is
  * online while polling, and goes offline like anyone else.
  */
 
@@ -127,6 +129,7 @@ static ngx_chat_poll_req_t *ngx_chat_poll_unpark(void *privdata);
 static ngx_int_t ngx_chat_poll_run(ngx_chat_poll_req_t *pr,
     redisCallbackFn *fn, chat_script_t *script, ngx_uint_t nargs,
     ngx_str_t *args);
+static void ngx_chat_poll_presence(ngx_chat_poll_req_t *pr);
 static void ngx_chat_poll_opened(redisAsyncContext *ac, void *reply,
     void *privdata);
 static ngx_int_t ngx_chat_poll_read(ngx_chat_poll_req_t *pr);
@@ -303,8 +306,8 @@ ngx_chat_poll_unpark(void *privdata)
 
 
 /*
- * Runs script with the user's presence keys and the session's stream as
- * KEYS, then the uid, the presence TTL, the stream's TTL, then args; the
+ * Runs script with the user's online hash and the session's stream as
+ * KEYS, then the presence TTL, the stream's TTL, then args; the
  * answer goes to fn with pr parked.  Returns NGX_DONE, or what to
  * finalize the request with after a 503 was sent.
  */
@@ -313,7 +316,7 @@ ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
     chat_script_t *script, ngx_uint_t nargs, ngx_str_t *args)
 {
     char                   online[CHAT_KEY_MAX];
-    u_char                 uid[NGX_INT64_LEN], ttl[NGX_INT_T_LEN];
+    u_char                 ttl[NGX_INT_T_LEN];
     size_t                 argvlen[16];
     ngx_uint_t             i, n;
     const char            *argv[16];
@@ -334,21 +337,13 @@ ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
     cmcf = ngx_http_get_module_main_conf(pr->request, ngx_chat_module);
 
     n = 0;
-    argv[n] = "5";
+    argv[n] = "2";
     argvlen[n++] = 1;
     argv[n] = online;
     argvlen[n++] = chat_key_online(online, sizeof(online), pr->uid);
-    argv[n] = CHAT_PRESENCE_DUE_KEY;
-    argvlen[n++] = sizeof(CHAT_PRESENCE_DUE_KEY) - 1;
-    argv[n] = CHAT_PRESENCE_ON_KEY;
-    argvlen[n++] = sizeof(CHAT_PRESENCE_ON_KEY) - 1;
-    argv[n] = CHAT_PRESENCE_CHANGES_KEY;
-    argvlen[n++] = sizeof(CHAT_PRESENCE_CHANGES_KEY) - 1;
     argv[n] = (const char *) pr->key;
     argvlen[n++] = pr->key_len;
 
-    argv[n] = (const char *) uid;
-    argvlen[n++] = ngx_sprintf(uid, "%L", pr->uid) - uid;
     argv[n] = (const char *) ttl;
     argvlen[n++] = ngx_sprintf(ttl, "%M", cmcf->presence_ttl) - ttl;
     argv[n] = NGX_CHAT_POLL_STREAM_TTL_STR;
@@ -410,6 +405,7 @@ ngx_chat_poll_opened(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
 
+    ngx_chat_poll_presence(pr);
     ngx_chat_metric_inc(poll_sessions_total);
     ngx_chat_poll_finish(pr, NULL, NULL);
 }
@@ -466,6 +462,11 @@ ngx_chat_poll_got(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
 
+    if (!pr->held) {
+        /* registered by the script: the shard's half, once a request */
+        ngx_chat_poll_presence(pr);
+    }
+
     if (rr->elements < 2 || rr->element[1]->type != REDIS_REPLY_STRING) {
         ngx_chat_poll_unhold(pr);
         ngx_http_finalize_request(pr->request, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -491,6 +492,23 @@ ngx_chat_poll_got(redisAsyncContext *ac, void *reply, void *privdata)
     } else if (!ngx_chat_poll->watching) {
         /* woken for nothing new: back under watch */
         ngx_chat_poll_watch(&ngx_chat_poll->watcher);
+    }
+}
+
+
+/* The presence shard's half of the session's registration, which the
+ * poll script did on the user's slot (chat_scripts.c: the split). */
+static void
+ngx_chat_poll_presence(ngx_chat_poll_req_t *pr)
+{
+    ngx_chat_redis_t      *redis;
+    ngx_chat_main_conf_t  *cmcf;
+
+    redis = ngx_chat_bus_redis();
+    cmcf = ngx_http_get_module_main_conf(pr->request, ngx_chat_module);
+
+    if (redis != NULL && ngx_chat_redis_usable(redis)) {
+        ngx_chat_presence_shard(redis, pr->uid, 1, cmcf->presence_ttl);
     }
 }
 

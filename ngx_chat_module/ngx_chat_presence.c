@@ -7,18 +7,24 @@
  * (online again, every chat_presence_ttl / 3) and the user's last local
  * client leaving (offline).  Each is one Lua script, atomic in Redis
  * (protocol/chat_scripts.c, shared with the long-poll sessions, which
- * register the same way), run by SHA:
+ * register the same way), run by SHA.  Each is two commands, pipelined:
+ * one on the user's slot, one on the user's presence shard's
+ * (chat:presence:{p<n>}:*, n = chat_presence_shard(uid)); a Redis
+ * Cluster keeps them apart, and chat_scripts.c says why the split keeps
+ * the sweeper right:
  *
  *   online:  HSET chat:online:{uid} <our reply stream> <now ms>
  *            PEXPIRE chat:online:{uid} <ttl>
- *            ZADD chat:presence:due GT <now + ttl> uid
- *            if uid is not in chat:presence:on: XADD chat:presence:changes
+ *          then, on the shard:
+ *            ZADD due GT <now + ttl> uid
+ *            if uid is not in on: XADD changes
  *                uid <uid> status online ts <now>      (the transition)
- *            HSET chat:presence:on uid <now>           (last seen)
+ *            HSET on uid <now>                         (last seen)
  *   offline: HDEL chat:online:{uid} <our reply stream>
- *            if uid is in chat:presence:on:
- *                HSET chat:presence:on uid <now>
- *                ZADD chat:presence:due <now + grace> uid
+ *          then, on the shard:
+ *            if uid is in on:
+ *                HSET on uid <now>
+ *                ZADD due <now + grace> uid
  *
  * So "online" is published at once, and only on a transition (a refresh
  * publishes nothing).  "Offline" is never published here: the backend's
@@ -35,7 +41,7 @@
  * due scores agree whatever the hosts' clocks say.
  *
  * What it does not do: tell anyone (the backend's presence process turns
- * chat:presence:changes into presence events and users.last_seen), or keep
+ * the shards' changes streams into presence events and users.last_seen), or keep
  * the local map of clients (ngx_chat_registry.c).
  */
 
@@ -53,6 +59,10 @@ static ngx_chat_main_conf_t  *ngx_chat_presence_conf;
 static ngx_log_t             *ngx_chat_presence_log;
 
 
+static void ngx_chat_presence_online(ngx_chat_redis_t *rc, int64_t uid,
+    ngx_str_t *gw);
+static void ngx_chat_presence_leave(ngx_chat_redis_t *rc, int64_t uid,
+    ngx_str_t *gw);
 static void ngx_chat_presence_done(redisAsyncContext *ac, void *reply,
     void *privdata);
 
@@ -79,13 +89,7 @@ ngx_chat_presence_refresh_interval(void)
 void
 ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
 {
-    int                klen;
-    char               key[CHAT_KEY_MAX];
-    u_char             id[NGX_INT64_LEN], ms[NGX_INT64_LEN];
-    u_char            *ilast, *mlast;
     ngx_str_t         *gw;
-    const char        *argv[8];
-    size_t             argvlen[8];
     ngx_chat_redis_t  *rc;
 
     rc = ngx_chat_bus_redis();
@@ -98,32 +102,114 @@ ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
         return;
     }
 
-    klen = chat_key_online(key, sizeof(key), uid);
-    ilast = ngx_sprintf(id, "%L", uid);
-    mlast = ngx_sprintf(ms, "%M", online ? ngx_chat_presence_conf->presence_ttl
-                                         : ngx_chat_presence_conf
-                                               ->presence_grace);
+    /* the user's half first, then the shard's: pipelined on the one
+     * connection, no wait between them (chat_scripts.c: either order
+     * keeps the sweeper right, so a cluster may run them apart) */
+    if (online) {
+        ngx_chat_presence_online(rc, uid, gw);
 
-    argv[0] = "4";
+    } else {
+        ngx_chat_presence_leave(rc, uid, gw);
+    }
+
+    ngx_chat_presence_shard(rc, uid, online,
+                            online ? ngx_chat_presence_conf->presence_ttl
+                                   : ngx_chat_presence_conf->presence_grace);
+}
+
+
+/* online up on chat:online:{uid}: field gw refreshed now */
+static void
+ngx_chat_presence_online(ngx_chat_redis_t *rc, int64_t uid, ngx_str_t *gw)
+{
+    int          klen;
+    char         key[CHAT_KEY_MAX];
+    u_char       ms[NGX_INT64_LEN];
+    const char  *argv[4];
+    size_t       argvlen[4];
+
+    klen = chat_key_online(key, sizeof(key), uid);
+
+    argv[0] = "1";
     argvlen[0] = 1;
     argv[1] = key;
     argvlen[1] = klen;
-    argv[2] = CHAT_PRESENCE_DUE_KEY;
-    argvlen[2] = sizeof(CHAT_PRESENCE_DUE_KEY) - 1;
-    argv[3] = CHAT_PRESENCE_ON_KEY;
-    argvlen[3] = sizeof(CHAT_PRESENCE_ON_KEY) - 1;
-    argv[4] = CHAT_PRESENCE_CHANGES_KEY;
-    argvlen[4] = sizeof(CHAT_PRESENCE_CHANGES_KEY) - 1;
-    argv[5] = (const char *) gw->data;
-    argvlen[5] = gw->len;
-    argv[6] = (const char *) id;
-    argvlen[6] = ilast - id;
-    argv[7] = (const char *) ms;
-    argvlen[7] = mlast - ms;
+    argv[2] = (const char *) gw->data;
+    argvlen[2] = gw->len;
+    argv[3] = (const char *) ms;
+    argvlen[3] = ngx_sprintf(ms, "%M", ngx_chat_presence_conf->presence_ttl)
+                 - ms;
 
-    (void) ngx_chat_redis_script(rc, online ? &chat_script_presence_up
-                                            : &chat_script_presence_down,
-                                 ngx_chat_presence_done, NULL, 8, argv,
+    (void) ngx_chat_redis_script(rc, &chat_script_online_up,
+                                 ngx_chat_presence_done, NULL, 4, argv,
+                                 argvlen);
+}
+
+
+/* HDEL chat:online:{uid} gw: this worker no longer serves the user */
+static void
+ngx_chat_presence_leave(ngx_chat_redis_t *rc, int64_t uid, ngx_str_t *gw)
+{
+    int          klen;
+    char         key[CHAT_KEY_MAX];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    klen = chat_key_online(key, sizeof(key), uid);
+
+    argv[0] = "HDEL";
+    argvlen[0] = 4;
+    argv[1] = key;
+    argvlen[1] = klen;
+    argv[2] = (const char *) gw->data;
+    argvlen[2] = gw->len;
+
+    (void) ngx_chat_redis_command(rc, ngx_chat_presence_done, NULL, 3, argv,
+                                  argvlen);
+}
+
+
+void
+ngx_chat_presence_shard(ngx_chat_redis_t *rc, int64_t uid, ngx_uint_t online,
+    ngx_msec_t ms)
+{
+    char         due[CHAT_KEY_MAX], on[CHAT_KEY_MAX], changes[CHAT_KEY_MAX];
+    u_char       id[NGX_INT64_LEN], msb[NGX_INT64_LEN];
+    unsigned     shard;
+    const char  *argv[6];
+    size_t       argvlen[6];
+
+    shard = chat_presence_shard(uid);
+
+    argv[0] = online ? "3" : "2";
+    argvlen[0] = 1;
+    argv[1] = due;
+    argvlen[1] = chat_key_presence(due, sizeof(due), shard, CHAT_PRESENCE_DUE);
+    argv[2] = on;
+    argvlen[2] = chat_key_presence(on, sizeof(on), shard, CHAT_PRESENCE_ON);
+    argv[3] = changes;
+    argvlen[3] = chat_key_presence(changes, sizeof(changes), shard,
+                                   CHAT_PRESENCE_CHANGES);
+    argv[4] = (const char *) id;
+    argvlen[4] = ngx_sprintf(id, "%L", uid) - id;
+    argv[5] = (const char *) msb;
+    argvlen[5] = ngx_sprintf(msb, "%M", ms) - msb;
+
+    if (online) {
+        (void) ngx_chat_redis_script(rc, &chat_script_presence_up,
+                                     ngx_chat_presence_done, NULL, 6, argv,
+                                     argvlen);
+        return;
+    }
+
+    /* down declares due and on only: its ARGV follow them */
+    argv[3] = argv[4];
+    argvlen[3] = argvlen[4];
+    argv[4] = argv[5];
+    argvlen[4] = argvlen[5];
+
+    (void) ngx_chat_redis_script(rc, &chat_script_presence_down,
+                                 ngx_chat_presence_done, NULL, 5, argv,
                                  argvlen);
 }
 

@@ -117,18 +117,6 @@ static ngx_chat_revocations_t  *ngx_chat_revocations;
 static ngx_str_t  ngx_chat_revoked_zone_name = ngx_string("chat_revocations");
 
 
-/* KEYS: the revoked set (CHAT_REVOKED_KEY), the revocations stream
- * (CHAT_REVOCATIONS_KEY); ARGV: now (ms).  Returns {last stream id, {member,
- * score, ...}}: everything revoked so far, and where to follow from. */
-static chat_script_t  ngx_chat_revoked_load_script = {
-    "revocations load",
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
-    "local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
-    "local id = '0-0' "
-    "if #last > 0 then id = last[1][1] end "
-    "return {id, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}",
-    ""
-};
 
 
 /* ------------------------------------------------------------------------
@@ -538,7 +526,7 @@ ngx_chat_revoked_load(ngx_chat_redis_t *rc, redisCallbackFn *fn)
     argvlen[2] = sizeof(CHAT_REVOCATIONS_KEY) - 1;
     argvlen[3] = ngx_sprintf(now, "%L", ngx_chat_revoked_now()) - now;
 
-    return ngx_chat_redis_script(rc, &ngx_chat_revoked_load_script, fn, NULL,
+    return ngx_chat_redis_script(rc, &chat_script_revocations_load, fn, NULL,
                                  4, argv, argvlen);
 }
 

@@ -63,24 +63,6 @@ static ngx_int_t ngx_chat_session_ticket_caller(u_char *p, size_t len,
     ngx_chat_caller_t *caller);
 
 
-/*
- * KEYS: the revoked set, the revocations stream.  ARGV: "<sid>:<uid>",
- * sid, uid, the session's end (ms), now (ms).  Old entries of the set go
- * by score; the stream is capped, a follower that fell further behind
- * reloads the set when it reconnects.
- */
-static chat_script_t  ngx_chat_session_logout_script = {
-    "logout",
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5]) "
-    "redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) "
-    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
-    "           '" CHAT_REVOCATIONS_MAXLEN "', '*', "
-    "           '" CHAT_F_REVOKED_SID "', ARGV[2], "
-    "           '" CHAT_F_REVOKED_UID "', ARGV[3], "
-    "           '" CHAT_F_REVOKED_UNTIL "', ARGV[4]) "
-    "return 1",
-    ""
-};
 
 
 
@@ -227,7 +209,7 @@ ngx_chat_session_logout_handler(ngx_http_request_t *r,
     argvlen[7] = ngx_sprintf(now, "%L", (int64_t) tp->sec * 1000 + tp->msec)
                  - now;
 
-    return ngx_chat_session_run(sr, &ngx_chat_session_logout_script,
+    return ngx_chat_session_run(sr, &chat_script_logout,
                                 ngx_chat_session_logged_out, 8, argv,
                                 argvlen);
 }

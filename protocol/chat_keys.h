@@ -17,10 +17,17 @@
  *   {<shard>}    one command stream, chat:cmd:<lane>:{<shard>}
  *   {sessions}   the revoked set and the revocations stream (one script
  *                writes both)
- *   {b<id>}, {lists}  the catalog cache's generations and pages
+ *   {p<n>}       one presence shard: chat:presence:{p<n>}:due, :on,
+ *                :changes (the presence scripts touch the three)
+ *   {b<id>}, {l<x>}  the catalog cache: a book's generation and pages,
+ *                one list shard's generation and pages
  *
- * The keys without a tag (chat:presence:*, chat:workers, chat:lanes, ...)
- * are single keys; protocol/README.md lists what still spans slots.
+ * Every script and multi-key command touches one tag's keys only; what
+ * needs a user's keys and a presence shard's runs as two commands, in
+ * the order that keeps the sweeper right (chat_scripts.c).  The keys
+ * without a tag (chat:workers, chat:lanes, chat:stats, ...) are single
+ * keys written once a second per worker and read a few times a second
+ * per edge: protocol/README.md (Redis Cluster) says why none is hot.
  *
  * Plain C, no nginx or libpq: both sides and the tests include it.
  */
@@ -113,13 +120,31 @@
 #define CHAT_ONLINE_TTL_STR     "90"
 #define CHAT_ONLINE_REFRESH_MS  20000
 
-/* presence (the registration scripts in chat_scripts.c, the backend's
- * sweeper): users' due times for the offline sweeper, who is online
- * (uid -> last seen ms), and the stream of online/offline transitions */
-#define CHAT_PRESENCE_DUE_KEY      "chat:presence:due"
-#define CHAT_PRESENCE_ON_KEY       "chat:presence:on"
-#define CHAT_PRESENCE_CHANGES_KEY  "chat:presence:changes"
+/*
+ * Presence (the presence scripts in chat_scripts.c, the backend's
+ * sweeper): users' due times for the offline sweeper (sorted set), who
+ * is online (hash, uid -> last seen ms), and the stream of online/offline
+ * transitions.  The three are split over CHAT_PRESENCE_SHARDS presence
+ * shards, "chat:presence:{p<shard>}:due|on|changes" with the shard
+ * chat_presence_shard(uid): one shard's three keys share a hash tag, so
+ * the script that checks "was this user online?" and writes the
+ * transition stays atomic on one slot, and the shards spread over a
+ * cluster's masters (one global set was every sign-in's and every
+ * sweep's single hot key).  The number is part of the wire: the edges
+ * and the presence process must agree on it, so it is a constant, not a
+ * setting; changing it moves users between shards (CHANGELOG).
+ */
+#define CHAT_PRESENCE_SHARDS       16
+#define CHAT_PRESENCE_PREFIX       "chat:presence:{p"
+#define CHAT_PRESENCE_DUE          "due"
+#define CHAT_PRESENCE_ON           "on"
+#define CHAT_PRESENCE_CHANGES      "changes"
 #define CHAT_PRESENCE_CHANGES_MAXLEN  "100000"
+/* the single keys of before the shards, read once by the presence
+ * process after an upgrade and then deleted (backend/presence) */
+#define CHAT_PRESENCE_LEGACY_DUE      "chat:presence:due"
+#define CHAT_PRESENCE_LEGACY_ON       "chat:presence:on"
+#define CHAT_PRESENCE_LEGACY_CHANGES  "chat:presence:changes"
 /* transition entry fields: uid, status ("online" | "offline"), ts (ms) */
 #define CHAT_F_PRESENCE_UID     "uid"
 #define CHAT_F_PRESENCE_STATUS  "status"
@@ -167,16 +192,24 @@
  * --------------------------------------------------------------------- */
 
 /* A book's generation counter is "cat:{b<id>}:gen" and its cached detail
- * page "cat:{b<id>}:v<gen>"; list pages (search, browse, categories)
- * share "cat:{lists}:gen" and live at "cat:{lists}:<hash>:v<gen>".
+ * pages "cat:{b<id>}:<hash>:v<gen>"; list pages (search, browse,
+ * categories) live under a list shard's counter (below).
  * Writers INCR the counters after their commit and before their reply,
  * so an entry filled from an older read is left under a generation
  * nobody asks for any more.  The counters have no TTL (they must never be
  * evicted: run Redis with a volatile-* maxmemory-policy); the entries
  * have one. */
 #define CHAT_CACHE_BOOK_PREFIX   "cat:{b"
-#define CHAT_CACHE_LISTS_GEN     "cat:{lists}:gen"
-#define CHAT_CACHE_LISTS_PREFIX  "cat:{lists}:"
+/* List pages are spread over CHAT_CACHE_LIST_SHARDS tags, one per first
+ * hex digit of the page's hash: "cat:{l<digit>}:gen" and
+ * "cat:{l<digit>}:<hash>:v<gen>".  Each shard's counter shares its
+ * pages' slot (the lookup reads both in one script); a list-changing
+ * write INCRs all sixteen in its one pipeline (catalog edits are
+ * rare next to reads), and every
+ * list read, the catalog's busiest path, reads one of sixteen counters
+ * on sixteen slots instead of one key on one master. */
+#define CHAT_CACHE_LIST_SHARDS   16
+#define CHAT_CACHE_LISTS_PREFIX  "cat:{l"
 
 
 /* ------------------------------------------------------------------------
@@ -256,6 +289,33 @@ chat_key_poll(char *buf, size_t size, int64_t uid, const char *sid)
     return chat_key_fit(snprintf(buf, size, CHAT_POLL_STREAM_PREFIX
                                  "%lld}:%.*s", (long long) uid,
                                  (int) CHAT_POLL_SID_LEN, sid), size);
+}
+
+
+/* the presence shard of a user: a uid is never negative */
+static inline unsigned
+chat_presence_shard(int64_t uid)
+{
+    return (unsigned) ((uint64_t) uid % CHAT_PRESENCE_SHARDS);
+}
+
+
+/* chat:presence:{p<shard>}:<which>, which one of CHAT_PRESENCE_DUE, _ON,
+ * _CHANGES */
+static inline int
+chat_key_presence(char *buf, size_t size, unsigned shard, const char *which)
+{
+    return chat_key_fit(snprintf(buf, size, CHAT_PRESENCE_PREFIX "%u}:%s",
+                                 shard, which), size);
+}
+
+
+/* cat:{l<x>}:gen, x the first hex digit of a list page's hash */
+static inline int
+chat_key_cache_lists_gen(char *buf, size_t size, unsigned shard)
+{
+    return chat_key_fit(snprintf(buf, size, CHAT_CACHE_LISTS_PREFIX "%x}:gen",
+                                 shard % CHAT_CACHE_LIST_SHARDS), size);
 }
 
 

@@ -6,9 +6,15 @@
  *
  * The pieces several scripts share are Lua fragments defined once below
  * and pasted at the top of each script that needs them: Redis' clock
- * (CHAT_LUA_NOW), the presence registration (CHAT_LUA_REGISTER: the
- * WebSocket's gateway and the long-poll session register the same way)
- * and the fan-out rule (CHAT_LUA_ONLINE, the Lua form of chat_online.c).
+ * (CHAT_LUA_NOW), the refresh of a user's online hash (CHAT_LUA_REFRESH:
+ * the WebSocket's gateway and the long-poll session register the same
+ * way) and the fan-out rule (CHAT_LUA_ONLINE, the Lua form of
+ * chat_online.c).
+ *
+ * Every script touches only the keys it is handed in KEYS, all with one
+ * hash tag, so each runs on one slot of a Redis Cluster
+ * (tests/unit/test_online.c runs every one on a cluster-enabled Redis,
+ * which refuses anything else).
  *
  * Times are Redis' own clock (TIME), so the edges, the sweeper and the
  * due scores agree whatever the hosts' clocks say.  Scripts that write
@@ -37,27 +43,17 @@
     "local nows = string.format('%d', now) "
 
 /*
- * register(field, uid, ttl): the stream field serves uid, refreshed now;
- * the hash lives ttl ms; the user's due time for the sweeper moves to at
- * least now + ttl; and an "online" transition is written when the user
- * was not online (a refresh publishes nothing).
- * KEYS[1..4]: chat:online:{uid}, chat:presence:due, chat:presence:on,
- * chat:presence:changes.
+ * refresh(field, ttl): the stream field of the user's online hash
+ * (KEYS[1], chat:online:{uid}) serves the user, refreshed now; the hash
+ * lives ttl ms.  The user's half of a registration: the presence shard's
+ * half is chat_script_presence_up, a second command (the two live in
+ * different slots; see the presence scripts below for why the split is
+ * safe).
  */
-#define CHAT_LUA_REGISTER                                                   \
-    "local function register(field, uid, ttl) "                             \
+#define CHAT_LUA_REFRESH                                                    \
+    "local function refresh(field, ttl) "                                   \
     "  redis.call('HSET', KEYS[1], field, nows) "                           \
     "  redis.call('PEXPIRE', KEYS[1], ttl) "                                \
-    "  redis.call('ZADD', KEYS[2], 'GT', "                                  \
-    "             string.format('%d', now + tonumber(ttl)), uid) "          \
-    "  if redis.call('HEXISTS', KEYS[3], uid) == 0 then "                   \
-    "    redis.call('XADD', KEYS[4], 'MAXLEN', '~', '"                      \
-                   CHAT_PRESENCE_CHANGES_MAXLEN "', '*', "                  \
-    "               '" CHAT_F_PRESENCE_UID "', uid, "                       \
-    "               '" CHAT_F_PRESENCE_STATUS "', 'online', "               \
-    "               '" CHAT_F_PRESENCE_TS "', nows) "                       \
-    "  end "                                                                \
-    "  redis.call('HSET', KEYS[3], uid, nows) "                             \
     "end "
 
 /*
@@ -89,29 +85,73 @@
     "end "
 
 
+/*
+ * Presence is kept in two places that a Redis Cluster puts in different
+ * slots: the user's online hash ({<uid>}) and the user's presence shard
+ * ({p<n>}: due set, online set, transitions).  Each side has its own
+ * script, and a registration is two commands sent back to back (the
+ * edge pipelines them: no added wait).  What the split gives up is that
+ * both halves happen at one instant; it is safe because the sweeper
+ * decides from the shard alone at the last step: a user is declared
+ * offline only if, inside chat_script_presence_sweep, their due time is
+ * still past.  A registration's shard half moves the due time to now +
+ * TTL (ZADD GT), so either it lands first and the sweep skips the user,
+ * or the sweep lands first and the registration, finding the user not
+ * in the online set, writes a fresh "online" transition: offline then
+ * online, in that order, and the user ends online either way.
+ */
+
+/* the user's half of a registration: KEYS[1] chat:online:{uid};
+ * ARGV: field, ttl ms -> 1 */
+chat_script_t  chat_script_online_up = {
+    "online up",
+    "redis.replicate_commands() "
+    CHAT_LUA_NOW
+    CHAT_LUA_REFRESH
+    "refresh(ARGV[1], ARGV[2]) "
+    "return 1",
+    ""
+};
+
+
+/*
+ * The shard's half: the user's due time for the sweeper moves to at
+ * least now + ttl; an "online" transition is written when the user was
+ * not online (a refresh publishes nothing).
+ */
 chat_script_t  chat_script_presence_up = {
     "presence up",
     "redis.replicate_commands() "
     CHAT_LUA_NOW
-    CHAT_LUA_REGISTER
-    "register(ARGV[1], ARGV[2], ARGV[3]) "
-    "return 1",
+    "local uid, fresh = ARGV[1], 0 "
+    "redis.call('ZADD', KEYS[1], 'GT', "
+    "           string.format('%d', now + tonumber(ARGV[2])), uid) "
+    "if redis.call('HEXISTS', KEYS[2], uid) == 0 then "
+    "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', '"
+                 CHAT_PRESENCE_CHANGES_MAXLEN "', '*', "
+    "             '" CHAT_F_PRESENCE_UID "', uid, "
+    "             '" CHAT_F_PRESENCE_STATUS "', 'online', "
+    "             '" CHAT_F_PRESENCE_TS "', nows) "
+    "  fresh = 1 "
+    "end "
+    "redis.call('HSET', KEYS[2], uid, nows) "
+    "return fresh",
     ""
 };
 
 
 /* the user stays online until the sweeper finds no field refreshed
  * within the TTL, checked after the grace: a reconnect within the grace
- * is no event at all */
+ * is no event at all.  (The user's half of a leave is a plain HDEL of
+ * the field.) */
 chat_script_t  chat_script_presence_down = {
     "presence down",
     "redis.replicate_commands() "
     CHAT_LUA_NOW
-    "redis.call('HDEL', KEYS[1], ARGV[1]) "
-    "if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then "
-    "  redis.call('HSET', KEYS[3], ARGV[2], nows) "
-    "  redis.call('ZADD', KEYS[2], "
-    "             string.format('%d', now + tonumber(ARGV[3])), ARGV[2]) "
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then "
+    "  redis.call('HSET', KEYS[2], ARGV[1], nows) "
+    "  redis.call('ZADD', KEYS[1], "
+    "             string.format('%d', now + tonumber(ARGV[2])), ARGV[1]) "
     "end "
     "return 1",
     ""
@@ -123,13 +163,15 @@ chat_script_t  chat_script_presence_down = {
  * position), and registers it.  Unless the user already has that many
  * live sessions: the session fields of the online hash the fan-out still
  * serves are counted, so the cap holds across every worker and every
- * edge; then 0 and nothing is written.
+ * edge; then 0 and nothing is written.  The user's presence shard is
+ * the caller's second command, once this one answered a session
+ * (chat_script_presence_up: the same split as a gateway's).
  */
 chat_script_t  chat_script_poll_open = {
     "poll open",
     "redis.replicate_commands() "
     CHAT_LUA_NOW
-    CHAT_LUA_REGISTER
+    CHAT_LUA_REFRESH
     CHAT_LUA_ONLINE
     "local live = 0 "
     "local p = '" CHAT_POLL_STREAM_PREFIX "' "
@@ -139,12 +181,12 @@ chat_script_t  chat_script_poll_open = {
     "    live = live + 1 "
     "  end "
     "end "
-    "if live >= tonumber(ARGV[4]) then return 0 end "
-    "local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', "
+    "if live >= tonumber(ARGV[3]) then return 0 end "
+    "local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
     "                      '" CHAT_GW_STREAM_MAXLEN "', '*', "
     "                      '" CHAT_F_POLL_MARK "', '') "
-    "redis.call('EXPIRE', KEYS[5], ARGV[3]) "
-    "register(KEYS[5], ARGV[1], ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[2]) "
+    "refresh(KEYS[2], ARGV[1]) "
     "return id",
     ""
 };
@@ -162,12 +204,12 @@ chat_script_t  chat_script_poll_read = {
     "poll read",
     "redis.replicate_commands() "
     CHAT_LUA_NOW
-    CHAT_LUA_REGISTER
-    "if redis.call('EXISTS', KEYS[5]) == 0 then return {'unknown'} end "
-    "local seen = tonumber(redis.call('HGET', KEYS[1], KEYS[5])) "
-    "register(KEYS[5], ARGV[1], ARGV[2]) "
-    "redis.call('EXPIRE', KEYS[5], ARGV[3]) "
-    "local info = redis.call('XINFO', 'STREAM', KEYS[5]) "
+    CHAT_LUA_REFRESH
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return {'unknown'} end "
+    "local seen = tonumber(redis.call('HGET', KEYS[1], KEYS[2])) "
+    "refresh(KEYS[2], ARGV[1]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[2]) "
+    "local info = redis.call('XINFO', 'STREAM', KEYS[2]) "
     "local last = '0-0' "
     "for i = 1, #info, 2 do "
     "  if info[i] == 'last-generated-id' then last = info[i + 1] end "
@@ -180,16 +222,16 @@ chat_script_t  chat_script_poll_read = {
     "  if am ~= bm then return am > bm end "
     "  return as > bs "
     "end "
-    "local here = redis.call('XRANGE', KEYS[5], ARGV[4], ARGV[4]) "
-    "if seen == nil or now - seen > tonumber(ARGV[6]) "
-    "   or (#here == 0 and later(last, ARGV[4])) then "
-    "  return {'expired', redis.call('XADD', KEYS[5], 'MAXLEN', '~', "
+    "local here = redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) "
+    "if seen == nil or now - seen > tonumber(ARGV[5]) "
+    "   or (#here == 0 and later(last, ARGV[3])) then "
+    "  return {'expired', redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
     "                     '" CHAT_GW_STREAM_MAXLEN "', '*', "
     "                     '" CHAT_F_POLL_MARK "', '')} "
     "end "
     "local out = {'ok', last} "
-    "for _, e in ipairs(redis.call('XRANGE', KEYS[5], '(' .. ARGV[4], '+', "
-    "                               'COUNT', ARGV[5])) do "
+    "for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', "
+    "                               'COUNT', ARGV[4])) do "
     "  out[#out + 1] = e[1] "
     "  out[#out + 1] = e[2][1] "
     "  out[#out + 1] = e[2][2] "
@@ -200,13 +242,25 @@ chat_script_t  chat_script_poll_read = {
 
 
 /*
- * A typing indicator, atomic: a non-member is dropped, a second one
- * within the interval too; then, for every other member who has not
- * blocked the typist and whom the typist has not blocked, the fields the
- * fan-out rule counts, grouped by stream, one XADD per stream as the
- * workers fan out (chat_protocol.h).  The members' blocked sets and
- * online hashes are found from the members set, so they cannot be
- * declared in KEYS (protocol/README.md, cluster blockers).
+ * A typing indicator, in three steps, each on one slot:
+ *
+ *   1. chat_script_typing on the conversation's slot: a non-member is
+ *      dropped, a second one within the interval too (both atomic with
+ *      the rate key, as before); otherwise the other members' ids.
+ *   2. chat_script_typing_target on each member's slot: the fields the
+ *      fan-out rule counts in their online hash, none when they blocked
+ *      the typist; beside it, the typist's own blocked set (SMEMBERS).
+ *   3. one XADD per stream, as the workers fan out (chat_protocol.h).
+ *
+ * It was one script reading every member's keys from inside it, which
+ * a Redis Cluster refuses (they are not its declared keys and not in
+ * its slot).  What the split changes: a member who joins, leaves, blocks
+ * or goes offline between the steps is seen as before or after the
+ * change, not both, exactly like a message's fan-out by a worker; a
+ * typing indicator is ephemeral (it expires by itself on the client), so
+ * an indicator that reaches someone who blocked the typist a
+ * millisecond earlier is the whole cost.  The rate limit stays atomic,
+ * so a typist still causes at most one delivery per interval.
  */
 chat_script_t  chat_script_typing = {
     "typing",
@@ -215,86 +269,195 @@ chat_script_t  chat_script_typing = {
     "if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then "
     "  return -2 "
     "end "
+    "local out = {} "
+    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  if m ~= ARGV[1] then out[#out + 1] = m end "
+    "end "
+    "return out",
+    ""
+};
+
+
+chat_script_t  chat_script_typing_target = {
+    "typing target",
     CHAT_LUA_NOW
     CHAT_LUA_ONLINE
-    "local routes, order = {}, {} "
-    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "  if m ~= ARGV[1] "
-    "     and redis.call('SISMEMBER', '" CHAT_BLOCKED_PREFIX "' .. m .. '}', "
-    "                    ARGV[1]) == 0 "
-    "     and redis.call('SISMEMBER', KEYS[3], m) == 0 then "
-    "    local h = redis.call('HGETALL', '" CHAT_ONLINE_PREFIX "' .. m .. '}') "
-    "    for i = 1, #h, 2 do "
-    "      if fresh(h[i], h[i + 1], now) then "
-    "        if routes[h[i]] then "
-    "          routes[h[i]] = routes[h[i]] .. ',' .. m "
-    "        else "
-    "          routes[h[i]] = m "
-    "          order[#order + 1] = h[i] "
-    "        end "
-    "      end "
-    "    end "
-    "  end "
+    "if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {} end "
+    "local out = {} "
+    "local h = redis.call('HGETALL', KEYS[1]) "
+    "for i = 1, #h, 2 do "
+    "  if fresh(h[i], h[i + 1], now) then out[#out + 1] = h[i] end "
     "end "
-    "for _, s in ipairs(order) do "
-    "  redis.call('XADD', s, 'MAXLEN', '~', '" CHAT_GW_STREAM_MAXLEN "', "
-    "             '*', '" CHAT_F_EVENT "', ARGV[3], "
-    "             '" CHAT_F_UIDS "', routes[s]) "
-    "  redis.call('EXPIRE', s, " CHAT_XSTR(CHAT_GW_STREAM_TTL_SEC) ") "
-    "end "
-    "return #order",
+    "return out",
     ""
 };
 
 
 /*
- * The sweeper: a field of a stream that may serve the user (the fan-out
- * rule's names) refreshed within the TTL means still online: the due
- * time moves to that refresh + TTL.  None means offline: the user leaves
- * the due set and chat:presence:on, the stale hash is deleted, and an
- * offline transition with the last time seen is written, all at once, so
- * a user is declared offline once, and an edge announcing them online at
- * the same moment is ordered before or after, never between.  The online
- * hashes are found from the due set: not declarable in KEYS
- * (protocol/README.md, cluster blockers).
+ * The sweeper, in two steps per presence shard (backend/presence): this
+ * script takes the users whose due time passed (at most ARGV[1]),
+ * then the sweeper reads each one's online hash (another slot: a plain
+ * HGETALL) and finds the newest refresh of a field the fan-out rule may
+ * route to; then chat_script_presence_sweep decides.
+ */
+chat_script_t  chat_script_presence_due = {
+    "presence due",
+    CHAT_LUA_NOW
+    "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, "
+    "                  'LIMIT', 0, ARGV[1])",
+    ""
+};
+
+
+/*
+ * The decision, for each user read: a refresh within the TTL means
+ * still online: the due time moves to that refresh + TTL.  None means
+ * offline: the user leaves the due set and the online set, and an
+ * offline transition with the last time seen is written, all at once on
+ * the shard, so a user is declared offline once.  A user whose due time
+ * is no longer past was registered again since step one: skipped (the
+ * presence scripts' comment says why this makes the split safe).  The
+ * stale online hash is left to its own expiry (PEXPIRE TTL at every
+ * refresh): deleting it from here would be another slot, and could
+ * delete a field registered a moment ago.
  */
 chat_script_t  chat_script_presence_sweep = {
     "presence sweep",
     "redis.replicate_commands() "
     CHAT_LUA_NOW
-    CHAT_LUA_ONLINE
     "local ttl = tonumber(ARGV[1]) "
     "local n = 0 "
-    "for _, uid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, "
-    "                                'LIMIT', 0, ARGV[2])) do "
-    "  local key = '" CHAT_ONLINE_PREFIX "' .. uid .. '}' "
-    "  local h = redis.call('HGETALL', key) "
-    "  local newest = 0 "
-    "  for i = 1, #h, 2 do "
-    "    if routable(h[i]) then "
-    "      local v = tonumber(h[i + 1]) or 0 "
-    "      if v > newest then newest = v end "
-    "    end "
-    "  end "
-    "  if newest + ttl > now then "
-    "    redis.call('ZADD', KEYS[1], string.format('%d', newest + ttl), uid) "
-    "  else "
-    "    redis.call('ZREM', KEYS[1], uid) "
-    "    redis.call('DEL', key) "
-    "    local seen = tonumber(redis.call('HGET', KEYS[2], uid)) "
-    "    if seen then "
-    "      redis.call('HDEL', KEYS[2], uid) "
-    "      if newest > seen then seen = newest end "
-    "      redis.call('XADD', KEYS[3], 'MAXLEN', '~', '"
-                     CHAT_PRESENCE_CHANGES_MAXLEN "', '*', "
-    "                 '" CHAT_F_PRESENCE_UID "', uid, "
-    "                 '" CHAT_F_PRESENCE_STATUS "', 'offline', "
-    "                 '" CHAT_F_PRESENCE_TS "', string.format('%d', seen)) "
-    "      n = n + 1 "
+    "for i = 2, #ARGV - 1, 2 do "
+    "  local uid, newest = ARGV[i], tonumber(ARGV[i + 1]) or 0 "
+    "  local due = tonumber(redis.call('ZSCORE', KEYS[1], uid)) "
+    "  if due and due <= now then "
+    "    if newest + ttl > now then "
+    "      redis.call('ZADD', KEYS[1], string.format('%d', newest + ttl), "
+    "                 uid) "
+    "    else "
+    "      redis.call('ZREM', KEYS[1], uid) "
+    "      local seen = tonumber(redis.call('HGET', KEYS[2], uid)) "
+    "      if seen then "
+    "        redis.call('HDEL', KEYS[2], uid) "
+    "        if newest > seen then seen = newest end "
+    "        redis.call('XADD', KEYS[3], 'MAXLEN', '~', '"
+                       CHAT_PRESENCE_CHANGES_MAXLEN "', '*', "
+    "                   '" CHAT_F_PRESENCE_UID "', uid, "
+    "                   '" CHAT_F_PRESENCE_STATUS "', 'offline', "
+    "                   '" CHAT_F_PRESENCE_TS "', "
+    "                   string.format('%d', seen)) "
+    "        n = n + 1 "
+    "      end "
     "    end "
     "  end "
     "end "
     "return n",
+    ""
+};
+
+
+/*
+ * One command stream's figures, for the edge's load shedding
+ * (ngx_chat_lanes.c, a few times a second) and /metrics (cluster): its
+ * length, the group's pending count, and the depth the lanes bound (the
+ * pending ones plus the lag).  A stream or group that does not exist yet
+ * counts 0; a lag Redis cannot tell (entries trimmed before they were
+ * read) counts 0, leaving only the pending ones.  A lag is never taken
+ * above the stream's length: after an XDEL of unread entries (an
+ * operator removing a poison command by hand) Redis keeps counting them
+ * as lag, and the length is an upper bound that workers' trimming keeps
+ * honest (they never trim an unread entry).  One stream per call: the
+ * streams of a lane's shards are in different slots (it was one script
+ * over every stream).
+ */
+chat_script_t  chat_script_stream_depth = {
+    "stream depth",
+    "local len = redis.call('XLEN', KEYS[1]) "
+    "local pending, depth = 0, 0 "
+    "local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1]) "
+    "if type(groups) == 'table' and groups.err == nil then "
+    "  for _, g in ipairs(groups) do "
+    "    local f = {} "
+    "    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end "
+    "    if f['name'] == ARGV[1] then "
+    "      local lag = tonumber(f['lag']) or 0 "
+    "      if lag > len then lag = len end "
+    "      pending = tonumber(f['pending']) or 0 "
+    "      depth = pending + lag "
+    "    end "
+    "  end "
+    "end "
+    "return {len, pending, depth}",
+    ""
+};
+
+
+/* The dead letters: the stream's length and its entries ever added,
+ * which trimming keeps (Redis 7.0; before it, and before the stream
+ * exists, the length stands in). */
+chat_script_t  chat_script_dead_letters = {
+    "dead letters",
+    "local len = redis.call('XLEN', KEYS[1]) "
+    "local added = len "
+    "if redis.call('EXISTS', KEYS[1]) == 1 then "
+    "  local info = redis.call('XINFO', 'STREAM', KEYS[1]) "
+    "  for i = 1, #info - 1, 2 do "
+    "    if info[i] == 'entries-added' then added = info[i + 1] end "
+    "  end "
+    "end "
+    "return {len, added}",
+    ""
+};
+
+
+/*
+ * The catalog cache's lookup (ngx_chat_cache.c): the generation counter
+ * (KEYS[1]) and the entry under it (ARGV[1] .. counter).  The entry is
+ * not in KEYS (its name needs the counter's value) but it carries the
+ * counter's hash tag by construction (ARGV[1] is built with it), so it
+ * is always in the script's slot, all a Redis Cluster asks of a key a
+ * script did not declare.
+ */
+chat_script_t  chat_script_cache_lookup = {
+    "catalog cache lookup",
+    "local g = redis.call('GET', KEYS[1]) or '0' "
+    "return {g, redis.call('GET', ARGV[1] .. g)}",
+    ""
+};
+
+
+/*
+ * A logout (ngx_chat_session.c).
+ * KEYS: the revoked set, the revocations stream.  ARGV: "<sid>:<uid>",
+ * sid, uid, the session's end (ms), now (ms).  Old entries of the set go
+ * by score; the stream is capped, a follower that fell further behind
+ * reloads the set when it reconnects.
+ */
+chat_script_t  chat_script_logout = {
+    "logout",
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5]) "
+    "redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1]) "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', "
+    "           '" CHAT_REVOCATIONS_MAXLEN "', '*', "
+    "           '" CHAT_F_REVOKED_SID "', ARGV[2], "
+    "           '" CHAT_F_REVOKED_UID "', ARGV[3], "
+    "           '" CHAT_F_REVOKED_UNTIL "', ARGV[4]) "
+    "return 1",
+    ""
+};
+
+
+/* The revocations a starting edge loads (ngx_chat_revoked.c).
+ * KEYS: the revoked set (CHAT_REVOKED_KEY), the revocations stream
+ * (CHAT_REVOCATIONS_KEY); ARGV: now (ms).  Returns {last stream id, {member,
+ * score, ...}}: everything revoked so far, and where to follow from. */
+chat_script_t  chat_script_revocations_load = {
+    "revocations load",
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+    "local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
+    "local id = '0-0' "
+    "if #last > 0 then id = last[1][1] end "
+    "return {id, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}",
     ""
 };
 

@@ -2,8 +2,8 @@
  * catalog_cache.c: invalidating the edge's catalog cache after a write.
  *
  * The edge (ngx_chat_module/ngx_chat_cache.c) caches book details under
- * the book's generation counter and list pages under the lists'
- * counter, and a reader's entry is stored under the generation the
+ * the book's generation counter and list pages under their list shard's
+ * counter (all sixteen bumped together), and a reader's entry is stored under the generation the
  * reader saw BEFORE its worker read PostgreSQL.  Here a write bumps those
  * counters AFTER its commit and BEFORE its reply is published, so:
  *
@@ -298,14 +298,19 @@ chat_catalog_cache_bump(chat_bus_t *bus, chat_job_t **jobs, size_t n)
     }
 
     if (any_lists) {
-        if (nkeys + 1 > cap) {
-            keys = chat_catalog_keys_grow(keys, nkeys + 1);
+        if (nkeys + CHAT_CACHE_LIST_SHARDS > cap) {
+            keys = chat_catalog_keys_grow(keys, nkeys + CHAT_CACHE_LIST_SHARDS);
             if (keys == NULL) {
                 return -1;
             }
         }
 
-        snprintf(keys[nkeys++], sizeof(keys[0]), "%s", CHAT_CACHE_LISTS_GEN);
+        /* every list shard's counter: which pages a write changes is
+         * not known, so all of them go (chat_keys.h) */
+        for (k = 0; k < CHAT_CACHE_LIST_SHARDS; k++) {
+            (void) chat_key_cache_lists_gen(keys[nkeys++], sizeof(keys[0]),
+                                            (unsigned) k);
+        }
     }
 
     rc = chat_catalog_cache_incr(bus, keys, nkeys);

@@ -6,9 +6,12 @@
  * people see and what PostgreSQL keeps.  It loops over four jobs:
  *
  *   1. Transitions.  XREADGROUP GROUP presence presence ... STREAMS
- *      chat:presence:changes: entries {uid, status online|offline, ts}
- *      written atomically by the edge (online) and by the sweeper below
- *      (offline).  For each, one statement records users.presence and
+ *      chat:presence:{p<n>}:changes, one read per presence shard (a
+ *      cluster keeps the shards on different slots, so one XREADGROUP
+ *      cannot name two; none blocks, and a round that found nothing in
+ *      any shard waits CHAT_PRESENCE_IDLE_MS): entries {uid, status
+ *      online|offline, ts} written atomically by the edge (online) and
+ *      by the sweeper below (offline).  For each, one statement records users.presence and
  *      last_seen and finds everyone who shares a conversation with the
  *      user; the event
  *        {"type":"presence","user_id","status","last_seen"}
@@ -16,15 +19,18 @@
  *      entry is acked.  The consumer name is fixed, so a restarted
  *      process first re-reads what its predecessor left unacked ("0"),
  *      in order.  An entry that cannot be parsed is logged and acked.
- *   2. The sweeper, every CHAT_PRESENCE_TICK_MS: one Lua script takes the
- *      users in chat:presence:due whose due time has passed, and for each
- *      looks at chat:online:{uid}.  A gateway field refreshed within the
- *      TTL means still online: the due time moves to that refresh + TTL.
- *      None means offline: the user leaves the due set and
- *      chat:presence:on, the stale hash is deleted, and an offline
- *      transition with the last time seen is XADDed, all atomically, so a
- *      user is declared offline once, and an edge announcing them online
- *      at the same moment is ordered before or after, never between.
+ *   2. The sweeper, every CHAT_PRESENCE_TICK_MS, per presence shard:
+ *      a script takes the users in the shard's due set whose due time
+ *      has passed; a plain HGETALL of each one's chat:online:{uid} (the
+ *      user's slot) finds the newest refresh of a field the fan-out
+ *      rule may route to; a second script on the shard decides: a
+ *      refresh within the TTL means still online (the due time moves to
+ *      that refresh + TTL), none means offline: the user leaves the due
+ *      set and the online set and an offline transition with the last
+ *      time seen is XADDed, atomically on the shard, so a user is
+ *      declared offline once, and only if their due time is still past
+ *      (an edge announcing them online meanwhile moved it: skipped;
+ *      protocol/chat_scripts.c has the whole argument).
  *      This is how a crashed nginx worker's users go offline: nothing of
  *      theirs is refreshed any more, so their due time passes, at most
  *      CHAT_PRESENCE_TTL_MS after the last refresh.
@@ -52,6 +58,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "chat_online.h"
 #include "chat_protocol.h"
 #include "chat_scripts.h"
 #include "conv.h"
@@ -64,13 +71,15 @@
 #include "roles.h"
 
 
-#define CHAT_PRESENCE_CHANGES  CHAT_PRESENCE_CHANGES_KEY
 #define CHAT_PRESENCE_GROUP    "presence"
-#define CHAT_PRESENCE_DUE      CHAT_PRESENCE_DUE_KEY
-#define CHAT_PRESENCE_ON       CHAT_PRESENCE_ON_KEY
 #define CHAT_PRESENCE_TICK_MS  500
-#define CHAT_PRESENCE_SWEEP    "1000"     /* users per sweep, at most */
+#define CHAT_PRESENCE_IDLE_MS  100        /* a round with nothing read */
+#define CHAT_PRESENCE_SWEEP    "1000"     /* users per shard and sweep */
 #define CHAT_PRESENCE_READ     "100"      /* transitions per read */
+
+/* the streams read: one per shard, then the single stream of before the
+ * shards, read once after an upgrade (chat_presence_legacy) */
+#define CHAT_PRESENCE_STREAMS  (CHAT_PRESENCE_SHARDS + 1)
 
 
 typedef struct {
@@ -78,7 +87,10 @@ typedef struct {
     chat_db_t       db;
     char            consumer[300];
     chat_events_t   events;
-    int             backlog;        /* still re-reading our pending ones */
+    char            changes[CHAT_PRESENCE_STREAMS][CHAT_KEY_MAX];
+    /* per stream: still re-reading our pending ones */
+    int             backlog[CHAT_PRESENCE_STREAMS];
+    int             legacy_done;    /* since the last connect */
     int64_t         next_tick;
 } chat_presence_t;
 
@@ -86,18 +98,20 @@ typedef struct {
 static volatile sig_atomic_t  chat_presence_stop;
 
 
-/* XGROUP CREATE chat:presence:changes presence 0 MKSTREAM.  0 or -1. */
+static int chat_presence_changes(chat_presence_t *p, int s);
+
+
+/* XGROUP CREATE <stream> presence 0 [MKSTREAM].  0 or -1. */
 static int
-chat_presence_group(chat_presence_t *p)
+chat_presence_group(chat_presence_t *p, const char *stream, int mkstream)
 {
     int          rc;
     redisReply  *r;
     const char  *argv[6] = {
-        "XGROUP", "CREATE", CHAT_PRESENCE_CHANGES, CHAT_PRESENCE_GROUP, "0",
-        "MKSTREAM"
+        "XGROUP", "CREATE", stream, CHAT_PRESENCE_GROUP, "0", "MKSTREAM"
     };
 
-    r = chat_bus_command(&p->bus, 6, argv, NULL);
+    r = chat_bus_command(&p->bus, mkstream ? 6 : 5, argv, NULL);
     if (r == NULL) {
         return -1;
     }
@@ -105,46 +119,284 @@ chat_presence_group(chat_presence_t *p)
     rc = 0;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
     {
-        chat_log_error("redis: XGROUP CREATE %s: %s", CHAT_PRESENCE_CHANGES,
-                       r->str);
+        chat_log_error("redis: XGROUP CREATE %s: %s", stream, r->str);
         rc = -1;
     }
 
     freeReplyObject(r);
-    p->backlog = 1;
 
     return rc;
 }
 
 
-/* The sweeper: see the file comment.  0 or -1. */
+/* Every shard's group (and stream).  0 or -1. */
 static int
-chat_presence_sweep(chat_presence_t *p)
+chat_presence_groups(chat_presence_t *p)
 {
-    int          rc;
-    char         ttl[24];
-    redisReply  *r;
-    const char  *argv[6];
+    int  i;
+
+    for (i = 0; i < CHAT_PRESENCE_SHARDS; i++) {
+        if (chat_presence_group(p, p->changes[i], 1) != 0) {
+            return -1;
+        }
+        p->backlog[i] = 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * After an upgrade from the single presence keys (run at every connect:
+ * on a Redis without them it is three reads of nothing).  First the old
+ * changes stream is read to its end and applied, like a shard's, so its
+ * transitions come before anything the sweeper decides next; then the
+ * old due set and online set move into the shards (ZADD GT, HSETNX: what
+ * an edge registered in a shard since wins), so a user who left during
+ * the upgrade is still swept; then the three keys go.  Not atomic, and
+ * it need not be: every step can run twice, and a user missed here is
+ * registered again by their edge within a third of the TTL.  The edges
+ * are upgraded first (CHANGELOG): an old edge writing the old keys after
+ * this ran is read at the next start.  0 or -1.
+ */
+static int
+chat_presence_legacy(chat_presence_t *p)
+{
+    int          rc, n, s;
+    char         key[CHAT_KEY_MAX];
+    size_t       i;
+    unsigned     shard;
+    redisReply  *r, *w;
+    const char  *argv[5];
+
+    s = CHAT_PRESENCE_SHARDS;
+    argv[0] = "EXISTS";
+    argv[1] = CHAT_PRESENCE_LEGACY_CHANGES;
+
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    if (chat_bus_check(r, "EXISTS " CHAT_PRESENCE_LEGACY_CHANGES) != 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+    n = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+
+    if (n) {
+        chat_log_info("presence: taking over the presence keys of before "
+                      "the shards");
+
+        if (chat_presence_group(p, p->changes[s], 0) != 0) {
+            return -1;
+        }
+
+        /* what was left pending, then everything new, to the end */
+        p->backlog[s] = 1;
+        do {
+            n = chat_presence_changes(p, s);
+            if (n < 0) {
+                return -1;
+            }
+        } while (n > 0 || p->backlog[s]);
+    }
+
+    argv[0] = "ZRANGE";
+    argv[1] = CHAT_PRESENCE_LEGACY_DUE;
+    argv[2] = "0";
+    argv[3] = "-1";
+    argv[4] = "WITHSCORES";
+
+    r = chat_bus_command(&p->bus, 5, argv, NULL);
+    rc = chat_bus_check(r, "ZRANGE " CHAT_PRESENCE_LEGACY_DUE);
+
+    for (i = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY
+                && i + 1 < r->elements; i += 2)
+    {
+        shard = chat_presence_shard(strtoll(r->element[i]->str, NULL, 10));
+        (void) chat_key_presence(key, sizeof(key), shard, CHAT_PRESENCE_DUE);
+        argv[0] = "ZADD";
+        argv[1] = key;
+        argv[2] = "GT";
+        argv[3] = r->element[i + 1]->str;
+        argv[4] = r->element[i]->str;
+        w = chat_bus_command(&p->bus, 5, argv, NULL);
+        rc = chat_bus_check(w, "ZADD presence due");
+        freeReplyObject(w);
+    }
+    freeReplyObject(r);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    argv[0] = "HGETALL";
+    argv[1] = CHAT_PRESENCE_LEGACY_ON;
+
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    rc = chat_bus_check(r, "HGETALL " CHAT_PRESENCE_LEGACY_ON);
+
+    for (i = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY
+                && i + 1 < r->elements; i += 2)
+    {
+        shard = chat_presence_shard(strtoll(r->element[i]->str, NULL, 10));
+        (void) chat_key_presence(key, sizeof(key), shard, CHAT_PRESENCE_ON);
+        argv[0] = "HSETNX";
+        argv[1] = key;
+        argv[2] = r->element[i]->str;
+        argv[3] = r->element[i + 1]->str;
+        w = chat_bus_command(&p->bus, 4, argv, NULL);
+        rc = chat_bus_check(w, "HSETNX presence on");
+        freeReplyObject(w);
+    }
+    freeReplyObject(r);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    /* one key per DEL: they were one slot's only by accident of no tag */
+    argv[0] = "DEL";
+    argv[1] = CHAT_PRESENCE_LEGACY_DUE;
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    rc = chat_bus_check(r, "DEL " CHAT_PRESENCE_LEGACY_DUE);
+    freeReplyObject(r);
+
+    argv[1] = CHAT_PRESENCE_LEGACY_ON;
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    rc |= chat_bus_check(r, "DEL " CHAT_PRESENCE_LEGACY_ON);
+    freeReplyObject(r);
+
+    argv[1] = CHAT_PRESENCE_LEGACY_CHANGES;
+    r = chat_bus_command(&p->bus, 2, argv, NULL);
+    rc |= chat_bus_check(r, "DEL " CHAT_PRESENCE_LEGACY_CHANGES);
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+/* The sweeper's decision for one shard (see the file comment).  0 or
+ * -1. */
+static int
+chat_presence_sweep_shard(chat_presence_t *p, unsigned shard)
+{
+    int           rc, argc;
+    char          keys[3][CHAT_KEY_MAX], ttl[24], (*newest)[24];
+    size_t        i, j, n;
+    int64_t       best, v;
+    redisReply   *due, *h, *r;
+    const char  **argv;
+
+    (void) chat_key_presence(keys[0], sizeof(keys[0]), shard,
+                             CHAT_PRESENCE_DUE);
+    (void) chat_key_presence(keys[1], sizeof(keys[1]), shard,
+                             CHAT_PRESENCE_ON);
+    (void) chat_key_presence(keys[2], sizeof(keys[2]), shard,
+                             CHAT_PRESENCE_CHANGES);
+
+    {
+        const char  *dargv[3] = { "1", keys[0], CHAT_PRESENCE_SWEEP };
+
+        due = chat_bus_script(&p->bus, &chat_script_presence_due, 3, dargv,
+                              NULL);
+    }
+
+    if (chat_bus_check(due, "presence due") != 0) {
+        freeReplyObject(due);
+        return -1;
+    }
+
+    n = due->type == REDIS_REPLY_ARRAY ? due->elements : 0;
+    if (n == 0) {
+        freeReplyObject(due);
+        return 0;
+    }
+
+    argv = malloc((5 + 2 * n) * sizeof(char *));
+    newest = malloc(n * sizeof(*newest));
+    if (argv == NULL || newest == NULL) {
+        free(argv);
+        free(newest);
+        freeReplyObject(due);
+        return -1;
+    }
 
     snprintf(ttl, sizeof(ttl), "%d", chat_roles.presence_ttl_ms);
 
-    argv[0] = "3";
-    argv[1] = CHAT_PRESENCE_DUE;
-    argv[2] = CHAT_PRESENCE_ON;
-    argv[3] = CHAT_PRESENCE_CHANGES;
-    argv[4] = ttl;
-    argv[5] = CHAT_PRESENCE_SWEEP;
+    argc = 0;
+    argv[argc++] = "3";
+    argv[argc++] = keys[0];
+    argv[argc++] = keys[1];
+    argv[argc++] = keys[2];
+    argv[argc++] = ttl;
+    rc = 0;
 
-    r = chat_bus_script(&p->bus, &chat_script_presence_sweep, 6, argv, NULL);
-    rc = chat_bus_check(r, "presence sweep");
+    for (i = 0; i < n && rc == 0; i++) {
+        char         online[CHAT_KEY_MAX];
+        const char  *hargv[2] = { "HGETALL", online };
 
-    if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-        chat_log_debug("presence sweep: %lld users went offline",
-                       (long long) r->integer);
+        if (chat_key_online(online, sizeof(online),
+                            strtoll(due->element[i]->str, NULL, 10))
+            < 0)
+        {
+            continue;
+        }
+
+        h = chat_bus_command(&p->bus, 2, hargv, NULL);
+        rc = chat_bus_check(h, "HGETALL online");
+
+        best = 0;
+        for (j = 0; rc == 0 && h->type == REDIS_REPLY_ARRAY
+                    && j + 1 < h->elements; j += 2)
+        {
+            if (chat_online_field_routable(h->element[j]->str,
+                                           h->element[j]->len))
+            {
+                v = strtoll(h->element[j + 1]->str, NULL, 10);
+                if (v > best) {
+                    best = v;
+                }
+            }
+        }
+        freeReplyObject(h);
+
+        snprintf(newest[i], sizeof(newest[i]), "%lld", (long long) best);
+        argv[argc++] = due->element[i]->str;
+        argv[argc++] = newest[i];
     }
 
-    freeReplyObject(r);
+    if (rc == 0) {
+        r = chat_bus_script(&p->bus, &chat_script_presence_sweep, argc, argv,
+                            NULL);
+        rc = chat_bus_check(r, "presence sweep");
+
+        if (rc == 0 && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+            chat_log_debug("presence sweep: %lld users went offline",
+                           (long long) r->integer);
+        }
+        freeReplyObject(r);
+    }
+
+    free(argv);
+    free(newest);
+    freeReplyObject(due);
+
     return rc;
+}
+
+
+/* The sweeper, every shard.  0 or -1. */
+static int
+chat_presence_sweep(chat_presence_t *p)
+{
+    unsigned  shard;
+
+    for (shard = 0; shard < CHAT_PRESENCE_SHARDS; shard++) {
+        if (chat_presence_sweep_shard(p, shard) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -248,19 +500,17 @@ chat_presence_apply(chat_presence_t *p, const redisReply *fields)
 }
 
 
-/* One read of transitions, applied, fanned out and acked.  0 or -1. */
+/* One read of stream s's transitions, applied, fanned out and acked.
+ * The number of entries read, or -1. */
 static int
-chat_presence_changes(chat_presence_t *p, int block_ms)
+chat_presence_changes(chat_presence_t *p, int s)
 {
     int              rc, argc;
-    char             block[24];
     size_t           i, nacked;
     redisReply      *r, *entries, *a;
     chat_events_t   *list;
     const char     **ack;
-    const char      *argv[11];
-
-    snprintf(block, sizeof(block), "%d", block_ms);
+    const char      *argv[9];
 
     /* one consumer with a fixed name: after a restart, what the previous
      * process left pending is read first ("0"), without blocking */
@@ -271,17 +521,13 @@ chat_presence_changes(chat_presence_t *p, int block_ms)
     argv[argc++] = CHAT_PRESENCE_GROUP;
     argv[argc++] = "COUNT";
     argv[argc++] = CHAT_PRESENCE_READ;
-    if (!p->backlog) {
-        argv[argc++] = "BLOCK";
-        argv[argc++] = block;
-    }
     argv[argc++] = "STREAMS";
-    argv[argc++] = CHAT_PRESENCE_CHANGES;
-    argv[argc++] = p->backlog ? "0" : ">";
+    argv[argc++] = p->changes[s];
+    argv[argc++] = p->backlog[s] ? "0" : ">";
 
     r = chat_bus_command(&p->bus, argc, argv, NULL);
 
-    if (chat_bus_check(r, "XREADGROUP " CHAT_PRESENCE_CHANGES) != 0) {
+    if (chat_bus_check(r, "XREADGROUP presence changes") != 0) {
         freeReplyObject(r);
         return -1;
     }
@@ -289,15 +535,15 @@ chat_presence_changes(chat_presence_t *p, int block_ms)
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 1
         || r->element[0]->elements != 2)
     {
-        /* nil: nothing arrived while blocking */
+        /* nil: nothing new */
         freeReplyObject(r);
         return 0;
     }
 
     entries = r->element[0]->element[1];
 
-    if (p->backlog && entries->elements == 0) {
-        p->backlog = 0;
+    if (p->backlog[s] && entries->elements == 0) {
+        p->backlog[s] = 0;
     }
 
     ack = malloc((entries->elements + 3) * sizeof(char *));
@@ -307,7 +553,7 @@ chat_presence_changes(chat_presence_t *p, int block_ms)
     }
 
     ack[0] = "XACK";
-    ack[1] = CHAT_PRESENCE_CHANGES;
+    ack[1] = p->changes[s];
     ack[2] = CHAT_PRESENCE_GROUP;
     nacked = 3;
     rc = 0;
@@ -328,14 +574,14 @@ chat_presence_changes(chat_presence_t *p, int block_ms)
 
     if (nacked > 3 && chat_bus_ok(&p->bus)) {
         a = chat_bus_command(&p->bus, (int) nacked, ack, NULL);
-        (void) chat_bus_check(a, "XACK " CHAT_PRESENCE_CHANGES);
+        (void) chat_bus_check(a, "XACK presence changes");
         freeReplyObject(a);
     }
 
     free(ack);
     freeReplyObject(r);
 
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : (int) (nacked - 3);
 }
 
 
@@ -473,9 +719,33 @@ chat_presence_receipts(chat_presence_t *p)
 }
 
 
+/* One read of every shard's transitions.  The number read, or -1 (the
+ * failing stream re-reads its pending ones first next time). */
+static int
+chat_presence_read(chat_presence_t *p)
+{
+    int  s, n, total;
+
+    total = 0;
+
+    for (s = 0; s < CHAT_PRESENCE_SHARDS; s++) {
+        n = chat_presence_changes(p, s);
+        if (n < 0) {
+            p->backlog[s] = 1;
+            return -1;
+        }
+
+        total += n;
+    }
+
+    return total;
+}
+
+
 static void
 chat_presence_loop(chat_presence_t *p)
 {
+    int      n;
     int64_t  now;
 
     while (!chat_presence_stop) {
@@ -484,7 +754,8 @@ chat_presence_loop(chat_presence_t *p)
             if (chat_bus_connect(&p->bus, &chat_presence_stop) != 0) {
                 break;
             }
-            if (chat_presence_group(p) != 0) {
+            p->legacy_done = 0;
+            if (chat_presence_groups(p) != 0) {
                 chat_sleep_ms(1000);
                 continue;
             }
@@ -493,6 +764,16 @@ chat_presence_loop(chat_presence_t *p)
         if (chat_db_reconnect(&p->db) != 0) {
             chat_sleep_ms(100);
             continue;
+        }
+
+        /* after each connect, before any sweep: the old keys' takeover,
+         * which needs PostgreSQL (it applies the old transitions) */
+        if (!p->legacy_done) {
+            if (chat_presence_legacy(p) != 0) {
+                chat_sleep_ms(1000);
+                continue;
+            }
+            p->legacy_done = 1;
         }
 
         now = chat_mono_ms();
@@ -513,10 +794,14 @@ chat_presence_loop(chat_presence_t *p)
             continue;
         }
 
-        if (chat_presence_changes(p, CHAT_PRESENCE_TICK_MS / 2) != 0) {
-            /* left pending: read them again first */
-            p->backlog = 1;
+        /* no read blocks (one XREADGROUP cannot wait on streams of
+         * different slots): a round that found nothing waits a little */
+        n = chat_presence_read(p);
+        if (n < 0) {
             chat_sleep_ms(100);
+
+        } else if (n == 0) {
+            chat_sleep_ms(CHAT_PRESENCE_IDLE_MS);
         }
     }
 }
@@ -526,6 +811,7 @@ int
 chat_presence_run(const chat_config_t *cfg, pid_t supervisor)
 {
     char             host[256];
+    unsigned         i;
     chat_presence_t  p;
 
     chat_log_set_role("presence");
@@ -540,6 +826,13 @@ chat_presence_run(const chat_config_t *cfg, pid_t supervisor)
 
     snprintf(p.consumer, sizeof(p.consumer), "%s:%ld:presence", host,
              (long) getpid());
+
+    for (i = 0; i < CHAT_PRESENCE_SHARDS; i++) {
+        (void) chat_key_presence(p.changes[i], sizeof(p.changes[i]), i,
+                                 CHAT_PRESENCE_CHANGES);
+    }
+    snprintf(p.changes[CHAT_PRESENCE_SHARDS], CHAT_KEY_MAX, "%s",
+             CHAT_PRESENCE_LEGACY_CHANGES);
 
     chat_db_init(&p.db, cfg->pg, "chat-backend presence");
 

@@ -191,10 +191,15 @@ test('a blocked user\'s messages, typing, receipts and presence never reach the 
   assert.equal(r.status, 201, r.text);
   const seq = r.json.message.seq;
   eveWs.sendJson({ type: 'typing', conversation_id: conv.id });
+  // nor does the blocker's typing reach whom she blocked (the edge leaves
+  // the typist's blocked members out of the last step)
+  const eveBefore = eveWs.messages.length;
+  fayWs.sendJson({ type: 'typing', conversation_id: conv.id });
   r = await http('POST', `/api/v1/conversations/${conv.id}/read`, { seq: seq - 1 }, eve);
   await sleep(1500);
   const got = fayWs.messages.slice(before);
   assert.ok(!got.some((m) => m.type === 'message' || m.type === 'typing' || m.type === 'receipt'), JSON.stringify(got));
+  assert.ok(!eveWs.messages.slice(eveBefore).some((m) => m.type === 'typing'), JSON.stringify(eveWs.messages.slice(eveBefore)));
   const h = await http('GET', `/api/v1/conversations/${conv.id}/messages`, undefined, fay);
   const hidden = h.json.messages.find((x) => x.seq === seq);
   assert.equal(hidden.hidden, true, JSON.stringify(hidden));

@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { api, logTail, redis, sql, uniqueEmail, waitFor, workerPids, RUN_DIR, sleep } from './lib.mjs';
+import { api, logTail, redis, sql, uniqueEmail, waitFor, workerPids, RUN_DIR, sleep, STREAM_SHARDS } from './lib.mjs';
 
 // pending entries per consumer over all shards: Map(consumer -> count)
 async function pendingByConsumer() {
   const counts = new Map();
-  for (let s = 0; s < 4; s++) {
+  for (let s = 0; s < STREAM_SHARDS; s++) {
     const lines = (await redis('XPENDING', `chat:cmd:auth:{${s}}`, 'workers', '-', '+', '1000'))
       .split('\n').filter(Boolean);
     for (let i = 0; i + 3 < lines.length; i += 4) {

@@ -15,9 +15,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { api, lanePids, logTail, redis, registerUser, sealField, sleep, sql, uniqueEmail, waitFor, BASE } from './lib.mjs';
+import { api, lanePids, logTail, redis, registerUser, sealField, sleep, sql, uniqueEmail, waitFor, BASE, STREAM_SHARDS } from './lib.mjs';
 
-const SHARDS = 4;
+const SHARDS = STREAM_SHARDS;
 const BACKLOG = 120;
 
 async function fillAuthLane() {

@@ -14,6 +14,8 @@ export const BASE = process.env.CHAT_BASE_URL ?? 'http://127.0.0.1:18080';
 export const RUN_DIR = process.env.CHAT_RUN_DIR ?? '.run/test';
 export const REDIS_PORT = process.env.CHAT_REDIS_PORT ?? '16390';
 export const PG = process.env.CHAT_PG_CONNINFO ?? '';
+// the command streams per lane (conf/stack.sh env; 1 on STACK_REDIS=cluster1)
+export const STREAM_SHARDS = Number(process.env.CHAT_STREAM_SHARDS || 4);
 
 // The stack's Redis wants a password: the tests' own looks at it (redis-cli
 // here and in the tests, tests/faults/resp.mjs) are its admin's, whose
@@ -139,7 +141,7 @@ export async function workerPids() {
 export async function lanePids(lane) {
   const live = new Set(await workerPids());
   const pids = new Set();
-  for (let s = 0; s < 4; s++) {
+  for (let s = 0; s < STREAM_SHARDS; s++) {
     const lines = (await redis('XINFO', 'CONSUMERS', `chat:cmd:${lane}:{${s}}`, 'workers'))
       .split('\n');
     for (let i = 0; i + 1 < lines.length; i++) {

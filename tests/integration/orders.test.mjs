@@ -12,7 +12,7 @@
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, sql, waitFor, workerPids, pendingByWorker, redis, lanePids } from './lib.mjs';
+import { api, sql, waitFor, workerPids, pendingByWorker, redis, lanePids, STREAM_SHARDS } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 import {
   CARDS, ADDRESS, makeUsers, makeBook, makeWarehouse, setStock, stockOf, checkout,
@@ -239,7 +239,7 @@ test('checkout: card details are refused at the edge (400 card_data_not_accepted
   // no command was queued for them: every orders stream is as it was
   const added = async () => {
     let n = 0;
-    for (let s = 0; s < 4; s++) {
+    for (let s = 0; s < STREAM_SHARDS; s++) {
       const info = (await redis('XINFO', 'STREAM', `chat:cmd:orders:{${s}}`).catch(() => '')).split('\n');
       n += Number(info[info.indexOf('entries-added') + 1] ?? 0);
     }

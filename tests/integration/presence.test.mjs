@@ -12,7 +12,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { api, redis, sql, registerUsers, acceptAll, waitFor, sleep, tokenSecret } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import { api, redis, sql, registerUsers, registerUser, acceptAll, waitFor, sleep, tokenSecret, workerPids, RUN_DIR } from './lib.mjs';
 import { WsClient } from './ws.mjs';
 
 const TTL_MS = Number(process.env.CHAT_PRESENCE_TTL_MS || 45000);
@@ -415,4 +416,49 @@ test('a 500-member group: the sender receives a bounded number of receipts', asy
   assert.ok(d.json.receipts.every((x) => x.read_seq === 1 && x.delivered_seq === 1));
 
   closeDevice(aliceWs);
+});
+
+
+/* an upgrade from the single presence keys */
+
+// What a running system of the version before the presence shards holds
+// (chat:presence:due, :on, :changes) is taken over when the presence
+// process connects: the old stream's transitions are applied, the due
+// set and online set move into the shards (so the sweeper still finds a
+// user who left during the upgrade), and the three keys go.
+test('the presence keys of before the shards are moved, applied and deleted when the presence process starts', async () => {
+  const u = await registerUser('presence-upgrade');
+  const id = String(uid(u));
+  const shard = Number(id) % 16;
+  const now = String(Date.now());
+  await redis('XGROUP', 'CREATE', 'chat:presence:changes', 'presence', '$', 'MKSTREAM');
+  await redis('XADD', 'chat:presence:changes', '*', 'uid', id, 'status', 'online', 'ts', now);
+  await redis('ZADD', 'chat:presence:due', '1', id);      // long due: the user left
+  await redis('HSET', 'chat:presence:on', id, now);
+
+  // the presence process (its pid from its last "connected" line, among
+  // the supervisor's children); killed, the supervisor starts it again,
+  // and it connects afresh
+  const log = readFileSync(`${RUN_DIR}/backend/backend.log`, 'utf8');
+  const pids = [...log.matchAll(/\[info\] presence (\d+): redis: connected/g)].map((m) => Number(m[1]));
+  const pid = pids.at(-1);
+  assert.ok((await workerPids()).includes(pid), `presence process ${pid}`);
+  process.kill(pid, 'SIGKILL');
+
+  await waitFor('the old keys gone', async () => {
+    const n = Number(await redis('EXISTS', 'chat:presence:due')) + Number(await redis('EXISTS', 'chat:presence:on'))
+      + Number(await redis('EXISTS', 'chat:presence:changes'));
+    return n === 0 ? true : null;
+  }, { timeout: 30000, every: 200 });
+
+  // the old stream's "online" was applied, then the sweeper found the
+  // moved due time past and no live field: offline, from the shard
+  await waitFor('offline from the shard', async () => {
+    const x = await redis('XRANGE', `chat:presence:{p${shard}}:changes`, '-', '+');
+    return x.includes(id) && x.includes('offline') ? true : null;
+  }, { timeout: 30000, every: 200 });
+  await waitFor('users.presence offline with a last_seen', async () =>
+    (await sql(`SELECT presence || '|' || (last_seen IS NOT NULL) FROM users WHERE id = ${id}`)) === 'offline|true'
+      ? true : null, { timeout: 30000, every: 200 });
+  assert.equal(await redis('HEXISTS', `chat:presence:{p${shard}}:on`, id), '0');
 });

@@ -6,6 +6,15 @@
  * its own on a Unix socket in a temporary directory, started here and
  * stopped at the end (no stack needed; no redis-server is a failure, not
  * a skip).
+ *
+ * That Redis is a Redis Cluster of one node holding every slot, so it
+ * refuses what a real cluster refuses: a script or command whose keys
+ * are in different slots (CROSSSLOT).  A single node does not refuse a
+ * script touching a key it was not handed (a real cluster does when that
+ * key lives on another node), so every product script also runs as an
+ * ACL user allowed only the keys of one hash tag (run_tagged): a key
+ * outside it is refused ("can't access", NOPERM).  Both together are "one slot", checked on every
+ * script the edge and the backend send (test_one_slot).
  */
 
 /* fork(2), kill(2), mkdtemp(3), nanosleep(2) under -std=c11 */
@@ -33,6 +42,7 @@ static char           dir[] = "/tmp/test_online.XXXXXX";
 static char           sock[128];
 static pid_t          redis_pid;
 static redisContext  *redis;
+static redisContext  *tagged;       /* as the user "tagged" (run_tagged) */
 
 
 /* ------------------------------------------------------------------------
@@ -48,10 +58,13 @@ nap_ms(long ms)
 }
 
 
+/* Starts a one-node cluster; its bus port (cluster-port) must be free on
+ * loopback, so a few are tried.  0 or -1. */
 static int
 redis_start(void)
 {
-    int          i;
+    int          i, try;
+    char         bus[16];
     redisReply  *r;
 
     if (mkdtemp(dir) == NULL) {
@@ -60,36 +73,76 @@ redis_start(void)
     }
     snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
 
-    redis_pid = fork();
-    if (redis_pid == 0) {
-        execlp("redis-server", "redis-server", "--port", "0",
-               "--unixsocket", sock, "--save", "", "--appendonly", "no",
-               "--dir", dir, "--logfile", "redis.log", (char *) NULL);
-        perror("redis-server");
-        _exit(127);
+    for (try = 0; try < 5 && redis == NULL; try++) {
+        snprintf(bus, sizeof(bus), "%d",
+                 40000 + (int) ((getpid() * 7 + try * 977) % 20000));
+
+        redis_pid = fork();
+        if (redis_pid == 0) {
+            execlp("redis-server", "redis-server", "--port", "0",
+                   "--unixsocket", sock, "--save", "", "--appendonly", "no",
+                   "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                   "--cluster-port", bus, "--cluster-config-file",
+                   "nodes.conf", "--dir", dir, "--logfile", "redis.log",
+                   (char *) NULL);
+            perror("redis-server");
+            _exit(127);
+        }
+        if (redis_pid < 0) {
+            return -1;
+        }
+
+        for (i = 0; i < 50; i++) {              /* up to 5 s */
+            redis = redisConnectUnix(sock);
+            if (redis != NULL && redis->err == 0) {
+                r = redisCommand(redis, "PING");
+                if (r != NULL) {
+                    freeReplyObject(r);
+                    break;
+                }
+            }
+            if (redis != NULL) {
+                redisFree(redis);
+                redis = NULL;
+            }
+            if (waitpid(redis_pid, NULL, WNOHANG) == redis_pid) {
+                break;                          /* the bus port was taken */
+            }
+            nap_ms(100);
+        }
     }
-    if (redis_pid < 0) {
+
+    if (redis == NULL) {
+        fprintf(stderr, "test_online: redis-server did not come up\n");
         return -1;
     }
 
+    freeReplyObject(redisCommand(redis, "CLUSTER ADDSLOTSRANGE 0 16383"));
+
     for (i = 0; i < 100; i++) {                 /* up to 10 s */
-        redis = redisConnectUnix(sock);
-        if (redis != NULL && redis->err == 0) {
-            r = redisCommand(redis, "PING");
-            if (r != NULL) {
-                freeReplyObject(r);
-                return 0;
-            }
+        r = redisCommand(redis, "CLUSTER INFO");
+        if (r != NULL && r->type == REDIS_REPLY_STRING
+            && strstr(r->str, "cluster_state:ok") != NULL)
+        {
+            freeReplyObject(r);
+            break;
         }
-        if (redis != NULL) {
-            redisFree(redis);
-            redis = NULL;
-        }
+        freeReplyObject(r);
         nap_ms(100);
     }
 
-    fprintf(stderr, "test_online: redis-server did not come up\n");
-    return -1;
+    r = redisCommand(redis, "ACL SETUSER tagged on >tagged +@all");
+    freeReplyObject(r);
+    tagged = redisConnectUnix(sock);
+    r = tagged ? redisCommand(tagged, "AUTH tagged tagged") : NULL;
+    if (i == 100 || r == NULL || r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        fprintf(stderr, "test_online: the one-node cluster is not ready\n");
+        return -1;
+    }
+    freeReplyObject(r);
+
+    return 0;
 }
 
 
@@ -101,6 +154,9 @@ redis_stop(void)
     if (redis != NULL) {
         redisFree(redis);
     }
+    if (tagged != NULL) {
+        redisFree(tagged);
+    }
     if (redis_pid > 0) {
         kill(redis_pid, SIGTERM);
         waitpid(redis_pid, NULL, 0);
@@ -109,18 +165,20 @@ redis_stop(void)
     unlink(path);
     snprintf(path, sizeof(path), "%s/redis.log", dir);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/nodes.conf", dir);
+    unlink(path);
     unlink(sock);
     rmdir(dir);
 }
 
 
-/* EVALSHA of a shared script with NUL-terminated args, loading it on
- * NOSCRIPT as the edge and the backend do */
+/* EVALSHA of a shared script with NUL-terminated args on connection c,
+ * loading it on NOSCRIPT as the edge and the backend do */
 static redisReply *
-run(chat_script_t *s, int argc, const char **argv)
+run_on(redisContext *c, chat_script_t *s, int argc, const char **argv)
 {
     int          i;
-    const char  *args[32];
+    const char  *args[40];
     redisReply  *r;
 
     args[0] = "EVALSHA";
@@ -129,13 +187,13 @@ run(chat_script_t *s, int argc, const char **argv)
         args[i + 2] = argv[i];
     }
 
-    r = redisCommandArgv(redis, argc + 2, args, NULL);
+    r = redisCommandArgv(c, argc + 2, args, NULL);
     if (r != NULL && r->type == REDIS_REPLY_ERROR
         && chat_script_noscript(r->str, r->len))
     {
         freeReplyObject(r);
-        freeReplyObject(redisCommand(redis, "SCRIPT LOAD %s", s->text));
-        r = redisCommandArgv(redis, argc + 2, args, NULL);
+        freeReplyObject(redisCommand(c, "SCRIPT LOAD %s", s->text));
+        r = redisCommandArgv(c, argc + 2, args, NULL);
     }
 
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
@@ -143,6 +201,44 @@ run(chat_script_t *s, int argc, const char **argv)
     }
 
     return r;
+}
+
+
+static redisReply *
+run(chat_script_t *s, int argc, const char **argv)
+{
+    return run_on(redis, s, argc, argv);
+}
+
+
+/* run_on as a user allowed only keys with the hash tag {tag}: a script
+ * reaching any other key is refused (NOPERM), as a cluster would refuse
+ * a key on another node */
+static redisReply *
+run_tagged(const char *tag, chat_script_t *s, int argc, const char **argv)
+{
+    char  acl[128];
+
+    snprintf(acl, sizeof(acl), "~*{%s}*", tag);
+    freeReplyObject(redisCommand(redis, "ACL SETUSER tagged resetkeys %s",
+                                 acl));
+
+    return run_on(tagged, s, argc, argv);
+}
+
+
+static long long
+run_tagged_int(const char *tag, chat_script_t *s, int argc,
+    const char **argv)
+{
+    long long    n;
+    redisReply  *r;
+
+    r = run_tagged(tag, s, argc, argv);
+    n = (r != NULL && r->type == REDIS_REPLY_INTEGER) ? r->integer : -999;
+    freeReplyObject(r);
+
+    return n;
 }
 
 
@@ -368,9 +464,14 @@ test_scripts_load(void)
     size_t          i;
     redisReply     *r;
     chat_script_t  *all[] = {
-        &chat_script_presence_up, &chat_script_presence_down,
-        &chat_script_poll_open, &chat_script_poll_read, &chat_script_typing,
-        &chat_script_presence_sweep, &chat_script_online_rule
+        &chat_script_online_up, &chat_script_presence_up,
+        &chat_script_presence_down, &chat_script_poll_open,
+        &chat_script_poll_read, &chat_script_typing,
+        &chat_script_typing_target, &chat_script_presence_due,
+        &chat_script_presence_sweep, &chat_script_stream_depth,
+        &chat_script_dead_letters, &chat_script_cache_lookup,
+        &chat_script_logout, &chat_script_revocations_load,
+        &chat_script_online_rule
     };
 
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -409,94 +510,201 @@ test_noscript_reload(void)
 }
 
 
-static const char  *presence_keys[] = {
-    "4", "chat:online:{42}", CHAT_PRESENCE_DUE_KEY, CHAT_PRESENCE_ON_KEY,
-    CHAT_PRESENCE_CHANGES_KEY
-};
+/* user 42's presence shard: 42 % 16 */
+#define DUE      "chat:presence:{p10}:due"
+#define ON       "chat:presence:{p10}:on"
+#define CHANGES  "chat:presence:{p10}:changes"
+
+
+/* the sweeper's two steps for one shard, as backend/presence does them:
+ * the due uids, each one's newest routable refresh, the decision */
+static long long
+sweep(const char *ttl)
+{
+    char          newest[8][24];
+    size_t        i, j;
+    long long     best, v;
+    redisReply   *due, *h;
+    const char   *argv[5 + 16];
+    int           argc;
+    const char   *dargv[3] = { "1", DUE, "1000" };
+
+    due = run_tagged("p10", &chat_script_presence_due, 3, dargv);
+    if (due == NULL || due->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(due);
+        return -999;
+    }
+
+    argv[0] = "3";
+    argv[1] = DUE;
+    argv[2] = ON;
+    argv[3] = CHANGES;
+    argv[4] = ttl;
+    argc = 5;
+
+    for (i = 0; i < due->elements && i < 8; i++) {
+        h = redisCommand(redis, "HGETALL chat:online:{%s}",
+                         due->element[i]->str);
+        best = 0;
+        for (j = 0; h != NULL && j + 1 < h->elements; j += 2) {
+            if (chat_online_field_routable(h->element[j]->str,
+                                           h->element[j]->len))
+            {
+                v = atoll(h->element[j + 1]->str);
+                best = v > best ? v : best;
+            }
+        }
+        freeReplyObject(h);
+        snprintf(newest[i], sizeof(newest[i]), "%lld", best);
+        argv[argc++] = due->element[i]->str;
+        argv[argc++] = newest[i];
+    }
+
+    v = run_tagged_int("p10", &chat_script_presence_sweep, argc, argv);
+    freeReplyObject(due);
+
+    return v;
+}
 
 
 static void
 test_presence(void)
 {
-    const char  *up[8], *down[8], *sweep[6];
+    char         k[CHAT_KEY_MAX];
+    const char  *online[4] = { "1", "chat:online:{42}", GW, "60000" };
+    const char  *up[6] = { "3", DUE, ON, CHANGES, "42", "60000" };
+    const char  *down[5] = { "2", DUE, ON, "42", "1" };
+
+    /* the shard's keys as the builder spells them, one tag */
+    CHECK(chat_presence_shard(42) == 10);
+    CHECK(chat_key_presence(k, sizeof(k), 10, CHAT_PRESENCE_DUE) > 0
+          && strcmp(k, DUE) == 0);
+    CHECK(chat_key_presence(k, sizeof(k), 10, CHAT_PRESENCE_CHANGES) > 0
+          && strcmp(k, CHANGES) == 0);
 
     freeReplyObject(redisCommand(redis, "FLUSHALL"));
-    memcpy(up, presence_keys, sizeof(presence_keys));
-    up[5] = GW;
-    up[6] = "42";
-    up[7] = "60000";
 
     /* the first registration is a transition, the refresh is not */
-    CHECK(run_int(&chat_script_presence_up, 8, up) == 1);
-    CHECK(run_int(&chat_script_presence_up, 8, up) == 1);
-    CHECK(cmd_int("XLEN %s", CHAT_PRESENCE_CHANGES_KEY, NULL) == 1);
+    CHECK(run_tagged_int("42", &chat_script_online_up, 4, online) == 1);
+    CHECK(run_tagged_int("p10", &chat_script_presence_up, 6, up) == 1);
+    CHECK(run_tagged_int("42", &chat_script_online_up, 4, online) == 1);
+    CHECK(run_tagged_int("p10", &chat_script_presence_up, 6, up) == 0);
+    CHECK(cmd_int("XLEN %s", CHANGES, NULL) == 1);
     CHECK(cmd_int("HEXISTS %s %s", "chat:online:{42}", GW) == 1);
-    CHECK(cmd_int("HEXISTS %s %s", CHAT_PRESENCE_ON_KEY, "42") == 1);
-    CHECK(cmd_int("ZCARD %s", CHAT_PRESENCE_DUE_KEY, NULL) == 1);
+    CHECK(cmd_int("HEXISTS %s %s", ON, "42") == 1);
+    CHECK(cmd_int("ZCARD %s", DUE, NULL) == 1);
+
+    /* a sweep before the due time: nothing */
+    CHECK(sweep("60000") == 0);
 
     /* leaving: the field goes, the user stays online until the sweep */
-    memcpy(down, presence_keys, sizeof(presence_keys));
-    down[5] = GW;
-    down[6] = "42";
-    down[7] = "1";
-    CHECK(run_int(&chat_script_presence_down, 8, down) == 1);
-    CHECK(cmd_int("HEXISTS %s %s", "chat:online:{42}", GW) == 0);
-    CHECK(cmd_int("HEXISTS %s %s", CHAT_PRESENCE_ON_KEY, "42") == 1);
+    freeReplyObject(redisCommand(redis, "HDEL chat:online:{42} %s", GW));
+    CHECK(run_tagged_int("p10", &chat_script_presence_down, 5, down) == 1);
+    CHECK(cmd_int("HEXISTS %s %s", ON, "42") == 1);
 
     /* the sweep, past the grace: offline once */
     nap_ms(20);
-    sweep[0] = "3";
-    sweep[1] = CHAT_PRESENCE_DUE_KEY;
-    sweep[2] = CHAT_PRESENCE_ON_KEY;
-    sweep[3] = CHAT_PRESENCE_CHANGES_KEY;
-    sweep[4] = "1";
-    sweep[5] = "1000";
-    CHECK(run_int(&chat_script_presence_sweep, 6, sweep) == 1);
-    CHECK(run_int(&chat_script_presence_sweep, 6, sweep) == 0);
-    CHECK(cmd_int("XLEN %s", CHAT_PRESENCE_CHANGES_KEY, NULL) == 2);
-    CHECK(cmd_int("HEXISTS %s %s", CHAT_PRESENCE_ON_KEY, "42") == 0);
+    CHECK(sweep("1") == 1);
+    CHECK(sweep("1") == 0);
+    CHECK(cmd_int("XLEN %s", CHANGES, NULL) == 2);
+    CHECK(cmd_int("HEXISTS %s %s", ON, "42") == 0);
+    CHECK(cmd_int("ZCARD %s", DUE, NULL) == 0);
+
+    /* registered again between the sweep's read and its decision: the
+     * decision sees the due time moved and leaves the user online */
+    CHECK(run_tagged_int("p10", &chat_script_presence_up, 6, up) == 1);
+    freeReplyObject(redisCommand(redis, "ZADD %s 1 42", DUE));
+    {
+        const char  *decide[7] = { "3", DUE, ON, CHANGES, "1", "42", "0" };
+
+        /* due in the past, no refresh: offline */
+        CHECK(run_tagged_int("p10", &chat_script_presence_sweep, 7, decide)
+              == 1);
+        /* an edge registers (due now + TTL), then a stale decision */
+        CHECK(run_tagged_int("p10", &chat_script_presence_up, 6, up) == 1);
+        CHECK(run_tagged_int("p10", &chat_script_presence_sweep, 7, decide)
+              == 0);
+        CHECK(cmd_int("HEXISTS %s %s", ON, "42") == 1);
+    }
 }
 
 
 static void
 test_poll_sessions(void)
 {
-    const char  *open[10];
+    const char  *open[6] = { "2", "chat:online:{42}", POLL, "60000", "300",
+                             "1" };
+    const char  *read[8] = { "2", "chat:online:{42}", POLL, "60000", "300",
+                             NULL, "10", "60000" };
     redisReply  *r;
 
     freeReplyObject(redisCommand(redis, "FLUSHALL"));
-    memcpy(open, presence_keys, sizeof(presence_keys));
-    open[0] = "5";                              /* the stream, fifth */
-    open[5] = POLL;
-    open[6] = "42";
-    open[7] = "60000";
-    open[8] = "300";
-    open[9] = "1";                              /* one session at most */
 
-    r = run(&chat_script_poll_open, 10, open);
+    r = run_tagged("42", &chat_script_poll_open, 6, open);
     CHECK(r != NULL && r->type == REDIS_REPLY_STRING);  /* the first id */
+
+    /* registered like a gateway on the user's slot; the shard's half is
+     * the caller's second command */
+    CHECK(cmd_int("HEXISTS %s %s", "chat:online:{42}", POLL) == 1);
+    CHECK(cmd_int("XLEN %s", POLL, NULL) == 1);
+    CHECK(cmd_int("EXISTS %s", CHANGES, NULL) == 0);
+
+    /* a read from the first id: nothing after it yet */
+    read[5] = (r != NULL && r->type == REDIS_REPLY_STRING) ? r->str : "0-0";
+    {
+        redisReply  *g = run_tagged("42", &chat_script_poll_read, 8, read);
+
+        CHECK(g != NULL && g->type == REDIS_REPLY_ARRAY && g->elements == 2
+              && strcmp(g->element[0]->str, "ok") == 0);
+        freeReplyObject(g);
+    }
     freeReplyObject(r);
 
-    /* registered like a gateway: a field, a transition */
-    CHECK(cmd_int("HEXISTS %s %s", "chat:online:{42}", POLL) == 1);
-    CHECK(cmd_int("XLEN %s", CHAT_PRESENCE_CHANGES_KEY, NULL) == 1);
-    CHECK(cmd_int("XLEN %s", POLL, NULL) == 1);
-
     /* the cap counts the live session */
-    open[5] = "chat:poll:{42}:fedcba9876543210";
-    CHECK(run_int(&chat_script_poll_open, 10, open) == 0);
-    CHECK(cmd_int("EXISTS %s", open[5], NULL) == 0);
+    open[2] = "chat:poll:{42}:fedcba9876543210";
+    CHECK(run_tagged_int("42", &chat_script_poll_open, 6, open) == 0);
+    CHECK(cmd_int("EXISTS %s", open[2], NULL) == 0);
+}
+
+
+/* the streams one typing target answer names, as a csv ("" for none) */
+static void
+target(const char *member, char *out, size_t size)
+{
+    char         online[32], blocked[32];
+    size_t       i, len;
+    redisReply  *r;
+    const char  *argv[4] = { "2", online, blocked, "1" };
+
+    snprintf(online, sizeof(online), "chat:online:{%s}", member);
+    snprintf(blocked, sizeof(blocked), "chat:blocked:{%s}", member);
+    out[0] = '\0';
+
+    r = run_tagged(member, &chat_script_typing_target, 4, argv);
+    for (i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY
+                && i < r->elements; i++)
+    {
+        len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", len ? "," : "",
+                 r->element[i]->str);
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(out, size, "error");
+    }
+    freeReplyObject(r);
 }
 
 
 /* typing goes where the fan-out rule says: fresh gateways and poll
- * sessions, not stale fields, not blocked members, not the typist */
+ * sessions, not stale fields, not members who blocked the typist, not
+ * the typist; the first step answers the other members */
 static void
 test_typing(void)
 {
-    char         fresh[24], stale[24];
-    const char  *argv[7];
+    char         fresh[24], stale[24], out[256];
+    const char  *argv[5];
     long long    now;
+    redisReply  *r;
 
     freeReplyObject(redisCommand(redis, "FLUSHALL"));
     now = redis_now();
@@ -514,32 +722,130 @@ test_typing(void)
                                  "chat:gw:{four}", fresh));
     freeReplyObject(redisCommand(redis, "SADD chat:blocked:{4} 1"));
 
-    argv[0] = "3";
+    argv[0] = "2";
     argv[1] = "chat:members:{9}";
     argv[2] = "chat:typing:{9}:1";
-    argv[3] = "chat:blocked:{1}";
-    argv[4] = "1";
-    argv[5] = "3000";
-    argv[6] = "{\"type\":\"typing\"}";
+    argv[3] = "1";
+    argv[4] = "3000";
 
-    CHECK(run_int(&chat_script_typing, 7, argv) == 2);
-    CHECK(cmd_int("XLEN %s", GW, NULL) == 1);
-    CHECK(cmd_int("XLEN %s", "chat:poll:{2}:0123456789abcdef", NULL) == 1);
-    CHECK(cmd_int("EXISTS %s", "chat:gw:{dead}", NULL) == 0);
-    CHECK(cmd_int("EXISTS %s", "chat:gw:{four}", NULL) == 0);
+    r = run_tagged("9", &chat_script_typing, 5, argv);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+    freeReplyObject(r);
+
+    target("2", out, sizeof(out));
+    CHECK(strcmp(out, GW ",chat:poll:{2}:0123456789abcdef") == 0
+          || strcmp(out, "chat:poll:{2}:0123456789abcdef," GW) == 0);
+    target("3", out, sizeof(out));
+    CHECK(strcmp(out, "") == 0);                /* stale */
+    target("4", out, sizeof(out));
+    CHECK(strcmp(out, "") == 0);                /* blocked the typist */
 
     /* within the interval: rate-limited; a non-member: dropped */
-    CHECK(run_int(&chat_script_typing, 7, argv) == -2);
-    argv[4] = "77";
+    CHECK(run_tagged_int("9", &chat_script_typing, 5, argv) == -2);
+    argv[3] = "77";
     argv[2] = "chat:typing:{9}:77";
-    CHECK(run_int(&chat_script_typing, 7, argv) == -1);
+    CHECK(run_tagged_int("9", &chat_script_typing, 5, argv) == -1);
+}
 
-    /* the typist blocked member 2: nobody left to tell */
-    freeReplyObject(redisCommand(redis, "SADD chat:blocked:{1} 2"));
-    argv[4] = "1";
-    argv[2] = "chat:typing:{9}:1";
-    freeReplyObject(redisCommand(redis, "DEL chat:typing:{9}:1"));
-    CHECK(run_int(&chat_script_typing, 7, argv) == 0);
+
+/* the edge's readings and the catalog cache's lookup, each on one tag */
+static void
+test_edge_scripts(void)
+{
+    redisReply  *r;
+    const char  *depth[3] = { "1", "chat:cmd:chat:{0}", "workers" };
+    const char  *dlq[2] = { "1", "chat:dlq" };
+    const char  *look[3] = { "1", "cat:{la}:gen", "cat:{la}:abc:v" };
+    char         k[CHAT_KEY_MAX];
+
+    freeReplyObject(redisCommand(redis, "FLUSHALL"));
+    freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{0} * a 1"));
+    freeReplyObject(redisCommand(redis, "XGROUP CREATE chat:cmd:chat:{0} "
+                                        "workers 0"));
+    freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{0} * a 2"));
+
+    /* two unread: length 2, none pending, depth 2 (the lag) */
+    r = run_tagged("0", &chat_script_stream_depth, 3, depth);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3
+          && r->element[0]->integer == 2 && r->element[1]->integer == 0
+          && r->element[2]->integer == 2);
+    freeReplyObject(r);
+
+    /* no dead letters yet: {0, 0}, and the one tag-less key alone */
+    freeReplyObject(redisCommand(redis, "ACL SETUSER tagged resetkeys "
+                                        "~chat:dlq"));
+    r = run_on(tagged, &chat_script_dead_letters, 2, dlq);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+          && r->element[0]->integer == 0);
+    freeReplyObject(r);
+
+    /* the list shard's counter and its page, one tag */
+    CHECK(chat_key_cache_lists_gen(k, sizeof(k), 10) > 0
+          && strcmp(k, "cat:{la}:gen") == 0);
+    freeReplyObject(redisCommand(redis, "SET cat:{la}:gen 3"));
+    freeReplyObject(redisCommand(redis, "SET cat:{la}:abc:v3 page"));
+    r = run_tagged("la", &chat_script_cache_lookup, 3, look);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+          && strcmp(r->element[0]->str, "3") == 0
+          && r->element[1]->type == REDIS_REPLY_STRING
+          && strcmp(r->element[1]->str, "page") == 0);
+    freeReplyObject(r);
+}
+
+
+/* a logout and an edge's load of the revocations, on {sessions} */
+static void
+test_session_scripts(void)
+{
+    redisReply  *r;
+    const char  *logout[8] = { "2", CHAT_REVOKED_KEY, CHAT_REVOCATIONS_KEY,
+                               "ab:42", "ab", "42", "99999999999999",
+                               "1" };
+    const char  *load[4] = { "2", CHAT_REVOKED_KEY, CHAT_REVOCATIONS_KEY,
+                             "2" };
+
+    freeReplyObject(redisCommand(redis, "FLUSHALL"));
+    CHECK(run_tagged_int("sessions", &chat_script_logout, 8, logout) == 1);
+
+    r = run_tagged("sessions", &chat_script_revocations_load, 4, load);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+          && r->element[1]->type == REDIS_REPLY_ARRAY
+          && r->element[1]->elements == 2
+          && strcmp(r->element[1]->element[0]->str, "ab:42") == 0);
+    freeReplyObject(r);
+}
+
+
+/* the check can fail: what a cluster refuses is refused here */
+static void
+test_one_slot_refusals(void)
+{
+    redisReply  *r;
+    const char  *two[3] = { "2", "chat:online:{1}", "chat:online:{2}" };
+    const char  *one[2] = { "1", "chat:online:{1}" };
+    chat_script_t  reach = {
+        "reach", "return redis.call('HLEN', 'chat:online:{2}')", ""
+    };
+
+    /* declared keys in two slots */
+    r = run(&chat_script_online_rule, 3, two);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ERROR
+          && strncmp(r->str, "CROSSSLOT", 9) == 0);
+    freeReplyObject(r);
+
+    /* a multi-key command across slots */
+    r = redisCommand(redis, "XREAD STREAMS chat:poll:{1}:a chat:poll:{2}:a "
+                            "0 0");
+    CHECK(r != NULL && r->type == REDIS_REPLY_ERROR
+          && strncmp(r->str, "CROSSSLOT", 9) == 0);
+    freeReplyObject(r);
+
+    /* a key reached from inside a script, not handed to it */
+    r = run_tagged("1", &reach, 2, one);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ERROR
+          && (strstr(r->str, "NOPERM") != NULL
+              || strstr(r->str, "can't access") != NULL));
+    freeReplyObject(r);
 }
 
 
@@ -563,6 +869,9 @@ main(void)
     UNIT_RUN(test_presence);
     UNIT_RUN(test_poll_sessions);
     UNIT_RUN(test_typing);
+    UNIT_RUN(test_edge_scripts);
+    UNIT_RUN(test_session_scripts);
+    UNIT_RUN(test_one_slot_refusals);
 
     rc = UNIT_SUMMARY();
     redis_stop();
