@@ -4,7 +4,8 @@
 // price cap with in stock, a prefix, a surname, a common word, an ISBN),
 // the facets of a search, suggestions as you type, and the postings kept
 // in step with the admin's changes and with popularity, in the same
-// transaction (sql/008_search.sql, sql/014_search_speed.sql).
+// transaction (sql/008_search.sql, sql/014_search_speed.sql,
+// sql/015_search_vocabulary.sql).
 //
 // Every word is random per run, so other tests' books never interfere and
 // the expected lists are exact.
@@ -166,6 +167,26 @@ test('a prefix, a surname, a common word by popularity, an ISBN', async () => {
   assert.deepEqual(await ids(`q=${i.slice(0, 3)}-${i.slice(3, 4)}-${i.slice(4, 9)}-${i.slice(9, 12)}-${i.slice(12)}`), names('common4'));
   assert.deepEqual(await ids(`q=${i}&max_price=100`), [], 'filters apply to an ISBN too');
   assert.deepEqual(await ids(`q=${nowhere()}`), [], 'a word in no book finds nothing');
+});
+
+test('completions of a prefix of any length: the 8 most frequent words, as a scan of the vocabulary finds them', async () => {
+  // catalog_words_completions (sql/015_search_vocabulary.sql) answers from
+  // indexes by the first one or two letters and by byte-order range; each
+  // branch must agree with the plain definition, a LIKE over the whole
+  // vocabulary, under the worker's generic plans
+  const prefixes = [...new Set(Object.values(W).flatMap((w) => Array.from({ length: w.length }, (_, k) => w.slice(0, k + 1))))];
+  const differ = await sql(
+    `SET plan_cache_mode = force_generic_plan;
+     SELECT string_agg(p, ',') FROM unnest(string_to_array(:'p1', ',')) AS p
+      WHERE (SELECT array_agg(x.word ORDER BY x.ndoc DESC, x.word)
+               FROM (SELECT cw.word, cw.ndoc FROM catalog_words cw
+                      WHERE (cw.word COLLATE "C") LIKE p || '%' AND cw.ndoc > 0
+                      ORDER BY cw.ndoc DESC, cw.word LIMIT 8) x)
+            IS DISTINCT FROM
+            (SELECT array_agg(c.word ORDER BY c.ndoc DESC, c.word) FROM catalog_words_completions(p) c)`,
+    prefixes.join(','));
+  assert.equal(differ, '', `prefixes whose completions differ: ${differ}`);
+  assert.ok(prefixes.some((p) => p.length === 1) && prefixes.some((p) => p.length === 2) && prefixes.some((p) => p.length > 2));
 });
 
 test('pages of a two-word search with a cursor: each match once, in order', async () => {
