@@ -134,6 +134,29 @@ test('two words past the merge bound: the index of titles finds what the merged 
   assert.equal(await matches(''), `2:${B.both.id}`, 'within it');
 });
 
+test('two words whose first, short merge finds a few: the full merge or the index of titles completes the page', async () => {
+  // The title tier of a pair first merges 300 postings a side
+  // (catalog_search_merge_first_bound, sql/015_search_vocabulary.sql), then
+  // the full depth when that found enough to promise a page, else the GIN
+  // index of titles.  Here the first 300 of one word's titles hold 10 books
+  // with both words (ranked first), then 400 with that word alone, then
+  // 30 more with both: a page of 20 is the 10 and the first 10 of the 30.
+  const x = made();
+  const y = made();
+  const insert = (title, n, popularity) => sql(
+    `INSERT INTO books (isbn13, title, price_cents, popularity, title_doc, search_doc)
+     SELECT '979' || lpad((floor(random() * 1e10))::bigint::text, 10, '0'), t, 1000, :'p3'::int,
+            to_tsvector('simple', t), to_tsvector('simple', t)
+       FROM (SELECT format(:'p1', i) AS t FROM generate_series(1, :'p2'::int) i) g
+     RETURNING id`, title, n, popularity);
+  const top = (await insert(`${x} ${y} first %s`, 10, 900000)).split('\n').map(Number);
+  await insert(`${x} alone %s`, 400, 800000);
+  const later = (await insert(`${x} ${y} later %s`, 30, 700000)).split('\n').map(Number);
+  const desc = (a) => [...a].sort((m, n) => n - m);
+  assert.deepEqual(await ids(`q=${x}%20${y}`), [...desc(top), ...desc(later).slice(0, 10)]);
+  assert.deepEqual(await ids(`q=${y}%20${x}`), [...desc(top), ...desc(later).slice(0, 10)], 'either word walks');
+});
+
 test('typos: a transposition, a missing, an extra and a wrong letter', async () => {
   const w = W.trans;
   const typos = {
