@@ -58,6 +58,10 @@
 -- (2.0 ms instead of 1.3).  A 256 kB limit merges them into the index
 -- sooner, so a scan reads at most 32 pending pages; inserts still batch.
 
+-- 008's index of every word in byte order served only that LIKE, and
+-- never as a range: the completion indexes replace it.
+DROP INDEX catalog_words_prefix_idx;
+
 CREATE INDEX catalog_words_complete1_idx ON catalog_words
     ((left(word, 1) COLLATE "C"), ndoc DESC) INCLUDE (word) WHERE ndoc > 0;
 CREATE INDEX catalog_words_complete2_idx ON catalog_words
