@@ -36,8 +36,9 @@
 -- transaction mode no SET is sent; psql; another client) planned each of
 -- their statements anew for its first five calls and then switched, so
 -- the same search cost differently by the session's age.  They also
--- never start parallel workers: a search is milliseconds, a worker's
--- start-up is about as much, and it takes a core from the other lanes.
+-- never start parallel workers: a search is milliseconds, starting
+-- workers costs milliseconds of its own, and they take cores from the
+-- other lanes.
 --
 -- Two words: the title tier of a pair merged 2,000 postings of each word
 -- (014) before going to the GIN index of titles when that found less than
@@ -50,7 +51,7 @@
 -- is as low as the full merge's whatever it finds (the two words in at
 -- most 200,000 books): with "history" (250,000 books) it took 10-170 ms,
 -- and a pair with it merges fully as before.
-
+--
 -- GIN pending lists: books' GIN indexes of titles and documents (003)
 -- answer the walks' rare fallbacks.  With fastupdate, every scan reads the
 -- whole pending list of entries not yet merged, up to the default 4 MB
@@ -72,8 +73,9 @@ CREATE INDEX catalog_words_complete_idx ON catalog_words
 ALTER INDEX books_title_doc_idx SET (gin_pending_list_limit = 256);
 ALTER INDEX books_search_doc_idx SET (gin_pending_list_limit = 256);
 
--- The 8 most frequent words in some book that start with p, longest
--- first: each branch is a statement whose generic plan is an index.
+-- The 8 most frequent words in some book that start with p, the most
+-- frequent first: each branch is a statement whose generic plan is an
+-- index.
 CREATE FUNCTION catalog_words_completions(p text)
 RETURNS TABLE (word text, ndoc int)
 LANGUAGE plpgsql STABLE AS $$
