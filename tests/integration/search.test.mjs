@@ -4,7 +4,8 @@
 // price cap with in stock, a prefix, a surname, a common word, an ISBN),
 // the facets of a search, suggestions as you type, and the postings kept
 // in step with the admin's changes and with popularity, in the same
-// transaction (sql/008_search.sql, sql/014_search_speed.sql).
+// transaction (sql/008_search.sql, sql/014_search_speed.sql,
+// sql/015_search_vocabulary.sql).
 //
 // Every word is random per run, so other tests' books never interfere and
 // the expected lists are exact.
@@ -133,6 +134,29 @@ test('two words past the merge bound: the index of titles finds what the merged 
   assert.equal(await matches(''), `2:${B.both.id}`, 'within it');
 });
 
+test('two words whose first, short merge finds a few: the full merge or the index of titles completes the page', async () => {
+  // The title tier of a pair first merges 300 postings a side
+  // (catalog_search_merge_first_bound, sql/015_search_vocabulary.sql), then
+  // the full depth when that found enough to promise a page, else the GIN
+  // index of titles.  Here the first 300 of one word's titles hold 10 books
+  // with both words (ranked first), then 400 with that word alone, then
+  // 30 more with both: a page of 20 is the 10 and the first 10 of the 30.
+  const x = made();
+  const y = made();
+  const insert = (title, n, popularity) => sql(
+    `INSERT INTO books (isbn13, title, price_cents, popularity, title_doc, search_doc)
+     SELECT '979' || lpad((floor(random() * 1e10))::bigint::text, 10, '0'), t, 1000, :'p3'::int,
+            to_tsvector('simple', t), to_tsvector('simple', t)
+       FROM (SELECT format(:'p1', i) AS t FROM generate_series(1, :'p2'::int) i) g
+     RETURNING id`, title, n, popularity);
+  const top = (await insert(`${x} ${y} first %s`, 10, 900000)).split('\n').map(Number);
+  await insert(`${x} alone %s`, 400, 800000);
+  const later = (await insert(`${x} ${y} later %s`, 30, 700000)).split('\n').map(Number);
+  const desc = (a) => [...a].sort((m, n) => n - m);
+  assert.deepEqual(await ids(`q=${x}%20${y}`), [...desc(top), ...desc(later).slice(0, 10)]);
+  assert.deepEqual(await ids(`q=${y}%20${x}`), [...desc(top), ...desc(later).slice(0, 10)], 'either word walks');
+});
+
 test('typos: a transposition, a missing, an extra and a wrong letter', async () => {
   const w = W.trans;
   const typos = {
@@ -166,6 +190,26 @@ test('a prefix, a surname, a common word by popularity, an ISBN', async () => {
   assert.deepEqual(await ids(`q=${i.slice(0, 3)}-${i.slice(3, 4)}-${i.slice(4, 9)}-${i.slice(9, 12)}-${i.slice(12)}`), names('common4'));
   assert.deepEqual(await ids(`q=${i}&max_price=100`), [], 'filters apply to an ISBN too');
   assert.deepEqual(await ids(`q=${nowhere()}`), [], 'a word in no book finds nothing');
+});
+
+test('completions of a prefix of any length: the 8 most frequent words, as a scan of the vocabulary finds them', async () => {
+  // catalog_words_completions (sql/015_search_vocabulary.sql) answers from
+  // indexes by the first one or two letters and by byte-order range; each
+  // branch must agree with the plain definition, a LIKE over the whole
+  // vocabulary, under the worker's generic plans
+  const prefixes = [...new Set(Object.values(W).flatMap((w) => Array.from({ length: w.length }, (_, k) => w.slice(0, k + 1))))];
+  const differ = await sql(
+    `SET plan_cache_mode = force_generic_plan;
+     SELECT string_agg(p, ',') FROM unnest(string_to_array(:'p1', ',')) AS p
+      WHERE (SELECT array_agg(x.word ORDER BY x.ndoc DESC, x.word)
+               FROM (SELECT cw.word, cw.ndoc FROM catalog_words cw
+                      WHERE (cw.word COLLATE "C") LIKE p || '%' AND cw.ndoc > 0
+                      ORDER BY cw.ndoc DESC, cw.word LIMIT 8) x)
+            IS DISTINCT FROM
+            (SELECT array_agg(c.word ORDER BY c.ndoc DESC, c.word) FROM catalog_words_completions(p) c)`,
+    prefixes.join(','));
+  assert.equal(differ, '', `prefixes whose completions differ: ${differ}`);
+  assert.ok(prefixes.some((p) => p.length === 1) && prefixes.some((p) => p.length === 2) && prefixes.some((p) => p.length > 2));
 });
 
 test('pages of a two-word search with a cursor: each match once, in order', async () => {
