@@ -779,8 +779,8 @@ ngx_chat_api_dispatch(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
         }
     }
 
-    rc = ngx_chat_bus_send(p, r->connection->log, ctx->route->op,
-                           &ctx->caller, &key, &body);
+    rc = ngx_chat_bus_send(ngx_chat_gateway(r), p, r->connection->log,
+                           ctx->route->op, &ctx->caller, &key, &body);
     cJSON_free(text);
 
     if (rc == NGX_OK) {
@@ -846,13 +846,14 @@ ngx_int_t
 ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
     ngx_chat_caller_t *caller, const char **why)
 {
-    chat_token_status_t    status;
-    chat_token_claims_t    claims;
-    ngx_chat_main_conf_t  *cmcf;
+    chat_token_status_t   status;
+    chat_token_claims_t   claims;
+    ngx_chat_loc_conf_t  *clcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    /* the secret of the request's application (its location's) */
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
-    status = chat_token_verify(cmcf->token_secret.data, cmcf->token_secret.len,
+    status = chat_token_verify(clcf->token_secret.data, clcf->token_secret.len,
                                (const char *) token->data, token->len,
                                (int64_t) ngx_time(), &claims);
 
@@ -863,7 +864,7 @@ ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
         return NGX_DECLINED;
     }
 
-    switch (ngx_chat_revoked_check((u_char *) claims.sid,
+    switch (ngx_chat_revoked_check(ngx_chat_gateway(r), (u_char *) claims.sid,
                                    ngx_strlen(claims.sid)))
     {
     case NGX_OK:
@@ -1249,7 +1250,7 @@ ngx_chat_api_seal(ngx_http_request_t *r, const char *op, cJSON *json,
     const cJSON           *item;
     chat_seal_ad_t         ad;
     const char *const     *fields, *const *f;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
     fields = chat_seal_command_fields(op, ngx_strlen(op));
     if (fields == NULL) {
@@ -1268,7 +1269,12 @@ ngx_chat_api_seal(ngx_http_request_t *r, const char *op, cJSON *json,
         }
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    if (clcf->endpoint == NULL) {
+        return ngx_chat_problem(problem, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "internal_error", "no redis here");
+    }
 
     ad.dir = "cmd";
     ad.op = op;
@@ -1278,7 +1284,7 @@ ngx_chat_api_seal(ngx_http_request_t *r, const char *op, cJSON *json,
     ad.req = "";
     ad.req_len = 0;
 
-    if (chat_seal_json(cmcf->seal_key, &ad, fields, json) != 0) {
+    if (chat_seal_json(clcf->endpoint->seal_key, &ad, fields, json) != 0) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "chat: sealing the secret fields of \"%s\" failed",
                       op);

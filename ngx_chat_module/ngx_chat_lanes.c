@@ -57,8 +57,9 @@ typedef struct {
     int64_t             sent_at_ask;    /* sent when the poll was asked */
 } ngx_chat_lane_state_t;
 
-typedef struct {
-    ngx_chat_main_conf_t   *cmcf;
+/* one per gateway: the lanes of one Redis, with its own backend */
+struct ngx_chat_lanes_s {
+    ngx_chat_gateway_t     *gw;
     ngx_uint_t              shards;
     int64_t                 key_id;     /* chat_token_key_id of ours */
     int64_t                 presence_ttl;       /* chat_presence_ttl, ms */
@@ -67,10 +68,7 @@ typedef struct {
     ngx_chat_lane_state_t   lanes[CHAT_LANE_COUNT];
     ngx_event_t             poll;
     unsigned                asking:1;
-} ngx_chat_lanes_t;
-
-
-static ngx_chat_lanes_t  *ngx_chat_lanes;
+};
 
 
 /* KEYS: every lane's streams, lane by lane, then CHAT_LANES_KEY.
@@ -118,26 +116,29 @@ static void ngx_chat_lanes_told(redisAsyncContext *ac, void *reply,
     void *privdata);
 
 
-ngx_int_t
-ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
+ngx_chat_lanes_t *
+ngx_chat_lanes_create(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
 {
-    ngx_uint_t         lane, shard;
-    ngx_chat_lanes_t  *l;
+    ngx_uint_t             lane, shard;
+    ngx_chat_lanes_t      *l;
+    ngx_chat_main_conf_t  *cmcf = gw->cmcf;
 
     l = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_lanes_t));
     if (l == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    l->cmcf = cmcf;
+    /* the backend on this Redis is checked against the secret of the
+     * locations using it (one backend, one secret per Redis) */
+    l->gw = gw;
     l->shards = cmcf->stream_shards;
-    l->key_id = chat_token_key_id(cmcf->token_secret.data,
-                                  cmcf->token_secret.len);
+    l->key_id = chat_token_key_id(gw->endpoint->token_secret.data,
+                                  gw->endpoint->token_secret.len);
     l->presence_ttl = (int64_t) cmcf->presence_ttl;
     l->streams = ngx_pcalloc(cycle->pool, CHAT_LANE_COUNT * l->shards
                                           * NGX_CHAT_LANES_STREAM_LEN);
     if (l->streams == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
@@ -146,57 +147,55 @@ ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
                                  NGX_CHAT_LANES_STREAM_LEN, lane, shard)
                 == 0)
             {
-                return NGX_ERROR;
+                return NULL;
             }
         }
     }
 
     l->poll.handler = ngx_chat_lanes_ask;
+    l->poll.data = l;
     l->poll.log = cycle->log;
     l->poll.cancelable = 1;
     ngx_add_timer(&l->poll, NGX_CHAT_LANES_POLL_MS);
 
-    ngx_chat_lanes = l;
-
-    return NGX_OK;
+    return l;
 }
 
 
 void
-ngx_chat_lanes_exit_process(void)
+ngx_chat_lanes_stop(ngx_chat_lanes_t *l)
 {
-    if (ngx_chat_lanes && ngx_chat_lanes->poll.timer_set) {
-        ngx_del_timer(&ngx_chat_lanes->poll);
+    if (l != NULL && l->poll.timer_set) {
+        ngx_del_timer(&l->poll);
     }
-
-    ngx_chat_lanes = NULL;
 }
 
 
 const char *
-ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard)
+ngx_chat_lanes_stream(ngx_chat_lanes_t *l, chat_lane_t lane,
+    ngx_uint_t shard)
 {
-    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
-        || shard >= ngx_chat_lanes->shards)
+    if (l == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
+        || shard >= l->shards)
     {
         return NULL;
     }
 
-    return ngx_chat_lanes->streams[lane * ngx_chat_lanes->shards + shard];
+    return l->streams[lane * l->shards + shard];
 }
 
 
 ngx_int_t
-ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
-    time_t *retry_after)
+ngx_chat_lanes_admit(ngx_chat_lanes_t *l, chat_lane_t lane,
+    ngx_msec_t *timeout, time_t *retry_after)
 {
     ngx_chat_lane_state_t  *s;
 
-    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT) {
+    if (l == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT) {
         return NGX_OK;
     }
 
-    s = &ngx_chat_lanes->lanes[lane];
+    s = &l->lanes[lane];
 
     if (s->disagrees) {
         *retry_after = 5;
@@ -221,32 +220,33 @@ ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
 
 
 ngx_uint_t
-ngx_chat_lanes_disagree(chat_lane_t lane)
+ngx_chat_lanes_disagree(ngx_chat_lanes_t *l, chat_lane_t lane)
 {
-    return ngx_chat_lanes != NULL && (ngx_uint_t) lane < CHAT_LANE_COUNT
-           && ngx_chat_lanes->lanes[lane].disagrees;
+    return l != NULL && (ngx_uint_t) lane < CHAT_LANE_COUNT
+           && l->lanes[lane].disagrees;
 }
 
 
 ngx_uint_t
-ngx_chat_lanes_presence_ttl_disagrees(void)
+ngx_chat_lanes_presence_ttl_disagrees(ngx_chat_lanes_t *l)
 {
-    return ngx_chat_lanes != NULL && ngx_chat_lanes->ttl_disagrees;
+    return l != NULL && l->ttl_disagrees;
 }
 
 
 ngx_int_t
-ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth, int64_t *queue)
+ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane, int64_t *depth,
+    int64_t *queue)
 {
     ngx_chat_lane_state_t  *s;
 
-    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
-        || !ngx_chat_lanes->lanes[lane].known)
+    if (l == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
+        || !l->lanes[lane].known)
     {
         return NGX_DECLINED;
     }
 
-    s = &ngx_chat_lanes->lanes[lane];
+    s = &l->lanes[lane];
     *depth = s->depth + s->sent;
     *queue = s->limits.queue;
 
@@ -260,18 +260,18 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     size_t             *argvlen;
     ngx_uint_t          i, n, argc, lane;
     const char        **argv;
-    ngx_chat_lanes_t   *l = ngx_chat_lanes;
+    ngx_chat_lanes_t   *l = ev->data;
     ngx_chat_redis_t   *rc;
     static char         shards[NGX_INT_T_LEN + 1];
     static char         nkeys[NGX_INT_T_LEN + 1];
 
-    if (l == NULL || ngx_exiting || ngx_terminate || ngx_quit) {
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
 
     ngx_add_timer(&l->poll, NGX_CHAT_LANES_POLL_MS);
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(l->gw);
 
     if (l->asking || rc == NULL || !rc->connected) {
         return;
@@ -312,7 +312,7 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
 
     /* the runner copies the arguments */
     if (ngx_chat_redis_script(rc, &ngx_chat_lanes_script, ngx_chat_lanes_told,
-                              NULL, (int) argc - 2, argv + 2, argvlen + 2)
+                              l, (int) argc - 2, argv + 2, argvlen + 2)
         == NGX_OK)
     {
         l->asking = 1;
@@ -332,13 +332,11 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
     ngx_int_t               lane;
     redisReply             *rr = reply, *e, *h;
     chat_lane_limits_t      limits;
-    ngx_chat_lanes_t       *l = ngx_chat_lanes;
+    ngx_chat_lanes_t       *l = privdata;
     ngx_chat_lane_state_t  *s;
 
-    if (l == NULL) {
-        return;
-    }
-
+    /* l lives in the cycle's pool: valid even for the NULL replies of
+     * the connection's end at exit */
     l->asking = 0;
 
     if (rr == NULL || rr->type != REDIS_REPLY_ARRAY
@@ -346,7 +344,8 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
     {
         if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_WARN, l->poll.log, 0,
-                          "chat lanes: redis: %s", rr->str);
+                          "chat lanes: redis %V: %s", &l->gw->endpoint->name,
+                          rr->str);
         }
         return;
     }
@@ -399,8 +398,9 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
 
         if (!agree && !l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_ERR, l->poll.log, 0,
-                          "chat: lane \"%s\" refused until the edge and the "
-                          "backend agree: %s", chat_lane_name(lane), why);
+                          "chat: lane \"%s\" of redis %V refused until the "
+                          "edge and the backend agree: %s",
+                          chat_lane_name(lane), &l->gw->endpoint->name, why);
 
         } else if (agree && l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_NOTICE, l->poll.log, 0,

@@ -90,8 +90,9 @@ static ngx_int_t ngx_chat_metrics_send_cluster(ngx_http_request_t *r,
     redisReply *rr);
 static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
-static const char *ngx_chat_metrics_stream(ngx_uint_t i);
-static u_char *ngx_chat_metrics_lanes(u_char *last);
+static const char *ngx_chat_metrics_stream(ngx_chat_lanes_t *lanes,
+    ngx_uint_t i);
+static u_char *ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes);
 static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r);
 
 
@@ -329,6 +330,7 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     ngx_uint_t              i, n, argc;
     const char            **argv;
     ngx_chat_redis_t       *rc_redis;
+    ngx_chat_gateway_t     *gw;
     ngx_chat_pending_t     *p;
     ngx_chat_main_conf_t   *cmcf;
 
@@ -341,7 +343,9 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    rc_redis = ngx_chat_bus_redis();
+    /* the figures of this location's Redis (chat_redis) */
+    gw = ngx_chat_gateway(r);
+    rc_redis = ngx_chat_bus_redis(gw);
 
     if (rc_redis == NULL || !ngx_chat_redis_usable(rc_redis)) {
         return ngx_chat_metrics_send_cluster(r, NULL);
@@ -368,7 +372,7 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     *ngx_sprintf((u_char *) argv[2], "%ui", n + 3) = '\0';
 
     for (i = 0; i < n; i++) {
-        argv[3 + i] = ngx_chat_metrics_stream(i);
+        argv[3 + i] = ngx_chat_metrics_stream(gw->lanes, i);
         if (argv[3 + i] == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -405,13 +409,13 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
 
 /* The i-th command stream: lane by lane, shard by shard. */
 static const char *
-ngx_chat_metrics_stream(ngx_uint_t i)
+ngx_chat_metrics_stream(ngx_chat_lanes_t *lanes, ngx_uint_t i)
 {
     ngx_chat_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
 
-    return ngx_chat_lanes_stream(i / cmcf->stream_shards,
+    return ngx_chat_lanes_stream(lanes, i / cmcf->stream_shards,
                                  i % cmcf->stream_shards);
 }
 
@@ -451,7 +455,7 @@ ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply, void *privdata)
 /* Each lane's depth and bound as the answering worker last saw them
  * (ngx_chat_lanes.c): what the edge's admission decides on. */
 static u_char *
-ngx_chat_metrics_lanes(u_char *last)
+ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
 {
     int64_t     depth, queue;
     ngx_uint_t  lane;
@@ -460,7 +464,7 @@ ngx_chat_metrics_lanes(u_char *last)
                                    "commands waiting or running per lane, "
                                    "as this edge's admission sees them");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lane, &depth, &queue) == NGX_OK) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue) == NGX_OK) {
             last = ngx_sprintf(last, "chat_lane_depth{lane=\"%s\"} %L\n",
                                chat_lane_name(lane), depth);
         }
@@ -470,7 +474,7 @@ ngx_chat_metrics_lanes(u_char *last)
                                    "the depth at which a lane's commands "
                                    "are refused 503 overloaded (0: none)");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lane, &depth, &queue) == NGX_OK) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue) == NGX_OK) {
             last = ngx_sprintf(last, "chat_lane_queue_limit{lane=\"%s\"} "
                                "%L\n", chat_lane_name(lane), queue);
         }
@@ -483,7 +487,7 @@ ngx_chat_metrics_lanes(u_char *last)
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         last = ngx_sprintf(last, "chat_lane_misconfigured{lane=\"%s\"} %ui\n",
                            chat_lane_name(lane),
-                           ngx_chat_lanes_disagree(lane));
+                           ngx_chat_lanes_disagree(lanes, lane));
     }
 
     last = ngx_chat_metrics_family(last, "chat_presence_ttl_mismatch",
@@ -492,7 +496,7 @@ ngx_chat_metrics_lanes(u_char *last)
                                    "not this edge's chat_presence_ttl "
                                    "(presence flaps or lags)");
     last = ngx_sprintf(last, "chat_presence_ttl_mismatch %ui\n",
-                       ngx_chat_lanes_presence_ttl_disagrees());
+                       ngx_chat_lanes_presence_ttl_disagrees(lanes));
 
     return last;
 }
@@ -574,8 +578,9 @@ ngx_chat_metrics_send(ngx_http_request_t *r)
 {
     u_char            *buf, *last, *end;
     size_t             size, i;
-    ngx_chat_redis_t  *redis;
-    ngx_atomic_int_t   open;
+    ngx_chat_redis_t    *redis;
+    ngx_chat_gateway_t  *gw;
+    ngx_atomic_int_t     open;
 
     size = 16384 + NGX_CHAT_OP_SLOTS * 1536;
     buf = ngx_pnalloc(r->pool, size);
@@ -627,14 +632,16 @@ ngx_chat_metrics_send(ngx_http_request_t *r)
         }
     }
 
-    redis = ngx_chat_bus_redis();
+    /* of this location's Redis (chat_redis) */
+    gw = ngx_chat_gateway(r);
+    redis = ngx_chat_bus_redis(gw);
     last = ngx_chat_metrics_family(last, "chat_redis_up", "gauge",
                                    "1 when this nginx worker's Redis "
                                    "connection is usable");
     last = ngx_sprintf(last, "chat_redis_up %d\n",
                        redis != NULL && ngx_chat_redis_usable(redis));
 
-    last = ngx_chat_metrics_lanes(last);
+    last = ngx_chat_metrics_lanes(last, gw ? gw->lanes : NULL);
 
     last = ngx_chat_metrics_family(last, "chat_command_ops_untracked_total",
                                    "counter", "answers of ops past the "
@@ -855,13 +862,18 @@ ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
 {
     u_char      *buf, *last, *end;
     size_t       size, i, n;
-    ngx_uint_t   ok, workers, pg_ok;
-    long long    pending;
-    redisReply  *e;
+    ngx_uint_t         ok, workers, pg_ok;
+    long long          pending;
+    redisReply        *e;
+    ngx_chat_lanes_t  *lanes;
+
+    /* an answer (ok) came from this location's gateway */
+    lanes = ngx_chat_gateway(r) ? ngx_chat_gateway(r)->lanes : NULL;
 
     /* 2 per command stream, the dead letters' length and count, workers,
      * worker figures */
-    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 4
+    ok = lanes != NULL && rr != NULL && rr->type == REDIS_REPLY_ARRAY
+         && rr->elements >= 4
          && (rr->elements - 4) % 2 == 0;
     n = ok ? (rr->elements - 4) / 2 : 0;
 
@@ -885,7 +897,7 @@ ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
         for (i = 0; i < n; i++) {
             e = rr->element[2 * i];
             last = ngx_sprintf(last, "chat_stream_length{stream=\"%s\"}"
-                               " %L\n", ngx_chat_metrics_stream(i),
+                               " %L\n", ngx_chat_metrics_stream(lanes, i),
                                e->type == REDIS_REPLY_INTEGER
                                ? (int64_t) e->integer : 0);
         }
@@ -897,7 +909,7 @@ ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
             e = rr->element[2 * i + 1];
             pending = e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
             last = ngx_sprintf(last, "chat_stream_pending{stream=\"%s\"}"
-                               " %L\n", ngx_chat_metrics_stream(i),
+                               " %L\n", ngx_chat_metrics_stream(lanes, i),
                                (int64_t) pending);
         }
 

@@ -77,21 +77,21 @@ ngx_chat_presence_refresh_interval(void)
 
 
 void
-ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
+ngx_chat_presence_announce(ngx_chat_gateway_t *gw, int64_t uid,
+    ngx_uint_t online)
 {
     int                klen;
     char               key[CHAT_KEY_MAX];
     u_char             id[NGX_INT64_LEN], ms[NGX_INT64_LEN];
     u_char            *ilast, *mlast;
-    ngx_str_t         *gw;
     const char        *argv[8];
     size_t             argvlen[8];
     ngx_chat_redis_t  *rc;
 
-    rc = ngx_chat_bus_redis();
-    gw = ngx_chat_bus_reply_stream();
+    /* in the user's application's Redis, under the gateway's stream */
+    rc = ngx_chat_bus_redis(gw);
 
-    if (rc == NULL || gw == NULL || ngx_chat_presence_conf == NULL
+    if (rc == NULL || ngx_chat_presence_conf == NULL
         || !ngx_chat_redis_usable(rc))
     {
         /* the reconnect re-announces everyone */
@@ -114,8 +114,8 @@ ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
     argvlen[3] = sizeof(CHAT_PRESENCE_ON_KEY) - 1;
     argv[4] = CHAT_PRESENCE_CHANGES_KEY;
     argvlen[4] = sizeof(CHAT_PRESENCE_CHANGES_KEY) - 1;
-    argv[5] = (const char *) gw->data;
-    argvlen[5] = gw->len;
+    argv[5] = (const char *) gw->reply_stream.data;
+    argvlen[5] = gw->reply_stream.len;
     argv[6] = (const char *) id;
     argvlen[6] = ilast - id;
     argv[7] = (const char *) ms;

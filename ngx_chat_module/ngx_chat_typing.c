@@ -58,7 +58,8 @@ static void ngx_chat_typing_done(redisAsyncContext *ac, void *reply,
 
 
 void
-ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log)
+ngx_chat_typing(ngx_chat_gateway_t *gw, int64_t uid, int64_t conversation_id,
+    ngx_log_t *log)
 {
     int                    mlen, rlen, blen;
     char                   members[CHAT_KEY_MAX], rate[CHAT_KEY_MAX];
@@ -71,7 +72,7 @@ ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log)
     ngx_chat_redis_t      *rc;
     ngx_chat_main_conf_t  *cmcf;
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(gw);
     cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
 
     if (rc == NULL || cmcf == NULL || !ngx_chat_redis_usable(rc)) {

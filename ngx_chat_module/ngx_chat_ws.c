@@ -421,6 +421,9 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
 
     ws->client.uid = caller->uid;
     ws->client.deliver = ngx_chat_ws_deliver;
+    /* events come from the Redis of this location's application */
+    ws->client.registry = ngx_chat_gateway(r) ? ngx_chat_gateway(r)->registry
+                                              : NULL;
     ws->client.revoke = ngx_chat_ws_revoked;
     ws->client.data = ws;
 
