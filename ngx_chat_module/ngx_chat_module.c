@@ -638,6 +638,7 @@ static char *
 ngx_chat_merge_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf)
 {
     u_char                *p;
+    ngx_str_t              secret;
     ngx_uint_t             i;
     const char            *what;
     ngx_chat_endpoint_t   *ep, **eps, **slot;
@@ -660,6 +661,13 @@ ngx_chat_merge_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf)
                            "\"chat_redis_user\" needs "
                            "\"chat_redis_password_file\"");
         return NGX_CONF_ERROR;
+    }
+
+    /* only what checks tokens says which secret the backend has (a
+     * chat_metrics location may inherit another one) */
+    secret = conf->token_secret;
+    if (!conf->checks_tokens) {
+        ngx_str_null(&secret);
     }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
@@ -693,11 +701,10 @@ ngx_chat_merge_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf)
         } else if (ep->timeout != conf->redis_timeout) {
             what = "chat_redis_timeout";
 
-        } else if (ep->token_secret.len && conf->token_secret.len
-                   && (ep->token_secret.len != conf->token_secret.len
-                       || ngx_strncmp(ep->token_secret.data,
-                                      conf->token_secret.data,
-                                      ep->token_secret.len) != 0))
+        } else if (ep->token_secret.len && secret.len
+                   && (ep->token_secret.len != secret.len
+                       || ngx_strncmp(ep->token_secret.data, secret.data,
+                                      secret.len) != 0))
         {
             what = "chat_token_secret";
         }
@@ -711,8 +718,8 @@ ngx_chat_merge_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf)
             return NGX_CONF_ERROR;
         }
 
-        if (ep->token_secret.len == 0) {
-            ep->token_secret = conf->token_secret;
+        if (ep->token_secret.len == 0 && secret.len) {
+            ep->token_secret = secret;
             goto seal;
         }
 
@@ -743,7 +750,7 @@ ngx_chat_merge_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf)
     ep->password = conf->redis_password;
     ep->connect_timeout = conf->redis_connect_timeout;
     ep->timeout = conf->redis_timeout;
-    ep->token_secret = conf->token_secret;
+    ep->token_secret = secret;
 
     ep->name.data = p;
     if (ep->user.len) {

@@ -235,9 +235,9 @@ ngx_msec_t ngx_chat_presence_refresh_interval(void);
 /* ngx_chat_caps.c: per-user caps on live WebSockets across this edge */
 ngx_int_t ngx_chat_caps_zone(ngx_conf_t *cf);
 void ngx_chat_caps_init_process(void);
-ngx_int_t ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max,
-    ngx_log_t *log);
-void ngx_chat_caps_ws_release(int64_t uid);
+ngx_int_t ngx_chat_caps_ws_acquire(ngx_uint_t app, int64_t uid,
+    ngx_uint_t max, ngx_log_t *log);
+void ngx_chat_caps_ws_release(ngx_uint_t app, int64_t uid);
 
 /* ngx_chat_media.c: uploads (the chat_media_upload handler) and
  * GET /api/v1/attachments/{id} */
