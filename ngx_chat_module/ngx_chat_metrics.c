@@ -90,8 +90,7 @@ static ngx_int_t ngx_chat_metrics_send_cluster(ngx_http_request_t *r,
     redisReply *rr);
 static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
-static const char *ngx_chat_metrics_stream(ngx_chat_lanes_t *lanes,
-    ngx_uint_t i);
+static const char *ngx_chat_metrics_stream(ngx_uint_t i);
 static u_char *ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes);
 static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r);
 
@@ -372,7 +371,7 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     *ngx_sprintf((u_char *) argv[2], "%ui", n + 3) = '\0';
 
     for (i = 0; i < n; i++) {
-        argv[3 + i] = ngx_chat_metrics_stream(gw->lanes, i);
+        argv[3 + i] = ngx_chat_metrics_stream(i);
         if (argv[3 + i] == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -407,15 +406,23 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
 }
 
 
-/* The i-th command stream: lane by lane, shard by shard. */
+/* The i-th command stream: lane by lane, shard by shard (the same names in
+ * every Redis, so any gateway's lanes have them). */
 static const char *
-ngx_chat_metrics_stream(ngx_chat_lanes_t *lanes, ngx_uint_t i)
+ngx_chat_metrics_stream(ngx_uint_t i)
 {
+    ngx_uint_t             n;
+    ngx_chat_gateway_t    *gws;
     ngx_chat_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
+    gws = ngx_chat_bus_gateways(&n);
 
-    return ngx_chat_lanes_stream(lanes, i / cmcf->stream_shards,
+    if (n == 0) {
+        return NULL;
+    }
+
+    return ngx_chat_lanes_stream(gws[0].lanes, i / cmcf->stream_shards,
                                  i % cmcf->stream_shards);
 }
 
@@ -862,18 +869,13 @@ ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
 {
     u_char      *buf, *last, *end;
     size_t       size, i, n;
-    ngx_uint_t         ok, workers, pg_ok;
-    long long          pending;
-    redisReply        *e;
-    ngx_chat_lanes_t  *lanes;
-
-    /* an answer (ok) came from this location's gateway */
-    lanes = ngx_chat_gateway(r) ? ngx_chat_gateway(r)->lanes : NULL;
+    ngx_uint_t   ok, workers, pg_ok;
+    long long    pending;
+    redisReply  *e;
 
     /* 2 per command stream, the dead letters' length and count, workers,
      * worker figures */
-    ok = lanes != NULL && rr != NULL && rr->type == REDIS_REPLY_ARRAY
-         && rr->elements >= 4
+    ok = rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements >= 4
          && (rr->elements - 4) % 2 == 0;
     n = ok ? (rr->elements - 4) / 2 : 0;
 
@@ -897,7 +899,7 @@ ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
         for (i = 0; i < n; i++) {
             e = rr->element[2 * i];
             last = ngx_sprintf(last, "chat_stream_length{stream=\"%s\"}"
-                               " %L\n", ngx_chat_metrics_stream(lanes, i),
+                               " %L\n", ngx_chat_metrics_stream(i),
                                e->type == REDIS_REPLY_INTEGER
                                ? (int64_t) e->integer : 0);
         }
@@ -909,7 +911,7 @@ ngx_chat_metrics_send_cluster(ngx_http_request_t *r, redisReply *rr)
             e = rr->element[2 * i + 1];
             pending = e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
             last = ngx_sprintf(last, "chat_stream_pending{stream=\"%s\"}"
-                               " %L\n", ngx_chat_metrics_stream(lanes, i),
+                               " %L\n", ngx_chat_metrics_stream(i),
                                (int64_t) pending);
         }
 

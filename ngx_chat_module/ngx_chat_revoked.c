@@ -130,6 +130,7 @@ static void ngx_chat_revoked_end_local(ngx_chat_revocations_t *f,
     int64_t uid, u_char *sid, size_t len);
 static void ngx_chat_revoked_following(ngx_chat_revocations_t *f,
     ngx_uint_t on);
+static void ngx_chat_revoked_slot_follows_none(void);
 
 
 
@@ -248,6 +249,20 @@ ngx_chat_revoked_following(ngx_chat_revocations_t *f, ngx_uint_t on)
 
     if (sh->followed[ngx_process_slot] == 0) {
         sh->following[ngx_process_slot] = 0;
+    }
+}
+
+
+/* This worker's slot follows no endpoint (at start: a killed predecessor
+ * in it follows no more; at exit). */
+static void
+ngx_chat_revoked_slot_follows_none(void)
+{
+    ngx_chat_revoked_sh_t  *sh = ngx_chat_revoked_table->sh;
+
+    if (ngx_process_slot >= 0 && ngx_process_slot < NGX_MAX_PROCESSES) {
+        sh->following[ngx_process_slot] = 0;
+        sh->followed[ngx_process_slot] = 0;
     }
 }
 
@@ -505,10 +520,7 @@ ngx_chat_revoked_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     ngx_chat_revoked_table = ses;
 
     /* a predecessor in this slot (killed, say) follows no more */
-    if (ngx_process_slot >= 0 && ngx_process_slot < NGX_MAX_PROCESSES) {
-        ses->sh->following[ngx_process_slot] = 0;
-        ses->sh->followed[ngx_process_slot] = 0;
-    }
+    ngx_chat_revoked_slot_follows_none();
 
     ngx_add_timer(&ses->sweep, NGX_CHAT_REVOKED_SWEEP);
 
@@ -529,10 +541,7 @@ ngx_chat_revoked_exit_process(void)
         ngx_del_timer(&ses->sweep);
     }
 
-    if (ngx_process_slot >= 0 && ngx_process_slot < NGX_MAX_PROCESSES) {
-        ses->sh->following[ngx_process_slot] = 0;
-        ses->sh->followed[ngx_process_slot] = 0;
-    }
+    ngx_chat_revoked_slot_follows_none();
 
     ngx_chat_revoked_table = NULL;
 }
