@@ -398,9 +398,9 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
 
         if (!agree && !l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_ERR, l->poll.log, 0,
-                          "chat: lane \"%s\" of redis %V refused until the "
-                          "edge and the backend agree: %s",
-                          chat_lane_name(lane), &l->gw->endpoint->name, why);
+                          "chat: lane \"%s\" refused until the edge and the "
+                          "backend agree: %s (redis %V)",
+                          chat_lane_name(lane), why, &l->gw->endpoint->name);
 
         } else if (agree && l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_NOTICE, l->poll.log, 0,
