@@ -129,11 +129,14 @@ ngx_chat_lanes_create(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
     }
 
     /* the backend on this Redis is checked against the secret of the
-     * locations using it (one backend, one secret per Redis) */
+     * locations using it (one backend, one secret per Redis); a Redis
+     * only chat_metrics locations use has no secret to check (0) */
     l->gw = gw;
     l->shards = cmcf->stream_shards;
-    l->key_id = chat_token_key_id(gw->endpoint->token_secret.data,
-                                  gw->endpoint->token_secret.len);
+    l->key_id = gw->endpoint->token_secret.len
+                ? chat_token_key_id(gw->endpoint->token_secret.data,
+                                    gw->endpoint->token_secret.len)
+                : 0;
     l->presence_ttl = (int64_t) cmcf->presence_ttl;
     l->streams = ngx_pcalloc(cycle->pool, CHAT_LANE_COUNT * l->shards
                                           * NGX_CHAT_LANES_STREAM_LEN);
@@ -394,7 +397,8 @@ ngx_chat_lanes_told(redisAsyncContext *ac, void *reply, void *privdata)
         l->lanes[lane].known = 1;
 
         agree = chat_lane_limits_agree(&limits, (int64_t) l->shards,
-                                       l->key_id, why, sizeof(why));
+                                       l->key_id ? l->key_id : limits.key_id,
+                                       why, sizeof(why));
 
         if (!agree && !l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_ERR, l->poll.log, 0,
