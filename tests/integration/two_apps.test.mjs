@@ -175,6 +175,37 @@ test('both applications work at once, and a message of one never reaches the oth
   assert.ok(mineB.json.messages.some((m) => m.text === textB), mineB.text);
 });
 
+test('long polls and sign-outs of the second application go through its own Redis', async () => {
+  // a long poll on the second application hears its message
+  const { peer, id } = await conversation(TWO, two, 'twoapps-poll');
+  const events = (cursor, timeout) => api('GET',
+    `${TWO.prefix}/events?${cursor ? `cursor=${encodeURIComponent(cursor)}&` : ''}timeout=${timeout}`,
+    undefined, { base: TWO.base, token: peer.token });
+  const opened = await events(undefined, 0);
+  assert.equal(opened.status, 200, opened.text);
+  const held = events(opened.json.cursor, 20);
+  const text = `polled-${randomBytes(6).toString('hex')}`;
+  const sent = await api('POST', `${TWO.prefix}/conversations/${id}/messages`, { client_msg_id: `p-${text}`, text },
+    { base: TWO.base, token: two.token });
+  assert.equal(sent.status, 201, sent.text);
+  const got = await held;
+  assert.equal(got.status, 200, got.text);
+  assert.ok(got.json.events.some((e) => e.type === 'message' && e.message.text === text), got.text);
+
+  // a sign-out there ends the session's token and its WebSocket at once;
+  // the first application's tokens are untouched
+  const leaving = await registerUser('twoapps-logout', TWO);
+  const ws = await connect(TWO, { token: leaving.token });
+  await ws.request({ type: 'ping' }, (m) => m.type === 'pong');
+  const out = await api('POST', `${TWO.prefix}/auth/logout`, undefined, { base: TWO.base, token: leaving.token });
+  assert.equal(out.status, 204, out.text);
+  const after = await api('GET', `${TWO.prefix}/users/me`, undefined, { base: TWO.base, token: leaving.token });
+  assert.equal(after.status, 401, after.text);
+  assert.equal(await ws.closedWith(), 1008);
+  const still = await api('GET', `${ONE.prefix}/users/me`, undefined, { token: one.token });
+  assert.equal(still.status, 200, still.text);
+});
+
 test('files go up and come back under the second application\'s prefix', async () => {
   const image = png({ width: 8, height: 8 });
   const up = await api('POST', `${TWO.prefix}/uploads?name=dot.png`, undefined,
