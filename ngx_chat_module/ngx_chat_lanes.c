@@ -1,11 +1,12 @@
 /*
  * ngx_chat_lanes.c: load shedding per lane at the edge.
  *
- * Each nginx worker asks Redis, a few times a second, how deep every
- * lane's queue is (pending + lag of the workers' consumer group, summed
- * over the lane's shards) and what limits the lane's pool published
- * (chat_lanes.h: queue bound, timeout, Retry-After).  One EVAL on the
- * commands connection does both.  Between two answers the worker adds the
+ * Each nginx worker asks each of its Redis endpoints (one view per
+ * gateway: each Redis has its own backend and lanes), a few times a
+ * second, how deep every lane's queue is (pending + lag of the workers'
+ * consumer group, summed over the lane's shards) and what limits the
+ * lane's pool published (chat_lanes.h: queue bound, timeout,
+ * Retry-After).  One EVAL on the gateway's commands connection does both.  Between two answers the worker adds the
  * commands it sent itself, so a burst arriving within one interval is
  * counted before Redis has seen it.
  *
@@ -16,7 +17,7 @@
  *
  * Agreement.  With its limits a lane's pool publishes its shard count and
  * its secret's fingerprint (chat_lane_limits_agree).  When they differ
- * from this edge's, the edge logs why (once per change) and refuses the
+ * from this edge's (the secret of the locations using that Redis), the edge logs why (once per change) and refuses the
  * lane's commands at once with 503 misconfigured: a command on a shard
  * nobody reads, or for a worker that cannot open its sealed fields, would
  * only wait for its timeout, and a token it signs would fail here.

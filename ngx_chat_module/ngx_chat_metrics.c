@@ -643,7 +643,8 @@ ngx_chat_metrics_send(ngx_http_request_t *r)
     gw = ngx_chat_gateway(r);
     redis = ngx_chat_bus_redis(gw);
     last = ngx_chat_metrics_family(last, "chat_redis_up", "gauge",
-                                   "1 when this nginx worker's Redis "
+                                   "1 when this nginx worker's Redis (this "
+                                   "location's chat_redis) "
                                    "connection is usable");
     last = ngx_sprintf(last, "chat_redis_up %d\n",
                        redis != NULL && ngx_chat_redis_usable(redis));
