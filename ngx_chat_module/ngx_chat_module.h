@@ -120,6 +120,11 @@ typedef struct {
     unsigned      checks_tokens:1;      /* ... which need the secret */
 } ngx_chat_loc_conf_t;
 
+/* ngx_chat_endpoint.c: from the merge of a location that talks to Redis:
+ * its endpoint (found or made) in conf->endpoint; NGX_CONF_ERROR, logged,
+ * when its settings cannot make one */
+char *ngx_chat_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf);
+
 /* the prefix of the route table's paths (shared/API.md): chat_api_prefix
  * takes its place in a request's path */
 #define NGX_CHAT_API_PREFIX  "/api/v1"
