@@ -13,11 +13,11 @@
  *
  * A request that sends a command is parked in a red-black tree keyed by a
  * per-worker request id (one tree for all the worker's gateways: the ids
- * are the worker's, whichever Redis the command went to), with an nginx timer that answers 504 when the
- * worker pool is too slow.  The reply entry carries the id back; the
- * request is looked up, unparked and answered with the worker's status and
- * body.  A reply for a request that is gone (timed out, client left) finds
- * nothing and is dropped.  Parked entries live in the request's pool and
+ * are the worker's, whichever Redis the command went to), with an nginx
+ * timer that answers 504 when the worker pool is too slow.  The reply
+ * entry carries the id back; the request is looked up, unparked and
+ * answered with the worker's status and body.  A reply for a request that
+ * is gone (timed out, client left) finds nothing and is dropped.  Parked entries live in the request's pool and
  * unpark themselves from a pool cleanup, so no path can leave a dangling
  * pointer in the tree.
  *

@@ -34,7 +34,7 @@ struct ngx_chat_gateway_s {
 
     ngx_str_t                 gateway;       /* "<host>:<pid>:<random>" */
     ngx_str_t                 reply_stream;  /* "chat:gw:{<gateway>}" */
-    char                      last_id[48];
+    char                      last_id[48];   /* the last reply read */
     ngx_event_t               reread;        /* retry after an XREAD error */
     char                      maxlen[NGX_INT_T_LEN + 1];
 
