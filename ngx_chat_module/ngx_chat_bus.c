@@ -17,9 +17,9 @@
  * timer that answers 504 when the worker pool is too slow.  The reply
  * entry carries the id back; the request is looked up, unparked and
  * answered with the worker's status and body.  A reply for a request that
- * is gone (timed out, client left) finds nothing and is dropped.  Parked entries live in the request's pool and
- * unpark themselves from a pool cleanup, so no path can leave a dangling
- * pointer in the tree.
+ * is gone (timed out, client left) finds nothing and is dropped.  Parked
+ * entries live in the request's pool and unpark themselves from a pool
+ * cleanup, so no path can leave a dangling pointer in the tree.
  *
  * The reply reader keeps the last stream id it has seen, so after a Redis
  * restart (AOF on) it resumes exactly where it stopped.
