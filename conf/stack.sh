@@ -34,7 +34,12 @@
 # Sign-in sessions: TOKEN_TTL (1800 s, a token's life; clients refresh),
 # SESSION_TTL (86400 s, a sign-in's), WS_TICKET_TTL (30s).
 # APP2_PORT (none unless set; tests/run.sh: PORT + 2): a second application
-# on the same nginx (conf/nginx-app2.conf.in), for two_apps.test.mjs.
+# on the same nginx (conf/nginx-app2.conf.in), for two_apps.test.mjs, with
+# its own Redis on APP2_REDIS_PORT (REDIS_PORT + 1; data in .run/<stack>/
+# redis-app2, the same ACL users and passwords), its own database
+# (chat_app2 in the same PostgreSQL), its own token secret
+# (.run/<stack>/app2/token_secret) and its own backend (one backend per
+# Redis; .run/<stack>/backend-app2, one worker per lane).
 # Uploads: MEDIA_MAX_BODY (25m, the uploads' client_max_body_size) and
 # DEMO_COVERS (200, the demo books of STACK=dev given drawn covers); the
 # store is .run/<stack>/media (chat_media_root, the backend's --media-root).
@@ -125,7 +130,8 @@ export CHAT_NOTIFY_QUIET_MS=${NOTIFY_QUIET_MS:-1000}
 export CHAT_NOTIFY_BACKOFF_MS=${NOTIFY_BACKOFF_MS:-500}
 RUN=$ROOT/.run/$STACK
 # STACK_REDIS=cluster1: the one Redis runs as a Redis Cluster of one node
-# holding every slot (its bus port REDIS_PORT + 1: Redis' own choice,
+# holding every slot (its bus port REDIS_PORT + 2, since + 1 is the second
+# application's Redis: Redis' own choice,
 # + 10000, may fall in the kernel's ephemeral range, where a client's
 # connection can hold it when Redis restarts), which refuses a
 # script or command over keys of two slots (CROSSSLOT) like a real
@@ -203,6 +209,7 @@ wait_for() {
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+APP2_REDIS_PORT=${APP2_REDIS_PORT:-$((REDIS_PORT + 1))}
 
 # Redis ACL users (conf/redis.conf.in): a password file each, made once,
 # 0600, read by nginx (chat_redis_password_file) and the backend
@@ -224,23 +231,28 @@ if [ -s "$RUN/redis/admin.pass" ]; then
     REDISCLI_AUTH=$(cat "$RUN/redis/admin.pass")
 fi
 
+# start_redis [dir port]: the stack's Redis ($RUN/redis on REDIS_PORT), or
+# another one in $RUN/<dir> (the second application's)
 start_redis() {
-    mkdir -p "$RUN/redis"
+    local dir=$RUN/${1:-redis} port=${2:-$REDIS_PORT}
+    mkdir -p "$RUN/redis" "$dir"
     redis_passwords
-    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-        pid_alive "$RUN/redis/redis.pid" || die "port $REDIS_PORT is taken by another Redis"
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then
+        pid_alive "$dir/redis.pid" || die "port $port is taken by another Redis"
         return
     fi
-    sed -e "s|@RUN@|$RUN|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+    sed -e "s|@RUN@/redis|$dir|g" -e "s|@REDIS_PORT@|$port|g" \
         -e "s|@ADMIN_HASH@|$(redis_hash admin)|g" -e "s|@EDGE_HASH@|$(redis_hash edge)|g" \
         -e "s|@WORKER_HASH@|$(redis_hash worker)|g" \
-        "$ROOT/conf/redis.conf.in" > "$RUN/redis/redis.conf"
-    chmod 600 "$RUN/redis/redis.conf"
-    [ "$STACK_REDIS" = cluster1 ] && redis_cluster1_conf
-    redis-server "$RUN/redis/redis.conf" || die "redis-server failed, see $RUN/redis/redis.log"
-    wait_for 10 "Redis" redis-cli -p "$REDIS_PORT" ping
-    [ "$STACK_REDIS" = cluster1 ] && redis_cluster1_slots
-    log "redis on 127.0.0.1:$REDIS_PORT (AOF on, ACL users chat-edge and chat-worker)"
+        "$ROOT/conf/redis.conf.in" > "$dir/redis.conf"
+    chmod 600 "$dir/redis.conf"
+    # the stack's own Redis (not the second application's) may be a
+    # one-node cluster
+    [ -z "${1:-}" ] && [ "$STACK_REDIS" = cluster1 ] && redis_cluster1_conf
+    redis-server "$dir/redis.conf" || die "redis-server failed, see $dir/redis.log"
+    wait_for 10 "Redis" redis-cli -p "$port" ping
+    [ -z "${1:-}" ] && [ "$STACK_REDIS" = cluster1 ] && redis_cluster1_slots
+    log "redis on 127.0.0.1:$port (AOF on, ACL users chat-edge and chat-worker)"
 }
 
 # STACK_REDIS=cluster: node i of REDIS_NODES on REDIS_PORT + i, its
@@ -299,7 +311,7 @@ workers_heartbeating() {
 
 # STACK_REDIS=cluster1 (above): cluster mode in the config ...
 redis_cluster1_conf() {
-    printf '%s\n' "cluster-enabled yes" "cluster-port $((REDIS_PORT + 1))" \
+    printf '%s\n' "cluster-enabled yes" "cluster-port $((REDIS_PORT + 2))" \
         "cluster-config-file $RUN/redis/nodes.conf" >> "$RUN/redis/redis.conf"
 }
 
@@ -413,34 +425,65 @@ INI
     log "pgbouncer (transaction mode) on $b/.s.PGSQL.$PGBOUNCER_PORT"
 }
 
+# start_backend [dir redis_port secret db workers]: the stack's backend, or
+# another application's (one backend per Redis) in $RUN/<dir>
 start_backend() {
-    mkdir -p "$RUN/backend"
-    pid_alive "$RUN/backend/backend.pid" && return
+    local dir=$RUN/${1:-backend} redis_port=${2:-$REDIS_PORT} \
+          secret=${3:-$RUN/token_secret} db=${4:-chat} workers=${5:-$WORKERS} \
+          pg pooler=none replica=""
+    mkdir -p "$dir"
+    pid_alive "$dir/backend.pid" && return
     [ -x "$BACKEND" ] || die "$BACKEND is not built: run make"
+    # STACK_PG's replica and pgbouncer serve the stack's own database only
+    if [ "$db" = chat ]; then
+        pg=$(backend_pg_conninfo) replica=$(replica_conninfo_if_any)
+        if stack_pg_has pgbouncer; then pooler=transaction; fi
+    else
+        pg=$(pg_conninfo | sed "s/dbname=chat /dbname=$db /")
+    fi
     # the backend appends to its --log-file itself; the redirect to the same
     # file only catches what it says before it has opened it
     # shellcheck disable=SC2094
-    CHAT_PG=$(backend_pg_conninfo) CHAT_LANES=${LANES:-} \
-    CHAT_PG_REPLICA=$(replica_conninfo_if_any) \
-    CHAT_PG_POOLER=$(if stack_pg_has pgbouncer; then echo transaction; else echo none; fi) \
+    CHAT_PG=$pg CHAT_LANES=${LANES:-} \
+    CHAT_PG_REPLICA=$replica CHAT_PG_POOLER=$pooler \
     CHAT_TOKEN_TTL=${TOKEN_TTL:-1800} CHAT_SESSION_TTL=${SESSION_TTL:-86400} \
     CHAT_SHARDS=$STREAM_SHARDS \
     CHAT_REDIS_USER=chat-worker CHAT_REDIS_PASSWORD_FILE=$RUN/redis/worker.pass \
     setsid "$BACKEND" \
-        --workers "$WORKERS" \
-        --redis "127.0.0.1:$REDIS_PORT" \
-        --token-secret-file "$RUN/token_secret" \
+        --workers "$workers" \
+        --redis "127.0.0.1:$redis_port" \
+        --token-secret-file "$secret" \
         --claim-idle-ms "${CLAIM_IDLE_MS:-5000}" \
         --payment-url "http://127.0.0.1:$PAYMENT_PORT" \
         --payment-timeout-ms "$PAYMENT_TIMEOUT_MS" \
         --reservation-ttl-ms "$RESERVATION_TTL_MS" \
         --reconcile-interval-ms "$RECONCILE_INTERVAL_MS" \
         --media-root "$RUN/media" \
-        --pidfile "$RUN/backend/backend.pid" \
-        --log-file "$RUN/backend/backend.log" \
-        >> "$RUN/backend/backend.log" 2>&1 < /dev/null &
-    wait_for 10 "the backend" test -s "$RUN/backend/backend.pid"
-    log "backend: $WORKERS workers each on the chat and read lanes${LANES:+, lanes $LANES} (log: $RUN/backend/backend.log)"
+        --pidfile "$dir/backend.pid" \
+        --log-file "$dir/backend.log" \
+        >> "$dir/backend.log" 2>&1 < /dev/null &
+    wait_for 10 "the backend" test -s "$dir/backend.pid"
+    log "backend: $workers workers each on the chat and read lanes${LANES:+, lanes $LANES}, redis $redis_port, database $db (log: $dir/backend.log)"
+}
+
+# The second application (APP2_PORT): its own Redis, database, token
+# secret and backend; nginx serves it from the same process
+# (conf/nginx-app2.conf.in).
+start_app2() {
+    [ -n "${APP2_PORT:-}" ] || return 0
+    mkdir -p "$RUN/app2"
+    [ -s "$RUN/app2/token_secret" ] || { openssl rand -hex 32 > "$RUN/app2/token_secret"; chmod 600 "$RUN/app2/token_secret"; }
+    start_redis redis-app2 "$APP2_REDIS_PORT"
+    if ! as_pg psql -h "$RUN/pg/socket" -p "$PG_PORT" -U chat -d postgres -tAc \
+            "SELECT 1 FROM pg_database WHERE datname = 'chat_app2'" | grep -q 1; then
+        as_pg psql -h "$RUN/pg/socket" -p "$PG_PORT" -U chat -d postgres -qc "CREATE DATABASE chat_app2" \
+            || die "could not create database chat_app2"
+    fi
+    "$ROOT/sql/migrate.sh" "$(pg_conninfo | sed 's/dbname=chat /dbname=chat_app2 /')" \
+        | sed "s/^/stack[$STACK] app2: /"
+    # its own notifications are not the notify tests' business
+    CHAT_NOTIFY_WEBHOOK="" \
+        start_backend backend-app2 "$APP2_REDIS_PORT" "$RUN/app2/token_secret" chat_app2 1
 }
 
 start_nginx() {
@@ -472,6 +515,7 @@ start_nginx() {
     rm -f "$n/apps/app2.conf"
     if [ -n "${APP2_PORT:-}" ]; then
         sed -e "s|@APP2_PORT@|$APP2_PORT|g" -e "s|@RUN@|$RUN|g" \
+            -e "s|@APP2_REDIS_PORT@|$APP2_REDIS_PORT|g" \
             "$ROOT/conf/nginx-app2.conf.in" > "$n/apps/app2.conf"
     fi
     nginx -t -q -p "$n" -c "$n/nginx.conf" -g "error_log stderr;" \
@@ -548,6 +592,7 @@ cmd_start() {
         log "up: backend on the Redis cluster at 127.0.0.1:$REDIS_PORT"
         return
     fi
+    start_app2
     start_nginx
     wait_for 30 "the health check" healthy
     [ "$STACK" = dev ] && add_demo_users
@@ -572,6 +617,7 @@ cmd_stop() {
     local i f
     stop_pidfile "$RUN/nginx/nginx.pid" nginx QUIT
     stop_pidfile "$RUN/backend/backend.pid" backend TERM
+    stop_pidfile "$RUN/backend-app2/backend.pid" "app2 backend" TERM
     stop_pidfile "$RUN/payments/provider.pid" "payment provider" TERM
     if pid_alive "$RUN/redis/redis.pid"; then
         redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
@@ -584,6 +630,10 @@ cmd_stop() {
         redis-cli -p "$((REDIS_PORT + i))" shutdown >/dev/null 2>&1 || true
         stop_pidfile "$f" "redis node $i" TERM
     done
+    if pid_alive "$RUN/redis-app2/redis.pid"; then
+        redis-cli -p "$APP2_REDIS_PORT" shutdown >/dev/null 2>&1 || true
+        stop_pidfile "$RUN/redis-app2/redis.pid" "app2 redis" TERM
+    fi
     # whatever STACK_PG says now: a stack started with more stops whole
     stop_pidfile "$RUN/pgbouncer/pgbouncer.pid" pgbouncer INT
     if [ -f "$RUN/pg-replica/data/postmaster.pid" ] && [ -n "$PG_BIN" ]; then
@@ -618,7 +668,8 @@ cmd_status() {
 # what the tests need to find the stack
 cmd_env() {
     printf 'CHAT_BASE_URL=%q\n' "http://127.0.0.1:$PORT"
-    [ -n "${APP2_PORT:-}" ] && printf 'CHAT_APP2_URL=%q\n' "http://127.0.0.1:$APP2_PORT"
+    [ -n "${APP2_PORT:-}" ] && printf 'CHAT_APP2_URL=%q\nCHAT_APP2_REDIS_PORT=%q\n' \
+        "http://127.0.0.1:$APP2_PORT" "$APP2_REDIS_PORT"
     printf 'CHAT_RUN_DIR=%q\n' "$RUN"
     printf 'CHAT_REDIS_PORT=%q\n' "$REDIS_PORT"
     # cluster: nodes on CHAT_REDIS_PORT .. + 5 (redis-cli -c follows MOVED)

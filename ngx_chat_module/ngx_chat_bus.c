@@ -1,8 +1,10 @@
 /*
  * ngx_chat_bus.c: the edge's end of the Redis Streams command bus.
  *
- * Each nginx worker process is one gateway.  At start it makes up an
- * identity (host, pid, random) and opens two Redis connections:
+ * Each nginx worker process is one gateway per Redis endpoint (the
+ * applications' chat_redis, ngx_chat_module.h; one when every location
+ * shares the http-level one).  At start each makes up an identity (host,
+ * pid, random) and opens two Redis connections:
  *   - "commands": XADDs commands to the sharded command streams and serves
  *     edge-local reads such as the health check;
  *   - "replies": loops on XREAD BLOCK over this gateway's own reply stream.
@@ -10,13 +12,14 @@
  * returns, and commands must not wait behind it.
  *
  * A request that sends a command is parked in a red-black tree keyed by a
- * per-worker request id, with an nginx timer that answers 504 when the
- * worker pool is too slow.  The reply entry carries the id back; the
- * request is looked up, unparked and answered with the worker's status and
- * body.  A reply for a request that is gone (timed out, client left) finds
- * nothing and is dropped.  Parked entries live in the request's pool and
- * unpark themselves from a pool cleanup, so no path can leave a dangling
- * pointer in the tree.
+ * per-worker request id (one tree for all the worker's gateways: the ids
+ * are the worker's, whichever Redis the command went to), with an nginx
+ * timer that answers 504 when the worker pool is too slow.  The reply
+ * entry carries the id back; the request is looked up, unparked and
+ * answered with the worker's status and body.  A reply for a request that
+ * is gone (timed out, client left) finds nothing and is dropped.  Parked
+ * entries live in the request's pool and unpark themselves from a pool
+ * cleanup, so no path can leave a dangling pointer in the tree.
  *
  * The reply reader keeps the last stream id it has seen, so after a Redis
  * restart (AOF on) it resumes exactly where it stopped.
@@ -41,37 +44,33 @@
 #define NGX_CHAT_REPLY_BLOCK_MS   "5000"
 #define NGX_CHAT_REPLY_BLOCK      5000
 #define NGX_CHAT_REPLY_COUNT      "256"
-#define NGX_CHAT_STREAM_ID_LEN    48
 
 
+/* per worker: the parked commands of all its gateways */
 typedef struct {
     ngx_chat_main_conf_t  *cmcf;
-    ngx_chat_redis_t       commands;
-    ngx_chat_redis_t       replies;
-
-    ngx_str_t              gateway;       /* "<host>:<pid>:<random>" */
-    ngx_str_t              reply_stream;  /* "chat:gw:{<gateway>}" */
-    char                   last_id[NGX_CHAT_STREAM_ID_LEN];
-    ngx_event_t            reread;        /* retry after an XREAD error */
+    ngx_chat_gateway_t    *gateways;      /* one per endpoint, by index */
+    ngx_uint_t             ngateways;
 
     uint64_t               next_id;
     ngx_rbtree_t           parked;
     ngx_rbtree_node_t      sentinel;
-
-    char                   maxlen[NGX_INT_T_LEN + 1];
 } ngx_chat_bus_t;
 
 
 static ngx_chat_bus_t  *ngx_chat_bus;
 
 
+static ngx_int_t ngx_chat_bus_gateway_init(ngx_cycle_t *cycle,
+    ngx_chat_gateway_t *gw, ngx_chat_endpoint_t *ep);
 static void ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_read_replies(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_bus_deliver(redisReply *fields, void *data);
-static void ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p,
-    ngx_uint_t status, redisReply *body, const char *const *fields);
+static void ngx_chat_bus_answer_sealed(ngx_chat_gateway_t *gw,
+    ngx_chat_pending_t *p, ngx_uint_t status, redisReply *body,
+    const char *const *fields);
 static void ngx_chat_bus_reread(ngx_event_t *ev);
 static void ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply,
     void *privdata);
@@ -82,8 +81,9 @@ static void ngx_chat_bus_overloaded(ngx_event_t *ev);
 ngx_int_t
 ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 {
-    u_char          *p;
-    ngx_chat_bus_t  *bus;
+    ngx_uint_t             i;
+    ngx_chat_bus_t        *bus;
+    ngx_chat_endpoint_t  **eps;
 
     bus = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_bus_t));
     if (bus == NULL) {
@@ -94,51 +94,99 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     bus->next_id = 1;
     ngx_rbtree_init(&bus->parked, &bus->sentinel, ngx_rbtree_insert_value);
 
+    bus->ngateways = cmcf->endpoints.nelts;
+    bus->gateways = ngx_pcalloc(cycle->pool,
+                                bus->ngateways * sizeof(ngx_chat_gateway_t));
+    if (bus->gateways == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_bus = bus;
+
+    eps = cmcf->endpoints.elts;
+
+    for (i = 0; i < bus->ngateways; i++) {
+        if (ngx_chat_bus_gateway_init(cycle, &bus->gateways[i], eps[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* One endpoint's gateway: its identity, its connections and what it
+ * feeds (the registry of its users, its lanes, its revocations, its
+ * polls). */
+static ngx_int_t
+ngx_chat_bus_gateway_init(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw,
+    ngx_chat_endpoint_t *ep)
+{
+    u_char                *p;
+    ngx_chat_main_conf_t  *cmcf = ngx_chat_bus->cmcf;
+
+    gw->endpoint = ep;
+    gw->cmcf = cmcf;
+
     /* the gateway id must be unique across hosts, pids and restarts */
     p = ngx_pnalloc(cycle->pool, cycle->hostname.len + 2 * NGX_INT_T_LEN + 3);
     if (p == NULL) {
         return NGX_ERROR;
     }
-    bus->gateway.data = p;
-    bus->gateway.len = ngx_sprintf(p, "%V:%P:%08xD", &cycle->hostname, ngx_pid,
-                                   (uint32_t) ngx_random()) - p;
+    gw->gateway.data = p;
+    gw->gateway.len = ngx_sprintf(p, "%V:%P:%08xD", &cycle->hostname, ngx_pid,
+                                  (uint32_t) ngx_random()) - p;
 
-    p = ngx_pnalloc(cycle->pool, sizeof(CHAT_GW_STREAM_PREFIX) + bus->gateway.len
+    p = ngx_pnalloc(cycle->pool, sizeof(CHAT_GW_STREAM_PREFIX) + gw->gateway.len
                                  + 2);
     if (p == NULL) {
         return NGX_ERROR;
     }
-    bus->reply_stream.data = p;
-    bus->reply_stream.len = ngx_sprintf(p, CHAT_GW_STREAM_PREFIX "%V}%Z",
-                                        &bus->gateway) - p - 1;
+    gw->reply_stream.data = p;
+    gw->reply_stream.len = ngx_sprintf(p, CHAT_GW_STREAM_PREFIX "%V}%Z",
+                                       &gw->gateway) - p - 1;
 
     /* a new gateway's stream is empty or absent: read it from the start */
-    ngx_cpystrn((u_char *) bus->last_id, (u_char *) "0-0",
-                sizeof(bus->last_id));
+    ngx_cpystrn((u_char *) gw->last_id, (u_char *) "0-0",
+                sizeof(gw->last_id));
 
-    ngx_sprintf((u_char *) bus->maxlen, "%ui%Z", cmcf->stream_maxlen);
+    ngx_sprintf((u_char *) gw->maxlen, "%ui%Z", cmcf->stream_maxlen);
 
-    bus->reread.handler = ngx_chat_bus_reread;
-    bus->reread.log = cycle->log;
-    bus->reread.cancelable = 1;
+    gw->reread.handler = ngx_chat_bus_reread;
+    gw->reread.data = gw;
+    gw->reread.log = cycle->log;
+    gw->reread.cancelable = 1;
 
-    ngx_chat_redis_use_conf(&bus->commands, "commands", cmcf, cycle->log);
-    bus->commands.stall_timeout = cmcf->redis_timeout;
-    bus->commands.idle_ping = cmcf->redis_timeout;
-    bus->commands.on_connect = ngx_chat_bus_commands_ready;
+    ngx_chat_redis_use_endpoint(&gw->commands, "commands", ep, cycle->log);
+    gw->commands.stall_timeout = ep->timeout;
+    gw->commands.idle_ping = ep->timeout;
+    gw->commands.on_connect = ngx_chat_bus_commands_ready;
+    gw->commands.data = gw;
 
-    ngx_chat_redis_use_conf(&bus->replies, "replies", cmcf, cycle->log);
-    bus->replies.stall_timeout = NGX_CHAT_REPLY_BLOCK + cmcf->redis_timeout;
-    bus->replies.on_connect = ngx_chat_bus_read_replies;
+    ngx_chat_redis_use_endpoint(&gw->replies, "replies", ep, cycle->log);
+    gw->replies.stall_timeout = NGX_CHAT_REPLY_BLOCK + ep->timeout;
+    gw->replies.on_connect = ngx_chat_bus_read_replies;
+    gw->replies.data = gw;
 
-    ngx_chat_bus = bus;
+    gw->registry = ngx_chat_registry_create(cycle, gw);
+    gw->lanes = ngx_chat_lanes_create(cycle, gw);
+    gw->revocations = ngx_chat_revoked_follow(cycle, gw);
+    gw->poll = ngx_chat_poll_create(cycle, gw);
+
+    if (gw->registry == NULL || gw->lanes == NULL || gw->revocations == NULL
+        || gw->poll == NULL)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                  "chat gateway %V started, replies on \"%V\"",
-                  &bus->gateway, &bus->reply_stream);
+                  "chat gateway %V started on redis %V, replies on \"%V\"",
+                  &gw->gateway, &ep->name, &gw->reply_stream);
 
-    ngx_chat_redis_start(&bus->commands);
-    ngx_chat_redis_start(&bus->replies);
+    ngx_chat_redis_start(&gw->commands);
+    ngx_chat_redis_start(&gw->replies);
 
     return NGX_OK;
 }
@@ -147,31 +195,67 @@ ngx_chat_bus_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 void
 ngx_chat_bus_exit_process(void)
 {
+    ngx_uint_t           i;
+    ngx_chat_gateway_t  *gw;
+
     if (ngx_chat_bus == NULL) {
         return;
     }
 
-    if (ngx_chat_bus->reread.timer_set) {
-        ngx_del_timer(&ngx_chat_bus->reread);
+    for (i = 0; i < ngx_chat_bus->ngateways; i++) {
+        gw = &ngx_chat_bus->gateways[i];
+
+        if (gw->reread.timer_set) {
+            ngx_del_timer(&gw->reread);
+        }
+
+        ngx_chat_poll_stop(gw->poll);
+        ngx_chat_revoked_unfollow(gw->revocations);
+        ngx_chat_lanes_stop(gw->lanes);
+        ngx_chat_registry_stop(gw->registry);
+
+        ngx_chat_redis_stop(&gw->replies);
+        ngx_chat_redis_stop(&gw->commands);
     }
 
-    ngx_chat_redis_stop(&ngx_chat_bus->replies);
-    ngx_chat_redis_stop(&ngx_chat_bus->commands);
     ngx_chat_bus = NULL;
 }
 
 
-ngx_chat_redis_t *
-ngx_chat_bus_redis(void)
+ngx_chat_gateway_t *
+ngx_chat_gateway(ngx_http_request_t *r)
 {
-    return ngx_chat_bus ? &ngx_chat_bus->commands : NULL;
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    if (ngx_chat_bus == NULL || clcf->endpoint == NULL
+        || clcf->endpoint->index >= ngx_chat_bus->ngateways)
+    {
+        return NULL;
+    }
+
+    return &ngx_chat_bus->gateways[clcf->endpoint->index];
 }
 
 
-ngx_str_t *
-ngx_chat_bus_reply_stream(void)
+ngx_chat_gateway_t *
+ngx_chat_bus_gateways(ngx_uint_t *n)
 {
-    return ngx_chat_bus ? &ngx_chat_bus->reply_stream : NULL;
+    if (ngx_chat_bus == NULL) {
+        *n = 0;
+        return NULL;
+    }
+
+    *n = ngx_chat_bus->ngateways;
+    return ngx_chat_bus->gateways;
+}
+
+
+ngx_chat_redis_t *
+ngx_chat_bus_redis(ngx_chat_gateway_t *gw)
+{
+    return gw ? &gw->commands : NULL;
 }
 
 
@@ -326,8 +410,9 @@ ngx_chat_bus_overloaded(ngx_event_t *ev)
 /* sending */
 
 ngx_int_t
-ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
-    ngx_chat_caller_t *caller, ngx_str_t *client_key, ngx_str_t *body)
+ngx_chat_bus_send(ngx_chat_gateway_t *gw, ngx_chat_pending_t *p,
+    ngx_log_t *log, const char *op, ngx_chat_caller_t *caller,
+    ngx_str_t *client_key, ngx_str_t *body)
 {
     int                       argc;
     u_char                    key[CHAT_MAX_KEY_LEN + 1], *last;
@@ -346,7 +431,7 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
 
     bus = ngx_chat_bus;
 
-    if (bus == NULL || !ngx_chat_redis_usable(&bus->commands)) {
+    if (bus == NULL || gw == NULL || !ngx_chat_redis_usable(&gw->commands)) {
         return NGX_DECLINED;
     }
 
@@ -355,12 +440,13 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     }
 
     p->op = op;
+    p->gw = gw;
     p->sent = ngx_current_msec;
 
     lane = chat_lane_of_op(op, ngx_strlen(op));
     timeout = bus->cmcf->command_timeout;
 
-    rc = ngx_chat_lanes_admit(lane, &timeout, &retry_after);
+    rc = ngx_chat_lanes_admit(gw->lanes, lane, &timeout, &retry_after);
 
     if (rc == NGX_BUSY || rc == NGX_ABORT) {
         p->misconfigured = (rc == NGX_ABORT);
@@ -387,7 +473,7 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
         last = ngx_snprintf(key, CHAT_MAX_KEY_LEN, "u%L:%V", caller->uid,
                             client_key);
     } else {
-        last = ngx_snprintf(key, CHAT_MAX_KEY_LEN, "g%V:%uL", &bus->gateway,
+        last = ngx_snprintf(key, CHAT_MAX_KEY_LEN, "g%V:%uL", &gw->gateway,
                             p->id);
     }
 
@@ -399,8 +485,8 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     env.op.len = ngx_strlen(op);
     env.role.data = (const char *) caller->role.data;
     env.role.len = caller->role.len;
-    env.gw.data = (const char *) bus->reply_stream.data;
-    env.gw.len = bus->reply_stream.len;
+    env.gw.data = (const char *) gw->reply_stream.data;
+    env.gw.len = gw->reply_stream.len;
     env.body.data = (const char *) body->data;
     env.body.len = body->len;
     env.rid.data = (const char *) p->rid.data;
@@ -412,13 +498,13 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
     shard = chat_envelope_shard(env.key.data, env.key.len,
                                 (unsigned) bus->cmcf->stream_shards);
 
-    stream = ngx_chat_lanes_stream(lane, shard);
+    stream = ngx_chat_lanes_stream(gw->lanes, lane, shard);
     if (stream == NULL) {
         ngx_chat_bus_cancel(p);
         return NGX_ERROR;
     }
 
-    argc = chat_envelope_argv(&env, stream, bus->maxlen,
+    argc = chat_envelope_argv(&env, stream, gw->maxlen,
                               &numbers, argv, argvlen);
     if (argc < 0) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
@@ -427,7 +513,7 @@ ngx_chat_bus_send(ngx_chat_pending_t *p, ngx_log_t *log, const char *op,
         return NGX_ERROR;
     }
 
-    if (ngx_chat_redis_command(&bus->commands, ngx_chat_bus_command_sent,
+    if (ngx_chat_redis_command(&gw->commands, ngx_chat_bus_command_sent,
                                (void *) (uintptr_t) p->id, argc, argv,
                                argvlen)
         != NGX_OK)
@@ -480,7 +566,9 @@ ngx_chat_bus_command_sent(redisAsyncContext *ac, void *reply, void *privdata)
 static void
 ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc)
 {
-    ngx_chat_registry_announce_all();
+    ngx_chat_gateway_t  *gw = rc->data;
+
+    ngx_chat_registry_announce_all(gw->registry);
 }
 
 
@@ -489,9 +577,9 @@ ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc)
 static void
 ngx_chat_bus_read_replies(ngx_chat_redis_t *rc)
 {
-    ngx_chat_bus_t  *bus = ngx_chat_bus;
+    ngx_chat_gateway_t  *gw = rc->data;
 
-    if (bus == NULL || bus->reread.timer_set) {
+    if (ngx_chat_bus == NULL || gw->reread.timer_set) {
         return;
     }
 
@@ -499,8 +587,8 @@ ngx_chat_bus_read_replies(ngx_chat_redis_t *rc)
     (void) ngx_chat_redis_xread(rc, ngx_chat_bus_replies_arrived,
                                 NGX_CHAT_REPLY_COUNT,
                                 NGX_CHAT_REPLY_BLOCK_MS,
-                                (const char *) bus->reply_stream.data,
-                                bus->last_id);
+                                (const char *) gw->reply_stream.data,
+                                gw->last_id);
 }
 
 
@@ -508,42 +596,51 @@ static void
 ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
-    redisReply      *rr = reply;
-    ngx_chat_bus_t  *bus = ngx_chat_bus;
+    redisReply          *rr = reply;
+    ngx_chat_redis_t    *rc = ac->data;
+    ngx_chat_gateway_t  *gw;
 
-    if (rr == NULL || bus == NULL) {
+    if (rr == NULL || ngx_chat_bus == NULL) {
         /* connection gone: on_connect restarts the loop */
         return;
     }
 
+    gw = rc->data;
+
     if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, bus->replies.log, 0,
-                      "chat: XREAD on \"%V\" failed: %*s",
-                      &bus->reply_stream, (size_t) rr->len, rr->str);
-        ngx_add_timer(&bus->reread, 1000);
+        ngx_log_error(NGX_LOG_ERR, gw->replies.log, 0,
+                      "chat: XREAD on \"%V\" (redis %V) failed: %*s",
+                      &gw->reply_stream, &gw->endpoint->name,
+                      (size_t) rr->len, rr->str);
+        ngx_add_timer(&gw->reread, 1000);
         return;
     }
 
-    ngx_chat_redis_xread_entries(rr, bus->last_id, sizeof(bus->last_id),
-                                 ngx_chat_bus_deliver, NULL);
+    ngx_chat_redis_xread_entries(rr, gw->last_id, sizeof(gw->last_id),
+                                 ngx_chat_bus_deliver, gw);
 
-    ngx_chat_bus_read_replies(&bus->replies);
+    ngx_chat_bus_read_replies(&gw->replies);
 }
 
 
 static void
 ngx_chat_bus_reread(ngx_event_t *ev)
 {
-    if (ngx_chat_bus && ngx_chat_bus->replies.connected) {
-        ngx_chat_bus_read_replies(&ngx_chat_bus->replies);
+    ngx_chat_gateway_t  *gw = ev->data;
+
+    if (ngx_chat_bus && gw->replies.connected) {
+        ngx_chat_bus_read_replies(&gw->replies);
     }
 }
 
 
-/* One entry: a reply (req, status, body) or an event (ev, uids). */
+/* One entry of gw's reply stream (data): a reply (req, status, body) or
+ * an event (ev, uids) for gw's users. */
 static void
 ngx_chat_bus_deliver(redisReply *fields, void *data)
 {
+    ngx_chat_gateway_t  *gw = data;
+
     size_t               i;
     ngx_int_t            req, status;
     redisReply          *name, *value, *body, *event, *uids;
@@ -589,15 +686,16 @@ ngx_chat_bus_deliver(redisReply *fields, void *data)
 
     if (event != NULL && uids != NULL) {
         ngx_chat_metric_inc(bus_events);
-        ngx_chat_registry_deliver((u_char *) uids->str, uids->len,
+        ngx_chat_registry_deliver(gw->registry,
+                                  (u_char *) uids->str, uids->len,
                                   (u_char *) event->str, event->len);
         return;
     }
 
     if (req == NGX_ERROR || status < 200 || status > 599 || body == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ngx_chat_bus->replies.log, 0,
+        ngx_log_error(NGX_LOG_ERR, gw->replies.log, 0,
                       "chat: malformed reply entry on \"%V\"",
-                      &ngx_chat_bus->reply_stream);
+                      &gw->reply_stream);
         return;
     }
 
@@ -607,12 +705,24 @@ ngx_chat_bus_deliver(redisReply *fields, void *data)
         return;
     }
 
+    if (p->gw != gw) {
+        /* an id this worker gave a command on another Redis: a reply
+         * stream written by someone else; never answer with it */
+        ngx_log_error(NGX_LOG_ERR, gw->replies.log, 0,
+                      "chat: reply to request %uL on \"%V\", which was "
+                      "sent to another redis", p->id, &gw->reply_stream);
+        ngx_chat_bus_answer_error(p, NGX_HTTP_BAD_GATEWAY, "internal_error",
+                                  "the backend's answer came from the "
+                                  "wrong place");
+        return;
+    }
+
     ngx_chat_metric_inc(bus_replies);
 
     sealed = p->op ? chat_seal_reply_fields(p->op, ngx_strlen(p->op)) : NULL;
 
     if (sealed != NULL && status >= 200 && status < 300) {
-        ngx_chat_bus_answer_sealed(p, (ngx_uint_t) status, body, sealed);
+        ngx_chat_bus_answer_sealed(gw, p, (ngx_uint_t) status, body, sealed);
         return;
     }
 
@@ -628,19 +738,18 @@ ngx_chat_bus_deliver(redisReply *fields, void *data)
  * is not passed on: the client gets 500 and the log says why.
  */
 static void
-ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p, ngx_uint_t status,
-    redisReply *body, const char *const *fields)
+ngx_chat_bus_answer_sealed(ngx_chat_gateway_t *gw, ngx_chat_pending_t *p,
+    ngx_uint_t status, redisReply *body, const char *const *fields)
 {
     char            *text, req[NGX_INT64_LEN + 1];
     cJSON           *json;
-    ngx_chat_bus_t  *bus = ngx_chat_bus;
     chat_seal_ad_t   ad;
 
     ad.dir = "reply";
     ad.op = p->op;
     ad.op_len = ngx_strlen(p->op);
-    ad.gw = (const char *) bus->reply_stream.data;
-    ad.gw_len = bus->reply_stream.len;
+    ad.gw = (const char *) gw->reply_stream.data;
+    ad.gw_len = gw->reply_stream.len;
     ad.req = req;
     ad.req_len = ngx_sprintf((u_char *) req, "%uL", p->id) - (u_char *) req;
 
@@ -648,7 +757,7 @@ ngx_chat_bus_answer_sealed(ngx_chat_pending_t *p, ngx_uint_t status,
     json = cJSON_ParseWithLength(body->str, body->len);
 
     if (json == NULL
-        || chat_seal_open_json(bus->cmcf->seal_key, &ad, fields, json) != 0
+        || chat_seal_open_json(gw->endpoint->seal_key, &ad, fields, json) != 0
         || (text = cJSON_PrintUnformatted(json)) == NULL)
     {
         cJSON_Delete(json);

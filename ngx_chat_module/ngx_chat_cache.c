@@ -194,7 +194,7 @@ ngx_chat_cache_lookup(ngx_chat_cache_ctx_t *cc, ngx_chat_pending_t *p)
     size_t             argvlen[3];
     ngx_chat_redis_t  *rc;
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(ngx_chat_gateway(cc->r));
 
     if (rc == NULL || !ngx_chat_redis_usable(rc)
         || ngx_chat_bus_park(p, cc->r->connection->log) != NGX_OK)
@@ -291,8 +291,8 @@ ngx_chat_cache_forward(ngx_chat_cache_ctx_t *cc, ngx_chat_pending_t *p)
 {
     ngx_int_t  rc;
 
-    rc = ngx_chat_bus_send(p, cc->r->connection->log, cc->op, cc->caller,
-                           NULL, &cc->body);
+    rc = ngx_chat_bus_send(ngx_chat_gateway(cc->r), p, cc->r->connection->log,
+                           cc->op, cc->caller, NULL, &cc->body);
 
     if (rc == NGX_OK) {
         return NGX_DONE;
@@ -343,7 +343,7 @@ ngx_chat_cache_store(ngx_chat_cache_ctx_t *cc, u_char *etag, u_char *body,
     ngx_chat_redis_t      *rc;
     ngx_chat_main_conf_t  *cmcf;
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(ngx_chat_gateway(cc->r));
     if (rc == NULL || !ngx_chat_redis_usable(rc)) {
         return;
     }

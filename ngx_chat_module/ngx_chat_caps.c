@@ -7,7 +7,9 @@
  * every message to it that much dearer.  The count lives in a shared
  * memory zone ("chat_caps", NGX_CHAT_CAPS_ZONE_SIZE), so it holds across
  * all of this nginx's workers: a red-black tree with one node per (user,
- * worker process slot) holding that worker's connections of that user.
+ * application, worker process slot) holding that worker's connections of
+ * that user.  The application is the Redis endpoint of the location
+ * (ngx_chat_module.h): user ids are each application's own.
  * A handshake sums the user's nodes under the zone's mutex and takes one
  * more only below the cap; a closing connection gives its one back (its
  * pool cleanup, which runs exactly once).
@@ -39,6 +41,7 @@
 
 typedef struct {
     ngx_rbtree_node_t   node;           /* key: the user id */
+    ngx_uint_t          app;            /* the endpoint's index */
     ngx_int_t           slot;           /* ngx_process_slot of the worker */
     ngx_uint_t          count;          /* its open WebSockets of the user */
 } ngx_chat_caps_node_t;
@@ -177,12 +180,14 @@ ngx_chat_caps_first(int64_t uid)
 
 
 /*
- * Takes one of uid's max WebSockets.  NGX_OK: taken (give it back with
+ * Takes one of max WebSockets of user uid of application app (an
+ * endpoint's index).  NGX_OK: taken (give it back with
  * ngx_chat_caps_ws_release); NGX_DECLINED: the user has max open on this
  * edge; NGX_AGAIN: not counted (no zone, or no room in it), let through.
  */
 ngx_int_t
-ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max, ngx_log_t *log)
+ngx_chat_caps_ws_acquire(ngx_uint_t app, int64_t uid, ngx_uint_t max,
+    ngx_log_t *log)
 {
     ngx_uint_t             total;
     ngx_rbtree_node_t     *n;
@@ -202,6 +207,10 @@ ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max, ngx_log_t *log)
          n = ngx_rbtree_next(&ngx_chat_caps_sh->rbtree, &cn->node),
          cn = (ngx_chat_caps_node_t *) n)
     {
+        if (cn->app != app) {
+            continue;
+        }
+
         total += cn->count;
         if (cn->slot == ngx_process_slot) {
             mine = cn;
@@ -230,6 +239,7 @@ ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max, ngx_log_t *log)
     }
 
     mine->node.key = (ngx_rbtree_key_t) uid;
+    mine->app = app;
     mine->slot = ngx_process_slot;
     mine->count = 1;
     ngx_rbtree_insert(&ngx_chat_caps_sh->rbtree, &mine->node);
@@ -242,7 +252,7 @@ ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max, ngx_log_t *log)
 
 /* Gives back one WebSocket that ngx_chat_caps_ws_acquire took. */
 void
-ngx_chat_caps_ws_release(int64_t uid)
+ngx_chat_caps_ws_release(ngx_uint_t app, int64_t uid)
 {
     ngx_rbtree_node_t     *n;
     ngx_chat_caps_node_t  *cn;
@@ -258,7 +268,7 @@ ngx_chat_caps_ws_release(int64_t uid)
          n = ngx_rbtree_next(&ngx_chat_caps_sh->rbtree, &cn->node),
          cn = (ngx_chat_caps_node_t *) n)
     {
-        if (cn->slot != ngx_process_slot) {
+        if (cn->slot != ngx_process_slot || cn->app != app) {
             continue;
         }
 

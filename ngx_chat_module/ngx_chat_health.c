@@ -33,7 +33,7 @@ ngx_chat_health_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
     static const char   *argv[] = { "HGETALL", CHAT_WORKERS_KEY };
     static const size_t  argvlen[] = { 7, sizeof(CHAT_WORKERS_KEY) - 1 };
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(ngx_chat_gateway(r));
 
     if (rc == NULL || !ngx_chat_redis_usable(rc)) {
         return ngx_chat_health_send(r, 0, 0, 0);

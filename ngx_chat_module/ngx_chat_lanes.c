@@ -1,13 +1,15 @@
 /*
  * ngx_chat_lanes.c: load shedding per lane at the edge.
  *
- * Each nginx worker asks Redis, a few times a second, how deep every
- * lane's queue is (pending + lag of the workers' consumer group, summed
- * over the lane's shards) and what limits the lane's pool published
- * (chat_lanes.h: queue bound, timeout, Retry-After): one script per
- * command stream (chat_script_stream_depth: each shard's stream is a
- * slot of its own in a Redis Cluster) and an HGETALL of the limits,
- * pipelined on the commands connection, summed when the last is in.  Between two answers the worker adds the
+ * Each nginx worker asks each of its Redis endpoints (one view per
+ * gateway: each Redis has its own backend and lanes), a few times a
+ * second, how deep every lane's queue is (pending + lag of the workers'
+ * consumer group, summed over the lane's shards) and what limits the
+ * lane's pool published (chat_lanes.h: queue bound, timeout,
+ * Retry-After): one script per command stream (chat_script_stream_depth:
+ * each shard's stream is a slot of its own in a Redis Cluster) and an
+ * HGETALL of the limits, pipelined on the gateway's commands connection,
+ * summed when the last is in.  Between two answers the worker adds the
  * commands it sent itself, so a burst arriving within one interval is
  * counted before Redis has seen it.
  *
@@ -18,7 +20,8 @@
  *
  * Agreement.  With its limits a lane's pool publishes its shard count and
  * its secret's fingerprint (chat_lane_limits_agree).  When they differ
- * from this edge's, the edge logs why (once per change) and refuses the
+ * from this edge's (the secret of the locations using that Redis), the
+ * edge logs why (once per change) and refuses the
  * lane's commands at once with 503 misconfigured: a command on a shard
  * nobody reads, or for a worker that cannot open its sealed fields, would
  * only wait for its timeout, and a token it signs would fail here.
@@ -59,8 +62,15 @@ typedef struct {
     int64_t             sent_at_ask;    /* sent when the poll was asked */
 } ngx_chat_lane_state_t;
 
+/* what a stream's depth answer adds to: its view and its lane */
 typedef struct {
-    ngx_chat_main_conf_t   *cmcf;
+    ngx_chat_lanes_t       *l;
+    ngx_uint_t              lane;
+} ngx_chat_lanes_depth_t;
+
+/* one per gateway: the lanes of one Redis, with its own backend */
+struct ngx_chat_lanes_s {
+    ngx_chat_gateway_t     *gw;
     ngx_uint_t              shards;
     int64_t                 key_id;     /* chat_token_key_id of ours */
     int64_t                 presence_ttl;       /* chat_presence_ttl, ms */
@@ -71,10 +81,8 @@ typedef struct {
     ngx_uint_t              asking;     /* answers still to come */
     unsigned                failed:1;   /* in this round */
     int64_t                 depths[CHAT_LANE_COUNT];    /* this round's */
-} ngx_chat_lanes_t;
-
-
-static ngx_chat_lanes_t  *ngx_chat_lanes;
+    ngx_chat_lanes_depth_t  who[CHAT_LANE_COUNT];
+};
 
 
 static void ngx_chat_lanes_ask(ngx_event_t *ev);
@@ -85,26 +93,32 @@ static void ngx_chat_lanes_limits(redisAsyncContext *ac, void *reply,
 static void ngx_chat_lanes_answered(ngx_chat_lanes_t *l);
 
 
-ngx_int_t
-ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
+ngx_chat_lanes_t *
+ngx_chat_lanes_create(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
 {
-    ngx_uint_t         lane, shard;
-    ngx_chat_lanes_t  *l;
+    ngx_uint_t             lane, shard;
+    ngx_chat_lanes_t      *l;
+    ngx_chat_main_conf_t  *cmcf = gw->cmcf;
 
     l = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_lanes_t));
     if (l == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    l->cmcf = cmcf;
+    /* the backend on this Redis is checked against the secret of the
+     * locations using it (one backend, one secret per Redis); a Redis
+     * only chat_metrics locations use has no secret to check (0) */
+    l->gw = gw;
     l->shards = cmcf->stream_shards;
-    l->key_id = chat_token_key_id(cmcf->token_secret.data,
-                                  cmcf->token_secret.len);
+    l->key_id = gw->endpoint->token_secret.len
+                ? chat_token_key_id(gw->endpoint->token_secret.data,
+                                    gw->endpoint->token_secret.len)
+                : 0;
     l->presence_ttl = (int64_t) cmcf->presence_ttl;
     l->streams = ngx_pcalloc(cycle->pool, CHAT_LANE_COUNT * l->shards
                                           * NGX_CHAT_LANES_STREAM_LEN);
     if (l->streams == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
@@ -113,57 +127,60 @@ ngx_chat_lanes_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
                                  NGX_CHAT_LANES_STREAM_LEN, lane, shard)
                 == 0)
             {
-                return NGX_ERROR;
+                return NULL;
             }
         }
     }
 
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        l->who[lane].l = l;
+        l->who[lane].lane = lane;
+    }
+
     l->poll.handler = ngx_chat_lanes_ask;
+    l->poll.data = l;
     l->poll.log = cycle->log;
     l->poll.cancelable = 1;
     ngx_add_timer(&l->poll, NGX_CHAT_LANES_POLL_MS);
 
-    ngx_chat_lanes = l;
-
-    return NGX_OK;
+    return l;
 }
 
 
 void
-ngx_chat_lanes_exit_process(void)
+ngx_chat_lanes_stop(ngx_chat_lanes_t *l)
 {
-    if (ngx_chat_lanes && ngx_chat_lanes->poll.timer_set) {
-        ngx_del_timer(&ngx_chat_lanes->poll);
+    if (l != NULL && l->poll.timer_set) {
+        ngx_del_timer(&l->poll);
     }
-
-    ngx_chat_lanes = NULL;
 }
 
 
 const char *
-ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard)
+ngx_chat_lanes_stream(ngx_chat_lanes_t *l, chat_lane_t lane,
+    ngx_uint_t shard)
 {
-    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
-        || shard >= ngx_chat_lanes->shards)
+    if (l == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
+        || shard >= l->shards)
     {
         return NULL;
     }
 
-    return ngx_chat_lanes->streams[lane * ngx_chat_lanes->shards + shard];
+    return l->streams[lane * l->shards + shard];
 }
 
 
 ngx_int_t
-ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
-    time_t *retry_after)
+ngx_chat_lanes_admit(ngx_chat_lanes_t *l, chat_lane_t lane,
+    ngx_msec_t *timeout, time_t *retry_after)
 {
     ngx_chat_lane_state_t  *s;
 
-    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT) {
+    if (l == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT) {
         return NGX_OK;
     }
 
-    s = &ngx_chat_lanes->lanes[lane];
+    s = &l->lanes[lane];
 
     if (s->disagrees) {
         *retry_after = 5;
@@ -188,32 +205,33 @@ ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
 
 
 ngx_uint_t
-ngx_chat_lanes_disagree(chat_lane_t lane)
+ngx_chat_lanes_disagree(ngx_chat_lanes_t *l, chat_lane_t lane)
 {
-    return ngx_chat_lanes != NULL && (ngx_uint_t) lane < CHAT_LANE_COUNT
-           && ngx_chat_lanes->lanes[lane].disagrees;
+    return l != NULL && (ngx_uint_t) lane < CHAT_LANE_COUNT
+           && l->lanes[lane].disagrees;
 }
 
 
 ngx_uint_t
-ngx_chat_lanes_presence_ttl_disagrees(void)
+ngx_chat_lanes_presence_ttl_disagrees(ngx_chat_lanes_t *l)
 {
-    return ngx_chat_lanes != NULL && ngx_chat_lanes->ttl_disagrees;
+    return l != NULL && l->ttl_disagrees;
 }
 
 
 ngx_int_t
-ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth, int64_t *queue)
+ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane, int64_t *depth,
+    int64_t *queue)
 {
     ngx_chat_lane_state_t  *s;
 
-    if (ngx_chat_lanes == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
-        || !ngx_chat_lanes->lanes[lane].known)
+    if (l == NULL || (ngx_uint_t) lane >= CHAT_LANE_COUNT
+        || !l->lanes[lane].known)
     {
         return NGX_DECLINED;
     }
 
-    s = &ngx_chat_lanes->lanes[lane];
+    s = &l->lanes[lane];
     *depth = s->depth + s->sent;
     *queue = s->limits.queue;
 
@@ -227,16 +245,16 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     size_t              argvlen[3];
     ngx_uint_t          i, lane;
     const char         *argv[3];
-    ngx_chat_lanes_t   *l = ngx_chat_lanes;
+    ngx_chat_lanes_t   *l = ev->data;
     ngx_chat_redis_t   *rc;
 
-    if (l == NULL || ngx_exiting || ngx_terminate || ngx_quit) {
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
 
     ngx_add_timer(&l->poll, NGX_CHAT_LANES_POLL_MS);
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(l->gw);
 
     if (l->asking || rc == NULL || !rc->connected) {
         return;
@@ -260,8 +278,7 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
 
         if (ngx_chat_redis_script(rc, &chat_script_stream_depth,
                                   ngx_chat_lanes_depth,
-                                  (void *) (uintptr_t) (i / l->shards), 3,
-                                  argv, argvlen)
+                                  &l->who[i / l->shards], 3, argv, argvlen)
             != NGX_OK)
         {
             /* a round with a stream missing would under-count */
@@ -277,7 +294,7 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     argv[1] = CHAT_LANES_KEY;
     argvlen[1] = sizeof(CHAT_LANES_KEY) - 1;
 
-    if (ngx_chat_redis_command(rc, ngx_chat_lanes_limits, NULL, 2, argv,
+    if (ngx_chat_redis_command(rc, ngx_chat_lanes_limits, l, 2, argv,
                                argvlen)
         == NGX_OK)
     {
@@ -290,22 +307,23 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
 static void
 ngx_chat_lanes_depth(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    redisReply        *rr = reply;
-    ngx_chat_lanes_t  *l = ngx_chat_lanes;
+    redisReply              *rr = reply;
+    ngx_chat_lanes_depth_t  *who = privdata;
+    ngx_chat_lanes_t        *l = who->l;
 
-    if (l == NULL) {
-        return;
-    }
+    /* l lives in the cycle's pool: valid even for the NULL replies of
+     * the connection's end at exit */
 
     if (rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements == 3
         && rr->element[2]->type == REDIS_REPLY_INTEGER)
     {
-        l->depths[(uintptr_t) privdata] += rr->element[2]->integer;
+        l->depths[who->lane] += rr->element[2]->integer;
 
     } else {
         if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_WARN, l->poll.log, 0,
-                          "chat lanes: redis: %s", rr->str);
+                          "chat lanes: redis %V: %s", &l->gw->endpoint->name,
+                          rr->str);
         }
         l->failed = 1;
     }
@@ -345,11 +363,7 @@ ngx_chat_lanes_limits(redisAsyncContext *ac, void *reply, void *privdata)
     ngx_int_t               lane;
     redisReply             *h = reply;
     chat_lane_limits_t      limits;
-    ngx_chat_lanes_t       *l = ngx_chat_lanes;
-
-    if (l == NULL) {
-        return;
-    }
+    ngx_chat_lanes_t       *l = privdata;
 
     ngx_chat_lanes_answered(l);
 
@@ -384,12 +398,14 @@ ngx_chat_lanes_limits(redisAsyncContext *ac, void *reply, void *privdata)
         l->lanes[lane].known = 1;
 
         agree = chat_lane_limits_agree(&limits, (int64_t) l->shards,
-                                       l->key_id, why, sizeof(why));
+                                       l->key_id ? l->key_id : limits.key_id,
+                                       why, sizeof(why));
 
         if (!agree && !l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_ERR, l->poll.log, 0,
                           "chat: lane \"%s\" refused until the edge and the "
-                          "backend agree: %s", chat_lane_name(lane), why);
+                          "backend agree: %s (redis %V)",
+                          chat_lane_name(lane), why, &l->gw->endpoint->name);
 
         } else if (agree && l->lanes[lane].disagrees) {
             ngx_log_error(NGX_LOG_NOTICE, l->poll.log, 0,

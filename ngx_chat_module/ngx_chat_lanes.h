@@ -14,12 +14,16 @@
 #include "ngx_chat_module.h"
 
 
-ngx_int_t ngx_chat_lanes_init_process(ngx_cycle_t *cycle,
-    ngx_chat_main_conf_t *cmcf);
-void ngx_chat_lanes_exit_process(void);
+/* The lanes of a gateway's Redis (and its backend); NULL when out of
+ * memory.  Every call below takes a gateway's (NULL: none, the lane
+ * takes everything and is unknown). */
+ngx_chat_lanes_t *ngx_chat_lanes_create(ngx_cycle_t *cycle,
+    ngx_chat_gateway_t *gw);
+void ngx_chat_lanes_stop(ngx_chat_lanes_t *l);
 
 /* The stream key of lane's shard, NUL-terminated; NULL before init. */
-const char *ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard);
+const char *ngx_chat_lanes_stream(ngx_chat_lanes_t *l, chat_lane_t lane,
+    ngx_uint_t shard);
 
 /*
  * Whether lane takes one more command now.  NGX_OK, with *timeout set to
@@ -28,20 +32,20 @@ const char *ngx_chat_lanes_stream(chat_lane_t lane, ngx_uint_t shard);
  * *retry_after too) when the lane's pool does not agree with this edge on
  * shards or the secret: refused until it does.
  */
-ngx_int_t ngx_chat_lanes_admit(chat_lane_t lane, ngx_msec_t *timeout,
-    time_t *retry_after);
+ngx_int_t ngx_chat_lanes_admit(ngx_chat_lanes_t *l, chat_lane_t lane,
+    ngx_msec_t *timeout, time_t *retry_after);
 
 /* What this worker last knew of lane: its depth (as Redis told, plus our
  * own sends since) and its queue bound (0: none known).  NGX_OK, or
  * NGX_DECLINED before the first answer from Redis. */
-ngx_int_t ngx_chat_lanes_view(chat_lane_t lane, int64_t *depth,
-    int64_t *queue);
+ngx_int_t ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane,
+    int64_t *depth, int64_t *queue);
 
 /* 1 while lane's pool disagrees with this edge (ngx_chat_lanes.c) */
-ngx_uint_t ngx_chat_lanes_disagree(chat_lane_t lane);
+ngx_uint_t ngx_chat_lanes_disagree(ngx_chat_lanes_t *l, chat_lane_t lane);
 
 /* 1 while some lane's pool publishes another presence TTL than this
  * edge's chat_presence_ttl (warned, not refused) */
-ngx_uint_t ngx_chat_lanes_presence_ttl_disagrees(void);
+ngx_uint_t ngx_chat_lanes_presence_ttl_disagrees(ngx_chat_lanes_t *l);
 
 #endif /* NGX_CHAT_LANES_H */

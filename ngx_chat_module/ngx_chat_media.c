@@ -362,8 +362,8 @@ ngx_chat_media_body_read(ngx_http_request_t *r)
     body.len = ngx_strlen(text);
 
     p = ngx_chat_http_pending(r);
-    rc = p ? ngx_chat_bus_send(p, r->connection->log, ctx->op, &ctx->caller,
-                               NULL, &body)
+    rc = p ? ngx_chat_bus_send(ngx_chat_gateway(r), p, r->connection->log,
+                               ctx->op, &ctx->caller, NULL, &body)
            : NGX_ERROR;
     cJSON_free(text);
 
@@ -629,8 +629,8 @@ ngx_chat_media_download_handler(ngx_http_request_t *r,
 
     pending->answer = ngx_chat_media_download_answer;
 
-    rc = ngx_chat_bus_send(pending, r->connection->log, "media.get", caller,
-                           NULL, &body);
+    rc = ngx_chat_bus_send(ngx_chat_gateway(r), pending, r->connection->log,
+                           "media.get", caller, NULL, &body);
 
     if (rc == NGX_OK) {
         /* the answer comes later: keep the request until then */

@@ -87,7 +87,7 @@ static void ngx_chat_metrics_redis(redisAsyncContext *ac, void *reply,
     void *privdata);
 static redisReply *ngx_chat_metrics_copy(const redisReply *r);
 static const char *ngx_chat_metrics_stream(ngx_uint_t i);
-static u_char *ngx_chat_metrics_lanes(u_char *last);
+static u_char *ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes);
 static ngx_int_t ngx_chat_metrics_send(ngx_http_request_t *r);
 
 
@@ -325,6 +325,7 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
     ngx_uint_t                  i, n, sent;
     const char                 *argv[3];
     ngx_chat_redis_t           *rc_redis;
+    ngx_chat_gateway_t         *gw;
     ngx_chat_pending_t         *p;
     ngx_chat_main_conf_t       *cmcf;
     ngx_chat_metrics_slot_t    *slots;
@@ -339,7 +340,9 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    rc_redis = ngx_chat_bus_redis();
+    /* the figures of this location's Redis (chat_redis) */
+    gw = ngx_chat_gateway(r);
+    rc_redis = ngx_chat_bus_redis(gw);
 
     if (rc_redis == NULL || !ngx_chat_redis_usable(rc_redis)) {
         return ngx_chat_metrics_send_cluster(r, NULL);
@@ -443,15 +446,23 @@ ngx_chat_metrics_cluster_handler(ngx_http_request_t *r)
 }
 
 
-/* The i-th command stream: lane by lane, shard by shard. */
+/* The i-th command stream: lane by lane, shard by shard (the same names in
+ * every Redis, so any gateway's lanes have them). */
 static const char *
 ngx_chat_metrics_stream(ngx_uint_t i)
 {
+    ngx_uint_t             n;
+    ngx_chat_gateway_t    *gws;
     ngx_chat_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
+    gws = ngx_chat_bus_gateways(&n);
 
-    return ngx_chat_lanes_stream(i / cmcf->stream_shards,
+    if (n == 0) {
+        return NULL;
+    }
+
+    return ngx_chat_lanes_stream(gws[0].lanes, i / cmcf->stream_shards,
                                  i % cmcf->stream_shards);
 }
 
@@ -563,7 +574,7 @@ ngx_chat_metrics_copy(const redisReply *r)
 /* Each lane's depth and bound as the answering worker last saw them
  * (ngx_chat_lanes.c): what the edge's admission decides on. */
 static u_char *
-ngx_chat_metrics_lanes(u_char *last)
+ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
 {
     int64_t     depth, queue;
     ngx_uint_t  lane;
@@ -572,7 +583,7 @@ ngx_chat_metrics_lanes(u_char *last)
                                    "commands waiting or running per lane, "
                                    "as this edge's admission sees them");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lane, &depth, &queue) == NGX_OK) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue) == NGX_OK) {
             last = ngx_sprintf(last, "chat_lane_depth{lane=\"%s\"} %L\n",
                                chat_lane_name(lane), depth);
         }
@@ -582,7 +593,7 @@ ngx_chat_metrics_lanes(u_char *last)
                                    "the depth at which a lane's commands "
                                    "are refused 503 overloaded (0: none)");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lane, &depth, &queue) == NGX_OK) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue) == NGX_OK) {
             last = ngx_sprintf(last, "chat_lane_queue_limit{lane=\"%s\"} "
                                "%L\n", chat_lane_name(lane), queue);
         }
@@ -595,7 +606,7 @@ ngx_chat_metrics_lanes(u_char *last)
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         last = ngx_sprintf(last, "chat_lane_misconfigured{lane=\"%s\"} %ui\n",
                            chat_lane_name(lane),
-                           ngx_chat_lanes_disagree(lane));
+                           ngx_chat_lanes_disagree(lanes, lane));
     }
 
     last = ngx_chat_metrics_family(last, "chat_presence_ttl_mismatch",
@@ -604,7 +615,7 @@ ngx_chat_metrics_lanes(u_char *last)
                                    "not this edge's chat_presence_ttl "
                                    "(presence flaps or lags)");
     last = ngx_sprintf(last, "chat_presence_ttl_mismatch %ui\n",
-                       ngx_chat_lanes_presence_ttl_disagrees());
+                       ngx_chat_lanes_presence_ttl_disagrees(lanes));
 
     return last;
 }
@@ -686,8 +697,9 @@ ngx_chat_metrics_send(ngx_http_request_t *r)
 {
     u_char            *buf, *last, *end;
     size_t             size, i;
-    ngx_chat_redis_t  *redis;
-    ngx_atomic_int_t   open;
+    ngx_chat_redis_t    *redis;
+    ngx_chat_gateway_t  *gw;
+    ngx_atomic_int_t     open;
 
     size = 16384 + NGX_CHAT_OP_SLOTS * 1536;
     buf = ngx_pnalloc(r->pool, size);
@@ -739,14 +751,17 @@ ngx_chat_metrics_send(ngx_http_request_t *r)
         }
     }
 
-    redis = ngx_chat_bus_redis();
+    /* of this location's Redis (chat_redis) */
+    gw = ngx_chat_gateway(r);
+    redis = ngx_chat_bus_redis(gw);
     last = ngx_chat_metrics_family(last, "chat_redis_up", "gauge",
-                                   "1 when this nginx worker's Redis "
+                                   "1 when this nginx worker's Redis (this "
+                                   "location's chat_redis) "
                                    "connection is usable");
     last = ngx_sprintf(last, "chat_redis_up %d\n",
                        redis != NULL && ngx_chat_redis_usable(redis));
 
-    last = ngx_chat_metrics_lanes(last);
+    last = ngx_chat_metrics_lanes(last, gw ? gw->lanes : NULL);
 
     last = ngx_chat_metrics_family(last, "chat_command_ops_untracked_total",
                                    "counter", "answers of ops past the "

@@ -9,10 +9,13 @@
  * exit.
  *
  * Two kinds of settings: what a request or a connection reads (the API
- * prefix, origins, caps, pings) lives in ngx_chat_loc_conf_t and may
- * differ per server and location; what a worker process holds once (its
- * Redis connections, the command streams, the secret the bus is sealed
- * with, the shared-memory zones) lives in ngx_chat_main_conf_t, http only.
+ * prefix, origins, caps, pings, its application's Redis and token secret)
+ * lives in ngx_chat_loc_conf_t and may differ per server and location;
+ * what a worker process holds once (the command streams, the timeouts of
+ * the bus, the shared-memory zones) lives in ngx_chat_main_conf_t, http
+ * only.  The Redis settings a location ends up with name an endpoint
+ * (ngx_chat_endpoint_t): made once per distinct host:port and user, here,
+ * and given one gateway per worker process (ngx_chat_bus.c).
  */
 
 #include <ngx_config.h>
@@ -44,6 +47,7 @@ static char *ngx_chat_error_page(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static void ngx_chat_talks_to_redis(ngx_conf_t *cf, ngx_uint_t tokens);
 static char *ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -137,25 +141,27 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_loc_conf_t, ws_pong_timeout),
       NULL },
 
+    /* the application's Redis (one backend per Redis) */
+
     { ngx_string("chat_redis"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_chat_redis,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("chat_redis_connect_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, redis_connect_timeout),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, redis_connect_timeout),
       NULL },
 
     { ngx_string("chat_redis_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, redis_timeout),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, redis_timeout),
       NULL },
 
     { ngx_string("chat_command_timeout"),
@@ -187,32 +193,32 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_token_secret"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, token_secret),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, token_secret),
       NULL },
 
     { ngx_string("chat_token_secret_file"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_chat_token_secret_file,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     /* Redis credentials: an ACL user and its password, from a file */
 
     { ngx_string("chat_redis_user"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_chat_main_conf_t, redis_user),
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, redis_user),
       NULL },
 
     { ngx_string("chat_redis_password_file"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_chat_redis_password_file,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -363,16 +369,16 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     cmcf->redis_host = { 0, NULL };
-     *     cmcf->token_secret = { 0, NULL };
-     *     cmcf->redis_user = { 0, NULL };
-     *     cmcf->redis_password = { 0, NULL };
      *     cmcf->used = 0;
      */
 
-    cmcf->redis_port = 0;
-    cmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
-    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    if (ngx_array_init(&cmcf->endpoints, cf->pool, 2,
+                       sizeof(ngx_chat_endpoint_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     cmcf->command_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->stream_shards = NGX_CONF_UNSET_UINT;
     cmcf->stream_maxlen = NGX_CONF_UNSET_UINT;
@@ -394,30 +400,16 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_chat_main_conf_t  *cmcf = conf;
 
-    if (cmcf->redis_host.data == NULL) {
-        ngx_str_set(&cmcf->redis_host, "127.0.0.1");
-        cmcf->redis_port = 6379;
-    }
-
     if (ngx_chat_metrics_zone(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_conf_init_msec_value(cmcf->redis_connect_timeout, 2000);
-    ngx_conf_init_msec_value(cmcf->redis_timeout, 5000);
     ngx_conf_init_msec_value(cmcf->command_timeout, 10000);
     ngx_conf_init_uint_value(cmcf->stream_shards, 4);
     ngx_conf_init_uint_value(cmcf->stream_maxlen, 1000000);
     ngx_conf_init_msec_value(cmcf->presence_ttl, 45000);
     ngx_conf_init_msec_value(cmcf->presence_grace, 5000);
     ngx_conf_init_msec_value(cmcf->typing_interval, 2000);
-
-    if (cmcf->redis_user.data && cmcf->redis_password.data == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"chat_redis_user\" needs "
-                           "\"chat_redis_password_file\"");
-        return NGX_CONF_ERROR;
-    }
 
     if (ngx_chat_caps_zone(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -479,27 +471,6 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (cmcf->used && cmcf->token_secret.len < CHAT_TOKEN_MIN_SECRET_LEN) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_api needs \"chat_token_secret\" or "
-                           "\"chat_token_secret_file\" of at least %d bytes",
-                           CHAT_TOKEN_MIN_SECRET_LEN);
-        return NGX_CONF_ERROR;
-    }
-
-    /* the key of the secret fields on the bus (chat_seal.c): the workers
-     * derive the same one from the same secret */
-    if (cmcf->token_secret.len
-        && chat_seal_derive(cmcf->token_secret.data, cmcf->token_secret.len,
-                            CHAT_SEAL_LABEL, cmcf->seal_key,
-                            sizeof(cmcf->seal_key))
-           != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat: deriving the bus seal key failed");
-        return NGX_CONF_ERROR;
-    }
-
     return NGX_CONF_OK;
 }
 
@@ -518,6 +489,13 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     clcf->api_prefix = { 0, NULL };
+     *     clcf->redis_host = { 0, NULL };
+     *     clcf->redis_user = { 0, NULL };
+     *     clcf->redis_password = { 0, NULL };
+     *     clcf->token_secret = { 0, NULL };
+     *     clcf->endpoint = NULL;
+     *     clcf->talks_to_redis = 0;
+     *     clcf->checks_tokens = 0;
      */
 
     clcf->api = NGX_CONF_UNSET;
@@ -529,6 +507,8 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     clcf->ws_pong_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_max_per_user = NGX_CONF_UNSET;
     clcf->poll_max_per_user = NGX_CONF_UNSET;
+    clcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    clcf->redis_timeout = NGX_CONF_UNSET_MSEC;
 
     return clcf;
 }
@@ -567,6 +547,28 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->poll_max_per_user, prev->poll_max_per_user,
                          10);
 
+    /* the application's Redis and secret: unset inherits the outer block's */
+    if (conf->redis_host.data == NULL) {
+        conf->redis_host = prev->redis_host;
+        conf->redis_port = prev->redis_port;
+    }
+
+    if (conf->redis_host.data == NULL) {
+        ngx_str_set(&conf->redis_host, "127.0.0.1");
+        conf->redis_port = 6379;
+    }
+
+    ngx_conf_merge_str_value(conf->redis_user, prev->redis_user, "");
+    ngx_conf_merge_str_value(conf->redis_password, prev->redis_password, "");
+    ngx_conf_merge_msec_value(conf->redis_connect_timeout,
+                              prev->redis_connect_timeout, 2000);
+    ngx_conf_merge_msec_value(conf->redis_timeout, prev->redis_timeout, 5000);
+    ngx_conf_merge_str_value(conf->token_secret, prev->token_secret, "");
+
+    if (conf->talks_to_redis && ngx_chat_endpoint(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->ws_max_message > 64 * 1024 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "chat_ws_max_message must be at most 64m");
@@ -603,11 +605,29 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/*
+ * A handler directive of this location needs Redis (and, with tokens,
+ * the token secret): the merge turns its settings into an endpoint.
+ */
+static void
+ngx_chat_talks_to_redis(ngx_conf_t *cf, ngx_uint_t tokens)
+{
+    ngx_chat_loc_conf_t   *clcf;
+    ngx_chat_main_conf_t  *cmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_chat_module);
+    clcf->talks_to_redis = 1;
+    clcf->checks_tokens |= tokens;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    cmcf->used = 1;
+}
+
+
 static char *
 ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_loc_conf_t       *clcf = conf;
-    ngx_chat_main_conf_t      *cmcf;
     ngx_http_core_loc_conf_t  *hclcf;
 
     if (clcf->api != NGX_CONF_UNSET) {
@@ -619,8 +639,7 @@ ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     hclcf->handler = ngx_chat_api_handler;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
-    cmcf->used = 1;
+    ngx_chat_talks_to_redis(cf, 1);
 
     return NGX_CONF_OK;
 }
@@ -629,7 +648,6 @@ ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_main_conf_t      *cmcf;
     ngx_http_core_loc_conf_t  *hclcf;
 
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -638,8 +656,7 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
     hclcf->handler = ngx_chat_ws_handler;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
-    cmcf->used = 1;
+    ngx_chat_talks_to_redis(cf, 1);
 
     return NGX_CONF_OK;
 }
@@ -673,6 +690,9 @@ ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* the figures of this location's Redis; no token is checked here */
+    ngx_chat_talks_to_redis(cf, 0);
+
     return NGX_CONF_OK;
 }
 
@@ -682,7 +702,6 @@ ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_media_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_main_conf_t      *cmcf;
     ngx_http_core_loc_conf_t  *hclcf;
 
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -691,8 +710,7 @@ ngx_chat_media_upload(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
     hclcf->handler = ngx_chat_media_upload_handler;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
-    cmcf->used = 1;
+    ngx_chat_talks_to_redis(cf, 1);
 
     return NGX_CONF_OK;
 }
@@ -762,13 +780,13 @@ ngx_chat_ws_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_main_conf_t  *cmcf = conf;
+    ngx_chat_loc_conf_t  *clcf = conf;
 
     u_char     *host;
     ngx_str_t  *value;
     ngx_url_t   u;
 
-    if (cmcf->redis_host.data) {
+    if (clcf->redis_host.data) {
         return "is duplicate";
     }
 
@@ -793,9 +811,9 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
     ngx_cpystrn(host, u.host.data, u.host.len + 1);
 
-    cmcf->redis_host.data = host;
-    cmcf->redis_host.len = u.host.len;
-    cmcf->redis_port = u.port;
+    clcf->redis_host.data = host;
+    clcf->redis_host.len = u.host.len;
+    clcf->redis_port = u.port;
 
     return NGX_CONF_OK;
 }
@@ -844,13 +862,13 @@ ngx_chat_conf_secret_file(ngx_conf_t *cf, ngx_str_t *out)
 static char *
 ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_main_conf_t  *cmcf = conf;
+    ngx_chat_loc_conf_t  *clcf = conf;
 
-    if (cmcf->token_secret.data) {
+    if (clcf->token_secret.data) {
         return "is duplicate (or \"chat_token_secret\" is set too)";
     }
 
-    return ngx_chat_conf_secret_file(cf, &cmcf->token_secret);
+    return ngx_chat_conf_secret_file(cf, &clcf->token_secret);
 }
 
 
@@ -858,13 +876,13 @@ ngx_chat_token_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_main_conf_t  *cmcf = conf;
+    ngx_chat_loc_conf_t  *clcf = conf;
 
-    if (cmcf->redis_password.data) {
+    if (clcf->redis_password.data) {
         return "is duplicate";
     }
 
-    return ngx_chat_conf_secret_file(cf, &cmcf->redis_password);
+    return ngx_chat_conf_secret_file(cf, &clcf->redis_password);
 }
 
 
@@ -885,24 +903,12 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     ngx_chat_caps_init_process();
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
-    if (cmcf == NULL || !cmcf->used) {
+    if (cmcf == NULL || !cmcf->used || cmcf->endpoints.nelts == 0) {
         return NGX_OK;
     }
 
-    /* before the registry, whose refresh timer uses the presence TTL */
+    /* before the registries, whose refresh timers use the presence TTL */
     if (ngx_chat_presence_init_process(cycle, cmcf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_chat_registry_init_process(cycle) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_chat_bus_init_process(cycle, cmcf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_chat_lanes_init_process(cycle, cmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -910,16 +916,15 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_chat_poll_init_process(cycle, cmcf);
+    /* one gateway per Redis endpoint, each with its registry, lanes,
+     * revocation feed and poll watcher */
+    return ngx_chat_bus_init_process(cycle, cmcf);
 }
 
 
 static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_chat_poll_exit_process();
-    ngx_chat_revoked_exit_process();
-    ngx_chat_lanes_exit_process();
     ngx_chat_bus_exit_process();
-    ngx_chat_registry_exit_process();
+    ngx_chat_revoked_exit_process();
 }

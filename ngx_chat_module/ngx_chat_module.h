@@ -16,18 +16,49 @@
 #include "ngx_chat_redis.h"
 
 
+/* a worker's gateway on one Redis (ngx_chat_bus.c) */
+typedef struct ngx_chat_gateway_s  ngx_chat_gateway_t;
+
+/* what a gateway holds per endpoint, each owned by its own file */
+typedef struct ngx_chat_lanes_s        ngx_chat_lanes_t;        /* lanes.c */
+typedef struct ngx_chat_registry_s     ngx_chat_registry_t;     /* registry.c */
+typedef struct ngx_chat_poll_s         ngx_chat_poll_t;         /* poll.c */
+typedef struct ngx_chat_revocations_s  ngx_chat_revocations_t;  /* revoked.c */
+
+
+/*
+ * One Redis the applications of this nginx use: a distinct host:port and
+ * ACL user.  Made at configuration time, when a location that talks to
+ * Redis is merged (ngx_chat_module.c), and shared by every location that
+ * names the same one; each worker process opens one gateway per endpoint
+ * (its connections, reply stream, reply reader, lanes view, revocation
+ * feed, poll watcher), never one per request.  One backend serves one
+ * Redis with one token secret, so the locations of an endpoint must agree
+ * on its password, timeouts and secret.
+ */
 typedef struct {
-    ngx_str_t     redis_host;           /* NUL-terminated */
-    in_port_t     redis_port;
-    ngx_str_t     redis_user;           /* none: AUTH with the password only */
-    ngx_str_t     redis_password;       /* none: no AUTH */
-    ngx_msec_t    redis_connect_timeout;
-    ngx_msec_t    redis_timeout;
+    ngx_uint_t    index;                /* in endpoints: the gateway's */
+    ngx_str_t     name;                 /* "host:port" or "user@host:port" */
+    ngx_str_t     host;                 /* NUL-terminated */
+    in_port_t     port;
+    ngx_str_t     user;                 /* none: AUTH with the password only */
+    ngx_str_t     password;             /* none: no AUTH */
+    ngx_msec_t    connect_timeout;
+    ngx_msec_t    timeout;
+    ngx_str_t     token_secret;         /* the backend's; none: not known */
+    u_char        seal_key[CHAT_SEAL_KEY_LEN];  /* from the token secret */
+} ngx_chat_endpoint_t;
+
+/* distinct Redis endpoints per nginx (bits of a word in the revocation
+ * zone say which ones a worker follows) */
+#define NGX_CHAT_MAX_ENDPOINTS  64
+
+
+typedef struct {
+    ngx_array_t   endpoints;            /* of ngx_chat_endpoint_t * */
     ngx_msec_t    command_timeout;
     ngx_uint_t    stream_shards;
     ngx_uint_t    stream_maxlen;
-    ngx_str_t     token_secret;
-    u_char        seal_key[CHAT_SEAL_KEY_LEN];  /* from the token secret */
     ngx_flag_t    used;                 /* some location has chat_api */
 
     /* presence and typing (ngx_chat_presence.c, ngx_chat_typing.c) */
@@ -49,11 +80,11 @@ typedef struct {
     ngx_str_t        media_internal;    /* the internal location's URI */
 } ngx_chat_main_conf_t;
 
-/* A connection to the configured Redis (ngx_chat_redis.c): the server,
- * the credentials, the connect timeout and the log every one of the
- * worker's connections shares; the caller sets the rest. */
-void ngx_chat_redis_use_conf(ngx_chat_redis_t *rc, const char *name,
-    ngx_chat_main_conf_t *cmcf, ngx_log_t *log);
+/* A connection to one endpoint (ngx_chat_redis.c): the server, the
+ * credentials, the connect timeout and the log every one of the worker's
+ * connections to it shares; the caller sets the rest. */
+void ngx_chat_redis_use_endpoint(ngx_chat_redis_t *rc, const char *name,
+    ngx_chat_endpoint_t *ep, ngx_log_t *log);
 
 
 /*
@@ -72,7 +103,27 @@ typedef struct {
     ngx_msec_t    ws_pong_timeout;
     ngx_int_t     ws_max_per_user;      /* ngx_chat_caps.c */
     ngx_int_t     poll_max_per_user;
+
+    /* the application's Redis and token secret: what the merge makes of
+     * them is the endpoint, for a location that talks to Redis */
+    ngx_str_t     redis_host;           /* NUL-terminated; none: unset */
+    in_port_t     redis_port;
+    ngx_str_t     redis_user;
+    ngx_str_t     redis_password;
+    ngx_msec_t    redis_connect_timeout;
+    ngx_msec_t    redis_timeout;
+    ngx_str_t     token_secret;
+    ngx_chat_endpoint_t  *endpoint;     /* NULL: no Redis here */
+
+    /* set by this location's own handler directive, never inherited */
+    unsigned      talks_to_redis:1;     /* chat_api, chat_websocket, ... */
+    unsigned      checks_tokens:1;      /* ... which need the secret */
 } ngx_chat_loc_conf_t;
+
+/* ngx_chat_endpoint.c: from the merge of a location that talks to Redis:
+ * its endpoint (found or made) in conf->endpoint; NGX_CONF_ERROR, logged,
+ * when its settings cannot make one */
+char *ngx_chat_endpoint(ngx_conf_t *cf, ngx_chat_loc_conf_t *conf);
 
 /* the prefix of the route table's paths (shared/API.md): chat_api_prefix
  * takes its place in a request's path */
@@ -110,9 +161,10 @@ ngx_int_t ngx_chat_health_handler(ngx_http_request_t *r,
 /* ngx_chat_poll.c: GET /api/v1/events, the long-poll fallback */
 ngx_int_t ngx_chat_poll_handler(ngx_http_request_t *r,
     ngx_chat_caller_t *caller);
-ngx_int_t ngx_chat_poll_init_process(ngx_cycle_t *cycle,
-    ngx_chat_main_conf_t *cmcf);
-void ngx_chat_poll_exit_process(void);
+/* a gateway's held polls and the connection that watches their streams */
+ngx_chat_poll_t *ngx_chat_poll_create(ngx_cycle_t *cycle,
+    ngx_chat_gateway_t *gw);
+void ngx_chat_poll_stop(ngx_chat_poll_t *poll);
 
 /* ngx_chat_http.c: responses and request bodies */
 void ngx_chat_http_retry_after(ngx_http_request_t *r, time_t seconds);
@@ -145,12 +197,18 @@ ngx_int_t ngx_chat_authenticate_token(ngx_http_request_t *r, ngx_str_t *token,
     ngx_chat_caller_t *caller, const char **why);
 
 /* ngx_chat_revoked.c: the signed-out sessions every token is checked
- * against (NGX_OK, NGX_DECLINED revoked, NGX_BUSY cannot tell) */
+ * against (NGX_OK, NGX_DECLINED revoked, NGX_BUSY cannot tell: nobody
+ * follows the revocations of gw's Redis); one table, one feed per
+ * gateway */
 ngx_int_t ngx_chat_revoked_zone(ngx_conf_t *cf, ngx_chat_main_conf_t *cmcf);
 ngx_int_t ngx_chat_revoked_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);
 void ngx_chat_revoked_exit_process(void);
-ngx_int_t ngx_chat_revoked_check(u_char *sid, size_t len);
+ngx_chat_revocations_t *ngx_chat_revoked_follow(ngx_cycle_t *cycle,
+    ngx_chat_gateway_t *gw);
+void ngx_chat_revoked_unfollow(ngx_chat_revocations_t *ses);
+ngx_int_t ngx_chat_revoked_check(ngx_chat_gateway_t *gw, u_char *sid,
+    size_t len);
 ngx_int_t ngx_chat_revoked_add(u_char *sid, size_t len, int64_t until_ms,
     ngx_log_t *log);
 
@@ -165,7 +223,8 @@ ngx_int_t ngx_chat_session_redeem(ngx_http_request_t *r, ngx_str_t *ticket,
     ngx_chat_ticket_pt ready, void *data);
 
 /* ngx_chat_poll.c: held polls of a revoked session are answered 401 */
-void ngx_chat_poll_revoke(int64_t uid, u_char *sid, size_t len);
+void ngx_chat_poll_revoke(ngx_chat_poll_t *poll, int64_t uid,
+    u_char *sid, size_t len);
 
 /* ngx_chat_variables.c: $chat_user_id, $chat_request_safe; the request's
  * $request_id (empty when there is none) for the command envelope */
@@ -174,7 +233,8 @@ void ngx_chat_request_id(ngx_http_request_t *r, ngx_str_t *rid);
 /* ngx_chat_presence.c: this worker's users in Redis' presence registry */
 ngx_int_t ngx_chat_presence_init_process(ngx_cycle_t *cycle,
     ngx_chat_main_conf_t *cmcf);
-void ngx_chat_presence_announce(int64_t uid, ngx_uint_t online);
+void ngx_chat_presence_announce(ngx_chat_gateway_t *gw, int64_t uid,
+    ngx_uint_t online);
 ngx_msec_t ngx_chat_presence_refresh_interval(void);
 /* the presence shard's half of a registration (online: ms is the TTL) or
  * of a leave (ms is the grace), for a long-poll session too */
@@ -184,9 +244,9 @@ void ngx_chat_presence_shard(ngx_chat_redis_t *rc, int64_t uid,
 /* ngx_chat_caps.c: per-user caps on live WebSockets across this edge */
 ngx_int_t ngx_chat_caps_zone(ngx_conf_t *cf);
 void ngx_chat_caps_init_process(void);
-ngx_int_t ngx_chat_caps_ws_acquire(int64_t uid, ngx_uint_t max,
-    ngx_log_t *log);
-void ngx_chat_caps_ws_release(int64_t uid);
+ngx_int_t ngx_chat_caps_ws_acquire(ngx_uint_t app, int64_t uid,
+    ngx_uint_t max, ngx_log_t *log);
+void ngx_chat_caps_ws_release(ngx_uint_t app, int64_t uid);
 
 /* ngx_chat_media.c: uploads (the chat_media_upload handler) and
  * GET /api/v1/attachments/{id} */
@@ -195,6 +255,7 @@ ngx_int_t ngx_chat_media_download_handler(ngx_http_request_t *r,
     ngx_chat_caller_t *caller);
 
 /* ngx_chat_typing.c: one typing indicator from a user to a conversation */
-void ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log);
+void ngx_chat_typing(ngx_chat_gateway_t *gw, int64_t uid,
+    int64_t conversation_id, ngx_log_t *log);
 
 #endif /* NGX_CHAT_MODULE_H */

@@ -82,6 +82,7 @@
 typedef struct {
     ngx_chat_pending_t    pending;
     ngx_http_request_t   *request;
+    ngx_chat_poll_t      *poll;         /* its location's gateway's */
     int64_t               uid;
     u_char                sid[CHAT_TOKEN_SID_MAX + 1];  /* sign-in session */
     chat_poll_cursor_t    cursor;       /* what the answer will carry */
@@ -97,15 +98,15 @@ typedef struct {
 } ngx_chat_poll_req_t;
 
 
-/* per worker: the held polls and the connection that watches them */
-typedef struct {
+/* per worker and gateway: the held polls whose streams are in the
+ * gateway's Redis, and the connection that watches them */
+struct ngx_chat_poll_s {
     ngx_chat_redis_t      watcher;
+    ngx_chat_gateway_t   *gw;
     ngx_queue_t           held;
     ngx_uint_t            nheld;
     unsigned              watching:1;   /* an XREAD is in flight */
-} ngx_chat_poll_t;
-
-static ngx_chat_poll_t  *ngx_chat_poll;
+};
 
 
 /*
@@ -163,8 +164,16 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
     ngx_str_t              arg, max;
     chat_poll_rc_t         prc;
     ngx_chat_poll_req_t   *pr;
+    ngx_chat_gateway_t    *gw;
     ngx_chat_loc_conf_t   *clcf;
     ngx_chat_main_conf_t  *cmcf;
+
+    gw = ngx_chat_gateway(r);
+    if (gw == NULL) {
+        return ngx_chat_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable",
+                                   "the event store (redis) is unavailable");
+    }
 
     if (ngx_http_arg(r, (u_char *) "timeout", 7, &arg) != NGX_OK) {
         arg.len = 0;
@@ -183,6 +192,7 @@ ngx_chat_poll_handler(ngx_http_request_t *r, ngx_chat_caller_t *caller)
     }
 
     ngx_memcpy(pr->sid, caller->sid, sizeof(pr->sid));
+    pr->poll = gw->poll;
 
     /* a held poll must come back before its registration lapses (the
      * offline sweeper would take it): a third of the presence TTL, as the
@@ -323,7 +333,7 @@ ngx_chat_poll_run(ngx_chat_poll_req_t *pr, redisCallbackFn *fn,
     ngx_chat_redis_t      *redis;
     ngx_chat_main_conf_t  *cmcf;
 
-    redis = ngx_chat_bus_redis();
+    redis = ngx_chat_bus_redis(pr->poll->gw);
 
     if (redis == NULL || !ngx_chat_redis_usable(redis)
         || ngx_chat_bus_park(&pr->pending, pr->request->connection->log)
@@ -489,9 +499,9 @@ ngx_chat_poll_got(redisAsyncContext *ac, void *reply, void *privdata)
     if (!pr->held) {
         ngx_chat_poll_hold(pr);
 
-    } else if (!ngx_chat_poll->watching) {
+    } else if (!pr->poll->watching) {
         /* woken for nothing new: back under watch */
-        ngx_chat_poll_watch(&ngx_chat_poll->watcher);
+        ngx_chat_poll_watch(&pr->poll->watcher);
     }
 }
 
@@ -504,7 +514,7 @@ ngx_chat_poll_presence(ngx_chat_poll_req_t *pr)
     ngx_chat_redis_t      *redis;
     ngx_chat_main_conf_t  *cmcf;
 
-    redis = ngx_chat_bus_redis();
+    redis = ngx_chat_bus_redis(pr->poll->gw);
     cmcf = ngx_http_get_module_main_conf(pr->request, ngx_chat_module);
 
     if (redis != NULL && ngx_chat_redis_usable(redis)) {
@@ -518,15 +528,11 @@ static void
 ngx_chat_poll_hold(ngx_chat_poll_req_t *pr)
 {
     ngx_http_request_t  *r = pr->request;
-
-    if (ngx_chat_poll == NULL) {
-        ngx_chat_poll_finish(pr, NULL, NULL);
-        return;
-    }
+    ngx_chat_poll_t     *poll = pr->poll;
 
     pr->held = 1;
-    ngx_queue_insert_tail(&ngx_chat_poll->held, &pr->queue);
-    ngx_chat_poll->nheld++;
+    ngx_queue_insert_tail(&poll->held, &pr->queue);
+    poll->nheld++;
     ngx_add_timer(&pr->hold, pr->timeout);
     ngx_chat_metric_add(poll_held[ngx_process_slot], 1);
 
@@ -541,8 +547,8 @@ ngx_chat_poll_hold(ngx_chat_poll_req_t *pr)
     pr->conn_read = r->connection->read->handler;
     r->connection->read->handler = ngx_chat_poll_conn_read;
 
-    if (!ngx_chat_poll->watching) {
-        ngx_chat_poll_watch(&ngx_chat_poll->watcher);
+    if (!poll->watching) {
+        ngx_chat_poll_watch(&poll->watcher);
     }
 }
 
@@ -556,7 +562,7 @@ ngx_chat_poll_unhold(ngx_chat_poll_req_t *pr)
 
     pr->held = 0;
     ngx_queue_remove(&pr->queue);
-    ngx_chat_poll->nheld--;
+    pr->poll->nheld--;
     ngx_chat_metric_add(poll_held[ngx_process_slot], (ngx_atomic_int_t) -1);
 
     if (pr->hold.timer_set) {
@@ -688,17 +694,18 @@ ngx_chat_poll_answer(ngx_chat_poll_req_t *pr, redisReply *rr,
 /* The sign-in session sid of user uid was revoked (ngx_chat_revoked.c):
  * its held polls are answered 401 at once, as its next poll would be. */
 void
-ngx_chat_poll_revoke(int64_t uid, u_char *sid, size_t len)
+ngx_chat_poll_revoke(ngx_chat_poll_t *poll, int64_t uid, u_char *sid,
+    size_t len)
 {
     ngx_queue_t          *q, *next;
     ngx_chat_poll_req_t  *pr;
 
-    if (ngx_chat_poll == NULL) {
+    if (poll == NULL) {
         return;
     }
 
-    for (q = ngx_queue_head(&ngx_chat_poll->held);
-         q != ngx_queue_sentinel(&ngx_chat_poll->held);
+    for (q = ngx_queue_head(&poll->held);
+         q != ngx_queue_sentinel(&poll->held);
          q = next)
     {
         next = ngx_queue_next(q);
@@ -735,39 +742,37 @@ ngx_chat_poll_key(u_char *buf, int64_t uid, const char *sid)
  * Watching the held polls' streams
  * --------------------------------------------------------------------- */
 
-ngx_int_t
-ngx_chat_poll_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
+ngx_chat_poll_t *
+ngx_chat_poll_create(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
 {
     ngx_chat_poll_t  *poll;
 
     poll = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_poll_t));
     if (poll == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     ngx_queue_init(&poll->held);
+    poll->gw = gw;
 
-    ngx_chat_redis_use_conf(&poll->watcher, "poll", cmcf, cycle->log);
-    poll->watcher.stall_timeout = 1000 + cmcf->redis_timeout;
+    ngx_chat_redis_use_endpoint(&poll->watcher, "poll", gw->endpoint,
+                                cycle->log);
+    poll->watcher.stall_timeout = 1000 + gw->endpoint->timeout;
     poll->watcher.on_connect = ngx_chat_poll_watch;
-
-    ngx_chat_poll = poll;
+    poll->watcher.data = poll;
 
     ngx_chat_redis_start(&poll->watcher);
 
-    return NGX_OK;
+    return poll;
 }
 
 
 void
-ngx_chat_poll_exit_process(void)
+ngx_chat_poll_stop(ngx_chat_poll_t *poll)
 {
-    if (ngx_chat_poll == NULL) {
-        return;
+    if (poll != NULL) {
+        ngx_chat_redis_stop(&poll->watcher);
     }
-
-    ngx_chat_redis_stop(&ngx_chat_poll->watcher);
-    ngx_chat_poll = NULL;
 }
 
 
@@ -780,10 +785,10 @@ ngx_chat_poll_watch(ngx_chat_redis_t *rc)
     ngx_uint_t            n, i;
     ngx_queue_t          *q;
     const char          **argv;
+    ngx_chat_poll_t      *poll = rc->data;
     ngx_chat_poll_req_t  *pr;
 
-    if (ngx_chat_poll == NULL || ngx_chat_poll->watching
-        || ngx_chat_poll->nheld == 0 || !ngx_chat_redis_usable(rc))
+    if (poll->watching || poll->nheld == 0 || !ngx_chat_redis_usable(rc))
     {
         return;
     }
@@ -791,8 +796,8 @@ ngx_chat_poll_watch(ngx_chat_redis_t *rc)
     /* polls being read are left out: their read answers them, and a
      * stream with entries after their cursor would wake us at once */
     n = 0;
-    for (q = ngx_queue_head(&ngx_chat_poll->held);
-         q != ngx_queue_sentinel(&ngx_chat_poll->held);
+    for (q = ngx_queue_head(&poll->held);
+         q != ngx_queue_sentinel(&poll->held);
          q = ngx_queue_next(q))
     {
         pr = ngx_queue_data(q, ngx_chat_poll_req_t, queue);
@@ -821,8 +826,8 @@ ngx_chat_poll_watch(ngx_chat_redis_t *rc)
     i = 0;
     p = ids;
 
-    for (q = ngx_queue_head(&ngx_chat_poll->held);
-         q != ngx_queue_sentinel(&ngx_chat_poll->held);
+    for (q = ngx_queue_head(&poll->held);
+         q != ngx_queue_sentinel(&poll->held);
          q = ngx_queue_next(q))
     {
         pr = ngx_queue_data(q, ngx_chat_poll_req_t, queue);
@@ -848,7 +853,7 @@ ngx_chat_poll_watch(ngx_chat_redis_t *rc)
                                (int) (6 + 2 * n), argv, argvlen)
         == NGX_OK)
     {
-        ngx_chat_poll->watching = 1;
+        poll->watching = 1;
     }
 
 done:
@@ -869,13 +874,13 @@ ngx_chat_poll_watched(redisAsyncContext *ac, void *reply, void *privdata)
     ngx_int_t             rc;
     ngx_queue_t          *q, *next;
     redisReply           *rr = reply, *name;
+    ngx_chat_poll_t      *poll;
     ngx_chat_poll_req_t  *pr;
 
-    if (ngx_chat_poll == NULL) {
-        return;
-    }
-
-    ngx_chat_poll->watching = 0;
+    /* the watcher's poll: it lives in the cycle's pool, valid even for
+     * the NULL reply of the connection's end at exit */
+    poll = ((ngx_chat_redis_t *) ac->data)->data;
+    poll->watching = 0;
 
     if (rr != NULL && rr->type == REDIS_REPLY_ARRAY) {
 
@@ -891,8 +896,8 @@ ngx_chat_poll_watched(redisAsyncContext *ac, void *reply, void *privdata)
                 continue;
             }
 
-            for (q = ngx_queue_head(&ngx_chat_poll->held);
-                 q != ngx_queue_sentinel(&ngx_chat_poll->held);
+            for (q = ngx_queue_head(&poll->held);
+                 q != ngx_queue_sentinel(&poll->held);
                  q = next)
             {
                 next = ngx_queue_next(q);
@@ -914,7 +919,7 @@ ngx_chat_poll_watched(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     if (rr != NULL) {
-        ngx_chat_poll_watch(&ngx_chat_poll->watcher);
+        ngx_chat_poll_watch(&poll->watcher);
     }
     /* NULL: the connection dropped; on_connect watches again */
 }

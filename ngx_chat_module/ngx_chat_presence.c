@@ -87,15 +87,15 @@ ngx_chat_presence_refresh_interval(void)
 
 
 void
-ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
+ngx_chat_presence_announce(ngx_chat_gateway_t *gw, int64_t uid,
+    ngx_uint_t online)
 {
-    ngx_str_t         *gw;
     ngx_chat_redis_t  *rc;
 
-    rc = ngx_chat_bus_redis();
-    gw = ngx_chat_bus_reply_stream();
+    /* in the user's application's Redis, under the gateway's stream */
+    rc = ngx_chat_bus_redis(gw);
 
-    if (rc == NULL || gw == NULL || ngx_chat_presence_conf == NULL
+    if (rc == NULL || ngx_chat_presence_conf == NULL
         || !ngx_chat_redis_usable(rc))
     {
         /* the reconnect re-announces everyone */
@@ -106,10 +106,10 @@ ngx_chat_presence_announce(int64_t uid, ngx_uint_t online)
      * connection, no wait between them (chat_scripts.c: either order
      * keeps the sweeper right, so a cluster may run them apart) */
     if (online) {
-        ngx_chat_presence_online(rc, uid, gw);
+        ngx_chat_presence_online(rc, uid, &gw->reply_stream);
 
     } else {
-        ngx_chat_presence_leave(rc, uid, gw);
+        ngx_chat_presence_leave(rc, uid, &gw->reply_stream);
     }
 
     ngx_chat_presence_shard(rc, uid, online,

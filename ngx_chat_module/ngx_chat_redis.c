@@ -61,15 +61,15 @@ static void ngx_chat_redis_authed(redisAsyncContext *ac, void *reply,
 
 
 void
-ngx_chat_redis_use_conf(ngx_chat_redis_t *rc, const char *name,
-    ngx_chat_main_conf_t *cmcf, ngx_log_t *log)
+ngx_chat_redis_use_endpoint(ngx_chat_redis_t *rc, const char *name,
+    ngx_chat_endpoint_t *ep, ngx_log_t *log)
 {
     rc->name = name;
-    rc->host = cmcf->redis_host;
-    rc->port = cmcf->redis_port;
-    rc->user = cmcf->redis_user;
-    rc->password = cmcf->redis_password;
-    rc->connect_timeout = cmcf->redis_connect_timeout;
+    rc->host = ep->host;
+    rc->port = ep->port;
+    rc->user = ep->user;
+    rc->password = ep->password;
+    rc->connect_timeout = ep->connect_timeout;
     rc->log = log;
 }
 

@@ -4,7 +4,11 @@
  * entries in Redis' online registry (chat_protocol.h).
  *
  * Workers fan an event out once per gateway with the list of recipients
- * that gateway serves; the registry turns that list into connections.  A
+ * that gateway serves; the registry turns that list into connections.
+ * There is one registry per gateway (per Redis endpoint): user ids are an
+ * application's own, so user 7 of one application is not user 7 of the
+ * other, and an event read from one Redis only reaches the clients that
+ * connected through a location using that Redis.  A
  * user is one red-black tree node holding a queue of clients; the node
  * lives from the user's first local client to the last.
  *
@@ -26,6 +30,7 @@
 #include <ngx_event.h>
 
 #include "chat_protocol.h"
+#include "ngx_chat_bus.h"
 #include "ngx_chat_module.h"
 #include "ngx_chat_registry.h"
 
@@ -36,21 +41,21 @@ typedef struct {
 } ngx_chat_user_t;
 
 
-typedef struct {
-    ngx_rbtree_t        users;
-    ngx_rbtree_node_t   sentinel;
-    ngx_event_t         refresh;
-    ngx_uint_t          refresh_slice;  /* which sixteenth is next */
-    ngx_uint_t          nclients;
-    ngx_log_t          *log;
-} ngx_chat_registry_t;
+struct ngx_chat_registry_s {
+    ngx_rbtree_t         users;
+    ngx_rbtree_node_t    sentinel;
+    ngx_event_t          refresh;
+    ngx_uint_t           refresh_slice;  /* which sixteenth is next */
+    ngx_uint_t           nclients;
+    ngx_log_t           *log;
+    ngx_chat_gateway_t  *gw;             /* whose Redis hears of them */
+};
 
 
-static ngx_chat_registry_t  *ngx_chat_registry;
-
-
-static ngx_chat_user_t *ngx_chat_registry_find(int64_t uid);
-static void ngx_chat_registry_announce(int64_t uid, ngx_uint_t online);
+static ngx_chat_user_t *ngx_chat_registry_find(ngx_chat_registry_t *reg,
+    int64_t uid);
+static void ngx_chat_registry_announce(ngx_chat_registry_t *reg,
+    int64_t uid, ngx_uint_t online);
 static void ngx_chat_registry_refresh(ngx_event_t *ev);
 static ngx_msec_t ngx_chat_registry_refresh_step(void);
 
@@ -58,54 +63,53 @@ static ngx_msec_t ngx_chat_registry_refresh_step(void);
 #define NGX_CHAT_REFRESH_SLICES  16
 
 
-ngx_int_t
-ngx_chat_registry_init_process(ngx_cycle_t *cycle)
+ngx_chat_registry_t *
+ngx_chat_registry_create(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
 {
     ngx_chat_registry_t  *reg;
 
     reg = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_registry_t));
     if (reg == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     ngx_rbtree_init(&reg->users, &reg->sentinel, ngx_rbtree_insert_value);
     reg->log = cycle->log;
+    reg->gw = gw;
 
     reg->refresh.handler = ngx_chat_registry_refresh;
+    reg->refresh.data = reg;
     reg->refresh.log = cycle->log;
     reg->refresh.cancelable = 1;
     ngx_add_timer(&reg->refresh, ngx_chat_registry_refresh_step());
 
-    ngx_chat_registry = reg;
-
-    return NGX_OK;
+    return reg;
 }
 
 
 void
-ngx_chat_registry_exit_process(void)
+ngx_chat_registry_stop(ngx_chat_registry_t *reg)
 {
-    if (ngx_chat_registry && ngx_chat_registry->refresh.timer_set) {
-        ngx_del_timer(&ngx_chat_registry->refresh);
+    if (reg != NULL && reg->refresh.timer_set) {
+        ngx_del_timer(&reg->refresh);
     }
-
-    ngx_chat_registry = NULL;
 }
 
 
 ngx_int_t
 ngx_chat_registry_add(ngx_chat_client_t *client)
 {
-    ngx_chat_user_t  *user;
+    ngx_chat_user_t      *user;
+    ngx_chat_registry_t  *reg = client->registry;
 
-    if (ngx_chat_registry == NULL) {
+    if (reg == NULL) {
         return NGX_ERROR;
     }
 
-    user = ngx_chat_registry_find(client->uid);
+    user = ngx_chat_registry_find(reg, client->uid);
 
     if (user == NULL) {
-        user = ngx_alloc(sizeof(ngx_chat_user_t), ngx_chat_registry->log);
+        user = ngx_alloc(sizeof(ngx_chat_user_t), reg->log);
         if (user == NULL) {
             return NGX_ERROR;
         }
@@ -113,13 +117,13 @@ ngx_chat_registry_add(ngx_chat_client_t *client)
         ngx_memzero(user, sizeof(ngx_chat_user_t));
         user->node.key = (ngx_rbtree_key_t) client->uid;
         ngx_queue_init(&user->clients);
-        ngx_rbtree_insert(&ngx_chat_registry->users, &user->node);
+        ngx_rbtree_insert(&reg->users, &user->node);
 
-        ngx_chat_registry_announce(client->uid, 1);
+        ngx_chat_registry_announce(reg, client->uid, 1);
     }
 
     ngx_queue_insert_tail(&user->clients, &client->queue);
-    ngx_chat_registry->nclients++;
+    reg->nclients++;
 
     return NGX_OK;
 }
@@ -128,31 +132,32 @@ ngx_chat_registry_add(ngx_chat_client_t *client)
 void
 ngx_chat_registry_remove(ngx_chat_client_t *client)
 {
-    ngx_chat_user_t  *user;
+    ngx_chat_user_t      *user;
+    ngx_chat_registry_t  *reg = client->registry;
 
-    if (ngx_chat_registry == NULL || client->queue.next == NULL) {
+    if (reg == NULL || client->queue.next == NULL) {
         return;
     }
 
     ngx_queue_remove(&client->queue);
     client->queue.next = NULL;
-    ngx_chat_registry->nclients--;
+    reg->nclients--;
 
-    user = ngx_chat_registry_find(client->uid);
+    user = ngx_chat_registry_find(reg, client->uid);
     if (user == NULL || !ngx_queue_empty(&user->clients)) {
         return;
     }
 
-    ngx_rbtree_delete(&ngx_chat_registry->users, &user->node);
+    ngx_rbtree_delete(&reg->users, &user->node);
     ngx_free(user);
 
-    ngx_chat_registry_announce(client->uid, 0);
+    ngx_chat_registry_announce(reg, client->uid, 0);
 }
 
 
 void
-ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
-    size_t len)
+ngx_chat_registry_deliver(ngx_chat_registry_t *reg, u_char *uids,
+    size_t uids_len, u_char *event, size_t len)
 {
     u_char             *p, *end, *comma;
     ngx_int_t           uid;
@@ -173,7 +178,7 @@ ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
             continue;
         }
 
-        user = ngx_chat_registry_find(uid);
+        user = ngx_chat_registry_find(reg, uid);
         if (user == NULL) {
             /* left since the worker looked: the client resyncs later */
             continue;
@@ -191,17 +196,18 @@ ngx_chat_registry_deliver(u_char *uids, size_t uids_len, u_char *event,
 
 
 void
-ngx_chat_registry_revoke(int64_t uid, u_char *sid, size_t len)
+ngx_chat_registry_revoke(ngx_chat_registry_t *reg, int64_t uid, u_char *sid,
+    size_t len)
 {
     ngx_queue_t        *q;
     ngx_chat_user_t    *user;
     ngx_chat_client_t  *client;
 
-    if (ngx_chat_registry == NULL) {
+    if (reg == NULL) {
         return;
     }
 
-    user = ngx_chat_registry_find(uid);
+    user = ngx_chat_registry_find(reg, uid);
     if (user == NULL) {
         return;
     }
@@ -220,16 +226,16 @@ ngx_chat_registry_revoke(int64_t uid, u_char *sid, size_t len)
 
 
 void
-ngx_chat_registry_announce_all(void)
+ngx_chat_registry_announce_all(ngx_chat_registry_t *reg)
 {
     ngx_rbtree_node_t  *node, *root, *sentinel;
 
-    if (ngx_chat_registry == NULL) {
+    if (reg == NULL) {
         return;
     }
 
-    root = ngx_chat_registry->users.root;
-    sentinel = ngx_chat_registry->users.sentinel;
+    root = reg->users.root;
+    sentinel = reg->users.sentinel;
 
     if (root == sentinel) {
         return;
@@ -237,9 +243,9 @@ ngx_chat_registry_announce_all(void)
 
     for (node = ngx_rbtree_min(root, sentinel);
          node;
-         node = ngx_rbtree_next(&ngx_chat_registry->users, node))
+         node = ngx_rbtree_next(&reg->users, node))
     {
-        ngx_chat_registry_announce((int64_t) node->key, 1);
+        ngx_chat_registry_announce(reg, (int64_t) node->key, 1);
     }
 }
 
@@ -247,19 +253,29 @@ ngx_chat_registry_announce_all(void)
 ngx_uint_t
 ngx_chat_registry_clients(void)
 {
-    return ngx_chat_registry ? ngx_chat_registry->nclients : 0;
+    ngx_uint_t           i, n, sum;
+    ngx_chat_gateway_t  *gws;
+
+    gws = ngx_chat_bus_gateways(&n);
+    sum = 0;
+
+    for (i = 0; i < n; i++) {
+        sum += gws[i].registry ? gws[i].registry->nclients : 0;
+    }
+
+    return sum;
 }
 
 
 static ngx_chat_user_t *
-ngx_chat_registry_find(int64_t uid)
+ngx_chat_registry_find(ngx_chat_registry_t *reg, int64_t uid)
 {
     ngx_rbtree_key_t    key;
     ngx_rbtree_node_t  *node, *sentinel;
 
     key = (ngx_rbtree_key_t) uid;
-    node = ngx_chat_registry->users.root;
-    sentinel = ngx_chat_registry->users.sentinel;
+    node = reg->users.root;
+    sentinel = reg->users.sentinel;
 
     while (node != sentinel) {
         if (key < node->key) {
@@ -279,35 +295,37 @@ ngx_chat_registry_find(int64_t uid)
 
 /* The user's presence in Redis: see ngx_chat_presence.c. */
 static void
-ngx_chat_registry_announce(int64_t uid, ngx_uint_t online)
+ngx_chat_registry_announce(ngx_chat_registry_t *reg, int64_t uid,
+    ngx_uint_t online)
 {
-    ngx_chat_presence_announce(uid, online);
+    ngx_chat_presence_announce(reg->gw, uid, online);
 }
 
 
 static void
 ngx_chat_registry_refresh(ngx_event_t *ev)
 {
-    ngx_uint_t          slice;
-    ngx_rbtree_node_t  *node, *root, *sentinel;
+    ngx_uint_t            slice;
+    ngx_rbtree_node_t    *node, *root, *sentinel;
+    ngx_chat_registry_t  *reg = ev->data;
 
     if (ngx_exiting) {
         return;
     }
 
-    slice = ngx_chat_registry->refresh_slice;
-    ngx_chat_registry->refresh_slice = (slice + 1) % NGX_CHAT_REFRESH_SLICES;
+    slice = reg->refresh_slice;
+    reg->refresh_slice = (slice + 1) % NGX_CHAT_REFRESH_SLICES;
 
-    root = ngx_chat_registry->users.root;
-    sentinel = ngx_chat_registry->users.sentinel;
+    root = reg->users.root;
+    sentinel = reg->users.sentinel;
 
     if (root != sentinel) {
         for (node = ngx_rbtree_min(root, sentinel);
              node;
-             node = ngx_rbtree_next(&ngx_chat_registry->users, node))
+             node = ngx_rbtree_next(&reg->users, node))
         {
             if ((uint64_t) node->key % NGX_CHAT_REFRESH_SLICES == slice) {
-                ngx_chat_registry_announce((int64_t) node->key, 1);
+                ngx_chat_registry_announce(reg, (int64_t) node->key, 1);
             }
         }
     }

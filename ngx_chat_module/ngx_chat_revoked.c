@@ -16,6 +16,13 @@
  * the session is closed (1008 "signed out") or answered (401) when the
  * stream brings its revocation.
  *
+ * Each Redis endpoint (ngx_chat_module.h) has its own sorted set and
+ * stream, written by its own backend, and each worker's gateway on it a
+ * follower of its own ("sessions" connection); they all feed the one
+ * table (session ids are random, so applications cannot collide in it),
+ * and a request's token is only honoured while its own Redis's
+ * revocations are followed.
+ *
  * Failing closed: while no worker of the edge follows the stream (their
  * Redis connections are down, or none has loaded the set since it
  * connected; each notes in the table when it last heard from Redis), or
@@ -52,9 +59,12 @@
 
 /*
  * The shared table of revoked sessions.  following[] says, per process
- * slot, when that worker's follower last heard from Redis (0: it is not
- * following): the table is current while any worker of the edge follows
- * the stream, since they all feed the same table.
+ * slot, when that worker's followers last heard from Redis (0: none is
+ * following), and followed[] which endpoints' streams (bit = endpoint
+ * index) it follows: the table is current for an endpoint while any
+ * worker of the edge follows that endpoint's stream, since they all feed
+ * the same table.  (A follower whose connection hangs is dropped by its
+ * watchdog, which clears its bit.)
  */
 typedef struct {
     ngx_rbtree_t            rbtree;
@@ -62,6 +72,7 @@ typedef struct {
     ngx_uint_t              count;
     ngx_uint_t              overflow;   /* one did not fit: fail closed */
     int64_t                 following[NGX_MAX_PROCESSES];
+    uint64_t                followed[NGX_MAX_PROCESSES];
 } ngx_chat_revoked_sh_t;
 
 
@@ -72,18 +83,25 @@ typedef struct {
 } ngx_chat_revoked_t;
 
 
-/* per worker */
+/* per worker: its view of the table */
 typedef struct {
-    ngx_chat_redis_t        feed;
     ngx_chat_main_conf_t   *cmcf;
     ngx_slab_pool_t        *shpool;
     ngx_chat_revoked_sh_t  *sh;
-    char                    last_id[NGX_CHAT_REVOKED_ID_LEN];
     ngx_event_t             sweep;
+    ngx_uint_t              reloading;  /* endpoints' reloads in flight */
+    ngx_uint_t              reload_failed;
+} ngx_chat_revoked_table_t;
+
+
+/* per worker and gateway: the follower of one Redis's revocations */
+struct ngx_chat_revocations_s {
+    ngx_chat_redis_t        feed;
+    ngx_chat_gateway_t     *gw;
+    char                    last_id[NGX_CHAT_REVOKED_ID_LEN];
     ngx_event_t             reread;
     unsigned                current:1;  /* loaded and followed */
-    unsigned                reloading:1;
-} ngx_chat_revocations_t;
+};
 
 
 
@@ -96,23 +114,27 @@ static int64_t ngx_chat_revoked_now(void);
 static void ngx_chat_revoked_connected(ngx_chat_redis_t *rc);
 static void ngx_chat_revoked_disconnected(ngx_chat_redis_t *rc);
 static ngx_int_t ngx_chat_revoked_load(ngx_chat_redis_t *rc,
-    redisCallbackFn *fn);
+    redisCallbackFn *fn, void *data);
 static ngx_int_t ngx_chat_revoked_load_reply(redisReply *rr, ngx_log_t *log,
-    ngx_uint_t end_local);
+    ngx_chat_revocations_t *end_local);
 static void ngx_chat_revoked_loaded(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_revoked_reloaded(redisAsyncContext *ac, void *reply,
     void *privdata);
-static void ngx_chat_revoked_follow(ngx_chat_redis_t *rc);
+static void ngx_chat_revoked_follow_stream(ngx_chat_revocations_t *f);
 static void ngx_chat_revoked_followed(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_revoked_reread(ngx_event_t *ev);
 static void ngx_chat_revoked_revocation(redisReply *fields, void *data);
-static void ngx_chat_revoked_end_local(int64_t uid, u_char *sid, size_t len);
+static void ngx_chat_revoked_end_local(ngx_chat_revocations_t *f,
+    int64_t uid, u_char *sid, size_t len);
+static void ngx_chat_revoked_following(ngx_chat_revocations_t *f,
+    ngx_uint_t on);
+static void ngx_chat_revoked_slot_follows_none(void);
 
 
 
-static ngx_chat_revocations_t  *ngx_chat_revocations;
+static ngx_chat_revoked_table_t  *ngx_chat_revoked_table;
 
 static ngx_str_t  ngx_chat_revoked_zone_name = ngx_string("chat_revocations");
 
@@ -188,40 +210,74 @@ ngx_chat_revoked_now(void)
 }
 
 
-/* Notes for every worker of the edge whether this one follows (on). */
+/* Notes for every worker of the edge whether this one follows (on) the
+ * revocations of f's endpoint. */
 static void
-ngx_chat_revoked_following(ngx_uint_t on)
+ngx_chat_revoked_following(ngx_chat_revocations_t *f, ngx_uint_t on)
 {
-    if (ngx_chat_revocations && ngx_process_slot >= 0
-        && ngx_process_slot < NGX_MAX_PROCESSES)
+    uint64_t                bit;
+    ngx_chat_revoked_sh_t  *sh;
+
+    if (ngx_chat_revoked_table == NULL || ngx_process_slot < 0
+        || ngx_process_slot >= NGX_MAX_PROCESSES)
     {
-        ngx_chat_revocations->sh->following[ngx_process_slot] =
-            on ? ngx_chat_revoked_now() : 0;
+        return;
+    }
+
+    sh = ngx_chat_revoked_table->sh;
+    bit = (uint64_t) 1 << f->gw->endpoint->index;
+
+    if (on) {
+        sh->followed[ngx_process_slot] |= bit;
+        sh->following[ngx_process_slot] = ngx_chat_revoked_now();
+        return;
+    }
+
+    sh->followed[ngx_process_slot] &= ~bit;
+
+    if (sh->followed[ngx_process_slot] == 0) {
+        sh->following[ngx_process_slot] = 0;
+    }
+}
+
+
+/* This worker's slot follows no endpoint (at start: a killed predecessor
+ * in it follows no more; at exit). */
+static void
+ngx_chat_revoked_slot_follows_none(void)
+{
+    ngx_chat_revoked_sh_t  *sh = ngx_chat_revoked_table->sh;
+
+    if (ngx_process_slot >= 0 && ngx_process_slot < NGX_MAX_PROCESSES) {
+        sh->following[ngx_process_slot] = 0;
+        sh->followed[ngx_process_slot] = 0;
     }
 }
 
 
 /*
- * Whether the table is current: this worker follows the stream, or
- * another worker of the edge does (a worker that has just started, after
- * a reload say, need not refuse anyone while it loads).
+ * Whether the table is current for f's endpoint: this worker follows its
+ * stream, or another worker of the edge does (a worker that has just
+ * started, after a reload say, need not refuse anyone while it loads).
  */
 static ngx_uint_t
-ngx_chat_revoked_current(void)
+ngx_chat_revoked_current(ngx_chat_revocations_t *f)
 {
-    int64_t                  now;
-    ngx_uint_t               i;
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    int64_t                 now;
+    uint64_t                bit;
+    ngx_uint_t              i;
+    ngx_chat_revoked_sh_t  *sh = ngx_chat_revoked_table->sh;
 
-    if (ses->current) {
+    if (f->current) {
         return 1;
     }
 
     now = ngx_chat_revoked_now();
+    bit = (uint64_t) 1 << f->gw->endpoint->index;
 
     for (i = 0; i < NGX_MAX_PROCESSES; i++) {
-        if (ses->sh->following[i] != 0
-            && now - ses->sh->following[i] < NGX_CHAT_REVOKED_FRESH)
+        if (sh->following[i] != 0 && (sh->followed[i] & bit)
+            && now - sh->following[i] < NGX_CHAT_REVOKED_FRESH)
         {
             return 1;
         }
@@ -237,15 +293,17 @@ ngx_chat_revoked_current(void)
  * workers follows the revocations, or the table overflowed).
  */
 ngx_int_t
-ngx_chat_revoked_check(u_char *sid, size_t len)
+ngx_chat_revoked_check(ngx_chat_gateway_t *gw, u_char *sid, size_t len)
 {
-    uint32_t                 hash;
-    ngx_int_t                rc;
-    ngx_str_t                key;
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
-    ngx_chat_revoked_t      *node;
+    uint32_t                   hash;
+    ngx_int_t                  rc;
+    ngx_str_t                  key;
+    ngx_chat_revoked_t        *node;
+    ngx_chat_revoked_table_t  *ses = ngx_chat_revoked_table;
 
-    if (ses == NULL || ses->sh->overflow || !ngx_chat_revoked_current()) {
+    if (ses == NULL || gw == NULL || gw->revocations == NULL
+        || ses->sh->overflow || !ngx_chat_revoked_current(gw->revocations))
+    {
         return NGX_BUSY;
     }
 
@@ -275,11 +333,15 @@ ngx_chat_revoked_check(u_char *sid, size_t len)
 ngx_int_t
 ngx_chat_revoked_add(u_char *sid, size_t len, int64_t until, ngx_log_t *log)
 {
-    int64_t                  now;
-    uint32_t                 hash;
-    ngx_str_t                key;
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
-    ngx_chat_revoked_t      *node;
+    int64_t                    now;
+    uint32_t                   hash;
+    ngx_str_t                  key;
+    ngx_chat_revoked_t        *node;
+    ngx_chat_revoked_table_t  *ses = ngx_chat_revoked_table;
+
+    if (ses == NULL) {
+        return NGX_ERROR;
+    }
 
     if (!chat_token_sid_valid((const char *) sid, len)) {
         return NGX_DECLINED;
@@ -347,8 +409,8 @@ ngx_chat_revoked_sweep_locked(int64_t now)
     ngx_uint_t               n, i;
     ngx_rbtree_t            *tree;
     ngx_rbtree_node_t       *node;
-    ngx_chat_revoked_t      *r, *gone[NGX_CHAT_REVOKED_SWEEP_BATCH];
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_chat_revoked_t        *r, *gone[NGX_CHAT_REVOKED_SWEEP_BATCH];
+    ngx_chat_revoked_table_t  *ses = ngx_chat_revoked_table;
 
     tree = &ses->sh->rbtree;
     n = 0;
@@ -380,14 +442,15 @@ ngx_chat_revoked_sweep_locked(int64_t now)
 
 /*
  * Every NGX_CHAT_REVOKED_SWEEP: drop the ended sessions; after an
- * overflow, reload the whole list from Redis and stop failing closed
- * once it fits.
+ * overflow, reload the whole list from every gateway's Redis and stop
+ * failing closed once all of it fits.
  */
 static void
 ngx_chat_revoked_sweep(ngx_event_t *ev)
 {
-    ngx_uint_t               n;
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_uint_t                 n, i;
+    ngx_chat_gateway_t        *gws;
+    ngx_chat_revoked_table_t  *ses = ngx_chat_revoked_table;
 
     ngx_shmtx_lock(&ses->shpool->mutex);
 
@@ -397,12 +460,21 @@ ngx_chat_revoked_sweep(ngx_event_t *ev)
 
     ngx_shmtx_unlock(&ses->shpool->mutex);
 
-    if (ses->sh->overflow && !ses->reloading
-        && ngx_chat_revoked_load(ngx_chat_bus_redis(),
-                                 ngx_chat_revoked_reloaded)
-           == NGX_OK)
-    {
-        ses->reloading = 1;
+    if (ses->sh->overflow && ses->reloading == 0) {
+        ses->reload_failed = 0;
+        gws = ngx_chat_bus_gateways(&n);
+
+        for (i = 0; i < n; i++) {
+            if (ngx_chat_revoked_load(ngx_chat_bus_redis(&gws[i]),
+                                      ngx_chat_revoked_reloaded, NULL)
+                == NGX_OK)
+            {
+                ses->reloading++;
+
+            } else {
+                ses->reload_failed = 1;
+            }
+        }
     }
 
     if (!ngx_exiting) {
@@ -418,9 +490,9 @@ ngx_chat_revoked_sweep(ngx_event_t *ev)
 ngx_int_t
 ngx_chat_revoked_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 {
-    ngx_chat_revocations_t  *ses;
+    ngx_chat_revoked_table_t  *ses;
 
-    ses = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_revocations_t));
+    ses = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_revoked_table_t));
     if (ses == NULL) {
         return NGX_ERROR;
     }
@@ -433,22 +505,12 @@ ngx_chat_revoked_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     ses->sweep.log = cycle->log;
     ses->sweep.cancelable = 1;
 
-    ses->reread.handler = ngx_chat_revoked_reread;
-    ses->reread.log = cycle->log;
-    ses->reread.cancelable = 1;
-
-    ngx_chat_redis_use_conf(&ses->feed, "sessions", cmcf, cycle->log);
-    ses->feed.stall_timeout = NGX_CHAT_REVOKED_BLOCK + cmcf->redis_timeout;
-    ses->feed.on_connect = ngx_chat_revoked_connected;
-    ses->feed.on_disconnect = ngx_chat_revoked_disconnected;
-
-    ngx_chat_revocations = ses;
+    ngx_chat_revoked_table = ses;
 
     /* a predecessor in this slot (killed, say) follows no more */
-    ngx_chat_revoked_following(0);
+    ngx_chat_revoked_slot_follows_none();
 
     ngx_add_timer(&ses->sweep, NGX_CHAT_REVOKED_SWEEP);
-    ngx_chat_redis_start(&ses->feed);
 
     return NGX_OK;
 }
@@ -457,7 +519,7 @@ ngx_chat_revoked_init_process(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 void
 ngx_chat_revoked_exit_process(void)
 {
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_chat_revoked_table_t  *ses = ngx_chat_revoked_table;
 
     if (ses == NULL) {
         return;
@@ -467,13 +529,58 @@ ngx_chat_revoked_exit_process(void)
         ngx_del_timer(&ses->sweep);
     }
 
-    if (ses->reread.timer_set) {
-        ngx_del_timer(&ses->reread);
+    ngx_chat_revoked_slot_follows_none();
+
+    ngx_chat_revoked_table = NULL;
+}
+
+
+/* A gateway's follower of its Redis's revocations; NULL when out of
+ * memory. */
+ngx_chat_revocations_t *
+ngx_chat_revoked_follow(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
+{
+    ngx_chat_revocations_t  *f;
+
+    f = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_revocations_t));
+    if (f == NULL) {
+        return NULL;
     }
 
-    ngx_chat_revoked_following(0);
-    ngx_chat_redis_stop(&ses->feed);
-    ngx_chat_revocations = NULL;
+    f->gw = gw;
+
+    f->reread.handler = ngx_chat_revoked_reread;
+    f->reread.data = f;
+    f->reread.log = cycle->log;
+    f->reread.cancelable = 1;
+
+    ngx_chat_redis_use_endpoint(&f->feed, "sessions", gw->endpoint,
+                                cycle->log);
+    f->feed.stall_timeout = NGX_CHAT_REVOKED_BLOCK + gw->endpoint->timeout;
+    f->feed.on_connect = ngx_chat_revoked_connected;
+    f->feed.on_disconnect = ngx_chat_revoked_disconnected;
+    f->feed.data = f;
+
+    ngx_chat_redis_start(&f->feed);
+
+    return f;
+}
+
+
+void
+ngx_chat_revoked_unfollow(ngx_chat_revocations_t *f)
+{
+    if (f == NULL) {
+        return;
+    }
+
+    if (f->reread.timer_set) {
+        ngx_del_timer(&f->reread);
+    }
+
+    ngx_chat_revoked_following(f, 0);
+    f->current = 0;
+    ngx_chat_redis_stop(&f->feed);
 }
 
 
@@ -481,11 +588,13 @@ ngx_chat_revoked_exit_process(void)
 static void
 ngx_chat_revoked_connected(ngx_chat_redis_t *rc)
 {
-    ngx_chat_revocations->current = 0;
-    ngx_chat_revoked_following(0);
+    ngx_chat_revocations_t  *f = rc->data;
 
-    if (ngx_chat_revoked_load(rc, ngx_chat_revoked_loaded) != NGX_OK) {
-        ngx_add_timer(&ngx_chat_revocations->reread, 1000);
+    f->current = 0;
+    ngx_chat_revoked_following(f, 0);
+
+    if (ngx_chat_revoked_load(rc, ngx_chat_revoked_loaded, f) != NGX_OK) {
+        ngx_add_timer(&f->reread, 1000);
     }
 }
 
@@ -493,20 +602,23 @@ ngx_chat_revoked_connected(ngx_chat_redis_t *rc)
 static void
 ngx_chat_revoked_disconnected(ngx_chat_redis_t *rc)
 {
-    if (ngx_chat_revocations->current) {
+    ngx_chat_revocations_t  *f = rc->data;
+
+    if (f->current) {
         ngx_log_error(NGX_LOG_WARN, rc->log, 0,
-                      "chat: not following revoked sessions (redis "
-                      "connection lost): authenticated requests get 503 "
-                      "unless another worker of this edge follows them");
+                      "chat: not following revoked sessions of redis %V "
+                      "(connection lost): authenticated requests of its "
+                      "locations get 503 unless another worker of this "
+                      "edge follows them", &f->gw->endpoint->name);
     }
 
-    ngx_chat_revocations->current = 0;
-    ngx_chat_revoked_following(0);
+    f->current = 0;
+    ngx_chat_revoked_following(f, 0);
 }
 
 
 static ngx_int_t
-ngx_chat_revoked_load(ngx_chat_redis_t *rc, redisCallbackFn *fn)
+ngx_chat_revoked_load(ngx_chat_redis_t *rc, redisCallbackFn *fn, void *data)
 {
     u_char       now[NGX_INT64_LEN];
     size_t       argvlen[4];
@@ -526,19 +638,20 @@ ngx_chat_revoked_load(ngx_chat_redis_t *rc, redisCallbackFn *fn)
     argvlen[2] = sizeof(CHAT_REVOCATIONS_KEY) - 1;
     argvlen[3] = ngx_sprintf(now, "%L", ngx_chat_revoked_now()) - now;
 
-    return ngx_chat_redis_script(rc, &chat_script_revocations_load, fn, NULL,
+    return ngx_chat_redis_script(rc, &chat_script_revocations_load, fn, data,
                                  4, argv, argvlen);
 }
 
 
 /*
- * Takes the load script's answer into the table (and, with end_local,
- * ends this worker's clients of those sessions).  Returns NGX_OK when
- * everything fit, NGX_ABORT for an answer it cannot read.
+ * Takes the load script's answer into the table (and, with a follower in
+ * end_local, ends this worker's clients of those sessions on its
+ * gateway).  Returns NGX_OK when everything fit, NGX_ABORT for an answer
+ * it cannot read.
  */
 static ngx_int_t
 ngx_chat_revoked_load_reply(redisReply *rr, ngx_log_t *log,
-    ngx_uint_t end_local)
+    ngx_chat_revocations_t *end_local)
 {
     u_char      *colon;
     size_t       i;
@@ -592,7 +705,7 @@ ngx_chat_revoked_load_reply(redisReply *rr, ngx_log_t *log,
                        (u_char *) member->str + member->len - colon - 1);
 
         if (end_local && uid > 0) {
-            ngx_chat_revoked_end_local(uid, (u_char *) member->str,
+            ngx_chat_revoked_end_local(end_local, uid, (u_char *) member->str,
                                        colon - (u_char *) member->str);
         }
     }
@@ -605,49 +718,56 @@ static void
 ngx_chat_revoked_loaded(redisAsyncContext *ac, void *reply, void *privdata)
 {
     redisReply              *rr = reply;
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_chat_revocations_t  *f = privdata;
 
-    if (ses == NULL || rr == NULL) {
+    if (ngx_chat_revoked_table == NULL || rr == NULL) {
         return;                 /* the connection dropped: it loads again */
     }
 
-    if (ngx_chat_revoked_load_reply(rr, ses->feed.log, 1) == NGX_ABORT) {
-        ngx_add_timer(&ses->reread, 1000);
+    if (ngx_chat_revoked_load_reply(rr, f->feed.log, f) == NGX_ABORT) {
+        ngx_add_timer(&f->reread, 1000);
         return;
     }
 
-    ngx_memcpy(ses->last_id, rr->element[0]->str, rr->element[0]->len);
-    ses->last_id[rr->element[0]->len] = '\0';
-    ses->current = 1;
-    ngx_chat_revoked_following(1);
+    ngx_memcpy(f->last_id, rr->element[0]->str, rr->element[0]->len);
+    f->last_id[rr->element[0]->len] = '\0';
+    f->current = 1;
+    ngx_chat_revoked_following(f, 1);
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ses->feed.log, 0,
-                   "chat: revoked sessions loaded, following from %s",
-                   ses->last_id);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, f->feed.log, 0,
+                   "chat: revoked sessions of redis %V loaded, following "
+                   "from %s", &f->gw->endpoint->name, f->last_id);
 
-    ngx_chat_revoked_follow(&ses->feed);
+    ngx_chat_revoked_follow_stream(f);
 }
 
 
-/* After an overflow: the whole list again, through the command connection. */
+/* After an overflow: the whole list again, through each gateway's command
+ * connection; the table stops failing closed when all of them fit. */
 static void
 ngx_chat_revoked_reloaded(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_chat_revoked_table_t  *ses = ngx_chat_revoked_table;
 
     if (ses == NULL) {
         return;
     }
 
-    ses->reloading = 0;
+    if (ses->reloading) {
+        ses->reloading--;
+    }
 
-    if (reply != NULL
-        && ngx_chat_revoked_load_reply(reply, ses->feed.log, 0) == NGX_OK)
+    if (reply == NULL
+        || ngx_chat_revoked_load_reply(reply, ngx_cycle->log, NULL) != NGX_OK)
     {
+        ses->reload_failed = 1;
+    }
+
+    if (ses->reloading == 0 && !ses->reload_failed) {
         /* whatever was refused while full is in the table now */
         ses->sh->overflow = 0;
 
-        ngx_log_error(NGX_LOG_NOTICE, ses->feed.log, 0,
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "chat: revoked sessions fit again (%ui)",
                       ses->sh->count);
     }
@@ -655,18 +775,16 @@ ngx_chat_revoked_reloaded(redisAsyncContext *ac, void *reply, void *privdata)
 
 
 static void
-ngx_chat_revoked_follow(ngx_chat_redis_t *rc)
+ngx_chat_revoked_follow_stream(ngx_chat_revocations_t *f)
 {
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
-
-    if (ses == NULL || ses->reread.timer_set) {
+    if (f->reread.timer_set) {
         return;
     }
 
-    (void) ngx_chat_redis_xread(rc, ngx_chat_revoked_followed,
+    (void) ngx_chat_redis_xread(&f->feed, ngx_chat_revoked_followed,
                                 NGX_CHAT_REVOKED_COUNT,
                                 NGX_CHAT_REVOKED_BLOCK_MS,
-                                CHAT_REVOCATIONS_KEY, ses->last_id);
+                                CHAT_REVOCATIONS_KEY, f->last_id);
 }
 
 
@@ -674,57 +792,63 @@ static void
 ngx_chat_revoked_followed(redisAsyncContext *ac, void *reply, void *privdata)
 {
     redisReply              *rr = reply;
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_chat_revocations_t  *f;
 
-    if (rr == NULL || ses == NULL) {
+    if (rr == NULL || ngx_chat_revoked_table == NULL) {
         return;                 /* connection gone: on_connect reloads */
     }
 
+    f = ((ngx_chat_redis_t *) ac->data)->data;
+
     if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ses->feed.log, 0,
-                      "chat: XREAD of revoked sessions failed: %*s",
+        ngx_log_error(NGX_LOG_ERR, f->feed.log, 0,
+                      "chat: XREAD of revoked sessions of redis %V "
+                      "failed: %*s", &f->gw->endpoint->name,
                       (size_t) rr->len, rr->str);
-        ngx_add_timer(&ses->reread, 1000);
+        ngx_add_timer(&f->reread, 1000);
         return;
     }
 
     /* heard from Redis: still following */
-    ngx_chat_revoked_following(1);
+    ngx_chat_revoked_following(f, 1);
 
-    ngx_chat_redis_xread_entries(rr, ses->last_id, sizeof(ses->last_id),
-                                 ngx_chat_revoked_revocation, ses->feed.log);
+    ngx_chat_redis_xread_entries(rr, f->last_id, sizeof(f->last_id),
+                                 ngx_chat_revoked_revocation, f);
 
-    ngx_chat_revoked_follow(&ses->feed);
+    ngx_chat_revoked_follow_stream(f);
 }
 
 
 static void
 ngx_chat_revoked_reread(ngx_event_t *ev)
 {
-    ngx_chat_revocations_t  *ses = ngx_chat_revocations;
+    ngx_chat_revocations_t  *f = ev->data;
 
-    if (ses == NULL || !ses->feed.connected) {
+    if (ngx_chat_revoked_table == NULL || !f->feed.connected) {
         return;
     }
 
-    if (!ses->current) {
-        ngx_chat_revoked_connected(&ses->feed);
+    if (!f->current) {
+        ngx_chat_revoked_connected(&f->feed);
         return;
     }
 
-    ngx_chat_revoked_follow(&ses->feed);
+    ngx_chat_revoked_follow_stream(f);
 }
 
 
-/* One stream entry {sid, uid, until}; data is the log. */
+/* One stream entry {sid, uid, until}; data is the follower. */
 static void
 ngx_chat_revoked_revocation(redisReply *fields, void *data)
 {
-    size_t       i;
-    int64_t      until;
-    ngx_int_t    uid;
-    ngx_log_t   *log = data;
-    redisReply  *name, *value, *sid;
+    size_t                   i;
+    int64_t                  until;
+    ngx_int_t                uid;
+    ngx_log_t               *log;
+    redisReply              *name, *value, *sid;
+    ngx_chat_revocations_t  *f = data;
+
+    log = f->feed.log;
 
     if (fields->type != REDIS_REPLY_ARRAY) {
         return;
@@ -763,14 +887,16 @@ ngx_chat_revoked_revocation(redisReply *fields, void *data)
 
     (void) ngx_chat_revoked_add((u_char *) sid->str, sid->len, until, log);
 
-    ngx_chat_revoked_end_local(uid, (u_char *) sid->str, sid->len);
+    ngx_chat_revoked_end_local(f, uid, (u_char *) sid->str, sid->len);
 }
 
 
-/* This worker's WebSockets and held polls of a revoked session end. */
+/* This worker's WebSockets and held polls of a revoked session end (those
+ * of the follower's gateway: the session is its application's). */
 static void
-ngx_chat_revoked_end_local(int64_t uid, u_char *sid, size_t len)
+ngx_chat_revoked_end_local(ngx_chat_revocations_t *f, int64_t uid,
+    u_char *sid, size_t len)
 {
-    ngx_chat_registry_revoke(uid, sid, len);
-    ngx_chat_poll_revoke(uid, sid, len);
+    ngx_chat_registry_revoke(f->gw->registry, uid, sid, len);
+    ngx_chat_poll_revoke(f->gw->poll, uid, sid, len);
 }

@@ -137,7 +137,7 @@ ngx_chat_session_run(ngx_chat_session_req_t *sr, chat_script_t *script,
     ngx_int_t          rc;
     ngx_chat_redis_t  *redis;
 
-    redis = ngx_chat_bus_redis();
+    redis = ngx_chat_bus_redis(ngx_chat_gateway(sr->request));
 
     if (redis == NULL || !ngx_chat_redis_usable(redis)
         || ngx_chat_bus_park(sr->pending, sr->request->connection->log)
@@ -275,8 +275,8 @@ ngx_chat_session_refresh_handler(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_chat_bus_send(pending, r->connection->log, "auth.refresh",
-                           caller, NULL, &body);
+    rc = ngx_chat_bus_send(ngx_chat_gateway(r), pending, r->connection->log,
+                           "auth.refresh", caller, NULL, &body);
 
     if (rc == NGX_OK) {
         return NGX_DONE;
@@ -459,7 +459,8 @@ ngx_chat_session_redeemed(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
 
-    rc = ngx_chat_revoked_check(sr->caller.sid, ngx_strlen(sr->caller.sid));
+    rc = ngx_chat_revoked_check(ngx_chat_gateway(r), sr->caller.sid,
+                                ngx_strlen(sr->caller.sid));
 
     if (rc == NGX_DECLINED) {
         ngx_chat_finalize_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",

@@ -59,13 +59,15 @@
 /* One typing indicator between its steps, in a pool of its own that
  * goes when the last answer is in. */
 typedef struct {
-    ngx_pool_t   *pool;
-    ngx_log_t    *log;
-    int64_t       uid;
-    ngx_str_t     event;
-    ngx_uint_t    left;          /* answers still to come */
-    ngx_array_t   blocked;       /* int64_t: whom the typist blocked */
-    ngx_array_t   routes;        /* ngx_chat_typing_route_t */
+    ngx_pool_t          *pool;
+    ngx_log_t           *log;
+    ngx_chat_gateway_t  *gw;    /* the application's Redis (a worker's
+                                   gateways live as long as it) */
+    int64_t              uid;
+    ngx_str_t            event;
+    ngx_uint_t           left;  /* answers still to come */
+    ngx_array_t          blocked;   /* int64_t: whom the typist blocked */
+    ngx_array_t          routes;    /* ngx_chat_typing_route_t */
 } ngx_chat_typing_t;
 
 /* a stream to write the event to, and for whom (a csv of uids) */
@@ -102,7 +104,8 @@ static void ngx_chat_typing_done(redisAsyncContext *ac, void *reply,
 
 
 void
-ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log)
+ngx_chat_typing(ngx_chat_gateway_t *gw, int64_t uid, int64_t conversation_id,
+    ngx_log_t *log)
 {
     int                    mlen, rlen, blen;
     char                   members[CHAT_KEY_MAX], rate[CHAT_KEY_MAX];
@@ -116,7 +119,7 @@ ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log)
     ngx_chat_typing_t     *t;
     ngx_chat_main_conf_t  *cmcf;
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(gw);
     cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_chat_module);
 
     if (rc == NULL || cmcf == NULL || !ngx_chat_redis_usable(rc)) {
@@ -143,6 +146,7 @@ ngx_chat_typing(int64_t uid, int64_t conversation_id, ngx_log_t *log)
     t->pool = pool;
     t->log = ngx_cycle->log;
     t->uid = uid;
+    t->gw = gw;
     t->event.data = ngx_pnalloc(pool, 160);
     if (t->event.data == NULL) {
         ngx_destroy_pool(pool);
@@ -216,7 +220,7 @@ ngx_chat_typing_members(redisAsyncContext *ac, void *reply, void *privdata)
     ngx_chat_typing_t         *t = privdata;
     ngx_chat_typing_target_t  *tt;
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(t->gw);
 
     if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, t->log, 0,
@@ -398,7 +402,7 @@ ngx_chat_typing_answered(ngx_chat_typing_t *t)
         return;
     }
 
-    rc = ngx_chat_bus_redis();
+    rc = ngx_chat_bus_redis(t->gw);
     r = t->routes.elts;
     blocked = t->blocked.elts;
 

@@ -107,11 +107,12 @@ ngx_chat_variable_user_id(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ngx_str_t              token;
     const char            *why;
     ngx_chat_caller_t      caller;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_chat_loc_conf_t   *clcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    /* the request's application's secret */
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
-    if (cmcf->token_secret.len == 0
+    if (clcf->token_secret.len == 0
         || ngx_chat_bearer_token(r, &token) != NGX_OK)
     {
         v->not_found = 1;

@@ -421,12 +421,16 @@ ngx_chat_ws_start(ngx_http_request_t *r, u_char *accept,
 
     ws->client.uid = caller->uid;
     ws->client.deliver = ngx_chat_ws_deliver;
+    /* events come from the Redis of this location's application */
+    ws->client.registry = ngx_chat_gateway(r) ? ngx_chat_gateway(r)->registry
+                                              : NULL;
     ws->client.revoke = ngx_chat_ws_revoked;
     ws->client.data = ws;
 
     /* a user at chat_ws_max_per_user on this edge is refused before the
      * upgrade, so the client sees a plain JSON answer */
-    rc = ngx_chat_caps_ws_acquire(caller->uid,
+    ws->app = clcf->endpoint ? clcf->endpoint->index : 0;
+    rc = ngx_chat_caps_ws_acquire(ws->app, caller->uid,
                                   (ngx_uint_t) clcf->ws_max_per_user, c->log);
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
@@ -547,7 +551,7 @@ ngx_chat_ws_cleanup(void *data)
     ngx_chat_metric_ws_open((ngx_atomic_int_t) -1);
 
     if (ws->capped) {
-        ngx_chat_caps_ws_release(ws->caller.uid);
+        ngx_chat_caps_ws_release(ws->app, ws->caller.uid);
     }
 
     ngx_chat_registry_remove(&ws->client);

@@ -53,6 +53,7 @@ struct ngx_chat_ws_s {
     /* typing: the last indicator sent to Redis, to drop repeats here */
     int64_t               typing_cid;
     ngx_msec_t            typing_at;
+    ngx_uint_t            app;          /* its endpoint's index (caps) */
 
     unsigned              awaiting_pong:1;
     unsigned              closing:1;    /* close frame queued, then drop */

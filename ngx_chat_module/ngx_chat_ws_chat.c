@@ -248,8 +248,8 @@ ngx_chat_ws_command(ngx_chat_ws_t *ws, cJSON *json, ngx_chat_ws_cmd_e kind,
     body.data = text;
     body.len = len;
 
-    rc = ngx_chat_bus_send(&cmd->pending, ws->connection->log, op,
-                           &ws->caller, NULL, &body);
+    rc = ngx_chat_bus_send(ngx_chat_gateway(ws->request), &cmd->pending,
+                           ws->connection->log, op, &ws->caller, NULL, &body);
 
     if (rc != NGX_OK) {
         ngx_chat_ws_send_error(ws, "unavailable",
@@ -397,7 +397,8 @@ ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref)
     ws->typing_cid = (int64_t) v;
     ws->typing_at = ngx_current_msec;
 
-    ngx_chat_typing(ws->caller.uid, (int64_t) v, ws->connection->log);
+    ngx_chat_typing(ngx_chat_gateway(ws->request), ws->caller.uid,
+                    (int64_t) v, ws->connection->log);
 }
 
 

@@ -46,7 +46,12 @@ export async function api(method, path, body, opts = {}) {
 }
 
 export async function redis(...args) {
-  const { stdout } = await run('redis-cli', ['-p', REDIS_PORT, '--raw', ...args]);
+  return redisAt(REDIS_PORT, ...args);
+}
+
+// a command to another Redis of the stack (the second application's)
+export async function redisAt(port, ...args) {
+  const { stdout } = await run('redis-cli', ['-p', String(port), '--raw', ...args]);
   return stdout.replace(/\n$/, '');
 }
 
@@ -108,11 +113,13 @@ export function uniqueEmail(tag = 'user') {
 
 // Registers a user; like any well-behaved client it waits out a sign-up
 // rate limit (429) or a full auth lane (503 overloaded) as Retry-After says.
-export async function registerUser(tag) {
+// app: another application of the stack's nginx ({base, prefix}).
+export async function registerUser(tag, app = {}) {
   const email = uniqueEmail(tag);
   const password = 'correct horse battery';
   for (let attempt = 0; ; attempt++) {
-    const r = await api('POST', '/api/v1/auth/register', { email, password, display_name: tag });
+    const r = await api('POST', `${app.prefix ?? '/api/v1'}/auth/register`, { email, password, display_name: tag },
+      { base: app.base });
     const busy = r.status === 429 || (r.status === 503 && r.json?.error?.code === 'overloaded');
     if (busy && attempt < 20) {
       await sleep(1000 * Number(r.headers.get('retry-after') ?? 1) * (0.5 + Math.random()));
