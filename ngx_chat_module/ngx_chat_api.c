@@ -151,6 +151,73 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The backend writes URLs into answers and events (an attachment's url and
+ * thumb_url, a book's cover_url) under API.md's prefix: it serves every
+ * location of its Redis and does not know theirs.  A location with
+ * another chat_api_prefix gets them rewritten on their way out.  Such a
+ * value is found as the bytes  ":"/api/v1/  (a key's closing quote, the
+ * colon, the value's opening quote and the prefix), which cannot occur
+ * inside a JSON string, where every quote is escaped: so no text a user
+ * wrote is ever changed.
+ */
+u_char *
+ngx_chat_api_urls(ngx_http_request_t *r, ngx_pool_t *pool, u_char *body,
+    size_t *len)
+{
+    u_char               *p, *end, *hit, *out, *o;
+    size_t                n, from_len;
+    ngx_chat_loc_conf_t  *clcf;
+
+    static u_char  from[] = "\":\"" NGX_CHAT_API_PREFIX "/";
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+    from_len = sizeof(from) - 1;
+
+    if (clcf == NULL || clcf->api_prefix.len == 0
+        || (clcf->api_prefix.len == sizeof(NGX_CHAT_API_PREFIX) - 1
+            && ngx_strncmp(clcf->api_prefix.data, NGX_CHAT_API_PREFIX,
+                           clcf->api_prefix.len) == 0))
+    {
+        return body;
+    }
+
+    end = body + *len;
+    n = 0;
+
+    for (p = body; (hit = ngx_strnstr(p, (char *) from, end - p)) != NULL;
+         p = hit + from_len)
+    {
+        n++;
+    }
+
+    if (n == 0) {
+        return body;
+    }
+
+    n = *len + n * clcf->api_prefix.len + 1;
+    out = pool ? ngx_pnalloc(pool, n) : ngx_alloc(n, r->connection->log);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    /* each  ":"/api/v1/  becomes  ":"<prefix>/  */
+    o = out;
+    for (p = body; (hit = ngx_strnstr(p, (char *) from, end - p)) != NULL;
+         p = hit + from_len)
+    {
+        o = ngx_cpymem(o, p, hit - p);
+        o = ngx_cpymem(o, "\":\"", 3);
+        o = ngx_cpymem(o, clcf->api_prefix.data, clcf->api_prefix.len);
+        *o++ = '/';
+    }
+    o = ngx_cpymem(o, p, end - p);
+
+    *len = o - out;
+    return out;
+}
+
+
 ngx_int_t
 ngx_chat_api_path(ngx_http_request_t *r, ngx_str_t *rest)
 {

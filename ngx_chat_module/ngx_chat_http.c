@@ -76,6 +76,14 @@ ngx_chat_send_response(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t       out;
     ngx_table_elt_t  *h;
 
+    /* the backend's URLs under this location's API prefix */
+    if (type == &ngx_chat_json_type) {
+        body = ngx_chat_api_urls(r, r->pool, body, &len);
+        if (body == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     r->headers_out.status = status;
     if (status == 426) {
         /* nginx has no reason phrase of its own for this one */

@@ -189,6 +189,16 @@ ngx_int_t ngx_chat_error_page_handler(ngx_http_request_t *r);
  * chat_api_prefix into *rest ("/uploads"); NGX_DECLINED when the path is
  * not under it */
 ngx_int_t ngx_chat_api_path(ngx_http_request_t *r, ngx_str_t *rest);
+/*
+ * The answer or event body with the URLs the backend wrote in it (values
+ * that start with NGX_CHAT_API_PREFIX "/") under the chat_api_prefix of
+ * r's location instead: body itself when there is nothing to change (the
+ * default prefix, or no such value), else a copy from pool (NULL: from
+ * ngx_alloc, for the caller to ngx_free), with *len updated; NULL when
+ * the copy cannot be made.
+ */
+u_char *ngx_chat_api_urls(ngx_http_request_t *r, ngx_pool_t *pool,
+    u_char *body, size_t *len);
 
 /* ngx_chat_api.c: the caller behind a bearer token (also used by /ws and
  * $chat_user_id) */

@@ -406,9 +406,24 @@ ngx_chat_ws_typing(ngx_chat_ws_t *ws, cJSON *json, cJSON *ref)
 void
 ngx_chat_ws_deliver(ngx_chat_client_t *client, u_char *event, size_t len)
 {
+    u_char         *text;
     ngx_chat_ws_t  *ws = client->data;
 
-    ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, event, len);
+    /* the backend's URLs under the API prefix of the socket's location:
+     * a copy only when it has any (an event with an attachment, to a
+     * server with its own prefix), freed once the frame has taken it */
+    text = ngx_chat_api_urls(ws->request, NULL, event, &len);
+    if (text == NULL) {
+        text = event;       /* out of memory: the event as it came, rather
+                               than a hole in the client's stream */
+    }
+
+    ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, text, len);
+
+    if (text != event) {
+        ngx_free(text);
+    }
+
     (void) ngx_chat_ws_flush(ws);
 }
 

@@ -221,6 +221,39 @@ test('files go up and come back under the second application\'s prefix', async (
   assert.equal(other.status, 404, other.text);
 });
 
+test('the URLs the backend writes come back under the second application\'s prefix, in answers and events', async () => {
+  const image = png({ width: 8, height: 8 });
+  const up = await api('POST', `${TWO.prefix}/uploads?name=dot.png`, undefined,
+    { base: TWO.base, token: two.token, raw: image, headers: { 'content-type': 'image/png' } });
+  assert.equal(up.status, 201, up.text);
+  const att = up.json.attachment;
+  assert.equal(att.url, `${TWO.prefix}/attachments/${att.id}`, up.text);
+  const got = await fetch(`${TWO.base}${att.url}`, { headers: { authorization: `Bearer ${two.token}` } });
+  assert.equal(got.status, 200, 'the URL as written downloads the file');
+
+  // a message with it, and a text that looks like such a value: the
+  // answer and the peer's event carry the prefix's URLs, the text as typed
+  const { peer, id } = await conversation(TWO, two, 'twoapps-urls');
+  const ws = await connect(TWO, { token: peer.token });
+  const text = `see "url":"/api/v1/attachments/${att.id}" ${randomBytes(4).toString('hex')}`;
+  const sent = await api('POST', `${TWO.prefix}/conversations/${id}/messages`,
+    { client_msg_id: `urls-${randomBytes(6).toString('hex')}`, text, attachments: [att.id] },
+    { base: TWO.base, token: two.token });
+  assert.equal(sent.status, 201, sent.text);
+  assert.equal(sent.json.message.text, text);
+  assert.equal(sent.json.message.attachments[0].url, att.url, sent.text);
+  const ev = await ws.message((m) => m.type === 'message' && m.message.text === text, 'the message with its file');
+  assert.equal(ev.message.attachments[0].url, att.url, JSON.stringify(ev));
+  if (ev.message.attachments[0].thumb_url) {
+    assert.ok(ev.message.attachments[0].thumb_url.startsWith(`${TWO.prefix}/attachments/`), JSON.stringify(ev));
+  }
+
+  // the first application's answers keep API.md's prefix
+  const upOne = await api('POST', `${ONE.prefix}/uploads?name=dot.png`, undefined,
+    { token: one.token, raw: image, headers: { 'content-type': 'image/png' } });
+  assert.equal(upOne.json.attachment.url, `/api/v1/attachments/${upOne.json.attachment.id}`, upOne.text);
+});
+
 test('each application lets in its own WebSocket origin and refuses the other\'s', async () => {
   for (const [app, other] of [[ONE, TWO], [TWO, ONE]]) {
     const e = await refused(app, { origin: other.origin });
