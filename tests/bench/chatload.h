@@ -208,6 +208,9 @@ int cl_mode_clients(const cl_opts_t *o, int paced);    /* idle or e2e */
 int cl_mode_hop(const cl_opts_t *o);
 int cl_mode_commit(const cl_opts_t *o);
 int cl_mode_merge(const char *label, int argc, char **argv);
+/* a TCP connection to host:port (TCP_NODELAY), watched for input on epfd
+ * with tag as its epoll data: its descriptor, or -1 (httpload.c) */
+int cl_tcp_open(const char *host, int port, int epfd, uint64_t tag);
 /* closed-loop GETs of the paths in a file (httpload.c, the catalog) */
 int cl_mode_http(const cl_opts_t *o, const char *paths, const char *label);
 /* shoppers: cart, card, checkout (checkoutload.c, the checkout figures) */

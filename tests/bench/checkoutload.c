@@ -46,16 +46,12 @@
  */
 
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,38 +124,9 @@ typedef struct {
 static int
 ck_open(ck_t *ck, ck_conn_t *c, int port, uint64_t tag)
 {
-    int                 fd, one;
-    struct sockaddr_in  sa;
-    struct epoll_event  ev;
-
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) {
-        return -1;
-    }
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t) port);
-    inet_pton(AF_INET, ck->o->host, &sa.sin_addr);
-
-    if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-
-    one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-    ev.events = EPOLLIN;
-    ev.data.u64 = tag;
-    if (epoll_ctl(ck->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
-        return -1;
-    }
-
-    c->fd = fd;
+    c->fd = cl_tcp_open(ck->o->host, port, ck->epfd, tag);
     c->port = port;
-    return 0;
+    return c->fd < 0 ? -1 : 0;
 }
 
 

@@ -111,8 +111,8 @@ hl_read_paths(const char *file)
 }
 
 
-static int
-hl_open(const cl_opts_t *o, int epfd, hl_conn_t *c, size_t i)
+int
+cl_tcp_open(const char *host, int port, int epfd, uint64_t tag)
 {
     int                 fd, one;
     struct sockaddr_in  sa;
@@ -125,8 +125,8 @@ hl_open(const cl_opts_t *o, int epfd, hl_conn_t *c, size_t i)
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t) o->port);
-    inet_pton(AF_INET, o->host, &sa.sin_addr);
+    sa.sin_port = htons((uint16_t) port);
+    inet_pton(AF_INET, host, &sa.sin_addr);
 
     if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
         close(fd);
@@ -137,14 +137,21 @@ hl_open(const cl_opts_t *o, int epfd, hl_conn_t *c, size_t i)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
     ev.events = EPOLLIN;
-    ev.data.u64 = i;
+    ev.data.u64 = tag;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         return -1;
     }
 
-    c->fd = fd;
-    return 0;
+    return fd;
+}
+
+
+static int
+hl_open(const cl_opts_t *o, int epfd, hl_conn_t *c, size_t i)
+{
+    c->fd = cl_tcp_open(o->host, o->port, epfd, i);
+    return c->fd < 0 ? -1 : 0;
 }
 
 
