@@ -71,6 +71,14 @@ export async function redis(...args) {
   return redisCli(['-c', '-p', REDIS_PORT, ...args]);
 }
 
+// the port of the node that serves key (REDIS_PORT but on a cluster):
+// for what must run on one node as it is (a MULTI piped to redis-cli)
+export async function redisPortOf(key) {
+  if (!REDIS_CLUSTER) return String(REDIS_PORT);
+  const out = await redisCli(['-p', REDIS_PORT, 'EXISTS', key]);
+  return /MOVED \d+ [^ ]*:(\d+)/.exec(out)?.[1] ?? String(REDIS_PORT);
+}
+
 // a command to another Redis of the stack (the second application's)
 export async function redisAt(port, ...args) {
   return redisCli(['-p', port, ...args]);
