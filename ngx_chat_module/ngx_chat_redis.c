@@ -128,18 +128,23 @@ void
 ngx_chat_redis_link_init(ngx_chat_redis_t *link, ngx_chat_redis_t *parent,
     const chat_cluster_addr_t *addr)
 {
-    link->name = parent->name;
-    link->host = parent->host;
-    link->port = parent->port;
-    link->user = parent->user;
-    link->password = parent->password;
-    link->connect_timeout = parent->connect_timeout;
-    link->stall_timeout = parent->stall_timeout;
-    link->idle_ping = parent->idle_ping;
-    link->log = parent->log;
-    link->data = parent->data;
+    /* the settings, the owner's data and log; none of the state */
+    *link = *parent;
+
+    ngx_memzero(&link->connect_timer, sizeof(ngx_event_t));
+    ngx_memzero(&link->retry_timer, sizeof(ngx_event_t));
+    ngx_memzero(&link->watchdog, sizeof(ngx_event_t));
+    link->ac = NULL;
+    link->conn = NULL;
+    link->on_connect = NULL;
+    link->on_disconnect = NULL;
+    link->cluster = NULL;
     link->parent = parent;
     link->at = *addr;
+    link->connected = 0;
+    link->linked = 0;
+    link->closing = 0;
+    link->stopping = 0;
     link->single = 1;           /* no detection: it is a cluster's node */
 
     ngx_chat_redis_timers_init(link);
@@ -708,6 +713,42 @@ ngx_chat_redis_pong(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 
+/* a command kept to be sent again */
+
+void *
+ngx_chat_redis_argv_copy(size_t head, int extra, int argc, const char **argv,
+    const size_t *argvlen, const char ***cargv, size_t **cargvlen,
+    ngx_log_t *log)
+{
+    int       i;
+    size_t    size, len;
+    u_char   *block, *p;
+
+    size = head + (extra + argc) * (sizeof(char *) + sizeof(size_t));
+    for (i = 0; i < argc; i++) {
+        size += argvlen ? argvlen[i] : ngx_strlen(argv[i]);
+    }
+
+    block = ngx_alloc(size, log);
+    if (block == NULL) {
+        return NULL;
+    }
+
+    *cargv = (const char **) (block + head);
+    *cargvlen = (size_t *) (*cargv + extra + argc);
+
+    p = (u_char *) (*cargvlen + extra + argc);
+    for (i = 0; i < argc; i++) {
+        len = argvlen ? argvlen[i] : ngx_strlen(argv[i]);
+        (*cargv)[extra + i] = (const char *) p;
+        (*cargvlen)[extra + i] = len;
+        p = ngx_cpymem(p, argv[i], len);
+    }
+
+    return block;
+}
+
+
 /* shared scripts, by SHA */
 
 /* one script call: what to send again after a NOSCRIPT, and to whom to
@@ -733,22 +774,17 @@ ngx_chat_redis_script(ngx_chat_redis_t *rc, chat_script_t *script,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen)
 {
-    int                       i;
-    size_t                    size;
-    u_char                   *p;
+    size_t                   *cargvlen;
+    const char              **cargv;
     ngx_chat_redis_script_t  *sc;
 
     if (!ngx_chat_redis_usable(rc)) {
         return NGX_ERROR;
     }
 
-    size = sizeof(ngx_chat_redis_script_t)
-           + (argc + 2) * (sizeof(char *) + sizeof(size_t));
-    for (i = 0; i < argc; i++) {
-        size += argvlen[i];
-    }
-
-    sc = ngx_alloc(size, rc->log);
+    /* the script's arguments after EVALSHA <sha> */
+    sc = ngx_chat_redis_argv_copy(sizeof(ngx_chat_redis_script_t), 2, argc,
+                                  argv, argvlen, &cargv, &cargvlen, rc->log);
     if (sc == NULL) {
         return NGX_ERROR;
     }
@@ -758,21 +794,14 @@ ngx_chat_redis_script(ngx_chat_redis_t *rc, chat_script_t *script,
     sc->fn = fn;
     sc->privdata = privdata;
     sc->argc = argc + 2;
-    sc->argv = (const char **) (sc + 1);
-    sc->argvlen = (size_t *) (sc->argv + argc + 2);
+    sc->argv = cargv;
+    sc->argvlen = cargvlen;
     sc->reloaded = 0;
 
     sc->argv[0] = "EVALSHA";
     sc->argvlen[0] = sizeof("EVALSHA") - 1;
     sc->argv[1] = chat_script_sha(script);
     sc->argvlen[1] = 40;
-
-    p = (u_char *) (sc->argvlen + argc + 2);
-    for (i = 0; i < argc; i++) {
-        sc->argv[i + 2] = (const char *) p;
-        sc->argvlen[i + 2] = argvlen[i];
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
-    }
 
     if (ngx_chat_redis_command(rc, ngx_chat_redis_script_done, sc, sc->argc,
                                sc->argv, sc->argvlen)

@@ -135,6 +135,15 @@ ngx_int_t ngx_chat_redis_send(ngx_chat_redis_t *rc, redisCallbackFn *fn,
     void *privdata, int argc, const char **argv, const size_t *argvlen);
 /* closes rc's connection; a parent's links go too; may log why */
 void ngx_chat_redis_close(ngx_chat_redis_t *rc, const char *why);
+/*
+ * A block of head bytes (the caller's record) followed by extra + argc
+ * argument pointers and lengths and a copy of argv's bytes at
+ * [extra .. extra + argc) (argvlen NULL: C strings); the caller fills the
+ * first extra.  What a command keeps to be sent again; ngx_free() it.
+ */
+void *ngx_chat_redis_argv_copy(size_t head, int extra, int argc,
+    const char **argv, const size_t *argvlen, const char ***cargv,
+    size_t **cargvlen, ngx_log_t *log);
 /* a parent is ready: back-off reset, on_connect */
 void ngx_chat_redis_ready(ngx_chat_redis_t *rc);
 /* the one stall and idle-ping check, on a parent or a link */

@@ -490,18 +490,12 @@ ngx_chat_redis_routed(ngx_chat_redis_t *rc, ngx_chat_redis_t *conn,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen)
 {
-    int                       i;
-    size_t                    size, len;
-    u_char                   *p;
+    size_t                   *cargvlen;
+    const char              **cargv;
     ngx_chat_redis_routed_t  *rt;
 
-    size = sizeof(ngx_chat_redis_routed_t)
-           + argc * (sizeof(char *) + sizeof(size_t));
-    for (i = 0; i < argc; i++) {
-        size += argvlen ? argvlen[i] : ngx_strlen(argv[i]);
-    }
-
-    rt = ngx_alloc(size, rc->log);
+    rt = ngx_chat_redis_argv_copy(sizeof(ngx_chat_redis_routed_t), 0, argc,
+                                  argv, argvlen, &cargv, &cargvlen, rc->log);
     if (rt == NULL) {
         return NGX_ERROR;
     }
@@ -510,17 +504,9 @@ ngx_chat_redis_routed(ngx_chat_redis_t *rc, ngx_chat_redis_t *conn,
     rt->fn = fn;
     rt->privdata = privdata;
     rt->argc = argc;
-    rt->argv = (const char **) (rt + 1);
-    rt->argvlen = (size_t *) (rt->argv + argc);
+    rt->argv = cargv;
+    rt->argvlen = cargvlen;
     rt->redirects = 0;
-
-    p = (u_char *) (rt->argvlen + argc);
-    for (i = 0; i < argc; i++) {
-        len = argvlen ? argvlen[i] : ngx_strlen(argv[i]);
-        rt->argv[i] = (const char *) p;
-        rt->argvlen[i] = len;
-        p = ngx_cpymem(p, argv[i], len);
-    }
 
     if (ngx_chat_redis_send(conn, ngx_chat_redis_routed_done, rt, argc,
                             rt->argv, rt->argvlen)
