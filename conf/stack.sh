@@ -137,9 +137,9 @@ RUN=$ROOT/.run/$STACK
 # connection can hold it when Redis restarts), which refuses a
 # script or command over keys of two slots (CROSSSLOT) like a real
 # cluster; a single node needs no routing, so this checks the key names
-# alone.  It runs one command stream per lane (STREAM_SHARDS=1): the
-# edge's long-poll watcher reads several streams in one XREAD, which
-# spans slots until the edge routes by slot (protocol/README.md).
+# alone.  It runs one command stream per lane (STREAM_SHARDS=1), as it
+# did when the clients read several streams in one command; both now
+# split such reads per slot (protocol/README.md), so more would do.
 STACK_PG=${STACK_PG:-}
 PG_REPLICA_PORT=${PG_REPLICA_PORT:-$((PG_PORT + 1))}
 # pgbouncer listens on a socket only; the port number only names it
