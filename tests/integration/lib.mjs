@@ -64,9 +64,15 @@ export async function redis(...args) {
     return [...keys].join('\n');
   }
   if (cmd === 'DEL' && args.length > 2) {
-    let n = 0;
-    for (const k of args.slice(1)) n += Number(await redisCli(['-c', '-p', REDIS_PORT, 'DEL', k]));
-    return String(n);
+    // one DEL per key (their slots differ), all from one redis-cli at
+    // once, so the keys go together as they would in one DEL
+    const quote = (k) => `"${String(k).replace(/[\\"]/g, '\\$&')}"`;
+    const out = await new Promise((resolve, reject) => {
+      const child = execFile('redis-cli', ['-c', '-p', String(REDIS_PORT), '--raw'],
+        (e, stdout) => (e ? reject(e) : resolve(stdout)));
+      child.stdin.end(args.slice(1).map((k) => `DEL ${quote(k)}\n`).join(''));
+    });
+    return String(out.split('\n').filter(Boolean).reduce((n, v) => n + Number(v), 0));
   }
   return redisCli(['-c', '-p', REDIS_PORT, ...args]);
 }
