@@ -176,30 +176,13 @@ INSERT INTO conversation_members (conversation_id, user_id)
 SELECT c.id, v.u FROM conversations c
  CROSS JOIN LATERAL (VALUES (c.direct_low), (c.direct_high)) v(u)
  WHERE c.direct_low >= :ub;
--- a command log of the size a running system has (it keeps every
--- command's key and reply), so the lookups run against a real index
-INSERT INTO command_log (key, op, user_id, request_hash, status, reply, created_at)
-SELECT 'bench-past-' || g, 'msg.send', :ub, '\x00', 200, '{}', now() - interval '1 day'
-  FROM generate_series(1, 100000) g;
 COMMIT;
 SELECT :ub, :cb WHERE :span = :n AND :cspan = :p;
 SQL
     )
     [ -n "${CB:-}" ] || die "seeded ids are not contiguous (ran twice on one stack?)"
     log "seeded $users users from id $UB and $pairs conversations from id $CB"
-    analyze_like_production
-}
-
-# analyze_like_production: the planner statistics autovacuum keeps in
-# production.  A fresh stack's tables were tiny when the workers first
-# planned their prepared statements, and autovacuum's next pass is up to a
-# minute away: without this, the idempotency lookup and the send batch
-# keep generic plans that scan command_log and the conversations whole,
-# and each burst ran slower than the one before (5,800, then 3,950, 2,900,
-# 1,800 commits/s on one stack).  ANALYZE invalidates those plans, and
-# seed's past commands give command_log the size it has in production.
-analyze_like_production() {
-    psql "$PG" -Xqc "ANALYZE" || die "ANALYZE failed"
+    pg_production_state "$PG"
 }
 
 # ---------------------------------------------------------------- clients
@@ -288,6 +271,8 @@ idle_memory() {
 # cpu_ticks <component>... and component_pids (cpu.sh)
 # shellcheck source=tests/bench/cpu.sh
 . "$HERE/cpu.sh"
+# shellcheck source=tests/bench/pg_state.sh
+. "$HERE/pg_state.sh"
 
 # redis_calls: "<command> <calls>" per command since the last CONFIG RESETSTAT
 redis_calls() {
@@ -522,7 +507,7 @@ log "figure 3: $COMMIT_N msg.send straight onto the bus; pgbench"
 line=$("$LOAD" commit --redis-port "$REDIS_PORT" --count "$COMMIT_N" \
         --pairs $((CLIENTS / 2)) --uid-base "$UB" --conv-base "$CB") || log "commit: $line"
 out 3 "$(printf 'worker pool (%s workers) %s' "$WORKERS" "$line")"
-analyze_like_production     # command_log and messages grew by $COMMIT_N rows
+pg_production_state "$PG"   # as autovacuum would: command_log and messages grew by $COMMIT_N
 psql "$PG" -Xqc "CREATE TABLE bench_scratch (id bigserial PRIMARY KEY,
     conversation_id bigint NOT NULL, sender_id bigint NOT NULL, text text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
