@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# tests/bench/pg_state.sh: sourced by bench.sh, checkout.sh and
-# isolation.sh: the database in the state a running system keeps it in,
-# before anything is timed.
+# tests/bench/pg_state.sh: sourced by bench.sh, commit_cluster.sh,
+# checkout.sh and isolation.sh: the chat rows the figures need, and the
+# database in the state a running system keeps it in, before anything is
+# timed.
 #
 # Why: the workers prepare their hot statements once per connection and
 # their sessions force generic plans (backend/engine/db.c).  On a fresh
@@ -25,3 +26,29 @@ SELECT 'bench-past-' || g, 'msg.send', NULL, '\x00', 200, '{}',
 ANALYZE;
 SQL
 }
+
+# seed_rows <conninfo> <password hash> <users> <pairs>: users and 1:1
+# conversations in one transaction straight in SQL; prints "<first user
+# id> <first conversation id>", nothing when the ids are not contiguous
+seed_rows() {
+    psql "$1" -XtAq -v ON_ERROR_STOP=1 -v hash="$2" -v n="$3" -v p="$4" -F ' ' <<'SQL'
+BEGIN;
+INSERT INTO users (email, display_name, password_hash)
+SELECT 'bench' || g || '@bench.invalid', 'Bench ' || g, :'hash'
+  FROM generate_series(1, :n) g ORDER BY g;
+SELECT min(id) AS ub, max(id) - min(id) + 1 AS span FROM users
+ WHERE email LIKE 'bench%@bench.invalid' AND email <> 'bench-seed@bench.invalid' \gset
+INSERT INTO conversations (type, created_by, direct_low, direct_high)
+SELECT 'direct', :ub + 2 * k, :ub + 2 * k, :ub + 2 * k + 1
+  FROM generate_series(0, :p - 1) k ORDER BY k;
+SELECT min(id) AS cb, max(id) - min(id) + 1 AS cspan FROM conversations
+ WHERE direct_low >= :ub \gset
+INSERT INTO conversation_members (conversation_id, user_id)
+SELECT c.id, v.u FROM conversations c
+ CROSS JOIN LATERAL (VALUES (c.direct_low), (c.direct_high)) v(u)
+ WHERE c.direct_low >= :ub;
+COMMIT;
+SELECT :ub, :cb WHERE :span = :n AND :cspan = :p;
+SQL
+}
+
