@@ -17,9 +17,11 @@
 # BENCH_CLIENTS, BENCH_RATES (comma-separated, at most 8), BENCH_IDLE1,
 # BENCH_IDLE2, WORKERS (backend processes) and BENCH_KEEP=1 (keep .run/bench)
 # change a run; BENCH_CATALOG=0, BENCH_FILES=0 and BENCH_MSGSEARCH=0 leave
-# out figures 5, 8 and 9, BENCH_MESSAGES sets figure 9's messages; the
-# ports can be moved with BENCH_PORT, BENCH_REDIS_PORT, BENCH_PG_PORT and
-# BENCH_NCHAN_PORT.  Figures 8 (files) and 9 (message search) run after 5,
+# out figures 5, 8 and 9, BENCH_CLUSTER=0 figure 3's Redis Cluster line,
+# BENCH_MESSAGES sets figure 9's messages; the ports can be moved with
+# BENCH_PORT, BENCH_REDIS_PORT, BENCH_PG_PORT, BENCH_NCHAN_PORT and, for
+# the cluster's stack, BENCH_CLUSTER_PORT, BENCH_CLUSTER_REDIS_PORT and
+# BENCH_CLUSTER_PG_PORT.  Figures 8 (files) and 9 (message search) run after 5,
 # on the same stack; their summaries come after 5's.
 #
 # The run order is 3, 2, 1 (the commit burst wants a quiet bus, and the
