@@ -53,6 +53,11 @@ test_slot_vectors(void)
  * Against a real Redis
  * --------------------------------------------------------------------- */
 
+/* a cluster-enabled node of its own, no slots yet (test_map_from_redis
+ * gives it every one) */
+static const char *const    cluster[] = {
+    "cluster-enabled yes", "cluster-config-file nodes.conf", NULL
+};
 static unit_redis_server_t  server;
 static redisContext        *redis;
 
@@ -282,18 +287,13 @@ test_redirect(void)
 int
 main(void)
 {
-    int                rc;
-    static const char *const  cluster[] = {
-        "cluster-enabled yes", "cluster-config-file nodes.conf", NULL
-    };
+    int  rc;
 
     UNIT_RUN(test_slot_vectors);
     UNIT_RUN(test_key_index);
     UNIT_RUN(test_map_parse);
     UNIT_RUN(test_redirect);
 
-    /* a cluster-enabled node of its own, no slots yet (test_map_from_redis
-     * gives it every one) */
     if (unit_redis_server_start(&server, "test_cluster", cluster) != 0
         || (redis = unit_redis_server_connect(&server)) == NULL)
     {
