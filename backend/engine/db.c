@@ -62,10 +62,6 @@
 #define CHAT_DB_BACKOFF_MIN_MS  100
 #define CHAT_DB_BACKOFF_MAX_MS  5000
 
-static PGresult *chat_db_query_prepared_raw(chat_db_t *db, const char *sql,
-    int nparams, const char *const *values, const int *lengths,
-    const int *formats);
-
 /* the process's connections to CHAT_PG go through a transaction pooler:
  * what chat_db_init gives each connection (db->pooled) */
 static int  chat_db_pooled;
@@ -359,23 +355,6 @@ chat_db_check(chat_db_t *db, PGresult *res, const char *sql)
 }
 
 
-PGresult *
-chat_db_query(chat_db_t *db, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats)
-{
-    PGresult  *res;
-
-    if (chat_db_group_enter(db) != 0) {
-        return NULL;
-    }
-
-    res = chat_db_query_raw(db, sql, nparams, values, lengths, formats);
-    chat_db_group_leave(db, res != NULL);
-
-    return res;
-}
-
-
 /* One statement in a pipeline behind the deferred control statements:
  * its result, or NULL as chat_db_query. */
 static PGresult *
@@ -394,36 +373,6 @@ chat_db_query_along(chat_db_t *db, const char *sql, int prepared,
     st.formats = formats;
 
     return chat_db_pipeline_raw(db, &st, 1) == 0 ? st.res : NULL;
-}
-
-
-PGresult *
-chat_db_query_raw(chat_db_t *db, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats)
-{
-    /* deferred control travels with the statement */
-    if (db->ndeferred > 0 && db->nprefix == 0) {
-        return chat_db_query_along(db, sql, 0, nparams, values, lengths,
-                                   formats);
-    }
-
-    /* what was to go first goes first */
-    if (db->nprefix > 0 && chat_db_pipeline_raw(db, NULL, 0) != 0) {
-        return NULL;
-    }
-
-    db->sqlstate[0] = '\0';
-
-    if (db->conn == NULL) {
-        strcpy(db->sqlstate, "08003");  /* connection_does_not_exist */
-        return NULL;
-    }
-
-    db->round_trips++;
-
-    return chat_db_check(db, PQexecParams(db->conn, sql, nparams, NULL,
-                                          values, lengths, formats, 0),
-                         sql);
 }
 
 
@@ -468,8 +417,62 @@ chat_db_prepare(chat_db_t *db, const char *sql, int nparams)
 }
 
 
+/*
+ * One statement, on its own or (prepared) as a hot statement, outside the
+ * group commit's bookkeeping: the deferred control statements, or the
+ * prefix, go first; then a plain or a prepared execution.  The result as
+ * chat_db_query's.
+ */
 PGresult *
-chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
+chat_db_statement_raw(chat_db_t *db, const char *sql, int prepared,
+    int nparams, const char *const *values, const int *lengths,
+    const int *formats)
+{
+    int   slot;
+    char  name[24];
+
+    /* deferred control travels with the statement */
+    if (db->ndeferred > 0 && db->nprefix == 0) {
+        return chat_db_query_along(db, sql, prepared, nparams, values,
+                                   lengths, formats);
+    }
+
+    /* what was to go first goes first */
+    if (db->nprefix > 0 && chat_db_pipeline_raw(db, NULL, 0) != 0) {
+        return NULL;
+    }
+
+    db->sqlstate[0] = '\0';
+
+    if (db->conn == NULL) {
+        strcpy(db->sqlstate, "08003");  /* connection_does_not_exist */
+        return NULL;
+    }
+
+    slot = prepared ? chat_db_prepare(db, sql, nparams) : CHAT_DB_PREPARED_MAX;
+    if (slot < 0) {
+        return NULL;
+    }
+
+    db->round_trips++;
+
+    if (slot == CHAT_DB_PREPARED_MAX) {
+        return chat_db_check(db, PQexecParams(db->conn, sql, nparams, NULL,
+                                              values, lengths, formats, 0),
+                             sql);
+    }
+
+    snprintf(name, sizeof(name), "chat_%d", slot);
+
+    return chat_db_check(db, PQexecPrepared(db->conn, name, nparams, values,
+                                            lengths, formats, 0),
+                         sql);
+}
+
+
+/* chat_db_statement_raw inside the group commit's bookkeeping */
+static PGresult *
+chat_db_statement(chat_db_t *db, const char *sql, int prepared, int nparams,
     const char *const *values, const int *lengths, const int *formats)
 {
     PGresult  *res;
@@ -478,54 +481,29 @@ chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
         return NULL;
     }
 
-    res = chat_db_query_prepared_raw(db, sql, nparams, values, lengths,
-                                     formats);
+    res = chat_db_statement_raw(db, sql, prepared, nparams, values, lengths,
+                                formats);
     chat_db_group_leave(db, res != NULL);
 
     return res;
 }
 
 
-static PGresult *
-chat_db_query_prepared_raw(chat_db_t *db, const char *sql, int nparams,
+PGresult *
+chat_db_query(chat_db_t *db, const char *sql, int nparams,
     const char *const *values, const int *lengths, const int *formats)
 {
-    int   i;
-    char  name[24];
-
-    /* deferred control travels with the statement */
-    if (db->ndeferred > 0 && db->nprefix == 0) {
-        return chat_db_query_along(db, sql, 1, nparams, values, lengths,
-                                   formats);
-    }
-
-    if (db->nprefix > 0 && chat_db_pipeline_raw(db, NULL, 0) != 0) {
-        return NULL;
-    }
-
-    db->sqlstate[0] = '\0';
-
-    if (db->conn == NULL) {
-        strcpy(db->sqlstate, "08003");
-        return NULL;
-    }
-
-    i = chat_db_prepare(db, sql, nparams);
-    if (i < 0) {
-        return NULL;
-    }
-
-    if (i == CHAT_DB_PREPARED_MAX) {
-        return chat_db_query_raw(db, sql, nparams, values, lengths, formats);
-    }
-
-    snprintf(name, sizeof(name), "chat_%d", i);
-    db->round_trips++;
-
-    return chat_db_check(db, PQexecPrepared(db->conn, name, nparams, values,
-                                            lengths, formats, 0),
-                         sql);
+    return chat_db_statement(db, sql, 0, nparams, values, lengths, formats);
 }
+
+
+PGresult *
+chat_db_query_prepared(chat_db_t *db, const char *sql, int nparams,
+    const char *const *values, const int *lengths, const int *formats)
+{
+    return chat_db_statement(db, sql, 1, nparams, values, lengths, formats);
+}
+
 
 
 int

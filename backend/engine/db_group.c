@@ -208,7 +208,7 @@ chat_db_group_commit(chat_db_t *db)
     }
 
     /* COMMIT of an aborted transaction answers "ROLLBACK", not an error */
-    res = chat_db_query_raw(db, "COMMIT", 0, NULL, NULL, NULL);
+    res = chat_db_statement_raw(db, "COMMIT", 0, 0, NULL, NULL, NULL);
     ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     PQclear(res);
 

@@ -26,8 +26,11 @@ PGresult *chat_db_check(chat_db_t *db, PGresult *res, const char *sql);
  * PREPARE failed (as chat_db_check). */
 int chat_db_prepare(chat_db_t *db, const char *sql, int nparams);
 
-PGresult *chat_db_query_raw(chat_db_t *db, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats);
+/* One statement (prepared: a hot one, as chat_db_query_prepared), the
+ * result as chat_db_query's. */
+PGresult *chat_db_statement_raw(chat_db_t *db, const char *sql, int prepared,
+    int nparams, const char *const *values, const int *lengths,
+    const int *formats);
 int chat_db_exec_raw(chat_db_t *db, const char *sql);
 
 /* db_pipeline.c: pipelines and the control statements deferred to them */
