@@ -50,10 +50,11 @@ run_unit() {
     unit_test redact $p/chat_redact.c
     unit_test secret $p/chat_secret.c
     unit_test media $p/chat_media.c $p/chat_utf8.c
-    # the key builders, the fan-out rule in C and Lua, the shared scripts:
-    # on a redis-server of its own
-    unit_test online $p/chat_online.c $p/chat_scripts.c -lhiredis
-    unit_test cluster $p/chat_cluster.c -lhiredis
+    # the key builders, the fan-out rule in C and Lua, the shared scripts,
+    # the cluster rules: each on a redis-server of its own (redis_server.c)
+    local r=tests/unit/redis_server.c
+    unit_test online $p/chat_online.c $p/chat_scripts.c $r -lhiredis
+    unit_test cluster $p/chat_cluster.c $r -lhiredis
     echo "== unit: backend"
     make -s -C backend test-unit || failed_suites+=("unit backend")
     echo "== client package: manifest, declarations, tsc"

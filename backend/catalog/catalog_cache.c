@@ -212,10 +212,7 @@ chat_catalog_keys_grow(char (*keys)[64], size_t cap))[64]
 static int
 chat_catalog_cache_incr(chat_bus_t *bus, char (*keys)[64], size_t n)
 {
-    int          rc;
-    size_t       i;
-    void        *reply;
-    redisReply  *r;
+    size_t  i;
 
     if (n == 0) {
         return 0;
@@ -231,22 +228,8 @@ chat_catalog_cache_incr(chat_bus_t *bus, char (*keys)[64], size_t n)
         }
     }
 
-    rc = 0;
-
-    for (i = 0; i < n; i++) {
-        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
-            goto lost;
-        }
-
-        r = reply;
-        if (chat_bus_check(r, "INCR (catalog cache generation)") != 0) {
-            rc = -1;
-        }
-
-        freeReplyObject(r);
-    }
-
-    return rc;
+    return chat_bus_replies(bus, n, "INCR (catalog cache generation)") == 0
+           ? 0 : -1;
 
 lost:
 

@@ -160,6 +160,32 @@ chat_bus_check(redisReply *r, const char *what)
 
 
 int
+chat_bus_replies(chat_bus_t *bus, size_t n, const char *what)
+{
+    int     failed;
+    size_t  i;
+    void   *reply;
+
+    failed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
+            chat_bus_lost(bus);
+            return -1;
+        }
+
+        if (chat_bus_check(reply, what) != 0) {
+            failed++;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    return failed;
+}
+
+
+int
 chat_bus_init(chat_bus_t *bus, const chat_config_t *cfg,
     const char *consumer)
 {

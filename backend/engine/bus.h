@@ -133,6 +133,15 @@ void chat_bus_prune(chat_bus_t *bus);
  * see ngx_chat_module/ngx_chat_lanes.c).  Failures are logged. */
 void chat_bus_trim(chat_bus_t *bus);
 
+/*
+ * Reads the replies of the last n commands appended to the bus's
+ * pipeline (chat_router_append*), in order, and checks each: an error
+ * reply is logged with what (chat_bus_check).  The number of error
+ * replies (every reply is read all the same), or -1 when the connection
+ * was lost (chat_bus_lost: the bus is then disconnected).
+ */
+int chat_bus_replies(chat_bus_t *bus, size_t n, const char *what);
+
 
 /* For bus*.c only. */
 

@@ -43,6 +43,33 @@
 #define CHAT_BUS_HEARTBEAT_TTL    60000     /* ms */
 #define CHAT_BUS_CONSUMER_IDLE    60000     /* ms */
 
+
+/* Checks *r, the reply to what, an earlier command of the heartbeat's
+ * pipeline, frees it and reads the next reply into *r.  0, or -1 when
+ * *r was an error reply (logged; the next one is freed too) or the
+ * connection is lost. */
+static int
+chat_bus_heartbeat_next(chat_bus_t *bus, redisReply **r, const char *what)
+{
+    int  rc;
+
+    rc = chat_bus_check(*r, what);
+    freeReplyObject(*r);
+
+    if (chat_router_get_reply(&bus->route, (void **) r) != REDIS_OK) {
+        chat_bus_lost(bus);
+        return -1;
+    }
+
+    if (rc != 0) {
+        freeReplyObject(*r);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 int
 chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
 {
@@ -89,37 +116,18 @@ chat_bus_heartbeat(chat_bus_t *bus, int pg_ok)
         return -1;
     }
 
-
-    if (bus->lane_limits[0] != '\0') {
-        /* that was the lanes' reply; the heartbeat's comes next */
-        rc = chat_bus_check(r, "HSET " CHAT_LANES_KEY);
-        freeReplyObject(r);
-
-        if (chat_router_get_reply(&bus->route, (void **) &r) != REDIS_OK) {
-            chat_bus_lost(bus);
-            return -1;
-        }
-
-        if (rc != 0) {
-            freeReplyObject(r);
-            return -1;
-        }
+    /* that was the lanes' reply; the figures' or the heartbeat's comes
+     * next */
+    if (bus->lane_limits[0] != '\0'
+        && chat_bus_heartbeat_next(bus, &r, "HSET " CHAT_LANES_KEY) != 0)
+    {
+        return -1;
     }
 
-    if (stats) {
-        /* that was the figures' reply (after the lanes') */
-        rc = chat_bus_check(r, "HSET " CHAT_STATS_KEY);
-        freeReplyObject(r);
-
-        if (chat_router_get_reply(&bus->route, (void **) &r) != REDIS_OK) {
-            chat_bus_lost(bus);
-            return -1;
-        }
-
-        if (rc != 0) {
-            freeReplyObject(r);
-            return -1;
-        }
+    /* that was the figures' reply (after the lanes') */
+    if (stats && chat_bus_heartbeat_next(bus, &r, "HSET " CHAT_STATS_KEY) != 0)
+    {
+        return -1;
     }
 
     rc = chat_bus_check(r, "HSET " CHAT_WORKERS_KEY);

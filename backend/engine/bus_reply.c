@@ -43,11 +43,8 @@
 int
 chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
 {
-    int          rc;
     char         st[16];
-    void        *reply;
-    size_t       i, k, sent;
-    redisReply  *r;
+    size_t       i, sent;
 
     if (!chat_bus_ok(bus)) {
         return -1;
@@ -85,22 +82,8 @@ chat_bus_finish_many(chat_bus_t *bus, const chat_answer_t *a, size_t n)
         sent += 2;
     }
 
-    rc = 0;
-
-    for (k = 0; k < sent; k++) {
-        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
-            goto lost;
-        }
-
-        r = reply;
-        if (chat_bus_check(r, "XACK / reply XADD / EXPIRE") != 0) {
-            rc = -1;
-        }
-
-        freeReplyObject(r);
-    }
-
-    return rc;
+    return chat_bus_replies(bus, sent, "XACK / reply XADD / EXPIRE") == 0
+           ? 0 : -1;
 
 lost:
 

@@ -1,6 +1,8 @@
 /*
  * db.h: the worker's PostgreSQL connection and how statements are run on
- * it.  See db.c; the transactions of commands are in command.c.
+ * it.  See db.c (connection, statements), db_pipeline.c (pipelines,
+ * deferred control) and db_group.c (group commit); the transactions of
+ * commands are in command.c.
  */
 
 #ifndef CHAT_DB_H

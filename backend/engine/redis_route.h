@@ -1,6 +1,8 @@
 /*
  * redis_route.h: the backend's one Redis client, on a single server or a
- * Redis Cluster alike.  See redis_route.c.
+ * Redis Cluster alike.  See redis_route.c (routing, the pipeline),
+ * redis_route_nodes.c (connections, the slot map) and redis_route_read.c
+ * (the blocking stream reads).
  *
  * Every backend caller speaks Redis through these calls, with hiredis'
  * own semantics: chat_router_command* is redisCommand* (append, then the

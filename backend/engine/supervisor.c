@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,9 @@ typedef struct {
     int64_t  backoff;       /* delay before the next restart */
     int64_t  restart_at;    /* monotonic ms; meaningful when pid == 0 */
 } chat_slot_t;
+
+/* in a supervised process: its stop flag (chat_supervised_signals) */
+static volatile sig_atomic_t  *chat_supervised_stop;
 
 
 static pid_t
@@ -370,4 +374,44 @@ chat_supervisor_run(const chat_config_t *cfg)
     chat_log_info("stopped");
 
     return rc;
+}
+
+
+/* ------------------------------------------------------------------------
+ * In the processes it starts
+ * --------------------------------------------------------------------- */
+
+static void
+chat_supervised_on_signal(int signo)
+{
+    (void) signo;
+
+    if (chat_supervised_stop) {
+        *chat_supervised_stop = 1;
+    }
+}
+
+
+void
+chat_supervised_signals(volatile sig_atomic_t *stop, pid_t supervisor)
+{
+    struct sigaction  sa;
+
+    chat_supervised_stop = stop;
+
+    /* if the supervisor goes away, so do we */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = chat_supervised_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    if (getppid() != supervisor) {
+        *stop = 1;              /* it died before prctl() took effect */
+    }
 }

@@ -79,7 +79,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +96,7 @@
 #include "ops.h"
 #include "roles.h"
 #include "replica.h"
+#include "supervisor.h"
 #include "suspend.h"
 #include "worker.h"
 
@@ -148,15 +148,8 @@ typedef struct {
     int                   arriving;     /* the last read brought entries */
 } chat_worker_t;
 
+/* SIGTERM or SIGINT came (chat_supervised_signals): finish and exit */
 static volatile sig_atomic_t  chat_worker_stop;
-
-
-static void
-chat_worker_on_signal(int signo)
-{
-    (void) signo;
-    chat_worker_stop = 1;
-}
 
 
 /* ------------------------------------------------------------------------
@@ -941,7 +934,6 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
     char              host[256];
     redisReply       *r;
     chat_worker_t     w;
-    struct sigaction  sa;
 
     /* this worker's copy: its lane's batch sizes and priority */
     own = *pool_cfg;
@@ -950,21 +942,7 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
 
     chat_log_set_role(chat_lane_name(lane));
 
-    /* if the supervisor goes away, so do we */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = chat_worker_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-
-    if (getppid() != supervisor) {
-        chat_worker_stop = 1;       /* it died before prctl() took effect */
-    }
+    chat_supervised_signals(&chat_worker_stop, supervisor);
 
     srandom((unsigned) getpid() ^ (unsigned) time(NULL));
 

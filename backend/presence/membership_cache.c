@@ -130,19 +130,8 @@ chat_members_append(chat_bus_t *bus, chat_members_key_pt key_of, int64_t cid,
 static int
 chat_members_replies(chat_bus_t *bus, long n)
 {
-    long   i;
-    void  *reply;
-
-    for (i = 0; i < n; i++) {
-        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
-            chat_bus_lost(bus);
-            return -1;
-        }
-        (void) chat_bus_check(reply, "membership cache");
-        freeReplyObject(reply);
-    }
-
-    return 0;
+    /* error replies are only logged: a lost connection is the failure */
+    return chat_bus_replies(bus, (size_t) n, "membership cache") < 0 ? -1 : 0;
 }
 
 

@@ -47,6 +47,7 @@
 #include "notify_batch.h"
 #include "notify_queue.h"
 #include "roles.h"
+#include "supervisor.h"
 
 
 #define CHAT_NOTIFY_READ       "500"
@@ -425,7 +426,7 @@ chat_notifier_run(const chat_config_t *cfg, pid_t supervisor)
     chat_notifier_t  nt;
 
     chat_log_set_role("notifier");
-    chat_role_signals(&chat_notifier_stop, supervisor);
+    chat_supervised_signals(&chat_notifier_stop, supervisor);
 
     memset(&nt, 0, sizeof(nt));
 

@@ -171,17 +171,8 @@ chat_notify_message(chat_bus_t *bus, const chat_event_t *e, int64_t now)
         queued++;
     }
 
-    rc = 0;
-
-    for (i = 0; i < queued; i++) {
-        if (chat_router_get_reply(&bus->route, &reply) != REDIS_OK) {
-            chat_bus_lost(bus);
-            rc = -1;
-            break;
-        }
-        (void) chat_bus_check(reply, "XADD " CHAT_NOTIFY_STREAM);
-        freeReplyObject(reply);
-    }
+    /* error replies are only logged: a lost connection is the failure */
+    rc = chat_bus_replies(bus, queued, "XADD " CHAT_NOTIFY_STREAM) < 0 ? -1 : 0;
 
 done:
 

@@ -69,6 +69,7 @@
 #include "log.h"
 #include "membership_cache.h"
 #include "roles.h"
+#include "supervisor.h"
 
 
 #define CHAT_PRESENCE_GROUP    "presence"
@@ -815,7 +816,7 @@ chat_presence_run(const chat_config_t *cfg, pid_t supervisor)
     chat_presence_t  p;
 
     chat_log_set_role("presence");
-    chat_role_signals(&chat_presence_stop, supervisor);
+    chat_supervised_signals(&chat_presence_stop, supervisor);
 
     memset(&p, 0, sizeof(p));
 

@@ -24,12 +24,9 @@
  */
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "roles.h"
@@ -39,7 +36,6 @@ chat_roles_config_t  chat_roles = {
     45000, 1000, NULL, 1000, 10000, 5, 500, 5000
 };
 
-static volatile sig_atomic_t  *chat_role_stop;
 
 
 /* An integer in [min, max] from the environment variable name. */
@@ -124,39 +120,4 @@ chat_role_run(const chat_config_t *cfg, int role, pid_t supervisor)
 {
     return role == 0 ? chat_presence_run(cfg, supervisor)
                      : chat_notifier_run(cfg, supervisor);
-}
-
-
-static void
-chat_role_on_signal(int signo)
-{
-    (void) signo;
-
-    if (chat_role_stop) {
-        *chat_role_stop = 1;
-    }
-}
-
-
-void
-chat_role_signals(volatile sig_atomic_t *stop, pid_t supervisor)
-{
-    struct sigaction  sa;
-
-    chat_role_stop = stop;
-
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = chat_role_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-
-    if (getppid() != supervisor) {
-        *stop = 1;              /* it died before prctl() took effect */
-    }
 }

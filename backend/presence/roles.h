@@ -39,11 +39,6 @@ int chat_roles_count(void);
  * status. */
 int chat_role_run(const chat_config_t *cfg, int role, pid_t supervisor);
 
-/* For the roles: signal set-up shared with the worker's conventions
- * (SIGTERM/SIGINT set *stop, SIGPIPE ignored, SIGTERM when the supervisor
- * dies). */
-void chat_role_signals(volatile sig_atomic_t *stop, pid_t supervisor);
-
 int chat_presence_run(const chat_config_t *cfg, pid_t supervisor);
 int chat_notifier_run(const chat_config_t *cfg, pid_t supervisor);
 

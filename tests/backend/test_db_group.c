@@ -1,5 +1,5 @@
 /*
- * test_db_group.c: the worker's group commit (backend/engine/db.c)
+ * test_db_group.c: the worker's group commit (backend/engine/db_group.c)
  * against a real PostgreSQL: steps that manage their own transactions
  * share one, each undoes only itself when it fails, nothing is visible
  * before the group commits, and a group whose COMMIT fails stores none

@@ -17,9 +17,11 @@
 # BENCH_CLIENTS, BENCH_RATES (comma-separated, at most 8), BENCH_IDLE1,
 # BENCH_IDLE2, WORKERS (backend processes) and BENCH_KEEP=1 (keep .run/bench)
 # change a run; BENCH_CATALOG=0, BENCH_FILES=0 and BENCH_MSGSEARCH=0 leave
-# out figures 5, 8 and 9, BENCH_MESSAGES sets figure 9's messages; the
-# ports can be moved with BENCH_PORT, BENCH_REDIS_PORT, BENCH_PG_PORT and
-# BENCH_NCHAN_PORT.  Figures 8 (files) and 9 (message search) run after 5,
+# out figures 5, 8 and 9, BENCH_CLUSTER=0 figure 3's Redis Cluster line,
+# BENCH_MESSAGES sets figure 9's messages; the ports can be moved with
+# BENCH_PORT, BENCH_REDIS_PORT, BENCH_PG_PORT, BENCH_NCHAN_PORT and, for
+# the cluster's stack, BENCH_CLUSTER_PORT, BENCH_CLUSTER_REDIS_PORT and
+# BENCH_CLUSTER_PG_PORT.  Figures 8 (files) and 9 (message search) run after 5,
 # on the same stack; their summaries come after 5's.
 #
 # The run order is 3, 2, 1 (the commit burst wants a quiet bus, and the
@@ -39,6 +41,10 @@ export PAYMENT_PORT=${BENCH_PAYMENT_PORT:-$((PORT + 10))}
 export NGINX_WORKERS=${NGINX_WORKERS:-4} NGINX_CONNECTIONS=${NGINX_CONNECTIONS:-19000}
 export WS_PING_INTERVAL=${WS_PING_INTERVAL:-300s} WORKERS=${WORKERS:-2}
 NCHAN_PORT=${BENCH_NCHAN_PORT:-18485}
+# figure 3's cluster line: a stack of its own (Redis on 12 ports from
+# CLUSTER_REDIS_PORT: six nodes and their bus ports)
+CLUSTER_PORT=${BENCH_CLUSTER_PORT:-18684} CLUSTER_REDIS_PORT=${BENCH_CLUSTER_REDIS_PORT:-16694}
+CLUSTER_PG_PORT=${BENCH_CLUSTER_PG_PORT:-15694}
 RUN=$ROOT/.run/bench
 RES=$RUN/results
 LOAD=$HERE/bin/chatload
@@ -152,36 +158,17 @@ start_nchan() {
 }
 
 # seed: one user registered through the API (its scrypt hash is copied to
-# every bench user: a bench-only shortcut, see README), then users and 1:1
-# conversations in one transaction straight in SQL
+# every bench user: a bench-only shortcut, see README), then seed_rows
 seed() {
-    local users=$1 pairs=$2
+    local hash
     curl -fsS -XPOST -H 'content-type: application/json' \
         -d '{"email":"bench-seed@bench.invalid","password":"bench-password-1","display_name":"Bench seed"}' \
         "http://127.0.0.1:$PORT/api/v1/auth/register" >/dev/null || die "could not register the seed user"
-    read -r UB CB < <(psql "$PG" -XtAq -v ON_ERROR_STOP=1 -v n="$users" -v p="$pairs" -F ' ' <<'SQL'
-BEGIN;
-INSERT INTO users (email, display_name, password_hash)
-SELECT 'bench' || g || '@bench.invalid', 'Bench ' || g,
-       (SELECT password_hash FROM users WHERE email = 'bench-seed@bench.invalid')
-  FROM generate_series(1, :n) g ORDER BY g;
-SELECT min(id) AS ub, max(id) - min(id) + 1 AS span FROM users
- WHERE email LIKE 'bench%@bench.invalid' AND email <> 'bench-seed@bench.invalid' \gset
-INSERT INTO conversations (type, created_by, direct_low, direct_high)
-SELECT 'direct', :ub + 2 * k, :ub + 2 * k, :ub + 2 * k + 1
-  FROM generate_series(0, :p - 1) k ORDER BY k;
-SELECT min(id) AS cb, max(id) - min(id) + 1 AS cspan FROM conversations
- WHERE direct_low >= :ub \gset
-INSERT INTO conversation_members (conversation_id, user_id)
-SELECT c.id, v.u FROM conversations c
- CROSS JOIN LATERAL (VALUES (c.direct_low), (c.direct_high)) v(u)
- WHERE c.direct_low >= :ub;
-COMMIT;
-SELECT :ub, :cb WHERE :span = :n AND :cspan = :p;
-SQL
-    )
+    hash=$(psql "$PG" -XtAc "SELECT password_hash FROM users WHERE email = 'bench-seed@bench.invalid'")
+    read -r UB CB < <(seed_rows "$PG" "$hash" "$1" "$2")
     [ -n "${CB:-}" ] || die "seeded ids are not contiguous (ran twice on one stack?)"
-    log "seeded $users users from id $UB and $pairs conversations from id $CB"
+    log "seeded $1 users from id $UB and $2 conversations from id $CB"
+    pg_production_state "$PG"
 }
 
 # ---------------------------------------------------------------- clients
@@ -270,6 +257,8 @@ idle_memory() {
 # cpu_ticks <component>... and component_pids (cpu.sh)
 # shellcheck source=tests/bench/cpu.sh
 . "$HERE/cpu.sh"
+# shellcheck source=tests/bench/pg_state.sh
+. "$HERE/pg_state.sh"
 
 # redis_calls: "<command> <calls>" per command since the last CONFIG RESETSTAT
 redis_calls() {
@@ -504,6 +493,18 @@ log "figure 3: $COMMIT_N msg.send straight onto the bus; pgbench"
 line=$("$LOAD" commit --redis-port "$REDIS_PORT" --count "$COMMIT_N" \
         --pairs $((CLIENTS / 2)) --uid-base "$UB" --conv-base "$CB") || log "commit: $line"
 out 3 "$(printf 'worker pool (%s workers) %s' "$WORKERS" "$line")"
+pg_production_state "$PG"   # as autovacuum would: command_log and messages grew by $COMMIT_N
+if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
+    log "figure 3: the same burst on a 3-master Redis Cluster (a stack of its own)"
+    cline=$(CLUSTER_PORT=$CLUSTER_PORT CLUSTER_REDIS_PORT=$CLUSTER_REDIS_PORT \
+            CLUSTER_PG_PORT=$CLUSTER_PG_PORT RES=$RES LOAD=$LOAD "$HERE/commit_cluster.sh" \
+            "$(psql "$PG" -XtAc "SELECT password_hash FROM users WHERE email = 'bench-seed@bench.invalid'")" \
+            "$CLIENTS" "$COMMIT_N") || log "commit on the cluster: $cline"
+    out 3 "$(printf 'worker pool (%s workers) on a Redis Cluster of 3 masters: %s' "$WORKERS" "$cline")"
+    out 3 "$(awk -v c="$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<< "$cline")" \
+                 -v s="$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<< "$line")" \
+        'BEGIN { printf "Redis Cluster / one Redis = %s / %s = %.2fx (same box: the cost of routing by slot)", c, s, (s > 0 ? c / s : 0) }')"
+fi
 psql "$PG" -Xqc "CREATE TABLE bench_scratch (id bigserial PRIMARY KEY,
     conversation_id bigint NOT NULL, sender_id bigint NOT NULL, text text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp())"

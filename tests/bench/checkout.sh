@@ -48,6 +48,8 @@ CPU_SNAP=$(mktemp -d)
 trap 'rm -rf "$CPU_SNAP"' EXIT
 # shellcheck source=tests/bench/cpu.sh
 . "$HERE/cpu.sh"
+# shellcheck source=tests/bench/pg_state.sh
+. "$HERE/pg_state.sh"
 CPU_PARTS="postgres nginx redis workers provider"
 
 read -r UB FB HB SB < <(psql "$PG" -XtAq -v ON_ERROR_STOP=1 -v n="$SHOPPERS" -F ' ' <<'SQL'
@@ -76,7 +78,8 @@ log "checkout: seeded $SHOPPERS shoppers from id $UB, books $FB.. (hot $HB.., se
 # (without it the first run shared the cores with autovacuum's pass over
 # the rows just seeded, and its PostgreSQL CPU per checkout was 1.6 times
 # the next runs')
-psql "$PG" -Xq -c "VACUUM ANALYZE users, books, stock, warehouses, cart_items"
+psql "$PG" -Xq -c "VACUUM users, books, stock, warehouses, cart_items"
+pg_production_state "$PG"
 
 oversell() {
     psql "$PG" -XtAq -v ON_ERROR_STOP=1 <<'SQL'

@@ -41,6 +41,9 @@ conf/stack.sh start >&2
 set -a
 eval "$(conf/stack.sh env)"
 set +a
+# shellcheck source=tests/bench/pg_state.sh
+. tests/bench/pg_state.sh
+pg_production_state "$CHAT_PG_CONNINFO"
 
 log "figure 7: isolation, chat at 500 msg/s alone, during 50 sign-ups, during checkouts at 200/s ($SECONDS_PER s each)"
 make -s -C tests/bench >&2

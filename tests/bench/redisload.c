@@ -14,7 +14,8 @@
  * command streams, all answering to one reply stream of ours; the clock
  * runs from the first XADD until the last reply has been read.  Messages
  * go round-robin over the 1:1 conversations, so the per-conversation row
- * lock is not what limits it.
+ * lock is not what limits it.  On a Redis Cluster (CLUSTER NODES answers)
+ * each XADD goes to the master of its stream's slot (cl_bus_t).
  */
 
 #define _GNU_SOURCE
@@ -28,6 +29,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "chat_cluster.h"
 #include "chat_envelope.h"
 #include "chat_protocol.h"
 #include "chatload.h"
@@ -49,17 +51,16 @@ typedef struct {
 
 
 static redisContext *
-cl_redis(const cl_opts_t *o)
+cl_redis_at(const char *host, int port)
 {
     redisContext  *c;
 
     redisReply    *r;
     const char    *pass;
 
-    c = redisConnect(o->host, o->redis_port);
+    c = redisConnect(host, port);
     if (c == NULL || c->err) {
-        cl_die("redis %s:%d: %s", o->host, o->redis_port,
-               c ? c->errstr : "out of memory");
+        cl_die("redis %s:%d: %s", host, port, c ? c->errstr : "out of memory");
     }
 
     /* the stack's Redis wants its admin's password, as redis-cli takes it */
@@ -67,12 +68,19 @@ cl_redis(const cl_opts_t *o)
     if (pass != NULL && pass[0] != '\0') {
         r = redisCommand(c, "AUTH %s", pass);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            cl_die("redis %s:%d: AUTH refused", o->host, o->redis_port);
+            cl_die("redis %s:%d: AUTH refused", host, port);
         }
         freeReplyObject(r);
     }
 
     return c;
+}
+
+
+static redisContext *
+cl_redis(const cl_opts_t *o)
+{
+    return cl_redis_at(o->host, o->redis_port);
 }
 
 
@@ -336,21 +344,109 @@ cl_commit_read(redisContext *c, const char *gw, int block_ms,
 }
 
 
-/* Reads the answers of the *pending appended XADDs. */
+/*
+ * The commit mode's Redis: one server, or every master of a Redis Cluster
+ * (bench.sh puts the two figures side by side: what routing by slot costs
+ * the backend).  Each command stream goes to the master of its slot, by
+ * the rules the backend and the edge route with (chat_cluster.c); the
+ * XADDs are pipelined per node.
+ */
+typedef struct {
+    redisContext        *node[CHAT_CLUSTER_MAX_NODES];
+    size_t               pending[CHAT_CLUSTER_MAX_NODES];
+    size_t               pending_all;
+    int                  nodes;
+    chat_cluster_map_t  *map;       /* NULL: a single server, node[0] */
+} cl_bus_t;
+
+
 static void
-cl_commit_flush(redisContext *c, size_t *pending)
+cl_bus_open(cl_bus_t *b, const cl_opts_t *o)
 {
+    int           i, served;
+    redisReply   *r;
+
+    memset(b, 0, sizeof(*b));
+    b->node[0] = cl_redis(o);
+    b->nodes = 1;
+
+    /* a server without cluster support answers an error */
+    r = redisCommand(b->node[0], "CLUSTER NODES");
+    if (r == NULL) {
+        cl_die("redis: %s", b->node[0]->errstr);
+    }
+
+    if (r->type == REDIS_REPLY_STRING) {
+        b->map = malloc(sizeof(*b->map));
+        if (b->map == NULL) {
+            cl_die("out of memory");
+        }
+        served = chat_cluster_map_parse(b->map, r->str, r->len);
+        if (served != CHAT_CLUSTER_SLOTS) {
+            cl_die("redis: the cluster serves %d of %d slots", served,
+                   CHAT_CLUSTER_SLOTS);
+        }
+        redisFree(b->node[0]);
+        for (i = 0; i < b->map->nodes; i++) {
+            b->node[i] = cl_redis_at(b->map->node[i].host,
+                                     b->map->node[i].port);
+        }
+        b->nodes = b->map->nodes;
+    }
+
+    freeReplyObject(r);
+}
+
+
+/* The connection to the node that holds key. */
+static redisContext *
+cl_bus_conn(const cl_bus_t *b, const char *key, int *index)
+{
+    int  i;
+
+    i = b->map == NULL ? 0 : b->map->owner[chat_cluster_slot(key,
+                                                            strlen(key))];
+    if (index != NULL) {
+        *index = i;
+    }
+
+    return b->node[i];
+}
+
+
+/* Reads the answers of every appended XADD. */
+static void
+cl_bus_flush(cl_bus_t *b)
+{
+    int          i;
     redisReply  *r;
 
-    while (*pending > 0) {
-        if (redisGetReply(c, (void **) &r) != REDIS_OK
-            || r->type == REDIS_REPLY_ERROR)
-        {
-            cl_die("XADD failed: %s", r ? r->str : c->errstr);
+    for (i = 0; i < b->nodes; i++) {
+        while (b->pending[i] > 0) {
+            if (redisGetReply(b->node[i], (void **) &r) != REDIS_OK
+                || r->type == REDIS_REPLY_ERROR)
+            {
+                cl_die("XADD failed: %s", r ? r->str : b->node[i]->errstr);
+            }
+            freeReplyObject(r);
+            b->pending[i]--;
         }
-        freeReplyObject(r);
-        (*pending)--;
     }
+
+    b->pending_all = 0;
+}
+
+
+static void
+cl_bus_close(cl_bus_t *b)
+{
+    int  i;
+
+    for (i = 0; i < b->nodes; i++) {
+        redisFree(b->node[i]);
+    }
+
+    free(b->map);
 }
 
 
@@ -359,12 +455,13 @@ cl_mode_commit(const cl_opts_t *o)
 {
     const struct timespec  tick = { 0, 1000000 };
 
-    int              argc;
+    int              argc, n;
     char             gw[64], key[64], body[512], text[256], stream[64];
-    size_t           i, k, pending, argvlen[CHAT_ENVELOPE_ARGC];
+    size_t           i, k, argvlen[CHAT_ENVELOPE_ARGC];
     int64_t          conv, uid;
     uint64_t         t0, idle_since;
     const char      *argv[CHAT_ENVELOPE_ARGC];
+    cl_bus_t         bus;
     cl_replies_t     rp;
     redisContext    *c;
     chat_envelope_t  env;
@@ -375,8 +472,9 @@ cl_mode_commit(const cl_opts_t *o)
         cl_die("commit needs --count and --pairs");
     }
 
-    c = cl_redis(o);
+    cl_bus_open(&bus, o);
     snprintf(gw, sizeof(gw), CHAT_GW_STREAM_PREFIX "bench-%d}", (int) getpid());
+    c = cl_bus_conn(&bus, gw, NULL);    /* the replies' stream */
     freeReplyObject(redisCommand(c, "DEL %s", gw));
 
     memset(&env, 0, sizeof(env));
@@ -390,7 +488,6 @@ cl_mode_commit(const cl_opts_t *o)
     memset(&rp, 0, sizeof(rp));
     snprintf(rp.last, sizeof(rp.last), "0-0");
     t0 = cl_now_ns();
-    pending = 0;
 
     for (i = 0; i < o->count; i++) {
         /* --rates R: paced at R commands/s (sent each 1 ms tick), so the
@@ -399,7 +496,7 @@ cl_mode_commit(const cl_opts_t *o)
                && (double) i >= o->rates[0] * (double) (cl_now_ns() - t0)
                                 / 1e9)
         {
-            cl_commit_flush(c, &pending);
+            cl_bus_flush(&bus);
             /* the replies meanwhile: the reply stream is capped */
             if (cl_commit_read(c, gw, -1, &rp) == 0) {
                 nanosleep(&tick, NULL);
@@ -434,10 +531,12 @@ cl_mode_commit(const cl_opts_t *o)
         if (argc < 0) {
             cl_die("the envelope was refused");
         }
-        redisAppendCommandArgv(c, argc, argv, argvlen);
+        redisAppendCommandArgv(cl_bus_conn(&bus, stream, &n), argc, argv,
+                               argvlen);
+        bus.pending[n]++;
 
-        if (++pending == 1000 || i + 1 == o->count) {
-            cl_commit_flush(c, &pending);
+        if (++bus.pending_all == 1000 || i + 1 == o->count) {
+            cl_bus_flush(&bus);
         }
     }
 
@@ -452,7 +551,7 @@ cl_mode_commit(const cl_opts_t *o)
     }
 
     freeReplyObject(redisCommand(c, "DEL %s", gw));
-    redisFree(c);
+    cl_bus_close(&bus);
 
     printf("commit msgs=%zu replies=%zu ok=%zu seconds=%.2f rate=%.0f/s"
            " first_reply_ms=%.0f%s%s\n", o->count, rp.got, rp.ok,

@@ -1,28 +1,20 @@
 /*
  * test_cluster.c: Redis Cluster's rules (protocol/chat_cluster.c): key to
  * slot on published vectors and against a real redis-server's CLUSTER
- * KEYSLOT (a cluster-enabled one of its own on a Unix socket in a
- * temporary directory: no stack needed; no redis-server is a failure,
- * not a skip), which argument is a command's first key, the slot map
- * from CLUSTER NODES text, and MOVED/ASK parsing.
+ * KEYSLOT (a cluster-enabled one of its own, redis_server.h: no stack
+ * needed; no redis-server is a failure, not a skip), which argument is
+ * a command's first key, the slot map from CLUSTER NODES text, and
+ * MOVED/ASK parsing.
  */
 
-/* fork(2), kill(2), mkdtemp(3), nanosleep(2) under -std=c11 */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE  200809L
-#endif
-
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "chat_cluster.h"
+#include "redis_server.h"
 #include "unit.h"
 
 #define SLOT(s)  chat_cluster_slot(s, sizeof(s) - 1)
@@ -61,84 +53,13 @@ test_slot_vectors(void)
  * Against a real Redis
  * --------------------------------------------------------------------- */
 
-static char           dir[] = "/tmp/test_cluster.XXXXXX";
-static char           sock[128];
-static pid_t          redis_pid;
-static redisContext  *redis;
-
-
-static void
-nap_ms(long ms)
-{
-    struct timespec  ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
-
-static redisContext *
-redis_start(void)
-{
-    int            i;
-    char           conf[192];
-    redisReply    *r;
-    redisContext  *c;
-
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return NULL;
-    }
-    snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
-    snprintf(conf, sizeof(conf), "%s/nodes.conf", dir);
-
-    redis_pid = fork();
-    if (redis_pid == 0) {
-        execlp("redis-server", "redis-server", "--port", "0",
-               "--unixsocket", sock, "--save", "", "--appendonly", "no",
-               "--cluster-enabled", "yes", "--cluster-config-file", conf,
-               "--dir", dir, "--logfile", "redis.log", (char *) NULL);
-        perror("redis-server");
-        _exit(127);
-    }
-    if (redis_pid < 0) {
-        return NULL;
-    }
-
-    for (i = 0; i < 100; i++) {                 /* up to 10 s */
-        c = redisConnectUnix(sock);
-        if (c != NULL && c->err == 0) {
-            r = redisCommand(c, "PING");
-            if (r != NULL) {
-                freeReplyObject(r);
-                return c;
-            }
-        }
-        redisFree(c);
-        nap_ms(100);
-    }
-
-    fprintf(stderr, "test_cluster: redis-server did not come up\n");
-    return NULL;
-}
-
-
-static void
-redis_stop(redisContext *c)
-{
-    char  path[256];
-
-    redisFree(c);
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGTERM);
-        waitpid(redis_pid, NULL, 0);
-    }
-    snprintf(path, sizeof(path), "%s/nodes.conf", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/redis.log", dir);
-    unlink(path);
-    unlink(sock);
-    rmdir(dir);
-}
+/* a cluster-enabled node of its own, no slots yet (test_map_from_redis
+ * gives it every one) */
+static const char *const    cluster[] = {
+    "cluster-enabled yes", "cluster-config-file nodes.conf", NULL
+};
+static unit_redis_server_t  server;
+static redisContext        *redis;
 
 
 /* CLUSTER KEYSLOT of 2000 keys, some with tags, some binary, against
@@ -414,9 +335,10 @@ main(void)
     UNIT_RUN(test_redirect);
     UNIT_RUN(test_group_by_slot);
 
-    redis = redis_start();
-    if (redis == NULL) {
-        redis_stop(NULL);
+    if (unit_redis_server_start(&server, "test_cluster", cluster) != 0
+        || (redis = unit_redis_server_connect(&server)) == NULL)
+    {
+        unit_redis_server_stop(&server);
         fprintf(stderr, "not ok - redis-server (make deps installs it)\n");
         return 1;
     }
@@ -425,7 +347,8 @@ main(void)
     UNIT_RUN(test_map_from_redis);
 
     rc = UNIT_SUMMARY();
-    redis_stop(redis);
+    redisFree(redis);
+    unit_redis_server_stop(&server);
 
     return rc;
 }

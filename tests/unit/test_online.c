@@ -3,9 +3,8 @@
  * the key builders (chat_keys.h), the fan-out rule in C
  * (chat_online.c) and in Lua (chat_scripts.c) on one table of cases,
  * and the shared scripts themselves, on a real Redis: a redis-server of
- * its own on a Unix socket in a temporary directory, started here and
- * stopped at the end (no stack needed; no redis-server is a failure, not
- * a skip).
+ * its own (redis_server.h), started here and stopped at the end (no
+ * stack needed; no redis-server is a failure, not a skip).
  *
  * That Redis is a Redis Cluster of one node holding every slot, so it
  * refuses what a real cluster refuses: a script or command whose keys
@@ -17,103 +16,46 @@
  * script the edge and the backend send (test_one_slot).
  */
 
-/* fork(2), kill(2), mkdtemp(3), nanosleep(2) under -std=c11 */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE  200809L
-#endif
-
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "chat_keys.h"
 #include "chat_online.h"
 #include "chat_scripts.h"
+#include "redis_server.h"
 #include "unit.h"
 
 
-static char           dir[] = "/tmp/test_online.XXXXXX";
-static char           sock[128];
-static pid_t          redis_pid;
-static redisContext  *redis;
-static redisContext  *tagged;       /* as the user "tagged" (run_tagged) */
+static unit_redis_server_t  server;
+static redisContext        *redis;
+static redisContext        *tagged;     /* as the user "tagged" (run_tagged) */
 
 
 /* ------------------------------------------------------------------------
  * A Redis of our own
  * --------------------------------------------------------------------- */
 
-static void
-nap_ms(long ms)
-{
-    struct timespec  ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
-
-/* Starts a one-node cluster; its bus port (cluster-port) must be free on
- * loopback, so a few are tried.  0 or -1. */
+/* Starts a one-node cluster holding every slot (redis_server.h), and
+ * the user "tagged" allowed everything for now.  0 or -1. */
 static int
 redis_start(void)
 {
-    int          i, try;
-    char         bus[16];
+    int          i;
     redisReply  *r;
+    static const char *const  cluster[] = {
+        "cluster-enabled yes", "cluster-config-file nodes.conf", NULL
+    };
 
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (unit_redis_server_start(&server, "test_online", cluster) != 0) {
         return -1;
     }
-    snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
 
-    for (try = 0; try < 5 && redis == NULL; try++) {
-        snprintf(bus, sizeof(bus), "%d",
-                 40000 + (int) ((getpid() * 7 + try * 977) % 20000));
-
-        redis_pid = fork();
-        if (redis_pid == 0) {
-            execlp("redis-server", "redis-server", "--port", "0",
-                   "--unixsocket", sock, "--save", "", "--appendonly", "no",
-                   "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                   "--cluster-port", bus, "--cluster-config-file",
-                   "nodes.conf", "--dir", dir, "--logfile", "redis.log",
-                   (char *) NULL);
-            perror("redis-server");
-            _exit(127);
-        }
-        if (redis_pid < 0) {
-            return -1;
-        }
-
-        for (i = 0; i < 50; i++) {              /* up to 5 s */
-            redis = redisConnectUnix(sock);
-            if (redis != NULL && redis->err == 0) {
-                r = redisCommand(redis, "PING");
-                if (r != NULL) {
-                    freeReplyObject(r);
-                    break;
-                }
-            }
-            if (redis != NULL) {
-                redisFree(redis);
-                redis = NULL;
-            }
-            if (waitpid(redis_pid, NULL, WNOHANG) == redis_pid) {
-                break;                          /* the bus port was taken */
-            }
-            nap_ms(100);
-        }
-    }
-
+    redis = unit_redis_server_connect(&server);
     if (redis == NULL) {
-        fprintf(stderr, "test_online: redis-server did not come up\n");
+        fprintf(stderr, "test_online: cannot connect to redis-server\n");
         return -1;
     }
 
@@ -128,12 +70,12 @@ redis_start(void)
             break;
         }
         freeReplyObject(r);
-        nap_ms(100);
+        unit_redis_nap_ms(100);
     }
 
     r = redisCommand(redis, "ACL SETUSER tagged on >tagged +@all");
     freeReplyObject(r);
-    tagged = redisConnectUnix(sock);
+    tagged = unit_redis_server_connect(&server);
     r = tagged ? redisCommand(tagged, "AUTH tagged tagged") : NULL;
     if (i == 100 || r == NULL || r->type == REDIS_REPLY_ERROR) {
         freeReplyObject(r);
@@ -149,26 +91,13 @@ redis_start(void)
 static void
 redis_stop(void)
 {
-    char  path[256];
-
     if (redis != NULL) {
         redisFree(redis);
     }
     if (tagged != NULL) {
         redisFree(tagged);
     }
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGTERM);
-        waitpid(redis_pid, NULL, 0);
-    }
-    snprintf(path, sizeof(path), "%s/dump.rdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/redis.log", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/nodes.conf", dir);
-    unlink(path);
-    unlink(sock);
-    rmdir(dir);
+    unit_redis_server_stop(&server);
 }
 
 
@@ -603,7 +532,7 @@ test_presence(void)
     CHECK(cmd_int("HEXISTS %s %s", ON, "42") == 1);
 
     /* the sweep, past the grace: offline once */
-    nap_ms(20);
+    unit_redis_nap_ms(20);
     CHECK(sweep("1") == 1);
     CHECK(sweep("1") == 0);
     CHECK(cmd_int("XLEN %s", CHANGES, NULL) == 2);
