@@ -19,7 +19,8 @@
  * to know every Redis command (COMMAND GETKEYS would, at a round trip).
  *
  * What it does not do: connect, send, or decide when to refresh; the
- * callers do (backend/engine/redis_route.c).
+ * callers do (backend/engine/redis_route.c,
+ * ngx_chat_module/ngx_chat_redis_cluster.c).
  */
 
 #include <ctype.h>

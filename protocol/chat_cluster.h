@@ -5,9 +5,9 @@
  * MOVED or ASK redirection points.
  *
  * The Redis clients themselves (the backend's engine/redis_route.c, the
- * edge's next) keep their connections; this file only answers questions
- * about bytes, so both sides route by the same rules and the parsers can
- * be fuzzed on their own.  See chat_cluster.c.
+ * edge's ngx_chat_redis_cluster.c) keep their connections; this file only
+ * answers questions about bytes, so both sides route by the same rules
+ * and the parsers can be fuzzed on their own.  See chat_cluster.c.
  *
  * Plain C, no hiredis, nginx or backend types; unit-tested
  * (test_cluster.c) and fuzzed (fuzz_cluster.c).
