@@ -60,11 +60,12 @@
 # Linux's range of outgoing ports, where any connection can hold it and
 # a node then cannot start), each in .run/<stack>/redis/node-<i>, with the same ACL users
 # and passwords as the single server, and a node timeout of 2 s so a
-# killed master's replica takes over within seconds.  The backend gets
-# REDIS_PORT as its seed and routes by slot from there.  The edge's
-# Redis client does not route by slot yet, so a cluster stack starts no
-# nginx (and no health check through it): the backend is up when its
-# workers' heartbeats are in Redis.
+# killed master's replica takes over within seconds.  The backend and
+# nginx (chat_redis) get REDIS_PORT as their seed and route by slot from
+# there (backend/engine/redis_route.c, ngx_chat_module/
+# ngx_chat_redis_cluster.c).  The second application's Redis stays a
+# single server beside the cluster, on REDIS_PORT + 12 (APP2_REDIS_PORT;
+# + 1 is a cluster node).
 #
 # Everything the stack writes (data, logs, configs, the secrets) is its
 # owner's alone: files 0600, directories 0700 (umask 077, and a start
@@ -136,9 +137,9 @@ RUN=$ROOT/.run/$STACK
 # connection can hold it when Redis restarts), which refuses a
 # script or command over keys of two slots (CROSSSLOT) like a real
 # cluster; a single node needs no routing, so this checks the key names
-# alone.  It runs one command stream per lane (STREAM_SHARDS=1): the
-# edge's long-poll watcher reads several streams in one XREAD, which
-# spans slots until the edge routes by slot (protocol/README.md).
+# alone.  It runs one command stream per lane (STREAM_SHARDS=1), as it
+# did when the clients read several streams in one command; both now
+# split such reads per slot (protocol/README.md), so more would do.
 STACK_PG=${STACK_PG:-}
 PG_REPLICA_PORT=${PG_REPLICA_PORT:-$((PG_PORT + 1))}
 # pgbouncer listens on a socket only; the port number only names it
@@ -209,7 +210,13 @@ wait_for() {
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-APP2_REDIS_PORT=${APP2_REDIS_PORT:-$((REDIS_PORT + 1))}
+# beside a cluster (REDIS_PORT .. + 11), the second application's single
+# Redis moves past its nodes and their bus ports
+if [ "$STACK_REDIS" = cluster ]; then
+    APP2_REDIS_PORT=${APP2_REDIS_PORT:-$((REDIS_PORT + 2 * REDIS_NODES))}
+else
+    APP2_REDIS_PORT=${APP2_REDIS_PORT:-$((REDIS_PORT + 1))}
+fi
 
 # Redis ACL users (conf/redis.conf.in): a password file each, made once,
 # 0600, read by nginx (chat_redis_password_file) and the backend
@@ -304,7 +311,7 @@ redis_cluster_ok() {
     done
 }
 
-# STACK_REDIS=cluster has no nginx: up when a worker's heartbeat is in
+# STACK_REDIS=cluster: a worker's heartbeat is in (stack status)
 workers_heartbeating() {
     [ "$(redis-cli -c -p "$REDIS_PORT" hlen chat:workers)" -gt 0 ]
 }
@@ -586,12 +593,6 @@ cmd_start() {
     if stack_pg_has pgbouncer; then start_pgbouncer; fi
     start_payments
     start_backend
-    if [ "$STACK_REDIS" = cluster ]; then
-        wait_for 30 "the workers' heartbeats" workers_heartbeating
-        log "no nginx: the edge's Redis client does not route by slot yet"
-        log "up: backend on the Redis cluster at 127.0.0.1:$REDIS_PORT"
-        return
-    fi
     start_app2
     start_nginx
     wait_for 30 "the health check" healthy
@@ -660,7 +661,6 @@ cmd_status() {
         done
         redis_cluster_ok 2>/dev/null && echo "redis cluster: ok" || echo "redis cluster: not ok"
         workers_heartbeating 2>/dev/null && echo "workers: heartbeating" || echo "workers: none"
-        return
     fi
     healthy && echo "health: ok" || echo "health: not ok"
 }

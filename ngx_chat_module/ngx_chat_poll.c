@@ -63,6 +63,8 @@
 #define NGX_CHAT_POLL_DEFAULT_TIMEOUT  25       /* seconds */
 #define NGX_CHAT_POLL_MAX_HOLD_MS      25000
 #define NGX_CHAT_POLL_WATCH_MS         "1000"   /* one XREAD round, at most */
+/* on a Redis Cluster: the pause between two rounds that found nothing */
+#define NGX_CHAT_POLL_CLUSTER_ROUND_MS 100
 #define NGX_CHAT_POLL_MAX_EVENTS       "100"    /* per answer */
 
 /* a field not refreshed for this long may have been skipped by the
@@ -105,7 +107,9 @@ struct ngx_chat_poll_s {
     ngx_chat_gateway_t   *gw;
     ngx_queue_t           held;
     ngx_uint_t            nheld;
-    unsigned              watching:1;   /* an XREAD is in flight */
+    ngx_uint_t            watching;     /* XREADs in flight */
+    ngx_event_t           rewatch;      /* a cluster's next round */
+    unsigned              woke:1;       /* this round woke some poll */
 };
 
 
@@ -145,6 +149,10 @@ static void ngx_chat_poll_finish(ngx_chat_poll_req_t *pr, redisReply *rr,
 static ngx_int_t ngx_chat_poll_answer(ngx_chat_poll_req_t *pr,
     redisReply *rr, const char *reason);
 static void ngx_chat_poll_watch(ngx_chat_redis_t *rc);
+static ngx_uint_t ngx_chat_poll_watch_slots(ngx_chat_poll_t *poll,
+    ngx_uint_t n, const char **keys, size_t *lens, const char **ids,
+    size_t *idlens);
+static void ngx_chat_poll_rewatch(ngx_event_t *ev);
 static void ngx_chat_poll_watched(redisAsyncContext *ac, void *reply,
     void *privdata);
 static size_t ngx_chat_poll_key(u_char *buf, int64_t uid, const char *sid);
@@ -755,6 +763,11 @@ ngx_chat_poll_create(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw)
     ngx_queue_init(&poll->held);
     poll->gw = gw;
 
+    poll->rewatch.handler = ngx_chat_poll_rewatch;
+    poll->rewatch.data = poll;
+    poll->rewatch.log = cycle->log;
+    poll->rewatch.cancelable = 1;
+
     ngx_chat_redis_use_endpoint(&poll->watcher, "poll", gw->endpoint,
                                 cycle->log);
     poll->watcher.stall_timeout = 1000 + gw->endpoint->timeout;
@@ -771,12 +784,24 @@ void
 ngx_chat_poll_stop(ngx_chat_poll_t *poll)
 {
     if (poll != NULL) {
+        if (poll->rewatch.timer_set) {
+            ngx_del_timer(&poll->rewatch);
+        }
+
         ngx_chat_redis_stop(&poll->watcher);
     }
 }
 
 
-/* XREAD BLOCK on the stream of every held poll, from its cursor. */
+/*
+ * XREAD BLOCK on the stream of every held poll, from its cursor.  On a
+ * Redis Cluster one command may not name keys of two slots (even on one
+ * master), and a blocking read per slot would hold a connection per
+ * user: there each slot's streams get a plain XREAD, all sent at once,
+ * and a round that woke nobody is repeated after
+ * NGX_CHAT_POLL_CLUSTER_ROUND_MS (at most that much later than the
+ * blocking read would have answered).
+ */
 static void
 ngx_chat_poll_watch(ngx_chat_redis_t *rc)
 {
@@ -791,6 +816,10 @@ ngx_chat_poll_watch(ngx_chat_redis_t *rc)
     if (poll->watching || poll->nheld == 0 || !ngx_chat_redis_usable(rc))
     {
         return;
+    }
+
+    if (poll->rewatch.timer_set) {
+        ngx_del_timer(&poll->rewatch);
     }
 
     /* polls being read are left out: their read answers them, and a
@@ -845,6 +874,14 @@ ngx_chat_poll_watch(ngx_chat_redis_t *rc)
         i++;
     }
 
+    if (ngx_chat_redis_is_cluster(rc)) {
+        poll->woke = 0;
+        poll->watching = ngx_chat_poll_watch_slots(poll, n, &argv[6],
+                                                   &argvlen[6], &argv[6 + n],
+                                                   &argvlen[6 + n]);
+        goto done;
+    }
+
     for (i = 0; i < 6; i++) {
         argvlen[i] = ngx_strlen(argv[i]);
     }
@@ -865,6 +902,85 @@ done:
 }
 
 
+/* One plain XREAD per slot of the n streams (keys, from ids); how many
+ * were sent. */
+static ngx_uint_t
+ngx_chat_poll_watch_slots(ngx_chat_poll_t *poll, ngx_uint_t n,
+    const char **keys, size_t *lens, const char **ids, size_t *idlens)
+{
+    size_t       *order, *argvlen;
+    unsigned     *slot_of;
+    ngx_uint_t    i, j, k, sent;
+    const char  **argv;
+
+    order = ngx_alloc(n * sizeof(size_t), poll->watcher.log);
+    slot_of = ngx_alloc(n * sizeof(unsigned), poll->watcher.log);
+    argv = ngx_alloc((4 + 2 * n) * sizeof(char *), poll->watcher.log);
+    argvlen = ngx_alloc((4 + 2 * n) * sizeof(size_t), poll->watcher.log);
+
+    sent = 0;
+
+    if (order == NULL || slot_of == NULL || argv == NULL || argvlen == NULL)
+    {
+        goto done;
+    }
+
+    (void) chat_cluster_group_by_slot(keys, lens, n, order, slot_of);
+
+    argv[0] = "XREAD";
+    argv[1] = "COUNT";
+    argv[2] = "1";
+    argv[3] = "STREAMS";
+
+    for (i = 0; i < 4; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    for (i = 0; i < n; i = j) {
+        /* order[i .. j) is one slot's streams */
+        for (j = i + 1; j < n && slot_of[order[j]] == slot_of[order[i]]; j++)
+        {
+            /* void */
+        }
+
+        for (k = i; k < j; k++) {
+            argv[4 + k - i] = keys[order[k]];
+            argvlen[4 + k - i] = lens[order[k]];
+            argv[4 + (j - i) + k - i] = ids[order[k]];
+            argvlen[4 + (j - i) + k - i] = idlens[order[k]];
+        }
+
+        if (ngx_chat_redis_command(&poll->watcher, ngx_chat_poll_watched,
+                                   NULL, (int) (4 + 2 * (j - i)), argv,
+                                   argvlen)
+            == NGX_OK)
+        {
+            sent++;
+        }
+    }
+
+done:
+
+    ngx_free(order);
+    ngx_free(slot_of);
+    ngx_free(argv);
+    ngx_free(argvlen);
+
+    return sent;
+}
+
+
+static void
+ngx_chat_poll_rewatch(ngx_event_t *ev)
+{
+    ngx_chat_poll_t  *poll = ev->data;
+
+    if (!ngx_exiting) {
+        ngx_chat_poll_watch(&poll->watcher);
+    }
+}
+
+
 /* Some watched streams grew (or a round passed): wake their polls with a
  * read, and watch again with the set as it is now. */
 static void
@@ -880,7 +996,10 @@ ngx_chat_poll_watched(redisAsyncContext *ac, void *reply, void *privdata)
     /* the watcher's poll: it lives in the cycle's pool, valid even for
      * the NULL reply of the connection's end at exit */
     poll = ((ngx_chat_redis_t *) ac->data)->data;
-    poll->watching = 0;
+
+    if (poll->watching > 0) {
+        poll->watching--;
+    }
 
     if (rr != NULL && rr->type == REDIS_REPLY_ARRAY) {
 
@@ -909,6 +1028,7 @@ ngx_chat_poll_watched(redisAsyncContext *ac, void *reply, void *privdata)
                     continue;
                 }
 
+                poll->woke = 1;
                 rc = ngx_chat_poll_read(pr);
                 if (rc != NGX_DONE) {
                     ngx_chat_poll_unhold(pr);
@@ -918,8 +1038,18 @@ ngx_chat_poll_watched(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
 
-    if (rr != NULL) {
-        ngx_chat_poll_watch(&poll->watcher);
+    if (rr == NULL || poll->watching > 0) {
+        /* NULL: the connection dropped; on_connect watches again */
+        return;
     }
-    /* NULL: the connection dropped; on_connect watches again */
+
+    if (ngx_chat_redis_is_cluster(&poll->watcher) && !poll->woke) {
+        /* a cluster's round of plain reads found nothing: a pause */
+        if (!poll->rewatch.timer_set && !ngx_exiting) {
+            ngx_add_timer(&poll->rewatch, NGX_CHAT_POLL_CLUSTER_ROUND_MS);
+        }
+        return;
+    }
+
+    ngx_chat_poll_watch(&poll->watcher);
 }

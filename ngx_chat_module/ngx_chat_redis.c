@@ -19,6 +19,15 @@
  *     dead peer is noticed before the next user request needs it.
  * hiredis 0.14 has no timer hook of its own, hence the nginx timers.
  *
+ * Whether the endpoint is a Redis Cluster is learnt on the first connect:
+ * CLUSTER NODES goes right behind AUTH, and on_connect waits for its
+ * answer.  A single Redis answers with an error, and from then on this
+ * is the plain connection it always was (reconnects send nothing extra,
+ * commands go as they are).  A cluster node answers with the slot map,
+ * and ngx_chat_redis_cluster.c takes over the routing; this file still
+ * keeps each connection alive, its own and each master's.  The commands
+ * sent before the first answer is in follow MOVED, whatever it says.
+ *
  * A worker never blocks here: every call returns at once.
  */
 
@@ -36,9 +45,10 @@
 #define NGX_CHAT_REDIS_WATCHDOG     1000
 
 
-static void ngx_chat_redis_connect(ngx_chat_redis_t *rc);
+static void ngx_chat_redis_timers_init(ngx_chat_redis_t *rc);
 static void ngx_chat_redis_schedule_retry(ngx_chat_redis_t *rc);
-static void ngx_chat_redis_drop(ngx_chat_redis_t *rc, const char *why);
+static const char *ngx_chat_redis_host(ngx_chat_redis_t *rc);
+static int ngx_chat_redis_port(ngx_chat_redis_t *rc);
 
 static void ngx_chat_redis_add_read(void *privdata);
 static void ngx_chat_redis_del_read(void *privdata);
@@ -77,6 +87,19 @@ ngx_chat_redis_use_endpoint(ngx_chat_redis_t *rc, const char *name,
 void
 ngx_chat_redis_start(ngx_chat_redis_t *rc)
 {
+    ngx_chat_redis_timers_init(rc);
+
+    rc->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+    rc->stopping = 0;
+
+    ngx_chat_redis_open(rc);
+    ngx_add_timer(&rc->watchdog, NGX_CHAT_REDIS_WATCHDOG);
+}
+
+
+static void
+ngx_chat_redis_timers_init(ngx_chat_redis_t *rc)
+{
     rc->connect_timer.handler = ngx_chat_redis_connect_timeout;
     rc->connect_timer.data = rc;
     rc->connect_timer.log = rc->log;
@@ -91,19 +114,73 @@ ngx_chat_redis_start(ngx_chat_redis_t *rc)
     rc->watchdog.data = rc;
     rc->watchdog.log = rc->log;
     rc->watchdog.cancelable = 1;
+}
 
-    rc->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
-    rc->stopping = 0;
 
-    ngx_chat_redis_connect(rc);
-    ngx_add_timer(&rc->watchdog, NGX_CHAT_REDIS_WATCHDOG);
+/*
+ * A link is one master's connection of a cluster parent: the parent's
+ * settings and owner data (so a reply callback's ac->data->data is the
+ * owner's, on a link as on the parent), its own socket, and no retry or
+ * watchdog of its own: a lost link takes the parent down, and the
+ * parent's watchdog looks after its links.
+ */
+void
+ngx_chat_redis_link_init(ngx_chat_redis_t *link, ngx_chat_redis_t *parent,
+    const chat_cluster_addr_t *addr)
+{
+    /* the settings, the owner's data and log; none of the state */
+    *link = *parent;
+
+    ngx_memzero(&link->connect_timer, sizeof(ngx_event_t));
+    ngx_memzero(&link->retry_timer, sizeof(ngx_event_t));
+    ngx_memzero(&link->watchdog, sizeof(ngx_event_t));
+    link->ac = NULL;
+    link->conn = NULL;
+    link->on_connect = NULL;
+    link->on_disconnect = NULL;
+    link->cluster = NULL;
+    link->parent = parent;
+    link->at = *addr;
+    link->connected = 0;
+    link->linked = 0;
+    link->closing = 0;
+    link->stopping = 0;
+    link->single = 1;           /* no detection: it is a cluster's node */
+
+    ngx_chat_redis_timers_init(link);
 }
 
 
 ngx_int_t
 ngx_chat_redis_usable(ngx_chat_redis_t *rc)
 {
+    if (rc->cluster != NULL) {
+        return rc->connected;
+    }
+
     return rc->ac != NULL;
+}
+
+
+ngx_int_t
+ngx_chat_redis_is_cluster(ngx_chat_redis_t *rc)
+{
+    return rc->cluster != NULL;
+}
+
+
+/* where rc connects: a link's node, a cluster's seed, or chat_redis */
+static const char *
+ngx_chat_redis_host(ngx_chat_redis_t *rc)
+{
+    return rc->at.port ? rc->at.host : (const char *) rc->host.data;
+}
+
+
+static int
+ngx_chat_redis_port(ngx_chat_redis_t *rc)
+{
+    return rc->at.port ? rc->at.port : (int) rc->port;
 }
 
 
@@ -120,14 +197,31 @@ ngx_chat_redis_stop(ngx_chat_redis_t *rc)
         ngx_del_timer(&rc->watchdog);
     }
 
-    if (rc->ac) {
-        ngx_chat_redis_drop(rc, NULL);
-    }
+    ngx_chat_redis_close(rc, NULL);
 }
 
 
 ngx_int_t
 ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
+    void *privdata, int argc, const char **argv, const size_t *argvlen)
+{
+    if (rc->cluster != NULL) {
+        return ngx_chat_redis_cluster_command(rc, fn, privdata, argc, argv,
+                                              argvlen);
+    }
+
+    if (!rc->single && rc->ac != NULL) {
+        /* not known yet: if it is a cluster, MOVED is followed */
+        return ngx_chat_redis_routed(rc, rc, fn, privdata, argc, argv,
+                                     argvlen);
+    }
+
+    return ngx_chat_redis_send(rc, fn, privdata, argc, argv, argvlen);
+}
+
+
+ngx_int_t
+ngx_chat_redis_send(ngx_chat_redis_t *rc, redisCallbackFn *fn,
     void *privdata, int argc, const char **argv, const size_t *argvlen)
 {
     /*
@@ -157,8 +251,8 @@ ngx_chat_redis_command(ngx_chat_redis_t *rc, redisCallbackFn *fn,
 }
 
 
-static void
-ngx_chat_redis_connect(ngx_chat_redis_t *rc)
+void
+ngx_chat_redis_open(ngx_chat_redis_t *rc)
 {
     int                 n;
     size_t              argvlen[3];
@@ -166,7 +260,13 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rc)
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
-    ac = redisAsyncConnect((const char *) rc->host.data, rc->port);
+    if (rc->cluster != NULL) {
+        ngx_chat_redis_cluster_seed(rc);
+    }
+
+    rc->closing = 0;
+
+    ac = redisAsyncConnect(ngx_chat_redis_host(rc), ngx_chat_redis_port(rc));
     if (ac == NULL) {
         ngx_log_error(NGX_LOG_ERR, rc->log, 0,
                       "chat redis %s: out of memory", rc->name);
@@ -176,8 +276,9 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rc)
 
     if (ac->err) {
         ngx_log_error(NGX_LOG_ERR, rc->log, 0,
-                      "chat redis %s: connect to %V:%d failed: %s",
-                      rc->name, &rc->host, (int) rc->port, ac->errstr);
+                      "chat redis %s: connect to %s:%d failed: %s",
+                      rc->name, ngx_chat_redis_host(rc),
+                      ngx_chat_redis_port(rc), ac->errstr);
         redisAsyncFree(ac);
         ngx_chat_redis_schedule_retry(rc);
         return;
@@ -200,6 +301,7 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rc)
     rc->ac = ac;
     rc->conn = c;
     rc->connected = 0;
+    rc->linked = 0;
     ac->data = rc;
 
     ac->ev.data = rc;
@@ -234,9 +336,14 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rc)
                                   argvlen)
             != REDIS_OK)
         {
-            ngx_chat_redis_drop(rc, "AUTH could not be queued");
+            ngx_chat_redis_close(rc, "AUTH could not be queued");
             return;
         }
+    }
+
+    /* a parent that may be a cluster's node asks, right behind AUTH */
+    if (rc->parent == NULL && !rc->single) {
+        ngx_chat_redis_cluster_detect(rc);
     }
 
     /* hiredis learns that connect(2) finished from the first write event */
@@ -250,6 +357,12 @@ static void
 ngx_chat_redis_schedule_retry(ngx_chat_redis_t *rc)
 {
     ngx_msec_t  delay;
+
+    if (rc->parent != NULL) {
+        /* a link does not retry: its parent goes down and starts over */
+        ngx_chat_redis_cluster_link_lost(rc);
+        return;
+    }
 
     if (rc->stopping || rc->retry_timer.timer_set) {
         return;
@@ -276,26 +389,36 @@ ngx_chat_redis_schedule_retry(ngx_chat_redis_t *rc)
 /*
  * Frees the hiredis context: outstanding callbacks run with a NULL reply,
  * the cleanup hook releases the nginx connection, and a reconnect is
- * scheduled unless we are stopping.
+ * scheduled unless we are stopping.  A cluster parent's links go first:
+ * the owner sees one connection, up or down.  Inside one of the
+ * context's own callbacks hiredis frees it when the callback returns, so
+ * closing marks a close already under way.
  */
-static void
-ngx_chat_redis_drop(ngx_chat_redis_t *rc, const char *why)
+void
+ngx_chat_redis_close(ngx_chat_redis_t *rc, const char *why)
 {
     redisAsyncContext  *ac;
 
     ac = rc->ac;
-    if (ac == NULL) {
+    if (ac == NULL || rc->closing) {
         return;
     }
 
+    rc->closing = 1;
+
     if (why) {
         ngx_log_error(NGX_LOG_ERR, rc->log, 0,
-                      "chat redis %s: %s, dropping connection to %V:%d",
-                      rc->name, why, &rc->host, (int) rc->port);
+                      "chat redis %s: %s, dropping connection to %s:%d",
+                      rc->name, why, ngx_chat_redis_host(rc),
+                      ngx_chat_redis_port(rc));
+    }
+
+    if (rc->cluster != NULL) {
+        ngx_chat_redis_cluster_close_links(rc);
     }
 
     /* not connected yet: hiredis will not call the disconnect callback */
-    if (!rc->connected) {
+    if (!rc->linked) {
         rc->ac = NULL;
         redisAsyncFree(ac);
         ngx_chat_redis_schedule_retry(rc);
@@ -437,8 +560,9 @@ ngx_chat_redis_connected(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         ngx_log_error(NGX_LOG_ERR, rc->log, 0,
-                      "chat redis %s: connect to %V:%d failed: %s",
-                      rc->name, &rc->host, (int) rc->port,
+                      "chat redis %s: connect to %s:%d failed: %s",
+                      rc->name, ngx_chat_redis_host(rc),
+                      ngx_chat_redis_port(rc),
                       ac->errstr ? ac->errstr : "unknown error");
 
         /* hiredis frees the context after this callback returns */
@@ -448,14 +572,32 @@ ngx_chat_redis_connected(const redisAsyncContext *ac, int status)
     }
 
     ngx_log_error(NGX_LOG_NOTICE, rc->log, 0,
-                  "chat redis %s: connected to %V:%d",
-                  rc->name, &rc->host, (int) rc->port);
+                  "chat redis %s: connected to %s:%d",
+                  rc->name, ngx_chat_redis_host(rc), ngx_chat_redis_port(rc));
 
     ngx_chat_metric_inc(redis_connects);
 
+    rc->linked = 1;
+    rc->last_read = ngx_current_msec;
+
+    if (rc->parent != NULL) {
+        ngx_chat_redis_cluster_link_up(rc);
+        return;
+    }
+
+    if (rc->single) {
+        ngx_chat_redis_ready(rc);
+    }
+
+    /* else on_connect waits for CLUSTER NODES' answer */
+}
+
+
+void
+ngx_chat_redis_ready(ngx_chat_redis_t *rc)
+{
     rc->connected = 1;
     rc->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
-    rc->last_read = ngx_current_msec;
 
     if (rc->on_connect) {
         rc->on_connect(rc);
@@ -470,13 +612,20 @@ ngx_chat_redis_disconnected(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK && !rc->stopping) {
         ngx_log_error(NGX_LOG_ERR, rc->log, 0,
-                      "chat redis %s: connection to %V:%d lost: %s",
-                      rc->name, &rc->host, (int) rc->port,
+                      "chat redis %s: connection to %s:%d lost: %s",
+                      rc->name, ngx_chat_redis_host(rc),
+                      ngx_chat_redis_port(rc),
                       ac->errstr ? ac->errstr : "closed");
     }
 
     rc->ac = NULL;
     rc->connected = 0;
+    rc->linked = 0;
+
+    /* the parent's own connection gone: its masters' go with it */
+    if (rc->cluster != NULL) {
+        ngx_chat_redis_cluster_close_links(rc);
+    }
 
     if (rc->on_disconnect) {
         rc->on_disconnect(rc);
@@ -491,7 +640,7 @@ ngx_chat_redis_disconnected(const redisAsyncContext *ac, int status)
 static void
 ngx_chat_redis_connect_timeout(ngx_event_t *ev)
 {
-    ngx_chat_redis_drop(ev->data, "connect timed out");
+    ngx_chat_redis_close(ev->data, "connect timed out");
 }
 
 
@@ -501,7 +650,7 @@ ngx_chat_redis_retry(ngx_event_t *ev)
     ngx_chat_redis_t  *rc = ev->data;
 
     if (!rc->stopping && rc->ac == NULL) {
-        ngx_chat_redis_connect(rc);
+        ngx_chat_redis_open(rc);
     }
 }
 
@@ -510,9 +659,7 @@ static void
 ngx_chat_redis_watchdog(ngx_event_t *ev)
 {
     ngx_chat_redis_t  *rc = ev->data;
-    ngx_msec_t         quiet;
-    static const char *ping[] = { "PING" };
-    static size_t      ping_len[] = { 4 };
+    const char        *why;
 
     if (rc->stopping || ngx_exiting) {
         return;
@@ -520,23 +667,42 @@ ngx_chat_redis_watchdog(ngx_event_t *ev)
 
     ngx_add_timer(&rc->watchdog, NGX_CHAT_REDIS_WATCHDOG);
 
-    if (rc->ac == NULL || !rc->connected) {
-        return;
+    why = ngx_chat_redis_check(rc);
+
+    if (why == NULL && rc->cluster != NULL) {
+        why = ngx_chat_redis_cluster_check(rc);
+    }
+
+    if (why != NULL) {
+        ngx_chat_redis_close(rc, why);
+    }
+}
+
+
+/* "reply overdue" when rc's oldest reply is; pings rc when idle */
+const char *
+ngx_chat_redis_check(ngx_chat_redis_t *rc)
+{
+    ngx_msec_t          quiet;
+    static const char  *ping[] = { "PING" };
+    static size_t       ping_len[] = { 4 };
+
+    if (rc->ac == NULL || !rc->linked || rc->closing) {
+        return NULL;
     }
 
     quiet = ngx_current_msec - rc->last_read;
 
     if (rc->ac->replies.head != NULL) {
-        if (quiet > rc->stall_timeout) {
-            ngx_chat_redis_drop(rc, "reply overdue");
-        }
-        return;
+        return quiet > rc->stall_timeout ? "reply overdue" : NULL;
     }
 
     if (rc->idle_ping && quiet > rc->idle_ping) {
-        (void) ngx_chat_redis_command(rc, ngx_chat_redis_pong, NULL, 1, ping,
-                                      ping_len);
+        (void) ngx_chat_redis_send(rc, ngx_chat_redis_pong, NULL, 1, ping,
+                                   ping_len);
     }
+
+    return NULL;
 }
 
 
@@ -544,6 +710,42 @@ static void
 ngx_chat_redis_pong(redisAsyncContext *ac, void *reply, void *privdata)
 {
     /* nothing to do: any bytes read already reset the stall clock */
+}
+
+
+/* a command kept to be sent again */
+
+void *
+ngx_chat_redis_argv_copy(size_t head, int extra, int argc, const char **argv,
+    const size_t *argvlen, const char ***cargv, size_t **cargvlen,
+    ngx_log_t *log)
+{
+    int       i;
+    size_t    size, len;
+    u_char   *block, *p;
+
+    size = head + (extra + argc) * (sizeof(char *) + sizeof(size_t));
+    for (i = 0; i < argc; i++) {
+        size += argvlen ? argvlen[i] : ngx_strlen(argv[i]);
+    }
+
+    block = ngx_alloc(size, log);
+    if (block == NULL) {
+        return NULL;
+    }
+
+    *cargv = (const char **) (block + head);
+    *cargvlen = (size_t *) (*cargv + extra + argc);
+
+    p = (u_char *) (*cargvlen + extra + argc);
+    for (i = 0; i < argc; i++) {
+        len = argvlen ? argvlen[i] : ngx_strlen(argv[i]);
+        (*cargv)[extra + i] = (const char *) p;
+        (*cargvlen)[extra + i] = len;
+        p = ngx_cpymem(p, argv[i], len);
+    }
+
+    return block;
 }
 
 
@@ -572,22 +774,17 @@ ngx_chat_redis_script(ngx_chat_redis_t *rc, chat_script_t *script,
     redisCallbackFn *fn, void *privdata, int argc, const char **argv,
     const size_t *argvlen)
 {
-    int                       i;
-    size_t                    size;
-    u_char                   *p;
+    size_t                   *cargvlen;
+    const char              **cargv;
     ngx_chat_redis_script_t  *sc;
 
-    if (rc->ac == NULL) {
+    if (!ngx_chat_redis_usable(rc)) {
         return NGX_ERROR;
     }
 
-    size = sizeof(ngx_chat_redis_script_t)
-           + (argc + 2) * (sizeof(char *) + sizeof(size_t));
-    for (i = 0; i < argc; i++) {
-        size += argvlen[i];
-    }
-
-    sc = ngx_alloc(size, rc->log);
+    /* the script's arguments after EVALSHA <sha> */
+    sc = ngx_chat_redis_argv_copy(sizeof(ngx_chat_redis_script_t), 2, argc,
+                                  argv, argvlen, &cargv, &cargvlen, rc->log);
     if (sc == NULL) {
         return NGX_ERROR;
     }
@@ -597,21 +794,14 @@ ngx_chat_redis_script(ngx_chat_redis_t *rc, chat_script_t *script,
     sc->fn = fn;
     sc->privdata = privdata;
     sc->argc = argc + 2;
-    sc->argv = (const char **) (sc + 1);
-    sc->argvlen = (size_t *) (sc->argv + argc + 2);
+    sc->argv = cargv;
+    sc->argvlen = cargvlen;
     sc->reloaded = 0;
 
     sc->argv[0] = "EVALSHA";
     sc->argvlen[0] = sizeof("EVALSHA") - 1;
     sc->argv[1] = chat_script_sha(script);
     sc->argvlen[1] = 40;
-
-    p = (u_char *) (sc->argvlen + argc + 2);
-    for (i = 0; i < argc; i++) {
-        sc->argv[i + 2] = (const char *) p;
-        sc->argvlen[i + 2] = argvlen[i];
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
-    }
 
     if (ngx_chat_redis_command(rc, ngx_chat_redis_script_done, sc, sc->argc,
                                sc->argv, sc->argvlen)
@@ -630,24 +820,31 @@ ngx_chat_redis_script_done(redisAsyncContext *ac, void *reply, void *privdata)
 {
     redisReply               *rr = reply;
     const char               *load[3];
+    ngx_chat_redis_t         *node;
     ngx_chat_redis_script_t  *sc = privdata;
 
     if (rr != NULL && rr->type == REDIS_REPLY_ERROR && !sc->reloaded
         && chat_script_noscript(rr->str, rr->len))
     {
-        /* loaded, then run again on the same connection, in order */
+        /*
+         * loaded, then run again on the same connection, in order: the
+         * one that answered (on a cluster, the master that said
+         * NOSCRIPT, a link, which sends as it is)
+         */
+        node = ac->data;
         sc->reloaded = 1;
         load[0] = "SCRIPT";
         load[1] = "LOAD";
         load[2] = sc->script->text;
 
         ngx_log_error(NGX_LOG_INFO, sc->rc->log, 0,
-                      "chat redis %s: loading the %s script",
-                      sc->rc->name, sc->script->name);
+                      "chat redis %s: loading the %s script on %s:%d",
+                      sc->rc->name, sc->script->name,
+                      ngx_chat_redis_host(node), ngx_chat_redis_port(node));
 
-        if (ngx_chat_redis_command(sc->rc, NULL, NULL, 3, load, NULL)
+        if (ngx_chat_redis_command(node, NULL, NULL, 3, load, NULL)
             == NGX_OK
-            && ngx_chat_redis_command(sc->rc, ngx_chat_redis_script_done, sc,
+            && ngx_chat_redis_command(node, ngx_chat_redis_script_done, sc,
                                       sc->argc, sc->argv, sc->argvlen)
                == NGX_OK)
         {
@@ -742,9 +939,10 @@ ngx_chat_redis_authed(redisAsyncContext *ac, void *reply, void *privdata)
     }
 
     ngx_log_error(NGX_LOG_ERR, rc->log, 0,
-                  "chat redis %s: AUTH refused by %V:%d: %s (check "
+                  "chat redis %s: AUTH refused by %s:%d: %s (check "
                   "chat_redis_user and chat_redis_password_file)",
-                  rc->name, &rc->host, (int) rc->port, rr->str);
+                  rc->name, ngx_chat_redis_host(rc), ngx_chat_redis_port(rc),
+                  rr->str);
 
     redisAsyncDisconnect(ac);
 }

@@ -19,7 +19,8 @@
  * to know every Redis command (COMMAND GETKEYS would, at a round trip).
  *
  * What it does not do: connect, send, or decide when to refresh; the
- * callers do (backend/engine/redis_route.c).
+ * callers do (backend/engine/redis_route.c,
+ * ngx_chat_module/ngx_chat_redis_cluster.c).
  */
 
 #include <ctype.h>
@@ -251,6 +252,45 @@ chat_cluster_redirect_parse(const char *err, size_t len, unsigned *slot,
 
     *slot = (unsigned) n;
     return kind;
+}
+
+
+/* ------------------------------------------------------------------------
+ * Keys grouped by slot
+ * --------------------------------------------------------------------- */
+
+size_t
+chat_cluster_group_by_slot(const char *const *keys, const size_t *lens,
+    size_t n, size_t *order, unsigned *slot_of)
+{
+    size_t    i, j, k, t, groups;
+    unsigned  s;
+
+    for (i = 0; i < n; i++) {
+        slot_of[i] = chat_cluster_slot(keys[i], lens[i]);
+        order[i] = i;
+    }
+
+    /* n is one nginx worker's held polls: a pass per group is cheaper
+     * than a sort for the few slots a worker holds, and keeps each
+     * slot's keys in their order without a stable sort */
+    groups = 0;
+    k = 0;
+
+    while (k < n) {
+        s = slot_of[order[k++]];
+        groups++;
+
+        for (j = k; j < n; j++) {
+            if (slot_of[order[j]] == s) {
+                t = order[j];
+                memmove(&order[k + 1], &order[k], (j - k) * sizeof(size_t));
+                order[k++] = t;
+            }
+        }
+    }
+
+    return groups;
 }
 
 

@@ -5,9 +5,9 @@
  * MOVED or ASK redirection points.
  *
  * The Redis clients themselves (the backend's engine/redis_route.c, the
- * edge's next) keep their connections; this file only answers questions
- * about bytes, so both sides route by the same rules and the parsers can
- * be fuzzed on their own.  See chat_cluster.c.
+ * edge's ngx_chat_redis_cluster.c) keep their connections; this file only
+ * answers questions about bytes, so both sides route by the same rules
+ * and the parsers can be fuzzed on their own.  See chat_cluster.c.
  *
  * Plain C, no hiredis, nginx or backend types; unit-tested
  * (test_cluster.c) and fuzzed (fuzz_cluster.c).
@@ -68,6 +68,18 @@ int chat_cluster_key_index(int argc, const char *const *argv,
  */
 int chat_cluster_map_parse(chat_cluster_map_t *map, const char *text,
     size_t len);
+
+/*
+ * Orders n keys so that the keys of one slot are next to each other (a
+ * cluster refuses a command whose keys span slots, even on one master),
+ * each slot's keys in their given order and the slots in the order their
+ * first key came: order[] receives a permutation of 0..n-1 and slot_of[]
+ * each key's slot, in input order (both hold n).  Returns the number of
+ * groups.  How a reader of many streams (the edge's long-poll watcher)
+ * splits one XREAD into one per slot.
+ */
+size_t chat_cluster_group_by_slot(const char *const *keys,
+    const size_t *lens, size_t n, size_t *order, unsigned *slot_of);
 
 /* The index of addr in map->node, or -1. */
 int chat_cluster_map_find(const chat_cluster_map_t *map, const char *host,

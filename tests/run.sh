@@ -8,7 +8,9 @@
 # a stack with a streaming replica and/or pgbouncer; "replica" is the short
 # pass on both that make test runs.  STACK_REDIS=cluster (conf/stack.sh)
 # starts a 3-master Redis Cluster instead of one server; "cluster" is the
-# short pass on it that make test runs (the backend only: tests/cluster/).
+# short pass on it, with a PostgreSQL replica too, that make test runs
+# (integration files through nginx, a master killed under load, the
+# backend through the bus: tests/cluster/).
 #
 # Every suite prints its own summary ("N passed, N failed" for the C unit
 # tests, node's "# pass / # fail" for the integration suite); the last line
@@ -197,21 +199,32 @@ run_replica() {
 }
 
 # the short pass on a fresh stack on a Redis Cluster (STACK_REDIS=cluster:
-# 3 masters, 3 replicas): the backend driven through the bus on every
-# lane's shards, and a master killed (its replica takes over).  The edge
-# does not route by slot yet, so the stack has no nginx and the HTTP
-# suites do not run on it.  About a minute.
+# 3 masters, 3 replicas) with nginx routing by slot, and a PostgreSQL
+# streaming replica (STACK_PG=replica): the backend's router, a handful of
+# integration files through the edge (chat over WebSocket, long polls,
+# presence, a checkout), the fault run with a Redis master killed and the
+# PostgreSQL replica killed and lagging under load (its books must be 0),
+# then the backend driven through the bus on every lane's shards with a
+# slot moved and another master killed.  About six minutes.
 run_cluster() {
-    local saved=${STACK_REDIS-}
-    export STACK_REDIS=cluster
+    local saved=${STACK_REDIS-} saved_pg=${STACK_PG-}
+    export STACK_REDIS=cluster STACK_PG=replica
     if start_test_stack; then
         echo "== cluster pass (STACK_REDIS=cluster)"
         make -s -C backend test-route || failed_suites+=("backend route (cluster)")
+        node --test --test-concurrency=1 tests/integration/chat.test.mjs \
+            tests/integration/poll.test.mjs tests/integration/presence.test.mjs \
+            || failed_suites+=("cluster pass: integration")
+        node --test --test-name-pattern='^checkout: paid' tests/integration/orders.test.mjs \
+            || failed_suites+=("cluster pass: checkout")
+        node tests/faults/chaos.mjs --rounds 1 \
+            --faults worker,redis-master,replica,replica-lag,reload \
+            || failed_suites+=("cluster pass: faults")
         node --test --test-concurrency=1 tests/cluster/ || failed_suites+=("cluster pass")
         conf/stack.sh stop
         trap - EXIT
     fi
-    export STACK_REDIS=$saved
+    export STACK_REDIS=$saved STACK_PG=$saved_pg
 }
 
 # the long fault run on its own fresh stack: every fault FAULT_ROUNDS times

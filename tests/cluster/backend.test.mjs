@@ -4,8 +4,8 @@
 // reply read from a gateway stream on whichever master owns that.  Then a
 // master is killed (SIGKILL, no goodbye): its replica is promoted, and the
 // workers must find the new map and answer on every shard again, with no
-// restart.  The edge does not route by slot yet, so there is no nginx on
-// this stack and no HTTP here (tests/README.md).
+// restart.  No HTTP here: the edge on the cluster is the integration
+// files' and the fault run's business (tests/README.md).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

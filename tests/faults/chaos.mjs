@@ -4,7 +4,8 @@
 //   node tests/faults/chaos.mjs [--rounds N] [--settle-ms MS] [--users N]
 //        [--faults late-charge,worker,lane-chat,lane-read,lane-auth,lane-orders,
 //                  lane-admin,slow-processor,redis,postgres,reload,nginx-worker,storm
-//                  (and with STACK_PG=replica: replica,replica-lag)]
+//                  (with STACK_PG=replica: replica,replica-lag; with
+//                  STACK_REDIS=cluster: redis-master instead of redis)]
 //
 // The stack comes from the environment `conf/stack.sh env` prints (the same
 // as the integration tests); faults that stop a server bring it back with
@@ -39,6 +40,9 @@
 //   slow-processor  for one settle every checkout pays with a slow card: the
 //                   processor answers after the backend gave up on it
 //   redis           rewrite the AOF, kill -9 Redis, start it again
+//   redis-master    (STACK_REDIS=cluster, instead of redis) kill -9 a
+//                   master (chat_redis's seed if it is one), wait for its
+//                   replica's promotion, start the node again (a replica)
 //   postgres        pg_ctl stop -m immediate, start it again
 //   reload          nginx -s reload
 //   nginx-worker    kill -9 an nginx worker (its clients reconnect)
@@ -64,16 +68,16 @@
 //          message missing from its next history read), replica_never_read
 // The last line is "faults: N passed, N failed" (one check per book).
 
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { api, sql, sleep, waitFor, workerPids, RUN_DIR } from '../integration/lib.mjs';
+import { parseArgs, promisify } from 'node:util';
+import { api, sql, sleep, waitFor, workerPids, REDIS_CLUSTER, REDIS_PORT, RUN_DIR } from '../integration/lib.mjs';
 import { makeUsers } from '../integration/shop.mjs';
 import { WsClient } from '../integration/ws.mjs';
 import { LANES, laneStats } from './client.mjs';
 import { acked, log, runTag, sent, stats } from './common.mjs';
 import { Device, PollDevice } from './devices.mjs';
-import { rcmd } from './resp.mjs';
+import { rcmd, rcmdAt } from './resp.mjs';
 import {
   authBooks, awaitLaneRecoveries, laneDepthBook, laneFault, laneFaultStats, logins, readers,
 } from './lanes.mjs';
@@ -81,7 +85,8 @@ import { admin, holdCharges, LATE_HOLD_MS, shopBooks, shopper, shopSetup, SHOP }
 import { ownWrites, REPLICA, replicaBooks, replicaFaults } from './replica.mjs';
 
 const DEFAULT_FAULTS = ['late-charge', 'worker', ...LANES.map((l) => `lane-${l}`), 'slow-processor',
-  'redis', 'postgres', 'reload', 'nginx-worker', 'storm',
+  // a cluster's Redis fault is a master's death (its replica takes over)
+  REDIS_CLUSTER ? 'redis-master' : 'redis', 'postgres', 'reload', 'nginx-worker', 'storm',
   // a stack with a replica (STACK_PG=replica): it dies, then it lags
   ...(REPLICA ? ['replica', 'replica-lag'] : [])].join(',');
 
@@ -137,6 +142,41 @@ const faults = {
     stackStart();
     await laneDepthBook('after the restart').catch((e) => log(`lane depths after the restart: ${e.message}`));
     return `rewrote the AOF (${(rewrite / 1000).toFixed(1)} s), killed redis ${pid} and started it again`;
+  },
+  // STACK_REDIS=cluster: a master dies (kill -9, no goodbye); the cluster
+  // promotes its replica (cluster-node-timeout 2 s), nginx and the workers
+  // find the new map by themselves; then the node is started again and
+  // rejoins as a replica.  The victim is the node chat_redis and the
+  // backend start from (REDIS_PORT) while it is a master: the hardest case,
+  // they must find the cluster through the other masters they learnt of.
+  async 'redis-master'() {
+    const ports = Array.from({ length: 6 }, (_, i) => Number(REDIS_PORT) + i);
+    const masters = [];
+    for (const p of ports) if ((await rcmdAt(p, 'ROLE'))?.[0] === 'master') masters.push(p);
+    if (masters.length === 0) throw new Error('redis-master: no master answers');
+    const victim = masters.includes(Number(REDIS_PORT)) ? Number(REDIS_PORT) : masters[0];
+    const node = victim - Number(REDIS_PORT);
+    const pid = pidIn(`redis/node-${node}/redis.pid`);
+    const t0 = Date.now();
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the redis master to die', async () => !alive(pid));
+    // promoted: the others see the victim failed, and serve every slot
+    const survivors = ports.filter((p) => p !== victim);
+    await waitFor('its replica promoted', async () => {
+      for (const p of survivors) {
+        const nodes = await rcmdAt(p, 'CLUSTER', 'NODES');
+        const info = await rcmdAt(p, 'CLUSTER', 'INFO');
+        if (nodes === null) continue;
+        const line = nodes.split('\n').find((l) => l.includes(`:${victim}@`));
+        return /(^|,)fail(,|$)/.test(line?.split(' ')[2] ?? '') && /cluster_state:ok/.test(info ?? '');
+      }
+      return false;
+    }, { timeout: 60000, every: 250 });
+    const promoted = Date.now() - t0;
+    // started again without blocking the traffic: it rejoins as a replica
+    await promisify(execFile)(`${ROOT}/conf/stack.sh`, ['start']);
+    return `killed the Redis master on :${victim} (pid ${pid}); a replica took over after ` +
+      `${(promoted / 1000).toFixed(1)} s, and the node is back as a replica`;
   },
   async postgres() {
     const data = `${RUN_DIR}/pg/data`;

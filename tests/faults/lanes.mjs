@@ -30,7 +30,7 @@ import { readFileSync } from 'node:fs';
 import { logTail, RUN_DIR, sleep, sql, waitFor } from '../integration/lib.mjs';
 import { call, LANES, laneStats, untilAnswered } from './client.mjs';
 import { log, runTag } from './common.mjs';
-import { rcmd } from './resp.mjs';
+import { rcmd, rcmdEachMaster } from './resp.mjs';
 import { checkoutOnce, putCart, refundLine, refundOne, restock, shipOne, SHOP } from './shoppers.mjs';
 import { CARDS } from '../integration/shop.mjs';
 
@@ -234,11 +234,12 @@ for i, lane in ipairs(ARGV) do
 end
 return out`;
 
-// lane -> {pending, lag, unread}
+// lane -> {pending, lag, unread}; on a cluster, each master's own
+// streams, added up
 export async function laneDepths(lanes = LANES) {
-  const rows = await rcmd('EVAL', DEPTH_SCRIPT, '0', ...lanes);
+  const all = await rcmdEachMaster('EVAL', DEPTH_SCRIPT, '0', ...lanes);
   return new Map(lanes.map((lane, i) => {
-    const [pending, lag, unread] = rows[i];
+    const [pending, lag, unread] = all.reduce((sum, rows) => sum.map((v, j) => v + rows[i][j]), [0, 0, 0]);
     return [lane, { pending, lag, unread }];
   }));
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { openField, redis, sealField, sql, streamEntries, uniqueEmail, waitFor } from './lib.mjs';
+import { openField, redis, redisPortOf, sealField, sql, streamEntries, uniqueEmail, waitFor } from './lib.mjs';
 
 const SHARD = 'chat:cmd:auth:{0}';  // auth.register is on the auth lane
 
@@ -109,7 +109,7 @@ test('a command delivered too many times goes to the dead-letter stream with an 
   const { spawnSync } = await import('node:child_process');
   const script = ['MULTI', `XADD ${SHARD} * ${quoted.join(' ')}`,
     `XREADGROUP GROUP workers itest-ghost COUNT 1 STREAMS ${SHARD} >`, 'EXEC'].join('\n');
-  const out = spawnSync('redis-cli', ['-p', process.env.CHAT_REDIS_PORT ?? '16390', '--raw'],
+  const out = spawnSync('redis-cli', ['-p', await redisPortOf(SHARD), '--raw'],
     { input: script + '\n', encoding: 'utf8' });
   const id = out.stdout.match(/\d+-\d+/)[0];
   const owner = (await redis('XPENDING', SHARD, 'workers', id, id, '1')).split('\n')[1];

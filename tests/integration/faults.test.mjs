@@ -4,7 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { api, logTail, redis, sql, uniqueEmail, waitFor, workerPids, RUN_DIR, sleep, STREAM_SHARDS } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import {
+  api, logTail, redis, sql, uniqueEmail, waitFor, workerPids, REDIS_CLUSTER, RUN_DIR, sleep, STREAM_SHARDS,
+} from './lib.mjs';
+
+// the stack's Redis servers: the one, or every node of a cluster (all of
+// Redis goes here; one master killed is the fault run's redis-master)
+const REDIS_DIRS = REDIS_CLUSTER ? Array.from({ length: 6 }, (_, i) => `redis/node-${i}`) : ['redis'];
+const redisPids = () => REDIS_DIRS.map((d) => Number(readFileSync(`${RUN_DIR}/${d}/redis.pid`, 'utf8').trim()));
 
 // pending entries per consumer over all shards: Map(consumer -> count)
 async function pendingByConsumer() {
@@ -84,13 +92,12 @@ async function everyEdgeWorkerReconnected(edgeLog) {
 }
 
 test('Redis killed and restarted: the edge and the workers reconnect by themselves', async () => {
-  const conf = `${RUN_DIR}/redis/redis.conf`;
   const edgeLog = logTail('nginx/error.log');
-  const pid = Number(execFileSync('cat', [`${RUN_DIR}/redis/redis.pid`]).toString().trim());
-  process.kill(pid, 'SIGKILL');
-  await waitFor('redis to die', async () => {
+  const pids = redisPids();
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await waitFor('redis to die', async () => pids.every((pid) => {
     try { process.kill(pid, 0); return false; } catch { return true; }
-  });
+  }));
 
   const down = await api('GET', '/api/v1/health');
   assert.equal(down.status, 503);
@@ -101,10 +108,14 @@ test('Redis killed and restarted: the edge and the workers reconnect by themselv
 
   await sleep(1500);  // let the reconnect backoff grow a little
   // with the stack's umask (conf/stack.sh): what Redis writes is its owner's
-  spawn('sh', ['-c', 'umask 077 && exec redis-server "$0"', conf], { stdio: 'ignore' }).unref();
+  for (const d of REDIS_DIRS) {
+    spawn('sh', ['-c', 'umask 077 && exec redis-server "$0"', `${RUN_DIR}/${d}/redis.conf`],
+      { stdio: 'ignore' }).unref();
+  }
 
+  // a cluster first finds itself again (its nodes' nodes.conf)
   await waitFor('health back to ok', async () => (await api('GET', '/api/v1/health')).status === 200,
-    { timeout: 30000, every: 250 });
+    { timeout: 60000, every: 250 });
   await everyEdgeWorkerReconnected(edgeLog);
 
   const email = uniqueEmail('after-restart');
@@ -116,16 +127,16 @@ test('Redis killed and restarted: the edge and the workers reconnect by themselv
 });
 
 test('a hung Redis (SIGSTOP) is dropped by the watchdog: 503, not a wait for the command timeout', async () => {
-  const pid = Number(execFileSync('cat', [`${RUN_DIR}/redis/redis.pid`]).toString().trim());
+  const pids = redisPids();
   const edgeLog = logTail('nginx/error.log');
-  process.kill(pid, 'SIGSTOP');
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
   let health;
   try {
     // without the watchdog this would sit until chat_command_timeout (30s
     // in the test stack) and answer 504
     health = await api('GET', '/api/v1/health');
   } finally {
-    process.kill(pid, 'SIGCONT');
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
   }
   assert.equal(health.status, 503, health.text);
   assert.equal(health.json.redis, 'down');

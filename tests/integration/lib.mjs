@@ -45,13 +45,66 @@ export async function api(method, path, body, opts = {}) {
   return { status: res.status, headers: res.headers, text, json };
 }
 
+// STACK_REDIS=cluster (conf/stack.sh): the stack's Redis is a cluster of
+// 6 nodes on REDIS_PORT .. + 5, 3 of them masters (which ones changes with
+// a failover).  redis() then follows MOVED (redis-cli -c), asks every
+// master for KEYS, and deletes keys one by one (their slots differ); the
+// key names stay protocol/chat_keys.h's.
+export const REDIS_CLUSTER = process.env.CHAT_STACK_REDIS === 'cluster';
+const REDIS_CLUSTER_NODES = 6;
+
 export async function redis(...args) {
-  return redisAt(REDIS_PORT, ...args);
+  if (!REDIS_CLUSTER) return redisAt(REDIS_PORT, ...args);
+  const cmd = String(args[0]).toUpperCase();
+  if (cmd === 'KEYS') {
+    const keys = new Set();
+    for (const out of await redisEachMaster(REDIS_PORT, ...args)) {
+      for (const k of out.split('\n')) if (k) keys.add(k);
+    }
+    return [...keys].join('\n');
+  }
+  if (cmd === 'DEL' && args.length > 2) {
+    // one DEL per key (their slots differ), all from one redis-cli at
+    // once, so the keys go together as they would in one DEL
+    const quote = (k) => `"${String(k).replace(/[\\"]/g, '\\$&')}"`;
+    const out = await new Promise((resolve, reject) => {
+      const child = execFile('redis-cli', ['-c', '-p', String(REDIS_PORT), '--raw'],
+        (e, stdout) => (e ? reject(e) : resolve(stdout)));
+      child.stdin.end(args.slice(1).map((k) => `DEL ${quote(k)}\n`).join(''));
+    });
+    return String(out.split('\n').filter(Boolean).reduce((n, v) => n + Number(v), 0));
+  }
+  return redisCli(['-c', '-p', REDIS_PORT, ...args]);
+}
+
+// the port of the node that serves key (REDIS_PORT but on a cluster):
+// for what must run on one node as it is (a MULTI piped to redis-cli)
+export async function redisPortOf(key) {
+  if (!REDIS_CLUSTER) return String(REDIS_PORT);
+  const out = await redisCli(['-p', REDIS_PORT, 'EXISTS', key]);
+  return /MOVED \d+ [^ ]*:(\d+)/.exec(out)?.[1] ?? String(REDIS_PORT);
 }
 
 // a command to another Redis of the stack (the second application's)
 export async function redisAt(port, ...args) {
-  const { stdout } = await run('redis-cli', ['-p', String(port), '--raw', ...args]);
+  return redisCli(['-p', port, ...args]);
+}
+
+// the answer of every master of the Redis on port (one, unless it is the
+// stack's cluster): for what looks at every key (KEYS, a script over them)
+export async function redisEachMaster(port, ...args) {
+  if (!REDIS_CLUSTER || String(port) !== String(REDIS_PORT)) return [await redisAt(port, ...args)];
+  const outs = [];
+  for (let i = 0; i < REDIS_CLUSTER_NODES; i++) {
+    const node = Number(REDIS_PORT) + i;
+    const role = await redisCli(['-p', node, 'ROLE']).catch(() => '');
+    if (role.startsWith('master')) outs.push(await redisCli(['-p', node, ...args]));
+  }
+  return outs;
+}
+
+async function redisCli(args) {
+  const { stdout } = await run('redis-cli', ['--raw', ...args.map(String)]);
   return stdout.replace(/\n$/, '');
 }
 

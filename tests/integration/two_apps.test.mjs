@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { api, BASE, REDIS_PORT, RUN_DIR, redisAt, registerUser } from './lib.mjs';
+import { api, BASE, REDIS_PORT, RUN_DIR, redisEachMaster, registerUser } from './lib.mjs';
 import { WsClient, frame, OP } from './ws.mjs';
 import { png } from './media.mjs';
 
@@ -64,7 +64,7 @@ async function refused(app, opts) {
 // Every stream entry in the Redis on port whose fields mention needle,
 // from start (a stream id) on: one script, whatever the streams are.
 async function streamsMentioning(port, start, needle) {
-  const out = await redisAt(port, 'EVAL', `
+  const outs = await redisEachMaster(port, 'EVAL', `
     local found = {}
     for _, k in ipairs(redis.call('KEYS', 'chat:*')) do
       if redis.call('TYPE', k)['ok'] == 'stream' then
@@ -76,7 +76,7 @@ async function streamsMentioning(port, start, needle) {
       end
     end
     return found`, '0', start, needle);
-  return out ? out.split('\n') : [];
+  return outs.flatMap((out) => (out ? out.split('\n') : []));
 }
 
 // a direct conversation of app's user me with a new user of app

@@ -284,6 +284,46 @@ test_redirect(void)
 }
 
 
+/* ------------------------------------------------------------------------
+ * Keys grouped by slot (the long-poll watcher's one XREAD per slot)
+ * --------------------------------------------------------------------- */
+
+static void
+test_group_by_slot(void)
+{
+    size_t       i, order[6], lens[6];
+    unsigned     slot_of[6];
+    const char  *keys[6] = {
+        "chat:poll:{7}:aa", "chat:poll:{8}:bb", "chat:poll:{7}:cc",
+        "chat:poll:{9}:dd", "chat:poll:{8}:ee", "chat:poll:{7}:ff"
+    };
+
+    for (i = 0; i < 6; i++) {
+        lens[i] = strlen(keys[i]);
+    }
+
+    /* three users, three slots: {7}'s sessions first in their order,
+     * then {8}'s, then {9}'s */
+    CHECK(chat_cluster_group_by_slot(keys, lens, 6, order, slot_of) == 3);
+    CHECK(order[0] == 0 && order[1] == 2 && order[2] == 5);
+    CHECK(order[3] == 1 && order[4] == 4);
+    CHECK(order[5] == 3);
+    CHECK(slot_of[0] == SLOT("7") && slot_of[1] == SLOT("8")
+          && slot_of[3] == SLOT("9"));
+    CHECK(slot_of[2] == slot_of[0] && slot_of[5] == slot_of[0]);
+
+    /* each group's keys share a slot, and no slot is in two groups */
+    for (i = 1; i < 6; i++) {
+        CHECK(slot_of[order[i]] == slot_of[order[i - 1]]
+              || slot_of[order[i]] != slot_of[order[0]]);
+    }
+
+    CHECK(chat_cluster_group_by_slot(keys, lens, 1, order, slot_of) == 1);
+    CHECK(order[0] == 0);
+    CHECK(chat_cluster_group_by_slot(keys, lens, 0, order, slot_of) == 0);
+}
+
+
 int
 main(void)
 {
@@ -293,6 +333,7 @@ main(void)
     UNIT_RUN(test_key_index);
     UNIT_RUN(test_map_parse);
     UNIT_RUN(test_redirect);
+    UNIT_RUN(test_group_by_slot);
 
     if (unit_redis_server_start(&server, "test_cluster", cluster) != 0
         || (redis = unit_redis_server_connect(&server)) == NULL)
