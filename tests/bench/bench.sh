@@ -259,6 +259,8 @@ idle_memory() {
 . "$HERE/cpu.sh"
 # shellcheck source=tests/bench/pg_state.sh
 . "$HERE/pg_state.sh"
+# shellcheck source=tests/bench/e2e_step.sh
+. "$HERE/e2e_step.sh"
 
 # redis_calls: "<command> <calls>" per command since the last CONFIG RESETSTAT
 redis_calls() {
@@ -495,15 +497,22 @@ line=$("$LOAD" commit --redis-port "$REDIS_PORT" --count "$COMMIT_N" \
 out 3 "$(printf 'worker pool (%s workers) %s' "$WORKERS" "$line")"
 pg_production_state "$PG"   # as autovacuum would: command_log and messages grew by $COMMIT_N
 if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
-    log "figure 3: the same burst on a 3-master Redis Cluster (a stack of its own)"
+    # one paced chat step on each, through nginx, the same clients
+    step_n=$(( CLIENTS < 2000 ? CLIENTS : 2000 )) step_rate=$(( CLIENTS < 2000 ? 200 : 1000 ))
+    log "figure 3: chat at $step_rate/s over $step_n clients, one Redis"
+    sline=$(e2e_step "$PORT" "$RUN" "$UB" "$CB" "$step_n" "$step_rate" 127.0.0.250 "$RES") \
+        || log "the paced step on one Redis did not run"
+    log "figure 3: the burst and the paced step on a 3-master Redis Cluster (a stack of its own)"
     cline=$(CLUSTER_PORT=$CLUSTER_PORT CLUSTER_REDIS_PORT=$CLUSTER_REDIS_PORT \
             CLUSTER_PG_PORT=$CLUSTER_PG_PORT RES=$RES LOAD=$LOAD "$HERE/commit_cluster.sh" \
             "$(psql "$PG" -XtAc "SELECT password_hash FROM users WHERE email = 'bench-seed@bench.invalid'")" \
-            "$CLIENTS" "$COMMIT_N") || log "commit on the cluster: $cline"
-    out 3 "$(printf 'worker pool (%s workers) on a Redis Cluster of 3 masters: %s' "$WORKERS" "$cline")"
-    out 3 "$(awk -v c="$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<< "$cline")" \
+            "$CLIENTS" "$COMMIT_N" "$step_n" "$step_rate") || log "on the cluster: $cline"
+    out 3 "$(printf 'worker pool (%s workers) on a Redis Cluster of 3 masters: %s' "$WORKERS" "$(sed -n 1p <<< "$cline")")"
+    out 3 "$(awk -v c="$(sed -n '1s/.* rate=\([0-9]*\)\/s.*/\1/p' <<< "$cline")" \
                  -v s="$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' <<< "$line")" \
         'BEGIN { printf "Redis Cluster / one Redis = %s / %s = %.2fx (same box: the cost of routing by slot)", c, s, (s > 0 ? c / s : 0) }')"
+    out 3 "one Redis:     ${sline:-not measured}"
+    out 3 "Redis Cluster: $(sed -n 2p <<< "$cline")"
 fi
 psql "$PG" -Xqc "CREATE TABLE bench_scratch (id bigserial PRIMARY KEY,
     conversation_id bigint NOT NULL, sender_id bigint NOT NULL, text text NOT NULL,

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# tests/bench/commit_cluster.sh: figure 3's burst again on a stack of its
+# tests/bench/commit_cluster.sh: figure 3's cluster lines: a stack of its
 # own whose Redis is a 3-master Redis Cluster (conf/stack.sh with
-# STACK_REDIS=cluster), seeded as bench.sh seeds its own; prints chatload's
-# line.  Run by bench.sh (BENCH_CLUSTER=0 leaves it out).
+# STACK_REDIS=cluster), seeded as bench.sh seeds its own; figure 3's burst
+# on it, then one paced chat step through its nginx (e2e_step.sh), each
+# line on stdout.  Run by bench.sh (BENCH_CLUSTER=0 leaves it out), which
+# runs the same paced step on its own stack beside it.
 #
-#   commit_cluster.sh <password hash> <users> <messages>
+#   commit_cluster.sh <password hash> <users> <messages> <e2e clients> <e2e rate>
 #
 # The same two cores carry all six nodes, so no gain is expected: the
 # figure is what routing by slot (backend/engine/redis_route.c) costs the
@@ -18,8 +20,10 @@ HERE=$ROOT/tests/bench
 cd "$ROOT"
 # shellcheck source=tests/bench/pg_state.sh
 . "$HERE/pg_state.sh"
+# shellcheck source=tests/bench/e2e_step.sh
+. "$HERE/e2e_step.sh"
 
-hash=$1 users=$2 count=$3
+hash=$1 users=$2 count=$3 e2e_clients=$4 e2e_rate=$5
 export STACK=bench-cluster STACK_REDIS=cluster PORT=$CLUSTER_PORT
 export REDIS_PORT=$CLUSTER_REDIS_PORT PG_PORT=$CLUSTER_PG_PORT
 export PAYMENT_PORT=$((CLUSTER_PORT + 10))
@@ -40,3 +44,5 @@ read -r ub cb < <(seed_rows "$CHAT_PG_CONNINFO" "$hash" "$users" $((users / 2)))
 pg_production_state "$CHAT_PG_CONNINFO"
 "$LOAD" commit --redis-port "$REDIS_PORT" --count "$count" \
     --pairs $((users / 2)) --uid-base "$ub" --conv-base "$cb"
+pg_production_state "$CHAT_PG_CONNINFO"   # as bench.sh does after its burst
+e2e_step "$PORT" "$CHAT_RUN_DIR" "$ub" "$cb" "$e2e_clients" "$e2e_rate" 127.0.0.251 "$RES"
