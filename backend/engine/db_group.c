@@ -35,6 +35,8 @@ static const char  chat_db_step_begin[] = "SAVEPOINT chat_step";
 static const char  chat_db_step_release[] = "RELEASE SAVEPOINT chat_step";
 static const char  chat_db_step_undo[] = "ROLLBACK TO SAVEPOINT chat_step; "
                                          "RELEASE SAVEPOINT chat_step";
+static const char  chat_db_group_nowait_sql[] =
+    "SET LOCAL lock_timeout = '" CHAT_DB_GROUP_LOCK_WAIT "'";
 
 
 void
@@ -177,6 +179,31 @@ chat_db_group_next(chat_db_t *db)
     if (db->conn != NULL && !chat_db_undefer(db, chat_db_step_begin)) {
         (void) chat_db_group_run(db, chat_db_step_undo);
     }
+}
+
+
+int
+chat_db_grouped(const chat_db_t *db)
+{
+    return db->group;
+}
+
+
+/* Set before the next statement's savepoint, so no step's ROLLBACK TO
+ * undoes it; deferred, it costs no round trip. */
+void
+chat_db_group_nowait(chat_db_t *db)
+{
+    if (!db->group || db->conn == NULL) {
+        return;
+    }
+
+    if (!db->group_open) {
+        chat_db_defer(db, chat_db_begin_sql);
+        db->group_open = 1;
+    }
+
+    chat_db_defer(db, chat_db_group_nowait_sql);
 }
 
 
