@@ -413,6 +413,7 @@ chat_suspend_group(chat_suspend_t *s, chat_job_t **jobs, size_t n,
 {
     int              ok, *how;
     size_t           i;
+    int64_t          began;
     chat_parked_t  **parked, *p;
     chat_op_ctx_t   *ctxs;
 
@@ -428,6 +429,7 @@ chat_suspend_group(chat_suspend_t *s, chat_job_t **jobs, size_t n,
         chat_suspend_ctx(s, jobs[i], &ctxs[i]);
     }
 
+    began = chat_mono_ms();
     chat_db_group_begin(s->db);
 
     if (jobs[0]->op->batch(ctxs, n) != 0) {
@@ -443,7 +445,11 @@ chat_suspend_group(chat_suspend_t *s, chat_job_t **jobs, size_t n,
 
     ok = chat_db_group_commit(s->db) == 0;
 
-    if (!ok) {
+    if (ok) {
+        chat_stats_committed(n, chat_mono_ms() - began);
+        chat_log_debug("%s: a group of %zu committed", jobs[0]->op->name, n);
+    } else {
+        chat_stats_failed();
         chat_log_error("%s: a group of %zu stored nothing (its COMMIT "
                        "failed); left pending", jobs[0]->op->name, n);
     }
@@ -455,7 +461,10 @@ chat_suspend_group(chat_suspend_t *s, chat_job_t **jobs, size_t n,
             /* nothing answered, no call made: all pending, and run again
              * from the start when reclaimed */
             if (parked[i] != NULL) {
-                chat_parked_free(parked[i]);
+                /* its job is still the caller's: only the parking goes */
+                chat_http_call_free(parked[i]->call);
+                free(parked[i]->copy);
+                free(parked[i]);
             }
             cJSON_Delete(ctxs[i].reply);
             chat_events_clear(&jobs[i]->events);
