@@ -20,6 +20,11 @@
  * (db_pipeline.c): they ride with the statement that follows, so a
  * group costs no round trip of its own beyond its COMMIT.
  *
+ * A group that took its locks in one ordered statement first (the
+ * checkouts started together, suspend.c) then waits on no lock:
+ * chat_db_group_nowait sets lock_timeout for the rest of the transaction,
+ * before the next step's savepoint, so no step's undo takes it back.
+ *
  * The savepoint is called chat_step; a step must not use that name.
  */
 

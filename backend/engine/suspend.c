@@ -30,6 +30,17 @@
  * which is freed after the read is worked off; a job that suspends gets a
  * copy of its command's strings and of its entry id, and moves here.
  *
+ * Started together.  The commands of one op with a group lock (ops.h,
+ * its batch hook: the checkout's) that a worker starts together run
+ * their handlers' first transactions as one group commit
+ * (chat_suspend_group): the op's lock first, then each handler in its
+ * savepoint, waiting on no lock after the first (chat_db_group_nowait:
+ * one that meets one runs again on its own after the COMMIT), then one
+ * COMMIT; only then are their calls started and the others answered.  A
+ * failed COMMIT stores nothing, starts nothing and answers nothing: the
+ * commands stay pending.  Why it cannot deadlock: engine/README.md,
+ * Group commits.
+ *
  * Periodic tasks wait here too (chat_suspend_task_call): the reconciler's
  * lookups run side by side and settle from the loop, so a pass over a
  * dozen pending payments never holds the lane for seconds.

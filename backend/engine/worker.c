@@ -29,7 +29,10 @@
  * waiting on the payment processor) do not hold the worker: their
  * handler commits its first part and suspends, and the worker keeps up to
  * the lane's concurrency of them waiting at once (suspend.c) while it
- * reads and runs others.  While any wait, the loop alternates between
+ * reads and runs others; those of one op with a group lock that a read
+ * brings next to each other start together, their first transactions one
+ * group commit (chat_worker_start_group, suspend.c).  While any wait, the
+ * loop alternates between
  * their calls (up to CHAT_WORKER_CALLS_WAIT_MS on the multi handle, less
  * when commands are arriving) and a short read (BLOCK 1); a call that
  * finishes has its resume step run and its command answered like any

@@ -32,6 +32,16 @@
  * A business refusal (empty cart, out of stock) completes the log row in
  * tx 1 itself, so a retry gets the same refusal.
  *
+ * Checkouts started together.  The tx 1s of the checkouts a worker
+ * starts together (one read) are one transaction, one COMMIT
+ * (suspend.c, chat_suspend_group): each tx 1 above is a savepoint of it
+ * (its BEGIN and COMMIT mapped, db_group.c), and before any of them runs,
+ * chat_op_order_checkout_lock locks the stock rows of all their carts in
+ * one statement, in the same order; after that the group waits on no lock
+ * (a checkout that meets one runs again alone after the COMMIT), so two
+ * groups never wait on each other in a circle.  The call is made only
+ * after the group's COMMIT.
+ *
  * The same key again.  A finished key (status set) is answered from the
  * log: the same reply, or 409 idempotency_key_reused when the request
  * hash differs.  A key in flight (tx 1 committed, not settled yet: the
