@@ -400,6 +400,36 @@ chat_worker_drive(chat_worker_t *w, int wait_ms)
 
 
 /*
+ * Waits until the lane's concurrency has room for need more waiting
+ * commands, moving the calls on meanwhile and keeping items[from..n)
+ * claimed.  0, or -1 (Redis failed, or stopping).
+ */
+static int
+chat_worker_room(chat_worker_t *w, size_t need, chat_item_t *items,
+    size_t from, size_t n, int64_t *held_since)
+{
+    while (chat_suspend_jobs(&w->susp) + need > (size_t) w->concurrency) {
+        if (chat_worker_stop || !chat_db_ok(&w->db)
+            || !chat_bus_ok(&w->bus))
+        {
+            return -1;
+        }
+
+        if (chat_mono_ms() - *held_since >= w->cfg->claim_idle_ms / 3) {
+            chat_worker_refresh(w, items, from, n);
+            *held_since = chat_mono_ms();
+        }
+
+        if (chat_worker_drive(w, CHAT_WORKER_FULL_WAIT_MS) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Runs a job that may wait on a call (CHAT_OP_SUSPENDS).  While the
  * lane's concurrency is taken it first waits for a waiting command to
  * finish, keeping items[from..n), this one and those after it in the
@@ -416,21 +446,8 @@ chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
 {
     int64_t  start;
 
-    while (chat_suspend_jobs(&w->susp) >= (size_t) w->concurrency) {
-        if (chat_worker_stop || !chat_db_ok(&w->db)
-            || !chat_bus_ok(&w->bus))
-        {
-            return -1;
-        }
-
-        if (chat_mono_ms() - *held_since >= w->cfg->claim_idle_ms / 3) {
-            chat_worker_refresh(w, items, from, n);
-            *held_since = chat_mono_ms();
-        }
-
-        if (chat_worker_drive(w, CHAT_WORKER_FULL_WAIT_MS) != 0) {
-            return -1;
-        }
+    if (chat_worker_room(w, 1, items, from, n, held_since) != 0) {
+        return -1;
     }
 
     start = chat_mono_ms();
@@ -462,21 +479,8 @@ chat_worker_start_group(chat_worker_t *w, chat_job_t **group, size_t n,
                                  held_since);
     }
 
-    while (chat_suspend_jobs(&w->susp) + n > (size_t) w->concurrency) {
-        if (chat_worker_stop || !chat_db_ok(&w->db)
-            || !chat_bus_ok(&w->bus))
-        {
-            return -1;
-        }
-
-        if (chat_mono_ms() - *held_since >= w->cfg->claim_idle_ms / 3) {
-            chat_worker_refresh(w, items, from, nitems);
-            *held_since = chat_mono_ms();
-        }
-
-        if (chat_worker_drive(w, CHAT_WORKER_FULL_WAIT_MS) != 0) {
-            return -1;
-        }
+    if (chat_worker_room(w, n, items, from, nitems, held_since) != 0) {
+        return -1;
     }
 
     finished = malloc(n * sizeof(int));
