@@ -155,6 +155,24 @@ void chat_db_group_begin(chat_db_t *db);
 void chat_db_group_next(chat_db_t *db);
 int chat_db_group_commit(chat_db_t *db);
 
+/* 1 between chat_db_group_begin and chat_db_group_commit: a step's
+ * "COMMIT" only ends its savepoint, so a step must never send a COMMIT
+ * of its own any other way (in a pipeline, say). */
+int chat_db_grouped(const chat_db_t *db);
+
+/*
+ * From the next statement to the group's COMMIT, no statement of the
+ * group waits on a lock for more than CHAT_DB_GROUP_LOCK_WAIT: it fails
+ * with SQLSTATE CHAT_DB_LOCK_BUSY instead (its step undone, as for any
+ * failure).  For a group that took every lock it needs in one ordered
+ * statement first: what it meets afterwards it does not wait for, so it
+ * can never be one link of a circle of waits (a deadlock).
+ */
+void chat_db_group_nowait(chat_db_t *db);
+
+#define CHAT_DB_GROUP_LOCK_WAIT  "10ms"
+#define CHAT_DB_LOCK_BUSY        "55P03"    /* lock_not_available */
+
 /* One statement of chat_db_pipeline. */
 typedef struct chat_db_stmt_s {
     const char         *sql;

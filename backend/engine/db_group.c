@@ -20,6 +20,11 @@
  * (db_pipeline.c): they ride with the statement that follows, so a
  * group costs no round trip of its own beyond its COMMIT.
  *
+ * A group that took its locks in one ordered statement first (the
+ * checkouts started together, suspend.c) then waits on no lock:
+ * chat_db_group_nowait sets lock_timeout for the rest of the transaction,
+ * before the next step's savepoint, so no step's undo takes it back.
+ *
  * The savepoint is called chat_step; a step must not use that name.
  */
 
@@ -35,6 +40,8 @@ static const char  chat_db_step_begin[] = "SAVEPOINT chat_step";
 static const char  chat_db_step_release[] = "RELEASE SAVEPOINT chat_step";
 static const char  chat_db_step_undo[] = "ROLLBACK TO SAVEPOINT chat_step; "
                                          "RELEASE SAVEPOINT chat_step";
+static const char  chat_db_group_nowait_sql[] =
+    "SET LOCAL lock_timeout = '" CHAT_DB_GROUP_LOCK_WAIT "'";
 
 
 void
@@ -177,6 +184,31 @@ chat_db_group_next(chat_db_t *db)
     if (db->conn != NULL && !chat_db_undefer(db, chat_db_step_begin)) {
         (void) chat_db_group_run(db, chat_db_step_undo);
     }
+}
+
+
+int
+chat_db_grouped(const chat_db_t *db)
+{
+    return db->group;
+}
+
+
+/* Set before the next statement's savepoint, so no step's ROLLBACK TO
+ * undoes it; deferred, it costs no round trip. */
+void
+chat_db_group_nowait(chat_db_t *db)
+{
+    if (!db->group || db->conn == NULL) {
+        return;
+    }
+
+    if (!db->group_open) {
+        chat_db_defer(db, chat_db_begin_sql);
+        db->group_open = 1;
+    }
+
+    chat_db_defer(db, chat_db_group_nowait_sql);
 }
 
 

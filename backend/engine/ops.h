@@ -133,6 +133,14 @@ typedef int (*chat_op_present_pt)(const chat_config_t *cfg, int status,
  * Returns 0 with every ctx answered, or -1 (infrastructure): the caller
  * rolls the whole transaction back.  Lets an op take a constant number of
  * round trips for a batch instead of a few per command.
+ *
+ * For a CHAT_OP_SUSPENDS op the same hook is its group lock instead: the
+ * commands of the op that a worker starts together run their handlers'
+ * first transactions as one group commit (suspend.c,
+ * chat_suspend_group), and before any of them runs, batch takes, in one
+ * statement and in the one order every transaction of the kind uses, the
+ * row locks all of them will need (ctxs are the handlers' to be, nothing
+ * answered).  0, or -1: the group is given up and each runs on its own.
  */
 typedef int (*chat_op_batch_pt)(chat_op_ctx_t *ctxs, size_t n);
 
@@ -290,6 +298,7 @@ int chat_op_cart_item_delete(chat_op_ctx_t *ctx);
 
 /* checkout, op_checkout.c; orders, op_order.c */
 int chat_op_order_checkout(chat_op_ctx_t *ctx);
+int chat_op_order_checkout_lock(chat_op_ctx_t *ctxs, size_t n);
 int chat_op_order_list(chat_op_ctx_t *ctx);
 int chat_op_order_get(chat_op_ctx_t *ctx);
 int chat_op_admin_order_list(chat_op_ctx_t *ctx);

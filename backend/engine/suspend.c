@@ -30,6 +30,17 @@
  * which is freed after the read is worked off; a job that suspends gets a
  * copy of its command's strings and of its entry id, and moves here.
  *
+ * Started together.  The commands of one op with a group lock (ops.h,
+ * its batch hook: the checkout's) that a worker starts together run
+ * their handlers' first transactions as one group commit
+ * (chat_suspend_group): the op's lock first, then each handler in its
+ * savepoint, waiting on no lock after the first (chat_db_group_nowait:
+ * one that meets one runs again on its own after the COMMIT), then one
+ * COMMIT; only then are their calls started and the others answered.  A
+ * failed COMMIT stores nothing, starts nothing and answers nothing: the
+ * commands stay pending.  Why it cannot deadlock: engine/README.md,
+ * Group commits.
+ *
  * Periodic tasks wait here too (chat_suspend_task_call): the reconciler's
  * lookups run side by side and settle from the loop, so a pass over a
  * dozen pending payments never holds the lane for seconds.
@@ -323,6 +334,196 @@ chat_suspend_job(chat_suspend_t *s, chat_job_t *job)
     chat_suspend_start(s, p);
 
     return 1;
+}
+
+
+/* How a group's handler ended (chat_suspend_group). */
+#define CHAT_GROUP_FAILED    (-1)
+#define CHAT_GROUP_ANSWERED  0
+#define CHAT_GROUP_WAITS     1
+#define CHAT_GROUP_AGAIN     2      /* met a lock it would have waited on */
+
+
+/* Parks job (its handler's ctx suspended on ctx->wait) without starting
+ * the call: 0, or -1 (memory; the call freed, the job left as it is). */
+static int
+chat_suspend_park(chat_job_t *job, chat_op_ctx_t *ctx, chat_parked_t **out)
+{
+    chat_parked_t  *p;
+
+    p = calloc(1, sizeof(chat_parked_t));
+    if (p == NULL || chat_suspend_own(p, job) != 0) {
+        chat_log_error("out of memory; %s %s (key %s) left pending",
+                       job->cmd->op, job->id, job->cmd->key);
+        free(p);
+        chat_http_call_free(ctx->wait);
+        ctx->wait = NULL;
+        return -1;
+    }
+
+    p->call = ctx->wait;
+    p->resume = ctx->resume;
+    p->since = chat_mono_ms();
+    ctx->wait = NULL;
+
+    *out = p;
+    return 0;
+}
+
+
+/* The handlers of the group's jobs, each a step of the open group. */
+static void
+chat_suspend_group_run(chat_suspend_t *s, chat_job_t **jobs, size_t n,
+    chat_op_ctx_t *ctxs, int *how, chat_parked_t **parked)
+{
+    int          rc;
+    size_t       i;
+    const char  *saved;
+
+    /* a lock met is no error here: that one runs again on its own */
+    saved = s->db->expected;
+    s->db->expected = CHAT_DB_LOCK_BUSY;
+
+    for (i = 0; i < n; i++) {
+        chat_log_set_request(jobs[i]->cmd->rid, jobs[i]->cmd->rid_len);
+        rc = chat_op_run(jobs[i]->op, &ctxs[i]);
+        chat_db_group_next(s->db);
+        chat_log_set_request(NULL, 0);
+
+        if (rc != 0 && strcmp(s->db->sqlstate, CHAT_DB_LOCK_BUSY) == 0) {
+            how[i] = CHAT_GROUP_AGAIN;
+
+        } else if (rc != 0) {
+            how[i] = CHAT_GROUP_FAILED;
+
+        } else if (ctxs[i].wait == NULL) {
+            how[i] = CHAT_GROUP_ANSWERED;
+
+        } else {
+            /* a job that cannot be parked is left pending: what its step
+             * stored is found again when it is reclaimed, as after a
+             * killed worker */
+            how[i] = chat_suspend_park(jobs[i], &ctxs[i], &parked[i]) == 0
+                     ? CHAT_GROUP_WAITS : CHAT_GROUP_FAILED;
+        }
+
+        if (how[i] != CHAT_GROUP_ANSWERED && how[i] != CHAT_GROUP_WAITS) {
+            cJSON_Delete(ctxs[i].reply);
+            ctxs[i].reply = NULL;
+            chat_events_clear(&jobs[i]->events);
+        }
+    }
+
+    s->db->expected = saved;
+}
+
+
+void
+chat_suspend_group(chat_suspend_t *s, chat_job_t **jobs, size_t n,
+    int *finished)
+{
+    int              ok, *how;
+    size_t           i;
+    int64_t          began;
+    chat_parked_t  **parked, *p;
+    chat_op_ctx_t   *ctxs;
+
+    ctxs = calloc(n, sizeof(chat_op_ctx_t));
+    how = calloc(n, sizeof(int));
+    parked = calloc(n, sizeof(chat_parked_t *));
+
+    if (ctxs == NULL || how == NULL || parked == NULL) {
+        goto alone;
+    }
+
+    for (i = 0; i < n; i++) {
+        chat_suspend_ctx(s, jobs[i], &ctxs[i]);
+    }
+
+    began = chat_mono_ms();
+    chat_db_group_begin(s->db);
+
+    if (jobs[0]->op->batch(ctxs, n) != 0) {
+        /* its step is undone: the group holds nothing */
+        (void) chat_db_group_commit(s->db);
+        chat_log_warn("%s: a group of %zu could not take its locks; each "
+                      "runs on its own", jobs[0]->op->name, n);
+        goto alone;
+    }
+
+    chat_db_group_nowait(s->db);
+    chat_suspend_group_run(s, jobs, n, ctxs, how, parked);
+
+    ok = chat_db_group_commit(s->db) == 0;
+
+    if (ok) {
+        chat_stats_committed(n, chat_mono_ms() - began);
+        chat_log_debug("%s: a group of %zu committed", jobs[0]->op->name, n);
+    } else {
+        chat_stats_failed();
+        chat_log_error("%s: a group of %zu stored nothing (its COMMIT "
+                       "failed); left pending", jobs[0]->op->name, n);
+    }
+
+    for (i = 0; i < n; i++) {
+        finished[i] = 1;
+
+        if (!ok) {
+            /* nothing answered, no call made: all pending, and run again
+             * from the start when reclaimed */
+            if (parked[i] != NULL) {
+                /* its job is still the caller's: only the parking goes */
+                chat_http_call_free(parked[i]->call);
+                free(parked[i]->copy);
+                free(parked[i]);
+            }
+            cJSON_Delete(ctxs[i].reply);
+            chat_events_clear(&jobs[i]->events);
+            continue;
+        }
+
+        switch (how[i]) {
+
+        case CHAT_GROUP_WAITS:
+            /* the call goes out only now that its first step is stored */
+            p = parked[i];
+            memset(jobs[i], 0, sizeof(chat_job_t));
+            chat_suspend_link(s, p);
+            s->jobs++;
+            chat_log_debug("op %s key %s: waiting on %s %s", p->cmd.op,
+                           p->cmd.key, p->call->method, p->call->url);
+            chat_suspend_start(s, p);
+            finished[i] = 0;
+            break;
+
+        case CHAT_GROUP_AGAIN:
+            chat_log_info("op %s key %s: met a lock in its group; runs on "
+                          "its own", jobs[i]->cmd->op, jobs[i]->cmd->key);
+            finished[i] = !chat_suspend_job(s, jobs[i]);
+            break;
+
+        case CHAT_GROUP_ANSWERED:
+        case CHAT_GROUP_FAILED:
+            chat_suspend_answered(s->cfg, jobs[i], &ctxs[i],
+                                  how[i] == CHAT_GROUP_ANSWERED ? 0 : -1);
+            break;
+        }
+    }
+
+    free(ctxs);
+    free(how);
+    free(parked);
+    return;
+
+alone:
+
+    free(ctxs);
+    free(how);
+    free(parked);
+
+    for (i = 0; i < n; i++) {
+        finished[i] = !chat_suspend_job(s, jobs[i]);
+    }
 }
 
 

@@ -52,6 +52,22 @@ void chat_suspend_free(chat_suspend_t *s);
  */
 int chat_suspend_job(chat_suspend_t *s, chat_job_t *job);
 
+/*
+ * chat_suspend_job for n jobs of one CHAT_OP_SUSPENDS op with a group
+ * lock (its batch hook, ops.h) that the worker starts together: their
+ * handlers' first transactions are one group commit (db.h), the op's
+ * lock taken first, and nothing of them waits on a lock after it
+ * (chat_db_group_nowait).  Only after the COMMIT are the calls started
+ * and the others answered; if it fails, none is stored, none is
+ * answered, no call is made, and all stay pending.  A handler that met a
+ * lock runs again on its own after the COMMIT.  finished[i] as
+ * chat_suspend_job's answer, the other way round: 1 when jobs[i] is for
+ * the caller to answer (done, or not done: left pending), 0 when it
+ * moved here.
+ */
+void chat_suspend_group(chat_suspend_t *s, chat_job_t **jobs, size_t n,
+    int *finished);
+
 /* Commands waiting. */
 size_t chat_suspend_jobs(const chat_suspend_t *s);
 

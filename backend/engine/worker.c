@@ -29,7 +29,10 @@
  * waiting on the payment processor) do not hold the worker: their
  * handler commits its first part and suspends, and the worker keeps up to
  * the lane's concurrency of them waiting at once (suspend.c) while it
- * reads and runs others.  While any wait, the loop alternates between
+ * reads and runs others; those of one op with a group lock that a read
+ * brings next to each other start together, their first transactions one
+ * group commit (chat_worker_start_group, suspend.c).  While any wait, the
+ * loop alternates between
  * their calls (up to CHAT_WORKER_CALLS_WAIT_MS on the multi handle, less
  * when commands are arriving) and a short read (BLOCK 1); a call that
  * finishes has its resume step run and its command answered like any
@@ -397,23 +400,15 @@ chat_worker_drive(chat_worker_t *w, int wait_ms)
 
 
 /*
- * Runs a job that may wait on a call (CHAT_OP_SUSPENDS).  While the
- * lane's concurrency is taken it first waits for a waiting command to
- * finish, keeping items[from..n), this one and those after it in the
- * read, claimed meanwhile.  Once it waits, the calls are moved on
- * without waiting: a read full of checkouts is a lot of transactions,
- * and answers that arrive meanwhile are taken in (and their commands
- * answered) between them, not after the deadline they arrived within.
- * 0, or -1 (Redis failed, or stopping: the job is left pending, not
- * started).
+ * Waits until the lane's concurrency has room for need more waiting
+ * commands, moving the calls on meanwhile and keeping items[from..n)
+ * claimed.  0, or -1 (Redis failed, or stopping).
  */
 static int
-chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
+chat_worker_room(chat_worker_t *w, size_t need, chat_item_t *items,
     size_t from, size_t n, int64_t *held_since)
 {
-    int64_t  start;
-
-    while (chat_suspend_jobs(&w->susp) >= (size_t) w->concurrency) {
+    while (chat_suspend_jobs(&w->susp) + need > (size_t) w->concurrency) {
         if (chat_worker_stop || !chat_db_ok(&w->db)
             || !chat_bus_ok(&w->bus))
         {
@@ -430,6 +425,31 @@ chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
         }
     }
 
+    return 0;
+}
+
+
+/*
+ * Runs a job that may wait on a call (CHAT_OP_SUSPENDS).  While the
+ * lane's concurrency is taken it first waits for a waiting command to
+ * finish, keeping items[from..n), this one and those after it in the
+ * read, claimed meanwhile.  Once it waits, the calls are moved on
+ * without waiting: a read full of checkouts is a lot of transactions,
+ * and answers that arrive meanwhile are taken in (and their commands
+ * answered) between them, not after the deadline they arrived within.
+ * 0, or -1 (Redis failed, or stopping: the job is left pending, not
+ * started).
+ */
+static int
+chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
+    size_t from, size_t n, int64_t *held_since)
+{
+    int64_t  start;
+
+    if (chat_worker_room(w, 1, items, from, n, held_since) != 0) {
+        return -1;
+    }
+
     start = chat_mono_ms();
 
     if (chat_suspend_job(&w->susp, job)) {
@@ -437,6 +457,74 @@ chat_worker_start(chat_worker_t *w, chat_job_t *job, chat_item_t *items,
     }
 
     return chat_worker_answer(w, &job, 1, start);
+}
+
+
+/*
+ * chat_worker_start for group[0..n), jobs of one op that groups its
+ * first transactions (chat_suspend_group): room is made for all of them
+ * first, then they start together and those that finished at once are
+ * answered.  0, or -1 as chat_worker_start.
+ */
+static int
+chat_worker_start_group(chat_worker_t *w, chat_job_t **group, size_t n,
+    chat_item_t *items, size_t from, size_t nitems, int64_t *held_since)
+{
+    int      *finished;
+    size_t    i, k;
+    int64_t   start;
+
+    if (n == 1) {
+        return chat_worker_start(w, group[0], items, from, nitems,
+                                 held_since);
+    }
+
+    if (chat_worker_room(w, n, items, from, nitems, held_since) != 0) {
+        return -1;
+    }
+
+    finished = malloc(n * sizeof(int));
+    if (finished == NULL) {
+        return 0;                       /* all stay pending, replayed */
+    }
+
+    start = chat_mono_ms();
+    chat_suspend_group(&w->susp, group, n, finished);
+
+    for (i = 0, k = 0; i < n; i++) {
+        if (finished[i]) {
+            group[k++] = group[i];
+        }
+    }
+
+    free(finished);
+
+    if (k > 0 && chat_worker_answer(w, group, k, start) != 0) {
+        return -1;
+    }
+
+    return chat_worker_drive(w, 0);     /* the rest answered when resumed */
+}
+
+
+/*
+ * How many more jobs a group may take: up to --commit-batch, and no more
+ * than the lane's concurrency leaves room for.
+ */
+static size_t
+chat_worker_group_room(const chat_worker_t *w)
+{
+    size_t  waiting, room;
+
+    waiting = chat_suspend_jobs(&w->susp);
+    room = (size_t) w->concurrency > waiting
+           ? (size_t) w->concurrency - waiting : 1;
+
+    if (room > (size_t) w->cfg->commit_batch) {
+        room = (size_t) w->cfg->commit_batch;
+    }
+
+    return room > CHAT_COMMIT_BATCH_MAX ? CHAT_COMMIT_BATCH_MAX : room;
 }
 
 
@@ -466,18 +554,19 @@ static void
 chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
     int reclaimed)
 {
-    int           rc, alone, suspends;
+    int           rc, alone, suspends, grouped;
     const char   *id;
-    size_t        i, k, from, max;
+    size_t        i, k, g, from, max;
     int64_t       held_since;
     chat_cmd_t   *cmds;
-    chat_job_t   *jobs, **batch, *job;
+    chat_job_t   *jobs, **batch, **group, *job;
 
     cmds = malloc(n * sizeof(chat_cmd_t));
     jobs = calloc(n, sizeof(chat_job_t));
     batch = malloc(n * sizeof(chat_job_t *));
+    group = malloc(n * sizeof(chat_job_t *));
 
-    if (cmds == NULL || jobs == NULL || batch == NULL) {
+    if (cmds == NULL || jobs == NULL || batch == NULL || group == NULL) {
         goto done;
     }
 
@@ -485,6 +574,7 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
     held_since = chat_mono_ms();
     from = 0;
     k = 0;
+    g = 0;
 
     for (i = 0; i < n; i++) {
         if (chat_worker_stop || !chat_db_ok(&w->db) || !chat_bus_ok(&w->bus))
@@ -497,7 +587,7 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
         if (reclaimed && id != NULL
             && chat_suspend_holds(&w->susp, items[i].shard, id))
         {
-            if (k == 0) {
+            if (k == 0 && g == 0) {
                 from = i + 1;
             }
             continue;
@@ -510,7 +600,7 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
         }
 
         if (rc == 0) {
-            if (k == 0) {
+            if (k == 0 && g == 0) {
                 from = i + 1;
             }
             continue;
@@ -531,18 +621,57 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
         chat_log_set_request(NULL, 0);
 
         suspends = (job->op->flags & CHAT_OP_SUSPENDS) != 0;
+        grouped = suspends && job->op->batch != NULL;
         alone = suspends || chat_job_alone(job);
+
+        if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
+            chat_worker_refresh(w, items, from, n);
+            held_since = chat_mono_ms();
+        }
+
+        /* a group of one op's first transactions (chat_suspend_group):
+         * started when something else comes, or it is full */
+        if (g > 0 && (!grouped || job->op != group[0]->op)) {
+            rc = chat_worker_start_group(w, group, g, items, from, n,
+                                         &held_since);
+            g = 0;
+            if (rc != 0) {
+                break;
+            }
+            from = i;
+        }
+
+        if (grouped) {
+            /* the gathered cheap ones first: they came before */
+            rc = chat_worker_flush(w, batch, k);
+            k = 0;
+            if (rc != 0) {
+                break;
+            }
+            if (g == 0) {
+                from = i;
+            }
+
+            group[g++] = job;
+            if (g < chat_worker_group_room(w)) {
+                continue;
+            }
+
+            rc = chat_worker_start_group(w, group, g, items, from, n,
+                                         &held_since);
+            g = 0;
+            if (rc != 0) {
+                break;
+            }
+            from = i + 1;
+            continue;
+        }
 
         if (!alone) {
             batch[k++] = job;
             if (k < max) {
                 continue;
             }
-        }
-
-        if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
-            chat_worker_refresh(w, items, from, n);
-            held_since = chat_mono_ms();
         }
 
         /* the gathered cheap ones first: they came before */
@@ -564,12 +693,17 @@ chat_worker_process(chat_worker_t *w, chat_item_t *items, size_t n,
 
     /* what is gathered runs unless we stopped early: then it stays
      * pending, not started, for another worker */
-    if (k > 0 && i == n) {
+    if ((k > 0 || g > 0) && i == n) {
         if (chat_mono_ms() - held_since >= w->cfg->claim_idle_ms / 3) {
             chat_worker_refresh(w, items, from, n);
         }
 
-        (void) chat_worker_flush(w, batch, k);
+        if (k > 0) {
+            (void) chat_worker_flush(w, batch, k);
+        } else {
+            (void) chat_worker_start_group(w, group, g, items, from, n,
+                                           &held_since);
+        }
     }
 
 done:
@@ -581,6 +715,7 @@ done:
     free(cmds);
     free(jobs);
     free(batch);
+    free(group);
 }
 
 

@@ -23,8 +23,11 @@ static const chat_op_t  chat_orders_ops[] = {
       NULL },
     { "cart.item.delete", chat_op_cart_item_delete, NULL, CHAT_OP_LOGGED,
       NULL, NULL },
+    /* the checkouts a worker starts together reserve in one transaction
+     * (the batch hook of a suspending op is its group lock, ops.h) */
     { "order.checkout", chat_op_order_checkout, NULL,
-      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, chat_catalog_touches_order, NULL },
+      CHAT_OP_ALONE | CHAT_OP_SUSPENDS, chat_catalog_touches_order,
+      chat_op_order_checkout_lock },
     { "order.list", chat_op_order_list, NULL, 0, NULL, NULL },
     { "order.get", chat_op_order_get, NULL, 0, NULL, NULL },
     { "admin.order.list", chat_op_admin_order_list, NULL, 0, NULL, NULL },

@@ -32,6 +32,16 @@
  * A business refusal (empty cart, out of stock) completes the log row in
  * tx 1 itself, so a retry gets the same refusal.
  *
+ * Checkouts started together.  The tx 1s of the checkouts a worker
+ * starts together (one read) are one transaction, one COMMIT
+ * (suspend.c, chat_suspend_group): each tx 1 above is a savepoint of it
+ * (its BEGIN and COMMIT mapped, db_group.c), and before any of them runs,
+ * chat_op_order_checkout_lock locks the stock rows of all their carts in
+ * one statement, in the same order; after that the group waits on no lock
+ * (a checkout that meets one runs again alone after the COMMIT), so two
+ * groups never wait on each other in a circle.  The call is made only
+ * after the group's COMMIT.
+ *
  * The same key again.  A finished key (status set) is answered from the
  * log: the same reply, or 409 idempotency_key_reused when the request
  * hash differs.  A key in flight (tx 1 committed, not settled yet: the
@@ -506,7 +516,7 @@ static const char  chat_sql_reserve[] =
 static int
 chat_checkout_reserve(chat_checkout_t *co)
 {
-    int                i, j, n, rows, rc;
+    int                i, j, n, rows, rc, grouped;
     long               short_line;
     char               uid[24], ttl[24], lease[24], total[24], msg[200];
     char              *books, *qtys, *prices, *rb, *rw, *rq;
@@ -687,20 +697,26 @@ chat_checkout_reserve(chat_checkout_t *co)
     res = NULL;
 
     /* the rows and their COMMIT in one round trip (a failure skips the
-     * COMMIT, and the transaction is rolled back below) */
+     * COMMIT, and the transaction is rolled back below); in a group the
+     * COMMIT is the step's (only its savepoint ends, db_group.c) */
     memset(ins, 0, sizeof(ins));
     ins[0].sql = chat_sql_reserve;
     ins[0].prepared = 1;
     ins[0].nparams = 15;
     ins[0].values = values;
     ins[1].sql = "COMMIT";
+    grouped = chat_db_grouped(db);
 
-    if (chat_db_pipeline(db, ins, 2) != 0) {
+    if (chat_db_pipeline(db, ins, grouped ? 1 : 2) != 0) {
         goto done;
     }
 
     res = ins[0].res;
     PQclear(ins[1].res);
+
+    if (grouped && chat_db_exec(db, "COMMIT") != 0) {
+        goto done;
+    }
 
     if (PQntuples(res) != 1) {
         chat_log_error("checkout %s: the reservation returned %d rows",
@@ -1000,6 +1016,63 @@ chat_checkout_charge(chat_checkout_t *co)
 /* ------------------------------------------------------------------------
  * The operation
  * --------------------------------------------------------------------- */
+
+/*
+ * The group lock: the checkouts a worker starts together reserve in one
+ * transaction (suspend.c, chat_suspend_group), so before any of them
+ * does, the stock rows of every book in their shoppers' carts are locked
+ * here in one statement, in the one order every checkout uses (book_id,
+ * warehouse_id).  Each checkout then locks its own rows again, which it
+ * holds already; and what it meets beyond them (a book put in the cart
+ * meanwhile, a key another worker is claiming) it does not wait for in
+ * the group (chat_db_group_nowait): it runs again on its own after the
+ * group's COMMIT.  So two groups never wait on each other in a circle.
+ */
+static const char  chat_sql_group_lock[] =
+    "SELECT count(*) FROM ("
+    "  SELECT 1 FROM stock"
+    "   WHERE book_id IN (SELECT book_id FROM cart_items"
+    "                      WHERE user_id = ANY($1::bigint[]))"
+    "   ORDER BY book_id, warehouse_id FOR UPDATE"
+    ") locked";
+
+
+int
+chat_op_order_checkout_lock(chat_op_ctx_t *ctxs, size_t n)
+{
+    int          rc;
+    char        *users;
+    size_t       i, len;
+    PGresult    *res;
+    const char  *values[1];
+
+    users = malloc(n * 24 + 3);
+    if (users == NULL) {
+        return -1;
+    }
+
+    strcpy(users, "{");
+    len = 1;
+
+    for (i = 0; i < n; i++) {
+        if (ctxs[i].cmd->uid > 0) {
+            chat_array_add(users, &len, ctxs[i].cmd->uid);
+        }
+    }
+
+    strcpy(users + len, "}");
+    values[0] = users;
+
+    res = chat_db_query_prepared(ctxs[0].db, chat_sql_group_lock, 1, values,
+                                 NULL, NULL);
+    rc = res != NULL ? 0 : -1;
+
+    PQclear(res);
+    free(users);
+
+    return rc;
+}
+
 
 int
 chat_op_order_checkout(chat_op_ctx_t *ctx)

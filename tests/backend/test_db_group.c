@@ -2,8 +2,8 @@
  * test_db_group.c: the worker's group commit (backend/engine/db_group.c)
  * against a real PostgreSQL: steps that manage their own transactions
  * share one, each undoes only itself when it fails, nothing is visible
- * before the group commits, and a group whose COMMIT fails stores none
- * of its steps.
+ * before the group commits, a group whose COMMIT fails stores none
+ * of its steps, and after chat_db_group_nowait no step waits on a lock.
  *
  *   CHAT_PG_CONNINFO=... tests/unit/bin/test_db_group
  *
@@ -37,6 +37,22 @@ seen(char *buf, size_t size)
     PQclear(res);
 
     return buf;
+}
+
+
+/* lock_timeout on db now, in ms (0: none). */
+static int
+value_of_lock_timeout(void)
+{
+    int        v;
+    PGresult  *res;
+
+    res = chat_db_query(&db, "SELECT setting::int FROM pg_settings"
+                        " WHERE name = 'lock_timeout'", 0, NULL, NULL, NULL);
+    v = res != NULL ? atoi(PQgetvalue(res, 0, 0)) : -1;
+    PQclear(res);
+
+    return v;
 }
 
 
@@ -198,6 +214,49 @@ test_control_rides_along(void)
 }
 
 
+/* after chat_db_group_nowait nothing in the group waits on a lock, and
+ * a step's undo does not take the setting back */
+static void
+test_nowait_outlives_a_failed_step(void)
+{
+    int   i;
+    char  buf[64];
+
+    reset();
+    CHECK(insert(1) == 0);
+
+    /* someone else holds row 1 */
+    CHECK(chat_db_exec(&other, "BEGIN") == 0);
+    CHECK(chat_db_exec(&other, "SELECT v FROM db_group_test WHERE v = 1"
+                               " FOR UPDATE") == 0);
+
+    /* were the setting lost, the UPDATE would wait: fail instead */
+    CHECK(chat_db_exec(&db, "SET statement_timeout = '5s'") == 0);
+
+    chat_db_group_begin(&db);
+    CHECK(insert(2) == 0);
+    chat_db_group_nowait(&db);
+
+    /* twice: the second finds the setting the first's ROLLBACK TO left */
+    for (i = 0; i < 2; i++) {
+        CHECK(chat_db_exec(&db, "BEGIN") == 0);
+        CHECK(chat_db_exec(&db, "UPDATE db_group_test SET v = 5"
+                                " WHERE v = 1") != 0);
+        CHECK(strcmp(db.sqlstate, CHAT_DB_LOCK_BUSY) == 0);
+        CHECK(chat_db_exec(&db, "ROLLBACK") == 0);
+    }
+
+    CHECK(insert(3) == 0);
+    CHECK(chat_db_group_commit(&db) == 0);
+    CHECK(chat_db_exec(&other, "ROLLBACK") == 0);
+    CHECK(strcmp(seen(buf, sizeof(buf)), "1,2,3") == 0);
+
+    /* the next transaction waits as usual again */
+    CHECK(value_of_lock_timeout() == 0);
+    CHECK(chat_db_exec(&db, "RESET statement_timeout") == 0);
+}
+
+
 static void
 test_an_empty_group_costs_nothing(void)
 {
@@ -242,6 +301,7 @@ main(void)
     UNIT_RUN(test_a_failed_commit_stores_nothing);
     UNIT_RUN(test_an_empty_group_costs_nothing);
     UNIT_RUN(test_control_rides_along);
+    UNIT_RUN(test_nowait_outlives_a_failed_step);
 
     (void) chat_db_exec(&db, "DROP TABLE db_group_test, db_group_deferred");
     chat_db_close(&db);
