@@ -103,8 +103,7 @@ BEGIN
 
         IF pair AND t = 2 THEN
             -- both words' title postings side by side in rank order (one
-            -- range of the index each, a merge join): a book in both is a
-            -- title match.  Each side stops after sbound postings, so what
+            -- range of the index each): a book in both is a title match.  Each side stops after sbound postings, so what
             -- it finds is every match ranked above the first side's cut,
             -- in rank order: exact as far as it goes.  First a short
             -- merge; the full depth only when the short one found enough
@@ -116,22 +115,28 @@ BEGIN
                              ORDER BY m.popularity DESC, m.book_id DESC)
               INTO found
               FROM (SELECT a.popularity, a.book_id, a.price_cents, a.category_ids
-                      FROM (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
-                              FROM search_postings p
-                             WHERE p.word = p_walk[1] AND p.tier = 2
-                               AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
-                             ORDER BY p.popularity DESC, p.book_id DESC
-                             LIMIT sbound) a
-                      JOIN (SELECT p.popularity, p.book_id
-                              FROM search_postings p
-                             WHERE p.word = p_owords[1] AND p.tier = 2
-                               AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
-                             ORDER BY p.popularity DESC, p.book_id DESC
-                             LIMIT sbound) b
-                        ON b.popularity = a.popularity AND b.book_id = a.book_id
+                      FROM ((SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
+                               FROM search_postings p
+                              WHERE p.word = p_walk[1] AND p.tier = 2
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              LIMIT sbound)
+                            UNION ALL
+                            (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
+                               FROM search_postings p
+                              WHERE p.word = p_owords[1] AND p.tier = 2
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              LIMIT sbound)) a
                      WHERE (p_cats IS NULL OR a.category_ids && p_cats)
                        AND (p_min IS NULL OR a.price_cents >= p_min)
                        AND (p_max IS NULL OR a.price_cents <= p_max)
+                     -- in both sides' postings: both words in the title.
+                     -- Grouped, not joined: a join's generic plan may be a
+                     -- nested loop, one side read again per row of the
+                     -- other (sbound squared)
+                     GROUP BY a.popularity, a.book_id, a.price_cents, a.category_ids
+                    HAVING count(*) = 2
                        AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = a.book_id AND s.on_hand > s.reserved))
                      ORDER BY a.popularity DESC, a.book_id DESC
                      LIMIT p_limit) m;
@@ -252,15 +257,33 @@ BEGIN
                      ORDER BY 2 DESC, 3 DESC
                      LIMIT p_limit) x;
             got := coalesce(cardinality(found), 0);
-            -- a page, or the full depth read
-            EXIT WHEN wbound IS NULL OR got >= least(p_need, p_limit)
-                   OR p_walk_ndoc <= wbound;
+            -- the full depth read, or every walked posting read
+            EXIT WHEN wbound IS NULL OR p_walk_ndoc <= wbound;
+            -- a page, and exact: each (word, tier) of the walk stopped
+            -- after wbound postings, so a match below a stream's cut was
+            -- not seen; none can rank above the page's last row when that
+            -- row ranks at or above every stream's cut
+            IF got >= least(p_need, p_limit) THEN
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM unnest(p_walk) AS w(word), unnest(ptiers) AS pt(tier),
+                    LATERAL (SELECT p.popularity, p.book_id
+                               FROM search_postings p
+                              WHERE p.word = w.word AND p.tier = pt.tier
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              OFFSET wbound - 1 LIMIT 1) c
+                     WHERE (c.popularity, c.book_id)
+                           > (found[least(p_need, p_limit)].popularity,
+                              found[least(p_need, p_limit)].book_id));
+            END IF;
             -- the matches the short walk's share promises in all of the
             -- walked words' books (one more than it found, so that none
             -- found still promises some): few, and the GIN indexes, whose
             -- cost follows the matches they fetch, answer at once; many,
             -- and the full walk fills the page sooner
-            IF (got + 1)::bigint * p_walk_ndoc
+            IF got < least(p_need, p_limit)
+               AND (got + 1)::bigint * p_walk_ndoc
                <= catalog_search_gin_cheap_matches()::bigint * wbound
                   * cardinality(p_walk) * cardinality(ptiers)
             THEN
