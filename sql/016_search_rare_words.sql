@@ -158,27 +158,12 @@ BEGIN
 
             -- short of the page with a side cut by the bound: the words
             -- rarely share a title, so the GIN index of titles finds the
-            -- few matches.  A static statement: its generic plan is that
-            -- index (EXECUTE would plan it anew on every call, as long as
-            -- the search itself)
+            -- few matches (below)
             IF got < least(p_need, p_limit)
                AND (SELECT max(cw.ndoc) FROM catalog_words cw
                      WHERE cw.word IN (p_walk[1], p_owords[1])) > sbound
             THEN
-                SELECT array_agg(ROW(2, x.popularity, x.id, x.price_cents,
-                                     x.category_ids)::catalog_match)
-                  INTO found
-                  FROM (SELECT b.popularity, b.id, b.price_cents, b.category_ids
-                          FROM books b
-                         WHERE b.title_doc @@ p_tsq AND b.deleted_at IS NULL
-                           AND (p_cats IS NULL OR b.category_ids && p_cats)
-                           AND (p_min IS NULL OR b.price_cents >= p_min)
-                           AND (p_max IS NULL OR b.price_cents <= p_max)
-                           AND (cpop IS NULL OR (b.popularity, b.id) < (cpop, cid))
-                           AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = b.id AND s.on_hand > s.reserved))
-                         ORDER BY b.popularity + 0 DESC, b.id DESC
-                         LIMIT p_limit) x;
-                got := coalesce(cardinality(found), 0);
+                got := -1;
             END IF;
         ELSIF p_walk IS NOT NULL THEN
             -- the walked words' postings merged in rank order, checked
@@ -336,6 +321,8 @@ BEGIN
                        AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = b.id AND s.on_hand > s.reserved))
                      ORDER BY b.popularity + 0 DESC, b.id DESC
                      LIMIT p_limit) x;
+        END IF;
+        IF got < 0 THEN
             got := coalesce(cardinality(found), 0);
         END IF;
 
