@@ -244,11 +244,13 @@ BEGIN
             got := coalesce(cardinality(found), 0);
             -- the full depth read, or every walked posting read
             EXIT WHEN wbound IS NULL OR p_walk_ndoc <= wbound;
-            -- a page, and exact: each (word, tier) of the walk stopped
-            -- after wbound postings, so a match below a stream's cut was
-            -- not seen; none can rank above the page's last row when that
-            -- row ranks at or above every stream's cut
-            IF got >= least(p_need, p_limit) THEN
+            -- every row asked for, and exact: each (word, tier) of the
+            -- walk stopped after wbound postings, so a match below a
+            -- stream's cut was not seen; none can rank above the last row
+            -- when that row ranks at or above every stream's cut (all
+            -- p_limit rows, not only the p_need exact ones: suggestions
+            -- keep the titles of more rows than they need)
+            IF got >= p_limit THEN
                 EXIT WHEN NOT EXISTS (
                     SELECT 1
                       FROM unnest(p_walk) AS w(word), unnest(ptiers) AS pt(tier),
@@ -259,8 +261,7 @@ BEGIN
                               ORDER BY p.popularity DESC, p.book_id DESC
                               OFFSET wbound - 1 LIMIT 1) c
                      WHERE (c.popularity, c.book_id)
-                           > (found[least(p_need, p_limit)].popularity,
-                              found[least(p_need, p_limit)].book_id));
+                           > (found[p_limit].popularity, found[p_limit].book_id));
             END IF;
             -- the matches the short walk's share promises in all of the
             -- walked words' books (one more than it found, so that none
