@@ -5,6 +5,7 @@
 # print progress.
 #
 #   tests/bench/catalog_gen.sh <conninfo> <books> [batch]
+#   GEN_WORDS=0 tests/bench/catalog_gen.sh ...   # the hand-picked words only
 #
 # Deterministic and resumable: book i has the ISBN 9798<i as 8 digits><check>,
 # so a re-run counts the generated books already there and only adds the
@@ -19,10 +20,11 @@
 # The vocabulary is a real catalog's size and spread: besides the few
 # hundred hand-picked words the search benchmark asks for (the nouns,
 # adjectives, places and surnames below), every book draws words from
-# 80,000 generated ones (two or three syllables, "brailen", "stoukmor")
-# with Zipf-like frequencies: the word of rank r is drawn with a
-# probability about 1/r (r = 80,000^u for u uniform), so a few are in
-# tens of thousands of books and most in a handful.  Half of the
+# GEN_WORDS generated ones (default 80,000; two or three syllables,
+# "natsha", "spondfrefrit") with Zipf-like frequencies: the word of rank r
+# is drawn with a probability about 1/r (r = GEN_WORDS^u for u uniform),
+# so a few are in a third of the books and most in a handful.  make run's
+# demo books (conf/stack.sh) set GEN_WORDS=0: their titles read as titles.  Half of the
 # titles' adjective and noun slots, one keyword and three words of each
 # description come from it.  The query words of tests/bench/search_kinds.sh
 # and catalog.sh stay as they were: the generated words are never equal
@@ -39,7 +41,8 @@ CONN=${1:?usage: catalog_gen.sh <conninfo> <books> [batch]}
 N=${2:?usage: catalog_gen.sh <conninfo> <books> [batch]}
 BATCH=${3:-50000}
 AUTHORS=$(( N / 4 > 50 ? N / 4 : 50 ))
-PSQL=(psql "$CONN" -XqAt -v ON_ERROR_STOP=1)
+WORDS=${GEN_WORDS:-80000}
+PSQL=(psql "$CONN" -XqAt -v ON_ERROR_STOP=1 -v words="$WORDS")
 
 have=$("${PSQL[@]}" -c "SELECT count(*) FROM books WHERE isbn13 LIKE '9798%'")
 done=$("${PSQL[@]}" -c "SELECT count(*) FROM catalog_words WHERE word = 'history'")
@@ -59,11 +62,11 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 CREATE FUNCTION pg_temp.pick(a text[], x bigint) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT a[1 + (x % array_length(a, 1))::int] $$;
--- the rank (1 .. 80,000) of a generated word drawn Zipf-like from x:
--- 80,000^u with u uniform in [0, 1) is log-uniform, P(r) about 1/(r ln V)
-CREATE FUNCTION pg_temp.zipf(x bigint) RETURNS int
+-- the rank (1 .. V) of a generated word drawn Zipf-like from x, with V
+-- words: V^u with u uniform in [0, 1) is log-uniform, P(r) about 1/(r ln V)
+CREATE FUNCTION pg_temp.zipf(x bigint, v int) RETURNS int
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT least(floor(exp((x % 1000003) / 1000003.0 * ln(80000.0))), 80000)::int
+    SELECT least(floor(exp((x % 1000003) / 1000003.0 * ln(greatest(v, 1)))), v)::int
 $$;
 
 CREATE TEMP TABLE w AS SELECT
@@ -108,7 +111,7 @@ SELECT (row_number() OVER (ORDER BY k))::int AS r, word
   FROM (SELECT min(k) AS k, word
           FROM (SELECT k, pg_temp.syl(x % 4080) || pg_temp.syl(x / 4080)
                           || CASE WHEN k % 4 = 3 THEN pg_temp.syl(pg_temp.h(k, 7) % 4080) ELSE '' END AS word
-                  FROM generate_series(0, 99999) k, LATERAL (SELECT (k * 7919 + 104729) % 16646400 AS x) s) c
+                  FROM generate_series(0, :words * 5 / 4) k, LATERAL (SELECT (k * 7919 + 104729) % 16646400 AS x) s) c
          GROUP BY word) d
  WHERE NOT EXISTS (SELECT 1 FROM w, unnest(w.adj || w.noun || w.first || w.last || w.place || w.root
                                            || w.child || ARRAY['history','story','of','the','and','in','it',
@@ -117,12 +120,14 @@ SELECT (row_number() OVER (ORDER BY k))::int AS r, word
    AND NOT EXISTS (SELECT 1 FROM w, unnest(w.typo) t WHERE d.word LIKE t || '%')
    AND NOT EXISTS (SELECT 1 FROM w, unnest(w.typo_target) t WHERE similarity(d.word, t) >= 0.25)
  ORDER BY k
- LIMIT 80000;
+ LIMIT :words;
 CREATE UNIQUE INDEX ON gen_vocab (r);
 ANALYZE gen_vocab;
+SET gen.words = :'words';
 DO $$ BEGIN
-    IF (SELECT count(*) FROM gen_vocab) <> 80000 THEN
-        RAISE EXCEPTION 'catalog_gen: % generated words, not 80000', (SELECT count(*) FROM gen_vocab);
+    IF (SELECT count(*) FROM gen_vocab) <> current_setting('gen.words')::int THEN
+        RAISE EXCEPTION 'catalog_gen: % generated words, not %', (SELECT count(*) FROM gen_vocab),
+            current_setting('gen.words');
     END IF;
 END $$;
 
@@ -186,9 +191,9 @@ SELECT i,
        '9798' || lpad(i::text, 8, '0') AS p12,
        pg_temp.h(i, 1) AS h1, pg_temp.h(i, 2) AS h2, pg_temp.h(i, 3) AS h3,
        pg_temp.h(i, 4) AS h4, pg_temp.h(i, 5) AS h5,
-       pg_temp.zipf(pg_temp.h(i, 51)) AS z1, pg_temp.zipf(pg_temp.h(i, 52)) AS z2,
-       pg_temp.zipf(pg_temp.h(i, 53)) AS z3, pg_temp.zipf(pg_temp.h(i, 54)) AS z4,
-       pg_temp.zipf(pg_temp.h(i, 55)) AS z5, pg_temp.zipf(pg_temp.h(i, 56)) AS z6,
+       pg_temp.zipf(pg_temp.h(i, 51), $WORDS) AS z1, pg_temp.zipf(pg_temp.h(i, 52), $WORDS) AS z2,
+       pg_temp.zipf(pg_temp.h(i, 53), $WORDS) AS z3, pg_temp.zipf(pg_temp.h(i, 54), $WORDS) AS z4,
+       pg_temp.zipf(pg_temp.h(i, 55), $WORDS) AS z5, pg_temp.zipf(pg_temp.h(i, 56), $WORDS) AS z6,
        pg_temp.h(i, 57) % 4 AS hv
   FROM generate_series($lo, $hi - 1) i;
 
@@ -199,27 +204,30 @@ SELECT g.i, g.h1, g.h2, g.h3, g.h4, g.h5,
        CASE g.h1 % 4
             WHEN 0 THEN 'A History of the ' || initcap(g.adj) || ' ' || initcap(g.noun)
             WHEN 1 THEN 'The ' || initcap(g.adj) || ' ' || initcap(g.noun)
-            WHEN 2 THEN initcap(g.noun) || ' of ' || pg_temp.pick(w.place, g.h3)
+            WHEN 2 THEN initcap(g.noun2) || ' of ' || pg_temp.pick(w.place, g.h3)
             ELSE 'The ' || initcap(g.noun) || ' and the ' || initcap(pg_temp.pick(w.noun, g.h2))
        END || CASE WHEN g.h4 % 7 = 0 THEN ' ' || (2 + g.h4 % 5)::text ELSE '' END AS title,
        a1.name AS a1, CASE WHEN g.h5 % 5 = 0 THEN a2.name END AS a2,
        a1.id AS a1id, CASE WHEN g.h5 % 5 = 0 AND a2.id <> a1.id THEN a2.id END AS a2id,
        'A ' || pg_temp.pick(w.adj, g.h4) || ' story of a ' || pg_temp.pick(w.noun, g.h5) || ' and a '
-           || pg_temp.pick(w.noun, g.h1 / 7) || ' in ' || pg_temp.pick(w.place, g.h2 / 5) || '. It tells of '
-           || v3.word || ', ' || v4.word || ' and ' || v5.word || '.' AS description,
-       ARRAY[pg_temp.pick(w.noun, g.h4 / 3), v6.word] AS keywords
+           || pg_temp.pick(w.noun, g.h1 / 7) || ' in ' || pg_temp.pick(w.place, g.h2 / 5)
+           || coalesce('. It tells of ' || v3.word || ', ' || v4.word || ' and ' || v5.word, '')
+           || '.' AS description,
+       ARRAY[pg_temp.pick(w.noun, g.h4 / 3), coalesce(v6.word, pg_temp.pick(w.adj, g.h5 / 3))] AS keywords
   FROM (SELECT b.*,
                -- half of the titles' adjectives and nouns from the long vocabulary
-               CASE WHEN b.hv % 2 = 0 THEN v1.word ELSE pg_temp.pick(w.adj, b.h2) END AS adj,
-               CASE WHEN b.hv / 2 = 0 THEN v2.word ELSE pg_temp.pick(w.noun, b.h3) END AS noun
+               -- (GEN_WORDS=0: none, so always the hand-picked word)
+               coalesce(CASE WHEN b.hv % 2 = 0 THEN v1.word END, pg_temp.pick(w.adj, b.h2)) AS adj,
+               coalesce(CASE WHEN b.hv / 2 = 0 THEN v2.word END, pg_temp.pick(w.noun, b.h3)) AS noun,
+               coalesce(CASE WHEN b.hv / 2 = 0 THEN v2.word END, pg_temp.pick(w.noun, b.h2)) AS noun2
           FROM gen_b b CROSS JOIN w
-          JOIN gen_vocab v1 ON v1.r = b.z1
-          JOIN gen_vocab v2 ON v2.r = b.z2) g
+          LEFT JOIN gen_vocab v1 ON v1.r = b.z1
+          LEFT JOIN gen_vocab v2 ON v2.r = b.z2) g
   CROSS JOIN w
-  JOIN gen_vocab v3 ON v3.r = g.z3
-  JOIN gen_vocab v4 ON v4.r = g.z4
-  JOIN gen_vocab v5 ON v5.r = g.z5
-  JOIN gen_vocab v6 ON v6.r = g.z6
+  LEFT JOIN gen_vocab v3 ON v3.r = g.z3
+  LEFT JOIN gen_vocab v4 ON v4.r = g.z4
+  LEFT JOIN gen_vocab v5 ON v5.r = g.z5
+  LEFT JOIN gen_vocab v6 ON v6.r = g.z6
   JOIN gen_authors a1 ON a1.k = g.h2 % $AUTHORS
   JOIN gen_authors a2 ON a2.k = g.h3 % $AUTHORS;
 
