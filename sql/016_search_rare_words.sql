@@ -14,9 +14,12 @@
 -- books: the walk 6,491 buffer hits, the GIN index 66, and the search
 -- 6-13 ms at one client.
 --
--- How.  The walk does what the pair's title merge does since 015: first a
--- short walk of catalog_search_walk_first_bound() candidates per word and
--- tier; a page there and it is done.  Else its share of matches says how
+-- How.  Where the full walk is expected to find less than a page (the
+-- other words in few books: the chance that a candidate has them all,
+-- were the words independent, times the candidates it reads), the walk
+-- does what the pair's title merge does since 015: first a short walk of
+-- catalog_search_walk_first_bound() candidates per word and tier; a page
+-- there and it is done.  Else its share of matches says how
 -- many there are in all the walked words' books: at most
 -- catalog_search_gin_cheap_matches(), and the GIN indexes answer at once
 -- (their cost follows the matches they fetch, and these words rarely
@@ -37,13 +40,13 @@
 --     the plan hashed the whole vocabulary, a sequential scan of 80,000
 --     rows: 21-25 ms for every suggestion, now 0.9-2.2 ms.  Its real
 --     answer is at most 8 positions, the last with 8 completions.
---   - a pair's title merge (015) was a join of the two words' bounded
+--   - a pair's title merge (015) is a join of the two words' bounded
 --     postings.  Where a word's estimated postings are few (most words
 --     are rare: the average of a Zipf vocabulary is small), its plan
 --     became a nested loop that read one side again for every row of the
 --     other: 300 x 300 rows, 44-78 ms for two words of a few hundred
---     titles.  It is now a UNION ALL of the two ranges grouped by book,
---     whatever the estimates a streaming group of at most 2 x 300 rows.
+--     titles.  It is now a function of its own that allows only a merge
+--     join (catalog_search_title_merge).
 --
 -- Same answers: the walk's rows, a full walk's and the GIN index's are
 -- the same ranked matches (tests/integration/search.test.mjs).
@@ -61,6 +64,51 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT 100 $$;
 -- this many cost about a millisecond.
 CREATE FUNCTION catalog_search_gin_cheap_matches() RETURNS int
 LANGUAGE sql IMMUTABLE AS $$ SELECT 300 $$;
+
+-- A pair's title matches, merged (015's statement, moved here): both
+-- words' title postings side by side in rank order, one range of the
+-- rank index each, at most p_bound a side; a book in both is a title
+-- match.  A merge join stops when a side ends, so a pair with a common
+-- word reads little of that word.  Its own function for its plan
+-- settings: where a word's estimated postings are few (most words are
+-- rare in a realistic vocabulary), the generic plan was a nested loop
+-- that read one side again per row of the other (300 x 300 rows, 44-78 ms
+-- for two words of a few hundred titles), and a hash join would read both
+-- sides whole.  The stock check sits under an OR, so it stays a probe per
+-- match and never becomes a join over stock.
+CREATE FUNCTION catalog_search_title_merge(
+    p_a text, p_b text, p_cats bigint[], p_min bigint, p_max bigint,
+    p_in_stock boolean, cpop int, cid bigint, p_bound int, p_limit int)
+RETURNS catalog_match[]
+LANGUAGE plpgsql STABLE
+SET enable_nestloop = off SET enable_hashjoin = off AS $$
+BEGIN
+    RETURN (
+        SELECT array_agg(ROW(2, m.popularity, m.book_id, m.price_cents,
+                             m.category_ids)::catalog_match
+                         ORDER BY m.popularity DESC, m.book_id DESC)
+          FROM (SELECT a.popularity, a.book_id, a.price_cents, a.category_ids
+                  FROM (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
+                          FROM search_postings p
+                         WHERE p.word = p_a AND p.tier = 2
+                           AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                         ORDER BY p.popularity DESC, p.book_id DESC
+                         LIMIT p_bound) a
+                  JOIN (SELECT p.popularity, p.book_id
+                          FROM search_postings p
+                         WHERE p.word = p_b AND p.tier = 2
+                           AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                         ORDER BY p.popularity DESC, p.book_id DESC
+                         LIMIT p_bound) b
+                    ON b.popularity = a.popularity AND b.book_id = a.book_id
+                 WHERE (p_cats IS NULL OR a.category_ids && p_cats)
+                   AND (p_min IS NULL OR a.price_cents >= p_min)
+                   AND (p_max IS NULL OR a.price_cents <= p_max)
+                   AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = a.book_id AND s.on_hand > s.reserved))
+                 ORDER BY a.popularity DESC, a.book_id DESC
+                 LIMIT p_limit) m);
+END
+$$;
 
 -- The ranked matches (008, 014, 015), the walk in two depths.
 CREATE OR REPLACE FUNCTION catalog_search_matches(
@@ -92,6 +140,18 @@ DECLARE
     sbound  int;
     -- the candidates a walk checks per word and tier this time
     wbound  int;
+    -- the rest tier of a pair answered by its merge
+    merged  boolean;
+    -- the share of books that hold every other position of the query,
+    -- were the words independent: a candidate's chance to match
+    odens   float8 := (SELECT exp(sum(ln(greatest(x.n, 1)::float8
+                                         / greatest(c.reltuples, 1)::float8)))
+                         FROM (SELECT sum(cw.ndoc) AS n
+                                 FROM unnest(p_opos, p_owords) AS o(pos, word)
+                                 JOIN catalog_words cw ON cw.word = o.word
+                                GROUP BY o.pos) x,
+                              pg_class c
+                        WHERE c.oid = 'books'::regclass);
 BEGIN
     FOR t IN REVERSE 2 .. p_last_tier LOOP
         CONTINUE WHEN p_tier IS NOT NULL AND t > p_tier;
@@ -120,7 +180,85 @@ BEGIN
         -- and the postings that can prove another word of it
         ptiers2 := CASE WHEN t = 2 THEN '{2}'::smallint[] ELSE '{2,1}'::smallint[] END;
 
-        IF pair AND t = 2 THEN
+        -- the rest tier of a pair: both words, not both in the title.
+        -- Merged like the title tier: each word's title and text postings
+        -- (four ranges of the rank index, bound rows each, read in rank
+        -- order) grouped by book.  Every match ranked at or above the
+        -- last row kept is exact when that row ranks at or above every
+        -- cut range's last posting (or no range was cut); else the walk
+        -- below answers as before.  A range read in order costs a step
+        -- along a leaf page per posting, where the walk's candidate costs
+        -- an index descent or two.
+        -- Only where it is expected to find a page (as the full walk,
+        -- below) and the two words are about as frequent, so that their
+        -- ranges of equal length reach about as far down the ranking.
+        merged := false;
+        IF pair AND t = 1 AND p_scan IS NULL
+           AND odens * bound * 2 >= least(p_need, p_limit)
+           AND (SELECT cw.ndoc FROM catalog_words cw WHERE cw.word = p_owords[1])
+               <= 2 * p_walk_ndoc
+        THEN
+            SELECT array_agg(ROW(1, m.popularity, m.book_id, m.price_cents,
+                                 m.category_ids)::catalog_match
+                             ORDER BY m.popularity DESC, m.book_id DESC)
+              INTO found
+              FROM (SELECT a.popularity, a.book_id, a.price_cents, a.category_ids
+                      FROM ((SELECT p.popularity, p.book_id, p.price_cents, p.category_ids, p.tier
+                               FROM search_postings p
+                              WHERE p.word = p_walk[1] AND p.tier = 2
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              LIMIT bound)
+                            UNION ALL
+                            (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids, p.tier
+                               FROM search_postings p
+                              WHERE p.word = p_walk[1] AND p.tier = 1
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              LIMIT bound)
+                            UNION ALL
+                            (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids, p.tier
+                               FROM search_postings p
+                              WHERE p.word = p_owords[1] AND p.tier = 2
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              LIMIT bound)
+                            UNION ALL
+                            (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids, p.tier
+                               FROM search_postings p
+                              WHERE p.word = p_owords[1] AND p.tier = 1
+                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                              ORDER BY p.popularity DESC, p.book_id DESC
+                              LIMIT bound)) a
+                     WHERE (p_cats IS NULL OR a.category_ids && p_cats)
+                       AND (p_min IS NULL OR a.price_cents >= p_min)
+                       AND (p_max IS NULL OR a.price_cents <= p_max)
+                     GROUP BY a.popularity, a.book_id, a.price_cents, a.category_ids
+                    -- both words (a book has one posting per word), not
+                    -- both in the title (tier 2 + 2)
+                    HAVING count(*) = 2 AND sum(a.tier) < 4
+                       AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = a.book_id AND s.on_hand > s.reserved))
+                     ORDER BY a.popularity DESC, a.book_id DESC
+                     LIMIT p_limit) m;
+            got := coalesce(cardinality(found), 0);
+            merged := NOT EXISTS (
+                SELECT 1
+                  FROM (VALUES (p_walk[1], 2::smallint), (p_walk[1], 1::smallint),
+                               (p_owords[1], 2::smallint), (p_owords[1], 1::smallint)) AS r(word, tier),
+                LATERAL (SELECT p.popularity, p.book_id
+                           FROM search_postings p
+                          WHERE p.word = r.word AND p.tier = r.tier
+                            AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
+                          ORDER BY p.popularity DESC, p.book_id DESC
+                          OFFSET bound - 1 LIMIT 1) c
+                 WHERE got < p_limit
+                    OR (c.popularity, c.book_id)
+                       > (found[p_limit].popularity, found[p_limit].book_id));
+        END IF;
+
+        IF merged THEN
+            NULL;       -- found and got are the merge's
+        ELSIF pair AND t = 2 THEN
             -- both words' title postings side by side in rank order (one
             -- range of the index each): a book in both is a title match.  Each side stops after sbound postings, so what
             -- it finds is every match ranked above the first side's cut,
@@ -129,36 +267,8 @@ BEGIN
             -- matches to promise a page there.
             sbound := least(mbound, catalog_search_merge_first_bound());
             LOOP
-            SELECT array_agg(ROW(2, m.popularity, m.book_id, m.price_cents,
-                                 m.category_ids)::catalog_match
-                             ORDER BY m.popularity DESC, m.book_id DESC)
-              INTO found
-              FROM (SELECT a.popularity, a.book_id, a.price_cents, a.category_ids
-                      FROM ((SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
-                               FROM search_postings p
-                              WHERE p.word = p_walk[1] AND p.tier = 2
-                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
-                              ORDER BY p.popularity DESC, p.book_id DESC
-                              LIMIT sbound)
-                            UNION ALL
-                            (SELECT p.popularity, p.book_id, p.price_cents, p.category_ids
-                               FROM search_postings p
-                              WHERE p.word = p_owords[1] AND p.tier = 2
-                                AND (cpop IS NULL OR (p.popularity, p.book_id) < (cpop, cid))
-                              ORDER BY p.popularity DESC, p.book_id DESC
-                              LIMIT sbound)) a
-                     WHERE (p_cats IS NULL OR a.category_ids && p_cats)
-                       AND (p_min IS NULL OR a.price_cents >= p_min)
-                       AND (p_max IS NULL OR a.price_cents <= p_max)
-                     -- in both sides' postings: both words in the title.
-                     -- Grouped, not joined: a join's generic plan may be a
-                     -- nested loop, one side read again per row of the
-                     -- other (sbound squared)
-                     GROUP BY a.popularity, a.book_id, a.price_cents, a.category_ids
-                    HAVING count(*) = 2
-                       AND (NOT p_in_stock OR EXISTS (SELECT 1 FROM stock s WHERE s.book_id = a.book_id AND s.on_hand > s.reserved))
-                     ORDER BY a.popularity DESC, a.book_id DESC
-                     LIMIT p_limit) m;
+            found := catalog_search_title_merge(p_walk[1], p_owords[1], p_cats, p_min, p_max,
+                                                p_in_stock, cpop, cid, sbound, p_limit);
             got := coalesce(cardinality(found), 0);
             -- a page, or the whole depth read
             EXIT WHEN got >= least(p_need, p_limit) OR sbound >= mbound;
@@ -189,7 +299,12 @@ BEGIN
             -- ones at most bound per word; first a short walk, the full
             -- depth only when the short one found enough matches to
             -- promise a page there (as the pair's merge above)
+            -- the short walk only where the full one is expected to
+            -- find less than a page (and then go to the GIN indexes
+            -- anyway); elsewhere it would be read twice for nothing
             wbound := CASE WHEN verify AND p_scan IS NULL
+                                AND odens * bound * cardinality(p_walk) * cardinality(ptiers)
+                                    < least(p_need, p_limit)
                            THEN catalog_search_walk_first_bound() END;
             LOOP
             SELECT array_agg(ROW(x.tier, x.popularity, x.book_id,
