@@ -65,6 +65,13 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT 100 $$;
 CREATE FUNCTION catalog_search_gin_cheap_matches() RETURNS int
 LANGUAGE sql IMMUTABLE AS $$ SELECT 300 $$;
 
+-- A word in at least this share of the books is dense: when a pair's
+-- title merge with it falls short, the rarer word's titles are walked
+-- with a probe of its postings each (most candidates match) rather than
+-- asking the GIN index of titles, which fetches every match.
+CREATE FUNCTION catalog_search_dense_share() RETURNS float8
+LANGUAGE sql IMMUTABLE AS $$ SELECT 0.15::float8 $$;
+
 -- A pair's title matches, merged (015's statement, moved here): both
 -- words' title postings side by side in rank order, one range of the
 -- rank index each, at most p_bound a side; a book in both is a title
@@ -142,6 +149,8 @@ DECLARE
     wbound  int;
     -- the rest tier of a pair answered by its merge
     merged  boolean;
+    -- the books of the more frequent word of a pair
+    mndoc   int;
     -- the share of books that hold every other position of the query,
     -- were the words independent: a candidate's chance to match
     odens   float8 := (SELECT exp(sum(ln(greatest(x.n, 1)::float8
@@ -288,12 +297,28 @@ BEGIN
             -- short of the page with a side cut by the bound: the words
             -- rarely share a title, so the GIN index of titles finds the
             -- few matches (below)
-            IF got < least(p_need, p_limit)
-               AND (SELECT max(cw.ndoc) FROM catalog_words cw
-                     WHERE cw.word IN (p_walk[1], p_owords[1])) > sbound
-            THEN
-                got := -1;
+            mndoc := (SELECT max(cw.ndoc) FROM catalog_words cw
+                       WHERE cw.word IN (p_walk[1], p_owords[1]));
+            IF got < least(p_need, p_limit) AND mndoc > sbound THEN
+                -- unless the other word is in a large share of the books
+                -- ("history": a quarter) and the merge's matches promise
+                -- many in all (those it found, one more, times the books
+                -- per posting it read): the GIN index would then fetch
+                -- thousands (2,900 buffers, 10-30 ms), where the walk of
+                -- the rarer word's titles, a probe of the other's
+                -- postings per candidate, finds a page in about a hundred
+                -- (below)
+                got := CASE WHEN odens >= catalog_search_dense_share()
+                                 AND (got + 1)::bigint * mndoc
+                                     > catalog_search_gin_cheap_matches()::bigint * sbound
+                            THEN NULL ELSE -1 END;
             END IF;
+        ELSE
+            got := NULL;
+        END IF;
+
+        IF got IS NOT NULL THEN
+            NULL;       -- answered above
         ELSIF p_walk IS NOT NULL THEN
             -- the walked words' postings merged in rank order, checked
             -- ones at most bound per word; first a short walk, the full
@@ -337,9 +362,8 @@ BEGIN
                                                        THEN b.title_doc @@ p_tsq
                                                        ELSE b.search_doc @@ p_tsq
                                                             AND NOT b.title_doc @@ p_tsq END)
-                               WHEN pair THEN
-                                   -- (the rest tier: the title tier of a
-                                   -- pair merges) the other word in the
+                               WHEN pair AND t = 1 THEN
+                                   -- (the rest tier) the other word in the
                                    -- book's text, or in its title when the
                                    -- walked word is only in the text: one
                                    -- probe, no aggregate per candidate
