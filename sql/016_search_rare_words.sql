@@ -216,7 +216,10 @@ BEGIN
         -- cut range's last posting (or no range was cut); else the walk
         -- below answers as before.  A range read in order costs a step
         -- along a leaf page per posting, where the walk's candidate costs
-        -- an index descent or two.
+        -- an index descent or two.  The four ranges are written out, not
+        -- a LATERAL over (word, tier): only a UNION ALL of ordered ranges
+        -- is merged in order (a Merge Append), so the grouping streams and
+        -- stops after the page instead of reading every range whole.
         -- Only where it is expected to find a page (as the full walk,
         -- below) and the two words are about as frequent, so that their
         -- ranges of equal length reach about as far down the ranking.
