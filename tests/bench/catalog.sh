@@ -24,6 +24,15 @@
 #   c. book details that miss the cache (each id asked once): p50/p99
 #      through the worker pool and PostgreSQL.
 # Prints lines into $RES/summary.5; figures, never assertions.
+#
+# CATALOG_STEPS (words, default all of them) runs only some parts, on a
+# catalog already loaded, to measure one part again:
+#   kinds   search by kind in PostgreSQL alone, right after the load and vacuumed
+#   mix     the mix and "history" at 200 clients, and one page beside ts_rank
+#   stack   each kind at one client through the whole stack
+#   open    the mix open loop at fixed rates, its ceiling, chat beside it
+#   cache   b. details from the cache beside a static file
+#   miss    c. details missing the cache
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +49,9 @@ case "$MODE" in
            CEIL_STEPS=4 KIND_MEAS=1 ISO_S=4 ;;
     *)     echo "usage: $0 full|quick" >&2; exit 2 ;;
 esac
+
+STEPS=" ${CATALOG_STEPS:-kinds mix stack open cache miss} "
+want() { [[ $STEPS == *" $1 "* ]]; }
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 # the machine is shared: every figure is printed with the load beside it
@@ -110,6 +122,7 @@ awk -v lo="$lo" -v hi="$hi" 'BEGIN { srand(7); for (i = 0; i < 200000; i++) prin
 # Right after the bulk load the visibility map is unset (index-only walks
 # then visit the heap) and the GIN pending lists are unmerged; production
 # has had autovacuum pass.  Both states are measured and labelled.
+if want kinds; then
 log "figure 5: search by kind in PostgreSQL alone (tests/bench/search_kinds.sh)"
 while read -r line; do out "$line (right after the load) $(load)"; done \
     < <("$HERE/search_kinds.sh" "$PG" 10)
@@ -120,10 +133,12 @@ for tbl in books search_postings catalog_words; do q "VACUUM ANALYZE $tbl"; done
 out "VACUUM ANALYZE of books and search_postings: $(( $(date +%s) - t ))s"
 while read -r line; do out "$line (vacuumed) $(load)"; done \
     < <("$HERE/search_kinds.sh" "$PG" 20)
+fi
 
 # --- a. search, every query to PostgreSQL ---
-log "figure 5a: search, cache off, $C clients"
 chat_nginx off
+if want mix; then
+log "figure 5a: search, cache off, $C clients"
 http "search mix (cache off)" "$RES/search.paths" > "$RES/search.line"
 http "search \"history\" (cache off)" "$RES/common.paths" > "$RES/common.line"
 out "$(cat "$RES/search.line") $(load)"
@@ -136,17 +151,21 @@ rank=$(q "EXPLAIN ANALYZE SELECT id FROM books WHERE search_doc @@ 'history'::ts
           AND deleted_at IS NULL ORDER BY ts_rank(search_doc, 'history'::tsquery) DESC, id LIMIT 21" \
        | sed -n 's/.*Execution Time: //p')
 out "one \"history\" page in PostgreSQL alone: title tier, popularity walk $ours; GIN + ts_rank over every match $rank"
+fi
 
 # --- each kind at one client through the whole stack (cache off) ---
+if want stack; then
 log "figure 5a: each kind at one client through the stack"
 for ((j = 0; j < 9; j++)); do
     out "$("$LOAD" http --port "$PORT" --paths "$RES/kind$j.paths" --concurrency 1 \
         --warmup 0.5 --measure "$KIND_MEAS" --label "kind ${kind_names[j]}, 1 client, whole stack") $(load)"
 done
+fi
 
 # --- the mix open loop: fixed offered rates, then the ceiling ---
 # shellcheck source=tests/bench/bus.sh
 . "$HERE/bus.sh"
+if want open; then
 export REDISCLI_AUTH=${REDISCLI_AUTH:-$(cd "$ROOT" && conf/stack.sh env | sed -n 's/^REDISCLI_AUTH=//p')}
 # Open loop: requests are due at the offered rate whatever the answers do,
 # and a late one's latency runs from when it was due (chatload http
@@ -210,8 +229,10 @@ if (( lo > 0 )); then
         || iso="isolation: did not finish"
     while read -r line; do out "$line $(load)"; done <<< "$iso"
 fi
+fi
 
 # --- b. details from the cache, beside a static file ---
+if want cache; then
 log "figure 5b: details from the cache, beside nginx serving a static file"
 chat_nginx on
 http warm "$RES/hot.paths" 2 > /dev/null
@@ -243,7 +264,10 @@ echo "/book.json" > "$RES/static.paths"
 out "$(http "details from the edge cache ($size bytes)" "$RES/hot.paths")"
 out "$(PORT_OVERRIDE=$NCHAN_PORT http "nginx static file ($size bytes)" "$RES/static.paths")"
 kill -TERM "$(cat "$d/nginx.pid")" 2>/dev/null || true
+fi
 
 # --- c. details that miss the cache ---
+if want miss; then
 log "figure 5c: details missing the cache"
 out "$(http "details, cache misses (worker + PostgreSQL)" "$RES/cold.paths")"
+fi

@@ -5,6 +5,7 @@
 # print progress.
 #
 #   tests/bench/catalog_gen.sh <conninfo> <books> [batch]
+#   GEN_WORDS=0 tests/bench/catalog_gen.sh ...   # the hand-picked words only
 #
 # Deterministic and resumable: book i has the ISBN 9798<i as 8 digits><check>,
 # so a re-run counts the generated books already there and only adds the
@@ -16,6 +17,21 @@
 # the common word of the search benchmark.  Popularity is skewed (a few
 # books are very popular), as a shop's is.
 #
+# The vocabulary is a real catalog's size and spread: besides the few
+# hundred hand-picked words the search benchmark asks for (the nouns,
+# adjectives, places and surnames below), every book draws words from
+# GEN_WORDS generated ones (default 80,000; two or three syllables,
+# "natsha", "spondfrefrit") with Zipf-like frequencies: the word of rank r
+# is drawn with a probability about 1/r (r = GEN_WORDS^u for u uniform),
+# so a few are in a third of the books and most in a handful.  make run's
+# demo books (conf/stack.sh) set GEN_WORDS=0: their titles read as titles.  Half of the
+# titles' adjective and noun slots, one keyword and three words of each
+# description come from it.  The query words of tests/bench/search_kinds.sh
+# and catalog.sh stay as they were: the generated words are never equal
+# to a hand-picked word, never start with a typo the benchmark asks for,
+# and never within pg_trgm's similarity of a word a typo stands for, so
+# every kind's query finds the same word (checked at the end).
+#
 # The search documents are computed in the INSERT itself, from the same
 # names the author rows get, rather than by catalog_book_refresh() per
 # book, which would cost minutes at a million.
@@ -25,7 +41,8 @@ CONN=${1:?usage: catalog_gen.sh <conninfo> <books> [batch]}
 N=${2:?usage: catalog_gen.sh <conninfo> <books> [batch]}
 BATCH=${3:-50000}
 AUTHORS=$(( N / 4 > 50 ? N / 4 : 50 ))
-PSQL=(psql "$CONN" -XqAt -v ON_ERROR_STOP=1)
+WORDS=${GEN_WORDS:-80000}
+PSQL=(psql "$CONN" -XqAt -v ON_ERROR_STOP=1 -v words="$WORDS")
 
 have=$("${PSQL[@]}" -c "SELECT count(*) FROM books WHERE isbn13 LIKE '9798%'")
 done=$("${PSQL[@]}" -c "SELECT count(*) FROM catalog_words WHERE word = 'history'")
@@ -45,6 +62,12 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 CREATE FUNCTION pg_temp.pick(a text[], x bigint) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT a[1 + (x % array_length(a, 1))::int] $$;
+-- the rank (1 .. V) of a generated word drawn Zipf-like from x, with V
+-- words: V^u with u uniform in [0, 1) is log-uniform, P(r) about 1/(r ln V)
+CREATE FUNCTION pg_temp.zipf(x bigint, v int) RETURNS int
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(floor(exp((x % 1000003) / 1000003.0 * ln(greatest(v, 1)))), v)::int
+$$;
 
 CREATE TEMP TABLE w AS SELECT
  ARRAY['silent','hidden','last','broken','golden','secret','forgotten','burning','quiet','wild',
@@ -64,10 +87,49 @@ CREATE TEMP TABLE w AS SELECT
        'Murphy','Kim','Nguyen','Santos','Fischer','Bauer','Horvat','Mbeki','Laurent','Ortiz',
        'Keller','Berg','Sato','Rahman','Castillo','Weber','Jansen','Romano','Kaur','Mendes',
        'Hartmann','Eriksen','Popescu','Abe','Varga','Nieminen','Dimitrov','Aziz','Quinn','Bianchi'] AS last,
+ -- the query words of the benchmark's typos (search_kinds.sh, catalog.sh)
+ ARRAY['lighthouse','cartographer','orchard','harbor','compass','lantern'] AS typo_target,
+ ARRAY['lighthuose','cartographar','orchad','hrabor','compas','lanterm'] AS typo,
  ARRAY['Harbor Press','Lantern Books','North & Vale','Quill House','Blue Door','Meridian','Oakleaf','Paper Moon'] AS publisher,
  ARRAY['hardcover','paperback','ebook','audiobook'] AS format,
  ARRAY['Fiction','History','Science','Children','Mystery','Travel','Poetry','Business'] AS root,
  ARRAY['Classics','Modern','Essays','Illustrated','Guides','Collections'] AS child;
+
+-- the generated vocabulary: syllable x of 34 onsets, 10 vowels and 12
+-- codas; a word is two syllables (a third for one in four), from a
+-- scrambled k so that neighbouring ranks do not look alike; distinct, kept
+-- apart from the hand-picked words (see the header), ranked by k
+CREATE FUNCTION pg_temp.syl(x bigint) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (ARRAY['b','c','d','f','g','h','k','l','m','n','p','r','s','t','v','w','z','br',
+                  'cr','dr','fr','gr','pr','tr','st','sh','ch','th','pl','bl','cl','sl','sp','j'])[1 + (x % 34)::int]
+        || (ARRAY['a','e','i','o','u','ai','ea','oo','ou','ie'])[1 + ((x / 34) % 10)::int]
+        || (ARRAY['','','','n','r','l','s','m','t','nd','rt','ck'])[1 + ((x / 340) % 12)::int]
+$$;
+CREATE TEMP TABLE gen_vocab AS
+SELECT (row_number() OVER (ORDER BY k))::int AS r, word
+  FROM (SELECT min(k) AS k, word
+          FROM (SELECT k, pg_temp.syl(x % 4080) || pg_temp.syl(x / 4080)
+                          || CASE WHEN k % 4 = 3 THEN pg_temp.syl(pg_temp.h(k, 7) % 4080) ELSE '' END AS word
+                  FROM generate_series(0, :words * 5 / 4) k, LATERAL (SELECT (k * 7919 + 104729) % 16646400 AS x) s) c
+         GROUP BY word) d
+ WHERE NOT EXISTS (SELECT 1 FROM w, unnest(w.adj || w.noun || w.first || w.last || w.place || w.root
+                                           || w.child || ARRAY['history','story','of','the','and','in','it',
+                                                               'tells','read','press','books']) x
+                    WHERE lower(x) = d.word)
+   AND NOT EXISTS (SELECT 1 FROM w, unnest(w.typo) t WHERE d.word LIKE t || '%')
+   AND NOT EXISTS (SELECT 1 FROM w, unnest(w.typo_target) t WHERE similarity(d.word, t) >= 0.25)
+ ORDER BY k
+ LIMIT :words;
+CREATE UNIQUE INDEX ON gen_vocab (r);
+ANALYZE gen_vocab;
+SET gen.words = :'words';
+DO $$ BEGIN
+    IF (SELECT count(*) FROM gen_vocab) <> current_setting('gen.words')::int THEN
+        RAISE EXCEPTION 'catalog_gen: % generated words, not %', (SELECT count(*) FROM gen_vocab),
+            current_setting('gen.words');
+    END IF;
+END $$;
 
 -- author k: first name, initial, last name (and a second last name from
 -- k = 65000 on), all distinct; k is scrambled first (7919 is prime to
@@ -128,7 +190,11 @@ CREATE TEMP TABLE gen_b ON COMMIT DROP AS
 SELECT i,
        '9798' || lpad(i::text, 8, '0') AS p12,
        pg_temp.h(i, 1) AS h1, pg_temp.h(i, 2) AS h2, pg_temp.h(i, 3) AS h3,
-       pg_temp.h(i, 4) AS h4, pg_temp.h(i, 5) AS h5
+       pg_temp.h(i, 4) AS h4, pg_temp.h(i, 5) AS h5,
+       pg_temp.zipf(pg_temp.h(i, 51), $WORDS) AS z1, pg_temp.zipf(pg_temp.h(i, 52), $WORDS) AS z2,
+       pg_temp.zipf(pg_temp.h(i, 53), $WORDS) AS z3, pg_temp.zipf(pg_temp.h(i, 54), $WORDS) AS z4,
+       pg_temp.zipf(pg_temp.h(i, 55), $WORDS) AS z5, pg_temp.zipf(pg_temp.h(i, 56), $WORDS) AS z6,
+       pg_temp.h(i, 57) % 4 AS hv
   FROM generate_series($lo, $hi - 1) i;
 
 CREATE TEMP TABLE gen_t ON COMMIT DROP AS
@@ -136,17 +202,32 @@ SELECT g.i, g.h1, g.h2, g.h3, g.h4, g.h5,
        g.p12 || ((10 - (SELECT sum(substr(g.p12, d, 1)::int * CASE WHEN d % 2 = 0 THEN 3 ELSE 1 END)
                         FROM generate_series(1, 12) d) % 10) % 10)::text AS isbn13,
        CASE g.h1 % 4
-            WHEN 0 THEN 'A History of the ' || initcap(pg_temp.pick(w.adj, g.h2)) || ' ' || initcap(pg_temp.pick(w.noun, g.h3))
-            WHEN 1 THEN 'The ' || initcap(pg_temp.pick(w.adj, g.h2)) || ' ' || initcap(pg_temp.pick(w.noun, g.h3))
-            WHEN 2 THEN initcap(pg_temp.pick(w.noun, g.h2)) || ' of ' || pg_temp.pick(w.place, g.h3)
-            ELSE 'The ' || initcap(pg_temp.pick(w.noun, g.h3)) || ' and the ' || initcap(pg_temp.pick(w.noun, g.h2))
+            WHEN 0 THEN 'A History of the ' || initcap(g.adj) || ' ' || initcap(g.noun)
+            WHEN 1 THEN 'The ' || initcap(g.adj) || ' ' || initcap(g.noun)
+            WHEN 2 THEN initcap(g.noun2) || ' of ' || pg_temp.pick(w.place, g.h3)
+            ELSE 'The ' || initcap(g.noun) || ' and the ' || initcap(pg_temp.pick(w.noun, g.h2))
        END || CASE WHEN g.h4 % 7 = 0 THEN ' ' || (2 + g.h4 % 5)::text ELSE '' END AS title,
        a1.name AS a1, CASE WHEN g.h5 % 5 = 0 THEN a2.name END AS a2,
        a1.id AS a1id, CASE WHEN g.h5 % 5 = 0 AND a2.id <> a1.id THEN a2.id END AS a2id,
        'A ' || pg_temp.pick(w.adj, g.h4) || ' story of a ' || pg_temp.pick(w.noun, g.h5) || ' and a '
-           || pg_temp.pick(w.noun, g.h1 / 7) || ' in ' || pg_temp.pick(w.place, g.h2 / 5) || '.' AS description,
-       ARRAY[pg_temp.pick(w.noun, g.h4 / 3), pg_temp.pick(w.adj, g.h5 / 3)] AS keywords
-  FROM gen_b g CROSS JOIN w
+           || pg_temp.pick(w.noun, g.h1 / 7) || ' in ' || pg_temp.pick(w.place, g.h2 / 5)
+           || coalesce('. It tells of ' || v3.word || ', ' || v4.word || ' and ' || v5.word, '')
+           || '.' AS description,
+       ARRAY[pg_temp.pick(w.noun, g.h4 / 3), coalesce(v6.word, pg_temp.pick(w.adj, g.h5 / 3))] AS keywords
+  FROM (SELECT b.*,
+               -- half of the titles' adjectives and nouns from the long vocabulary
+               -- (GEN_WORDS=0: none, so always the hand-picked word)
+               coalesce(CASE WHEN b.hv % 2 = 0 THEN v1.word END, pg_temp.pick(w.adj, b.h2)) AS adj,
+               coalesce(CASE WHEN b.hv / 2 = 0 THEN v2.word END, pg_temp.pick(w.noun, b.h3)) AS noun,
+               coalesce(CASE WHEN b.hv / 2 = 0 THEN v2.word END, pg_temp.pick(w.noun, b.h2)) AS noun2
+          FROM gen_b b CROSS JOIN w
+          LEFT JOIN gen_vocab v1 ON v1.r = b.z1
+          LEFT JOIN gen_vocab v2 ON v2.r = b.z2) g
+  CROSS JOIN w
+  LEFT JOIN gen_vocab v3 ON v3.r = g.z3
+  LEFT JOIN gen_vocab v4 ON v4.r = g.z4
+  LEFT JOIN gen_vocab v5 ON v5.r = g.z5
+  LEFT JOIN gen_vocab v6 ON v6.r = g.z6
   JOIN gen_authors a1 ON a1.k = g.h2 % $AUTHORS
   JOIN gen_authors a2 ON a2.k = g.h3 % $AUTHORS;
 
@@ -219,6 +300,22 @@ SELECT word FROM ts_stat('SELECT title_doc FROM books WHERE isbn13 LIKE ''9798%'
 ON CONFLICT DO NOTHING;
 ANALYZE books; ANALYZE book_authors; ANALYZE book_categories; ANALYZE stock; ANALYZE reviews;
 ANALYZE authors; ANALYZE catalog_words;
+-- every typo of the benchmark still stands for the word it was made from
+DO $$
+DECLARE
+    k int;
+BEGIN
+    FOR k IN 1 .. 6 LOOP
+        IF NOT EXISTS (SELECT 1 FROM w, catalog_search_terms(w.typo[k]) t
+                        WHERE t.word = w.typo_target[k]) THEN
+            RAISE EXCEPTION 'catalog_gen: the typo % no longer finds %',
+                (SELECT typo[k] FROM w), (SELECT typo_target[k] FROM w);
+        END IF;
+    END LOOP;
+END $$;
+SELECT 'catalog_gen: ' || count(*) || ' words in the vocabulary, '
+       || count(*) FILTER (WHERE ndoc > 0) || ' in some book'
+  FROM catalog_words;
 SQL
 } | "${PSQL[@]}" -f - | sed -u 's/^/  /'
 

@@ -55,6 +55,16 @@ INSERT INTO kinds (kind, q)
 SELECT 'two words', a || ' ' || b
   FROM unnest('{garden,river,kingdom,lighthouse,cartographer}'::text[]) a,
        unnest('{orchid,voyage,harbor,compass,lantern}'::text[]) b;
+-- two words of the generated vocabulary (catalog_gen.sh), in a few hundred
+-- to a few thousand books each, drawn independently, so they rarely meet
+-- anywhere: the words at fixed places of the vocabulary's frequency order
+INSERT INTO kinds (kind, q)
+SELECT 'two long-tail words', a.word || ' ' || b.word
+  FROM (SELECT word, row_number() OVER (ORDER BY ndoc DESC, word) AS n
+          FROM catalog_words WHERE ndoc BETWEEN 300 AND 5000 AND word ~ '^[a-z]+$') a
+  JOIN (SELECT word, row_number() OVER (ORDER BY ndoc DESC, word) AS n
+          FROM catalog_words WHERE ndoc BETWEEN 300 AND 5000 AND word ~ '^[a-z]+$') b
+    ON a.n IN (1, 20, 100, 400, 1000) AND b.n = a.n + 7;
 INSERT INTO kinds (kind, q)
 SELECT 'history + word', 'history ' || w
   FROM unnest('{garden,river,kingdom,lighthouse,cartographer,orchid,voyage,harbor,compass,lantern}'::text[]) w;

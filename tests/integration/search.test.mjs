@@ -5,7 +5,7 @@
 // the facets of a search, suggestions as you type, and the postings kept
 // in step with the admin's changes and with popularity, in the same
 // transaction (sql/008_search.sql, sql/014_search_speed.sql,
-// sql/015_search_vocabulary.sql).
+// sql/015_search_vocabulary.sql, sql/016_search_rare_words.sql).
 //
 // Every word is random per run, so other tests' books never interfere and
 // the expected lists are exact.
@@ -65,6 +65,25 @@ async function search(query) {
 }
 
 const ids = async (query) => (await search(query)).books.map((b) => b.id);
+
+// n books straight into SQL, titled format(title, i), with the description
+// desc, popularity top - i (so the first is the most popular); their
+// ISBNs a run from a random start (thousands of random ones would meet)
+const ranked = (title, desc, n, top) => sql(
+  `INSERT INTO books (isbn13, title, description, price_cents, popularity, title_doc, search_doc)
+   SELECT '979' || lpad((:'p5'::bigint + i)::text, 10, '0'), t, :'p2', 1000,
+          :'p4'::int - i, to_tsvector('simple', t), to_tsvector('simple', t || ' ' || :'p2')
+     FROM (SELECT i, format(:'p1', i) AS t FROM generate_series(1, :'p3'::int) i) g`,
+  title, desc, n, top, randomInt(9e8) * 10);
+
+// the definition's page of two words: every live book with both, title
+// matches first, then by popularity, then the newer
+const definitionPage = async (a, b) => (await sql(
+  `SELECT coalesce(string_agg(id::text, ',' ORDER BY tier DESC, popularity DESC, id DESC), '')
+     FROM (SELECT id, popularity, CASE WHEN title_doc @@ q THEN 2 ELSE 1 END AS tier
+             FROM books, to_tsquery('simple', :'p1' || ' & ' || :'p2') q
+            WHERE search_doc @@ q AND deleted_at IS NULL
+            ORDER BY tier DESC, popularity DESC, id DESC LIMIT 20) m`, a, b)).split(',').filter(Boolean).map(Number);
 const names = (...xs) => xs.map((x) => B[x].id);
 
 before(async () => {
@@ -155,6 +174,70 @@ test('two words whose first, short merge finds a few: the full merge or the inde
   const desc = (a) => [...a].sort((m, n) => n - m);
   assert.deepEqual(await ids(`q=${x}%20${y}`), [...desc(top), ...desc(later).slice(0, 10)]);
   assert.deepEqual(await ids(`q=${y}%20${x}`), [...desc(top), ...desc(later).slice(0, 10)], 'either word walks');
+});
+
+test('two words that meet in few texts or in many: the same page as every match ranked', async () => {
+  // The walk of a tier first checks 100 candidates per word and tier
+  // (catalog_search_walk_first_bound, sql/016_search_rare_words.sql): few
+  // matches there promise few in all, and the GIN indexes answer at once;
+  // more, and the full walk goes on.  Either way the page must be the
+  // definition's: every book with both words, title matches first, then by
+  // popularity.  Two corpora: one where the words meet in one text in ten
+  // of the walked word's 6,000 books (the full walk), one where they meet
+  // in 12 of 600 (the GIN indexes), and one where the short walk's page
+  // is not the best one.
+  const [x, y, u, v] = [made(), made(), made(), made()];
+  const insert = (title, desc, n, every) => sql(
+    `INSERT INTO books (isbn13, title, description, price_cents, popularity, title_doc, search_doc)
+     SELECT '979' || lpad((:'p5'::bigint + i)::text, 10, '0'), t, d, 1000,
+            (i * 7919) % 100003, to_tsvector('simple', t), to_tsvector('simple', t || ' ' || d)
+       FROM (SELECT i, format(:'p1', i) AS t,
+                    CASE WHEN i % :'p4'::int = 0 THEN :'p2' ELSE '' END AS d
+               FROM generate_series(1, :'p3'::int) i) g`, title, desc, n, every, randomInt(9e8) * 10);
+  await insert(`${x} vol %s`, `about ${y}`, 6000, 10);
+  await insert(`${y} part %s`, '', 6600, 1);
+  await insert(`${u} vol %s`, `about ${v}`, 600, 50);
+  await insert(`${v} part %s`, '', 700, 1);
+  // a walk of two streams (s's title postings, s's text postings) whose
+  // short pass finds a page in one while the other's first 100 match
+  // nothing and its better matches lie past them: that page is not exact,
+  // and the full walk must find the better ones
+  const [s1, s2] = [made(), made()];
+  await ranked('Plain %s', `of ${s1}`, 100, 990000);
+  await ranked('Better %s', `of ${s1} and ${s2}`, 30, 900000);
+  await ranked(`${s1} %s`, `of ${s2}`, 150, 800000);
+  await ranked(`${s2} %s`, '', 300, 700000);
+  for (const [a, b, n] of [[x, y, 20], [y, x, 20], [u, v, 12], [v, u, 12], [s1, s2, 20], [s2, s1, 20]]) {
+    const want = await definitionPage(a, b);
+    assert.equal(want.length, n, `${a} ${b}: the definition's page`);
+    assert.deepEqual(await ids(`q=${a}%20${b}`), want, `${a} ${b}`);
+  }
+});
+
+test("a short walk whose page is not the best: the full walk finds the better matches", async () => {
+  // The short walk (sql/016_search_rare_words.sql) runs where the other
+  // word is in so few books that the full walk would expect less than a
+  // page (its share of the books, from the planner's count, times 1,000
+  // candidates under 21).  Here s2 walks (280 books) with two streams:
+  // its title postings, whose first 100 all match, and its text postings,
+  // whose first 100 match nothing and whose better matches lie past them.
+  // The short walk's page is then not exact, and the full walk must find
+  // the better ones.
+  const [s1, s2] = [made(), made()];
+  await ranked('Plain %s', `of ${s2}`, 100, 990000);
+  await ranked('Better %s', `of ${s2} and ${s1}`, 30, 900000);
+  await ranked(`${s2} %s`, `of ${s1}`, 150, 800000);
+  await ranked(`${s1} solo %s`, '', 200, 600000);
+  // s1's 380 books under 1.5 % of the catalog, the count analyzed
+  const n = Number(await sql('SELECT count(*) FROM books'));
+  if (n < 26000) await ranked(`${made()} filler %s`, '', 26000 - n, 1000);
+  await sql('ANALYZE books');
+  const better = (await sql(`SELECT string_agg(id::text, ',' ORDER BY popularity DESC) FROM books WHERE title LIKE 'Better %' AND search_doc @@ to_tsquery('simple', :'p1')`, s1)).split(',').map(Number);
+  for (const [a, b] of [[s1, s2], [s2, s1]]) {
+    const want = await definitionPage(a, b);
+    assert.deepEqual(want, better.slice(0, 20), 'the definition: the 30 better ones first');
+    assert.deepEqual(await ids(`q=${a}%20${b}`), want, `${a} ${b}`);
+  }
 });
 
 test('typos: a transposition, a missing, an extra and a wrong letter', async () => {
