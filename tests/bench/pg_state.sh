@@ -21,10 +21,14 @@
 # cached plans) scanned the whole orders table, growing with each
 # checkout: figure 4 at 300 ms ran 218 paid checkouts/s with PostgreSQL at
 # 6.2 ms of CPU each; with past orders, 474/s at 1.8 ms (2026-12-06).  A
-# running shop's orders hold its past orders.
+# running shop's orders hold its past orders.  And a chat's messages:
+# with its partitions analyzed empty, each send's duplicate check scanned
+# every partition's heap until autovacuum analyzed them again, a minute or
+# more into the run (perf: seq scans under the send statement's subplan).
 
 # pg_production_state <conninfo>: past commands in command_log (100,000,
-# once per database) and past orders (20,000, see pg_past_orders), then
+# once per database), past messages (32,000, see pg_past_messages) and
+# past orders (20,000, see pg_past_orders), then
 # VACUUM ANALYZE of every table: the statistics make the workers' cached
 # plans be planned again against the real sizes, and autovacuum finds
 # nothing left to do inside a timed window (the 100,000 rows would
@@ -37,6 +41,7 @@ SELECT 'bench-past-' || g, 'msg.send', NULL, '\x00', 200, '{}',
   FROM generate_series(1, 100000) g
     ON CONFLICT (key) DO NOTHING;
 SQL
+    pg_past_messages "$1" 640 50
     pg_past_orders "$1" 20000
     psql "$1" -Xq -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE"
 }
@@ -110,6 +115,41 @@ SELECT id, 'charge', checkout_key, 1000, 'failed', 'card_declined',
        now() - interval '2 days' FROM past;
 INSERT INTO stock_ledger (book_id, warehouse_id, delta_reserved, reason, order_id)
 SELECT :pb, :pw, d, 'past order', id FROM past, (VALUES (1), (-1)) v(d);
+\endif
+COMMIT;
+SQL
+}
+
+# pg_past_messages <conninfo> <conversations> <messages each>: past
+# messages, once per database, between two users of their own
+# (past-messages-a/b@bench.invalid) in group conversations of their own,
+# so no bench user's history, unread counts or sequence numbers change:
+# seq 1..n in each, last_seq and both members' read markers at n
+pg_past_messages() {
+    psql "$1" -Xq -v ON_ERROR_STOP=1 -v nc="$2" -v nm="$3" <<'SQL'
+BEGIN;
+SELECT NOT EXISTS (SELECT 1 FROM users WHERE email = 'past-messages-a@bench.invalid') AS fresh \gset
+\if :fresh
+INSERT INTO users (email, display_name, password_hash)
+VALUES ('past-messages-a@bench.invalid', 'Past messages A', '!'),
+       ('past-messages-b@bench.invalid', 'Past messages B', '!');
+SELECT min(id) AS pa, max(id) AS pb FROM users
+ WHERE email LIKE 'past-messages-_@bench.invalid' \gset
+CREATE TEMP TABLE past ON COMMIT DROP AS
+WITH c AS (
+    INSERT INTO conversations (type, title, created_by, last_seq, last_activity_at, created_at)
+    SELECT 'group', 'Past ' || g, :pa, :nm, now() - interval '1 day', now() - interval '30 days'
+      FROM generate_series(1, :nc) g
+    RETURNING id
+) SELECT id FROM c;
+INSERT INTO conversation_members (conversation_id, user_id, last_read_seq, last_delivered_seq)
+SELECT p.id, u, :nm, :nm FROM past p, (VALUES (:pa), (:pb)) v(u);
+INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, text, created_at)
+SELECT p.id, s, CASE WHEN s % 2 = 0 THEN :pa ELSE :pb END, 'past-' || s,
+       'past message ' || s || ' about the ' || (ARRAY['garden', 'river', 'harbor', 'lantern',
+       'voyage', 'orchid', 'compass', 'kingdom'])[1 + (p.id + s) % 8] || ' and the weekend plans',
+       now() - interval '30 days' + s * interval '1 minute'
+  FROM past p, generate_series(1, :nm) s;
 \endif
 COMMIT;
 SQL
