@@ -39,8 +39,4 @@ typedef struct {
  */
 int chat_checkout_reserve(chat_checkout_t *co);
 
-/* In tx 1: a final refusal, stored under the key, committed. */
-int chat_checkout_refuse(chat_checkout_t *co, int status, const char *code,
-    const char *message);
-
 #endif /* CHAT_CHECKOUT_H */

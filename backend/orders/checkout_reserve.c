@@ -28,6 +28,44 @@ typedef struct {
 } chat_line_t;
 
 
+/* In tx 1: a final refusal, stored under the key, committed. */
+static int
+chat_checkout_refuse(chat_checkout_t *co, int status, const char *code,
+    const char *message)
+{
+    char         st[24], *reply;
+    PGresult    *res;
+    const char  *values[3];
+
+    if (chat_op_error(co->ctx, status, code, message) != 0) {
+        return -1;
+    }
+
+    reply = cJSON_PrintUnformatted(co->ctx->reply);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    values[0] = co->key;
+    values[1] = chat_i64(st, status);
+    values[2] = reply;
+
+    res = chat_db_query(co->ctx->db,
+              "UPDATE command_log SET status = $2, reply = $3"
+              " WHERE key = $1",
+              3, values, NULL, NULL);
+    cJSON_free(reply);
+
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+
+    return chat_db_exec(co->ctx->db, "COMMIT");
+}
+
+
 /* Appends v to a PostgreSQL array literal being built in buf. */
 static void
 chat_array_add(char *buf, size_t *len, int64_t v)
