@@ -25,6 +25,7 @@ typedef struct {
     int             queue;
     int             retry_s;
     int             nice;
+    int             gather_us;
 } chat_lane_conf_t;
 
 typedef struct {
