@@ -23,9 +23,7 @@
  * but fewer as they get expensive (a moving average of the cost per
  * entry, aiming at about 250 ms per read): a burst of registrations at
  * ~0.2 s of scrypt each is spread over all workers instead of queueing
- * behind one.  A read that brought only a few entries is followed by the
- * lane's gather wait (chat_worker_gather, lanes.c), so that what arrives
- * meanwhile shares the next transaction.
+ * behind one.
  *
  * Commands that wait on an outbound call (CHAT_OP_SUSPENDS: a checkout
  * waiting on the payment processor) do not hold the worker: their
