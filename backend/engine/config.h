@@ -25,7 +25,6 @@ typedef struct {
     int             queue;
     int             retry_s;
     int             nice;
-    int             gather_us;
 } chat_lane_conf_t;
 
 typedef struct {

@@ -28,18 +28,6 @@
  *                503 overloaded at once (0: no bound)
  *   retry        the Retry-After seconds of that 503
  *   nice         scheduling priority of the lane's processes (0..19)
- *   gather       us a worker waits after a read that brought few
- *                commands (fewer than an eighth of batch) before it reads
- *                again, so that the commands arriving meanwhile share the
- *                next transaction instead of paying one each (0: off).
- *                At 1,000 messages/s the chat lane's reads brought 2.2
- *                messages a transaction, and PostgreSQL spent most of its
- *                CPU on the transaction rather than on the messages: 2 ms
- *                cut the whole path's CPU per message by a quarter
- *                (1,320 -> 920-1,030 us) for about 1 ms more at p50.  A
- *                read that brings many (a backlog, a burst) is never
- *                followed by a wait, and neither is one while commands
- *                wait on outbound calls (suspend.c)
  *
  * timeout, queue and retry are the edge's to enforce: every worker
  * publishes them in chat:lanes with its heartbeat (chat_lanes.h), so they
@@ -66,12 +54,12 @@
  * outside the product sign-ups then wait past their timeout; at 10 it
  * still yields ~90 % of a contended core to the interactive lanes. */
 static const chat_lane_conf_t  chat_lane_defaults[CHAT_LANE_COUNT] = {
-    /*               procs batch commit conc timeout queue retry nice gather */
-    [CHAT_LANE_CHAT]   = { 2, 64, 64, 1, 10000, 20000, 1, 0, 2000 },
-    [CHAT_LANE_READ]   = { 2, 16, 64, 1, 10000, 2000, 1, 0, 0 },
-    [CHAT_LANE_AUTH]   = { 2, 1, 1, 1, 30000, 64, 2, 10, 0 },
-    [CHAT_LANE_ORDERS] = { 2, 16, 64, 256, 30000, 2000, 1, 0, 0 },
-    [CHAT_LANE_ADMIN]  = { 1, 16, 64, 16, 30000, 1000, 1, 5, 0 },
+    /*               procs batch commit conc timeout queue retry nice */
+    [CHAT_LANE_CHAT]   = { 2, 64, 64, 1, 10000, 20000, 1, 0 },
+    [CHAT_LANE_READ]   = { 2, 16, 64, 1, 10000, 2000, 1, 0 },
+    [CHAT_LANE_AUTH]   = { 2, 1, 1, 1, 30000, 64, 2, 10 },
+    [CHAT_LANE_ORDERS] = { 2, 16, 64, 256, 30000, 2000, 1, 0 },
+    [CHAT_LANE_ADMIN]  = { 1, 16, 64, 16, 30000, 1000, 1, 5 },
 };
 
 typedef struct {
@@ -91,7 +79,6 @@ static const chat_lane_key_t  chat_lane_keys[] = {
     { "queue", offsetof(chat_lane_conf_t, queue), 0, 100000000 },
     { "retry", offsetof(chat_lane_conf_t, retry_s), 1, 3600 },
     { "nice", offsetof(chat_lane_conf_t, nice), 0, 19 },
-    { "gather", offsetof(chat_lane_conf_t, gather_us), 0, 100000 },
 };
 
 
@@ -167,7 +154,7 @@ chat_lanes_apply_one(chat_config_t *cfg, const char *s, size_t len)
         if (n == sizeof(chat_lane_keys) / sizeof(chat_lane_keys[0])) {
             snprintf(why, sizeof(why), "unknown lane setting \"%.*s\" "
                      "(procs, batch, commit, concurrency, timeout, queue, "
-                     "retry, nice, gather)", (int) (j - i), s + i);
+                     "retry, nice)", (int) (j - i), s + i);
             return why;
         }
 
@@ -270,9 +257,8 @@ chat_lanes_log(const chat_config_t *cfg)
         lc = &cfg->lanes[lane];
         chat_log_info("lane %s: %d processes, batch %d, commit %d, "
                       "concurrency %d, timeout %d ms, queue %d, retry %d s, "
-                      "nice %d, gather %d us", chat_lane_name(lane),
-                      lc->procs, lc->batch, lc->commit_batch,
-                      lc->concurrency, lc->timeout_ms, lc->queue, lc->retry_s,
-                      lc->nice, lc->gather_us);
+                      "nice %d", chat_lane_name(lane), lc->procs, lc->batch,
+                      lc->commit_batch, lc->concurrency, lc->timeout_ms,
+                      lc->queue, lc->retry_s, lc->nice);
     }
 }

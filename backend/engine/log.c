@@ -314,21 +314,14 @@ chat_mono_ms(void)
 void
 chat_sleep_ms(int64_t ms)
 {
-    chat_sleep_us(ms * 1000);
-}
-
-
-void
-chat_sleep_us(int64_t us)
-{
     struct timespec  ts;
 
-    if (us <= 0) {
+    if (ms <= 0) {
         return;
     }
 
-    ts.tv_sec = us / 1000000;
-    ts.tv_nsec = (us % 1000000) * 1000;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
 
     /* EINTR ends the sleep on purpose: a SIGTERM must be seen promptly */
     nanosleep(&ts, NULL);

@@ -75,6 +75,5 @@ int64_t chat_mono_ms(void);
 
 /* Sleeps ms milliseconds; returns early when a signal arrives. */
 void chat_sleep_ms(int64_t ms);
-void chat_sleep_us(int64_t us);
 
 #endif /* CHAT_LOG_H */

@@ -777,7 +777,7 @@ chat_worker_count(const chat_worker_t *w)
 
 
 /* Flattens an XREADGROUP reply into items and processes them. */
-static size_t
+static void
 chat_worker_process_read(chat_worker_t *w, redisReply *r)
 {
     int           shard;
@@ -797,7 +797,7 @@ chat_worker_process_read(chat_worker_t *w, redisReply *r)
 
     items = n ? malloc(n * sizeof(chat_item_t)) : NULL;
     if (items == NULL) {
-        return 0;
+        return;
     }
 
     n = 0;
@@ -820,33 +820,6 @@ chat_worker_process_read(chat_worker_t *w, redisReply *r)
 
     chat_worker_process(w, items, n, 0);
     free(items);
-
-    return n;
-}
-
-
-/*
- * After a read that brought a few commands (fewer than an eighth of the
- * lane's batch), waits the lane's gather time before the next read
- * (lanes.c), so that the commands arriving meanwhile share one
- * transaction instead of paying for one each.  Never while commands wait
- * on outbound calls: their answers would wait too.
- */
-static void
-chat_worker_gather(chat_worker_t *w, size_t n)
-{
-    int  us, few;
-
-    us = w->cfg->lanes[w->cfg->lane].gather_us;
-    few = w->cfg->batch >= 16 ? w->cfg->batch / 8 : 2;
-
-    if (us <= 0 || n == 0 || n >= (size_t) few || chat_worker_stop
-        || chat_suspend_jobs(&w->susp) + chat_suspend_calls(&w->susp) > 0)
-    {
-        return;
-    }
-
-    chat_sleep_us(us);
 }
 
 
@@ -987,7 +960,6 @@ static void
 chat_worker_loop(chat_worker_t *w)
 {
     int          rc, busy;
-    size_t       n;
     int64_t      wait;
     redisReply  *r;
 
@@ -1052,15 +1024,12 @@ chat_worker_loop(chat_worker_t *w)
             continue;
         }
 
-        n = 0;
         if (r->type == REDIS_REPLY_ARRAY) {
             w->arriving = 1;
-            n = chat_worker_process_read(w, r);
+            chat_worker_process_read(w, r);
         }
 
         freeReplyObject(r);
-
-        chat_worker_gather(w, n);
     }
 }
 

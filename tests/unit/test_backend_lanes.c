@@ -23,11 +23,6 @@ test_defaults(void)
     CHECK(cfg.lanes[CHAT_LANE_AUTH].nice > cfg.lanes[CHAT_LANE_CHAT].nice);
     CHECK(cfg.lanes[CHAT_LANE_AUTH].queue > 0);
     CHECK(chat_lanes_processes(&cfg) >= CHAT_LANE_COUNT);
-    /* only the chat lane gathers: a read lane waiting would add latency
-     * to every page for nothing (its commands do not share a commit) */
-    CHECK(cfg.lanes[CHAT_LANE_CHAT].gather_us > 0);
-    CHECK(cfg.lanes[CHAT_LANE_READ].gather_us == 0);
-    CHECK(cfg.lanes[CHAT_LANE_ORDERS].gather_us == 0);
 
     /* process indexes go lane by lane */
     CHECK(chat_lanes_of_index(&cfg, 0) == CHAT_LANE_CHAT);
@@ -55,11 +50,6 @@ test_apply(void)
     CHECK(cfg.lanes[CHAT_LANE_ORDERS].concurrency == 64);
     CHECK(cfg.lanes[CHAT_LANE_READ].timeout_ms == 5000);
 
-    CHECK(chat_lanes_apply(&cfg, "chat:gather=0") == NULL);
-    CHECK(cfg.lanes[CHAT_LANE_CHAT].gather_us == 0);
-    CHECK(chat_lanes_apply(&cfg, "chat:gather=1500") == NULL);
-    CHECK(cfg.lanes[CHAT_LANE_CHAT].gather_us == 1500);
-
     /* a lane may be switched off */
     CHECK(chat_lanes_apply(&cfg, "admin:procs=0") == NULL);
     CHECK(cfg.lanes[CHAT_LANE_ADMIN].procs == 0);
@@ -86,8 +76,6 @@ test_refused(void)
     CHECK(chat_lanes_apply(&cfg, "auth:procs") != NULL);
     CHECK(chat_lanes_apply(&cfg, "auth") != NULL);
     CHECK(chat_lanes_apply(&cfg, "auth:commit=65") != NULL);
-    CHECK(chat_lanes_apply(&cfg, "auth:gather=-1") != NULL);
-    CHECK(chat_lanes_apply(&cfg, "auth:gather=100001") != NULL);
 
     /* a refused setting changes nothing of its lane */
     CHECK(chat_lanes_apply(&cfg, "auth:procs=3,nice=99") != NULL);
