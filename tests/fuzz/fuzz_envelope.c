@@ -345,7 +345,8 @@ ref_parse(const entry_t *e, ref_t *r)
 
     if (uid == 0 ? f->value_len != 0
                  : !ref_is(f->value, f->value_len, "user")
-                   && !ref_is(f->value, f->value_len, "admin"))
+                   && !ref_is(f->value, f->value_len, "admin")
+                   && !ref_is(f->value, f->value_len, "carrier"))
     {
         return;
     }
@@ -449,7 +450,8 @@ edge_valid(const chat_envelope_t *env)
            && ref_op(env->op.data, env->op.len)
            && (env->role.len == 0
                || ref_is(env->role.data, env->role.len, "user")
-               || ref_is(env->role.data, env->role.len, "admin"))
+               || ref_is(env->role.data, env->role.len, "admin")
+               || ref_is(env->role.data, env->role.len, "carrier"))
            && env->gw.len > 0 && env->body.len > 0 && env->uid >= 0
            && (env->uid == 0) == (env->role.len == 0)
            && ref_rid(env->rid.data, env->rid.len);
