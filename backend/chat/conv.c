@@ -182,7 +182,7 @@ chat_conv_of_user(chat_db_t *db, int64_t uid, const int64_t *only, size_t n)
             1, values, NULL, NULL);
     }
 
-    ids = chat_sql_int_array(only, n);
+    ids = chat_db_int_array(only, n);
     if (ids == NULL) {
         return NULL;
     }
@@ -445,30 +445,4 @@ chat_conv_members(const PGresult *res, int row, int64_t **ids)
 {
     return chat_csv_ids_alloc(PQgetvalue(res, row, CHAT_CONV_COL_MEMBERS),
                               ids);
-}
-
-
-char *
-chat_sql_int_array(const int64_t *v, size_t n)
-{
-    char    *s;
-    size_t   i, len;
-
-    s = malloc(n * 21 + 3);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    len = 0;
-    s[len++] = '{';
-
-    for (i = 0; i < n; i++) {
-        len += (size_t) sprintf(s + len, "%s%lld", i ? "," : "",
-                                (long long) v[i]);
-    }
-
-    s[len++] = '}';
-    s[len] = '\0';
-
-    return s;
 }

@@ -131,10 +131,4 @@ cJSON *chat_conv_list_json(const PGresult *res, int64_t uid);
  */
 long chat_conv_members(const PGresult *res, int row, int64_t **ids);
 
-/*
- * "{1,2,3}", a PostgreSQL bigint[] literal of v[0..n), malloc'd; NULL if
- * memory ran out.
- */
-char *chat_sql_int_array(const int64_t *v, size_t n);
-
 #endif /* CHAT_CONV_H */

@@ -467,7 +467,7 @@ chat_conv_create_group(chat_op_ctx_t *ctx)
                                     "members, the creator included");
     }
 
-    arr = chat_sql_int_array(ids, n);
+    arr = chat_db_int_array(ids, n);
     free(ids);
     if (arr == NULL) {
         return -1;

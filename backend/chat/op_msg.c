@@ -346,8 +346,8 @@ chat_op_msg_send_batch(chat_op_ctx_t *ctxs, size_t n)
         goto done;
     }
 
-    arrays[0] = chat_sql_int_array(cids, m);
-    arrays[1] = chat_sql_int_array(uids, m);
+    arrays[0] = chat_db_int_array(cids, m);
+    arrays[1] = chat_db_int_array(uids, m);
     arrays[2] = chat_db_text_array(cmids, m);
     arrays[3] = chat_db_text_array(texts, m);
     arrays[4] = chat_db_text_array((const char **) atts, m);

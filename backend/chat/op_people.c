@@ -170,7 +170,7 @@ chat_people_by_ids(chat_op_ctx_t *ctx, const char *csv)
                                     "separated by commas");
     }
 
-    array = chat_sql_int_array(ids, (size_t) n);
+    array = chat_db_int_array(ids, (size_t) n);
     if (array == NULL) {
         return -1;
     }

@@ -109,8 +109,8 @@ chat_sync_read_set(chat_op_ctx_t *ctx, const chat_cursor_t *cur, size_t n,
     }
 
     values[0] = chat_i64(u, ctx->cmd->uid);
-    values[1] = chat_sql_int_array(ids, n);
-    values[2] = chat_sql_int_array(seqs, n);
+    values[1] = chat_db_int_array(ids, n);
+    values[2] = chat_db_int_array(seqs, n);
     free(ids);
     free(seqs);
 
@@ -173,8 +173,8 @@ chat_sync_messages(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
     const char  *values[4];
 
     values[0] = chat_i64(u, ctx->cmd->uid);
-    values[1] = chat_sql_int_array(set->cid, set->n);
-    values[2] = chat_sql_int_array(set->after, set->n);
+    values[1] = chat_db_int_array(set->cid, set->n);
+    values[2] = chat_db_int_array(set->after, set->n);
     values[3] = chat_i64(lim, limit + 1);
 
     res = NULL;
@@ -349,9 +349,9 @@ chat_sync_updates(chat_op_ctx_t *ctx, const chat_sync_set_t *set,
     }
 
     values[0] = chat_i64(u, ctx->cmd->uid);
-    values[1] = chat_sql_int_array(set->cid, set->n);
-    values[2] = chat_sql_int_array(upto, set->n);
-    values[3] = chat_sql_int_array(edit, set->n);
+    values[1] = chat_db_int_array(set->cid, set->n);
+    values[2] = chat_db_int_array(upto, set->n);
+    values[3] = chat_db_int_array(edit, set->n);
     values[4] = chat_i64(lim, limit + 1);
 
     if (values[1] == NULL || values[2] == NULL || values[3] == NULL) {

@@ -221,4 +221,10 @@ void chat_db_prefix(chat_db_t *db, chat_db_stmt_t *stmts, size_t n);
  */
 char *chat_db_text_array(const char *const *v, size_t n);
 
+/*
+ * "{1,2,3}", the PostgreSQL array literal of v[0..n) for a bigint[]
+ * parameter.  malloc'd, or NULL when memory ran out.
+ */
+char *chat_db_int_array(const int64_t *v, size_t n);
+
 #endif /* CHAT_DB_H */

@@ -9,9 +9,9 @@
  * costs a constant number of round trips (command.c, op_msg.c): BEGIN
  * with the idempotency lookup, a lock with the statement that needs it,
  * the log INSERT with COMMIT.  Values too many for parameters of their
- * own travel as arrays (chat_db_text_array; chat_sql_int_array in
- * conv.c), so a statement's text, and its prepared plan, do not depend
- * on the batch's size.  A caller handing the connection to code that
+ * own travel as arrays (chat_db_text_array, chat_db_int_array), so a
+ * statement's text, and its prepared plan, do not depend on the batch's
+ * size.  A caller handing the connection to code that
  * sends its own pipeline can put statements in front of it
  * (chat_db_prefix).
  *
@@ -352,4 +352,30 @@ chat_db_undefer(chat_db_t *db, const char *sql)
     }
 
     return 0;
+}
+
+
+char *
+chat_db_int_array(const int64_t *v, size_t n)
+{
+    char    *s;
+    size_t   i, len;
+
+    s = malloc(n * 21 + 3);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    len = 0;
+    s[len++] = '{';
+
+    for (i = 0; i < n; i++) {
+        len += (size_t) sprintf(s + len, "%s%lld", i ? "," : "",
+                                (long long) v[i]);
+    }
+
+    s[len++] = '}';
+    s[len] = '\0';
+
+    return s;
 }

@@ -386,7 +386,7 @@ int
 chat_media_message_attachments(chat_op_ctx_t *ctx, char **csv)
 {
     int           n, i, j;
-    char         *p, buf[24];
+    char          buf[24];
     int64_t       ids[CHAT_MEDIA_MAX_PER_MESSAGE];
     PGresult     *res;
     const char   *values[2];
@@ -425,18 +425,10 @@ chat_media_message_attachments(chat_op_ctx_t *ctx, char **csv)
         i++;
     }
 
-    *csv = malloc((size_t) n * 24 + 3);
+    *csv = chat_db_int_array(ids, (size_t) n);
     if (*csv == NULL) {
         return -1;
     }
-
-    p = *csv;
-    *p++ = '{';
-    for (i = 0; i < n; i++) {
-        p += sprintf(p, "%s%lld", i ? "," : "", (long long) ids[i]);
-    }
-    *p++ = '}';
-    *p = '\0';
 
     values[0] = *csv;
     values[1] = chat_i64(buf, ctx->cmd->uid);
