@@ -24,8 +24,9 @@
 # that waits on each call behaves, then the backend is restarted as it was.
 # After each run the oversell count is computed from PostgreSQL: copies
 # held by orders beyond what a stock row has on hand, plus stock rows
-# whose reserved differs from the holds of orders or from the ledger
-# (both must be 0); at the end, the provider's ledger against the orders:
+# whose reserved differs from the holds of orders or from the ledger,
+# plus books whose place in books_unavailable (search's "in stock")
+# disagrees with their stock rows (all must be 0); at the end, the provider's ledger against the orders:
 # double charges, charges for orders not paid, paid orders not charged
 # (all must be 0).  One line per run goes to the result file.
 set -euo pipefail
@@ -92,6 +93,10 @@ WITH held AS (
 SELECT 'oversell=' || coalesce(sum(greatest(0, coalesce(h.q, 0) - s.on_hand)), 0)
        || ' mismatched_rows=' || count(*) FILTER (WHERE s.reserved <> coalesce(h.q, 0)
                                                    OR s.reserved <> coalesce(l.q, 0))
+       -- search's "in stock" (books_unavailable, sql/018) against stock
+       || ' unavailable_mismatch=' || (SELECT count(*) FROM books b
+              WHERE EXISTS (SELECT 1 FROM books_unavailable u WHERE u.book_id = b.id)
+                  = EXISTS (SELECT 1 FROM stock x WHERE x.book_id = b.id AND x.on_hand > x.reserved))
   FROM stock s
   LEFT JOIN held h USING (book_id, warehouse_id)
   LEFT JOIN ledger l USING (book_id, warehouse_id);

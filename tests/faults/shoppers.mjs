@@ -325,6 +325,13 @@ export async function shopBooks() {
       log(`book ${b}: ${available} available + ${sold} sold != ${start} (started with ` +
           `${SHOP.start.get(b)}, ${restocked.get(b) ?? 0} restocked)`);
     }
+    // search's "in stock" (books_unavailable, sql/018) agrees with stock
+    const listed = await sql(`SELECT EXISTS (SELECT 1 FROM books_unavailable WHERE book_id = ${b})
+        = NOT EXISTS (SELECT 1 FROM stock WHERE book_id = ${b} AND on_hand > reserved)`);
+    if (listed !== 't') {
+      stockMismatch++;
+      log(`book ${b}: books_unavailable disagrees with its stock`);
+    }
   }
 
   // an acknowledged order is in PostgreSQL, the shopper's

@@ -339,6 +339,8 @@ test('100 concurrent buyers, 10 copies: exactly 10 orders, the rest 409 out_of_s
 
   // all 10 copies promised, none twice: reserved = on_hand, ledger agrees
   assert.deepEqual(await stockOf(book, eu), { onHand: 10, reserved: 10 });
+  assert.equal(await sql(`SELECT count(*) FROM books_unavailable WHERE book_id = :'p1'`, book), '1',
+    'search no longer counts it in stock');
   assert.equal(await sql(`SELECT sum(delta_reserved) FROM stock_ledger WHERE book_id = :'p1'`, book), '10');
   assert.equal(await sql(`SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id
                           WHERE i.book_id = :'p1' AND o.status = 'paid'`, book), '10');
@@ -778,4 +780,11 @@ test('admin: list by status, ship, refund (stock back only when not shipped); no
   assert.equal(r.status, 409, r.text);
   r = await api('POST', '/api/v1/admin/orders/99999999/ship', undefined, { token: admin.token });
   assert.equal(r.status, 404, r.text);
+});
+
+test('search\'s "in stock" (books_unavailable) agrees with stock for every book after all of the above', async () => {
+  // one snapshot: each writer keeps the two in step in its own transaction
+  assert.equal(await sql(`SELECT count(*) FROM books b
+      WHERE EXISTS (SELECT 1 FROM books_unavailable u WHERE u.book_id = b.id)
+          = EXISTS (SELECT 1 FROM stock s WHERE s.book_id = b.id AND s.on_hand > s.reserved)`), '0');
 });

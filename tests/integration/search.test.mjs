@@ -379,11 +379,20 @@ test("the admin's changes reach search in the same transaction", async () => {
   const s = await api('GET', `/api/v1/books/suggest?q=${fresh.slice(0, 5)}`);
   assert.deepEqual(s.json.suggestions.map((x) => x.book_id), [b.id]);
 
-  // stock reaches the in-stock filter without touching the book
+  // stock reaches the in-stock filter and facet without touching the book
   assert.deepEqual(await ids(`q=${fresh}&in_stock=true`), []);
+  assert.equal((await search(`q=${fresh}`)).facets.in_stock, 0);
   r = await asAdmin('PUT', `/api/v1/admin/inventory/${b.id}/${warehouse.id}`, { on_hand: 2 });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(await ids(`q=${fresh}&in_stock=true`), [b.id]);
+  assert.equal((await search(`q=${fresh}`)).facets.in_stock, 1);
+  r = await asAdmin('PUT', `/api/v1/admin/inventory/${b.id}/${warehouse.id}`, { on_hand: 0 });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await ids(`q=${fresh}&in_stock=true`), [], 'the last copy gone');
+  assert.equal((await search(`q=${fresh}`)).facets.in_stock, 0);
+  r = await asAdmin('PUT', `/api/v1/admin/inventory/${b.id}/${warehouse.id}`, { on_hand: 2 });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await ids(`q=${fresh}&in_stock=true`), [b.id], 'and back');
 
   r = await asAdmin('DELETE', `/api/v1/admin/books/${b.id}`);
   assert.equal(r.status, 200, r.text);
