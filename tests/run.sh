@@ -289,6 +289,15 @@ run_package() {
     tests/package/run.sh || failed_suites+=("package")
 }
 
+# timed <name> <function>: runs one suite and notes how long it took, so
+# the end of a run says where make test's minutes go
+timings=()
+timed() {
+    local start=$SECONDS
+    "$2"
+    timings+=("$1 $((SECONDS - start))s")
+}
+
 case "$what" in
     unit)        run_unit ;;
     integration) run_integration ;;
@@ -299,7 +308,10 @@ case "$what" in
     package)     run_package ;;
     lint)        run_lint ;;
     cluster)     run_cluster ;;
-    all)         run_lint; run_unit; run_integration; run_replica; run_cluster; run_package ;;
+    all)         timed lint run_lint; timed unit run_unit
+                 timed integration run_integration; timed replica run_replica
+                 timed cluster run_cluster; timed package run_package
+                 echo "tests: time per suite: ${timings[*]} (all: ${SECONDS}s)" ;;
     *)           echo "usage: $0 [all|unit|integration|replica|cluster|faults|browser|soak|package|lint]" >&2; exit 2 ;;
 esac
 
