@@ -74,7 +74,10 @@ test('at 390 px: the list, then one conversation at a time; no sideways scroll, 
   assert.equal(await page.$eval('.pane', (e) => getComputedStyle(e).display), 'none');
   let box = await fitsPhone(page, '#conversations');
   assert.ok(box.wide <= box.vw, `the page is ${box.wide}px wide in a ${box.vw}px viewport`);
-  // the list shows the title, the preview with the sender's name, and a time
+  // the list shows the title, the preview with the sender's name (looked
+  // up after the list is drawn: '…' until it arrives), and a time
+  await page.waitForFunction((sel) => !document.querySelector(sel).textContent.startsWith('…'),
+    {}, `#conversations li[data-conv-id="${conv.id}"] .preview`);
   const item = await page.$eval(`#conversations li[data-conv-id="${conv.id}"]`, (li) => ({
     title: li.querySelector('.conv-title').textContent,
     preview: li.querySelector('.preview').textContent,
