@@ -78,11 +78,12 @@
 
 
 void
-chat_replica_init(chat_replica_t *r, const chat_config_t *cfg)
+chat_replica_init(chat_replica_t *r, const chat_config_t *cfg,
+    const char *app_name)
 {
     memset(r, 0, sizeof(*r));
     chat_db_init(&r->db, cfg->pg_replica != NULL ? cfg->pg_replica : "",
-                 "chat-backend worker (replica)");
+                 app_name);
     r->db.pooled = 0;           /* --pg-pooler is --pg's: this one is direct */
     r->configured = cfg->pg_replica != NULL;
     r->state = "replica";

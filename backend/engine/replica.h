@@ -29,7 +29,9 @@ typedef struct {
     uint64_t    down;           /* no connection, or not a replica */
 } chat_replica_t;
 
-void chat_replica_init(chat_replica_t *r, const chat_config_t *cfg);
+/* app_name: shown in pg_stat_activity, kept by the caller */
+void chat_replica_init(chat_replica_t *r, const chat_config_t *cfg,
+    const char *app_name);
 
 void chat_replica_close(chat_replica_t *r);
 

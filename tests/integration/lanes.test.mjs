@@ -126,6 +126,15 @@ test('each lane has its own streams, and its pool publishes its limits', async (
 });
 
 
+test('each lane\'s PostgreSQL sessions carry its name, so pg_stat_activity shows which kind of work holds one', async () => {
+  // every worker connects when it starts; a lane's processes are its sessions
+  const names = await waitFor('a session per lane', async () => {
+    const rows = (await sql("SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name LIKE 'chat-backend %'")).split('\n');
+    return ['chat', 'read', 'auth', 'orders', 'admin'].every((l) => rows.includes(`chat-backend ${l} lane`)) && rows;
+  });
+  assert.ok(!names.includes('chat-backend worker'), 'no session is left unnamed');
+});
+
 test('a lane whose pool disagrees with the edge on shards is refused 503 misconfigured, at once, and logged', async () => {
   const a = await registerUser('lanes-admin');
   await sql("UPDATE users SET role = 'admin' WHERE id = :'p1'", a.user.id);
