@@ -121,7 +121,8 @@ cpu_per_checkout() {
 
 run() {  # run <label> <first:count> <seconds> [shoppers]
     local line paid
-    psql "$PG" -Xqc "DELETE FROM cart_items"
+    # the shoppers' carts only: the past carts of pg_state.sh stay
+    psql "$PG" -Xqc "DELETE FROM cart_items WHERE user_id >= $UB AND user_id < $UB + $SHOPPERS"
     # shellcheck disable=SC2086  # a list of names, split on purpose
     cpu_ticks $CPU_PARTS > "$CPU_SNAP/0"
     line=$("$HERE/bin/chatload" checkout --port "${PORT:-18484}" --payment-port "${PAYMENT_URL##*:}" \

@@ -25,10 +25,16 @@
 # with its partitions analyzed empty, each send's duplicate check scanned
 # every partition's heap until autovacuum analyzed them again, a minute or
 # more into the run (perf: seq scans under the send statement's subplan).
+# And a shop's carts: with cart_items analyzed empty (checkout.sh empties
+# the shoppers' carts between runs), every cart write's and checkout's
+# look-up by user scanned the whole table (65,000 sequential scans reading
+# 14.8 M rows in one figure 4, 2026-12-06).  A running shop's cart_items
+# hold the open carts of many customers.
 
 # pg_production_state <conninfo>: past commands in command_log (100,000,
 # once per database), past messages (32,000, see pg_past_messages) and
-# past orders (20,000, see pg_past_orders), then
+# past orders (20,000, see pg_past_orders), open carts (20,000 lines,
+# see pg_past_carts), then
 # VACUUM ANALYZE of every table: the statistics make the workers' cached
 # plans be planned again against the real sizes, and autovacuum finds
 # nothing left to do inside a timed window (the 100,000 rows would
@@ -43,6 +49,7 @@ SELECT 'bench-past-' || g, 'msg.send', NULL, '\x00', 200, '{}',
 SQL
     pg_past_messages "$1" 640 50
     pg_past_orders "$1" 20000
+    pg_past_carts "$1" 5000
     psql "$1" -Xq -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE"
 }
 
@@ -115,6 +122,30 @@ SELECT id, 'charge', checkout_key, 1000, 'failed', 'card_declined',
        now() - interval '2 days' FROM past;
 INSERT INTO stock_ledger (book_id, warehouse_id, delta_reserved, reason, order_id)
 SELECT :pb, :pw, d, 'past order', id FROM past, (VALUES (1), (-1)) v(d);
+\endif
+COMMIT;
+SQL
+}
+
+# pg_past_carts <conninfo> <n>: the open carts of n customers, once per
+# database, four lines each of four books of their own (past-carts), so
+# the statistics see many users with a few lines each, as a shop's do;
+# no bench shopper's cart and no stock row a figure counts changes
+pg_past_carts() {
+    psql "$1" -Xq -v ON_ERROR_STOP=1 -v n="$2" <<'SQL'
+BEGIN;
+SELECT NOT EXISTS (SELECT 1 FROM books WHERE isbn13 = '9790000000011') AS fresh \gset
+\if :fresh
+INSERT INTO books (isbn13, title, price_cents)
+SELECT '97900000000' || (10 + g), 'Past carts ' || g, 1000
+  FROM generate_series(1, 4) g;
+INSERT INTO users (email, display_name, password_hash)
+SELECT 'past-cart' || g || '@bench.invalid', 'Past cart ' || g, '!'
+  FROM generate_series(1, :n) g;
+INSERT INTO cart_items (user_id, book_id, quantity)
+SELECT u.id, b.id, 1 FROM users u, books b
+ WHERE u.email LIKE 'past-cart%@bench.invalid'
+   AND b.isbn13 BETWEEN '9790000000011' AND '9790000000014';
 \endif
 COMMIT;
 SQL
