@@ -45,10 +45,13 @@
 /*
  * catalog_search()'s rows with each book's list item: the header first
  * (tier -1 with the facets, or -2: no such category), then the page.
+ * $10 is the page's size plus one: the last row only says that a next
+ * page exists (chat_catalog_page), so it gets no list item (ord counts
+ * the header).
  */
 static const char  chat_search_sql[] =
     "SELECT s.tier, s.popularity, s.id,"
-    " CASE WHEN s.id IS NULL THEN s.facets ELSE "
+    " CASE WHEN s.id IS NULL THEN s.facets WHEN s.ord > $10 THEN NULL ELSE "
     CHAT_BOOK_SUMMARY_SQL "::text END"
     " FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     "  WITH ORDINALITY AS s (tier, popularity, id, facets, ord)"

@@ -370,6 +370,40 @@ test('authors: create, duplicates 409, rename shows on the book at once, merge m
   assert.equal((await api('GET', `/api/v1/authors/${dup.id}`)).status, 404);
 });
 
+test('list items take their authors from book_list_authors, which every way of changing a book\'s authors keeps in step', async () => {
+  const tag = newKey('la').slice(-8);
+  const mk = async (name) => (await post('/api/v1/admin/authors', { name })).json.author;
+  const [a, b] = [await mk(`First ${tag}`), await mk(`Second ${tag}`)];
+  const book = await makeBook(`Listed ${tag}`);
+  const listed = async () => (await sql("SELECT authors::text FROM book_list_authors WHERE book_id = :'p1'", book));
+  const names = async () => JSON.parse((await listed()) || '[]').map((x) => x.name);
+
+  // linked straight in SQL, in two statements, out of order: the list keeps position order
+  await sql("INSERT INTO book_authors (book_id, author_id, position) VALUES (:'p1', :'p2', 1)", book, b.id);
+  await sql("INSERT INTO book_authors (book_id, author_id, position) VALUES (:'p1', :'p2', 0)", book, a.id);
+  await sql("SELECT catalog_book_refresh(:'p1')", book);   // searchable, as every writer does
+  assert.deepEqual(await names(), [`First ${tag}`, `Second ${tag}`]);
+  // positions swapped in one UPDATE
+  await sql("UPDATE book_authors SET position = 1 - position WHERE book_id = :'p1'", book);
+  assert.deepEqual(await names(), [`Second ${tag}`, `First ${tag}`]);
+  // renamed through the API: the list, and the search's list item, follow
+  assert.equal((await api('PUT', `/api/v1/admin/authors/${a.id}`, { name: `Renamed ${tag}` }, as(admin))).status, 200);
+  assert.deepEqual(await names(), [`Second ${tag}`, `Renamed ${tag}`]);
+  const hit = (await api('GET', `/api/v1/books/search?q=${encodeURIComponent(`listed ${tag}`)}`)).json.books.find((x) => x.id === Number(book));
+  assert.deepEqual(hit?.authors.map((x) => x.name), [`Second ${tag}`, `Renamed ${tag}`]);
+  // every link gone: no row, and the list item says []
+  await sql("DELETE FROM book_authors WHERE book_id = :'p1'", book);
+  assert.equal(await listed(), '');
+  assert.deepEqual((await api('GET', `/api/v1/books/${book}`)).json.book.authors, []);
+
+  // and for every book there is, in one snapshot
+  const off = await sql(`SELECT count(*) FROM books bk
+     WHERE (SELECT authors::text FROM book_list_authors l WHERE l.book_id = bk.id)
+           IS DISTINCT FROM (SELECT json_agg(json_build_object('id', au.id, 'name', au.name) ORDER BY ba.position, au.id)::text
+                               FROM book_authors ba JOIN authors au ON au.id = ba.author_id WHERE ba.book_id = bk.id)`);
+  assert.equal(off, '0', 'books whose list of authors disagrees with their links');
+});
+
 // ------------------------------------------------------------ books and stock
 
 test('a book\'s stock grid names every warehouse with on hand, reserved and the recent ledger; 404 unknown, 403 non-admins', async () => {
