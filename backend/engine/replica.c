@@ -82,8 +82,9 @@ chat_replica_init(chat_replica_t *r, const chat_config_t *cfg,
     const char *app_name)
 {
     memset(r, 0, sizeof(*r));
+    snprintf(r->app_name, sizeof(r->app_name), "%s (replica)", app_name);
     chat_db_init(&r->db, cfg->pg_replica != NULL ? cfg->pg_replica : "",
-                 app_name);
+                 r->app_name);
     r->db.pooled = 0;           /* --pg-pooler is --pg's: this one is direct */
     r->configured = cfg->pg_replica != NULL;
     r->state = "replica";

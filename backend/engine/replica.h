@@ -27,9 +27,11 @@ typedef struct {
     uint64_t    lagging;        /* behind the primary past the bound */
     uint64_t    behind;         /* not at a reader's own write in time */
     uint64_t    down;           /* no connection, or not a replica */
+
+    char        app_name[64];   /* the worker's, with " (replica)" */
 } chat_replica_t;
 
-/* app_name: shown in pg_stat_activity, kept by the caller */
+/* app_name: the worker's session name; the replica's adds " (replica)" */
 void chat_replica_init(chat_replica_t *r, const chat_config_t *cfg,
     const char *app_name);
 

@@ -141,7 +141,6 @@ typedef struct {
     chat_replica_t        replica;      /* reads' other home (replica.c) */
     char                  consumer[300];
     char                  app_name[48];     /* pg_stat_activity's name */
-    char                  replica_app_name[64];
     double                entry_ms;     /* moving average cost of an entry */
     int64_t               next_heartbeat;
     int64_t               next_claim;
@@ -1098,10 +1097,8 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
      * holds a session or a lock */
     snprintf(w.app_name, sizeof(w.app_name), "chat-backend %s lane",
              chat_lane_name(lane));
-    snprintf(w.replica_app_name, sizeof(w.replica_app_name),
-             "chat-backend %s lane (replica)", chat_lane_name(lane));
     chat_db_init(&w.db, cfg->pg, w.app_name);
-    chat_replica_init(&w.replica, cfg, w.replica_app_name);
+    chat_replica_init(&w.replica, cfg, w.app_name);
     chat_suspend_init(&w.susp, cfg, &w.db);
     w.concurrency = cfg->lanes[lane].concurrency;
 
