@@ -2,13 +2,14 @@
 -- (id and name, in order), kept in a table of their own, so a page of
 -- search or browse reads one row per book instead of joining the authors.
 --
--- Why.  Measured on a million generated books (PostgreSQL alone, a loop
--- of one-word searches as a worker sends them, 2026-12-06): the search
--- function 0.88 ms, with its page's 21 list items 1.35 ms, and 0.33 ms of
--- those 0.47 were the authors: per book an index scan of book_authors, a
--- look-up of each author, a sort and a json_agg.  Through the whole stack
--- the search mix is CPU-bound (tests/bench/README.md, figure 5), so a
--- quarter of the statement is worth a table.
+-- Why.  Per book of a page the authors cost an index scan of
+-- book_authors, a look-up of each author, a sort and a json_agg.
+-- Measured on a million generated books (PostgreSQL alone, a loop of
+-- one-word searches as a worker sends them, the two list items alternated
+-- in one session, 2026-12-06): 1.07-1.17 ms per search with the join,
+-- 1.00-1.08 with this table (the search function alone 0.73-0.78).  The
+-- search mix through the whole stack is CPU-bound (tests/bench/README.md,
+-- figure 5); there the gain is inside the run-to-run spread.
 --
 -- How.  book_list_authors(book_id, authors): the JSON array the list item
 -- embeds, '[]' for a book without authors (no row).  Kept in the writer's
@@ -45,7 +46,6 @@ LANGUAGE sql AS $$
                     ORDER BY ba.position, au.id)
       FROM book_authors ba JOIN authors au ON au.id = ba.author_id
      WHERE ba.book_id = ANY (p_books)
-       AND EXISTS (SELECT 1 FROM books b WHERE b.id = ba.book_id)
      GROUP BY ba.book_id
      ORDER BY ba.book_id
         ON CONFLICT (book_id) DO UPDATE SET authors = EXCLUDED.authors;
