@@ -2,9 +2,10 @@
  * catalog.c: the shapes of catalog answers, shared by the catalog
  * operations (op_catalog.c, op_review.c, op_admin_catalog.c).
  *
- * Books leave PostgreSQL already as JSON (json_build_object): one round
- * trip brings a page of books with their ordered authors, and the shape
- * lives in one SQL fragment (CHAT_BOOK_SUMMARY_SQL) instead of being
+ * Books leave PostgreSQL already as JSON: one round trip brings a page
+ * of books with their ordered authors, and the shape lives in one SQL
+ * fragment (CHAT_BOOK_SUMMARY_SQL: the list item kept ready-made in
+ * book_list_items, with the stock appended) instead of being
  * re-assembled field by field in C.  The C side parses that text into
  * cJSON and adds what depends on configuration (stock_status) or on
  * another query (the first page of reviews).
@@ -32,7 +33,7 @@
 
 
 static const char  chat_book_detail_sql[] =
-    "SELECT " CHAT_BOOK_SUMMARY_SQL "::text,"
+    "SELECT " CHAT_BOOK_SUMMARY_SQL("b.id") ","
     " json_build_object('description', b.description,"
     "  'keywords', to_json(b.keywords), 'language', b.language,"
     "  'pages', b.pages, 'publisher', b.publisher,"

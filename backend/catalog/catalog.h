@@ -20,24 +20,22 @@
 #define CHAT_CATALOG_REVIEWS_PAGE   10
 
 /*
- * A list item, as a json expression over "books b": id, isbn13, title,
- * subtitle, authors [{id, name}] in order, price_cents, currency, format,
- * published_on, rating_avg, rating_count, cover_url and cover_thumb_url
- * (null without a cover; media/op_media.c makes them).  The authors come
- * ready-made from book_list_authors (sql/019_book_list_authors.sql, kept
- * by triggers) instead of a join per book.
+ * A list item, as JSON text, of the book whose id is the SQL expression
+ * id: id, isbn13, title, subtitle, authors [{id, name}] in order,
+ * price_cents, currency, format, published_on, rating_avg, rating_count,
+ * cover_url and cover_thumb_url (null without a cover; media/op_media.c
+ * makes them), then available (on_hand - reserved over every warehouse).
+ * All but available come ready-made from book_list_items
+ * (sql/021_book_list_items.sql, kept by triggers) instead of being built
+ * per book; available changes with every sale, so it is appended here,
+ * which gives the text json_build_object of every field would, character
+ * for character.
  */
-#define CHAT_BOOK_SUMMARY_SQL                                               \
-    "json_build_object('id', b.id, 'isbn13', b.isbn13, 'title', b.title,"   \
-    " 'subtitle', b.subtitle, 'authors', coalesce((SELECT la.authors"       \
-    " FROM book_list_authors la WHERE la.book_id = b.id), '[]'::json),"     \
-    " 'price_cents', b.price_cents,"                                        \
-    " 'currency', b.currency, 'format', b.format, 'published_on',"          \
-    " b.published_on, 'rating_avg', b.rating_avg::float8, 'rating_count',"  \
-    " b.rating_count, 'cover_url', b.cover_url, 'cover_thumb_url',"         \
-    " b.cover_thumb_url,"                                                   \
-    " 'available', (SELECT coalesce(sum(s.on_hand - s.reserved), 0)"        \
-    "  FROM stock s WHERE s.book_id = b.id))"
+#define CHAT_BOOK_SUMMARY_SQL(id)                                           \
+    "(SELECT left(li.item, -1) || ', \"available\" : '"                     \
+    " || (SELECT coalesce(sum(st.on_hand - st.reserved), 0) FROM stock st"  \
+    " WHERE st.book_id = li.book_id) || '}'"                                \
+    " FROM book_list_items li WHERE li.book_id = " id ")"
 
 /* 1 when the command comes from an admin; else sets 403 and returns 0
  * (-1 if memory ran out).  The edge checked already: this is the second

@@ -278,7 +278,7 @@ chat_op_catalog_browse(chat_op_ctx_t *ctx)
     }
 
     snprintf(sql, sizeof(sql),
-        "SELECT b.id, (%s)::text, " CHAT_BOOK_SUMMARY_SQL "::text"
+        "SELECT b.id, (%s)::text, " CHAT_BOOK_SUMMARY_SQL("b.id")
         " FROM books b WHERE b.deleted_at IS NULL"
         " AND ($1::bigint[] IS NULL OR b.category_ids && $1::bigint[])"
         " AND ($2::bigint IS NULL OR EXISTS (SELECT 1 FROM book_authors ba"

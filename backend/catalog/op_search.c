@@ -52,10 +52,10 @@
 static const char  chat_search_sql[] =
     "SELECT s.tier, s.popularity, s.id,"
     " CASE WHEN s.id IS NULL THEN s.facets WHEN s.ord > $10 THEN NULL ELSE "
-    CHAT_BOOK_SUMMARY_SQL "::text END"
+    CHAT_BOOK_SUMMARY_SQL("s.id") " END"
     " FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     "  WITH ORDINALITY AS s (tier, popularity, id, facets, ord)"
-    " LEFT JOIN books b ON b.id = s.id ORDER BY s.ord";
+    " ORDER BY s.ord";
 
 static const char  chat_suggest_sql[] = "SELECT catalog_suggest($1, $2)";
 

@@ -30,17 +30,16 @@ CREATE FUNCTION pg_temp.one_search(q text, isbn text, cat bigint, maxp bigint,
                                    stock boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- CHAT_BOOK_SUMMARY_SQL (backend/catalog/catalog.h)
     PERFORM s.tier, s.popularity, s.id,
-            CASE WHEN s.id IS NULL THEN s.facets ELSE
-                 json_build_object('id', b.id, 'isbn13', b.isbn13, 'title', b.title,
-                     'authors', coalesce((SELECT json_agg(json_build_object('id', au.id,
-                         'name', au.name) ORDER BY ba.position, au.id)
-                         FROM book_authors ba JOIN authors au ON au.id = ba.author_id
-                         WHERE ba.book_id = b.id), '[]'::json),
-                     'price_cents', b.price_cents)::text END
+            CASE WHEN s.id IS NULL THEN s.facets WHEN s.ord > 21 THEN NULL ELSE
+                 (SELECT left(li.item, -1) || ', "available" : '
+                         || (SELECT coalesce(sum(st.on_hand - st.reserved), 0)
+                               FROM stock st WHERE st.book_id = li.book_id) || '}'
+                    FROM book_list_items li WHERE li.book_id = s.id) END
        FROM catalog_search(q, isbn, cat, NULL, maxp, stock, NULL, NULL, NULL, 21)
             WITH ORDINALITY AS s(tier, popularity, id, facets, ord)
-       LEFT JOIN books b ON b.id = s.id ORDER BY s.ord;
+      ORDER BY s.ord;
 END
 $$;
 

@@ -404,6 +404,65 @@ test('list items take their authors from book_list_authors, which every way of c
   assert.equal(off, '0', 'books whose list of authors disagrees with their links');
 });
 
+// the list item as it would be built from books, book_list_authors and stock
+const BUILT_ITEM = `json_build_object('id', b.id, 'isbn13', b.isbn13, 'title', b.title, 'subtitle', b.subtitle,
+  'authors', coalesce((SELECT la.authors FROM book_list_authors la WHERE la.book_id = b.id), '[]'::json),
+  'price_cents', b.price_cents, 'currency', b.currency, 'format', b.format, 'published_on', b.published_on,
+  'rating_avg', b.rating_avg::float8, 'rating_count', b.rating_count, 'cover_url', b.cover_url,
+  'cover_thumb_url', b.cover_thumb_url)::text`;
+
+test('list items come ready-made from book_list_items, which every writer of a book keeps in step; the stock is live', async () => {
+  const tag = newKey('li').slice(-8);
+  const book = await stockedBook(9, 1500, `Itemised ${tag}`);
+  const item = async () => JSON.parse(await sql("SELECT item FROM book_list_items WHERE book_id = :'p1'", book));
+  const card = async () => (await api('GET', `/api/v1/books/search?q=${encodeURIComponent(`itemised ${tag}`)}`))
+    .json.books.find((x) => x.id === book);
+
+  // a new book has its item at once, and the search shows it with its stock
+  assert.equal((await item()).title, `Itemised ${tag}`);
+  await sql("SELECT catalog_book_refresh(:'p1')", book);
+  let c = await card();
+  assert.equal(c?.price_cents, 1500);
+  assert.equal(c.stock_status, 'in_stock');
+
+  // an admin's edit through the API
+  let r = await api('PUT', `/api/v1/admin/books/${book}`, { price_cents: 2250, subtitle: `Sub ${tag}` }, as(admin));
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await item()).price_cents, 2250);
+  assert.equal((await item()).subtitle, `Sub ${tag}`);
+  // a review's rating
+  r = await api('POST', `/api/v1/books/${book}/reviews`, { rating: 4, text: 'fine' }, as(shopper));
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await item()).rating_count, 1);
+  assert.equal((await item()).rating_avg, 4);
+  // an author linked in SQL, then renamed through the API
+  const au = (await post('/api/v1/admin/authors', { name: `Writer ${tag}` })).json.author;
+  await sql("INSERT INTO book_authors (book_id, author_id, position) VALUES (:'p1', :'p2', 0)", book, au.id);
+  assert.deepEqual((await item()).authors, [{ id: au.id, name: `Writer ${tag}` }]);
+  assert.equal((await api('PUT', `/api/v1/admin/authors/${au.id}`, { name: `Author ${tag}` }, as(admin))).status, 200);
+  assert.deepEqual((await item()).authors.map((x) => x.name), [`Author ${tag}`]);
+  // the stock selling out does not write the item, and the card follows at once
+  const before = await sql("SELECT xmin FROM book_list_items WHERE book_id = :'p1'", book);
+  await setStock(book, eu, 0);
+  assert.equal(await sql("SELECT xmin FROM book_list_items WHERE book_id = :'p1'", book), before);
+  await sql("SELECT catalog_book_refresh(:'p1')", book);
+  c = await card();
+  assert.equal(c?.stock_status, 'out_of_stock');
+  assert.equal(c.subtitle, `Sub ${tag}`);
+  assert.equal((await api('GET', `/api/v1/books/${book}`)).json.book.stock_status, 'out_of_stock');
+  // deleting the book deletes its item
+  await sql("DELETE FROM book_authors WHERE book_id = :'p1'", book);
+  await sql("DELETE FROM stock WHERE book_id = :'p1'", book);
+  await sql("DELETE FROM reviews WHERE book_id = :'p1'", book);
+  await sql("DELETE FROM books WHERE id = :'p1'", book);
+  assert.equal(await sql("SELECT count(*) FROM book_list_items WHERE book_id = :'p1'", book), '0');
+
+  // and for every book there is, in one snapshot
+  const off = await sql(`SELECT count(*) FROM books b
+     WHERE (SELECT li.item FROM book_list_items li WHERE li.book_id = b.id) IS DISTINCT FROM ${BUILT_ITEM}`);
+  assert.equal(off, '0', 'books whose list item disagrees with the book');
+});
+
 // ------------------------------------------------------------ books and stock
 
 test('a book\'s stock grid names every warehouse with on hand, reserved and the recent ledger; 404 unknown, 403 non-admins', async () => {
