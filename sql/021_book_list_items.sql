@@ -24,8 +24,8 @@
 --   - books updated where a field of the item changed (an admin's edit, a
 --     review's rating, a cover): those items again; popularity, stock
 --     and documents are not in the item and cost only the comparison;
---   - the authors' summary of 019 refreshed (links, an author renamed or
---     merged): book_list_authors_refresh now refreshes the items too.
+--   - the authors' summary of 019 written (links, an author renamed or
+--     merged): triggers on book_list_authors refresh those books' items.
 -- A deleted book's row goes with it (ON DELETE CASCADE); a soft-deleted
 -- one keeps its item, which nothing lists.  Rows are written in book
 -- order, so two overlapping refreshes wait instead of deadlocking, and an
@@ -94,25 +94,30 @@ CREATE TRIGGER book_list_items_books_updated AFTER UPDATE ON books
     REFERENCING NEW TABLE AS new_books OLD TABLE AS old_books
     FOR EACH STATEMENT EXECUTE FUNCTION book_list_items_books_updated();
 
--- 019's refresh, and the items of the same books after it
-CREATE OR REPLACE FUNCTION book_list_authors_refresh(p_books bigint[]) RETURNS void
-LANGUAGE sql AS $$
-    DELETE FROM book_list_authors l
-     WHERE l.book_id = ANY (p_books)
-       AND NOT EXISTS (SELECT 1 FROM book_authors ba WHERE ba.book_id = l.book_id);
-
-    INSERT INTO book_list_authors (book_id, authors)
-    SELECT ba.book_id,
-           json_agg(json_build_object('id', au.id, 'name', au.name)
-                    ORDER BY ba.position, au.id)
-      FROM book_authors ba JOIN authors au ON au.id = ba.author_id
-     WHERE ba.book_id = ANY (p_books)
-     GROUP BY ba.book_id
-     ORDER BY ba.book_id
-        ON CONFLICT (book_id) DO UPDATE SET authors = EXCLUDED.authors;
-
-    SELECT book_list_items_refresh(p_books);
+-- the books whose authors' summary (019) changed: links added, removed
+-- or reordered, an author renamed or merged; 019's refresh writes that
+-- table and nothing else, so its rows name every book concerned
+CREATE FUNCTION book_list_items_authors_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM book_list_items_refresh(ARRAY(SELECT o.book_id FROM old_rows o));
+    ELSE
+        PERFORM book_list_items_refresh(ARRAY(SELECT n.book_id FROM new_rows n));
+    END IF;
+    RETURN NULL;
+END
 $$;
+
+CREATE TRIGGER book_list_items_authors_ins AFTER INSERT ON book_list_authors
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION book_list_items_authors_changed();
+CREATE TRIGGER book_list_items_authors_upd AFTER UPDATE ON book_list_authors
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION book_list_items_authors_changed();
+CREATE TRIGGER book_list_items_authors_del AFTER DELETE ON book_list_authors
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION book_list_items_authors_changed();
 
 -- the books there are
 SELECT book_list_items_refresh(ARRAY(SELECT b.id FROM books b));
