@@ -9,10 +9,19 @@
  * generations for every finished job of the batch, whatever its area (a
  * checkout touches its books), so no reader gets an old page after the
  * writer's answer.
+ *
+ * Its periodic task, on the admin lane, brings search's set of dense
+ * words up to date (search_dense_pairs_refresh(), sql/022): a catalog
+ * that grows from empty gets them without an operator.
  */
+
+#include <stdlib.h>
+
+#include <libpq-fe.h>
 
 #include "area.h"
 #include "catalog_cache.h"
+#include "log.h"
 
 
 static const chat_op_t  chat_catalog_ops[] = {
@@ -59,7 +68,63 @@ static const chat_op_t  chat_catalog_ops[] = {
 };
 
 
+/* Words cross the dense share slowly (a catalog grows by thousands of
+ * books, not by the minute), and a word that joins is counted over every
+ * title (24 s at a million books): every ten minutes is often enough. */
+static int
+chat_catalog_dense_interval(const chat_config_t *cfg)
+{
+    (void) cfg;
+    return 10 * 60 * 1000;
+}
+
+
+/* When the set changes, counting a new word's pairs reads every title,
+ * longer than a command's statement timeout: a transaction of its own
+ * with a longer one. */
+static void
+chat_catalog_dense_refresh(chat_db_t *db, const chat_config_t *cfg,
+    chat_events_t *events, chat_suspend_t *calls)
+{
+    PGresult  *res;
+
+    (void) cfg;
+    (void) events;
+    (void) calls;
+
+    if (chat_db_exec(db, "BEGIN; SET LOCAL statement_timeout = '10min'")
+        != 0)
+    {
+        return;             /* logged; the next run tries again */
+    }
+
+    res = chat_db_query(db, "SELECT search_dense_pairs_refresh()",
+                        0, NULL, NULL, NULL);
+    if (res == NULL || chat_db_exec(db, "COMMIT") != 0) {
+        if (res != NULL) {
+            PQclear(res);
+        }
+        (void) chat_db_exec(db, "ROLLBACK");
+        return;
+    }
+
+    if (PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0) {
+        chat_log_info("catalog: search's dense words changed (%s joined or"
+                      " left)", PQgetvalue(res, 0, 0));
+    }
+
+    PQclear(res);
+}
+
+
+static const chat_task_t  chat_catalog_tasks[] = {
+    { "dense words", CHAT_LANE_ADMIN, chat_catalog_dense_interval,
+      chat_catalog_dense_refresh },
+};
+
+
 const chat_area_t  chat_area_catalog = {
     "catalog", CHAT_AREA_OPS(chat_catalog_ops),
-    NULL, chat_catalog_cache_bump, NULL, NULL, 0
+    NULL, chat_catalog_cache_bump, NULL,
+    chat_catalog_tasks, sizeof(chat_catalog_tasks) / sizeof(chat_catalog_tasks[0])
 };

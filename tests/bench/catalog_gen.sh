@@ -300,6 +300,10 @@ SELECT word FROM ts_stat('SELECT title_doc FROM books WHERE isbn13 LIKE ''9798%'
 ON CONFLICT DO NOTHING;
 ANALYZE books; ANALYZE book_authors; ANALYZE book_categories; ANALYZE stock; ANALYZE reviews;
 ANALYZE authors; ANALYZE catalog_words;
+-- search's dense words now, not at the catalog task's next run
+-- (sql/022_search_dense_pairs.sql)
+SELECT 'catalog_gen: ' || search_dense_pairs_refresh()
+       || ' words joined or left the dense words of search';
 -- every typo of the benchmark still stands for the word it was made from
 DO $$
 DECLARE

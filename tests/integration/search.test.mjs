@@ -400,3 +400,67 @@ test("the admin's changes reach search in the same transaction", async () => {
   const postings = await sql("SELECT count(*) FROM search_postings WHERE book_id = :'p1'", b.id);
   assert.equal(Number(postings), 0, 'and so are its postings');
 });
+
+test('a dense word and a word its titles never share: the same page as every match ranked, and the pair counts follow every writer', async () => {
+  // sql/022_search_dense_pairs.sql.  A pair with a dense word starts at the
+  // rest tier when search_dense_pairs says no title holds both.  The word
+  // is made dense by hand with the function the periodic refresh calls,
+  // and leaves the set at the end.
+  const dense = made();
+  const other = made();
+  const third = made();
+  const pairs = async (w) => sql(
+    "SELECT coalesce(sum(n), 0) FROM search_dense_pairs WHERE dense = :'p1' AND word = :'p2'", dense, w);
+  // what the books say, counted from their titles: the table must agree
+  const recount = async () => sql(
+    `SELECT count(*) FROM (
+       SELECT w.word, count(*) AS n
+         FROM books b, unnest(tsvector_to_array(b.title_doc)) w(word)
+        WHERE b.deleted_at IS NULL AND b.title_doc @@ to_tsquery('simple', :'p1')
+          AND w.word <> :'p1' AND length(w.word) BETWEEN 2 AND 64
+        GROUP BY w.word) t
+       FULL JOIN (SELECT word, n FROM search_dense_pairs WHERE dense = :'p1' AND n <> 0) s USING (word)
+      WHERE t.n IS DISTINCT FROM s.n`, dense);
+
+  const a = await book('denseA', { title: `${dense} ${third} one`, description: `about ${other}` });
+  await book('denseB', { title: `${dense} two`, description: `${other} again` });
+  await book('otherA', { title: `${other} far`, description: `no ${dense} here` });
+  await book('otherOnly', { title: `${other} only` });
+  await sql("SELECT search_dense_words_set(ARRAY[:'p1'], '{}')", dense);
+  try {
+    assert.equal(await sql("SELECT count(*) FROM search_dense_words WHERE word = :'p1'", dense), '1');
+    assert.equal(await pairs(other), '0', 'no title holds both');
+    assert.equal(await pairs(third), '1');
+    assert.equal(await recount(), '0');
+
+    // the title tier is empty: every book with both, in the rest tier
+    let page = await ids(`q=${dense}%20${other}`);
+    assert.deepEqual(page, await definitionPage(dense, other));
+    assert.deepEqual([...page].sort(), names('denseA', 'denseB', 'otherA').sort());
+    assert.deepEqual(await ids(`q=${other}%20${dense}`), page, 'word order does not matter');
+
+    // a title with both, from the admin: counted at once, and first
+    const both = await book('denseBoth', { title: `${other} of ${dense}` });
+    assert.equal(await pairs(other), '1');
+    page = await ids(`q=${dense}%20${other}`);
+    assert.equal(page[0], both.id);
+    assert.deepEqual(page, await definitionPage(dense, other));
+
+    // its title changed: the pair leaves with it
+    let r = await asAdmin('PUT', `/api/v1/admin/books/${both.id}`, { title: `${dense} plain` });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(await pairs(other), '0');
+    assert.deepEqual(await ids(`q=${dense}%20${other}`), await definitionPage(dense, other));
+
+    // a deleted book's title leaves its pairs; a popularity change moves nothing
+    await sql("UPDATE books SET popularity = popularity + 7 WHERE id = :'p1'", B.denseB.id);
+    r = await asAdmin('DELETE', `/api/v1/admin/books/${a.id}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(await pairs(third), '0');
+    assert.equal(await recount(), '0');
+    assert.deepEqual(await ids(`q=${dense}%20${other}`), await definitionPage(dense, other));
+  } finally {
+    await sql("SELECT search_dense_words_set('{}', ARRAY[:'p1'])", dense);
+  }
+  assert.equal(await sql("SELECT count(*) FROM search_dense_pairs WHERE dense = :'p1'", dense), '0');
+});
