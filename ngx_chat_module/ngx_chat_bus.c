@@ -22,7 +22,12 @@
  * cleanup, so no path can leave a dangling pointer in the tree.
  *
  * The reply reader keeps the last stream id it has seen, so after a Redis
- * restart (AOF on) it resumes exactly where it stopped.
+ * restart (AOF on) it resumes exactly where it stopped.  Nothing reads an
+ * entry before that id again (the stream has one reader), so at most
+ * once a second the reader trims them (XTRIM MINID ~): XADD's MAXLEN ~
+ * 10000 alone kept the newest 10,000 replies, and a search's is about
+ * 8 KB, so Redis held up to 80 MB per gateway, which every AOF rewrite
+ * copied again (4 s of a core about once a minute under the search mix).
  */
 
 #include <ngx_config.h>
@@ -44,6 +49,7 @@
 #define NGX_CHAT_REPLY_BLOCK_MS   "5000"
 #define NGX_CHAT_REPLY_BLOCK      5000
 #define NGX_CHAT_REPLY_COUNT      "256"
+#define NGX_CHAT_REPLY_TRIM_MS    1000
 
 
 /* per worker: the parked commands of all its gateways */
@@ -66,6 +72,9 @@ static ngx_int_t ngx_chat_bus_gateway_init(ngx_cycle_t *cycle,
 static void ngx_chat_bus_commands_ready(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_read_replies(ngx_chat_redis_t *rc);
 static void ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_chat_bus_trim_replies(ngx_chat_gateway_t *gw);
+static void ngx_chat_bus_trimmed(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_chat_bus_deliver(redisReply *fields, void *data);
 static void ngx_chat_bus_answer_sealed(ngx_chat_gateway_t *gw,
@@ -151,6 +160,8 @@ ngx_chat_bus_gateway_init(ngx_cycle_t *cycle, ngx_chat_gateway_t *gw,
     /* a new gateway's stream is empty or absent: read it from the start */
     ngx_cpystrn((u_char *) gw->last_id, (u_char *) "0-0",
                 sizeof(gw->last_id));
+    ngx_cpystrn((u_char *) gw->trimmed_id, (u_char *) "0-0",
+                sizeof(gw->trimmed_id));
 
     ngx_sprintf((u_char *) gw->maxlen, "%ui%Z", cmcf->stream_maxlen);
 
@@ -620,6 +631,58 @@ ngx_chat_bus_replies_arrived(redisAsyncContext *ac, void *reply,
                                  ngx_chat_bus_deliver, gw);
 
     ngx_chat_bus_read_replies(&gw->replies);
+    ngx_chat_bus_trim_replies(gw);
+}
+
+
+/* The entries before last_id go, at most every NGX_CHAT_REPLY_TRIM_MS
+ * (see the top of this file).  On the commands connection: the replies
+ * one is blocked in its XREAD.  Approximate (~): Redis frees whole nodes
+ * only, so an entry or a node's worth of read ones may stay until the
+ * next time. */
+static void
+ngx_chat_bus_trim_replies(ngx_chat_gateway_t *gw)
+{
+    const char  *argv[5];
+
+    if (ngx_current_msec - gw->trimmed_at < NGX_CHAT_REPLY_TRIM_MS
+        || ngx_strcmp(gw->last_id, gw->trimmed_id) == 0)
+    {
+        return;
+    }
+
+    argv[0] = "XTRIM";
+    argv[1] = (const char *) gw->reply_stream.data;
+    argv[2] = "MINID";
+    argv[3] = "~";
+    argv[4] = gw->last_id;
+
+    if (ngx_chat_redis_command(&gw->commands, ngx_chat_bus_trimmed, gw, 5,
+                               argv, NULL)
+        == NGX_OK)
+    {
+        gw->trimmed_at = ngx_current_msec;
+        ngx_cpystrn((u_char *) gw->trimmed_id, (u_char *) gw->last_id,
+                    sizeof(gw->trimmed_id));
+    }
+}
+
+
+static void
+ngx_chat_bus_trimmed(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redisReply          *rr = reply;
+    ngx_chat_gateway_t  *gw = privdata;
+
+    (void) ac;
+
+    if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
+        /* harmless (MAXLEN still bounds the stream), but worth a line */
+        ngx_log_error(NGX_LOG_WARN, gw->commands.log, 0,
+                      "chat: XTRIM of \"%V\" (redis %V) failed: %*s",
+                      &gw->reply_stream, &gw->endpoint->name,
+                      (size_t) rr->len, rr->str);
+    }
 }
 
 

@@ -35,6 +35,9 @@ struct ngx_chat_gateway_s {
     ngx_str_t                 gateway;       /* "<host>:<pid>:<random>" */
     ngx_str_t                 reply_stream;  /* "chat:gw:{<gateway>}" */
     char                      last_id[48];   /* the last reply read */
+    char                      trimmed_id[48];  /* read entries before it
+                                                  trimmed (XTRIM MINID) */
+    ngx_msec_t                trimmed_at;
     ngx_event_t               reread;        /* retry after an XREAD error */
     char                      maxlen[NGX_INT_T_LEN + 1];
 

@@ -128,7 +128,11 @@ CREATE TRIGGER books_search_dense_pairs_delete
 -- Words into the set of dense words (their pairs counted from the books)
 -- and out of it.  The SHARE lock on books waits for every writer that
 -- counted with the old set and keeps new ones out until the count is
--- done; the count's statement sees what they committed.
+-- done; the count's statement sees what they committed.  A writer's
+-- trigger reads the set with its statement's snapshot, so a writer that
+-- waited for the lock counts with the new set: true in READ COMMITTED,
+-- which every worker's transaction is (a REPEATABLE READ writer that took
+-- its snapshot before the change would count with the old one).
 CREATE FUNCTION search_dense_words_set(p_join text[], p_leave text[])
 RETURNS void
 LANGUAGE plpgsql AS $$

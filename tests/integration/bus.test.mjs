@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { openField, redis, redisPortOf, sealField, sql, streamEntries, uniqueEmail, waitFor } from './lib.mjs';
+import { api, openField, redis, redisPortOf, registerUser, sealField, sleep, sql, streamEntries, uniqueEmail, waitFor } from './lib.mjs';
 
 const SHARD = 'chat:cmd:auth:{0}';  // auth.register is on the auth lane
 
@@ -153,4 +153,30 @@ test('a command that waited past the expiry is answered "expired" and not run', 
   assert.equal(r.status, 504);
   assert.equal(r.body.error.code, 'expired');
   assert.equal(await sql("SELECT count(*) FROM users WHERE email = :'p1'", email), '0');
+});
+
+test("each edge trims the replies it has read from its gateway stream, so Redis does not keep thousands of answers", async () => {
+  // XADD's MAXLEN ~ 10000 alone kept every gateway's newest 10,000
+  // replies (a search's is ~8 KB); each nginx worker trims what it has
+  // read at most once a second (ngx_chat_bus.c, XTRIM MINID ~)
+  const n = 1200;
+  const u = await registerUser('trim');
+  // a read that always goes through the bus (the edge caches no one's
+  // conversations)
+  const ask = async () => {
+    const r = await api('GET', '/api/v1/conversations', undefined, { token: u.token });
+    assert.equal(r.status, 200, r.text);
+  };
+  for (let i = 0; i < n; i += 20) await Promise.all(Array.from({ length: 20 }, ask));
+  await sleep(1200);
+  // one more read round on every worker: each trims what it read before
+  await Promise.all(Array.from({ length: 40 }, ask));
+  await sleep(300);
+  const keys = (await redis('KEYS', 'chat:gw:*')).split('\n').filter((k) => k && !k.includes('itest-'));
+  assert.ok(keys.length > 0, 'the edges have gateway streams');
+  let held = 0;
+  for (const k of keys) held += Number(await redis('XLEN', k));
+  // untrimmed they would hold every reply (n and more); trimmed, at most
+  // a stream node's worth each (100 small entries) and the newest few
+  assert.ok(held < n / 2, `${keys.length} gateway streams hold ${held} entries after ${n} replies`);
 });
