@@ -3,8 +3,8 @@
  *
  * Each nginx worker asks each of its Redis endpoints (one view per
  * gateway: each Redis has its own backend and lanes), a few times a
- * second, how deep every lane's queue is (pending + lag of the workers'
- * consumer group, summed over the lane's shards) and what limits the
+ * second, how deep every lane's queue is (pending + unread entries of the
+ * workers' consumer group, summed over the lane's shards) and what limits the
  * lane's pool published (chat_lanes.h: queue bound, timeout,
  * Retry-After): one script per command stream (chat_script_stream_depth:
  * each shard's stream is a slot of its own in a Redis Cluster) and an
@@ -242,9 +242,11 @@ ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane, int64_t *depth,
 static void
 ngx_chat_lanes_ask(ngx_event_t *ev)
 {
-    size_t              argvlen[3];
+    size_t              argvlen[4];
     ngx_uint_t          i, lane;
-    const char         *argv[3];
+    const char         *argv[4];
+    u_char              cap[NGX_INT64_LEN + 1];
+    int64_t             queue;
     ngx_chat_lanes_t   *l = ev->data;
     ngx_chat_redis_t   *rc;
 
@@ -271,14 +273,18 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     argv[2] = CHAT_CMD_GROUP;
     argvlen[2] = sizeof(CHAT_CMD_GROUP) - 1;
 
-    /* the runner copies the arguments */
+    /* the runner copies the arguments; a shard's unread entries are
+     * counted up to the lane's bound, which is all the shedding needs */
     for (i = 0; i < CHAT_LANE_COUNT * l->shards; i++) {
         argv[1] = l->streams[i];
         argvlen[1] = ngx_strlen(l->streams[i]);
+        queue = l->lanes[i / l->shards].limits.queue;
+        argv[3] = (const char *) cap;
+        argvlen[3] = ngx_sprintf(cap, "%L", queue > 0 ? queue : 10000) - cap;
 
         if (ngx_chat_redis_script(rc, &chat_script_stream_depth,
                                   ngx_chat_lanes_depth,
-                                  &l->who[i / l->shards], 3, argv, argvlen)
+                                  &l->who[i / l->shards], 4, argv, argvlen)
             != NGX_OK)
         {
             /* a round with a stream missing would under-count */

@@ -18,7 +18,7 @@
  * shards or keyid differ from its own (chat_lane_limits_agree), and warns
  * while the presence TTL does (chat_lane_presence_ttl_agree: presence
  * flaps or lags, nothing is lost).  The edge reads the hash with the lanes' queue
- * depths (pending + lag of the consumer group, ngx_chat_lanes.c) a few
+ * depths (pending + unread entries of the consumer group, ngx_chat_lanes.c) a few
  * times a second and refuses a command at once with 503 overloaded and
  * Retry-After when its lane is at its bound, instead of letting it wait
  * for the full command timeout and answering 504.
