@@ -5,7 +5,8 @@
 // the facets of a search, suggestions as you type, and the postings kept
 // in step with the admin's changes and with popularity, in the same
 // transaction (sql/008_search.sql, sql/014_search_speed.sql,
-// sql/015_search_vocabulary.sql, sql/016_search_rare_words.sql).
+// sql/015_search_vocabulary.sql, sql/016_search_rare_words.sql,
+// sql/022_search_dense_pairs.sql, sql/023_search_word_categories.sql).
 //
 // Every word is random per run, so other tests' books never interfere and
 // the expected lists are exact.
@@ -463,4 +464,71 @@ test('a dense word and a word its titles never share: the same page as every mat
     await sql("SELECT search_dense_words_set('{}', ARRAY[:'p1'])", dense);
   }
   assert.equal(await sql("SELECT count(*) FROM search_dense_pairs WHERE dense = :'p1'", dense), '0');
+});
+
+test("a word inside a category: a tier the category does not hold is skipped, the same page as every match ranked, and the counts follow every writer", async () => {
+  // sql/023_search_word_categories.sql.  search_word_categories counts a
+  // word's postings per tier and category; a query of one position inside
+  // a category skips a tier that none of the category's subtree holds.
+  const w = made();
+  const top = await category(`Top ${tag()}`);
+  const sub = await category(`Sub ${tag()}`, top);
+  const other = await category(`Other ${tag()}`);
+  const empty = await category(`Empty ${tag()}`);
+  // every live book with w in the subtree: title matches first, then by
+  // popularity, then the newer
+  const definition = async (cat) => (await sql(
+    `SELECT coalesce(string_agg(id::text, ',' ORDER BY tier DESC, popularity DESC, id DESC), '')
+       FROM (SELECT id, popularity, CASE WHEN title_doc @@ q THEN 2 ELSE 1 END AS tier
+               FROM books, to_tsquery('simple', :'p1') q
+              WHERE search_doc @@ q AND deleted_at IS NULL
+                AND category_ids && catalog_subtree(:'p2'::bigint)) m`, w, cat)).split(',').filter(Boolean).map(Number);
+  // what the postings say, counted per tier and category: the table must agree
+  const recount = async () => sql(
+    `SELECT count(*) FROM (
+       SELECT p.tier, c.id AS category_id, count(*) AS n
+         FROM search_postings p, unnest(p.category_ids) c(id)
+        WHERE p.word = :'p1' GROUP BY p.tier, c.id) t
+       FULL JOIN (SELECT tier, category_id, n FROM search_word_categories
+                   WHERE word = :'p1' AND n <> 0) s USING (tier, category_id)
+      WHERE t.n IS DISTINCT FROM s.n`, w);
+  // the page from the API, or from catalog_search itself where a change
+  // made in SQL has not passed the catalog's cache
+  const page = async (cat, direct) => (direct
+    ? (await sql(`SELECT coalesce(string_agg(s.id::text, ',' ORDER BY s.ord), '')
+                    FROM catalog_search(:'p1', NULL, :'p2'::bigint, NULL, NULL, false,
+                                        NULL, NULL, NULL, 21) WITH ORDINALITY AS s(tier, popularity, id, facets, ord)
+                   WHERE s.id IS NOT NULL`, w, cat)).split(',').filter(Boolean).map(Number)
+    : await ids(`q=${w}&category=${cat}`));
+  const check = async (what, direct = false) => {
+    assert.equal(await recount(), '0', `${what}: the counts`);
+    for (const cat of [top, sub, other, empty]) {
+      assert.deepEqual(await page(cat, direct), await definition(cat), `${what}: category ${cat}`);
+    }
+  };
+
+  const inTitle = await book('wcTitle', { title: `The ${w} road`, category_ids: [sub] });
+  const inText = await book('wcText', { title: `Quiet ${tag()}`, description: `a ${w} at dusk`, category_ids: [top] });
+  const elsewhere = await book('wcOther', { title: `${w} elsewhere`, category_ids: [other] });
+  await check('inserted');
+  assert.deepEqual(await ids(`q=${w}&category=${top}`), [inTitle.id, inText.id], 'the title tier, then the rest');
+  assert.deepEqual(await ids(`q=${w}&category=${other}`), [elsewhere.id], 'no rest tier there');
+  assert.deepEqual(await ids(`q=${w}&category=${empty}`), [], 'neither tier');
+
+  // a book moved to another category, a title changed, a popularity changed
+  let r = await asAdmin('PUT', `/api/v1/admin/books/${elsewhere.id}`, { category_ids: [sub, other] });
+  assert.equal(r.status, 200, r.text);
+  r = await asAdmin('PUT', `/api/v1/admin/books/${inTitle.id}`, { title: `The long road ${tag()}`, description: `past the ${w}` });
+  assert.equal(r.status, 200, r.text);
+  await sql("UPDATE books SET popularity = popularity + 9 WHERE id = :'p1'", inText.id);
+  await check('changed');
+  assert.equal((await ids(`q=${w}&category=${sub}`))[0], elsewhere.id, 'the moved book leads its new category');
+
+  // deleted, then restored
+  r = await asAdmin('DELETE', `/api/v1/admin/books/${elsewhere.id}`);
+  assert.equal(r.status, 200, r.text);
+  await check('deleted');
+  assert.deepEqual(await ids(`q=${w}&category=${other}`), []);
+  await sql("UPDATE books SET deleted_at = NULL WHERE id = :'p1'", elsewhere.id);
+  await check('restored', true);
 });
