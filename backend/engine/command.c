@@ -76,8 +76,9 @@
  * overflows PostgreSQL's per-backend cache and slows every other
  * session's snapshots.  Expensive ops (CHAT_OP_ALONE: scrypt) are not
  * batched by the worker, so they never hold others' locks while they
- * hash.  An op that only reads, run alone, runs without a transaction
- * block and logs nothing (its replies, such as tokens, are not stored).
+ * hash.  Ops that only read run without a transaction block and log
+ * nothing (their replies, such as tokens, are not stored): a batch of
+ * reads alone is run one read at a time.
  *
  * The idempotency log's statements (begin and lookup, same-key jobs, log
  * and commit) are in command_log.c.
@@ -686,6 +687,22 @@ chat_jobs_run(chat_db_t *db, const chat_config_t *cfg, chat_job_t **jobs,
 
     if (n == 0) {
         return;
+    }
+
+    /* reads only: each one alone, as below.  A transaction block would
+     * add BEGIN, the key lookup, a savepoint per read and COMMIT, and
+     * guard nothing: a read stores no reply and has no effect to undo */
+    if (n > 1) {
+        for (i = 0; i < n && !chat_job_logged(jobs[i]); i++) {
+            /* find the first that writes */
+        }
+
+        if (i == n) {
+            for (i = 0; i < n; i++) {
+                chat_jobs_run(db, cfg, &jobs[i], 1);
+            }
+            return;
+        }
     }
 
     start = chat_mono_ms();
