@@ -324,22 +324,32 @@ static int64_t  stored_while_held = -1;
 static char     stored_key[96];
 
 
-/* Lets go of the lock held on arg after a moment (thread), noting first
- * whether the order of stored_key is committed by then. */
+/* Lets go of the lock held on arg once the order of stored_key is
+ * committed, noting whether it was (thread).  It waits for it rather
+ * than a fixed moment, so a slow machine cannot fail the test; a group
+ * that waited on the lock instead would never commit while it is held,
+ * and after 20 s the lock is let go with the order not stored. */
 static void *
 release_later(void *arg)
 {
+    int          i;
     char         sql[200];
     PGresult    *res;
     chat_db_t   *d = arg;
 
-    usleep(400 * 1000);
-
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM orders"
              " WHERE checkout_key = '%s'", stored_key);
-    res = chat_db_query(d, sql, 0, NULL, NULL, NULL);
-    stored_while_held = res ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-    PQclear(res);
+
+    for (i = 0; i < 1000; i++) {
+        usleep(20 * 1000);
+        res = chat_db_query(d, sql, 0, NULL, NULL, NULL);
+        stored_while_held = res ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                                : -1;
+        PQclear(res);
+        if (stored_while_held != 0) {
+            break;
+        }
+    }
 
     (void) chat_db_exec(d, "ROLLBACK");
     return NULL;
