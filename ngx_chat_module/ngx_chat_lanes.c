@@ -16,7 +16,14 @@
  * A command whose lane is at its bound is not sent: the caller answers
  * 503 overloaded with Retry-After at once (ngx_chat_bus.c).  That is the
  * point of a bound: a queue that cannot drain within the command timeout
- * only turns every request behind it into a late 504.
+ * only turns every request behind it into a late 504.  There are two: a
+ * depth in commands (queue) and a wait in ms (wait: how long the lane's
+ * oldest unread command has waited, the longest over its shards).  The
+ * depth alone assumes the pool drains at its usual rate; when the pool
+ * slows down, a queue under its depth bound can hold more than a
+ * timeout's worth of work (the benchmark once saw a chat lane, never at
+ * its depth bound, answer 15,000 commands 504 after such a stall), and
+ * the wait bound refuses new commands before that.
  *
  * Agreement.  With its limits a lane's pool publishes its shard count and
  * its secret's fingerprint (chat_lane_limits_agree).  When they differ
@@ -58,6 +65,7 @@ typedef struct {
     unsigned            known:1;        /* limits published */
     unsigned            disagrees:1;    /* chat_lane_limits_agree failed */
     int64_t             depth;          /* as Redis last told */
+    int64_t             waited;         /* the oldest unread one, ms */
     int64_t             sent;           /* sent by us since that poll */
     int64_t             sent_at_ask;    /* sent when the poll was asked */
 } ngx_chat_lane_state_t;
@@ -81,6 +89,7 @@ struct ngx_chat_lanes_s {
     ngx_uint_t              asking;     /* answers still to come */
     unsigned                failed:1;   /* in this round */
     int64_t                 depths[CHAT_LANE_COUNT];    /* this round's */
+    int64_t                 waited[CHAT_LANE_COUNT];    /* this round's */
     ngx_chat_lanes_depth_t  who[CHAT_LANE_COUNT];
 };
 
@@ -187,8 +196,9 @@ ngx_chat_lanes_admit(ngx_chat_lanes_t *l, chat_lane_t lane,
         return NGX_ABORT;
     }
 
-    if (s->known && s->limits.queue > 0
-        && s->depth + s->sent >= s->limits.queue)
+    if (s->known
+        && ((s->limits.queue > 0 && s->depth + s->sent >= s->limits.queue)
+            || (s->limits.wait_ms > 0 && s->waited >= s->limits.wait_ms)))
     {
         *retry_after = s->limits.retry_s > 0 ? (time_t) s->limits.retry_s : 1;
         return NGX_BUSY;
@@ -221,7 +231,7 @@ ngx_chat_lanes_presence_ttl_disagrees(ngx_chat_lanes_t *l)
 
 ngx_int_t
 ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane, int64_t *depth,
-    int64_t *queue)
+    int64_t *queue, int64_t *waited, int64_t *wait)
 {
     ngx_chat_lane_state_t  *s;
 
@@ -234,6 +244,8 @@ ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane, int64_t *depth,
     s = &l->lanes[lane];
     *depth = s->depth + s->sent;
     *queue = s->limits.queue;
+    *waited = s->waited;
+    *wait = s->limits.wait_ms;
 
     return NGX_OK;
 }
@@ -265,6 +277,7 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         l->lanes[lane].sent_at_ask = l->lanes[lane].sent;
         l->depths[lane] = 0;
+        l->waited[lane] = 0;
     }
     l->failed = 0;
 
@@ -309,7 +322,8 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
 }
 
 
-/* one stream's depth, added to its lane's */
+/* one stream's depth, added to its lane's, and its oldest unread one's
+ * wait, the lane's if the longest */
 static void
 ngx_chat_lanes_depth(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -320,10 +334,14 @@ ngx_chat_lanes_depth(redisAsyncContext *ac, void *reply, void *privdata)
     /* l lives in the cycle's pool: valid even for the NULL replies of
      * the connection's end at exit */
 
-    if (rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements == 3
-        && rr->element[2]->type == REDIS_REPLY_INTEGER)
+    if (rr != NULL && rr->type == REDIS_REPLY_ARRAY && rr->elements == 4
+        && rr->element[2]->type == REDIS_REPLY_INTEGER
+        && rr->element[3]->type == REDIS_REPLY_INTEGER)
     {
         l->depths[who->lane] += rr->element[2]->integer;
+        if (rr->element[3]->integer > l->waited[who->lane]) {
+            l->waited[who->lane] = rr->element[3]->integer;
+        }
 
     } else {
         if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
@@ -352,6 +370,7 @@ ngx_chat_lanes_answered(ngx_chat_lanes_t *l)
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         s = &l->lanes[lane];
         s->depth = l->depths[lane];
+        s->waited = l->waited[lane];
         /* what we sent after asking was not counted yet */
         s->sent -= s->sent_at_ask;
         s->sent_at_ask = 0;

@@ -36,10 +36,11 @@ ngx_int_t ngx_chat_lanes_admit(ngx_chat_lanes_t *l, chat_lane_t lane,
     ngx_msec_t *timeout, time_t *retry_after);
 
 /* What this worker last knew of lane: its depth (as Redis told, plus our
- * own sends since) and its queue bound (0: none known).  NGX_OK, or
- * NGX_DECLINED before the first answer from Redis. */
+ * own sends since) and its queue bound (0: none known), how long its
+ * oldest unread command had waited (ms) and its wait bound (0: none
+ * known).  NGX_OK, or NGX_DECLINED before the first answer from Redis. */
 ngx_int_t ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane,
-    int64_t *depth, int64_t *queue);
+    int64_t *depth, int64_t *queue, int64_t *waited, int64_t *wait);
 
 /* 1 while lane's pool disagrees with this edge (ngx_chat_lanes.c) */
 ngx_uint_t ngx_chat_lanes_disagree(ngx_chat_lanes_t *l, chat_lane_t lane);

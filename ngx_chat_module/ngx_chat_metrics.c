@@ -571,19 +571,21 @@ ngx_chat_metrics_copy(const redisReply *r)
                        ngx_chat_metrics ? ngx_chat_metrics->f : 0);
 
 
-/* Each lane's depth and bound as the answering worker last saw them
- * (ngx_chat_lanes.c): what the edge's admission decides on. */
+/* Each lane's depth and wait, and their bounds, as the answering worker
+ * last saw them (ngx_chat_lanes.c): what the edge's admission decides
+ * on. */
 static u_char *
 ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
 {
-    int64_t     depth, queue;
+    int64_t     depth, queue, waited, wait;
     ngx_uint_t  lane;
 
     last = ngx_chat_metrics_family(last, "chat_lane_depth", "gauge",
                                    "commands waiting or running per lane, "
                                    "as this edge's admission sees them");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue) == NGX_OK) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
+                                &wait) == NGX_OK) {
             last = ngx_sprintf(last, "chat_lane_depth{lane=\"%s\"} %L\n",
                                chat_lane_name(lane), depth);
         }
@@ -593,9 +595,41 @@ ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
                                    "the depth at which a lane's commands "
                                    "are refused 503 overloaded (0: none)");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue) == NGX_OK) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
+                                &wait) == NGX_OK) {
             last = ngx_sprintf(last, "chat_lane_queue_limit{lane=\"%s\"} "
                                "%L\n", chat_lane_name(lane), queue);
+        }
+    }
+
+    last = ngx_chat_metrics_family(last, "chat_lane_waited_seconds",
+                                   "gauge", "how long the lane's oldest "
+                                   "unread command had waited, as this "
+                                   "edge's admission sees it");
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
+                                &wait)
+            == NGX_OK)
+        {
+            last = ngx_sprintf(last, "chat_lane_waited_seconds{lane=\"%s\"} "
+                               "%L.%03L\n", chat_lane_name(lane),
+                               waited / 1000, waited % 1000);
+        }
+    }
+
+    last = ngx_chat_metrics_family(last, "chat_lane_wait_limit_seconds",
+                                   "gauge", "the wait at which a lane's "
+                                   "commands are refused 503 overloaded "
+                                   "(0: none)");
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
+                                &wait)
+            == NGX_OK)
+        {
+            last = ngx_sprintf(last, "chat_lane_wait_limit_seconds"
+                               "{lane=\"%s\"} %L.%03L\n",
+                               chat_lane_name(lane), wait / 1000,
+                               wait % 1000);
         }
     }
 

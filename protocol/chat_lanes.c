@@ -142,10 +142,11 @@ chat_lane_limits_format(char *buf, size_t size,
     int  n;
 
     n = snprintf(buf, size,
-                 "queue=%lld timeout=%lld retry=%lld shards=%lld keyid=%lld "
-                 "presence_ttl=%lld",
+                 "queue=%lld timeout=%lld retry=%lld wait=%lld shards=%lld "
+                 "keyid=%lld presence_ttl=%lld",
                  (long long) limits->queue, (long long) limits->timeout_ms,
-                 (long long) limits->retry_s, (long long) limits->shards,
+                 (long long) limits->retry_s, (long long) limits->wait_ms,
+                 (long long) limits->shards,
                  (long long) limits->key_id,
                  (long long) limits->presence_ttl_ms);
 
@@ -200,6 +201,8 @@ chat_lane_limits_parse(const char *s, size_t len, chat_lane_limits_t *limits)
             field = &limits->timeout_ms;
         } else if (j - i == 5 && memcmp(name, "retry", 5) == 0) {
             field = &limits->retry_s;
+        } else if (j - i == 4 && memcmp(name, "wait", 4) == 0) {
+            field = &limits->wait_ms;
         } else if (j - i == 6 && memcmp(name, "shards", 6) == 0) {
             field = &limits->shards;
         } else if (j - i == 5 && memcmp(name, "keyid", 5) == 0) {

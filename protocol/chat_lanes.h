@@ -55,6 +55,11 @@ typedef struct {
 
     /* what the edge should agree on: it warns, it does not refuse */
     int64_t  presence_ttl_ms;   /* CHAT_PRESENCE_TTL_MS */
+
+    /* the bound in time beside queue's in commands: while the lane's
+     * oldest unread command has waited this long, new ones are refused
+     * too (ms; 0: none) */
+    int64_t  wait_ms;
 } chat_lane_limits_t;
 
 /* "chat", "read", ...; NULL for a value out of range */

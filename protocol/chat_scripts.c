@@ -359,9 +359,11 @@ chat_script_t  chat_script_presence_sweep = {
 /*
  * One command stream's figures, for the edge's load shedding
  * (ngx_chat_lanes.c, a few times a second) and /metrics (cluster): its
- * length, the group's pending count, and the depth the lanes bound (the
- * pending ones plus the unread ones).  A stream or group that does not
- * exist yet counts 0.  The unread entries are counted (those after the
+ * length, the group's pending count, the depth the lanes bound (the
+ * pending ones plus the unread ones), and how long the oldest unread one
+ * has waited, in ms (0 when none is; the entry's id holds the ms Redis
+ * added it at, and TIME is the same clock).  A stream or group that does
+ * not exist yet counts 0.  The unread entries are counted (those after the
  * group's last-delivered-id, at most ARGV[2], 10000 without it), not
  * taken from XINFO's lag: Redis's lag is an estimate that can stay wrong
  * for good (a bench stack's read lane showed a lag of 28,000 with
@@ -376,7 +378,7 @@ chat_script_t  chat_script_presence_sweep = {
 chat_script_t  chat_script_stream_depth = {
     "stream depth",
     "local len = redis.call('XLEN', KEYS[1]) "
-    "local pending, depth = 0, 0 "
+    "local pending, depth, waited = 0, 0, 0 "
     "local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1]) "
     "if type(groups) == 'table' and groups.err == nil then "
     "  for _, g in ipairs(groups) do "
@@ -388,10 +390,16 @@ chat_script_t  chat_script_stream_depth = {
     "                                'COUNT', tonumber(ARGV[2]) or 10000) "
     "      pending = tonumber(f['pending']) or 0 "
     "      depth = pending + #unread "
+    "      if #unread > 0 then "
+    "        local t = redis.call('TIME') "
+    "        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "        local at = tonumber(string.match(unread[1][1], '^(%d+)')) or now "
+    "        if now > at then waited = now - at end "
+    "      end "
     "    end "
     "  end "
     "end "
-    "return {len, pending, depth}",
+    "return {len, pending, depth, waited}",
     ""
 };
 

@@ -23,6 +23,7 @@ typedef struct {
     int             concurrency;
     int             timeout_ms;
     int             queue;
+    int             wait_ms;            /* 0: half of timeout_ms */
     int             retry_s;
     int             nice;
 } chat_lane_conf_t;

@@ -26,6 +26,15 @@
  *   timeout      ms the edge waits for an answer before 504
  *   queue        commands waiting or running beyond which the edge answers
  *                503 overloaded at once (0: no bound)
+ *   wait         ms the lane's oldest unread command may have waited
+ *                before the edge answers new ones 503 overloaded at once
+ *                too (0, the default: half the timeout).  A bound in
+ *                commands alone assumes the pool drains at its usual
+ *                rate; when it slows (a commit that stalls, a core taken
+ *                by something else), a queue under its bound can still
+ *                hold more than a timeout's worth of work, and every
+ *                command in it would end as a late 504.  The wait bound
+ *                sheds by what the clients feel instead
  *   retry        the Retry-After seconds of that 503
  *   nice         scheduling priority of the lane's processes (0..19)
  *
@@ -54,12 +63,12 @@
  * outside the product sign-ups then wait past their timeout; at 10 it
  * still yields ~90 % of a contended core to the interactive lanes. */
 static const chat_lane_conf_t  chat_lane_defaults[CHAT_LANE_COUNT] = {
-    /*               procs batch commit conc timeout queue retry nice */
-    [CHAT_LANE_CHAT]   = { 2, 64, 64, 1, 10000, 20000, 1, 0 },
-    [CHAT_LANE_READ]   = { 2, 16, 64, 1, 10000, 2000, 1, 0 },
-    [CHAT_LANE_AUTH]   = { 2, 1, 1, 1, 30000, 64, 2, 10 },
-    [CHAT_LANE_ORDERS] = { 2, 16, 64, 256, 30000, 2000, 1, 0 },
-    [CHAT_LANE_ADMIN]  = { 1, 16, 64, 16, 30000, 1000, 1, 5 },
+    /*             procs batch commit conc timeout queue wait retry nice */
+    [CHAT_LANE_CHAT]   = { 2, 64, 64, 1, 10000, 20000, 0, 1, 0 },
+    [CHAT_LANE_READ]   = { 2, 16, 64, 1, 10000, 2000, 0, 1, 0 },
+    [CHAT_LANE_AUTH]   = { 2, 1, 1, 1, 30000, 64, 0, 2, 10 },
+    [CHAT_LANE_ORDERS] = { 2, 16, 64, 256, 30000, 2000, 0, 1, 0 },
+    [CHAT_LANE_ADMIN]  = { 1, 16, 64, 16, 30000, 1000, 0, 1, 5 },
 };
 
 typedef struct {
@@ -77,6 +86,7 @@ static const chat_lane_key_t  chat_lane_keys[] = {
     { "concurrency", offsetof(chat_lane_conf_t, concurrency), 1, 10000 },
     { "timeout", offsetof(chat_lane_conf_t, timeout_ms), 100, 3600000 },
     { "queue", offsetof(chat_lane_conf_t, queue), 0, 100000000 },
+    { "wait", offsetof(chat_lane_conf_t, wait_ms), 0, 3600000 },
     { "retry", offsetof(chat_lane_conf_t, retry_s), 1, 3600 },
     { "nice", offsetof(chat_lane_conf_t, nice), 0, 19 },
 };
@@ -154,7 +164,7 @@ chat_lanes_apply_one(chat_config_t *cfg, const char *s, size_t len)
         if (n == sizeof(chat_lane_keys) / sizeof(chat_lane_keys[0])) {
             snprintf(why, sizeof(why), "unknown lane setting \"%.*s\" "
                      "(procs, batch, commit, concurrency, timeout, queue, "
-                     "retry, nice)", (int) (j - i), s + i);
+                     "wait, retry, nice)", (int) (j - i), s + i);
             return why;
         }
 
@@ -247,6 +257,13 @@ chat_lanes_enter(chat_config_t *cfg, chat_lane_t lane)
 }
 
 
+int
+chat_lanes_wait_ms(const chat_lane_conf_t *lc)
+{
+    return lc->wait_ms > 0 ? lc->wait_ms : lc->timeout_ms / 2;
+}
+
+
 void
 chat_lanes_log(const chat_config_t *cfg)
 {
@@ -256,9 +273,10 @@ chat_lanes_log(const chat_config_t *cfg)
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         lc = &cfg->lanes[lane];
         chat_log_info("lane %s: %d processes, batch %d, commit %d, "
-                      "concurrency %d, timeout %d ms, queue %d, retry %d s, "
-                      "nice %d", chat_lane_name(lane), lc->procs, lc->batch,
-                      lc->commit_batch, lc->concurrency, lc->timeout_ms,
-                      lc->queue, lc->retry_s, lc->nice);
+                      "concurrency %d, timeout %d ms, queue %d, wait %d ms, "
+                      "retry %d s, nice %d", chat_lane_name(lane), lc->procs,
+                      lc->batch, lc->commit_batch, lc->concurrency,
+                      lc->timeout_ms, lc->queue, chat_lanes_wait_ms(lc),
+                      lc->retry_s, lc->nice);
     }
 }

@@ -15,7 +15,7 @@ void chat_lanes_defaults(chat_config_t *cfg);
 
 /*
  * Applies one lane setting, "NAME:key=value,key=value..." (keys: procs,
- * batch, commit, concurrency, timeout, queue, retry, nice), or several
+ * batch, commit, concurrency, timeout, queue, wait, retry, nice), or several
  * separated by ';' or spaces.  Returns NULL, or a message saying what is
  * wrong (static, for the caller to print).
  */
@@ -33,6 +33,9 @@ chat_lane_t chat_lanes_of_index(const chat_config_t *cfg, int index);
  * logged).  Called in the forked worker on its own copy of cfg.
  */
 void chat_lanes_enter(chat_config_t *cfg, chat_lane_t lane);
+
+/* The lane's wait bound in ms: its own, or half its timeout. */
+int chat_lanes_wait_ms(const chat_lane_conf_t *lc);
 
 /* "lane chat: 2 processes, batch 64, ..." for the start-up log. */
 void chat_lanes_log(const chat_config_t *cfg);

@@ -1110,6 +1110,7 @@ chat_worker_run(const chat_config_t *pool_cfg, chat_lane_t lane,
     limits.queue = cfg->lanes[lane].queue;
     limits.timeout_ms = cfg->lanes[lane].timeout_ms;
     limits.retry_s = cfg->lanes[lane].retry_s;
+    limits.wait_ms = chat_lanes_wait_ms(&cfg->lanes[lane]);
     /* what the edge checks it agrees with */
     limits.shards = cfg->shards;
     limits.key_id = chat_token_key_id(cfg->token_secret,

@@ -97,12 +97,78 @@ test('a full lane answers 503 overloaded with Retry-After at once; the other lan
   assert.equal(ok.json.user.id, alice.user.id);
 });
 
+// The other bound: a lane whose pool has stopped draining (a stall, a core
+// taken by something else) holds a few commands, far under its depth
+// bound, but they wait; once the oldest has waited the lane's wait bound
+// (half its timeout unless set), new ones are refused at once instead of
+// joining a queue that ends in 504s.  The read lane's pool is stopped for
+// it (its timeout is the shortest), so the test lasts about that bound.
+test('a lane whose oldest command has waited its wait bound answers 503 overloaded at once, under its depth bound', async () => {
+  const [alice, bob] = [await registerUser('lanes-wait-a'), await registerUser('lanes-wait-b')];
+  const auth = { token: alice.token };
+  const conv = await api('POST', '/api/v1/conversations', { type: 'direct', user_id: bob.user.id }, auth);
+  assert.ok(conv.status === 201 || conv.status === 200, conv.text);
+  const limits = await redis('HGET', 'chat:lanes', 'read');
+  const wait = Number(/ wait=(\d+)/.exec(limits)?.[1]);
+  const timeout = Number(/ timeout=(\d+)/.exec(limits)?.[1]);
+  assert.ok(wait > 0 && wait < timeout, `the read lane's limits: ${limits}`);
+
+  const pids = await lanePids('read');
+  assert.ok(pids.length > 0);
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  let first;
+  try {
+    // the first read waits for the pool; until it has waited the bound,
+    // the lane takes more (they queue behind it)
+    const t0 = Date.now();
+    first = api('GET', '/api/v1/conversations', undefined, auth);
+    const early = await api('GET', '/api/v1/conversations', undefined,
+      { ...auth, signal: AbortSignal.timeout(300) }).catch(() => null);
+    assert.equal(early, null, 'a read within the bound is queued, not refused');
+
+    const refused = await waitFor('the read lane to refuse', async () => {
+      const r = await api('GET', '/api/v1/conversations', undefined,
+        { ...auth, signal: AbortSignal.timeout(300) }).catch(() => null);
+      return r?.status === 503 ? r : null;
+    }, { every: 100, timeout: wait + 5000 });
+    assert.ok(Date.now() - t0 >= wait - 300, `refused after ${Date.now() - t0} ms, the bound is ${wait} ms`);
+    assert.equal(refused.json.error.code, 'overloaded');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1, `Retry-After: ${refused.headers.get('retry-after')}`);
+
+    // by its wait, not its depth: a few commands against a bound of thousands
+    // (each nginx worker polls on its own: the one answering /metrics may
+    // be a poll behind the one that refused)
+    const gauge = (m, name) => Number(new RegExp(`^${name}\\{lane="read"\\} ([\\d.]+)$`, 'm').exec(m)?.[1]);
+    const m = await waitFor('/metrics to show the wait', async () => {
+      const text = await (await fetch(`${BASE}/metrics`)).text();
+      return gauge(text, 'chat_lane_waited_seconds') * 1000 >= wait ? text : null;
+    }, { every: 100, timeout: 3000 });
+    assert.ok(gauge(m, 'chat_lane_depth') < gauge(m, 'chat_lane_queue_limit'), m);
+    assert.equal(gauge(m, 'chat_lane_wait_limit_seconds') * 1000, wait);
+
+    // the other lanes answer normally
+    const sent = await api('POST', `/api/v1/conversations/${conv.json.conversation.id}/messages`,
+      { client_msg_id: `lanes-wait-${randomBytes(4).toString('hex')}`, text: 'still here' }, auth);
+    assert.equal(sent.status, 201, sent.text);
+  } finally {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
+
+  // what was queued is answered, not lost, and the lane takes reads again
+  assert.equal((await first).status, 200);
+  const ok = await waitFor('a read after the stall', async () => {
+    const r = await api('GET', '/api/v1/conversations', undefined, auth);
+    return r.status === 200 ? r : null;
+  }, { every: 200, timeout: 10000 });
+  assert.ok(ok.json.conversations.some((c) => c.id === conv.json.conversation.id));
+});
+
 test('each lane has its own streams, and its pool publishes its limits', async () => {
   const lanes = (await redis('HGETALL', 'chat:lanes')).split('\n').filter(Boolean);
   const limits = new Map();
   for (let i = 0; i + 1 < lanes.length; i += 2) limits.set(lanes[i], lanes[i + 1]);
   for (const lane of ['chat', 'read', 'auth', 'orders', 'admin']) {
-    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+ shards=\d+ keyid=[1-9]\d* presence_ttl=[1-9]\d*$/, `lane ${lane}`);
+    assert.match(limits.get(lane) ?? '', /^queue=\d+ timeout=\d+ retry=\d+ wait=[1-9]\d* shards=\d+ keyid=[1-9]\d* presence_ttl=[1-9]\d*$/, `lane ${lane}`);
     assert.equal(await redis('EXISTS', `chat:cmd:${lane}:{0}`), '1', `stream of lane ${lane}`);
   }
 

@@ -197,10 +197,16 @@ export async function workerPids() {
   }
 }
 
-// the live worker processes that read one lane's streams (its consumers)
+// the live worker processes that read one lane's streams: the streams'
+// consumers, and those the backend's log says started on the lane (a
+// worker becomes a consumer only once it has read something)
 export async function lanePids(lane) {
   const live = new Set(await workerPids());
   const pids = new Set();
+  let log = '';
+  try { log = readFileSync(`${RUN_DIR}/backend/backend.log`, 'utf8'); } catch { /* none yet */ }
+  const started = new RegExp(` (\\d+): started as consumer \\S+ on \\d+ shards of lane ${lane}$`, 'gm');
+  for (const m of log.matchAll(started)) pids.add(Number(m[1]));
   for (let s = 0; s < STREAM_SHARDS; s++) {
     const lines = (await redis('XINFO', 'CONSUMERS', `chat:cmd:${lane}:{${s}}`, 'workers'))
       .split('\n');

@@ -50,6 +50,15 @@ test_apply(void)
     CHECK(cfg.lanes[CHAT_LANE_ORDERS].concurrency == 64);
     CHECK(cfg.lanes[CHAT_LANE_READ].timeout_ms == 5000);
 
+    /* the wait bound: half the timeout unless set (0 sets it back) */
+    CHECK(cfg.lanes[CHAT_LANE_READ].wait_ms == 0);
+    CHECK(chat_lanes_wait_ms(&cfg.lanes[CHAT_LANE_READ]) == 2500);
+    CHECK(chat_lanes_apply(&cfg, "read:wait=1500") == NULL);
+    CHECK(chat_lanes_wait_ms(&cfg.lanes[CHAT_LANE_READ]) == 1500);
+    CHECK(chat_lanes_apply(&cfg, "read:wait=0") == NULL);
+    CHECK(chat_lanes_wait_ms(&cfg.lanes[CHAT_LANE_READ]) == 2500);
+    CHECK(chat_lanes_apply(&cfg, "read:wait=-1") != NULL);
+
     /* a lane may be switched off */
     CHECK(chat_lanes_apply(&cfg, "admin:procs=0") == NULL);
     CHECK(cfg.lanes[CHAT_LANE_ADMIN].procs == 0);

@@ -70,17 +70,23 @@ test_limits(void)
 {
     char                 buf[160];
     size_t               n;
-    chat_lane_limits_t   in = { 64, 30000, 2, 4, 281474976710655, 45000 };
+    chat_lane_limits_t   in = { 64, 30000, 2, 4, 281474976710655, 45000,
+                                15000 };
     chat_lane_limits_t   out;
 
     n = chat_lane_limits_format(buf, sizeof(buf), &in);
-    CHECK(n > 0 && strcmp(buf, "queue=64 timeout=30000 retry=2 shards=4 "
-                               "keyid=281474976710655 presence_ttl=45000")
-                   == 0);
+    CHECK(n > 0 && strcmp(buf, "queue=64 timeout=30000 retry=2 wait=15000 "
+                               "shards=4 keyid=281474976710655 "
+                               "presence_ttl=45000") == 0);
     CHECK(chat_lane_limits_parse(buf, n, &out) == 0);
     CHECK(out.queue == 64 && out.timeout_ms == 30000 && out.retry_s == 2);
     CHECK(out.shards == 4 && out.key_id == 281474976710655);
-    CHECK(out.presence_ttl_ms == 45000);
+    CHECK(out.presence_ttl_ms == 45000 && out.wait_ms == 15000);
+
+    /* an older pool publishes no wait: 0, no wait bound */
+    CHECK(chat_lane_limits_parse("queue=64 timeout=30000 retry=2", 30, &out)
+          == 0);
+    CHECK(out.queue == 64 && out.wait_ms == 0);
 
     /* any order, unknown fields skipped, missing ones 0 */
     CHECK(chat_lane_limits_parse("retry=5 future=1 queue=7", 24, &out) == 0);
@@ -105,8 +111,8 @@ static void
 test_agreement(void)
 {
     char                 why[256];
-    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345, 0 };
-    chat_lane_limits_t   old = { 64, 30000, 2, 0, 0, 0 };
+    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345, 0, 0 };
+    chat_lane_limits_t   old = { 64, 30000, 2, 0, 0, 0, 0 };
 
     CHECK(chat_lane_limits_agree(&pub, 4, 12345, why, sizeof(why)) == 1);
     CHECK(why[0] == '\0');
@@ -132,8 +138,8 @@ static void
 test_presence_ttl(void)
 {
     char                 why[256];
-    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345, 6000 };
-    chat_lane_limits_t   old = { 64, 30000, 2, 4, 12345, 0 };
+    chat_lane_limits_t   pub = { 64, 30000, 2, 4, 12345, 6000, 0 };
+    chat_lane_limits_t   old = { 64, 30000, 2, 4, 12345, 0, 0 };
 
     CHECK(chat_lane_presence_ttl_agree(&pub, 6000, why, sizeof(why)) == 1);
     CHECK(why[0] == '\0');

@@ -693,11 +693,13 @@ test_edge_scripts(void)
                                         "workers 0"));
     freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{0} * a 2"));
 
-    /* two unread: length 2, none pending, depth 2 (the lag) */
+    /* two unread: length 2, none pending, depth 2 (the lag); the first
+     * was added just now, so it has waited well under a minute */
     r = run_tagged("0", &chat_script_stream_depth, 3, depth);
-    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4
           && r->element[0]->integer == 2 && r->element[1]->integer == 0
-          && r->element[2]->integer == 2);
+          && r->element[2]->integer == 2 && r->element[3]->integer >= 0
+          && r->element[3]->integer < 60000);
     freeReplyObject(r);
 
     /* both read (pending now), with the group's read counter set wrong,
@@ -709,10 +711,25 @@ test_edge_scripts(void)
     freeReplyObject(redisCommand(redis, "XGROUP SETID chat:cmd:chat:{0} "
                                         "workers $ ENTRIESREAD 0"));
     r = run_tagged("0", &chat_script_stream_depth, 3, depth);
-    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4
           && r->element[0]->integer == 2 && r->element[1]->integer == 2
-          && r->element[2]->integer == 2);
+          && r->element[2]->integer == 2 && r->element[3]->integer == 0);
     freeReplyObject(r);
+
+    /* nothing unread has waited 0; an entry added at 1 ms past the epoch
+     * (an id given by hand) has waited since then, read or not by the
+     * time the group gets to it */
+    freeReplyObject(redisCommand(redis, "DEL chat:cmd:chat:{1}"));
+    freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{1} 1-1 a 1"));
+    freeReplyObject(redisCommand(redis, "XGROUP CREATE chat:cmd:chat:{1} "
+                                        "workers 0"));
+    depth[1] = "chat:cmd:chat:{1}";
+    r = run_tagged("1", &chat_script_stream_depth, 3, depth);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4
+          && r->element[2]->integer == 1
+          && r->element[3]->integer > 1700000000000LL);
+    freeReplyObject(r);
+    depth[1] = "chat:cmd:chat:{0}";
 
     /* no dead letters yet: {0, 0}, and the one tag-less key alone */
     freeReplyObject(redisCommand(redis, "ACL SETUSER tagged resetkeys "
