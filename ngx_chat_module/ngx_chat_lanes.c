@@ -59,6 +59,7 @@
 
 #define NGX_CHAT_LANES_POLL_MS      200
 #define NGX_CHAT_LANES_STREAM_LEN   64
+#define NGX_CHAT_LANES_COUNTED      "100"   /* unread entries counted */
 
 typedef struct {
     chat_lane_limits_t  limits;
@@ -257,8 +258,6 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     size_t              argvlen[4];
     ngx_uint_t          i, lane;
     const char         *argv[4];
-    u_char              cap[NGX_INT64_LEN + 1];
-    int64_t             queue;
     ngx_chat_lanes_t   *l = ev->data;
     ngx_chat_redis_t   *rc;
 
@@ -286,14 +285,14 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     argv[2] = CHAT_CMD_GROUP;
     argvlen[2] = sizeof(CHAT_CMD_GROUP) - 1;
 
-    /* the runner copies the arguments; a shard's unread entries are
-     * counted up to the lane's bound, which is all the shedding needs */
+    /* the runner copies the arguments; past a few unread entries a
+     * shard's are Redis's lag (chat_scripts.c says why) */
+    argv[3] = NGX_CHAT_LANES_COUNTED;
+    argvlen[3] = sizeof(NGX_CHAT_LANES_COUNTED) - 1;
+
     for (i = 0; i < CHAT_LANE_COUNT * l->shards; i++) {
         argv[1] = l->streams[i];
         argvlen[1] = ngx_strlen(l->streams[i]);
-        queue = l->lanes[i / l->shards].limits.queue;
-        argv[3] = (const char *) cap;
-        argvlen[3] = ngx_sprintf(cap, "%L", queue > 0 ? queue : 10000) - cap;
 
         if (ngx_chat_redis_script(rc, &chat_script_stream_depth,
                                   ngx_chat_lanes_depth,

@@ -716,6 +716,40 @@ test_edge_scripts(void)
           && r->element[2]->integer == 2 && r->element[3]->integer == 0);
     freeReplyObject(r);
 
+    /* past the entries counted one by one (ARGV[2]), Redis's lag: three
+     * unread, two counted, the lag's 3 taken.  A lag set wrong by hand
+     * is never taken for more than the stream holds beyond the pending
+     * ones, and never when fewer than ARGV[2] are unread. */
+    {
+        const char  *few[4] = { "1", "chat:cmd:chat:{2}", "workers", "2" };
+
+        freeReplyObject(redisCommand(redis, "XGROUP CREATE chat:cmd:chat:{2}"
+                                            " workers 0 MKSTREAM"));
+        freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{2} 5-1 a 1"));
+        freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{2} 5-2 a 2"));
+        freeReplyObject(redisCommand(redis, "XADD chat:cmd:chat:{2} 5-3 a 3"));
+        r = run_tagged("2", &chat_script_stream_depth, 4, few);
+        CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4
+              && r->element[0]->integer == 3 && r->element[2]->integer == 3);
+        freeReplyObject(r);
+
+        /* two unread, the lag says 3 (nothing read): at most the 3 held */
+        freeReplyObject(redisCommand(redis, "XGROUP SETID chat:cmd:chat:{2} "
+                                            "workers 5-1 ENTRIESREAD 0"));
+        r = run_tagged("2", &chat_script_stream_depth, 4, few);
+        CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4
+              && r->element[2]->integer >= 2 && r->element[2]->integer <= 3);
+        freeReplyObject(r);
+
+        /* none unread, the lag says 3: counted, 0 */
+        freeReplyObject(redisCommand(redis, "XGROUP SETID chat:cmd:chat:{2} "
+                                            "workers $ ENTRIESREAD 0"));
+        r = run_tagged("2", &chat_script_stream_depth, 4, few);
+        CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4
+              && r->element[2]->integer == 0);
+        freeReplyObject(r);
+    }
+
     /* nothing unread has waited 0; an entry added at 1 ms past the epoch
      * (an id given by hand) has waited since then, read or not by the
      * time the group gets to it */
