@@ -59,7 +59,6 @@
 
 #define NGX_CHAT_LANES_POLL_MS      200
 #define NGX_CHAT_LANES_STREAM_LEN   64
-#define NGX_CHAT_LANES_COUNTED      "100"   /* unread entries counted */
 
 typedef struct {
     chat_lane_limits_t  limits;
@@ -255,9 +254,9 @@ ngx_chat_lanes_view(ngx_chat_lanes_t *l, chat_lane_t lane, int64_t *depth,
 static void
 ngx_chat_lanes_ask(ngx_event_t *ev)
 {
-    size_t              argvlen[4];
+    size_t              argvlen[3];
     ngx_uint_t          i, lane;
-    const char         *argv[4];
+    const char         *argv[3];
     ngx_chat_lanes_t   *l = ev->data;
     ngx_chat_redis_t   *rc;
 
@@ -285,18 +284,16 @@ ngx_chat_lanes_ask(ngx_event_t *ev)
     argv[2] = CHAT_CMD_GROUP;
     argvlen[2] = sizeof(CHAT_CMD_GROUP) - 1;
 
-    /* the runner copies the arguments; past a few unread entries a
-     * shard's are Redis's lag (chat_scripts.c says why) */
-    argv[3] = NGX_CHAT_LANES_COUNTED;
-    argvlen[3] = sizeof(NGX_CHAT_LANES_COUNTED) - 1;
-
+    /* the runner copies the arguments; past the few unread entries the
+     * script counts (its default), a shard's are Redis's lag
+     * (chat_scripts.c says why) */
     for (i = 0; i < CHAT_LANE_COUNT * l->shards; i++) {
         argv[1] = l->streams[i];
         argvlen[1] = ngx_strlen(l->streams[i]);
 
         if (ngx_chat_redis_script(rc, &chat_script_stream_depth,
                                   ngx_chat_lanes_depth,
-                                  &l->who[i / l->shards], 4, argv, argvlen)
+                                  &l->who[i / l->shards], 3, argv, argvlen)
             != NGX_OK)
         {
             /* a round with a stream missing would under-count */

@@ -571,67 +571,62 @@ ngx_chat_metrics_copy(const redisReply *r)
                        ngx_chat_metrics ? ngx_chat_metrics->f : 0);
 
 
+/* One gauge family of the lanes' views: column col of each known lane's
+ * view, as is, or as seconds when it holds milliseconds. */
+static u_char *
+ngx_chat_metrics_lane_gauge(u_char *last, const char *name, const char *help,
+    int64_t (*view)[4], const ngx_uint_t *known, ngx_uint_t col,
+    ngx_uint_t ms)
+{
+    int64_t     v;
+    ngx_uint_t  lane;
+
+    last = ngx_chat_metrics_family(last, name, "gauge", help);
+
+    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+        if (!known[lane]) {
+            continue;
+        }
+
+        v = view[lane][col];
+        last = ms ? ngx_sprintf(last, "%s{lane=\"%s\"} %L.%03L\n", name,
+                                chat_lane_name(lane), v / 1000, v % 1000)
+                  : ngx_sprintf(last, "%s{lane=\"%s\"} %L\n", name,
+                                chat_lane_name(lane), v);
+    }
+
+    return last;
+}
+
+
 /* Each lane's depth and wait, and their bounds, as the answering worker
  * last saw them (ngx_chat_lanes.c): what the edge's admission decides
  * on. */
 static u_char *
 ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
 {
-    int64_t     depth, queue, waited, wait;
-    ngx_uint_t  lane;
+    int64_t     view[CHAT_LANE_COUNT][4];  /* depth, queue, waited, wait */
+    ngx_uint_t  lane, known[CHAT_LANE_COUNT];
 
-    last = ngx_chat_metrics_family(last, "chat_lane_depth", "gauge",
-                                   "commands waiting or running per lane, "
-                                   "as this edge's admission sees them");
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
-                                &wait) == NGX_OK) {
-            last = ngx_sprintf(last, "chat_lane_depth{lane=\"%s\"} %L\n",
-                               chat_lane_name(lane), depth);
-        }
+        known[lane] = ngx_chat_lanes_view(lanes, lane, &view[lane][0],
+                                          &view[lane][1], &view[lane][2],
+                                          &view[lane][3])
+                      == NGX_OK;
     }
 
-    last = ngx_chat_metrics_family(last, "chat_lane_queue_limit", "gauge",
-                                   "the depth at which a lane's commands "
-                                   "are refused 503 overloaded (0: none)");
-    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
-                                &wait) == NGX_OK) {
-            last = ngx_sprintf(last, "chat_lane_queue_limit{lane=\"%s\"} "
-                               "%L\n", chat_lane_name(lane), queue);
-        }
-    }
-
-    last = ngx_chat_metrics_family(last, "chat_lane_waited_seconds",
-                                   "gauge", "how long the lane's oldest "
-                                   "unread command had waited, as this "
-                                   "edge's admission sees it");
-    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
-                                &wait)
-            == NGX_OK)
-        {
-            last = ngx_sprintf(last, "chat_lane_waited_seconds{lane=\"%s\"} "
-                               "%L.%03L\n", chat_lane_name(lane),
-                               waited / 1000, waited % 1000);
-        }
-    }
-
-    last = ngx_chat_metrics_family(last, "chat_lane_wait_limit_seconds",
-                                   "gauge", "the wait at which a lane's "
-                                   "commands are refused 503 overloaded "
-                                   "(0: none)");
-    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (ngx_chat_lanes_view(lanes, lane, &depth, &queue, &waited,
-                                &wait)
-            == NGX_OK)
-        {
-            last = ngx_sprintf(last, "chat_lane_wait_limit_seconds"
-                               "{lane=\"%s\"} %L.%03L\n",
-                               chat_lane_name(lane), wait / 1000,
-                               wait % 1000);
-        }
-    }
+    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_depth",
+               "commands waiting or running per lane, as this edge's "
+               "admission sees them", view, known, 0, 0);
+    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_queue_limit",
+               "the depth at which a lane's commands are refused 503 "
+               "overloaded (0: none)", view, known, 1, 0);
+    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_waited_seconds",
+               "how long the lane's oldest unread command had waited, as "
+               "this edge's admission sees it", view, known, 2, 1);
+    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_wait_limit_seconds",
+               "the wait at which a lane's commands are refused 503 "
+               "overloaded (0: none)", view, known, 3, 1);
 
     last = ngx_chat_metrics_family(last, "chat_lane_misconfigured", "gauge",
                                    "1 while the lane's pool disagrees with "
