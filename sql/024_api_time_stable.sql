@@ -6,8 +6,8 @@
 -- never inlines an IMMUTABLE SQL function whose body holds something less
 -- than immutable, so every call went through the SQL-function executor:
 -- an executor started and ended per call.  order_json() makes eight
--- (seven of the order's times and one per refund), so a checkout's paid
--- statement ran eight of them, and an order list eight per order.
+-- (the order's eight times) and one more per refund, so a checkout's
+-- paid statement ran eight of them, and an order list eight per order.
 -- pg_stat_statements on the checkout benchmark counted 177,880 runs of
 -- api_time's body for 22,235 checkouts.
 --
