@@ -571,32 +571,23 @@ ngx_chat_metrics_copy(const redisReply *r)
                        ngx_chat_metrics ? ngx_chat_metrics->f : 0);
 
 
-/* One gauge family of the lanes' views: column col of each known lane's
- * view, as is, or as seconds when it holds milliseconds. */
-static u_char *
-ngx_chat_metrics_lane_gauge(u_char *last, const char *name, const char *help,
-    int64_t (*view)[4], const ngx_uint_t *known, ngx_uint_t col,
-    ngx_uint_t ms)
-{
-    int64_t     v;
-    ngx_uint_t  lane;
-
-    last = ngx_chat_metrics_family(last, name, "gauge", help);
-
-    for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
-        if (!known[lane]) {
-            continue;
-        }
-
-        v = view[lane][col];
-        last = ms ? ngx_sprintf(last, "%s{lane=\"%s\"} %L.%03L\n", name,
-                                chat_lane_name(lane), v / 1000, v % 1000)
-                  : ngx_sprintf(last, "%s{lane=\"%s\"} %L\n", name,
-                                chat_lane_name(lane), v);
-    }
-
-    return last;
-}
+/* The gauge families of the lanes' views, one per column of a lane's
+ * view and in its order (ngx_chat_lanes_view: depth, queue, waited,
+ * wait), and whether the column holds milliseconds (printed as seconds). */
+static const struct {
+    const char  *name;
+    const char  *help;
+    ngx_uint_t   ms;
+} ngx_chat_metrics_lane_gauges[4] = {
+    { "chat_lane_depth", "commands waiting or running per lane, as this "
+      "edge's admission sees them", 0 },
+    { "chat_lane_queue_limit", "the depth at which a lane's commands are "
+      "refused 503 overloaded (0: none)", 0 },
+    { "chat_lane_waited_seconds", "how long the lane's oldest unread "
+      "command had waited, as this edge's admission sees it", 1 },
+    { "chat_lane_wait_limit_seconds", "the wait at which a lane's commands "
+      "are refused 503 overloaded (0: none)", 1 },
+};
 
 
 /* Each lane's depth and wait, and their bounds, as the answering worker
@@ -605,8 +596,9 @@ ngx_chat_metrics_lane_gauge(u_char *last, const char *name, const char *help,
 static u_char *
 ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
 {
-    int64_t     view[CHAT_LANE_COUNT][4];  /* depth, queue, waited, wait */
-    ngx_uint_t  lane, known[CHAT_LANE_COUNT];
+    int64_t      v, view[CHAT_LANE_COUNT][4];
+    ngx_uint_t   g, lane, known[CHAT_LANE_COUNT];
+    const char  *name;
 
     for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
         known[lane] = ngx_chat_lanes_view(lanes, lane, &view[lane][0],
@@ -615,18 +607,24 @@ ngx_chat_metrics_lanes(u_char *last, ngx_chat_lanes_t *lanes)
                       == NGX_OK;
     }
 
-    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_depth",
-               "commands waiting or running per lane, as this edge's "
-               "admission sees them", view, known, 0, 0);
-    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_queue_limit",
-               "the depth at which a lane's commands are refused 503 "
-               "overloaded (0: none)", view, known, 1, 0);
-    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_waited_seconds",
-               "how long the lane's oldest unread command had waited, as "
-               "this edge's admission sees it", view, known, 2, 1);
-    last = ngx_chat_metrics_lane_gauge(last, "chat_lane_wait_limit_seconds",
-               "the wait at which a lane's commands are refused 503 "
-               "overloaded (0: none)", view, known, 3, 1);
+    for (g = 0; g < 4; g++) {
+        name = ngx_chat_metrics_lane_gauges[g].name;
+        last = ngx_chat_metrics_family(last, name, "gauge",
+                                       ngx_chat_metrics_lane_gauges[g].help);
+
+        for (lane = 0; lane < CHAT_LANE_COUNT; lane++) {
+            if (!known[lane]) {
+                continue;
+            }
+
+            v = view[lane][g];
+            last = ngx_chat_metrics_lane_gauges[g].ms
+                   ? ngx_sprintf(last, "%s{lane=\"%s\"} %L.%03L\n", name,
+                                 chat_lane_name(lane), v / 1000, v % 1000)
+                   : ngx_sprintf(last, "%s{lane=\"%s\"} %L\n", name,
+                                 chat_lane_name(lane), v);
+        }
+    }
 
     last = ngx_chat_metrics_family(last, "chat_lane_misconfigured", "gauge",
                                    "1 while the lane's pool disagrees with "
