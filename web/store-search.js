@@ -60,7 +60,8 @@ function facetPanel(panel, params, facets) {
   if (cat && !(facets.categories ?? []).some((c) => String(c.id) === cat)) {
     cats.append(choice('Any category', null, searchHash(params, { category: null }), false, approx));
   }
-  groups.push(el('section', {}, el('h3', {}, 'Category'), cats));
+  // a group with nothing to choose (matches in no category) is left out
+  if (cats.children.length) groups.push(el('section', {}, el('h3', {}, 'Category'), cats));
 
   const bands = el('ul', { id: 'facet-prices' });
   for (const b of facets.price_bands ?? []) {
@@ -70,7 +71,7 @@ function facetPanel(panel, params, facets) {
       searchHash(params, on ? { min_price: null, max_price: null }
         : { min_price: b.min || null, max_price: b.max == null ? null : b.max - 1 }), on, approx));
   }
-  groups.push(el('section', {}, el('h3', {}, 'Price'), bands));
+  if (bands.children.length) groups.push(el('section', {}, el('h3', {}, 'Price'), bands));
 
   const box = el('input', { type: 'checkbox', id: 'facet-in-stock', checked: stock });
   box.addEventListener('change', () => { location.hash = searchHash(params, { in_stock: box.checked ? 'true' : null }); });
