@@ -561,7 +561,14 @@ add_demo_users() {
         --name "Bob" <<<bob-demo-pass >/dev/null
 }
 
-# the catalog (issue 4): demo books for make run, CATALOG_BOOKS of them
+# the demo's conversations, made through the API like anyone's
+# (conf/demo-chat.mjs; a re-run adds nothing)
+add_demo_chat() {
+    node "$ROOT/conf/demo-chat.mjs" "http://127.0.0.1:$PORT" | sed "s/^/stack[$STACK]: /" \
+        || log "the demo conversations could not be made (see above); the stack runs without them"
+}
+
+# the catalog: demo books for make run, CATALOG_BOOKS of them
 # (default 2000); a re-run adds nothing (tests/bench/catalog_gen.sh); the
 # hand-picked words only, so the titles read as titles (GEN_WORDS=0)
 add_demo_catalog() {
@@ -598,6 +605,7 @@ cmd_start() {
     start_nginx
     wait_for 30 "the health check" healthy
     [ "$STACK" = dev ] && add_demo_users
+    [ "$STACK" = dev ] && add_demo_chat
     [ "$STACK" = dev ] && add_demo_catalog
     log "up: http://127.0.0.1:$PORT"
 }
