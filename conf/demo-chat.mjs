@@ -15,13 +15,21 @@ if (!base) {
   process.exit(2);
 }
 
+// one API call; a 429 (the sign-in rate limit) or 503 overloaded is
+// tried again after its Retry-After, as any client would
 async function call(method, path, body, token) {
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(base + path, { method, headers, body: body && JSON.stringify(body) });
-  const json = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error?.message ?? ''}`);
-  return json;
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(base + path, { method, headers, body: body && JSON.stringify(body) });
+    const json = await res.json().catch(() => ({}));
+    if ((res.status === 429 || res.status === 503) && attempt < 10) {
+      await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+      continue;
+    }
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error?.message ?? ''}`);
+    return json;
+  }
 }
 
 const signIn = (email, password) => call('POST', '/api/v1/auth/login', { email, password });
