@@ -5,6 +5,7 @@
 // out of the page: the CSP allows no inline scripts.
 
 import { ApiError, api, keepFresh, token } from './api.js';
+import { el } from './dom.js';
 import { header } from './nav.js';
 
 const $ = (id) => document.getElementById(id);
@@ -55,16 +56,14 @@ function explain(err, form) {
   msg.append(text.endsWith('.') ? text : `${text}.`);
   if (err.code === 'email_taken') {
     const email = new FormData(form).get('email');
-    const go = document.createElement('button');
-    go.type = 'button';
-    go.className = 'link';
-    go.textContent = 'Sign in instead';
-    go.addEventListener('click', () => {
-      selectTab('login');
-      $('login').elements.email.value = email;
-      $('login').elements.password.focus();
-    });
-    msg.append(' ', go);
+    msg.append(' ', el('button.link', {
+      type: 'button',
+      onclick: () => {
+        selectTab('login');
+        $('login').elements.email.value = email;
+        $('login').elements.password.focus();
+      },
+    }, 'Sign in instead'));
   }
 }
 
