@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { BASE, PG, api } from './lib.mjs';
+import { BASE, PG, api, signIn } from './lib.mjs';
 
 const DEMO = [
   ['admin@example.com', 'Demo Admin', 'admin-demo-pass', ['--admin']],
@@ -17,18 +17,6 @@ const DEMO = [
 ];
 
 const demoChat = () => spawnSync('node', ['conf/demo-chat.mjs', BASE], { encoding: 'utf8', timeout: 60000 });
-// signs in, waiting out the sign-in rate limit the tests before may have used up
-const signIn = async (email, password) => {
-  for (let attempt = 1; ; attempt++) {
-    const r = await api('POST', '/api/v1/auth/login', { email, password });
-    if (r.status === 429 && attempt < 10) {
-      await new Promise((done) => setTimeout(done, 1000 * Number(r.headers.get('retry-after') ?? 1)));
-      continue;
-    }
-    assert.equal(r.status, 200, `${email}: ${r.text}`);
-    return r.json;
-  }
-};
 const conversationsOf = async (who) => (await api('GET', '/api/v1/conversations', undefined, { token: who.token })).json.conversations;
 
 test('make run demo conversations: made through the API once, a re-run adds nothing', async () => {

@@ -164,23 +164,35 @@ export function uniqueEmail(tag = 'user') {
   return `${tag}-${Date.now()}-${randomBytes(4).toString('hex')}@example.com`;
 }
 
-// Registers a user; like any well-behaved client it waits out a sign-up
-// rate limit (429) or a full auth lane (503 overloaded) as Retry-After says.
+// An auth call as a well-behaved client makes it: a rate limit (429) or a
+// full auth lane (503 overloaded) is waited out as Retry-After says (with
+// jitter), up to 20 times; the last answer is returned.
+async function authCall(path, body, opts = {}) {
+  for (let attempt = 0; ; attempt++) {
+    const r = await api('POST', path, body, opts);
+    const busy = r.status === 429 || (r.status === 503 && r.json?.error?.code === 'overloaded');
+    if (!busy || attempt >= 20) return r;
+    await sleep(1000 * Number(r.headers.get('retry-after') ?? 1) * (0.5 + Math.random()));
+  }
+}
+
+// Registers a user (authCall: a busy answer is waited out).
 // app: another application of the stack's nginx ({base, prefix}).
 export async function registerUser(tag, app = {}) {
   const email = uniqueEmail(tag);
   const password = 'correct horse battery';
-  for (let attempt = 0; ; attempt++) {
-    const r = await api('POST', `${app.prefix ?? '/api/v1'}/auth/register`, { email, password, display_name: tag },
-      { base: app.base });
-    const busy = r.status === 429 || (r.status === 503 && r.json?.error?.code === 'overloaded');
-    if (busy && attempt < 20) {
-      await sleep(1000 * Number(r.headers.get('retry-after') ?? 1) * (0.5 + Math.random()));
-      continue;
-    }
-    if (r.status !== 201) throw new Error(`register ${email}: ${r.status} ${r.text}`);
-    return { email, password, ...r.json };
-  }
+  const r = await authCall(`${app.prefix ?? '/api/v1'}/auth/register`, { email, password, display_name: tag },
+    { base: app.base });
+  if (r.status !== 201) throw new Error(`register ${email}: ${r.status} ${r.text}`);
+  return { email, password, ...r.json };
+}
+
+// Signs an existing user in ({user, token}; authCall: a busy answer is
+// waited out).
+export async function signIn(email, password) {
+  const r = await authCall('/api/v1/auth/login', { email, password });
+  if (r.status !== 200) throw new Error(`login ${email}: ${r.status} ${r.text}`);
+  return r.json;
 }
 
 export function pidOf(file) {
